@@ -1,0 +1,91 @@
+/**
+ * What a Hand is, as seen from inside its worker. Kept free of runtime imports so the
+ * kernel, the SDK and third-party Hands can all share it.
+ */
+
+/** What a Hand may do. Topic filters are relative to `talon/<deviceId>/` unless they start with `/`. */
+export interface Capabilities {
+  bus: { publish: string[]; subscribe: string[] };
+  /** sensor ids or globs (`cpu.*`) */
+  sensors: string[];
+  /** BCM pin numbers */
+  gpio: number[];
+  llm: { tokensPerHour: number } | null;
+  /** host names (or `host:port`) the Hand may reach through the kernel */
+  network: string[];
+  /** extra filesystem paths the worker may read / write (Node permission model) */
+  fs: { read: string[]; write: string[] };
+  /** commands the kernel may run on the Hand's behalf */
+  shell: string[];
+}
+
+export interface Quotas {
+  /** V8 old-generation heap cap for the worker, MB */
+  heapMb: number;
+  /** share of one core the Hand may use, 0..1 (reported; sustained overuse is flagged) */
+  cpuShare: number;
+  /** bus publishes per second; excess is dropped and counted */
+  messagesPerSec: number;
+  /** LLM tokens per hour */
+  llmTokensPerHour: number;
+}
+
+export interface HandManifest {
+  id: string;
+  version: string;
+  description: string;
+  capabilities: Partial<Capabilities>;
+  quotas: Partial<Quotas>;
+  /** optional cron-like schedule or interval in ms for periodic work */
+  schedule?: string | number;
+  /** JSON Schema for the Hand's settings */
+  settingsSchema?: Record<string, unknown>;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface BusMessageIn {
+  /** topic relative to the device root, or absolute with a leading `/` when outside it */
+  topic: string;
+  payload: Buffer;
+  /** payload as UTF-8 text (only delivered when the payload is valid UTF-8) */
+  text: string;
+  /** payload parsed as JSON when it is JSON, else undefined */
+  json: unknown;
+  retain: boolean;
+}
+
+export interface HandStore {
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  put(key: string, value: unknown): Promise<void>;
+  del(key: string): Promise<void>;
+  /** keys and values in key order, optionally under a prefix */
+  list<T = unknown>(opts?: { prefix?: string; limit?: number }): Promise<Array<[string, T]>>;
+}
+
+export interface HandContext {
+  readonly name: string;
+  readonly deviceId: string;
+  readonly settings: Readonly<Record<string, unknown>>;
+  /** aborted when the kernel asks the Hand to stop */
+  readonly signal: AbortSignal;
+  log(level: LogLevel, msg: string, data?: Record<string, unknown>): void;
+  bus: {
+    /** QoS 0 publishes are fire-and-forget; throws CAPABILITY_DENIED at once when outside the grant */
+    publish(topic: string, payload: unknown, opts?: { qos?: 0 | 1 | 2; retain?: boolean }): void;
+    subscribe(filter: string, handler: (msg: BusMessageIn) => void | Promise<void>): Promise<() => Promise<void>>;
+  };
+  store: HandStore;
+  timers: {
+    every(ms: number, fn: () => void | Promise<void>): () => void;
+    after(ms: number, fn: () => void | Promise<void>): () => void;
+  };
+  /** call a kernel service by name (sensors.read, llm.chat, ...); checked against the grants */
+  call<T = unknown>(method: string, ...args: unknown[]): Promise<T>;
+}
+
+export interface HandDefinition {
+  manifest: HandManifest;
+  start(ctx: HandContext): void | Promise<void>;
+  stop?(): void | Promise<void>;
+}

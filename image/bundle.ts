@@ -1,0 +1,60 @@
+/**
+ * Bundles the whole program with esbuild into CommonJS files that run on plain Node and,
+ * later, inside a Node single executable (SEA runs one CommonJS script):
+ *   dist/talon.cjs        the daemon and CLI
+ *   dist/hand-worker.cjs  what runs inside every Hand's worker_thread
+ *   dist/hands/<id>.cjs   each built-in Hand, loaded by the worker by path
+ * ESM-only dependencies (aedes) are converted to CJS by esbuild; none may use top-level
+ * await. node-llama-cpp (ESM with native addons) stays external and is loaded with a
+ * dynamic import() from a companion folder (see README: "Bundle plan").
+ */
+import { build, type BuildOptions } from 'esbuild';
+import { readdirSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const out = join(root, 'dist');
+
+export const common: BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: false,
+  minifySyntax: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  banner: { js: 'const __import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+  define: {
+    'import.meta.url': '__import_meta_url',
+    'import.meta.dirname': '__dirname',
+    'import.meta.filename': '__filename',
+    __TALON_BUNDLE__: 'true',
+  },
+  external: ['node-llama-cpp'],
+};
+
+export function builtinHands(): string[] {
+  const dir = join(root, 'hands');
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && d.name !== 'sdk' && existsSync(join(dir, d.name, 'index.ts')))
+    .map((d) => d.name);
+}
+
+export async function bundle(): Promise<void> {
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(join(out, 'hands'), { recursive: true });
+  await Promise.all([
+    build({ ...common, entryPoints: [join(root, 'runtime/cli/main.ts')], outfile: join(out, 'talon.cjs') }),
+    build({ ...common, entryPoints: [join(root, 'hands/sdk/worker.ts')], outfile: join(out, 'hand-worker.cjs') }),
+    ...builtinHands().map((id) =>
+      build({ ...common, entryPoints: [join(root, 'hands', id, 'index.ts')], outfile: join(out, 'hands', `${id}.cjs`) })),
+  ]);
+}
+
+if (process.argv[1] && import.meta.filename === process.argv[1]) {
+  bundle().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

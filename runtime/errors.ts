@@ -1,0 +1,108 @@
+/**
+ * Every error Talon raises on purpose is a TalonError: a stable `code` that callers and
+ * tests match on, a message a person can act on, an HTTP status for the REST layer and an
+ * exit code for the CLI (2 = the operator's input was wrong, 1 = runtime failure).
+ */
+export type ErrorCode =
+  | 'USAGE'
+  | 'CONFIG_INVALID'
+  | 'CONFIG_NOT_FOUND'
+  | 'CONFIG_PARSE'
+  | 'MANIFEST_INVALID'
+  | 'STORE_LOCKED'
+  | 'STORE_READONLY'
+  | 'STORE_FULL'
+  | 'STORE_OPEN_FAILED'
+  | 'PORT_IN_USE'
+  | 'LISTEN_FAILED'
+  | 'BUS_DOWN'
+  | 'BUS_PAYLOAD_TOO_LARGE'
+  | 'BUS_PAYLOAD_INVALID'
+  | 'BUS_TOPIC_INVALID'
+  | 'CAPABILITY_DENIED'
+  | 'QUOTA_EXCEEDED'
+  | 'HAND_NOT_FOUND'
+  | 'HAND_STATE'
+  | 'HAND_START_FAILED'
+  | 'HAND_CRASHED'
+  | 'HAND_TIMEOUT'
+  | 'HAND_STOPPED'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'BAD_REQUEST'
+  | 'NOT_RUNNING'
+  | 'INTERNAL';
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  USAGE: 400,
+  CONFIG_INVALID: 400,
+  CONFIG_PARSE: 400,
+  CONFIG_NOT_FOUND: 404,
+  MANIFEST_INVALID: 400,
+  BUS_PAYLOAD_TOO_LARGE: 413,
+  BUS_PAYLOAD_INVALID: 400,
+  BUS_TOPIC_INVALID: 400,
+  CAPABILITY_DENIED: 403,
+  QUOTA_EXCEEDED: 429,
+  HAND_NOT_FOUND: 404,
+  HAND_STATE: 409,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  BAD_REQUEST: 400,
+  NOT_RUNNING: 503,
+  BUS_DOWN: 503,
+};
+
+/** Codes that mean "the operator's input was wrong": the CLI exits 2 for these. */
+const OPERATOR_CODES = new Set<ErrorCode>([
+  'USAGE', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'CONFIG_PARSE', 'MANIFEST_INVALID',
+  'STORE_LOCKED', 'STORE_READONLY', 'PORT_IN_USE', 'HAND_NOT_FOUND', 'BAD_REQUEST',
+]);
+
+export interface ErrorJSON {
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+export class TalonError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+  override readonly cause: unknown;
+
+  constructor(code: ErrorCode, message: string, opts: { details?: unknown; cause?: unknown } = {}) {
+    super(message);
+    this.name = 'TalonError';
+    this.code = code;
+    this.details = opts.details;
+    this.cause = opts.cause;
+  }
+
+  get status(): number {
+    return STATUS[this.code] ?? 500;
+  }
+
+  get exitCode(): 1 | 2 {
+    return OPERATOR_CODES.has(this.code) ? 2 : 1;
+  }
+
+  toJSON(): ErrorJSON {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+
+  static from(err: unknown): TalonError {
+    if (err instanceof TalonError) return err;
+    if (isErrorJSON(err)) return new TalonError(err.code, err.message, { details: err.details });
+    const message = err instanceof Error ? err.message : String(err);
+    return new TalonError('INTERNAL', message, { cause: err });
+  }
+}
+
+export function isErrorJSON(v: unknown): v is ErrorJSON {
+  return typeof v === 'object' && v !== null && typeof (v as ErrorJSON).code === 'string'
+    && typeof (v as ErrorJSON).message === 'string';
+}
