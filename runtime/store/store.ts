@@ -5,13 +5,12 @@
  * into one a person can act on, naming the process that holds it when we know it.
  */
 import { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
 import { mkdirSync, readFileSync, writeFileSync, accessSync, constants, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TalonError } from '../errors.ts';
 
-export type Sublevel<V = unknown> = ReturnType<Level<string, unknown>['sublevel']> & {
-  get(key: string): Promise<V | undefined>;
-};
+export type Sublevel<V = unknown> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
 /** Subsystems that own a sublevel. A new subsystem adds its name here. */
 export const SUBLEVELS = ['meta', 'config', 'audit', 'hands', 'logs', 'alerts', 'readings', 'auth', 'provision', 'llm'] as const;
@@ -78,7 +77,7 @@ export class Store {
   }
 
   sublevel<V = unknown>(name: SublevelName): Sublevel<V> {
-    return this.db.sublevel<string, V>(name, { valueEncoding: 'json' }) as unknown as Sublevel<V>;
+    return this.db.sublevel<string, V>(name, { valueEncoding: 'json' });
   }
 
   async schemaVersion(): Promise<number> {

@@ -1,0 +1,54 @@
+/** What the supervisor tells the rest of the kernel (runtime API, HTTP, MQTT, CLI) about Hands. */
+import type { ErrorJSON } from '../errors.ts';
+import type { LogLevel } from '../../hands/sdk/types.ts';
+
+export type HandState = 'stopped' | 'starting' | 'running' | 'backoff' | 'failed' | 'stopping';
+
+export interface HandStatus {
+  name: string;
+  /** the configured module (built-in id or path) */
+  module: string;
+  /** from the manifest, once loaded */
+  id?: string;
+  version?: string;
+  description?: string;
+  state: HandState;
+  /** ms epoch of the last state change */
+  since: number;
+  /** ms the current worker has been running, 0 when not running */
+  uptimeMs: number;
+  restarts: number;
+  lastError?: ErrorJSON;
+  /** when in backoff: ms epoch of the next start */
+  nextStartAt?: number;
+  /** event-loop utilisation of the worker over the last heartbeat window, 0..1 of one core */
+  cpu: number;
+  heapUsedMb: number;
+  heapLimitMb: number;
+  messages: { published: number; received: number; dropped: number; denied: number };
+}
+
+export interface LogLine {
+  ts: number;
+  hand: string;
+  level: LogLevel;
+  msg: string;
+  data?: Record<string, unknown>;
+}
+
+/** Who asked: written into every audit entry a state change makes. */
+export interface Caller {
+  /** `cli`, `http:<user>`, `mqtt:<clientId>`, `kernel` */
+  actor: string;
+}
+
+/**
+ * A kernel service a Hand reaches with `ctx.call(method, ...args)`. The supervisor checks
+ * the Hand exists and is running; the service checks the Hand's grants (it receives them)
+ * and throws TalonError('CAPABILITY_DENIED') to refuse.
+ */
+export interface HandCaller {
+  name: string;
+  grants: import('../../hands/sdk/types.ts').Capabilities;
+}
+export type KernelService = (hand: HandCaller, args: unknown[]) => Promise<unknown>;
