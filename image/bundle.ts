@@ -9,11 +9,22 @@
  * dynamic import() from a companion folder (see README: "Bundle plan").
  */
 import { build, type BuildOptions } from 'esbuild';
-import { readdirSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { readdirSync, existsSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
 const out = join(root, 'dist');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+
+function commit(): string {
+  if (process.env.TALON_COMMIT) return process.env.TALON_COMMIT;
+  try {
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
 
 export const common: BuildOptions = {
   bundle: true,
@@ -30,6 +41,8 @@ export const common: BuildOptions = {
     'import.meta.dirname': '__dirname',
     'import.meta.filename': '__filename',
     __TALON_BUNDLE__: 'true',
+    __TALON_VERSION__: JSON.stringify(pkg.version),
+    __TALON_COMMIT__: JSON.stringify(commit()),
   },
   external: ['node-llama-cpp'],
 };

@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
   | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
   | 'BAD_REQUEST'
   | 'NOT_RUNNING'
   | 'INTERNAL';
@@ -50,6 +51,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
   BAD_REQUEST: 400,
   NOT_RUNNING: 503,
   BUS_DOWN: 503,

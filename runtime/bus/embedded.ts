@@ -1,0 +1,492 @@
+/**
+ * EmbeddedBus: an aedes broker in this process. The kernel publishes and subscribes with
+ * aedes' in-process API (no socket); outside clients connect over a plain TCP listener on
+ * 127.0.0.1 (anonymous, or username `token` + a CLI token for admin) and, optionally, a LAN
+ * listener (username/password required, per-user topic ACL, TLS when cert/key are given).
+ *
+ * Rules enforced on outside clients (aedes authorizePublish / authorizeSubscribe):
+ *  - `talon/<id>/state` and `talon/<id>/hands/+/status` are published by the kernel only;
+ *  - `talon/<id>/cmd/#` needs an admin client (token or LAN user);
+ *  - a LAN user with a non-empty `allow` list may only publish to topics those filters match
+ *    and subscribe to filters they cover;
+ *  - payloads over `maxPayloadBytes` are refused (the connection is closed, as MQTT 3.1.1 has
+ *    no negative PUBACK) and counted in stats().droppedOversize; frames far over the limit
+ *    are refused while parsing the fixed header, before the payload is buffered.
+ * A refused publish closes that client's connection (aedes behaviour, [MQTT-3.3.5-2]).
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFile } from 'node:fs/promises';
+import { Aedes } from 'aedes';
+import type { AedesPublishPacket, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
+import type { Bus, BusHandler, BusMessage, BusStats, PublishOptions, QoS } from './types.ts';
+import type { BusConfig, MqttUser } from '../config/types.ts';
+import type { Clock } from '../clock.ts';
+import { systemClock } from '../clock.ts';
+import { TalonError } from '../errors.ts';
+import { filterCovers, topicMatches, topics, validateFilter, validateTopic } from './topics.ts';
+import { verifyPasswordAsync } from '../secrets/password.ts';
+
+export interface EmbeddedBusOptions {
+  /** checks a CLI token presented as username `token`; such a client is an admin */
+  authenticateToken?: (token: string) => boolean;
+  clock?: Clock;
+}
+
+export interface EmbeddedBusStats extends BusStats {
+  /** outside publishes refused by the topic rules (reserved, cmd, ACL) */
+  refusedPublish: number;
+  /** outside subscriptions refused by a user's ACL */
+  refusedSubscribe: number;
+  /** CONNECTs refused for bad or missing credentials */
+  authFailures: number;
+}
+
+type ListenerKind = 'local' | 'lan';
+
+interface Principal {
+  readonly name: string;
+  readonly admin: boolean;
+  /** null = everything */
+  readonly allow: readonly string[] | null;
+}
+
+const ANONYMOUS: Principal = { name: 'anonymous', admin: false, allow: null };
+const TOKEN_ADMIN: Principal = { name: 'token', admin: true, allow: null };
+
+/** MQTT 3.1.1 CONNACK return codes (aedes' AuthErrorCode is a const enum, unusable with isolatedModules) */
+const BAD_USERNAME_OR_PASSWORD = 4;
+const NOT_AUTHORIZED = 5;
+
+/** the largest frame accepted: payload limit + the longest topic + headers and MQTT 5 properties */
+const FRAME_OVERHEAD = 65535 + 2 + 2 + 4096;
+
+function authError(message: string, code: number): AuthenticateError {
+  const err = new Error(message) as AuthenticateError;
+  err.returnCode = code as AuthenticateError['returnCode'];
+  return err;
+}
+
+export class EmbeddedBus implements Bus {
+  readonly deviceId: string;
+  readonly root: string;
+
+  private readonly config: BusConfig;
+  private readonly opts: EmbeddedBusOptions;
+  private readonly maxPayload: number;
+  private readonly stateTopic: string;
+  private readonly handStatusFilter: string;
+  private readonly cmdTopic: string;
+  private readonly cmdPrefix: string;
+
+  private broker: Aedes | null = null;
+  private servers: net.Server[] = [];
+  private localServer: net.Server | null = null;
+  private lanServer: net.Server | null = null;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly listenerOf = new WeakMap<object, ListenerKind>();
+  private readonly principals = new WeakMap<Client, Principal>();
+  private up = false;
+  private starting: Promise<void> | null = null;
+
+  private published = 0;
+  private delivered = 0;
+  private droppedOversize = 0;
+  private droppedMalformed = 0;
+  private handlerErrors = 0;
+  private refusedPublish = 0;
+  private refusedSubscribe = 0;
+  private authFailures = 0;
+
+  constructor(config: BusConfig, deviceId: string, opts: EmbeddedBusOptions = {}) {
+    this.config = config;
+    this.deviceId = deviceId;
+    this.opts = { clock: systemClock, ...opts };
+    this.root = topics.root(deviceId);
+    this.maxPayload = config.maxPayloadBytes;
+    this.stateTopic = topics.state(deviceId);
+    this.handStatusFilter = topics.handStatus(deviceId, '+');
+    this.cmdTopic = topics.command(deviceId);
+    this.cmdPrefix = `${this.cmdTopic}/`;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  start(): Promise<void> {
+    if (this.up) return Promise.resolve();
+    if (!this.starting) {
+      this.starting = this.doStart().finally(() => { this.starting = null; });
+    }
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    const broker = new Aedes({
+      id: `talon-${this.deviceId}`,
+      authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
+      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
+    });
+    await broker.listen();
+    broker.on('clientError', () => { /* a client's protocol error closes that client only */ });
+    broker.on('connectionError', () => { /* same, before CONNECT */ });
+    this.broker = broker;
+    try {
+      const local = this.config.embedded.listen;
+      this.localServer = net.createServer((sock) => this.accept(sock, 'local'));
+      await this.listen(this.localServer, local.host, local.port, 'bus.embedded.listen.port', true);
+      const lan = this.config.embedded.lan;
+      if (lan?.enabled) {
+        if (lan.tls) {
+          let cert: Buffer;
+          let key: Buffer;
+          try {
+            [cert, key] = await Promise.all([readFile(lan.tls.cert), readFile(lan.tls.key)]);
+          } catch (err) {
+            throw new TalonError('LISTEN_FAILED',
+              `MQTT LAN listener: cannot read TLS cert/key (bus.embedded.lan.tls): ${(err as Error).message}`, { cause: err });
+          }
+          let server: tls.Server;
+          try {
+            server = tls.createServer({ cert, key, minVersion: 'TLSv1.2' }, (sock) => this.accept(sock, 'lan'));
+          } catch (err) {
+            throw new TalonError('LISTEN_FAILED',
+              `MQTT LAN listener: invalid TLS cert/key (bus.embedded.lan.tls): ${(err as Error).message}`, { cause: err });
+          }
+          server.on('tlsClientError', () => { /* failed handshake: the socket is destroyed by node */ });
+          this.lanServer = server;
+        } else {
+          this.lanServer = net.createServer((sock) => this.accept(sock, 'lan'));
+        }
+        await this.listen(this.lanServer, lan.host, lan.port, 'bus.embedded.lan.port', false);
+      }
+    } catch (err) {
+      await this.teardown();
+      throw err;
+    }
+    this.up = true;
+    await this.publish(this.stateTopic, 'online', { qos: 1, retain: true });
+  }
+
+  async stop(): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined);
+    if (!this.broker) return;
+    if (this.up) {
+      await this.publish(this.stateTopic, 'offline', { qos: 1, retain: true }).catch(() => undefined);
+    }
+    this.up = false;
+    await this.teardown();
+  }
+
+  private async teardown(): Promise<void> {
+    const broker = this.broker;
+    const servers = this.servers;
+    this.servers = [];
+    this.localServer = null;
+    this.lanServer = null;
+    const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
+    for (const sock of this.sockets) sock.destroy();
+    this.sockets.clear();
+    await Promise.all(closed);
+    this.broker = null;
+  }
+
+  private listen(server: net.Server, host: string, port: number, setting: string, envHint: boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        server.off('listening', onListening);
+        const where = `${host}:${port}`;
+        if (err.code === 'EADDRINUSE') {
+          reject(new TalonError('PORT_IN_USE',
+            `MQTT port ${where} is already in use (another broker or another Talon?). ` +
+            `Change it with config \`${setting}\`${envHint ? ' or env TALON_MQTT=host:port' : ''}, or stop the other process.`,
+            { cause: err, details: { host, port } }));
+        } else {
+          reject(new TalonError('LISTEN_FAILED', `MQTT listener on ${where} failed: ${err.message} (config \`${setting}\`)`,
+            { cause: err, details: { host, port } }));
+        }
+      };
+      const onListening = (): void => {
+        server.off('error', onError);
+        server.on('error', () => { /* post-listen errors are per-connection; nothing to do */ });
+        this.servers.push(server);
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.on('connection', (sock: net.Socket) => {
+        this.sockets.add(sock);
+        sock.once('close', () => this.sockets.delete(sock));
+      });
+      server.listen(port, host);
+    });
+  }
+
+  private accept(sock: net.Socket, kind: ListenerKind): void {
+    const broker = this.broker;
+    if (!broker || broker.closed) {
+      sock.destroy();
+      return;
+    }
+    sock.on('error', () => { /* reported through aedes; keep the process alive */ });
+    this.listenerOf.set(sock, kind);
+    const client = broker.handle(sock);
+    this.guardFrameSize(client);
+  }
+
+  /**
+   * Refuse a PUBLISH frame whose declared length is far over the payload limit while parsing
+   * its fixed header, so a client cannot make the broker buffer a huge payload first.
+   * Uses mqtt-packet's parser hook when present; authorizePublish checks the exact payload size
+   * either way.
+   */
+  private guardFrameSize(client: Client): void {
+    const parser = (client as unknown as { _parser?: ParserLike })._parser;
+    if (!parser || typeof parser._parseLength !== 'function' || typeof parser._emitError !== 'function') return;
+    const limit = this.maxPayload + FRAME_OVERHEAD;
+    const original = parser._parseLength;
+    const bus = this;
+    parser._parseLength = function guardedParseLength(this: ParserLike): boolean {
+      const ok = original.call(this);
+      if (ok && this.packet.length > limit) {
+        bus.droppedOversize++;
+        this._emitError(new Error(`packet of ${this.packet.length} bytes is over the limit`));
+        return false;
+      }
+      return ok;
+    };
+  }
+
+  isUp(): boolean {
+    return this.up;
+  }
+
+  /** the bound address of the local TCP listener */
+  address(): { host: string; port: number } {
+    return this.addressOf(this.localServer, 'local');
+  }
+
+  /** the bound address of the LAN listener */
+  lanAddress(): { host: string; port: number } {
+    return this.addressOf(this.lanServer, 'LAN');
+  }
+
+  private addressOf(server: net.Server | null, what: string): { host: string; port: number } {
+    const addr = server?.address();
+    if (!addr || typeof addr === 'string') throw new TalonError('NOT_RUNNING', `the embedded MQTT ${what} listener is not bound`);
+    return { host: addr.address, port: addr.port };
+  }
+
+  // ---------------------------------------------------------------- kernel API
+
+  publish(topic: string, payload: Buffer | string, opts?: PublishOptions): Promise<void> {
+    const broker = this.broker;
+    if (!this.up || !broker) return Promise.reject(new TalonError('BUS_DOWN', 'the embedded MQTT broker is not running'));
+    try {
+      validateTopic(topic);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    if (buf.length > this.maxPayload) {
+      this.droppedOversize++;
+      return Promise.reject(new TalonError('BUS_PAYLOAD_TOO_LARGE',
+        `payload of ${buf.length} bytes on ${topic} is over the limit of ${this.maxPayload} bytes (bus.maxPayloadBytes)`,
+        { details: { topic, bytes: buf.length, limit: this.maxPayload } }));
+    }
+    const packet: PublishPacket = {
+      cmd: 'publish',
+      topic,
+      payload: buf,
+      qos: opts?.qos ?? 0,
+      retain: opts?.retain ?? false,
+      dup: false,
+    };
+    return new Promise((resolve, reject) => {
+      broker.publish(packet, (err?: Error) => {
+        if (err) {
+          reject(new TalonError('BUS_DOWN', `publish to ${topic} failed: ${err.message}`, { cause: err }));
+        } else {
+          this.published++;
+          resolve();
+        }
+      });
+    });
+  }
+
+  async subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>> {
+    validateFilter(filter);
+    const broker = this.broker;
+    if (!this.up || !broker) throw new TalonError('BUS_DOWN', 'the embedded MQTT broker is not running');
+    // wildcards at the first level do not match `$` topics [MQTT-4.7.2-1]; mqemitter does not apply that rule
+    const skipDollar = filter.charCodeAt(0) === 35 /* # */ || filter.charCodeAt(0) === 43 /* + */;
+    const deliver = (packet: AedesPublishPacket, done: () => void): void => {
+      if (!(skipDollar && packet.topic.charCodeAt(0) === 36 /* $ */)) {
+        this.dispatch(handler, packet.topic, packet.payload, packet.qos, false);
+      }
+      done();
+    };
+    await new Promise<void>((resolve, reject) => {
+      broker.subscribe(filter, deliver, ((err?: Error) => {
+        if (err) reject(new TalonError('BUS_TOPIC_INVALID', `cannot subscribe to "${filter}": ${err.message}`, { cause: err }));
+        else resolve();
+      }) as () => void);
+    });
+    await this.deliverRetained(broker, filter, handler, skipDollar);
+    let active = true;
+    return async () => {
+      if (!active) return;
+      active = false;
+      if (broker.closed) return;
+      await new Promise<void>((resolve) => broker.unsubscribe(filter, deliver, () => resolve()));
+    };
+  }
+
+  /** retained messages matching a new kernel subscription, as an MQTT broker would send them */
+  private async deliverRetained(broker: Aedes, filter: string, handler: BusHandler, skipDollar: boolean): Promise<void> {
+    const persistence = (broker as unknown as { persistence?: RetainedSource }).persistence;
+    if (!persistence || typeof persistence.createRetainedStreamCombi !== 'function') return;
+    for await (const packet of persistence.createRetainedStreamCombi([filter])) {
+      if (skipDollar && packet.topic.charCodeAt(0) === 36) continue;
+      this.dispatch(handler, packet.topic, packet.payload, packet.qos, true);
+    }
+  }
+
+  private dispatch(handler: BusHandler, topic: string, payload: Buffer | string, qos: QoS, retain: boolean): void {
+    const msg: BusMessage = {
+      topic,
+      payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+      qos,
+      retain,
+    };
+    try {
+      const r = handler(msg) as unknown;
+      this.delivered++;
+      if (r !== undefined && typeof (r as Promise<unknown>)?.then === 'function') {
+        (r as Promise<unknown>).then(undefined, () => { this.handlerErrors++; });
+      }
+    } catch {
+      this.handlerErrors++;
+    }
+  }
+
+  countMalformed(): void {
+    this.droppedMalformed++;
+  }
+
+  stats(): EmbeddedBusStats {
+    return {
+      published: this.published,
+      delivered: this.delivered,
+      droppedOversize: this.droppedOversize,
+      droppedMalformed: this.droppedMalformed,
+      handlerErrors: this.handlerErrors,
+      clients: this.broker && !this.broker.closed ? this.broker.connectedClients : 0,
+      refusedPublish: this.refusedPublish,
+      refusedSubscribe: this.refusedSubscribe,
+      authFailures: this.authFailures,
+    };
+  }
+
+  // ---------------------------------------------------------------- outside clients
+
+  private authenticate(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (error: AuthenticateError | null, success: boolean | null) => void,
+  ): void {
+    const kind = this.listenerOf.get(client.conn) ?? 'lan';
+    const refuse = (message: string, code = BAD_USERNAME_OR_PASSWORD): void => {
+      this.authFailures++;
+      done(authError(message, code), false);
+    };
+    if (username === undefined || username === '') {
+      if (kind === 'lan') return refuse('the LAN listener requires a username and password', NOT_AUTHORIZED);
+      this.principals.set(client, ANONYMOUS);
+      return done(null, true);
+    }
+    const pw = password ? password.toString('utf8') : '';
+    if (kind === 'local' && username === 'token') {
+      let ok = false;
+      try {
+        ok = pw !== '' && this.opts.authenticateToken?.(pw) === true;
+      } catch {
+        ok = false;
+      }
+      if (!ok) return refuse('bad token');
+      this.principals.set(client, TOKEN_ADMIN);
+      return done(null, true);
+    }
+    const user = this.findUser(username);
+    if (!user) return refuse('bad username or password');
+    verifyPasswordAsync(pw, user.passwordHash).then((ok) => {
+      if (!ok) return refuse('bad username or password');
+      this.principals.set(client, {
+        name: user.username,
+        admin: true,
+        allow: user.allow && user.allow.length > 0 ? user.allow : null,
+      });
+      done(null, true);
+    }, () => refuse('bad username or password'));
+  }
+
+  private findUser(username: string): MqttUser | undefined {
+    const lan = this.config.embedded.lan;
+    if (!lan) return undefined;
+    for (const u of lan.users) if (u.username === username) return u;
+    return undefined;
+  }
+
+  /** Why `who` may not publish to `topic`, or null when it may. */
+  private publishRefusal(who: Principal, topic: string): string | null {
+    if (topic.charCodeAt(0) === 36 /* $ */ && topic.startsWith('$SYS')) return '$SYS topics are reserved';
+    if (topic === this.stateTopic || topicMatches(this.handStatusFilter, topic)) return `${topic} is published by the kernel only`;
+    if (!who.admin && (topic === this.cmdTopic || topic.startsWith(this.cmdPrefix))) {
+      return `${topic} needs an admin client (token or LAN user)`;
+    }
+    if (who.allow && !who.allow.some((g) => topicMatches(g, topic))) return `${topic} is not in the allow list of ${who.name}`;
+    return null;
+  }
+
+  private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    // client === null: a will left by a client of a broker that is gone; treat it as anonymous
+    const who = (client && this.principals.get(client)) ?? ANONYMOUS;
+    const size = typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
+    if (size > this.maxPayload) {
+      this.droppedOversize++;
+      return done(new Error(`payload of ${size} bytes is over the limit of ${this.maxPayload}`));
+    }
+    const refusal = this.publishRefusal(who, packet.topic);
+    if (refusal) {
+      this.refusedPublish++;
+      return done(new Error(refusal));
+    }
+    this.published++;
+    done(null);
+  }
+
+  private authorizeSubscribe(
+    client: Client,
+    sub: Subscription,
+    done: (error: Error | null, subscription?: Subscription | null) => void,
+  ): void {
+    const who = this.principals.get(client) ?? ANONYMOUS;
+    if (who.allow && !who.allow.some((g) => filterCovers(g, sub.topic))) {
+      this.refusedSubscribe++;
+      return done(null, null); // negative SUBACK (0x80) for this filter
+    }
+    done(null, sub);
+  }
+}
+
+interface ParserLike {
+  packet: { length: number };
+  _parseLength: () => boolean;
+  _emitError: (err: Error) => void;
+}
+
+interface RetainedSource {
+  createRetainedStreamCombi(patterns: string[]): AsyncIterable<{ topic: string; payload: Buffer | string; qos: QoS }>;
+}

@@ -1,0 +1,220 @@
+/**
+ * What a Hand may do: its manifest's capabilities, narrowed by its config. A config may
+ * take rights away but never add one; a config that widens is refused with the path of
+ * the offending entry. Topics in a grant are stored absolute (`talon/<deviceId>/...`);
+ * Hands write them relative to the device root, a leading `/` meaning absolute.
+ *
+ * Pure functions and one small class, no I/O: the worker bundles this file too, to pre-check
+ * publishes locally (the kernel checks again).
+ */
+import { resolve, sep } from 'node:path';
+import type { Capabilities } from '../../hands/sdk/types.ts';
+import { TalonError } from '../errors.ts';
+import { filterCovers, toAbsolute, topicMatches, validateFilter } from '../bus/topics.ts';
+
+export const NO_CAPABILITIES: Capabilities = {
+  bus: { publish: [], subscribe: [] },
+  sensors: [],
+  gpio: [],
+  llm: null,
+  network: [],
+  fs: { read: [], write: [] },
+  shell: [],
+};
+
+/** Fill a manifest's partial capabilities with "nothing"; topics made absolute under `root`. */
+export function normalizeCapabilities(caps: Partial<Capabilities> | undefined, root: string, where: string): Capabilities {
+  const c = caps ?? {};
+  const absolute = (list: string[] | undefined, path: string): string[] =>
+    (list ?? []).map((f, i) => {
+      try {
+        validateFilter(f);
+      } catch (err) {
+        throw new TalonError('CONFIG_INVALID', `${where}.${path}[${i}]: ${(err as Error).message}`);
+      }
+      return toAbsolute(root, f);
+    });
+  return {
+    bus: { publish: absolute(c.bus?.publish, 'bus.publish'), subscribe: absolute(c.bus?.subscribe, 'bus.subscribe') },
+    sensors: [...(c.sensors ?? [])],
+    gpio: [...(c.gpio ?? [])],
+    llm: c.llm ? { tokensPerHour: c.llm.tokensPerHour } : null,
+    network: [...(c.network ?? [])],
+    fs: { read: (c.fs?.read ?? []).map((p) => resolve(p)), write: (c.fs?.write ?? []).map((p) => resolve(p)) },
+    shell: [...(c.shell ?? [])],
+  };
+}
+
+/**
+ * Effective grants = the manifest's capabilities, narrowed by the config's. A field the
+ * config leaves out keeps the manifest's value; a field it sets replaces it, and every entry
+ * must lie within the manifest's. `where` prefixes error paths, e.g. `hands.sensor-1.capabilities`.
+ */
+export function effectiveGrants(
+  manifestCaps: Partial<Capabilities> | undefined,
+  configCaps: Partial<Capabilities> | undefined,
+  root: string,
+  where: string,
+): Capabilities {
+  const m = normalizeCapabilities(manifestCaps, root, `${where} (manifest)`);
+  if (!configCaps) return m;
+  const c = configCaps;
+  const out: Capabilities = structuredClone(m);
+  const widen = (path: string, value: unknown, granted: string): never => {
+    throw new TalonError('CONFIG_INVALID',
+      `${where}.${path}: ${JSON.stringify(value)} widens the manifest's grant (${granted}); a Hand's config may only narrow what its manifest declares`);
+  };
+  const describe = (list: unknown[]): string => (list.length ? list.map((v) => JSON.stringify(v)).join(', ') : 'nothing');
+
+  for (const kind of ['publish', 'subscribe'] as const) {
+    const list = c.bus?.[kind];
+    if (list === undefined) continue;
+    out.bus[kind] = list.map((f, i) => {
+      const path = `bus.${kind}[${i}]`;
+      try {
+        validateFilter(f);
+      } catch (err) {
+        throw new TalonError('CONFIG_INVALID', `${where}.${path}: ${(err as Error).message}`);
+      }
+      const abs = toAbsolute(root, f);
+      if (!m.bus[kind].some((g) => filterCovers(g, abs))) widen(path, f, describe(m.bus[kind]));
+      return abs;
+    });
+  }
+  if (c.sensors !== undefined) {
+    c.sensors.forEach((s, i) => {
+      if (!m.sensors.some((g) => globCovers(g, s))) widen(`sensors[${i}]`, s, describe(m.sensors));
+    });
+    out.sensors = [...c.sensors];
+  }
+  if (c.gpio !== undefined) {
+    c.gpio.forEach((p, i) => {
+      if (!m.gpio.includes(p)) widen(`gpio[${i}]`, p, describe(m.gpio));
+    });
+    out.gpio = [...c.gpio];
+  }
+  if (c.llm !== undefined) {
+    if (c.llm !== null) {
+      if (m.llm === null) widen('llm', c.llm, 'no LLM');
+      else if (c.llm.tokensPerHour > m.llm.tokensPerHour) widen('llm.tokensPerHour', c.llm.tokensPerHour, `${m.llm.tokensPerHour}`);
+    }
+    out.llm = c.llm ? { tokensPerHour: c.llm.tokensPerHour } : null;
+  }
+  if (c.network !== undefined) {
+    c.network.forEach((h, i) => {
+      if (!m.network.some((g) => hostCovers(g, h))) widen(`network[${i}]`, h, describe(m.network));
+    });
+    out.network = [...c.network];
+  }
+  for (const kind of ['read', 'write'] as const) {
+    const list = c.fs?.[kind];
+    if (list === undefined) continue;
+    out.fs[kind] = list.map((p, i) => {
+      const abs = resolve(p);
+      if (!m.fs[kind].some((g) => pathCovers(g, abs))) widen(`fs.${kind}[${i}]`, p, describe(m.fs[kind]));
+      return abs;
+    });
+  }
+  if (c.shell !== undefined) {
+    c.shell.forEach((s, i) => {
+      if (!m.shell.includes(s)) widen(`shell[${i}]`, s, describe(m.shell));
+    });
+    out.shell = [...c.shell];
+  }
+  return out;
+}
+
+/** `*` matches any run of characters (dots included). */
+export function globMatches(glob: string, id: string): boolean {
+  if (!glob.includes('*')) return glob === id;
+  const re = new RegExp(`^${glob.split('*').map(escapeRe).join('.*')}$`, 's');
+  return re.test(id);
+}
+
+/**
+ * Does grant glob `g` cover every id glob `s` can match? `g` must match `s` read literally,
+ * its `*` absorbing any `*` of `s`.
+ */
+export function globCovers(g: string, s: string): boolean {
+  return globMatches(g, s);
+}
+
+/** `host` covers `host` and `host:<any port>`; `host:port` covers only itself. */
+export function hostCovers(g: string, h: string): boolean {
+  if (g === h) return true;
+  return !g.includes(':') && h.startsWith(`${g}:`);
+}
+
+export function pathCovers(granted: string, path: string): boolean {
+  const g = resolve(granted);
+  const p = resolve(path);
+  return p === g || p.startsWith(g.endsWith(sep) ? g : g + sep);
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Checks against one Hand's effective grants. Topic checks take absolute topics and are
+ * cached: a Hand publishes to few distinct topics, and this sits on the 20k msg/s path.
+ */
+export class Grants {
+  readonly caps: Capabilities;
+  readonly root: string;
+  #pubCache = new Map<string, boolean>();
+
+  constructor(caps: Capabilities, root: string) {
+    this.caps = caps;
+    this.root = root;
+  }
+
+  /** absolute topic from a Hand's relative one */
+  absolute(topic: string): string {
+    return toAbsolute(this.root, topic);
+  }
+
+  canPublish(absTopic: string): boolean {
+    let ok = this.#pubCache.get(absTopic);
+    if (ok === undefined) {
+      ok = this.caps.bus.publish.some((g) => topicMatches(g, absTopic));
+      if (this.#pubCache.size > 4096) this.#pubCache.clear();
+      this.#pubCache.set(absTopic, ok);
+    }
+    return ok;
+  }
+
+  /** a subscription is allowed when one granted filter covers every topic it can match */
+  canSubscribe(absFilter: string): boolean {
+    return this.caps.bus.subscribe.some((g) => filterCovers(g, absFilter));
+  }
+
+  canReadSensor(id: string): boolean {
+    return this.caps.sensors.some((g) => globMatches(g, id));
+  }
+
+  canUseGpio(pin: number): boolean {
+    return this.caps.gpio.includes(pin);
+  }
+
+  canReach(host: string, port?: number): boolean {
+    const h = port === undefined ? host : `${host}:${port}`;
+    return this.caps.network.some((g) => hostCovers(g, h));
+  }
+
+  canRun(command: string): boolean {
+    return this.caps.shell.includes(command);
+  }
+
+  canReadFile(path: string): boolean {
+    return this.caps.fs.read.some((g) => pathCovers(g, path));
+  }
+
+  canWriteFile(path: string): boolean {
+    return this.caps.fs.write.some((g) => pathCovers(g, path));
+  }
+
+  llmTokensPerHour(): number {
+    return this.caps.llm?.tokensPerHour ?? 0;
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * The one JSON Schema (draft-07, checked with ajv) for a Talon config file. It is the
+ * single source of truth for what a config may contain and for its defaults: validating
+ * `{}` yields a config that runs on a laptop (data in ./data, admin on 127.0.0.1:8080,
+ * the embedded broker on 127.0.0.1:1883, no Hands).
+ *
+ * Every object has `additionalProperties: false` so a misspelt key is an error, not a
+ * silently ignored setting; the one exception is a Hand's `settings`, which the Hand's own
+ * manifest schema validates when the supervisor loads it.
+ *
+ * Objects carry `default: {}` so ajv's `useDefaults` fills nested defaults from nothing.
+ * `x-hint` is an annotation (registered with ajv as a no-op keyword) used as the error
+ * message when a `pattern` does not match, so errors read as advice, not as a regex.
+ *
+ * Rules a schema cannot say (unique Hand names, `bus.url` vs the embedded broker, port
+ * clashes, topic-filter syntax, ordering between numbers) live in ./validate.ts.
+ * Keep ./types.ts in step; test/runtime/config checks the defaults against both.
+ */
+
+/** A Hand instance name: safe in MQTT topics, file names and URLs. */
+export const HAND_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
+export const HAND_NAME_HINT = 'must be 1-63 lowercase letters, digits or "-", starting with a letter or digit';
+
+const port = (dflt?: number) => ({
+  type: 'integer',
+  minimum: 0,
+  maximum: 65535,
+  'x-hint': 'must be a port number 0-65535 (0 = any free port)',
+  ...(dflt === undefined ? {} : { default: dflt }),
+});
+
+const host = (dflt?: string) => ({
+  type: 'string',
+  minLength: 1,
+  maxLength: 255,
+  pattern: '^[^\\s/]+$',
+  'x-hint': 'must be a host name or IP address without spaces or "/"',
+  ...(dflt === undefined ? {} : { default: dflt }),
+});
+
+const listen = (h: string, p: number) => ({
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: { host: host(h), port: port(p) },
+});
+
+const strings = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 1024 } };
+const positiveMs = (dflt: number, max = 24 * 3600 * 1000) => ({ type: 'integer', minimum: 1, maximum: max, default: dflt });
+
+const capabilities = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'narrows the manifest\'s capabilities; may not widen them',
+  properties: {
+    bus: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['publish', 'subscribe'],
+      properties: { publish: strings, subscribe: strings },
+    },
+    sensors: strings,
+    gpio: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 53 }, uniqueItems: true },
+    llm: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['tokensPerHour'],
+      properties: { tokensPerHour: { type: 'integer', minimum: 0 } },
+    },
+    network: strings,
+    fs: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['read', 'write'],
+      properties: { read: strings, write: strings },
+    },
+    shell: strings,
+  },
+};
+
+const quotas = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'narrows or overrides the manifest\'s quotas',
+  properties: {
+    heapMb: { type: 'integer', minimum: 8, maximum: 16384 },
+    cpuShare: { type: 'number', minimum: 0.01, maximum: 1 },
+    messagesPerSec: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+    llmTokensPerHour: { type: 'integer', minimum: 0 },
+  },
+};
+
+const hand = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'module'],
+  properties: {
+    name: { type: 'string', pattern: HAND_NAME_PATTERN, 'x-hint': HAND_NAME_HINT },
+    module: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description: 'a built-in Hand id (`monitoring`) or a path to a JS module (`./hands/mine.js`), relative to the config file',
+    },
+    enabled: { type: 'boolean', default: true },
+    settings: { type: 'object', default: {} },
+    capabilities,
+    quotas,
+  },
+};
+
+const mqttUser = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['username', 'passwordHash'],
+  properties: {
+    username: { type: 'string', minLength: 1, maxLength: 128 },
+    passwordHash: {
+      type: 'string',
+      pattern: '^scrypt\\$\\d+\\$\\d+\\$\\d+\\$[A-Za-z0-9+/=_-]+\\$[A-Za-z0-9+/=_-]+$',
+      'x-hint': 'must be an scrypt hash made by `talon config hash-password` (scrypt$N$r$p$salt$hash), not a plain password',
+    },
+    allow: strings,
+  },
+};
+
+export const talonConfigSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://talon.dev/schemas/config.json',
+  title: 'Talon config',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    $schema: { type: 'string', description: 'ignored; lets editors find this schema' },
+    deviceName: { type: 'string', minLength: 1, maxLength: 64, default: 'talon' },
+    dataDir: {
+      type: 'string', minLength: 1, maxLength: 4096, default: './data',
+      description: 'relative to the config file (or the working folder without one)',
+    },
+    http: listen('127.0.0.1', 8080),
+    bus: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        embedded: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enabled: { type: 'boolean', default: true },
+            listen: listen('127.0.0.1', 1883),
+            lan: {
+              type: 'object',
+              additionalProperties: false,
+              // `enabled` has no default on purpose: opening a port to the LAN is said out loud
+              required: ['enabled'],
+              properties: {
+                enabled: { type: 'boolean' },
+                host: host('0.0.0.0'),
+                port: port(8883),
+                tls: {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: ['cert', 'key'],
+                  properties: {
+                    cert: { type: 'string', minLength: 1, description: 'PEM file, relative to the config file' },
+                    key: { type: 'string', minLength: 1, description: 'PEM file, relative to the config file' },
+                  },
+                },
+                users: { type: 'array', items: mqttUser, default: [] },
+              },
+            },
+          },
+        },
+        url: {
+          type: 'string',
+          pattern: '^(mqtt|mqtts|ws|wss|tcp|ssl)://[^\\s]+$',
+          'x-hint': 'must be a broker URL like mqtt://host:1883, mqtts://host:8883 or wss://host/mqtt',
+        },
+        username: { type: 'string', minLength: 1 },
+        password: { type: 'string' },
+        maxPayloadBytes: { type: 'integer', minimum: 1024, maximum: 256 * 1024 * 1024, default: 262144 },
+      },
+    },
+    supervisor: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        heartbeatMs: positiveMs(1000, 60_000),
+        hangTimeoutMs: positiveMs(10_000),
+        stopTimeoutMs: positiveMs(5000),
+        startTimeoutMs: positiveMs(15_000),
+        backoff: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            initialMs: positiveMs(500),
+            maxMs: positiveMs(30_000),
+            factor: { type: 'number', minimum: 1, maximum: 10, default: 2 },
+            jitter: { type: 'number', minimum: 0, maximum: 1, default: 0.2 },
+          },
+        },
+        crashLoop: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            restarts: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
+            windowMs: positiveMs(60_000),
+          },
+        },
+      },
+    },
+    hands: { type: 'array', items: hand, default: [], maxItems: 256 },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,220 @@
+/**
+ * The kernel wires the subsystems and owns their order: store → identity → audit → config
+ * generation → bus → supervisor → HTTP → Hands. Every subsystem has start()/stop(); no
+ * hidden singletons. `runDaemon` is what `talon run` calls.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { Store } from './store/store.ts';
+import { DeviceKey } from './secrets/device-key.ts';
+import { PlainAuditLog } from './audit/plain-log.ts';
+import { ConfigGenerations } from './config/generations.ts';
+import { loadConfig } from './config/load.ts';
+import { createBus } from './bus/index.ts';
+import type { Bus } from './bus/types.ts';
+import { Supervisor } from './supervisor/supervisor.ts';
+import { RuntimeApi, type Health } from './api/runtime-api.ts';
+import { MqttCommands } from './api/mqtt-commands.ts';
+import { HttpServer } from '../web-admin/server.ts';
+import type { TalonConfig } from './config/types.ts';
+import { TalonError } from './errors.ts';
+import { createLogger, type Logger } from './log.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { VERSION } from './version.ts';
+
+export const RUNTIME_FILE = 'runtime.json';
+export const CLI_TOKEN_FILE = 'cli-token';
+
+export interface RuntimeInfo {
+  pid: number;
+  deviceId: string;
+  http: { host: string; port: number };
+  mqtt?: { host: string; port: number };
+  startedAt: string;
+  version: string;
+}
+
+export interface KernelOptions {
+  config: TalonConfig;
+  /** where the config came from, recorded with its generation */
+  source?: string;
+  logger?: Logger;
+  clock?: Clock;
+  /** override the worker entry (tests) */
+  workerEntry?: string;
+  /** resolve a Hand's module to a file (tests) */
+  resolveModule?: (module: string) => string;
+}
+
+export class Kernel {
+  readonly config: TalonConfig;
+  readonly store: Store;
+  readonly key: DeviceKey;
+  readonly audit: PlainAuditLog;
+  readonly generations: ConfigGenerations;
+  readonly bus: Bus;
+  readonly supervisor: Supervisor;
+  readonly api: RuntimeApi;
+  readonly http: HttpServer;
+  readonly commands: MqttCommands;
+  readonly logger: Logger;
+  readonly startedAt: number;
+  #stopping: Promise<void> | null = null;
+  #clock: Clock;
+
+  private constructor(parts: {
+    config: TalonConfig; store: Store; key: DeviceKey; audit: PlainAuditLog; generations: ConfigGenerations;
+    bus: Bus; supervisor: Supervisor; api: RuntimeApi; http: HttpServer; commands: MqttCommands; logger: Logger; clock: Clock;
+  }) {
+    this.config = parts.config;
+    this.store = parts.store;
+    this.key = parts.key;
+    this.audit = parts.audit;
+    this.generations = parts.generations;
+    this.bus = parts.bus;
+    this.supervisor = parts.supervisor;
+    this.api = parts.api;
+    this.http = parts.http;
+    this.commands = parts.commands;
+    this.logger = parts.logger;
+    this.#clock = parts.clock;
+    this.startedAt = parts.clock.now();
+  }
+
+  get deviceId(): string {
+    return this.key.id;
+  }
+
+  /** Starts everything; Hands are started last and not awaited (healthz answers as soon as the kernel is up). */
+  static async start(opts: KernelOptions): Promise<Kernel> {
+    const { config } = opts;
+    const clock = opts.clock ?? systemClock;
+    const logger = opts.logger ?? createLogger(config.log.level);
+    const store = await Store.open(config.dataDir);
+    const undo: Array<() => Promise<unknown>> = [() => store.close()];
+    try {
+      const key = DeviceKey.loadOrCreate(config.dataDir);
+      const audit = new PlainAuditLog(store, clock);
+      await audit.start();
+      const generations = new ConfigGenerations(store);
+      const applied = await generations.apply(config, { actor: 'kernel', source: opts.source ?? 'defaults' });
+      if (applied.changed) {
+        await audit.record({ actor: 'kernel', action: 'config.apply', subject: `generation ${applied.generation}`, decision: 'ok', detail: { source: opts.source ?? 'defaults' } });
+      }
+      const cliToken = loadOrCreateToken(config.dataDir);
+      const bus = createBus(config.bus, key.id, { authenticateToken: (t: string) => t === cliToken, clock });
+      await bus.start();
+      undo.unshift(() => bus.stop());
+      const supervisor = new Supervisor({
+        config: config.supervisor, hands: config.hands, bus, store, audit, deviceId: key.id, clock,
+        ...(opts.workerEntry ? { workerEntry: opts.workerEntry } : {}),
+        ...(opts.resolveModule ? { resolveModule: opts.resolveModule } : {}),
+      });
+      supervisor.on('log', (line: { hand: string; level: 'debug' | 'info' | 'warn' | 'error'; msg: string }) => logger.line(line.level, line.hand, line.msg));
+      let kernel: Kernel | null = null;
+      const health = (): Health => {
+        const checks = { store: store.isOpen(), bus: bus.isUp(), supervisor: supervisor.isUp() };
+        return { ok: checks.store && checks.bus && checks.supervisor, deviceId: key.id, uptimeMs: kernel ? clock.now() - kernel.startedAt : 0, checks };
+      };
+      const api = new RuntimeApi({ supervisor, audit, health });
+      const http = new HttpServer({ api, listen: config.http, cliToken });
+      await http.listen();
+      undo.unshift(() => http.close());
+      const commands = new MqttCommands(bus, api);
+      await commands.start();
+      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, logger, clock });
+      kernel.#writeRuntimeFile();
+      await audit.record({ actor: 'kernel', action: 'kernel.start', subject: key.id, decision: 'ok', detail: { version: VERSION, http: http.address() } });
+      supervisor.start().catch((err: unknown) => logger.error(`starting Hands failed: ${TalonError.from(err).message}`));
+      return kernel;
+    } catch (err) {
+      for (const fn of undo) await fn().catch(() => {});
+      throw err;
+    }
+  }
+
+  #writeRuntimeFile(): void {
+    const busAddr = (this.bus as { address?: () => { host: string; port: number } }).address?.();
+    const info: RuntimeInfo = {
+      pid: process.pid,
+      deviceId: this.deviceId,
+      http: this.http.address(),
+      ...(busAddr ? { mqtt: busAddr } : {}),
+      startedAt: new Date(this.startedAt).toISOString(),
+      version: VERSION,
+    };
+    writeFileSync(join(this.config.dataDir, RUNTIME_FILE), JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  }
+
+  /** Graceful stop: Hands within their deadline, then HTTP, the bus (publishing `offline`), the audit log and the store. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const t0 = this.#clock.now();
+    await this.supervisor.stop(this.config.supervisor.stopTimeoutMs).catch((err: unknown) => this.logger.error(`stopping Hands: ${TalonError.from(err).message}`));
+    await this.commands.stop().catch(() => {});
+    await this.http.close();
+    await this.audit.record({ actor: 'kernel', action: 'kernel.stop', subject: this.deviceId, decision: 'ok', detail: { ms: this.#clock.now() - t0 } }).catch(() => {});
+    await this.audit.flush();
+    await this.bus.stop().catch((err: unknown) => this.logger.error(`stopping the bus: ${TalonError.from(err).message}`));
+    rmSync(join(this.config.dataDir, RUNTIME_FILE), { force: true });
+    await this.store.close();
+  }
+}
+
+function loadOrCreateToken(dataDir: string): string {
+  const file = join(dataDir, CLI_TOKEN_FILE);
+  if (existsSync(file)) {
+    const t = readFileSync(file, 'utf8').trim();
+    if (t.length >= 32) return t;
+  }
+  const token = randomBytes(32).toString('base64url');
+  writeFileSync(file, token + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return token;
+}
+
+/** `talon run`: start, log where things are, stop cleanly on SIGTERM/SIGINT. Returns the exit code. */
+export async function runDaemon(opts: { configFile?: string; dataDir?: string }): Promise<number> {
+  const { config, source } = loadConfig({ file: opts.configFile, dataDir: opts.dataDir, env: process.env });
+  const logger = createLogger(config.log.level);
+  const kernel = await Kernel.start({ config, source, logger });
+  const http = kernel.http.address();
+  const mqtt = (kernel.bus as { address?: () => { host: string; port: number } }).address?.();
+  logger.info(`device ${kernel.deviceId} up: http://${http.host}:${http.port}/healthz` +
+    `${mqtt ? `, mqtt://${mqtt.host}:${mqtt.port}` : config.bus.url ? `, broker ${redactUrl(config.bus.url)}` : ''}, data ${config.dataDir}`);
+  return new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (signalled) {
+        logger.warn(`${sig} again: exiting now`);
+        process.exit(1);
+      }
+      signalled = true;
+      logger.info(`${sig}: stopping`);
+      kernel.stop().then(() => {
+        logger.info('stopped');
+        resolve(0);
+      }, (err: unknown) => {
+        logger.error(`stop failed: ${TalonError.from(err).message}`);
+        resolve(1);
+      });
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}

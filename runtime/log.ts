@@ -1,0 +1,26 @@
+/** The daemon's own log lines: one line each, to stdout (journald picks them up on a device). */
+import type { LogLevel } from '../hands/sdk/types.ts';
+
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+  line(level: LogLevel, source: string, msg: string): void;
+}
+
+export function createLogger(level: LogLevel, write: (s: string) => void = (s) => process.stdout.write(s)): Logger {
+  const min = ORDER[level];
+  const line = (lvl: LogLevel, source: string, msg: string): void => {
+    if (ORDER[lvl] >= min) write(`${new Date().toISOString()} ${lvl.padEnd(5)} [${source}] ${msg}\n`);
+  };
+  return {
+    debug: (m) => line('debug', 'talon', m),
+    info: (m) => line('info', 'talon', m),
+    warn: (m) => line('warn', 'talon', m),
+    error: (m) => line('error', 'talon', m),
+    line,
+  };
+}

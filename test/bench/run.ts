@@ -1,0 +1,134 @@
+/**
+ * `npm run bench [-- section ...]`: measures the budgets in DESIGN.md on this machine and
+ * prints a Markdown report (copied into BENCHMARKS.md with the command that made it).
+ * Sections: kernel (cold start, idle RSS, per-Hand RSS, 50 Hands), bus (Hand → Hand through
+ * the embedded broker and through mosquitto). Ratios are measured in the same run, since the
+ * machine is shared and noisy.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { benchHands, freePort, handsRunning, kill, median, rssMb, sleep, startTalon, waitFor200, type TalonProc } from './lib.ts';
+import { startMosquitto } from '../helpers/mosquitto.ts';
+
+const out: string[] = [];
+const say = (line = ''): void => {
+  out.push(line);
+  console.log(line);
+};
+const f = (n: number, d = 1): string => n.toFixed(d);
+
+async function coldStart(runs: number): Promise<void> {
+  const talon: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const port = await freePort();
+    const t0 = performance.now();
+    const p = spawn(process.execPath, ['-e', `require('node:http').createServer((q,r)=>r.end('ok')).listen(${port},'127.0.0.1')`], { stdio: 'ignore' });
+    bare.push(await waitFor200(port, '/', t0));
+    await kill(p);
+    const t = await startTalon({ hands: [] });
+    talon.push(t.startMs);
+    await t.stop();
+  }
+  const ratio = median(talon) / median(bare);
+  say(`| cold start, exec → first 200 from /healthz (median of ${runs}) | ${f(median(talon))} ms | minimal node:http server: ${f(median(bare))} ms | **${f(ratio, 2)}×** | ≤ 1.3× |`);
+}
+
+async function idleRss(): Promise<void> {
+  const hands = await benchHands();
+  const bare = spawn(process.execPath, ['-e', 'setInterval(()=>{},1e6)'], { stdio: 'ignore' });
+  await sleep(1500);
+  const bareRss = rssMb(bare.pid!);
+  await kill(bare);
+  const hand = (i: number): Record<string, unknown> => ({ name: `idle-${i}`, module: hands.idle });
+  const one = await startTalon({ hands: [hand(0)] });
+  await handsRunning(one, 1);
+  await sleep(3000);
+  const oneRss = rssMb(one.proc.pid!);
+  await one.stop();
+  const eleven = await startTalon({ hands: Array.from({ length: 11 }, (_, i) => hand(i)) });
+  await handsRunning(eleven, 11);
+  await sleep(3000);
+  const elevenRss = rssMb(eleven.proc.pid!);
+  await eleven.stop();
+  say(`| idle RSS, kernel + broker + HTTP + 1 idle Hand | ${f(oneRss)} MB | bare \`node\` idle: ${f(bareRss)} MB | **${f(oneRss / bareRss, 2)}×** | ≤ 1.4× |`);
+  say(`| each further idle Hand (11 Hands vs 1) | ${f((elevenRss - oneRss) / 10)} MB | | | ≤ 8 MB |`);
+}
+
+async function fiftyHands(): Promise<void> {
+  const hands = await benchHands();
+  const t0 = performance.now();
+  const t = await startTalon({ hands: Array.from({ length: 50 }, (_, i) => ({ name: `idle-${i}`, module: hands.idle })) });
+  await handsRunning(t, 50, 60000);
+  const ms = performance.now() - t0;
+  await sleep(1000);
+  const rss = rssMb(t.proc.pid!);
+  await t.stop();
+  say(`| 50 idle Hands: exec → all running | ${f(ms / 1000, 2)} s | | | ≤ 5 s |`);
+  say(`| 50 idle Hands: total RSS | ${f(rss)} MB | | | ≤ 512 MB |`);
+}
+
+interface BusResult { count: number; seconds: number; p50ms: number; p99ms: number; maxms: number }
+
+async function busRun(t: TalonProc, brokerUrl: string, count: number, rate: number): Promise<BusResult> {
+  const deviceId = (JSON.parse(readFileSync(join(t.dataDir, 'runtime.json'), 'utf8')) as { deviceId: string }).deviceId;
+  const client = await mqtt.connectAsync(brokerUrl, { reconnectPeriod: 0 });
+  try {
+    const root = `talon/${deviceId}`;
+    await client.subscribeAsync(`${root}/bench/result`);
+    const result = new Promise<BusResult>((resolve) => client.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as BusResult)));
+    await client.publishAsync(`${root}/bench/expect`, JSON.stringify({ count }));
+    await sleep(200);
+    await client.publishAsync(`${root}/bench/go`, JSON.stringify({ count, rate }));
+    return await Promise.race([result, sleep(120000).then(() => { throw new Error('bus benchmark timed out'); })]);
+  } finally {
+    await client.endAsync();
+  }
+}
+
+async function bus(label: string, busConfig: ((mqttPort: number) => Record<string, unknown>) | null, brokerUrl: (t: TalonProc) => string): Promise<void> {
+  const hands = await benchHands();
+  const cfgHands = [{ name: 'sender', module: hands.sender }, { name: 'receiver', module: hands.receiver }];
+  const t = await startTalon(busConfig ? { hands: cfgHands, bus: busConfig(0) } : { hands: cfgHands });
+  try {
+    await handsRunning(t, 2);
+    const url = brokerUrl(t);
+    await busRun(t, url, 2000, 0); // warm-up
+    const thr = await busRun(t, url, 100000, 0);
+    const lat = await busRun(t, url, 5000, 1000);
+    say(`| Hand → Hand, QoS 0, ${label}: throughput | ${f(thr.count / thr.seconds, 0)} msg/s | | | ≥ 20,000 msg/s |`);
+    say(`| Hand → Hand, QoS 0, ${label}: latency at 1,000 msg/s | p50 ${f(lat.p50ms, 2)} ms, p99 ${f(lat.p99ms, 2)} ms, max ${f(lat.maxms, 2)} ms | | | |`);
+  } finally {
+    await t.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const sections = new Set(process.argv.slice(2));
+  const want = (s: string): boolean => sections.size === 0 || sections.has(s);
+  say(`Run on ${new Date().toISOString()}, Node ${process.version}, ${(await import('node:os')).cpus().length} cores.`);
+  say();
+  say('| measure | Talon | reference | ratio | budget |');
+  say('|---|---|---|---|---|');
+  if (want('kernel')) {
+    await coldStart(Number(process.env.BENCH_RUNS ?? 10));
+    await idleRss();
+    await fiftyHands();
+  }
+  if (want('bus')) {
+    await bus('embedded broker', null, (t) => `mqtt://127.0.0.1:${t.mqttPort}`);
+    const mosq = await startMosquitto();
+    try {
+      await bus('external mosquitto', () => ({ url: mosq.url, embedded: { enabled: false, listen: { host: '127.0.0.1', port: 0 } } }), () => mosq.url);
+    } finally {
+      await mosq.stop();
+    }
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,147 @@
+/**
+ * The HTTP listener: `/healthz` for anyone, `/api/v1/*` for callers with a bearer token
+ * (the CLI's token from the data folder; users and sessions come with the web admin).
+ * Listens on 127.0.0.1 unless configured otherwise.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { RuntimeApi } from '../runtime/api/runtime-api.ts';
+import type { ListenAddress } from '../runtime/config/types.ts';
+import { TalonError } from '../runtime/errors.ts';
+import { routes, type Route } from './routes.ts';
+
+export interface HttpServerOptions {
+  api: RuntimeApi;
+  listen: ListenAddress;
+  /** the bearer token that authenticates the CLI */
+  cliToken: string;
+}
+
+interface CompiledRoute {
+  route: Route;
+  regex: RegExp;
+  keys: string[];
+}
+
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+function compile(route: Route): CompiledRoute {
+  const keys: string[] = [];
+  const pattern = route.path.replace(/:([a-z]+)/g, (_m, k: string) => {
+    keys.push(k);
+    return '([^/]+)';
+  });
+  return { route, regex: new RegExp(`^${pattern}$`), keys };
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+export class HttpServer {
+  #opts: HttpServerOptions;
+  #server: Server;
+  #compiled = routes.map(compile);
+  #tokenDigest: Buffer;
+
+  constructor(opts: HttpServerOptions) {
+    this.#opts = opts;
+    this.#tokenDigest = digest(opts.cliToken);
+    this.#server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => sendError(res, err));
+    });
+    this.#server.keepAliveTimeout = 5000;
+    this.#server.headersTimeout = 10000;
+    this.#server.requestTimeout = 30000;
+  }
+
+  address(): ListenAddress {
+    const a = this.#server.address();
+    if (a === null || typeof a === 'string') throw new TalonError('NOT_RUNNING', 'the HTTP server is not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  listen(): Promise<void> {
+    const { host, port } = this.#opts.listen;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        if (err.code === 'EADDRINUSE') {
+          reject(new TalonError('PORT_IN_USE', `HTTP port ${host}:${port} is in use by another program; set http.port in the config or TALON_HTTP=host:port`));
+        } else {
+          reject(new TalonError('LISTEN_FAILED', `cannot listen for HTTP on ${host}:${port}: ${err.message}`, { cause: err }));
+        }
+      };
+      this.#server.once('error', onError);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  /** Exposed so tests can drive it in process (light-my-request). */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://talon.local');
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+
+    if (url.pathname === '/healthz') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new TalonError('BAD_REQUEST', 'use GET /healthz');
+      const health = this.#opts.api.health();
+      sendJson(res, health.ok ? 200 : 503, { status: health.ok ? 'ok' : 'unavailable', ...health });
+      return;
+    }
+
+    let pathMatched = false;
+    for (const { route, regex, keys } of this.#compiled) {
+      const m = regex.exec(url.pathname);
+      if (!m) continue;
+      pathMatched = true;
+      if (route.method !== req.method) continue;
+      const params: Record<string, string> = {};
+      keys.forEach((k, i) => {
+        params[k] = decodeURIComponent(m[i + 1]!);
+      });
+      const caller = route.auth ? this.#authenticate(req) : { actor: 'anonymous' };
+      req.resume(); // no bodies on these routes yet
+      const body = await route.handler({ api: this.#opts.api, caller, params, query: url.searchParams, req, res });
+      if (body !== undefined) sendJson(res, 200, body);
+      return;
+    }
+    if (pathMatched) throw new TalonError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on ${url.pathname}`);
+    throw new TalonError('NOT_FOUND', `no route ${req.method ?? ''} ${url.pathname}`);
+  }
+
+  #authenticate(req: IncomingMessage): { actor: string } {
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer (\S+)$/.exec(header);
+    if (!m) throw new TalonError('UNAUTHORIZED', 'this route needs `Authorization: Bearer <token>` (the CLI reads it from the data folder\'s cli-token)');
+    if (!timingSafeEqual(digest(m[1]!), this.#tokenDigest)) throw new TalonError('UNAUTHORIZED', 'the bearer token is not valid');
+    return { actor: 'cli' };
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  const e = TalonError.from(err);
+  const status = e.status;
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  sendJson(res, status, { error: e.toJSON() });
+}
