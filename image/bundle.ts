@@ -8,7 +8,10 @@
  * await. node-llama-cpp (ESM with native addons) stays external and is loaded with a
  * dynamic import() from a companion folder (see README: "Bundle plan").
  */
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
+import standaloneCode from 'ajv/dist/standalone/index.js';
+import { SCHEMAS } from '../runtime/schema/registry.ts';
+import { makeAjv } from '../runtime/schema/validators.ts';
 import { readdirSync, existsSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -25,6 +28,27 @@ function commit(): string {
     return 'unknown';
   }
 }
+
+/**
+ * Replaces runtime/schema/precompiled.ts with ajv standalone validators for every schema
+ * in the registry: no schema compilation when the shipped program starts.
+ */
+export const precompiledSchemas: Plugin = {
+  name: 'precompiled-schemas',
+  setup(b) {
+    b.onLoad({ filter: /runtime[\\/]schema[\\/]precompiled\.ts$/ }, () => {
+      const parts: string[] = [];
+      const names: string[] = [];
+      for (const [id, entry] of Object.entries(SCHEMAS)) {
+        const ajv = makeAjv(entry, { code: { source: true, esm: false } });
+        const name = `v_${id.replace(/\W/g, '_')}`;
+        parts.push(`const ${name} = (() => { const module = { exports: {} }; const exports = module.exports;\n${standaloneCode(ajv, ajv.compile(entry.schema))}\nreturn module.exports; })();`);
+        names.push(`${JSON.stringify(id)}: ${name}`);
+      }
+      return { contents: `${parts.join('\n')}\nexport const precompiled = { ${names.join(', ')} };\n`, loader: 'js', resolveDir: root };
+    });
+  },
+};
 
 export const common: BuildOptions = {
   bundle: true,
@@ -44,7 +68,10 @@ export const common: BuildOptions = {
     __TALON_VERSION__: JSON.stringify(pkg.version),
     __TALON_COMMIT__: JSON.stringify(commit()),
   },
-  external: ['node-llama-cpp'],
+  // native addons resolve their prebuilds next to their own package: kept external (the binary
+  // carries them as SEA assets instead)
+  external: ['node-llama-cpp', 'classic-level'],
+  plugins: [precompiledSchemas],
 };
 
 export function builtinHands(): string[] {

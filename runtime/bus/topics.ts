@@ -19,6 +19,7 @@ export function validateTopic(topic: string): void {
 /** A topic filter: `#` only last and alone in its level [MQTT-4.7.1-2], `+` alone in its level [MQTT-4.7.1-3]. */
 export function validateFilter(filter: string): void {
   if (filter.length === 0) throw new TalonError('BUS_TOPIC_INVALID', 'topic filter is empty');
+  if (Buffer.byteLength(filter) > MAX_TOPIC_BYTES) throw new TalonError('BUS_TOPIC_INVALID', 'topic filter is longer than 65535 bytes');
   if (filter.includes('\u0000')) throw new TalonError('BUS_TOPIC_INVALID', `topic filter "${filter}" contains NUL`);
   const levels = filter.split('/');
   levels.forEach((level, i) => {

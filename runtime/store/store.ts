@@ -6,7 +6,7 @@
  */
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
-import { mkdirSync, readFileSync, writeFileSync, accessSync, constants, statfsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, unlinkSync, accessSync, constants, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TalonError } from '../errors.ts';
 
@@ -111,7 +111,9 @@ function checkDataDir(dataDir: string, minFreeBytes: number): void {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     accessSync(dataDir, constants.W_OK);
     // root passes access() on a read-only mount; a real write settles it
-    writeFileSync(join(dataDir, '.write-test'), '');
+    const probe = join(dataDir, '.write-test');
+    writeFileSync(probe, '');
+    unlinkSync(probe);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {

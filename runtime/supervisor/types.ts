@@ -25,7 +25,16 @@ export interface HandStatus {
   cpu: number;
   heapUsedMb: number;
   heapLimitMb: number;
-  messages: { published: number; received: number; dropped: number; denied: number };
+  /**
+   * published: accepted and sent to the bus; received: delivered to the Hand; dropped: over
+   * the message quota (shed by the worker or the kernel); denied: refused by a grant check;
+   * malformed: deliveries dropped because the payload was not valid UTF-8
+   */
+  messages: { published: number; received: number; dropped: number; denied: number; malformed: number };
+  /** exceptions thrown by the Hand's handlers and timers (caught, logged, not fatal) */
+  handlerErrors: number;
+  /** log lines dropped because the Hand logged faster than its log rate */
+  logsDropped: number;
 }
 
 export interface LogLine {

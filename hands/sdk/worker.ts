@@ -1,0 +1,384 @@
+/**
+ * The runtime inside every Hand's worker_thread (bundled to dist/hand-worker.cjs, CommonJS).
+ * It loads the Hand's module, builds `ctx`, and speaks ./protocol.ts with the kernel.
+ *
+ * Two modes (workerData.mode):
+ *   manifest  load the module, post its manifest, nothing else (the kernel reads manifests
+ *             in a throwaway worker so Hand code never runs on the kernel's thread);
+ *   run       start the Hand, heartbeat, batch publishes per tick, dispatch deliveries.
+ *
+ * The kernel re-checks everything sent from here; the local checks exist to fail fast with a
+ * typed error and to keep a flooding Hand's excess off the kernel's thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { getHeapStatistics } from 'node:v8';
+import { format } from 'node:util';
+import type { BusMessageIn, HandContext, HandDefinition, HandStore, LogLevel } from './types.ts';
+import type { KernelToWorker, WorkerData, WorkerToKernel } from './protocol.ts';
+import { RETAIN_FLAG } from './protocol.ts';
+import { TalonError, type ErrorJSON } from '../../runtime/errors.ts';
+import { Grants } from '../../runtime/capabilities/grants.ts';
+import { validateFilter, validateTopic, toAbsolute } from '../../runtime/bus/topics.ts';
+
+declare const require: (id: string) => unknown;
+
+if (!parentPort) throw new Error('hand-worker.cjs runs only as a worker_thread started by the Talon kernel');
+const port = parentPort;
+
+const post = (msg: WorkerToKernel): void => port.postMessage(msg);
+
+function errorJSON(err: unknown): ErrorJSON {
+  if (err instanceof TalonError) return err.toJSON();
+  if (typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
+    && typeof (err as { message?: unknown }).message === 'string' && /^[A-Z_]+$/.test((err as { code: string }).code)) {
+    const e = err as { code: string; message: string };
+    return { code: e.code as ErrorJSON['code'], message: e.message };
+  }
+  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}
+
+function stackOf(err: unknown): string | undefined {
+  return err instanceof Error && typeof err.stack === 'string' ? err.stack.slice(0, 4000) : undefined;
+}
+
+function loadHand(modulePath: string): HandDefinition {
+  const mod = require(modulePath) as { default?: unknown } | undefined;
+  const def = (mod && typeof mod === 'object' && 'default' in mod ? mod.default : mod) as HandDefinition | undefined;
+  if (!def || typeof def !== 'object') throw new TalonError('MANIFEST_INVALID', `${modulePath} does not export a Hand (export default defineHand({ manifest, start }))`);
+  return def;
+}
+
+// -- lock-down: what Node's permission model leaves open to a worker ------------------------
+// process.kill from a worker signals the whole kernel process (even SIGKILL); see
+// runtime/supervisor/README.md. Replace it before any Hand code runs, in both modes.
+for (const name of ['kill', '_kill']) {
+  Object.defineProperty(process, name, {
+    value: () => {
+      post({ t: 'denied', action: 'process.signal', subject: `process.${name}` });
+      throw new TalonError('CAPABILITY_DENIED', `process.${name} is not available to a Hand`);
+    },
+    writable: false,
+    configurable: false,
+  });
+}
+
+const data = workerData as WorkerData;
+
+if (data.mode === 'manifest') {
+  try {
+    const def = loadHand(data.modulePath);
+    try {
+      post({ t: 'manifest', manifest: def.manifest });
+    } catch (err) {
+      throw new TalonError('MANIFEST_INVALID', `the manifest of ${data.modulePath} is not plain data: ${(err as Error).message}`);
+    }
+  } catch (err) {
+    post({ t: 'error', phase: 'load', error: errorJSON(err), stack: stackOf(err) });
+  }
+} else {
+  runHand(data);
+}
+
+function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
+  const grants = new Grants(wd.grants, `talon/${wd.deviceId}`);
+  const root = grants.root;
+  let handlerErrors = 0;
+  let stopping = false;
+
+  // -- logging --------------------------------------------------------------------------------
+  const log = (level: LogLevel, msg: string, data?: Record<string, unknown>): void => {
+    const m: WorkerToKernel = data === undefined ? { t: 'log', level, msg: String(msg) } : { t: 'log', level, msg: String(msg), data };
+    try {
+      post(m);
+    } catch {
+      post({ t: 'log', level, msg: String(msg), data: { note: 'data was not cloneable and was dropped' } });
+    }
+  };
+  const consoleLevel: Record<string, LogLevel> = { log: 'info', info: 'info', debug: 'debug', trace: 'debug', warn: 'warn', error: 'error' };
+  for (const [method, level] of Object.entries(consoleLevel)) {
+    (console as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => log(level, format(...args));
+  }
+
+  const handlerFailed = (where: string, err: unknown): void => {
+    handlerErrors++;
+    log('error', `${where} threw: ${err instanceof Error ? err.message : String(err)}`, { stack: stackOf(err) ?? '' });
+  };
+  process.on('unhandledRejection', (reason) => handlerFailed('a promise', reason));
+
+  // -- heartbeat ------------------------------------------------------------------------------
+  const heartbeat = (): void => {
+    const h = getHeapStatistics();
+    post({ t: 'hb', heapUsed: h.used_heap_size, heapLimit: h.heap_size_limit, handlerErrors });
+  };
+  setInterval(heartbeat, wd.heartbeatMs);
+
+  // -- RPC ------------------------------------------------------------------------------------
+  let nextCall = 1;
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  const call = <T>(method: string, args: unknown[]): Promise<T> => new Promise<T>((resolve, reject) => {
+    if (stopping && !method.startsWith('store.')) {
+      reject(new TalonError('HAND_STOPPED', `the Hand is stopping; ${method} was not sent`));
+      return;
+    }
+    const id = nextCall++;
+    try {
+      post({ t: 'call', id, method, args });
+    } catch (err) {
+      reject(new TalonError('BAD_REQUEST', `arguments of ${method} cannot be sent to the kernel: ${(err as Error).message}`));
+      return;
+    }
+    pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+  });
+
+  // -- publish: checked here, batched per tick -----------------------------------------------
+  const rate = wd.quotas.messagesPerSec;
+  let tokens = rate;
+  let refilledAt = performance.now();
+  let batch: Array<string | Uint8Array | number> = [];
+  let dropped = 0;
+  let flushScheduled = false;
+  const topicCache = new Map<string, string | null>();
+
+  const flush = (): void => {
+    flushScheduled = false;
+    if (batch.length === 0 && dropped === 0) return;
+    const m = batch;
+    const d = dropped;
+    batch = [];
+    dropped = 0;
+    post({ t: 'pub', m, dropped: d });
+  };
+
+  const absTopic = (topic: string): string => {
+    let abs = topicCache.get(topic);
+    if (abs === undefined) {
+      if (typeof topic !== 'string') throw new TalonError('BUS_TOPIC_INVALID', 'topic must be a string');
+      abs = toAbsolute(root, topic);
+      validateTopic(abs);
+      abs = grants.canPublish(abs) ? abs : null;
+      if (topicCache.size > 4096) topicCache.clear();
+      topicCache.set(topic, abs);
+    }
+    if (abs === null) {
+      const full = toAbsolute(root, topic);
+      post({ t: 'denied', action: 'bus.publish', subject: full });
+      throw new TalonError('CAPABILITY_DENIED', `Hand "${wd.name}" may not publish to ${full}; its grant allows ${grants.caps.bus.publish.join(', ') || 'no topics'}`);
+    }
+    return abs;
+  };
+
+  const publish = (topic: string, payload: unknown, opts?: { qos?: 0 | 1 | 2; retain?: boolean }): void => {
+    const abs = absTopic(topic);
+    if (tokens < 1) {
+      const now = performance.now();
+      tokens = Math.min(rate, tokens + ((now - refilledAt) * rate) / 1000);
+      refilledAt = now;
+      if (tokens < 1) {
+        dropped++;
+        if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(flush);
+        }
+        return;
+      }
+    }
+    tokens--;
+    let body: string | Uint8Array;
+    if (typeof payload === 'string') body = payload;
+    else if (payload instanceof Uint8Array) body = payload;
+    else if (payload === undefined) body = '';
+    else body = JSON.stringify(payload);
+    batch.push(abs, body, (opts?.qos ?? 0) | (opts?.retain ? RETAIN_FLAG : 0));
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  };
+
+  // -- subscribe: the kernel checks and subscribes; deliveries come batched ------------------
+  let nextSub = 1;
+  const subs = new Map<number, (msg: BusMessageIn) => void | Promise<void>>();
+  const subscribe = async (filter: string, handler: (msg: BusMessageIn) => void | Promise<void>): Promise<() => Promise<void>> => {
+    if (typeof handler !== 'function') throw new TalonError('BAD_REQUEST', 'bus.subscribe(filter, handler): handler must be a function');
+    validateFilter(filter);
+    const abs = toAbsolute(root, filter);
+    if (!grants.canSubscribe(abs)) {
+      post({ t: 'denied', action: 'bus.subscribe', subject: abs });
+      throw new TalonError('CAPABILITY_DENIED', `Hand "${wd.name}" may not subscribe to ${abs}; its grant allows ${grants.caps.bus.subscribe.join(', ') || 'no topics'}`);
+    }
+    const id = nextSub++;
+    subs.set(id, handler); // before the call: a retained message may arrive with the answer
+    try {
+      await call('bus.subscribe', [id, filter]);
+    } catch (err) {
+      subs.delete(id);
+      throw err;
+    }
+    return async () => {
+      if (subs.delete(id)) await call('bus.unsubscribe', [id]);
+    };
+  };
+
+  const deliver = (m: Array<number | string | boolean>): void => {
+    for (let i = 0; i + 3 < m.length; i += 4) {
+      if (stopping) return;
+      const handler = subs.get(m[i] as number);
+      if (!handler) continue;
+      const msg = new Incoming(m[i + 1] as string, m[i + 2] as string, m[i + 3] as boolean);
+      try {
+        const r = handler(msg);
+        if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).then(undefined, (err) => handlerFailed(`handler for ${msg.topic}`, err));
+      } catch (err) {
+        handlerFailed(`handler for ${msg.topic}`, err);
+      }
+    }
+  };
+
+  // -- timers, cleared on stop ---------------------------------------------------------------
+  const timers = new Set<NodeJS.Timeout>();
+  const guarded = (what: string, fn: () => void | Promise<void>) => () => {
+    try {
+      const r = fn();
+      if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).then(undefined, (err) => handlerFailed(what, err));
+    } catch (err) {
+      handlerFailed(what, err);
+    }
+  };
+
+  const controller = new AbortController();
+  const store: HandStore = {
+    get: <T>(key: string) => call<T | undefined>('store.get', [key]),
+    put: (key, value) => call<void>('store.put', [key, value]),
+    del: (key) => call<void>('store.del', [key]),
+    list: <T>(opts?: { prefix?: string; limit?: number }) => call<Array<[string, T]>>('store.list', [opts ?? {}]),
+  };
+
+  const ctx: HandContext = {
+    name: wd.name,
+    deviceId: wd.deviceId,
+    settings: Object.freeze(wd.settings),
+    signal: controller.signal,
+    log,
+    bus: { publish, subscribe },
+    store,
+    timers: {
+      every(ms, fn) {
+        if (stopping) return () => {};
+        const h = setInterval(guarded('timer', fn), Math.max(1, ms));
+        timers.add(h);
+        return () => {
+          clearInterval(h);
+          timers.delete(h);
+        };
+      },
+      after(ms, fn) {
+        if (stopping) return () => {};
+        const h: NodeJS.Timeout = setTimeout(() => {
+          timers.delete(h);
+          guarded('timer', fn)();
+        }, Math.max(0, ms));
+        timers.add(h);
+        return () => {
+          clearTimeout(h);
+          timers.delete(h);
+        };
+      },
+    },
+    call: <T>(method: string, ...args: unknown[]) => {
+      if (typeof method !== 'string' || method.startsWith('bus.') || method.startsWith('store.')) {
+        return Promise.reject(new TalonError('BAD_REQUEST', `ctx.call("${String(method)}"): use ctx.bus / ctx.store for bus and store`));
+      }
+      return call<T>(method, args);
+    },
+  };
+
+  // -- messages from the kernel --------------------------------------------------------------
+  let def: HandDefinition | undefined;
+  port.on('message', (msg: KernelToWorker) => {
+    switch (msg.t) {
+      case 'deliver':
+        deliver(msg.m);
+        break;
+      case 'result': {
+        const p = pending.get(msg.id);
+        if (!p) break;
+        pending.delete(msg.id);
+        if (msg.ok) p.resolve(msg.value);
+        else p.reject(new TalonError(msg.error.code, msg.error.message, { details: msg.error.details }));
+        break;
+      }
+      case 'stop':
+        void stop();
+        break;
+    }
+  });
+
+  async function stop(): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    controller.abort();
+    for (const h of timers) {
+      clearTimeout(h);
+      clearInterval(h);
+    }
+    timers.clear();
+    subs.clear();
+    try {
+      await def?.stop?.();
+    } catch (err) {
+      post({ t: 'error', phase: 'stop', error: errorJSON(err), stack: stackOf(err) });
+    }
+    flush();
+    post({ t: 'stopped' });
+  }
+
+  // -- start -----------------------------------------------------------------------------------
+  heartbeat();
+  try {
+    def = loadHand(wd.modulePath);
+    if (typeof def.start !== 'function') throw new TalonError('MANIFEST_INVALID', `${wd.modulePath}: the Hand has no start(ctx) function`);
+  } catch (err) {
+    post({ t: 'error', phase: 'load', error: errorJSON(err), stack: stackOf(err) });
+    return;
+  }
+  const hand = def;
+  Promise.resolve()
+    .then(() => hand.start(ctx))
+    .then(
+      () => post({ t: 'started' }),
+      (err) => post({ t: 'error', phase: 'start', error: errorJSON(err), stack: stackOf(err) }),
+    );
+}
+
+/** A delivered message; payload and JSON are made only when asked for. */
+class Incoming implements BusMessageIn {
+  readonly topic: string;
+  readonly text: string;
+  readonly retain: boolean;
+  #payload: Buffer | undefined;
+  #json: unknown;
+  #parsed = false;
+
+  constructor(topic: string, text: string, retain: boolean) {
+    this.topic = topic;
+    this.text = text;
+    this.retain = retain;
+  }
+
+  get payload(): Buffer {
+    this.#payload ??= Buffer.from(this.text, 'utf8');
+    return this.#payload;
+  }
+
+  get json(): unknown {
+    if (!this.#parsed) {
+      this.#parsed = true;
+      try {
+        this.#json = JSON.parse(this.text);
+      } catch {
+        this.#json = undefined;
+      }
+    }
+    return this.#json;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * `talon`: the entry of dist/talon.cjs. Starts fast: it reads the command name and loads
+ * only that command's module (`await import()`; esbuild keeps each one lazy in the bundle).
+ *
+ * Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
+ * Errors print as `talon: <message> (<CODE>)`; stack traces only with TALON_DEBUG=1.
+ */
+import { TalonError } from '../errors.ts';
+import { isBundled } from '../paths.ts';
+import { processIo, UsageError, type Io } from './args.ts';
+
+export interface CommandModule {
+  main(argv: string[], io: Io): Promise<number>;
+}
+
+interface CommandEntry {
+  summary: string;
+  load(): Promise<CommandModule>;
+}
+
+export const COMMANDS: Record<string, CommandEntry> = {
+  run: { summary: 'run the Talon daemon in the foreground', load: () => import('./commands/run.ts') },
+  hands: { summary: 'list, inspect, start, stop and tail Hands of the running daemon', load: () => import('./commands/hands.ts') },
+  config: { summary: 'check a config file', load: () => import('./commands/config.ts') },
+  version: { summary: 'print the Talon and Node versions', load: () => import('./commands/version.ts') },
+};
+
+export function topHelp(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'usage: talon <command> [options]',
+    '',
+    'Talon runs autonomous Hands on an edge device.',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(w)}  ${c.summary}`),
+    '',
+    'options:',
+    '  -h, --help     show this help',
+    '  -V, --version  print the version',
+    '',
+    'Run `talon <command> --help` for a command\'s options.',
+    'Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.',
+    '',
+  ].join('\n');
+}
+
+/** Runs one command line; never throws; returns the exit code. */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    if (name === undefined) {
+      io.err(topHelp());
+      return 2;
+    }
+    if (name === '--help' || name === '-h') {
+      io.out(topHelp());
+      return 0;
+    }
+    if (name === 'help') {
+      const sub = rest[0];
+      if (sub === undefined) {
+        io.out(topHelp());
+        return 0;
+      }
+      const entry = COMMANDS[sub];
+      if (!entry) return usage(io, `unknown command "${sub}"`);
+      return await (await entry.load()).main([...rest.slice(1), '--help'], io);
+    }
+    if (name === '--version' || name === '-V') return await (await COMMANDS.version!.load()).main([], io);
+    const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+    if (!entry) return usage(io, name.startsWith('-') ? `unknown option ${name}` : `unknown command "${name}"`);
+    const mod = await entry.load();
+    return await mod.main(rest, io);
+  } catch (err) {
+    return reportError(err, io);
+  }
+}
+
+function usage(io: Io, message: string): number {
+  io.err(`talon: ${message}\n\n${topHelp()}`);
+  return 2;
+}
+
+/** Prints an error the way every command does and returns its exit code. */
+export function reportError(err: unknown, io: Io): number {
+  const e = TalonError.from(err);
+  const [first, ...more] = e.message.split('\n');
+  if (e instanceof UsageError) {
+    io.err(`talon: ${e.message}\n${e.usage}\n(see ${e.usage.replace(/^usage: (\S+(?: [a-z][\w-]*)*).*$/, '$1')} --help)\n`);
+  } else {
+    io.err(`talon: ${first} (${e.code})${more.length ? `\n${more.join('\n')}` : ''}\n`);
+  }
+  if (io.env.TALON_DEBUG === '1') {
+    const stack = (err as Error)?.stack ?? String(err);
+    io.err(`${stack}\n`);
+    const cause = (err as { cause?: unknown })?.cause;
+    if (cause) io.err(`cause: ${(cause as Error)?.stack ?? String(cause)}\n`);
+  }
+  return e.exitCode;
+}
+
+// in the bundle this file is the entry; from source (tsx runtime/cli/main.ts) it is when run directly
+const isEntry = isBundled || (process.argv[1] !== undefined && import.meta.filename === process.argv[1]);
+
+if (isEntry) {
+  // `talon hands logs x -f | head`: a closed pipe is the reader's choice, not an error
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  const argv = process.argv.slice(2);
+  void main(argv).then((code) => {
+    if (argv[0] === 'run') process.exit(code); // the daemon has stopped: do not wait on stray handles
+    process.exitCode = code;
+  });
+}

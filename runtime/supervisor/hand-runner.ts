@@ -1,0 +1,808 @@
+/**
+ * One Hand, supervised: its worker_thread, its state machine, its quotas and its watchdog.
+ *
+ *   stopped → starting → running → stopping → stopped
+ *   starting|running --crash--> backoff --timer--> starting
+ *   crash loop (RestartPolicy) or a config/manifest error --> failed
+ *
+ * The worker runs hands/sdk/worker.ts under Node's permission model (./permissions.ts) with
+ * a V8 heap cap from quotas.heapMb. Everything it sends is re-checked here: publish grants
+ * and the message quota, subscribe grants, store scope and sizes, kernel services. Every
+ * refusal is audited as `capability.check` / `deny`, and the Hand gets a typed error.
+ */
+import { Worker } from 'node:worker_threads';
+import { isUtf8 } from 'node:buffer';
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import type { Capabilities, LogLevel, Quotas } from '../../hands/sdk/types.ts';
+import type { CallMsg, KernelToWorker, WorkerData, WorkerToKernel } from '../../hands/sdk/protocol.ts';
+import { RETAIN_FLAG } from '../../hands/sdk/protocol.ts';
+import type { Bus, BusMessage, QoS } from '../bus/types.ts';
+import { toAbsolute, toRelative, topics, validateFilter, validateTopic } from '../bus/topics.ts';
+import type { Store } from '../store/store.ts';
+import type { Audit, AuditEvent } from '../audit/types.ts';
+import type { HandConfig, SupervisorConfig } from '../config/types.ts';
+import type { Clock, Random } from '../clock.ts';
+import { TalonError, type ErrorJSON } from '../errors.ts';
+import { Grants, effectiveGrants } from '../capabilities/grants.ts';
+import { effectiveQuotas, validateManifest, validateSettings, type ValidManifest } from './manifest.ts';
+import { workerExecArgv } from './permissions.ts';
+import { RestartPolicy } from './backoff.ts';
+import type { HandState, HandStatus, KernelService, LogLine } from './types.ts';
+
+const MB = 1024 * 1024;
+export const LOG_RING = 1000;
+export const STORE_KEY_MAX_BYTES = 512;
+export const STORE_VALUE_MAX_BYTES = 256 * 1024;
+export const STORE_LIST_MAX = 1000;
+export const MAX_SUBSCRIPTIONS = 256;
+
+/** Limits that are policy, not config: overridable for tests. */
+export interface RunnerLimits {
+  /** a Hand attempting more than factor × its messagesPerSec ... */
+  floodFactor: number;
+  /** ... for this many consecutive seconds is terminated with QUOTA_EXCEEDED */
+  floodSeconds: number;
+  /** log lines per second a Hand may write (burst: twice that); the rest are dropped and counted */
+  logLinesPerSec: number;
+  /** capability denials audited per second per Hand; the rest are counted into the next entry */
+  deniesAuditedPerSec: number;
+}
+
+export const DEFAULT_LIMITS: RunnerLimits = { floodFactor: 10, floodSeconds: 3, logLinesPerSec: 200, deniesAuditedPerSec: 20 };
+
+export interface RunnerDeps {
+  config: SupervisorConfig;
+  hand: HandConfig;
+  bus: Bus;
+  store: Store;
+  audit: Audit;
+  deviceId: string;
+  clock: Clock;
+  random: Random;
+  workerEntry: string;
+  modulePath: string;
+  services: Map<string, KernelService>;
+  limits: RunnerLimits;
+  readManifest(modulePath: string): Promise<unknown>;
+  onStatus(status: HandStatus): void;
+  onLog(line: LogLine): void;
+}
+
+/** One worker's life: events from an older worker are ignored. */
+interface Session {
+  worker: Worker;
+  grants: Grants;
+  quotas: Quotas;
+  startedAt: number;
+  lastHb: number;
+  /** the worker's loop idle time (ms) at the last heartbeat: unforgeable by the Hand */
+  lastIdle: number;
+  gotHb: boolean;
+  elu: EventLoopUtilization | undefined;
+  /** why we terminated it (watchdog, flood, start timeout, start error) */
+  killReason: TalonError | null;
+  /** an uncaught error the worker died of */
+  error: TalonError | null;
+  stopRequested: boolean;
+  exited: boolean;
+  exitedPromise: Promise<void>;
+  stoppedMsg: () => void;
+  stoppedPromise: Promise<void>;
+  subs: Map<number, () => Promise<void>>;
+  deliver: Array<number | string | boolean>;
+  deliverScheduled: boolean;
+  tokens: number;
+  refilledAt: number;
+  floodCount: number;
+  floodWindowStart: number;
+  floodStreak: number;
+  cpuOverStreak: number;
+  topicOk: Map<string, boolean>;
+  timers: unknown[];
+}
+
+export class HandRunner {
+  readonly name: string;
+  #d: RunnerDeps;
+  #policy: RestartPolicy;
+  #state: HandState = 'stopped';
+  #since: number;
+  #restarts = 0;
+  #lastError: ErrorJSON | undefined;
+  #nextStartAt: number | undefined;
+  #backoffTimer: unknown = null;
+  #manifest: ValidManifest | undefined;
+  #session: Session | null = null;
+  #settle: Array<() => void> = [];
+  /** bumped by every launch: a launch overtaken by a stop or another launch gives up */
+  #gen = 0;
+  #cpu = 0;
+  #heapUsed = 0;
+  #heapLimit = 0;
+  #handlerErrors = 0;
+  #counters = { published: 0, received: 0, dropped: 0, denied: 0, malformed: 0 };
+  #logs: LogLine[] = [];
+  #logTokens: number;
+  #logRefilled: number;
+  #logsDropped = 0;
+  #denyWindow = 0;
+  #denyCount = 0;
+  #denySuppressed = 0;
+  #auditPending = new Set<Promise<void>>();
+
+  constructor(deps: RunnerDeps) {
+    this.#d = deps;
+    this.name = deps.hand.name;
+    this.#since = deps.clock.now();
+    this.#policy = new RestartPolicy(deps.config.backoff, deps.config.crashLoop, deps.random);
+    this.#logTokens = deps.limits.logLinesPerSec * 2;
+    this.#logRefilled = this.#since;
+  }
+
+  get state(): HandState {
+    return this.#state;
+  }
+
+  status(): HandStatus {
+    const now = this.#d.clock.now();
+    const m = this.#manifest;
+    const s: HandStatus = {
+      name: this.name,
+      module: this.#d.hand.module,
+      state: this.#state,
+      since: this.#since,
+      uptimeMs: this.#state === 'running' && this.#session ? now - this.#session.startedAt : 0,
+      restarts: this.#restarts,
+      cpu: round(this.#cpu, 3),
+      heapUsedMb: round(this.#heapUsed / MB, 2),
+      heapLimitMb: round(this.#heapLimit / MB, 2),
+      messages: { ...this.#counters },
+      handlerErrors: this.#handlerErrors,
+      logsDropped: this.#logsDropped,
+    };
+    if (m) {
+      s.id = m.id;
+      s.version = m.version;
+      s.description = m.description;
+    }
+    if (this.#lastError) s.lastError = this.#lastError;
+    if (this.#state === 'backoff' && this.#nextStartAt !== undefined) s.nextStartAt = this.#nextStartAt;
+    return s;
+  }
+
+  logs(lines = 100): LogLine[] {
+    const n = Math.max(0, Math.min(LOG_RING, Math.floor(lines)));
+    return n === 0 ? [] : this.#logs.slice(-n);
+  }
+
+  /** audit entries not yet durable */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#auditPending]);
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  /** Start from stopped, failed or backoff. Resolves once the Hand is running, in backoff or failed. */
+  start(actor: string, opts: { resetPolicy?: boolean } = {}): Promise<void> {
+    if (this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping') {
+      throw new TalonError('HAND_STATE', `Hand "${this.name}" is ${this.#state}; stop it first or use restart`);
+    }
+    if (opts.resetPolicy) this.#policy.reset();
+    this.#clearBackoff();
+    return this.#launch(actor, 'hand.start');
+  }
+
+  /** Stop from any state but stopped / stopping. Resolves once stopped. */
+  async stop(actor: string, deadlineMs: number = this.#d.config.stopTimeoutMs): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') {
+      throw new TalonError('HAND_STATE', `Hand "${this.name}" is already ${this.#state}`);
+    }
+    await this.#stop(actor, deadlineMs);
+  }
+
+  /** Stop (if needed) then start. */
+  async restart(actor: string): Promise<void> {
+    if (this.#state === 'stopping') throw new TalonError('HAND_STATE', `Hand "${this.name}" is stopping; wait for it to stop`);
+    this.#audit({ actor, action: 'hand.restart', subject: this.name, decision: 'ok', detail: { from: this.#state } });
+    if (this.#state !== 'stopped') await this.#stop(actor, this.#d.config.stopTimeoutMs, true);
+    this.#restarts++;
+    this.#policy.reset();
+    await this.#launch(actor, 'hand.start');
+  }
+
+  async #stop(actor: string, deadlineMs: number, quiet = false): Promise<void> {
+    const from = this.#state;
+    this.#clearBackoff();
+    const s = this.#session;
+    this.#gen++; // a launch still reading its manifest gives up
+    if (!s || s.exited) {
+      this.#setState('stopped');
+      if (!quiet) this.#audit({ actor, action: 'hand.stop', subject: this.name, decision: 'ok', detail: { from } });
+      return;
+    }
+    this.#setState('stopping');
+    s.stopRequested = true;
+    this.#post(s, { t: 'stop' });
+    let graceful = true;
+    const deadline = new Promise<'late'>((resolve) => {
+      const h = this.#d.clock.setTimeout(() => resolve('late'), Math.max(0, deadlineMs));
+      s.timers.push(h);
+    });
+    const outcome = await Promise.race([s.stoppedPromise.then(() => 'ok' as const), s.exitedPromise.then(() => 'ok' as const), deadline]);
+    if (outcome === 'late') {
+      graceful = false;
+      this.#log('warn', `stop() did not finish within ${deadlineMs} ms; terminating the worker`);
+    }
+    await this.#terminate(s);
+    this.#setState('stopped');
+    if (!quiet) this.#audit({ actor, action: 'hand.stop', subject: this.name, decision: 'ok', detail: { from, graceful } });
+  }
+
+  #clearBackoff(): void {
+    if (this.#backoffTimer !== null) this.#d.clock.clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = null;
+    this.#nextStartAt = undefined;
+  }
+
+  /** Resolves when the state leaves `starting`. */
+  #launch(actor: string, action: string): Promise<void> {
+    const settled = new Promise<void>((resolve) => this.#settle.push(resolve));
+    this.#setState('starting');
+    void this.#spawn(actor, action, ++this.#gen);
+    return settled;
+  }
+
+  async #spawn(actor: string, action: string, gen: number): Promise<void> {
+    const d = this.#d;
+    const current = (): boolean => gen === this.#gen && this.#state === 'starting';
+    const where = `hands.${this.name}`;
+    let grants: Capabilities;
+    let quotas: Quotas;
+    let settings: Record<string, unknown>;
+    try {
+      const raw = await d.readManifest(d.modulePath);
+      if (!current()) return; // stopped or relaunched meanwhile
+      const manifest = validateManifest(raw, d.hand.module);
+      this.#manifest = manifest;
+      grants = effectiveGrants(manifest.capabilities, d.hand.capabilities, topics.root(d.deviceId), `${where}.capabilities`);
+      quotas = effectiveQuotas(manifest, d.hand.quotas, `${where}.quotas`);
+      settings = validateSettings(manifest, d.hand.settings ?? {}, `${where}.settings`);
+    } catch (err) {
+      if (!current()) return;
+      this.#fail(TalonError.from(err), actor);
+      return;
+    }
+    if (!current()) return;
+
+    const workerData: WorkerData = {
+      mode: 'run', name: this.name, deviceId: d.deviceId, modulePath: d.modulePath, settings, grants, quotas,
+      heartbeatMs: d.config.heartbeatMs,
+    };
+    let worker: Worker;
+    try {
+      worker = new Worker(d.workerEntry, {
+        workerData,
+        execArgv: workerExecArgv({ workerEntry: d.workerEntry, modulePath: d.modulePath, fs: grants.fs }),
+        env: {},
+        stdout: true,
+        stderr: true,
+        name: `hand:${this.name}`,
+        resourceLimits: { maxOldGenerationSizeMb: quotas.heapMb },
+      });
+    } catch (err) {
+      this.#fail(new TalonError('HAND_START_FAILED', `cannot start a worker for Hand "${this.name}": ${(err as Error).message}`), actor);
+      return;
+    }
+    const now = d.clock.now();
+    let stoppedMsg = (): void => {};
+    const stoppedPromise = new Promise<void>((resolve) => { stoppedMsg = resolve; });
+    let exitedResolve = (): void => {};
+    const exitedPromise = new Promise<void>((resolve) => { exitedResolve = resolve; });
+    const s: Session = {
+      worker, grants: new Grants(grants, topics.root(d.deviceId)), quotas, startedAt: now, lastHb: now, lastIdle: 0, gotHb: false,
+      elu: undefined, killReason: null, error: null, stopRequested: false, exited: false, exitedPromise,
+      stoppedMsg, stoppedPromise, subs: new Map(), deliver: [], deliverScheduled: false,
+      tokens: quotas.messagesPerSec, refilledAt: now, floodCount: 0, floodWindowStart: now, floodStreak: 0, cpuOverStreak: 0,
+      topicOk: new Map(), timers: [],
+    };
+    this.#session = s;
+
+    captureLines(worker.stdout, (line) => this.#log('info', line, { stream: 'stdout' }));
+    captureLines(worker.stderr, (line) => this.#log('error', line, { stream: 'stderr' }));
+    worker.on('message', (msg: WorkerToKernel) => {
+      if (this.#session !== s || s.exited) return;
+      try {
+        this.#onMessage(s, msg, actor, action);
+      } catch (err) {
+        this.#log('error', `kernel error handling a message from the worker: ${(err as Error).message}`);
+      }
+    });
+    worker.on('error', (err: Error & { code?: string }) => {
+      s.error = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+        ? new TalonError('QUOTA_EXCEEDED', `Hand "${this.name}" went over its heap quota of ${quotas.heapMb} MB and was stopped by V8 (ERR_WORKER_OUT_OF_MEMORY)`)
+        : new TalonError('HAND_CRASHED', `Hand "${this.name}" crashed: ${err.message}`, { details: { stack: String(err.stack ?? '').slice(0, 2000) } });
+    });
+    worker.on('exit', (code) => {
+      s.exited = true;
+      for (const t of s.timers) d.clock.clearTimeout(t);
+      void this.#cleanup(s);
+      exitedResolve();
+      if (this.#session !== s) return;
+      if (s.stopRequested) return; // #stop finishes the transition
+      const reason = s.killReason ?? s.error
+        ?? new TalonError('HAND_CRASHED', `Hand "${this.name}"'s worker exited unexpectedly with code ${code}`);
+      this.#crashed(reason);
+    });
+
+    // start timeout
+    s.timers.push(d.clock.setTimeout(() => {
+      if (this.#session === s && this.#state === 'starting' && !s.exited) {
+        this.#kill(s, new TalonError('HAND_TIMEOUT', `Hand "${this.name}" did not finish start() within ${d.config.startTimeoutMs} ms`));
+      }
+    }, d.config.startTimeoutMs));
+    // watchdog: no heartbeat for hangTimeoutMs while the worker's loop never went idle = blocked.
+    // A Hand awaiting a kernel call sits idle in its loop and keeps sending heartbeats: busy, not hung.
+    const interval = Math.max(10, Math.min(d.config.heartbeatMs, d.config.hangTimeoutMs / 4));
+    const watchdog = d.clock.setInterval(() => this.#watch(s), interval);
+    s.timers.push(watchdog);
+    const clearWatch = () => d.clock.clearInterval(watchdog);
+    void exitedPromise.then(clearWatch);
+  }
+
+  #watch(s: Session): void {
+    if (this.#session !== s || s.exited || !s.gotHb || s.stopRequested) return;
+    const now = this.#d.clock.now();
+    const silent = now - s.lastHb;
+    // no heartbeat for a while: report CPU since the last one (a blocked loop shows ~1.0)
+    if (silent > 2 * this.#d.config.heartbeatMs && s.elu) {
+      const u = s.worker.performance.eventLoopUtilization(s.elu).utilization;
+      if (Number.isFinite(u)) this.#cpu = u;
+    }
+    if (silent <= this.#d.config.hangTimeoutMs) return;
+    // a late heartbeat may be queued behind a busy kernel: the worker's own loop clock decides
+    const idle = s.worker.performance.eventLoopUtilization().idle;
+    if (idle > s.lastIdle + 1) {
+      s.lastIdle = idle;
+      s.lastHb = now;
+      return;
+    }
+    this.#kill(s, new TalonError('HAND_TIMEOUT',
+      `Hand "${this.name}"'s event loop has been blocked for ${silent} ms (no heartbeat; hangTimeoutMs is ${this.#d.config.hangTimeoutMs})`));
+  }
+
+  #onMessage(s: Session, msg: WorkerToKernel, actor: string, action: string): void {
+    switch (msg.t) {
+      case 'pub':
+        this.#onPublish(s, msg.m, msg.dropped);
+        return;
+      case 'hb':
+        this.#onHeartbeat(s, msg.heapUsed, msg.heapLimit, msg.handlerErrors);
+        return;
+      case 'call':
+        void this.#onCall(s, msg);
+        return;
+      case 'log':
+        this.#log(isLevel(msg.level) ? msg.level : 'info', String(msg.msg).slice(0, 8192), isRecord(msg.data) ? msg.data : undefined);
+        return;
+      case 'denied':
+        this.#deny(String(msg.action), String(msg.subject), 'refused in the worker');
+        return;
+      case 'started':
+        if (this.#state !== 'starting') return;
+        this.#setState('running');
+        this.#audit({ actor, action, subject: this.name, decision: 'ok', detail: { restarts: this.#restarts, module: this.#d.hand.module } });
+        return;
+      case 'stopped':
+        s.stoppedMsg();
+        return;
+      case 'error': {
+        const e = new TalonError(isCode(msg.error?.code) ? msg.error.code : 'INTERNAL', String(msg.error?.message ?? 'unknown error'));
+        if (msg.phase === 'start' || msg.phase === 'load') {
+          if (this.#state !== 'starting') return;
+          this.#log('error', `start() failed: ${e.message}`, msg.stack ? { stack: msg.stack } : undefined);
+          this.#kill(s, new TalonError('HAND_START_FAILED', `Hand "${this.name}" failed to start: ${e.message}`, { details: { cause: e.toJSON() } }));
+        } else {
+          this.#log('error', `${msg.phase} failed: ${e.message}`, msg.stack ? { stack: msg.stack } : undefined);
+        }
+        return;
+      }
+      default:
+        this.#log('warn', `unknown message from the worker: ${JSON.stringify((msg as { t?: unknown }).t)}`);
+    }
+  }
+
+  #onHeartbeat(s: Session, heapUsed: number, heapLimit: number, handlerErrors: number): void {
+    const now = this.#d.clock.now();
+    s.lastHb = now;
+    s.gotHb = true;
+    const elu = s.worker.performance.eventLoopUtilization();
+    const window = s.elu ? s.worker.performance.eventLoopUtilization(elu, s.elu) : elu;
+    s.elu = elu;
+    s.lastIdle = elu.idle;
+    this.#cpu = Number.isFinite(window.utilization) ? window.utilization : 0;
+    if (typeof heapUsed === 'number') this.#heapUsed = heapUsed;
+    if (typeof heapLimit === 'number') this.#heapLimit = heapLimit;
+    if (typeof handlerErrors === 'number') this.#handlerErrors = handlerErrors;
+    // cpuShare is reported and flagged, not enforced: a worker_thread cannot be throttled
+    if (this.#cpu > s.quotas.cpuShare) {
+      if (++s.cpuOverStreak === 10) this.#log('warn', `using ${Math.round(this.#cpu * 100)}% of a core, over its cpuShare quota of ${Math.round(s.quotas.cpuShare * 100)}%`);
+    } else {
+      s.cpuOverStreak = 0;
+    }
+  }
+
+  // ---- publish: grant, quota, flood -------------------------------------------------------
+
+  #onPublish(s: Session, m: Array<string | Uint8Array | number>, dropped: number): void {
+    const now = this.#d.clock.now();
+    const rate = s.quotas.messagesPerSec;
+    const shed = typeof dropped === 'number' && dropped > 0 ? Math.floor(dropped) : 0;
+    const n = Array.isArray(m) ? Math.floor(m.length / 3) : 0;
+    this.#counters.dropped += shed;
+    s.floodCount += n + shed;
+    if (now - s.floodWindowStart >= 1000) {
+      const elapsed = now - s.floodWindowStart;
+      const attempted = (s.floodCount * 1000) / elapsed;
+      s.floodStreak = attempted > this.#d.limits.floodFactor * rate ? s.floodStreak + Math.max(1, Math.floor(elapsed / 1000)) : 0;
+      s.floodCount = 0;
+      s.floodWindowStart = now;
+      if (s.floodStreak >= this.#d.limits.floodSeconds) {
+        this.#kill(s, new TalonError('QUOTA_EXCEEDED',
+          `Hand "${this.name}" published at ${Math.round(attempted)} msg/s for ${s.floodStreak} s, over ${this.#d.limits.floodFactor}× its quota of ${rate} msg/s`));
+        return;
+      }
+    }
+    if (n === 0) return;
+    const bus = this.#d.bus;
+    for (let i = 0; i < n * 3; i += 3) {
+      const topic = m[i];
+      const payload = m[i + 1];
+      const flags = m[i + 2];
+      if (typeof topic !== 'string' || !this.#topicAllowed(s, topic)) {
+        this.#deny('bus.publish', typeof topic === 'string' ? topic : '(not a topic)', 'refused by the kernel');
+        continue;
+      }
+      if (s.tokens < 1) {
+        s.tokens = Math.min(rate, s.tokens + ((now - s.refilledAt) * rate) / 1000);
+        s.refilledAt = now;
+        if (s.tokens < 1) {
+          this.#counters.dropped++;
+          continue;
+        }
+      }
+      s.tokens--;
+      let body: Buffer | string;
+      if (typeof payload === 'string') body = payload;
+      else if (payload instanceof Uint8Array) body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      else {
+        this.#counters.dropped++;
+        continue;
+      }
+      const f = typeof flags === 'number' ? flags : 0;
+      this.#counters.published++;
+      bus.publish(topic, body, { qos: (f & 3) as QoS, retain: (f & RETAIN_FLAG) !== 0 }).then(undefined, this.#onPublishError);
+    }
+  }
+
+  #onPublishError = (err: unknown): void => {
+    this.#counters.dropped++;
+    this.#log('warn', `publish failed: ${(err as Error).message}`);
+  };
+
+  #topicAllowed(s: Session, topic: string): boolean {
+    let ok = s.topicOk.get(topic);
+    if (ok === undefined) {
+      try {
+        validateTopic(topic);
+        ok = s.grants.canPublish(topic);
+      } catch {
+        ok = false;
+      }
+      if (s.topicOk.size > 4096) s.topicOk.clear();
+      s.topicOk.set(topic, ok);
+    }
+    return ok;
+  }
+
+  // ---- calls: bus.subscribe, store.*, kernel services --------------------------------------
+
+  async #onCall(s: Session, msg: CallMsg): Promise<void> {
+    const id = msg.id;
+    let reply: KernelToWorker;
+    try {
+      const value = await this.#dispatch(s, String(msg.method), Array.isArray(msg.args) ? msg.args : []);
+      reply = { t: 'result', id, ok: true, value };
+    } catch (err) {
+      const e = TalonError.from(err);
+      if (e.code === 'INTERNAL') this.#log('error', `${msg.method} failed: ${e.message}`);
+      reply = { t: 'result', id, ok: false, error: e.toJSON() };
+    }
+    if (s.exited) return;
+    try {
+      this.#post(s, reply);
+    } catch (err) {
+      this.#post(s, { t: 'result', id, ok: false, error: { code: 'INTERNAL', message: `the result of ${msg.method} cannot be sent to the Hand: ${(err as Error).message}` } });
+    }
+  }
+
+  async #dispatch(s: Session, method: string, args: unknown[]): Promise<unknown> {
+    switch (method) {
+      case 'bus.subscribe': return this.#subscribe(s, args[0], args[1]);
+      case 'bus.unsubscribe': {
+        const unsub = s.subs.get(Number(args[0]));
+        s.subs.delete(Number(args[0]));
+        if (unsub) await unsub();
+        return true;
+      }
+      case 'store.get': return this.#scope().get(storeKey(args[0]));
+      case 'store.put': {
+        const key = storeKey(args[0]);
+        await this.#scope().put(key, storeValue(key, args[1]));
+        return undefined;
+      }
+      case 'store.del':
+        await this.#scope().del(storeKey(args[0]));
+        return undefined;
+      case 'store.list': return this.#list(args[0]);
+    }
+    const service = this.#d.services.get(method);
+    if (!service) throw new TalonError('NOT_FOUND', `no kernel service "${method}"`);
+    try {
+      return await service({ name: this.name, grants: s.grants.caps }, args);
+    } catch (err) {
+      const e = TalonError.from(err);
+      if (e.code === 'CAPABILITY_DENIED') this.#deny(method, describeArgs(args), e.message, true);
+      throw e;
+    }
+  }
+
+  async #subscribe(s: Session, subId: unknown, filter: unknown): Promise<boolean> {
+    if (typeof subId !== 'number' || !Number.isInteger(subId) || typeof filter !== 'string') {
+      throw new TalonError('BAD_REQUEST', 'bus.subscribe needs (subscription id, topic filter)');
+    }
+    validateFilter(filter);
+    const root = s.grants.root;
+    const abs = toAbsolute(root, filter);
+    if (!s.grants.canSubscribe(abs)) {
+      this.#deny('bus.subscribe', abs, 'refused by the kernel', true);
+      throw new TalonError('CAPABILITY_DENIED', `Hand "${this.name}" may not subscribe to ${abs}; its grant allows ${s.grants.caps.bus.subscribe.join(', ') || 'no topics'}`);
+    }
+    if (s.subs.size >= MAX_SUBSCRIPTIONS) throw new TalonError('QUOTA_EXCEEDED', `Hand "${this.name}" has ${MAX_SUBSCRIPTIONS} subscriptions, the most a Hand may hold`);
+    if (s.subs.has(subId)) throw new TalonError('BAD_REQUEST', `subscription ${subId} exists`);
+    const bus = this.#d.bus;
+    const handler = (msg: BusMessage): void => {
+      if (s.exited || s.stopRequested) return;
+      if (!isUtf8(msg.payload)) {
+        bus.countMalformed();
+        this.#counters.malformed++;
+        return;
+      }
+      this.#counters.received++;
+      s.deliver.push(subId, toRelative(root, msg.topic), msg.payload.toString('utf8'), msg.retain);
+      if (!s.deliverScheduled) {
+        s.deliverScheduled = true;
+        setImmediate(() => this.#flushDeliveries(s));
+      }
+    };
+    const unsub = await bus.subscribe(abs, handler);
+    if (s.exited || this.#session !== s) {
+      await unsub();
+      throw new TalonError('HAND_STOPPED', `Hand "${this.name}" stopped`);
+    }
+    s.subs.set(subId, unsub);
+    return true;
+  }
+
+  #flushDeliveries(s: Session): void {
+    s.deliverScheduled = false;
+    if (s.deliver.length === 0 || s.exited) return;
+    const m = s.deliver;
+    s.deliver = [];
+    this.#post(s, { t: 'deliver', m });
+  }
+
+  #scope() {
+    return this.#d.store.sublevel('hands').sublevel<string, unknown>(this.name, { valueEncoding: 'json' });
+  }
+
+  async #list(opts: unknown): Promise<Array<[string, unknown]>> {
+    const o = isRecord(opts) ? opts : {};
+    const prefix = typeof o.prefix === 'string' ? o.prefix : '';
+    if (Buffer.byteLength(prefix) > STORE_KEY_MAX_BYTES) throw new TalonError('STORE_LIMIT', `store.list prefix is longer than ${STORE_KEY_MAX_BYTES} bytes`);
+    const limit = typeof o.limit === 'number' && o.limit > 0 ? Math.min(STORE_LIST_MAX, Math.floor(o.limit)) : STORE_LIST_MAX;
+    const range = prefix ? { gte: prefix, lt: `${prefix}\uffff` } : {};
+    const out: Array<[string, unknown]> = [];
+    for await (const [k, v] of this.#scope().iterator({ ...range, limit })) out.push([k, v]);
+    return out;
+  }
+
+  async #cleanup(s: Session): Promise<void> {
+    const subs = [...s.subs.values()];
+    s.subs.clear();
+    s.deliver = [];
+    await Promise.allSettled(subs.map((u) => u()));
+  }
+
+  // ---- failure paths -----------------------------------------------------------------------
+
+  #kill(s: Session, reason: TalonError): void {
+    if (s.exited || s.killReason) return;
+    s.killReason = reason;
+    void s.worker.terminate();
+  }
+
+  async #terminate(s: Session): Promise<void> {
+    if (!s.exited) await s.worker.terminate();
+    await s.exitedPromise;
+  }
+
+  #crashed(err: TalonError): void {
+    const d = this.#d;
+    const now = d.clock.now();
+    this.#lastError = err.toJSON();
+    this.#log('error', `crashed: ${err.message}`);
+    this.#audit({ actor: 'kernel', action: 'hand.crash', subject: this.name, decision: 'error', detail: { error: err.toJSON(), from: this.#state } });
+    const decision = this.#policy.crash(now);
+    if (decision.action === 'fail') {
+      const { restarts, windowMs } = d.config.crashLoop;
+      this.#log('error', `crash loop: ${decision.crashesInWindow} crashes within ${windowMs} ms (limit ${restarts}); parked as failed`);
+      this.#setState('failed');
+      this.#audit({ actor: 'kernel', action: 'hand.failed', subject: this.name, decision: 'error',
+        detail: { reason: 'crash loop', crashes: decision.crashesInWindow, windowMs, lastError: err.toJSON() } });
+      return;
+    }
+    this.#nextStartAt = now + decision.delayMs;
+    this.#setState('backoff', now);
+    this.#backoffTimer = d.clock.setTimeout(() => {
+      this.#backoffTimer = null;
+      if (this.#state !== 'backoff') return;
+      this.#nextStartAt = undefined;
+      this.#restarts++;
+      this.#audit({ actor: 'kernel', action: 'hand.restart', subject: this.name, decision: 'ok', detail: { restarts: this.#restarts, after: err.code } });
+      void this.#launch('kernel', 'hand.start');
+    }, decision.delayMs);
+  }
+
+  #fail(err: TalonError, actor: string): void {
+    this.#lastError = err.toJSON();
+    this.#log('error', err.message);
+    this.#setState('failed');
+    this.#audit({ actor, action: 'hand.failed', subject: this.name, decision: 'error', detail: { error: err.toJSON() } });
+  }
+
+  #deny(action: string, subject: string, why: string, counted = true): void {
+    if (counted) this.#counters.denied++;
+    const now = this.#d.clock.now();
+    if (now - this.#denyWindow >= 1000) {
+      this.#denyWindow = now;
+      this.#denyCount = 0;
+    }
+    if (++this.#denyCount > this.#d.limits.deniesAuditedPerSec) {
+      this.#denySuppressed++;
+      return;
+    }
+    const detail: Record<string, unknown> = { action, why };
+    if (this.#denySuppressed > 0) {
+      detail.suppressedBefore = this.#denySuppressed;
+      this.#denySuppressed = 0;
+    }
+    this.#audit({ actor: `hand:${this.name}`, action: 'capability.check', subject, decision: 'deny', detail });
+  }
+
+  // ---- state, status, logs, audit ----------------------------------------------------------
+
+  #setState(state: HandState, now: number = this.#d.clock.now()): void {
+    const d = this.#d;
+    this.#state = state;
+    this.#since = now;
+    if (state === 'stopped' || state === 'failed' || state === 'backoff') {
+      this.#cpu = 0;
+      this.#heapUsed = 0;
+    }
+    if (state !== 'starting') {
+      const waiters = this.#settle.splice(0);
+      for (const w of waiters) w();
+    }
+    const status = this.status();
+    d.onStatus(status);
+    if (d.bus.isUp()) {
+      d.bus.publish(topics.handStatus(d.deviceId, this.name), JSON.stringify(status), { qos: 0, retain: true })
+        .then(undefined, (err: unknown) => this.#log('warn', `status publish failed: ${(err as Error).message}`));
+    }
+  }
+
+  #log(level: LogLevel, msg: string, data?: Record<string, unknown>): void {
+    const now = this.#d.clock.now();
+    const rate = this.#d.limits.logLinesPerSec;
+    this.#logTokens = Math.min(rate * 2, this.#logTokens + ((now - this.#logRefilled) * rate) / 1000);
+    this.#logRefilled = now;
+    if (this.#logTokens < 1) {
+      this.#logsDropped++;
+      return;
+    }
+    this.#logTokens--;
+    const line: LogLine = data === undefined ? { ts: now, hand: this.name, level, msg } : { ts: now, hand: this.name, level, msg, data };
+    this.#logs.push(line);
+    if (this.#logs.length > LOG_RING) this.#logs.splice(0, this.#logs.length - LOG_RING);
+    this.#d.onLog(line);
+  }
+
+  #audit(event: AuditEvent): void {
+    const p = this.#d.audit.record(event).then(undefined, (err: unknown) => {
+      this.#log('error', `audit write failed for ${event.action}: ${(err as Error).message}`);
+    });
+    this.#auditPending.add(p);
+    void p.finally(() => this.#auditPending.delete(p));
+  }
+
+  #post(s: Session, msg: KernelToWorker): void {
+    if (s.exited) return;
+    s.worker.postMessage(msg);
+  }
+}
+
+function storeKey(key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0) throw new TalonError('BAD_REQUEST', 'a store key must be a non-empty string');
+  if (Buffer.byteLength(key) > STORE_KEY_MAX_BYTES) throw new TalonError('STORE_LIMIT', `store key is ${Buffer.byteLength(key)} bytes; the limit is ${STORE_KEY_MAX_BYTES}`);
+  return key;
+}
+
+function storeValue(key: string, value: unknown): unknown {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    throw new TalonError('BAD_REQUEST', `the value for "${key}" is not JSON: ${(err as Error).message}`);
+  }
+  if (json === undefined) throw new TalonError('BAD_REQUEST', `the value for "${key}" is not JSON (undefined or a function)`);
+  const bytes = Buffer.byteLength(json);
+  if (bytes > STORE_VALUE_MAX_BYTES) throw new TalonError('STORE_LIMIT', `the value for "${key}" is ${bytes} bytes of JSON; the limit is ${STORE_VALUE_MAX_BYTES}`);
+  return JSON.parse(json);
+}
+
+function captureLines(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
+  if (!stream) return;
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line.length) onLine(line.slice(0, 8192));
+    }
+    if (buf.length > 65536) {
+      onLine(buf.slice(0, 8192));
+      buf = '';
+    }
+  });
+  stream.on('end', () => {
+    if (buf.length) onLine(buf.slice(0, 8192));
+  });
+}
+
+function describeArgs(args: unknown[]): string {
+  try {
+    return JSON.stringify(args).slice(0, 200);
+  } catch {
+    return '(arguments)';
+  }
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isLevel(v: unknown): v is LogLevel {
+  return v === 'debug' || v === 'info' || v === 'warn' || v === 'error';
+}
+
+function isCode(v: unknown): v is ErrorJSON['code'] {
+  return typeof v === 'string' && /^[A-Z_]{2,40}$/.test(v);
+}

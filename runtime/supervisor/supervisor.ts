@@ -1,0 +1,210 @@
+/**
+ * The supervisor: every configured Hand in its own worker_thread (./hand-runner.ts), one
+ * transport-agnostic API over them for the kernel, HTTP, MQTT and the CLI. A Hand that fails
+ * (bad manifest, throws in start, crashes, hangs, floods, leaks) is contained: it goes to
+ * backoff or is parked as failed, and nothing else is disturbed.
+ *
+ * Events: 'status' (HandStatus, at every state change), 'log' (LogLine).
+ */
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Bus } from '../bus/types.ts';
+import type { Store } from '../store/store.ts';
+import type { Audit } from '../audit/types.ts';
+import type { HandConfig, SupervisorConfig } from '../config/types.ts';
+import { systemClock, systemRandom, type Clock, type Random } from '../clock.ts';
+import { TalonError, isErrorJSON } from '../errors.ts';
+import { builtinHandModule, handWorkerEntry } from '../paths.ts';
+import type { WorkerToKernel } from '../../hands/sdk/protocol.ts';
+import { BUILTIN_METHODS } from '../../hands/sdk/protocol.ts';
+import { workerExecArgv } from './permissions.ts';
+import { DEFAULT_LIMITS, HandRunner, LOG_RING, type RunnerLimits } from './hand-runner.ts';
+import type { Caller, HandStatus, KernelService, LogLine } from './types.ts';
+
+export interface SupervisorOptions {
+  config: SupervisorConfig;
+  hands: HandConfig[];
+  bus: Bus;
+  store: Store;
+  audit: Audit;
+  deviceId: string;
+  clock?: Clock;
+  random?: Random;
+  /** the worker runtime file; default dist/hand-worker.cjs */
+  workerEntry?: string;
+  /** a HandConfig.module → a module file; default: a bare id is a built-in Hand, else a path from the cwd */
+  resolveModule?: (module: string) => string;
+  /** flood, log and audit-rate policy (tests shrink them) */
+  limits?: Partial<RunnerLimits>;
+}
+
+const HAND_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
+const BUILTIN_ID = /^[a-z][a-z0-9-]*$/;
+
+export function defaultResolveModule(module: string): string {
+  return BUILTIN_ID.test(module) ? builtinHandModule(module) : resolve(process.cwd(), module);
+}
+
+export interface SupervisorEvents {
+  status: [HandStatus];
+  log: [LogLine];
+}
+
+export class Supervisor extends EventEmitter<SupervisorEvents> {
+  readonly deviceId: string;
+  #runners = new Map<string, HandRunner>();
+  #enabled = new Map<string, boolean>();
+  #services = new Map<string, KernelService>();
+  #manifests = new Map<string, { mtimeMs: number; size: number; manifest: Promise<unknown> }>();
+  #config: SupervisorConfig;
+  #workerEntry: string;
+  #up = false;
+
+  constructor(opts: SupervisorOptions) {
+    super();
+    this.deviceId = opts.deviceId;
+    this.#config = opts.config;
+    this.#workerEntry = opts.workerEntry ?? handWorkerEntry();
+    const clock = opts.clock ?? systemClock;
+    const random = opts.random ?? systemRandom;
+    const resolveModule = opts.resolveModule ?? defaultResolveModule;
+    const limits: RunnerLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+    opts.hands.forEach((hand, i) => {
+      if (typeof hand.name !== 'string' || !HAND_NAME.test(hand.name)) {
+        throw new TalonError('CONFIG_INVALID', `hands[${i}].name ${JSON.stringify(hand.name)} must be 1-63 letters, digits, "-" or "_" (it becomes a topic level)`);
+      }
+      if (this.#runners.has(hand.name)) throw new TalonError('CONFIG_INVALID', `hands[${i}].name "${hand.name}" is used by another Hand; names must be unique`);
+      this.#enabled.set(hand.name, hand.enabled !== false);
+      this.#runners.set(hand.name, new HandRunner({
+        config: opts.config, hand, bus: opts.bus, store: opts.store, audit: opts.audit, deviceId: opts.deviceId, clock, random,
+        workerEntry: this.#workerEntry, modulePath: resolveModule(hand.module), services: this.#services, limits,
+        readManifest: (path) => this.#readManifest(path),
+        onStatus: (status) => this.emit('status', status),
+        onLog: (line) => this.emit('log', line),
+      }));
+    });
+  }
+
+  /** Starts every enabled Hand at once; resolves when each is running, in backoff or failed. */
+  async start(): Promise<void> {
+    this.#up = true;
+    const enabled = [...this.#runners.values()].filter((r) => this.#enabled.get(r.name) === true && r.state === 'stopped');
+    await Promise.all(enabled.map((r) => r.start('kernel').catch(() => undefined)));
+  }
+
+  /** Asks every Hand to stop; those still running after `deadlineMs` are terminated. */
+  async stop(deadlineMs: number = this.#config.stopTimeoutMs): Promise<void> {
+    this.#up = false;
+    await Promise.all([...this.#runners.values()].map(async (r) => {
+      if (r.state !== 'stopped' && r.state !== 'stopping') await r.stop('kernel', deadlineMs).catch(() => undefined);
+    }));
+    await Promise.all([...this.#runners.values()].map((r) => r.settled()));
+  }
+
+  isUp(): boolean {
+    return this.#up;
+  }
+
+  list(): HandStatus[] {
+    return [...this.#runners.values()].map((r) => r.status());
+  }
+
+  status(name: string): HandStatus {
+    return this.#runner(name).status();
+  }
+
+  async startHand(name: string, caller: Caller): Promise<HandStatus> {
+    const r = this.#runner(name);
+    await r.start(caller.actor, { resetPolicy: true });
+    return r.status();
+  }
+
+  async stopHand(name: string, caller: Caller): Promise<HandStatus> {
+    const r = this.#runner(name);
+    await r.stop(caller.actor);
+    return r.status();
+  }
+
+  async restartHand(name: string, caller: Caller): Promise<HandStatus> {
+    const r = this.#runner(name);
+    await r.restart(caller.actor);
+    return r.status();
+  }
+
+  logs(name: string, opts: { lines?: number } = {}): LogLine[] {
+    return this.#runner(name).logs(opts.lines ?? LOG_RING);
+  }
+
+  /** A service Hands reach with ctx.call(method, ...args). */
+  registerService(method: string, service: KernelService): void {
+    if (typeof method !== 'string' || method.length === 0) throw new TalonError('BAD_REQUEST', 'a service needs a method name');
+    if ((BUILTIN_METHODS as readonly string[]).includes(method) || method.startsWith('bus.') || method.startsWith('store.')) {
+      throw new TalonError('BAD_REQUEST', `"${method}" is reserved for the supervisor`);
+    }
+    if (this.#services.has(method)) throw new TalonError('BAD_REQUEST', `a service "${method}" is already registered`);
+    this.#services.set(method, service);
+  }
+
+  #runner(name: string): HandRunner {
+    const r = this.#runners.get(name);
+    if (!r) throw new TalonError('HAND_NOT_FOUND', `there is no Hand named "${name}"; known: ${[...this.#runners.keys()].join(', ') || 'none'}`);
+    return r;
+  }
+
+  /** The module's manifest, read in a throwaway worker (Hand code never runs here), cached by file. */
+  #readManifest(modulePath: string): Promise<unknown> {
+    let st;
+    try {
+      st = statSync(modulePath);
+    } catch {
+      return Promise.reject(new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} does not exist`));
+    }
+    const cached = this.#manifests.get(modulePath);
+    if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached.manifest;
+    const manifest = probeManifest(this.#workerEntry, modulePath, this.#config.startTimeoutMs);
+    this.#manifests.set(modulePath, { mtimeMs: st.mtimeMs, size: st.size, manifest });
+    manifest.catch(() => this.#manifests.delete(modulePath));
+    return manifest;
+  }
+}
+
+export function probeManifest(workerEntry: string, modulePath: string, timeoutMs: number): Promise<unknown> {
+  if (!existsSync(workerEntry)) {
+    return Promise.reject(new TalonError('HAND_START_FAILED', `the Hand worker runtime ${workerEntry} is missing; run npm run build`));
+  }
+  return new Promise<unknown>((resolvePromise, reject) => {
+    const worker = new Worker(workerEntry, {
+      workerData: { mode: 'manifest', modulePath },
+      execArgv: workerExecArgv({ workerEntry, modulePath, fs: { read: [], write: [] } }),
+      env: {},
+      stdout: true,
+      stderr: true,
+      resourceLimits: { maxOldGenerationSizeMb: 64 },
+    });
+    worker.stdout.resume();
+    worker.stderr.resume();
+    let done = false;
+    const finish = (err: TalonError | null, value?: unknown): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      void worker.terminate();
+      if (err) reject(err);
+      else resolvePromise(value);
+    };
+    const timer = setTimeout(() => finish(new TalonError('HAND_TIMEOUT', `loading the Hand module ${modulePath} took longer than ${timeoutMs} ms`)), timeoutMs);
+    worker.on('message', (msg: WorkerToKernel) => {
+      if (msg.t === 'manifest') finish(null, msg.manifest);
+      else if (msg.t === 'error') {
+        const e = isErrorJSON(msg.error) ? msg.error : { code: 'INTERNAL', message: 'unknown error' };
+        finish(e.code === 'MANIFEST_INVALID'
+          ? new TalonError('MANIFEST_INVALID', e.message)
+          : new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} failed to load: ${e.message}`));
+      }
+    });
+    worker.on('error', (err) => finish(new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} failed to load: ${err.message}`)));
+    worker.on('exit', (code) => finish(new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} exited (code ${code}) before declaring a manifest`)));
+  });
+}
