@@ -6,8 +6,8 @@
  */
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
-import { mkdirSync, readFileSync, writeFileSync, unlinkSync, accessSync, constants, statfsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, unlinkSync, accessSync, constants, statfsSync } from 'node:fs';
+import { join, dirname, resolve } from 'node:path';
 import { TalonError } from '../errors.ts';
 
 export type Sublevel<V = unknown> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
@@ -114,7 +114,8 @@ function checkDataDir(dataDir: string, minFreeBytes: number): void {
     const probe = join(dataDir, '.write-test');
     writeFileSync(probe, '');
     unlinkSync(probe);
-  } catch (err) {
+  } catch (first) {
+    const err = probeNearestExisting(dataDir) ?? first;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
       throw new TalonError('STORE_READONLY', `the data folder ${dataDir} is not writable (${code}); choose another with --data or TALON_DATA`, { cause: err });
@@ -126,6 +127,24 @@ function checkDataDir(dataDir: string, minFreeBytes: number): void {
   const free = fs.bavail * fs.bsize;
   if (free < minFreeBytes) {
     throw new TalonError('STORE_FULL', `the data folder ${dataDir} has ${free} bytes free, less than the ${minFreeBytes} Talon needs; free some space`);
+  }
+}
+
+/** mkdir -p on a read-only mount reports ENOENT; a write in the nearest existing ancestor tells the real reason */
+function probeNearestExisting(dataDir: string): unknown {
+  let dir = resolve(dataDir);
+  while (!existsSync(dir)) {
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+  const probe = join(dir, `.talon-probe-${process.pid}`);
+  try {
+    writeFileSync(probe, '');
+    unlinkSync(probe);
+    return undefined;
+  } catch (err) {
+    return err;
   }
 }
 

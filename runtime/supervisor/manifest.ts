@@ -83,9 +83,15 @@ export interface ValidManifest extends HandManifest {
   quotas: Quotas;
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const validateManifestFn = ajv.compile(manifestSchema);
-const validateQuotasFn = ajv.compile(quotasSchema);
+// compiled on first use, not at import: keeps schema compilation off the kernel's cold start
+let compiled: { manifest: ValidateFunction; quotas: ValidateFunction } | null = null;
+function validators(): { manifest: ValidateFunction; quotas: ValidateFunction } {
+  if (!compiled) {
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+    compiled = { manifest: ajv.compile(manifestSchema), quotas: ajv.compile(quotasSchema) };
+  }
+  return compiled;
+}
 
 /** `/quotas/heapMb` → `quotas.heapMb`; a missing property is named too */
 export function fieldPath(e: ErrorObject, prefix = ''): string {
@@ -118,6 +124,7 @@ export function validateManifest(raw: unknown, module: string): ValidManifest {
     throw new TalonError('MANIFEST_INVALID', `the Hand module ${module} has no manifest object (export default defineHand({ manifest, start }))`);
   }
   const copy = structuredClone(raw) as Record<string, unknown>;
+  const validateManifestFn = validators().manifest;
   if (!validateManifestFn(copy)) {
     throw new TalonError('MANIFEST_INVALID', `the manifest of ${module} is invalid: ${describeErrors(validateManifestFn.errors, 'manifest')}`,
       { details: { errors: validateManifestFn.errors?.map((e) => ({ path: fieldPath(e, 'manifest'), message: e.message })) } });
@@ -137,20 +144,25 @@ export function validateManifest(raw: unknown, module: string): ValidManifest {
 export function effectiveQuotas(manifest: ValidManifest, configQuotas: unknown, where: string): Quotas {
   if (configQuotas === undefined) return { ...manifest.quotas };
   const copy = structuredClone(configQuotas);
+  const validateQuotasFn = validators().quotas;
   if (!validateQuotasFn(copy)) {
     throw new TalonError('CONFIG_INVALID', `${where} is invalid: ${describeErrors(validateQuotasFn.errors, where)}`);
   }
   return { ...manifest.quotas, ...(copy as Partial<Quotas>) };
 }
 
-const settingsAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const settingsCache = new WeakMap<object, ValidateFunction>();
+let settingsAjv: Ajv | null = null;
+/** by schema text: each launch validates a fresh copy of the manifest */
+const settingsCache = new Map<string, ValidateFunction>();
 
 function settingsValidator(schema: Record<string, unknown>): ValidateFunction {
-  let v = settingsCache.get(schema);
+  const key = JSON.stringify(schema);
+  let v = settingsCache.get(key);
   if (!v) {
+    settingsAjv ??= new Ajv({ allErrors: true, useDefaults: true, strict: false });
     v = settingsAjv.compile(schema);
-    settingsCache.set(schema, v);
+    if (settingsCache.size > 256) settingsCache.clear();
+    settingsCache.set(key, v);
   }
   return v;
 }

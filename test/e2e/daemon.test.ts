@@ -42,7 +42,7 @@ test('run: healthz, CLI hands commands, status retained, SIGTERM publishes offli
     for (;;) {
       const r = cli(['hands', 'list', '--json', '--data', d.dataDir]);
       assert.equal(r.status, 0, r.stderr);
-      const hands = JSON.parse(r.stdout) as Array<{ name: string; state: string }>;
+      const { hands } = JSON.parse(r.stdout) as { hands: Array<{ name: string; state: string }> };
       if (hands.length === 2 && hands.every((h) => h.state === 'running')) break;
       assert.ok(Date.now() < deadline, `hands not running: ${r.stdout}`);
       await new Promise((res) => setTimeout(res, 100));
