@@ -1,7 +1,8 @@
 /**
  * Bundles the whole program with esbuild into CommonJS files that run on plain Node and,
  * later, inside a Node single executable (SEA runs one CommonJS script):
- *   dist/talon.cjs        the daemon and CLI
+ *   dist/talon.cjs        a small launcher that runs talon-main.cjs through V8's code cache
+ *   dist/talon-main.cjs   the daemon and CLI
  *   dist/hand-worker.cjs  what runs inside every Hand's worker_thread
  *   dist/hands/<id>.cjs   each built-in Hand, loaded by the worker by path
  * ESM-only dependencies (aedes) are converted to CJS by esbuild; none may use top-level
@@ -12,7 +13,7 @@ import { build, type BuildOptions, type Plugin } from 'esbuild';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { SCHEMAS } from '../runtime/schema/registry.ts';
 import { makeAjv } from '../runtime/schema/validators.ts';
-import { readdirSync, existsSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { readdirSync, existsSync, mkdirSync, rmSync, readFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -50,6 +51,18 @@ export const precompiledSchemas: Plugin = {
   },
 };
 
+/** classic-level's binding.js loads its addon relative to its own folder: route it through runtime/native.ts */
+export const nativeAddons: Plugin = {
+  name: 'native-addons',
+  setup(b) {
+    b.onLoad({ filter: /node_modules[\\/]classic-level[\\/]binding\.js$/ }, () => ({
+      contents: `module.exports = require(${JSON.stringify(join(root, 'runtime/native.ts'))}).loadAddon('classic-level');`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+  },
+};
+
 export const common: BuildOptions = {
   bundle: true,
   platform: 'node',
@@ -68,10 +81,8 @@ export const common: BuildOptions = {
     __TALON_VERSION__: JSON.stringify(pkg.version),
     __TALON_COMMIT__: JSON.stringify(commit()),
   },
-  // native addons resolve their prebuilds next to their own package: kept external (the binary
-  // carries them as SEA assets instead)
-  external: ['node-llama-cpp', 'classic-level'],
-  plugins: [precompiledSchemas],
+  external: ['node-llama-cpp', 'node-gyp-build'],
+  plugins: [precompiledSchemas, nativeAddons],
 };
 
 export function builtinHands(): string[] {
@@ -85,11 +96,13 @@ export async function bundle(): Promise<void> {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(join(out, 'hands'), { recursive: true });
   await Promise.all([
-    build({ ...common, entryPoints: [join(root, 'runtime/cli/main.ts')], outfile: join(out, 'talon.cjs') }),
+    build({ ...common, entryPoints: [join(root, 'runtime/cli/main.ts')], outfile: join(out, 'talon-main.cjs') }),
     build({ ...common, entryPoints: [join(root, 'hands/sdk/worker.ts')], outfile: join(out, 'hand-worker.cjs') }),
     ...builtinHands().map((id) =>
       build({ ...common, entryPoints: [join(root, 'hands', id, 'index.ts')], outfile: join(out, 'hands', `${id}.cjs`) })),
   ]);
+  copyFileSync(join(root, 'image/launcher.cjs'), join(out, 'talon.cjs'));
+  chmodSync(join(out, 'talon.cjs'), 0o755);
 }
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {

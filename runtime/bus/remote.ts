@@ -17,7 +17,6 @@
  * - Reconnects itself with exponential backoff and jitter; isUp() is the connection state;
  *   subscriptions are restored (and retained state replayed) after every reconnect.
  */
-import mqtt from 'mqtt';
 import type { IClientOptions, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
 import type { Bus, BusHandler, BusMessage, BusStats, PublishOptions, QoS } from './types.ts';
 import type { BusConfig } from '../config/types.ts';
@@ -130,6 +129,8 @@ export class RemoteBus implements Bus {
     };
     if (this.config.username !== undefined) options.username = this.config.username;
     if (this.config.password !== undefined) options.password = this.config.password;
+    // loaded here, not at the top: the embedded-broker default never pays for mqtt.js at start
+    const { default: mqtt } = await import('mqtt');
     const client = mqtt.connect(this.config.url!, options);
     this.client = client;
     client.on('connect', (connack) => this.onConnect(client, connack));

@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * dist/talon.cjs: starts dist/talon-main.cjs (the bundle) through V8's code cache. The first
+ * run compiles normally and, a few seconds later, saves the compiled code (with every
+ * function it has run by then) next to the bundle; later runs skip parsing and compiling it.
+ * Node 22+ has this built in (module.enableCompileCache, SEA useCodeCache); Node 20 does not.
+ * A missing, stale (other Node) or rejected cache only costs the normal compile.
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const Module = require('node:module');
+
+const file = path.join(__dirname, 'talon-main.cjs');
+const cacheFile = path.join(__dirname, `.talon-main.${process.version}-${process.arch}.v8cache`);
+const source = fs.readFileSync(file, 'utf8');
+let cachedData;
+try { cachedData = fs.readFileSync(cacheFile); } catch { /* first run */ }
+
+const wrapper = Module.wrap(source);
+const script = new vm.Script(wrapper, { filename: file, cachedData, importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER });
+if (cachedData === undefined || script.cachedDataRejected) {
+  const save = setTimeout(() => {
+    try {
+      const tmp = `${cacheFile}.${process.pid}`;
+      fs.writeFileSync(tmp, script.createCachedData());
+      fs.renameSync(tmp, cacheFile);
+    } catch { /* read-only install: run without a cache */ }
+  }, 3000);
+  save.unref();
+}
+const mod = new Module(file, module);
+mod.filename = file;
+mod.paths = Module._nodeModulePaths(__dirname);
+const req = (id) => mod.require(id);
+req.resolve = (request, opts) => Module._resolveFilename(request, mod, false, opts);
+req.main = process.mainModule;
+req.cache = Module._cache;
+script.runInThisContext()(mod.exports, req, mod, file, __dirname);
