@@ -13,7 +13,7 @@ import { build, type BuildOptions, type Plugin } from 'esbuild';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { SCHEMAS } from '../runtime/schema/registry.ts';
 import { makeAjv } from '../runtime/schema/validators.ts';
-import { readdirSync, existsSync, mkdirSync, rmSync, readFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { readdirSync, existsSync, mkdirSync, rmSync, readFileSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -63,6 +63,39 @@ export const nativeAddons: Plugin = {
   },
 };
 
+/**
+ * Big dependencies loaded only with `await import()` on a path that is rarely taken at start
+ * (mqtt.js: only with an external broker). Each goes to its own dist/vendor/<name>.cjs, so its
+ * source is neither read, compiled nor kept in memory by a daemon that never uses it.
+ */
+export const VENDOR = ['mqtt'] as const;
+
+export const vendorSplit: Plugin = {
+  name: 'vendor-split',
+  setup(b) {
+    const filter = new RegExp(`^(${VENDOR.join('|')})$`);
+    b.onResolve({ filter }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, namespace: 'vendor' } : undefined));
+    // a stub in the bundle: require() (not import()) of the file next to the bundle, so the
+    // module's shape is what the bundled import() gave before (default = module.exports)
+    b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => ({
+      contents: `module.exports = require(require('node:path').join(__dirname, 'vendor', ${JSON.stringify(`${args.path}.cjs`)}));`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * dist/talon.cjs reads the bundle as latin1 (one byte per character in V8's heap, half the
+ * memory of a two-byte string): escape the odd non-ASCII character esbuild leaves in comments.
+ */
+function asciiOnly(file: string): void {
+  const text = readFileSync(file, 'utf8');
+  // eslint-disable-next-line no-control-regex
+  if (!/[^\x00-\x7f]/.test(text)) return;
+  // eslint-disable-next-line no-control-regex
+  writeFileSync(file, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
 export const common: BuildOptions = {
   bundle: true,
   platform: 'node',
@@ -96,11 +129,13 @@ export async function bundle(): Promise<void> {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(join(out, 'hands'), { recursive: true });
   await Promise.all([
-    build({ ...common, entryPoints: [join(root, 'runtime/cli/main.ts')], outfile: join(out, 'talon-main.cjs') }),
+    build({ ...common, entryPoints: [join(root, 'runtime/cli/main.ts')], outfile: join(out, 'talon-main.cjs'), plugins: [...common.plugins!, vendorSplit] }),
+    ...VENDOR.map((name) => build({ ...common, entryPoints: [name], outfile: join(out, 'vendor', `${name}.cjs`) })),
     build({ ...common, entryPoints: [join(root, 'hands/sdk/worker.ts')], outfile: join(out, 'hand-worker.cjs') }),
     ...builtinHands().map((id) =>
       build({ ...common, entryPoints: [join(root, 'hands', id, 'index.ts')], outfile: join(out, 'hands', `${id}.cjs`) })),
   ]);
+  asciiOnly(join(out, 'talon-main.cjs'));
   copyFileSync(join(root, 'image/launcher.cjs'), join(out, 'talon.cjs'));
   chmodSync(join(out, 'talon.cjs'), 0o755);
 }

@@ -14,12 +14,18 @@ const Module = require('node:module');
 
 const file = path.join(__dirname, 'talon-main.cjs');
 const cacheFile = path.join(__dirname, `.talon-main.${process.version}-${process.arch}.v8cache`);
-const source = fs.readFileSync(file, 'utf8');
 let cachedData;
 try { cachedData = fs.readFileSync(cacheFile); } catch { /* first run */ }
 
-const wrapper = Module.wrap(source);
-const script = new vm.Script(wrapper, { filename: file, cachedData, importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER });
+// The source is read and wrapped inside a function so that only the Script holds it (V8
+// needs it for lazy compilation); the bundle is ASCII (checked by image/bundle.ts), so it is
+// a one-byte string of the file's size rather than a two-byte one of twice that.
+const script = compile();
+function compile() {
+  return new vm.Script(Module.wrap(fs.readFileSync(file, 'latin1')), {
+    filename: file, cachedData, importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+}
 if (cachedData === undefined || script.cachedDataRejected) {
   const save = setTimeout(() => {
     try {
@@ -30,6 +36,7 @@ if (cachedData === undefined || script.cachedDataRejected) {
   }, 3000);
   save.unref();
 }
+cachedData = undefined;
 const mod = new Module(file, module);
 mod.filename = file;
 mod.paths = Module._nodeModulePaths(__dirname);

@@ -15,7 +15,7 @@
  * A refused publish closes that client's connection (aedes behaviour, [MQTT-3.3.5-2]).
  */
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { Aedes } from 'aedes';
 import type { AedesPublishPacket, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
@@ -148,7 +148,9 @@ export class EmbeddedBus implements Bus {
           }
           let server: tls.Server;
           try {
-            server = tls.createServer({ cert, key, minVersion: 'TLSv1.2' }, (sock) => this.accept(sock, 'lan'));
+            // node:tls only for a TLS LAN listener: it is not loaded before /healthz otherwise
+            const { createServer } = await import('node:tls');
+            server = createServer({ cert, key, minVersion: 'TLSv1.2' }, (sock) => this.accept(sock, 'lan'));
           } catch (err) {
             throw new TalonError('LISTEN_FAILED',
               `MQTT LAN listener: invalid TLS cert/key (bus.embedded.lan.tls): ${(err as Error).message}`, { cause: err });

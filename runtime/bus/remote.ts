@@ -266,8 +266,17 @@ export class RemoteBus implements Bus {
         `payload of ${buf.length} bytes on ${topic} is over the limit of ${this.maxPayload} bytes (bus.maxPayloadBytes)`,
         { details: { topic, bytes: buf.length, limit: this.maxPayload } }));
     }
+    const qos = opts?.qos ?? 0;
+    if (qos === 0) {
+      // QoS 0 is fire-and-forget: no callback, because mqtt.js parks a callback on the
+      // socket's 'drain' event whenever its buffer is full, and thousands of those listeners
+      // made every publish O(n) (measured: 5.6k msg/s with callbacks, >100k without).
+      client.publish(topic, buf, { qos: 0, retain: opts?.retain ?? false });
+      this.published++;
+      return Promise.resolve();
+    }
     return new Promise((resolve, reject) => {
-      client.publish(topic, buf, { qos: opts?.qos ?? 0, retain: opts?.retain ?? false }, (err) => {
+      client.publish(topic, buf, { qos, retain: opts?.retain ?? false }, (err) => {
         if (err) {
           reject(new TalonError('BUS_DOWN', `publish to ${topic} failed: ${err.message}`, { cause: err }));
         } else {

@@ -7,6 +7,7 @@
  */
 import type { Options } from 'ajv';
 import { talonConfigSchema } from '../config/schema.ts';
+import { manifestSchema, quotasSchema } from '../supervisor/manifest-schema.ts';
 
 export interface SchemaEntry {
   schema: Record<string, unknown>;
@@ -20,5 +21,14 @@ export const SCHEMAS: Record<string, SchemaEntry> = {
     schema: talonConfigSchema as unknown as Record<string, unknown>,
     options: { allErrors: true, useDefaults: true, verbose: true, allowUnionTypes: true, strict: true },
     keywords: ['x-hint'],
+  },
+  // a Hand's manifest (read from its module) and a config's quota overrides
+  manifest: {
+    schema: manifestSchema as unknown as Record<string, unknown>,
+    options: { allErrors: true, useDefaults: true, strict: false },
+  },
+  quotas: {
+    schema: quotasSchema as unknown as Record<string, unknown>,
+    options: { allErrors: true, useDefaults: true, strict: false },
   },
 };

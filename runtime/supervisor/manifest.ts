@@ -7,90 +7,18 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { HandManifest, Quotas } from '../../hands/sdk/types.ts';
 import { TalonError } from '../errors.ts';
+import { validator } from '../schema/validators.ts';
 
-export const DEFAULT_QUOTAS: Quotas = { heapMb: 32, cpuShare: 0.5, messagesPerSec: 1000, llmTokensPerHour: 0 };
-
-const stringList = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 1024 }, maxItems: 256 } as const;
-
-export const capabilitiesSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    bus: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { publish: stringList, subscribe: stringList },
-    },
-    sensors: stringList,
-    gpio: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 63 }, maxItems: 64 },
-    llm: {
-      anyOf: [
-        { type: 'null' },
-        {
-          type: 'object',
-          additionalProperties: false,
-          required: ['tokensPerHour'],
-          properties: { tokensPerHour: { type: 'integer', minimum: 0 } },
-        },
-      ],
-    },
-    network: stringList,
-    fs: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { read: stringList, write: stringList },
-    },
-    shell: stringList,
-  },
-} as const;
-
-const quotaProps = {
-  heapMb: { type: 'integer', minimum: 8, maximum: 4096 },
-  cpuShare: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
-  messagesPerSec: { type: 'integer', minimum: 1, maximum: 1_000_000 },
-  llmTokensPerHour: { type: 'integer', minimum: 0 },
-} as const;
-
-export const quotasSchema = { type: 'object', additionalProperties: false, properties: quotaProps } as const;
-
-export const manifestSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id', 'version', 'description'],
-  properties: {
-    id: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$' },
-    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+([-+][0-9A-Za-z.-]+)?$' },
-    description: { type: 'string', maxLength: 500 },
-    capabilities: { ...capabilitiesSchema, default: {} },
-    quotas: {
-      type: 'object',
-      additionalProperties: false,
-      default: {},
-      properties: {
-        heapMb: { ...quotaProps.heapMb, default: DEFAULT_QUOTAS.heapMb },
-        cpuShare: { ...quotaProps.cpuShare, default: DEFAULT_QUOTAS.cpuShare },
-        messagesPerSec: { ...quotaProps.messagesPerSec, default: DEFAULT_QUOTAS.messagesPerSec },
-        llmTokensPerHour: { ...quotaProps.llmTokensPerHour, default: DEFAULT_QUOTAS.llmTokensPerHour },
-      },
-    },
-    schedule: { anyOf: [{ type: 'string', minLength: 1, maxLength: 200 }, { type: 'integer', minimum: 1 }] },
-    settingsSchema: { type: 'object' },
-  },
-} as const;
+export { DEFAULT_QUOTAS, capabilitiesSchema, quotasSchema, manifestSchema } from './manifest-schema.ts';
 
 /** A manifest after validation: quotas complete. */
 export interface ValidManifest extends HandManifest {
   quotas: Quotas;
 }
 
-// compiled on first use, not at import: keeps schema compilation off the kernel's cold start
-let compiled: { manifest: ValidateFunction; quotas: ValidateFunction } | null = null;
+// precompiled in the bundle (runtime/schema/registry.ts), compiled on first use from source
 function validators(): { manifest: ValidateFunction; quotas: ValidateFunction } {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-    compiled = { manifest: ajv.compile(manifestSchema), quotas: ajv.compile(quotasSchema) };
-  }
-  return compiled;
+  return { manifest: validator('manifest'), quotas: validator('quotas') };
 }
 
 /** `/quotas/heapMb` → `quotas.heapMb`; a missing property is named too */

@@ -8,7 +8,7 @@ import { defineHand } from '../../../hands/sdk/index.ts';
 export default defineHand({
   manifest: {
     id: 'bench-sender', version: '1.0.0', description: 'bus benchmark sender',
-    capabilities: { bus: { publish: ['bench/data'], subscribe: ['bench/go'] } },
+    capabilities: { bus: { publish: ['bench/data', 'bench/ready'], subscribe: ['bench/go'] } },
     quotas: { heapMb: 64, messagesPerSec: 1_000_000 },
   },
   async start(ctx) {
