@@ -50,9 +50,7 @@ export class HttpServer {
   constructor(opts: HttpServerOptions) {
     this.#opts = opts;
     this.#tokenDigest = digest(opts.cliToken);
-    this.#server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => sendError(res, err));
-    });
+    this.#server = createServer((req, res) => void this.handle(req, res));
     this.#server.keepAliveTimeout = 5000;
     this.#server.headersTimeout = 10000;
     this.#server.requestTimeout = 30000;
@@ -89,8 +87,16 @@ export class HttpServer {
     });
   }
 
-  /** Exposed so tests can drive it in process (light-my-request). */
+  /** The request handler, also used in process by tests (light-my-request). Never rejects. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      await this.#route(req, res);
+    } catch (err) {
+      sendError(res, err);
+    }
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://talon.local');
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
 

@@ -190,10 +190,9 @@ export function probeManifest(workerEntry: string, modulePath: string, timeoutMs
       if (done) return;
       done = true;
       clearTimeout(timer);
-      // settle once the probe's thread is gone: the Hand's own worker, started next, then
-      // reuses the probe's malloc arena instead of growing a second one (~7 MB of RSS)
-      const settle = (): void => (err ? reject(err) : resolvePromise(value));
-      worker.terminate().then(settle, settle);
+      void worker.terminate();
+      if (err) reject(err);
+      else resolvePromise(value);
     };
     const timer = setTimeout(() => finish(new TalonError('HAND_TIMEOUT', `loading the Hand module ${modulePath} took longer than ${timeoutMs} ms`)), timeoutMs);
     worker.on('message', (msg: WorkerToKernel) => {

@@ -14,6 +14,8 @@ import mqtt from 'mqtt';
 import { ensureBuilt, startDaemon, spawnTalon, writeConfig, cli, TALON, type Daemon } from '../helpers/daemon.ts';
 import { fixture } from '../helpers/fixtures.ts';
 import { freePort } from '../helpers/ports.ts';
+import { Store } from '../../runtime/store/store.ts';
+import { ConfigGenerations } from '../../runtime/config/generations.ts';
 
 let idle: string;
 let counter: string;
@@ -90,11 +92,22 @@ test('the device id is stable across restarts and config generations are recorde
   const id = d1.deviceId();
   assert.match(id, /^t[a-z2-7]{16}$/);
   assert.equal(await d1.stop(), 0);
-  const d2 = await startDaemon({ hands: [] }, { dataDir: d1.dataDir });
+  // the same config again: same device, no new generation; a changed config: a new one
+  const d2 = await startDaemon({}, { configFile: d1.configFile });
   try {
     assert.equal(d2.deviceId(), id);
   } finally {
     assert.equal(await d2.stop(), 0);
+  }
+  const d3 = await startDaemon({ hands: [], log: { level: 'warn' } }, { dataDir: d1.dataDir });
+  assert.equal(await d3.stop(), 0);
+  const store = await Store.open(d1.dataDir);
+  try {
+    const gens = await new ConfigGenerations(store).list();
+    assert.equal(gens.length, 2, JSON.stringify(gens));
+    assert.equal((await new ConfigGenerations(store).current())?.config.log.level, 'warn');
+  } finally {
+    await store.close();
   }
 });
 
@@ -201,3 +214,36 @@ test('talon version names the Talon and Node versions', () => {
 });
 
 after(() => {});
+
+test('on an external mosquitto: Hands run, state is retained, and SIGKILL leaves the last will `offline`', async () => {
+  const { startMosquitto } = await import('../helpers/mosquitto.ts');
+  const mosq = await startMosquitto();
+  let outside: mqtt.MqttClient | null = null;
+  const d = await startDaemon({
+    bus: { url: mosq.url },
+    hands: [{ name: 'counter', module: counter }],
+  });
+  try {
+    const id = d.deviceId();
+    outside = await mqtt.connectAsync(mosq.url, { reconnectPeriod: 0 });
+    const seen = new Map<string, string>();
+    outside.on('message', (topic, payload) => seen.set(topic, payload.toString()));
+    await outside.subscribeAsync([`talon/${id}/state`, `talon/${id}/hands/+/status`]);
+    const t0 = Date.now();
+    while (!(seen.get(`talon/${id}/state`) === 'online'
+      && (JSON.parse(seen.get(`talon/${id}/hands/counter/status`) ?? '{}') as { state?: string }).state === 'running')) {
+      assert.ok(Date.now() - t0 < 10_000, `not seen on mosquitto: ${JSON.stringify([...seen])}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await d.stop('SIGKILL');
+    const t1 = Date.now();
+    while (seen.get(`talon/${id}/state`) !== 'offline') {
+      assert.ok(Date.now() - t1 < 10_000, 'last will not delivered');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    outside?.end(true);
+    await d.stop('SIGKILL');
+    await mosq.stop();
+  }
+});

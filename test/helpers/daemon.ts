@@ -46,6 +46,11 @@ export async function writeConfig(config: Record<string, unknown>, dataDir = mkd
   return { file, dataDir, httpPort, mqttPort };
 }
 
+function readConfig(file: string): { file: string; dataDir: string; httpPort: number; mqttPort: number } {
+  const c = JSON.parse(readFileSync(file, 'utf8')) as { dataDir: string; http: { port: number }; bus: { embedded: { listen: { port: number } } } };
+  return { file, dataDir: c.dataDir, httpPort: c.http.port, mqttPort: c.bus.embedded.listen.port };
+}
+
 export function spawnTalon(args: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const proc = spawn(process.execPath, [TALON, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -55,8 +60,9 @@ export function spawnTalon(args: string[], env: NodeJS.ProcessEnv = {}): { proc:
   return { proc, output: () => out, exited };
 }
 
-export async function startDaemon(config: Record<string, unknown>, opts: { dataDir?: string } = {}): Promise<Daemon> {
-  const { file, dataDir, httpPort, mqttPort } = await writeConfig(config, opts.dataDir);
+/** starts the daemon on a new config file, or again on an earlier one (`opts.configFile`) */
+export async function startDaemon(config: Record<string, unknown>, opts: { dataDir?: string; configFile?: string } = {}): Promise<Daemon> {
+  const { file, dataDir, httpPort, mqttPort } = opts.configFile ? readConfig(opts.configFile) : await writeConfig(config, opts.dataDir);
   const { proc, output, exited } = spawnTalon(['run', '--config', file]);
   const d: Daemon = {
     proc, dataDir, configFile: file, httpPort, mqttPort, output, exited,
