@@ -24,7 +24,8 @@ import type { BusConfig, MqttUser } from '../config/types.ts';
 import type { Clock } from '../clock.ts';
 import { systemClock } from '../clock.ts';
 import { TalonError } from '../errors.ts';
-import { filterCovers, topicMatches, topics, validateFilter, validateTopic } from './topics.ts';
+import { filterCovers, topicMatches, topics, validateFilter } from './topics.ts';
+import { BusCounters } from './counters.ts';
 import { verifyPasswordAsync } from '../secrets/password.ts';
 
 export interface EmbeddedBusOptions {
@@ -89,11 +90,7 @@ export class EmbeddedBus implements Bus {
   private up = false;
   private starting: Promise<void> | null = null;
 
-  private published = 0;
-  private delivered = 0;
-  private droppedOversize = 0;
-  private droppedMalformed = 0;
-  private handlerErrors = 0;
+  private readonly counters = new BusCounters();
   private refusedPublish = 0;
   private refusedSubscribe = 0;
   private authFailures = 0;
@@ -252,7 +249,7 @@ export class EmbeddedBus implements Bus {
     parser._parseLength = function guardedParseLength(this: ParserLike): boolean {
       const ok = original.call(this);
       if (ok && this.packet.length > limit) {
-        bus.droppedOversize++;
+        bus.counters.droppedOversize++;
         this._emitError(new Error(`packet of ${this.packet.length} bytes is over the limit`));
         return false;
       }
@@ -285,17 +282,11 @@ export class EmbeddedBus implements Bus {
   publish(topic: string, payload: Buffer | string, opts?: PublishOptions): Promise<void> {
     const broker = this.broker;
     if (!this.up || !broker) return Promise.reject(new TalonError('BUS_DOWN', 'the embedded MQTT broker is not running'));
+    let buf: Buffer;
     try {
-      validateTopic(topic);
+      buf = this.counters.checkPublish(topic, payload, this.maxPayload);
     } catch (err) {
       return Promise.reject(err);
-    }
-    const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    if (buf.length > this.maxPayload) {
-      this.droppedOversize++;
-      return Promise.reject(new TalonError('BUS_PAYLOAD_TOO_LARGE',
-        `payload of ${buf.length} bytes on ${topic} is over the limit of ${this.maxPayload} bytes (bus.maxPayloadBytes)`,
-        { details: { topic, bytes: buf.length, limit: this.maxPayload } }));
     }
     const packet: PublishPacket = {
       cmd: 'publish',
@@ -310,7 +301,7 @@ export class EmbeddedBus implements Bus {
         if (err) {
           reject(new TalonError('BUS_DOWN', `publish to ${topic} failed: ${err.message}`, { cause: err }));
         } else {
-          this.published++;
+          this.counters.published++;
           resolve();
         }
       });
@@ -356,35 +347,16 @@ export class EmbeddedBus implements Bus {
   }
 
   private dispatch(handler: BusHandler, topic: string, payload: Buffer | string, qos: QoS, retain: boolean): void {
-    const msg: BusMessage = {
-      topic,
-      payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
-      qos,
-      retain,
-    };
-    try {
-      const r = handler(msg) as unknown;
-      this.delivered++;
-      if (r !== undefined && typeof (r as Promise<unknown>)?.then === 'function') {
-        (r as Promise<unknown>).then(undefined, () => { this.handlerErrors++; });
-      }
-    } catch {
-      this.handlerErrors++;
-    }
+    this.counters.call(handler, { topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos, retain });
   }
 
   countMalformed(): void {
-    this.droppedMalformed++;
+    this.counters.droppedMalformed++;
   }
 
   stats(): EmbeddedBusStats {
     return {
-      published: this.published,
-      delivered: this.delivered,
-      droppedOversize: this.droppedOversize,
-      droppedMalformed: this.droppedMalformed,
-      handlerErrors: this.handlerErrors,
-      clients: this.broker && !this.broker.closed ? this.broker.connectedClients : 0,
+      ...this.counters.stats(this.broker && !this.broker.closed ? this.broker.connectedClients : 0),
       refusedPublish: this.refusedPublish,
       refusedSubscribe: this.refusedSubscribe,
       authFailures: this.authFailures,
@@ -457,7 +429,7 @@ export class EmbeddedBus implements Bus {
     const who = (client && this.principals.get(client)) ?? ANONYMOUS;
     const size = typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
     if (size > this.maxPayload) {
-      this.droppedOversize++;
+      this.counters.droppedOversize++;
       return done(new Error(`payload of ${size} bytes is over the limit of ${this.maxPayload}`));
     }
     const refusal = this.publishRefusal(who, packet.topic);
@@ -465,7 +437,7 @@ export class EmbeddedBus implements Bus {
       this.refusedPublish++;
       return done(new Error(refusal));
     }
-    this.published++;
+    this.counters.published++;
     done(null);
   }
 
