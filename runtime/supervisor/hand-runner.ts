@@ -693,6 +693,10 @@ export class HandRunner {
 
   #setState(state: HandState, now: number = this.#d.clock.now()): void {
     const d = this.#d;
+    // lifecycle in the Hand's own log, so `talon hands logs` tells what happened to it
+    if (state !== this.#state && (state === 'running' || state === 'stopped' || state === 'backoff')) {
+      this.#log('info', state === 'backoff' ? `backoff: next start in ${Math.max(0, Math.round((this.status().nextStartAt ?? now) - now))} ms` : state);
+    }
     this.#state = state;
     this.#since = now;
     if (state === 'stopped' || state === 'failed' || state === 'backoff') {

@@ -59,6 +59,14 @@ test('run: healthz, CLI hands commands, status retained, SIGTERM publishes offli
     const restart = cli(['hands', 'restart', 'counter', '--data', d.dataDir]);
     assert.equal(restart.status, 0, restart.stderr);
 
+    const logs = cli(['hands', 'logs', 'counter', '--lines', '20', '--json', '--data', d.dataDir]);
+    assert.equal(logs.status, 0, logs.stderr);
+    const logLines = logs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { hand: string; msg: string });
+    assert.ok(logLines.every((l) => l.hand === 'counter'), logs.stdout);
+    // the restart above shows in the Hand's log: stopped, then running again
+    const msgs = logLines.map((l) => l.msg);
+    assert.ok(msgs.lastIndexOf('running') > msgs.lastIndexOf('stopped') && msgs.includes('stopped'), logs.stdout);
+
     const unknown = cli(['hands', 'status', 'nope', '--data', d.dataDir]);
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /nope/);

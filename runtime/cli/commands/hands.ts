@@ -42,7 +42,7 @@ const SUBSPECS: Record<string, CommandSpec> = {
     options: {
       ...common,
       follow: { type: 'boolean', short: 'f', description: 'keep printing new lines' },
-      lines: { type: 'string', short: 'n', value: 'N', description: 'how many recent lines (1-10000, default 100)' },
+      lines: { type: 'string', short: 'n', value: 'N', description: 'how many recent lines (1-1000, the daemon keeps the last 1000; default 100)' },
     },
   },
 };
@@ -68,7 +68,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   let lines = 100;
   if (args.values.lines !== undefined) {
     const v = String(args.values.lines);
-    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 10_000) throw new UsageError(`--lines must be a whole number from 1 to 10000, got "${printable(v.slice(0, 20))}"`, s);
+    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1000) throw new UsageError(`--lines must be a whole number from 1 to 1000, got "${printable(v.slice(0, 20))}"`, s);
     lines = Number(v);
   }
   const client = DaemonClient.open(await dataDir(args, io));
@@ -128,7 +128,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
-async function dataDir(args: Parsed, io: Io): Promise<string> {
+export async function dataDir(args: Parsed, io: Io): Promise<string> {
   const flag = args.values.data as string | undefined;
   const config = args.values.config as string | undefined;
   if (config === undefined) return defaultDataDir(flag, io.env, io.cwd);

@@ -67,7 +67,7 @@ const USAGE_ERRORS: Array<[string[], RegExp]> = [
   [['hands', 'explode'], /^talon: unknown command "talon hands explode"; expected one of: list, status/],
   [['hands', 'status'], /^talon: missing NAME\nusage: talon hands status NAME/],
   [['hands', 'status', 'Not/A/Name'], /is not a Hand name/],
-  [['hands', 'logs', 'mon', '--lines', 'lots'], /--lines must be a whole number from 1 to 10000/],
+  [['hands', 'logs', 'mon', '--lines', 'lots'], /--lines must be a whole number from 1 to 1000/],
   [['hands', 'list', '--follow'], /^talon: unknown option --follow\n/],
   [['config'], /needs a command/],
   [['config', 'validate'], /^talon: missing FILE\n/],
