@@ -32,8 +32,14 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
   | 'BAD_REQUEST'
   | 'NOT_RUNNING'
+  /** the audit log failed verification or cannot be written */
+  | 'AUDIT_BROKEN'
+  /** an audit event, an exported line or a key is not in the v1 format */
+  | 'AUDIT_FORMAT'
   | 'INTERNAL';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -54,9 +60,12 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
   BAD_REQUEST: 400,
   NOT_RUNNING: 503,
   BUS_DOWN: 503,
+  AUDIT_FORMAT: 400,
 };
 
 /** Codes that mean "the operator's input was wrong": the CLI exits 2 for these. */

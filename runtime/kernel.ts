@@ -8,11 +8,12 @@ import { existsSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node
 import { join } from 'node:path';
 import { Store } from './store/store.ts';
 import { DeviceKey } from './secrets/device-key.ts';
-import { PlainAuditLog } from './audit/plain-log.ts';
+import { AuditChain } from './audit/chain.ts';
 import { ConfigGenerations } from './config/generations.ts';
 import { loadConfig } from './config/load.ts';
 import { createBus } from './bus/index.ts';
 import type { Bus } from './bus/types.ts';
+import { topics } from './bus/topics.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 import { RuntimeApi, type Health } from './api/runtime-api.ts';
 import { MqttCommands } from './api/mqtt-commands.ts';
@@ -51,7 +52,7 @@ export class Kernel {
   readonly config: TalonConfig;
   readonly store: Store;
   readonly key: DeviceKey;
-  readonly audit: PlainAuditLog;
+  readonly audit: AuditChain;
   readonly generations: ConfigGenerations;
   readonly bus: Bus;
   readonly supervisor: Supervisor;
@@ -64,7 +65,7 @@ export class Kernel {
   #clock: Clock;
 
   private constructor(parts: {
-    config: TalonConfig; store: Store; key: DeviceKey; audit: PlainAuditLog; generations: ConfigGenerations;
+    config: TalonConfig; store: Store; key: DeviceKey; audit: AuditChain; generations: ConfigGenerations;
     bus: Bus; supervisor: Supervisor; api: RuntimeApi; http: HttpServer; commands: MqttCommands; logger: Logger; clock: Clock;
   }) {
     this.config = parts.config;
@@ -95,8 +96,26 @@ export class Kernel {
     const undo: Array<() => Promise<unknown>> = [() => store.close()];
     try {
       const key = DeviceKey.loadOrCreate(config.dataDir);
-      const audit = new PlainAuditLog(store, clock);
+      // the newest signed checkpoint goes out retained on talon/<id>/audit/head, so a log
+      // truncated or rewritten on the disk is caught against a head seen elsewhere
+      let busRef: Bus | null = null;
+      const publishHead = (cp: unknown): void => {
+        if (busRef?.isUp()) busRef.publish(topics.auditHead(key.id), JSON.stringify(cp), { qos: 1, retain: true }).catch(() => {});
+      };
+      const retention = config.audit.retention;
+      const audit = new AuditChain(store, key, {
+        clock,
+        onCheckpoint: publishHead,
+        onBroken: (r) => logger.error(`audit log broken at seq ${r.firstBrokenSeq ?? '?'}: ${r.reason ?? r.kind ?? 'unknown'} (run \`talon audit verify\`)`),
+        ...(retention.maxEntries !== undefined || retention.maxAgeDays !== undefined ? {
+          retention: {
+            ...(retention.maxEntries !== undefined ? { maxEntries: retention.maxEntries } : {}),
+            ...(retention.maxAgeDays !== undefined ? { maxAgeMs: retention.maxAgeDays * 86_400_000 } : {}),
+          },
+        } : {}),
+      });
       await audit.start();
+      undo.unshift(() => audit.stop());
       const generations = new ConfigGenerations(store);
       const applied = await generations.apply(config, { actor: 'kernel', source: opts.source ?? 'defaults' });
       if (applied.changed) {
@@ -106,6 +125,9 @@ export class Kernel {
       const bus = createBus(config.bus, key.id, { authenticateToken: (t: string) => t === cliToken, clock });
       await bus.start();
       undo.unshift(() => bus.stop());
+      busRef = bus;
+      const head = audit.latestCheckpoint();
+      if (head) publishHead(head);
       const supervisor = new Supervisor({
         config: config.supervisor, hands: config.hands, bus, store, audit, deviceId: key.id, clock,
         ...(opts.workerEntry ? { workerEntry: opts.workerEntry } : {}),
@@ -117,7 +139,7 @@ export class Kernel {
         const checks = { store: store.isOpen(), bus: bus.isUp(), supervisor: supervisor.isUp() };
         return { ok: checks.store && checks.bus && checks.supervisor, deviceId: key.id, uptimeMs: kernel ? clock.now() - kernel.startedAt : 0, checks };
       };
-      const api = new RuntimeApi({ supervisor, audit, health });
+      const api = new RuntimeApi({ supervisor, audit, auditLog: audit, health });
       const http = new HttpServer({ api, listen: config.http, cliToken });
       await http.listen();
       undo.unshift(() => http.close());
@@ -159,7 +181,8 @@ export class Kernel {
     await this.commands.stop().catch(() => {});
     await this.http.close();
     await this.audit.record({ actor: 'kernel', action: 'kernel.stop', subject: this.deviceId, decision: 'ok', detail: { ms: this.#clock.now() - t0 } }).catch(() => {});
-    await this.audit.flush();
+    // the shutdown checkpoint, published as the head while the bus is still up
+    await this.audit.stop().catch((err: unknown) => this.logger.error(`closing the audit log: ${TalonError.from(err).message}`));
     await this.bus.stop().catch((err: unknown) => this.logger.error(`stopping the bus: ${TalonError.from(err).message}`));
     rmSync(join(this.config.dataDir, RUNTIME_FILE), { force: true });
     await this.store.close();

@@ -7,12 +7,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RuntimeApi } from '../runtime/api/runtime-api.ts';
 import type { Caller } from '../runtime/supervisor/types.ts';
 import { TalonError } from '../runtime/errors.ts';
+import type { AuditQuery } from '../runtime/audit/chain.ts';
+import type { AuditDecision } from '../runtime/audit/types.ts';
 
 export interface RouteContext {
   api: RuntimeApi;
   caller: Caller;
   params: Record<string, string>;
   query: URLSearchParams;
+  /** the parsed JSON body, for routes that declare `body: true` */
+  body: unknown;
   req: IncomingMessage;
   res: ServerResponse;
 }
@@ -24,15 +28,50 @@ export interface Route {
   summary: string;
   /** false only for /healthz */
   auth: boolean;
+  /** reads a JSON body (at most MAX_BODY_BYTES) */
+  body?: boolean;
   /** returns the JSON body, or `undefined` when the handler wrote the response itself (SSE) */
   handler(ctx: RouteContext): Promise<unknown>;
 }
 
-function intParam(query: URLSearchParams, name: string): number | undefined {
+function intParam(query: URLSearchParams, name: string, max = 9_999_999): number | undefined {
   const raw = query.get(name);
   if (raw === null) return undefined;
-  if (!/^\d{1,7}$/.test(raw)) throw new TalonError('BAD_REQUEST', `query parameter ${name} must be a whole number (got "${raw.slice(0, 40)}")`);
+  if (!/^\d{1,16}$/.test(raw) || Number(raw) > max) {
+    throw new TalonError('BAD_REQUEST', `query parameter ${name} must be a whole number from 0 to ${max} (got "${raw.slice(0, 40)}")`);
+  }
   return Number(raw);
+}
+
+const DECISIONS = new Set(['allow', 'deny', 'ok', 'error', 'info']);
+
+function auditQuery(query: URLSearchParams): AuditQuery {
+  const q: AuditQuery = {};
+  const actor = query.get('actor');
+  if (actor !== null) q.actor = actor.slice(0, 200);
+  const action = query.get('action');
+  if (action !== null) q.action = action.slice(0, 200);
+  const decision = query.get('decision');
+  if (decision !== null) {
+    const list = decision.split(',');
+    const bad = list.find((d) => !DECISIONS.has(d));
+    if (bad !== undefined) throw new TalonError('BAD_REQUEST', `decision "${bad.slice(0, 20)}" is not one of allow, deny, ok, error, info`);
+    q.decision = list as AuditDecision[];
+  }
+  const from = intParam(query, 'from', 1e15);
+  if (from !== undefined) q.from = from;
+  const to = intParam(query, 'to', 1e15);
+  if (to !== undefined) q.to = to;
+  const cursor = query.get('cursor');
+  if (cursor !== null) q.cursor = cursor.slice(0, 20);
+  const limit = intParam(query, 'limit', 1000);
+  if (limit !== undefined) q.limit = limit;
+  const order = query.get('order');
+  if (order !== null) {
+    if (order !== 'asc' && order !== 'desc') throw new TalonError('BAD_REQUEST', 'order must be asc or desc');
+    q.order = order;
+  }
+  return q;
 }
 
 export const routes: Route[] = [
@@ -70,6 +109,34 @@ export const routes: Route[] = [
         off();
         clearInterval(ping);
       });
+      return undefined;
+    },
+  },
+  {
+    method: 'GET', path: '/api/v1/audit', summary: 'Audit entries, newest first, filtered by actor, action (exact or `prefix.*`), decision, ts range; paged by cursor', auth: true,
+    handler: ({ api, caller, query }) => api.audit.query(caller, auditQuery(query)),
+  },
+  {
+    method: 'POST', path: '/api/v1/audit/verify', summary: 'Verify the chain (from the last verified checkpoint, or from the start) and optionally that it still holds a head seen elsewhere', auth: true, body: true,
+    handler: ({ api, caller, body }) => {
+      if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) throw new TalonError('BAD_REQUEST', 'the body must be a JSON object {from?, against?}');
+      const b = (body ?? {}) as { from?: unknown; against?: unknown };
+      const extra = Object.keys(b).find((k) => k !== 'from' && k !== 'against');
+      if (extra !== undefined) throw new TalonError('BAD_REQUEST', `unknown field "${extra.slice(0, 40)}"; expected from, against`);
+      return api.audit.verify(caller, b);
+    },
+  },
+  {
+    method: 'GET', path: '/api/v1/audit/head', summary: 'The newest signed checkpoint', auth: true,
+    handler: async ({ api, caller }) => ({ head: await api.audit.head(caller) }),
+  },
+  {
+    method: 'GET', path: '/api/v1/audit/export', summary: 'The log as JSON Lines (entries and checkpoints in seq order), optionally from a seq', auth: true,
+    handler: async ({ api, caller, query, res }) => {
+      const since = intParam(query, 'since', Number.MAX_SAFE_INTEGER);
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', 'content-disposition': 'attachment; filename="talon-audit.jsonl"' });
+      await api.audit.export(caller, res, since !== undefined ? { since } : {});
+      res.end();
       return undefined;
     },
   },

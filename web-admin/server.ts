@@ -118,8 +118,8 @@ export class HttpServer {
         params[k] = decodeURIComponent(m[i + 1]!);
       });
       const caller = route.auth ? this.#authenticate(req) : { actor: 'anonymous' };
-      req.resume(); // no bodies on these routes yet
-      const body = await route.handler({ api: this.#opts.api, caller, params, query: url.searchParams, req, res });
+      const input = route.body ? await readJson(req) : (req.resume(), undefined);
+      const body = await route.handler({ api: this.#opts.api, caller, params, query: url.searchParams, body: input, req, res });
       if (body !== undefined) sendJson(res, 200, body);
       return;
     }
@@ -134,6 +134,43 @@ export class HttpServer {
     if (!timingSafeEqual(digest(m[1]!), this.#tokenDigest)) throw new TalonError('UNAUTHORIZED', 'the bearer token is not valid');
     return { actor: 'cli' };
   }
+}
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** A JSON request body: at most MAX_BODY_BYTES, UTF-8, JSON; anything else is a coded 4xx. */
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const type = req.headers['content-type'] ?? '';
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_BODY_BYTES) {
+      req.resume();
+      reject(new TalonError('PAYLOAD_TOO_LARGE', `the request body is ${declared} bytes; at most ${MAX_BODY_BYTES} are accepted`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        req.destroy();
+        reject(new TalonError('PAYLOAD_TOO_LARGE', `the request body is over ${MAX_BODY_BYTES} bytes`));
+      } else chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (size === 0) return resolve(undefined);
+      if (!/^application\/json\b/i.test(type)) {
+        reject(new TalonError('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json'));
+        return;
+      }
+      try {
+        resolve(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks))));
+      } catch (err) {
+        reject(new TalonError('BAD_REQUEST', `the request body is not valid UTF-8 JSON: ${(err as Error).message}`));
+      }
+    });
+  });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

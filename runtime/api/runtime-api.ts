@@ -4,7 +4,10 @@
  * command topics (./mqtt-commands.ts) all call these. Every call that changes state is
  * audited with the caller.
  */
-import type { Audit } from '../audit/types.ts';
+import type { Audit, AuditDecision } from '../audit/types.ts';
+import type { AuditChain, AuditPage, AuditQuery, VerifyOptions, VerifyReport } from '../audit/chain.ts';
+import type { AnyCheckpoint } from '../audit/format.ts';
+import { checkpointProblem } from '../audit/format.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller, HandStatus, LogLine } from '../supervisor/types.ts';
 import { TalonError } from '../errors.ts';
@@ -19,6 +22,8 @@ export interface Health {
 export interface RuntimeApiDeps {
   supervisor: Supervisor;
   audit: Audit;
+  /** the signed log itself, for queries, verification and export */
+  auditLog: AuditChain;
   health: () => Health;
 }
 
@@ -72,6 +77,33 @@ export class RuntimeApi {
       this.#d.supervisor.on('log', listener);
       return () => this.#d.supervisor.off('log', listener);
     },
+  };
+
+  readonly audit = {
+    query: async (_caller: Caller, q: AuditQuery): Promise<AuditPage> => this.#d.auditLog.query(q),
+
+    verify: async (caller: Caller, opts: { from?: unknown; against?: unknown } = {}): Promise<VerifyReport> => {
+      const v: VerifyOptions = {};
+      if (opts.from !== undefined) {
+        if (opts.from !== 'start' && opts.from !== 'checkpoint') throw new TalonError('BAD_REQUEST', 'from must be "start" or "checkpoint"');
+        v.from = opts.from;
+      }
+      if (opts.against !== undefined) {
+        const problem = checkpointProblem(opts.against);
+        if (problem !== null || (opts.against as AnyCheckpoint).type !== 'checkpoint') {
+          throw new TalonError('BAD_REQUEST', `against is not a checkpoint: ${problem ?? 'type must be "checkpoint"'}`);
+        }
+        v.against = opts.against as VerifyOptions['against'];
+      }
+      const report = await this.#d.auditLog.verify(v);
+      await this.#d.audit.record({ actor: caller.actor, action: 'api.audit.verify', subject: 'audit', decision: report.ok ? 'ok' : 'error',
+        detail: { checked: report.checked, ...(report.firstBrokenSeq !== undefined ? { firstBrokenSeq: report.firstBrokenSeq } : {}) } });
+      return report;
+    },
+
+    export: (_caller: Caller, out: NodeJS.WritableStream, opts: { since?: number } = {}) => this.#d.auditLog.export(out, opts),
+
+    head: async (_caller: Caller): Promise<AnyCheckpoint | null> => this.#d.auditLog.latestCheckpoint(),
   };
 
   async #change<T>(caller: Caller, action: string, subject: string, fn: () => Promise<T>): Promise<T> {

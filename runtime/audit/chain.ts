@@ -39,6 +39,10 @@ export const seqKey = (seq: number): string => seq.toString(16).padStart(12, '0'
 const keySeq = (key: string): number => parseInt(key, 16);
 /** checkpoint keys are hex; `prune` and `verified` sort after them */
 const CP_RANGE_END = 'g';
+/** records read per step while verifying or exporting */
+const CHUNK = 1000;
+/** classic-level iterator option; abstract-level's types do not list it */
+const READ_AHEAD = { highWaterMarkBytes: 1 << 20 } as unknown as Record<string, never>;
 const PRUNE_KEY = 'prune';
 const VERIFIED_KEY = 'verified';
 
@@ -180,15 +184,18 @@ export class AuditChain implements Audit {
       } });
       this.#setHead({ seq: latest.seq, hash: latest.hash });
     }
-    this.#latest = latest && latest.seq <= this.#seq ? latest : this.#latest;
+    this.#latest = latest && latest.seq <= this.#seq ? latest : null;
     this.#cp = { seq: Math.max(latest?.seq ?? 0, floorSeq), at: this.#clock.now() };
-    if (headKey === null && !latest && floorSeq === 0) this.#cp.seq = 0;
 
     // the stretch after the newest checkpoint: bounded (a checkpoint every ≤ 256 entries)
-    const tail = await this.#verifyRange('checkpoint-tail', false);
-    if (!tail.ok) {
-      this.#report(tail);
-      notes.push({ action: 'audit.broken', subject: 'audit', decision: 'error', detail: brokenDetail(tail) });
+    let tailBroken: number | undefined;
+    if (notes.length === 0) {
+      const { report: tail } = await this.#verifyRange('checkpoint-tail', false);
+      if (!tail.ok) {
+        tailBroken = tail.firstBrokenSeq;
+        this.#report(tail);
+        notes.push({ action: 'audit.broken', subject: 'audit', decision: 'error', detail: brokenDetail(tail) });
+      }
     }
     if (this.#seq > this.#cp.seq) {
       notes.push({ action: 'audit.recover', subject: 'audit', decision: 'info', detail: {
@@ -206,6 +213,9 @@ export class AuditChain implements Audit {
     if (this.#floor) await this.#sweep(this.#floor.seq);
     if (this.#opts.verifyAtStart ?? true) {
       this.#startup = this.verify({ from: 'checkpoint' }).then(async (r) => {
+        if (!r.ok && r.firstBrokenSeq !== tailBroken && this.#state === 'running') {
+          await this.record({ actor: 'kernel', action: 'audit.broken', subject: 'audit', decision: 'error', detail: brokenDetail(r) }).catch(() => {});
+        }
         if (this.#retentionOn()) await this.prune().catch(() => {});
         return r;
       });
@@ -236,6 +246,7 @@ export class AuditChain implements Audit {
     if (this.#cpTimer) this.#clock.clearTimeout(this.#cpTimer);
     this.#cpTimer = null;
     this.#state = 'stopped';
+    this.#abort = false;
   }
 
   // ---- appending ----------------------------------------------------------------------------
@@ -252,13 +263,13 @@ export class AuditChain implements Audit {
     }
     return new Promise((resolve, reject) => {
       this.#pending.push({ entry, resolve, reject });
-      this.#flushing ??= this.#flushLoop();
+      this.#kick();
     });
   }
 
   /** Resolves when everything recorded so far is durable. */
   async flush(): Promise<void> {
-    if ((this.#sealWanted || this.#pending.length > 0) && !this.#flushing) this.#flushing = this.#flushLoop();
+    if (this.#sealWanted || this.#pending.length > 0) this.#kick();
     while (this.#flushing) await this.#flushing;
   }
 
@@ -304,8 +315,17 @@ export class AuditChain implements Audit {
     return entry;
   }
 
+  /** one flush loop at a time; it may finish without awaiting, so the handle is set around it */
+  #kick(): void {
+    if (this.#flushing) return;
+    this.#flushing = this.#flushLoop().then(() => {
+      this.#flushing = null;
+      if (this.#pending.length > 0 || this.#sealWanted) this.#kick();
+    });
+  }
+
   async #flushLoop(): Promise<void> {
-    try {
+    {
       while (this.#pending.length > 0 || this.#sealWanted) {
         const batch = this.#pending.splice(0);
         const seal = this.#sealWanted;
@@ -340,8 +360,6 @@ export class AuditChain implements Audit {
         if (newest) this.#opts.onCheckpoint?.(newest);
         this.#armCheckpointTimer();
       }
-    } finally {
-      this.#flushing = null;
     }
   }
 
@@ -373,7 +391,7 @@ export class AuditChain implements Audit {
       this.#cpTimer = null;
       if (this.#durable.seq > this.#cp.seq && this.#state === 'running') {
         this.#sealWanted = true;
-        this.#flushing ??= this.#flushLoop();
+        this.#kick();
       }
     }, wait);
     unref(this.#cpTimer);
@@ -448,22 +466,40 @@ export class AuditChain implements Audit {
         this.#sealWanted = true;
         await this.flush();
       }
-      const r = await this.#verifyRange(opts.from ?? 'checkpoint', true, opts.against);
-      if (!r.ok) this.#report(r);
-      return r;
+      const { report, aborted } = await this.#verifyRange(opts.from ?? 'checkpoint', true, opts.against);
+      if (!report.ok && !aborted) this.#report(report);
+      return report;
     });
   }
 
-  async #verifyRange(from: 'start' | 'checkpoint' | 'checkpoint-tail', requireSealed: boolean, against?: Checkpoint): Promise<VerifyReport> {
+  /**
+   * from 'start': the prune checkpoint or genesis; 'checkpoint': the `verified` mark when it
+   * still holds, else the start; 'checkpoint-tail' (start()): the newest checkpoint at or under
+   * the head, which must hold, so the work is bounded.
+   */
+  async #verifyRange(from: 'start' | 'checkpoint' | 'checkpoint-tail', requireSealed: boolean, against?: Checkpoint, upTo?: number): Promise<{ report: VerifyReport; aborted: boolean }> {
     const v = new ChainVerifier({ sha256Hex, verifySig: this.#verifySig, requireSealed, ...(against ? { against } : {}) });
-    const live = this.#state !== 'new';
-    const floor = this.#floor ?? await this.#readPrune();
+    const live = this.#state === 'running';
+    const floor = this.#state === 'new' ? await this.#readPrune() : this.#floor;
     const floorSeq = floor?.seq ?? 0;
     let start = floorSeq + 1;
     let resumed: AnyCheckpoint | null = null;
-    if (from !== 'start') {
-      resumed = from === 'checkpoint-tail' ? await this.#newestCheckpointAtOrBelow(this.#seq) : await this.#readVerified();
-      if (resumed && (resumed.seq <= floorSeq || !(await this.#checkResumePoint(resumed)))) resumed = null;
+    if (from === 'checkpoint-tail') {
+      const newest = await this.#newestCheckpointAtOrBelow(this.#seq);
+      if (newest && newest.key > floorSeq) {
+        const bad = newest.cp === null ? 'is corrupt' : await this.#resumeProblem(newest.cp);
+        if (bad) {
+          return { aborted: false, report: {
+            ok: false, checked: 0, firstSeq: null, lastSeq: null, anchor: null, lastCheckpoint: null,
+            firstBrokenSeq: newest.key, kind: bad.includes('signed') ? 'signature' : bad.includes('corrupt') ? 'corrupt' : 'checkpoint',
+            reason: `the newest checkpoint (seq ${newest.key}) ${bad}`,
+          } };
+        }
+        resumed = newest.cp;
+      }
+    } else if (from === 'checkpoint') {
+      resumed = await this.#readVerified();
+      if (resumed && (resumed.seq <= floorSeq || (await this.#resumeProblem(resumed)) !== null)) resumed = null;
     }
     if (resumed) {
       v.resume(resumed);
@@ -475,54 +511,103 @@ export class AuditChain implements Audit {
       const pruned = against.seq < floorSeq;
       v.againstEarlier(pruned ? null : await this.#storedHash(against.seq), pruned);
     }
-    // a running chain verifies up to its sealed head; a stopped one to whatever is on disk
-    const to = live ? this.#durable.seq : Number.MAX_SAFE_INTEGER;
+    // a running chain verifies up to its newest checkpoint (entries after it are still being
+    // appended); a stopped one everything on disk
+    const to = upTo ?? (live ? (this.#latest?.seq ?? floorSeq) : Number.MAX_SAFE_INTEGER);
     let n = 0;
-    for await (const rec of this.#records(start, to)) {
-      if (this.#abort && from !== 'checkpoint-tail') break;
-      const ok = rec.kind === 'entry' ? feedEntry(v, rec) : feedCheckpoint(v, rec);
-      if (!ok) break;
-      if (++n % 4096 === 0) await new Promise(setImmediate); // appends keep flowing meanwhile
+    let aborted = false;
+    // LevelDB itself may refuse (a damaged table block): then read on one record at a time
+    // from the last good entry to find where, and report it rather than throw
+    for (let chunk = CHUNK; chunk > 0; chunk = chunk === 1 ? 0 : 1) {
+      const from1 = v.head ? v.head.seq + 1 : start;
+      try {
+        feed: for await (const recs of this.#records(from1, to, chunk)) {
+          if (this.#abort && from !== 'checkpoint-tail') {
+            aborted = true;
+            break;
+          }
+          for (const rec of recs) {
+            if (!(rec.kind === 'entry' ? feedEntry(v, rec) : feedCheckpoint(v, rec))) break feed;
+          }
+          if (++n % 8 === 0) await new Promise(setImmediate); // appends keep flowing meanwhile
+        }
+        break;
+      } catch (err) {
+        if (chunk === 1) {
+          const at = (v.head?.seq ?? start - 1) + 1;
+          v.corrupt({ key: at }, `the store cannot read the log from seq ${at}: ${(err as Error).message}`);
+        }
+      }
     }
     const r = v.end();
-    if (live && from !== 'checkpoint-tail' && !this.#abort && r.lastCheckpoint && r.lastCheckpoint.type === 'checkpoint' && r.lastCheckpoint.seq > (resumed?.seq ?? 0)) {
+    if (live && from !== 'checkpoint-tail' && upTo === undefined && !aborted && r.lastCheckpoint?.type === 'checkpoint' && r.lastCheckpoint.seq > (resumed?.seq ?? 0)) {
       await this.#cps.put(VERIFIED_KEY, r.lastCheckpoint).catch(() => {});
     }
-    return r;
+    return { report: r, aborted };
   }
 
-  /** entries and checkpoints from seq `lo` to `hi` merged in export order (checkpoint after its entry) */
-  async *#records(lo: number, hi: number): AsyncGenerator<Rec> {
+  /**
+   * Entries and checkpoints from seq `lo` to `hi` merged in export order (a checkpoint right
+   * after its entry), in chunks of up to CHUNK records: memory stays bounded, and reading in
+   * chunks (nextv) rather than one promise per record is what makes ≥ 100k entries/s.
+   */
+  async *#records(lo: number, hi: number, chunk = CHUNK): AsyncGenerator<Rec[]> {
     const bound = hi === Number.MAX_SAFE_INTEGER ? {} : { lte: seqKey(hi) };
     const cpIt = this.#cps.iterator({ gte: seqKey(lo), lt: CP_RANGE_END, ...bound, valueEncoding: 'utf8' });
-    const logIt = this.#log.iterator({ gte: seqKey(lo), ...bound, valueEncoding: 'utf8' });
+    // classic-level's read-ahead (default 16 KiB) is what a scan waits on; 1 MiB halves the cost
+    const logIt = this.#log.iterator({ gte: seqKey(lo), ...bound, valueEncoding: 'utf8', ...(chunk > 1 ? READ_AHEAD : {}) });
+    let cps: Array<[string, string]> = [];
+    let ci = 0;
+    let cpsDone = false;
+    /** the next checkpoint's key, or Infinity when there are none left */
+    const peekCp = async (): Promise<number> => {
+      if (ci >= cps.length && !cpsDone) {
+        cps = await cpIt.nextv(256) as Array<[string, string]>;
+        ci = 0;
+        if (cps.length === 0) cpsDone = true;
+      }
+      return ci < cps.length ? keySeq(cps[ci]![0]) : Infinity;
+    };
+    // one read ahead: LevelDB fetches the next chunk while this one is hashed
+    let ahead: Promise<Array<[string, string]>> | null = null;
     try {
-      let cp = await cpIt.next();
-      for await (const [k, raw] of logIt) {
-        const key = keySeq(k as string);
-        while (cp && keySeq(cp[0] as string) < key) {
-          yield { kind: 'cp', key: keySeq(cp[0] as string), raw: cp[1] as string };
-          cp = await cpIt.next();
+      ahead = logIt.nextv(chunk) as Promise<Array<[string, string]>>;
+      for (;;) {
+        const rows = (await ahead)!;
+        ahead = null;
+        if (rows.length === 0) break;
+        if (chunk > 1) ahead = logIt.nextv(chunk) as Promise<Array<[string, string]>>;
+        else ahead = null;
+        const out: Rec[] = [];
+        for (const [k, raw] of rows) {
+          const key = keySeq(k);
+          let c: number;
+          while ((c = await peekCp()) < key) out.push({ kind: 'cp', key: c, raw: cps[ci++]![1] });
+          out.push({ kind: 'entry', key, raw });
+          while ((await peekCp()) === key) out.push({ kind: 'cp', key, raw: cps[ci++]![1] });
         }
-        yield { kind: 'entry', key, raw: raw as string };
-        while (cp && keySeq(cp[0] as string) === key) {
-          yield { kind: 'cp', key, raw: cp[1] as string };
-          cp = await cpIt.next();
-        }
+        yield out;
+        if (chunk === 1) ahead = logIt.nextv(1) as Promise<Array<[string, string]>>;
       }
-      while (cp) {
-        yield { kind: 'cp', key: keySeq(cp[0] as string), raw: cp[1] as string };
-        cp = await cpIt.next();
-      }
+      const rest: Rec[] = [];
+      let c: number;
+      while ((c = await peekCp()) !== Infinity) rest.push({ kind: 'cp', key: c, raw: cps[ci++]![1] });
+      if (rest.length > 0) yield rest;
     } finally {
+      await ahead?.catch(() => {});
       await cpIt.close();
+      await logIt.close();
     }
   }
 
-  /** a resume point is good when its signature verifies and the stored entry still hashes to it */
-  async #checkResumePoint(cp: AnyCheckpoint): Promise<boolean> {
-    if (checkpointProblem(cp) !== null || !this.#verifySig(signedMessage(cp), cp.sig)) return false;
-    return (await this.#storedHash(cp.seq)) === cp.hash;
+  /** a resume point holds when its signature verifies and the stored entry still hashes to it */
+  async #resumeProblem(cp: AnyCheckpoint): Promise<string | null> {
+    if (checkpointProblem(cp) !== null) return 'is malformed';
+    if (!this.#verifySig(signedMessage(cp), cp.sig)) return 'is not signed by this device key';
+    const stored = await this.#storedHash(cp.seq);
+    if (stored === null) return `signs entry ${cp.seq}, which is missing or unreadable`;
+    if (stored !== cp.hash) return `does not match entry ${cp.seq}: the entry was changed`;
+    return null;
   }
 
   async #storedHash(seq: number): Promise<string | null> {
@@ -536,9 +621,9 @@ export class AuditChain implements Audit {
     }
   }
 
-  async #newestCheckpointAtOrBelow(seq: number): Promise<Checkpoint | null> {
-    for await (const [, raw] of this.#cps.iterator({ lte: seqKey(seq), reverse: true, limit: 1, valueEncoding: 'utf8' })) {
-      return parseCheckpoint(raw as string);
+  async #newestCheckpointAtOrBelow(seq: number): Promise<{ key: number; cp: Checkpoint | null } | null> {
+    for await (const [k, raw] of this.#cps.iterator({ lte: seqKey(seq), reverse: true, limit: 1, valueEncoding: 'utf8' })) {
+      return { key: keySeq(k as string), cp: parseCheckpoint(raw as string) };
     }
     return null;
   }
@@ -574,12 +659,12 @@ export class AuditChain implements Audit {
       this.#sealWanted = true;
       await this.flush();
     }
-    const floor = this.#floor ?? await this.#readPrune();
+    const floor = this.#state === 'new' ? await this.#readPrune() : this.#floor;
     let anchor: AnyCheckpoint | null = floor;
     const since = opts.since ?? 1;
     if (since - 1 > (floor?.seq ?? 0)) {
-      const cp = await this.#newestCheckpointAtOrBelow(since - 1);
-      if (cp && cp.seq > (floor?.seq ?? 0)) anchor = cp;
+      const newest = await this.#newestCheckpointAtOrBelow(since - 1);
+      if (newest?.cp && newest.cp.seq > (floor?.seq ?? 0)) anchor = newest.cp;
     }
     let lines = 0;
     let firstSeq: number | null = null;
@@ -589,14 +674,16 @@ export class AuditChain implements Audit {
       if (!out.write(`${line}\n`)) await once(out, 'drain');
     };
     if (anchor) await write(JSON.stringify(anchor));
-    const to = this.#state === 'running' ? this.#durable.seq : Number.MAX_SAFE_INTEGER;
-    for await (const rec of this.#records((anchor?.seq ?? 0) + 1, to)) {
-      if (/[\r\n]/.test(rec.raw)) throw new TalonError('AUDIT_BROKEN', `the record at seq ${rec.key} is corrupt (it holds a line break); run \`talon audit verify\``);
-      if (rec.kind === 'entry') {
-        firstSeq ??= rec.key;
-        lastSeq = rec.key;
+    const to = this.#state === 'running' ? (this.#latest?.seq ?? 0) : Number.MAX_SAFE_INTEGER;
+    for await (const recs of this.#records((anchor?.seq ?? 0) + 1, to)) {
+      for (const rec of recs) {
+        if (/[\r\n]/.test(rec.raw)) throw new TalonError('AUDIT_BROKEN', `the record at seq ${rec.key} is corrupt (it holds a line break); run \`talon audit verify\``);
+        if (rec.kind === 'entry') {
+          firstSeq ??= rec.key;
+          lastSeq = rec.key;
+        }
+        await write(rec.raw);
       }
-      await write(rec.raw);
     }
     return { lines, firstSeq, lastSeq };
   }
@@ -632,7 +719,8 @@ export class AuditChain implements Audit {
         }
       }
       if (target <= floorSeq) return null;
-      const check = await this.#verifyRange('checkpoint', true);
+      // everything about to be deleted, and its link to what stays, must verify first
+      const { report: check } = await this.#verifyRange('start', false, undefined, Math.min(target + 1, head));
       if (!check.ok) {
         this.#report(check);
         throw new TalonError('AUDIT_BROKEN', `not pruning: the audit log is broken at seq ${check.firstBrokenSeq} (${check.reason}); pruning would destroy the evidence`, { details: check });

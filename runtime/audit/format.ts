@@ -65,10 +65,71 @@ export type VerifySig = (message: string, sigBase64: string) => boolean;
 
 /** RFC 8785 canonical JSON of the entry without its `hash` field: the bytes that are hashed. */
 export function canonicalEntry(entry: AuditEntry): string {
-  const { hash: _omit, ...rest } = entry;
-  const text = canonicalize(rest);
-  if (text === undefined) throw new Error('entry is not serialisable');
+  return fastCanonicalEntry(entry) ?? canonicalJson(withoutHash(entry));
+}
+
+/** RFC 8785 (JSON Canonicalization Scheme) through the reference implementation. */
+export function canonicalJson(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new Error('value is not serialisable as JSON');
   return text;
+}
+
+function withoutHash(entry: AuditEntry): Omit<AuditEntry, 'hash'> {
+  const { hash: _omit, ...rest } = entry;
+  return rest;
+}
+
+/**
+ * The same bytes as canonicalJson for the common case, ~4× faster (verification's budget is
+ * 100k entries/s): every v1 entry has the same nine members, whose UTF-16 order is fixed, and
+ * `detail` is usually flat. Anything else (nested detail, a surrogate anywhere, an extra
+ * member, a non-finite number) returns null and goes through the reference implementation,
+ * so its errors and its output stay authoritative. A test compares the two on generated input.
+ */
+export function fastCanonicalEntry(e: AuditEntry): string | null {
+  let n = 0;
+  for (const k in e) {
+    if (!Object.prototype.hasOwnProperty.call(e, k)) return null;
+    if (k !== 'hash') n++;
+  }
+  if (n !== 9 || e.v !== 1 || !plainString(e.action) || !plainString(e.actor) || !plainString(e.decision)
+    || !plainString(e.prev) || !plainString(e.subject) || !finite(e.seq) || !finite(e.ts)) return null;
+  const detail = flatCanonical(e.detail);
+  if (detail === null) return null;
+  return `{"action":${JSON.stringify(e.action)},"actor":${JSON.stringify(e.actor)},"decision":${JSON.stringify(e.decision)},"detail":${detail},"prev":${JSON.stringify(e.prev)},"seq":${JSON.stringify(e.seq)},"subject":${JSON.stringify(e.subject)},"ts":${JSON.stringify(e.ts)},"v":1}`;
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+const plainString = (v: unknown): v is string => typeof v === 'string' && !SURROGATE.test(v);
+const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** a plain object of strings, finite numbers, booleans and nulls, or null when it is anything else */
+function flatCanonical(o: unknown): string | null {
+  if (typeof o !== 'object' || o === null || Array.isArray(o) || Object.getPrototypeOf(o) !== Object.prototype) return null;
+  const keys = Object.keys(o).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = (o as Record<string, unknown>)[k];
+    if (!plainString(k)) return null;
+    let text: string;
+    if (typeof v === 'string') {
+      if (SURROGATE.test(v)) return null;
+      text = JSON.stringify(v);
+    } else if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return null;
+      text = JSON.stringify(v);
+    } else if (typeof v === 'boolean') {
+      text = v ? 'true' : 'false';
+    } else if (v === null) {
+      text = 'null';
+    } else {
+      return null;
+    }
+    out += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${text}`;
+  }
+  return `${out}}`;
 }
 
 export function entryHash(entry: AuditEntry, sha256Hex: Sha256Hex): string {
@@ -100,8 +161,9 @@ export function entryProblem(v: unknown): string | null {
   for (const f of ['actor', 'action', 'subject'] as const) if (typeof v[f] !== 'string') return `${f} is not a string`;
   if (!DECISIONS.includes(v.decision as AuditDecision)) return `decision ${JSON.stringify(v.decision)} is not one of ${DECISIONS.join(', ')}`;
   if (!isObject(v.detail)) return 'detail is not an object';
-  if (typeof v.prev !== 'string' || !HEX64.test(v.prev)) return 'prev is not 64 lowercase hex digits';
-  if (v.hash !== undefined && (typeof v.hash !== 'string' || !HEX64.test(v.hash))) return 'hash is not 64 lowercase hex digits';
+  // prev and hash must equal computed hex digests, which verifiers compare: a type check is enough here
+  if (typeof v.prev !== 'string') return 'prev is not a string';
+  if (v.hash !== undefined && typeof v.hash !== 'string') return 'hash is not a string';
   for (const k of Object.keys(v)) if (!ENTRY_FIELDS.has(k)) return `unknown field ${JSON.stringify(k)}`;
   return null;
 }

@@ -1,7 +1,7 @@
 /**
  * The one audit interface. Every capability decision, Hand lifecycle change, config change
- * and state-changing API call goes through `Audit.record`. The plain store-backed log lives
- * in ./plain-log.ts; the signed hash chain plugs in behind the same interface.
+ * and state-changing API call goes through `Audit.record`. The implementation is the signed
+ * hash chain in ./chain.ts (format: ./FORMAT.md).
  */
 export type AuditDecision = 'allow' | 'deny' | 'ok' | 'error' | 'info';
 

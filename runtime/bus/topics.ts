@@ -87,4 +87,5 @@ export const topics = {
   handStatus: (deviceId: string, hand: string) => `talon/${deviceId}/hands/${hand}/status`,
   command: (deviceId: string) => `talon/${deviceId}/cmd`,
   commandReply: (deviceId: string, requestId: string) => `talon/${deviceId}/cmd/reply/${requestId}`,
+  auditHead: (deviceId: string) => `talon/${deviceId}/audit/head`,
 };

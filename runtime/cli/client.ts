@@ -127,6 +127,14 @@ export class DaemonClient {
     }
   }
 
+  /** Streams a 2xx answer's body into `out` (exports); errors as for request(). */
+  async download(path: string, out: NodeJS.WritableStream, accept = 'application/x-ndjson'): Promise<void> {
+    const res = await this.#send('GET', path, undefined, accept, this.#timeoutMs);
+    if (res.statusCode === undefined || res.statusCode >= 300) throw this.#errorFrom(res.statusCode ?? 0, await readBody(res, MAX_BODY));
+    const { pipeline } = await import('node:stream/promises');
+    await pipeline(res, out);
+  }
+
   /**
    * Reads a text/event-stream; calls `onEvent(data, event)` for each event. Resolves when
    * the daemon ends the stream or `signal` aborts; rejects on errors.

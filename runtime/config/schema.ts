@@ -223,5 +223,22 @@ export const talonConfigSchema = {
         level: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
       },
     },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        retention: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          'x-hint': 'old entries are pruned behind a signed prune checkpoint; the rest still verifies',
+          properties: {
+            maxEntries: { type: 'integer', minimum: 1000 },
+            maxAgeDays: { type: 'number', exclusiveMinimum: 0 },
+          },
+        },
+      },
+    },
   },
 } as const;

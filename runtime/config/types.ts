@@ -77,4 +77,5 @@ export interface TalonConfig {
   supervisor: SupervisorConfig;
   hands: HandConfig[];
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  audit: { retention: { maxEntries?: number; maxAgeDays?: number } };
 }

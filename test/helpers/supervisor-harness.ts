@@ -1,13 +1,15 @@
 /**
  * A real kernel slice for supervisor tests: LevelDB in a temp folder, the embedded aedes
- * bus on 127.0.0.1:0, the plain audit log, and a Supervisor over bundled fixture Hands.
+ * bus on 127.0.0.1:0, the signed audit chain, and a Supervisor over bundled fixture Hands.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../runtime/store/store.ts';
 import { EmbeddedBus } from '../../runtime/bus/embedded.ts';
-import { PlainAuditLog, type PlainAuditEntry } from '../../runtime/audit/plain-log.ts';
+import { AuditChain } from '../../runtime/audit/chain.ts';
+import type { AuditEntry } from '../../runtime/audit/format.ts';
+import { DeviceKey } from '../../runtime/secrets/device-key.ts';
 import type { BusMessage } from '../../runtime/bus/types.ts';
 import type { HandConfig, SupervisorConfig } from '../../runtime/config/types.ts';
 import { Supervisor } from '../../runtime/supervisor/supervisor.ts';
@@ -38,11 +40,11 @@ export interface Harness {
   sup: Supervisor;
   bus: EmbeddedBus;
   store: Store;
-  audit: PlainAuditLog;
+  audit: AuditChain;
   dir: string;
   /** collect every message on an absolute topic filter */
   collect(filter: string): Promise<BusMessage[]>;
-  auditEntries(): Promise<PlainAuditEntry[]>;
+  auditEntries(): Promise<AuditEntry[]>;
   close(): Promise<void>;
 }
 
@@ -56,7 +58,7 @@ export async function startHarness(
   for (const h of hands) modules.set(h.fixture, h.fixture.startsWith('/') ? h.fixture : await fixture(h.fixture));
   const dir = mkdtempSync(join(tmpdir(), 'talon-sup-'));
   const store = await Store.open(dir);
-  const audit = new PlainAuditLog(store);
+  const audit = new AuditChain(store, DeviceKey.generate());
   await audit.start();
   const bus = new EmbeddedBus({ embedded: { enabled: true, listen: { host: '127.0.0.1', port: 0 } }, maxPayloadBytes: 256 * 1024 }, DEVICE);
   await bus.start();
@@ -76,14 +78,14 @@ export async function startHarness(
     },
     async auditEntries() {
       await audit.flush();
-      const out: PlainAuditEntry[] = [];
+      const out: AuditEntry[] = [];
       for await (const e of audit.entries()) out.push(e);
       return out;
     },
     async close() {
       await sup.stop(1000);
       for (const u of unsubs) await u();
-      await audit.flush();
+      await audit.stop();
       await bus.stop();
       await store.close();
       rmSync(dir, { recursive: true, force: true });

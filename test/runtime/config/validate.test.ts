@@ -18,6 +18,7 @@ const EXPECTED_DEFAULTS: TalonConfig = {
   },
   hands: [],
   log: { level: 'info' },
+  audit: { retention: {} },
 };
 
 /** The problems validateConfig reports for `input` (fails when it accepts it). */
