@@ -2,7 +2,7 @@
  * `npm run bench [-- section ...]`: measures the budgets in DESIGN.md on this machine and
  * prints a Markdown report (copied into BENCHMARKS.md with the command that made it).
  * Sections: kernel (cold start, idle RSS, per-Hand RSS, 50 Hands), bus (Hand → Hand through
- * the embedded broker and through mosquitto). Ratios are measured in the same run, since the
+ * the embedded broker and through mosquitto), audit (appends, latency, verification, memory). Ratios are measured in the same run, since the
  * machine is shared and noisy.
  */
 import { spawn } from 'node:child_process';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { ROOT, benchHands, freePort, handsRunning, kill, median, rssMb, sleep, startTalon, waitFor200, type TalonProc } from './lib.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
+import { auditRows } from './audit.ts';
 
 const out: string[] = [];
 const say = (line = ''): void => {
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
     await idleRss();
     await fiftyHands();
   }
+  if (want('audit')) await auditRows(say);
   if (want('bus')) {
     await bus('embedded broker', null, (t) => `mqtt://127.0.0.1:${t.mqttPort}`);
     const mosq = await startMosquitto();
