@@ -568,6 +568,8 @@ export class HandRunner {
       throw new TalonError('CAPABILITY_DENIED', `Hand "${this.name}" may not subscribe to ${abs}; its grant allows ${s.grants.caps.bus.subscribe.join(', ') || 'no topics'}`);
     }
     if (s.subs.size >= MAX_SUBSCRIPTIONS) throw new TalonError('QUOTA_EXCEEDED', `Hand "${this.name}" has ${MAX_SUBSCRIPTIONS} subscriptions, the most a Hand may hold`);
+    // a granted subscription is a capability decision too (rare: once per subscribe, not per message)
+    this.#audit({ actor: `hand:${this.name}`, action: 'capability.check', subject: abs, decision: 'allow', detail: { capability: 'bus.subscribe' } });
     if (s.subs.has(subId)) throw new TalonError('BAD_REQUEST', `subscription ${subId} exists`);
     const bus = this.#d.bus;
     const handler = (msg: BusMessage): void => {
