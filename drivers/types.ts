@@ -35,6 +35,8 @@ export interface ActuatorInfo {
   id: string;
   name: string;
   kind: 'boolean' | 'number';
+  /** the BCM pin of a GPIO actuator: a Hand needs it in its `gpio` grant to write */
+  pin?: number;
 }
 
 export interface DriverHealth {

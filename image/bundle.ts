@@ -55,6 +55,11 @@ export const precompiledSchemas: Plugin = {
 export const nativeAddons: Plugin = {
   name: 'native-addons',
   setup(b) {
+    b.onLoad({ filter: /node_modules[\\/]@serialport[\\/]bindings-cpp[\\/]dist[\\/]serialport-bindings\.js$/ }, () => ({
+      contents: `exports.binding = require(${JSON.stringify(join(root, 'runtime/native.ts'))}).loadAddon('@serialport/bindings-cpp');`,
+      loader: 'js',
+      resolveDir: root,
+    }));
     b.onLoad({ filter: /node_modules[\\/]classic-level[\\/]binding\.js$/ }, () => ({
       contents: `module.exports = require(${JSON.stringify(join(root, 'runtime/native.ts'))}).loadAddon('classic-level');`,
       loader: 'js',
@@ -65,10 +70,11 @@ export const nativeAddons: Plugin = {
 
 /**
  * Big dependencies loaded only with `await import()` on a path that is rarely taken at start
- * (mqtt.js: only with an external broker). Each goes to its own dist/vendor/<name>.cjs, so its
+ * (mqtt.js: only with an external broker; serialport and onoff: only with such drivers;
+ * systeminformation: inventory only). Each goes to its own dist/vendor/<name>.cjs, so its
  * source is neither read, compiled nor kept in memory by a daemon that never uses it.
  */
-export const VENDOR = ['mqtt'] as const;
+export const VENDOR = ['mqtt', 'serialport', 'onoff', 'systeminformation'] as const;
 
 export const vendorSplit: Plugin = {
   name: 'vendor-split',

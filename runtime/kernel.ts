@@ -16,8 +16,12 @@ import type { Bus } from './bus/types.ts';
 import { topics } from './bus/topics.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 import { RuntimeApi, type Health } from './api/runtime-api.ts';
+import type { MetricsInput } from './api/metrics.ts';
 import { MqttCommands } from './api/mqtt-commands.ts';
 import { HttpServer } from '../web-admin/server.ts';
+import { SensorRegistry } from './sensors/registry.ts';
+import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
+import { createDriver } from '../drivers/index.ts';
 import type { TalonConfig } from './config/types.ts';
 import { TalonError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -59,6 +63,8 @@ export class Kernel {
   readonly api: RuntimeApi;
   readonly http: HttpServer;
   readonly commands: MqttCommands;
+  readonly sensors: SensorRegistry;
+  readonly homeAssistant: HomeAssistantDiscovery | null;
   readonly logger: Logger;
   readonly startedAt: number;
   #stopping: Promise<void> | null = null;
@@ -67,6 +73,7 @@ export class Kernel {
   private constructor(parts: {
     config: TalonConfig; store: Store; key: DeviceKey; audit: AuditChain; generations: ConfigGenerations;
     bus: Bus; supervisor: Supervisor; api: RuntimeApi; http: HttpServer; commands: MqttCommands; logger: Logger; clock: Clock;
+    sensors: SensorRegistry; homeAssistant: HomeAssistantDiscovery | null;
   }) {
     this.config = parts.config;
     this.store = parts.store;
@@ -78,6 +85,8 @@ export class Kernel {
     this.api = parts.api;
     this.http = parts.http;
     this.commands = parts.commands;
+    this.sensors = parts.sensors;
+    this.homeAssistant = parts.homeAssistant;
     this.logger = parts.logger;
     this.#clock = parts.clock;
     this.startedAt = parts.clock.now();
@@ -128,24 +137,51 @@ export class Kernel {
       busRef = bus;
       const head = audit.latestCheckpoint();
       if (head) publishHead(head);
+      // drivers: one that fails to start is reported and left out; the others run
+      const sensors = new SensorRegistry(config.drivers.map((d) => createDriver(d, { clock })), bus, audit, {
+        clock, log: (level, msg) => logger.line(level, 'sensors', msg),
+      });
+      await sensors.start();
+      undo.unshift(() => sensors.stop());
       const supervisor = new Supervisor({
         config: config.supervisor, hands: config.hands, bus, store, audit, deviceId: key.id, clock,
         ...(opts.workerEntry ? { workerEntry: opts.workerEntry } : {}),
         ...(opts.resolveModule ? { resolveModule: opts.resolveModule } : {}),
       });
+      for (const [method, service] of Object.entries(sensors.services())) supervisor.registerService(method, service);
       supervisor.on('log', (line: { hand: string; level: 'debug' | 'info' | 'warn' | 'error'; msg: string }) => logger.line(line.level, line.hand, line.msg));
       let kernel: Kernel | null = null;
       const health = (): Health => {
         const checks = { store: store.isOpen(), bus: bus.isUp(), supervisor: supervisor.isUp() };
         return { ok: checks.store && checks.bus && checks.supervisor, deviceId: key.id, uptimeMs: kernel ? clock.now() - kernel.startedAt : 0, checks };
       };
-      const api = new RuntimeApi({ supervisor, audit, auditLog: audit, health });
+      const metrics = (): MetricsInput => {
+        const mem = process.memoryUsage();
+        const cpu = process.cpuUsage();
+        return {
+          deviceId: key.id,
+          uptimeMs: kernel ? clock.now() - kernel.startedAt : 0,
+          sensors: sensors.states(),
+          drivers: sensors.drivers().map((d) => ({ name: d.name, type: d.type, health: d.health() })),
+          hands: supervisor.list(),
+          bus: bus.stats(),
+          audit: { seq: audit.head().seq, checkpointSeq: audit.latestCheckpoint()?.seq ?? 0 },
+          process: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
+        };
+      };
+      const api = new RuntimeApi({ supervisor, audit, auditLog: audit, sensors, metrics, health });
       const http = new HttpServer({ api, listen: config.http, cliToken });
       await http.listen();
       undo.unshift(() => http.close());
       const commands = new MqttCommands(bus, api);
       await commands.start();
-      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, logger, clock });
+      let homeAssistant: HomeAssistantDiscovery | null = null;
+      if (config.homeAssistant.enabled) {
+        homeAssistant = new HomeAssistantDiscovery(bus, { deviceId: key.id, name: config.deviceName, swVersion: VERSION }, () => sensors.list(), config.homeAssistant.prefix);
+        await homeAssistant.start();
+        undo.unshift(() => homeAssistant!.stop());
+      }
+      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, logger, clock });
       kernel.#writeRuntimeFile();
       await audit.record({ actor: 'kernel', action: 'kernel.start', subject: key.id, decision: 'ok', detail: { version: VERSION, http: http.address() } });
       supervisor.start().catch((err: unknown) => logger.error(`starting Hands failed: ${TalonError.from(err).message}`));
@@ -179,6 +215,8 @@ export class Kernel {
     const t0 = this.#clock.now();
     await this.supervisor.stop(this.config.supervisor.stopTimeoutMs).catch((err: unknown) => this.logger.error(`stopping Hands: ${TalonError.from(err).message}`));
     await this.commands.stop().catch(() => {});
+    await this.homeAssistant?.stop().catch(() => {});
+    await this.sensors.stop();
     await this.http.close();
     await this.audit.record({ actor: 'kernel', action: 'kernel.stop', subject: this.deviceId, decision: 'ok', detail: { ms: this.#clock.now() - t0 } }).catch(() => {});
     // the shutdown checkpoint, published as the head while the bus is still up

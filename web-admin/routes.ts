@@ -140,4 +140,21 @@ export const routes: Route[] = [
       return undefined;
     },
   },
+  {
+    method: 'GET', path: '/metrics', summary: 'Prometheus text exposition of the readings and the runtime\'s own metrics', auth: false,
+    handler: async ({ api, caller, res }) => {
+      const text = await api.system.metrics(caller);
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return undefined;
+    },
+  },
+  {
+    method: 'GET', path: '/api/v1/sensors', summary: 'Every sensor with its latest good reading and fault count', auth: true,
+    handler: async ({ api, caller }) => ({ sensors: await api.sensors.list(caller) }),
+  },
+  {
+    method: 'GET', path: '/api/v1/sensors/:id', summary: 'Read one sensor now', auth: true,
+    handler: ({ api, caller, params }) => api.sensors.read(caller, params.id!),
+  },
 ];

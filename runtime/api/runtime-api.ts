@@ -8,6 +8,9 @@ import type { Audit, AuditDecision } from '../audit/types.ts';
 import type { AuditChain, AuditPage, AuditQuery, VerifyOptions, VerifyReport } from '../audit/chain.ts';
 import type { AnyCheckpoint } from '../audit/format.ts';
 import { checkpointProblem } from '../audit/format.ts';
+import type { SensorRegistry } from '../sensors/registry.ts';
+import type { Reading, SensorInfo } from '../../drivers/types.ts';
+import { renderMetrics, type MetricsInput } from './metrics.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller, HandStatus, LogLine } from '../supervisor/types.ts';
 import { TalonError } from '../errors.ts';
@@ -24,6 +27,9 @@ export interface RuntimeApiDeps {
   audit: Audit;
   /** the signed log itself, for queries, verification and export */
   auditLog: AuditChain;
+  sensors: SensorRegistry;
+  /** what /metrics exposes, gathered from the subsystems */
+  metrics: () => MetricsInput;
   health: () => Health;
 }
 
@@ -76,6 +82,19 @@ export class RuntimeApi {
       };
       this.#d.supervisor.on('log', listener);
       return () => this.#d.supervisor.off('log', listener);
+    },
+  };
+
+  readonly system = {
+    metrics: async (_caller: Caller): Promise<string> => renderMetrics(this.#d.metrics()),
+  };
+
+  readonly sensors = {
+    list: async (_caller: Caller): Promise<Array<SensorInfo & { driver: string; latest: Reading | null; faults: number }>> =>
+      this.#d.sensors.states().map((st) => ({ ...st.info, driver: st.driver, latest: st.latest ?? null, faults: st.faults })),
+    read: async (caller: Caller, id: string): Promise<Reading> => {
+      if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(id)) throw new TalonError('BAD_REQUEST', `"${id.slice(0, 80)}" is not a sensor id`);
+      return this.#d.sensors.read(id);
     },
   };
 

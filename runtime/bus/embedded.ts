@@ -5,7 +5,7 @@
  * listener (username/password required, per-user topic ACL, TLS when cert/key are given).
  *
  * Rules enforced on outside clients (aedes authorizePublish / authorizeSubscribe):
- *  - `talon/<id>/state`, `talon/<id>/hands/+/status` and `talon/<id>/audit/head` are published by the kernel only;
+ *  - `talon/<id>/state`, `talon/<id>/hands/+/status`, `talon/<id>/audit/head` and `talon/<id>/sensors/#` are published by the kernel only;
  *  - `talon/<id>/cmd/#` needs an admin client (token or LAN user);
  *  - a LAN user with a non-empty `allow` list may only publish to topics those filters match
  *    and subscribe to filters they cover;
@@ -78,6 +78,7 @@ export class EmbeddedBus implements Bus {
   private readonly stateTopic: string;
   private readonly handStatusFilter: string;
   private readonly auditHeadTopic: string;
+  private readonly sensorsFilter: string;
   private readonly cmdTopic: string;
   private readonly cmdPrefix: string;
 
@@ -105,6 +106,7 @@ export class EmbeddedBus implements Bus {
     this.stateTopic = topics.state(deviceId);
     this.handStatusFilter = topics.handStatus(deviceId, '+');
     this.auditHeadTopic = topics.auditHead(deviceId);
+    this.sensorsFilter = `${topics.root(deviceId)}/sensors/#`;
     this.cmdTopic = topics.command(deviceId);
     this.cmdPrefix = `${this.cmdTopic}/`;
   }
@@ -418,7 +420,9 @@ export class EmbeddedBus implements Bus {
   /** Why `who` may not publish to `topic`, or null when it may. */
   private publishRefusal(who: Principal, topic: string): string | null {
     if (topic.charCodeAt(0) === 36 /* $ */ && topic.startsWith('$SYS')) return '$SYS topics are reserved';
-    if (topic === this.stateTopic || topic === this.auditHeadTopic || topicMatches(this.handStatusFilter, topic)) return `${topic} is published by the kernel only`;
+    if (topic === this.stateTopic || topic === this.auditHeadTopic || topicMatches(this.handStatusFilter, topic) || topicMatches(this.sensorsFilter, topic)) {
+      return `${topic} is published by the kernel only`;
+    }
     if (!who.admin && (topic === this.cmdTopic || topic.startsWith(this.cmdPrefix))) {
       return `${topic} needs an admin client (token or LAN user)`;
     }

@@ -87,5 +87,7 @@ export const topics = {
   handStatus: (deviceId: string, hand: string) => `talon/${deviceId}/hands/${hand}/status`,
   command: (deviceId: string) => `talon/${deviceId}/cmd`,
   commandReply: (deviceId: string, requestId: string) => `talon/${deviceId}/cmd/reply/${requestId}`,
+  sensor: (deviceId: string, sensor: string) => `talon/${deviceId}/sensors/${sensor}`,
+  alerts: (deviceId: string, severity: string) => `talon/${deviceId}/alerts/${severity}`,
   auditHead: (deviceId: string) => `talon/${deviceId}/audit/head`,
 };

@@ -2,7 +2,7 @@
  * The one JSON Schema (draft-07, checked with ajv) for a Talon config file. It is the
  * single source of truth for what a config may contain and for its defaults: validating
  * `{}` yields a config that runs on a laptop (data in ./data, admin on 127.0.0.1:8080,
- * the embedded broker on 127.0.0.1:1883, no Hands).
+ * the embedded broker on 127.0.0.1:1883, the system driver and a simulated greenhouse).
  *
  * Every object has `additionalProperties: false` so a misspelt key is an error, not a
  * silently ignored setting; the one exception is a Hand's `settings`, which the Hand's own
@@ -16,6 +16,9 @@
  * clashes, topic-filter syntax, ordering between numbers) live in ./validate.ts.
  * Keep ./types.ts in step; test/runtime/config checks the defaults against both.
  */
+
+import { driversSchema } from '../../drivers/schema.ts';
+import { DEMO_DRIVERS } from '../../drivers/demo.ts';
 
 /** A Hand instance name: safe in MQTT topics, file names and URLs. */
 export const HAND_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
@@ -215,6 +218,17 @@ export const talonConfigSchema = {
       },
     },
     hands: { type: 'array', items: hand, default: [], maxItems: 256 },
+    /** hardware and OS access; the default is the system driver and a simulated greenhouse */
+    drivers: { ...driversSchema, default: DEMO_DRIVERS },
+    homeAssistant: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        prefix: { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,64}$', default: 'homeassistant', 'x-hint': 'must be Home Assistant\'s discovery prefix (letters, digits, _ and -)' },
+      },
+    },
     log: {
       type: 'object',
       additionalProperties: false,

@@ -4,6 +4,7 @@
  * (test/runtime/config checks the defaults validate against the schema).
  */
 import type { Capabilities, Quotas } from '../../hands/sdk/types.ts';
+import type { DriverConfig } from '../../drivers/index.ts';
 
 export interface ListenAddress {
   host: string;
@@ -78,4 +79,6 @@ export interface TalonConfig {
   hands: HandConfig[];
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   audit: { retention: { maxEntries?: number; maxAgeDays?: number } };
+  drivers: DriverConfig[];
+  homeAssistant: { enabled: boolean; prefix: string };
 }

@@ -160,11 +160,11 @@ test('reserved and cmd topics: anonymous refused, token admin may publish cmd, n
     await bus.subscribe(`${ROOT}/#`, k.handler);
     const before = k.msgs.length;
 
-    for (const topic of [`${ROOT}/state`, `${ROOT}/hands/h1/status`, `${ROOT}/audit/head`, `${ROOT}/cmd`, `${ROOT}/cmd/restart`, '$SYS/x']) {
+    for (const topic of [`${ROOT}/state`, `${ROOT}/hands/h1/status`, `${ROOT}/audit/head`, `${ROOT}/sensors/cpu.load`, `${ROOT}/cmd`, `${ROOT}/cmd/restart`, '$SYS/x']) {
       const anon = await connect(url);
       await publishRefused(anon, topic, 'evil');
     }
-    assert.equal(bus.stats().refusedPublish, 6);
+    assert.equal(bus.stats().refusedPublish, 7);
 
     const bad = await connectRefused(url, { username: 'token', password: 'wrong' });
     assert.equal(bad.code, 4);
@@ -181,7 +181,7 @@ test('reserved and cmd topics: anonymous refused, token admin may publish cmd, n
     await admin.publishAsync(`${ROOT}/cmd/restart`, 'ok', { qos: 1 });
     await waitFor(() => k.msgs.some((m) => m.topic === `${ROOT}/cmd/restart`), 'admin cmd at the kernel');
     await publishRefused(admin, `${ROOT}/state`, 'evil');
-    assert.equal(bus.stats().refusedPublish, 7);
+    assert.equal(bus.stats().refusedPublish, 8);
 
     // the kernel itself may publish everything
     await bus.publish(`${ROOT}/hands/h1/status`, 'running', { retain: true });

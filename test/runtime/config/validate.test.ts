@@ -5,6 +5,7 @@ import { validateConfig, checkConfig, readablePath, didYouMean, isModulePath, ty
 import { loadConfig } from '../../../runtime/config/load.ts';
 import { TalonError } from '../../../runtime/errors.ts';
 import type { TalonConfig } from '../../../runtime/config/types.ts';
+import { DEMO_DRIVERS } from '../../../drivers/demo.ts';
 
 const EXPECTED_DEFAULTS: TalonConfig = {
   deviceName: 'talon',
@@ -19,6 +20,8 @@ const EXPECTED_DEFAULTS: TalonConfig = {
   hands: [],
   log: { level: 'info' },
   audit: { retention: {} },
+  drivers: DEMO_DRIVERS,
+  homeAssistant: { enabled: true, prefix: 'homeassistant' },
 };
 
 /** The problems validateConfig reports for `input` (fails when it accepts it). */
