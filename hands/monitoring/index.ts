@@ -9,6 +9,8 @@
  *   monitoring/query            requests: { id, type: 'history'|'alerts'|'active'|'status'|'sensors', … }
  *   monitoring/reply/<id>       the answer: { id, ok: true, … } or { id, ok: false, error: { code, message } }
  *   sensors/<id>                pushed readings (JSON Reading), when the grant allows sensors/#
+ * Kernel services: sensors.list, sensors.read, actuators.write (actions; needs the actuator's
+ * pin in the Hand's gpio grant).
  * Store (the Hand's own scope; the web admin may read it through the kernel):
  *   alerts/active/<sensor>|<rule>, alerts/history/<chunk>, alerts/meta      (alerts.ts)
  *   h/m/<sensor>/<hour>, h/h/<sensor>/<day>, h/i/<sensor>                   (history.ts)
@@ -276,7 +278,8 @@ export class MonitoringHand {
   #onPushed(m: BusMessageIn): void {
     const id = m.topic.slice('sensors/'.length);
     const w = this.watched.get(id);
-    if (!w) return;
+    // the kernel publishes polled sensors' readings too: those are already fed by our polls
+    if (!w || w.info.mode !== 'pushed') return;
     this.counters.pushed++;
     if (m.json === undefined || typeof m.json !== 'object' || m.json === null) {
       this.counters.invalid++;
@@ -522,6 +525,8 @@ export default defineHand({
       sensors: ['*'],
       gpio: [],
     },
+    // fan/relay actions: only the pins a config grants (`capabilities: { gpio: [18] }`)
+    optionalCapabilities: { gpio: Array.from({ length: 54 }, (_, pin) => pin) },
     quotas: { heapMb: 32 },
     settingsSchema: settingsSchema as unknown as Record<string, unknown>,
   },

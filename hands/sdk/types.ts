@@ -35,6 +35,8 @@ export interface HandManifest {
   version: string;
   description: string;
   capabilities: Partial<Capabilities>;
+  /** what the Hand can use only when its config grants it (`hands[].capabilities`): a fan's GPIO pin, say */
+  optionalCapabilities?: Partial<Capabilities>;
   quotas: Partial<Quotas>;
   /** optional cron-like schedule or interval in ms for periodic work */
   schedule?: string | number;

@@ -45,8 +45,22 @@ export function normalizeCapabilities(caps: Partial<Capabilities> | undefined, r
   };
 }
 
+function mergeCapabilities(a: Capabilities, b: Capabilities): Capabilities {
+  const u = <T>(x: T[], y: T[]): T[] => [...new Set([...x, ...y])];
+  return {
+    bus: { publish: u(a.bus.publish, b.bus.publish), subscribe: u(a.bus.subscribe, b.bus.subscribe) },
+    sensors: u(a.sensors, b.sensors),
+    gpio: u(a.gpio, b.gpio),
+    llm: a.llm || b.llm ? { tokensPerHour: Math.max(a.llm?.tokensPerHour ?? 0, b.llm?.tokensPerHour ?? 0) } : null,
+    network: u(a.network, b.network),
+    fs: { read: u(a.fs.read, b.fs.read), write: u(a.fs.write, b.fs.write) },
+    shell: u(a.shell, b.shell),
+  };
+}
+
 /**
- * Effective grants = the manifest's capabilities, narrowed by the config's. A field the
+ * Effective grants = the manifest's capabilities, narrowed by the config's; the manifest's
+ * optionalCapabilities are granted only when the config names them. A field the
  * config leaves out keeps the manifest's value; a field it sets replaces it, and every entry
  * must lie within the manifest's. `where` prefixes error paths, e.g. `hands.sensor-1.capabilities`.
  */
@@ -55,11 +69,14 @@ export function effectiveGrants(
   configCaps: Partial<Capabilities> | undefined,
   root: string,
   where: string,
+  /** what the Hand can use only when its config grants it (a fan relay, a shell command): the ceiling, not the default */
+  optionalCaps?: Partial<Capabilities>,
 ): Capabilities {
-  const m = normalizeCapabilities(manifestCaps, root, `${where} (manifest)`);
-  if (!configCaps) return m;
+  const base = normalizeCapabilities(manifestCaps, root, `${where} (manifest)`);
+  if (!configCaps) return base;
+  const m = optionalCaps ? mergeCapabilities(base, normalizeCapabilities(optionalCaps, root, `${where} (manifest optionalCapabilities)`)) : base;
   const c = configCaps;
-  const out: Capabilities = structuredClone(m);
+  const out: Capabilities = structuredClone(base);
   const widen = (path: string, value: unknown, granted: string): never => {
     throw new TalonError('CONFIG_INVALID',
       `${where}.${path}: ${JSON.stringify(value)} widens the manifest's grant (${granted}); a Hand's config may only narrow what its manifest declares`);

@@ -217,7 +217,8 @@ export const talonConfigSchema = {
         },
       },
     },
-    hands: { type: 'array', items: hand, default: [], maxItems: 256 },
+    /** the default watches every sensor with the Monitoring Hand's default rules */
+    hands: { type: 'array', items: hand, default: [{ name: 'monitoring', module: 'monitoring' }], maxItems: 256 },
     /** hardware and OS access; the default is the system driver and a simulated greenhouse */
     drivers: { ...driversSchema, default: DEMO_DRIVERS },
     homeAssistant: {

@@ -264,7 +264,7 @@ export class HandRunner {
       if (!current()) return; // stopped or relaunched meanwhile
       const manifest = validateManifest(raw, d.hand.module);
       this.#manifest = manifest;
-      grants = effectiveGrants(manifest.capabilities, d.hand.capabilities, topics.root(d.deviceId), `${where}.capabilities`);
+      grants = effectiveGrants(manifest.capabilities, d.hand.capabilities, topics.root(d.deviceId), `${where}.capabilities`, manifest.optionalCapabilities);
       quotas = effectiveQuotas(manifest, d.hand.quotas, `${where}.quotas`);
       settings = validateSettings(manifest, d.hand.settings ?? {}, `${where}.settings`);
     } catch (err) {

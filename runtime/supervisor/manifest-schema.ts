@@ -58,6 +58,8 @@ export const manifestSchema = {
     version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+([-+][0-9A-Za-z.-]+)?$' },
     description: { type: 'string', maxLength: 500 },
     capabilities: { ...capabilitiesSchema, default: {} },
+    /** granted only when a Hand's config names them (e.g. the GPIO pin of a fan) */
+    optionalCapabilities: capabilitiesSchema,
     quotas: {
       type: 'object',
       additionalProperties: false,

@@ -287,7 +287,7 @@ test('a port in use gives PORT_IN_USE naming host:port and how to change it', as
 
 async function lanUsers(): Promise<MqttUser[]> {
   return [
-    { username: 'alice', passwordHash: hashPassword('alice-pw', { N: 1024 }), allow: [`${ROOT}/sensors/#`] },
+    { username: 'alice', passwordHash: hashPassword('alice-pw', { N: 1024 }), allow: [`${ROOT}/garden/#`] },
     { username: 'bob', passwordHash: hashPassword('bob-pw', { N: 1024 }) },
   ];
 }
@@ -315,12 +315,12 @@ test('LAN listener: credentials required, wrong password refused, per-user ACL e
       assert.deepEqual(granted, [128], 'subscription outside the allow list is refused');
       return true;
     });
-    const granted = await alice.subscribeAsync(`${ROOT}/sensors/+`);
+    const granted = await alice.subscribeAsync(`${ROOT}/garden/+`);
     assert.equal(granted[0]!.qos, 0);
     assert.equal(bus.stats().refusedSubscribe, 1);
     const aliceGot = messages(alice);
-    await alice.publishAsync(`${ROOT}/sensors/t`, 'allowed', { qos: 1 });
-    await waitFor(() => k.texts().includes(`${ROOT}/sensors/t=allowed`), 'alice publish at the kernel');
+    await alice.publishAsync(`${ROOT}/garden/t`, 'allowed', { qos: 1 });
+    await waitFor(() => k.texts().includes(`${ROOT}/garden/t=allowed`), 'alice publish at the kernel');
     await waitFor(() => aliceGot.some((m) => m.payload === 'allowed'), 'alice sees her allowed topic');
     await publishRefused(alice, `${ROOT}/lights/1`, 'outside-acl');
     assert.equal(bus.stats().refusedPublish, 1);
@@ -353,11 +353,11 @@ test('LAN listener over TLS with a self-signed certificate', async () => {
       const { host, port } = bus.lanAddress();
       const ca = await readFile(cert);
       const k = collector();
-      await bus.subscribe(`${ROOT}/sensors/#`, k.handler);
+      await bus.subscribe(`${ROOT}/garden/#`, k.handler);
 
       const bob = await connect(`mqtts://${host}:${port}`, { username: 'bob', password: 'bob-pw', ca, rejectUnauthorized: true });
-      await bob.publishAsync(`${ROOT}/sensors/tls`, 'secure', { qos: 1 });
-      await waitFor(() => k.texts().includes(`${ROOT}/sensors/tls=secure`), 'TLS publish at the kernel');
+      await bob.publishAsync(`${ROOT}/garden/tls`, 'secure', { qos: 1 });
+      await waitFor(() => k.texts().includes(`${ROOT}/garden/tls=secure`), 'TLS publish at the kernel');
 
       const wrong = await connectRefused(`mqtts://${host}:${port}`, { username: 'bob', password: 'x', ca, rejectUnauthorized: true });
       assert.equal(wrong.code, 4);

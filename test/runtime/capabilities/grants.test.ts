@@ -113,3 +113,13 @@ test('glob helpers', () => {
   assert.equal(pathCovers('/a/b', '/a/bc'), false);
   assert.equal(pathCovers('/', '/etc/passwd'), true);
 });
+
+test('optional capabilities are granted only when the config names them, and never beyond the ceiling', () => {
+  const manifestCaps = { sensors: ['*'], gpio: [] };
+  const optional = { gpio: [17, 18] };
+  assert.deepEqual(effectiveGrants(manifestCaps, undefined, ROOT, 'w', optional).gpio, []);
+  assert.deepEqual(effectiveGrants(manifestCaps, { sensors: ['cpu.*'] }, ROOT, 'w', optional).gpio, []);
+  assert.deepEqual(effectiveGrants(manifestCaps, { gpio: [18] }, ROOT, 'w', optional).gpio, [18]);
+  assert.throws(() => effectiveGrants(manifestCaps, { gpio: [4] }, ROOT, 'w', optional), /gpio\[0\].*widens/);
+  assert.throws(() => effectiveGrants(manifestCaps, { gpio: [18] }, ROOT, 'w'), /gpio\[0\].*widens/);
+});

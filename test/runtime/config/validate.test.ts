@@ -17,7 +17,7 @@ const EXPECTED_DEFAULTS: TalonConfig = {
     backoff: { initialMs: 500, maxMs: 30000, factor: 2, jitter: 0.2 },
     crashLoop: { restarts: 5, windowMs: 60000 },
   },
-  hands: [],
+  hands: [{ name: 'monitoring', module: 'monitoring', enabled: true, settings: {} }],
   log: { level: 'info' },
   audit: { retention: {} },
   drivers: DEMO_DRIVERS,
