@@ -2,7 +2,8 @@
  * `npm run bench [-- section ...]`: measures the budgets in DESIGN.md on this machine and
  * prints a Markdown report (copied into BENCHMARKS.md with the command that made it).
  * Sections: kernel (cold start, idle RSS, per-Hand RSS, 50 Hands), bus (Hand → Hand through
- * the embedded broker and through mosquitto), audit (appends, latency, verification, memory). Ratios are measured in the same run, since the
+ * the embedded broker and through mosquitto), audit (appends, latency, verification, memory),
+ * serial (lines parsed per second), monitoring (the Monitoring Hand's CPU, RSS, detection delay). Ratios are measured in the same run, since the
  * machine is shared and noisy.
  */
 import { spawn } from 'node:child_process';
@@ -12,6 +13,8 @@ import mqtt from 'mqtt';
 import { ROOT, benchHands, freePort, handsRunning, kill, median, rssMb, sleep, startTalon, waitFor200, type TalonProc } from './lib.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
 import { auditRows } from './audit.ts';
+import { serialRows } from './serial.ts';
+import { execFileSync } from 'node:child_process';
 
 const out: string[] = [];
 const say = (line = ''): void => {
@@ -128,6 +131,12 @@ async function main(): Promise<void> {
     await fiftyHands();
   }
   if (want('audit')) await auditRows(say);
+  if (want('serial')) await serialRows(say);
+  if (want('monitoring')) {
+    // its own process: it runs two kernels one after the other and measures the Hand's worker
+    const text = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/monitoring.ts')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    for (const line of text.trimEnd().split('\n')) say(line);
+  }
   if (want('bus')) {
     await bus('embedded broker', null, (t) => `mqtt://127.0.0.1:${t.mqttPort}`);
     const mosq = await startMosquitto();

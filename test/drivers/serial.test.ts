@@ -64,7 +64,7 @@ async function valueOf(d: SerialDriver, id: string): Promise<unknown> {
 }
 
 /** waits until read(id) answers `want` */
-async function waitValue(d: SerialDriver, id: string, want: unknown, timeoutMs = 5_000): Promise<void> {
+async function waitValue(d: SerialDriver, id: string, want: unknown, timeoutMs = 20_000): Promise<void> {
   let last: unknown;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

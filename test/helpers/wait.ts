@@ -1,5 +1,5 @@
 /** Bounded waits for events in tests (no timing assertions: only a ceiling that fails the test). */
-export async function waitFor(pred: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+export async function waitFor(pred: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!pred()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
