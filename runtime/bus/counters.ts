@@ -36,6 +36,18 @@ export class BusCounters {
     return buf;
   }
 
+  /** The completion callback of a broker publish: counts it, or rejects with BUS_DOWN. */
+  ack(topic: string, resolve: () => void, reject: (e: unknown) => void): (err?: Error | null) => void {
+    return (err) => {
+      if (err) {
+        reject(new TalonError('BUS_DOWN', `publish to ${topic} failed: ${err.message}`, { cause: err }));
+      } else {
+        this.published++;
+        resolve();
+      }
+    };
+  }
+
   stats(clients: number): BusStats {
     return {
       published: this.published,

@@ -301,14 +301,7 @@ export class EmbeddedBus implements Bus {
       dup: false,
     };
     return new Promise((resolve, reject) => {
-      broker.publish(packet, (err?: Error) => {
-        if (err) {
-          reject(new TalonError('BUS_DOWN', `publish to ${topic} failed: ${err.message}`, { cause: err }));
-        } else {
-          this.counters.published++;
-          resolve();
-        }
-      });
+      broker.publish(packet, this.counters.ack(topic, resolve, reject));
     });
   }
 

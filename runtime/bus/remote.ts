@@ -267,14 +267,7 @@ export class RemoteBus implements Bus {
       return Promise.resolve();
     }
     return new Promise((resolve, reject) => {
-      client.publish(topic, buf, { qos, retain: opts?.retain ?? false }, (err) => {
-        if (err) {
-          reject(new TalonError('BUS_DOWN', `publish to ${topic} failed: ${err.message}`, { cause: err }));
-        } else {
-          this.counters.published++;
-          resolve();
-        }
-      });
+      client.publish(topic, buf, { qos, retain: opts?.retain ?? false }, this.counters.ack(topic, resolve, reject));
     });
   }
 

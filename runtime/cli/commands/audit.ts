@@ -7,19 +7,15 @@
 import { createWriteStream, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { parse, helpText, subcommand, printable, UsageError, type CommandSpec, type OptionSpec, type Io, type Parsed } from '../args.ts';
+import { parse, helpText, subcommand, printable, UsageError, type CommandSpec, type Io, type Parsed } from '../args.ts';
 import { DaemonClient } from '../client.ts';
-import { dataDir } from './hands.ts';
+import { dataDir, DATA_OPTIONS } from './hands.ts';
 import { TalonError } from '../../errors.ts';
 import type { AuditEntry, Checkpoint } from '../../audit/format.ts';
 import type { VerifyReport } from '../../audit/verifier.ts';
 import type { AuditChain, AuditQuery, AuditPage } from '../../audit/chain.ts';
 
-const where: Record<string, OptionSpec> = {
-  data: { type: 'string', short: 'd', value: 'DIR', description: 'data folder (default: TALON_DATA, else ./data)' },
-  config: { type: 'string', short: 'c', value: 'FILE', description: 'find the data folder from this config file' },
-  json: { type: 'boolean', description: 'print JSON' },
-};
+const where = DATA_OPTIONS;
 
 export const spec: CommandSpec = {
   name: 'talon audit',

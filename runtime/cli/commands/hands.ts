@@ -8,11 +8,13 @@ import { TalonError } from '../../errors.ts';
 import { HAND_NAME_PATTERN } from '../../config/schema.ts';
 import type { HandStatus, LogLine } from '../../supervisor/types.ts';
 
-const common: Record<string, OptionSpec> = {
-  data: { type: 'string', short: 'd', value: 'DIR', description: 'data folder of the running Talon (default: TALON_DATA, else ./data)' },
+/** where the data folder is, and JSON output: shared by every command that reads a data folder */
+export const DATA_OPTIONS: Record<string, OptionSpec> = {
+  data: { type: 'string', short: 'd', value: 'DIR', description: 'data folder (default: TALON_DATA, else ./data)' },
   config: { type: 'string', short: 'c', value: 'FILE', description: 'find the data folder from this config file' },
   json: { type: 'boolean', description: 'print JSON' },
 };
+const common = DATA_OPTIONS;
 const NAME = [{ name: 'NAME', required: true, description: 'the Hand\'s name, as in the config' }];
 
 export const spec: CommandSpec = {

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, helpText, subcommand, type CommandSpec, type Io } from '../args.ts';
-import { dataDir } from './hands.ts';
+import { dataDir, DATA_OPTIONS } from './hands.ts';
 import { TalonError } from '../../errors.ts';
 
 export const spec: CommandSpec = {
@@ -14,11 +14,7 @@ export const spec: CommandSpec = {
 export const showSpec: CommandSpec = {
   name: 'talon keys show',
   summary: 'Print the device id and its Ed25519 public key (base64, 32 bytes). Works with or without a running Talon.',
-  options: {
-    data: { type: 'string', short: 'd', value: 'DIR', description: 'data folder (default: TALON_DATA, else ./data)' },
-    config: { type: 'string', short: 'c', value: 'FILE', description: 'find the data folder from this config file' },
-    json: { type: 'boolean', description: 'print JSON' },
-  },
+  options: DATA_OPTIONS,
 };
 
 export async function main(argv: string[], io: Io): Promise<number> {
