@@ -91,10 +91,12 @@ export async function startTalon(config: Record<string, unknown>, opts: { wait?:
   mkdirSync(dataDir, { recursive: true });
   const httpPort = await freePort();
   const mqttPort = await freePort();
+  // the budgets are about the kernel: no drivers unless a measure asks for them
   const cfg = {
     dataDir,
     http: { host: '127.0.0.1', port: httpPort },
     log: { level: 'warn' },
+    drivers: [],
     ...config,
   };
   if (!('bus' in config)) (cfg as Record<string, unknown>).bus = { embedded: { enabled: true, listen: { host: '127.0.0.1', port: mqttPort } } };

@@ -67,6 +67,13 @@ async function idleRss(): Promise<void> {
   const elevenRss = rssMb(eleven.proc.pid!);
   await eleven.stop();
   say(`| idle RSS, kernel + broker + HTTP + 1 idle Hand | ${f(oneRss)} MB | bare \`node\` idle: ${f(bareRss)} MB | **${f(oneRss / bareRss, 2)}×** | ≤ 1.4× |`);
+  // what `npm start` runs: the default config (system + simulated drivers, the Monitoring Hand)
+  const dflt = await startTalon({ drivers: undefined, hands: undefined });
+  await handsRunning(dflt, 1);
+  await sleep(5000);
+  const dfltRss = rssMb(dflt.proc.pid!);
+  await dflt.stop();
+  say(`| idle RSS, the default config (system + sim drivers, Monitoring Hand polling every sensor) | ${f(dfltRss)} MB | bare \`node\` idle: ${f(bareRss)} MB | ${f(dfltRss / bareRss, 2)}× | |`);
   say(`| each further idle Hand (11 Hands vs 1) | ${f((elevenRss - oneRss) / 10)} MB | | | ≤ 8 MB |`);
 }
 
