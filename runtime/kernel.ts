@@ -21,7 +21,6 @@ import { MqttCommands } from './api/mqtt-commands.ts';
 import { HttpServer } from '../web-admin/server.ts';
 import { SensorRegistry } from './sensors/registry.ts';
 import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
-import { createDriver } from '../drivers/index.ts';
 import type { TalonConfig } from './config/types.ts';
 import { TalonError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -138,7 +137,10 @@ export class Kernel {
       const head = audit.latestCheckpoint();
       if (head) publishHead(head);
       // drivers: one that fails to start is reported and left out; the others run
-      const sensors = new SensorRegistry(config.drivers.map((d) => createDriver(d, { clock })), bus, audit, {
+      // driver code (and serialport, onoff) is loaded only when a config has drivers
+      const drivers = config.drivers.length === 0 ? []
+        : await import('../drivers/index.ts').then(({ createDriver }) => config.drivers.map((d) => createDriver(d, { clock })));
+      const sensors = new SensorRegistry(drivers, bus, audit, {
         clock, log: (level, msg) => logger.line(level, 'sensors', msg),
       });
       await sensors.start();
