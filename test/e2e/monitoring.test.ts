@@ -82,3 +82,38 @@ test('a Hand without the grant for a sensor never sees it: its rule is a config-
     assert.equal(await d.stop(), 0);
   }
 });
+
+test('pushed readings reach the Monitoring Hand through the bus and raise alerts without polling', async () => {
+  const d = await startDaemon({
+    drivers: [{
+      type: 'sim', name: 'gate', seed: 5,
+      sensors: [{ id: 'gate.open', name: 'Gate', push: true, periodMs: 200, decimals: 0,
+        pattern: { base: { type: 'steps', levels: [0, 1], holdMs: 1500 } } }],
+    }],
+    hands: [{
+      name: 'monitoring', module: 'monitoring',
+      // a long poll interval: an alert within seconds can only come from the pushed readings
+      settings: { sensors: [{ id: 'gate.open', intervalMs: 600_000, severity: 'warning', rules: { above: 0.5, missingAfterMs: 3_600_000 } }], alerts: { cooldownMs: 0 } },
+    }],
+  });
+  const id = d.deviceId();
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${d.mqttPort}`, { reconnectPeriod: 0 });
+  const alerts: Alert[] = [];
+  client.on('message', (_t, p) => alerts.push(JSON.parse(p.toString()) as Alert));
+  try {
+    await client.subscribeAsync(`talon/${id}/alerts/#`);
+    const t0 = Date.now();
+    while (!alerts.some((a) => a.sensor === 'gate.open' && a.rule === 'above' && a.state === 'firing')) {
+      assert.ok(Date.now() - t0 < 20_000, `no alert from pushed readings: ${JSON.stringify(alerts)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const firing = alerts.find((a) => a.sensor === 'gate.open' && a.state === 'firing')!;
+    while (!alerts.some((a) => a.id === firing.id && a.state === 'resolved')) {
+      assert.ok(Date.now() - t0 < 20_000, `no resolve from pushed readings: ${JSON.stringify(alerts)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    client.end(true);
+    assert.equal(await d.stop(), 0);
+  }
+});
