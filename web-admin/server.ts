@@ -46,6 +46,7 @@ export class HttpServer {
   #server: Server;
   #compiled = routes.map(compile);
   #tokenDigest: Buffer;
+  #streams = new Set<ServerResponse>();
 
   constructor(opts: HttpServerOptions) {
     this.#opts = opts;
@@ -81,6 +82,8 @@ export class HttpServer {
   }
 
   close(): Promise<void> {
+    for (const res of this.#streams) res.end();
+    this.#streams.clear();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();
@@ -121,6 +124,11 @@ export class HttpServer {
       const input = route.body ? await readJson(req) : (req.resume(), undefined);
       const body = await route.handler({ api: this.#opts.api, caller, params, query: url.searchParams, body: input, req, res });
       if (body !== undefined) sendJson(res, 200, body);
+      else if (String(res.getHeader('content-type') ?? '').startsWith('text/event-stream') && !res.writableEnded) {
+        // an open event stream: ended cleanly on shutdown, so followers see the end, not a reset
+        this.#streams.add(res);
+        res.once('close', () => this.#streams.delete(res));
+      }
       return;
     }
     if (pathMatched) throw new TalonError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on ${url.pathname}`);

@@ -255,3 +255,23 @@ test('on an external mosquitto: Hands run, state is retained, and SIGKILL leaves
     await mosq.stop();
   }
 });
+
+test('hands logs --follow streams new lines from the running daemon until it stops', async () => {
+  const d = await startDaemon({ hands: [{ name: 'idle', module: idle }] });
+  const follow = spawnTalon(['hands', 'logs', 'idle', '--follow', '--json', '--data', d.dataDir]);
+  try {
+    // wait until the stream is open, then make something happen to the Hand
+    const t0 = Date.now();
+    const lines = (): Array<{ msg: string }> => follow.output().trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(cli(['hands', 'restart', 'idle', '--data', d.dataDir]).status, 0);
+    while (!(lines().some((l) => l.msg === 'stopped') && lines().filter((l) => l.msg === 'running').length >= 2)) {
+      assert.ok(Date.now() - t0 < 15_000, `no streamed lifecycle lines: ${follow.output()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    assert.equal(await d.stop(), 0);
+  }
+  // the daemon ending the stream ends the follower cleanly
+  assert.equal(await follow.exited, 0, follow.output());
+});
