@@ -122,6 +122,11 @@ export const common: BuildOptions = {
   },
   external: ['node-llama-cpp', 'node-gyp-build'],
   plugins: [precompiledSchemas, nativeAddons],
+  // dynamic import() of what the bundle keeps outside becomes require(): the launcher runs the
+  // bundle through vm.Script, where import() has no loader once V8's code cache is used. The
+  // one ESM-only package (node-llama-cpp) is imported through globalThis.__talonImport,
+  // which the launcher defines with a real import().
+  supported: { 'dynamic-import': false },
 };
 
 export function builtinHands(): string[] {

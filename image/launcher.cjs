@@ -12,6 +12,10 @@ const path = require('node:path');
 const vm = require('node:vm');
 const Module = require('node:module');
 
+// ESM-only packages kept outside the bundle (node-llama-cpp) are imported through this: the
+// bundle itself runs in a vm.Script, whose import() has no loader once the code cache is used
+globalThis.__talonImport = (specifier) => import(specifier);
+
 const file = path.join(__dirname, 'talon-main.cjs');
 const cacheFile = path.join(__dirname, `.talon-main.${process.version}-${process.arch}.v8cache`);
 let cachedData;
@@ -23,7 +27,7 @@ try { cachedData = fs.readFileSync(cacheFile); } catch { /* first run */ }
 const script = compile();
 function compile() {
   return new vm.Script(Module.wrap(fs.readFileSync(file, 'latin1')), {
-    filename: file, cachedData, importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    filename: file, cachedData,
   });
 }
 if (cachedData === undefined || script.cachedDataRejected) {

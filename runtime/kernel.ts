@@ -21,6 +21,9 @@ import { MqttCommands } from './api/mqtt-commands.ts';
 import { HttpServer } from '../web-admin/server.ts';
 import { SensorRegistry } from './sensors/registry.ts';
 import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
+import { createRouter } from './llm/index.ts';
+import type { LlmRouter } from './llm/router.ts';
+import { systemRandom } from './clock.ts';
 import type { TalonConfig } from './config/types.ts';
 import { TalonError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -64,6 +67,7 @@ export class Kernel {
   readonly commands: MqttCommands;
   readonly sensors: SensorRegistry;
   readonly homeAssistant: HomeAssistantDiscovery | null;
+  readonly llm: LlmRouter | null;
   readonly logger: Logger;
   readonly startedAt: number;
   #stopping: Promise<void> | null = null;
@@ -72,7 +76,7 @@ export class Kernel {
   private constructor(parts: {
     config: TalonConfig; store: Store; key: DeviceKey; audit: AuditChain; generations: ConfigGenerations;
     bus: Bus; supervisor: Supervisor; api: RuntimeApi; http: HttpServer; commands: MqttCommands; logger: Logger; clock: Clock;
-    sensors: SensorRegistry; homeAssistant: HomeAssistantDiscovery | null;
+    sensors: SensorRegistry; homeAssistant: HomeAssistantDiscovery | null; llm: LlmRouter | null;
   }) {
     this.config = parts.config;
     this.store = parts.store;
@@ -86,6 +90,7 @@ export class Kernel {
     this.commands = parts.commands;
     this.sensors = parts.sensors;
     this.homeAssistant = parts.homeAssistant;
+    this.llm = parts.llm;
     this.logger = parts.logger;
     this.#clock = parts.clock;
     this.startedAt = parts.clock.now();
@@ -151,6 +156,9 @@ export class Kernel {
         ...(opts.resolveModule ? { resolveModule: opts.resolveModule } : {}),
       });
       for (const [method, service] of Object.entries(sensors.services())) supervisor.registerService(method, service);
+      // the LLM router: providers' code is loaded only when the config names providers
+      const llm = await createRouter(config.llm, { audit, clock, random: systemRandom, env: process.env, dataDir: config.dataDir });
+      if (llm) for (const [method, service] of Object.entries(llm.services())) supervisor.registerService(method, service);
       supervisor.on('log', (line: { hand: string; level: 'debug' | 'info' | 'warn' | 'error'; msg: string }) => logger.line(line.level, line.hand, line.msg));
       let kernel: Kernel | null = null;
       const health = (): Health => {
@@ -171,7 +179,7 @@ export class Kernel {
           process: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
         };
       };
-      const api = new RuntimeApi({ supervisor, audit, auditLog: audit, sensors, metrics, health });
+      const api = new RuntimeApi({ supervisor, audit, auditLog: audit, sensors, metrics, health, llm });
       const http = new HttpServer({ api, listen: config.http, cliToken });
       await http.listen();
       undo.unshift(() => http.close());
@@ -183,7 +191,7 @@ export class Kernel {
         await homeAssistant.start();
         undo.unshift(() => homeAssistant!.stop());
       }
-      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, logger, clock });
+      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, llm, logger, clock });
       kernel.#writeRuntimeFile();
       await audit.record({ actor: 'kernel', action: 'kernel.start', subject: key.id, decision: 'ok', detail: { version: VERSION, http: http.address() } });
       supervisor.start().catch((err: unknown) => logger.error(`starting Hands failed: ${TalonError.from(err).message}`));
@@ -267,8 +275,10 @@ export async function runDaemon(opts: { configFile?: string; dataDir?: string })
         resolve(1);
       });
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    // `on`, not `once`: libraries that use signal-exit (node-llama-cpp's dependencies do)
+    // re-raise a signal when they see no other listener left, killing us mid-shutdown
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
 }
 

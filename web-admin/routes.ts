@@ -157,4 +157,28 @@ export const routes: Route[] = [
     method: 'GET', path: '/api/v1/sensors/:id', summary: 'Read one sensor now', auth: true,
     handler: ({ api, caller, params }) => api.sensors.read(caller, params.id!),
   },
+  {
+    method: 'GET', path: '/api/v1/llm/providers', summary: 'LLM providers: breaker state, last error, p50 latency, calls', auth: true,
+    handler: async ({ api, caller }) => ({ providers: await api.llm.providers(caller) }),
+  },
+  {
+    method: 'POST', path: '/api/v1/llm/chat', summary: 'Chat through the LLM router; {"stream": true} answers with server-sent events', auth: true, body: true,
+    handler: async ({ api, caller, body, req, res }) => {
+      if (!(body as { stream?: unknown } | undefined)?.stream) return api.llm.chat(caller, body);
+      const chunks = api.llm.stream(caller, body);
+      const ac = new AbortController();
+      req.on('close', () => ac.abort());
+      const it = chunks[Symbol.asyncIterator]();
+      // the first chunk decides the status: an error before any output is a plain JSON error
+      const first = await it.next();
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+      try {
+        for (let r = first; !r.done && !ac.signal.aborted; r = await it.next()) res.write(`data: ${JSON.stringify(r.value)}\n\n`);
+      } catch (err) {
+        res.write(`event: error\ndata: ${JSON.stringify({ error: TalonError.from(err).toJSON() })}\n\n`);
+      }
+      res.end();
+      return undefined;
+    },
+  },
 ];

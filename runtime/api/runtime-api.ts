@@ -11,6 +11,8 @@ import { checkpointProblem } from '../audit/format.ts';
 import type { SensorRegistry } from '../sensors/registry.ts';
 import type { Reading, SensorInfo } from '../../drivers/types.ts';
 import { renderMetrics, type MetricsInput } from './metrics.ts';
+import type { LlmRouter, ProviderStatus, RouterChunk } from '../llm/router.ts';
+import type { ChatMessage, ChatResult } from '../llm/types.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller, HandStatus, LogLine } from '../supervisor/types.ts';
 import { TalonError } from '../errors.ts';
@@ -30,6 +32,8 @@ export interface RuntimeApiDeps {
   sensors: SensorRegistry;
   /** what /metrics exposes, gathered from the subsystems */
   metrics: () => MetricsInput;
+  /** null when no LLM provider is configured */
+  llm?: LlmRouter | null;
   health: () => Health;
 }
 
@@ -97,6 +101,45 @@ export class RuntimeApi {
       return this.#d.sensors.read(id);
     },
   };
+
+  readonly llm = {
+    providers: async (_caller: Caller): Promise<ProviderStatus[]> => this.#d.llm?.status() ?? [],
+
+    /** one chat from the CLI or the page: `prompt` or `messages`, optionally pinned to a provider */
+    chat: async (caller: Caller, body: unknown): Promise<ChatResult> => {
+      const { router, req, opts } = this.#llmRequest(caller, body);
+      return router.chat(req, opts);
+    },
+
+    stream: (caller: Caller, body: unknown): AsyncIterable<RouterChunk> => {
+      const { router, req, opts } = this.#llmRequest(caller, body);
+      return router.stream(req, { ...opts, onPartial: 'restart' });
+    },
+  };
+
+  #llmRequest(caller: Caller, body: unknown): { router: LlmRouter; req: { messages: ChatMessage[]; maxTokens?: number }; opts: { provider?: string; actor: string; allowCloud: boolean } } {
+    const router = this.#d.llm;
+    if (!router) throw new TalonError('LLM_UNAVAILABLE', 'no LLM provider is configured (llm.providers in the config)');
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TalonError('BAD_REQUEST', 'the body must be a JSON object {prompt | messages, provider?, maxTokens?}');
+    const b = body as { prompt?: unknown; messages?: unknown; provider?: unknown; maxTokens?: unknown };
+    const extra = Object.keys(b).find((k) => !['prompt', 'messages', 'provider', 'maxTokens', 'stream'].includes(k));
+    if (extra !== undefined) throw new TalonError('BAD_REQUEST', `unknown field "${extra.slice(0, 40)}"`);
+    let messages: ChatMessage[];
+    if (typeof b.prompt === 'string' && b.prompt.length > 0) messages = [{ role: 'user', content: b.prompt }];
+    else if (Array.isArray(b.messages) && b.messages.length > 0 && b.messages.every((m) => typeof m === 'object' && m !== null
+      && ['system', 'user', 'assistant'].includes((m as ChatMessage).role) && typeof (m as ChatMessage).content === 'string')) {
+      messages = (b.messages as ChatMessage[]).map((m) => ({ role: m.role, content: m.content }));
+    } else throw new TalonError('BAD_REQUEST', 'give a non-empty prompt, or messages [{role: system|user|assistant, content}]');
+    if (b.provider !== undefined && typeof b.provider !== 'string') throw new TalonError('BAD_REQUEST', 'provider must be a provider name');
+    if (b.maxTokens !== undefined && (!Number.isInteger(b.maxTokens) || (b.maxTokens as number) < 1 || (b.maxTokens as number) > 32768)) {
+      throw new TalonError('BAD_REQUEST', 'maxTokens must be a whole number from 1 to 32768');
+    }
+    return {
+      router,
+      req: { messages, ...(b.maxTokens !== undefined ? { maxTokens: b.maxTokens as number } : {}) },
+      opts: { ...(b.provider !== undefined ? { provider: b.provider as string } : {}), actor: caller.actor, allowCloud: true },
+    };
+  }
 
   readonly audit = {
     query: async (_caller: Caller, q: AuditQuery): Promise<AuditPage> => this.#d.auditLog.query(q),

@@ -139,8 +139,15 @@ export class DaemonClient {
    * Reads a text/event-stream; calls `onEvent(data, event)` for each event. Resolves when
    * the daemon ends the stream or `signal` aborts; rejects on errors.
    */
-  async stream(path: string, onEvent: (data: string, event: string) => void, signal?: AbortSignal): Promise<void> {
-    const res = await this.#send('GET', path, undefined, 'text/event-stream', this.#timeoutMs, signal);
+  /** POSTs a JSON body and reads the answer as an event stream (LLM chat). */
+  postStream(path: string, body: unknown, onEvent: (data: string, event: string) => void, signal?: AbortSignal): Promise<void> {
+    return this.stream(path, onEvent, signal, body);
+  }
+
+  async stream(path: string, onEvent: (data: string, event: string) => void, signal?: AbortSignal, body?: unknown): Promise<void> {
+    const res = body === undefined
+      ? await this.#send('GET', path, undefined, 'text/event-stream', this.#timeoutMs, signal)
+      : await this.#send('POST', path, JSON.stringify(body), 'text/event-stream', this.#timeoutMs, signal);
     if (res.statusCode === undefined || res.statusCode >= 300) throw this.#errorFrom(res.statusCode ?? 0, await readBody(res, MAX_BODY));
     if (!/^text\/event-stream/.test(String(res.headers['content-type']))) {
       res.destroy();

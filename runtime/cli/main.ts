@@ -23,6 +23,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   hands: { summary: 'list, inspect, start, stop and tail Hands of the running daemon', load: () => import('./commands/hands.ts') },
   config: { summary: 'check a config file', load: () => import('./commands/config.ts') },
   audit: { summary: 'read, verify and export the signed audit log', load: () => import('./commands/audit.ts') },
+  llm: { summary: 'chat through the LLM router, list its providers', load: () => import('./commands/llm.ts') },
   keys: { summary: 'show the device id and its public key', load: () => import('./commands/keys.ts') },
   version: { summary: 'print the Talon and Node versions', load: () => import('./commands/version.ts') },
 };

@@ -19,6 +19,7 @@
 
 import { driversSchema } from '../../drivers/schema.ts';
 import { DEMO_DRIVERS } from '../../drivers/demo.ts';
+import { llmConfigSchema } from '../llm/config.ts';
 
 /** A Hand instance name: safe in MQTT topics, file names and URLs. */
 export const HAND_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
@@ -221,6 +222,7 @@ export const talonConfigSchema = {
     hands: { type: 'array', items: hand, default: [{ name: 'monitoring', module: 'monitoring' }], maxItems: 256 },
     /** hardware and OS access; the default is the system driver and a simulated greenhouse */
     drivers: { ...driversSchema, default: DEMO_DRIVERS },
+    llm: llmConfigSchema,
     homeAssistant: {
       type: 'object',
       additionalProperties: false,

@@ -5,6 +5,7 @@
  */
 import type { Capabilities, Quotas } from '../../hands/sdk/types.ts';
 import type { DriverConfig } from '../../drivers/index.ts';
+import type { LlmConfig } from '../llm/config.ts';
 
 export interface ListenAddress {
   host: string;
@@ -81,4 +82,5 @@ export interface TalonConfig {
   audit: { retention: { maxEntries?: number; maxAgeDays?: number } };
   drivers: DriverConfig[];
   homeAssistant: { enabled: boolean; prefix: string };
+  llm: LlmConfig;
 }

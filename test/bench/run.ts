@@ -3,7 +3,8 @@
  * prints a Markdown report (copied into BENCHMARKS.md with the command that made it).
  * Sections: kernel (cold start, idle RSS, per-Hand RSS, 50 Hands), bus (Hand → Hand through
  * the embedded broker and through mosquitto), audit (appends, latency, verification, memory),
- * serial (lines parsed per second), monitoring (the Monitoring Hand's CPU, RSS, detection delay). Ratios are measured in the same run, since the
+ * serial (lines parsed per second), monitoring (the Monitoring Hand's CPU, RSS, detection delay),
+ * llm (router overhead, failover time, local tokens/s with a generated random-weight GGUF). Ratios are measured in the same run, since the
  * machine is shared and noisy.
  */
 import { spawn } from 'node:child_process';
@@ -14,6 +15,8 @@ import { ROOT, benchHands, freePort, handsRunning, kill, median, rssMb, sleep, s
 import { startMosquitto } from '../helpers/mosquitto.ts';
 import { auditRows } from './audit.ts';
 import { serialRows } from './serial.ts';
+import { llmRouterRows } from './llm-router.ts';
+import { llmLocalRows } from './llm-local.ts';
 import { execFileSync } from 'node:child_process';
 
 const out: string[] = [];
@@ -139,6 +142,10 @@ async function main(): Promise<void> {
   }
   if (want('audit')) await auditRows(say);
   if (want('serial')) await serialRows(say);
+  if (want('llm')) {
+    for (const line of await llmRouterRows()) say(line);
+    await llmLocalRows(['tiny', '1b'], say);
+  }
   if (want('monitoring')) {
     // its own process: it runs two kernels one after the other and measures the Hand's worker
     const text = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/monitoring.ts')], { encoding: 'utf8', maxBuffer: 1 << 24 });

@@ -22,6 +22,11 @@ const EXPECTED_DEFAULTS: TalonConfig = {
   audit: { retention: {} },
   drivers: DEMO_DRIVERS,
   homeAssistant: { enabled: true, prefix: 'homeassistant' },
+  llm: {
+    providers: [], chains: {}, policies: {}, auditPrompts: false,
+    retry: { maxAttempts: 4, baseMs: 250, maxMs: 10000, jitter: 0.2 },
+    timeouts: { firstTokenMs: 60000, stallMs: 30000 },
+  },
 };
 
 /** The problems validateConfig reports for `input` (fails when it accepts it). */
