@@ -27,6 +27,7 @@ import { AlertLog, AlertManager, type Alert, type AlertInput } from './alerts.ts
 import { History, type Resolution } from './history.ts';
 import { SensorMonitor, type Edge } from './monitor.ts';
 import { PlaybookAdvisor, playbookFix, sensorKind, type Advisor, type SensorKind } from './playbooks.ts';
+import { LlmAdvisor } from './advisor.ts';
 import { defaultEntry, globMatch, parseSettings, settingsSchema, type ConfigProblem, type MonitoringSettings, type SensorEntry } from './settings.ts';
 
 const DAY = 86_400_000;
@@ -93,7 +94,7 @@ export class MonitoringHand {
     const { settings, problems } = parseSettings(ctx.settings);
     this.settings = settings;
     this.problems = problems;
-    this.advisor = advisor ?? new PlaybookAdvisor((s) => this.watched.get(s)?.kind ?? sensorKind(s));
+    this.advisor = advisor ?? new LlmAdvisor((m, ...a) => ctx.call(m, ...a), new PlaybookAdvisor((s) => this.watched.get(s)?.kind ?? sensorKind(s)));
     this.alerts = new AlertManager({
       ...settings.alerts,
       suggest: (a) => playbookFix(a.sensor, a.rule, this.watched.get(a.sensor)?.kind ?? sensorKind(a.sensor)),
@@ -526,7 +527,8 @@ export default defineHand({
       gpio: [],
     },
     // fan/relay actions: only the pins a config grants (`capabilities: { gpio: [18] }`)
-    optionalCapabilities: { gpio: Array.from({ length: 54 }, (_, pin) => pin) },
+    // a fan's pin for actions; an LLM budget for suggested fixes (`capabilities: { llm: { tokensPerHour: 20000 } }`)
+    optionalCapabilities: { gpio: Array.from({ length: 54 }, (_, pin) => pin), llm: { tokensPerHour: 1_000_000 } },
     quotas: { heapMb: 32 },
     settingsSchema: settingsSchema as unknown as Record<string, unknown>,
   },

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { ensureBuilt, startDaemon, cli } from '../helpers/daemon.ts';
 import { writeTestModel, TINY_SHAPE } from '../../runtime/llm/gguf.ts';
 import { freePort } from '../helpers/ports.ts';
+import mqtt from 'mqtt';
 
 let dataDir: string;
 before(async () => {
@@ -66,5 +67,36 @@ test('chat through the CLI with the local model, whole and streamed; failover fr
   } finally {
     const code = await d.stop();
     assert.equal(code, 0, d.output().slice(-3000));
+  }
+});
+
+test('with an llm grant the Monitoring Hand asks the local model for its suggested fix, audited under its name', async () => {
+  const monData = mkdtempSync(join(tmpdir(), 'talon-llm-mon-'));
+  mkdirSync(join(monData, 'models'), { recursive: true });
+  writeTestModel(join(monData, 'models', 'tiny.gguf'), TINY_SHAPE);
+  const d = await startDaemon({
+    drivers: [{ type: 'sim', name: 'green', seed: 3, sensors: [{ id: 'green.temp', pattern: { base: { type: 'constant', value: 90 } } }] }],
+    hands: [{
+      name: 'monitoring', module: 'monitoring',
+      capabilities: { llm: { tokensPerHour: 50000 } },
+      settings: { sensors: [{ id: 'green.temp', intervalMs: 250, severity: 'critical', rules: { above: 50 } }] },
+    }],
+    llm: { providers: [{ name: 'local', kind: 'llama.cpp', modelPath: 'models/tiny.gguf', threads: 1, maxTokens: 12 }] },
+  }, { dataDir: monData });
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${d.mqttPort}`, { reconnectPeriod: 0 });
+  const fixes: string[] = [];
+  client.on('message', (_t, p) => fixes.push((JSON.parse(p.toString()) as { suggestedFix: string }).suggestedFix));
+  try {
+    await client.subscribeAsync(`talon/${d.deviceId()}/alerts/#`);
+    const t0 = Date.now();
+    while (!fixes.some((f) => f.endsWith('[local]'))) {
+      assert.ok(Date.now() - t0 < 30_000, `no LLM-made fix: ${JSON.stringify(fixes)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const audit = cli(['audit', 'tail', '-n', '100', '--actor', 'hand:monitoring', '--action', 'llm.*', '--json', '--data', d.dataDir]);
+    assert.ok(audit.stdout.includes('"llm.chat"'), audit.stdout + audit.stderr);
+  } finally {
+    client.end(true);
+    assert.equal(await d.stop(), 0);
   }
 });
