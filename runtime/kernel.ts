@@ -22,6 +22,7 @@ import { HttpServer } from '../web-admin/server.ts';
 import { SensorRegistry } from './sensors/registry.ts';
 import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
 import { createRouter } from './llm/index.ts';
+import { SecretStore } from './secrets/sealed.ts';
 import type { LlmRouter } from './llm/router.ts';
 import { systemRandom } from './clock.ts';
 import type { TalonConfig } from './config/types.ts';
@@ -157,7 +158,8 @@ export class Kernel {
       });
       for (const [method, service] of Object.entries(sensors.services())) supervisor.registerService(method, service);
       // the LLM router: providers' code is loaded only when the config names providers
-      const llm = await createRouter(config.llm, { audit, clock, random: systemRandom, env: process.env, dataDir: config.dataDir });
+      const secrets = new SecretStore(store, key);
+      const llm = await createRouter(config.llm, { audit, clock, random: systemRandom, env: process.env, dataDir: config.dataDir, secrets });
       if (llm) for (const [method, service] of Object.entries(llm.services())) supervisor.registerService(method, service);
       supervisor.on('log', (line: { hand: string; level: 'debug' | 'info' | 'warn' | 'error'; msg: string }) => logger.line(line.level, line.hand, line.msg));
       let kernel: Kernel | null = null;
@@ -179,7 +181,7 @@ export class Kernel {
           process: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
         };
       };
-      const api = new RuntimeApi({ supervisor, audit, auditLog: audit, sensors, metrics, health, llm });
+      const api = new RuntimeApi({ supervisor, audit, auditLog: audit, sensors, metrics, health, llm, secrets });
       const http = new HttpServer({ api, listen: config.http, cliToken });
       await http.listen();
       undo.unshift(() => http.close());

@@ -181,4 +181,16 @@ export const routes: Route[] = [
       return undefined;
     },
   },
+  {
+    method: 'GET', path: '/api/v1/secrets', summary: 'Names of the sealed secrets (never their values)', auth: true,
+    handler: async ({ api, caller }) => ({ secrets: await api.secrets.list(caller) }),
+  },
+  {
+    method: 'PUT', path: '/api/v1/secrets/:name', summary: 'Seal a secret: {"value": "…"}', auth: true, body: true,
+    handler: ({ api, caller, params, body }) => api.secrets.set(caller, params.name!, (body as { value?: unknown } | undefined)?.value),
+  },
+  {
+    method: 'DELETE', path: '/api/v1/secrets/:name', summary: 'Delete a sealed secret', auth: true,
+    handler: ({ api, caller, params }) => api.secrets.delete(caller, params.name!),
+  },
 ];

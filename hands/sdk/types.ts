@@ -84,6 +84,29 @@ export interface HandContext {
   };
   /** call a kernel service by name (sensors.read, llm.chat, ...); checked against the grants */
   call<T = unknown>(method: string, ...args: unknown[]): Promise<T>;
+  /** the LLM router, under the Hand's `llm` grant and token budget (a shorthand for ctx.call('llm.chat', …)) */
+  llm: {
+    chat(request: HandChatRequest, opts?: { purpose?: string; allowCloud?: boolean }): Promise<HandChatResult>;
+  };
+}
+
+/** what a Hand sends to the LLM router (runtime/llm/types.ts ChatRequest, without the signal) */
+export interface HandChatRequest {
+  messages: Array<{ role: 'system' | 'user' | 'assistant' | 'tool'; content: string; toolCallId?: string }>;
+  model?: string;
+  tools?: Array<{ name: string; description: string; parameters: Record<string, unknown> }>;
+  jsonSchema?: Record<string, unknown>;
+  maxTokens?: number;
+  temperature?: number;
+}
+
+export interface HandChatResult {
+  provider: string;
+  model: string;
+  text: string;
+  toolCalls: Array<{ id: string; name: string; arguments: Record<string, unknown> }>;
+  usage: { inputTokens: number; outputTokens: number };
+  finishReason: 'stop' | 'length' | 'tool_calls' | 'error';
 }
 
 export interface HandDefinition {

@@ -290,6 +290,9 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       }
       return call<T>(method, args);
     },
+    llm: {
+      chat: (request, opts) => call('llm.chat', opts === undefined ? [request] : [request, opts]),
+    },
   };
 
   // -- messages from the kernel --------------------------------------------------------------

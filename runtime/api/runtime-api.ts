@@ -13,6 +13,7 @@ import type { Reading, SensorInfo } from '../../drivers/types.ts';
 import { renderMetrics, type MetricsInput } from './metrics.ts';
 import type { LlmRouter, ProviderStatus, RouterChunk } from '../llm/router.ts';
 import type { ChatMessage, ChatResult } from '../llm/types.ts';
+import type { SecretStore } from '../secrets/sealed.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller, HandStatus, LogLine } from '../supervisor/types.ts';
 import { TalonError } from '../errors.ts';
@@ -34,6 +35,7 @@ export interface RuntimeApiDeps {
   metrics: () => MetricsInput;
   /** null when no LLM provider is configured */
   llm?: LlmRouter | null;
+  secrets?: SecretStore;
   health: () => Health;
 }
 
@@ -139,6 +141,27 @@ export class RuntimeApi {
       req: { messages, ...(b.maxTokens !== undefined ? { maxTokens: b.maxTokens as number } : {}) },
       opts: { ...(b.provider !== undefined ? { provider: b.provider as string } : {}), actor: caller.actor, allowCloud: true },
     };
+  }
+
+  /** sealed secrets: names in, names out; a value is never returned */
+  readonly secrets = {
+    list: async (_caller: Caller): Promise<Array<{ name: string; updatedAt: number }>> => this.#secrets().list(),
+    set: async (caller: Caller, name: string, value: unknown): Promise<{ name: string }> => {
+      if (typeof value !== 'string') throw new TalonError('BAD_REQUEST', 'the body must be {"value": "<the secret>"}');
+      await this.#secrets().set(name, value);
+      await this.#d.audit.record({ actor: caller.actor, action: 'api.secrets.set', subject: name, decision: 'ok' });
+      return { name };
+    },
+    delete: async (caller: Caller, name: string): Promise<{ name: string; deleted: boolean }> => {
+      const deleted = await this.#secrets().delete(name);
+      await this.#d.audit.record({ actor: caller.actor, action: 'api.secrets.delete', subject: name, decision: deleted ? 'ok' : 'info' });
+      return { name, deleted };
+    },
+  };
+
+  #secrets(): SecretStore {
+    if (!this.#d.secrets) throw new TalonError('NOT_RUNNING', 'sealed secrets are not available');
+    return this.#d.secrets;
   }
 
   readonly audit = {

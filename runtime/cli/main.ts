@@ -24,6 +24,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   config: { summary: 'check a config file', load: () => import('./commands/config.ts') },
   audit: { summary: 'read, verify and export the signed audit log', load: () => import('./commands/audit.ts') },
   llm: { summary: 'chat through the LLM router, list its providers', load: () => import('./commands/llm.ts') },
+  secrets: { summary: 'seal API keys and passwords on the device', load: () => import('./commands/secrets.ts') },
   keys: { summary: 'show the device id and its public key', load: () => import('./commands/keys.ts') },
   version: { summary: 'print the Talon and Node versions', load: () => import('./commands/version.ts') },
 };

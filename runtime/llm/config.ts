@@ -1,7 +1,8 @@
 /**
  * The `llm` section of the config: providers (by kind), failover chains, per-Hand policies,
  * retry and stream timeouts. Keys never sit in the config file: a provider names the
- * environment variable that holds its key (`apiKeyEnv`), until sealed secrets arrive.
+ * sealed secret (`apiKeySecret`, set with `talon secrets set NAME`) or the environment variable
+ * (`apiKeyEnv`) that holds its key.
  */
 export interface LlmProviderConfig {
   name: string;
@@ -10,6 +11,8 @@ export interface LlmProviderConfig {
   baseUrl?: string;
   model?: string;
   apiKeyEnv?: string;
+  /** the name of a sealed secret holding the key (`talon secrets set NAME`) */
+  apiKeySecret?: string;
   /** llama.cpp: a GGUF file, relative to the data folder */
   modelPath?: string;
   threads?: number;
@@ -49,6 +52,7 @@ export const llmConfigSchema = {
           baseUrl: { type: 'string', pattern: '^https?://', 'x-hint': 'must be an http:// or https:// URL' },
           model: { type: 'string', minLength: 1, maxLength: 200 },
           apiKeyEnv: { type: 'string', pattern: '^[A-Z_][A-Z0-9_]{0,63}$', 'x-hint': 'must name an environment variable (KEY_NAME)' },
+          apiKeySecret: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', 'x-hint': 'must name a sealed secret (talon secrets set NAME)' },
           modelPath: { type: 'string', minLength: 1 },
           threads: { type: 'integer', minimum: 1, maximum: 256 },
           contextSize: { type: 'integer', minimum: 64, maximum: 1048576 },

@@ -7,14 +7,17 @@ import type { Audit } from '../audit/types.ts';
 import type { Clock, Random } from '../clock.ts';
 import { TalonError } from '../errors.ts';
 
-export async function createProvider(c: LlmProviderConfig, env: NodeJS.ProcessEnv, dataDir: string): Promise<LlmProvider> {
+export async function createProvider(c: LlmProviderConfig, env: NodeJS.ProcessEnv, dataDir: string, secrets?: { get(name: string): Promise<string | undefined> }): Promise<LlmProvider> {
   const need = (field: 'baseUrl' | 'model'): string => {
     const v = c[field];
     if (v === undefined) throw new TalonError('CONFIG_INVALID', `llm.providers ${c.name}: a ${c.kind} provider needs ${field}`);
     return v;
   };
   let apiKey: string | undefined;
-  if (c.apiKeyEnv !== undefined) {
+  if (c.apiKeySecret !== undefined) {
+    apiKey = await secrets?.get(c.apiKeySecret);
+    if (!apiKey) throw new TalonError('CONFIG_INVALID', `llm.providers ${c.name}: the sealed secret "${c.apiKeySecret}" (its API key) is not set; set it with \`talon secrets set ${c.apiKeySecret}\``);
+  } else if (c.apiKeyEnv !== undefined) {
     apiKey = env[c.apiKeyEnv];
     if (!apiKey) throw new TalonError('CONFIG_INVALID', `llm.providers ${c.name}: the environment variable ${c.apiKeyEnv} (its API key) is not set`);
   }
@@ -40,14 +43,14 @@ export async function createProvider(c: LlmProviderConfig, env: NodeJS.ProcessEn
 }
 
 /** null when no provider is configured */
-export async function createRouter(cfg: LlmConfig, deps: { audit: Audit; clock: Clock; random: Random; env: NodeJS.ProcessEnv; dataDir: string }): Promise<LlmRouter | null> {
+export async function createRouter(cfg: LlmConfig, deps: { audit: Audit; clock: Clock; random: Random; env: NodeJS.ProcessEnv; dataDir: string; secrets?: { get(name: string): Promise<string | undefined> } }): Promise<LlmRouter | null> {
   if (cfg.providers.length === 0) return null;
   const names = new Set<string>();
   for (const p of cfg.providers) {
     if (names.has(p.name)) throw new TalonError('CONFIG_INVALID', `llm.providers: the name "${p.name}" is used twice`);
     names.add(p.name);
   }
-  const providers = await Promise.all(cfg.providers.map((p) => createProvider(p, deps.env, deps.dataDir)));
+  const providers = await Promise.all(cfg.providers.map((p) => createProvider(p, deps.env, deps.dataDir, deps.secrets)));
   const { LlmRouter } = await import('./router.ts');
   return new LlmRouter({
     providers, chains: cfg.chains, policies: cfg.policies, retry: cfg.retry, timeouts: cfg.timeouts, auditPrompts: cfg.auditPrompts,

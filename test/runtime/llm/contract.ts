@@ -4,6 +4,11 @@
  * script its next answer or fault (test/helpers/llm-fakes.ts for the remote providers).
  * A provider that cannot have some fault kinds (a local model has no HTTP status) lists them
  * in `opts.skipFaults`: those cases are not registered.
+ * A provider whose answers cannot be scripted (a real local model: its text is whatever it
+ * samples) passes `scripted: false`: the cases that check scripted content (exact text, usage
+ * numbers, tool calls) then check only the structure (text + usage, stream chunks adding up to
+ * exactly one done, abort, JSON under jsonSchema), and the tool-call cases are not registered.
+ * `script` is never called then.
  *
  * Caller aborts reject with the signal's reason (never an LLM_* code: the router must not
  * count them against the provider). Every error is checked for the API key.
@@ -11,7 +16,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TalonError, type ErrorCode } from '../../../runtime/errors.ts';
-import type { ChatChunk, ChatRequest, LlmProvider } from '../../../runtime/llm/types.ts';
+import type { ChatChunk, ChatRequest, ChatResult, LlmProvider } from '../../../runtime/llm/types.ts';
 import type { ProviderTimeouts } from '../../../runtime/llm/providers/http.ts';
 import { startFakeLlm, type Fault, type FakeLlm, type Reply, type Vendor } from '../../helpers/llm-fakes.ts';
 import { freePort } from '../../helpers/ports.ts';
@@ -38,6 +43,8 @@ export type ContractFault =
 
 export interface ContractOptions {
   skipFaults?: ContractFault[];
+  /** false: the provider's answers cannot be scripted; check structure only (see above). Default true */
+  scripted?: boolean;
 }
 
 /** tight deadlines for the fault cases: the faults themselves never answer */
@@ -123,6 +130,14 @@ async function using<T>(make: (o: MakeOptions) => Promise<ContractHarness>, o: M
 
 export function providerContract(name: string, make: (o: MakeOptions) => Promise<ContractHarness>, opts: ContractOptions = {}): void {
   const skip = new Set(opts.skipFaults ?? []);
+  const scripted = opts.scripted ?? true;
+  const structural = (r: ChatResult, h: ContractHarness): void => {
+    assert.equal(r.provider, h.provider.name);
+    assert.equal(typeof r.text, 'string');
+    assert.equal(typeof r.model, 'string');
+    assert.ok(Number.isInteger(r.usage.inputTokens) && r.usage.inputTokens > 0, `input tokens ${r.usage.inputTokens}`);
+    assert.ok(Number.isInteger(r.usage.outputTokens) && r.usage.outputTokens > 0, `output tokens ${r.usage.outputTokens}`);
+  };
 
   describe(`LlmProvider contract: ${name}`, () => {
     it('has a name, a kind and a locality', async () => {
@@ -136,6 +151,14 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
 
     it('chat returns text, usage and a finish reason', async () => {
       await using(make, {}, async (h) => {
+        if (!scripted) {
+          const r = await h.provider.chat({ ...USER, maxTokens: 8 });
+          structural(r, h);
+          assert.ok(r.usage.outputTokens <= 8);
+          assert.deepEqual(r.toolCalls, []);
+          assert.ok(['stop', 'length'].includes(r.finishReason), r.finishReason);
+          return;
+        }
         h.script({ text: 'The answer is 42.', usage: { input: 7, output: 4 } });
         const r = await h.provider.chat(USER);
         assert.equal(r.provider, h.provider.name);
@@ -149,7 +172,7 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
 
     it('chat reports a length stop', async () => {
       await using(make, {}, async (h) => {
-        h.script({ text: 'The answer', finish: 'length' });
+        if (scripted) h.script({ text: 'The answer', finish: 'length' });
         const r = await h.provider.chat({ ...USER, maxTokens: 2 });
         assert.equal(r.finishReason, 'length');
       });
@@ -157,8 +180,8 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
 
     it('stream yields text chunks, then exactly one done whose text is their concatenation', async () => {
       await using(make, {}, async (h) => {
-        h.script({ chunks: ['The ', 'answer ', 'is ', '42.'], usage: { input: 9, output: 4 } });
-        const chunks = await drain(h.provider.stream(USER));
+        if (scripted) h.script({ chunks: ['The ', 'answer ', 'is ', '42.'], usage: { input: 9, output: 4 } });
+        const chunks = await drain(h.provider.stream(scripted ? USER : { ...USER, maxTokens: 12 }));
         const done = chunks.filter((c) => c.type === 'done');
         assert.equal(done.length, 1);
         assert.equal(chunks[chunks.length - 1]!.type, 'done');
@@ -166,6 +189,12 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
         assert.ok(texts.length >= 2, 'text arrives in several chunks');
         const result = (done[0] as Extract<ChatChunk, { type: 'done' }>).result;
         assert.equal(result.text, texts.join(''));
+        if (!scripted) {
+          structural(result, h);
+          assert.ok(texts.every((t) => t.length > 0), 'no empty chunks');
+          assert.ok(['stop', 'length'].includes(result.finishReason), result.finishReason);
+          return;
+        }
         assert.equal(result.text, 'The answer is 42.');
         assert.deepEqual(result.usage, { inputTokens: 9, outputTokens: 4 });
         assert.equal(result.finishReason, 'stop');
@@ -175,17 +204,22 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
 
     it('stream can be left early without leaking the exchange', async () => {
       await using(make, {}, async (h) => {
-        h.script({ chunks: ['a ', 'b ', 'c ', 'd'] });
-        for await (const c of h.provider.stream(USER)) {
+        if (scripted) h.script({ chunks: ['a ', 'b ', 'c ', 'd'] });
+        for await (const c of h.provider.stream(scripted ? USER : { ...USER, maxTokens: 400 })) {
           assert.equal(c.type, 'text');
           break;
+        }
+        if (!scripted) {
+          structural(await h.provider.chat({ ...USER, maxTokens: 4 }), h);
+          return;
         }
         h.script({ text: 'still fine' });
         assert.equal((await h.provider.chat(USER)).text, 'still fine');
       });
     });
 
-    it('tool call round trip (chat)', async () => {
+    // tool calls are scripted content: a model that cannot be scripted decides for itself
+    if (scripted) it('tool call round trip (chat)', async () => {
       await using(make, {}, async (h) => {
         h.script({ toolCalls: [{ id: 'call_w1', name: 'get_weather', arguments: { city: 'Oslo' } }] });
         const first = await h.provider.chat({ ...USER, tools: [WEATHER] });
@@ -210,7 +244,7 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
       });
     });
 
-    it('tool calls stream as tool_call chunks and land in done', async () => {
+    if (scripted) it('tool calls stream as tool_call chunks and land in done', async () => {
       await using(make, {}, async (h) => {
         h.script({
           toolCalls: [
@@ -230,6 +264,21 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
 
     it('jsonSchema: the answer is JSON (chat and stream)', async () => {
       await using(make, {}, async (h) => {
+        if (!scripted) {
+          const shape = (v: unknown): void => {
+            const o = v as { ok?: unknown; n?: unknown };
+            assert.deepEqual(Object.keys(o).sort(), ['n', 'ok']);
+            assert.equal(typeof o.ok, 'boolean');
+            assert.ok(Number.isInteger(o.n), `n: ${String(o.n)}`);
+          };
+          const r = await h.provider.chat({ ...USER, jsonSchema: SCHEMA });
+          shape(JSON.parse(r.text));
+          const chunks = await drain(h.provider.stream({ ...USER, jsonSchema: SCHEMA }));
+          const done = chunks.at(-1) as Extract<ChatChunk, { type: 'done' }>;
+          assert.equal(done.type, 'done');
+          shape(JSON.parse(done.result.text));
+          return;
+        }
         h.script({ text: '{"ok":true,"n":3}' });
         const r = await h.provider.chat({ ...USER, jsonSchema: SCHEMA });
         assert.deepEqual(JSON.parse(r.text), { ok: true, n: 3 });
@@ -248,21 +297,23 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
         await assert.rejects(drain(h.provider.stream({ ...USER, signal: pre.signal })), (e: Error) => e.name === 'AbortError');
 
         // during a stream: first text arrives, the server then holds; the caller leaves
-        h.script({ chunks: ['one ', 'two ', 'three'], fault: { kind: 'stall', afterText: 1 } });
+        // (unscripted: a long answer, left at its first chunk)
+        if (scripted) h.script({ chunks: ['one ', 'two ', 'three'], fault: { kind: 'stall', afterText: 1 } });
         const mid = new AbortController();
         const reason = new Error('the caller went away');
         const seen: string[] = [];
         await assert.rejects((async () => {
-          for await (const c of h.provider.stream({ ...USER, signal: mid.signal })) {
+          for await (const c of h.provider.stream({ ...USER, signal: mid.signal, ...(scripted ? {} : { maxTokens: 400 }) })) {
             if (c.type === 'text') { seen.push(c.text); mid.abort(reason); }
           }
         })(), (e) => e === reason);
-        assert.deepEqual(seen, ['one ']);
+        if (scripted) assert.deepEqual(seen, ['one ']);
+        else assert.equal(seen.length, 1);
 
-        // during a chat: the server never answers
-        h.script({ fault: { kind: 'noHeaders' } });
+        // during a chat: the server never answers (unscripted: a long answer still being generated)
+        if (scripted) h.script({ fault: { kind: 'noHeaders' } });
         const during = new AbortController();
-        const p = h.provider.chat({ ...USER, signal: during.signal });
+        const p = h.provider.chat({ ...USER, signal: during.signal, ...(scripted ? {} : { maxTokens: 400 }) });
         setTimeout(() => during.abort(), 50);
         await assert.rejects(p, (e: Error) => e.name === 'AbortError');
       });
