@@ -337,11 +337,16 @@ export class ModbusMaster {
       }, this.#opts.timeoutMs);
       this.#pending = { req: { unitId, fn, quantity }, resolve, timer };
     });
-    try {
-      await this.#opts.write(frame);
-    } catch (err) {
-      this.#finish({ ok: false, code: 'io', message: `write failed: ${(err as Error).message}` });
-    }
+    // not awaited: a write to a port that is closing may never call back, and a transaction
+    // that waited for it would block every later one (seen: polling frozen after a reconnect).
+    // The timeout above settles the request whatever the write does.
+    const mine = this.#pending;
+    Promise.resolve()
+      .then(() => this.#opts.write(frame))
+      .catch((err: unknown) => {
+        // only this request's failure: a late one must not fail the next request
+        if (this.#pending === mine) this.#finish({ ok: false, code: 'io', message: `write failed: ${(err as Error).message}` });
+      });
     return result;
   }
 
