@@ -158,8 +158,8 @@ export const routes: Route[] = [
     handler: ({ api, caller, params }) => api.sensors.read(caller, params.id!),
   },
   {
-    method: 'GET', path: '/api/v1/llm/providers', summary: 'LLM providers: breaker state, last error, p50 latency, calls', auth: true,
-    handler: async ({ api, caller }) => ({ providers: await api.llm.providers(caller) }),
+    method: 'GET', path: '/api/v1/llm/providers', summary: 'LLM providers: breaker state, last error, p50 latency, calls; usage and cost per provider and Hand', auth: true,
+    handler: async ({ api, caller }) => ({ providers: await api.llm.providers(caller), usage: await api.llm.usage(caller) }),
   },
   {
     method: 'POST', path: '/api/v1/llm/chat', summary: 'Chat through the LLM router; {"stream": true} answers with server-sent events', auth: true, body: true,

@@ -107,6 +107,9 @@ export class RuntimeApi {
   readonly llm = {
     providers: async (_caller: Caller): Promise<ProviderStatus[]> => this.#d.llm?.status() ?? [],
 
+    /** tokens and estimated cost since start, per provider and per Hand */
+    usage: async (_caller: Caller): Promise<ReturnType<LlmRouter['usage']>> => this.#d.llm?.usage() ?? { providers: {}, hands: {} },
+
     /** one chat from the CLI or the page: `prompt` or `messages`, optionally pinned to a provider */
     chat: async (caller: Caller, body: unknown): Promise<ChatResult> => {
       const { router, req, opts } = this.#llmRequest(caller, body);

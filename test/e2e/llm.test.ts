@@ -54,6 +54,8 @@ test('chat through the CLI with the local model, whole and streamed; failover fr
     const providers = JSON.parse(p.stdout) as Array<{ name: string; local: boolean; failures: number; calls: number }>;
     assert.deepEqual(providers.map((x) => [x.name, x.local]), [['cloud', false], ['local', true]]);
     assert.ok(providers.find((x) => x.name === 'cloud')!.failures >= 1);
+    const api = await (await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/llm/providers`, { headers: { authorization: `Bearer ${d.token()}` } })).json() as { usage: { providers: Record<string, { outputTokens: number }> } };
+    assert.ok(api.usage.providers.local!.outputTokens > 0, JSON.stringify(api.usage));
 
     const bad = cli(['llm', 'chat', 'x', '--provider', 'nope', '--data', d.dataDir]);
     assert.notEqual(bad.status, 0);
