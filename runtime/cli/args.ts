@@ -144,6 +144,25 @@ export function subcommand(spec: CommandSpec, argv: string[]): { name: string; r
   return { name: first, rest: argv.slice(1) };
 }
 
+/**
+ * `talon <command> <sub> [options]`: picks the subcommand, parses its options, and prints
+ * help for `--help` at either level. Returns null when help was printed (exit 0).
+ */
+export function parseSubcommand(spec: CommandSpec, subspecs: Record<string, CommandSpec>, argv: string[], io: Io): { name: string; spec: CommandSpec; args: Parsed } | null {
+  const sub = subcommand(spec, argv);
+  if (!sub) {
+    io.out(helpText(spec));
+    return null;
+  }
+  const s = subspecs[sub.name]!;
+  const args = parse(s, sub.rest);
+  if (args.help) {
+    io.out(helpText(s));
+    return null;
+  }
+  return { name: sub.name, spec: s, args };
+}
+
 /** Replaces terminal control characters (a Hand's log line may hold escape sequences). */
 export function printable(s: string): string {
   // eslint-disable-next-line no-control-regex

@@ -7,7 +7,7 @@
 import { createWriteStream, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { parse, helpText, subcommand, printable, UsageError, type CommandSpec, type Io, type Parsed } from '../args.ts';
+import { parseSubcommand, printable, UsageError, type CommandSpec, type Io, type Parsed } from '../args.ts';
 import { DaemonClient } from '../client.ts';
 import { dataDir, DATA_OPTIONS } from './hands.ts';
 import { TalonError } from '../../errors.ts';
@@ -68,17 +68,10 @@ const SUBSPECS: Record<string, CommandSpec> = {
 };
 
 export async function main(argv: string[], io: Io): Promise<number> {
-  const sub = subcommand(spec, argv);
-  if (!sub) {
-    io.out(helpText(spec));
-    return 0;
-  }
-  const s = SUBSPECS[sub.name]!;
-  const args = parse(s, sub.rest);
-  if (args.help) {
-    io.out(helpText(s));
-    return 0;
-  }
+  const picked = parseSubcommand(spec, SUBSPECS, argv, io);
+  if (!picked) return 0;
+  const { spec: s, args } = picked;
+  const sub = { name: picked.name };
   switch (sub.name) {
     case 'tail': return tail(args, io, s);
     case 'verify': return verify(args, io);

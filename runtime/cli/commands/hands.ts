@@ -2,7 +2,7 @@
  * `talon hands list|status|start|stop|restart|logs`: talks to the running daemon over its
  * REST API (see ../client.ts). Human output by default, `--json` for machines.
  */
-import { parse, helpText, subcommand, printable, UsageError, type CommandSpec, type OptionSpec, type Io, type Parsed } from '../args.ts';
+import { parseSubcommand, printable, UsageError, type CommandSpec, type OptionSpec, type Io, type Parsed } from '../args.ts';
 import { DaemonClient, defaultDataDir } from '../client.ts';
 import { TalonError } from '../../errors.ts';
 import { HAND_NAME_PATTERN } from '../../config/schema.ts';
@@ -52,17 +52,10 @@ const SUBSPECS: Record<string, CommandSpec> = {
 const HAND_NAME = new RegExp(HAND_NAME_PATTERN);
 
 export async function main(argv: string[], io: Io): Promise<number> {
-  const sub = subcommand(spec, argv);
-  if (!sub) {
-    io.out(helpText(spec));
-    return 0;
-  }
-  const s = SUBSPECS[sub.name]!;
-  const args = parse(s, sub.rest);
-  if (args.help) {
-    io.out(helpText(s));
-    return 0;
-  }
+  const picked = parseSubcommand(spec, SUBSPECS, argv, io);
+  if (!picked) return 0;
+  const { spec: s, args } = picked;
+  const sub = { name: picked.name };
   const name = args.positionals[0];
   if (name !== undefined && !HAND_NAME.test(name)) {
     throw new UsageError(`"${printable(name.slice(0, 80))}" is not a Hand name (lowercase letters, digits and "-")`, s);

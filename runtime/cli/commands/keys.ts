@@ -1,7 +1,7 @@
 /** `talon keys show`: the device's identity — id and Ed25519 public key — for verifying its audit log elsewhere. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, helpText, subcommand, type CommandSpec, type Io } from '../args.ts';
+import { parseSubcommand, type CommandSpec, type Io } from '../args.ts';
 import { dataDir, DATA_OPTIONS } from './hands.ts';
 import { TalonError } from '../../errors.ts';
 
@@ -18,16 +18,9 @@ export const showSpec: CommandSpec = {
 };
 
 export async function main(argv: string[], io: Io): Promise<number> {
-  const sub = subcommand(spec, argv);
-  if (!sub) {
-    io.out(helpText(spec));
-    return 0;
-  }
-  const args = parse(showSpec, sub.rest);
-  if (args.help) {
-    io.out(helpText(showSpec));
-    return 0;
-  }
+  const picked = parseSubcommand(spec, { show: showSpec }, argv, io);
+  if (!picked) return 0;
+  const { args } = picked;
   const dir = await dataDir(args, io);
   const { DeviceKey, DEVICE_KEY_FILE } = await import('../../secrets/device-key.ts');
   const file = join(dir, DEVICE_KEY_FILE);

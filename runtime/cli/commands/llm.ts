@@ -1,5 +1,5 @@
 /** `talon llm providers` and `talon llm chat "…" [--provider NAME] [--stream]`, through the running daemon. */
-import { parse, helpText, subcommand, UsageError, printable, type CommandSpec, type Io } from '../args.ts';
+import { parseSubcommand, UsageError, printable, type CommandSpec, type Io } from '../args.ts';
 import { DaemonClient } from '../client.ts';
 import { dataDir, DATA_OPTIONS } from './hands.ts';
 import { TalonError } from '../../errors.ts';
@@ -31,17 +31,10 @@ const SUBSPECS: Record<string, CommandSpec> = {
 };
 
 export async function main(argv: string[], io: Io): Promise<number> {
-  const sub = subcommand(spec, argv);
-  if (!sub) {
-    io.out(helpText(spec));
-    return 0;
-  }
-  const s = SUBSPECS[sub.name]!;
-  const args = parse(s, sub.rest);
-  if (args.help) {
-    io.out(helpText(s));
-    return 0;
-  }
+  const picked = parseSubcommand(spec, SUBSPECS, argv, io);
+  if (!picked) return 0;
+  const { spec: s, args } = picked;
+  const sub = { name: picked.name };
   const client = DaemonClient.open(await dataDir(args, io));
   const json = args.values.json === true;
   if (sub.name === 'providers') {

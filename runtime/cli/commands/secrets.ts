@@ -1,7 +1,7 @@
 /** `talon secrets set NAME` (value on stdin) | `list` | `delete NAME`: sealed secrets, live or on a stopped data folder. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, helpText, subcommand, type CommandSpec, type Io } from '../args.ts';
+import { parseSubcommand, type CommandSpec, type Io } from '../args.ts';
 import { DaemonClient } from '../client.ts';
 import { dataDir, DATA_OPTIONS } from './hands.ts';
 import { TalonError } from '../../errors.ts';
@@ -39,17 +39,10 @@ async function withSecrets<T>(dir: string, fn: (s: SecretStore) => Promise<T>): 
 }
 
 export async function main(argv: string[], io: Io, stdin: NodeJS.ReadableStream = process.stdin): Promise<number> {
-  const sub = subcommand(spec, argv);
-  if (!sub) {
-    io.out(helpText(spec));
-    return 0;
-  }
-  const s = SUBSPECS[sub.name]!;
-  const args = parse(s, sub.rest);
-  if (args.help) {
-    io.out(helpText(s));
-    return 0;
-  }
+  const picked = parseSubcommand(spec, SUBSPECS, argv, io);
+  if (!picked) return 0;
+  const { spec: s, args } = picked;
+  const sub = { name: picked.name };
   const dir = await dataDir(args, io);
   let client: DaemonClient | null = null;
   try {
