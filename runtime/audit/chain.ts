@@ -527,7 +527,7 @@ export class AuditChain implements Audit {
             break;
           }
           for (const rec of recs) {
-            if (!(rec.kind === 'entry' ? feedEntry(v, rec) : feedCheckpoint(v, rec))) break feed;
+            if (!feed(v, rec)) break feed;
           }
           if (++n % 8 === 0) await new Promise(setImmediate); // appends keep flowing meanwhile
         }
@@ -799,24 +799,15 @@ function parseStoredEntry(key: string, raw: string): AuditEntry {
   }
 }
 
-function feedEntry(v: ChainVerifier, rec: Rec): boolean {
+/** one stored record into the verifier: a record that is not JSON is reported as corrupt, never thrown */
+function feed(v: ChainVerifier, rec: Rec): boolean {
   let value: unknown;
   try {
     value = JSON.parse(rec.raw);
   } catch {
-    return v.corrupt({ key: rec.key }, `the record stored as seq ${rec.key} is corrupt (not JSON)`);
+    return v.corrupt({ key: rec.key }, `the ${rec.kind === 'entry' ? 'record' : 'checkpoint'} stored as seq ${rec.key} is corrupt (not JSON)`);
   }
-  return v.entry(value, { key: rec.key });
-}
-
-function feedCheckpoint(v: ChainVerifier, rec: Rec): boolean {
-  let value: unknown;
-  try {
-    value = JSON.parse(rec.raw);
-  } catch {
-    return v.corrupt({ key: rec.key }, `the checkpoint stored as seq ${rec.key} is corrupt (not JSON)`);
-  }
-  return v.checkpoint(value, { key: rec.key });
+  return rec.kind === 'entry' ? v.entry(value, { key: rec.key }) : v.checkpoint(value, { key: rec.key });
 }
 
 function brokenDetail(r: VerifyReport): Record<string, unknown> {

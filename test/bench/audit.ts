@@ -6,10 +6,10 @@
  * of the same records for verification.
  * AUDIT_BENCH_ENTRIES sets the size of the verified log (default 1,000,000).
  */
+import { runIfMain } from './lib.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Store, SYNC } from '../../runtime/store/store.ts';
 import { DeviceKey } from '../../runtime/secrets/device-key.ts';
 import { AuditChain } from '../../runtime/audit/chain.ts';
@@ -149,11 +149,4 @@ export async function auditRows(say: (line: string) => void, opts: { entries?: n
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { cpus } = await import('node:os');
-  console.log(`Run on ${new Date().toISOString()}, Node ${process.version}, ${cpus().length} cores.`);
-  console.log();
-  console.log('| measure | Talon | reference | ratio | budget |');
-  console.log('|---|---|---|---|---|');
-  await auditRows((line) => console.log(line));
-}
+await runIfMain(import.meta.url, (say) => auditRows(say));

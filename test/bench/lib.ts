@@ -4,6 +4,7 @@ import { createServer, request } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { common } from '../../image/bundle.ts';
 
@@ -130,4 +131,21 @@ export async function handsRunning(t: TalonProc, n: number, timeoutMs = 30000): 
     if (performance.now() - t0 > timeoutMs) throw new Error(`fewer than ${n} Hands running after ${timeoutMs} ms`);
     await sleep(20);
   }
+}
+
+/** the heading every Markdown report of `npm run bench` (and each standalone bench script) starts with */
+export async function reportHeader(say: (line: string) => void): Promise<void> {
+  const { cpus } = await import('node:os');
+  say(`Run on ${new Date().toISOString()}, Node ${process.version}, ${cpus().length} cores.`);
+  say('');
+  say('| measure | Talon | reference | ratio | budget |');
+  say('|---|---|---|---|---|');
+}
+
+/** runs a section's rows when its file is executed directly (`node --import tsx test/bench/x.ts`) */
+export async function runIfMain(moduleUrl: string, rows: (say: (line: string) => void) => Promise<void>): Promise<void> {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  const say = (line: string): void => console.log(line);
+  await reportHeader(say);
+  await rows(say);
 }

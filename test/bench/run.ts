@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { ROOT, benchHands, freePort, handsRunning, kill, median, rssMb, sleep, startTalon, waitFor200, type TalonProc } from './lib.ts';
+import { ROOT, reportHeader, benchHands, freePort, handsRunning, kill, median, rssMb, sleep, startTalon, waitFor200, type TalonProc } from './lib.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
 import { auditRows } from './audit.ts';
 import { serialRows } from './serial.ts';
@@ -131,10 +131,7 @@ async function bus(label: string, busConfig: ((mqttPort: number) => Record<strin
 async function main(): Promise<void> {
   const sections = new Set(process.argv.slice(2));
   const want = (s: string): boolean => sections.size === 0 || sections.has(s);
-  say(`Run on ${new Date().toISOString()}, Node ${process.version}, ${(await import('node:os')).cpus().length} cores.`);
-  say();
-  say('| measure | Talon | reference | ratio | budget |');
-  say('|---|---|---|---|---|');
+  await reportHeader(say);
   if (want('kernel')) {
     await coldStart(Number(process.env.BENCH_RUNS ?? 10));
     await idleRss();

@@ -8,7 +8,7 @@
  * The budget column is the line rate of a real UART at 115200 baud, 8N1, for lines of the
  * same length: the parser only has to be well above it. SERIAL_BENCH_LINES sets the count.
  */
-import { pathToFileURL } from 'node:url';
+import { runIfMain } from './lib.ts';
 import { SerialPort } from 'serialport';
 import { lineParser, LineSplitter, nmeaSentence, type LineProtocol } from '../../drivers/serial/protocols.ts';
 import { SerialDriver } from '../../drivers/serial/driver.ts';
@@ -116,11 +116,4 @@ export async function serialRows(say: (line: string) => void): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { cpus } = await import('node:os');
-  console.log(`Run on ${new Date().toISOString()}, Node ${process.version}, ${cpus().length} cores.`);
-  console.log();
-  console.log('| measure | Talon | reference | ratio | budget |');
-  console.log('|---|---|---|---|---|');
-  await serialRows((line) => console.log(line));
-}
+await runIfMain(import.meta.url, (say) => serialRows(say));
