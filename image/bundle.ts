@@ -16,6 +16,7 @@ import { makeAjv } from '../runtime/schema/validators.ts';
 import { readdirSync, existsSync, mkdirSync, rmSync, readFileSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { buildPage } from '../web-admin/page/build.ts';
 
 const root = join(import.meta.dirname, '..');
 const out = join(root, 'dist');
@@ -146,6 +147,8 @@ export async function bundle(): Promise<void> {
     ...builtinHands().map((id) =>
       build({ ...common, entryPoints: [join(root, 'hands', id, 'index.ts')], outfile: join(out, 'hands', `${id}.cjs`) })),
   ]);
+  // the web admin page: dist/web/ (index.html, app-<hash>.js|css, .gz/.br siblings, manifest.json)
+  await buildPage(join(out, 'web'));
   asciiOnly(join(out, 'talon-main.cjs'));
   copyFileSync(join(root, 'image/launcher.cjs'), join(out, 'talon.cjs'));
   chmodSync(join(out, 'talon.cjs'), 0o755);

@@ -28,10 +28,14 @@ export type ErrorCode =
   | 'HAND_CRASHED'
   | 'HAND_TIMEOUT'
   | 'HAND_STOPPED'
+  /** the Hand a request needs is not running */
+  | 'HAND_NOT_RUNNING'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
+  /** the state changed under the request (a stale config baseGeneration) */
+  | 'CONFLICT'
   | 'PAYLOAD_TOO_LARGE'
   | 'SENSOR_NOT_FOUND'
   | 'LLM_UNAVAILABLE'
@@ -54,6 +58,45 @@ export type ErrorCode =
   | 'AUDIT_BROKEN'
   /** an audit event, an exported line or a key is not in the v1 format */
   | 'AUDIT_FORMAT'
+  /** web admin auth: a wrong username or password */
+  | 'BAD_CREDENTIALS'
+  /** a cookie-authenticated write without the session's x-csrf-token */
+  | 'CSRF'
+  /** too many failed logins for this account: wait (Retry-After) */
+  | 'LOCKED_OUT'
+  /** too many requests from this address: wait (Retry-After) */
+  | 'RATE_LIMITED'
+  /** first-run setup was already done (an account exists) */
+  | 'SETUP_DONE'
+  /** deleting or demoting the last admin would lock everyone out */
+  | 'LAST_ADMIN'
+  | 'USER_EXISTS'
+  | 'USER_NOT_FOUND'
+  | 'TOKEN_NOT_FOUND'
+  /** the web page was not built (npm run build) */
+  | 'PAGE_NOT_BUILT'
+  /** provisioning: a message that is not JSON or not in the v1 shape */
+  | 'PROVISION_MALFORMED'
+  /** provisioning: the signature does not verify against the key it must come from */
+  | 'PROVISION_BAD_SIGNATURE'
+  /** provisioning: the message names another fleet */
+  | 'PROVISION_WRONG_FLEET'
+  /** provisioning: the message names another device */
+  | 'PROVISION_WRONG_DEVICE'
+  /** provisioning: the version is not above the one already applied (replay or downgrade) */
+  | 'PROVISION_REPLAY'
+  /** provisioning: the bundle's expiry has passed */
+  | 'PROVISION_EXPIRED'
+  /** provisioning: a sealed value cannot be opened with this device's key */
+  | 'PROVISION_SEAL'
+  /** provisioning: the new config did not stay healthy for the health window and was rolled back */
+  | 'PROVISION_UNHEALTHY'
+  /** the fleet folder (talon fleet init --out DIR) is missing or incomplete */
+  | 'FLEET_NOT_FOUND'
+  /** no device with that id announced itself to the fleet */
+  | 'DEVICE_NOT_FOUND'
+  /** the device did not acknowledge a bundle in time */
+  | 'ACK_TIMEOUT'
   | 'INTERNAL';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -70,10 +113,12 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   QUOTA_EXCEEDED: 429,
   HAND_NOT_FOUND: 404,
   HAND_STATE: 409,
+  HAND_NOT_RUNNING: 503,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   SENSOR_NOT_FOUND: 404,
   LLM_UNAVAILABLE: 503,
@@ -94,6 +139,27 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_RUNNING: 503,
   BUS_DOWN: 503,
   AUDIT_FORMAT: 400,
+  BAD_CREDENTIALS: 401,
+  CSRF: 403,
+  LOCKED_OUT: 429,
+  RATE_LIMITED: 429,
+  SETUP_DONE: 409,
+  LAST_ADMIN: 409,
+  USER_EXISTS: 409,
+  USER_NOT_FOUND: 404,
+  TOKEN_NOT_FOUND: 404,
+  PAGE_NOT_BUILT: 503,
+  PROVISION_MALFORMED: 400,
+  PROVISION_BAD_SIGNATURE: 403,
+  PROVISION_WRONG_FLEET: 403,
+  PROVISION_WRONG_DEVICE: 403,
+  PROVISION_REPLAY: 409,
+  PROVISION_EXPIRED: 410,
+  PROVISION_SEAL: 400,
+  PROVISION_UNHEALTHY: 503,
+  FLEET_NOT_FOUND: 404,
+  DEVICE_NOT_FOUND: 404,
+  ACK_TIMEOUT: 504,
 };
 
 /** Codes that mean "the operator's input was wrong": the CLI exits 2 for these. */

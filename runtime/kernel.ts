@@ -30,6 +30,13 @@ import { TalonError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { VERSION } from './version.ts';
+import { ConfigManager, resolveStartConfig } from './config/apply.ts';
+import { ChatService, type AnswerSource } from './chat/chat.ts';
+import { BusRecorder } from './bus/recorder.ts';
+import { MonitoringClient } from './api/monitoring-client.ts';
+import { SystemStats, boardModel } from './api/system-info.ts';
+import type { SystemInfo } from './api/areas.ts';
+import type { Caller } from './supervisor/types.ts';
 
 export const RUNTIME_FILE = 'runtime.json';
 export const CLI_TOKEN_FILE = 'cli-token';
@@ -53,10 +60,14 @@ export interface KernelOptions {
   workerEntry?: string;
   /** resolve a Hand's module to a file (tests) */
   resolveModule?: (module: string) => string;
+  /** a soft restart: the ports the previous kernel listened on, reused where the config says 0 */
+  keepPorts?: { http?: number; mqtt?: number };
+  /** asks the host for a soft restart (KernelHost); without one, restarts are refused */
+  requestRestart?: (actor: string) => void;
 }
 
 export class Kernel {
-  readonly config: TalonConfig;
+  #config: TalonConfig;
   readonly store: Store;
   readonly key: DeviceKey;
   readonly audit: AuditChain;
@@ -71,6 +82,9 @@ export class Kernel {
   readonly llm: LlmRouter | null;
   readonly logger: Logger;
   readonly startedAt: number;
+  readonly chat: ChatService;
+  readonly configManager: ConfigManager;
+  #extras: { recorder: BusRecorder; monitoring: MonitoringClient };
   #stopping: Promise<void> | null = null;
   #clock: Clock;
 
@@ -78,8 +92,12 @@ export class Kernel {
     config: TalonConfig; store: Store; key: DeviceKey; audit: AuditChain; generations: ConfigGenerations;
     bus: Bus; supervisor: Supervisor; api: RuntimeApi; http: HttpServer; commands: MqttCommands; logger: Logger; clock: Clock;
     sensors: SensorRegistry; homeAssistant: HomeAssistantDiscovery | null; llm: LlmRouter | null;
+    chat: ChatService; configManager: ConfigManager; recorder: BusRecorder; monitoring: MonitoringClient;
   }) {
-    this.config = parts.config;
+    this.#config = parts.config;
+    this.chat = parts.chat;
+    this.configManager = parts.configManager;
+    this.#extras = { recorder: parts.recorder, monitoring: parts.monitoring };
     this.store = parts.store;
     this.key = parts.key;
     this.audit = parts.audit;
@@ -101,14 +119,41 @@ export class Kernel {
     return this.key.id;
   }
 
+  /** The config in force (the store's generation, or the file's when it changed). */
+  get config(): TalonConfig {
+    return this.#config;
+  }
+
+  /** After a config apply: Hands-only changes reconcile the supervisor; anything else asks for a soft restart. */
+  async reconfigure(next: TalonConfig, sections: string[], actor: string, requestRestart?: (actor: string) => void): Promise<string[]> {
+    if (sections.length === 0) return [];
+    if (sections.every((s) => s === 'hands')) {
+      const r = await this.supervisor.reconcile(next.hands);
+      this.#config = { ...this.#config, hands: next.hands };
+      this.logger.info(`config: Hands reconciled (added ${r.added.join(', ') || 'none'}, removed ${r.removed.join(', ') || 'none'}, restarted ${r.restarted.join(', ') || 'none'})`);
+      return [...r.restarted, ...r.added, ...r.removed];
+    }
+    if (!requestRestart) {
+      this.logger.warn(`config: ${sections.join(', ')} changed; they take effect at the next start`);
+      return [];
+    }
+    requestRestart(actor);
+    return ['kernel'];
+  }
+
   /** Starts everything; Hands are started last and not awaited (healthz answers as soon as the kernel is up). */
   static async start(opts: KernelOptions): Promise<Kernel> {
-    const { config } = opts;
+    const fileConfig = opts.config;
     const clock = opts.clock ?? systemClock;
-    const logger = opts.logger ?? createLogger(config.log.level);
-    const store = await Store.open(config.dataDir);
+    const store = await Store.open(fileConfig.dataDir);
     const undo: Array<() => Promise<unknown>> = [() => store.close()];
     try {
+      // the file (plus env) wins only when it changed since it was last applied from the file;
+      // otherwise the store's current generation (say, applied through the API) stays in force
+      const generations = new ConfigGenerations(store, { clock });
+      const startConfig = await resolveStartConfig(store, generations, fileConfig, opts.source ?? 'defaults');
+      const config = keepPorts(startConfig.config, opts.keepPorts);
+      const logger = opts.logger ?? createLogger(config.log.level);
       const key = DeviceKey.loadOrCreate(config.dataDir);
       // the newest signed checkpoint goes out retained on talon/<id>/audit/head, so a log
       // truncated or rewritten on the disk is caught against a head seen elsewhere
@@ -130,10 +175,8 @@ export class Kernel {
       });
       await audit.start();
       undo.unshift(() => audit.stop());
-      const generations = new ConfigGenerations(store);
-      const applied = await generations.apply(config, { actor: 'kernel', source: opts.source ?? 'defaults' });
-      if (applied.changed) {
-        await audit.record({ actor: 'kernel', action: 'config.apply', subject: `generation ${applied.generation}`, decision: 'ok', detail: { source: opts.source ?? 'defaults' } });
+      if (startConfig.changed) {
+        await audit.record({ actor: 'kernel', action: 'config.apply', subject: `generation ${startConfig.generation}`, decision: 'ok', detail: { source: opts.source ?? 'defaults' } });
       }
       const cliToken = loadOrCreateToken(config.dataDir);
       const bus = createBus(config.bus, key.id, { authenticateToken: (t: string) => t === cliToken, clock });
@@ -181,10 +224,43 @@ export class Kernel {
           process: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
         };
       };
-      const api = new RuntimeApi({ supervisor, audit, auditLog: audit, sensors, metrics, health, llm, secrets });
-      const http = new HttpServer({ api, listen: config.http, cliToken });
+      const configManager = new ConfigManager({
+        generations, audit,
+        reconfigure: async (_prev, next, sections, caller) => kernel ? kernel.reconfigure(next, sections, caller.actor, opts.requestRestart) : [],
+      });
+      const chat = new ChatService({ store, audit, clock, answer: chatAnswers(llm, supervisor) });
+      const interrupted = await chat.start();
+      if (interrupted > 0) logger.warn(`chat: ${interrupted} answer(s) left unfinished by the last stop are marked interrupted`);
+      undo.unshift(() => chat.stop());
+      const recorder = new BusRecorder(bus, { clock });
+      await recorder.start();
+      undo.unshift(() => recorder.stop());
+      const monitoring = new MonitoringClient(bus, () => supervisor.list());
+      undo.unshift(() => monitoring.stop());
+      const stats = new SystemStats({ dataDir: config.dataDir, hands: () => supervisor.list(), clock });
+      const info = async (): Promise<SystemInfo> => {
+        const board = boardModel();
+        return {
+          deviceId: key.id, deviceName: config.deviceName, version: VERSION, node: process.version, platform: process.platform, arch: process.arch,
+          ...(board ? { board } : {}), publicKey: key.publicKey.toString('base64'),
+          startedAt: kernel?.startedAt ?? clock.now(), uptimeMs: kernel ? clock.now() - kernel.startedAt : 0,
+          configGeneration: (await generations.current())?.generation ?? null,
+        };
+      };
+      const restart = opts.requestRestart;
+      const api = new RuntimeApi({
+        supervisor, audit, auditLog: audit, sensors, metrics, health, llm, secrets,
+        areas: { bus, info, stats, config: configManager, recorder, monitoring, chat, ...(restart ? { restart: (c: Caller) => restart(c.actor) } : {}) },
+      });
+      const http = new HttpServer({
+        api, listen: config.http, cliToken, store, audit, dataDir: config.dataDir, logger, clock,
+        ...(config.http.tls ? { tls: config.http.tls } : {}),
+      });
       await http.listen();
       undo.unshift(() => http.close());
+      if (http.setupCode) {
+        logger.warn(`no web admin account yet: open the web admin and enter the one-time setup code ${http.setupCode} (also in ${join(config.dataDir, 'setup-code')})`);
+      }
       const commands = new MqttCommands(bus, api);
       await commands.start();
       let homeAssistant: HomeAssistantDiscovery | null = null;
@@ -193,7 +269,7 @@ export class Kernel {
         await homeAssistant.start();
         undo.unshift(() => homeAssistant!.stop());
       }
-      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, llm, logger, clock });
+      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, llm, logger, clock, chat, configManager, recorder, monitoring });
       kernel.#writeRuntimeFile();
       await audit.record({ actor: 'kernel', action: 'kernel.start', subject: key.id, decision: 'ok', detail: { version: VERSION, http: http.address() } });
       supervisor.start().catch((err: unknown) => logger.error(`starting Hands failed: ${TalonError.from(err).message}`));
@@ -225,11 +301,15 @@ export class Kernel {
 
   async #stop(): Promise<void> {
     const t0 = this.#clock.now();
+    // answers in flight are stored as interrupted before the Hands answering them go away
+    await this.chat.stop().catch(() => {});
     await this.supervisor.stop(this.config.supervisor.stopTimeoutMs).catch((err: unknown) => this.logger.error(`stopping Hands: ${TalonError.from(err).message}`));
     await this.commands.stop().catch(() => {});
     await this.homeAssistant?.stop().catch(() => {});
     await this.sensors.stop();
     await this.http.close();
+    await this.#extras.monitoring.stop();
+    await this.#extras.recorder.stop();
     await this.audit.record({ actor: 'kernel', action: 'kernel.stop', subject: this.deviceId, decision: 'ok', detail: { ms: this.#clock.now() - t0 } }).catch(() => {});
     // the shutdown checkpoint, published as the head while the bus is still up
     await this.audit.stop().catch((err: unknown) => this.logger.error(`closing the audit log: ${TalonError.from(err).message}`));
@@ -237,6 +317,36 @@ export class Kernel {
     rmSync(join(this.config.dataDir, RUNTIME_FILE), { force: true });
     await this.store.close();
   }
+}
+
+/** a soft restart keeps the ports the previous kernel got for "any free port" (0) */
+function keepPorts(config: TalonConfig, keep: KernelOptions['keepPorts']): TalonConfig {
+  if (!keep) return config;
+  let out = config;
+  if (keep.http !== undefined && config.http.port === 0) out = { ...out, http: { ...out.http, port: keep.http } };
+  const listen = config.bus.embedded.listen;
+  if (keep.mqtt !== undefined && listen && listen.port === 0) {
+    out = { ...out, bus: { ...out.bus, embedded: { ...out.bus.embedded, listen: { ...listen, port: keep.mqtt } } } };
+  }
+  return out;
+}
+
+/** Where chat answers come from: the LLM router, or a Hand's chat() for `hand:<name>`. */
+function chatAnswers(llm: LlmRouter | null, supervisor: Supervisor): AnswerSource {
+  return async function* answer(target, messages, { signal, actor }) {
+    if (target === 'router') {
+      if (!llm) throw new TalonError('LLM_UNAVAILABLE', 'no LLM provider is configured (llm.providers in the config)');
+      for await (const c of llm.stream({ messages, signal }, { actor, allowCloud: true })) {
+        if (c.type === 'text') yield { text: c.text };
+        else if (c.type === 'done') yield { text: '', provider: c.result.provider };
+      }
+      return;
+    }
+    const name = target.slice('hand:'.length);
+    yield { text: '', provider: target };
+    const plain = messages.flatMap((m) => (m.role === 'tool' ? [] : [{ role: m.role, content: m.content }]));
+    for await (const text of supervisor.ask(name, plain, { signal })) yield { text };
+  };
 }
 
 function loadOrCreateToken(dataDir: string): string {
@@ -251,17 +361,96 @@ function loadOrCreateToken(dataDir: string): string {
   return token;
 }
 
+/**
+ * Keeps one kernel running in this process and replaces it on a soft restart (after a config
+ * apply that touches more than Hands, or `POST /api/v1/system/restart`): stop everything, then
+ * start again from the store's current generation, same data folder, same ports.
+ */
+export class KernelHost {
+  #opts: KernelOptions;
+  #kernel: Kernel;
+  #restarting: Promise<Kernel> | null = null;
+  #stopped = false;
+  #timer: NodeJS.Timeout | null = null;
+  /** called after every soft restart with the new kernel, or with the error that stopped it */
+  onRestart: (kernel: Kernel | null, err?: TalonError) => void = () => {};
+
+  private constructor(opts: KernelOptions, kernel: Kernel) {
+    this.#opts = opts;
+    this.#kernel = kernel;
+  }
+
+  static async start(opts: KernelOptions): Promise<KernelHost> {
+    let host: KernelHost | null = null;
+    const requestRestart = (actor: string): void => host?.requestRestart(actor);
+    const kernel = await Kernel.start({ ...opts, requestRestart });
+    host = new KernelHost({ ...opts, requestRestart }, kernel);
+    return host;
+  }
+
+  get kernel(): Kernel {
+    return this.#kernel;
+  }
+
+  /** A restart soon, after the reply that asked for it has gone out. */
+  requestRestart(actor: string): void {
+    if (this.#stopped || this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      void this.restart(actor).catch(() => {});
+    }, 50);
+  }
+
+  restart(actor = 'kernel'): Promise<Kernel> {
+    this.#restarting ??= this.#restart(actor).finally(() => { this.#restarting = null; });
+    return this.#restarting;
+  }
+
+  async #restart(actor: string): Promise<Kernel> {
+    const old = this.#kernel;
+    const logger = old.logger;
+    const http = old.http.address();
+    const mqtt = (old.bus as { address?: () => { host: string; port: number } }).address?.();
+    logger.info(`soft restart asked by ${actor}: stopping the kernel`);
+    await old.stop();
+    if (this.#stopped) return old;
+    try {
+      this.#kernel = await Kernel.start({ ...this.#opts, keepPorts: { http: http.port, ...(mqtt ? { mqtt: mqtt.port } : {}) } });
+    } catch (err) {
+      const e = TalonError.from(err);
+      logger.error(`soft restart failed: ${e.message}`);
+      this.onRestart(null, e);
+      throw e;
+    }
+    logger.info(`soft restart done: config generation ${(await this.#kernel.generations.current())?.generation ?? '?'} in force`);
+    this.onRestart(this.#kernel);
+    return this.#kernel;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#restarting?.catch(() => {});
+    await this.#kernel.stop();
+  }
+}
+
 /** `talon run`: start, log where things are, stop cleanly on SIGTERM/SIGINT. Returns the exit code. */
 export async function runDaemon(opts: { configFile?: string; dataDir?: string }): Promise<number> {
   const { config, source } = loadConfig({ file: opts.configFile, dataDir: opts.dataDir, env: process.env });
   const logger = createLogger(config.log.level);
-  const kernel = await Kernel.start({ config, source, logger });
+  const host = await KernelHost.start({ config, source, logger });
+  const kernel = host.kernel;
   const http = kernel.http.address();
   const mqtt = (kernel.bus as { address?: () => { host: string; port: number } }).address?.();
   logger.info(`device ${kernel.deviceId} up: http://${http.host}:${http.port}/healthz` +
-    `${mqtt ? `, mqtt://${mqtt.host}:${mqtt.port}` : config.bus.url ? `, broker ${redactUrl(config.bus.url)}` : ''}, data ${config.dataDir}`);
+    `${mqtt ? `, mqtt://${mqtt.host}:${mqtt.port}` : kernel.config.bus.url ? `, broker ${redactUrl(kernel.config.bus.url)}` : ''}, data ${config.dataDir}`);
   return new Promise<number>((resolve) => {
     let signalled = false;
+    // a soft restart that cannot start the kernel again ends the daemon (a supervisor such as systemd restarts it)
+    host.onRestart = (k) => {
+      if (k === null && !signalled) resolve(1);
+    };
     const onSignal = (sig: NodeJS.Signals): void => {
       if (signalled) {
         logger.warn(`${sig} again: exiting now`);
@@ -269,7 +458,7 @@ export async function runDaemon(opts: { configFile?: string; dataDir?: string })
       }
       signalled = true;
       logger.info(`${sig}: stopping`);
-      kernel.stop().then(() => {
+      host.stop().then(() => {
         logger.info('stopped');
         resolve(0);
       }, (err: unknown) => {

@@ -1,71 +1,99 @@
 /**
- * The HTTP listener: `/healthz` for anyone, `/api/v1/*` for callers with a bearer token
- * (the CLI's token from the data folder; users and sessions come with the web admin).
- * Listens on 127.0.0.1 unless configured otherwise.
+ * The HTTP(S) listener of the web admin and REST API. One route table (./routes/index.ts)
+ * drives dispatch, validation (./router.ts) and the OpenAPI document (./openapi.ts); auth is
+ * ./auth/; the page is served from the web root (./static.ts). Listens on 127.0.0.1 unless
+ * configured for the LAN. Errors are always `{error: {code, message, details}}`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { createServer as createHttpsServer } from 'node:https';
 import type { RuntimeApi } from '../runtime/api/runtime-api.ts';
 import type { ListenAddress } from '../runtime/config/types.ts';
+import type { Store } from '../runtime/store/store.ts';
+import type { Audit } from '../runtime/audit/types.ts';
+import type { Logger } from '../runtime/log.ts';
+import type { Clock } from '../runtime/clock.ts';
 import { TalonError } from '../runtime/errors.ts';
-import { routes, type Route } from './routes.ts';
+import { AuthService } from './auth/index.ts';
+import { Router } from './router.ts';
+import { StaticFiles } from './static.ts';
+import { loadTls, type TlsOptions } from './tls.ts';
+import { routes as defaultRoutes } from './routes/index.ts';
+import type { Route } from './route.ts';
 
 export interface HttpServerOptions {
   api: RuntimeApi;
   listen: ListenAddress;
   /** the bearer token that authenticates the CLI */
   cliToken: string;
+  store: Store;
+  audit: Audit;
+  dataDir: string;
+  logger?: Logger;
+  tls?: TlsOptions;
+  clock?: Clock;
+  /** where the built page is (default dist/web beside the program) */
+  webRoot?: string;
+  /** the route table (default: every area's routes) */
+  routes?: Route[];
 }
 
-interface CompiledRoute {
-  route: Route;
-  regex: RegExp;
-  keys: string[];
-}
+export const MAX_BODY_BYTES = 64 * 1024;
 
-const SECURITY_HEADERS = {
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-};
-
-function compile(route: Route): CompiledRoute {
-  const keys: string[] = [];
-  const pattern = route.path.replace(/:([a-z]+)/g, (_m, k: string) => {
-    keys.push(k);
-    return '([^/]+)';
-  });
-  return { route, regex: new RegExp(`^${pattern}$`), keys };
-}
-
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 export class HttpServer {
+  readonly auth: AuthService;
+  readonly router: Router;
   #opts: HttpServerOptions;
-  #server: Server;
-  #compiled = routes.map(compile);
-  #tokenDigest: Buffer;
+  #server: Server | null = null;
+  #static: StaticFiles;
   #streams = new Set<ServerResponse>();
+  #tls: boolean;
+  #setupCode: string | null = null;
 
   constructor(opts: HttpServerOptions) {
     this.#opts = opts;
-    this.#tokenDigest = digest(opts.cliToken);
-    this.#server = createServer((req, res) => void this.handle(req, res));
-    this.#server.keepAliveTimeout = 5000;
-    this.#server.headersTimeout = 10000;
-    this.#server.requestTimeout = 30000;
+    this.#tls = opts.tls?.enabled === true;
+    this.router = new Router(opts.routes ?? defaultRoutes);
+    this.auth = new AuthService({
+      store: opts.store, audit: opts.audit, dataDir: opts.dataDir, cliToken: opts.cliToken, secure: this.#tls,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+    this.#static = new StaticFiles(opts.webRoot);
+  }
+
+  /** the one-time setup code while no account exists (the kernel prints it), else null */
+  get setupCode(): string | null {
+    return this.#setupCode;
+  }
+
+  get secure(): boolean {
+    return this.#tls;
   }
 
   address(): ListenAddress {
-    const a = this.#server.address();
-    if (a === null || typeof a === 'string') throw new TalonError('NOT_RUNNING', 'the HTTP server is not listening');
+    const a = this.#server?.address();
+    if (!a || typeof a === 'string') throw new TalonError('NOT_RUNNING', 'the HTTP server is not listening');
     return { host: a.address, port: a.port };
   }
 
-  listen(): Promise<void> {
+  /** Prepares auth (the setup code on first start), TLS when enabled, and listens. */
+  async listen(): Promise<void> {
+    this.#setupCode = await this.auth.init();
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    if (this.#tls) {
+      const tls = await loadTls(this.#opts.tls!, this.#opts.dataDir);
+      if (tls.created) this.#opts.logger?.info(`made a self-signed TLS certificate in ${this.#opts.dataDir}/tls/`);
+      this.#server = createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
+    } else {
+      this.#server = createServer(handler);
+    }
+    const server = this.#server;
+    server.keepAliveTimeout = 5000;
+    server.headersTimeout = 10000;
+    server.requestTimeout = 30000;
     const { host, port } = this.#opts.listen;
-    return new Promise((resolve, reject) => {
+    await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         if (err.code === 'EADDRINUSE') {
           reject(new TalonError('PORT_IN_USE', `HTTP port ${host}:${port} is in use by another program; set http.port in the config or TALON_HTTP=host:port`));
@@ -73,9 +101,9 @@ export class HttpServer {
           reject(new TalonError('LISTEN_FAILED', `cannot listen for HTTP on ${host}:${port}: ${err.message}`, { cause: err }));
         }
       };
-      this.#server.once('error', onError);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', onError);
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
         resolve();
       });
     });
@@ -84,9 +112,11 @@ export class HttpServer {
   close(): Promise<void> {
     for (const res of this.#streams) res.end();
     this.#streams.clear();
+    const server = this.#server;
+    if (!server) return Promise.resolve();
     return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
+      server.close(() => resolve());
+      server.closeAllConnections();
     });
   }
 
@@ -95,58 +125,72 @@ export class HttpServer {
     try {
       await this.#route(req, res);
     } catch (err) {
-      sendError(res, err);
+      const e = TalonError.from(err);
+      if (e.status >= 500 && e.code === 'INTERNAL') this.#opts.logger?.error(`${req.method ?? ''} ${(req.url ?? '').split('?')[0]}: ${e.message}`);
+      sendError(res, e);
+      if (!req.complete) req.resume();
     }
   }
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://talon.local');
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
-
-    if (url.pathname === '/healthz') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new TalonError('BAD_REQUEST', 'use GET /healthz');
-      const health = this.#opts.api.health();
-      sendJson(res, health.ok ? 200 : 503, { status: health.ok ? 'ok' : 'unavailable', ...health });
-      return;
+    res.setHeader('content-security-policy', CSP);
+    res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('x-frame-options', 'DENY');
+    res.setHeader('referrer-policy', 'no-referrer');
+    res.setHeader('cross-origin-opener-policy', 'same-origin');
+    if (this.#tls) res.setHeader('strict-transport-security', 'max-age=31536000');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://talon.local');
+    } catch {
+      throw new TalonError('BAD_REQUEST', 'the request URL is not valid');
     }
-
-    let pathMatched = false;
-    for (const { route, regex, keys } of this.#compiled) {
-      const m = regex.exec(url.pathname);
-      if (!m) continue;
-      pathMatched = true;
-      if (route.method !== req.method) continue;
-      const params: Record<string, string> = {};
-      keys.forEach((k, i) => {
-        params[k] = decodeURIComponent(m[i + 1]!);
-      });
-      const caller = route.auth ? this.#authenticate(req) : { actor: 'anonymous' };
-      const input = route.body ? await readJson(req) : (req.resume(), undefined);
-      const body = await route.handler({ api: this.#opts.api, caller, params, query: url.searchParams, body: input, req, res });
-      if (body !== undefined) sendJson(res, 200, body);
-      else if (String(res.getHeader('content-type') ?? '').startsWith('text/event-stream') && !res.writableEnded) {
-        // an open event stream: ended cleanly on shutdown, so followers see the end, not a reset
-        this.#streams.add(res);
-        res.once('close', () => this.#streams.delete(res));
+    const method = req.method ?? 'GET';
+    const pathname = url.pathname;
+    const isApi = pathname.startsWith('/api/') || pathname === '/api' || pathname === '/healthz' || pathname === '/metrics';
+    if (isApi) res.setHeader('cache-control', 'no-store');
+    const match = this.router.match(method === 'HEAD' && !isApi ? 'GET' : method, pathname);
+    if (match.kind === 'none') {
+      if (!isApi && (method === 'GET' || method === 'HEAD')) {
+        req.resume();
+        this.#static.serve(req, res, pathname);
+        return;
       }
-      return;
+      throw new TalonError('NOT_FOUND', `no route ${method} ${pathname.slice(0, 200)}`);
     }
-    if (pathMatched) throw new TalonError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on ${url.pathname}`);
-    throw new TalonError('NOT_FOUND', `no route ${req.method ?? ''} ${url.pathname}`);
-  }
-
-  #authenticate(req: IncomingMessage): { actor: string } {
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer (\S+)$/.exec(header);
-    if (!m) throw new TalonError('UNAUTHORIZED', 'this route needs `Authorization: Bearer <token>` (the CLI reads it from the data folder\'s cli-token)');
-    if (!timingSafeEqual(digest(m[1]!), this.#tokenDigest)) throw new TalonError('UNAUTHORIZED', 'the bearer token is not valid');
-    return { actor: 'cli' };
+    if (match.kind === 'method') {
+      res.setHeader('allow', match.allowed.join(', '));
+      throw new TalonError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${pathname.slice(0, 200)}; use ${match.allowed.join(' or ')}`);
+    }
+    const { route, params } = match;
+    const who = await this.auth.authenticate(req);
+    this.auth.authorize(route, who, req);
+    this.router.validateParams(route, params);
+    const query = this.router.validateQuery(route, url.searchParams);
+    const raw = await readJson(req);
+    let body: unknown;
+    if (route.body) body = this.router.validateBody(route, raw === undefined ? {} : raw);
+    else if (raw !== undefined) throw new TalonError('BAD_REQUEST', `${method} ${route.path} takes no body`);
+    const ac = new AbortController();
+    res.once('close', () => ac.abort());
+    const result = await route.handler({
+      api: this.#opts.api, principal: who.principal, caller: { actor: who.principal.actor },
+      params, query, body, req, res, signal: ac.signal, auth: this.auth,
+      session: who.sessionId && who.csrf ? { id: who.sessionId, csrf: who.csrf } : null,
+      ip: req.socket?.remoteAddress ?? 'unknown',
+    });
+    if (result !== undefined) {
+      const status = Number(Object.keys(route.responses).find((s) => Number(s) >= 200 && Number(s) < 300) ?? 200);
+      sendJson(res, status, result);
+    } else if (String(res.getHeader('content-type') ?? '').startsWith('text/event-stream') && !res.writableEnded) {
+      // an open event stream: ended cleanly on shutdown, so followers see the end, not a reset
+      this.#streams.add(res);
+      res.once('close', () => this.#streams.delete(res));
+    }
   }
 }
 
-export const MAX_BODY_BYTES = 64 * 1024;
-
-/** A JSON request body: at most MAX_BODY_BYTES, UTF-8, JSON; anything else is a coded 4xx. */
+/** A JSON request body: at most MAX_BODY_BYTES, UTF-8, JSON; undefined when empty; anything else a coded 4xx. */
 function readJson(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const type = req.headers['content-type'] ?? '';
@@ -158,15 +202,18 @@ function readJson(req: IncomingMessage): Promise<unknown> {
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = false;
     req.on('data', (c: Buffer) => {
+      if (over) return;
       size += c.length;
       if (size > MAX_BODY_BYTES) {
-        req.destroy();
+        over = true;
         reject(new TalonError('PAYLOAD_TOO_LARGE', `the request body is over ${MAX_BODY_BYTES} bytes`));
       } else chunks.push(c);
     });
     req.on('error', reject);
     req.on('end', () => {
+      if (over) return;
       if (size === 0) return resolve(undefined);
       if (!/^application\/json\b/i.test(type)) {
         reject(new TalonError('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json'));
@@ -175,7 +222,7 @@ function readJson(req: IncomingMessage): Promise<unknown> {
       try {
         resolve(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks))));
       } catch (err) {
-        reject(new TalonError('BAD_REQUEST', `the request body is not valid UTF-8 JSON: ${(err as Error).message}`));
+        reject(new TalonError('BAD_REQUEST', `the request body is not valid UTF-8 JSON: ${(err as Error).message.slice(0, 200)}`));
       }
     });
   });
@@ -187,12 +234,13 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function sendError(res: ServerResponse, err: unknown): void {
-  const e = TalonError.from(err);
-  const status = e.status;
+function sendError(res: ServerResponse, e: TalonError): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  sendJson(res, status, { error: e.toJSON() });
+  const retry = (e.details as { retryAfterSec?: unknown } | undefined)?.retryAfterSec;
+  if (typeof retry === 'number') res.setHeader('retry-after', String(retry));
+  res.setHeader('cache-control', 'no-store');
+  sendJson(res, e.status, { error: e.toJSON() });
 }

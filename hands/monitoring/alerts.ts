@@ -41,6 +41,17 @@ export interface Alert {
   since: number;
   /** ms epoch of this event */
   ts: number;
+  /** set once a person acknowledged it (kept through its later events) */
+  acknowledged?: Acknowledgement;
+  /** set when a person resolved it by hand */
+  resolvedBy?: Acknowledgement;
+}
+
+export interface Acknowledgement {
+  by: string;
+  /** ms epoch */
+  at: number;
+  note?: string;
 }
 
 export interface AlertInput {
@@ -241,6 +252,32 @@ export class AlertManager {
       }
     }
     return out;
+  }
+
+  #byId(id: string): Slot | undefined {
+    for (const s of this.#slots.values()) if (s.current?.id === id && (s.state === 'firing' || s.state === 'flapping')) return s;
+    return undefined;
+  }
+
+  /** mark an active alert acknowledged; returns the updated alert, or null when no active alert has that id */
+  acknowledge(id: string, ack: Acknowledgement): Alert | null {
+    const s = this.#byId(id);
+    if (!s?.current) return null;
+    s.current = { ...s.current, acknowledged: { ...ack } };
+    return { ...s.current };
+  }
+
+  /**
+   * Resolve an active alert by hand: one `resolved` event, then the usual cool-down; if the
+   * condition still holds when the cool-down ends, it fires again (with a new id).
+   */
+  dismiss(id: string, ack: Acknowledgement, now: number): Alert | null {
+    const s = this.#byId(id);
+    if (!s?.current) return null;
+    s.current = { ...s.current, resolvedBy: { ...ack } };
+    const ev = this.#resolve(s, s.last.value, `resolved by ${ack.by}${ack.note ? `: ${ack.note}` : ''}`, now);
+    s.held = s.cond; // still true: fires again once the cool-down ends
+    return ev;
   }
 
   /** replace the suggested fix of an active alert (a slower advisor answered) */

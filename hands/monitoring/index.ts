@@ -6,7 +6,8 @@
  * Bus (relative to talon/<deviceId>/):
  *   alerts/<severity>           every alert event: JSON Alert (alerts.ts) — firing, resolved, flapping
  *   monitoring/status           retained counters, every settings.statusEveryMs
- *   monitoring/query            requests: { id, type: 'history'|'alerts'|'active'|'status'|'sensors', … }
+ *   monitoring/query            requests: { id, type: 'history'|'alerts'|'active'|'status'|'sensors'|'ack'|'resolve', … }
+ *                               ack / resolve: { alertId, by, note? } acknowledge or resolve an active alert by hand
  *   monitoring/reply/<id>       the answer: { id, ok: true, … } or { id, ok: false, error: { code, message } }
  *   sensors/<id>                pushed readings (JSON Reading), when the grant allows sensors/#
  * Kernel services: sensors.list, sensors.read, actuators.write (actions; needs the actuator's
@@ -28,6 +29,7 @@ import { History, type Resolution } from './history.ts';
 import { SensorMonitor, type Edge } from './monitor.ts';
 import { PlaybookAdvisor, playbookFix, sensorKind, type Advisor, type SensorKind } from './playbooks.ts';
 import { LlmAdvisor } from './advisor.ts';
+import { answer, type MonitoringState } from './chat.ts';
 import { defaultEntry, globMatch, parseSettings, settingsSchema, type ConfigProblem, type MonitoringSettings, type SensorEntry } from './settings.ts';
 
 const DAY = 86_400_000;
@@ -454,6 +456,17 @@ export class MonitoringHand {
     }
   }
 
+  /** what chat answers from: active alerts and the watched sensors' latest values */
+  chatState(): MonitoringState {
+    return {
+      alerts: this.alerts.active(),
+      sensors: [...this.watched.values()].map((w) => ({
+        id: w.info.id, name: w.info.name, unit: w.info.unit,
+        last: Number.isNaN(w.monitor.last) ? null : w.monitor.last, lastTs: w.monitor.lastTs || null, failures: w.failures,
+      })),
+    };
+  }
+
   // -- queries ----------------------------------------------------------------------------------
 
   async #onQuery(m: BusMessageIn): Promise<void> {
@@ -505,8 +518,20 @@ export class MonitoringHand {
           const h = await this.history.query(q.sensor, from, to, res as Resolution, maxPoints, now);
           return reply({ ok: true, sensor: q.sensor, from, to, ...h });
         }
+        case 'ack':
+        case 'resolve': {
+          if (typeof q.alertId !== 'string' || q.alertId.length === 0 || q.alertId.length > 200) return fail(`${q.type} needs "alertId": the id of an active alert`);
+          if (typeof q.by !== 'string' || q.by.length === 0 || q.by.length > 200) return fail(`${q.type} needs "by": who did it`);
+          if (q.note !== undefined && (typeof q.note !== 'string' || q.note.length > 1000)) return fail('note must be text of at most 1000 characters');
+          const ack = { by: q.by, at: now, ...(typeof q.note === 'string' && q.note.length > 0 ? { note: q.note } : {}) };
+          const alert = q.type === 'ack' ? this.alerts.acknowledge(q.alertId, ack) : this.alerts.dismiss(q.alertId, ack, now);
+          if (!alert) return reply({ ok: false, error: { code: 'NOT_FOUND', message: `no active alert has the id ${JSON.stringify(q.alertId.slice(0, 80))}` } });
+          this.#emit([alert]);
+          await this.#emitQueue;
+          return reply({ ok: true, alert });
+        }
         default:
-          return fail(`unknown query type ${JSON.stringify(q.type)}; use status, sensors, active, alerts or history`);
+          return fail(`unknown query type ${JSON.stringify(q.type)}; use status, sensors, active, alerts, history, ack or resolve`);
       }
     } catch (err) {
       reply({ ok: false, error: { code: 'INTERNAL', message: (err as Error).message } });
@@ -539,5 +564,9 @@ export default defineHand({
   async stop() {
     await hand?.stop();
     hand = null;
+  },
+  async chat(messages, ctx) {
+    if (!hand) throw new Error('the Monitoring Hand is not running');
+    return answer(messages, ctx, hand.chatState());
   },
 });

@@ -13,5 +13,6 @@ export function defineHand(def: HandDefinition): HandDefinition {
   if (typeof def.manifest.id !== 'string' || def.manifest.id === '') throw new TypeError('defineHand(def): def.manifest.id must be a non-empty string');
   if (typeof def.start !== 'function') throw new TypeError(`defineHand(def): Hand "${def.manifest.id}" has no start(ctx) function`);
   if (def.stop !== undefined && typeof def.stop !== 'function') throw new TypeError(`defineHand(def): Hand "${def.manifest.id}": stop must be a function`);
+  if (def.chat !== undefined && typeof def.chat !== 'function') throw new TypeError(`defineHand(def): Hand "${def.manifest.id}": chat must be a function`);
   return def;
 }

@@ -51,10 +51,12 @@ export interface PublishBatchMsg { t: 'pub'; m: Array<string | Uint8Array | numb
 export interface DeniedMsg { t: 'denied'; action: string; subject: string }
 /** an RPC: store.*, bus.subscribe / bus.unsubscribe, or a kernel service by name */
 export interface CallMsg { t: 'call'; id: number; method: string; args: unknown[] }
+/** a piece of the answer to an `ask`; `end` closes it (with `error` when chat() failed) */
+export interface AnswerMsg { t: 'answer'; id: number; text?: string; end?: boolean; error?: ErrorJSON }
 
 export type WorkerToKernel =
   | ManifestMsg | StartedMsg | StoppedMsg | ErrorMsg | HeartbeatMsg | LogMsg
-  | PublishBatchMsg | DeniedMsg | CallMsg;
+  | PublishBatchMsg | DeniedMsg | CallMsg | AnswerMsg;
 
 // ---- kernel → worker --------------------------------------------------------------------
 
@@ -70,7 +72,12 @@ export type ResultMsg =
  */
 export interface DeliverBatchMsg { t: 'deliver'; m: Array<number | string | boolean> }
 
-export type KernelToWorker = StopMsg | ResultMsg | DeliverBatchMsg;
+/** talk to the Hand: call its chat(messages, ctx); the answer comes back as `answer` messages */
+export interface AskMsg { t: 'ask'; id: number; messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }> }
+/** the asker went away: abort that chat's signal */
+export interface AskCancelMsg { t: 'ask-cancel'; id: number }
+
+export type KernelToWorker = StopMsg | ResultMsg | DeliverBatchMsg | AskMsg | AskCancelMsg;
 
 /** methods the kernel answers itself; anything else goes to a registered KernelService */
 export const BUILTIN_METHODS = ['bus.subscribe', 'bus.unsubscribe', 'store.get', 'store.put', 'store.del', 'store.list'] as const;

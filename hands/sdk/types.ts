@@ -109,8 +109,19 @@ export interface HandChatResult {
   finishReason: 'stop' | 'length' | 'tool_calls' | 'error';
 }
 
+/** A message of a conversation with a Hand (the web admin's chat page). */
+export interface HandChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
 export interface HandDefinition {
   manifest: HandManifest;
   start(ctx: HandContext): void | Promise<void>;
   stop?(): void | Promise<void>;
+  /**
+   * Optional: answer a person talking to the Hand. Returns the whole answer, or its pieces as
+   * they come; `signal` aborts when the asker goes away or the Hand stops.
+   */
+  chat?(messages: HandChatMessage[], ctx: HandContext & { signal: AbortSignal }): string | Promise<string> | AsyncIterable<string>;
 }

@@ -313,8 +313,40 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       case 'stop':
         void stop();
         break;
+      case 'ask':
+        void ask(msg.id, msg.messages);
+        break;
+      case 'ask-cancel':
+        asks.get(msg.id)?.abort();
+        break;
     }
   });
+
+  // -- talk to the Hand: chat(messages, ctx) -------------------------------------------------
+  const asks = new Map<number, AbortController>();
+  async function ask(id: number, messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>): Promise<void> {
+    const ac = new AbortController();
+    asks.set(id, ac);
+    const onStop = (): void => ac.abort();
+    controller.signal.addEventListener('abort', onStop, { once: true });
+    try {
+      if (!def || typeof def.chat !== 'function') throw new TalonError('BAD_REQUEST', `Hand "${wd.name}" does not take chat messages (its module has no chat function)`);
+      const answer = await def.chat(messages, { ...ctx, signal: ac.signal });
+      if (typeof answer === 'string') post({ t: 'answer', id, text: answer });
+      else if (answer && typeof (answer as AsyncIterable<string>)[Symbol.asyncIterator] === 'function') {
+        for await (const piece of answer as AsyncIterable<string>) {
+          if (ac.signal.aborted) break;
+          if (typeof piece === 'string' && piece.length > 0) post({ t: 'answer', id, text: piece });
+        }
+      } else throw new TalonError('BAD_REQUEST', `Hand "${wd.name}"'s chat returned neither text nor an async iterable of text`);
+      post({ t: 'answer', id, end: true });
+    } catch (err) {
+      post({ t: 'answer', id, end: true, error: errorJSON(err) });
+    } finally {
+      asks.delete(id);
+      controller.signal.removeEventListener('abort', onStop);
+    }
+  }
 
   async function stop(): Promise<void> {
     if (stopping) return;

@@ -17,6 +17,7 @@ import type { SecretStore } from '../secrets/sealed.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller, HandStatus, LogLine } from '../supervisor/types.ts';
 import { TalonError } from '../errors.ts';
+import { createAreas, type AreaDeps, type Areas } from './areas.ts';
 
 export interface Health {
   ok: boolean;
@@ -37,6 +38,8 @@ export interface RuntimeApiDeps {
   llm?: LlmRouter | null;
   secrets?: SecretStore;
   health: () => Health;
+  /** the web admin's areas (system info and stats, config, chat, bus, alerts, provisioning) */
+  areas?: Omit<AreaDeps, 'audit' | 'supervisor'>;
 }
 
 const HAND_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -49,9 +52,11 @@ function checkName(name: string): void {
 
 export class RuntimeApi {
   #d: RuntimeApiDeps;
+  #a: Areas;
 
   constructor(deps: RuntimeApiDeps) {
     this.#d = deps;
+    this.#a = createAreas({ ...deps.areas, audit: deps.audit, supervisor: deps.supervisor });
   }
 
   health(): Health {
@@ -89,10 +94,55 @@ export class RuntimeApi {
       this.#d.supervisor.on('log', listener);
       return () => this.#d.supervisor.off('log', listener);
     },
+
+    /** {settings, schema}: the Hand's settings in force and its manifest's settingsSchema (null when none) */
+    settings: (caller: Caller, name: string) => this.#a.handSettings.get(caller, name),
+    /** validate against the Hand's schema (CONFIG_INVALID with details.errors [{path, message}]), apply as a new config generation, restart the Hand */
+    updateSettings: (caller: Caller, name: string, settings: unknown) => this.#a.handSettings.update(caller, name, settings),
   };
 
   readonly system = {
     metrics: async (_caller: Caller): Promise<string> => renderMetrics(this.#d.metrics()),
+    info: (caller: Caller) => this.#a.system.info(caller),
+    stats: (caller: Caller) => this.#a.system.stats(caller),
+    restart: (caller: Caller) => this.#a.system.restart(caller),
+  };
+
+  readonly alerts = {
+    list: (caller: Caller, q: Parameters<Areas['alerts']['list']>[1] = {}) => this.#a.alerts.list(caller, q),
+    ack: (caller: Caller, id: string, note?: string) => this.#a.alerts.ack(caller, id, note),
+    resolve: (caller: Caller, id: string, note?: string) => this.#a.alerts.resolve(caller, id, note),
+    follow: (caller: Caller, onAlert: (a: unknown) => void) => this.#a.alerts.follow(caller, onAlert),
+  };
+
+  readonly config = {
+    get: (caller: Caller) => this.#a.config.get(caller),
+    schema: (caller: Caller) => this.#a.config.schema(caller),
+    validate: (caller: Caller, config: unknown) => this.#a.config.validate(caller, config),
+    diff: (caller: Caller, config: unknown) => this.#a.config.diff(caller, config),
+    apply: (caller: Caller, config: unknown, opts: { baseGeneration?: number } = {}) => this.#a.config.apply(caller, config, opts),
+    rollback: (caller: Caller, generation: number) => this.#a.config.rollback(caller, generation),
+    generations: (caller: Caller, limit?: number) => this.#a.config.generations(caller, limit),
+    generation: (caller: Caller, n: number) => this.#a.config.generation(caller, n),
+  };
+
+  /** stored, resumable conversations with the LLM router or a Hand */
+  readonly chat = {
+    list: (caller: Caller) => this.#a.chat.list(caller),
+    create: (caller: Caller, target: string, title?: string) => this.#a.chat.create(caller, target, title),
+    get: (caller: Caller, id: string) => this.#a.chat.get(caller, id),
+    post: (caller: Caller, id: string, content: string) => this.#a.chat.post(caller, id, content),
+    follow: (caller: Caller, id: string, mid: string, from: number, listener: Parameters<Areas['chat']['follow']>[4]) => this.#a.chat.follow(caller, id, mid, from, listener),
+    delete: (caller: Caller, id: string) => this.#a.chat.delete(caller, id),
+  };
+
+  readonly bus = {
+    recent: (caller: Caller, q: { limit?: number; filter?: string } = {}) => this.#a.bus.recent(caller, q),
+    publish: (caller: Caller, topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 | 2 } = {}) => this.#a.bus.publish(caller, topic, payload, opts),
+  };
+
+  readonly provisioning = {
+    status: (caller: Caller) => this.#a.provisioning.status(caller),
   };
 
   readonly sensors = {
@@ -102,6 +152,8 @@ export class RuntimeApi {
       if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(id)) throw new TalonError('BAD_REQUEST', `"${id.slice(0, 80)}" is not a sensor id`);
       return this.#d.sensors.read(id);
     },
+    history: (caller: Caller, id: string, q: Parameters<Areas['sensors']['history']>[2] = {}) => this.#a.sensors.history(caller, id, q),
+    follow: (caller: Caller, onReading: Parameters<Areas['sensors']['follow']>[1]) => this.#a.sensors.follow(caller, onReading),
   };
 
   readonly llm = {

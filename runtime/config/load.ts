@@ -220,4 +220,7 @@ function resolvePaths(config: TalonConfig, base: string, fromOutside: Set<string
     tls.cert = abs(tls.cert);
     tls.key = abs(tls.key);
   }
+  const httpTls = config.http.tls;
+  if (httpTls?.cert !== undefined) httpTls.cert = abs(httpTls.cert);
+  if (httpTls?.key !== undefined) httpTls.key = abs(httpTls.key);
 }

@@ -141,7 +141,23 @@ export const talonConfigSchema = {
       type: 'string', minLength: 1, maxLength: 4096, default: './data',
       description: 'relative to the config file (or the working folder without one)',
     },
-    http: listen('127.0.0.1', 8080),
+    http: {
+      ...listen('127.0.0.1', 8080),
+      properties: {
+        ...listen('127.0.0.1', 8080).properties,
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['enabled'],
+          description: 'HTTPS for the web admin; without cert and key a self-signed certificate is made at first start in <dataDir>/tls/',
+          properties: {
+            enabled: { type: 'boolean' },
+            cert: { type: 'string', minLength: 1, maxLength: 4096, description: 'PEM certificate file, relative to the config file' },
+            key: { type: 'string', minLength: 1, maxLength: 4096, description: 'PEM private key file, relative to the config file' },
+          },
+        },
+      },
+    },
     bus: {
       type: 'object',
       additionalProperties: false,
@@ -230,6 +246,29 @@ export const talonConfigSchema = {
       properties: {
         enabled: { type: 'boolean', default: true },
         prefix: { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,64}$', default: 'homeassistant', 'x-hint': 'must be Home Assistant\'s discovery prefix (letters, digits, _ and -)' },
+      },
+    },
+    /** fleet membership (issue 7): absent = standalone; the image bakes it in (`talon fleet init` writes device-bootstrap.json) */
+    provisioning: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['fleet', 'anchor', 'bootstrap'],
+      properties: {
+        fleet: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,63}$', 'x-hint': 'the fleet id from `talon fleet init` (lowercase letters, digits and -)' },
+        anchor: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$', 'x-hint': 'the fleet\'s Ed25519 public key, base64 (32 bytes)' },
+        bootstrap: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url', 'username', 'password'],
+          description: 'the claim credential: it may only announce this device and read its bundle',
+          properties: {
+            url: { type: 'string', pattern: '^(mqtts?|wss?)://', 'x-hint': 'an mqtt://, mqtts://, ws:// or wss:// URL' },
+            username: { type: 'string', minLength: 1, maxLength: 128 },
+            password: { type: 'string', minLength: 1, maxLength: 1024 },
+          },
+        },
+        healthWindowMs: { type: 'integer', minimum: 0, maximum: 3_600_000, default: 30_000 },
+        announceEveryMs: { type: 'integer', minimum: 1000, maximum: 86_400_000, default: 60_000 },
       },
     },
     log: {

@@ -12,6 +12,11 @@ export interface ListenAddress {
   port: number;
 }
 
+/** The web admin's listener; TLS is optional (a self-signed certificate is made when no files are given). */
+export interface HttpConfig extends ListenAddress {
+  tls?: { enabled: boolean; cert?: string; key?: string };
+}
+
 export interface MqttUser {
   username: string;
   /** scrypt hash: `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>` (made by `talon config hash-password`) */
@@ -74,7 +79,7 @@ export interface TalonConfig {
   /** a human name for the device (the device id itself comes from its key) */
   deviceName: string;
   dataDir: string;
-  http: ListenAddress;
+  http: HttpConfig;
   bus: BusConfig;
   supervisor: SupervisorConfig;
   hands: HandConfig[];
@@ -83,4 +88,19 @@ export interface TalonConfig {
   drivers: DriverConfig[];
   homeAssistant: { enabled: boolean; prefix: string };
   llm: LlmConfig;
+  /** fleet membership; absent = standalone */
+  provisioning?: ProvisioningConfig;
+}
+
+export interface ProvisioningConfig {
+  /** the fleet id */
+  fleet: string;
+  /** base64 Ed25519 public key of the fleet (the trust anchor baked into the image) */
+  anchor: string;
+  /** the claim credential: announce and read its own bundle, nothing else */
+  bootstrap: { url: string; username: string; password: string };
+  /** how long a new config must stay healthy before it is kept */
+  healthWindowMs: number;
+  /** how often the announce is re-published while waiting for a bundle */
+  announceEveryMs: number;
 }

@@ -13,7 +13,7 @@ import { TalonError } from '../errors.ts';
 export type Sublevel<V = unknown> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
 /** Subsystems that own a sublevel. A new subsystem adds its name here. */
-export const SUBLEVELS = ['meta', 'config', 'audit', 'auditlog', 'auditcp', 'hands', 'logs', 'alerts', 'readings', 'auth', 'provision', 'llm', 'secrets'] as const;
+export const SUBLEVELS = ['meta', 'config', 'audit', 'auditlog', 'auditcp', 'hands', 'logs', 'alerts', 'readings', 'auth', 'provision', 'llm', 'secrets', 'chat'] as const;
 /** classic-level honours `sync`; abstract-level's types do not list it */
 export const SYNC = { sync: true } as unknown as Record<string, never>;
 

@@ -101,6 +101,11 @@ interface Session {
   timers: unknown[];
 }
 
+/** how long a Hand may take to answer a chat message, and how long the answer may be */
+export const ASK_TIMEOUT_MS = 120_000;
+export const ASK_MAX_CHARS = 256 * 1024;
+const ANSWER_PIECE_MAX = 64 * 1024;
+
 export class HandRunner {
   readonly name: string;
   #d: RunnerDeps;
@@ -129,6 +134,8 @@ export class HandRunner {
   #denyCount = 0;
   #denySuppressed = 0;
   #auditPending = new Set<Promise<void>>();
+  #asks = new Map<number, { session: Session; push: (text: string) => void; end: (err: TalonError | null) => void }>();
+  #askSeq = 0;
 
   constructor(deps: RunnerDeps) {
     this.#d = deps;
@@ -324,6 +331,9 @@ export class HandRunner {
     });
     worker.on('exit', (code) => {
       s.exited = true;
+      for (const a of this.#asks.values()) {
+        if (a.session === s) a.end(new TalonError('HAND_STOPPED', `Hand "${this.name}" stopped before it finished answering`));
+      }
       for (const t of s.timers) d.clock.clearTimeout(t);
       void this.#cleanup(s);
       exitedResolve();
@@ -395,6 +405,15 @@ export class HandRunner {
       case 'stopped':
         s.stoppedMsg();
         return;
+      case 'answer': {
+        const a = this.#asks.get(Number(msg.id));
+        if (!a || a.session !== s) return;
+        if (typeof msg.text === 'string' && msg.text.length > 0) a.push(msg.text.slice(0, ANSWER_PIECE_MAX));
+        if (msg.end === true) {
+          a.end(msg.error ? new TalonError(isCode(msg.error.code) ? msg.error.code : 'INTERNAL', String(msg.error.message ?? 'chat failed').slice(0, 2000)) : null);
+        }
+        return;
+      }
       case 'error': {
         const e = new TalonError(isCode(msg.error?.code) ? msg.error.code : 'INTERNAL', String(msg.error?.message ?? 'unknown error'));
         if (msg.phase === 'start' || msg.phase === 'load') {
@@ -739,6 +758,68 @@ export class HandRunner {
     });
     this.#auditPending.add(p);
     void p.finally(() => this.#auditPending.delete(p));
+  }
+
+  /**
+   * Talks to the Hand: its chat(messages) answer, piece by piece. HAND_NOT_RUNNING when it is
+   * not running; HAND_TIMEOUT past `timeoutMs`; PAYLOAD_TOO_LARGE past `maxChars`; the
+   * worker's chat is aborted when `signal` aborts or the consumer stops reading.
+   */
+  async *ask(messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>,
+    opts: { signal?: AbortSignal; timeoutMs?: number; maxChars?: number } = {}): AsyncGenerator<string> {
+    const s = this.#session;
+    if (!s || s.exited || this.#state !== 'running') {
+      throw new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" is ${this.#state}; start it to talk to it`);
+    }
+    const id = ++this.#askSeq;
+    const queue: string[] = [];
+    let ended = false;
+    let error: TalonError | null = null;
+    let wake: (() => void) | null = null;
+    const notify = (): void => {
+      const w = wake;
+      wake = null;
+      w?.();
+    };
+    this.#asks.set(id, {
+      session: s,
+      push: (text) => { queue.push(text); notify(); },
+      end: (err) => {
+        if (ended) return;
+        ended = true;
+        error = err;
+        notify();
+      },
+    });
+    const timeoutMs = opts.timeoutMs ?? ASK_TIMEOUT_MS;
+    const maxChars = opts.maxChars ?? ASK_MAX_CHARS;
+    const timer = this.#d.clock.setTimeout(() => this.#asks.get(id)?.end(new TalonError('HAND_TIMEOUT', `Hand "${this.name}" did not finish its answer within ${timeoutMs} ms`)), timeoutMs);
+    const onAbort = (): void => this.#asks.get(id)?.end(new TalonError('NOT_RUNNING', 'the question was withdrawn'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let finished = false;
+    this.#post(s, { t: 'ask', id, messages: messages.map((m) => ({ role: m.role, content: String(m.content) })) });
+    try {
+      let chars = 0;
+      for (;;) {
+        while (queue.length > 0) {
+          const t = queue.shift()!;
+          chars += t.length;
+          if (chars > maxChars) throw new TalonError('PAYLOAD_TOO_LARGE', `Hand "${this.name}"'s answer passed ${maxChars} characters and was cut`);
+          yield t;
+        }
+        if (ended) {
+          finished = error === null;
+          if (error) throw error;
+          return;
+        }
+        await new Promise<void>((resolve) => { wake = resolve; });
+      }
+    } finally {
+      this.#d.clock.clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      this.#asks.delete(id);
+      if (!finished) this.#post(s, { t: 'ask-cancel', id });
+    }
   }
 
   #post(s: Session, msg: KernelToWorker): void {

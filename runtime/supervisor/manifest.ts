@@ -83,7 +83,7 @@ let settingsAjv: Ajv | null = null;
 /** by schema text: each launch validates a fresh copy of the manifest */
 const settingsCache = new Map<string, ValidateFunction>();
 
-function settingsValidator(schema: Record<string, unknown>): ValidateFunction {
+export function settingsValidator(schema: Record<string, unknown>): ValidateFunction {
   const key = JSON.stringify(schema);
   let v = settingsCache.get(key);
   if (!v) {

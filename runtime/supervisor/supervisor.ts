@@ -20,6 +20,7 @@ import { builtinHandModule, handWorkerEntry } from '../paths.ts';
 import type { WorkerToKernel } from '../../hands/sdk/protocol.ts';
 import { BUILTIN_METHODS } from '../../hands/sdk/protocol.ts';
 import { workerExecArgv } from './permissions.ts';
+import { canonicalJson } from '../config/generations.ts';
 import { DEFAULT_LIMITS, HandRunner, LOG_RING, type RunnerLimits } from './hand-runner.ts';
 import type { Caller, HandStatus, KernelService, LogLine } from './types.ts';
 
@@ -61,30 +62,83 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #config: SupervisorConfig;
   #workerEntry: string;
   #up = false;
+  #opts: SupervisorOptions;
+  #hands = new Map<string, { hand: HandConfig; modulePath: string }>();
 
   constructor(opts: SupervisorOptions) {
     super();
     this.deviceId = opts.deviceId;
     this.#config = opts.config;
+    this.#opts = opts;
     this.#workerEntry = opts.workerEntry ?? handWorkerEntry();
-    const clock = opts.clock ?? systemClock;
-    const random = opts.random ?? systemRandom;
-    const resolveModule = opts.resolveModule ?? defaultResolveModule;
-    const limits: RunnerLimits = { ...DEFAULT_LIMITS, ...opts.limits };
-    opts.hands.forEach((hand, i) => {
-      if (typeof hand.name !== 'string' || !HAND_NAME.test(hand.name)) {
-        throw new TalonError('CONFIG_INVALID', `hands[${i}].name ${JSON.stringify(hand.name)} must be 1-63 letters, digits, "-" or "_" (it becomes a topic level)`);
-      }
-      if (this.#runners.has(hand.name)) throw new TalonError('CONFIG_INVALID', `hands[${i}].name "${hand.name}" is used by another Hand; names must be unique`);
-      this.#enabled.set(hand.name, hand.enabled !== false);
-      this.#runners.set(hand.name, new HandRunner({
-        config: opts.config, hand, bus: opts.bus, store: opts.store, audit: opts.audit, deviceId: opts.deviceId, clock, random,
-        workerEntry: this.#workerEntry, modulePath: resolveModule(hand.module), services: this.#services, limits,
-        readManifest: (path) => this.#readManifest(path),
-        onStatus: (status) => this.emit('status', status),
-        onLog: (line) => this.emit('log', line),
-      }));
-    });
+    checkHands(opts.hands);
+    for (const hand of opts.hands) this.#add(hand);
+  }
+
+  #add(hand: HandConfig): void {
+    const opts = this.#opts;
+    const modulePath = (opts.resolveModule ?? defaultResolveModule)(hand.module);
+    this.#enabled.set(hand.name, hand.enabled !== false);
+    this.#hands.set(hand.name, { hand, modulePath });
+    this.#runners.set(hand.name, new HandRunner({
+      config: opts.config, hand, bus: opts.bus, store: opts.store, audit: opts.audit, deviceId: opts.deviceId,
+      clock: opts.clock ?? systemClock, random: opts.random ?? systemRandom,
+      workerEntry: this.#workerEntry, modulePath, services: this.#services, limits: { ...DEFAULT_LIMITS, ...opts.limits },
+      readManifest: (path) => this.#readManifest(path),
+      onStatus: (status) => this.emit('status', status),
+      onLog: (line) => this.emit('log', line),
+    }));
+  }
+
+  /**
+   * Brings the Hands in line with a new `hands` config: removed ones are stopped and dropped,
+   * new ones added (and started when enabled), changed ones stopped and started again with
+   * their new config; unchanged ones are not touched. Returns the names it touched.
+   */
+  async reconcile(hands: HandConfig[]): Promise<{ added: string[]; removed: string[]; restarted: string[] }> {
+    checkHands(hands);
+    const next = new Map(hands.map((h) => [h.name, h]));
+    const removed = [...this.#hands.keys()].filter((n) => !next.has(n));
+    const added = hands.filter((h) => !this.#hands.has(h.name)).map((h) => h.name);
+    const restarted = hands.filter((h) => this.#hands.has(h.name) && canonicalJson(this.#hands.get(h.name)!.hand) !== canonicalJson(h)).map((h) => h.name);
+    for (const name of [...removed, ...restarted]) {
+      const r = this.#runners.get(name)!;
+      if (r.state !== 'stopped') await r.stop('kernel', this.#config.stopTimeoutMs).catch(() => undefined);
+      await r.settled();
+      this.#runners.delete(name);
+      this.#enabled.delete(name);
+      this.#hands.delete(name);
+    }
+    for (const name of [...restarted, ...added]) this.#add(next.get(name)!);
+    // keep the configured order
+    const ordered = new Map<string, HandRunner>();
+    for (const h of hands) ordered.set(h.name, this.#runners.get(h.name)!);
+    this.#runners = ordered;
+    if (this.#up) {
+      await Promise.all([...restarted, ...added].filter((n) => this.#enabled.get(n) === true)
+        .map((n) => this.#runners.get(n)!.start('kernel').catch(() => undefined)));
+    }
+    return { added, removed, restarted };
+  }
+
+  /** The Hand's config as the supervisor runs it. */
+  handConfig(name: string): HandConfig {
+    this.#runner(name);
+    return this.#hands.get(name)!.hand;
+  }
+
+  /** The JSON Schema of the Hand's settings from its manifest, or null when it declares none. */
+  async settingsSchema(name: string): Promise<Record<string, unknown> | null> {
+    this.#runner(name);
+    const manifest = await this.#readManifest(this.#hands.get(name)!.modulePath);
+    const schema = (manifest as { settingsSchema?: unknown } | null)?.settingsSchema;
+    return schema && typeof schema === 'object' && !Array.isArray(schema) ? schema as Record<string, unknown> : null;
+  }
+
+  /** Talks to a running Hand through its chat(); see HandRunner.ask. */
+  ask(name: string, messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>,
+    opts: { signal?: AbortSignal; timeoutMs?: number; maxChars?: number } = {}): AsyncGenerator<string> {
+    return this.#runner(name).ask(messages, opts);
   }
 
   /** Starts every enabled Hand at once; resolves when each is running, in backoff or failed. */
@@ -168,6 +222,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     manifest.catch(() => this.#manifests.delete(modulePath));
     return manifest;
   }
+}
+
+function checkHands(hands: HandConfig[]): void {
+  const seen = new Set<string>();
+  hands.forEach((hand, i) => {
+    if (typeof hand.name !== 'string' || !HAND_NAME.test(hand.name)) {
+      throw new TalonError('CONFIG_INVALID', `hands[${i}].name ${JSON.stringify(hand.name)} must be 1-63 letters, digits, "-" or "_" (it becomes a topic level)`);
+    }
+    if (seen.has(hand.name)) throw new TalonError('CONFIG_INVALID', `hands[${i}].name "${hand.name}" is used by another Hand; names must be unique`);
+    seen.add(hand.name);
+  });
 }
 
 export function probeManifest(workerEntry: string, modulePath: string, timeoutMs: number): Promise<unknown> {

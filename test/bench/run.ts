@@ -4,7 +4,8 @@
  * Sections: kernel (cold start, idle RSS, per-Hand RSS, 50 Hands), bus (Hand → Hand through
  * the embedded broker and through mosquitto), audit (appends, latency, verification, memory),
  * serial (lines parsed per second), monitoring (the Monitoring Hand's CPU, RSS, detection delay),
- * llm (router overhead, failover time, local tokens/s with a generated random-weight GGUF). Ratios are measured in the same run, since the
+ * llm (router overhead, failover time, local tokens/s with a generated random-weight GGUF),
+ * web (requests/s, the web admin's RSS idle and under 20 SSE streams, page weight). Ratios are measured in the same run, since the
  * machine is shared and noisy.
  */
 import { spawn } from 'node:child_process';
@@ -17,6 +18,7 @@ import { auditRows } from './audit.ts';
 import { serialRows } from './serial.ts';
 import { llmRouterRows } from './llm-router.ts';
 import { llmLocalRows } from './llm-local.ts';
+import { webRows } from './web.ts';
 import { execFileSync } from 'node:child_process';
 
 const out: string[] = [];
@@ -148,6 +150,7 @@ async function main(): Promise<void> {
     const text = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/monitoring.ts')], { encoding: 'utf8', maxBuffer: 1 << 24 });
     for (const line of text.trimEnd().split('\n')) say(line);
   }
+  if (want('web')) await webRows(say);
   if (want('bus')) {
     await bus('embedded broker', null, (t) => `mqtt://127.0.0.1:${t.mqttPort}`);
     const mosq = await startMosquitto();

@@ -48,7 +48,7 @@ test('sensors over REST, MQTT and /metrics; Home Assistant discovery field by fi
     // the reading went out on the bus, retained, and into /metrics
     await waitFor(() => seen.has(`talon/${id}/sensors/green.temp`), 'the reading on the bus');
     assert.equal((JSON.parse(seen.get(`talon/${id}/sensors/green.temp`)!.at(-1)!) as { value: number }).value, r.value);
-    const metrics = await (await fetch(`http://127.0.0.1:${d.httpPort}/metrics`)).text();
+    const metrics = await (await fetch(`http://127.0.0.1:${d.httpPort}/metrics`, { headers: auth })).text();
     assert.match(metrics, new RegExp(`talon_sensor_value\\{device="${id}",sensor="green.temp",unit="°C",driver="green"\\} ${r.value}`));
     assert.match(metrics, /talon_hand_state|talon_bus_messages_total\{/);
     assert.match(metrics, /# TYPE talon_audit_head_seq gauge/);
@@ -94,7 +94,7 @@ test('a driver that cannot start is reported and the others keep working', async
     const gone = await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/sensors/weather.temp`, { headers: auth });
     assert.equal(gone.status, 503);
     assert.equal((await gone.json() as { error: { code: string } }).error.code, 'SENSOR_UNAVAILABLE');
-    const metrics = await (await fetch(`http://127.0.0.1:${d.httpPort}/metrics`)).text();
+    const metrics = await (await fetch(`http://127.0.0.1:${d.httpPort}/metrics`, { headers: auth })).text();
     assert.match(metrics, /talon_driver_up\{[^}]*driver="weather",type="serial"\} 0/);
   } finally {
     assert.equal(await d.stop(), 0);

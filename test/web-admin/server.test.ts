@@ -92,7 +92,8 @@ test('unknown routes, wrong methods, bad names and bad query values get coded 4x
     ['GET', '/api/v1/hands/UPPER', 400, 'BAD_REQUEST'],
     ['GET', '/api/v1/hands/idle/logs?lines=abc', 400, 'BAD_REQUEST'],
     ['GET', '/api/v1/hands/idle/logs?lines=5000', 400, 'BAD_REQUEST'],
-    ['POST', '/healthz', 400, 'BAD_REQUEST'],
+    ['POST', '/healthz', 405, 'METHOD_NOT_ALLOWED'],
+    ['GET', '/api/v1/hands?x=1', 400, 'BAD_REQUEST'],
   ];
   for (const [method, url, status, code] of cases) {
     const r = await dispatch({ method: method as 'GET', url, headers: auth() });

@@ -1,0 +1,100 @@
+/**
+ * What a REST route is. One table (web-admin/routes/*.ts, one file per area) drives the
+ * dispatcher, request validation (ajv), response checks in tests, and the OpenAPI 3.1
+ * document at /api/v1/openapi.json: no route outside the spec, no spec entry without a route.
+ *
+ * Paths use OpenAPI's template syntax (`/api/v1/hands/{name}`), so the spec needs no rewriting.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RuntimeApi } from '../runtime/api/runtime-api.ts';
+import type { Caller } from '../runtime/supervisor/types.ts';
+import type { AuthService } from './auth/index.ts';
+
+/** A JSON Schema (draft 2020-12 subset that both ajv and OpenAPI 3.1 read). */
+export type Schema = Record<string, unknown>;
+
+export type Role = 'viewer' | 'admin';
+
+/** Who is calling, as the auth layer established it. */
+export interface Principal {
+  /** written into audit entries: `cli`, `user:<name>`, `token:<id>(<user>)`, `anonymous` */
+  actor: string;
+  kind: 'cli' | 'session' | 'token' | 'anonymous';
+  /** the account behind a session or a token */
+  user?: string;
+  role: Role | null;
+  /** token scopes (`hands:read`, `config:write`, `*`); sessions and the CLI hold `*` */
+  scopes: string[];
+}
+
+/**
+ * Who may call a route:
+ * - `public`: anyone (healthz, login, first-run setup, the OpenAPI document);
+ * - `read`:   a viewer or an admin; a token needs `<tag>:read` (or `<tag>:write`, or `*`);
+ * - `write`:  an admin; a token needs `<tag>:write` (or `*`); cookie sessions also need the CSRF header;
+ * - `admin`:  an admin even to read (users, tokens, secrets); a token needs `<tag>:write` (or `*`).
+ */
+export type Access = 'public' | 'read' | 'write' | 'admin';
+
+/** An area of the API: the OpenAPI tag, and the first half of a token scope. */
+export type Tag =
+  | 'system' | 'hands' | 'sensors' | 'alerts' | 'audit' | 'config' | 'llm' | 'chat'
+  | 'bus' | 'users' | 'tokens' | 'session' | 'provisioning' | 'secrets';
+
+export interface ResponseSpec {
+  description: string;
+  /** default application/json; `text/event-stream`, `application/x-ndjson`, `text/plain` for streams and text */
+  contentType?: string;
+  /** the JSON body (checked against it in tests); for streams, the schema of one event's data */
+  schema?: Schema;
+}
+
+export interface RouteContext {
+  api: RuntimeApi;
+  principal: Principal;
+  /** principal.actor, in the shape the runtime API takes */
+  caller: Caller;
+  /** path parameters, validated against `params` */
+  params: Record<string, string>;
+  /** query parameters, validated (and coerced: numbers, booleans) against `query` */
+  query: Record<string, unknown>;
+  /** the JSON body, validated against `body` (undefined when the route takes none) */
+  body: unknown;
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** aborted when the client goes away */
+  signal: AbortSignal;
+  /** accounts, sessions and tokens (the session, users and tokens routes) */
+  auth: AuthService;
+  /** the cookie session behind the request, when there is one */
+  session: { id: string; csrf: string } | null;
+  /** the client's address (login rate limits) */
+  ip: string;
+}
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** `/api/v1/hands/{name}` */
+  path: string;
+  /** unique, camelCase: the OpenAPI operationId */
+  operationId: string;
+  summary: string;
+  tag: Tag;
+  access: Access;
+  /** object schema whose properties are the path parameters (all strings) */
+  params?: Schema;
+  /** object schema of the query parameters (values arrive as strings; ajv coerces) */
+  query?: Schema;
+  /** the JSON request body; routes without it refuse a body */
+  body?: Schema;
+  /** keyed by status code; 200 (or 201/202) is the success, errors are added by the generator */
+  responses: Record<number, ResponseSpec>;
+  /**
+   * Returns the JSON body for the success status (the first 2xx in `responses`), or
+   * `undefined` when it wrote the response itself (streams, text).
+   */
+  handler(ctx: RouteContext): Promise<unknown> | unknown;
+}
+
+/** Identity helper so route files get type checking without repeating the type. */
+export const defineRoutes = (routes: Route[]): Route[] => routes;

@@ -1,0 +1,23 @@
+/** The whole route table: one file per area. The OpenAPI document is built from exactly this list. */
+import type { Route } from '../route.ts';
+import meta, { describe } from './meta.ts';
+import session from './session.ts';
+import users from './users.ts';
+import tokens from './tokens.ts';
+import system from './system.ts';
+import hands from './hands.ts';
+import sensors from './sensors.ts';
+import alerts from './alerts.ts';
+import audit from './audit.ts';
+import config from './config.ts';
+import llm from './llm.ts';
+import chat from './chat.ts';
+import bus from './bus.ts';
+import provisioning from './provisioning.ts';
+import secrets from './secrets.ts';
+
+export const routes: Route[] = [
+  ...meta, ...session, ...users, ...tokens, ...system, ...hands, ...sensors, ...alerts, ...audit, ...config,
+  ...llm, ...chat, ...bus, ...provisioning, ...secrets,
+];
+describe(routes);
