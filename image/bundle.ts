@@ -72,10 +72,10 @@ export const nativeAddons: Plugin = {
 /**
  * Big dependencies loaded only with `await import()` on a path that is rarely taken at start
  * (mqtt.js: only with an external broker; serialport and onoff: only with such drivers;
- * systeminformation: inventory only). Each goes to its own dist/vendor/<name>.cjs, so its
+ * systeminformation: inventory only; selfsigned (node-forge): only to make a TLS certificate). Each goes to its own dist/vendor/<name>.cjs, so its
  * source is neither read, compiled nor kept in memory by a daemon that never uses it.
  */
-export const VENDOR = ['mqtt', 'serialport', 'onoff', 'systeminformation'] as const;
+export const VENDOR = ['mqtt', 'serialport', 'onoff', 'systeminformation', 'selfsigned'] as const;
 
 export const vendorSplit: Plugin = {
   name: 'vendor-split',

@@ -3,7 +3,8 @@
  * - requests/s for GET /healthz and GET /api/v1/hands (bearer token) from autocannon on
  *   loopback (a second process's worth of load on this 2-core machine: the numbers are a floor);
  * - RSS of the daemon idle before the admin is used, after the page and every GET route were
- *   served once (idle again), and with 20 open SSE streams of /api/v1/system/stream;
+ *   served once (idle again), with 20 open SSE streams of /api/v1/system/stream, and after the
+ *   load runs (measured last: the heap grows under load);
  * - the page's weight, raw and gzipped, from dist/web/manifest.json (written by the page build).
  */
 import { request, type ClientRequest } from 'node:http';
@@ -14,6 +15,7 @@ import { ROOT, httpGet, rssMb, sleep, startTalon, handsRunning, runIfMain } from
 
 const f = (n: number, d = 1): string => n.toFixed(d);
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+const signed = (n: number): string => `${n >= 0 ? '+' : '−'}${f(Math.abs(n))}`;
 
 async function load(url: string, headers: Record<string, string>, seconds: number): Promise<{ rps: number; p50: number; p99: number; non2xx: number }> {
   const r = await autocannon({ url, headers, connections: 20, duration: seconds, pipelining: 1 });
@@ -34,7 +36,7 @@ function openStream(port: number, path: string, token: string): Promise<ClientRe
   });
 }
 
-interface PageManifest { files: Array<{ name: string; bytes: number; gzipBytes: number }> }
+interface PageManifest { files: Array<{ name: string; bytes: number; gzip: number }> }
 
 export async function webRows(say: (line: string) => void): Promise<void> {
   const seconds = Number(process.env.BENCH_WEB_SECONDS ?? 5);
@@ -44,11 +46,6 @@ export async function webRows(say: (line: string) => void): Promise<void> {
     const auth = { authorization: `Bearer ${t.token()}` };
     await sleep(3000);
     const idle = rssMb(t.proc.pid!);
-
-    const health = await load(`http://127.0.0.1:${t.httpPort}/healthz`, {}, seconds);
-    const hands = await load(`http://127.0.0.1:${t.httpPort}/api/v1/hands`, auth, seconds);
-    say(`| GET /healthz, 20 connections, ${seconds} s (autocannon) | ${int(health.rps)} req/s | p50 ${health.p50} ms, p99 ${health.p99} ms | | non-2xx: ${health.non2xx} |`);
-    say(`| GET /api/v1/hands with a bearer token, 20 connections | ${int(hands.rps)} req/s | p50 ${hands.p50} ms, p99 ${hands.p99} ms | | non-2xx: ${hands.non2xx} |`);
 
     // the page and every GET route once, then idle again
     const page = await httpGet(t.httpPort, '/');
@@ -64,14 +61,23 @@ export async function webRows(say: (line: string) => void): Promise<void> {
     await sleep(3000);
     const warm = rssMb(t.proc.pid!);
     say(`| RSS, daemon idle with the default config (web admin not yet used) | ${f(idle)} MB | | | |`);
-    say(`| RSS after serving the page and ${served} GET routes, idle again | ${f(warm)} MB | +${f(warm - idle)} MB over unused | | |`);
+    say(`| RSS after serving the page and ${served} GET routes, idle again | ${f(warm)} MB | ${signed(warm - idle)} MB over unused | | |`);
 
     const streams: ClientRequest[] = [];
     for (let i = 0; i < 20; i++) streams.push(await openStream(t.httpPort, '/api/v1/system/stream', t.token()));
     await sleep(6000);
     const sse = rssMb(t.proc.pid!);
     for (const s of streams) s.destroy();
-    say(`| RSS with 20 open SSE streams (system stats every 2 s) | ${f(sse)} MB | +${f(sse - warm)} MB over idle | | |`);
+    say(`| RSS with 20 open SSE streams (system stats every 2 s) | ${f(sse)} MB | ${signed(sse - warm)} MB over idle | | |`);
+
+    // load last: the heap grows under it and V8 keeps some of that
+    const health = await load(`http://127.0.0.1:${t.httpPort}/healthz`, {}, seconds);
+    const hands = await load(`http://127.0.0.1:${t.httpPort}/api/v1/hands`, auth, seconds);
+    say(`| GET /healthz, 20 connections, ${seconds} s (autocannon) | ${int(health.rps)} req/s | p50 ${health.p50} ms, p99 ${health.p99} ms | | non-2xx: ${health.non2xx} |`);
+    say(`| GET /api/v1/hands with a bearer token, 20 connections | ${int(hands.rps)} req/s | p50 ${hands.p50} ms, p99 ${hands.p99} ms | | non-2xx: ${hands.non2xx} |`);
+
+    await sleep(3000);
+    say(`| RSS idle again after the load runs | ${f(rssMb(t.proc.pid!))} MB | | | |`);
   } finally {
     await t.stop();
   }
@@ -80,7 +86,7 @@ export async function webRows(say: (line: string) => void): Promise<void> {
   if (!existsSync(manifestFile)) throw new Error('dist/web/manifest.json is missing: run npm run build');
   const m = JSON.parse(readFileSync(manifestFile, 'utf8')) as PageManifest;
   const raw = m.files.reduce((s, x) => s + x.bytes, 0);
-  const gz = m.files.reduce((s, x) => s + x.gzipBytes, 0);
+  const gz = m.files.reduce((s, x) => s + x.gzip, 0);
   say(`| page weight (${m.files.length} files: ${m.files.map((x) => x.name).join(', ')}) | ${f(gz / 1024)} KB gzipped | ${f(raw / 1024)} KB raw | | ≤ 150 KB gzipped |`);
 }
 

@@ -32,8 +32,9 @@ export interface UserInfo {
   locked?: boolean;
 }
 
-/** a dummy hash so a login for an unknown name costs the same as for a known one */
-const DUMMY_HASH = hashPassword('talon-dummy-password');
+/** a dummy hash so a login for an unknown name costs the same as for a known one (made on first use: scrypt costs ~30 ms) */
+let dummyHash: string | undefined;
+const DUMMY_HASH = (): string => (dummyHash ??= hashPassword('talon-dummy-password'));
 
 export class UserStore {
   #db: Sublevel<UserRecord>;
@@ -122,7 +123,7 @@ export class UserStore {
   /** Checks a password (timing alike for unknown names); null when it does not match. */
   async verify(name: string, password: string): Promise<UserRecord | null> {
     const rec = await this.get(name);
-    const ok = await verifyPasswordAsync(password, rec?.passwordHash ?? DUMMY_HASH);
+    const ok = await verifyPasswordAsync(password, rec?.passwordHash ?? DUMMY_HASH());
     return ok && rec ? rec : null;
   }
 
