@@ -97,6 +97,18 @@ export type ErrorCode =
   | 'DEVICE_NOT_FOUND'
   /** the device did not acknowledge a bundle in time */
   | 'ACK_TIMEOUT'
+  /** talon image: a build step failed (its output says why) */
+  | 'IMAGE_BUILD'
+  /** talon image: no Talon binary for the board's architecture */
+  | 'IMAGE_BINARY_MISSING'
+  /** talon image: this machine cannot run arm64 programs (binfmt_misc + qemu-user-static) */
+  | 'IMAGE_NO_BINFMT'
+  /** talon image: not enough free disk space for the build */
+  | 'IMAGE_NO_SPACE'
+  /** talon image: a build tool is not installed */
+  | 'IMAGE_TOOL_MISSING'
+  /** talon image: the build needs root */
+  | 'IMAGE_NEEDS_ROOT'
   | 'INTERNAL';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {

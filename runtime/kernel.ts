@@ -37,6 +37,9 @@ import { MonitoringClient } from './api/monitoring-client.ts';
 import { SystemStats, boardModel } from './api/system-info.ts';
 import type { SystemInfo } from './api/areas.ts';
 import type { Caller } from './supervisor/types.ts';
+import { ProvisioningAgent } from '../provisioning/device/agent.ts';
+import { rollBackFailedStart } from '../provisioning/device/recover.ts';
+import { systemdNotifier } from './systemd.ts';
 
 export const RUNTIME_FILE = 'runtime.json';
 export const CLI_TOKEN_FILE = 'cli-token';
@@ -84,7 +87,7 @@ export class Kernel {
   readonly startedAt: number;
   readonly chat: ChatService;
   readonly configManager: ConfigManager;
-  #extras: { recorder: BusRecorder; monitoring: MonitoringClient };
+  #extras: { recorder: BusRecorder; monitoring: MonitoringClient; provisioning: ProvisioningAgent | null };
   #stopping: Promise<void> | null = null;
   #clock: Clock;
 
@@ -97,7 +100,7 @@ export class Kernel {
     this.#config = parts.config;
     this.chat = parts.chat;
     this.configManager = parts.configManager;
-    this.#extras = { recorder: parts.recorder, monitoring: parts.monitoring };
+    this.#extras = { recorder: parts.recorder, monitoring: parts.monitoring, provisioning: null };
     this.store = parts.store;
     this.key = parts.key;
     this.audit = parts.audit;
@@ -117,6 +120,11 @@ export class Kernel {
 
   get deviceId(): string {
     return this.key.id;
+  }
+
+  /** the fleet provisioning agent, when the config has a `provisioning` section */
+  get provisioning(): ProvisioningAgent | null {
+    return this.#extras.provisioning;
   }
 
   /** The config in force (the store's generation, or the file's when it changed). */
@@ -250,7 +258,10 @@ export class Kernel {
       const restart = opts.requestRestart;
       const api = new RuntimeApi({
         supervisor, audit, auditLog: audit, sensors, metrics, health, llm, secrets,
-        areas: { bus, info, stats, config: configManager, recorder, monitoring, chat, ...(restart ? { restart: (c: Caller) => restart(c.actor) } : {}) },
+        areas: {
+          bus, info, stats, config: configManager, recorder, monitoring, chat, ...(restart ? { restart: (c: Caller) => restart(c.actor) } : {}),
+          ...(config.provisioning ? { provisioning: async () => kernel?.provisioning?.status() ?? { state: 'announcing' as const, message: 'the provisioning agent is starting' } } : {}),
+        },
       });
       const http = new HttpServer({
         api, listen: config.http, cliToken, store, audit, dataDir: config.dataDir, logger, clock,
@@ -273,6 +284,32 @@ export class Kernel {
       kernel.#writeRuntimeFile();
       await audit.record({ actor: 'kernel', action: 'kernel.start', subject: key.id, decision: 'ok', detail: { version: VERSION, http: http.address() } });
       supervisor.start().catch((err: unknown) => logger.error(`starting Hands failed: ${TalonError.from(err).message}`));
+      // made anew on every (soft) start, after the Hands were asked to start: its state is in the store
+      if (config.provisioning) {
+        const agent = new ProvisioningAgent({
+          config: config.provisioning, key, dataDir: config.dataDir, store, audit, secrets, configManager, clock,
+          software: { version: VERSION, node: process.version },
+          health: () => {
+            const h = health();
+            if (!h.ok) return { ok: false, reason: `kernel checks failing: ${Object.entries(h.checks).filter(([, ok]) => !ok).map(([k]) => k).join(', ')}` };
+            const hands = supervisor.list();
+            const bad = hands.find((x) => x.state === 'failed' || x.state === 'backoff');
+            if (bad) return { ok: false, reason: `Hand ${bad.name} is ${bad.state}${bad.lastError ? `: ${bad.lastError.message}` : ''}` };
+            const enabled = new Set((kernel?.config ?? config).hands.filter((x) => x.enabled).map((x) => x.name));
+            const unsettled = hands.find((x) => enabled.has(x.name) && x.state !== 'running');
+            return unsettled ? { ok: true, settling: true, reason: `Hand ${unsettled.name} is ${unsettled.state}` } : { ok: true };
+          },
+          createAdmin: async (username, passwordHash) => {
+            if ((await http.auth.users.count()) > 0) return false;
+            await http.auth.users.createHashed({ name: username, passwordHash, role: 'admin' });
+            http.auth.setup.retire();
+            return true;
+          },
+          log: (level, msg) => logger.line(level, 'provisioning', msg),
+        });
+        kernel.#extras.provisioning = agent;
+        await agent.start();
+      }
       return kernel;
     } catch (err) {
       for (const fn of undo) await fn().catch(() => {});
@@ -301,6 +338,7 @@ export class Kernel {
 
   async #stop(): Promise<void> {
     const t0 = this.#clock.now();
+    await this.#extras.provisioning?.stop().catch(() => {});
     // answers in flight are stored as interrupted before the Hands answering them go away
     await this.chat.stop().catch(() => {});
     await this.supervisor.stop(this.config.supervisor.stopTimeoutMs).catch((err: unknown) => this.logger.error(`stopping Hands: ${TalonError.from(err).message}`));
@@ -383,7 +421,7 @@ export class KernelHost {
   static async start(opts: KernelOptions): Promise<KernelHost> {
     let host: KernelHost | null = null;
     const requestRestart = (actor: string): void => host?.requestRestart(actor);
-    const kernel = await Kernel.start({ ...opts, requestRestart });
+    const kernel = await startOrRollBack({ ...opts, requestRestart });
     host = new KernelHost({ ...opts, requestRestart }, kernel);
     return host;
   }
@@ -415,7 +453,7 @@ export class KernelHost {
     await old.stop();
     if (this.#stopped) return old;
     try {
-      this.#kernel = await Kernel.start({ ...this.#opts, keepPorts: { http: http.port, ...(mqtt ? { mqtt: mqtt.port } : {}) } });
+      this.#kernel = await startOrRollBack({ ...this.#opts, keepPorts: { http: http.port, ...(mqtt ? { mqtt: mqtt.port } : {}) } });
     } catch (err) {
       const e = TalonError.from(err);
       logger.error(`soft restart failed: ${e.message}`);
@@ -435,6 +473,17 @@ export class KernelHost {
   }
 }
 
+/** A kernel that cannot start with a config a fleet bundle brought goes back to the previous one (provisioning/device/recover.ts). */
+async function startOrRollBack(opts: KernelOptions): Promise<Kernel> {
+  try {
+    return await Kernel.start(opts);
+  } catch (err) {
+    if (!opts.config.provisioning || !(await rollBackFailedStart(opts.config.dataDir, err))) throw err;
+    opts.logger?.error(`the kernel did not start with the config a fleet bundle brought (${TalonError.from(err).message}); rolled back to the previous generation`);
+    return Kernel.start(opts);
+  }
+}
+
 /** `talon run`: start, log where things are, stop cleanly on SIGTERM/SIGINT. Returns the exit code. */
 export async function runDaemon(opts: { configFile?: string; dataDir?: string }): Promise<number> {
   const { config, source } = loadConfig({ file: opts.configFile, dataDir: opts.dataDir, env: process.env });
@@ -445,6 +494,8 @@ export async function runDaemon(opts: { configFile?: string; dataDir?: string })
   const mqtt = (kernel.bus as { address?: () => { host: string; port: number } }).address?.();
   logger.info(`device ${kernel.deviceId} up: http://${http.host}:${http.port}/healthz` +
     `${mqtt ? `, mqtt://${mqtt.host}:${mqtt.port}` : kernel.config.bus.url ? `, broker ${redactUrl(kernel.config.bus.url)}` : ''}, data ${config.dataDir}`);
+  const sd = systemdNotifier({ logger }); // READY=1 and the watchdog under systemd (Type=notify); a no-op elsewhere
+  sd.ready();
   return new Promise<number>((resolve) => {
     let signalled = false;
     // a soft restart that cannot start the kernel again ends the daemon (a supervisor such as systemd restarts it)
@@ -458,6 +509,7 @@ export async function runDaemon(opts: { configFile?: string; dataDir?: string })
       }
       signalled = true;
       logger.info(`${sig}: stopping`);
+      sd.stopping();
       host.stop().then(() => {
         logger.info('stopped');
         resolve(0);

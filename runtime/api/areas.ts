@@ -34,11 +34,17 @@ export interface SystemInfo {
 }
 
 export interface ProvisioningStatus {
-  state: 'standalone' | 'announcing' | 'provisioned' | 'failed';
+  state: 'standalone' | 'announcing' | 'provisioned' | 'decommissioned';
   message: string;
-  fleet?: unknown;
-  version?: unknown;
-  lastResult?: unknown;
+  fleet?: string;
+  deviceId?: string;
+  /** the version of the fleet bundle in force (0: none) */
+  appliedVersion?: number;
+  broker?: { kind: 'bootstrap' | 'fleet'; url: string; connected: boolean } | null;
+  pending?: { version: number; phase: string };
+  lastResult?: { version: number; outcome: string; code?: string; message?: string; generation?: number; at: number };
+  rejected?: number;
+  dropped?: number;
 }
 
 export interface AreaDeps {

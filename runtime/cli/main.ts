@@ -26,6 +26,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   llm: { summary: 'chat through the LLM router, list its providers', load: () => import('./commands/llm.ts') },
   secrets: { summary: 'seal API keys and passwords on the device', load: () => import('./commands/secrets.ts') },
   keys: { summary: 'show the device id and its public key', load: () => import('./commands/keys.ts') },
+  fleet: { summary: 'provision devices over MQTT: fleet keys, devices, signed bundles', load: () => import('./commands/fleet.ts') },
   version: { summary: 'print the Talon and Node versions', load: () => import('./commands/version.ts') },
 };
 

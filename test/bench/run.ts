@@ -5,7 +5,8 @@
  * the embedded broker and through mosquitto), audit (appends, latency, verification, memory),
  * serial (lines parsed per second), monitoring (the Monitoring Hand's CPU, RSS, detection delay),
  * llm (router overhead, failover time, local tokens/s with a generated random-weight GGUF),
- * web (requests/s, the web admin's RSS idle and under 20 SSE streams, page weight). Ratios are measured in the same run, since the
+ * web (requests/s, the web admin's RSS idle and under 20 SSE streams, page weight),
+ * provisioning (first start → provisioned and reconnected; 200 simulated devices at once). Ratios are measured in the same run, since the
  * machine is shared and noisy.
  */
 import { spawn } from 'node:child_process';
@@ -19,6 +20,7 @@ import { serialRows } from './serial.ts';
 import { llmRouterRows } from './llm-router.ts';
 import { llmLocalRows } from './llm-local.ts';
 import { webRows } from './web.ts';
+import { provisioningRows } from './provisioning.ts';
 import { execFileSync } from 'node:child_process';
 
 const out: string[] = [];
@@ -151,6 +153,7 @@ async function main(): Promise<void> {
     for (const line of text.trimEnd().split('\n')) say(line);
   }
   if (want('web')) await webRows(say);
+  if (want('provisioning')) await provisioningRows(say);
   if (want('bus')) {
     await bus('embedded broker', null, (t) => `mqtt://127.0.0.1:${t.mqttPort}`);
     const mosq = await startMosquitto();

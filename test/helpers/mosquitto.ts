@@ -11,10 +11,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { freePort, waitForPort } from './ports.ts';
+import { passwdLine } from '../../provisioning/fleet/broker.ts';
+
+export { passwdLine };
 
 export const MOSQUITTO_BIN = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto']
   .find((p) => existsSync(p)) ?? 'mosquitto';
@@ -30,6 +32,11 @@ export interface MosquittoOptions {
   extraConfig?: string[];
   /** fixed port; default a free one */
   port?: number;
+  /**
+   * a ready mosquitto.conf (like `talon fleet init` writes) listening on `port`: used as is,
+   * nothing generated; stop() leaves its folder alone
+   */
+  configFile?: string;
 }
 
 export interface Mosquitto {
@@ -49,36 +56,31 @@ export interface Mosquitto {
   stop(): Promise<void>;
 }
 
-function passwdLine(user: string, password: string): string {
-  // mosquitto 2 format: $7$<iterations>$<salt b64>$<pbkdf2-sha512 b64>
-  const salt = randomBytes(12);
-  const iterations = 101;
-  const hash = pbkdf2Sync(password, salt, iterations, 64, 'sha512');
-  return `${user}:$7$${iterations}$${salt.toString('base64')}$${hash.toString('base64')}`;
-}
-
 export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
-  const dir = await mkdtemp(join(tmpdir(), 'talon-mosquitto-'));
+  if (opts.configFile !== undefined && opts.port === undefined) throw new Error('startMosquitto: configFile needs the port it listens on');
+  const dir = opts.configFile !== undefined ? dirname(opts.configFile) : await mkdtemp(join(tmpdir(), 'talon-mosquitto-'));
   const port = opts.port ?? await freePort();
-  const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning'];
-  // as root, mosquitto would drop to user `mosquitto`, which cannot read our 0600 files
-  if (process.getuid?.() === 0) lines.push('user root');
-  const users = opts.users ?? {};
-  const hasUsers = Object.keys(users).length > 0;
-  lines.push(`allow_anonymous ${(opts.allowAnonymous ?? !hasUsers) ? 'true' : 'false'}`);
-  if (hasUsers) {
-    const pwPath = join(dir, 'passwd');
-    await writeFile(pwPath, Object.entries(users).map(([u, p]) => passwdLine(u, p)).join('\n') + '\n', { mode: 0o600 });
-    lines.push(`password_file ${pwPath}`);
+  const configPath = opts.configFile ?? join(dir, 'mosquitto.conf');
+  if (opts.configFile === undefined) {
+    const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning'];
+    // as root, mosquitto would drop to user `mosquitto`, which cannot read our 0600 files
+    if (process.getuid?.() === 0) lines.push('user root');
+    const users = opts.users ?? {};
+    const hasUsers = Object.keys(users).length > 0;
+    lines.push(`allow_anonymous ${(opts.allowAnonymous ?? !hasUsers) ? 'true' : 'false'}`);
+    if (hasUsers) {
+      const pwPath = join(dir, 'passwd');
+      await writeFile(pwPath, Object.entries(users).map(([u, p]) => passwdLine(u, p)).join('\n') + '\n', { mode: 0o600 });
+      lines.push(`password_file ${pwPath}`);
+    }
+    if (opts.acl !== undefined) {
+      const aclPath = join(dir, 'acl');
+      await writeFile(aclPath, opts.acl.endsWith('\n') ? opts.acl : `${opts.acl}\n`, { mode: 0o600 });
+      lines.push(`acl_file ${aclPath}`);
+    }
+    lines.push(...(opts.extraConfig ?? []));
+    await writeFile(configPath, lines.join('\n') + '\n');
   }
-  if (opts.acl !== undefined) {
-    const aclPath = join(dir, 'acl');
-    await writeFile(aclPath, opts.acl.endsWith('\n') ? opts.acl : `${opts.acl}\n`, { mode: 0o600 });
-    lines.push(`acl_file ${aclPath}`);
-  }
-  lines.push(...(opts.extraConfig ?? []));
-  const configPath = join(dir, 'mosquitto.conf');
-  await writeFile(configPath, lines.join('\n') + '\n');
 
   let output = '';
   let child: ChildProcess | null = null;
@@ -112,7 +114,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     await launch();
   } catch (err) {
     await kill();
-    await rm(dir, { recursive: true, force: true });
+    if (opts.configFile === undefined) await rm(dir, { recursive: true, force: true });
     throw err;
   }
 
@@ -130,7 +132,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     },
     stop: async () => {
       await kill();
-      await rm(dir, { recursive: true, force: true });
+      if (opts.configFile === undefined) await rm(dir, { recursive: true, force: true });
     },
   };
 }
