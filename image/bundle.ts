@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { buildPage } from '../web-admin/page/build.ts';
 
 const root = join(import.meta.dirname, '..');
-const out = join(root, 'dist');
+const distOut = join(root, 'dist');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 
 function commit(): string {
@@ -63,6 +63,12 @@ export const nativeAddons: Plugin = {
     }));
     b.onLoad({ filter: /node_modules[\\/]classic-level[\\/]binding\.js$/ }, () => ({
       contents: `module.exports = require(${JSON.stringify(join(root, 'runtime/native.ts'))}).loadAddon('classic-level');`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+    // onoff's epoll finds its addon with `bindings` (a stack walk to the package folder)
+    b.onLoad({ filter: /node_modules[\\/]epoll[\\/]epoll\.js$/ }, () => ({
+      contents: `module.exports = require(${JSON.stringify(join(root, 'runtime/native.ts'))}).loadAddon('epoll');`,
       loader: 'js',
       resolveDir: root,
     }));
@@ -137,8 +143,11 @@ export function builtinHands(): string[] {
     .map((d) => d.name);
 }
 
-export async function bundle(): Promise<void> {
-  rmSync(out, { recursive: true, force: true });
+/** builds into `out` (dist/, or a private folder for image/binary/build.ts); dist/bin/ (the binaries) is kept */
+export async function bundle(out: string = distOut): Promise<void> {
+  for (const entry of existsSync(out) ? readdirSync(out) : []) {
+    if (entry !== 'bin') rmSync(join(out, entry), { recursive: true, force: true });
+  }
   mkdirSync(join(out, 'hands'), { recursive: true });
   await Promise.all([
     build({ ...common, entryPoints: [join(root, 'runtime/cli/main.ts')], outfile: join(out, 'talon-main.cjs'), plugins: [...common.plugins!, vendorSplit] }),

@@ -492,7 +492,7 @@ export async function runDaemon(opts: { configFile?: string; dataDir?: string })
   const kernel = host.kernel;
   const http = kernel.http.address();
   const mqtt = (kernel.bus as { address?: () => { host: string; port: number } }).address?.();
-  logger.info(`device ${kernel.deviceId} up: http://${http.host}:${http.port}/healthz` +
+  logger.info(`device ${kernel.deviceId} up: ${kernel.config.http.tls?.enabled ? 'https' : 'http'}://${http.host}:${http.port}/healthz` +
     `${mqtt ? `, mqtt://${mqtt.host}:${mqtt.port}` : kernel.config.bus.url ? `, broker ${redactUrl(kernel.config.bus.url)}` : ''}, data ${config.dataDir}`);
   const sd = systemdNotifier({ logger }); // READY=1 and the watchdog under systemd (Type=notify); a no-op elsewhere
   sd.ready();

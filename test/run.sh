@@ -5,10 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in mosquitto:mosquitto socat:socat chromium:chromium; do
+for pair in mosquitto:mosquitto socat:socat chromium:chromium \
+  qemu-aarch64-static:qemu-user-static aarch64-linux-gnu-strip:binutils-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu \
+  g++:g++ make:make python3:python3 xz:xz-utils; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
+# the device image (test/image/image.test.ts): rootfs, partitions, read-back, boot
+for pair in mmdebstrap:mmdebstrap update-binfmts:binfmt-support arch-test:arch-test sfdisk:fdisk mkfs.vfat:dosfstools mcopy:mtools \
+  mke2fs:e2fsprogs debugfs:e2fsprogs zstd:zstd qemu-system-aarch64:qemu-system-arm; do
+  bin=${pair%%:*}; pkg=${pair##*:}
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
+done
+# the arm64 binary's C library, for qemu-aarch64-static -L /usr/aarch64-linux-gnu
+[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need[*]} (apt)"

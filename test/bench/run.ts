@@ -21,6 +21,8 @@ import { llmRouterRows } from './llm-router.ts';
 import { llmLocalRows } from './llm-local.ts';
 import { webRows } from './web.ts';
 import { provisioningRows } from './provisioning.ts';
+import { imageRows } from './image.ts';
+import { binaryRows } from './binary.ts';
 import { execFileSync } from 'node:child_process';
 
 const out: string[] = [];
@@ -154,6 +156,8 @@ async function main(): Promise<void> {
   }
   if (want('web')) await webRows(say);
   if (want('provisioning')) await provisioningRows(say);
+  if (want('image')) await imageRows(say);
+  if (want('binary')) await binaryRows(say);
   if (want('bus')) {
     await bus('embedded broker', null, (t) => `mqtt://127.0.0.1:${t.mqttPort}`);
     const mosq = await startMosquitto();
