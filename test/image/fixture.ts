@@ -23,7 +23,7 @@ export function imageSkipReason(): string | null {
 
 export function ensureArm64Binary(): string {
   if (!existsSync(ARM64_BINARY)) {
-    const r = spawnSync('npm', ['run', '--silent', 'build:binary', '--', '--arch', 'arm64'], { cwd: REPO, stdio: 'inherit' });
+    const r = spawnSync('npm', ['run', '--silent', 'build:binary', '--', '--arch', 'arm64', '--no-sizes'], { cwd: REPO, stdio: 'inherit' });
     if (r.status !== 0) throw new Error('npm run build:binary -- --arch arm64 failed');
   }
   return ARM64_BINARY;
