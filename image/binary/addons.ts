@@ -65,7 +65,10 @@ export function buildEpoll(root: string, dist: NodeDist, log: (s: string) => voi
   const src = join(root, 'node_modules', 'epoll');
   cpSync(join(src, 'binding.gyp'), join(work, 'binding.gyp'));
   cpSync(join(src, 'src'), join(work, 'src'), { recursive: true });
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_PATH: join(root, 'node_modules'), V: '0' };
+  // under `npm run`/`npm test`, npm exports its config as npm_config_* (on this machine
+  // nodedir=/usr, the host Node's headers), and node-gyp lets those beat --nodedir: drop them
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_/i.test(k)));
+  Object.assign(env, { NODE_PATH: join(root, 'node_modules'), V: '0' });
   if (dist.arch !== hostArch()) {
     const cross = CROSS[dist.arch];
     if (!onPath(cross.cxx)) throw new Error(`cross-compiling epoll for ${dist.arch} needs ${cross.cxx} (apt-get install ${cross.pkg})`);
