@@ -221,16 +221,25 @@ test('local llama.cpp needs the companion: a clear error without it, a chat with
     const without = run('x64', bin, ['llm', 'chat', 'hello', '--max-tokens', '4', '--data', dataDir], env, folder);
     assert.notEqual(without.status, 0);
     assert.match(without.stderr, /talon-llama-linux-x64/);
-
-    const tar = buildLlamaCompanion(REPO, 'x64', join(work, 'companion'));
-    execFileSync('tar', ['-xf', tar, '-C', folder]);
-    const chat = run('x64', bin, ['llm', 'chat', 'hello', '--max-tokens', '4', '--json', '--data', dataDir], env, folder);
-    assert.equal(chat.status, 0, `${chat.stderr}\n${d.output()}`);
-    const result = JSON.parse(chat.stdout) as { provider: string; usage: { outputTokens: number } };
-    assert.equal(result.provider, 'local');
-    assert.ok(result.usage.outputTokens > 0);
   } finally {
     d.proc.kill('SIGTERM');
   }
   assert.equal(await d.exited, 0, d.output());
+
+  // installing the companion next to the binary, then starting again (the provider's breaker
+  // opened on the failure above and lives in the process), is how a user adds local inference
+  const tar = buildLlamaCompanion(REPO, 'x64', join(work, 'companion'));
+  execFileSync('tar', ['-xf', tar, '-C', folder]);
+  const d2 = startBinary('x64', bin, ['run', '--config', file], env, folder);
+  try {
+    await waitHealthy(d2, httpPort, 30_000);
+    const chat = run('x64', bin, ['llm', 'chat', 'hello', '--max-tokens', '4', '--json', '--data', dataDir], env, folder);
+    assert.equal(chat.status, 0, `${chat.stderr}\n${d2.output()}`);
+    const result = JSON.parse(chat.stdout) as { provider: string; usage: { outputTokens: number } };
+    assert.equal(result.provider, 'local');
+    assert.ok(result.usage.outputTokens > 0);
+  } finally {
+    d2.proc.kill('SIGTERM');
+  }
+  assert.equal(await d2.exited, 0, d2.output());
 });
