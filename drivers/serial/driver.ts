@@ -14,6 +14,7 @@
  * Nothing a device sends can throw out of the driver: parsers are total, listeners are
  * isolated, and every serialport error lands in health().
  */
+import { lstat } from 'node:fs';
 import type { SerialPort as SerialPortClass } from 'serialport';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { Driver, DriverHealth, Reading, SensorInfo, SensorValue, ActuatorInfo } from '../types.ts';
@@ -175,6 +176,8 @@ export class SerialDriver implements Driver {
   #retryTimer: unknown;
   #opening: Promise<void> | undefined;
   #pollTimer: unknown;
+  /** the device-node check while open (see #watchPath) */
+  #pathTimer: unknown;
   #lastError: TalonError | undefined;
   /** the last failure of each Modbus request (index in #plans), cleared by its next success */
   #planErrors = new Map<number, TalonError>();
@@ -278,8 +281,10 @@ export class SerialDriver implements Driver {
     this.#gen++;
     this.#clock.clearTimeout(this.#retryTimer);
     this.#clock.clearTimeout(this.#pollTimer);
+    this.#clock.clearTimeout(this.#pathTimer);
     this.#retryTimer = undefined;
     this.#pollTimer = undefined;
+    this.#pathTimer = undefined;
     this.#master?.abort('the driver stopped');
     if (this.#opening) await this.#opening;
     const port = this.#port;
@@ -341,6 +346,7 @@ export class SerialDriver implements Driver {
         this.#everOpened = true;
         port.on('data', (chunk) => this.#onData(gen, chunk));
         port.on('close', (e) => this.#onClose(port, e));
+        this.#watchPath(gen, port);
         if (this.#master) {
           const cycle = this.#pollCycle(gen);
           if (!this.#everOpenedBefore) this.#firstPoll = cycle;
@@ -373,9 +379,40 @@ export class SerialDriver implements Driver {
     }, delay);
   }
 
+  /**
+   * Belt and braces for a device that goes away: serialport reports it when a read fails
+   * (EIO on a USB adapter or a pty whose other end closed), but not always promptly on every
+   * kernel; a device node that existed at open and is gone now (unplugged, socat ended) is a
+   * disconnect too. Checked every PATH_CHECK_MS while open; skipped for paths that never
+   * existed as files (test doubles).
+   */
+  #watchPath(gen: number, port: PortLike): void {
+    const path = this.#cfg.path;
+    const live = (): boolean => gen === this.#gen && port === this.#port && this.#running;
+    lstat(path, (first) => {
+      if (first || !live()) return;
+      const tick = (): void => {
+        this.#pathTimer = undefined;
+        if (!live()) return;
+        lstat(path, (err) => {
+          if (!live()) return;
+          if (err?.code === 'ENOENT') {
+            this.#onClose(port, Object.assign(new Error('the device node is gone'), { disconnected: true }));
+            void closePort(port);
+            return;
+          }
+          this.#pathTimer = this.#clock.setTimeout(tick, PATH_CHECK_MS);
+        });
+      };
+      this.#pathTimer = this.#clock.setTimeout(tick, PATH_CHECK_MS);
+    });
+  }
+
   #onClose(port: PortLike, err?: Error & { disconnected?: boolean }): void {
     if (port !== this.#port || !this.#running) return;
     this.#gen++;
+    this.#clock.clearTimeout(this.#pathTimer);
+    this.#pathTimer = undefined;
     this.#port = undefined;
     this.#connected = false;
     this.#counters.disconnects++;
@@ -624,6 +661,9 @@ export class SerialDriver implements Driver {
     return error ? { ok: false, error, counters } : { ok: true, counters };
   }
 }
+
+/** how often an open port's device node is checked (see #watchPath) */
+const PATH_CHECK_MS = 1000;
 
 function closePort(port: PortLike): Promise<void> {
   return new Promise<void>((resolve) => {
