@@ -5,7 +5,7 @@
  * and anywhere outside `talon/<deviceId>/`.
  */
 import type { Bus, BusMessage, QoS } from './types.ts';
-import { validateTopic, topicMatches, validateFilter } from './topics.ts';
+import { validateTopic, topicMatches, validateFilter, KERNEL_ONLY } from './topics.ts';
 import { TalonError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 import { systemClock } from '../clock.ts';
@@ -25,18 +25,30 @@ export interface RecordedMessage {
   qos: QoS;
 }
 
-/** Relative topics (under talon/<deviceId>/) only the kernel publishes. */
-export const RESERVED = ['state', 'cmd', 'cmd/#', 'hands/+/status', 'audit/#', 'sensors/#'];
+/** Relative topics (under talon/<deviceId>/) a test message may not use: the kernel's own, commands, all of audit/. */
+export const RESERVED = [...KERNEL_ONLY, 'cmd', 'cmd/#', 'audit/#'];
 
 export function isReserved(relative: string): boolean {
   return RESERVED.some((f) => topicMatches(f, relative));
+}
+
+interface Raw {
+  ts: number;
+  /** absolute */
+  topic: string;
+  /** at most PAYLOAD_CLIP bytes */
+  payload: Buffer;
+  bytes: number;
+  retain: boolean;
+  qos: QoS;
 }
 
 export class BusRecorder {
   #bus: Bus;
   #clock: Clock;
   #size: number;
-  #ring: RecordedMessage[] = [];
+  /** raw, as received: decoding waits until someone asks (recording sits on every bus message's path) */
+  #ring: Raw[] = [];
   #next = 0;
   #unsub: (() => Promise<void>) | null = null;
 
@@ -57,17 +69,11 @@ export class BusRecorder {
   }
 
   #record(m: BusMessage): void {
-    const prefix = `${this.#bus.root}/`;
-    const clipped = m.payload.length > PAYLOAD_CLIP;
-    const entry: RecordedMessage = {
-      ts: this.#clock.now(),
-      topic: m.topic.startsWith(prefix) ? m.topic.slice(prefix.length) : m.topic,
-      payload: m.payload.subarray(0, PAYLOAD_CLIP).toString('utf8'),
-      truncated: clipped,
-      bytes: m.payload.length,
-      retain: m.retain,
-      qos: m.qos,
-    };
+    // copied (at most 1 KB) when big, or when it is a view into a larger buffer than Node's
+    // 8 KB pool slab (a socket read): the ring must never pin large buffers
+    const big = m.payload.length > PAYLOAD_CLIP || m.payload.buffer.byteLength > 8192;
+    const payload = big ? Buffer.from(m.payload.subarray(0, PAYLOAD_CLIP)) : m.payload;
+    const entry: Raw = { ts: this.#clock.now(), topic: m.topic, payload, bytes: m.payload.length, retain: m.retain, qos: m.qos };
     if (this.#ring.length < this.#size) this.#ring.push(entry);
     else this.#ring[this.#next] = entry;
     this.#next = (this.#next + 1) % this.#size;
@@ -78,10 +84,13 @@ export class BusRecorder {
     const limit = Math.max(1, Math.min(opts.limit ?? 100, this.#size));
     if (opts.filter !== undefined) validateFilter(opts.filter);
     const ordered = this.#ring.length < this.#size ? [...this.#ring] : [...this.#ring.slice(this.#next), ...this.#ring.slice(0, this.#next)];
+    const prefix = `${this.#bus.root}/`;
     const out: RecordedMessage[] = [];
     for (let i = ordered.length - 1; i >= 0 && out.length < limit; i--) {
       const m = ordered[i]!;
-      if (opts.filter === undefined || topicMatches(opts.filter, m.topic)) out.push(m);
+      const topic = m.topic.startsWith(prefix) ? m.topic.slice(prefix.length) : m.topic;
+      if (opts.filter !== undefined && !topicMatches(opts.filter, topic)) continue;
+      out.push({ ts: m.ts, topic, payload: m.payload.toString('utf8'), truncated: m.bytes > PAYLOAD_CLIP, bytes: m.bytes, retain: m.retain, qos: m.qos });
     }
     return out;
   }

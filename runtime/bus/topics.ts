@@ -80,6 +80,9 @@ export function toRelative(root: string, topic: string): string {
   return topic.startsWith(`${root}/`) ? topic.slice(root.length + 1) : `/${topic}`;
 }
 
+/** Topics (relative to `talon/<deviceId>/`) that only the kernel publishes; the embedded broker refuses them from clients. */
+export const KERNEL_ONLY = ['state', 'hands/+/status', 'audit/head', 'sensors/#'] as const;
+
 /** The topic layout under `talon/<deviceId>/`. */
 export const topics = {
   root: (deviceId: string) => `talon/${deviceId}`,

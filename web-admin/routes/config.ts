@@ -3,8 +3,9 @@ import { defineRoutes, type Schema } from '../route.ts';
 import { anyObject, bool, int, num, obj, open, params, str } from './schemas.ts';
 
 const GEN_NUMBER = int(1, Number.MAX_SAFE_INTEGER);
-const INFO: Schema = open({ generation: num, hash: str(64), appliedAt: num, actor: str(), source: str(4096) });
-const WITH_CONFIG: Schema = open({ generation: num, hash: str(64), appliedAt: num, actor: str(), source: str(4096), config: anyObject });
+const INFO_FIELDS = { generation: num, hash: str(64), appliedAt: num, actor: str(), source: str(4096) };
+const INFO: Schema = open(INFO_FIELDS);
+const WITH_CONFIG: Schema = open({ ...INFO_FIELDS, config: anyObject });
 const PROBLEM: Schema = open({ path: str(1000), message: { type: 'string' } });
 const APPLY_RESULT: Schema = obj({ generation: num, changed: bool, restarted: { type: 'array', items: str() } });
 /** a whole config: checked by the config's own schema in the runtime (problems come back with paths) */
