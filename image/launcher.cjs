@@ -12,27 +12,37 @@ const path = require('node:path');
 const vm = require('node:vm');
 const Module = require('node:module');
 
-// Inside the single executable (image/binary/) the bundle's files are SEA assets: extracted
-// once to a cache folder keyed by their hash, then run from there exactly like dist/.
-const sea = seaModule();
-const dir = sea ? extractAssets(sea) : __dirname;
+// Talon runs on Node 26 LTS (the permission model that closes the network to Hands, among
+// others). Started by an older Node (`node dist/talon.cjs` with the system's Node 20, or
+// `./dist/talon.cjs` through `#!/usr/bin/env node`), it runs itself on the project's own
+// Node (npm's node-linux-<arch> package in node_modules) or stops at once, saying what it needs.
+const MIN_NODE = [26, 12];
+if (nodeIsRecentEnough(process.versions.node)) start();
+else runOnProjectNode();
 
-// ESM-only packages kept outside the bundle (node-llama-cpp) are imported through this: the
-// bundle itself runs in a vm.Script, whose import() has no loader once the code cache is used
-globalThis.__talonImport = sea ? (specifier) => importInSea(dir, specifier) : (specifier) => import(specifier);
+function start() {
+  // Inside the single executable (image/binary/) the bundle's files are SEA assets: extracted
+  // once to a cache folder keyed by their hash, then run from there exactly like dist/.
+  const sea = seaModule();
+  const dir = sea ? extractAssets(sea) : __dirname;
 
-const companionScript = sea ? forkedCompanionScript() : null;
-if (companionScript) {
-  // node-llama-cpp checks its library in a child process: fork(process.execPath, [its script])
-  globalThis.__talonImport(require('node:url').pathToFileURL(companionScript).href).catch((err) => {
-    process.stderr.write(`${err && err.stack ? err.stack : err}\n`);
-    process.exit(1);
-  });
-} else {
-  runBundle();
+  // ESM-only packages kept outside the bundle (node-llama-cpp) are imported through this: the
+  // bundle itself runs in a vm.Script, whose import() has no loader once the code cache is used
+  globalThis.__talonImport = sea ? (specifier) => importInSea(dir, specifier) : (specifier) => import(specifier);
+
+  const companionScript = sea ? forkedCompanionScript() : null;
+  if (companionScript) {
+    // node-llama-cpp checks its library in a child process: fork(process.execPath, [its script])
+    globalThis.__talonImport(require('node:url').pathToFileURL(companionScript).href).catch((err) => {
+      process.stderr.write(`${err && err.stack ? err.stack : err}\n`);
+      process.exit(1);
+    });
+  } else {
+    runBundle(dir);
+  }
 }
 
-function runBundle() {
+function runBundle(dir) {
   const file = path.join(dir, 'talon-main.cjs');
   const cacheFile = path.join(dir, `.talon-main.${process.version}-${process.arch}.v8cache`);
   let cachedData;
@@ -180,4 +190,53 @@ function importInSea(dir, specifier) {
       `next to ${process.execPath}, or set TALON_LLAMA_DIR to it; looked for ${entry}`));
   }
   return esmImport(require('node:url').pathToFileURL(entry).href);
+}
+
+// ---- the Node version gate --------------------------------------------------------------
+
+function nodeIsRecentEnough(version) {
+  const [major, minor] = version.split('.').map(Number);
+  return major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
+}
+
+/**
+ * Re-runs this launcher on node_modules/node-linux-<arch>/bin/node (installed by `npm ci` as
+ * an optional dependency) with the same arguments, passing signals on and exiting as it
+ * exits; without one, prints what to do and exits 78 (EX_CONFIG). Never returns.
+ */
+function runOnProjectNode() {
+  const want = `${MIN_NODE[0]}.${MIN_NODE[1]}`;
+  let node = null;
+  let version = '';
+  try {
+    const pkgFile = require.resolve(`node-linux-${process.arch}/package.json`, { paths: [__dirname] });
+    version = JSON.parse(fs.readFileSync(pkgFile, 'utf8')).version;
+    const candidate = path.join(path.dirname(pkgFile), 'bin', 'node');
+    if (nodeIsRecentEnough(version) && fs.existsSync(candidate)) node = candidate;
+  } catch { /* not installed */ }
+  if (!node) {
+    const root = path.resolve(__dirname, '..');
+    process.stderr.write(
+      `talon: needs Node ${want} or newer; this is Node ${process.versions.node} (${process.execPath}).\n` +
+      `  In the project folder, \`npm ci\` installs its own Node ${MIN_NODE[0]} (node_modules/.bin/node), and\n` +
+      `  \`npm start\` or \`npx talon ...\` in ${root} run on it; or install Node ${MIN_NODE[0]} LTS, or use the single binary.\n`);
+    process.exit(78);
+  }
+  const { spawn } = require('node:child_process');
+  const child = spawn(node, process.argv.slice(1), { stdio: 'inherit' });
+  // a terminal's Ctrl-C reaches both processes (one process group): let the child decide
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2']) {
+    process.on(sig, () => { if (sig !== 'SIGINT') child.kill(sig); });
+  }
+  child.on('error', (err) => {
+    process.stderr.write(`talon: cannot start ${node}: ${err.message}\n`);
+    process.exit(70);
+  });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    }
+    process.exit(code === null ? 1 : code);
+  });
 }

@@ -38,6 +38,16 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'PAYLOAD_TOO_LARGE'
   | 'SENSOR_NOT_FOUND'
+  /** ctx.fetch: the host name did not resolve */
+  | 'NET_DNS'
+  /** ctx.fetch: the connection failed (refused, reset, unreachable, TLS) */
+  | 'NET_CONNECT'
+  /** ctx.fetch: the request (body included) took longer than the grant's timeoutMs */
+  | 'NET_TIMEOUT'
+  /** ctx.fetch: the response body passed the grant's maxResponseBytes */
+  | 'NET_TOO_LARGE'
+  /** ctx.fetch: too many redirects, or a redirect when the request said redirect: 'error' */
+  | 'NET_REDIRECT'
   | 'LLM_UNAVAILABLE'
   | 'LLM_RATE_LIMITED'
   | 'LLM_AUTH'
@@ -133,6 +143,11 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   SENSOR_NOT_FOUND: 404,
+  NET_DNS: 502,
+  NET_CONNECT: 502,
+  NET_TIMEOUT: 504,
+  NET_TOO_LARGE: 502,
+  NET_REDIRECT: 502,
   LLM_UNAVAILABLE: 503,
   LLM_RATE_LIMITED: 429,
   LLM_AUTH: 502,

@@ -20,6 +20,7 @@ import type { MetricsInput } from './api/metrics.ts';
 import { MqttCommands } from './api/mqtt-commands.ts';
 import { HttpServer } from '../web-admin/server.ts';
 import { SensorRegistry } from './sensors/registry.ts';
+import { HandFetch } from './capabilities/fetch.ts';
 import { HomeAssistantDiscovery } from './homeassistant/discovery.ts';
 import { createRouter } from './llm/index.ts';
 import { SecretStore } from './secrets/sealed.ts';
@@ -87,7 +88,7 @@ export class Kernel {
   readonly startedAt: number;
   readonly chat: ChatService;
   readonly configManager: ConfigManager;
-  #extras: { recorder: BusRecorder; monitoring: MonitoringClient; provisioning: ProvisioningAgent | null };
+  #extras: { recorder: BusRecorder; monitoring: MonitoringClient; provisioning: ProvisioningAgent | null; fetch: HandFetch };
   #stopping: Promise<void> | null = null;
   #clock: Clock;
 
@@ -95,12 +96,12 @@ export class Kernel {
     config: TalonConfig; store: Store; key: DeviceKey; audit: AuditChain; generations: ConfigGenerations;
     bus: Bus; supervisor: Supervisor; api: RuntimeApi; http: HttpServer; commands: MqttCommands; logger: Logger; clock: Clock;
     sensors: SensorRegistry; homeAssistant: HomeAssistantDiscovery | null; llm: LlmRouter | null;
-    chat: ChatService; configManager: ConfigManager; recorder: BusRecorder; monitoring: MonitoringClient;
+    chat: ChatService; configManager: ConfigManager; recorder: BusRecorder; monitoring: MonitoringClient; fetch: HandFetch;
   }) {
     this.#config = parts.config;
     this.chat = parts.chat;
     this.configManager = parts.configManager;
-    this.#extras = { recorder: parts.recorder, monitoring: parts.monitoring, provisioning: null };
+    this.#extras = { recorder: parts.recorder, monitoring: parts.monitoring, provisioning: null, fetch: parts.fetch };
     this.store = parts.store;
     this.key = parts.key;
     this.audit = parts.audit;
@@ -208,6 +209,14 @@ export class Kernel {
         ...(opts.resolveModule ? { resolveModule: opts.resolveModule } : {}),
       });
       for (const [method, service] of Object.entries(sensors.services())) supervisor.registerService(method, service);
+      // ctx.fetch: the network of Hands without raw sockets, through the kernel
+      const netFetch = new HandFetch({ audit, clock });
+      await netFetch.start();
+      undo.unshift(() => netFetch.stop());
+      for (const [method, service] of Object.entries(netFetch.services())) supervisor.registerService(method, service);
+      supervisor.on('status', (st) => {
+        if (st.state === 'stopped' || st.state === 'failed' || st.state === 'backoff') netFetch.release(st.name);
+      });
       // the LLM router: providers' code is loaded only when the config names providers
       const secrets = new SecretStore(store, key);
       const llm = await createRouter(config.llm, { audit, clock, random: systemRandom, env: process.env, dataDir: config.dataDir, secrets });
@@ -280,7 +289,7 @@ export class Kernel {
         await homeAssistant.start();
         undo.unshift(() => homeAssistant!.stop());
       }
-      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, llm, logger, clock, chat, configManager, recorder, monitoring });
+      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, llm, logger, clock, chat, configManager, recorder, monitoring, fetch: netFetch });
       kernel.#writeRuntimeFile();
       await audit.record({ actor: 'kernel', action: 'kernel.start', subject: key.id, decision: 'ok', detail: { version: VERSION, http: http.address() } });
       supervisor.start().catch((err: unknown) => logger.error(`starting Hands failed: ${TalonError.from(err).message}`));
@@ -342,6 +351,7 @@ export class Kernel {
     // answers in flight are stored as interrupted before the Hands answering them go away
     await this.chat.stop().catch(() => {});
     await this.supervisor.stop(this.config.supervisor.stopTimeoutMs).catch((err: unknown) => this.logger.error(`stopping Hands: ${TalonError.from(err).message}`));
+    await this.#extras.fetch.stop().catch(() => {});
     await this.commands.stop().catch(() => {});
     await this.homeAssistant?.stop().catch(() => {});
     await this.sensors.stop();

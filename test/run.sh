@@ -19,6 +19,9 @@ for pair in mmdebstrap:mmdebstrap update-binfmts:binfmt-support arch-test:arch-t
 done
 # the arm64 binary's C library, for qemu-aarch64-static -L /usr/aarch64-linux-gnu
 [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
+# Node 26's official builds (the project's Node, and both binaries) link libatomic.so.1
+ldconfig -p 2>/dev/null | grep -q 'libatomic.so.1 ' || need+=(libatomic1)
+[ -e /usr/aarch64-linux-gnu/lib/libatomic.so.1 ] || need+=(libatomic1-arm64-cross)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need[*]} (apt)"

@@ -47,8 +47,11 @@ export interface LogMsg { t: 'log'; level: LogLevel; msg: string; data?: Record<
  * `dropped`: publishes the worker shed itself against its own token bucket this tick.
  */
 export interface PublishBatchMsg { t: 'pub'; m: Array<string | Uint8Array | number>; dropped: number }
-/** the worker refused a call itself (outside the grant): the kernel audits it */
-export interface DeniedMsg { t: 'denied'; action: string; subject: string }
+/**
+ * the worker refused a call itself (outside the grant): the kernel audits it. `suppressed`:
+ * further refusals the worker counted but did not send (it sends at most a few per second)
+ */
+export interface DeniedMsg { t: 'denied'; action: string; subject: string; suppressed?: number }
 /** an RPC: store.*, bus.subscribe / bus.unsubscribe, or a kernel service by name */
 export interface CallMsg { t: 'call'; id: number; method: string; args: unknown[] }
 /** a piece of the answer to an `ask`; `end` closes it (with `error` when chat() failed) */

@@ -11,13 +11,42 @@ export interface Capabilities {
   /** BCM pin numbers */
   gpio: number[];
   llm: { tokensPerHour: number } | null;
-  /** host names (or `host:port`) the Hand may reach through the kernel */
-  network: string[];
+  /**
+   * what the Hand may reach through the kernel (`ctx.fetch`), and whether its worker gets raw
+   * sockets; written as a host list or { hosts, raw, … } (NetworkCapability), normalized here
+   */
+  network: NetworkGrant;
   /** extra filesystem paths the worker may read / write (Node permission model) */
   fs: { read: string[]; write: string[] };
   /** commands the kernel may run on the Hand's behalf */
   shell: string[];
 }
+
+/**
+ * A network grant as a manifest or a config writes it: a host list, or an object. Host entries:
+ * `name`, `name:port`, `*.example.com` (its subdomains), `*` (any name), IPv4/IPv6 addresses and
+ * CIDR ranges, each optionally with `:port` (`[v6]:port`). See runtime/capabilities/NETWORK.md.
+ */
+export type NetworkCapability = string[] | {
+  hosts?: string[];
+  /** start the worker with --allow-net: raw sockets to ALL of the network, no host list */
+  raw?: boolean;
+  /** the largest response body ctx.fetch returns (default 10 MB) */
+  maxResponseBytes?: number;
+  /** the longest a ctx.fetch may take, body included (default 30 s) */
+  timeoutMs?: number;
+};
+
+/** A network grant, normalized: host entries in canonical form, limits filled in. */
+export interface NetworkGrant {
+  hosts: string[];
+  raw: boolean;
+  maxResponseBytes: number;
+  timeoutMs: number;
+}
+
+/** Capabilities as a manifest or a config declares them: any field left out, network in either form. */
+export type DeclaredCapabilities = Partial<Omit<Capabilities, 'network'>> & { network?: NetworkCapability };
 
 export interface Quotas {
   /** V8 old-generation heap cap for the worker, MB */
@@ -34,9 +63,9 @@ export interface HandManifest {
   id: string;
   version: string;
   description: string;
-  capabilities: Partial<Capabilities>;
+  capabilities: DeclaredCapabilities;
   /** what the Hand can use only when its config grants it (`hands[].capabilities`): a fan's GPIO pin, say */
-  optionalCapabilities?: Partial<Capabilities>;
+  optionalCapabilities?: DeclaredCapabilities;
   quotas: Partial<Quotas>;
   /** optional cron-like schedule or interval in ms for periodic work */
   schedule?: string | number;
@@ -84,10 +113,33 @@ export interface HandContext {
   };
   /** call a kernel service by name (sensors.read, llm.chat, ...); checked against the grants */
   call<T = unknown>(method: string, ...args: unknown[]): Promise<T>;
+  /**
+   * fetch() through the kernel, under the Hand's `network` grant: the host list, DNS resolved
+   * and pinned by the kernel (a granted name may not lead to a loopback or LAN address that is
+   * not granted), every redirect checked again, the body streamed and capped at the grant's
+   * maxResponseBytes, the whole request within its timeoutMs. A refusal is CAPABILITY_DENIED;
+   * failures are NET_DNS, NET_CONNECT, NET_TIMEOUT, NET_TOO_LARGE, NET_REDIRECT. Read or cancel
+   * every body you do not need: an unread one holds one of the Hand's open requests.
+   */
+  fetch(input: string | URL | { url: string }, init?: HandFetchInit): Promise<Response>;
   /** the LLM router, under the Hand's `llm` grant and token budget (a shorthand for ctx.call('llm.chat', …)) */
   llm: {
     chat(request: HandChatRequest, opts?: { purpose?: string; allowCloud?: boolean }): Promise<HandChatResult>;
   };
+}
+
+/** fetch()'s RequestInit, as far as ctx.fetch takes it, and two limits below the grant's */
+export interface HandFetchInit {
+  method?: string;
+  headers?: Record<string, string> | Array<[string, string]> | Iterable<[string, string]>;
+  /** string, bytes, URLSearchParams, Blob, FormData or a ReadableStream (read whole, then sent) */
+  body?: unknown;
+  redirect?: 'follow' | 'manual' | 'error';
+  signal?: AbortSignal;
+  /** at most the grant's timeoutMs */
+  timeoutMs?: number;
+  /** at most the grant's maxResponseBytes */
+  maxResponseBytes?: number;
 }
 
 /** what a Hand sends to the LLM router (runtime/llm/types.ts ChatRequest, without the signal) */

@@ -13,12 +13,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { getHeapStatistics } from 'node:v8';
 import { format } from 'node:util';
-import type { BusMessageIn, HandContext, HandDefinition, HandStore, LogLevel } from './types.ts';
-import type { KernelToWorker, WorkerData, WorkerToKernel } from './protocol.ts';
+import type { BusMessageIn, HandContext, HandDefinition, HandFetchInit, HandStore, LogLevel } from './types.ts';
+import type { DeniedMsg, KernelToWorker, WorkerData, WorkerToKernel } from './protocol.ts';
 import { RETAIN_FLAG } from './protocol.ts';
 import { TalonError, type ErrorJSON } from '../../runtime/errors.ts';
 import { Grants } from '../../runtime/capabilities/grants.ts';
 import { validateFilter, validateTopic, toAbsolute } from '../../runtime/bus/topics.ts';
+import { installNetworkGuard } from './net-guard.ts';
 
 declare const require: (id: string) => unknown;
 
@@ -63,6 +64,50 @@ for (const name of ['kill', '_kill']) {
 }
 
 const data = workerData as WorkerData;
+
+// Refusals found here go to the kernel to be audited: at most DENIES_PER_SEC a second; the
+// rest are counted and sent along with the next one (or a second later), so a Hand retrying in
+// a loop costs the kernel a few messages a second, not one per attempt.
+const DENIES_PER_SEC = 20;
+let denyWindow = 0;
+let denySent = 0;
+let denyHeld: { action: string; subject: string; n: number } | null = null;
+const reportDenied = (action: string, subject: string): void => {
+  const now = performance.now();
+  if (now - denyWindow >= 1000) {
+    denyWindow = now;
+    denySent = 0;
+  }
+  if (denySent >= DENIES_PER_SEC) {
+    if (!denyHeld) {
+      denyHeld = { action, subject, n: 0 };
+      setTimeout(flushDenied, Math.max(1, 1000 - (now - denyWindow))).unref();
+    }
+    denyHeld.action = action;
+    denyHeld.subject = subject;
+    denyHeld.n++;
+    return;
+  }
+  denySent++;
+  const msg: DeniedMsg = { t: 'denied', action, subject };
+  if (denyHeld) {
+    msg.suppressed = denyHeld.n;
+    denyHeld = null;
+  }
+  post(msg);
+};
+function flushDenied(): void {
+  const h = denyHeld;
+  if (!h) return;
+  denyHeld = null;
+  // this message stands for the h.n refusals held back: itself and h.n - 1 more
+  post({ t: 'denied', action: h.action, subject: h.subject, suppressed: h.n - 1 });
+}
+
+// Without a raw network grant the worker has no --allow-net: Node refuses every socket and DNS
+// query. The guard turns the common entry points into a typed CAPABILITY_DENIED the kernel audits.
+const rawNetwork = data.mode === 'run' && data.grants.network.raw === true;
+if (!rawNetwork) installNetworkGuard({ hand: data.mode === 'run' ? data.name : undefined, report: reportDenied });
 
 if (data.mode === 'manifest') {
   try {
@@ -293,7 +338,87 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     llm: {
       chat: (request, opts) => call('llm.chat', opts === undefined ? [request] : [request, opts]),
     },
+    fetch: (input, init) => kernelFetch(input, init),
   };
+
+  // -- ctx.fetch: a Request built here (method, headers, body as fetch() reads them), sent as
+  // bytes; the kernel checks and makes it; the body comes back piece by piece as it is read
+  let nextFetch = 1;
+  async function kernelFetch(input: string | URL | { url: string }, init: HandFetchInit = {}): Promise<Response> {
+    const signal = init.signal;
+    if (signal?.aborted) throw signal.reason;
+    let req: Request;
+    try {
+      const ri: RequestInit & { duplex?: 'half' } = {};
+      if (init.method !== undefined) ri.method = init.method;
+      if (init.headers !== undefined) ri.headers = init.headers as RequestInit['headers'];
+      if (init.body !== undefined && init.body !== null) {
+        ri.body = init.body as RequestInit['body'];
+        if (init.body instanceof ReadableStream) ri.duplex = 'half';
+      }
+      if (init.redirect !== undefined) ri.redirect = init.redirect;
+      const target = input instanceof Request || typeof input === 'string' || input instanceof URL ? input
+        : typeof (input as { url?: unknown })?.url === 'string' ? (input as { url: string }).url : String(input);
+      req = new Request(target, ri);
+    } catch (err) {
+      throw new TalonError('BAD_REQUEST', `ctx.fetch: ${(err as Error).message}`);
+    }
+    const body = req.body ? await readAll(req.body, MAX_FETCH_BODY) : undefined;
+    const id = nextFetch++;
+    const cancel = (): void => {
+      call('net.cancel', [id]).then(undefined, () => undefined);
+    };
+    signal?.addEventListener('abort', cancel, { once: true });
+    const done = (): void => signal?.removeEventListener('abort', cancel);
+    let head: { status: number; statusText: string; headers: Array<[string, string]>; url: string; redirected: boolean; body: boolean };
+    try {
+      head = await call('net.fetch', [id, {
+        url: req.url, method: req.method, headers: [...req.headers], body, redirect: req.redirect,
+        timeoutMs: init.timeoutMs, maxResponseBytes: init.maxResponseBytes,
+      }]);
+    } catch (err) {
+      done();
+      throw signal?.aborted ? signal.reason : err;
+    }
+    let stream: ReadableStream<Uint8Array> | null = null;
+    if (head.body) {
+      stream = new ReadableStream<Uint8Array>({
+        async pull(ctrl) {
+          try {
+            const chunk = await call<Uint8Array | null>('net.read', [id]);
+            if (chunk === null) {
+              done();
+              ctrl.close();
+            } else ctrl.enqueue(chunk);
+          } catch (err) {
+            done();
+            ctrl.error(signal?.aborted ? signal.reason : err);
+          }
+        },
+        cancel() {
+          done();
+          cancel();
+        },
+      }, { highWaterMark: 0 });
+    } else done();
+    const headers = new Headers();
+    for (const [n, v] of head.headers) {
+      try {
+        headers.append(n, v);
+      } catch {
+        // a header fetch's Headers cannot hold: left out
+      }
+    }
+    let res: Response;
+    try {
+      res = new Response(stream, { status: head.status, statusText: head.statusText, headers });
+    } catch {
+      res = new Response(stream, { status: head.status, headers });
+    }
+    Object.defineProperty(res, 'url', { value: head.url });
+    Object.defineProperty(res, 'redirected', { value: head.redirected });
+    return res;
+  }
 
   // -- messages from the kernel --------------------------------------------------------------
   let def: HandDefinition | undefined;
@@ -383,6 +508,32 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       () => post({ t: 'started' }),
       (err) => post({ t: 'error', phase: 'start', error: errorJSON(err), stack: stackOf(err) }),
     );
+}
+
+/** the largest request body ctx.fetch sends (the kernel checks again) */
+const MAX_FETCH_BODY = 10 * 1024 * 1024;
+
+async function readAll(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.byteLength;
+    if (n > max) {
+      await reader.cancel();
+      throw new TalonError('PAYLOAD_TOO_LARGE', `ctx.fetch: the request body is larger than ${max} bytes`);
+    }
+    parts.push(value);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }
 
 /** A delivered message; payload and JSON are made only when asked for. */

@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
-/** Node 22 LTS: the SEA API with assets, getRawAsset and the fuse postject looks for */
-export const NODE_VERSION = '22.23.3';
+/** Node 26 LTS: the same Node the project runs on in development and tests (package.json's node-linux-<arch>) */
+export const NODE_VERSION = '26.12.1';
 
 export type Arch = 'arm64' | 'x64';
 export const ARCHES: readonly Arch[] = ['arm64', 'x64'];

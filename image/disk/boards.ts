@@ -46,6 +46,9 @@ export interface KernelFiles {
 export const BASE_PACKAGES = [
   'systemd', 'systemd-sysv', 'udev', 'dbus', 'systemd-resolved', 'systemd-timesyncd', 'ca-certificates', 'kmod', 'iproute2', 'iputils-ping',
   'linux-image-arm64', 'initramfs-tools', 'e2fsprogs', 'dosfstools',
+  // Node 26's official linux builds link libatomic.so.1 (Node 22's did not): without it the
+  // binary stops at the dynamic loader (found by test/image's boot test)
+  'libatomic1',
 ];
 // openssh-server stays out: a device that boots with a login daemon and no key is an open door;
 // add it with a password-less key in your own image if you want it.

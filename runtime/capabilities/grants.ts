@@ -8,22 +8,23 @@
  * publishes locally (the kernel checks again).
  */
 import { resolve, sep } from 'node:path';
-import type { Capabilities } from '../../hands/sdk/types.ts';
+import type { Capabilities, DeclaredCapabilities } from '../../hands/sdk/types.ts';
 import { TalonError } from '../errors.ts';
 import { filterCovers, toAbsolute, topicMatches, validateFilter } from '../bus/topics.ts';
+import { NO_NETWORK, NetworkPolicy, mergeNetwork, narrowNetwork, normalizeNetwork } from './network.ts';
 
 export const NO_CAPABILITIES: Capabilities = {
   bus: { publish: [], subscribe: [] },
   sensors: [],
   gpio: [],
   llm: null,
-  network: [],
+  network: NO_NETWORK,
   fs: { read: [], write: [] },
   shell: [],
 };
 
 /** Fill a manifest's partial capabilities with "nothing"; topics made absolute under `root`. */
-export function normalizeCapabilities(caps: Partial<Capabilities> | undefined, root: string, where: string): Capabilities {
+export function normalizeCapabilities(caps: DeclaredCapabilities | undefined, root: string, where: string): Capabilities {
   const c = caps ?? {};
   const absolute = (list: string[] | undefined, path: string): string[] =>
     (list ?? []).map((f, i) => {
@@ -39,7 +40,7 @@ export function normalizeCapabilities(caps: Partial<Capabilities> | undefined, r
     sensors: [...(c.sensors ?? [])],
     gpio: [...(c.gpio ?? [])],
     llm: c.llm ? { tokensPerHour: c.llm.tokensPerHour } : null,
-    network: [...(c.network ?? [])],
+    network: normalizeNetwork(c.network, `${where}.network`),
     fs: { read: (c.fs?.read ?? []).map((p) => resolve(p)), write: (c.fs?.write ?? []).map((p) => resolve(p)) },
     shell: [...(c.shell ?? [])],
   };
@@ -52,7 +53,7 @@ function mergeCapabilities(a: Capabilities, b: Capabilities): Capabilities {
     sensors: u(a.sensors, b.sensors),
     gpio: u(a.gpio, b.gpio),
     llm: a.llm || b.llm ? { tokensPerHour: Math.max(a.llm?.tokensPerHour ?? 0, b.llm?.tokensPerHour ?? 0) } : null,
-    network: u(a.network, b.network),
+    network: mergeNetwork(a.network, b.network),
     fs: { read: u(a.fs.read, b.fs.read), write: u(a.fs.write, b.fs.write) },
     shell: u(a.shell, b.shell),
   };
@@ -65,12 +66,12 @@ function mergeCapabilities(a: Capabilities, b: Capabilities): Capabilities {
  * must lie within the manifest's. `where` prefixes error paths, e.g. `hands.sensor-1.capabilities`.
  */
 export function effectiveGrants(
-  manifestCaps: Partial<Capabilities> | undefined,
-  configCaps: Partial<Capabilities> | undefined,
+  manifestCaps: DeclaredCapabilities | undefined,
+  configCaps: DeclaredCapabilities | undefined,
   root: string,
   where: string,
   /** what the Hand can use only when its config grants it (a fan relay, a shell command): the ceiling, not the default */
-  optionalCaps?: Partial<Capabilities>,
+  optionalCaps?: DeclaredCapabilities,
 ): Capabilities {
   const base = normalizeCapabilities(manifestCaps, root, `${where} (manifest)`);
   if (!configCaps) return base;
@@ -117,12 +118,7 @@ export function effectiveGrants(
     }
     out.llm = c.llm ? { tokensPerHour: c.llm.tokensPerHour } : null;
   }
-  if (c.network !== undefined) {
-    c.network.forEach((h, i) => {
-      if (!m.network.some((g) => hostCovers(g, h))) widen(`network[${i}]`, h, describe(m.network));
-    });
-    out.network = [...c.network];
-  }
+  if (c.network !== undefined) out.network = narrowNetwork(m.network, c.network, `${where}.network`);
   for (const kind of ['read', 'write'] as const) {
     const list = c.fs?.[kind];
     if (list === undefined) continue;
@@ -156,12 +152,6 @@ export function globCovers(g: string, s: string): boolean {
   return globMatches(g, s);
 }
 
-/** `host` covers `host` and `host:<any port>`; `host:port` covers only itself. */
-export function hostCovers(g: string, h: string): boolean {
-  if (g === h) return true;
-  return !g.includes(':') && h.startsWith(`${g}:`);
-}
-
 export function pathCovers(granted: string, path: string): boolean {
   const g = resolve(granted);
   const p = resolve(path);
@@ -180,6 +170,7 @@ export class Grants {
   readonly caps: Capabilities;
   readonly root: string;
   #pubCache = new Map<string, boolean>();
+  #net: NetworkPolicy | undefined;
 
   constructor(caps: Capabilities, root: string) {
     this.caps = caps;
@@ -214,9 +205,15 @@ export class Grants {
     return this.caps.gpio.includes(pin);
   }
 
-  canReach(host: string, port?: number): boolean {
-    const h = port === undefined ? host : `${host}:${port}`;
-    return this.caps.network.some((g) => hostCovers(g, h));
+  /** may the Hand name `host` (a URL's hostname) on `port` in a ctx.fetch? (its addresses are checked by the kernel) */
+  canReach(host: string, port: number): boolean {
+    this.#net ??= new NetworkPolicy(this.caps.network);
+    return this.#net.allowsHost(host, port);
+  }
+
+  get network(): NetworkPolicy {
+    this.#net ??= new NetworkPolicy(this.caps.network);
+    return this.#net;
   }
 
   canRun(command: string): boolean {

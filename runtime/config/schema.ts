@@ -71,7 +71,22 @@ const capabilities = {
       required: ['tokensPerHour'],
       properties: { tokensPerHour: { type: 'integer', minimum: 0 } },
     },
-    network: strings,
+    network: {
+      description: 'a host list (names, name:port, *.example.com, addresses, CIDR ranges) or { hosts, raw, maxResponseBytes, timeoutMs }; raw: true opens ALL of the network to the Hand',
+      // if/then/else rather than anyOf: an error names the one form that was meant
+      type: ['array', 'object'],
+      if: { type: 'array' },
+      then: strings,
+      else: {
+        additionalProperties: false,
+        properties: {
+          hosts: strings,
+          raw: { type: 'boolean' },
+          maxResponseBytes: { type: 'integer', minimum: 1, maximum: 1024 * 1024 * 1024 },
+          timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+        },
+      },
+    },
     fs: {
       type: 'object',
       additionalProperties: false,

@@ -3,7 +3,7 @@
  * ./schema.ts is the single source of truth for validation; keep the two in step
  * (test/runtime/config checks the defaults validate against the schema).
  */
-import type { Capabilities, Quotas } from '../../hands/sdk/types.ts';
+import type { DeclaredCapabilities, Quotas } from '../../hands/sdk/types.ts';
 import type { DriverConfig } from '../../drivers/index.ts';
 import type { LlmConfig } from '../llm/config.ts';
 
@@ -70,7 +70,7 @@ export interface HandConfig {
   enabled: boolean;
   settings: Record<string, unknown>;
   /** narrows the manifest's capabilities; may not widen them */
-  capabilities?: Partial<Capabilities>;
+  capabilities?: DeclaredCapabilities;
   /** narrows or overrides the manifest's quotas */
   quotas?: Partial<Quotas>;
 }

@@ -22,6 +22,7 @@ import type { ErrorObject } from 'ajv';
 import { validator as schemaValidator } from '../schema/validators.ts';
 import { TalonError } from '../errors.ts';
 import { validateFilter } from '../bus/topics.ts';
+import { parseHostEntry } from '../capabilities/network.ts';
 import type { TalonConfig } from './types.ts';
 import { HAND_NAME_PATTERN, HAND_NAME_HINT } from './schema.ts';
 
@@ -108,7 +109,8 @@ export function readablePath(pointer: string, extra?: string): string {
 }
 
 function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
-  return errors.map((e) => {
+  // an if/then/else failure is reported by the branch's own errors
+  return errors.filter((e) => e.keyword !== 'if').map((e) => {
     const params = e.params as Record<string, unknown>;
     const parent = (e.parentSchema ?? {}) as Record<string, unknown>;
     switch (e.keyword) {
@@ -253,6 +255,17 @@ function semanticProblems(data: Record<string, unknown>, explicitEmbedded: unkno
           });
         }
       }
+      // network host entries: one parser (runtime/capabilities/network.ts) for config and kernel
+      const net = isObj(h.capabilities) ? h.capabilities.network : undefined;
+      const hosts = Array.isArray(net) ? { list: net, path: 'network' } : isObj(net) && Array.isArray(net.hosts) ? { list: net.hosts, path: 'network.hosts' } : null;
+      hosts?.list.forEach((e: unknown, j: number) => {
+        if (typeof e !== 'string' || e === '') return; // the schema says so
+        try {
+          parseHostEntry(e);
+        } catch (err) {
+          out.push({ path: `hands[${i}].capabilities.${hosts.path}[${j}]`, message: (err as Error).message });
+        }
+      });
     });
   }
 

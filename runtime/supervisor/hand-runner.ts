@@ -134,6 +134,8 @@ export class HandRunner {
   #denyCount = 0;
   #denySuppressed = 0;
   #auditPending = new Set<Promise<void>>();
+  /** the network grant of the last start: shown in the status (raw opens all of the network) */
+  #network: { hosts: string[]; raw: boolean } | undefined;
   #asks = new Map<number, { session: Session; push: (text: string) => void; end: (err: TalonError | null) => void }>();
   #askSeq = 0;
 
@@ -172,6 +174,7 @@ export class HandRunner {
       s.version = m.version;
       s.description = m.description;
     }
+    if (this.#network) s.network = { hosts: [...this.#network.hosts], raw: this.#network.raw };
     if (this.#lastError) s.lastError = this.#lastError;
     if (this.#state === 'backoff' && this.#nextStartAt !== undefined) s.nextStartAt = this.#nextStartAt;
     return s;
@@ -274,6 +277,7 @@ export class HandRunner {
       grants = effectiveGrants(manifest.capabilities, d.hand.capabilities, topics.root(d.deviceId), `${where}.capabilities`, manifest.optionalCapabilities);
       quotas = effectiveQuotas(manifest, d.hand.quotas, `${where}.quotas`);
       settings = validateSettings(manifest, d.hand.settings ?? {}, `${where}.settings`);
+      this.#network = { hosts: grants.network.hosts, raw: grants.network.raw };
     } catch (err) {
       if (!current()) return;
       this.#fail(TalonError.from(err), actor);
@@ -289,7 +293,7 @@ export class HandRunner {
     try {
       worker = new Worker(d.workerEntry, {
         workerData,
-        execArgv: workerExecArgv({ workerEntry: d.workerEntry, modulePath: d.modulePath, fs: grants.fs }),
+        execArgv: workerExecArgv({ workerEntry: d.workerEntry, modulePath: d.modulePath, fs: grants.fs, rawNetwork: grants.network.raw }),
         env: {},
         stdout: true,
         stderr: true,
@@ -394,9 +398,11 @@ export class HandRunner {
       case 'log':
         this.#log(isLevel(msg.level) ? msg.level : 'info', String(msg.msg).slice(0, 8192), isRecord(msg.data) ? msg.data : undefined);
         return;
-      case 'denied':
-        this.#deny(String(msg.action), String(msg.subject), 'refused in the worker');
+      case 'denied': {
+        const more = typeof msg.suppressed === 'number' && Number.isSafeInteger(msg.suppressed) && msg.suppressed > 0 ? Math.min(msg.suppressed, 1e9) : 0;
+        this.#deny(String(msg.action).slice(0, 100), String(msg.subject).slice(0, 300), 'refused in the worker', true, more);
         return;
+      }
       case 'started':
         if (this.#state !== 'starting') return;
         this.#setState('running');
@@ -570,7 +576,13 @@ export class HandRunner {
       return await service({ name: this.name, grants: s.grants.caps }, args);
     } catch (err) {
       const e = TalonError.from(err);
-      if (e.code === 'CAPABILITY_DENIED') this.#deny(method, describeArgs(args), e.message, true);
+      if (e.code === 'CAPABILITY_DENIED') {
+        // a service may name what was refused (net.fetch: { action, subject: 'host:port' })
+        const d = isRecord(e.details) ? e.details : {};
+        const action = typeof d.action === 'string' ? d.action : method;
+        const subject = typeof d.subject === 'string' ? d.subject : describeArgs(args);
+        this.#deny(action.slice(0, 100), subject.slice(0, 300), e.message, true);
+      }
       throw e;
     }
   }
@@ -691,8 +703,10 @@ export class HandRunner {
     this.#audit({ actor, action: 'hand.failed', subject: this.name, decision: 'error', detail: { error: err.toJSON() } });
   }
 
-  #deny(action: string, subject: string, why: string, counted = true): void {
-    if (counted) this.#counters.denied++;
+  /** `alsoSuppressed`: refusals the worker counted but did not send, folded into this one */
+  #deny(action: string, subject: string, why: string, counted = true, alsoSuppressed = 0): void {
+    if (counted) this.#counters.denied += 1 + alsoSuppressed;
+    this.#denySuppressed += alsoSuppressed;
     const now = this.#d.clock.now();
     if (now - this.#denyWindow >= 1000) {
       this.#denyWindow = now;

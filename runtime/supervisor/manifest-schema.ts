@@ -8,6 +8,25 @@ export const DEFAULT_QUOTAS: Quotas = { heapMb: 32, cpuShare: 0.5, messagesPerSe
 
 const stringList = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 1024 }, maxItems: 256 } as const;
 
+/**
+ * `network`: a host list, or { hosts, raw, maxResponseBytes, timeoutMs }. The entries' syntax
+ * is checked by runtime/capabilities/network.ts (one place, errors naming the entry's path).
+ */
+export const networkSchema = {
+  type: ['array', 'object'],
+  if: { type: 'array' },
+  then: stringList,
+  else: {
+    additionalProperties: false,
+    properties: {
+      hosts: stringList,
+      raw: { type: 'boolean' },
+      maxResponseBytes: { type: 'integer', minimum: 1, maximum: 1024 * 1024 * 1024 },
+      timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+    },
+  },
+} as const;
+
 export const capabilitiesSchema = {
   type: 'object',
   additionalProperties: false,
@@ -30,7 +49,7 @@ export const capabilitiesSchema = {
         },
       ],
     },
-    network: stringList,
+    network: networkSchema,
     fs: {
       type: 'object',
       additionalProperties: false,

@@ -36,7 +36,7 @@ export function fieldPath(e: ErrorObject, prefix = ''): string {
 export function describeErrors(errors: ErrorObject[] | null | undefined, prefix = ''): string {
   const seen = new Set<string>();
   for (const e of errors ?? []) {
-    if (e.keyword === 'anyOf') continue; // its branches say it better
+    if (e.keyword === 'anyOf' || e.keyword === 'if') continue; // its branches say it better
     const what = e.keyword === 'additionalProperties' ? 'is not a known field'
       : e.keyword === 'required' ? 'is required'
         : e.message ?? 'is invalid';

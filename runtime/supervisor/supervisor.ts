@@ -269,7 +269,7 @@ export function probeManifest(workerEntry: string, modulePath: string, timeoutMs
           : new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} failed to load: ${e.message}`));
       }
     });
-    worker.on('error', (err) => finish(new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} failed to load: ${err.message}`)));
+    worker.on('error', (err: Error) => finish(new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} failed to load: ${err.message}`)));
     worker.on('exit', (code) => finish(new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} exited (code ${code}) before declaring a manifest`)));
   });
 }

@@ -35,6 +35,11 @@ export interface HandStatus {
   handlerErrors: number;
   /** log lines dropped because the Hand logged faster than its log rate */
   logsDropped: number;
+  /**
+   * its network grant, once started: the hosts ctx.fetch may reach, and `raw` (the worker runs
+   * with --allow-net: raw sockets to ALL of the network, no host list)
+   */
+  network?: { hosts: string[]; raw: boolean };
 }
 
 export interface LogLine {

@@ -459,7 +459,7 @@ describe('serial driver over a socat pty pair', () => {
     const d = new SerialDriver({
       name: 'plc', type: 'serial', path: pty.a, baudRate: 115200, protocol: 'modbus',
       modbus: {
-        unitId: 17, pollMs: 30, timeoutMs: 100,
+        unitId: 17, pollMs: 30, timeoutMs: 500,
         registers: [
           { id: 'plc.temp', table: 'holding', address: 0, type: 'int16', scale: 0.1, unit: '°C', deviceClass: 'temperature' },
           { id: 'plc.delta', table: 'holding', address: 1, type: 'int16' },
@@ -585,7 +585,7 @@ driverContract('serial (modbus, polled)', async () => {
   const driver = new SerialDriver({
     name: 'serial-modbus', type: 'serial', path: pty.a, baudRate: 115200, protocol: 'modbus',
     modbus: {
-      unitId: 1, pollMs: 20, timeoutMs: 80,
+      unitId: 1, pollMs: 20, timeoutMs: 500,
       registers: [
         { id: 'mb.flow', table: 'holding', address: 0, type: 'float32' },
         { id: 'mb.count', table: 'input', address: 5, type: 'uint16', scale: 2 },

@@ -50,7 +50,7 @@ export interface Harness {
 
 export async function startHarness(
   hands: HandSpec[],
-  opts: { config?: Partial<SupervisorConfig>; limits?: Partial<RunnerLimits>; start?: boolean; register?: (sup: Supervisor) => void } = {},
+  opts: { config?: Partial<SupervisorConfig>; limits?: Partial<RunnerLimits>; start?: boolean; register?: (sup: Supervisor, parts: { audit: AuditChain }) => void } = {},
 ): Promise<Harness> {
   // bundle first: nothing to clean up if a fixture does not build
   const entry = await workerEntry();
@@ -67,7 +67,7 @@ export async function startHarness(
     config: testConfig(opts.config), hands: configs, bus, store, audit, deviceId: DEVICE, workerEntry: entry,
     resolveModule: (m) => modules.get(m) ?? m, limits: opts.limits,
   });
-  opts.register?.(sup);
+  opts.register?.(sup, { audit });
   const unsubs: Array<() => Promise<void>> = [];
   const h: Harness = {
     sup, bus, store, audit, dir,

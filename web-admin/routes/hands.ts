@@ -2,7 +2,7 @@
 import { defineRoutes, type Schema } from '../route.ts';
 import type { RuntimeApi } from '../../runtime/api/runtime-api.ts';
 import type { Caller } from '../../runtime/supervisor/types.ts';
-import { HAND_NAME, anyObject, int, num, obj, open, params, str } from './schemas.ts';
+import { HAND_NAME, anyObject, bool, int, num, obj, open, params, str } from './schemas.ts';
 import { sseHeaders, sseSend } from './sse.ts';
 
 const counters = obj({ published: num, received: num, dropped: num, denied: num, malformed: num });
@@ -10,6 +10,7 @@ export const HAND_STATUS: Schema = open({
   name: str(), module: str(4096), state: str(), since: num, uptimeMs: num, restarts: num, cpu: num, heapUsedMb: num, heapLimitMb: num,
   messages: counters, handlerErrors: num, logsDropped: num,
   id: str(), version: str(), description: str(4096), nextStartAt: num, lastError: anyObject,
+  network: obj({ hosts: { type: 'array', items: str(300) }, raw: bool }),
 }, ['name', 'module', 'state', 'since', 'uptimeMs', 'restarts', 'cpu', 'heapUsedMb', 'heapLimitMb', 'messages', 'handlerErrors', 'logsDropped']);
 export const LOG_LINE: Schema = open({ ts: num, hand: str(), level: str(), msg: { type: 'string' }, data: anyObject }, ['ts', 'hand', 'level', 'msg']);
 

@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Grants, effectiveGrants, globMatches, globCovers, pathCovers } from '../../../runtime/capabilities/grants.ts';
 import { TalonError } from '../../../runtime/errors.ts';
-import type { Capabilities } from '../../../hands/sdk/types.ts';
+import type { DeclaredCapabilities } from '../../../hands/sdk/types.ts';
+import { NO_NETWORK } from '../../../runtime/capabilities/network.ts';
 
 const ROOT = 'talon/dev1';
-const manifest: Partial<Capabilities> = {
+const manifest: DeclaredCapabilities = {
   bus: { publish: ['alerts/#', '/homeassistant/sensor/+/state'], subscribe: ['sensors/+/value', 'cmd/#'] },
   sensors: ['cpu.*', 'mem.used'],
   gpio: [17, 27],
@@ -21,7 +22,7 @@ test('the manifest is granted as declared, topics made absolute; a leading / is 
   assert.deepEqual(g.bus.publish, ['talon/dev1/alerts/#', 'homeassistant/sensor/+/state']);
   assert.deepEqual(g.bus.subscribe, ['talon/dev1/sensors/+/value', 'talon/dev1/cmd/#']);
   const empty = effectiveGrants(undefined, undefined, ROOT, 'x');
-  assert.deepEqual(empty, { bus: { publish: [], subscribe: [] }, sensors: [], gpio: [], llm: null, network: [], fs: { read: [], write: [] }, shell: [] });
+  assert.deepEqual(empty, { bus: { publish: [], subscribe: [] }, sensors: [], gpio: [], llm: null, network: NO_NETWORK, fs: { read: [], write: [] }, shell: [] });
 });
 
 test('a config narrows; fields it leaves out keep the manifest value', () => {
@@ -93,7 +94,7 @@ test('sensors, gpio, network, fs and shell checks', () => {
   assert.equal(g.canReach('api.example.com', 443), true);
   assert.equal(g.canReach('mail.example.com', 587), true);
   assert.equal(g.canReach('mail.example.com', 25), false);
-  assert.equal(g.canReach('evil.example.com'), false);
+  assert.equal(g.canReach('evil.example.com', 443), false);
   assert.equal(g.canReadFile('/var/lib/talon/in/x.csv'), true);
   assert.equal(g.canReadFile('/var/lib/talon/inbox'), false, 'a sibling with the same prefix is outside');
   assert.equal(g.canWriteFile('/var/lib/talon/out/y'), true);

@@ -1,7 +1,8 @@
 /**
  * Node's permission model in a Hand's worker, checked on real workers: the execArgv we
- * build, and what Node 20 then enforces (fs read/write outside the grant, child processes,
- * workers, addons) and what it does not (network; process.kill, which the SDK closes).
+ * build, and what Node 26 then enforces (fs read/write outside the grant, child processes,
+ * workers, addons, the network without --allow-net) and what it does not (process.kill,
+ * which the SDK closes). The network in detail: ./network.test.ts.
  * runtime/supervisor/README.md records these results.
  */
 import { test } from 'node:test';
@@ -17,13 +18,14 @@ test('execArgv: the right flag per Node version, reads = entry + module + grants
   assert.equal(permissionFlag('20.20.2'), '--experimental-permission');
   assert.equal(permissionFlag('21.7.0'), '--experimental-permission');
   assert.equal(permissionFlag('22.1.0'), '--permission');
+  assert.equal(permissionFlag('26.12.1'), '--permission');
   const argv = workerExecArgv({ workerEntry: '/opt/talon/hand-worker.cjs', modulePath: '/opt/talon/hands/x.cjs', fs: { read: ['/data/in', '/data/in'], write: ['/data/out'] } }, '20.20.2');
   assert.deepEqual(argv, [
     '--experimental-permission', '--disable-warning=ExperimentalWarning',
     '--allow-fs-read=/opt/talon/hand-worker.cjs', '--allow-fs-read=/opt/talon/hands/x.cjs', '--allow-fs-read=/data/in',
     '--allow-fs-write=/data/out',
   ]);
-  assert.ok(!argv.some((a) => /--allow-(worker|child-process|addons|wasi)/.test(a)));
+  assert.ok(!argv.some((a) => /--allow-(worker|child-process|addons|wasi|ffi|inspector|net)/.test(a)));
   assert.equal(workerExecArgv({ workerEntry: '/a', modulePath: '/b', fs: { read: [], write: [] } }, '22.0.0')[0], '--permission');
 });
 
@@ -55,7 +57,7 @@ test('fs: a Hand reads and writes inside its grant and is refused outside it', a
   }
 });
 
-test('a Hand cannot spawn processes, start workers, load addons or signal the kernel; it can open sockets', async () => {
+test('a Hand cannot spawn processes, start workers, load addons, signal the kernel or open a socket', async () => {
   const server = createServer((s) => s.end());
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
@@ -70,9 +72,11 @@ test('a Hand cannot spawn processes, start workers, load addons or signal the ke
     assert.equal(r.addon, 'ERR_DLOPEN_DISABLED');
     assert.equal(r.kill, 'CAPABILITY_DENIED', 'process.kill is closed by the SDK, not by Node');
     assert.equal(r.env, 0, 'the worker gets an empty environment');
-    assert.equal(r.net, 'ok', 'Node 20 does not restrict the network: a Hand can connect to 127.0.0.1');
+    assert.equal(r.net, 'CAPABILITY_DENIED', 'no network grant: no socket (Node refuses it without --allow-net; the SDK says so first)');
+    assert.equal(r.netAccess, false, 'Node\'s own check: the worker has no --allow-net');
     const audit = await h.auditEntries();
     assert.ok(audit.some((e) => e.action === 'capability.check' && e.decision === 'deny' && e.subject === 'process.kill'));
+    assert.ok(audit.some((e) => e.action === 'capability.check' && e.decision === 'deny' && e.subject === `127.0.0.1:${port}`));
   } finally {
     await h.close();
     await new Promise<void>((r) => server.close(() => r()));

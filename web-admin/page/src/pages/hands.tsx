@@ -21,7 +21,11 @@ export interface HandStatus {
   heapLimitMb?: number;
   messages: { published: number; received: number; dropped: number; denied: number; malformed: number };
   handlerErrors?: number;
+  /** hosts ctx.fetch may reach; raw: the worker has --allow-net (all of the network) */
+  network?: { hosts: string[]; raw: boolean };
 }
+
+export const RAW_NETWORK_WARNING = 'network: { raw: true } opens ALL of the network to this Hand: its worker runs with --allow-net and can connect anywhere (LAN, loopback, the internet) without the host list or the audit that ctx.fetch gives.';
 
 export const REFRESH_MS = 3000;
 
@@ -66,6 +70,7 @@ export function Hands({ args, user }: PageProps) {
             {hands?.map((h) => (
               <tr key={h.name} data-testid={`hand-row-${h.name}`} data-state={h.state} data-restarts={String(h.restarts)} class={selected === h.name ? 'selected' : ''}>
                 <td><a href={`#/hands/${enc(h.name)}`} data-testid={`hand-open-${h.name}`}>{h.name}</a>{h.version && <small class="muted"> {h.version}</small>}
+                  {h.network?.raw && <span class="badge bad" data-testid={`hand-raw-network-${h.name}`} title={RAW_NETWORK_WARNING}>raw network</span>}
                   {h.lastError && <div class="error small" title={h.lastError}>{h.lastError.slice(0, 80)}</div>}</td>
                 <td><span class={`badge state-${h.state}`} data-testid={`hand-state-${h.name}`}>{h.state}</span></td>
                 <td>{h.state === 'running' ? duration(h.uptimeMs) : '–'}</td>
@@ -86,6 +91,9 @@ export function Hands({ args, user }: PageProps) {
         </table>
         {hands && hands.length === 0 && <p class="muted">No Hands installed.</p>}
       </div>
+      {selected && hands?.find((x) => x.name === selected)?.network?.raw && (
+        <p class="error" data-testid="hand-raw-network-warning">{RAW_NETWORK_WARNING}</p>
+      )}
       {selected && (
         <div class="cards" key={selected}>
           <Settings name={selected} admin={admin} />
