@@ -136,6 +136,29 @@ function coerce(kind: SensorKind, v: FieldValue): SensorValue | undefined {
 /** serialport (and its native addon) is loaded when the first serial driver starts, not at Talon's start */
 let SerialPortCtor: typeof SerialPortClass | null = null;
 
+/**
+ * serialport's poller on Node ≥ 26.4: the addon calls its JavaScript callback outside a
+ * callback scope, so the promise continuations it resolves (unixRead awaiting 'readable') wait
+ * for some later, unrelated event — a Modbus answer arrived only when the request's timeout
+ * fired (nodejs/node#62969; serialport/node-serialport#3148; the upstream fix, bindings-cpp
+ * PR #239, is not released). Until it is, the poller's events are re-emitted from
+ * setImmediate, which Node runs in a proper callback scope. The Poller class is not exported,
+ * so it is reached through the first opened port; patched once per process, on any Node.
+ */
+export function deferPollerEvents(port: unknown): void {
+  const poller = (port as { port?: { poller?: object } } | null)?.port?.poller;
+  if (!poller) return;
+  const proto = Object.getPrototypeOf(poller) as { emit?: (...args: unknown[]) => boolean; [POLLER_PATCHED]?: true };
+  if (proto[POLLER_PATCHED] || typeof proto.emit !== 'function') return;
+  const emit = proto.emit;
+  proto.emit = function deferredEmit(this: object, ...args: unknown[]): boolean {
+    setImmediate(() => emit.apply(this, args));
+    return true;
+  };
+  proto[POLLER_PATCHED] = true;
+}
+const POLLER_PATCHED = Symbol.for('talon.serialport.pollerPatched');
+
 function defaultPort(opts: PortOptions): PortLike {
   if (!SerialPortCtor) throw new Error('serialport is not loaded');
   return new SerialPortCtor({ ...opts, autoOpen: false, lock: true }) as unknown as PortLike;
@@ -333,6 +356,7 @@ export class SerialDriver implements Driver {
           resolve();
           return;
         }
+        deferPollerEvents(port);
         this.#port = port;
         this.#connected = true;
         this.#attempt = 0;

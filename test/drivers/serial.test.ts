@@ -9,6 +9,7 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SerialPort } from 'serialport';
 import { SerialDriver, checkSerialConfig, type SerialDriverConfig } from '../../drivers/serial/index.ts';
+import { deferPollerEvents } from '../../drivers/serial/driver.ts';
 import { nmeaSentence } from '../../drivers/serial/protocols.ts';
 import { buildExceptionResponse, buildReadResponse, crc16 } from '../../drivers/serial/modbus.ts';
 import { TalonError, type ErrorCode } from '../../runtime/errors.ts';
@@ -33,6 +34,7 @@ function openDevice(path: string): Promise<Device> {
     port.on('error', () => {}); // the pty going away is part of the tests
     port.open((err) => {
       if (err) { reject(err); return; }
+      deferPollerEvents(port); // the device end reads through the same poller (see the driver)
       resolve({
         port,
         write: (data) => new Promise<void>((res, rej) => {
