@@ -40,6 +40,30 @@ export const driverConfigSchema = {
   ],
 } as const;
 
+/**
+ * One schema per driver type, for a validator per type: the config validator the kernel runs
+ * (runtime/schema/registry.ts) checks an entry of `drivers: [...]` against
+ * `driverEntrySchema` only, and the entry's own type's validator does the rest. So a kernel
+ * loads the validator code of the driver types its config uses, not all four (the sim
+ * driver's alone is ~150 KB of generated code). The errors are those of driverConfigSchema.
+ */
+export const DRIVER_SCHEMAS: Record<(typeof DRIVER_TYPES)[number], Record<string, unknown>> = {
+  system: sub(systemDriverSchema),
+  sim: sub(simDriverSchema),
+  gpio: sub(gpioDriverSchema),
+  serial: sub(serialDriverSchema),
+};
+
+/** an entry of `drivers: [...]` as far as the type-independent check goes (see DRIVER_SCHEMAS) */
+export const driverEntrySchema = {
+  type: 'object',
+  required: ['type', 'name'],
+  properties: {
+    type: { type: 'string', enum: [...DRIVER_TYPES] },
+    name: { type: 'string' },
+  },
+} as const;
+
 /** `drivers: [...]` (unique names and sensor ids are checked by createDrivers()) */
 export const driversSchema = {
   type: 'array',

@@ -1,7 +1,13 @@
 /**
  * The compiled route table: path matching, and ajv validation of path parameters, query
- * (coerced from strings) and body. Validators are compiled on a route's first use, so start
- * stays fast. `checkResponse` is for tests: does a body match the route's declared schema?
+ * (coerced from strings) and body. Nothing is compiled at start: each validator (params,
+ * query, body) on its first use, and the ajv instances with the first one. A route without a
+ * query schema takes no query parameters, checked without ajv, so `/healthz` (what a
+ * supervisor polls right after start) never waits for a compile: the first ajv compile of a
+ * process also compiles ajv's meta-schema, ~15–25 ms here. The route schemas are ours, so
+ * they are not checked against the meta-schema at run time (`validateSchema: false`);
+ * test/web-admin/router.test.ts checks every one of them. `checkResponse` is for tests:
+ * does a body match the route's declared schema?
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { TalonError } from '../runtime/errors.ts';
@@ -16,7 +22,9 @@ interface Compiled {
   route: Route;
   regex: RegExp;
   keys: string[];
-  v?: { params: ValidateFunction | null; query: ValidateFunction; body: ValidateFunction | null };
+  params?: ValidateFunction;
+  query?: ValidateFunction;
+  body?: ValidateFunction;
 }
 
 export type Match =
@@ -24,14 +32,17 @@ export type Match =
   | { kind: 'method'; allowed: string[] }
   | { kind: 'none' };
 
-const EMPTY_OBJECT: Schema = { type: 'object', additionalProperties: false, properties: {} };
+/** the options request validation uses (test/web-admin/router.test.ts compiles every route schema with them) */
+export const REQUEST_AJV_OPTIONS = { allErrors: true, strict: false, useDefaults: true, validateSchema: false } as const;
+export const QUERY_AJV_OPTIONS = { ...REQUEST_AJV_OPTIONS, coerceTypes: true } as const;
 
 export class Router {
   readonly routes: Route[];
   #compiled: Compiled[];
-  #ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
-  #ajvQuery = new Ajv({ allErrors: true, strict: false, useDefaults: true, coerceTypes: true });
-  #ajvResponse = new Ajv({ allErrors: true, strict: false });
+  #byRoute = new Map<Route, Compiled>();
+  #ajvBody: Ajv | null = null;
+  #ajvQuery: Ajv | null = null;
+  #ajvResponse: Ajv | null = null;
   #responseCache = new Map<string, ValidateFunction>();
 
   constructor(routes: Route[]) {
@@ -54,7 +65,9 @@ export class Router {
         const missing = keys.find((k) => !(k in props));
         if (missing) throw new Error(`${key}: path parameter ${missing} has no schema in params`);
       }
-      return { route, regex: new RegExp(`^${pattern}$`), keys };
+      const c: Compiled = { route, regex: new RegExp(`^${pattern}$`), keys };
+      this.#byRoute.set(route, c);
+      return c;
     });
   }
 
@@ -80,33 +93,44 @@ export class Router {
     return allowed.length > 0 ? { kind: 'method', allowed } : { kind: 'none' };
   }
 
-  #validators(route: Route): NonNullable<Compiled['v']> {
-    const c = this.#compiled.find((x) => x.route === route)!;
-    c.v ??= {
-      params: route.params ? this.#ajv.compile(route.params) : null,
-      query: this.#ajvQuery.compile(route.query ?? EMPTY_OBJECT),
-      body: route.body ? this.#ajv.compile(route.body) : null,
-    };
-    return c.v;
+  #compiledFor(route: Route): Compiled {
+    const c = this.#byRoute.get(route);
+    if (!c) throw new Error(`${route.method} ${route.path} is not in this route table`);
+    return c;
+  }
+
+  #compile(schema: Schema, ajv: 'body' | 'query'): ValidateFunction {
+    if (ajv === 'query') return (this.#ajvQuery ??= new Ajv(QUERY_AJV_OPTIONS)).compile(schema);
+    return (this.#ajvBody ??= new Ajv(REQUEST_AJV_OPTIONS)).compile(schema);
   }
 
   validateParams(route: Route, params: Record<string, string>): void {
-    const v = this.#validators(route).params;
-    if (v && !v(params)) throw invalid('path', v.errors);
+    if (!route.params) return;
+    const c = this.#compiledFor(route);
+    const v = (c.params ??= this.#compile(route.params, 'body'));
+    if (!v(params)) throw invalid('path', v.errors);
   }
 
   /** Query values arrive as strings (the last one wins when repeated); coerced to the schema's types. */
   validateQuery(route: Route, search: URLSearchParams): Record<string, unknown> {
     const query: Record<string, unknown> = {};
     for (const [k, val] of search) query[k] = val;
-    const v = this.#validators(route).query;
+    if (!route.query) {
+      // no query schema: no query parameters (what `additionalProperties: false` would say, one error per name)
+      const unknown = Object.keys(query);
+      if (unknown.length > 0) throw invalidFields('query', unknown.slice(0, 20).map((k) => ({ path: `/${k}`, message: 'is not a known field' })));
+      return query;
+    }
+    const c = this.#compiledFor(route);
+    const v = (c.query ??= this.#compile(route.query, 'query'));
     if (!v(query)) throw invalid('query', v.errors);
     return query;
   }
 
   validateBody(route: Route, body: unknown): unknown {
-    const v = this.#validators(route).body;
-    if (!v) return undefined;
+    if (!route.body) return undefined;
+    const c = this.#compiledFor(route);
+    const v = (c.body ??= this.#compile(route.body, 'body'));
     if (!v(body)) throw invalid('body', v.errors);
     return body;
   }
@@ -118,7 +142,7 @@ export class Router {
     const key = `${route.operationId} ${status}`;
     let v = this.#responseCache.get(key);
     if (!v) {
-      v = this.#ajvResponse.compile(schema);
+      v = (this.#ajvResponse ??= new Ajv({ allErrors: true, strict: false })).compile(schema);
       this.#responseCache.set(key, v);
     }
     return v(body) ? [] : fieldErrors(v.errors);
@@ -136,7 +160,10 @@ function fieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
 }
 
 function invalid(where: 'path' | 'query' | 'body', errors: ErrorObject[] | null | undefined): TalonError {
-  const list = fieldErrors(errors);
+  return invalidFields(where, fieldErrors(errors));
+}
+
+function invalidFields(where: 'path' | 'query' | 'body', list: FieldError[]): TalonError {
   const first = list[0];
   const what = where === 'path' ? 'path parameter' : where === 'query' ? 'query parameter' : 'body field';
   const message = first ? `${what} ${first.path === '/' ? '(the whole ' + where + ')' : first.path.replace(/^\//, '').replace(/\//g, '.')} ${first.message}` : `the ${where} is not valid`;

@@ -24,7 +24,8 @@ import { ARCHES, NODE_VERSION, nodeDist, type Arch } from './node-dist.ts';
 import { buildLlamaCompanion } from './llama.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+/** the fuse postject flips in the node binary (Node's SEA sentinel) */
+export const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 export interface BinaryResult {
   arch: Arch;

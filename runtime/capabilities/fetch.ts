@@ -22,10 +22,7 @@
  * `request()` is the same path for kernel code acting for a Hand (the http tool).
  */
 import http from 'node:http';
-import https from 'node:https';
-import tls from 'node:tls';
-import zlib from 'node:zlib';
-import { lookup as dnsLookup } from 'node:dns/promises';
+import type { RequestOptions } from 'node:https';
 import { pipeline, type Readable } from 'node:stream';
 import type { LookupFunction } from 'node:net';
 import type { NetworkGrant } from '../../hands/sdk/types.ts';
@@ -41,7 +38,15 @@ export interface ResolvedAddress { address: string; family: number }
 /** every address of a name; the kernel's DNS, injectable for tests */
 export type Resolver = (host: string) => Promise<ResolvedAddress[]>;
 
-export const systemResolver: Resolver = (host) => dnsLookup(host, { all: true });
+// https, tls, zlib and DNS are loaded on the first ctx.fetch, not at the kernel's start
+// (4–8 ms of a cold start, measured in BENCHMARKS.md's issue 12 section)
+const lazy = {
+  get https() { return process.getBuiltinModule('node:https'); },
+  get tls() { return process.getBuiltinModule('node:tls'); },
+  get zlib() { return process.getBuiltinModule('node:zlib'); },
+};
+
+export const systemResolver: Resolver = (host) => process.getBuiltinModule('node:dns').promises.lookup(host, { all: true });
 
 export interface FetchServiceOptions {
   audit: Audit;
@@ -163,7 +168,7 @@ export class HandFetch {
     this.#audit = opts.audit;
     this.#clock = opts.clock ?? systemClock;
     this.#resolve = opts.resolve ?? systemResolver;
-    this.#ca = opts.ca === undefined ? undefined : [...tls.rootCertificates, ...(Array.isArray(opts.ca) ? opts.ca : [opts.ca])];
+    this.#ca = opts.ca === undefined ? undefined : [...lazy.tls.rootCertificates, ...(Array.isArray(opts.ca) ? opts.ca : [opts.ca])];
     this.#maxRequestBytes = opts.maxRequestBytes ?? 10 * MB;
     this.#maxRedirects = opts.maxRedirects ?? 5;
     this.#maxOpen = opts.maxOpenPerHand ?? 16;
@@ -350,7 +355,7 @@ export class HandFetch {
     if (outHeaders.accept === undefined) outHeaders.accept = '*/*';
     if (body !== undefined) outHeaders['content-length'] = String(body.byteLength);
     else if (method !== 'GET' && method !== 'HEAD') outHeaders['content-length'] = '0';
-    const options: https.RequestOptions = {
+    const options: RequestOptions = {
       protocol: url.protocol, host, port, method, path: `${url.pathname}${url.search}`, headers: outHeaders,
       agent: false, lookup, signal: f.ac.signal,
       ...(url.protocol === 'https:' && this.#ca ? { ca: this.#ca } : {}),
@@ -358,7 +363,7 @@ export class HandFetch {
     return new Promise<http.IncomingMessage>((resolve, reject) => {
       let req: http.ClientRequest;
       try {
-        req = (url.protocol === 'https:' ? https : http).request(options);
+        req = (url.protocol === 'https:' ? lazy.https : http).request(options);
       } catch (err) {
         reject(new TalonError('BAD_REQUEST', `the request to ${where} cannot be made: ${(err as Error).message}`));
         return;
@@ -398,9 +403,9 @@ export class HandFetch {
       res.destroy();
       throw tooLarge(f);
     }
-    const decoder = encoding === 'gzip' || encoding === 'x-gzip' ? zlib.createGunzip()
-      : encoding === 'deflate' ? zlib.createInflate()
-        : encoding === 'br' ? zlib.createBrotliDecompress() : null;
+    const decoder = encoding === 'gzip' || encoding === 'x-gzip' ? lazy.zlib.createGunzip()
+      : encoding === 'deflate' ? lazy.zlib.createInflate()
+        : encoding === 'br' ? lazy.zlib.createBrotliDecompress() : null;
     const stream: Readable = decoder ? pipeline(res, decoder, () => {}) : res;
     f.body = stream;
     const wake = (): void => f.wake();

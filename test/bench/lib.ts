@@ -1,7 +1,7 @@
 /** Shared pieces of the benchmarks: spawning Talon, polling /healthz, reading RSS, stats. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request } from 'node:http';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -49,9 +49,82 @@ export async function waitFor200(port: number, path: string, t0: number, timeout
 }
 
 export function rssMb(pid: number): number {
+  return memMb(pid).rss;
+}
+
+/** resident memory from /proc/<pid>/status, MB: VmRSS = RssAnon (heaps, stacks) + RssFile (mapped files: the executable, libraries) + RssShmem */
+export interface Mem { rss: number; anon: number; file: number }
+
+export function memMb(pid: number): Mem {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /VmRSS:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) / 1024 : NaN;
+  const kb = (k: string): number => {
+    const m = new RegExp(`${k}:\\s+(\\d+) kB`).exec(status);
+    return m ? Number(m[1]) / 1024 : NaN;
+  };
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
+}
+
+/** the median of each figure over several samples */
+export function medianMem(samples: Mem[]): Mem {
+  return { rss: median(samples.map((m) => m.rss)), anon: median(samples.map((m) => m.anon)), file: median(samples.map((m) => m.file)) };
+}
+
+/**
+ * Rows of the idle-memory table (process | VmRSS | RssAnon | RssFile | ratio | budget), which
+ * `npm run bench` prints after the main table: sections add to it with memRow().
+ */
+export const memRows: string[] = [];
+
+export function memRow(what: string, m: Mem, ref?: { label: string; mem: Mem }, budget = ''): void {
+  const f = (n: number): string => n.toFixed(1);
+  const ratio = ref ? `${(m.rss / ref.mem.rss).toFixed(2)}× ${ref.label}` : '';
+  memRows.push(`| ${what} | ${f(m.rss)} MB | ${f(m.anon)} MB | ${f(m.file)} MB | ${ratio} | ${budget} |`);
+}
+
+export function printMemTable(say: (line: string) => void): void {
+  if (memRows.length === 0) return;
+  say('');
+  say('Idle memory, from /proc/<pid>/status (VmRSS = RssAnon + RssFile; RssFile is mapped files, mostly the executable\'s own pages: clean, shared, reclaimable):');
+  say('');
+  say('| process | VmRSS | RssAnon | RssFile | VmRSS ratio | budget |');
+  say('|---|---|---|---|---|---|');
+  for (const row of memRows.splice(0)) say(row);
+}
+
+/** the reference programs (./ref-main.cjs): a minimal http server, idle Node, and the floor */
+export const REF_MAIN = join(ROOT, 'test', 'bench', 'ref-main.cjs');
+
+/** how to run ref-main: `node ref-main.cjs` or a single executable made of it */
+export type RefRunner = { cmd: string; args: string[]; env?: NodeJS.ProcessEnv };
+export const nodeRef = (node = process.execPath): RefRunner => ({ cmd: node, args: [REF_MAIN] });
+
+/** ms from spawn to the first 200 of the reference in `mode` (http or floor); the process is stopped after */
+export async function refStart(r: RefRunner, mode: 'http' | 'floor'): Promise<number> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'talon-bench-ref-'));
+  const t0 = performance.now();
+  const p = spawn(r.cmd, [...r.args, mode, String(port), ...(mode === 'floor' ? [join(dir, 'db'), ROOT] : [])], { stdio: ['ignore', 'ignore', 'inherit'], env: r.env ?? process.env });
+  try {
+    return await waitFor200(port, '/', t0);
+  } finally {
+    await kill(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** the reference idle (mode idle, or floor with its worker running), sampled `settleMs` after it answers */
+export async function refMem(r: RefRunner, mode: 'idle' | 'floor', settleMs = 3000): Promise<Mem> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'talon-bench-ref-'));
+  const p = spawn(r.cmd, [...r.args, mode, ...(mode === 'floor' ? [String(port), join(dir, 'db'), ROOT] : [])], { stdio: ['ignore', 'ignore', 'inherit'], env: r.env ?? process.env });
+  try {
+    if (mode === 'floor') await waitFor200(port, '/', performance.now());
+    await sleep(settleMs);
+    return memMb(p.pid!);
+  } finally {
+    await kill(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function median(xs: number[]): number {
@@ -86,12 +159,17 @@ export interface TalonProc {
   stop(): Promise<void>;
 }
 
-/** starts `node dist/talon.cjs run` with a fresh data folder and the given config (JSON) */
-export async function startTalon(config: Record<string, unknown>, opts: { wait?: boolean } = {}): Promise<TalonProc & { startMs: number }> {
+/**
+ * starts `node dist/talon.cjs run` (or `opts.cmd run`, say the single executable) with a fresh
+ * data folder and the given config (JSON)
+ */
+export async function startTalon(config: Record<string, unknown>, opts: { wait?: boolean; cmd?: { cmd: string; args: string[]; env?: NodeJS.ProcessEnv } } = {}): Promise<TalonProc & { startMs: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'talon-bench-data-'));
   mkdirSync(dataDir, { recursive: true });
   const httpPort = await freePort();
-  const mqttPort = await freePort();
+  let mqttPort = await freePort();
+  while (mqttPort === httpPort) mqttPort = await freePort(); // the kernel refuses two listeners on one port
+
   // the budgets are about the kernel: no drivers unless a measure asks for them
   const cfg = {
     dataDir,
@@ -104,7 +182,8 @@ export async function startTalon(config: Record<string, unknown>, opts: { wait?:
   const file = join(dataDir, 'talon.json');
   writeFileSync(file, JSON.stringify(cfg));
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [TALON, 'run', '--config', file], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const run = opts.cmd ?? { cmd: process.execPath, args: [TALON] };
+  const proc = spawn(run.cmd, [...run.args, 'run', '--config', file], { stdio: ['ignore', 'inherit', 'inherit'], ...(run.env ? { env: run.env } : {}) });
   const startMs = opts.wait === false ? 0 : await waitFor200(httpPort, '/healthz', t0);
   return {
     proc, dataDir, httpPort, mqttPort, startMs,
@@ -135,8 +214,8 @@ export async function handsRunning(t: TalonProc, n: number, timeoutMs = 30000): 
 
 /** the heading every Markdown report of `npm run bench` (and each standalone bench script) starts with */
 export async function reportHeader(say: (line: string) => void): Promise<void> {
-  const { cpus } = await import('node:os');
-  say(`Run on ${new Date().toISOString()}, Node ${process.version}, ${cpus().length} cores.`);
+  const { cpus, loadavg } = await import('node:os');
+  say(`Run on ${new Date().toISOString()}, Node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at the start.`);
   say('');
   say('| measure | Talon | reference | ratio | budget |');
   say('|---|---|---|---|---|');
@@ -148,4 +227,5 @@ export async function runIfMain(moduleUrl: string, rows: (say: (line: string) =>
   const say = (line: string): void => console.log(line);
   await reportHeader(say);
   await rows(say);
+  printMemTable(say);
 }
