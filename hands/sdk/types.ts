@@ -51,6 +51,11 @@ export type DeclaredCapabilities = Partial<Omit<Capabilities, 'network'>> & { ne
 export interface Quotas {
   /** V8 old-generation heap cap for the worker, MB */
   heapMb: number;
+  /**
+   * memory outside the V8 heap (Buffers, ArrayBuffers, typed arrays), MB, read by the kernel
+   * every memoryPollMs; over it the Hand is stopped. Default: twice heapMb, at least 16.
+   */
+  externalMb?: number;
   /** share of one core the Hand may use, 0..1 (reported; sustained overuse is flagged) */
   cpuShare: number;
   /** bus publishes per second; excess is dropped and counted */

@@ -9,6 +9,12 @@
  *
  * The kernel re-checks everything sent from here; the local checks exist to fail fast with a
  * typed error and to keep a flooding Hand's excess off the kernel's thread.
+ *
+ * Before any Hand code runs (both modes: a module's top level runs while its manifest is read)
+ * it closes what Node's permission model leaves open to a worker: the ports to the kernel
+ * (./port-guard.ts), process.kill, the network (./net-guard.ts, unless raw), the process's file
+ * descriptors (./fd-guard.ts), node:sqlite (./sqlite-guard.ts), process._rawDebug and
+ * process.report. See runtime/supervisor/README.md.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { getHeapStatistics } from 'node:v8';
@@ -20,22 +26,45 @@ import { TalonError, type ErrorJSON } from '../../runtime/errors.ts';
 import { Grants } from '../../runtime/capabilities/grants.ts';
 import { validateFilter, validateTopic, toAbsolute } from '../../runtime/bus/topics.ts';
 import { installNetworkGuard } from './net-guard.ts';
+import { installFdGuard } from './fd-guard.ts';
+import { installSqliteGuard } from './sqlite-guard.ts';
+import { installPortGuard } from './port-guard.ts';
+import { boundedJson } from './bounded-json.ts';
 
 declare const require: (id: string) => unknown;
 
 if (!parentPort) throw new Error('hand-worker.cjs runs only as a worker_thread started by the Talon kernel');
 const port = parentPort;
+const data = workerData as WorkerData;
+// The ports to the kernel are the runtime's alone (./port-guard.ts): Hand code gets `parentPort: null`,
+// Node's stdio port takes only stdio, and `post` is the SDK's own. What the kernel receives is checked
+// there anyway; this keeps heartbeats, logs and refusals the SDK's.
+const post: (msg: WorkerToKernel) => void = installPortGuard(port, {
+  hand: data.mode === 'run' ? data.name : undefined,
+  report: (action, subject) => reportDenied(action, subject),
+});
 
-const post = (msg: WorkerToKernel): void => port.postMessage(msg);
+/** the sizes the kernel keeps (runtime/supervisor/hand-runner.ts): cut here already, so the rest never crosses */
+const LOG_MSG_MAX = 8192;
+const LOG_DATA_MAX = 16 * 1024;
+const SUBJECT_MAX = 256;
+const ERROR_TEXT_MAX = 2000;
+const clip = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max)}… [${s.length - max} more characters cut]`);
 
 function errorJSON(err: unknown): ErrorJSON {
   if (err instanceof TalonError) return err.toJSON();
   if (typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
     && typeof (err as { message?: unknown }).message === 'string' && /^[A-Z_]+$/.test((err as { code: string }).code)) {
     const e = err as { code: string; message: string };
-    return { code: e.code as ErrorJSON['code'], message: e.message };
+    return { code: e.code.slice(0, 40) as ErrorJSON['code'], message: clip(e.message, ERROR_TEXT_MAX) };
   }
-  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+  let message: string;
+  try {
+    message = err instanceof Error ? String(err.message) : String(err);
+  } catch {
+    message = '(an error that cannot be printed)';
+  }
+  return { code: 'INTERNAL', message: clip(message, ERROR_TEXT_MAX) };
 }
 
 function stackOf(err: unknown): string | undefined {
@@ -55,15 +84,13 @@ function loadHand(modulePath: string): HandDefinition {
 for (const name of ['kill', '_kill']) {
   Object.defineProperty(process, name, {
     value: () => {
-      post({ t: 'denied', action: 'process.signal', subject: `process.${name}` });
+      reportDenied('process.signal', `process.${name}`);
       throw new TalonError('CAPABILITY_DENIED', `process.${name} is not available to a Hand`);
     },
     writable: false,
     configurable: false,
   });
 }
-
-const data = workerData as WorkerData;
 
 // Refusals found here go to the kernel to be audited: at most DENIES_PER_SEC a second; the
 // rest are counted and sent along with the next one (or a second later), so a Hand retrying in
@@ -72,7 +99,8 @@ const DENIES_PER_SEC = 20;
 let denyWindow = 0;
 let denySent = 0;
 let denyHeld: { action: string; subject: string; n: number } | null = null;
-const reportDenied = (action: string, subject: string): void => {
+const reportDenied = (action: string, rawSubject: string): void => {
+  const subject = clip(String(rawSubject), SUBJECT_MAX);
   const now = performance.now();
   if (now - denyWindow >= 1000) {
     denyWindow = now;
@@ -107,22 +135,64 @@ function flushDenied(): void {
 // Without a raw network grant the worker has no --allow-net: Node refuses every socket and DNS
 // query. The guard turns the common entry points into a typed CAPABILITY_DENIED the kernel audits.
 const rawNetwork = data.mode === 'run' && data.grants.network.raw === true;
-if (!rawNetwork) installNetworkGuard({ hand: data.mode === 'run' ? data.name : undefined, report: reportDenied });
-
-if (data.mode === 'manifest') {
-  try {
-    const def = loadHand(data.modulePath);
+const handName = data.mode === 'run' ? data.name : undefined;
+if (!rawNetwork) installNetworkGuard({ hand: handName, report: reportDenied });
+// The process's descriptors (LevelDB's files, the daemon's stdout) are not the Hand's: only the
+// ones it opens itself (./fd-guard.ts). node:sqlite opens files past the permission model: held
+// to the fs grants (./sqlite-guard.ts).
+const fdGuard = installFdGuard({ hand: handName, report: reportDenied, rawNetwork });
+installSqliteGuard({ hand: handName, report: reportDenied, fs: data.mode === 'run' ? data.grants.fs : { read: [], write: [] } });
+// process._rawDebug writes to the process's fd 2 from any thread: send it down the worker's stderr
+// (which the kernel captures as the Hand's log) instead
+Object.defineProperty(process, '_rawDebug', {
+  value: (...args: unknown[]) => {
     try {
-      post({ t: 'manifest', manifest: def.manifest });
-    } catch (err) {
-      throw new TalonError('MANIFEST_INVALID', `the manifest of ${data.modulePath} is not plain data: ${(err as Error).message}`);
+      process.stderr.write(`${format(...args)}\n`);
+    } catch {
+      // nothing to do
     }
-  } catch (err) {
-    post({ t: 'error', phase: 'load', error: errorJSON(err), stack: stackOf(err) });
+  },
+  writable: false,
+  configurable: false,
+});
+// process.report.getReport() answers with the whole process's environment (the kernel's, not the
+// worker's empty one), command line and native state: not the Hand's to read
+{
+  const report = process.report as unknown as Record<string, unknown> | undefined;
+  if (report) {
+    for (const name of ['getReport', 'writeReport']) {
+      Object.defineProperty(report, name, {
+        value: () => {
+          reportDenied('process.report', `process.report.${name}`);
+          throw new TalonError('CAPABILITY_DENIED', `process.report.${name} is not available to a Hand (it describes the kernel's process)`);
+        },
+        writable: false,
+        configurable: false,
+      });
+    }
   }
-} else {
-  runHand(data);
 }
+
+// FileHandles are locked once one has been seen (an fs.promises.open of the module file, which
+// the worker may read); only then does Hand code load
+fdGuard.lockFileHandles(data.modulePath).then(() => {
+  if (data.mode === 'manifest') {
+    try {
+      const def = loadHand(data.modulePath);
+      try {
+        post({ t: 'manifest', manifest: def.manifest });
+      } catch (err) {
+        throw new TalonError('MANIFEST_INVALID', `the manifest of ${data.modulePath} is not plain data: ${(err as Error).message}`);
+      }
+    } catch (err) {
+      post({ t: 'error', phase: 'load', error: errorJSON(err), stack: stackOf(err) });
+    }
+  } else {
+    runHand(data);
+  }
+}, (err: unknown) => {
+  post({ t: 'error', phase: 'load', error: { code: 'INTERNAL', message: `the worker runtime could not lock file handles: ${(err as Error).message}` } });
+});
 
 function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
   const grants = new Grants(wd.grants, `talon/${wd.deviceId}`);
@@ -132,12 +202,14 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
 
   // -- logging --------------------------------------------------------------------------------
   const log = (level: LogLevel, msg: string, data?: Record<string, unknown>): void => {
-    const m: WorkerToKernel = data === undefined ? { t: 'log', level, msg: String(msg) } : { t: 'log', level, msg: String(msg), data };
-    try {
-      post(m);
-    } catch {
-      post({ t: 'log', level, msg: String(msg), data: { note: 'data was not cloneable and was dropped' } });
+    const text = clip(String(msg), LOG_MSG_MAX);
+    if (data === undefined) {
+      post({ t: 'log', level, msg: text });
+      return;
     }
+    const json = boundedJson(data, LOG_DATA_MAX);
+    post({ t: 'log', level, msg: text, data: json !== null ? JSON.parse(json) as Record<string, unknown>
+      : { truncated: `the data was over ${LOG_DATA_MAX} bytes of JSON (or not JSON) and was dropped` } });
   };
   const consoleLevel: Record<string, LogLevel> = { log: 'info', info: 'info', debug: 'debug', trace: 'debug', warn: 'warn', error: 'error' };
   for (const [method, level] of Object.entries(consoleLevel)) {
@@ -201,12 +273,14 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       abs = toAbsolute(root, topic);
       validateTopic(abs);
       abs = grants.canPublish(abs) ? abs : null;
-      if (topicCache.size > 4096) topicCache.clear();
-      topicCache.set(topic, abs);
+      if (topic.length <= 1024) { // a long topic is checked each time, never kept
+        if (topicCache.size > 4096) topicCache.clear();
+        topicCache.set(topic, abs);
+      }
     }
     if (abs === null) {
       const full = toAbsolute(root, topic);
-      post({ t: 'denied', action: 'bus.publish', subject: full });
+      reportDenied('bus.publish', full);
       throw new TalonError('CAPABILITY_DENIED', `Hand "${wd.name}" may not publish to ${full}; its grant allows ${grants.caps.bus.publish.join(', ') || 'no topics'}`);
     }
     return abs;
@@ -248,7 +322,7 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     validateFilter(filter);
     const abs = toAbsolute(root, filter);
     if (!grants.canSubscribe(abs)) {
-      post({ t: 'denied', action: 'bus.subscribe', subject: abs });
+      reportDenied('bus.subscribe', abs);
       throw new TalonError('CAPABILITY_DENIED', `Hand "${wd.name}" may not subscribe to ${abs}; its grant allows ${grants.caps.bus.subscribe.join(', ') || 'no topics'}`);
     }
     const id = nextSub++;
@@ -330,8 +404,11 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       },
     },
     call: <T>(method: string, ...args: unknown[]) => {
-      if (typeof method !== 'string' || method.startsWith('bus.') || method.startsWith('store.')) {
-        return Promise.reject(new TalonError('BAD_REQUEST', `ctx.call("${String(method)}"): use ctx.bus / ctx.store for bus and store`));
+      if (typeof method !== 'string' || method.length > 200) {
+        return Promise.reject(new TalonError('BAD_REQUEST', 'ctx.call(method, ...args): method must be the name of a kernel service (at most 200 characters)'));
+      }
+      if (method.startsWith('bus.') || method.startsWith('store.')) {
+        return Promise.reject(new TalonError('BAD_REQUEST', `ctx.call("${method}"): use ctx.bus / ctx.store for bus and store`));
       }
       return call<T>(method, args);
     },

@@ -186,8 +186,10 @@ export class Grants {
     let ok = this.#pubCache.get(absTopic);
     if (ok === undefined) {
       ok = this.caps.bus.publish.some((g) => topicMatches(g, absTopic));
-      if (this.#pubCache.size > 4096) this.#pubCache.clear();
-      this.#pubCache.set(absTopic, ok);
+      if (absTopic.length <= 1024) { // a long topic (up to 64 KB) is checked each time, never kept
+        if (this.#pubCache.size > 4096) this.#pubCache.clear();
+        this.#pubCache.set(absTopic, ok);
+      }
     }
     return ok;
   }

@@ -16,6 +16,7 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { Capabilities, LogLevel, Quotas } from '../../hands/sdk/types.ts';
 import type { CallMsg, KernelToWorker, WorkerData, WorkerToKernel } from '../../hands/sdk/protocol.ts';
 import { RETAIN_FLAG } from '../../hands/sdk/protocol.ts';
+import { boundedJson } from '../../hands/sdk/bounded-json.ts';
 import type { Bus, BusMessage, QoS } from '../bus/types.ts';
 import { toAbsolute, toRelative, topics, validateFilter, validateTopic } from '../bus/topics.ts';
 import type { Store } from '../store/store.ts';
@@ -31,6 +32,19 @@ import type { HandState, HandStatus, KernelService, LogLine } from './types.ts';
 
 const MB = 1024 * 1024;
 export const LOG_RING = 1000;
+/** a Hand's kept log lines, about (text and data): the oldest go first */
+export const LOG_RING_BYTES = 1024 * 1024;
+/** the text of a log line a worker sends, characters; the rest is cut and counted */
+export const LOG_MSG_MAX = 8192;
+/** a log line's data, bytes of JSON; over it, the data is replaced by a marker and counted */
+export const LOG_DATA_MAX = 16 * 1024;
+/** an audit entry's subject taken from what a worker sent (a topic, a path, a host), characters */
+export const AUDIT_SUBJECT_MAX = 256;
+/** an audit entry's detail from a Hand's doing, bytes of JSON */
+export const AUDIT_DETAIL_MAX = 4096;
+/** an error message or a stack a worker reports (kept in the status, the log and the audit) */
+export const ERROR_TEXT_MAX = 2000;
+export const STACK_MAX = 4000;
 export const STORE_KEY_MAX_BYTES = 512;
 export const STORE_VALUE_MAX_BYTES = 256 * 1024;
 export const STORE_LIST_MAX = 1000;
@@ -44,11 +58,37 @@ export interface RunnerLimits {
   floodSeconds: number;
   /** log lines per second a Hand may write (burst: twice that); the rest are dropped and counted */
   logLinesPerSec: number;
-  /** capability denials audited per second per Hand; the rest are counted into the next entry */
+  /**
+   * audit entries a Hand's doing may write per second (capability denials and checks); the rest
+   * are counted and summed up in one `audit.suppressed` entry per second
+   */
   deniesAuditedPerSec: number;
+  /** ... and bytes of them per second */
+  auditBytesPerSec: number;
+  /** how often the kernel reads a worker's memory (V8 heap and external: Buffers, ArrayBuffers), ms */
+  memoryPollMs: number;
+  /**
+   * the supervisor reads the process's RSS this often (cheap: no worker is asked), and when it grew
+   * by rssJumpMb since the last look, reads every running Hand's memory at once
+   */
+  rssWatchMs: number;
+  rssJumpMb: number;
+  /**
+   * event-loop utilisation (measured by the kernel) at or above which a worker counts as busy;
+   * busy for longer than hangTimeoutMs, whatever it posts, ends it with HAND_TIMEOUT
+   */
+  busyElu: number;
 }
 
-export const DEFAULT_LIMITS: RunnerLimits = { floodFactor: 10, floodSeconds: 3, logLinesPerSec: 200, deniesAuditedPerSec: 20 };
+export const DEFAULT_LIMITS: RunnerLimits = {
+  floodFactor: 10, floodSeconds: 3, logLinesPerSec: 200, deniesAuditedPerSec: 20, auditBytesPerSec: 16 * 1024,
+  memoryPollMs: 1000, rssWatchMs: 50, rssJumpMb: 16, busyElu: 0.98,
+};
+
+/** the external-memory quota when a manifest or config gives none: twice the heap, at least 16 MB */
+export function externalLimitMb(q: Quotas): number {
+  return q.externalMb ?? Math.max(16, 2 * q.heapMb);
+}
 
 export interface RunnerDeps {
   config: SupervisorConfig;
@@ -99,6 +139,21 @@ interface Session {
   cpuOverStreak: number;
   topicOk: Map<string, boolean>;
   timers: unknown[];
+  /** a memory reading is on its way */
+  measuring: boolean;
+  /** the busy watch: the last ELU sample and when it was taken, and when the busy stretch began */
+  eluMark: { elu: EventLoopUtilization; at: number } | undefined;
+  busySince: number | undefined;
+  /** the worker's CPU time (µs, read by the kernel with each memory reading), now and when the busy stretch began */
+  cpu: { usec: number; at: number } | undefined;
+  busyCpu: { usec: number; at: number } | undefined;
+  /** the kernel has read the worker's memory itself: its heartbeat's figures are no longer used */
+  measured: boolean;
+  /** heartbeats that came in during the busy stretch */
+  busyBeats: number;
+  /** the external memory at the last reading, and the early reading it asked for */
+  lastExternal: number;
+  soon: unknown;
 }
 
 /** how long a Hand may take to answer a chat message, and how long the answer may be */
@@ -124,15 +179,26 @@ export class HandRunner {
   #cpu = 0;
   #heapUsed = 0;
   #heapLimit = 0;
+  #external = 0;
+  #externalLimit = 0;
+  /** fields a worker sent that were cut to size (log text and data, subjects, error messages) */
+  #truncated = 0;
   #handlerErrors = 0;
   #counters = { published: 0, received: 0, dropped: 0, denied: 0, malformed: 0 };
   #logs: LogLine[] = [];
+  #logBytes = 0;
+  #logSizes: number[] = [];
   #logTokens: number;
   #logRefilled: number;
   #logsDropped = 0;
-  #denyWindow = 0;
-  #denyCount = 0;
-  #denySuppressed = 0;
+  /** the per-Hand audit budget: this second's entries and bytes, and what it held back */
+  #auditWindow = 0;
+  #auditCount = 0;
+  #auditBytes = 0;
+  #auditSuppressed = 0;
+  #auditSuppressedBytes = 0;
+  #auditSuppressedTotal = 0;
+  #auditSummaryTimer: unknown = null;
   #auditPending = new Set<Promise<void>>();
   /** the network grant of the last start: shown in the status (raw opens all of the network) */
   #network: { hosts: string[]; raw: boolean } | undefined;
@@ -165,9 +231,13 @@ export class HandRunner {
       cpu: round(this.#cpu, 3),
       heapUsedMb: round(this.#heapUsed / MB, 2),
       heapLimitMb: round(this.#heapLimit / MB, 2),
+      externalMb: round(this.#external / MB, 2),
+      externalLimitMb: round(this.#externalLimit / MB, 2),
       messages: { ...this.#counters },
       handlerErrors: this.#handlerErrors,
       logsDropped: this.#logsDropped,
+      truncated: this.#truncated,
+      auditSuppressed: this.#auditSuppressedTotal,
     };
     if (m) {
       s.id = m.id;
@@ -178,6 +248,12 @@ export class HandRunner {
     if (this.#lastError) s.lastError = this.#lastError;
     if (this.#state === 'backoff' && this.#nextStartAt !== undefined) s.nextStartAt = this.#nextStartAt;
     return s;
+  }
+
+  /** read the worker's memory now (the supervisor saw the process grow) */
+  measureNow(): void {
+    const s = this.#session;
+    if (s) this.#measure(s);
   }
 
   logs(lines = 100): LogLine[] {
@@ -314,12 +390,14 @@ export class HandRunner {
       elu: undefined, killReason: null, error: null, stopRequested: false, exited: false, exitedPromise,
       stoppedMsg, stoppedPromise, subs: new Map(), deliver: [], deliverScheduled: false,
       tokens: quotas.messagesPerSec, refilledAt: now, floodCount: 0, floodWindowStart: now, floodStreak: 0, cpuOverStreak: 0,
-      topicOk: new Map(), timers: [],
+      topicOk: new Map(), timers: [], measuring: false, eluMark: undefined, busySince: undefined, cpu: undefined, busyCpu: undefined,
+      measured: false, busyBeats: 0, lastExternal: 0, soon: null,
     };
     this.#session = s;
+    this.#externalLimit = externalLimitMb(quotas) * MB;
 
-    captureLines(worker.stdout, (line) => this.#log('info', line, { stream: 'stdout' }));
-    captureLines(worker.stderr, (line) => this.#log('error', line, { stream: 'stderr' }));
+    captureLines(worker.stdout, (line) => this.#handLog('info', line, { stream: 'stdout' }, true));
+    captureLines(worker.stderr, (line) => this.#handLog('error', line, { stream: 'stderr' }, true));
     worker.on('message', (msg: WorkerToKernel) => {
       if (this.#session !== s || s.exited) return;
       try {
@@ -331,7 +409,8 @@ export class HandRunner {
     worker.on('error', (err: Error & { code?: string }) => {
       s.error = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
         ? new TalonError('QUOTA_EXCEEDED', `Hand "${this.name}" went over its heap quota of ${quotas.heapMb} MB and was stopped by V8 (ERR_WORKER_OUT_OF_MEMORY)`)
-        : new TalonError('HAND_CRASHED', `Hand "${this.name}" crashed: ${err.message}`, { details: { stack: String(err.stack ?? '').slice(0, 2000) } });
+        : new TalonError('HAND_CRASHED', `Hand "${this.name}" crashed: ${this.#clip(err?.message, ERROR_TEXT_MAX)}`,
+          { details: { stack: this.#clip(err?.stack, ERROR_TEXT_MAX) } });
     });
     worker.on('exit', (code) => {
       s.exited = true;
@@ -339,6 +418,8 @@ export class HandRunner {
         if (a.session === s) a.end(new TalonError('HAND_STOPPED', `Hand "${this.name}" stopped before it finished answering`));
       }
       for (const t of s.timers) d.clock.clearTimeout(t);
+      if (s.soon !== null) d.clock.clearTimeout(s.soon);
+      this.#flushAuditSummary();
       void this.#cleanup(s);
       exitedResolve();
       if (this.#session !== s) return;
@@ -359,13 +440,98 @@ export class HandRunner {
     const interval = Math.max(10, Math.min(d.config.heartbeatMs, d.config.hangTimeoutMs / 4));
     const watchdog = d.clock.setInterval(() => this.#watch(s), interval);
     s.timers.push(watchdog);
-    const clearWatch = () => d.clock.clearInterval(watchdog);
+    // memory outside the V8 heap (Buffers, ArrayBuffers), read by the kernel: the worker cannot lie about it
+    const memory = d.clock.setInterval(() => this.#measure(s), Math.max(10, d.limits.memoryPollMs));
+    s.timers.push(memory);
+    const clearWatch = () => {
+      d.clock.clearInterval(watchdog);
+      d.clock.clearInterval(memory);
+    };
     void exitedPromise.then(clearWatch);
+  }
+
+  /**
+   * The worker's heap and external memory, asked of V8 by the kernel (an interrupt: it is answered
+   * even while the Hand's loop spins). Over the external quota: QUOTA_EXCEEDED.
+   */
+  #measure(s: Session): void {
+    if (this.#session !== s || s.exited || s.measuring) return;
+    s.measuring = true;
+    const at = this.#d.clock.now();
+    s.worker.cpuUsage().then((c) => {
+      s.cpu = { usec: c.user + c.system, at };
+    }, () => undefined);
+    s.worker.getHeapStatistics().then((st) => {
+      s.measuring = false;
+      if (this.#session !== s || s.exited) return;
+      s.measured = true;
+      const external = Number(st.external_memory) || 0;
+      this.#external = external;
+      this.#heapUsed = Number(st.used_heap_size) || this.#heapUsed;
+      this.#heapLimit = Number(st.heap_size_limit) || this.#heapLimit;
+      const grew = external - s.lastExternal;
+      s.lastExternal = external;
+      if (external > this.#externalLimit && !s.stopRequested) {
+        this.#kill(s, new TalonError('QUOTA_EXCEEDED',
+          `Hand "${this.name}" went over its external memory quota of ${round(this.#externalLimit / MB, 1)} MB `
+          + `(${round(external / MB, 1)} MB of Buffers and ArrayBuffers outside the V8 heap; quotas.externalMb) and was stopped`));
+        return;
+      }
+      // growing fast (a quarter of its quota since the last reading): look again soon, not at the next poll
+      if (grew > this.#externalLimit / 4 && s.soon === null) {
+        s.soon = this.#d.clock.setTimeout(() => {
+          s.soon = null;
+          this.#measure(s);
+        }, 5);
+      }
+    }, () => {
+      s.measuring = false;
+    });
+  }
+
+  /**
+   * A worker whose event loop the kernel measures at ≥ busyElu for longer than hangTimeoutMs is
+   * ended, whatever it posts (a spinning Hand can post heartbeats). A Hand waiting on a kernel
+   * call sits idle in its loop: never busy.
+   */
+  #watchBusy(s: Session, now: number): boolean {
+    const elu = s.worker.performance.eventLoopUtilization();
+    const mark = s.eluMark;
+    s.eluMark = { elu, at: now };
+    if (!mark) return false;
+    const u = s.worker.performance.eventLoopUtilization(elu, mark.elu).utilization;
+    if (!Number.isFinite(u)) return false;
+    if (u < this.#d.limits.busyElu) {
+      s.busySince = undefined;
+      return false;
+    }
+    if (s.busySince === undefined) {
+      s.busySince = mark.at;
+      s.busyCpu = s.cpu;
+      s.busyBeats = 0;
+      return false;
+    }
+    const busyMs = now - s.busySince;
+    const hang = this.#d.config.hangTimeoutMs;
+    if (busyMs <= hang) return false;
+    // the CPU time it burnt meanwhile, as the kernel last read it
+    const a = s.busyCpu;
+    const b = s.cpu;
+    const share = a && b && b.at > a.at ? (b.usec - a.usec) / 1000 / (b.at - a.at) : NaN;
+    const cpu = Number.isFinite(share) ? `, ${Math.round(share * 100)}% of a core in CPU time` : '';
+    // (almost) no heartbeat all along: a plain blocked loop; heartbeats while the loop never idled: posted from a busy loop
+    const silent = now - s.lastHb;
+    this.#kill(s, new TalonError('HAND_TIMEOUT', s.busyBeats < 2
+      ? `Hand "${this.name}"'s event loop has been blocked for ${silent} ms (no heartbeat${cpu}; hangTimeoutMs is ${hang})`
+      : `Hand "${this.name}"'s event loop has been busy for ${busyMs} ms (${Math.round(u * 100)}% at the last look${cpu}; `
+        + `hangTimeoutMs is ${hang}) while it kept posting heartbeats: it was stopped`));
+    return true;
   }
 
   #watch(s: Session): void {
     if (this.#session !== s || s.exited || !s.gotHb || s.stopRequested) return;
     const now = this.#d.clock.now();
+    if (this.#watchBusy(s, now)) return;
     const silent = now - s.lastHb;
     // no heartbeat for a while: report CPU since the last one (a blocked loop shows ~1.0)
     if (silent > 2 * this.#d.config.heartbeatMs && s.elu) {
@@ -396,11 +562,11 @@ export class HandRunner {
         void this.#onCall(s, msg);
         return;
       case 'log':
-        this.#log(isLevel(msg.level) ? msg.level : 'info', String(msg.msg).slice(0, 8192), isRecord(msg.data) ? msg.data : undefined);
+        this.#handLog(isLevel(msg.level) ? msg.level : 'info', msg.msg, msg.data);
         return;
       case 'denied': {
         const more = typeof msg.suppressed === 'number' && Number.isSafeInteger(msg.suppressed) && msg.suppressed > 0 ? Math.min(msg.suppressed, 1e9) : 0;
-        this.#deny(String(msg.action).slice(0, 100), String(msg.subject).slice(0, 300), 'refused in the worker', true, more);
+        this.#deny(this.#clip(msg.action, 100), this.#clip(msg.subject, AUDIT_SUBJECT_MAX), 'refused in the worker', true, more);
         return;
       }
       case 'started':
@@ -414,25 +580,27 @@ export class HandRunner {
       case 'answer': {
         const a = this.#asks.get(Number(msg.id));
         if (!a || a.session !== s) return;
-        if (typeof msg.text === 'string' && msg.text.length > 0) a.push(msg.text.slice(0, ANSWER_PIECE_MAX));
+        if (typeof msg.text === 'string' && msg.text.length > 0) a.push(this.#clip(msg.text, ANSWER_PIECE_MAX));
         if (msg.end === true) {
-          a.end(msg.error ? new TalonError(isCode(msg.error.code) ? msg.error.code : 'INTERNAL', String(msg.error.message ?? 'chat failed').slice(0, 2000)) : null);
+          a.end(msg.error ? new TalonError(isCode(msg.error.code) ? msg.error.code : 'INTERNAL', this.#clip(msg.error.message ?? 'chat failed', ERROR_TEXT_MAX)) : null);
         }
         return;
       }
       case 'error': {
-        const e = new TalonError(isCode(msg.error?.code) ? msg.error.code : 'INTERNAL', String(msg.error?.message ?? 'unknown error'));
-        if (msg.phase === 'start' || msg.phase === 'load') {
+        const e = new TalonError(isCode(msg.error?.code) ? msg.error.code : 'INTERNAL', this.#clip(msg.error?.message ?? 'unknown error', ERROR_TEXT_MAX));
+        const stack = msg.stack ? { stack: this.#clip(msg.stack, STACK_MAX) } : undefined;
+        const phase = this.#clip(msg.phase, 20);
+        if (phase === 'start' || phase === 'load') {
           if (this.#state !== 'starting') return;
-          this.#log('error', `start() failed: ${e.message}`, msg.stack ? { stack: msg.stack } : undefined);
+          this.#log('error', `start() failed: ${e.message}`, stack);
           this.#kill(s, new TalonError('HAND_START_FAILED', `Hand "${this.name}" failed to start: ${e.message}`, { details: { cause: e.toJSON() } }));
         } else {
-          this.#log('error', `${msg.phase} failed: ${e.message}`, msg.stack ? { stack: msg.stack } : undefined);
+          this.#log('error', `${phase} failed: ${e.message}`, stack);
         }
         return;
       }
       default:
-        this.#log('warn', `unknown message from the worker: ${JSON.stringify((msg as { t?: unknown }).t)}`);
+        this.#log('warn', `unknown message from the worker: ${this.#clip(JSON.stringify((msg as { t?: unknown }).t) ?? 'undefined', 100)}`);
     }
   }
 
@@ -440,13 +608,15 @@ export class HandRunner {
     const now = this.#d.clock.now();
     s.lastHb = now;
     s.gotHb = true;
+    if (s.busySince !== undefined) s.busyBeats++;
     const elu = s.worker.performance.eventLoopUtilization();
     const window = s.elu ? s.worker.performance.eventLoopUtilization(elu, s.elu) : elu;
     s.elu = elu;
     s.lastIdle = elu.idle;
     this.#cpu = Number.isFinite(window.utilization) ? window.utilization : 0;
-    if (typeof heapUsed === 'number') this.#heapUsed = heapUsed;
-    if (typeof heapLimit === 'number') this.#heapLimit = heapLimit;
+    // the worker's own figures only until the kernel has read them itself (#measure)
+    if (!s.measured && typeof heapUsed === 'number' && Number.isFinite(heapUsed)) this.#heapUsed = heapUsed;
+    if (!s.measured && typeof heapLimit === 'number' && Number.isFinite(heapLimit)) this.#heapLimit = heapLimit;
     if (typeof handlerErrors === 'number') this.#handlerErrors = handlerErrors;
     // cpuShare is reported and flagged, not enforced: a worker_thread cannot be throttled
     if (this.#cpu > s.quotas.cpuShare) {
@@ -484,7 +654,7 @@ export class HandRunner {
       const payload = m[i + 1];
       const flags = m[i + 2];
       if (typeof topic !== 'string' || !this.#topicAllowed(s, topic)) {
-        this.#deny('bus.publish', typeof topic === 'string' ? topic : '(not a topic)', 'refused by the kernel');
+        this.#deny('bus.publish', typeof topic === 'string' ? this.#clip(topic, AUDIT_SUBJECT_MAX) : '(not a topic)', 'refused by the kernel');
         continue;
       }
       if (s.tokens < 1) {
@@ -523,8 +693,10 @@ export class HandRunner {
       } catch {
         ok = false;
       }
-      if (s.topicOk.size > 4096) s.topicOk.clear();
-      s.topicOk.set(topic, ok);
+      if (topic.length <= 1024) { // a long topic is checked each time, never kept
+        if (s.topicOk.size > 4096) s.topicOk.clear();
+        s.topicOk.set(topic, ok);
+      }
     }
     return ok;
   }
@@ -535,11 +707,11 @@ export class HandRunner {
     const id = msg.id;
     let reply: KernelToWorker;
     try {
-      const value = await this.#dispatch(s, String(msg.method), Array.isArray(msg.args) ? msg.args : []);
+      const value = await this.#dispatch(s, this.#clip(msg.method, 200), Array.isArray(msg.args) ? msg.args : []);
       reply = { t: 'result', id, ok: true, value };
     } catch (err) {
       const e = TalonError.from(err);
-      if (e.code === 'INTERNAL') this.#log('error', `${msg.method} failed: ${e.message}`);
+      if (e.code === 'INTERNAL') this.#log('error', `${this.#clip(msg.method, 200)} failed: ${e.message}`);
       reply = { t: 'result', id, ok: false, error: e.toJSON() };
     }
     if (s.exited) return;
@@ -581,7 +753,7 @@ export class HandRunner {
         const d = isRecord(e.details) ? e.details : {};
         const action = typeof d.action === 'string' ? d.action : method;
         const subject = typeof d.subject === 'string' ? d.subject : describeArgs(args);
-        this.#deny(action.slice(0, 100), subject.slice(0, 300), e.message, true);
+        this.#deny(this.#clip(action, 100), this.#clip(subject, AUDIT_SUBJECT_MAX), e.message, true);
       }
       throw e;
     }
@@ -595,12 +767,12 @@ export class HandRunner {
     const root = s.grants.root;
     const abs = toAbsolute(root, filter);
     if (!s.grants.canSubscribe(abs)) {
-      this.#deny('bus.subscribe', abs, 'refused by the kernel', true);
+      this.#deny('bus.subscribe', this.#clip(abs, AUDIT_SUBJECT_MAX), 'refused by the kernel', true);
       throw new TalonError('CAPABILITY_DENIED', `Hand "${this.name}" may not subscribe to ${abs}; its grant allows ${s.grants.caps.bus.subscribe.join(', ') || 'no topics'}`);
     }
     if (s.subs.size >= MAX_SUBSCRIPTIONS) throw new TalonError('QUOTA_EXCEEDED', `Hand "${this.name}" has ${MAX_SUBSCRIPTIONS} subscriptions, the most a Hand may hold`);
     // a granted subscription is a capability decision too (rare: once per subscribe, not per message)
-    this.#audit({ actor: `hand:${this.name}`, action: 'capability.check', subject: abs, decision: 'allow', detail: { capability: 'bus.subscribe' } });
+    this.#handAudit({ actor: `hand:${this.name}`, action: 'capability.check', subject: this.#clip(abs, AUDIT_SUBJECT_MAX), decision: 'allow', detail: { capability: 'bus.subscribe' } });
     if (s.subs.has(subId)) throw new TalonError('BAD_REQUEST', `subscription ${subId} exists`);
     const bus = this.#d.bus;
     const handler = (msg: BusMessage): void => {
@@ -703,25 +875,98 @@ export class HandRunner {
     this.#audit({ actor, action: 'hand.failed', subject: this.name, decision: 'error', detail: { error: err.toJSON() } });
   }
 
-  /** `alsoSuppressed`: refusals the worker counted but did not send, folded into this one */
+  /** `alsoSuppressed`: refusals the worker counted but did not send (summed up in this second's audit.suppressed) */
   #deny(action: string, subject: string, why: string, counted = true, alsoSuppressed = 0): void {
     if (counted) this.#counters.denied += 1 + alsoSuppressed;
-    this.#denySuppressed += alsoSuppressed;
+    if (alsoSuppressed > 0) this.#suppress(alsoSuppressed, 0);
+    this.#handAudit({ actor: `hand:${this.name}`, action: 'capability.check', subject, decision: 'deny', detail: { action, why: this.#clip(why, 500) } });
+  }
+
+  /**
+   * An audit entry of the Hand's making: fields capped, and at most deniesAuditedPerSec entries and
+   * auditBytesPerSec bytes a second; the rest are counted and summed up in one audit.suppressed
+   * entry when the second ends.
+   */
+  #handAudit(event: AuditEvent): void {
     const now = this.#d.clock.now();
-    if (now - this.#denyWindow >= 1000) {
-      this.#denyWindow = now;
-      this.#denyCount = 0;
+    if (now - this.#auditWindow >= 1000) {
+      this.#flushAuditSummary();
+      this.#auditWindow = now;
+      this.#auditCount = 0;
+      this.#auditBytes = 0;
     }
-    if (++this.#denyCount > this.#d.limits.deniesAuditedPerSec) {
-      this.#denySuppressed++;
+    const subject = this.#clip(event.subject, AUDIT_SUBJECT_MAX);
+    let detail = event.detail;
+    let detailJson = detail === undefined ? '' : boundedJson(detail, AUDIT_DETAIL_MAX);
+    if (detailJson === null) {
+      this.#truncated++;
+      detail = { truncated: `the detail was over ${AUDIT_DETAIL_MAX} bytes of JSON` };
+      detailJson = JSON.stringify(detail);
+    }
+    const bytes = 120 + event.actor.length + event.action.length + subject.length + detailJson.length;
+    const limits = this.#d.limits;
+    if (this.#auditCount + 1 > limits.deniesAuditedPerSec || this.#auditBytes + bytes > limits.auditBytesPerSec) {
+      this.#suppress(1, bytes);
       return;
     }
-    const detail: Record<string, unknown> = { action, why };
-    if (this.#denySuppressed > 0) {
-      detail.suppressedBefore = this.#denySuppressed;
-      this.#denySuppressed = 0;
+    this.#auditCount++;
+    this.#auditBytes += bytes;
+    this.#audit({ ...event, subject, ...(detail === undefined ? {} : { detail }) });
+  }
+
+  #suppress(entries: number, bytes: number): void {
+    this.#auditSuppressed += entries;
+    this.#auditSuppressedBytes += bytes;
+    this.#auditSuppressedTotal += entries;
+    if (this.#auditSummaryTimer === null) {
+      const wait = Math.max(1, 1000 - (this.#d.clock.now() - this.#auditWindow));
+      this.#auditSummaryTimer = this.#d.clock.setTimeout(() => {
+        this.#auditSummaryTimer = null;
+        this.#flushAuditSummary();
+      }, wait);
     }
-    this.#audit({ actor: `hand:${this.name}`, action: 'capability.check', subject, decision: 'deny', detail });
+  }
+
+  /** one entry for what this second's budget held back */
+  #flushAuditSummary(): void {
+    if (this.#auditSummaryTimer !== null) {
+      this.#d.clock.clearTimeout(this.#auditSummaryTimer);
+      this.#auditSummaryTimer = null;
+    }
+    if (this.#auditSuppressed === 0) return;
+    const detail = { entries: this.#auditSuppressed, bytes: this.#auditSuppressedBytes, windowMs: 1000,
+      limits: { entries: this.#d.limits.deniesAuditedPerSec, bytes: this.#d.limits.auditBytesPerSec } };
+    this.#auditSuppressed = 0;
+    this.#auditSuppressedBytes = 0;
+    this.#audit({ actor: 'kernel', action: 'audit.suppressed', subject: this.name, decision: 'info', detail });
+  }
+
+  /** a string a worker sent, at most `max` characters (a fresh copy: a slice would keep the whole original alive) */
+  #clip(v: unknown, max: number): string {
+    const s = typeof v === 'string' ? v : v === undefined || v === null ? '' : typeof v === 'object' ? '[object]' : String(v);
+    if (s.length <= max) return s;
+    this.#truncated++;
+    return `${flat(s.slice(0, max))}… [${s.length - max} more characters cut]`;
+  }
+
+  /**
+   * a log line from the worker (ctx.log, console, stdout/stderr): rate, size and shape checked here.
+   * `copy`: the text is a piece of a larger string (a stdout chunk) and must not keep it alive
+   */
+  #handLog(level: LogLevel, msg: unknown, data: unknown, copy = false): void {
+    if (!this.#logToken()) return;
+    let text = this.#clip(msg, LOG_MSG_MAX);
+    if (copy && text === msg) text = flat(text);
+    let d: Record<string, unknown> | undefined;
+    if (data !== undefined && data !== null) {
+      const json = isRecord(data) ? boundedJson(data, LOG_DATA_MAX) : null;
+      if (json !== null) d = JSON.parse(json) as Record<string, unknown>; // a compact copy of plain data
+      else {
+        this.#truncated++;
+        d = { truncated: isRecord(data) ? `the data was over ${LOG_DATA_MAX} bytes of JSON (or not JSON) and was dropped` : 'the data was not an object' };
+      }
+    }
+    this.#push(level, text, d);
   }
 
   // ---- state, status, logs, audit ----------------------------------------------------------
@@ -751,18 +996,40 @@ export class HandRunner {
   }
 
   #log(level: LogLevel, msg: string, data?: Record<string, unknown>): void {
+    if (this.#logToken()) this.#push(level, msg, data);
+  }
+
+  /** the log rate: logLinesPerSec, burst twice that; a line over it is dropped and counted */
+  #logToken(): boolean {
     const now = this.#d.clock.now();
     const rate = this.#d.limits.logLinesPerSec;
     this.#logTokens = Math.min(rate * 2, this.#logTokens + ((now - this.#logRefilled) * rate) / 1000);
     this.#logRefilled = now;
     if (this.#logTokens < 1) {
       this.#logsDropped++;
-      return;
+      return false;
     }
     this.#logTokens--;
+    return true;
+  }
+
+  #push(level: LogLevel, msg: string, data?: Record<string, unknown>): void {
+    const now = this.#d.clock.now();
     const line: LogLine = data === undefined ? { ts: now, hand: this.name, level, msg } : { ts: now, hand: this.name, level, msg, data };
+    // the ring: LOG_RING lines and about LOG_RING_BYTES, the oldest go first
+    const size = 80 + msg.length + (data === undefined ? 0 : JSON.stringify(data).length);
     this.#logs.push(line);
-    if (this.#logs.length > LOG_RING) this.#logs.splice(0, this.#logs.length - LOG_RING);
+    this.#logSizes.push(size);
+    this.#logBytes += size;
+    let drop = 0;
+    while (this.#logs.length - drop > 1 && (this.#logs.length - drop > LOG_RING || this.#logBytes > LOG_RING_BYTES)) {
+      this.#logBytes -= this.#logSizes[drop]!;
+      drop++;
+    }
+    if (drop > 0) {
+      this.#logs.splice(0, drop);
+      this.#logSizes.splice(0, drop);
+    }
     this.#d.onLog(line);
   }
 
@@ -861,6 +1128,7 @@ function storeValue(key: string, value: unknown): unknown {
   return JSON.parse(json);
 }
 
+/** a worker's stdout / stderr, line by line (a line is cut at 64 KB) */
 function captureLines(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
   if (!stream) return;
   let buf = '';
@@ -871,24 +1139,25 @@ function captureLines(stream: NodeJS.ReadableStream | null | undefined, onLine: 
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
-      if (line.length) onLine(line.slice(0, 8192));
+      if (line.length) onLine(line);
     }
     if (buf.length > 65536) {
-      onLine(buf.slice(0, 8192));
+      onLine(buf);
       buf = '';
     }
   });
   stream.on('end', () => {
-    if (buf.length) onLine(buf.slice(0, 8192));
+    if (buf.length) onLine(buf);
   });
 }
 
+/** a copy of `s` that owns its characters (V8 keeps the parent of a sliced string alive) */
+function flat(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
+}
+
 function describeArgs(args: unknown[]): string {
-  try {
-    return JSON.stringify(args).slice(0, 200);
-  } catch {
-    return '(arguments)';
-  }
+  return (boundedJson(args, 4096) ?? '(arguments)').slice(0, 200);
 }
 
 function round(n: number, digits: number): number {

@@ -61,6 +61,7 @@ export const capabilitiesSchema = {
 
 const quotaProps = {
   heapMb: { type: 'integer', minimum: 8, maximum: 4096 },
+  externalMb: { type: 'integer', minimum: 8, maximum: 16384 },
   cpuShare: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
   messagesPerSec: { type: 'integer', minimum: 1, maximum: 1_000_000 },
   llmTokensPerHour: { type: 'integer', minimum: 0 },
@@ -85,6 +86,8 @@ export const manifestSchema = {
       default: {},
       properties: {
         heapMb: { ...quotaProps.heapMb, default: DEFAULT_QUOTAS.heapMb },
+        // no default: twice heapMb, at least 16 (hand-runner.ts externalLimitMb)
+        externalMb: quotaProps.externalMb,
         cpuShare: { ...quotaProps.cpuShare, default: DEFAULT_QUOTAS.cpuShare },
         messagesPerSec: { ...quotaProps.messagesPerSec, default: DEFAULT_QUOTAS.messagesPerSec },
         llmTokensPerHour: { ...quotaProps.llmTokensPerHour, default: DEFAULT_QUOTAS.llmTokensPerHour },

@@ -64,6 +64,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #up = false;
   #opts: SupervisorOptions;
   #hands = new Map<string, { hand: HandConfig; modulePath: string }>();
+  #limits: RunnerLimits;
+  #rssTimer: unknown = null;
+  #rss = 0;
 
   constructor(opts: SupervisorOptions) {
     super();
@@ -71,6 +74,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#config = opts.config;
     this.#opts = opts;
     this.#workerEntry = opts.workerEntry ?? handWorkerEntry();
+    this.#limits = { ...DEFAULT_LIMITS, ...opts.limits };
     checkHands(opts.hands);
     for (const hand of opts.hands) this.#add(hand);
   }
@@ -83,7 +87,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#runners.set(hand.name, new HandRunner({
       config: opts.config, hand, bus: opts.bus, store: opts.store, audit: opts.audit, deviceId: opts.deviceId,
       clock: opts.clock ?? systemClock, random: opts.random ?? systemRandom,
-      workerEntry: this.#workerEntry, modulePath, services: this.#services, limits: { ...DEFAULT_LIMITS, ...opts.limits },
+      workerEntry: this.#workerEntry, modulePath, services: this.#services, limits: this.#limits,
       readManifest: (path) => this.#readManifest(path),
       onStatus: (status) => this.emit('status', status),
       onLog: (line) => this.emit('log', line),
@@ -144,6 +148,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Starts every enabled Hand at once; resolves when each is running, in backoff or failed. */
   async start(): Promise<void> {
     this.#up = true;
+    this.#watchRss();
     const enabled = [...this.#runners.values()].filter((r) => this.#enabled.get(r.name) === true && r.state === 'stopped');
     await Promise.all(enabled.map((r) => r.start('kernel').catch(() => undefined)));
   }
@@ -151,10 +156,32 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Asks every Hand to stop; those still running after `deadlineMs` are terminated. */
   async stop(deadlineMs: number = this.#config.stopTimeoutMs): Promise<void> {
     this.#up = false;
+    if (this.#rssTimer !== null) (this.#opts.clock ?? systemClock).clearInterval(this.#rssTimer);
+    this.#rssTimer = null;
     await Promise.all([...this.#runners.values()].map(async (r) => {
       if (r.state !== 'stopped' && r.state !== 'stopping') await r.stop('kernel', deadlineMs).catch(() => undefined);
     }));
     await Promise.all([...this.#runners.values()].map((r) => r.settled()));
+  }
+
+  /**
+   * Memory a Hand holds outside its heap is read per Hand every memoryPollMs; a Hand allocating
+   * fast gets far in that time. The process's RSS is cheap to read: when it jumps, every running
+   * Hand's memory is read at once, so a Buffer bomb is stopped near its quota.
+   */
+  #watchRss(): void {
+    if (this.#rssTimer !== null) return;
+    const clock = this.#opts.clock ?? systemClock;
+    this.#rss = process.memoryUsage.rss();
+    const jump = this.#limits.rssJumpMb * 1024 * 1024;
+    this.#rssTimer = clock.setInterval(() => {
+      const rss = process.memoryUsage.rss();
+      if (rss - this.#rss >= jump) {
+        for (const r of this.#runners.values()) if (r.state === 'running' || r.state === 'starting') r.measureNow();
+      }
+      this.#rss = rss;
+    }, Math.max(5, this.#limits.rssWatchMs));
+    (this.#rssTimer as { unref?: () => void }).unref?.();
   }
 
   isUp(): boolean {
@@ -235,6 +262,9 @@ function checkHands(hands: HandConfig[]): void {
   });
 }
 
+/** the memory outside the V8 heap a module may take while only its manifest is read */
+export const MANIFEST_EXTERNAL_MB = 64;
+
 export function probeManifest(workerEntry: string, modulePath: string, timeoutMs: number): Promise<unknown> {
   if (!existsSync(workerEntry)) {
     return Promise.reject(new TalonError('HAND_START_FAILED', `the Hand worker runtime ${workerEntry} is missing; run npm run build`));
@@ -260,6 +290,16 @@ export function probeManifest(workerEntry: string, modulePath: string, timeoutMs
       else resolvePromise(value);
     };
     const timer = setTimeout(() => finish(new TalonError('HAND_TIMEOUT', `loading the Hand module ${modulePath} took longer than ${timeoutMs} ms`)), timeoutMs);
+    // the module's top level runs here: its memory outside the V8 heap is bounded too
+    const memory = setInterval(() => {
+      worker.getHeapStatistics().then((st) => {
+        if (st.external_memory > MANIFEST_EXTERNAL_MB * 1024 * 1024) {
+          finish(new TalonError('QUOTA_EXCEEDED', `loading the Hand module ${modulePath} took more than ${MANIFEST_EXTERNAL_MB} MB outside the V8 heap`));
+        }
+      }, () => undefined);
+    }, 200);
+    memory.unref();
+    void new Promise((r) => worker.once('exit', r)).then(() => clearInterval(memory));
     worker.on('message', (msg: WorkerToKernel) => {
       if (msg.t === 'manifest') finish(null, msg.manifest);
       else if (msg.t === 'error') {

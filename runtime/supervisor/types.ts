@@ -23,8 +23,15 @@ export interface HandStatus {
   nextStartAt?: number;
   /** event-loop utilisation of the worker over the last heartbeat window, 0..1 of one core */
   cpu: number;
+  /** the worker's V8 heap, as the kernel reads it */
   heapUsedMb: number;
   heapLimitMb: number;
+  /**
+   * memory outside the V8 heap the kernel reads from V8 (Buffers, ArrayBuffers, typed arrays),
+   * and its quota (quotas.externalMb); over it the Hand is stopped with QUOTA_EXCEEDED
+   */
+  externalMb?: number;
+  externalLimitMb?: number;
   /**
    * published: accepted and sent to the bus; received: delivered to the Hand; dropped: over
    * the message quota (shed by the worker or the kernel); denied: refused by a grant check;
@@ -35,6 +42,10 @@ export interface HandStatus {
   handlerErrors: number;
   /** log lines dropped because the Hand logged faster than its log rate */
   logsDropped: number;
+  /** fields the worker sent that were cut to size (log text and data, audit subjects, error messages) */
+  truncated?: number;
+  /** audit entries of the Hand's making held back by its per-second budget (summed up as audit.suppressed) */
+  auditSuppressed?: number;
   /**
    * its network grant, once started: the hosts ctx.fetch may reach, and `raw` (the worker runs
    * with --allow-net: raw sockets to ALL of the network, no host list)

@@ -41,6 +41,8 @@ export interface Harness {
   bus: EmbeddedBus;
   store: Store;
   audit: AuditChain;
+  /** the device key the audit chain signs with (to reopen the chain after the harness stops) */
+  key: DeviceKey;
   dir: string;
   /** collect every message on an absolute topic filter */
   collect(filter: string): Promise<BusMessage[]>;
@@ -50,15 +52,20 @@ export interface Harness {
 
 export async function startHarness(
   hands: HandSpec[],
-  opts: { config?: Partial<SupervisorConfig>; limits?: Partial<RunnerLimits>; start?: boolean; register?: (sup: Supervisor, parts: { audit: AuditChain }) => void } = {},
+  opts: {
+    config?: Partial<SupervisorConfig>; limits?: Partial<RunnerLimits>; start?: boolean; register?: (sup: Supervisor, parts: { audit: AuditChain }) => void;
+    /** the worker runtime: a fixture name (bundled like the Hands) instead of hands/sdk/worker.ts */
+    workerFixture?: string;
+  } = {},
 ): Promise<Harness> {
   // bundle first: nothing to clean up if a fixture does not build
-  const entry = await workerEntry();
+  const entry = opts.workerFixture ? await fixture(opts.workerFixture) : await workerEntry();
   const modules = new Map<string, string>();
   for (const h of hands) modules.set(h.fixture, h.fixture.startsWith('/') ? h.fixture : await fixture(h.fixture));
   const dir = mkdtempSync(join(tmpdir(), 'talon-sup-'));
   const store = await Store.open(dir);
-  const audit = new AuditChain(store, DeviceKey.generate());
+  const key = DeviceKey.generate();
+  const audit = new AuditChain(store, key);
   await audit.start();
   const bus = new EmbeddedBus({ embedded: { enabled: true, listen: { host: '127.0.0.1', port: 0 } }, maxPayloadBytes: 256 * 1024 }, DEVICE);
   await bus.start();
@@ -70,7 +77,7 @@ export async function startHarness(
   opts.register?.(sup, { audit });
   const unsubs: Array<() => Promise<void>> = [];
   const h: Harness = {
-    sup, bus, store, audit, dir,
+    sup, bus, store, audit, key, dir,
     async collect(filter) {
       const got: BusMessage[] = [];
       unsubs.push(await bus.subscribe(filter, (m) => { got.push(m); }));

@@ -188,12 +188,15 @@ export function statusText(st: HandStatus, now: number): string {
     ['cpu', typeof st.cpu === 'number' ? `${num(st.cpu * 100, 1)} % of one core` : '-'],
     ['heap', `${num(st.heapUsedMb, 1)} of ${num(st.heapLimitMb, 0)} MB`],
   );
+  if (typeof st.externalMb === 'number') rows.push(['outside heap', `${num(st.externalMb, 1)} of ${num(st.externalLimitMb ?? 0, 0)} MB (Buffers, ArrayBuffers)`]);
   if (st.messages) {
     const m = st.messages as unknown as Record<string, unknown>;
     rows.push(['messages', Object.entries(m).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${String(v)}`).join(', ')]);
   }
   if (typeof st.handlerErrors === 'number') rows.push(['handler errors', String(st.handlerErrors)]);
   if (typeof st.logsDropped === 'number' && st.logsDropped > 0) rows.push(['logs dropped', String(st.logsDropped)]);
+  if (typeof st.truncated === 'number' && st.truncated > 0) rows.push(['fields cut', String(st.truncated)]);
+  if (typeof st.auditSuppressed === 'number' && st.auditSuppressed > 0) rows.push(['audit held back', String(st.auditSuppressed)]);
   rows.push(['last error', lastErrorText(st, 400)]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${`${k}:`.padEnd(w + 1)}  ${v}`).join('\n') + '\n';

@@ -60,10 +60,13 @@ test('start, stop and restart through the API, with audit, events and retained s
 test('a crashing Hand backs off, restarts, and a crash loop parks it as failed with the last error', async () => {
   const h = await startHarness([{ name: 'crasher', fixture: 'crash-after', settings: { afterMs: 30 } }, { name: 'idle', fixture: 'idle' }], {
     config: { backoff: { initialMs: 40, maxMs: 1000, factor: 2, jitter: 0 }, crashLoop: { restarts: 4, windowMs: 60000 } },
+    start: false,
   });
   try {
     const states: HandStatus[] = [];
+    // listening before the start: the first crash can come before the idle Hand is up
     h.sup.on('status', (s) => { if (s.name === 'crasher') states.push(s); });
+    await h.sup.start();
     const failed = await waitState(h.sup, 'crasher', 'failed', 15000);
     assert.equal(failed.lastError?.code, 'HAND_CRASHED');
     assert.match(failed.lastError!.message, /deliberate crash/);

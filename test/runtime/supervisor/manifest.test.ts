@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_QUOTAS, effectiveQuotas, validateManifest, validateSettings } from '../../../runtime/supervisor/manifest.ts';
 import { TalonError } from '../../../runtime/errors.ts';
+import { externalLimitMb } from '../../../runtime/supervisor/hand-runner.ts';
 
 const base = { id: 'monitoring', version: '1.2.0', description: 'watches sensors' };
 const code = (c: string, msg?: RegExp) => (e: TalonError) => e.code === c && (!msg || msg.test(e.message));
@@ -34,6 +35,14 @@ test('config quotas override the manifest, and are validated', () => {
   assert.deepEqual(effectiveQuotas(m, { messagesPerSec: 10 }, 'hands.m.quotas'), { ...DEFAULT_QUOTAS, heapMb: 64, messagesPerSec: 10 });
   assert.deepEqual(effectiveQuotas(m, undefined, 'q'), m.quotas);
   assert.throws(() => effectiveQuotas(m, { heapMb: 1 }, 'hands.m.quotas'), code('CONFIG_INVALID', /hands\.m\.quotas\.heapMb must be >= 8/));
+  // memory outside the V8 heap: twice heapMb (at least 16) unless given
+  assert.equal(m.quotas.externalMb, undefined);
+  assert.equal(externalLimitMb(m.quotas), 128);
+  assert.equal(externalLimitMb({ ...DEFAULT_QUOTAS, heapMb: 8 }), 16);
+  const q = effectiveQuotas(m, { externalMb: 40 }, 'hands.m.quotas');
+  assert.equal(externalLimitMb(q), 40);
+  assert.throws(() => effectiveQuotas(m, { externalMb: 2 }, 'hands.m.quotas'), code('CONFIG_INVALID', /hands\.m\.quotas\.externalMb must be >= 8/));
+  assert.equal(validateManifest({ ...base, quotas: { externalMb: 256 } }, 'x').quotas.externalMb, 256);
 });
 
 test('settings are validated against the settingsSchema, defaults applied', () => {

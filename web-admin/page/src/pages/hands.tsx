@@ -19,6 +19,9 @@ export interface HandStatus {
   cpu: number;
   heapUsedMb: number;
   heapLimitMb?: number;
+  /** Buffers and ArrayBuffers outside the V8 heap, and their quota */
+  externalMb?: number;
+  externalLimitMb?: number;
   messages: { published: number; received: number; dropped: number; denied: number; malformed: number };
   handlerErrors?: number;
   /** hosts ctx.fetch may reach; raw: the worker has --allow-net (all of the network) */
@@ -76,7 +79,8 @@ export function Hands({ args, user }: PageProps) {
                 <td>{h.state === 'running' ? duration(h.uptimeMs) : '–'}</td>
                 <td data-testid={`hand-restarts-${h.name}`}>{h.restarts}</td>
                 <td>{((h.cpu ?? 0) * 100).toFixed(1)} %</td>
-                <td>{(h.heapUsedMb ?? 0).toFixed(1)}{h.heapLimitMb ? ` / ${h.heapLimitMb}` : ''} MB</td>
+                <td>{(h.heapUsedMb ?? 0).toFixed(1)}{h.heapLimitMb ? ` / ${h.heapLimitMb}` : ''} MB
+                  {typeof h.externalMb === 'number' && <small class="muted" title="Buffers and ArrayBuffers outside the V8 heap (quotas.externalMb)"> + {h.externalMb.toFixed(1)}{h.externalLimitMb ? ` / ${h.externalLimitMb}` : ''} MB outside</small>}</td>
                 <td>{fmt(h.messages?.received ?? 0, 0)} / {fmt(h.messages?.published ?? 0, 0)}{(h.messages?.dropped ?? 0) + (h.messages?.denied ?? 0) > 0 ? <small class="muted"> ({h.messages.dropped} dropped, {h.messages.denied} denied)</small> : null}</td>
                 <td class="actions">
                   {admin && <>
