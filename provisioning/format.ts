@@ -4,12 +4,21 @@
  * Every message is a signed envelope `{ payload, sig }`: `sig` is the base64 Ed25519
  * signature over the RFC 8785 (JCS) bytes of `payload`. Keys are in tweetnacl formats
  * (32-byte public, 64-byte secret = seed ‖ public, base64); signing goes through node:crypto
- * (byte-identical to nacl.sign.detached). Secrets travel sealed to the device's X25519 key
- * (nacl.box with a fresh ephemeral key per value). Messages are JSON, UTF-8, ≤ 256 KB.
+ * (byte-identical to nacl.sign.detached). Messages are JSON, UTF-8, ≤ 256 KB.
+ *
+ * A bundle (format v2) carries nothing readable but its routing header (fleet, device, version,
+ * dates): its whole body — config, secrets, the device's broker credential, the admin account's
+ * scrypt hash, a new anchor — is one box sealed to the device's X25519 key (nacl.box with a
+ * fresh ephemeral key), and the fleet signs header + box. Anyone who reads a retained bundle
+ * off the broker (the claim credential is in every image) sees ciphertext; the device checks
+ * the signature before it opens anything. The body repeats the device id and version, so a box
+ * cannot be moved under another header. v1 bundles (body in clear, secrets sealed one by one)
+ * are refused with PROVISION_UNSEALED. Announces, acks and decommissions are v1 and carry no secret.
  *
  * Checking order (cheapest first, so a flood of junk costs little): size → JSON → shape
- * (exact members, no extras) → fleet → device → signature → version → expiry. Every failure
- * is a TalonError with a precise code; nothing is ever partly accepted.
+ * (exact members, no extras) → fleet → device → signature → version → expiry → open the body
+ * (openBundle) → the body's shape. Every failure is a TalonError with a precise code; nothing
+ * is ever partly accepted.
  */
 import { randomBytes, sign, verify } from 'node:crypto';
 import canonicalize from 'canonicalize';
@@ -18,7 +27,10 @@ import { TalonError } from '../runtime/errors.ts';
 import { deviceIdFromPublicKey, privateKeyFromSeed, publicKeyFromRaw } from '../runtime/secrets/device-key.ts';
 import { SECRET_NAME } from '../runtime/secrets/sealed.ts';
 
+/** announces, acks, decommissions */
 export const FORMAT_VERSION = 1;
+/** bundles: the body sealed to the device */
+export const BUNDLE_FORMAT_VERSION = 2;
 /** the largest message either side reads or writes */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 /** the most sealed secrets a bundle may carry */
@@ -37,7 +49,7 @@ export interface Sealed {
 }
 
 interface Common {
-  v: 1;
+  v: 1 | 2;
   /** the fleet id */
   fleet: string;
   deviceId: string;
@@ -66,25 +78,40 @@ export interface AnnouncePayload extends Common {
   nonce: string;
 }
 
+/** What travels on the wire: the routing header in clear, the body sealed to the device. */
 export interface BundlePayload extends Common {
+  v: 2;
   type: 'bundle';
   /** integer ≥ 1, strictly increasing per device */
   version: number;
   issuedAt: number;
   expiresAt: number;
+  /** the BundleBody as UTF-8 JSON, sealed to the device's X25519 key */
+  sealed: Sealed;
+}
+
+/** The sealed part of a bundle: everything but the routing header. */
+export interface BundleBody {
+  /** the header's, repeated: the box belongs to this device and version only */
+  deviceId: string;
+  version: number;
   /** a Talon config object, validated on the device */
   config: Record<string, unknown>;
   /** into the device's SecretStore */
-  secrets: Record<string, Sealed>;
+  secrets: Record<string, string>;
   /** the device's own fleet-broker credential */
-  broker?: { url: string; username: string; password: Sealed };
+  broker?: { url: string; username: string; password: string };
   /** scrypt hash (runtime/secrets/password.ts) → the web admin's first account */
   admin?: { username: string; passwordHash: string };
   /** key rotation: install this fleet public key (the bundle is signed by the current anchor) */
   anchor?: { publicKey: string; fleet?: string };
 }
 
+/** A bundle opened on its device: the verified header and the body. */
+export type OpenedBundle = Omit<BundlePayload, 'sealed'> & Omit<BundleBody, 'deviceId' | 'version'>;
+
 export interface DecommissionPayload extends Common {
+  v: 1;
   type: 'decommission';
   version: number;
   issuedAt: number;
@@ -178,18 +205,69 @@ export function openSealed(sealed: Sealed, boxSecretKey32: Uint8Array): string {
   return Buffer.from(opened).toString('utf8');
 }
 
-/** Opens every sealed value of a bundle: all or nothing (PROVISION_SEAL names the first that fails). */
-export function openBundleSecrets(bundle: BundlePayload, boxSecretKey32: Uint8Array): { secrets: Record<string, string>; brokerPassword?: string } {
-  const secrets: Record<string, string> = {};
-  for (const [name, sealed] of Object.entries(bundle.secrets)) {
-    try {
-      secrets[name] = openSealed(sealed, boxSecretKey32);
-    } catch (err) {
-      throw new TalonError('PROVISION_SEAL', `the secret "${name}" cannot be opened with this device's key (sealed to another device, or damaged)`, { cause: err });
-    }
+/** Seals a bundle's body to the device: the `sealed` member of its payload. */
+export function sealBundleBody(body: BundleBody, recipientPublicKey32: Uint8Array): Sealed {
+  return seal(JSON.stringify(body), recipientPublicKey32);
+}
+
+/**
+ * Opens a bundle whose header checkBundle verified: the body must open with this device's key
+ * (PROVISION_SEAL), be a well-formed body (PROVISION_MALFORMED) and name the header's device and
+ * version (PROVISION_WRONG_DEVICE). All or nothing.
+ */
+export function openBundle(bundle: BundlePayload, boxSecretKey32: Uint8Array): OpenedBundle {
+  let plain: string;
+  try {
+    plain = openSealed(bundle.sealed, boxSecretKey32);
+  } catch (err) {
+    throw new TalonError('PROVISION_SEAL', 'the bundle cannot be opened with this device\'s key (sealed to another device, or damaged)', { cause: err });
   }
-  if (!bundle.broker) return { secrets };
-  return { secrets, brokerPassword: openSealed(bundle.broker.password, boxSecretKey32) };
+  let b: unknown;
+  try {
+    b = JSON.parse(plain);
+  } catch (err) {
+    throw new TalonError('PROVISION_MALFORMED', 'the bundle\'s sealed body is not JSON', { cause: err });
+  }
+  if (!isObj(b)) throw malformed('the bundle\'s sealed body is not an object');
+  exactKeys(b, ['deviceId', 'version', 'config', 'secrets'], ['broker', 'admin', 'anchor'], 'the bundle\'s body');
+  if (b.deviceId !== bundle.deviceId || b.version !== bundle.version) {
+    throw new TalonError('PROVISION_WRONG_DEVICE', 'the bundle\'s sealed body names another device or version than its signed header');
+  }
+  if (!isObj(b.config)) throw malformed('config is not an object');
+  if (!isObj(b.secrets)) throw malformed('secrets is not an object');
+  const names = Object.keys(b.secrets);
+  if (names.length > MAX_SECRETS) throw malformed(`a bundle may carry at most ${MAX_SECRETS} secrets, this one has ${names.length}`);
+  for (const name of names) {
+    if (!SECRET_NAME.test(name)) throw malformed(`"${name.slice(0, 80)}" is not a secret name`);
+    const v = b.secrets[name];
+    if (typeof v !== 'string' || v.length === 0 || Buffer.byteLength(v) > MAX_SECRET_BYTES) throw malformed(`secrets.${name} is not a string of 1-${MAX_SECRET_BYTES} bytes`);
+  }
+  if (b.broker !== undefined) {
+    const br = b.broker;
+    if (!isObj(br)) throw malformed('broker is not an object');
+    exactKeys(br, ['url', 'username', 'password'], [], 'broker');
+    text(br.url, 'broker.url', false, 2048);
+    if (!/^(mqtts?|wss?):\/\//.test(br.url as string)) throw malformed('broker.url is not an mqtt://, mqtts://, ws:// or wss:// URL');
+    text(br.username, 'broker.username');
+    text(br.password, 'broker.password', false, 1024);
+  }
+  if (b.admin !== undefined) {
+    const a = b.admin;
+    if (!isObj(a)) throw malformed('admin is not an object');
+    exactKeys(a, ['username', 'passwordHash'], [], 'admin');
+    text(a.username, 'admin.username');
+    text(a.passwordHash, 'admin.passwordHash', false, 512);
+  }
+  if (b.anchor !== undefined) {
+    const a = b.anchor;
+    if (!isObj(a)) throw malformed('anchor is not an object');
+    exactKeys(a, ['publicKey'], ['fleet'], 'anchor');
+    if (!strictB64(a.publicKey, 32)) throw malformed('anchor.publicKey is not a base64 32-byte key');
+    if (a.fleet !== undefined) text(a.fleet, 'anchor.fleet');
+  }
+  const { sealed: _sealed, ...header } = bundle;
+  const { deviceId: _d, version: _v, ...body } = b as unknown as BundleBody;
+  return { ...header, ...body };
 }
 
 // ---------------------------------------------------------------- parsing
@@ -267,42 +345,19 @@ export interface FleetMessageCheck {
   now: number;
 }
 
-/** A bundle from the fleet: shape, fleet, device, signature by the anchor, version > applied, not expired. */
+/**
+ * A bundle's signed header from the fleet: shape, fleet, device, signature by the anchor,
+ * version > applied, not expired. Its body stays sealed: openBundle opens it on the device.
+ */
 export function checkBundle(env: Envelope<unknown>, ctx: FleetMessageCheck): BundlePayload {
   const p = payloadOf(env);
-  common(p, 'bundle', ['version', 'issuedAt', 'expiresAt', 'config', 'secrets'], ['broker', 'admin', 'anchor']);
+  if (p.type === 'bundle' && p.v === 1) {
+    throw new TalonError('PROVISION_UNSEALED', 'the bundle is in the old v1 format, its config and admin account readable by anyone on the broker; '
+      + 'this device takes only sealed (v2) bundles: send it again with an up-to-date `talon fleet provision`');
+  }
+  common(p, 'bundle', ['version', 'issuedAt', 'expiresAt', 'sealed'], [], BUNDLE_FORMAT_VERSION);
   versioned(p);
-  if (!isObj(p.config)) throw malformed('config is not an object');
-  if (!isObj(p.secrets)) throw malformed('secrets is not an object');
-  const names = Object.keys(p.secrets);
-  if (names.length > MAX_SECRETS) throw malformed(`a bundle may carry at most ${MAX_SECRETS} secrets, this one has ${names.length}`);
-  for (const name of names) {
-    if (!SECRET_NAME.test(name)) throw malformed(`"${name.slice(0, 80)}" is not a secret name`);
-    sealedShape(p.secrets[name], `secrets.${name}`);
-  }
-  if (p.broker !== undefined) {
-    const b = p.broker;
-    if (!isObj(b)) throw malformed('broker is not an object');
-    exactKeys(b, ['url', 'username', 'password'], [], 'broker');
-    text(b.url, 'broker.url', false, 2048);
-    if (!/^(mqtts?|wss?):\/\//.test(b.url as string)) throw malformed('broker.url is not an mqtt://, mqtts://, ws:// or wss:// URL');
-    text(b.username, 'broker.username');
-    sealedShape(b.password, 'broker.password');
-  }
-  if (p.admin !== undefined) {
-    const a = p.admin;
-    if (!isObj(a)) throw malformed('admin is not an object');
-    exactKeys(a, ['username', 'passwordHash'], [], 'admin');
-    text(a.username, 'admin.username');
-    text(a.passwordHash, 'admin.passwordHash', false, 512);
-  }
-  if (p.anchor !== undefined) {
-    const a = p.anchor;
-    if (!isObj(a)) throw malformed('anchor is not an object');
-    exactKeys(a, ['publicKey'], ['fleet'], 'anchor');
-    if (!strictB64(a.publicKey, 32)) throw malformed('anchor.publicKey is not a base64 32-byte key');
-    if (a.fleet !== undefined) text(a.fleet, 'anchor.fleet');
-  }
+  sealedShape(p.sealed, 'sealed', MAX_MESSAGE_BYTES);
   fromFleet(env, p, ctx);
   return p as unknown as BundlePayload;
 }
@@ -369,10 +424,10 @@ function payloadOf(env: Envelope<unknown>): Record<string, unknown> {
   return env.payload;
 }
 
-function common(p: Record<string, unknown>, type: string, required: string[], optional: string[]): void {
+function common(p: Record<string, unknown>, type: string, required: string[], optional: string[], v: number = FORMAT_VERSION): void {
   if (p.type !== type) throw malformed(`expected a ${type}, got ${JSON.stringify(p.type)?.slice(0, 40)}`);
   exactKeys(p, ['v', 'type', 'fleet', 'deviceId', 'ts', ...required], optional, `the ${type}`);
-  if (p.v !== FORMAT_VERSION) throw malformed(`v must be ${FORMAT_VERSION}`);
+  if (p.v !== v) throw malformed(`v must be ${v}`);
   text(p.fleet, 'fleet');
   text(p.deviceId, 'deviceId');
   if (!Number.isSafeInteger(p.ts) || (p.ts as number) < 0) throw malformed('ts is not a time in ms');
@@ -384,12 +439,12 @@ function versioned(p: Record<string, unknown>): void {
   if (!Number.isSafeInteger(p.expiresAt) || (p.expiresAt as number) < 0) throw malformed('expiresAt is not a time in ms');
 }
 
-function sealedShape(v: unknown, what: string): void {
+function sealedShape(v: unknown, what: string, maxBytes = MAX_SECRET_BYTES): void {
   if (!isObj(v)) throw malformed(`${what} is not a sealed value`);
   exactKeys(v, ['epk', 'nonce', 'box'], [], what);
   if (!strictB64(v.epk, 32) || !strictB64(v.nonce, 24)) throw malformed(`${what} has a bad epk or nonce`);
   const box = strictB64(v.box);
-  if (!box || box.length < nacl.box.overheadLength || box.length > MAX_SECRET_BYTES + nacl.box.overheadLength) throw malformed(`${what} has a bad box`);
+  if (!box || box.length < nacl.box.overheadLength || box.length > maxBytes + nacl.box.overheadLength) throw malformed(`${what} has a bad box`);
 }
 
 function exactKeys(o: Record<string, unknown>, required: string[], optional: string[], what: string): void {

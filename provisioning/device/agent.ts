@@ -9,13 +9,14 @@
  * Flow: connect to the bootstrap broker with the claim credential (clientId = deviceId), publish
  * the signed announce (retained), subscribe to the bundle topic. Every message: rate cap, size cap,
  * parse, check (format.ts: fleet, device, signature by the anchor in force, version above the
- * last handled, expiry), open every sealed value, validate the config — any failure is audited
- * as provision.reject, acked 'rejected', and nothing is applied. Then: pending marker (sync),
- * secrets, admin account (only when no account exists), the config as a new generation; the
- * kernel reconfigures; health is watched for healthWindowMs; unhealthy → rollback to the previous
- * generation ('rolled-back'), healthy → the outcome and the end of the marker in one sync batch
- * ('applied'), then the fleet broker with the device's own credential. Decommission wipes secrets
- * and the broker credential, goes back to the bootstrap generation and to announcing.
+ * last handled, expiry), open the sealed body with the device's key, validate the config — any
+ * failure is audited as provision.reject, acked 'rejected', and nothing is applied. Then: pending
+ * marker (sync), secrets, admin account (only when no account exists), the config as a new
+ * generation; the kernel reconfigures; health is watched for healthWindowMs; unhealthy → rollback
+ * to the previous generation and removal of the admin account the bundle made ('rolled-back'),
+ * healthy → the outcome and the end of the marker in one sync batch ('applied'), then the fleet
+ * broker with the device's own credential. Decommission wipes secrets and the broker credential,
+ * goes back to the bootstrap generation and to announcing.
  */
 import { randomBytes } from 'node:crypto';
 import type { DeviceKey } from '../../runtime/secrets/device-key.ts';
@@ -29,8 +30,8 @@ import { configHash } from '../../runtime/config/generations.ts';
 import { systemClock, type Clock } from '../../runtime/clock.ts';
 import { TalonError, type ErrorCode } from '../../runtime/errors.ts';
 import {
-  MAX_MESSAGE_BYTES, checkFleetMessage, encodeEnvelope, openBundleSecrets, parseEnvelope, provisionTopics, signEnvelope,
-  type AckPayload, type AnnouncePayload, type BundlePayload, type DecommissionPayload, type Inventory,
+  MAX_MESSAGE_BYTES, checkFleetMessage, encodeEnvelope, openBundle, parseEnvelope, provisionTopics, signEnvelope,
+  type AckPayload, type AnnouncePayload, type DecommissionPayload, type Inventory, type OpenedBundle,
 } from '../format.ts';
 import { loadOrCreateBoxKey, type BoxKey } from './identity.ts';
 import { readInventory } from './inventory.ts';
@@ -41,6 +42,8 @@ const CALLER = { actor: 'provisioning' };
 const ADMIN_NAME = /^[a-z][a-z0-9._-]{0,31}$/;
 /** messages waiting behind the one being handled; more are dropped (and counted) */
 const MAX_QUEUE = 32;
+/** the fleet broker refusing the device's own credential this many times in a row: back to the claim credential */
+const FALLBACK_AFTER = 3;
 
 export interface AgentHealth {
   ok: boolean;
@@ -61,6 +64,11 @@ export interface AgentDeps {
   health: () => AgentHealth;
   /** makes the web admin's first account from a hash; false when an account exists already */
   createAdmin?: (username: string, passwordHash: string) => Promise<boolean>;
+  /**
+   * undoes createAdmin for a rolled-back bundle: removes the account while it still has that
+   * hash (nobody took it over meanwhile) and brings the setup code back; false when left as is
+   */
+  removeAdmin?: (username: string, passwordHash: string) => Promise<boolean>;
   software: { version: string; node: string };
   clock?: Clock;
   inventory?: () => Inventory;
@@ -106,6 +114,8 @@ export class ProvisioningAgent {
   #box!: BoxKey;
   #link: MqttLink | null = null;
   #linkKind: 'bootstrap' | 'fleet' = 'bootstrap';
+  /** link changes, one at a time */
+  #linkOps: Promise<unknown> = Promise.resolve();
   #work: Promise<unknown> = Promise.resolve();
   #queued = 0;
   #stopped = false;
@@ -142,8 +152,9 @@ export class ProvisioningAgent {
       this.#pending = pending;
       const cur = await this.#d.configManager.current();
       if (pending.phase === 'applying' && cur.hash !== pending.targetHash && cur.hash === pending.previousHash) {
-        // cut short before the new generation was written: the old one is in force and nothing
-        // needs undoing; the retained bundle arrives again on connect and is applied afresh
+        // cut short before the new generation was written: the old one is in force; an account it
+        // may have made goes (the retained bundle arrives again on connect and is applied afresh)
+        if (pending.admin) await this.#d.removeAdmin?.(pending.admin.username, pending.admin.passwordHash).catch(() => false);
         await this.#st.clearPending();
         this.#pending = null;
         await this.#record('provision.apply', `v${pending.version}`, 'error', { version: pending.version, interrupted: true, generation: cur.generation, message: 'the apply was cut short before the config was written; generation in force unchanged' });
@@ -196,11 +207,12 @@ export class ProvisioningAgent {
     return provisionTopics(this.#state.fleet);
   }
 
-  async #connect(): Promise<void> {
+  /** `claimOnly`: the bootstrap broker and the claim credential even when the device has its own */
+  async #connect(claimOnly = false): Promise<void> {
     const s = this.#state;
     let creds = { url: this.#d.config.bootstrap.url, username: this.#d.config.bootstrap.username, password: this.#d.config.bootstrap.password };
     let kind: 'bootstrap' | 'fleet' = 'bootstrap';
-    if (s.state === 'provisioned' && s.fleetBroker) {
+    if (!claimOnly && s.state === 'provisioned' && s.fleetBroker) {
       const password = await this.#d.secrets.get(s.fleetBroker.passwordSecret).catch(() => undefined);
       if (password) {
         creds = { url: s.fleetBroker.url, username: s.fleetBroker.username, password };
@@ -218,6 +230,7 @@ export class ProvisioningAgent {
       onMessage: (topic, payload, retained) => {
         if (topic === bundleTopic) this.#onMessage(payload, retained);
       },
+      onRefused: (code, times) => this.#onRefused(link, kind, code, times),
     });
     this.#link = link;
     this.#linkKind = kind;
@@ -230,11 +243,32 @@ export class ProvisioningAgent {
     }
   }
 
-  async #reconnect(): Promise<void> {
-    const old = this.#link;
-    this.#link = null;
-    await old?.stop();
-    if (!this.#stopped) await this.#connect();
+  #reconnect(claimOnly = false): Promise<void> {
+    const run = this.#linkOps.then(async () => {
+      const old = this.#link;
+      this.#link = null;
+      await old?.stop();
+      if (!this.#stopped) await this.#connect(claimOnly);
+    });
+    this.#linkOps = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * The broker refused a credential (the link retries with backoff either way). The device's own
+   * credential refused again and again — the operator issued a new one (a re-provision after a
+   * lost ack writes a new password and reloads the broker, which drops this connection) whose
+   * bundle it can only read with the claim credential: back to the bootstrap broker, where that
+   * bundle is waiting; applying it moves the device to its new credential.
+   */
+  #onRefused(link: MqttLink, kind: 'bootstrap' | 'fleet', code: number, times: number): void {
+    if (this.#stopped || link !== this.#link) return;
+    this.#log('warn', `provisioning: the ${kind} broker ${link.url} refused ${kind === 'fleet' ? 'this device\'s own credential' : 'the claim credential'} (code ${code}, ${times} in a row); retrying`);
+    if (kind !== 'fleet' || times !== FALLBACK_AFTER) return;
+    void this.#record('provision.link', link.url, 'error', {
+      code, refusals: times, message: 'the fleet broker refuses this device\'s own credential: on the claim credential until a bundle brings a new one',
+    });
+    this.#reconnect(true).catch((err: unknown) => this.#log('error', `provisioning: ${TalonError.from(err).message}`));
   }
 
   #onConnect(link: MqttLink): void {
@@ -320,8 +354,10 @@ export class ProvisioningAgent {
       verifiedSig = env.sig;
       await this.#record('provision.bundle', `v${msg.version}`, 'ok', { type: msg.type, version: msg.version });
       if (msg.type === 'decommission') return await this.#decommission(msg, env.sig);
-      const prepared = await this.#prepare(msg);
-      await this.#apply(msg, env.sig, prepared);
+      // only now, signed by the fleet and meant for this device, is the body opened
+      const bundle = openBundle(msg, this.#box.secretKey);
+      const prepared = await this.#prepare(bundle);
+      await this.#apply(bundle, env.sig, prepared);
     } catch (err) {
       const e = TalonError.from(err);
       if (retained && e.code === 'PROVISION_REPLAY') {
@@ -351,9 +387,8 @@ export class ProvisioningAgent {
     void this.#ack({ version, outcome: 'rejected', code: e.code, message: e.message.slice(0, 1000) }, 2_000);
   }
 
-  /** Everything that can fail before anything is written: sealed values, the config, the admin account. */
-  async #prepare(bundle: BundlePayload): Promise<Prepared> {
-    const opened = openBundleSecrets(bundle, this.#box.secretKey);
+  /** Everything that can fail before anything is written: the config, the admin account. */
+  async #prepare(bundle: OpenedBundle): Promise<Prepared> {
     const cur = await this.#d.configManager.current();
     // where the data lives and the fleet membership are the device's own, not the bundle's
     const input: Record<string, unknown> = { ...bundle.config, dataDir: cur.config.dataDir, provisioning: cur.config.provisioning ?? this.#d.config };
@@ -363,12 +398,12 @@ export class ProvisioningAgent {
       throw new TalonError('PROVISION_MALFORMED', 'the bundle\'s admin account needs a user name (lowercase, 1-32) and a scrypt$ password hash');
     }
     return {
-      input, targetHash: configHash(config), secrets: opened.secrets,
-      ...(opened.brokerPassword !== undefined ? { brokerPassword: opened.brokerPassword } : {}),
+      input, targetHash: configHash(config), secrets: bundle.secrets,
+      ...(bundle.broker ? { brokerPassword: bundle.broker.password } : {}),
     };
   }
 
-  async #apply(bundle: BundlePayload, sig: string, prep: Prepared): Promise<void> {
+  async #apply(bundle: OpenedBundle, sig: string, prep: Prepared): Promise<void> {
     const cm = this.#d.configManager;
     const cur = await cm.current();
     const pending: PendingApply = {
@@ -383,7 +418,16 @@ export class ProvisioningAgent {
       for (const [name, value] of Object.entries(prep.secrets)) await this.#d.secrets.set(name, value);
       if (pending.broker && prep.brokerPassword !== undefined) await this.#d.secrets.set(pending.broker.passwordSecret, prep.brokerPassword);
       if (bundle.admin && this.#d.createAdmin) {
+        // the marker names the account first, so a rollback (even after a power cut) can undo it
+        const withAdmin: PendingApply = { ...this.#pending!, admin: { username: bundle.admin.username, passwordHash: bundle.admin.passwordHash } };
+        await this.#st.putPending(withAdmin);
+        this.#pending = withAdmin;
         const made = await this.#d.createAdmin(bundle.admin.username, bundle.admin.passwordHash);
+        if (!made) {
+          const { admin: _none, ...without } = withAdmin;
+          await this.#st.putPending(without);
+          this.#pending = without;
+        }
         await this.#record('provision.apply', `user ${bundle.admin.username}`, made ? 'ok' : 'info', { version: bundle.version, admin: made ? 'created' : 'an account exists already; left as is' });
       }
       const r = await cm.apply(CALLER, prep.input, { source: `provisioning v${bundle.version}` });
@@ -393,9 +437,9 @@ export class ProvisioningAgent {
       // a soft restart of the kernel is on its way: the next agent watches health and finishes
       if (r.restarted.includes('kernel')) return;
     } catch (err) {
-      return this.#rollback(pending, TalonError.from(err));
+      return this.#rollback(this.#pending ?? pending, TalonError.from(err));
     }
-    await this.#watchAndSettle(pending);
+    await this.#watchAndSettle(this.#pending ?? pending);
   }
 
   async #resume(pending: PendingApply): Promise<void> {
@@ -499,6 +543,17 @@ export class ProvisioningAgent {
     this.#state = next;
     this.#pending = null;
     if (rb.broker) await this.#d.secrets.delete(rb.broker.passwordSecret).catch(() => false);
+    if (rb.admin && this.#d.removeAdmin) {
+      // the account came with the bundle: it goes with it (the setup code is back)
+      let removed = false;
+      try {
+        removed = await this.#d.removeAdmin(rb.admin.username, rb.admin.passwordHash);
+      } catch (err) {
+        this.#log('error', `provisioning: removing the account ${rb.admin.username} of rolled-back version ${rb.version} failed: ${TalonError.from(err).message}`);
+      }
+      await this.#record('provision.rollback', `user ${rb.admin.username}`, removed ? 'ok' : 'info',
+        { version: rb.version, admin: removed ? 'removed' : 'not found or changed since; left as is' });
+    }
     await this.#ack({ version: rb.version, outcome: 'rolled-back', code, message, generation: cur.generation }, 10_000);
   }
 

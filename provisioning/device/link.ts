@@ -4,6 +4,13 @@
  * Reconnects by itself with exponential backoff and jitter (reset on every CONNACK); on every
  * connect it subscribes again (the broker then replays the retained bundle) and calls onConnect.
  * Packets larger than maxPacketBytes are refused at the broker (MQTT 5 Maximum Packet Size).
+ *
+ * A refused CONNACK (bad credentials, not authorised) is retried too, with the same backoff:
+ * mqtt.js on its own stops for good after one [its reconnectOnConnackError], and a fleet broker
+ * refuses a device for a moment around a reload (SIGHUP after `talon fleet provision` changed its
+ * password file: mosquitto drops clients whose credentials changed, and a reconnect can race the
+ * reload). onRefused reports each one, so the agent can fall back to the claim credential when
+ * its own keeps being refused.
  */
 import type { MqttClient } from 'mqtt';
 
@@ -16,10 +23,15 @@ export interface LinkOptions {
   subscribe: string[];
   onConnect: () => void;
   onMessage: (topic: string, payload: Buffer, retained: boolean) => void;
+  /** the broker refused the credential (CONNACK 4/5, MQTT 5 134/135); `times` in a row since the last connect */
+  onRefused?: (code: number, times: number) => void;
   backoff?: { initialMs: number; maxMs: number };
   maxPacketBytes?: number;
   random?: () => number;
 }
+
+/** CONNACK codes that mean "not with this credential": 4 bad user name or password, 5 not authorised (3.1.1); 134, 135 (5.0) */
+const REFUSED = new Set([4, 5, 134, 135]);
 
 export class MqttLink {
   readonly url: string;
@@ -31,6 +43,8 @@ export class MqttLink {
   #waiting = new Set<(err: Error) => void>();
   connects = 0;
   lastError: string | null = null;
+  /** CONNACK refusals in a row since the last connect */
+  refusals = 0;
 
   constructor(opts: LinkOptions) {
     this.#opts = opts;
@@ -56,11 +70,13 @@ export class MqttLink {
     const client = mqtt.connect(o.url, {
       clientId: o.clientId, username: o.username, password: o.password,
       protocolVersion: 5, clean: true, resubscribe: false, reconnectPeriod: initial, connectTimeout: 10_000, keepalive: 30,
+      reconnectOnConnackError: true,
       properties: { maximumPacketSize: o.maxPacketBytes ?? 1024 * 1024 },
     });
     this.#client = client;
     client.on('connect', () => {
       this.connects++;
+      this.refusals = 0;
       this.lastError = null;
       this.#delay = initial;
       client.options.reconnectPeriod = initial;
@@ -74,7 +90,14 @@ export class MqttLink {
       this.#delay = Math.min(max, this.#delay * 2);
       client.options.reconnectPeriod = Math.max(initial, Math.round(this.#delay * (0.8 + 0.4 * random())));
     });
-    client.on('error', (err) => { this.lastError = err.message; });
+    client.on('error', (err) => {
+      this.lastError = err.message;
+      const code = (err as Error & { code?: unknown }).code;
+      if (typeof code === 'number' && REFUSED.has(code) && !this.#stopped) {
+        this.refusals++;
+        o.onRefused?.(code, this.refusals);
+      }
+    });
     client.on('message', (topic, payload, packet) => o.onMessage(topic, payload, packet.retain));
   }
 

@@ -53,6 +53,8 @@ export interface PendingApply {
   startedAt: number;
   broker?: { url: string; username: string; passwordSecret: string };
   anchor?: { publicKey: string; fleet?: string };
+  /** the web admin account this apply made (written before it is made): a rollback removes it while it still has this hash */
+  admin?: { username: string; passwordHash: string };
   /** why a rollback started */
   reason?: { code: string; message: string };
 }

@@ -1,8 +1,9 @@
 /**
- * Building what the fleet sends a device: a bundle (config, sealed secrets, the device's own
- * broker credential, an admin account, a new anchor) or a decommission, signed by the fleet key.
- * Secrets are sealed to the X25519 key of the device's verified announce; the config file is
- * read like any Talon config (JSON or YAML) and checked before it leaves.
+ * Building what the fleet sends a device: a bundle (config, secrets, the device's own broker
+ * credential, an admin account, a new anchor) or a decommission, signed by the fleet key.
+ * The bundle's whole body is sealed to the X25519 key of the device's verified announce (only
+ * that device reads it; format.ts); the config file is read like any Talon config (JSON or
+ * YAML) and checked before it leaves.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -11,7 +12,10 @@ import { readConfigFile, parseConfigText, checkConfig } from '../../runtime/conf
 import { invalid } from '../../runtime/config/validate.ts';
 import { SECRET_NAME } from '../../runtime/secrets/sealed.ts';
 import { hashPassword } from '../../runtime/secrets/password.ts';
-import { MAX_SECRETS, seal, signEnvelope, encodeEnvelope, type BundlePayload, type DecommissionPayload, type Envelope } from '../format.ts';
+import {
+  BUNDLE_FORMAT_VERSION, MAX_SECRETS, sealBundleBody, signEnvelope, encodeEnvelope,
+  type BundleBody, type BundlePayload, type DecommissionPayload, type Envelope,
+} from '../format.ts';
 import type { Fleet } from './keys.ts';
 import type { DeviceRecord } from './registry.ts';
 
@@ -37,15 +41,17 @@ export interface BundleInput {
 
 export function buildBundle(input: BundleInput): Envelope<BundlePayload> {
   const box = Buffer.from(input.device.announce.payload.boxPublicKey, 'base64');
-  const secrets: BundlePayload['secrets'] = {};
-  for (const [name, value] of Object.entries(input.secrets ?? {})) secrets[name] = seal(value, box);
-  const payload: BundlePayload = {
-    v: 1, type: 'bundle', fleet: input.fleet.fleetId, deviceId: input.device.deviceId, ts: input.now,
-    version: input.version, issuedAt: input.now, expiresAt: input.now + (input.expiresInMs ?? DEFAULT_EXPIRES_MS),
-    config: input.config, secrets,
-    ...(input.broker ? { broker: { url: input.broker.url, username: input.broker.username, password: seal(input.broker.password, box) } } : {}),
+  const body: BundleBody = {
+    deviceId: input.device.deviceId, version: input.version,
+    config: input.config, secrets: { ...(input.secrets ?? {}) },
+    ...(input.broker ? { broker: { url: input.broker.url, username: input.broker.username, password: input.broker.password } } : {}),
     ...(input.admin ? { admin: input.admin } : {}),
     ...(input.anchor ? { anchor: input.anchor } : {}),
+  };
+  const payload: BundlePayload = {
+    v: BUNDLE_FORMAT_VERSION, type: 'bundle', fleet: input.fleet.fleetId, deviceId: input.device.deviceId, ts: input.now,
+    version: input.version, issuedAt: input.now, expiresAt: input.now + (input.expiresInMs ?? DEFAULT_EXPIRES_MS),
+    sealed: sealBundleBody(body, box),
   };
   const env = signEnvelope(payload, input.signingKey ?? input.fleet.secretKey);
   encodeEnvelope(env); // refuses an oversized bundle here, not on the device

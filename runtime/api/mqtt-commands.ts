@@ -2,14 +2,24 @@
  * MQTT command topics over the same runtime API:
  *   publish `talon/<deviceId>/cmd/hands/<list|status|start|stop|restart|logs>`
  *   with JSON `{"id": "<request id>", "name": "<hand>", "lines": 50}`
- *   → reply on `talon/<deviceId>/cmd/reply/<request id>`: `{"ok": true, "result": …}` or
- *     `{"ok": false, "error": {code, message}}`.
- * On the embedded broker only authenticated admin clients may publish under `cmd/`
- * (EmbeddedBus enforces it); on an external broker its ACL does.
+ *   → reply `{"ok": true, "result": …}` or `{"ok": false, "error": {code, message}}` on a topic
+ *     only the asker reads:
+ *   - embedded broker: `talon/<deviceId>/cmd/reply/<client id>/<request id>`, the client id of
+ *     the connection that published the command. EmbeddedBus forwards it to that client alone
+ *     and refuses everyone else's subscriptions under it, so a reply (a Hand's logs, say) never
+ *     reaches another client. Subscribe to your own `cmd/reply/<your client id>/+` on the same
+ *     connection before publishing. A client id that cannot be a topic level (not 1-128 of
+ *     A-Z a-z 0-9 . _ : @ -) gets no reply.
+ *   - external broker: the MQTT 5 Response Topic when the command carries one under
+ *     `talon/<deviceId>/cmd/reply/` (its Correlation Data is sent back [MQTT 5 §4.10]), else
+ *     `talon/<deviceId>/cmd/reply/<request id>`; who may read it is the broker's ACL.
+ * Who may command: on the embedded broker only authenticated admin clients may publish under
+ * `cmd/` (EmbeddedBus refuses the others' PUBLISH); on an external broker its ACL decides.
+ * Retained commands are ignored (they would run again on every start).
  */
 import type { Bus, BusMessage } from '../bus/types.ts';
 import type { RuntimeApi } from './runtime-api.ts';
-import { topics } from '../bus/topics.ts';
+import { REPLY_CLIENT_ID, topics, validateTopic } from '../bus/topics.ts';
 import { TalonError } from '../errors.ts';
 
 const MAX_COMMAND_BYTES = 4096;
@@ -46,6 +56,10 @@ export class MqttCommands {
   }
 
   async #handle(msg: BusMessage, action: string): Promise<void> {
+    if (msg.retain) {
+      this.rejected++;
+      return;
+    }
     let cmd: Command;
     try {
       if (msg.payload.length > MAX_COMMAND_BYTES) throw new Error('too large');
@@ -60,7 +74,12 @@ export class MqttCommands {
       this.rejected++;
       return;
     }
-    const caller = { actor: 'mqtt' };
+    const replyTopic = this.#replyTopic(msg, cmd.id);
+    if (replyTopic === null) {
+      this.rejected++;
+      return; // nowhere only the asker reads
+    }
+    const caller = { actor: msg.clientId !== undefined ? `mqtt:${msg.clientId}` : 'mqtt' };
     const name = typeof cmd.name === 'string' ? cmd.name : '';
     let reply: unknown;
     try {
@@ -78,6 +97,25 @@ export class MqttCommands {
     } catch (err) {
       reply = { ok: false, error: TalonError.from(err).toJSON() };
     }
-    await this.#bus.publish(topics.commandReply(this.#bus.deviceId, cmd.id), JSON.stringify(reply)).catch(() => {});
+    const opts = msg.correlationData && msg.responseTopic !== undefined ? { correlationData: msg.correlationData } : {};
+    await this.#bus.publish(replyTopic, JSON.stringify(reply), opts).catch(() => {});
+  }
+
+  /** Where the answer goes, or null when there is no topic only the asker can read. */
+  #replyTopic(msg: BusMessage, requestId: string): string | null {
+    const deviceId = this.#bus.deviceId;
+    if (msg.clientId !== undefined) {
+      return REPLY_CLIENT_ID.test(msg.clientId) ? topics.commandReply(deviceId, msg.clientId, requestId) : null;
+    }
+    if (msg.responseTopic !== undefined) {
+      // never a topic outside the reply tree: a command must not make the device publish alerts or state
+      try {
+        validateTopic(msg.responseTopic);
+      } catch {
+        return null;
+      }
+      return msg.responseTopic.startsWith(`${topics.command(deviceId)}/reply/`) ? msg.responseTopic : null;
+    }
+    return topics.commandReplyLegacy(deviceId, requestId);
   }
 }

@@ -4,9 +4,19 @@
  * 127.0.0.1 (anonymous, or username `token` + a CLI token for admin) and, optionally, a LAN
  * listener (username/password required, per-user topic ACL, TLS when cert/key are given).
  *
- * Rules enforced on outside clients (aedes authorizePublish / authorizeSubscribe):
+ * Rules enforced on outside clients (aedes authorizePublish / authorizeSubscribe / authorizeForward):
  *  - `talon/<id>/state`, `talon/<id>/hands/+/status`, `talon/<id>/audit/head` and `talon/<id>/sensors/#` are published by the kernel only;
- *  - `talon/<id>/cmd/#` needs an admin client (token or LAN user);
+ *  - `talon/<id>/cmd/#` needs an admin client (token or LAN user), and never takes retained messages;
+ *  - anonymous clients (local listener only) read the device's public state (topics.ts PUBLIC:
+ *    state, Hand status, sensors, alerts, the audit head; plus `anonymous.read`, the Home Assistant
+ *    discovery prefix) and nothing else: a subscription that can match none of it gets a failure
+ *    SUBACK (0x80 [MQTT-3.9.3]), and what a broader filter would match outside it is not forwarded.
+ *    They publish only to topics a running Hand takes as input (`anonymous.inputs`) or that
+ *    `anonymous.write` names (Home Assistant's birth message), never retained, never to public topics;
+ *  - command replies go only to the client that asked: `talon/<id>/cmd/reply/<client id>/...` is
+ *    forwarded to that client id alone (an admin), and subscribing under another client's reply
+ *    topic is refused; an anonymous client may not take over the client id of an authenticated one
+ *    (CONNACK 0x02, identifier rejected: MQTT 3.1.1 would otherwise let it [MQTT-3.1.4-2]);
  *  - a LAN user with a non-empty `allow` list may only publish to topics those filters match
  *    and subscribe to filters they cover;
  *  - payloads over `maxPayloadBytes` are refused (the connection is closed, as MQTT 3.1.1 has
@@ -24,7 +34,8 @@ import type { BusConfig, MqttUser } from '../config/types.ts';
 import type { Clock } from '../clock.ts';
 import { systemClock } from '../clock.ts';
 import { TalonError } from '../errors.ts';
-import { filterCovers, topicMatches, topics, validateFilter } from './topics.ts';
+import { PUBLIC, REPLY_CLIENT_ID, filterCovers, filtersOverlap, topicMatches, topics, validateFilter } from './topics.ts';
+import type { InputQuery } from './inputs.ts';
 import { BusCounters } from './counters.ts';
 import { verifyPasswordAsync } from '../secrets/password.ts';
 
@@ -32,6 +43,17 @@ export interface EmbeddedBusOptions {
   /** checks a CLI token presented as username `token`; such a client is an admin */
   authenticateToken?: (token: string) => boolean;
   clock?: Clock;
+  /** what anonymous clients of the local listener may do beyond reading the public state */
+  anonymous?: AnonymousRules;
+}
+
+export interface AnonymousRules {
+  /** the topics running Hands take as input (HandInputs): anonymous clients may publish there */
+  inputs?: InputQuery;
+  /** more absolute topic filters anyone may read (the Home Assistant discovery prefix `homeassistant/#`) */
+  read?: readonly string[];
+  /** absolute topic filters anyone may publish to (Home Assistant's birth message `homeassistant/status`) */
+  write?: readonly string[];
 }
 
 export interface EmbeddedBusStats extends BusStats {
@@ -52,10 +74,12 @@ interface Principal {
   readonly allow: readonly string[] | null;
 }
 
+/** compared by identity: the principal of every unauthenticated client */
 const ANONYMOUS: Principal = { name: 'anonymous', admin: false, allow: null };
 const TOKEN_ADMIN: Principal = { name: 'token', admin: true, allow: null };
 
 /** MQTT 3.1.1 CONNACK return codes (aedes' AuthErrorCode is a const enum, unusable with isolatedModules) */
+const IDENTIFIER_REJECTED = 2;
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
 
@@ -81,6 +105,12 @@ export class EmbeddedBus implements Bus {
   private readonly sensorsFilter: string;
   private readonly cmdTopic: string;
   private readonly cmdPrefix: string;
+  private readonly replyPrefix: string;
+  private readonly replyFilter: string;
+  /** absolute filters anonymous clients may read */
+  private readonly publicFilters: readonly string[];
+  /** absolute filters anonymous clients may publish to besides Hands' inputs */
+  private readonly anonymousWrite: readonly string[];
 
   private broker: Aedes | null = null;
   private servers: net.Server[] = [];
@@ -109,6 +139,10 @@ export class EmbeddedBus implements Bus {
     this.sensorsFilter = `${topics.root(deviceId)}/sensors/#`;
     this.cmdTopic = topics.command(deviceId);
     this.cmdPrefix = `${this.cmdTopic}/`;
+    this.replyPrefix = `${this.cmdTopic}/reply/`;
+    this.replyFilter = `${this.cmdTopic}/reply/#`;
+    this.publicFilters = [...PUBLIC.map((t) => `${this.root}/${t}`), ...(opts.anonymous?.read ?? [])];
+    this.anonymousWrite = opts.anonymous?.write ?? [];
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -127,6 +161,7 @@ export class EmbeddedBus implements Bus {
       authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
+      authorizeForward: (client, packet) => this.authorizeForward(client, packet),
     });
     await broker.listen();
     broker.on('clientError', () => { /* a client's protocol error closes that client only */ });
@@ -313,7 +348,8 @@ export class EmbeddedBus implements Bus {
     const skipDollar = filter.charCodeAt(0) === 35 /* # */ || filter.charCodeAt(0) === 43 /* + */;
     const deliver = (packet: AedesPublishPacket, done: () => void): void => {
       if (!(skipDollar && packet.topic.charCodeAt(0) === 36 /* $ */)) {
-        this.dispatch(handler, packet.topic, packet.payload, packet.qos, false);
+        // aedes names the outside client that published it (absent for the kernel's own publishes)
+        this.dispatch(handler, packet.topic, packet.payload, packet.qos, false, (packet as { clientId?: string }).clientId);
       }
       done();
     };
@@ -343,8 +379,10 @@ export class EmbeddedBus implements Bus {
     }
   }
 
-  private dispatch(handler: BusHandler, topic: string, payload: Buffer | string, qos: QoS, retain: boolean): void {
-    this.counters.call(handler, { topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos, retain });
+  private dispatch(handler: BusHandler, topic: string, payload: Buffer | string, qos: QoS, retain: boolean, clientId?: string): void {
+    const msg: BusMessage = { topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos, retain };
+    if (clientId !== undefined) msg.clientId = clientId;
+    this.counters.call(handler, msg);
   }
 
   countMalformed(): void {
@@ -373,10 +411,18 @@ export class EmbeddedBus implements Bus {
       this.authFailures++;
       done(authError(message, code), false);
     };
+    const admit = (who: Principal): void => {
+      // a session takeover [MQTT-3.1.4-2] only by the same user: an anonymous client must not
+      // knock an admin off its client id (and with it, off its command replies)
+      const holder = (this.broker as unknown as { clients?: Record<string, Client> } | null)?.clients?.[client.id];
+      const held = holder && holder !== client ? this.principals.get(holder) : undefined;
+      if (held && held !== ANONYMOUS && held.name !== who.name) return refuse(`client id ${client.id} is in use by another user`, IDENTIFIER_REJECTED);
+      this.principals.set(client, who);
+      done(null, true);
+    };
     if (username === undefined || username === '') {
       if (kind === 'lan') return refuse('the LAN listener requires a username and password', NOT_AUTHORIZED);
-      this.principals.set(client, ANONYMOUS);
-      return done(null, true);
+      return admit(ANONYMOUS);
     }
     const pw = password ? password.toString('utf8') : '';
     if (kind === 'local' && username === 'token') {
@@ -387,19 +433,17 @@ export class EmbeddedBus implements Bus {
         ok = false;
       }
       if (!ok) return refuse('bad token');
-      this.principals.set(client, TOKEN_ADMIN);
-      return done(null, true);
+      return admit(TOKEN_ADMIN);
     }
     const user = this.findUser(username);
     if (!user) return refuse('bad username or password');
     verifyPasswordAsync(pw, user.passwordHash).then((ok) => {
       if (!ok) return refuse('bad username or password');
-      this.principals.set(client, {
+      admit({
         name: user.username,
         admin: true,
         allow: user.allow && user.allow.length > 0 ? user.allow : null,
       });
-      done(null, true);
     }, () => refuse('bad username or password'));
   }
 
@@ -411,16 +455,31 @@ export class EmbeddedBus implements Bus {
   }
 
   /** Why `who` may not publish to `topic`, or null when it may. */
-  private publishRefusal(who: Principal, topic: string): string | null {
+  private publishRefusal(who: Principal, topic: string, retain: boolean): string | null {
     if (topic.charCodeAt(0) === 36 /* $ */ && topic.startsWith('$SYS')) return '$SYS topics are reserved';
     if (topic === this.stateTopic || topic === this.auditHeadTopic || topicMatches(this.handStatusFilter, topic) || topicMatches(this.sensorsFilter, topic)) {
       return `${topic} is published by the kernel only`;
     }
-    if (!who.admin && (topic === this.cmdTopic || topic.startsWith(this.cmdPrefix))) {
-      return `${topic} needs an admin client (token or LAN user)`;
+    if (topic === this.cmdTopic || topic.startsWith(this.cmdPrefix)) {
+      if (!who.admin) return `${topic} needs an admin client (token or LAN user)`;
+      // a retained command would run again at every start
+      if (retain) return `${topic}: commands are not retained`;
     }
     if (who.allow && !who.allow.some((g) => topicMatches(g, topic))) return `${topic} is not in the allow list of ${who.name}`;
+    if (who === ANONYMOUS) {
+      if (retain) return `${topic}: anonymous clients may not publish retained messages`;
+      if (this.anonymousWrite.some((f) => topicMatches(f, topic))) return null;
+      if (this.isPublic(topic)) return `${topic} is the device's public state: only the device publishes it`;
+      if (this.opts.anonymous?.inputs?.accepts(topic) !== true) {
+        return `${topic} is not an input of a running Hand: anonymous clients may publish only to those (use the CLI token or a LAN user)`;
+      }
+    }
     return null;
+  }
+
+  private isPublic(topic: string): boolean {
+    for (const f of this.publicFilters) if (topicMatches(f, topic)) return true;
+    return false;
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
@@ -431,7 +490,7 @@ export class EmbeddedBus implements Bus {
       this.counters.droppedOversize++;
       return done(new Error(`payload of ${size} bytes is over the limit of ${this.maxPayload}`));
     }
-    const refusal = this.publishRefusal(who, packet.topic);
+    const refusal = this.publishRefusal(who, packet.topic, packet.retain);
     if (refusal) {
       this.refusedPublish++;
       return done(new Error(refusal));
@@ -446,11 +505,37 @@ export class EmbeddedBus implements Bus {
     done: (error: Error | null, subscription?: Subscription | null) => void,
   ): void {
     const who = this.principals.get(client) ?? ANONYMOUS;
-    if (who.allow && !who.allow.some((g) => filterCovers(g, sub.topic))) {
+    const filter = sub.topic;
+    const refused = (who.allow && !who.allow.some((g) => filterCovers(g, filter)))
+      // anonymous: only filters that can match some of the public state
+      || (who === ANONYMOUS && !this.publicFilters.some((p) => filtersOverlap(p, filter)))
+      // under cmd/reply/: only the client's own replies
+      || (filterCovers(this.replyFilter, filter)
+        && !(REPLY_CLIENT_ID.test(client.id) && filterCovers(`${this.replyPrefix}${client.id}/#`, filter)));
+    if (refused) {
       this.refusedSubscribe++;
-      return done(null, null); // negative SUBACK (0x80) for this filter
+      return done(null, null); // failure SUBACK (0x80 [MQTT-3.9.3]) for this filter
     }
     done(null, sub);
+  }
+
+  /**
+   * The last word on every message about to go to an outside client (retained ones included):
+   * command traffic only to admins and a reply only to the client it names; to anonymous
+   * clients only the public state, whatever their subscription matched.
+   */
+  private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    const topic = packet.topic;
+    const who = this.principals.get(client) ?? ANONYMOUS;
+    if (topic.startsWith(this.cmdPrefix) || topic === this.cmdTopic) {
+      if (!who.admin) return null;
+      if (!topic.startsWith(this.replyPrefix)) return packet;
+      const rest = topic.slice(this.replyPrefix.length);
+      const slash = rest.indexOf('/');
+      return slash > 0 && rest.slice(0, slash) === client.id ? packet : null;
+    }
+    if (who === ANONYMOUS && !this.isPublic(topic)) return null;
+    return packet;
   }
 }
 

@@ -5,13 +5,15 @@
 import type { Bus } from './types.ts';
 import type { BusConfig } from '../config/types.ts';
 import type { Clock } from '../clock.ts';
-import { EmbeddedBus } from './embedded.ts';
+import { EmbeddedBus, type AnonymousRules } from './embedded.ts';
 import { RemoteBus } from './remote.ts';
 
 export interface CreateBusOptions {
   /** checks a CLI token presented as MQTT username `token` (embedded broker only) */
   authenticateToken?: (token: string) => boolean;
   clock?: Clock;
+  /** what anonymous clients of the embedded broker may do beyond reading the public state */
+  anonymous?: AnonymousRules;
 }
 
 export function createBus(config: BusConfig, deviceId: string, opts: CreateBusOptions = {}): Bus {

@@ -258,6 +258,13 @@ export class RemoteBus implements Bus {
       return Promise.reject(err);
     }
     const qos = opts?.qos ?? 0;
+    if (opts?.correlationData) {
+      // a response (MQTT 5, 4.10): the requester matches it by its Correlation Data
+      const properties = { correlationData: opts.correlationData };
+      return new Promise((resolve, reject) => {
+        client.publish(topic, buf, { qos, retain: opts.retain ?? false, properties }, this.counters.ack(topic, resolve, reject));
+      });
+    }
     if (qos === 0) {
       // QoS 0 is fire-and-forget: no callback, because mqtt.js parks a callback on the
       // socket's 'drain' event whenever its buffer is full, and thousands of those listeners
@@ -350,16 +357,22 @@ export class RemoteBus implements Bus {
     const ids = packet.properties?.subscriptionIdentifier;
     const retain = packet.retain;
     const qos = packet.qos;
+    // a request (MQTT 5 Response Topic / Correlation Data [MQTT-3.3.2.3.5, 3.3.2.3.6]): passed on to the handler
+    const responseTopic = packet.properties?.responseTopic;
+    const correlationData = packet.properties?.correlationData;
+    const extra = responseTopic !== undefined || correlationData !== undefined
+      ? { ...(responseTopic !== undefined ? { responseTopic } : {}), ...(correlationData !== undefined ? { correlationData: Buffer.from(correlationData) } : {}) }
+      : undefined;
     if (ids === undefined) {
       // no identifiers from this broker: every local filter that matches
       for (const sub of this.subs.values()) {
-        if (topicMatches(sub.filter, topic)) this.deliverTo(sub, undefined, topic, payload, qos, retain);
+        if (topicMatches(sub.filter, topic)) this.deliverTo(sub, undefined, topic, payload, qos, retain, extra);
       }
       return;
     }
     if (typeof ids === 'number') {
       const sub = this.byId.get(ids);
-      if (sub) this.deliverTo(sub, ids, topic, payload, qos, retain);
+      if (sub) this.deliverTo(sub, ids, topic, payload, qos, retain, extra);
       return;
     }
     // one PUBLISH for several matching subscriptions: each filter once
@@ -373,15 +386,16 @@ export class RemoteBus implements Bus {
       } else {
         seen = [sub];
       }
-      this.deliverTo(sub, id, topic, payload, qos, retain);
+      this.deliverTo(sub, id, topic, payload, qos, retain, extra);
     }
   }
 
-  private deliverTo(sub: FilterSub, id: number | undefined, topic: string, payload: Buffer, qos: QoS, retain: boolean): void {
+  private deliverTo(sub: FilterSub, id: number | undefined, topic: string, payload: Buffer, qos: QoS, retain: boolean,
+    extra?: Pick<BusMessage, 'responseTopic' | 'correlationData'>): void {
     for (const entry of sub.entries) {
       // a retained replay goes only to the entries that asked for it
       if (retain && id !== undefined && entry.replayId !== id) continue;
-      this.counters.call(entry.handler, { topic, payload, qos, retain });
+      this.counters.call(entry.handler, extra ? { topic, payload, qos, retain, ...extra } : { topic, payload, qos, retain });
     }
   }
 

@@ -80,8 +80,40 @@ export function toRelative(root: string, topic: string): string {
   return topic.startsWith(`${root}/`) ? topic.slice(root.length + 1) : `/${topic}`;
 }
 
+/**
+ * Do two topic filters match at least one topic in common? (A subscription `#` overlaps the
+ * public `talon/<id>/state`; `talon/<id>/cmd/#` overlaps none of the public filters.)
+ */
+export function filtersOverlap(a: string, b: string): boolean {
+  if (a === b) return true;
+  // a first-level wildcard does not match `$` topics [MQTT-4.7.2-1]
+  if ((a.startsWith('$') && (b.startsWith('+') || b.startsWith('#'))) || (b.startsWith('$') && (a.startsWith('+') || a.startsWith('#')))) return false;
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; ; i++) {
+    const xl = x[i];
+    const yl = y[i];
+    if (xl === '#' || yl === '#') return true; // `#` also matches the parent level [MQTT-4.7.1-2]
+    if (xl === undefined || yl === undefined) return xl === yl;
+    if (xl !== '+' && yl !== '+' && xl !== yl) return false;
+  }
+}
+
 /** Topics (relative to `talon/<deviceId>/`) that only the kernel publishes; the embedded broker refuses them from clients. */
 export const KERNEL_ONLY = ['state', 'hands/+/status', 'audit/head', 'sensors/#'] as const;
+
+/**
+ * The device's public state (relative to `talon/<deviceId>/`): what an anonymous client of the
+ * embedded broker's local listener may read, and may not write. Everything else under the
+ * device root (command replies, Hands' own topics, the monitoring query answers) is not public.
+ */
+export const PUBLIC = ['state', 'hands/+/status', 'sensors/#', 'alerts/#', 'audit/head'] as const;
+
+/**
+ * A client id that can name a reply topic level: the embedded broker answers a command on
+ * `talon/<id>/cmd/reply/<client id>/<request id>`, which only that client may read.
+ */
+export const REPLY_CLIENT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /** The topic layout under `talon/<deviceId>/`. */
 export const topics = {
@@ -89,7 +121,10 @@ export const topics = {
   state: (deviceId: string) => `talon/${deviceId}/state`,
   handStatus: (deviceId: string, hand: string) => `talon/${deviceId}/hands/${hand}/status`,
   command: (deviceId: string) => `talon/${deviceId}/cmd`,
-  commandReply: (deviceId: string, requestId: string) => `talon/${deviceId}/cmd/reply/${requestId}`,
+  /** the replies to one client's commands: `talon/<id>/cmd/reply/<client id>/<request id>` */
+  commandReply: (deviceId: string, clientId: string, requestId: string) => `talon/${deviceId}/cmd/reply/${clientId}/${requestId}`,
+  /** where a command's reply goes when the asker is not known (an external broker, no MQTT 5 response topic) */
+  commandReplyLegacy: (deviceId: string, requestId: string) => `talon/${deviceId}/cmd/reply/${requestId}`,
   sensor: (deviceId: string, sensor: string) => `talon/${deviceId}/sensors/${sensor}`,
   alerts: (deviceId: string, severity: string) => `talon/${deviceId}/alerts/${severity}`,
   auditHead: (deviceId: string) => `talon/${deviceId}/audit/head`,

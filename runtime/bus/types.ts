@@ -11,6 +11,11 @@ export interface BusMessage {
   payload: Buffer;
   qos: QoS;
   retain: boolean;
+  /** the id of the outside client that published it (embedded broker only; absent for the kernel's own publishes) */
+  clientId?: string;
+  /** MQTT 5 Response Topic and Correlation Data the publisher asked for (external broker only) */
+  responseTopic?: string;
+  correlationData?: Buffer;
 }
 
 export type BusHandler = (msg: BusMessage) => void;
@@ -18,6 +23,8 @@ export type BusHandler = (msg: BusMessage) => void;
 export interface PublishOptions {
   qos?: QoS;
   retain?: boolean;
+  /** MQTT 5 Correlation Data, sent back with a response (external broker; MQTT 3.1.1 has none) */
+  correlationData?: Buffer;
 }
 
 export interface BusStats {

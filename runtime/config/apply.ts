@@ -62,11 +62,16 @@ export function changedSections(a: TalonConfig, b: TalonConfig): string[] {
  * it was last applied from the file (or nothing was ever applied), else the store's current one.
  */
 export async function resolveStartConfig(store: Store, generations: ConfigGenerations, fileConfig: TalonConfig,
-  source: string): Promise<{ config: TalonConfig; generation: number; fromFile: boolean; changed: boolean }> {
+  source: string, formerly?: TalonConfig): Promise<{ config: TalonConfig; generation: number; fromFile: boolean; changed: boolean }> {
   const db = store.sublevel('config') as Sublevel<unknown>;
   const fileHash = configHash(fileConfig);
   const last = (await db.get(FILE_KEY)) as { hash?: string } | undefined;
   const current = await generations.current();
+  // `formerly`: the same file as an older version hashed it (with TALON_HTTP/TALON_MQTT in it): unchanged too
+  if (current && last?.hash !== undefined && last.hash !== fileHash && formerly && last.hash === configHash(formerly)) {
+    await db.put(FILE_KEY, { ...last, hash: fileHash }, SYNC);
+    return { config: { ...current.config, dataDir: fileConfig.dataDir }, generation: current.generation, fromFile: false, changed: false };
+  }
   if (current && last?.hash === fileHash) {
     // the store's generation stays in force; where this process keeps its data is the file's call
     return { config: { ...current.config, dataDir: fileConfig.dataDir }, generation: current.generation, fromFile: false, changed: false };

@@ -71,6 +71,35 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     fromOutside.add('dataDir');
     parts.push('TALON_DATA');
   }
+  applyNetworkEnv(raw, env, problems, parts);
+  if (opts.dataDir !== undefined && opts.dataDir !== '') {
+    raw.dataDir = resolve(cwd, opts.dataDir);
+    fromOutside.add('dataDir');
+    parts.push('--data');
+  }
+
+  const config = validateConfig(raw, { extraProblems: problems, what });
+  resolvePaths(config, base, fromOutside);
+  return { config, source: parts.join(' + ') };
+}
+
+/**
+ * TALON_HTTP / TALON_MQTT / TALON_MQTT_URL over a config that did not come from the file: the
+ * generation in force from the store (a provisioned one, say), which the kernel starts with when
+ * the file did not change. The same rules as loadConfig; the config itself is returned when no
+ * variable is set. They are never written into a generation.
+ */
+export function withEnvOverrides(config: TalonConfig, env: LoadConfigOptions['env']): TalonConfig {
+  if (!env) return config;
+  const raw = structuredClone(config) as unknown as Record<string, unknown>;
+  const problems: ConfigProblem[] = [];
+  const parts: string[] = [];
+  applyNetworkEnv(raw, env, problems, parts);
+  if (parts.length === 0) return config;
+  return validateConfig(raw, { extraProblems: problems, what: `the config in force with ${parts.join(' + ')}` });
+}
+
+function applyNetworkEnv(raw: Record<string, unknown>, env: NonNullable<LoadConfigOptions['env']>, problems: ConfigProblem[], parts: string[]): void {
   const http = nonEmpty(env.TALON_HTTP);
   if (http !== undefined) {
     const addr = parseHostPort(http);
@@ -97,15 +126,6 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     if (isObj(raw.bus) && isObj(raw.bus.embedded)) raw.bus.embedded.enabled = false;
     parts.push('TALON_MQTT_URL');
   }
-  if (opts.dataDir !== undefined && opts.dataDir !== '') {
-    raw.dataDir = resolve(cwd, opts.dataDir);
-    fromOutside.add('dataDir');
-    parts.push('--data');
-  }
-
-  const config = validateConfig(raw, { extraProblems: problems, what });
-  resolvePaths(config, base, fromOutside);
-  return { config, source: parts.join(' + ') };
 }
 
 /** Reads and parses one config file; CONFIG_NOT_FOUND / CONFIG_PARSE with line and column. */

@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBuilt, startDaemon, cli, type Daemon } from '../helpers/daemon.ts';
+import { ensureBuilt, startDaemon, spawnTalon, cli, type Daemon } from '../helpers/daemon.ts';
+import { connectClient } from '../helpers/mqtt-client.ts';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.ts';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -139,4 +140,41 @@ test('`talon fleet provision` waits for the real device\'s signed ack; a bad con
   assert.equal(after.hash, applied.hash, 'nothing applied');
   const audit = await get<{ items: Array<{ action: string; decision: string }> }>(d, '/api/v1/audit?action=provision.reject');
   assert.ok(audit.items.length >= 1, 'the refusal is audited');
+});
+
+test('TALON_HTTP and TALON_MQTT apply over the provisioned config as over a file config, and are not written into it', async () => {
+  const d = daemon!;
+  const before = await get<Current & { source?: string }>(d, '/api/v1/config');
+  assert.equal(before.config.deviceName, 'vine-row-4', 'the provisioned generation is in force');
+  await d.stop('SIGTERM');
+  const httpPort = await freePort();
+  const mqttPort = await freePort();
+  const t = spawnTalon(['run', '--config', d.configFile], { TALON_HTTP: `127.0.0.1:${httpPort}`, TALON_MQTT: `127.0.0.1:${mqttPort}` });
+  try {
+    const e: Daemon = { ...d, proc: t.proc, httpPort, mqttPort, output: t.output, exited: t.exited, stop: async (sig = 'SIGTERM') => { t.proc.kill(sig); return t.exited; } };
+    const now = await until<Current>(e, '/api/v1/config', () => true, 'the daemon on the TALON_HTTP port');
+    assert.equal(now.hash, before.hash, 'the provisioned generation is still in force, unchanged: the variables are not in it');
+    assert.equal(now.config.http.port, d.httpPort);
+    const runtime = JSON.parse(readFileSync(join(d.dataDir, 'runtime.json'), 'utf8')) as { http: { port: number }; mqtt?: { port: number } };
+    assert.equal(runtime.http.port, httpPort);
+    assert.equal(runtime.mqtt?.port, mqttPort);
+    const c = await connectClient(`mqtt://127.0.0.1:${mqttPort}`);
+    const seen: string[] = [];
+    c.on('message', (topic) => seen.push(topic));
+    await c.subscribeAsync(`talon/${d.deviceId()}/state`);
+    await waitFor(() => seen.length > 0, 'the device state on the TALON_MQTT port');
+    await c.endAsync();
+    daemon = e;
+  } catch (err) {
+    t.proc.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${t.output().slice(-3000)}`);
+  }
+  // the same variables at the next start (a systemd unit's Environment=): still laid over the same generation
+  await daemon.stop('SIGTERM');
+  const t2 = spawnTalon(['run', '--config', d.configFile], { TALON_HTTP: `127.0.0.1:${httpPort}`, TALON_MQTT: `127.0.0.1:${mqttPort}` });
+  const e2: Daemon = { ...d, proc: t2.proc, httpPort, mqttPort, output: t2.output, exited: t2.exited, stop: async (sig = 'SIGTERM') => { t2.proc.kill(sig); return t2.exited; } };
+  daemon = e2;
+  const again = await until<Current>(e2, '/api/v1/config', () => true, `the daemon on the TALON_HTTP port again\n${t2.output().slice(-2000)}`);
+  assert.equal(again.hash, before.hash);
+  assert.equal((JSON.parse(readFileSync(join(d.dataDir, 'runtime.json'), 'utf8')) as { mqtt?: { port: number } }).mqtt?.port, mqttPort);
 });

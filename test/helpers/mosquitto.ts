@@ -48,6 +48,10 @@ export interface Mosquitto {
   log(): string;
   /** stop it and start it again on the same port (same config) */
   restart(): Promise<void>;
+  /** SIGHUP: mosquitto rereads its password and ACL files (and drops clients whose credentials changed) */
+  reload(): void;
+  /** the password file generated from `users` (or null) */
+  passwdPath: string | null;
   /** stop the process only (SIGTERM), keeping the config: `launch()` starts it again */
   kill(): Promise<void>;
   /** start the process again after kill(), on the same port */
@@ -130,6 +134,10 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
       await kill();
       await launch();
     },
+    reload: () => {
+      (child as ChildProcess | null)?.kill('SIGHUP');
+    },
+    passwdPath: opts.configFile === undefined && Object.keys(opts.users ?? {}).length > 0 ? join(dir, 'passwd') : null,
     stop: async () => {
       await kill();
       if (opts.configFile === undefined) await rm(dir, { recursive: true, force: true });

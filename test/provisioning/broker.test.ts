@@ -16,7 +16,11 @@ import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { initFleet, type Fleet } from '../../provisioning/fleet/keys.ts';
 import { brokerPaths, brokerUsers, reloadBroker, removeBrokerUser, setBrokerUser } from '../../provisioning/fleet/broker.ts';
-import { provisionTopics } from '../../provisioning/format.ts';
+import * as format from '../../provisioning/format.ts';
+import { FleetOperator } from '../../provisioning/fleet/operator.ts';
+import { hashPassword } from '../../runtime/secrets/password.ts';
+import { TalonError } from '../../runtime/errors.ts';
+import { SimDevice } from './sim-device.ts';
 
 let dir: string;
 let fleet: Fleet;
@@ -57,7 +61,7 @@ test('init writes the fleet folder with the secrets 0600', () => {
 });
 
 test('the claim credential announces only itself and reads only its own bundle', async () => {
-  const t = provisionTopics('acme');
+  const t = format.provisionTopics('acme');
   const op = await operator();
   const opSeen = recorder(op);
   await op.subscribeAsync('talon/#', { qos: 1 });
@@ -85,7 +89,7 @@ test('the claim credential announces only itself and reads only its own bundle',
 });
 
 test('a device user has its own talon/<id>/# and its provisioning topics, nothing of another device', async () => {
-  const t = provisionTopics('acme');
+  const t = format.provisionTopics('acme');
   setBrokerUser(fleet.dir, A, 'pw-A');
   assert.equal(reloadBroker(fleet.dir), 'reloaded');
   // the reload is asynchronous: the first accepted connection proves it happened
@@ -129,4 +133,44 @@ test('a device user has its own talon/<id>/# and its provisioning topics, nothin
 test('a wrong claim password and anonymous clients are refused', async () => {
   await connectRefused(fleet.brokerUrl, { username: 'claim', password: 'wrong', clientId: A });
   await connectRefused(fleet.brokerUrl, { clientId: A });
+});
+
+test('a bundle read off the broker by another device (the claim credential under the victim\'s client id) reveals nothing; only its device opens it', async () => {
+  const victim = new SimDevice(fleet.bootstrap);
+  await victim.start();
+  const op = await FleetOperator.connect(fleet);
+  try {
+    for (let i = 0; i < 200 && !(await op.sync()).some((d) => d.deviceId === victim.id); i++) await new Promise((r) => setTimeout(r, 25));
+    const adminHash = hashPassword('correct horse battery', { N: 1024 });
+    const config = { deviceName: 'greenhouse-west-7', http: { host: '0.0.0.0', port: 8443 }, hands: [] };
+    const r = await op.provision(victim.id, { config, secrets: { OPENAI_KEY: 'sk-live-9f3a' }, admin: { username: 'fleetadmin', passwordHash: adminHash }, timeoutMs: 10_000 });
+    assert.equal(r.ack?.outcome, 'applied', JSON.stringify(r.ack));
+    await victim.stop();
+
+    // anyone holding the claim credential (it is in every image) can connect as the victim and read its retained bundle
+    const thief = await claim(victim.id);
+    const got: Buffer[] = [];
+    thief.on('message', (_t, payload) => got.push(payload));
+    await thief.subscribeAsync(format.provisionTopics('acme').bundle(victim.id), { qos: 1 });
+    await waitFor(() => got.length > 0, 'the retained bundle at the thief');
+    await thief.endAsync();
+    const raw = got[0]!.toString('latin1');
+    for (const clear of [adminHash, adminHash.split('$').at(-1)!, 'scrypt$', 'fleetadmin', 'greenhouse-west-7', '0.0.0.0', '8443', 'sk-live-9f3a', 'OPENAI_KEY', victim.brokerPassword!, fleet.brokerUrl]) {
+      assert.ok(!raw.includes(clear), `"${clear}" is readable in the retained bundle`);
+    }
+    // the header is verifiable, the body opens with nobody else's key
+    const env = format.parseEnvelope(got[0]!);
+    const header = format.checkBundle(env, { fleet: 'acme', deviceId: victim.id, anchor: fleet.publicKey, appliedVersion: 0, now: Date.now() });
+    assert.throws(() => format.openBundle(header, format.newBoxKeyPair().secretKey), (e: unknown) => e instanceof TalonError && e.code === 'PROVISION_SEAL');
+    // the right device got all of it
+    const opened = format.openBundle(header, victim.boxKeys.secretKey);
+    assert.deepEqual(opened.config, config);
+    assert.equal(opened.admin?.passwordHash, adminHash);
+    assert.deepEqual(victim.config, config);
+    assert.deepEqual(victim.secrets, { OPENAI_KEY: 'sk-live-9f3a' });
+    assert.equal(victim.admin?.passwordHash, adminHash);
+  } finally {
+    await op.close();
+    await victim.stop().catch(() => undefined);
+  }
 });

@@ -7,7 +7,7 @@ import { TalonError } from '../../runtime/errors.ts';
 import { deviceIdFromPublicKey } from '../../runtime/secrets/device-key.ts';
 import { verifyPassword } from '../../runtime/secrets/password.ts';
 import {
-  checkAnnounce, checkBundle, newBoxKeyPair, newSigningKeyPair, openBundleSecrets, signEnvelope,
+  checkAnnounce, checkBundle, newBoxKeyPair, newSigningKeyPair, openBundle, signEnvelope,
   type AckPayload, type AnnouncePayload, type Envelope,
 } from '../../provisioning/format.ts';
 import { initFleet, loadFleet, rewriteBrokerFiles, type Fleet } from '../../provisioning/fleet/keys.ts';
@@ -98,9 +98,11 @@ test('bundles: signed by the fleet key, sealed to the announced box key, checked
   const env = buildBundle({ fleet, device: rec, version: 7, config: { hands: [] }, secrets: { A: '1' }, broker: { url: fleet.brokerUrl, username: deviceId, password: 'p' }, now: 1000, expiresInMs: 500 });
   const ctx = { fleet: 'unit', deviceId, anchor: fleet.publicKey, appliedVersion: 6, now: 1499 };
   const p = checkBundle(env, ctx);
-  assert.deepEqual(openBundleSecrets(p, box.secretKey), { secrets: { A: '1' }, brokerPassword: 'p' });
+  const opened = openBundle(p, box.secretKey);
+  assert.deepEqual(opened.secrets, { A: '1' });
+  assert.equal(opened.broker?.password, 'p');
   assert.equal(code(() => checkBundle(env, { ...ctx, now: 1500 })), 'PROVISION_EXPIRED');
-  assert.equal(code(() => openBundleSecrets(p, newBoxKeyPair().secretKey)), 'PROVISION_SEAL');
+  assert.equal(code(() => openBundle(p, newBoxKeyPair().secretKey)), 'PROVISION_SEAL');
   assert.equal(code(() => buildBundle({ fleet, device: rec, version: 8, config: { pad: 'x'.repeat(300_000) }, now: 1 })), 'PAYLOAD_TOO_LARGE');
   assert.equal(buildDecommission(fleet, rec, 9, 1).payload.type, 'decommission');
 });

@@ -5,8 +5,8 @@ import { deviceIdFromPublicKey } from '../../runtime/secrets/device-key.ts';
 import { TalonError } from '../../runtime/errors.ts';
 import {
   canonicalBytes, checkAck, checkAnnounce, checkBundle, checkDecommission, checkFleetMessage, encodeEnvelope, MAX_MESSAGE_BYTES,
-  newBoxKeyPair, newSigningKeyPair, openBundleSecrets, openSealed, parseEnvelope, provisionTopics, seal, signEnvelope, verifyEnvelope,
-  type AckPayload, type AnnouncePayload, type BundlePayload, type DecommissionPayload, type Envelope,
+  newBoxKeyPair, newSigningKeyPair, openBundle, openSealed, parseEnvelope, provisionTopics, seal, sealBundleBody, signEnvelope, verifyEnvelope,
+  type AckPayload, type AnnouncePayload, type BundleBody, type BundlePayload, type DecommissionPayload, type Envelope,
 } from '../../provisioning/format.ts';
 
 const NOW = 1_800_000_000_000;
@@ -25,11 +25,21 @@ function announce(over: Partial<AnnouncePayload> = {}): AnnouncePayload {
   };
 }
 
-function bundle(over: Partial<BundlePayload> = {}): BundlePayload {
+const ADMIN_HASH = 'scrypt$16384$8$1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g';
+
+function body(over: Partial<BundleBody> = {}): BundleBody {
   return {
-    v: 1, type: 'bundle', fleet: 'acme', deviceId, ts: NOW, version: 4, issuedAt: NOW, expiresAt: NOW + 60_000,
-    config: { hands: [] }, secrets: { OPENAI_KEY: seal('sk-123', devBox.publicKey) },
-    broker: { url: 'mqtt://127.0.0.1:1883', username: deviceId, password: seal('broker-pw', devBox.publicKey) }, ...over,
+    deviceId, version: 4, config: { deviceName: 'greenhouse-west-7', hands: [] }, secrets: { OPENAI_KEY: 'sk-123' },
+    broker: { url: 'mqtt://127.0.0.1:1883', username: deviceId, password: 'broker-pw' },
+    admin: { username: 'fleetadmin', passwordHash: ADMIN_HASH }, ...over,
+  };
+}
+
+/** a v2 bundle: the header, and the body sealed to `to` (this device by default) */
+function bundle(over: Partial<BundlePayload> = {}, b: BundleBody = body({ ...(over.version !== undefined ? { version: over.version } : {}), ...(over.deviceId !== undefined ? { deviceId: over.deviceId } : {}) }), to: Uint8Array = devBox.publicKey): BundlePayload {
+  return {
+    v: 2, type: 'bundle', fleet: 'acme', deviceId, ts: NOW, version: 4, issuedAt: NOW, expiresAt: NOW + 60_000,
+    sealed: sealBundleBody(b, to), ...over,
   };
 }
 
@@ -61,11 +71,16 @@ test('signatures: node:crypto signs, tweetnacl verifies the JCS bytes, and the o
   assert.equal(verifyEnvelope({ payload: env.payload, sig: 'not base64!' }, fleetKey.publicKey), false);
 });
 
-test('a good bundle passes every check and its secrets open', () => {
+test('a good bundle passes every check and its body opens with the device\'s key', () => {
   const p = checkBundle(wire(signEnvelope(bundle(), fleetKey.secretKey)), ctx);
   assert.equal(p.version, 4);
-  const opened = openBundleSecrets(p, devBox.secretKey);
-  assert.deepEqual(opened, { secrets: { OPENAI_KEY: 'sk-123' }, brokerPassword: 'broker-pw' });
+  const opened = openBundle(p, devBox.secretKey);
+  assert.deepEqual(opened.secrets, { OPENAI_KEY: 'sk-123' });
+  assert.deepEqual(opened.broker, { url: 'mqtt://127.0.0.1:1883', username: deviceId, password: 'broker-pw' });
+  assert.deepEqual(opened.admin, { username: 'fleetadmin', passwordHash: ADMIN_HASH });
+  assert.deepEqual(opened.config, { deviceName: 'greenhouse-west-7', hands: [] });
+  assert.equal(opened.version, 4);
+  assert.equal(opened.deviceId, deviceId);
   assert.equal(checkFleetMessage(wire(signEnvelope(bundle(), fleetKey.secretKey)), ctx).type, 'bundle');
   const d: DecommissionPayload = { v: 1, type: 'decommission', fleet: 'acme', deviceId, ts: NOW, version: 9, issuedAt: NOW, expiresAt: NOW + 1000 };
   assert.equal(checkDecommission(wire(signEnvelope(d, fleetKey.secretKey)), ctx).version, 9);
@@ -77,8 +92,8 @@ test('every forged or stale bundle is rejected with its code', () => {
   const other = newSigningKeyPair();
   const good = signEnvelope(bundle(), fleetKey.secretKey);
 
-  // bad signature: a byte of the payload changed after signing
-  assert.equal(code(() => checkBundle(wire({ payload: { ...good.payload, config: { hands: [{ name: 'evil' }] } }, sig: good.sig }), ctx)), 'PROVISION_BAD_SIGNATURE');
+  // bad signature: the sealed body swapped after signing (any box could be sealed to the device's public key)
+  assert.equal(code(() => checkBundle(wire({ payload: { ...good.payload, sealed: sealBundleBody(body({ config: { hands: [{ name: 'evil' }] } }), devBox.publicKey) }, sig: good.sig }), ctx)), 'PROVISION_BAD_SIGNATURE');
   // another fleet's key, claiming this fleet / its own fleet
   assert.equal(code(() => checkBundle(sign(bundle(), other.secretKey), ctx)), 'PROVISION_BAD_SIGNATURE');
   assert.equal(code(() => checkBundle(sign(bundle({ fleet: 'other-fleet' }), other.secretKey), ctx)), 'PROVISION_WRONG_FLEET');
@@ -89,10 +104,13 @@ test('every forged or stale bundle is rejected with its code', () => {
   assert.equal(code(() => checkBundle(sign(bundle({ version: 1 })), ctx)), 'PROVISION_REPLAY');
   // expired
   assert.equal(code(() => checkBundle(sign(bundle({ expiresAt: NOW })), ctx)), 'PROVISION_EXPIRED');
-  // sealed to another device's key: the bundle is genuine, the secret cannot be opened
+  // sealed to another device's key: the header is genuine, the body cannot be opened
   const elsewhere = newBoxKeyPair();
-  const p = checkBundle(sign(bundle({ secrets: { K: seal('v', elsewhere.publicKey) } })), ctx);
-  assert.equal(code(() => openBundleSecrets(p, devBox.secretKey)), 'PROVISION_SEAL');
+  const p = checkBundle(sign(bundle({}, body(), elsewhere.publicKey)), ctx);
+  assert.equal(code(() => openBundle(p, devBox.secretKey)), 'PROVISION_SEAL');
+  // a body that names another device or version than its signed header
+  assert.equal(code(() => openBundle(checkBundle(sign(bundle({}, body({ deviceId: 'tzzzzzzzzzzzzzzzz' }))), ctx), devBox.secretKey)), 'PROVISION_WRONG_DEVICE');
+  assert.equal(code(() => openBundle(checkBundle(sign(bundle({}, body({ version: 9 }))), ctx), devBox.secretKey)), 'PROVISION_WRONG_DEVICE');
   assert.equal(code(() => openSealed({ ...seal('v', devBox.publicKey), nonce: Buffer.alloc(24).toString('base64') }, devBox.secretKey)), 'PROVISION_SEAL');
   // the decommission is held to the same rules
   const d: DecommissionPayload = { v: 1, type: 'decommission', fleet: 'acme', deviceId, ts: NOW, version: 2, issuedAt: NOW, expiresAt: NOW + 1000 };
@@ -108,20 +126,48 @@ test('non-JSON, oversized, missing and extra fields are malformed', () => {
   assert.equal(code(() => parseEnvelope(Buffer.from('{"payload":{},"sig":"x","more":1}'))), 'PROVISION_MALFORMED');
   assert.equal(code(() => parseEnvelope(Buffer.from('{"payload":"x","sig":"x"}'))), 'PROVISION_MALFORMED');
   assert.equal(code(() => parseEnvelope(Buffer.alloc(MAX_MESSAGE_BYTES + 1, 0x20))), 'PAYLOAD_TOO_LARGE');
-  assert.equal(code(() => encodeEnvelope(signEnvelope(bundle({ config: { big: 'x'.repeat(MAX_MESSAGE_BYTES) } }), fleetKey.secretKey))), 'PAYLOAD_TOO_LARGE');
+  assert.equal(code(() => encodeEnvelope(signEnvelope(bundle({}, body({ config: { big: 'x'.repeat(MAX_MESSAGE_BYTES) } })), fleetKey.secretKey))), 'PAYLOAD_TOO_LARGE');
 
   const { version: _v, ...noVersion } = bundle();
   assert.equal(code(() => checkBundle(sign(noVersion), ctx)), 'PROVISION_MALFORMED');
-  const { secrets: _s, ...noSecrets } = bundle();
-  assert.equal(code(() => checkBundle(sign(noSecrets), ctx)), 'PROVISION_MALFORMED');
+  const { sealed: _s, ...notSealed } = bundle();
+  assert.equal(code(() => checkBundle(sign(notSealed), ctx)), 'PROVISION_MALFORMED');
   assert.equal(code(() => checkBundle(sign({ ...bundle(), extra: 1 }), ctx)), 'PROVISION_MALFORMED');
-  assert.equal(code(() => checkBundle(sign(bundle({ admin: { username: 'a', passwordHash: 'h', role: 'admin' } as unknown as BundlePayload['admin'] })), ctx)), 'PROVISION_MALFORMED');
-  assert.equal(code(() => checkBundle(sign(bundle({ secrets: { K: { ...seal('v', devBox.publicKey), x: 1 } as never } })), ctx)), 'PROVISION_MALFORMED');
-  assert.equal(code(() => checkBundle(sign(bundle({ secrets: { 'bad name!': seal('v', devBox.publicKey) } })), ctx)), 'PROVISION_MALFORMED');
+  assert.equal(code(() => checkBundle(sign({ ...bundle(), config: { hands: [] } }), ctx)), 'PROVISION_MALFORMED', 'nothing in clear beside the header');
+  assert.equal(code(() => checkBundle(sign(bundle({ sealed: { ...seal('v', devBox.publicKey), x: 1 } as never })), ctx)), 'PROVISION_MALFORMED');
   assert.equal(code(() => checkBundle(sign(bundle({ version: 1.5 })), ctx)), 'PROVISION_MALFORMED');
-  assert.equal(code(() => checkBundle(sign(bundle({ v: 2 as 1 })), ctx)), 'PROVISION_MALFORMED');
+  assert.equal(code(() => checkBundle(sign(bundle({ v: 3 as 2 })), ctx)), 'PROVISION_MALFORMED');
   assert.equal(code(() => checkBundle(sign({ ...bundle(), type: 'announce' }), ctx)), 'PROVISION_MALFORMED');
-  assert.equal(code(() => checkBundle(sign(bundle({ broker: { url: 'http://x', username: 'u', password: seal('p', devBox.publicKey) } })), ctx)), 'PROVISION_MALFORMED');
+  // the body is held to the same exact shape, once opened
+  const open = (b: unknown): string => code(() => openBundle(checkBundle(sign(bundle({}, b as BundleBody)), ctx), devBox.secretKey));
+  assert.equal(open(body({ admin: { username: 'a', passwordHash: 'h', role: 'admin' } as unknown as BundleBody['admin'] })), 'PROVISION_MALFORMED');
+  assert.equal(open(body({ secrets: { 'bad name!': 'v' } })), 'PROVISION_MALFORMED');
+  assert.equal(open(body({ secrets: { K: 7 as unknown as string } })), 'PROVISION_MALFORMED');
+  assert.equal(open(body({ broker: { url: 'http://x', username: 'u', password: 'p' } })), 'PROVISION_MALFORMED');
+  assert.equal(open({ ...body(), extra: 1 }), 'PROVISION_MALFORMED');
+  const { config: _c, ...noConfig } = body();
+  assert.equal(open(noConfig), 'PROVISION_MALFORMED');
+});
+
+test('a v1 bundle (body in clear) is refused with PROVISION_UNSEALED, before its signature is even checked', () => {
+  const v1 = {
+    v: 1, type: 'bundle', fleet: 'acme', deviceId, ts: NOW, version: 4, issuedAt: NOW, expiresAt: NOW + 60_000,
+    config: { hands: [] }, secrets: { OPENAI_KEY: seal('sk-123', devBox.publicKey) },
+  };
+  assert.equal(code(() => checkBundle(wire(signEnvelope(v1, fleetKey.secretKey)), ctx)), 'PROVISION_UNSEALED');
+  assert.equal(code(() => checkFleetMessage(wire(signEnvelope(v1, newSigningKeyPair().secretKey)), ctx)), 'PROVISION_UNSEALED');
+  assert.match((() => { try { checkBundle(wire(signEnvelope(v1, fleetKey.secretKey)), ctx); } catch (e) { return (e as Error).message; } return ''; })(), /talon fleet provision/);
+});
+
+test('the wire bytes of a bundle reveal nothing but its header: no config value, secret, broker password or admin hash', () => {
+  const bytes = encodeEnvelope(signEnvelope(bundle(), fleetKey.secretKey));
+  const raw = bytes.toString('latin1');
+  for (const clear of ['greenhouse-west-7', 'sk-123', 'OPENAI_KEY', 'broker-pw', 'fleetadmin', ADMIN_HASH, 'scrypt$', 'mqtt://127.0.0.1', 'hands']) {
+    assert.ok(!raw.includes(clear), `"${clear}" readable in the bundle`);
+    assert.ok(!raw.includes(Buffer.from(clear).toString('base64').slice(0, 12)), `"${clear}" readable in the bundle as base64`);
+  }
+  const payload = (parseEnvelope(bytes).payload);
+  assert.deepEqual(Object.keys(payload).sort(), ['deviceId', 'expiresAt', 'fleet', 'issuedAt', 'sealed', 'ts', 'type', 'v', 'version']);
 });
 
 test('announces: the device id is derived from the signing key, and the key signs', () => {

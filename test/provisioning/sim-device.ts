@@ -1,14 +1,14 @@
 /**
  * A simulated device for the fleet tests (the real agent is provisioning/device/): it makes
  * its keys, announces itself with the claim credential, checks every bundle with format.ts,
- * opens the secrets and acks — a few lines, so the operator side can be tested on its own.
+ * opens the sealed body and acks — a few lines, so the operator side can be tested on its own.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { deviceIdFromPublicKey } from '../../runtime/secrets/device-key.ts';
 import { TalonError } from '../../runtime/errors.ts';
 import {
-  checkFleetMessage, encodeEnvelope, newBoxKeyPair, newSigningKeyPair, openBundleSecrets, parseEnvelope, provisionTopics, signEnvelope,
-  type AckOutcome, type AckPayload, type AnnouncePayload, type BundlePayload, type Inventory,
+  checkFleetMessage, encodeEnvelope, newBoxKeyPair, newSigningKeyPair, openBundle, parseEnvelope, provisionTopics, signEnvelope,
+  type AckOutcome, type AckPayload, type AnnouncePayload, type BundleBody, type Inventory,
 } from '../../provisioning/format.ts';
 import type { DeviceBootstrap } from '../../provisioning/fleet/keys.ts';
 
@@ -21,13 +21,14 @@ export class SimDevice {
   config: Record<string, unknown> | undefined;
   secrets: Record<string, string> = {};
   brokerPassword: string | undefined;
-  admin: BundlePayload['admin'];
+  admin: BundleBody['admin'];
   readonly acks: AckPayload[] = [];
   /** 'rollback': pretend the health window failed */
   behaviour: 'apply' | 'rollback' = 'apply';
   client: MqttClient | undefined;
   readonly inventory: Inventory;
   #topics: ReturnType<typeof provisionTopics>;
+  #work: Promise<void> = Promise.resolve();
 
   constructor(readonly boot: DeviceBootstrap, inventory: Partial<Inventory> = {}) {
     this.anchor = Buffer.from(boot.anchor, 'base64');
@@ -48,12 +49,15 @@ export class SimDevice {
   async start(): Promise<void> {
     const b = this.boot.bootstrap;
     this.client = await mqtt.connectAsync(b.url, { username: b.username, password: b.password, clientId: this.id, reconnectPeriod: 0 });
-    this.client.on('message', (_t, payload) => void this.#onBundle(payload));
+    this.client.on('message', (_t, payload) => {
+      this.#work = this.#work.then(() => this.#onBundle(payload)).catch(() => undefined);
+    });
     await this.client.subscribeAsync(this.#topics.bundle(this.id), { qos: 1 });
     await this.client.publishAsync(this.#topics.announce(this.id), this.announce(), { qos: 1, retain: true });
   }
 
   async stop(): Promise<void> {
+    await this.#work; // an ack still waiting for its PUBACK goes out first
     await this.client?.endAsync(true);
   }
 
@@ -71,14 +75,14 @@ export class SimDevice {
         this.brokerPassword = undefined;
         return await this.#ack(msg.version, 'decommissioned');
       }
-      const opened = openBundleSecrets(msg, this.boxKeys.secretKey);
+      const opened = openBundle(msg, this.boxKeys.secretKey);
       if (this.behaviour === 'rollback') return await this.#ack(msg.version, 'rolled-back', 'HAND_CRASHED', 'health failed in the window');
       this.appliedVersion = msg.version;
-      this.config = msg.config;
+      this.config = opened.config;
       this.secrets = { ...this.secrets, ...opened.secrets };
-      if (opened.brokerPassword !== undefined) this.brokerPassword = opened.brokerPassword;
-      if (msg.admin) this.admin = msg.admin;
-      if (msg.anchor) this.anchor = Buffer.from(msg.anchor.publicKey, 'base64');
+      if (opened.broker) this.brokerPassword = opened.broker.password;
+      if (opened.admin) this.admin = opened.admin;
+      if (opened.anchor) this.anchor = Buffer.from(opened.anchor.publicKey, 'base64');
       await this.#ack(msg.version, 'applied', undefined, undefined, msg.version + 100);
     } catch (err) {
       const e = TalonError.from(err);

@@ -25,7 +25,7 @@ export const spec: CommandSpec = {
     { name: 'init', summary: 'make a fleet folder: signing key, fleet id, device bootstrap, mosquitto files' },
     { name: 'broker-config', summary: 'rewrite the fleet\'s mosquitto files (conf, acl, passwd)' },
     { name: 'devices', summary: 'list the devices that announced themselves, with their inventory' },
-    { name: 'provision', summary: 'send a device a signed bundle (config, sealed secrets) and wait for its ack' },
+    { name: 'provision', summary: 'send a device a signed bundle, sealed to it (config, secrets, admin), and wait for its ack' },
     { name: 'decommission', summary: 'send a device a signed wipe of its credentials and secrets' },
     { name: 'policy', summary: 'auto-approve rules: `policy add`, `policy list`, `policy remove`' },
     { name: 'watch', summary: 'approve announcing devices that match a policy, until Ctrl-C' },
@@ -67,7 +67,7 @@ const subspecs: Record<string, CommandSpec> = {
   },
   provision: {
     name: 'talon fleet provision',
-    summary: 'Build a bundle for a device (the config file, secrets sealed to the device\'s key, its own broker credential, an admin account), sign it with the fleet key, publish it and print the device\'s ack.',
+    summary: 'Build a bundle for a device (the config file, secrets, its own broker credential, an admin account), seal all of it to the device\'s key (only that device can read it off the broker), sign it with the fleet key, publish it and print the device\'s ack.',
     positionals: [{ name: 'deviceId', required: true, description: 'the device, as `talon fleet devices` lists it' }],
     options: {
       ...FLEET_OPT,

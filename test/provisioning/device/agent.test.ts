@@ -9,7 +9,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -23,11 +23,11 @@ import { hashPassword } from '../../../runtime/secrets/password.ts';
 import { initFleet, type Fleet } from '../../../provisioning/fleet/keys.ts';
 import { brokerPaths } from '../../../provisioning/fleet/broker.ts';
 import { FleetOperator } from '../../../provisioning/fleet/operator.ts';
-import { buildBundle, buildDecommission } from '../../../provisioning/fleet/bundle.ts';
-import { getDevice } from '../../../provisioning/fleet/registry.ts';
+import { buildDecommission } from '../../../provisioning/fleet/bundle.ts';
+import { getDevice, writeDevice } from '../../../provisioning/fleet/registry.ts';
 import {
-  checkAck, encodeEnvelope, newBoxKeyPair, newSigningKeyPair, parseEnvelope, provisionTopics, signEnvelope,
-  type AckPayload, type BundlePayload,
+  checkAck, encodeEnvelope, newBoxKeyPair, newSigningKeyPair, parseEnvelope, provisionTopics, sealBundleBody, signEnvelope,
+  type AckPayload, type BundleBody, type BundlePayload,
 } from '../../../provisioning/format.ts';
 import { DEVICE_BOX_KEY_FILE } from '../../../provisioning/device/identity.ts';
 import { startMosquitto, type Mosquitto } from '../../helpers/mosquitto.ts';
@@ -80,14 +80,19 @@ async function publishRaw(bytes: Buffer | string): Promise<void> {
 
 let forged = 0;
 /**
- * A forged bundle: valid in every way except what `mutate` breaks. Its version is far above the
+ * A forged bundle: valid in every way except what `mutate` breaks in its header or its body (the
+ * body is sealed to `sealTo`, the device's key unless given). Its version is far above the
  * operator's, so the device's 'rejected' ack is never mistaken for the answer to a real bundle.
  */
-function forge(mutate: (p: BundlePayload) => void, signWith: Buffer = fleet.secretKey): Buffer {
+function forge(mutate: (p: BundlePayload, body: BundleBody) => void, signWith: Buffer = fleet.secretKey, sealTo?: Buffer): Buffer {
   const rec = getDevice(fleet.dir, deviceId);
-  const env = buildBundle({ fleet, device: rec, version: 1_000_000 + ++forged, config: bundleConfig(), now: Date.now(), signingKey: signWith });
-  mutate(env.payload);
-  return encodeEnvelope(signEnvelope(env.payload, signWith));
+  const version = 1_000_000 + ++forged;
+  const now = Date.now();
+  const body: BundleBody = { deviceId, version, config: bundleConfig(), secrets: {} };
+  const p: BundlePayload = { v: 2, type: 'bundle', fleet: fleet.fleetId, deviceId, ts: now, version, issuedAt: now, expiresAt: now + 60_000, sealed: { epk: '', nonce: '', box: '' } };
+  mutate(p, body);
+  p.sealed = sealBundleBody(body, sealTo ?? Buffer.from(rec.announce.payload.boxPublicKey, 'base64'));
+  return encodeEnvelope(signEnvelope(p, signWith));
 }
 
 /** sends `bytes` and waits for the device's 'rejected' ack with `code`; nothing may change */
@@ -172,13 +177,37 @@ test('bad input while announcing: each refused with its code, audited, acked, no
   await expectRejected(forge((p) => { p.deviceId = 'tzzzzzzzzzzzzzzzz'; }), 'PROVISION_WRONG_DEVICE');
   await expectRejected(forge((p) => { p.expiresAt = Date.now() - 1000; }), 'PROVISION_EXPIRED');
   const stranger = newBoxKeyPair();
-  const { seal } = await import('../../../provisioning/format.ts');
-  await expectRejected(forge((p) => { p.secrets = { API_KEY: seal('s3cret', stranger.publicKey) }; }), 'PROVISION_SEAL');
-  await expectRejected(forge((p) => { p.config = { ...p.config, hands: [{ name: 'Bad Name!', module: idle }] }; }), 'CONFIG_INVALID');
+  await expectRejected(forge(() => {}, fleet.secretKey, stranger.publicKey), 'PROVISION_SEAL');
+  await expectRejected(forge((_p, b) => { b.deviceId = 'tzzzzzzzzzzzzzzzz'; }), 'PROVISION_WRONG_DEVICE');
+  await expectRejected(forge((_p, b) => { b.config = { ...b.config, hands: [{ name: 'Bad Name!', module: idle }] }; }), 'CONFIG_INVALID');
+  // the old format, its config in clear: refused even when the fleet signed it
+  const v1 = { v: 1, type: 'bundle', fleet: fleet.fleetId, deviceId, ts: Date.now(), version: 1_000_000 + ++forged, issuedAt: Date.now(), expiresAt: Date.now() + 60_000, config: bundleConfig(), secrets: {} };
+  await expectRejected(encodeEnvelope(signEnvelope(v1, fleet.secretKey)), 'PROVISION_UNSEALED');
   await expectRejected(Buffer.alloc(300 * 1024, 0x7b), 'PAYLOAD_TOO_LARGE');
   await expectRejected('this is not json', 'PROVISION_MALFORMED');
   assert.equal(agent().status().appliedVersion, 0);
   assert.equal((await new SecretStore(kernel().store, kernel().key).list()).length, 0);
+});
+
+test('a first bundle that is rolled back takes its admin account with it: no account again, and the setup code back', async () => {
+  const users = kernel().http.auth.users;
+  assert.equal(await users.count(), 0, 'a generic device has no account');
+  const before = await generation();
+  const crash = await fixture('throw-on-start');
+  const r = await op.provision(deviceId, {
+    config: bundleConfig({ hands: [{ name: 'idle', module: idle }, { name: 'broken', module: crash }] }),
+    admin: { username: 'earlyadmin', passwordHash: hashPassword('early bird password', { N: 1024 }) },
+    timeoutMs: 15_000,
+  });
+  assert.equal(r.ack?.outcome, 'rolled-back', JSON.stringify(r.ack));
+  assert.equal((await generation()).hash, before.hash);
+  assert.equal(await users.count(), 0, 'the account of the rolled-back bundle is gone');
+  assert.equal(await users.verify('earlyadmin', 'early bird password'), null);
+  assert.equal(await kernel().http.auth.setupNeeded(), true);
+  assert.ok(existsSync(join(kernel().config.dataDir, 'setup-code')), 'the setup code is back');
+  const undone = (await auditActions('provision.rollback')).find((e) => e.subject === 'user earlyadmin');
+  assert.equal(undone?.detail?.admin, 'removed');
+  assert.equal(agent().status().state, 'announcing');
 });
 
 test('provision: secrets, the admin account and the config applied; acked; the device moves to its own broker user', async () => {
@@ -204,6 +233,21 @@ test('provision: secrets, the admin account and the config applied; acked; the d
   for (const action of ['provision.bundle', 'provision.apply', 'provision.ack']) assert.ok((await auditActions(action)).length > 0, action);
 });
 
+test('re-provisioned with a new broker password and the fleet broker reloaded (SIGHUP): the refused device falls back to the claim credential, applies, and is back on its own user', async () => {
+  await waitFor(() => agent().status().broker?.kind === 'fleet' && agent().status().broker?.connected === true, 'on its own credential');
+  // the operator's registry lost the ack (a restored backup, a --no-wait run): it issues the device
+  // a new password, reloads mosquitto — which drops the device, whose old password is now refused —
+  // and sends the new one in a bundle the device can only read with the claim credential
+  writeDevice(fleet.dir, { ...getDevice(fleet.dir, deviceId), state: 'provisioning' });
+  const r = await op.provision(deviceId, { config: bundleConfig(), timeoutMs: 20_000 });
+  assert.equal(r.reload, 'reloaded');
+  assert.equal(r.ack?.outcome, 'applied', `no ack: the device stayed disconnected\n${JSON.stringify(agent().status())}`);
+  await waitFor(() => agent().status().broker?.kind === 'fleet' && agent().status().broker?.connected === true, 'back on its own (new) credential');
+  const link = await auditActions('provision.link');
+  assert.ok(link.some((e) => e.decision === 'error'), 'the fallback is audited');
+  assert.equal(agent().status().appliedVersion, r.version);
+});
+
 test('an update that needs a soft restart: the next kernel\'s agent watches health and acks applied; a replay is refused', async () => {
   const r = await op.provision(deviceId, { config: bundleConfig({ deviceName: 'greenhouse-7' }), timeoutMs: 15_000 });
   assert.equal(r.ack?.outcome, 'applied', JSON.stringify(r.ack));
@@ -224,8 +268,8 @@ test('an update that needs a soft restart: the next kernel\'s agent watches heal
   assert.equal((parseEnvelope(copy).payload as { version: number }).version, r.version);
   await expectRejected(copy, 'PROVISION_REPLAY');
   // the same version again (and an older one) is a replay
-  await expectRejected(forge((p) => { p.version = r.version; }), 'PROVISION_REPLAY');
-  await expectRejected(forge((p) => { p.version = 1; }), 'PROVISION_REPLAY');
+  await expectRejected(forge((p, b) => { p.version = b.version = r.version; }), 'PROVISION_REPLAY');
+  await expectRejected(forge((p, b) => { p.version = b.version = 1; }), 'PROVISION_REPLAY');
 });
 
 test('a config whose Hand fails at once is rolled back to the previous generation', async () => {

@@ -10,6 +10,7 @@ import mqttPacket from 'mqtt-packet';
 import { EmbeddedBus } from '../../../runtime/bus/embedded.ts';
 import { createBus } from '../../../runtime/bus/index.ts';
 import { RemoteBus } from '../../../runtime/bus/remote.ts';
+import { HandInputs } from '../../../runtime/bus/inputs.ts';
 import type { BusMessage } from '../../../runtime/bus/types.ts';
 import type { BusConfig, MqttUser } from '../../../runtime/config/types.ts';
 import { TalonError } from '../../../runtime/errors.ts';
@@ -29,14 +30,16 @@ function config(over: Partial<BusConfig> = {}, lan?: BusConfig['embedded']['lan'
   };
 }
 
+/** `inputs`: subscribe through `inputs.track(bus)` as a Hand would, and anonymous clients may publish there */
 async function withBus(
-  fn: (bus: EmbeddedBus) => Promise<void>,
+  fn: (bus: EmbeddedBus, inputs: HandInputs) => Promise<void>,
   cfg: BusConfig = config(),
 ): Promise<void> {
-  const bus = new EmbeddedBus(cfg, DEV, { authenticateToken: (t) => t === CLI_TOKEN });
+  const inputs = new HandInputs();
+  const bus = new EmbeddedBus(cfg, DEV, { authenticateToken: (t) => t === CLI_TOKEN, anonymous: { inputs } });
   await bus.start();
   try {
-    await fn(bus);
+    await fn(bus, inputs);
   } finally {
     await bus.stop();
   }
@@ -121,8 +124,9 @@ test('retained messages reach a new in-process subscription with retain=true; li
   });
 });
 
-test('an outside TCP client sees retained online state and kernel publishes; its publishes reach the kernel; offline on stop', async () => {
-  const bus = new EmbeddedBus(config(), DEV);
+test('an outside TCP client sees retained online state and kernel publishes; its publishes to a Hand input reach the kernel; offline on stop', async () => {
+  const inputs = new HandInputs();
+  const bus = new EmbeddedBus(config(), DEV, { anonymous: { inputs } });
   await bus.start();
   try {
     const c = await connect(localUrl(bus));
@@ -131,14 +135,15 @@ test('an outside TCP client sees retained online state and kernel publishes; its
     await waitFor(() => got.some((m) => m.topic === `${ROOT}/state`), 'retained state');
     assert.deepEqual(got.find((m) => m.topic === `${ROOT}/state`), { topic: `${ROOT}/state`, payload: 'online', retain: true });
 
-    await bus.publish(`${ROOT}/hands/x/out`, 'from-kernel');
+    await bus.publish(`${ROOT}/alerts/warning`, 'from-kernel');
     await waitFor(() => got.some((m) => m.payload === 'from-kernel'), 'kernel publish at the client');
 
     const k = collector();
-    await bus.subscribe(`${ROOT}/in/#`, k.handler);
+    await inputs.track(bus).subscribe(`${ROOT}/in/#`, k.handler);
     await c.publishAsync(`${ROOT}/in/a`, 'from-client', { qos: 1 });
     await waitFor(() => k.msgs.length === 1, 'client publish at the kernel');
     assert.deepEqual(k.texts(), [`${ROOT}/in/a=from-client`]);
+    assert.equal(k.msgs[0]!.clientId, c.options.clientId, 'the kernel learns which client published it');
     assert.equal(bus.stats().clients, 1);
 
     const closed = once(c, 'close');
@@ -192,9 +197,9 @@ test('reserved and cmd topics: anonymous refused, token admin may publish cmd, n
 });
 
 test('oversize payloads: outside publish refused and counted; kernel publish rejects BUS_PAYLOAD_TOO_LARGE', async () => {
-  await withBus(async (bus) => {
+  await withBus(async (bus, inputs) => {
     const k = collector();
-    await bus.subscribe(`${ROOT}/big/#`, k.handler);
+    await inputs.track(bus).subscribe(`${ROOT}/big/#`, k.handler);
     const c = await connect(localUrl(bus));
     await publishRefused(c, `${ROOT}/big/a`, Buffer.alloc(2048, 1));
     assert.equal(bus.stats().droppedOversize, 1);

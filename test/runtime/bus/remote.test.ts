@@ -248,3 +248,26 @@ test('no broker: start() gives up with BUS_DOWN after startTimeoutMs', async () 
   assert.equal(bus.isUp(), false);
   await assert.rejects(bus.subscribe('talon/r7/#', () => undefined), (e: unknown) => e instanceof TalonError && e.code === 'BUS_DOWN');
 });
+
+test('a credential changed under a connected bus (broker SIGHUP): dropped, refused, and retried with backoff until it is valid again', { timeout: 60_000 }, async () => {
+  const { writeFileSync } = await import('node:fs');
+  const { passwdLine } = await import('../../helpers/mosquitto.ts');
+  const mosq = await startMosquitto({ users: { dev: 'pw-1', watcher: 'w' }, acl: 'user dev\ntopic readwrite talon/#\nuser watcher\ntopic readwrite #' });
+  try {
+    const bus = await startBus(mosq.url, 'r-hup', FAST, { username: 'dev', password: 'pw-1' });
+    const connects = bus.stats().connects;
+    const setPassword = (pw: string): void => {
+      writeFileSync(mosq.passwdPath!, [passwdLine('dev', pw), passwdLine('watcher', 'w')].join('\n') + '\n', { mode: 0o600 });
+      mosq.reload();
+    };
+    setPassword('pw-2');
+    await waitFor(() => !bus.isUp(), 'dropped by the reload');
+    await new Promise((r) => setTimeout(r, 600)); // several refused attempts
+    assert.equal(bus.isUp(), false);
+    setPassword('pw-1');
+    await waitFor(() => bus.isUp(), 'reconnected once the credential is valid again', 20_000);
+    assert.ok(bus.stats().connects > connects);
+  } finally {
+    await mosq.stop();
+  }
+});

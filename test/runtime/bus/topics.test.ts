@@ -123,5 +123,6 @@ test('relative and absolute topics under the device root', () => {
   assert.equal(toRelative(root, 'talon/dev10/x'), '/talon/dev10/x');
   assert.equal(topics.state('dev1'), 'talon/dev1/state');
   assert.equal(topics.handStatus('dev1', 'h'), 'talon/dev1/hands/h/status');
-  assert.equal(topics.commandReply('dev1', 'r1'), 'talon/dev1/cmd/reply/r1');
+  assert.equal(topics.commandReply('dev1', 'cli-1', 'r1'), 'talon/dev1/cmd/reply/cli-1/r1');
+  assert.equal(topics.commandReplyLegacy('dev1', 'r1'), 'talon/dev1/cmd/reply/r1');
 });
