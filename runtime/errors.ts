@@ -68,6 +68,8 @@ export type ErrorCode =
   | 'AUDIT_BROKEN'
   /** an audit event, an exported line or a key is not in the v1 format */
   | 'AUDIT_FORMAT'
+  /** the audit log cannot be written (a full disk, an I/O error): privileged actions are refused until it can */
+  | 'AUDIT_UNAVAILABLE'
   /** web admin auth: a wrong username or password */
   | 'BAD_CREDENTIALS'
   /** a cookie-authenticated write without the session's x-csrf-token */
@@ -76,6 +78,12 @@ export type ErrorCode =
   | 'LOCKED_OUT'
   /** too many requests from this address: wait (Retry-After) */
   | 'RATE_LIMITED'
+  /** a token or user tried to grant a scope or role it does not hold itself */
+  | 'SCOPE_ESCALATION'
+  /** the request's Host is not one of this device's names or addresses (DNS rebinding) */
+  | 'HOST_NOT_ALLOWED'
+  /** a write from a page on another site (its Origin or Referer is not this device) */
+  | 'ORIGIN_NOT_ALLOWED'
   /** first-run setup was already done (an account exists) */
   | 'SETUP_DONE'
   /** deleting or demoting the last admin would lock everyone out */
@@ -99,6 +107,8 @@ export type ErrorCode =
   | 'PROVISION_EXPIRED'
   /** provisioning: a sealed value cannot be opened with this device's key */
   | 'PROVISION_SEAL'
+  /** provisioning: a bundle in the old v1 format, its config and admin account in clear (only sealed v2 bundles are taken) */
+  | 'PROVISION_UNSEALED'
   /** provisioning: the new config did not stay healthy for the health window and was rolled back */
   | 'PROVISION_UNHEALTHY'
   /** the fleet folder (talon fleet init --out DIR) is missing or incomplete */
@@ -166,6 +176,10 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_RUNNING: 503,
   BUS_DOWN: 503,
   AUDIT_FORMAT: 400,
+  AUDIT_UNAVAILABLE: 503,
+  SCOPE_ESCALATION: 403,
+  HOST_NOT_ALLOWED: 421,
+  ORIGIN_NOT_ALLOWED: 403,
   BAD_CREDENTIALS: 401,
   CSRF: 403,
   LOCKED_OUT: 429,
@@ -183,6 +197,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   PROVISION_REPLAY: 409,
   PROVISION_EXPIRED: 410,
   PROVISION_SEAL: 400,
+  PROVISION_UNSEALED: 400,
   PROVISION_UNHEALTHY: 503,
   FLEET_NOT_FOUND: 404,
   DEVICE_NOT_FOUND: 404,

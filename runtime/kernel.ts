@@ -10,12 +10,14 @@ import { Store } from './store/store.ts';
 import { DeviceKey } from './secrets/device-key.ts';
 import { AuditChain } from './audit/chain.ts';
 import { ConfigGenerations } from './config/generations.ts';
-import { loadConfig } from './config/load.ts';
+import { loadConfig, withEnvOverrides } from './config/load.ts';
 import { createBus } from './bus/index.ts';
+import { HandInputs } from './bus/inputs.ts';
 import type { Bus } from './bus/types.ts';
 import { topics } from './bus/topics.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 import { RuntimeApi, type Health } from './api/runtime-api.ts';
+import { kernelHealth, StatePublisher } from './api/health.ts';
 import type { MetricsInput } from './api/metrics.ts';
 import { MqttCommands } from './api/mqtt-commands.ts';
 import { HttpServer } from '../web-admin/server.ts';
@@ -40,6 +42,7 @@ import type { SystemInfo } from './api/areas.ts';
 import type { Caller } from './supervisor/types.ts';
 import { ProvisioningAgent } from '../provisioning/device/agent.ts';
 import { rollBackFailedStart } from '../provisioning/device/recover.ts';
+import { webAdminAccounts } from '../provisioning/device/admin.ts';
 import { systemdNotifier } from './systemd.ts';
 
 export const RUNTIME_FILE = 'runtime.json';
@@ -68,6 +71,8 @@ export interface KernelOptions {
   keepPorts?: { http?: number; mqtt?: number };
   /** asks the host for a soft restart (KernelHost); without one, restarts are refused */
   requestRestart?: (actor: string) => void;
+  /** TALON_HTTP / TALON_MQTT / TALON_MQTT_URL, laid over whichever generation is in force (never stored in one) */
+  env?: Record<string, string | undefined>;
 }
 
 export class Kernel {
@@ -160,13 +165,14 @@ export class Kernel {
       // the file (plus env) wins only when it changed since it was last applied from the file;
       // otherwise the store's current generation (say, applied through the API) stays in force
       const generations = new ConfigGenerations(store, { clock });
-      const startConfig = await resolveStartConfig(store, generations, fileConfig, opts.source ?? 'defaults');
-      const config = keepPorts(startConfig.config, opts.keepPorts);
+      const startConfig = await resolveStartConfig(store, generations, fileConfig, opts.source ?? 'defaults', opts.env ? withEnvOverrides(fileConfig, opts.env) : undefined);
+      const config = keepPorts(withEnvOverrides(startConfig.config, opts.env), opts.keepPorts);
       const logger = opts.logger ?? createLogger(config.log.level);
       const key = DeviceKey.loadOrCreate(config.dataDir);
       // the newest signed checkpoint goes out retained on talon/<id>/audit/head, so a log
       // truncated or rewritten on the disk is caught against a head seen elsewhere
       let busRef: Bus | null = null;
+      let state: StatePublisher | null = null;
       const publishHead = (cp: unknown): void => {
         if (busRef?.isUp()) busRef.publish(topics.auditHead(key.id), JSON.stringify(cp), { qos: 1, retain: true }).catch(() => {});
       };
@@ -175,6 +181,7 @@ export class Kernel {
         clock,
         onCheckpoint: publishHead,
         onBroken: (r) => logger.error(`audit log broken at seq ${r.firstBrokenSeq ?? '?'}: ${r.reason ?? r.kind ?? 'unknown'} (run \`talon audit verify\`)`),
+        onHealth: (h) => { logger[h.ok ? 'info' : 'error'](h.ok ? 'the audit log can be written again' : `${h.reason ?? 'the audit log cannot be written'}: privileged actions are refused`); state?.poke(); },
         ...(retention.maxEntries !== undefined || retention.maxAgeDays !== undefined ? {
           retention: {
             ...(retention.maxEntries !== undefined ? { maxEntries: retention.maxEntries } : {}),
@@ -188,7 +195,11 @@ export class Kernel {
         await audit.record({ actor: 'kernel', action: 'config.apply', subject: `generation ${startConfig.generation}`, decision: 'ok', detail: { source: opts.source ?? 'defaults' } });
       }
       const cliToken = loadOrCreateToken(config.dataDir);
-      const bus = createBus(config.bus, key.id, { authenticateToken: (t: string) => t === cliToken, clock });
+      // anonymous MQTT clients publish only to Hands' inputs (and Home Assistant's birth message), read only public state
+      const handInputs = new HandInputs();
+      const ha = config.homeAssistant.enabled ? config.homeAssistant.prefix : null;
+      const bus = createBus(config.bus, key.id, { authenticateToken: (t: string) => t === cliToken, clock,
+        anonymous: { inputs: handInputs, ...(ha ? { read: [`${ha}/#`], write: [`${ha}/status`] } : {}) } });
       await bus.start();
       undo.unshift(() => bus.stop());
       busRef = bus;
@@ -204,7 +215,7 @@ export class Kernel {
       await sensors.start();
       undo.unshift(() => sensors.stop());
       const supervisor = new Supervisor({
-        config: config.supervisor, hands: config.hands, bus, store, audit, deviceId: key.id, clock,
+        config: config.supervisor, hands: config.hands, bus: handInputs.track(bus), store, audit, deviceId: key.id, clock,
         ...(opts.workerEntry ? { workerEntry: opts.workerEntry } : {}),
         ...(opts.resolveModule ? { resolveModule: opts.resolveModule } : {}),
       });
@@ -223,10 +234,7 @@ export class Kernel {
       if (llm) for (const [method, service] of Object.entries(llm.services())) supervisor.registerService(method, service);
       supervisor.on('log', (line: { hand: string; level: 'debug' | 'info' | 'warn' | 'error'; msg: string }) => logger.line(line.level, line.hand, line.msg));
       let kernel: Kernel | null = null;
-      const health = (): Health => {
-        const checks = { store: store.isOpen(), bus: bus.isUp(), supervisor: supervisor.isUp() };
-        return { ok: checks.store && checks.bus && checks.supervisor, deviceId: key.id, uptimeMs: kernel ? clock.now() - kernel.startedAt : 0, checks };
-      };
+      const health = (): Health => kernelHealth({ store, bus, supervisor, audit, deviceId: key.id, uptimeMs: kernel ? clock.now() - kernel.startedAt : 0 });
       const metrics = (): MetricsInput => {
         const mem = process.memoryUsage();
         const cpu = process.cpuUsage();
@@ -291,6 +299,7 @@ export class Kernel {
       }
       kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, llm, logger, clock, chat, configManager, recorder, monitoring, fetch: netFetch });
       kernel.#writeRuntimeFile();
+      (state = new StatePublisher({ bus, deviceId: key.id, health, clock, done: () => !audit.isRunning() })).start();
       await audit.record({ actor: 'kernel', action: 'kernel.start', subject: key.id, decision: 'ok', detail: { version: VERSION, http: http.address() } });
       supervisor.start().catch((err: unknown) => logger.error(`starting Hands failed: ${TalonError.from(err).message}`));
       // made anew on every (soft) start, after the Hands were asked to start: its state is in the store
@@ -308,12 +317,7 @@ export class Kernel {
             const unsettled = hands.find((x) => enabled.has(x.name) && x.state !== 'running');
             return unsettled ? { ok: true, settling: true, reason: `Hand ${unsettled.name} is ${unsettled.state}` } : { ok: true };
           },
-          createAdmin: async (username, passwordHash) => {
-            if ((await http.auth.users.count()) > 0) return false;
-            await http.auth.users.createHashed({ name: username, passwordHash, role: 'admin' });
-            http.auth.setup.retire();
-            return true;
-          },
+          ...webAdminAccounts(http.auth, (msg) => logger.warn(msg)),
           log: (level, msg) => logger.line(level, 'provisioning', msg),
         });
         kernel.#extras.provisioning = agent;
@@ -496,9 +500,11 @@ async function startOrRollBack(opts: KernelOptions): Promise<Kernel> {
 
 /** `talon run`: start, log where things are, stop cleanly on SIGTERM/SIGINT. Returns the exit code. */
 export async function runDaemon(opts: { configFile?: string; dataDir?: string }): Promise<number> {
-  const { config, source } = loadConfig({ file: opts.configFile, dataDir: opts.dataDir, env: process.env });
+  // the listener variables go over the generation in force at every start, file or store (a
+  // provisioned one), and never into the file's hash: a new TALON_HTTP does not replace that generation
+  const { config, source } = loadConfig({ file: opts.configFile, dataDir: opts.dataDir, env: { TALON_DATA: process.env.TALON_DATA } });
   const logger = createLogger(config.log.level);
-  const host = await KernelHost.start({ config, source, logger });
+  const host = await KernelHost.start({ config, source, logger, env: process.env });
   const kernel = host.kernel;
   const http = kernel.http.address();
   const mqtt = (kernel.bus as { address?: () => { host: string; port: number } }).address?.();

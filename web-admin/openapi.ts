@@ -25,23 +25,29 @@ export const ERROR_SCHEMA: Schema = {
 const ERROR_TEXT: Record<number, string> = {
   400: 'Bad input: malformed JSON, a wrong type, an unknown field, a bad name (details.errors lists the fields)',
   401: 'Not logged in, or the bearer token is not valid',
-  403: 'The role or the token scope does not allow this, or the CSRF header is missing',
+  403: 'The role or the token scope does not allow this (SCOPE_ESCALATION: granting a scope or role the caller does not hold), the CSRF header is missing, or a write came from a page on another site (ORIGIN_NOT_ALLOWED)',
   404: 'No such route or object',
   413: 'The body is over 64 KB',
   415: 'The body is not application/json',
+  421: 'HOST_NOT_ALLOWED: the Host is not one of this device\'s names or addresses (http.allowedHosts adds more)',
   429: 'Too many attempts: wait for Retry-After seconds',
   500: 'A fault inside Talon',
+  503: 'A part is not available; AUDIT_UNAVAILABLE: the audit log cannot be written (a full disk), so the change was refused and nothing happened (Retry-After)',
 };
 
 const errorRef = { $ref: '#/components/schemas/Error' };
 
 function errorStatuses(route: Route): number[] {
+  const write = route.method !== 'GET';
   const s = [400];
   if (route.access !== 'public') s.push(401, 403);
+  else if (write) s.push(403);
   if (route.params || route.access !== 'public') s.push(404);
   if (route.body) s.push(413, 415);
+  if (route.path !== '/healthz') s.push(421);
   if (route.tag === 'session') s.push(429);
   s.push(500);
+  if (write) s.push(503);
   return s;
 }
 

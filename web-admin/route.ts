@@ -23,8 +23,10 @@ export interface Principal {
   /** the account behind a session or a token */
   user?: string;
   role: Role | null;
-  /** token scopes (`hands:read`, `config:write`, `*`); sessions and the CLI hold `*` */
+  /** token scopes (`hands:read`, `config:write`, `*`); sessions and the CLI hold `*` (bounded by the role: auth/scopes.ts) */
   scopes: string[];
+  /** a token's expiry: the tokens it makes expire no later */
+  expiresAt?: number;
 }
 
 /**

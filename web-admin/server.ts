@@ -5,7 +5,6 @@
  * configured for the LAN. Errors are always `{error: {code, message, details}}`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
 import type { RuntimeApi } from '../runtime/api/runtime-api.ts';
 import type { ListenAddress } from '../runtime/config/types.ts';
 import type { Store } from '../runtime/store/store.ts';
@@ -16,13 +15,15 @@ import { TalonError } from '../runtime/errors.ts';
 import { AuthService } from './auth/index.ts';
 import { Router } from './router.ts';
 import { StaticFiles } from './static.ts';
+import { HostGuard } from './auth/origin.ts';
 import { loadTls, type TlsOptions } from './tls.ts';
 import { routes as defaultRoutes } from './routes/index.ts';
 import type { Route } from './route.ts';
 
 export interface HttpServerOptions {
   api: RuntimeApi;
-  listen: ListenAddress;
+  /** where to listen; `allowedHosts`: more names the server answers to (./auth/origin.ts) */
+  listen: ListenAddress & { allowedHosts?: string[] };
   /** the bearer token that authenticates the CLI */
   cliToken: string;
   store: Store;
@@ -50,6 +51,7 @@ export class HttpServer {
   #streams = new Set<ServerResponse>();
   #tls: boolean;
   #setupCode: string | null = null;
+  #hosts: HostGuard;
 
   constructor(opts: HttpServerOptions) {
     this.#opts = opts;
@@ -60,6 +62,7 @@ export class HttpServer {
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
     this.#static = new StaticFiles(opts.webRoot);
+    this.#hosts = new HostGuard({ listen: opts.listen, ...(opts.listen.allowedHosts ? { allowedHosts: opts.listen.allowedHosts } : {}), ...(opts.clock ? { clock: opts.clock } : {}) });
   }
 
   /** the one-time setup code while no account exists (the kernel prints it), else null */
@@ -84,6 +87,8 @@ export class HttpServer {
     if (this.#tls) {
       const tls = await loadTls(this.#opts.tls!, this.#opts.dataDir);
       if (tls.created) this.#opts.logger?.info(`made a self-signed TLS certificate in ${this.#opts.dataDir}/tls/`);
+      // node:https (and node:tls under it: ~65 internal modules on Node 26) only with TLS on
+      const { createServer: createHttpsServer } = await import('node:https');
       this.#server = createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
     } else {
       this.#server = createServer(handler);
@@ -147,6 +152,8 @@ export class HttpServer {
     }
     const method = req.method ?? 'GET';
     const pathname = url.pathname;
+    // DNS rebinding and cross-site writes: only the device's own names, writes only from its own pages
+    this.#hosts.check(req, method, pathname);
     const isApi = pathname.startsWith('/api/') || pathname === '/api' || pathname === '/healthz' || pathname === '/metrics';
     if (isApi) res.setHeader('cache-control', 'no-store');
     const match = this.router.match(method === 'HEAD' && !isApi ? 'GET' : method, pathname);

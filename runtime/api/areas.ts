@@ -2,7 +2,7 @@
  * The runtime API areas the web admin added (issue 6): system info and stats, sensor history
  * and live readings, alerts, config generations, stored chats, bus traffic, provisioning,
  * and Hand settings. Transport-agnostic like the rest of ./runtime-api.ts: functions that
- * take the caller; every change audited with it.
+ * take the caller; every change audited with it, before it acts (../audit/privileged.ts).
  */
 import type { Audit } from '../audit/types.ts';
 import type { Bus } from '../bus/types.ts';
@@ -16,6 +16,7 @@ import { settingsValidator } from '../supervisor/manifest.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller } from '../supervisor/types.ts';
 import { TalonError } from '../errors.ts';
+import { privileged } from '../audit/privileged.ts';
 import type { MonitoringClient } from './monitoring-client.ts';
 import type { StatsSample, SystemStats } from './system-info.ts';
 
@@ -101,15 +102,10 @@ export function createAreas(d: AreaDeps) {
   const alertChange = async (caller: Caller, type: 'ack' | 'resolve', id: string, note?: string): Promise<{ alert: unknown }> => {
     if (typeof id !== 'string' || id.length === 0 || id.length > 200 || /[\u0000-\u001f]/.test(id)) throw new TalonError('BAD_REQUEST', 'an alert id is 1-200 printable characters');
     if (note !== undefined && (typeof note !== 'string' || note.length > 1000)) throw new TalonError('BAD_REQUEST', 'note must be text of at most 1000 characters');
-    try {
-      const r = await monitoring().query(type, { alertId: id, by: caller.actor, ...(note ? { note } : {}) });
-      await d.audit.record({ actor: caller.actor, action: `api.alerts.${type}`, subject: id, decision: 'ok', ...(note ? { detail: { note } } : {}) });
-      return { alert: r.alert };
-    } catch (err) {
-      const e = TalonError.from(err);
-      await d.audit.record({ actor: caller.actor, action: `api.alerts.${type}`, subject: id, decision: 'error', detail: { code: e.code, message: e.message.slice(0, 300) } });
-      throw e;
-    }
+    const client = monitoring();
+    const r = await privileged(d.audit, { actor: caller.actor, action: `api.alerts.${type}`, subject: id, ...(note ? { detail: { note } } : {}) },
+      () => client.query(type, { alertId: id, by: caller.actor, ...(note ? { note } : {}) }));
+    return { alert: r.alert };
   };
 
   return {
@@ -123,8 +119,8 @@ export function createAreas(d: AreaDeps) {
       },
       restart: async (caller: Caller): Promise<{ restarting: true }> => {
         const restart = need(d.restart, 'restarting');
-        await d.audit.record({ actor: caller.actor, action: 'api.system.restart', subject: 'kernel', decision: 'ok' });
-        restart(caller);
+        // the kernel records its own stop and start; this entry is the request, written before it acts
+        await privileged(d.audit, { actor: caller.actor, action: 'api.system.restart', subject: 'kernel' }, () => restart(caller), { outcome: false });
         return { restarting: true };
       },
     },
@@ -173,36 +169,47 @@ export function createAreas(d: AreaDeps) {
       schema: async (_caller: Caller): Promise<Record<string, unknown>> => cfg().schema(),
       validate: (_caller: Caller, config: unknown): Promise<ValidationResult> => cfg().validate(config),
       diff: (_caller: Caller, config: unknown): Promise<DiffResult> => cfg().diff(config),
-      apply: (caller: Caller, config: unknown, opts: { baseGeneration?: number } = {}): Promise<ApplyResult> => cfg().apply(caller, config, opts),
-      rollback: (caller: Caller, generation: number): Promise<ApplyResult> => cfg().rollback(caller, generation),
+      // the config manager records the outcome (config.apply, config.rollback); the intent is written first
+      apply: async (caller: Caller, config: unknown, opts: { baseGeneration?: number } = {}): Promise<ApplyResult> => {
+        const manager = cfg();
+        return privileged(d.audit, { actor: caller.actor, action: 'api.config.apply', subject: 'config', ...(opts.baseGeneration !== undefined ? { detail: { baseGeneration: opts.baseGeneration } } : {}) },
+          () => manager.apply(caller, config, opts), { outcome: false });
+      },
+      rollback: async (caller: Caller, generation: number): Promise<ApplyResult> => {
+        const manager = cfg();
+        return privileged(d.audit, { actor: caller.actor, action: 'api.config.rollback', subject: `generation ${generation}` }, () => manager.rollback(caller, generation), { outcome: false });
+      },
       generations: (_caller: Caller, limit?: number): Promise<ConfigGenerationInfo[]> => cfg().list(limit),
       generation: (_caller: Caller, n: number): Promise<ConfigGeneration> => cfg().get(n),
     },
 
+    // the chat service records each change's success; the intent is written first
     chat: {
       list: (caller: Caller): Promise<Conversation[]> => chat().list(caller),
-      create: (caller: Caller, target: string, title?: string): Promise<Conversation> => {
+      create: async (caller: Caller, target: string, title?: string): Promise<Conversation> => {
         if (target.startsWith('hand:')) d.supervisor.status(target.slice(5)); // HAND_NOT_FOUND for unknown names
-        return chat().create(caller, target, title);
+        const service = chat();
+        return privileged(d.audit, { actor: caller.actor, action: 'api.chat.create', subject: target.slice(0, 80) }, () => service.create(caller, target, title), { outcome: 'errors' });
       },
       get: (caller: Caller, id: string) => chat().get(caller, id),
-      post: (caller: Caller, id: string, content: string): Promise<{ user: Message; assistant: Message }> => chat().post(caller, id, content),
+      post: async (caller: Caller, id: string, content: string): Promise<{ user: Message; assistant: Message }> => {
+        const service = chat();
+        return privileged(d.audit, { actor: caller.actor, action: 'api.chat.message', subject: id.slice(0, 80) }, () => service.post(caller, id, content), { outcome: 'errors' });
+      },
       follow: (caller: Caller, id: string, mid: string, from: number, listener: ChatListener): Promise<() => void> => chat().subscribe(caller, id, mid, from, listener),
-      delete: (caller: Caller, id: string) => chat().delete(caller, id),
+      delete: async (caller: Caller, id: string) => {
+        const service = chat();
+        return privileged(d.audit, { actor: caller.actor, action: 'api.chat.delete', subject: id.slice(0, 80) }, () => service.delete(caller, id), { outcome: 'errors' });
+      },
     },
 
     bus: {
       recent: async (_caller: Caller, q: { limit?: number; filter?: string } = {}): Promise<RecordedMessage[]> => need(d.recorder, 'the bus recorder').recent(q),
       publish: async (caller: Caller, topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 | 2 } = {}): Promise<{ topic: string }> => {
-        try {
-          const abs = await need(d.recorder, 'the bus recorder').publish(topic, payload, opts);
-          await d.audit.record({ actor: caller.actor, action: 'api.bus.publish', subject: abs, decision: 'ok', detail: { bytes: Buffer.byteLength(payload), retain: opts.retain ?? false } });
-          return { topic: abs };
-        } catch (err) {
-          const e = TalonError.from(err);
-          await d.audit.record({ actor: caller.actor, action: 'api.bus.publish', subject: topic.slice(0, 200), decision: e.code === 'FORBIDDEN' ? 'deny' : 'error', detail: { code: e.code } });
-          throw e;
-        }
+        const recorder = need(d.recorder, 'the bus recorder');
+        const abs = await privileged(d.audit, { actor: caller.actor, action: 'api.bus.publish', subject: topic.slice(0, 200), detail: { bytes: Buffer.byteLength(payload), retain: opts.retain ?? false } },
+          () => recorder.publish(topic, payload, opts), { okDetail: (t) => ({ topic: t }) });
+        return { topic: abs };
       },
     },
 
@@ -240,8 +247,8 @@ export function createAreas(d: AreaDeps) {
         const hand = next.hands.find((h) => h.name === name);
         if (!hand) throw new TalonError('HAND_NOT_FOUND', `Hand "${name}" is not in the config generation in force`);
         hand.settings = settings as Record<string, unknown>;
-        const r = await manager.apply(caller, next, { baseGeneration: cur.generation, source: `settings of ${name}` });
-        await d.audit.record({ actor: caller.actor, action: 'api.hands.settings', subject: name, decision: 'ok', detail: { generation: r.generation, changed: r.changed } });
+        const r = await privileged(d.audit, { actor: caller.actor, action: 'api.hands.settings', subject: name },
+          () => manager.apply(caller, next, { baseGeneration: cur.generation, source: `settings of ${name}` }), { okDetail: (x) => ({ generation: x.generation, changed: x.changed }) });
         return { settings: settings as Record<string, unknown>, generation: r.generation };
       },
     },

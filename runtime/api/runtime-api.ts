@@ -2,7 +2,8 @@
  * The runtime API: plain async functions that take the caller, transport-agnostic
  * (Node-RED style). The HTTP layer (web-admin/server.ts), the CLI (through HTTP) and MQTT
  * command topics (./mqtt-commands.ts) all call these. Every call that changes state is
- * audited with the caller.
+ * audited with the caller, before it acts (../audit/privileged.ts): when its entry cannot be
+ * written it is refused with AUDIT_UNAVAILABLE and nothing happens.
  */
 import type { Audit, AuditDecision } from '../audit/types.ts';
 import type { AuditChain, AuditPage, AuditQuery, VerifyOptions, VerifyReport } from '../audit/chain.ts';
@@ -17,14 +18,11 @@ import type { SecretStore } from '../secrets/sealed.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller, HandStatus, LogLine } from '../supervisor/types.ts';
 import { TalonError } from '../errors.ts';
+import { intend, privileged } from '../audit/privileged.ts';
 import { createAreas, type AreaDeps, type Areas } from './areas.ts';
+import type { Health } from './health.ts';
 
-export interface Health {
-  ok: boolean;
-  deviceId: string;
-  uptimeMs: number;
-  checks: { store: boolean; bus: boolean; supervisor: boolean };
-}
+export type { Health } from './health.ts';
 
 export interface RuntimeApiDeps {
   supervisor: Supervisor;
@@ -165,14 +163,24 @@ export class RuntimeApi {
     /** one chat from the CLI or the page: `prompt` or `messages`, optionally pinned to a provider */
     chat: async (caller: Caller, body: unknown): Promise<ChatResult> => {
       const { router, req, opts } = this.#llmRequest(caller, body);
-      return router.chat(req, opts);
+      // the router records each call's outcome; the request is written before any provider is asked
+      return privileged(this.#d.audit, this.#llmIntent(caller, opts.provider), () => router.chat(req, opts), { outcome: false });
     },
 
     stream: (caller: Caller, body: unknown): AsyncIterable<RouterChunk> => {
       const { router, req, opts } = this.#llmRequest(caller, body);
-      return router.stream(req, { ...opts, onPartial: 'restart' });
+      const audit = this.#d.audit;
+      const intent = this.#llmIntent(caller, opts.provider);
+      return (async function* () {
+        await intend(audit, intent);
+        yield* router.stream(req, { ...opts, onPartial: 'restart' });
+      })();
     },
   };
+
+  #llmIntent(caller: Caller, provider: string | undefined) {
+    return { actor: caller.actor, action: 'api.llm.chat', subject: provider ?? 'router' };
+  }
 
   #llmRequest(caller: Caller, body: unknown): { router: LlmRouter; req: { messages: ChatMessage[]; maxTokens?: number }; opts: { provider?: string; actor: string; allowCloud: boolean } } {
     const router = this.#d.llm;
@@ -203,13 +211,13 @@ export class RuntimeApi {
     list: async (_caller: Caller): Promise<Array<{ name: string; updatedAt: number }>> => this.#secrets().list(),
     set: async (caller: Caller, name: string, value: unknown): Promise<{ name: string }> => {
       if (typeof value !== 'string') throw new TalonError('BAD_REQUEST', 'the body must be {"value": "<the secret>"}');
-      await this.#secrets().set(name, value);
-      await this.#d.audit.record({ actor: caller.actor, action: 'api.secrets.set', subject: name, decision: 'ok' });
+      const secrets = this.#secrets();
+      await privileged(this.#d.audit, { actor: caller.actor, action: 'api.secrets.set', subject: name }, () => secrets.set(name, value));
       return { name };
     },
     delete: async (caller: Caller, name: string): Promise<{ name: string; deleted: boolean }> => {
-      const deleted = await this.#secrets().delete(name);
-      await this.#d.audit.record({ actor: caller.actor, action: 'api.secrets.delete', subject: name, decision: deleted ? 'ok' : 'info' });
+      const secrets = this.#secrets();
+      const deleted = await privileged(this.#d.audit, { actor: caller.actor, action: 'api.secrets.delete', subject: name }, () => secrets.delete(name), { okDetail: (d) => ({ deleted: d }) });
       return { name, deleted };
     },
   };
@@ -246,16 +254,9 @@ export class RuntimeApi {
     head: async (_caller: Caller): Promise<AnyCheckpoint | null> => this.#d.auditLog.latestCheckpoint(),
   };
 
+  /** a Hand lifecycle change: audited first, refused when its entry cannot be written */
   async #change<T>(caller: Caller, action: string, subject: string, fn: () => Promise<T>): Promise<T> {
     checkName(subject);
-    try {
-      const result = await fn();
-      await this.#d.audit.record({ actor: caller.actor, action: `api.${action}`, subject, decision: 'ok' });
-      return result;
-    } catch (err) {
-      const e = TalonError.from(err);
-      await this.#d.audit.record({ actor: caller.actor, action: `api.${action}`, subject, decision: 'error', detail: { code: e.code, message: e.message } });
-      throw e;
-    }
+    return privileged(this.#d.audit, { actor: caller.actor, action: `api.${action}`, subject }, fn);
   }
 }

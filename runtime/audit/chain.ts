@@ -9,8 +9,16 @@
  * Appends are group-committed: `record` chains the entry at once (seq, prev, hash) and
  * queues it; one sync batch per flush turn writes everything queued plus any checkpoint
  * due (every `checkpointEvery` entries, and when `checkpointMs` has passed), and the
- * callers' promises resolve after that batch. A batch that fails rejects its callers and
- * re-chains what was queued behind it onto the last durable entry.
+ * callers' promises resolve after that batch.
+ *
+ * Writes fail closed: a batch that fails (a full disk) rejects its callers and everything
+ * queued behind it with AUDIT_UNAVAILABLE, and from then on every `record` is refused at
+ * once, without touching the store, until the chain recovers: with enough free space it
+ * re-syncs the store (Store.resync: LevelDB's log may hold a torn record after the failure)
+ * and appends an `audit.gap` entry saying from when to when, and how many entries (by
+ * action) were refused. It tries on the next `record` and every `recoverEveryMs`. `health()`
+ * says whether it can be written; callers that act only once their entry is durable
+ * (./privileged.ts) are refused meanwhile.
  *
  * A broken chain is never rewritten and never stops appends: start() checks the tail, then
  * verifies from the last verified checkpoint in the background; what it finds is recorded
@@ -62,7 +70,40 @@ export interface AuditChainOptions {
   onBroken?: (report: VerifyReport) => void;
   /** verify from the last verified checkpoint in the background after start (default true) */
   verifyAtStart?: boolean;
+  /** after a failed write, writing resumes only with this much free space in the data folder (default 8 MiB: LevelDB's memtable goes to a table file first) */
+  recoverMinFreeBytes?: number;
+  /** after a failed write, try to recover at most this often (default 2000 ms); also on the next record after that */
+  recoverEveryMs?: number;
+  /** the free bytes of the data folder (default: the store's file system) */
+  freeBytes?: () => number | null;
+  /** the chain became unwritable, or writable again */
+  onHealth?: (health: AuditHealth) => void;
 }
+
+/** Whether the chain can be written. */
+export interface AuditHealth {
+  ok: boolean;
+  /** why not, for a person */
+  reason?: string;
+  /** the write failure the chain has not recovered from */
+  failing?: { since: number; error: string; refused: number };
+}
+
+/** What the chain keeps while it cannot write: the gap entry reports it. */
+interface Failure {
+  since: number;
+  error: string;
+  refused: number;
+  byAction: Map<string, number>;
+  /** the last time recovery re-synced the store (0: never) */
+  triedAt: number;
+  /** what stands in the way now (free space), when known */
+  waiting?: string;
+}
+
+export const DEFAULT_RECOVER_MIN_FREE = 8 * 1024 * 1024;
+/** distinct actions the gap entry counts one by one; the rest go under `other` */
+const GAP_ACTIONS = 50;
 
 export interface AuditQuery {
   actor?: string;
@@ -132,6 +173,11 @@ export class AuditChain implements Audit {
   #abort = false;
   #problem: VerifyReport | null = null;
   #startup: Promise<VerifyReport> | null = null;
+  #failure: Failure | null = null;
+  /** the failure whose gap entry is being written: still unhealthy until it is durable */
+  #closing: Failure | null = null;
+  #recovering: Promise<boolean> | null = null;
+  #recoverTimer: unknown = null;
 
   constructor(store: Store, key: DeviceKey, opts: AuditChainOptions = {}) {
     this.#store = store;
@@ -240,6 +286,8 @@ export class AuditChain implements Audit {
     this.#state = 'stopping';
     this.#abort = true;
     if (this.#pruneTimer) this.#clock.clearInterval(this.#pruneTimer);
+    this.#stopRecoverTimer();
+    await this.#recovering?.catch(() => {});
     await this.#exclusive.catch(() => {});
     this.#sealWanted = true;
     await this.flush();
@@ -255,6 +303,14 @@ export class AuditChain implements Audit {
     if (this.#state !== 'running') {
       return Promise.reject(new TalonError('NOT_RUNNING', `the audit log is ${this.#state === 'new' ? 'not started' : 'stopped'}; entry ${event.action} refused`));
     }
+    // unwritable: refused unless recovery succeeds now (in call order: the callbacks run in turn)
+    if (this.#failure) return this.#recover().then((ok) => (ok ? this.#append(event) : Promise.reject(this.#refuse(event))));
+    return this.#append(event);
+  }
+
+  #append(event: AuditEvent): Promise<void> {
+    if (this.#state !== 'running') return Promise.reject(new TalonError('NOT_RUNNING', `the audit log is stopped; entry ${event.action} refused`));
+    if (this.#failure) return Promise.reject(this.#refuse(event));
     let entry: AuditEntry;
     try {
       entry = this.#chain(event);
@@ -293,6 +349,23 @@ export class AuditChain implements Audit {
     return this.#problem;
   }
 
+  /** started and not stopping: records are taken (though refused while unwritable) */
+  isRunning(): boolean {
+    return this.#state === 'running';
+  }
+
+  /** Whether entries can be written now; while not, every record is refused (AUDIT_UNAVAILABLE). */
+  health(): AuditHealth {
+    if (this.#state !== 'running') return { ok: false, reason: `the audit log is ${this.#state === 'new' ? 'not started' : this.#state}` };
+    const f = this.#failure ?? this.#closing;
+    if (!f) return { ok: true };
+    return {
+      ok: false,
+      reason: `the audit log cannot be written since ${new Date(f.since).toISOString()} (${f.error})${f.waiting ? `; ${f.waiting}` : ''}; ${f.refused} entr${f.refused === 1 ? 'y' : 'ies'} refused so far`,
+      failing: { since: f.since, error: f.error, refused: f.refused },
+    };
+  }
+
   #chain(event: AuditEvent): AuditEntry {
     if (!DECISIONS.includes(event.decision)) {
       throw new TalonError('AUDIT_FORMAT', `audit decision ${JSON.stringify(event.decision)} is not one of ${DECISIONS.join(', ')}`);
@@ -320,13 +393,14 @@ export class AuditChain implements Audit {
     if (this.#flushing) return;
     this.#flushing = this.#flushLoop().then(() => {
       this.#flushing = null;
-      if (this.#pending.length > 0 || this.#sealWanted) this.#kick();
+      if (!this.#failure && (this.#pending.length > 0 || this.#sealWanted)) this.#kick();
     });
   }
 
   async #flushLoop(): Promise<void> {
     {
-      while (this.#pending.length > 0 || this.#sealWanted) {
+      // while unwritable nothing is written (a checkpoint wish waits for the recovery)
+      while (!this.#failure && (this.#pending.length > 0 || this.#sealWanted)) {
         const batch = this.#pending.splice(0);
         const seal = this.#sealWanted;
         this.#sealWanted = false;
@@ -347,11 +421,17 @@ export class AuditChain implements Audit {
         try {
           await this.#store.db.batch(ops as never, SYNC);
         } catch (err) {
+          // fail closed: this batch and everything queued behind it are refused, and nothing
+          // more is written until recovery re-syncs the store (a write after a failed one
+          // may be acknowledged by LevelDB and still lost at the next open)
           this.#cp = cpBefore;
+          if (seal) this.#sealWanted = true;
+          const rest = this.#pending.splice(0);
           this.#rechain();
-          const e = new TalonError('AUDIT_BROKEN', `writing audit entries failed: ${(err as Error).message}`, { cause: err });
+          const e = this.#fail(err, [...batch, ...rest].map((p) => p.entry.action));
           for (const p of batch) p.reject(e);
-          continue;
+          for (const p of rest) p.reject(e);
+          break;
         }
         this.#durable = head;
         const newest = made[made.length - 1];
@@ -369,7 +449,116 @@ export class AuditChain implements Audit {
     return { v: 1, type: 'checkpoint', seq, hash, ts, sig: this.#key.sign(checkpointMessage(seq, hash)).toString('base64') };
   }
 
-  /** a failed batch: what was queued behind it chains onto the last durable entry instead */
+  // ---- failing closed, and recovering -------------------------------------------------------
+
+  /** a write failed: the chain is unwritable from now until #recover; returns the callers' error */
+  #fail(err: unknown, actions: string[]): TalonError {
+    const error = String((err as Error)?.message ?? err).slice(0, 300);
+    const first = !this.#failure;
+    const f = (this.#failure ??= { since: this.#clock.now(), error, refused: 0, byAction: new Map(), triedAt: 0 });
+    f.error = error;
+    for (const a of actions) this.#count(f, a);
+    if (first && !this.#recoverTimer) {
+      this.#recoverTimer = this.#clock.setInterval(() => void this.#recover().catch(() => {}), this.#recoverEveryMs());
+      unref(this.#recoverTimer);
+    }
+    // a recovery whose gap entry fails was unwritable all along: no news
+    if (first && !this.#recovering) this.#opts.onHealth?.(this.health());
+    return this.#unavailable(f, `writing the audit log failed (${error})`);
+  }
+
+  /** a record while unwritable: counted for the gap entry, refused */
+  #refuse(event: AuditEvent): TalonError {
+    const f = this.#failure;
+    if (!f) return new TalonError('AUDIT_UNAVAILABLE', `the audit log cannot be written; ${String(event.action)} refused`);
+    this.#count(f, String(event.action));
+    return this.#unavailable(f, `the audit log cannot be written since ${new Date(f.since).toISOString()} (${f.error})${f.waiting ? `; ${f.waiting}` : ''}; ${String(event.action).slice(0, 80)} refused`);
+  }
+
+  #unavailable(f: Failure, message: string): TalonError {
+    return new TalonError('AUDIT_UNAVAILABLE', message, {
+      details: { since: f.since, error: f.error, refused: f.refused, retryAfterSec: Math.max(1, Math.ceil(this.#recoverEveryMs() / 1000)) },
+    });
+  }
+
+  #count(f: Failure, action: string): void {
+    f.refused++;
+    const key = f.byAction.has(action) || f.byAction.size < GAP_ACTIONS ? action : 'other';
+    f.byAction.set(key, (f.byAction.get(key) ?? 0) + 1);
+  }
+
+  #recoverEveryMs(): number {
+    return this.#opts.recoverEveryMs ?? 2000;
+  }
+
+  #stopRecoverTimer(): void {
+    if (this.#recoverTimer) this.#clock.clearInterval(this.#recoverTimer);
+    this.#recoverTimer = null;
+  }
+
+  /**
+   * Writable again? With enough free space (and not more often than recoverEveryMs): re-sync
+   * the store, then append and seal the `audit.gap` entry. True when the chain is writable.
+   */
+  #recover(): Promise<boolean> {
+    const f = this.#failure;
+    if (!f) return Promise.resolve(true);
+    if (this.#recovering) return this.#recovering;
+    if (this.#state !== 'running') return Promise.resolve(false);
+    const now = this.#clock.now();
+    if (f.triedAt > 0 && now - f.triedAt < this.#recoverEveryMs()) return Promise.resolve(false);
+    const min = this.#opts.recoverMinFreeBytes ?? DEFAULT_RECOVER_MIN_FREE;
+    const free = (this.#opts.freeBytes ?? (() => this.#store.freeBytes()))();
+    if (free !== null && free < min) {
+      f.waiting = `${free} bytes free in the data folder, writing resumes at ${min}`;
+      return Promise.resolve(false);
+    }
+    f.triedAt = now;
+    delete f.waiting;
+    const run = async (): Promise<boolean> => {
+      try {
+        await this.#store.resync();
+      } catch (err) {
+        f.error = String((err as Error)?.message ?? err).slice(0, 300);
+        return false;
+      }
+      this.#failure = null;
+      this.#closing = f;
+      this.#sealWanted = true;
+      const to = this.#clock.now();
+      const gap = this.#append({
+        actor: 'kernel', action: 'audit.gap', subject: 'audit', decision: 'error',
+        detail: {
+          from: f.since, to, ms: to - f.since, refused: f.refused, actions: Object.fromEntries(f.byAction), error: f.error,
+          reason: 'the audit log could not be written: these entries were refused, and the actions that needed them did not happen',
+        },
+      });
+      try {
+        await gap;
+      } catch {
+        this.#closing = null;
+        // still failing (LevelDB refuses every write after a failed table write until the store is opened again)
+        const again = this.#failure as Failure | null;
+        this.#failure = f;
+        f.error = again?.error ?? f.error;
+        // what was refused with the gap entry (records that came meanwhile) still counts
+        for (const [action, n] of again?.byAction ?? []) for (let i = action === 'audit.gap' ? 1 : 0; i < n; i++) this.#count(f, action);
+        f.waiting = free === null || free >= min ? 'writing fails with free space: if it persists, restart Talon' : f.waiting;
+        return false;
+      }
+      this.#closing = null;
+      this.#stopRecoverTimer();
+      this.#opts.onHealth?.(this.health());
+      return true;
+    };
+    const p = run().finally(() => {
+      this.#recovering = null;
+    });
+    this.#recovering = p;
+    return p;
+  }
+
+  /** a failed batch: the head goes back to the last durable entry (and what is still pending chains onto it) */
   #rechain(): void {
     this.#seq = this.#durable.seq;
     this.#hash = this.#durable.hash;
@@ -697,7 +886,7 @@ export class AuditChain implements Audit {
    */
   prune(): Promise<{ floor: number; removed: number } | null> {
     return this.#serial(async () => {
-      if (this.#state !== 'running' || !this.#retentionOn()) return null;
+      if (this.#state !== 'running' || !this.#retentionOn() || this.#failure) return null;
       const ret = this.#opts.retention ?? {};
       this.#sealWanted = true;
       await this.flush();

@@ -20,6 +20,7 @@
 import { driversSchema } from '../../drivers/schema.ts';
 import { DEMO_DRIVERS } from '../../drivers/demo.ts';
 import { llmConfigSchema } from '../llm/config.ts';
+import { networkSchema } from '../supervisor/manifest-schema.ts';
 
 /** A Hand instance name: safe in MQTT topics, file names and URLs. */
 export const HAND_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
@@ -73,19 +74,7 @@ const capabilities = {
     },
     network: {
       description: 'a host list (names, name:port, *.example.com, addresses, CIDR ranges) or { hosts, raw, maxResponseBytes, timeoutMs }; raw: true opens ALL of the network to the Hand',
-      // if/then/else rather than anyOf: an error names the one form that was meant
-      type: ['array', 'object'],
-      if: { type: 'array' },
-      then: strings,
-      else: {
-        additionalProperties: false,
-        properties: {
-          hosts: strings,
-          raw: { type: 'boolean' },
-          maxResponseBytes: { type: 'integer', minimum: 1, maximum: 1024 * 1024 * 1024 },
-          timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
-        },
-      },
+      ...networkSchema,
     },
     fs: {
       type: 'object',
@@ -103,6 +92,7 @@ const quotas = {
   description: 'narrows or overrides the manifest\'s quotas',
   properties: {
     heapMb: { type: 'integer', minimum: 8, maximum: 16384 },
+    externalMb: { type: 'integer', minimum: 8, maximum: 16384, description: 'Buffers and ArrayBuffers outside the V8 heap, MB (default: twice heapMb, at least 16)' },
     cpuShare: { type: 'number', minimum: 0.01, maximum: 1 },
     messagesPerSec: { type: 'integer', minimum: 0, maximum: 1_000_000 },
     llmTokensPerHour: { type: 'integer', minimum: 0 },
@@ -170,6 +160,13 @@ export const talonConfigSchema = {
             cert: { type: 'string', minLength: 1, maxLength: 4096, description: 'PEM certificate file, relative to the config file' },
             key: { type: 'string', minLength: 1, maxLength: 4096, description: 'PEM private key file, relative to the config file' },
           },
+        },
+        allowedHosts: {
+          type: 'array',
+          maxItems: 64,
+          uniqueItems: true,
+          items: { type: 'string', minLength: 1, maxLength: 253, pattern: '^(\\*|[A-Za-z0-9_.:\\[\\]%-]+)$' },
+          description: 'names or addresses the web admin answers to besides its own (localhost, the listen address, the host name, <hostname>.local, the interface addresses): a DNS name, a reverse proxy\'s name. Requests for other Host names are refused (DNS rebinding), and so are writes from pages on other sites. "*" turns the check off',
         },
       },
     },

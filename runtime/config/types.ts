@@ -15,6 +15,8 @@ export interface ListenAddress {
 /** The web admin's listener; TLS is optional (a self-signed certificate is made when no files are given). */
 export interface HttpConfig extends ListenAddress {
   tls?: { enabled: boolean; cert?: string; key?: string };
+  /** more names or addresses the web admin answers to besides its own (web-admin/auth/origin.ts); `*`: any */
+  allowedHosts?: string[];
 }
 
 export interface MqttUser {

@@ -19,6 +19,9 @@ export const SYNC = { sync: true } as unknown as Record<string, never>;
 
 export type SublevelName = (typeof SUBLEVELS)[number];
 
+/** a key no sublevel uses: compacting just its range flushes the memtable and touches no table */
+const RESYNC_KEY = '\u00ff(resync)';
+
 export interface Migration {
   /** the schema version this migration produces */
   version: number;
@@ -74,6 +77,29 @@ export class Store {
 
   isOpen(): boolean {
     return this.#open && this.db.status === 'open';
+  }
+
+  /** Free bytes (for an unprivileged user) on the data folder's file system; null when it cannot be read. */
+  freeBytes(): number | null {
+    try {
+      const fs = statfsSync(this.dir);
+      return fs.bavail * fs.bsize;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * After a failed write (a full disk), LevelDB's log may end in a torn record: later writes
+   * are acknowledged but land after it, and the next open's replay of the log drops them
+   * (measured on a full tmpfs: every write after the failure was gone after a reopen). Writing
+   * the memtable to a table file starts a new log, so everything acknowledged since is
+   * durable again. Call it only with free space: a table write that fails leaves LevelDB
+   * refusing every write until the store is opened again.
+   */
+  async resync(): Promise<void> {
+    // classic-level has it; level's types (shared with browser-level) do not list it
+    await (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange(RESYNC_KEY, RESYNC_KEY);
   }
 
   sublevel<V = unknown>(name: SublevelName): Sublevel<V> {

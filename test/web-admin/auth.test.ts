@@ -168,7 +168,7 @@ test('API tokens: shown once, stored hashed, limited to their scopes, revocable'
   assert.match(audit, new RegExp(`"actor":"user:admin","action":"auth.token.delete","subject":"${info.id}","decision":"ok"`));
 });
 
-test('the last admin can be neither deleted nor demoted; logout ends the session', async () => {
+test('the last admin can be neither deleted nor demoted; logout (with the CSRF header) ends the session', async () => {
   const headers = { cookie: admin.cookie, 'x-csrf-token': admin.csrf };
   const del = await h.send({ method: 'DELETE', url: '/api/v1/users/admin', headers });
   assert.equal(del.statusCode, 409);
@@ -179,6 +179,17 @@ test('the last admin can be neither deleted nor demoted; logout ends the session
   // the CLI's bearer token still works, as an admin
   const cli = await h.send({ method: 'GET', url: '/api/v1/session', headers: h.cli() });
   assert.deepEqual((cli.json() as { user: unknown }).user, { name: 'cli', role: 'admin' });
+  // logout is a cookie-authenticated write like any other: without the CSRF header a page on
+  // another site could end the session
+  const forged = await h.send({ method: 'DELETE', url: '/api/v1/session', headers: { cookie: admin.cookie } });
+  assert.equal(forged.statusCode, 403);
+  assert.equal(code(forged), 'CSRF');
+  assert.equal((await h.send({ method: 'GET', url: '/api/v1/session', headers: { cookie: admin.cookie } })).statusCode, 200, 'still logged in');
+  const badToken = await h.send({ method: 'DELETE', url: '/api/v1/session', headers: { cookie: admin.cookie, 'x-csrf-token': 'nope' } });
+  assert.equal(code(badToken), 'CSRF');
+  // without a (live) session there is nothing to protect: the cookie is cleared
+  const anon = await h.send({ method: 'DELETE', url: '/api/v1/session' });
+  assert.equal(anon.statusCode, 200);
   const out = await h.send({ method: 'DELETE', url: '/api/v1/session', headers });
   assert.equal(out.statusCode, 200);
   assert.match(String(out.headers['set-cookie']), /talon_session=; .*Max-Age=0/);

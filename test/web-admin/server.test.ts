@@ -41,7 +41,7 @@ test('GET /healthz needs no auth and reports every check', async () => {
   const body = r.json() as { status: string; deviceId: string; checks: Record<string, boolean> };
   assert.equal(body.status, 'ok');
   assert.equal(body.deviceId, kernel.deviceId);
-  assert.deepEqual(body.checks, { store: true, bus: true, supervisor: true });
+  assert.deepEqual(body.checks, { store: true, bus: true, supervisor: true, audit: true });
   assert.equal(r.headers['x-content-type-options'], 'nosniff');
 });
 
@@ -76,9 +76,13 @@ test('hands list, get, stop and start through the API; every change audited with
   const entries = [];
   for await (const e of kernel.audit.entries()) entries.push(e);
   const api = entries.filter((e) => e.action.startsWith('api.hands.'));
+  // each change is written first (allow: the intent), then its outcome
   assert.deepEqual(api.map((e) => [e.actor, e.action, e.subject, e.decision]), [
+    ['cli', 'api.hands.stop', 'idle', 'allow'],
     ['cli', 'api.hands.stop', 'idle', 'ok'],
+    ['cli', 'api.hands.stop', 'idle', 'allow'],
     ['cli', 'api.hands.stop', 'idle', 'error'],
+    ['cli', 'api.hands.start', 'idle', 'allow'],
     ['cli', 'api.hands.start', 'idle', 'ok'],
   ]);
 });

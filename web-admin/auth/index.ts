@@ -2,8 +2,10 @@
  * The web admin's auth: who is calling (the CLI's bearer token, an API token, or a session
  * cookie), whether the route lets them (route.ts Access rules, token scopes, CSRF on
  * cookie-authenticated writes), and the account operations the session/users/tokens routes
- * call. Every auth state change is audited; no password, session id, token secret or
- * setup code is ever logged or audited.
+ * call. Every auth state change is audited, and the privileged ones (setup, users, tokens)
+ * before they happen: refused when the audit log cannot be written. A caller grants only
+ * what it holds (./scopes.ts). No password, session id, token secret or setup code is ever
+ * logged or audited.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -18,6 +20,8 @@ import { SessionStore, readSessionCookie, sessionCookie, clearSessionCookie } fr
 import { TokenStore, type TokenInfo } from './tokens.ts';
 import { LoginLimiter } from './ratelimit.ts';
 import { SetupCode } from './setup.ts';
+import { checkGrant, checkRole } from './scopes.ts';
+import { privileged } from '../../runtime/audit/privileged.ts';
 
 export { UserStore, SessionStore, TokenStore, LoginLimiter, SetupCode };
 export type { UserInfo, TokenInfo };
@@ -53,6 +57,7 @@ export class AuthService {
   readonly secure: boolean;
   #audit: Audit;
   #cliDigest: Buffer;
+  #clock: Clock;
 
   constructor(opts: AuthOptions) {
     const clock = opts.clock ?? systemClock;
@@ -61,6 +66,7 @@ export class AuthService {
     this.tokens = new TokenStore(opts.store, clock);
     this.limiter = new LoginLimiter(clock);
     this.setup = new SetupCode(opts.dataDir);
+    this.#clock = clock;
     this.secure = opts.secure ?? false;
     this.#audit = opts.audit;
     this.#cliDigest = digest(opts.cliToken);
@@ -92,7 +98,7 @@ export class AuthService {
       const info = await this.tokens.verify(bearer);
       const user = info ? await this.users.get(info.user) : null;
       if (!info || !user) throw new TalonError('UNAUTHORIZED', 'the bearer token is not valid (unknown, revoked or expired)');
-      return { principal: { actor: `token:${info.id}(${user.name})`, kind: 'token', user: user.name, role: user.role, scopes: info.scopes } };
+      return { principal: { actor: `token:${info.id}(${user.name})`, kind: 'token', user: user.name, role: user.role, scopes: info.scopes, ...(info.expiresAt !== undefined ? { expiresAt: info.expiresAt } : {}) } };
     }
     const id = readSessionCookie(req.headers.cookie);
     if (id) {
@@ -122,6 +128,11 @@ export class AuthService {
     if (principal.kind === 'session' && route.method !== 'GET') checkCsrf(who.csrf, req);
   }
 
+  /** CSRF for a public route that still acts on the caller's session (logout) */
+  requireCsrf(csrf: string, req: IncomingMessage): void {
+    checkCsrf(csrf, req);
+  }
+
   /** Login with a password; the caller sets the cookie from the returned session id. */
   async login(username: string, password: string, ip: string): Promise<{ user: UserInfo; sessionId: string; csrf: string }> {
     try {
@@ -140,8 +151,9 @@ export class AuthService {
     }
     this.limiter.success(username);
     await this.users.noteLogin(username, { ok: true });
-    const s = await this.sessions.create(rec.name);
+    // written before the session exists: no entry, no session
     await this.#record(`user:${rec.name}`, 'auth.login', rec.name, 'ok', { ip });
+    const s = await this.sessions.create(rec.name);
     return { user: this.users.info(rec), sessionId: s.id, csrf: s.record.csrf };
   }
 
@@ -152,34 +164,55 @@ export class AuthService {
     }
   }
 
-  /** First-run setup: the code from the console makes the first admin and logs them in. */
+  /**
+   * First-run setup: the code from the console makes the first admin and logs them in. Wrong
+   * codes lock the address they come from (not the owner's); many wrong codes from anywhere
+   * make every attempt wait first (ratelimit.ts).
+   */
   async completeSetup(code: string, username: string, password: string, ip: string): Promise<{ user: UserInfo; sessionId: string; csrf: string }> {
     if (!(await this.setupNeeded())) throw new TalonError('SETUP_DONE', 'setup is done: an account exists; log in instead');
-    this.limiter.check('(setup)', ip);
+    try {
+      const wait = this.limiter.setupCheck(ip);
+      if (wait > 0) await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, wait));
+    } catch (err) {
+      await this.#record('anonymous', 'auth.setup', username, 'deny', { code: TalonError.from(err).code, ip });
+      throw err;
+    }
+    if (!(await this.setupNeeded())) throw new TalonError('SETUP_DONE', 'setup is done: an account exists; log in instead');
     if (!this.setup.matches(code)) {
-      this.limiter.failure('(setup)');
-      await this.#record('anonymous', 'auth.setup', username, 'deny', { code: 'BAD_CREDENTIALS', ip });
+      const f = this.limiter.setupFailure(ip);
+      await this.#record('anonymous', 'auth.setup', username, 'deny', { code: 'BAD_CREDENTIALS', ip, ...(f.lockedUntil !== undefined ? { locked: true } : {}) });
       throw new TalonError('BAD_CREDENTIALS', 'the setup code is wrong (it is in the console log and in the data folder\'s setup-code file)');
     }
-    const rec = await this.users.create({ name: username, password, role: 'admin' });
-    this.setup.consume();
-    await this.#record(`user:${rec.name}`, 'auth.setup', rec.name, 'ok', { role: 'admin' });
-    const s = await this.sessions.create(rec.name);
+    const rec = await privileged(this.#audit, { actor: `user:${username}`, action: 'auth.setup', subject: username.slice(0, 64), detail: { role: 'admin', ip } }, async () => {
+      const r = await this.users.create({ name: username, password, role: 'admin' });
+      this.setup.consume();
+      return r;
+    });
     await this.#record(`user:${rec.name}`, 'auth.login', rec.name, 'ok', { ip, via: 'setup' });
+    const s = await this.sessions.create(rec.name);
     return { user: this.users.info(rec), sessionId: s.id, csrf: s.record.csrf };
   }
 
-  async createUser(actor: string, input: { name: string; password: string; role: Role }): Promise<UserInfo> {
-    return this.#audited(actor, 'auth.user.create', input.name, { role: input.role }, async () => {
+  /** A new account; the caller must hold everything the role can do. */
+  async createUser(principal: Principal, input: { name: string; password: string; role: Role }): Promise<UserInfo> {
+    await this.#grant(principal, 'auth.user.create', input.name, { role: input.role }, () => checkRole(principal, input.role, `creating user "${input.name}"`));
+    return this.#audited(principal.actor, 'auth.user.create', input.name, { role: input.role }, async () => {
       const rec = await this.users.create(input);
       this.setup.retire();
       return this.users.info(rec);
     });
   }
 
-  async updateUser(actor: string, name: string, change: { password?: string; role?: Role }): Promise<UserInfo> {
+  /** A new password or role; the caller must hold the account's role, and the new one. */
+  async updateUser(principal: Principal, name: string, change: { password?: string; role?: Role }): Promise<UserInfo> {
     const detail = { ...(change.role !== undefined ? { role: change.role } : {}), ...(change.password !== undefined ? { password: 'changed' } : {}) };
-    return this.#audited(actor, 'auth.user.update', name, detail, async () => {
+    const target = await this.users.get(name);
+    await this.#grant(principal, 'auth.user.update', name, detail, () => {
+      if (target) checkRole(principal, target.role, `changing user "${name}"`);
+      if (change.role !== undefined) checkRole(principal, change.role, `giving user "${name}" a role`);
+    });
+    return this.#audited(principal.actor, 'auth.user.update', name, detail, async () => {
       const before = await this.users.get(name);
       const rec = await this.users.update(name, change);
       // a new password or a lower role ends the user's other sessions
@@ -188,19 +221,32 @@ export class AuthService {
     });
   }
 
-  async deleteUser(actor: string, name: string): Promise<void> {
-    await this.#audited(actor, 'auth.user.delete', name, {}, async () => {
+  /** Deletes an account with its sessions and tokens; the caller must hold the account's role. */
+  async deleteUser(principal: Principal, name: string): Promise<void> {
+    const target = await this.users.get(name);
+    await this.#grant(principal, 'auth.user.delete', name, {}, () => {
+      if (target) checkRole(principal, target.role, `deleting user "${name}"`);
+    });
+    await this.#audited(principal.actor, 'auth.user.delete', name, {}, async () => {
       await this.users.delete(name);
       await this.sessions.deleteForUser(name);
       await this.tokens.deleteForUser(name);
     });
   }
 
+  /**
+   * A new API token for the caller's account, with scopes the caller holds; a token made by a
+   * token expires no later than its maker.
+   */
   async createToken(principal: Principal, input: { name: string; scopes: string[]; expiresInDays?: number }): Promise<{ token: string; info: TokenInfo }> {
     const user = principal.user ?? principal.actor;
-    return this.#audited(principal.actor, 'auth.token.create', input.name, { scopes: input.scopes, user }, async () => {
-      const out = await this.tokens.create({ ...input, user });
-      await this.#record(principal.actor, 'auth.token.created', out.info.id, 'info', { name: input.name });
+    await this.#grant(principal, 'auth.token.create', input.name, { scopes: input.scopes, user }, () => checkGrant(principal, input.scopes, `creating token "${input.name}"`));
+    let expiresAt = input.expiresInDays !== undefined ? this.#clock.now() + input.expiresInDays * 86_400_000 : undefined;
+    if (principal.expiresAt !== undefined && (expiresAt === undefined || expiresAt > principal.expiresAt)) expiresAt = principal.expiresAt;
+    return this.#audited(principal.actor, 'auth.token.create', input.name, { scopes: input.scopes, user, ...(expiresAt !== undefined ? { expiresAt } : {}) }, async () => {
+      const out = await this.tokens.create({ name: input.name, scopes: input.scopes, user, ...(expiresAt !== undefined ? { expiresAt } : {}) });
+      // which id the new token got (the token exists now: a failure here is counted by the chain, not thrown)
+      await this.#record(principal.actor, 'auth.token.created', out.info.id, 'info', { name: input.name }).catch(() => {});
       return out;
     });
   }
@@ -217,14 +263,18 @@ export class AuthService {
     return clearSessionCookie(this.secure);
   }
 
-  async #audited<T>(actor: string, action: string, subject: string, detail: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+  /** audited before it happens; refused (AUDIT_UNAVAILABLE) when its entry cannot be written */
+  #audited<T>(actor: string, action: string, subject: string, detail: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+    return privileged(this.#audit, { actor, action, subject: subject.slice(0, 64), detail }, fn);
+  }
+
+  /** a grant check: a refusal is audited (`deny`) and thrown */
+  async #grant(principal: Principal, action: string, subject: string, detail: Record<string, unknown>, check: () => void): Promise<void> {
     try {
-      const out = await fn();
-      await this.#record(actor, action, subject, 'ok', detail);
-      return out;
+      check();
     } catch (err) {
       const e = TalonError.from(err);
-      await this.#record(actor, action, subject, 'error', { ...detail, code: e.code });
+      await this.#record(principal.actor, action, subject, 'deny', { ...detail, code: e.code, ...(e.details ? { missing: (e.details as { missing?: unknown }).missing } : {}) }).catch(() => {});
       throw e;
     }
   }

@@ -40,13 +40,15 @@ export class TokenStore {
     this.#clock = clock;
   }
 
-  async create(input: { name: string; user: string; scopes: string[]; expiresInDays?: number }): Promise<{ token: string; info: TokenInfo }> {
+  /** `expiresAt` (ms) wins over `expiresInDays` */
+  async create(input: { name: string; user: string; scopes: string[]; expiresInDays?: number; expiresAt?: number }): Promise<{ token: string; info: TokenInfo }> {
     const id = randomBytes(6).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     const now = this.#clock.now();
+    const expiresAt = input.expiresAt ?? (input.expiresInDays !== undefined ? now + input.expiresInDays * 86_400_000 : undefined);
     const info: TokenInfo = {
       id, name: input.name, user: input.user, scopes: [...new Set(input.scopes)], createdAt: now,
-      ...(input.expiresInDays !== undefined ? { expiresAt: now + input.expiresInDays * 86_400_000 } : {}),
+      ...(expiresAt !== undefined ? { expiresAt } : {}),
     };
     await this.#db.put(id, { ...info, hash: digest(secret).toString('hex') }, SYNC);
     return { token: `tln_${id}_${secret}`, info };

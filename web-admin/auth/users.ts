@@ -120,6 +120,20 @@ export class UserStore {
     });
   }
 
+  /**
+   * Undoes an account a provisioning bundle made when that bundle is rolled back: removed only
+   * while it still has the hash it was made with (nobody changed it since). The last-admin rule
+   * does not apply: the device goes back to having no account, and to its setup code.
+   */
+  removeIfHash(name: string, passwordHash: string): Promise<boolean> {
+    return this.#serial(async () => {
+      const rec = await this.get(name);
+      if (!rec || rec.passwordHash !== passwordHash) return false;
+      await this.#db.del(name, SYNC);
+      return true;
+    });
+  }
+
   /** Checks a password (timing alike for unknown names); null when it does not match. */
   async verify(name: string, password: string): Promise<UserRecord | null> {
     const rec = await this.get(name);

@@ -4,7 +4,11 @@ import { VERSION } from '../../runtime/version.ts';
 import { buildOpenApi } from '../openapi.ts';
 import { bool, num, obj, open, str } from './schemas.ts';
 
-export const HEALTH = open({ status: { type: 'string', enum: ['ok', 'unavailable'] }, ok: bool, deviceId: str(), uptimeMs: num, checks: { type: 'object', additionalProperties: { type: 'boolean' } } });
+export const HEALTH = open({
+  status: { type: 'string', enum: ['ok', 'unavailable'] }, ok: bool, deviceId: str(), uptimeMs: num,
+  checks: { type: 'object', required: ['store', 'bus', 'supervisor', 'audit'], additionalProperties: { type: 'boolean' } },
+  problems: { type: 'object', additionalProperties: str(1000), description: 'why each failing check fails' },
+}, ['status', 'ok', 'deviceId', 'uptimeMs', 'checks']);
 
 /** the table the document describes: set by routes/index.ts (it includes this file) */
 let table: Route[] = [];
@@ -16,7 +20,7 @@ export function describe(routes: Route[]): void {
 
 export default defineRoutes([
   {
-    method: 'GET', path: '/healthz', operationId: 'healthz', summary: 'Liveness and readiness: 200 when store, bus and supervisor are up, else 503', tag: 'system', access: 'public',
+    method: 'GET', path: '/healthz', operationId: 'healthz', summary: 'Liveness and readiness: 200 when the store (open, writable, with free space), the audit log (writable), the bus and the supervisor are up, else 503 naming the failing checks', tag: 'system', access: 'public',
     responses: { 200: { description: 'healthy', schema: HEALTH }, 503: { description: 'a part is down', schema: HEALTH } },
     handler: ({ api, res }) => {
       const health = api.health();

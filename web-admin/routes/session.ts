@@ -16,7 +16,7 @@ export default defineRoutes([
     handler: async ({ auth }) => ({ needed: await auth.setupNeeded() }),
   },
   {
-    method: 'POST', path: '/api/v1/setup', operationId: 'completeSetup', summary: 'Create the first admin with the one-time setup code from the console (or the data folder\'s setup-code); logs in', tag: 'session', access: 'public',
+    method: 'POST', path: '/api/v1/setup', operationId: 'completeSetup', summary: 'Create the first admin with the one-time setup code from the console (or the data folder\'s setup-code); logs in. 5 wrong codes lock the address they came from; many from anywhere make every attempt wait first', tag: 'session', access: 'public',
     body: obj({ code: str(64, { minLength: 1 }), username: USER_NAME, password: PASSWORD }),
     responses: { 201: { description: 'the admin exists and is logged in (Set-Cookie talon_session)', schema: LOGGED_IN } },
     handler: async ({ auth, body, res, ip }) => {
@@ -46,10 +46,13 @@ export default defineRoutes([
     },
   },
   {
-    method: 'DELETE', path: '/api/v1/session', operationId: 'logout', summary: 'Log out (ends the session, clears the cookie)', tag: 'session', access: 'public',
+    method: 'DELETE', path: '/api/v1/session', operationId: 'logout', summary: 'Log out (ends the session, clears the cookie); with a live session it needs the x-csrf-token header like any write', tag: 'session', access: 'public',
     responses: { 200: { description: 'logged out', schema: obj({ ok: { const: true } }) } },
-    handler: async ({ auth, principal, session, res }) => {
-      if (session) await auth.logout({ principal, sessionId: session.id, csrf: session.csrf });
+    handler: async ({ auth, principal, session, req, res }) => {
+      if (session) {
+        auth.requireCsrf(session.csrf, req);
+        await auth.logout({ principal, sessionId: session.id, csrf: session.csrf });
+      }
       res.setHeader('set-cookie', auth.clearCookie());
       return { ok: true };
     },

@@ -1,9 +1,9 @@
 /** API tokens for automation (admin only): the secret is shown once, at creation. */
 import { defineRoutes, type Schema } from '../route.ts';
 import { TOKEN_ID_PATTERN } from '../auth/tokens.ts';
+import { TAGS } from '../auth/scopes.ts';
 import { int, num, obj, params, str } from './schemas.ts';
 
-const TAGS = ['system', 'hands', 'sensors', 'alerts', 'audit', 'config', 'llm', 'chat', 'bus', 'users', 'tokens', 'session', 'provisioning', 'secrets'];
 export const SCOPE: Schema = { type: 'string', pattern: `^(\\*|(${TAGS.join('|')}):(read|write))$`, description: '`<area>:read`, `<area>:write` or `*`' };
 const INFO = obj({ id: str(), name: str(), user: str(), scopes: { type: 'array', items: str() }, createdAt: num, expiresAt: num, lastUsedAt: num }, ['expiresAt', 'lastUsedAt']);
 
@@ -14,7 +14,7 @@ export default defineRoutes([
     handler: async ({ auth }) => ({ tokens: await auth.tokens.list() }),
   },
   {
-    method: 'POST', path: '/api/v1/tokens', operationId: 'createToken', summary: 'Create an API token; the answer holds the secret, shown this once', tag: 'tokens', access: 'admin',
+    method: 'POST', path: '/api/v1/tokens', operationId: 'createToken', summary: 'Create an API token with scopes the caller holds (`*` only from `*`; a token makes tokens expiring no later than itself); the answer holds the secret, shown this once', tag: 'tokens', access: 'admin',
     body: obj({ name: str(64, { minLength: 1, pattern: '^[\\w .:-]+$' }), scopes: { type: 'array', minItems: 1, maxItems: 32, uniqueItems: true, items: SCOPE }, expiresInDays: int(1, 3650) }, ['expiresInDays']),
     responses: { 201: { description: 'the token (keep it: it is not shown again) and its info', schema: obj({ token: str(100, { pattern: '^tln_' }), info: INFO }) } },
     handler: ({ auth, principal, body }) => auth.createToken(principal, body as { name: string; scopes: string[]; expiresInDays?: number }),

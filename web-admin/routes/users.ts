@@ -1,4 +1,4 @@
-/** Accounts (admin only). */
+/** Accounts (admin only); a caller makes, changes or deletes only accounts whose role it holds (auth/scopes.ts). */
 import { defineRoutes } from '../route.ts';
 import { bool, num, obj, params, str } from './schemas.ts';
 import { PASSWORD, USER_NAME } from './session.ts';
@@ -14,23 +14,23 @@ export default defineRoutes([
     handler: async ({ auth }) => ({ users: (await auth.users.list()).map((u) => auth.users.info(u)) }),
   },
   {
-    method: 'POST', path: '/api/v1/users', operationId: 'createUser', summary: 'Create an account', tag: 'users', access: 'admin',
+    method: 'POST', path: '/api/v1/users', operationId: 'createUser', summary: 'Create an account (the caller must hold the role: an admin only with every scope, `*`)', tag: 'users', access: 'admin',
     body: obj({ name: USER_NAME, password: PASSWORD, role: ROLE }),
     responses: { 201: { description: 'created', schema: obj({ user: USER }) } },
-    handler: async ({ auth, principal, body }) => ({ user: await auth.createUser(principal.actor, body as { name: string; password: string; role: 'admin' | 'viewer' }) }),
+    handler: async ({ auth, principal, body }) => ({ user: await auth.createUser(principal, body as { name: string; password: string; role: 'admin' | 'viewer' }) }),
   },
   {
     method: 'PUT', path: '/api/v1/users/{name}', operationId: 'updateUser', summary: 'Change an account\'s password or role (never demotes the last admin); ends its sessions on a new password', tag: 'users', access: 'admin',
     params: name, body: obj({ password: PASSWORD, role: ROLE }, ['password', 'role'], { minProperties: 1 }),
     responses: { 200: { description: 'changed', schema: obj({ user: USER }) } },
-    handler: async ({ auth, principal, params: p, body }) => ({ user: await auth.updateUser(principal.actor, p.name!, body as { password?: string; role?: 'admin' | 'viewer' }) }),
+    handler: async ({ auth, principal, params: p, body }) => ({ user: await auth.updateUser(principal, p.name!, body as { password?: string; role?: 'admin' | 'viewer' }) }),
   },
   {
     method: 'DELETE', path: '/api/v1/users/{name}', operationId: 'deleteUser', summary: 'Delete an account, its sessions and tokens (never the last admin)', tag: 'users', access: 'admin',
     params: name,
     responses: { 200: { description: 'deleted', schema: obj({ deleted: { const: true } }) } },
     handler: async ({ auth, principal, params: p }) => {
-      await auth.deleteUser(principal.actor, p.name!);
+      await auth.deleteUser(principal, p.name!);
       return { deleted: true };
     },
   },
