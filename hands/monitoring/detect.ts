@@ -13,9 +13,19 @@
  *   drift     a two-sided CUSUM on (fast mean − slow mean) / std, the slow mean having 1/10 of
  *             the weight: a slow ramp that the fast baseline follows sample by sample (so no
  *             single z stands out) still piles up in the CUSUM;
+ *   floors    (kinds.ts) the std is also never below the sensor's `resolution` nor `scaleFloor`
+ *             × |baseline|, and an outlier must also differ from the baseline by `minChange`
+ *             (unit) and `minChangeRel` × |baseline|: a 0.3 % move of a disk is not news;
+ *   robust    centre = median and spread = 1.4826 × MAD of the last ROBUST_WINDOW samples,
+ *             for heavy-tailed rates (one burst does not move them);
+ *   spikes    false: only `sustain` outliers in a row alert (as a shift): bursts do not;
+ *   novelty   (optional) an outlier must also leave the range of the last `novelty` samples:
+ *             the edges of a daily cycle alert once, while the cycle is new.
  * StuckDetector: the same value (within epsilon) for a run of samples that the sensor's own
  *   learned change rate makes implausible (P < 1e-6), never fewer than `samples`; or for
- *   `windowMs` while the sensor normally varies. A sensor that never varies is never "stuck".
+ *   `windowMs` while the sensor normally varies. A sensor that never varies is never "stuck", and
+ *   a run must be longer than 1.5 × the longest run the sensor came out of by itself (a square
+ *   wave's flat halves, a quiet night).
  * MissingWatch: no reading for more than `afterMs`.
  */
 import type { AnomalySettings, StuckSettings } from './settings.ts';
@@ -39,6 +49,14 @@ export interface AnomalyStep {
 
 /** samples within the band needed after an outlier before the anomaly counts as over */
 export const QUIET_SAMPLES = 5;
+/** samples in the robust (median/MAD) window */
+export const ROBUST_WINDOW = 60;
+
+function median(a: number[]): number {
+  const n = a.length;
+  const m = n >> 1;
+  return n % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
+}
 
 export class AnomalyDetector {
   readonly cfg: AnomalySettings;
@@ -59,9 +77,35 @@ export class AnomalyDetector {
   #slowAlpha: number;
   #driftStart: number;
   #hold = 0;
+  readonly resolution: number;
+  readonly minChange: number;
+  readonly minChangeRel: number;
+  readonly scaleFloor: number;
+  readonly robust: boolean;
+  readonly spikes: boolean;
+  readonly sustain: number;
+  /** robust mode: ring of the last ROBUST_WINDOW samples, and its median / scaled MAD */
+  #ring: number[] = [];
+  /** ROBUST_WINDOW, or more: a sustained change must not become the median before `sustain` samples */
+  #window: number;
+  #ringAt = 0;
+  center = 0;
+  spread = 0;
+  /** novelty: the last `novelty` samples, in arrival order and sorted */
+  #hist: number[] = [];
+  #histAt = 0;
+  #sorted: number[] = [];
 
   constructor(cfg: AnomalySettings) {
     this.cfg = cfg;
+    this.resolution = cfg.resolution ?? 0;
+    this.minChange = cfg.minChange ?? 0;
+    this.minChangeRel = cfg.minChangeRel ?? 0;
+    this.scaleFloor = cfg.scaleFloor ?? 1e-3;
+    this.robust = cfg.robust ?? false;
+    this.spikes = cfg.spikes ?? true;
+    this.sustain = cfg.sustain ?? cfg.shiftSamples;
+    this.#window = Math.max(ROBUST_WINDOW, 2 * (this.spikes ? cfg.shiftSamples : this.sustain) + 2);
     this.#slowAlpha = cfg.alpha / 10;
     // the slow mean needs about 1/slowAlpha samples before its divergence means anything
     this.#driftStart = cfg.warmup + Math.ceil(3 / this.#slowAlpha);
@@ -71,8 +115,61 @@ export class AnomalyDetector {
     return this.n >= this.cfg.warmup;
   }
 
+  /** the noise std: EWMA (or robust) spread, floored by resolution, scale and step size */
   std(): number {
-    return Math.max(Math.sqrt(this.variance), this.cfg.minStd, 0.5 * this.step, 1e-9 * Math.abs(this.mean), 1e-12);
+    const c = this.robust ? this.center : this.mean;
+    const spread = this.robust ? this.spread : Math.sqrt(this.variance);
+    return Math.max(spread, this.cfg.minStd, 0.5 * this.step, this.resolution, this.scaleFloor * Math.abs(c), 1e-9 * Math.abs(c), 1e-12);
+  }
+
+  /** novelty gate: x lies outside the range of the remembered history (or there is none yet) */
+  novel(x: number): boolean {
+    const n = this.#sorted.length;
+    if (n < this.cfg.warmup) return true;
+    const lo = this.#sorted[0]!;
+    const hi = this.#sorted[n - 1]!;
+    const margin = (this.cfg.noveltyMargin ?? 0) * (hi - lo);
+    return x > hi + margin || x < lo - margin;
+  }
+
+  #remember(x: number): void {
+    const cap = this.cfg.novelty ?? 0;
+    if (cap <= 0) return;
+    const at = (v: number): number => {
+      let lo = 0;
+      let hi = this.#sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.#sorted[mid]! < v) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    if (this.#hist.length >= cap) {
+      const old = this.#hist[this.#histAt]!;
+      this.#sorted.splice(at(old), 1);
+      this.#hist[this.#histAt] = x;
+      this.#histAt = (this.#histAt + 1) % cap;
+    } else this.#hist.push(x);
+    this.#sorted.splice(at(x), 0, x);
+  }
+
+  /** the smallest change from `c` that may count as an anomaly at all */
+  minDelta(c: number): number {
+    return Math.max(this.minChange, this.minChangeRel * Math.abs(c));
+  }
+
+  #robustAdd(x: number): void {
+    if (this.#ring.length < this.#window) this.#ring.push(x);
+    else {
+      this.#ring[this.#ringAt] = x;
+      this.#ringAt = (this.#ringAt + 1) % this.#window;
+    }
+    const sorted = this.#ring.slice().sort((a, b) => a - b);
+    const m = median(sorted);
+    const dev = sorted.map((v) => Math.abs(v - m)).sort((a, b) => a - b);
+    this.center = m;
+    this.spread = 1.4826 * median(dev);
   }
 
   update(x: number): AnomalyStep {
@@ -82,24 +179,32 @@ export class AnomalyDetector {
       this.slow = x;
       this.prev = x;
       this.n = 1;
+      if (this.robust) this.#robustAdd(x);
+    this.#remember(x);
       return { warm: false, z: 0, kind: null, drift: false, driftScore: 0, mean: x, std: this.std() };
     }
     const mean = this.mean;
+    const center = this.robust ? this.center : mean;
     const std = this.std();
-    const z = (x - mean) / std;
+    const z = (x - center) / std;
     const warm = this.n >= this.cfg.warmup;
     const k = this.cfg.z;
     let kind: AnomalyKind | null = null;
     let learn = x;
-    if (warm && Math.abs(z) > k) {
+    const novelty = (this.cfg.novelty ?? 0) > 0;
+    if (warm && Math.abs(z) > k && Math.abs(x - center) >= this.minDelta(center) && (!novelty || this.novel(x))) {
       const side = z > 0 ? 1 : -1;
       this.run = Math.sign(this.run) === side ? this.run + side : side;
-      kind = Math.abs(this.run) >= this.cfg.shiftSamples ? 'shift' : 'spike';
-      learn = mean + side * k * std;
+      const runs = Math.abs(this.run);
+      if (this.spikes) kind = runs >= this.cfg.shiftSamples ? 'shift' : 'spike';
+      else kind = runs >= this.sustain ? 'shift' : null;
+      if (!this.robust) learn = mean + side * k * std;
       if (kind === 'shift') this.#hold = Math.ceil(3 / a);
     } else {
       this.run = 0;
     }
+    if (this.robust) this.#robustAdd(x);
+    this.#remember(x);
 
     // baseline (West's incremental EWMA variance), fed the clamped value
     const d = learn - mean;
@@ -133,14 +238,14 @@ export class AnomalyDetector {
       this.cusumUp = Math.max(0, this.cusumUp + g - allowance);
       this.cusumDown = Math.max(0, this.cusumDown - g - allowance);
       driftScore = Math.max(this.cusumUp, this.cusumDown);
-      if (!this.drifting && driftScore > this.cfg.driftH) this.drifting = true;
+      if (!this.drifting && driftScore > this.cfg.driftH && Math.abs(d) >= 0.5 * this.minDelta(this.slow)) this.drifting = true;
       else if (this.drifting && driftScore === 0) this.drifting = false;
     } else if (this.n <= this.#driftStart) {
       if (this.n <= this.cfg.warmup + Math.ceil(1 / this.#slowAlpha)) this.slow = this.mean; // anchor the slow baseline on the warmed-up fast one
       const d = this.mean - this.slow;
       this.divergence += this.#slowAlpha * (d * d - this.divergence);
     }
-    return { warm, z, kind, drift: this.drifting, driftScore, mean, std };
+    return { warm, z, kind, drift: this.drifting, driftScore, mean: center, std };
   }
 }
 
@@ -165,12 +270,18 @@ export class StuckDetector {
     this.cfg = cfg;
   }
 
-  /** the run length with chance < 1e-6 under the learned change rate, at least cfg.samples */
+  /** the longest run that ended without being called stuck: runs that long are this sensor's normal */
+  longest = 0;
+
+  /**
+   * the run length with chance < 1e-6 under the learned change rate, at least cfg.samples,
+   * and longer than 1.5 × any run this sensor has had and come out of by itself
+   */
   required(): number {
     const p = this.changeRate;
     if (p < 0.05) return Infinity; // the sensor does not normally vary: flat is normal
     const q = Math.min(1 - p, 0.999);
-    return Math.max(this.cfg.samples, q <= 0 ? 0 : Math.ceil(Math.log(1e-6) / Math.log(q)));
+    return Math.max(this.cfg.samples, q <= 0 ? 0 : Math.ceil(Math.log(1e-6) / Math.log(q)), Math.floor(1.5 * this.longest) + 1);
   }
 
   #changes = 0;
@@ -185,6 +296,8 @@ export class StuckDetector {
     }
     if (this.n === 0 || changed) {
       if (this.n >= warmN) this.#learn(1);
+      if (this.n > 0 && !this.#flagged) this.longest = Math.max(this.longest, this.run);
+      this.#flagged = false;
       this.run = 1;
       this.runStart = ts;
     } else {
@@ -198,8 +311,11 @@ export class StuckDetector {
     const warm = this.n >= warmN;
     const stuck = warm && (this.run >= required
       || (this.cfg.windowMs > 0 && this.changeRate >= 0.05 && this.run > 1 && ts - this.runStart >= this.cfg.windowMs));
+    if (stuck) this.#flagged = true;
     return { stuck, run: this.run, required };
   }
+
+  #flagged = false;
 
   #learn(changed: 0 | 1): void {
     this.changeRate += 0.02 * (changed - this.changeRate);

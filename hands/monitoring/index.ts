@@ -213,7 +213,7 @@ export class MonitoringHand {
   #watch(info: SensorInfo, entry: SensorEntry): Watched {
     const w: Watched = {
       info, entry, kind: sensorKind(info.id, info.unit, info.deviceClass),
-      monitor: new SensorMonitor(info.id, entry, { unit: info.unit, startedAt: Date.now(), numeric: info.kind === 'number' }),
+      monitor: new SensorMonitor(info.id, entry, { unit: info.unit, deviceClass: info.deviceClass, startedAt: Date.now(), numeric: info.kind === 'number' }),
       inflightSince: 0, gen: 0, failures: 0, actuator: undefined, actuating: false,
     };
     this.watched.set(info.id, w);

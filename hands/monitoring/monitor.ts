@@ -12,6 +12,7 @@ import { TrendBuffer, formatDuration, timeToLimit } from './forecast.ts';
 import type { AlertInput } from './alerts.ts';
 import type { SensorEntry, Severity } from './settings.ts';
 import { Threshold } from './threshold.ts';
+import { anomalyProfile, resolveAnomaly } from './kinds.ts';
 
 export interface Edge {
   /** raise: the condition holds (again, or with a new message); resolve: it stopped */
@@ -32,6 +33,8 @@ export class SensorMonitor {
   readonly missing: MissingWatch;
   /** rules currently holding */
   readonly holding = new Set<string>();
+  /** the sensor kind's stuck mode (kinds.ts), unless the user tuned the rule */
+  readonly stuckMode: 'on' | 'off' | 'nonzero';
   #quiet = 0;
   #anomalyKind: AnomalyKind | null = null;
   #forecastEvery = 0;
@@ -39,15 +42,16 @@ export class SensorMonitor {
   last = NaN;
   lastTs = 0;
 
-  constructor(id: string, entry: SensorEntry, opts: { unit?: string; startedAt: number; numeric?: boolean }) {
+  constructor(id: string, entry: SensorEntry, opts: { unit?: string; deviceClass?: string; startedAt: number; numeric?: boolean }) {
     this.id = id;
     this.entry = entry;
     this.unit = opts.unit ? ` ${opts.unit}` : '';
     const rules = entry.rules;
     const numeric = opts.numeric !== false;
     this.threshold = rules.above !== undefined || rules.below !== undefined ? new Threshold(rules) : null;
-    this.anomaly = rules.anomaly && numeric ? new AnomalyDetector(rules.anomaly) : null;
-    this.stuck = rules.stuck && numeric ? new StuckDetector(rules.stuck) : null;
+    this.anomaly = rules.anomaly && numeric ? new AnomalyDetector(resolveAnomaly(rules.anomaly, id, opts.unit, opts.deviceClass, entry.intervalMs)) : null;
+    this.stuckMode = rules.stuck?.explicit ? 'on' : anomalyProfile(id, opts.unit, opts.deviceClass).stuck;
+    this.stuck = rules.stuck && numeric && this.stuckMode !== 'off' ? new StuckDetector(rules.stuck) : null;
     this.trend = rules.forecast ? new TrendBuffer(rules.forecast.windowMs) : null;
     this.missing = new MissingWatch(rules.missingAfterMs, opts.startedAt);
   }
@@ -108,6 +112,7 @@ export class SensorMonitor {
 
     if (this.stuck) {
       const s = this.stuck.update(v, ts);
+      if (this.stuckMode === 'nonzero' && v === 0) s.stuck = false; // at rest, not stuck
       if (s.stuck !== this.holding.has('stuck')) {
         this.#set(out, 'stuck', s.stuck, () => this.#input('stuck', 'warning', v, s.stuck
           ? `${this.id} has reported exactly ${r(v)}${this.unit} ${s.run} times in a row, though it normally varies`

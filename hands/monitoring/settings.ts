@@ -9,6 +9,8 @@
  * so one bad line never stops the rest of the monitoring.
  */
 
+import { PROFILES, type AnomalyProfileName } from './kinds.ts';
+
 export type Severity = 'info' | 'warning' | 'critical';
 export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical'];
 
@@ -27,6 +29,26 @@ export interface AnomalySettings {
   drift: boolean;
   /** CUSUM decision threshold (in noise standard deviations) */
   driftH: number;
+  /** kind defaults (kinds.ts) for the fields below: 'auto' (from the sensor's id and unit) or a profile name */
+  profile?: 'auto' | AnomalyProfileName;
+  /** the sensor's quantum: the std is never taken below it */
+  resolution?: number;
+  /** smallest change worth an alert, in the sensor's unit */
+  minChange?: number;
+  /** smallest change worth an alert, as a share of |baseline| */
+  minChangeRel?: number;
+  /** the std is never below this share of |baseline| */
+  scaleFloor?: number;
+  /** median/MAD over a sliding window instead of EWMA mean/variance */
+  robust?: boolean;
+  /** a single out-of-band sample alerts (false: `sustain` in a row are needed) */
+  spikes?: boolean;
+  /** out-of-band samples in a row needed when spikes are off */
+  sustain?: number;
+  /** novelty gate: remember this many samples; an outlier must also leave their range (0 = off) */
+  novelty?: number;
+  /** ... by this share of the range */
+  noveltyMargin?: number;
 }
 
 export interface StuckSettings {
@@ -36,6 +58,8 @@ export interface StuckSettings {
   windowMs: number;
   /** values closer than this count as unchanged */
   epsilon: number;
+  /** set by parseSettings when the user tuned the rule: the sensor kind's default (kinds.ts) no longer applies */
+  explicit?: boolean;
 }
 
 export interface ForecastSettings {
@@ -162,6 +186,16 @@ export const settingsSchema = {
                       minStd: { type: 'number', minimum: 0 },
                       drift: { type: 'boolean' },
                       driftH: { type: 'number', exclusiveMinimum: 0 },
+                      profile: { enum: ['auto', 'generic', 'percent', 'disk-percent', 'disk-size', 'cpu', 'memory', 'temperature', 'humidity', 'rate'] },
+                      resolution: { type: 'number', minimum: 0 },
+                      minChange: { type: 'number', minimum: 0 },
+                      minChangeRel: { type: 'number', minimum: 0 },
+                      scaleFloor: { type: 'number', minimum: 0 },
+                      robust: { type: 'boolean' },
+                      spikes: { type: 'boolean' },
+                      sustain: posInt(10_000),
+                      novelty: { type: 'integer', minimum: 0, maximum: 100_000 },
+                      noveltyMargin: { type: 'number', minimum: 0 },
                     },
                   },
                 ],
@@ -203,28 +237,28 @@ export const settingsSchema = {
         },
       },
     },
-    faultAfter: posInt(1000),
-    readTimeoutMs: ms(0, HOUR),
+    faultAfter: { ...posInt(1000), default: DEFAULTS.faultAfter },
+    readTimeoutMs: { ...ms(0, HOUR), default: DEFAULTS.readTimeoutMs },
     alerts: {
       type: 'object',
       additionalProperties: false,
       properties: {
-        cooldownMs: ms(0, DAY),
-        flapWindowMs: ms(1000, DAY),
-        flapTransitions: { type: 'integer', minimum: 2, maximum: 1000 },
-        historyMax: posInt(100_000),
+        cooldownMs: { ...ms(0, DAY), default: DEFAULTS.alerts.cooldownMs },
+        flapWindowMs: { ...ms(1000, DAY), default: DEFAULTS.alerts.flapWindowMs },
+        flapTransitions: { type: 'integer', minimum: 2, maximum: 1000, default: DEFAULTS.alerts.flapTransitions },
+        historyMax: { ...posInt(100_000), default: DEFAULTS.alerts.historyMax },
       },
     },
     history: {
       type: 'object',
       additionalProperties: false,
       properties: {
-        rawPoints: { type: 'integer', minimum: 10, maximum: 100_000 },
-        minuteRetentionMs: ms(HOUR, 30 * DAY),
-        hourRetentionMs: ms(DAY, 5 * 365 * DAY),
+        rawPoints: { type: 'integer', minimum: 10, maximum: 100_000, default: DEFAULTS.history.rawPoints },
+        minuteRetentionMs: { ...ms(HOUR, 30 * DAY), default: DEFAULTS.history.minuteRetentionMs },
+        hourRetentionMs: { ...ms(DAY, 5 * 365 * DAY), default: DEFAULTS.history.hourRetentionMs },
       },
     },
-    statusEveryMs: ms(0, DAY),
+    statusEveryMs: { ...ms(0, DAY), default: DEFAULTS.statusEveryMs },
   },
 } as const;
 
@@ -263,7 +297,7 @@ function parseAnomaly(c: Collector, v: unknown, path: string, sensor: string): A
     return { ...DEFAULTS.anomaly };
   }
   const d = DEFAULTS.anomaly;
-  return {
+  const out: AnomalySettings = {
     alpha: c.num(v, 'alpha', path, d.alpha, 1e-6, 1, sensor),
     warmup: c.num(v, 'warmup', path, d.warmup, 1, 100_000, sensor, true),
     z: c.num(v, 'z', path, d.z, 0.5, 1000, sensor),
@@ -272,6 +306,19 @@ function parseAnomaly(c: Collector, v: unknown, path: string, sensor: string): A
     drift: typeof v.drift === 'boolean' ? v.drift : d.drift,
     driftH: c.num(v, 'driftH', path, d.driftH, 1, 1e6, sensor),
   };
+  if (v.profile !== undefined) {
+    if (typeof v.profile === 'string' && (v.profile === 'auto' || Object.hasOwn(PROFILES, v.profile))) out.profile = v.profile as AnomalySettings['profile'];
+    else c.add(`${path}.profile`, `${path}.profile is ${JSON.stringify(v.profile)}; it must be auto or one of ${Object.keys(PROFILES).join(', ')} (using auto)`, sensor);
+  }
+  for (const k of ['resolution', 'minChange', 'minChangeRel', 'scaleFloor'] as const) {
+    if (v[k] !== undefined) out[k] = c.num(v, k, path, 0, 0, Number.MAX_VALUE, sensor);
+  }
+  if (v.novelty !== undefined) out.novelty = c.num(v, 'novelty', path, 0, 0, 100_000, sensor, true);
+  if (v.noveltyMargin !== undefined) out.noveltyMargin = c.num(v, 'noveltyMargin', path, 0, 0, 100, sensor);
+  if (v.sustain !== undefined) out.sustain = c.num(v, 'sustain', path, 3, 1, 10_000, sensor, true);
+  if (typeof v.robust === 'boolean') out.robust = v.robust;
+  if (typeof v.spikes === 'boolean') out.spikes = v.spikes;
+  return out;
 }
 
 function parseStuck(c: Collector, v: unknown, path: string, sensor: string): StuckSettings | null {
@@ -286,6 +333,7 @@ function parseStuck(c: Collector, v: unknown, path: string, sensor: string): Stu
     samples: c.num(v, 'samples', path, d.samples, 2, 1_000_000, sensor, true),
     windowMs: c.num(v, 'windowMs', path, d.windowMs, 0, 30 * DAY, sensor, true),
     epsilon: c.num(v, 'epsilon', path, d.epsilon, 0, Number.MAX_VALUE, sensor),
+    explicit: true,
   };
 }
 

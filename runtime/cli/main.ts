@@ -28,6 +28,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   keys: { summary: 'show the device id and its public key', load: () => import('./commands/keys.ts') },
   fleet: { summary: 'provision devices over MQTT: fleet keys, devices, signed bundles', load: () => import('./commands/fleet.ts') },
   image: { summary: 'build a flashable device image (rpi4, rpi5, generic-arm64) or a rootfs overlay tar', load: () => import('./commands/image.ts') },
+  monitoring: { summary: 'replay recorded sensor data through the Monitoring Hand\'s rules (no daemon needed)', load: () => import('./commands/monitoring.ts') },
   version: { summary: 'print the Talon and Node versions', load: () => import('./commands/version.ts') },
 };
 

@@ -7,6 +7,7 @@
  * ./levers.ts; only when named), bus (Hand → Hand through
  * the embedded broker and through mosquitto), audit (appends, latency, verification, memory),
  * serial (lines parsed per second), monitoring (the Monitoring Hand's CPU, RSS, detection delay),
+ * nab (the Monitoring Hand's detectors scored on the Numenta Anomaly Benchmark's series),
  * llm (router overhead, failover time, local tokens/s with a generated random-weight GGUF),
  * web (requests/s, the web admin's RSS idle and under 20 SSE streams, page weight),
  * provisioning (first start → provisioned and reconnected; 200 simulated devices at once).
@@ -174,6 +175,11 @@ async function main(): Promise<void> {
   if (want('monitoring')) {
     // its own process: it runs two kernels one after the other and measures the Hand's worker
     const text = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/monitoring.ts')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    for (const line of text.trimEnd().split('\n')) say(line);
+  }
+  if (want('nab')) {
+    // the Monitoring Hand's detectors over the NAB corpus in ../shared/datasets/nab (its own script)
+    const text = execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/nab.ts')], { encoding: 'utf8', maxBuffer: 1 << 24 });
     for (const line of text.trimEnd().split('\n')) say(line);
   }
   if (want('web')) await webRows(say);
