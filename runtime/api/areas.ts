@@ -81,7 +81,6 @@ function checkRange(from: number | undefined, to: number | undefined): void {
 }
 
 export function createAreas(d: AreaDeps) {
-  let cached: StatsSample | null = null;
   const subscribeRel = async (filter: string, fn: (topic: string, json: unknown) => void): Promise<() => void> => {
     const bus = need(d.bus, 'the bus');
     const unsub = await bus.subscribe(`${bus.root}/${filter}`, (m) => {
@@ -114,8 +113,12 @@ export function createAreas(d: AreaDeps) {
       stats: async (_caller: Caller): Promise<StatsSample> => {
         const stats = need(d.stats, 'system stats');
         // several dashboards share a sample taken within the last second
-        if (!cached || Date.now() - cached.ts >= 1000) cached = stats.sample();
-        return cached;
+        return stats.latest(1000);
+      },
+      /** the samples of the last minutes (the kernel samples every 2 s), oldest first */
+      statsHistory: async (_caller: Caller, ms?: number): Promise<{ samples: StatsSample[] }> => {
+        const stats = need(d.stats, 'system stats');
+        return { samples: stats.history(ms) };
       },
       restart: async (caller: Caller): Promise<{ restarting: true }> => {
         const restart = need(d.restart, 'restarting');

@@ -103,6 +103,7 @@ export class RuntimeApi {
     metrics: async (_caller: Caller): Promise<string> => renderMetrics(this.#d.metrics()),
     info: (caller: Caller) => this.#a.system.info(caller),
     stats: (caller: Caller) => this.#a.system.stats(caller),
+    statsHistory: (caller: Caller, ms?: number) => this.#a.system.statsHistory(caller, ms),
     restart: (caller: Caller) => this.#a.system.restart(caller),
   };
 

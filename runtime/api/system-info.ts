@@ -18,7 +18,8 @@ export interface StatsSample {
   cpu: { percent: number; load1: number; cores: number };
   memory: { totalBytes: number; usedBytes: number; rssBytes: number };
   temperatureC: number | null;
-  disk: { totalBytes: number; usedBytes: number; path: string };
+  /** like df: used = blocks - bfree; percent = used / (used + bavail) (root's reserve is neither) */
+  disk: { totalBytes: number; usedBytes: number; freeBytes: number; percent: number; path: string };
   network: { rxBytesPerSec: number; txBytesPerSec: number };
   hands: Array<{ name: string; state: string; cpu: number; heapUsedMb: number }>;
 }
@@ -43,6 +44,29 @@ export function boardModel(root = '/'): string | null {
   return null;
 }
 
+/** interfaces left out of the network rates, as the system driver's net.<iface> sensors do:
+ * loopback and virtual ones (a veth pair or bridge counts the same bytes as sent and received) */
+/** how often the background sampler runs, and how much of it is kept for the dashboard */
+export const STATS_SAMPLE_MS = 2000;
+export const HISTORY_MS = 5 * 60_000;
+const HISTORY_MAX = 1000;
+
+export const SKIP_IFACE = /^(lo|veth|docker|br-|virbr|ifb)/;
+
+/** a filesystem's use computed the way df does: used = blocks - bfree, and the percent of
+ * what users can have (used + bavail; root's reserve is left out), rounded up like df */
+export function diskUse(s: { bsize: number; blocks: number; bfree: number; bavail: number }, path: string): StatsSample['disk'] {
+  const usedBlocks = Math.max(0, s.blocks - s.bfree);
+  const denom = usedBlocks + s.bavail;
+  return {
+    totalBytes: s.blocks * s.bsize,
+    usedBytes: usedBlocks * s.bsize,
+    freeBytes: s.bavail * s.bsize,
+    percent: denom > 0 ? Math.round((1000 * usedBlocks) / denom) / 10 : 0,
+    path,
+  };
+}
+
 export class SystemStats {
   #dataDir: string;
   #hands: () => HandStatus[];
@@ -50,6 +74,9 @@ export class SystemStats {
   #root: string;
   #prevCpu: CpuTimes | null = null;
   #prevNet: { ts: number; rx: number; tx: number } | null = null;
+  #history: StatsSample[] = [];
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #last: StatsSample | null = null;
 
   constructor(opts: { dataDir: string; hands: () => HandStatus[]; clock?: Clock; root?: string }) {
     this.#dataDir = opts.dataDir;
@@ -60,7 +87,50 @@ export class SystemStats {
     this.#netRates(this.#clock.now());
   }
 
+  /** samples every `everyMs` in the background, so that history() has the last minutes */
+  start(everyMs = STATS_SAMPLE_MS): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => {
+      try {
+        this.sample();
+      } catch {
+        // a sample that fails is left out
+      }
+    }, everyMs);
+    this.#timer.unref?.();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** the samples of the last `ms` (at most HISTORY_MS), oldest first */
+  history(ms = HISTORY_MS): StatsSample[] {
+    const from = this.#clock.now() - Math.min(ms, HISTORY_MS);
+    return this.#history.filter((s) => s.ts >= from);
+  }
+
+  /** a fresh sample, or the last one when it is younger than `maxAgeMs` (several dashboards share it) */
+  latest(maxAgeMs = 1000): StatsSample {
+    const last = this.#last;
+    if (last && this.#clock.now() - last.ts < maxAgeMs && this.#clock.now() >= last.ts) return last;
+    return this.sample();
+  }
+
   sample(): StatsSample {
+    const s = this.#take();
+    this.#last = s;
+    const h = this.#history;
+    if (h.length && h[h.length - 1]!.ts >= s.ts) h.pop();
+    h.push(s);
+    const from = s.ts - HISTORY_MS;
+    while (h.length && h[0]!.ts < from) h.shift();
+    if (h.length > HISTORY_MAX) h.splice(0, h.length - HISTORY_MAX);
+    return s;
+  }
+
+  #take(): StatsSample {
     const ts = this.#clock.now();
     return {
       ts,
@@ -128,11 +198,9 @@ export class SystemStats {
 
   #disk(): StatsSample['disk'] {
     try {
-      const s = statfsSync(this.#dataDir);
-      const total = s.blocks * s.bsize;
-      return { totalBytes: total, usedBytes: Math.max(0, total - s.bavail * s.bsize), path: this.#dataDir };
+      return diskUse(statfsSync(this.#dataDir), this.#dataDir);
     } catch {
-      return { totalBytes: 0, usedBytes: 0, path: this.#dataDir };
+      return { totalBytes: 0, usedBytes: 0, freeBytes: 0, percent: 0, path: this.#dataDir };
     }
   }
 
@@ -143,7 +211,7 @@ export class SystemStats {
     let tx = 0;
     try {
       for (const [iface, c] of parseNetDev(text)) {
-        if (iface === 'lo') continue;
+        if (SKIP_IFACE.test(iface)) continue;
         rx += c.rx;
         tx += c.tx;
       }

@@ -26,6 +26,8 @@ export interface HandStatus {
   /** the worker's V8 heap, as the kernel reads it */
   heapUsedMb: number;
   heapLimitMb: number;
+  /** the Hand's effective heap quota (quotas.heapMb, from its manifest and the config) once it was started */
+  heapQuotaMb?: number;
   /**
    * memory outside the V8 heap the kernel reads from V8 (Buffers, ArrayBuffers, typed arrays),
    * and its quota (quotas.externalMb); over it the Hand is stopped with QUOTA_EXCEEDED

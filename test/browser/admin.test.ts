@@ -8,10 +8,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdtempSync, mkdirSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBuilt, startDaemon, type Daemon } from '../helpers/daemon.ts';
-import { openBrowser, type BrowserSession } from '../helpers/browser.ts';
+import { openBrowser, SCREENSHOTS, type BrowserSession } from '../helpers/browser.ts';
 import { writeTestModel, TINY_SHAPE } from '../../runtime/llm/gguf.ts';
 
 let d: Daemon;
@@ -24,6 +25,9 @@ before(async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'talon-browser-'));
   mkdirSync(join(dataDir, 'models'));
   await writeTestModel(join(dataDir, 'models', 'tiny.gguf'), TINY_SHAPE);
+  // a Hand that throws in start: after two quick retries the supervisor parks it as failed
+  const broken = join(dataDir, 'broken-hand.mjs');
+  writeFileSync(broken, `export default { manifest: { id: 'broken', version: '1.0.0', description: 'throws in start', capabilities: {}, quotas: { heapMb: 16 }, settingsSchema: { type: 'object', properties: { threshold: { type: 'number', default: 42 }, label: { type: 'string', default: 'greenhouse' }, mode: { type: 'string', enum: ['fast', 'slow'], default: 'slow' }, verbose: { type: 'boolean', default: true } } } }, start() { throw new Error('boom in start'); } };\n`);
   d = await startDaemon({
     drivers: [
       { type: 'system', name: 'system' },
@@ -33,7 +37,8 @@ before(async () => {
     hands: [{
       name: 'monitoring', module: 'monitoring',
       settings: { sensors: [{ id: 'green.temp', intervalMs: 500, severity: 'warning', rules: { above: 20 } }], alerts: { cooldownMs: 0 } },
-    }],
+    }, { name: 'broken', module: broken }],
+    supervisor: { backoff: { initialMs: 50, maxMs: 200 }, crashLoop: { restarts: 2, windowMs: 60_000 } },
     llm: { providers: [{ name: 'local', kind: 'llama.cpp', modelPath: 'models/tiny.gguf', threads: 1, maxTokens: 24 }] },
   }, { dataDir });
   b = await openBrowser(`http://127.0.0.1:${d.httpPort}`);
@@ -117,6 +122,53 @@ test('dashboard: the CPU chart updates live from the server-sent stats', async (
   await b.screenshot('03-dashboard');
 });
 
+/** every chart's y-axis labels (as drawn) are distinct, and its legend shows values, not "--" */
+async function checkCharts(ids: string[]): Promise<void> {
+  const { page } = b;
+  for (const id of ids) {
+    const chart = page.locator(`[data-testid="${id}"]`);
+    await until(async () => Number(await chart.getAttribute('data-points')) > 0, `${id} has points`);
+    await until(async () => ((await chart.getAttribute('data-yticks')) ?? '') !== '', `${id} has y labels`);
+    const ticks = (await chart.getAttribute('data-yticks'))!.split('|').filter(Boolean);
+    assert.equal(new Set(ticks).size, ticks.length, `${id}: repeated y-axis labels ${ticks.join(', ')}`);
+    const legend = await chart.locator('.u-legend').innerText();
+    assert.doesNotMatch(legend, /--/, `${id}: legend ${legend}`);
+  }
+}
+
+test('dashboard: after a reload the charts open with the device\'s history, axes and legends read right', async () => {
+  const { page } = b;
+  // the device has been sampling since it started: a fresh page shows that at once, not one point
+  await new Promise((r) => setTimeout(r, 2500));
+  const kept = (await api<{ samples: unknown[] }>('/api/v1/system/stats/history')).samples.length;
+  assert.ok(kept >= 2, `the device keeps samples (${kept})`);
+  await page.reload();
+  const chart = page.locator('[data-testid="chart-cpu"]');
+  await chart.waitFor();
+  await until(async () => Number(await chart.getAttribute('data-points')) >= kept, 'the kept samples on the chart after a reload', 3000);
+  await checkCharts(['chart-cpu', 'chart-memory', 'chart-disk', 'chart-network', 'chart-hand-cpu', 'chart-hand-heap']);
+  await b.screenshot('03b-dashboard-reloaded');
+});
+
+test('dashboard: the disk and network figures are the API\'s, and the disk percent is df\'s', async () => {
+  const { page } = b;
+  const now = page.locator('[data-testid="now"]');
+  await until(async () => ((await now.getAttribute('data-ts')) ?? '') !== '', 'a sample in the Now card');
+  const ts = Number(await now.getAttribute('data-ts'));
+  const disk = page.locator('[data-testid="now-disk"]');
+  const net = page.locator('[data-testid="now-net"]');
+  const shown = { percent: Number(await disk.getAttribute('data-percent')), rx: Number(await net.getAttribute('data-rx')), tx: Number(await net.getAttribute('data-tx')), text: await disk.innerText() };
+  const { samples } = await api<{ samples: Array<{ ts: number; disk: { percent: number; path: string }; network: { rxBytesPerSec: number; txBytesPerSec: number } }> }>('/api/v1/system/stats/history');
+  const same = samples.find((x) => x.ts === ts) ?? await api<(typeof samples)[number]>('/api/v1/system/stats');
+  assert.ok(Math.abs(shown.percent - same.disk.percent) <= 0.2, `page ${shown.percent} % vs API ${same.disk.percent} %`);
+  assert.ok(shown.text.startsWith(`${shown.percent.toFixed(1)} %`), shown.text);
+  if (same.ts === ts) assert.deepEqual([shown.rx, shown.tx], [same.network.rxBytesPerSec, same.network.txBytesPerSec]);
+  // df of the same folder, which is what the owner compares with
+  const line = execFileSync('df', ['-P', same.disk.path], { encoding: 'utf8' }).trim().split('\n').at(-1)!.split(/\s+/);
+  const df = Number(line[4]!.replace('%', ''));
+  assert.ok(Math.abs(shown.percent - df) <= 1, `page ${shown.percent} % vs df ${df} %`);
+});
+
 test('hands: the Monitoring Hand is listed and restarts from the page', async () => {
   const { page } = b;
   await nav('hands');
@@ -136,6 +188,71 @@ test('hands: the Monitoring Hand is listed and restarts from the page', async ()
   const audit = await api<{ items: Array<{ actor: string; action: string; subject: string }> }>('/api/v1/audit?action=api.hands.restart');
   assert.ok(audit.items.some((e) => e.actor === `user:${USER}` && e.subject === 'monitoring'), JSON.stringify(audit.items));
   await b.screenshot('04-hands');
+});
+
+test('hands: the heap column shows the Hand\'s own quota, not V8\'s whole limit', async () => {
+  const { page } = b;
+  const st = await api<{ heapQuotaMb?: number; heapLimitMb: number }>('/api/v1/hands/monitoring');
+  assert.equal(st.heapQuotaMb, 32, 'the Monitoring Hand\'s manifest asks 32 MB');
+  await until(async () => new RegExp(`/ ${st.heapQuotaMb} MB`).test(await page.locator('[data-testid="hand-heap-monitoring"]').innerText()), 'the quota in the heap column');
+});
+
+test('hands: a failed Hand shows its error, and restarts from the page', async () => {
+  const { page } = b;
+  const row = page.locator('[data-testid="hand-row-broken"]');
+  await page.waitForSelector('[data-testid="hand-row-broken"][data-state="failed"]', { timeout: 30_000 });
+  // the other rows are still there (the page did not throw on the error object)
+  await page.locator('[data-testid="hand-row-monitoring"]').waitFor();
+  const st = await api<{ lastError: { code: string; message: string }; restarts: number }>('/api/v1/hands/broken');
+  const err = await page.locator('[data-testid="hand-error-broken"]').innerText();
+  assert.ok(err.includes(st.lastError.code) && /boom in start/.test(err), err);
+  const restart = page.locator('[data-testid="hand-restart-broken"]');
+  assert.equal(await restart.isVisible(), true);
+  assert.equal(await restart.isEnabled(), true);
+  await b.screenshot('04b-hands-failed');
+  await restart.click();
+  await until(async () => {
+    const audit = await api<{ items: Array<{ actor: string; subject: string }> }>('/api/v1/audit?action=api.hands.restart');
+    return audit.items.some((e) => e.actor === `user:${USER}` && e.subject === 'broken');
+  }, 'the restart of the failed Hand audited with the user who clicked');
+  // it was tried again: it left failed (and, throwing again, comes back to it with more restarts)
+  await until(async () => {
+    const s = await api<{ state: string; restarts: number }>('/api/v1/hands/broken');
+    return s.state !== 'failed' || s.restarts > st.restarts;
+  }, 'the failed Hand tried again');
+  assert.equal(await page.locator('[data-testid="hands-error"]').count(), 0, 'no error shown for the restart');
+});
+
+test('hands: the settings form shows the schema\'s defaults where nothing is set', async () => {
+  const { page } = b;
+  await page.click('[data-testid="hand-open-broken"]');
+  await page.locator('[data-testid="setting-threshold"]').waitFor();
+  assert.equal(await page.getAttribute('[data-testid="setting-threshold"]', 'placeholder'), '42');
+  assert.equal(await page.getAttribute('[data-testid="setting-label"]', 'placeholder'), 'greenhouse');
+  assert.match(await page.locator('[data-testid="setting-mode"] option').first().innerText(), /default: slow/);
+  assert.equal(await page.isChecked('[data-testid="setting-verbose"]'), true);
+  await b.screenshot('04e-hand-settings-defaults', '[data-testid="hand-settings"]');
+  await nav('hands');
+  await page.goto('/#/hands');
+});
+
+test('hands and nav on a phone: they scroll sideways, with a visible hint', async () => {
+  const { page } = b;
+  await page.setViewportSize({ width: 375, height: 760 });
+  try {
+    const box = page.locator('[data-testid="hands-scroll"]');
+    await until(async () => (await box.getAttribute('data-more-right')) === 'true', 'the Hands table marked as wider than the screen');
+    assert.equal(await page.locator('[data-testid="hands-scroll-hint"]').isVisible(), true);
+    await until(async () => (await page.locator('[data-testid="nav-box"]').getAttribute('data-more-right')) === 'true', 'the nav marked as wider than the screen');
+    assert.equal(await page.locator('[data-testid="nav-box-hint"]').isVisible(), true);
+    await page.screenshot({ path: join(SCREENSHOTS, '04c-hands-phone.png') });
+    // scrolled to the end, the right hint goes and a left one shows there is more back
+    await box.locator('.scroll').evaluate((el) => { el.scrollLeft = el.scrollWidth; });
+    await until(async () => (await box.getAttribute('data-more-right')) === 'false' && (await box.getAttribute('data-more-left')) === 'true', 'the hint follows the scroll');
+    await page.screenshot({ path: join(SCREENSHOTS, '04d-hands-phone-scrolled.png') });
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 860 });
+  }
 });
 
 test('alerts: a firing alert is shown and acknowledged from the page', async () => {
@@ -158,6 +275,20 @@ test('alerts: a firing alert is shown and acknowledged from the page', async () 
   }
   await page.waitForSelector(`[data-testid="alert-row-${id}"][data-acked="true"]`);
   await b.screenshot('05-alerts');
+});
+
+test('sensors: the history chart shows the points the API has', async () => {
+  const { page } = b;
+  const hist = await api<{ points: unknown[] }>(`/api/v1/sensors/green.temp/history?from=${Date.now() - 3_600_000}&to=${Date.now()}`);
+  assert.ok(hist.points.length > 0, 'the Monitoring Hand has history of green.temp');
+  await page.goto('/#/sensors/green.temp');
+  const chart = page.locator('[data-testid="chart-sensor-history"]');
+  await chart.waitFor();
+  await until(async () => Number(await chart.getAttribute('data-points')) > 0, 'points on the history chart');
+  const legend = await chart.locator('.u-legend').innerText();
+  assert.match(legend, /22/, `the constant 22 °C in the legend: ${legend}`);
+  await checkCharts(['chart-sensor-history']);
+  await b.screenshot('05b-sensor-history');
 });
 
 test('chat: an answer streams from the local random-weight model and ends complete', async () => {
@@ -183,6 +314,7 @@ test('chat: an answer streams from the local random-weight model and ends comple
 test('audit: the chain verifies in the browser, and a tampered export is caught where it breaks', async () => {
   const { page } = b;
   await nav('audit');
+  assert.match((await page.getAttribute('[data-testid="audit-actor"]', 'placeholder'))!, /^user:/, 'the actor placeholder looks like the actors in the log');
   // the log itself, newest first: the login made at the start of this walk is in it
   await page.locator('[data-testid^="audit-row-"]').first().waitFor();
   assert.match(await page.locator('[data-testid="audit-table"]').innerText(), /user:owner/);
@@ -224,4 +356,22 @@ test('config: an invalid change is rejected with the field named, and nothing is
 
 test('the page made no request outside the device and logged no errors', () => {
   assert.deepEqual(b.problems.filter((p) => !/401|Unauthorized/.test(p)), []);
+});
+
+test('the status bar shows the new device name once a config change is applied, without a reload', async () => {
+  const { page } = b;
+  await nav('config');
+  const editor = page.locator('[data-testid="config-editor"]');
+  // the editor still holds the invalid edit of the test before: start from the device's config
+  await page.click('[data-testid="config-reload"]');
+  await until(async () => !/eighty/.test(await editor.inputValue()) && (await editor.inputValue()).trim().startsWith('{'), 'the current config in the editor');
+  const cfg = JSON.parse(await editor.inputValue()) as { deviceName?: string };
+  cfg.deviceName = 'greenhouse-renamed';
+  await editor.fill(JSON.stringify(cfg, null, 2));
+  await page.waitForSelector('[data-testid="config-validation"][data-state="valid"]');
+  await page.click('[data-testid="config-apply"]:not([disabled])');
+  // the kernel restarts in process (same ports): the API is away for a moment
+  await until(async () => (await api<{ deviceName: string }>('/api/v1/system').catch(() => null))?.deviceName === 'greenhouse-renamed', 'the new name applied', 30_000);
+  await until(async () => /greenhouse-renamed/.test(await page.locator('[data-testid="status-device"]').innerText()), 'the new name in the status bar', 10_000);
+  await b.screenshot('10-renamed', '[data-testid="status-bar"]');
 });

@@ -7,7 +7,7 @@ import { sseHeaders, sseSend } from './sse.ts';
 
 const counters = obj({ published: num, received: num, dropped: num, denied: num, malformed: num });
 export const HAND_STATUS: Schema = open({
-  name: str(), module: str(4096), state: str(), since: num, uptimeMs: num, restarts: num, cpu: num, heapUsedMb: num, heapLimitMb: num,
+  name: str(), module: str(4096), state: str(), since: num, uptimeMs: num, restarts: num, cpu: num, heapUsedMb: num, heapLimitMb: num, heapQuotaMb: num,
   messages: counters, handlerErrors: num, logsDropped: num,
   id: str(), version: str(), description: str(4096), nextStartAt: num, lastError: anyObject,
   network: obj({ hosts: { type: 'array', items: str(300) }, raw: bool }),

@@ -1,7 +1,7 @@
 /** System: device info, health, a stats sample and a live stats stream, soft restart. */
 import { defineRoutes, type Schema } from '../route.ts';
 import { HEALTH } from './meta.ts';
-import { bool, num, obj, open, str } from './schemas.ts';
+import { bool, int, num, obj, open, str } from './schemas.ts';
 import { openStream } from './live.ts';
 
 export const STATS_EVERY_MS = 2000;
@@ -17,7 +17,7 @@ export const STATS: Schema = open({
   cpu: open({ percent: num, load1: num, cores: num }),
   memory: open({ totalBytes: num, usedBytes: num, rssBytes: num }),
   temperatureC: nullableNum,
-  disk: open({ totalBytes: num, usedBytes: num, path: str(4096) }),
+  disk: open({ totalBytes: num, usedBytes: num, freeBytes: num, percent: num, path: str(4096) }),
   network: open({ rxBytesPerSec: num, txBytesPerSec: num }),
   hands: { type: 'array', items: open({ name: str(), state: str(), cpu: num, heapUsedMb: num }) },
 });
@@ -40,6 +40,12 @@ export default defineRoutes([
     method: 'GET', path: '/api/v1/system/stats', operationId: 'systemStats', summary: 'One sample: CPU, load, memory, temperature, disk, network rates, each Hand\'s CPU and heap', tag: 'system', access: 'read',
     responses: { 200: { description: 'a stats sample', schema: STATS } },
     handler: ({ api, caller }) => api.system.stats(caller),
+  },
+  {
+    method: 'GET', path: '/api/v1/system/stats/history', operationId: 'systemStatsHistory', summary: 'The stats samples of the last minutes (at most 5; the device samples every 2 s), oldest first', tag: 'system', access: 'read',
+    query: obj({ minutes: int(1, 5) }, ['minutes']),
+    responses: { 200: { description: 'stats samples, oldest first', schema: obj({ samples: { type: 'array', items: STATS } }) } },
+    handler: ({ api, caller, query }) => api.system.statsHistory(caller, ((query as { minutes?: number }).minutes ?? 5) * 60_000),
   },
   {
     method: 'GET', path: '/api/v1/system/stream', operationId: 'systemStream', summary: 'Server-sent events: a `stats` event every 2 s', tag: 'system', access: 'read',

@@ -14,12 +14,16 @@ export interface ChartProps {
   /** y-axis formatting */
   unit?: string;
   height?: number;
+  /** the x range to show, in seconds (a history's selected range); default: the data's, at least a minute */
+  xRange?: [number, number] | undefined;
 }
 
 const COLORS = ['#2b7de9', '#e8590c', '#2f9e44', '#ae3ec9', '#f08c00', '#1098ad', '#e03131', '#5c940d'];
 
-export function Chart({ testid, title, series, data, unit = '', height = 180 }: ChartProps) {
+export function Chart({ testid, title, series, data, unit = '', height = 180, xRange }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
+  const range = useRef(xRange);
+  range.current = xRange;
   const plot = useRef<uPlot | null>(null);
   const key = series.join('\u0000');
 
@@ -33,9 +37,33 @@ export function Chart({ testid, title, series, data, unit = '', height = 180 }: 
       title,
       legend: { show: true },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
-      axes: [{}, { values: (_u, vals) => vals.map((v) => `${fmt(v)}${unit}`), size: 60 }],
-      series: [{}, ...series.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length]!, width: 1.5, spanGaps: true }))],
+      scales: {
+        x: {
+          time: true,
+          // one point alone would make uPlot span years around it
+          range: (_u, min, max): uPlot.Range.MinMax => range.current ?? (max - min < 60 ? [max - 60, max + 1] : [min, max]),
+        },
+      },
+      axes: [{}, {
+        values: (_u, vals) => {
+          const labels = tickLabels(vals, unit);
+          // what the axis shows, for tests (the labels are drawn on the canvas)
+          el.dataset.yticks = labels.join('|');
+          return labels;
+        },
+        size: 64,
+      }],
+      // with the cursor away, the legend shows the latest values (not "--")
+      series: [
+        { label: 'Time', value: (u, v, _si, idx) => clock(idx === null ? lastOf(u.data[0]) : v) },
+        ...series.map((label, i) => ({
+          label, stroke: COLORS[i % COLORS.length]!, width: 1.5, spanGaps: true,
+          value: (u: uPlot, v: number | null, si: number, idx: number | null) => {
+            const x = idx === null ? lastOf(u.data[si]) : v;
+            return x === null || x === undefined ? '–' : `${fmt(x, 2)}${unit ? ` ${unit}` : ''}`;
+          },
+        })),
+      ],
     };
     const u = new uPlot(opts, data as uPlot.AlignedData, el);
     plot.current = u;
@@ -53,9 +81,41 @@ export function Chart({ testid, title, series, data, unit = '', height = 180 }: 
 
   useEffect(() => {
     plot.current?.setData(data as uPlot.AlignedData);
-  }, [data]);
+  }, [data, xRange?.[0], xRange?.[1]]);
 
   return <div class="chart" ref={box} data-testid={testid} data-points={String(data[0]?.length ?? 0)} />;
+}
+
+const lastOf = (col: ArrayLike<number | null | undefined> | undefined): number | null => {
+  if (!col) return null;
+  for (let i = col.length - 1; i >= 0; i--) {
+    const v = col[i];
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+  }
+  return null;
+};
+
+const clock = (sec: number | null | undefined): string => (typeof sec === 'number' ? new Date(sec * 1000).toLocaleTimeString() : '–');
+
+/**
+ * y-axis labels with as many decimals as the step between ticks needs, so that no two ticks
+ * read the same (71.80 and 71.81 are not both "71.8").
+ */
+export function tickLabels(vals: number[], unit = ''): string[] {
+  const finite = vals.filter((v) => typeof v === 'number' && Number.isFinite(v));
+  let step = Infinity;
+  for (let i = 1; i < finite.length; i++) {
+    const d = Math.abs(finite[i]! - finite[i - 1]!);
+    if (d > 0) step = Math.min(step, d);
+  }
+  const max = Math.max(0, ...finite.map(Math.abs));
+  const scale = max >= 1e9 ? 1e9 : max >= 1e6 ? 1e6 : max >= 1e4 ? 1e3 : 1;
+  const suffix = scale === 1e9 ? 'G' : scale === 1e6 ? 'M' : scale === 1e3 ? 'k' : '';
+  let digits = Number.isFinite(step) ? Math.max(0, Math.min(8, Math.ceil(-Math.log10(step / scale) - 1e-9))) : 0;
+  const render = (d: number): string[] => vals.map((v) => (typeof v === 'number' && Number.isFinite(v) ? `${(v / scale).toFixed(d)}${suffix}${unit}` : ''));
+  let out = render(digits);
+  while (new Set(out.filter(Boolean)).size < out.filter(Boolean).length && digits < 8) out = render(++digits);
+  return out;
 }
 
 export function fmt(v: number | null | undefined, digits = 1): string {

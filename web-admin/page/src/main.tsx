@@ -8,9 +8,10 @@ import './style.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, connection, del, get, message, session, setCsrf, type User } from './api.ts';
-import { system, type SystemInfo } from './system.ts';
+import { refreshSystem, system, type SystemInfo } from './system.ts';
 import { streams } from './sse.ts';
 import { useStore } from './store.ts';
+import { NavBox } from './hscroll.tsx';
 import { Login, Setup } from './pages/auth.tsx';
 import { Dashboard } from './pages/dashboard.tsx';
 import { Hands } from './pages/hands.tsx';
@@ -67,6 +68,9 @@ function App() {
   useEffect(() => {
     if (!user) return;
     get<SystemInfo>('/api/v1/system').then((s) => system.set(s), () => undefined);
+    // the device name, version and generation change with the config, also from elsewhere (the CLI)
+    const t = setInterval(() => void refreshSystem(), 15_000);
+    return () => clearInterval(t);
   }, [user]);
 
   if (bootError) return <div class="center"><p class="error" data-testid="boot-error">{bootError}</p></div>;
@@ -90,6 +94,7 @@ function App() {
   const View = page.view;
   return (
     <div class="layout">
+      <NavBox>
       <nav class="nav" data-testid="nav">
         <div class="brand">Talon</div>
         {PAGES.map((p) => (
@@ -106,6 +111,7 @@ function App() {
           }}>Log out</button>
         </div>
       </nav>
+      </NavBox>
       <main class="main" data-testid={`page-${page.id}`}>
         <View args={route.slice(1)} user={user} />
       </main>

@@ -6,7 +6,8 @@ export interface StatsSample {
   cpu: { percent: number; load1?: number; cores?: number };
   memory: { totalBytes: number; usedBytes: number; rssBytes?: number };
   temperatureC: number | null;
-  disk: { totalBytes: number; usedBytes: number; path?: string };
+  /** percent: like df (used / (used + available)); older daemons sent only the bytes */
+  disk: { totalBytes: number; usedBytes: number; freeBytes?: number; percent?: number; path?: string };
   network: { rxBytesPerSec: number; txBytesPerSec: number };
   hands: Array<{ name: string; state?: string; cpu: number; heapUsedMb: number }>;
 }
@@ -27,6 +28,25 @@ export function addSample(v: unknown): void {
   list.push(v);
   list.sort((a, b) => a.ts - b.ts);
   samples.set(list);
+}
+
+/** adds many samples at once (the history the device kept, read at page load) */
+export function addSamples(list: unknown): void {
+  if (!Array.isArray(list)) return;
+  const ok = list.filter(isSample);
+  if (!ok.length) return;
+  const byTs = new Map<number, StatsSample>();
+  for (const s of [...samples.get(), ...ok]) byTs.set(s.ts, s);
+  const newest = Math.max(...byTs.keys());
+  samples.set([...byTs.values()].filter((s) => s.ts >= newest - WINDOW_MS).sort((a, b) => a.ts - b.ts));
+}
+
+/** the disk percent as df shows it; from the bytes when the daemon sent no percent */
+export function diskPercent(s: StatsSample): number | null {
+  if (typeof s.disk.percent === 'number') return s.disk.percent;
+  if (!s.disk.totalBytes) return null;
+  const avail = typeof s.disk.freeBytes === 'number' ? s.disk.freeBytes : s.disk.totalBytes - s.disk.usedBytes;
+  return Math.round((1000 * s.disk.usedBytes) / (s.disk.usedBytes + avail)) / 10;
 }
 
 type Series = Array<Array<number | null>>;

@@ -59,7 +59,7 @@ export function Audit() {
         setCursors([undefined]);
         setApplied({ ...f });
       }}>
-        <label>Actor<input data-testid="audit-actor" value={f.actor} onInput={set('actor')} placeholder="http:admin" /></label>
+        <label>Actor<input data-testid="audit-actor" value={f.actor} onInput={set('actor')} placeholder="user:admin" /></label>
         <label>Action<input data-testid="audit-action" value={f.action} onInput={set('action')} placeholder="hand.restart" /></label>
         <label>Decision<select data-testid="audit-decision" value={f.decision} onChange={set('decision')}>
           <option value="">any</option>

@@ -4,6 +4,7 @@
  * roll back.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { refreshSystemSoon } from '../system.ts';
 import { ApiError, fieldErrors, get, message, post, put, q, type FieldError } from '../api.ts';
 import { time } from '../chart.tsx';
 import type { PageProps } from '../system.ts';
@@ -119,6 +120,7 @@ export function Config({ user }: PageProps) {
     try {
       const r = await put<{ generation: number; changed: boolean; restarted?: string[] }>('/api/v1/config', { config: JSON.parse(text), baseGeneration: current?.generation });
       await load();
+      refreshSystemSoon();
       setStatus({ text: r.changed ? `Applied as generation ${r.generation}${r.restarted?.length ? `; restarted ${r.restarted.join(', ')}` : ''}.` : 'No change: the config is the same as the current one.', kind: 'ok' });
     } catch (e) {
       if (e instanceof ApiError && e.status === 409) {
@@ -135,6 +137,7 @@ export function Config({ user }: PageProps) {
     try {
       const r = await post<{ generation: number }>('/api/v1/config/rollback', { generation });
       await load();
+      refreshSystemSoon();
       setStatus({ text: `Rolled back: generation ${generation} is now applied as generation ${r.generation}.`, kind: 'ok' });
     } catch (e) {
       setStatus({ text: message(e), kind: 'error' });

@@ -5,7 +5,7 @@ import { Chart, bytes, duration, fmt } from '../chart.tsx';
 import { useStream } from '../sse.ts';
 import { useStore } from '../store.ts';
 import { system } from '../system.ts';
-import { addSample, columns, handNames, samples } from '../stats.ts';
+import { addSample, addSamples, columns, diskPercent, handNames, samples } from '../stats.ts';
 
 interface Health {
   status: string;
@@ -24,7 +24,9 @@ export function Dashboard() {
 
   useEffect(() => {
     get<Health>('/api/v1/system/health').then(setHealth, (e: unknown) => setError(message(e)));
-    get('/api/v1/system/stats').then(addSample, () => undefined);
+    // the device keeps the last minutes of samples: the charts open with them, then the stream appends
+    get<{ samples: unknown[] }>('/api/v1/system/stats/history').then((r) => addSamples(r.samples), () => undefined)
+      .finally(() => get('/api/v1/system/stats').then(addSample, () => undefined));
     const t = setInterval(() => get<Health>('/api/v1/system/health').then(setHealth, () => undefined), 10_000);
     return () => clearInterval(t);
   }, []);
@@ -35,7 +37,7 @@ export function Dashboard() {
     cpu: columns(list, [(s) => s.cpu.percent]),
     mem: columns(list, [(s) => s.memory.usedBytes / MB, (s) => (s.memory.rssBytes ?? 0) / MB]),
     temp: columns(list, [(s) => s.temperatureC]),
-    disk: columns(list, [(s) => (s.disk.totalBytes ? (100 * s.disk.usedBytes) / s.disk.totalBytes : null)]),
+    disk: columns(list, [diskPercent]),
     net: columns(list, [(s) => s.network.rxBytesPerSec / 1024, (s) => s.network.txBytesPerSec / 1024]),
     handCpu: columns(list, hands.map((n) => (s) => {
       const h = s.hands?.find((x) => x.name === n);
@@ -68,15 +70,15 @@ export function Dashboard() {
           <h2>Health <span class={`badge ${health?.ok ? 'ok' : 'bad'}`}>{health?.status ?? '…'}</span></h2>
           <Checks checks={health?.checks} />
         </div>
-        <div class="card" data-testid="now">
+        <div class="card" data-testid="now" data-ts={last ? String(last.ts) : ''}>
           <h2>Now</h2>
           {last ? (
             <dl>
               <dt>CPU</dt><dd data-testid="now-cpu">{fmt(last.cpu.percent)} %</dd>
-              <dt>Memory</dt><dd>{bytes(last.memory.usedBytes)} / {bytes(last.memory.totalBytes)}</dd>
+              <dt>Memory</dt><dd data-testid="now-memory">{bytes(last.memory.usedBytes)} / {bytes(last.memory.totalBytes)}</dd>
               <dt>Temperature</dt><dd>{typeof last.temperatureC === 'number' ? `${last.temperatureC.toFixed(1)} °C` : 'n/a'}</dd>
-              <dt>Disk</dt><dd>{bytes(last.disk.usedBytes)} / {bytes(last.disk.totalBytes)}</dd>
-              <dt>Network</dt><dd>↓ {bytes(last.network.rxBytesPerSec)}/s ↑ {bytes(last.network.txBytesPerSec)}/s</dd>
+              <dt>Disk</dt><dd data-testid="now-disk" data-percent={String(diskPercent(last) ?? '')} title={last.disk.path ?? ''}>{fmt(diskPercent(last))} % · {bytes(last.disk.usedBytes)} used, {bytes(last.disk.freeBytes ?? last.disk.totalBytes - last.disk.usedBytes)} free</dd>
+              <dt>Network</dt><dd data-testid="now-net" data-rx={String(last.network.rxBytesPerSec)} data-tx={String(last.network.txBytesPerSec)}>↓ {bytes(last.network.rxBytesPerSec)}/s ↑ {bytes(last.network.txBytesPerSec)}/s</dd>
             </dl>
           ) : <p>waiting for the first sample…</p>}
         </div>
@@ -86,7 +88,7 @@ export function Dashboard() {
         <Chart testid="chart-memory" title="Memory (MB)" series={['used', 'Talon RSS']} data={data.mem} />
         <Chart testid="chart-temperature" title="Temperature (°C)" series={['°C']} data={data.temp} />
         <Chart testid="chart-disk" title="Disk used (%)" series={['used %']} data={data.disk} unit="%" />
-        <Chart testid="chart-network" title="Network (KB/s)" series={['rx', 'tx']} data={data.net} />
+        <Chart testid="chart-network" title="Network (KB/s)" series={['↓ rx', '↑ tx']} data={data.net} />
         <Chart testid="chart-hand-cpu" title="Hand CPU (%)" series={hands} data={data.handCpu} unit="%" />
         <Chart testid="chart-hand-heap" title="Hand heap (MB)" series={hands} data={data.handHeap} />
       </div>

@@ -3,7 +3,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { enc, fieldErrors, get, message, post, put } from '../api.ts';
 import { duration, fmt, time } from '../chart.tsx';
 import { useStream } from '../sse.ts';
-import type { PageProps } from '../system.ts';
+import { HScroll } from '../hscroll.tsx';
+import { refreshSystemSoon, type PageProps } from '../system.ts';
 import { SchemaField, normalizePath, type JsonSchema } from './schema-form.tsx';
 
 export interface HandStatus {
@@ -15,10 +16,13 @@ export interface HandStatus {
   since?: number;
   uptimeMs: number;
   restarts: number;
-  lastError?: string;
+  /** the API sends {code, message}; older daemons sent a string */
+  lastError?: { code?: string; message?: string } | string;
   cpu: number;
   heapUsedMb: number;
   heapLimitMb?: number;
+  /** the Hand's effective heap quota (quotas.heapMb); heapLimitMb is V8's whole heap limit, larger */
+  heapQuotaMb?: number;
   /** Buffers and ArrayBuffers outside the V8 heap, and their quota */
   externalMb?: number;
   externalLimitMb?: number;
@@ -31,6 +35,14 @@ export interface HandStatus {
 export const RAW_NETWORK_WARNING = 'network: { raw: true } opens ALL of the network to this Hand: its worker runs with --allow-net and can connect anywhere (LAN, loopback, the internet) without the host list or the audit that ctx.fetch gives.';
 
 export const REFRESH_MS = 3000;
+
+/** "CODE: message" of a Hand's last error, whatever shape it came in */
+export function errorText(e: HandStatus['lastError']): string {
+  if (e === undefined || e === null) return '';
+  if (typeof e === 'string') return e;
+  if (typeof e !== 'object') return String(e);
+  return [e.code, e.message].filter((x) => typeof x === 'string' && x).join(': ') || JSON.stringify(e);
+}
 
 export function Hands({ args, user }: PageProps) {
   const [hands, setHands] = useState<HandStatus[] | null>(null);
@@ -66,7 +78,7 @@ export function Hands({ args, user }: PageProps) {
     <section>
       <h1>Hands</h1>
       {error && <p class="error" data-testid="hands-error">{error}</p>}
-      <div class="scroll">
+      <HScroll testid="hands-scroll">
         <table data-testid="hands-table">
           <thead><tr><th>Hand</th><th>State</th><th>Uptime</th><th>Restarts</th><th>CPU</th><th>Heap</th><th>Messages in / out</th><th /></tr></thead>
           <tbody>
@@ -74,12 +86,12 @@ export function Hands({ args, user }: PageProps) {
               <tr key={h.name} data-testid={`hand-row-${h.name}`} data-state={h.state} data-restarts={String(h.restarts)} class={selected === h.name ? 'selected' : ''}>
                 <td><a href={`#/hands/${enc(h.name)}`} data-testid={`hand-open-${h.name}`}>{h.name}</a>{h.version && <small class="muted"> {h.version}</small>}
                   {h.network?.raw && <span class="badge bad" data-testid={`hand-raw-network-${h.name}`} title={RAW_NETWORK_WARNING}>raw network</span>}
-                  {h.lastError && <div class="error small" title={h.lastError}>{h.lastError.slice(0, 80)}</div>}</td>
+                  {h.lastError && <div class="error small" data-testid={`hand-error-${h.name}`} title={errorText(h.lastError)}>{errorText(h.lastError).slice(0, 160)}</div>}</td>
                 <td><span class={`badge state-${h.state}`} data-testid={`hand-state-${h.name}`}>{h.state}</span></td>
                 <td>{h.state === 'running' ? duration(h.uptimeMs) : '–'}</td>
                 <td data-testid={`hand-restarts-${h.name}`}>{h.restarts}</td>
                 <td>{((h.cpu ?? 0) * 100).toFixed(1)} %</td>
-                <td>{(h.heapUsedMb ?? 0).toFixed(1)}{h.heapLimitMb ? ` / ${h.heapLimitMb}` : ''} MB
+                <td data-testid={`hand-heap-${h.name}`}>{(h.heapUsedMb ?? 0).toFixed(1)}{h.heapQuotaMb ? ` / ${h.heapQuotaMb}` : h.heapLimitMb ? ` / ${Math.round(h.heapLimitMb)}` : ''} MB
                   {typeof h.externalMb === 'number' && <small class="muted" title="Buffers and ArrayBuffers outside the V8 heap (quotas.externalMb)"> + {h.externalMb.toFixed(1)}{h.externalLimitMb ? ` / ${h.externalLimitMb}` : ''} MB outside</small>}</td>
                 <td>{fmt(h.messages?.received ?? 0, 0)} / {fmt(h.messages?.published ?? 0, 0)}{(h.messages?.dropped ?? 0) + (h.messages?.denied ?? 0) > 0 ? <small class="muted"> ({h.messages.dropped} dropped, {h.messages.denied} denied)</small> : null}</td>
                 <td class="actions">
@@ -93,8 +105,8 @@ export function Hands({ args, user }: PageProps) {
             ))}
           </tbody>
         </table>
-        {hands && hands.length === 0 && <p class="muted">No Hands installed.</p>}
-      </div>
+      </HScroll>
+      {hands && hands.length === 0 && <p class="muted">No Hands installed.</p>}
       {selected && hands?.find((x) => x.name === selected)?.network?.raw && (
         <p class="error" data-testid="hand-raw-network-warning">{RAW_NETWORK_WARNING}</p>
       )}
@@ -128,6 +140,7 @@ function Settings({ name, admin }: { name: string; admin: boolean }) {
     try {
       const r = await put<{ generation: number }>(`/api/v1/hands/${enc(name)}/settings`, { settings: value ?? {} });
       setStatus(`Saved as config generation ${r.generation}; ${name} restarted.`);
+      refreshSystemSoon();
     } catch (e) {
       const list = fieldErrors(e);
       const map: Record<string, string> = {};

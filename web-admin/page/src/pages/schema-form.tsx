@@ -77,7 +77,7 @@ export function SchemaField({ schema, value, onChange, errors, path = '', label 
           const i = (e.target as HTMLSelectElement).value;
           onChange(i === '' ? undefined : opts[Number(i)]);
         }}>
-          <option value="">(not set)</option>
+          <option value="">{schema.default !== undefined ? `(default: ${typeof schema.default === 'string' ? schema.default : JSON.stringify(schema.default)})` : '(not set)'}</option>
           {opts.map((o, i) => <option key={i} value={String(i)}>{typeof o === 'string' ? o : JSON.stringify(o)}</option>)}
         </select>{help}{errorEl}
       </label>
@@ -86,7 +86,8 @@ export function SchemaField({ schema, value, onChange, errors, path = '', label 
   if (t === 'boolean') {
     return (
       <label class="field check">
-        <input type="checkbox" data-testid={id} checked={value === true} onChange={(e) => onChange((e.target as HTMLInputElement).checked)} /> {title}{help}{errorEl}
+        <input type="checkbox" data-testid={id} checked={value === true || (value === undefined && schema.default === true)} onChange={(e) => onChange((e.target as HTMLInputElement).checked)} /> {title}
+        {value === undefined && typeof schema.default === 'boolean' && <small class="muted"> (default)</small>}{help}{errorEl}
       </label>
     );
   }
@@ -115,13 +116,14 @@ export function SchemaField({ schema, value, onChange, errors, path = '', label 
       </fieldset>
     );
   }
-  return <JsonField title={title} value={value} testid={id} onChange={onChange} help={help} errorEl={errorEl} />;
+  return <JsonField title={title} value={value} testid={id} onChange={onChange} help={help} errorEl={errorEl} placeholder={schema.default === undefined ? undefined : JSON.stringify(schema.default)} />;
 }
 
 function PrimitiveInput({ type, value, testid, schema, onChange }: { type: string; value: unknown; testid: string; schema: JsonSchema; onChange: (v: unknown) => void }) {
   const numeric = type === 'number' || type === 'integer';
   return (
     <input type={(numeric ? 'number' : 'text') as 'text'} data-testid={testid} step={type === 'integer' ? 1 : 'any'}
+      {...(schema.default !== undefined && schema.default !== null ? { placeholder: typeof schema.default === 'object' ? JSON.stringify(schema.default) : String(schema.default) } : {})}
       {...(schema.minimum !== undefined ? { min: schema.minimum } : {})} {...(schema.maximum !== undefined ? { max: schema.maximum } : {})}
       value={value === undefined || value === null ? '' : String(value)}
       onInput={(e) => {
@@ -134,12 +136,12 @@ function PrimitiveInput({ type, value, testid, schema, onChange }: { type: strin
   );
 }
 
-function JsonField({ title, value, testid, onChange, help, errorEl }: { title: string; value: unknown; testid: string; onChange: (v: unknown) => void; help: unknown; errorEl: unknown }) {
+function JsonField({ title, value, testid, onChange, help, errorEl, placeholder }: { title: string; value: unknown; testid: string; onChange: (v: unknown) => void; help: unknown; errorEl: unknown; placeholder?: string | undefined }) {
   const [text, setText] = useState(() => (value === undefined ? '' : JSON.stringify(value, null, 2)));
   const [bad, setBad] = useState('');
   return (
     <label class="field">{title} <small class="muted">(JSON)</small>
-      <textarea data-testid={testid} rows={4} value={text} onInput={(e) => {
+      <textarea data-testid={testid} rows={4} value={text} {...(placeholder ? { placeholder } : {})} onInput={(e) => {
         const t = (e.target as HTMLTextAreaElement).value;
         setText(t);
         if (t.trim() === '') {

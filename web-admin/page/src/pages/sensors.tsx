@@ -85,16 +85,19 @@ export function Sensors({ args, user }: PageProps) {
 
 const round = (v: number): string => (Number.isInteger(v) ? String(v) : v.toFixed(2));
 
-type Point = [number, number | null] | { ts: number; min?: number; max?: number; avg?: number };
+/** the API sends {t, min, max, avg, n}; ts is what older daemons sent */
+type Point = [number, number | null] | { t?: number; ts?: number; min?: number; max?: number; avg?: number };
 
 function History({ id, unit }: { id: string; unit: string }) {
   const [range, setRange] = useState<(typeof RANGES)[number]['id']>('1h');
   const [points, setPoints] = useState<Point[]>([]);
   const [error, setError] = useState('');
   const [loading, setLoading] = useState(true);
+  const [span, setSpan] = useState<[number, number] | undefined>(undefined);
   useEffect(() => {
     const r = RANGES.find((x) => x.id === range)!;
     const to = Date.now();
+    setSpan([(to - r.ms) / 1000, to / 1000]);
     setLoading(true);
     get<{ points: Point[] }>(`/api/v1/sensors/${enc(id)}/history${q({ from: to - r.ms, to, resolution: 'auto', maxPoints: 1000 })}`).then((res) => {
       setPoints(res.points ?? []);
@@ -114,7 +117,9 @@ function History({ id, unit }: { id: string; unit: string }) {
         min.push(null);
         max.push(null);
       } else {
-        xs.push(p.ts / 1000);
+        const t = typeof p.t === 'number' ? p.t : p.ts;
+        if (typeof t !== 'number') continue;
+        xs.push(t / 1000);
         avg.push(p.avg ?? null);
         min.push(p.min ?? null);
         max.push(p.max ?? null);
@@ -131,7 +136,7 @@ function History({ id, unit }: { id: string; unit: string }) {
         ))}
       </div>
       {error && <p class="error">{error}</p>}
-      <Chart testid="chart-sensor-history" title={`${id} (${unit})`} series={agg ? ['avg', 'min', 'max'] : ['value']} data={data} />
+      <Chart testid="chart-sensor-history" title={`${id} (${unit})`} series={agg ? ['avg', 'min', 'max'] : ['value']} data={data} xRange={span} />
     </div>
   );
 }
