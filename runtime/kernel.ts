@@ -93,7 +93,7 @@ export class Kernel {
   readonly startedAt: number;
   readonly chat: ChatService;
   readonly configManager: ConfigManager;
-  #extras: { recorder: BusRecorder; monitoring: MonitoringClient; provisioning: ProvisioningAgent | null; fetch: HandFetch };
+  #extras: { recorder: BusRecorder; monitoring: MonitoringClient; provisioning: ProvisioningAgent | null; fetch: HandFetch; stats?: SystemStats };
   #stopping: Promise<void> | null = null;
   #clock: Clock;
 
@@ -101,12 +101,12 @@ export class Kernel {
     config: TalonConfig; store: Store; key: DeviceKey; audit: AuditChain; generations: ConfigGenerations;
     bus: Bus; supervisor: Supervisor; api: RuntimeApi; http: HttpServer; commands: MqttCommands; logger: Logger; clock: Clock;
     sensors: SensorRegistry; homeAssistant: HomeAssistantDiscovery | null; llm: LlmRouter | null;
-    chat: ChatService; configManager: ConfigManager; recorder: BusRecorder; monitoring: MonitoringClient; fetch: HandFetch;
+    chat: ChatService; configManager: ConfigManager; recorder: BusRecorder; monitoring: MonitoringClient; fetch: HandFetch; stats?: SystemStats;
   }) {
     this.#config = parts.config;
     this.chat = parts.chat;
     this.configManager = parts.configManager;
-    this.#extras = { recorder: parts.recorder, monitoring: parts.monitoring, provisioning: null, fetch: parts.fetch };
+    this.#extras = { recorder: parts.recorder, monitoring: parts.monitoring, provisioning: null, fetch: parts.fetch, ...(parts.stats ? { stats: parts.stats } : {}) };
     this.store = parts.store;
     this.key = parts.key;
     this.audit = parts.audit;
@@ -263,6 +263,9 @@ export class Kernel {
       const monitoring = new MonitoringClient(bus, () => supervisor.list());
       undo.unshift(() => monitoring.stop());
       const stats = new SystemStats({ dataDir: config.dataDir, hands: () => supervisor.list(), clock });
+      // the dashboard's charts open with the last minutes of samples, taken whether or not a page watches
+      stats.start();
+      undo.unshift(async () => stats.stop());
       const info = async (): Promise<SystemInfo> => {
         const board = boardModel();
         return {
@@ -297,7 +300,7 @@ export class Kernel {
         await homeAssistant.start();
         undo.unshift(() => homeAssistant!.stop());
       }
-      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, llm, logger, clock, chat, configManager, recorder, monitoring, fetch: netFetch });
+      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, llm, logger, clock, chat, configManager, recorder, monitoring, fetch: netFetch, stats });
       kernel.#writeRuntimeFile();
       (state = new StatePublisher({ bus, deviceId: key.id, health, clock, done: () => !audit.isRunning() })).start();
       await audit.record({ actor: 'kernel', action: 'kernel.start', subject: key.id, decision: 'ok', detail: { version: VERSION, http: http.address() } });
@@ -360,6 +363,7 @@ export class Kernel {
     await this.homeAssistant?.stop().catch(() => {});
     await this.sensors.stop();
     await this.http.close();
+    this.#extras.stats?.stop();
     await this.#extras.monitoring.stop();
     await this.#extras.recorder.stop();
     await this.audit.record({ actor: 'kernel', action: 'kernel.stop', subject: this.deviceId, decision: 'ok', detail: { ms: this.#clock.now() - t0 } }).catch(() => {});
@@ -498,6 +502,12 @@ async function startOrRollBack(opts: KernelOptions): Promise<Kernel> {
   }
 }
 
+/** The admin page's address as a person types it: a wildcard listener is reached on loopback, IPv6 in brackets. */
+export function adminUrl(tls: boolean, addr: { host: string; port: number }): string {
+  const host = addr.host === '0.0.0.0' || addr.host === '' ? '127.0.0.1' : addr.host === '::' ? '[::1]' : addr.host.includes(':') ? `[${addr.host}]` : addr.host;
+  return `${tls ? 'https' : 'http'}://${host}:${addr.port}/`;
+}
+
 /** `talon run`: start, log where things are, stop cleanly on SIGTERM/SIGINT. Returns the exit code. */
 export async function runDaemon(opts: { configFile?: string; dataDir?: string }): Promise<number> {
   // the listener variables go over the generation in force at every start, file or store (a
@@ -508,7 +518,7 @@ export async function runDaemon(opts: { configFile?: string; dataDir?: string })
   const kernel = host.kernel;
   const http = kernel.http.address();
   const mqtt = (kernel.bus as { address?: () => { host: string; port: number } }).address?.();
-  logger.info(`device ${kernel.deviceId} up: ${kernel.config.http.tls?.enabled ? 'https' : 'http'}://${http.host}:${http.port}/healthz` +
+  logger.info(`device ${kernel.deviceId} up: admin page ${adminUrl(kernel.config.http.tls?.enabled === true, http)}` +
     `${mqtt ? `, mqtt://${mqtt.host}:${mqtt.port}` : kernel.config.bus.url ? `, broker ${redactUrl(kernel.config.bus.url)}` : ''}, data ${config.dataDir}`);
   const sd = systemdNotifier({ logger }); // READY=1 and the watchdog under systemd (Type=notify); a no-op elsewhere
   sd.ready();

@@ -80,6 +80,15 @@ export interface HandManifest {
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
+/** A Hand's log: a function of (level, msg, data?) with a method per level. */
+export interface HandLog {
+  (level: LogLevel, msg: string, data?: Record<string, unknown>): void;
+  debug(msg: string, data?: Record<string, unknown>): void;
+  info(msg: string, data?: Record<string, unknown>): void;
+  warn(msg: string, data?: Record<string, unknown>): void;
+  error(msg: string, data?: Record<string, unknown>): void;
+}
+
 export interface BusMessageIn {
   /** topic relative to the device root, or absolute with a leading `/` when outside it */
   topic: string;
@@ -105,7 +114,8 @@ export interface HandContext {
   readonly settings: Readonly<Record<string, unknown>>;
   /** aborted when the kernel asks the Hand to stop */
   readonly signal: AbortSignal;
-  log(level: LogLevel, msg: string, data?: Record<string, unknown>): void;
+  /** `ctx.log('warn', msg, data?)`, or the same as `ctx.log.warn(msg, data?)` (and .debug, .info, .error) */
+  log: HandLog;
   bus: {
     /** QoS 0 publishes are fire-and-forget; throws CAPABILITY_DENIED at once when outside the grant */
     publish(topic: string, payload: unknown, opts?: { qos?: 0 | 1 | 2; retain?: boolean }): void;

@@ -377,7 +377,12 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     deviceId: wd.deviceId,
     settings: Object.freeze(wd.settings),
     signal: controller.signal,
-    log,
+    log: Object.assign((level: LogLevel, msg: string, data?: Record<string, unknown>) => log(level, msg, data), {
+      debug: (msg: string, data?: Record<string, unknown>) => log('debug', msg, data),
+      info: (msg: string, data?: Record<string, unknown>) => log('info', msg, data),
+      warn: (msg: string, data?: Record<string, unknown>) => log('warn', msg, data),
+      error: (msg: string, data?: Record<string, unknown>) => log('error', msg, data),
+    }),
     bus: { publish, subscribe },
     store,
     timers: {

@@ -231,6 +231,14 @@ export class ProvisioningAgent {
         if (topic === bundleTopic) this.#onMessage(payload, retained);
       },
       onRefused: (code, times) => this.#onRefused(link, kind, code, times),
+      onOutage: (o) => {
+        if (this.#stopped || link !== this.#link) return;
+        const what = `the ${kind} broker ${link.url}`;
+        const secs = Math.round(o.downMs / 1000);
+        if (o.event === 'up') this.#log('info', `provisioning: ${what} reachable again after ${secs} s (${o.failures} failed attempt${o.failures === 1 ? '' : 's'})`);
+        else this.#log('warn', `provisioning: cannot reach ${what}${o.error ? ` (${o.error})` : ''}; `
+          + `${o.event === 'down' ? 'retrying with backoff' : `still trying: ${secs} s, ${o.failures} failed attempts`}`);
+      },
     });
     this.#link = link;
     this.#linkKind = kind;

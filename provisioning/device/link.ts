@@ -25,9 +25,27 @@ export interface LinkOptions {
   onMessage: (topic: string, payload: Buffer, retained: boolean) => void;
   /** the broker refused the credential (CONNACK 4/5, MQTT 5 134/135); `times` in a row since the last connect */
   onRefused?: (code: number, times: number) => void;
+  /**
+   * The broker cannot be reached (or dropped the link): called on the first failed attempt
+   * (`down`), then at most every `outageReportMs` while it lasts (`still-down`), and once on the
+   * connect that ends it (`up`). A device that cannot reach its fleet says so rather than nothing.
+   */
+  onOutage?: (o: Outage) => void;
+  /** how often a lasting outage is reported again (default 60 s) */
+  outageReportMs?: number;
   backoff?: { initialMs: number; maxMs: number };
   maxPacketBytes?: number;
   random?: () => number;
+}
+
+export interface Outage {
+  event: 'down' | 'still-down' | 'up';
+  /** failed attempts (closed connections) since the last connect */
+  failures: number;
+  /** since the first failure, ms */
+  downMs: number;
+  /** the last error mqtt.js reported, if any */
+  error: string | null;
 }
 
 /** CONNACK codes that mean "not with this credential": 4 bad user name or password, 5 not authorised (3.1.1); 134, 135 (5.0) */
@@ -45,6 +63,10 @@ export class MqttLink {
   lastError: string | null = null;
   /** CONNACK refusals in a row since the last connect */
   refusals = 0;
+  /** failed attempts since the last connect, and when the first one was */
+  failures = 0;
+  #downSince = 0;
+  #reportedAt = 0;
 
   constructor(opts: LinkOptions) {
     this.#opts = opts;
@@ -76,6 +98,10 @@ export class MqttLink {
     this.#client = client;
     client.on('connect', () => {
       this.connects++;
+      if (this.failures > 0) {
+        o.onOutage?.({ event: 'up', failures: this.failures, downMs: Date.now() - this.#downSince, error: this.lastError });
+        this.failures = 0;
+      }
       this.refusals = 0;
       this.lastError = null;
       this.#delay = initial;
@@ -86,6 +112,14 @@ export class MqttLink {
       o.onConnect();
     });
     client.on('close', () => {
+      if (!this.#stopped) {
+        const now = Date.now();
+        if (++this.failures === 1) this.#downSince = now;
+        if (this.failures === 1 || now - this.#reportedAt >= (o.outageReportMs ?? 60_000)) {
+          this.#reportedAt = now;
+          o.onOutage?.({ event: this.failures === 1 ? 'down' : 'still-down', failures: this.failures, downMs: now - this.#downSince, error: this.lastError });
+        }
+      }
       // the next attempt waits longer, up to max, with ±20 % jitter
       this.#delay = Math.min(max, this.#delay * 2);
       client.options.reconnectPeriod = Math.max(initial, Math.round(this.#delay * (0.8 + 0.4 * random())));

@@ -46,7 +46,15 @@ export interface ProvisionOptions {
   /** wait for the device's ack (default true) */
   wait?: boolean;
   timeoutMs?: number;
+  /** progress while it waits: the bundle sent, ticks while no ack has come, the ack */
+  onProgress?: (p: IssueProgress) => void;
 }
+
+export type IssueProgress =
+  | { phase: 'sent'; deviceId: string; version: number; timeoutMs: number; waiting: boolean }
+  | { phase: 'waiting'; deviceId: string; version: number; elapsedMs: number; timeoutMs: number }
+  | { phase: 'acked'; deviceId: string; version: number; ack: AckPayload; elapsedMs: number }
+  | { phase: 'timed-out'; deviceId: string; version: number; elapsedMs: number };
 
 export interface IssueResult {
   deviceId: string;
@@ -155,17 +163,17 @@ export class FleetOperator {
       expiresInMs: opts.expiresInMs ?? DEFAULT_EXPIRES_MS,
     });
     recordIssued(this.fleet.dir, deviceId, version, 'bundle', opts.config, this.#now(), broker ? true : undefined);
-    const result = await this.#issue(rec, env, version, opts.wait ?? true, opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS);
+    const result = await this.#issue(rec, env, version, opts.wait ?? true, opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS, opts.onProgress);
     return reload ? { ...result, reload } : result;
   }
 
   /** Sends a signed decommission; once acknowledged (or right away with wait=false) the device's broker user goes. */
-  async decommission(deviceId: string, opts: { wait?: boolean; timeoutMs?: number; expiresInMs?: number } = {}): Promise<IssueResult> {
+  async decommission(deviceId: string, opts: { wait?: boolean; timeoutMs?: number; expiresInMs?: number; onProgress?: (p: IssueProgress) => void } = {}): Promise<IssueResult> {
     const rec = getDevice(this.fleet.dir, deviceId);
     const version = nextVersion(rec);
     const env = buildDecommission(this.fleet, rec, version, this.#now(), opts.expiresInMs ?? DEFAULT_EXPIRES_MS);
     recordIssued(this.fleet.dir, deviceId, version, 'decommission', undefined, this.#now());
-    const result = await this.#issue(rec, env, version, opts.wait ?? true, opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS);
+    const result = await this.#issue(rec, env, version, opts.wait ?? true, opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS, opts.onProgress);
     if (result.ack?.outcome === 'decommissioned' || opts.wait === false) {
       if (removeBrokerUser(this.fleet.dir, deviceId)) result.reload = reloadBroker(this.fleet.dir);
       const now = readDevice(this.fleet.dir, deviceId);
@@ -262,7 +270,7 @@ export class FleetOperator {
     }
   }
 
-  async #issue(rec: DeviceRecord, env: Envelope<object>, version: number, wait: boolean, timeoutMs: number): Promise<IssueResult> {
+  async #issue(rec: DeviceRecord, env: Envelope<object>, version: number, wait: boolean, timeoutMs: number, onProgress?: (p: IssueProgress) => void): Promise<IssueResult> {
     const deviceId = rec.deviceId;
     let ackPromise: Promise<AckPayload | undefined> | undefined;
     let cancel = (): void => undefined;
@@ -285,8 +293,20 @@ export class FleetOperator {
       cancel();
       throw new TalonError('BUS_DOWN', `cannot publish to the fleet broker: ${(err as Error).message}`, { cause: err });
     }
+    const sentAt = Date.now();
+    onProgress?.({ phase: 'sent', deviceId, version, timeoutMs, waiting: ackPromise !== undefined });
     if (!ackPromise) return { deviceId, version, timedOut: false };
-    const ack = await ackPromise;
+    // a tick every 5 s (more often for a short timeout), so a long health window is not silence
+    const every = Math.max(100, Math.min(5_000, Math.floor(timeoutMs / 6)));
+    const tick = onProgress ? setInterval(() => onProgress({ phase: 'waiting', deviceId, version, elapsedMs: Date.now() - sentAt, timeoutMs }), every) : undefined;
+    let ack: AckPayload | undefined;
+    try {
+      ack = await ackPromise;
+    } finally {
+      clearInterval(tick);
+    }
+    const elapsedMs = Date.now() - sentAt;
+    onProgress?.(ack ? { phase: 'acked', deviceId, version, ack, elapsedMs } : { phase: 'timed-out', deviceId, version, elapsedMs });
     return ack ? { deviceId, version, ack, timedOut: false } : { deviceId, version, timedOut: true };
   }
 

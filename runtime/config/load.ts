@@ -15,12 +15,12 @@
  * Without a file they resolve against the working folder. Paths from TALON_DATA and
  * --data are the operator's, typed in a shell: they resolve against the working folder.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { TalonError } from '../errors.ts';
 import type { TalonConfig } from './types.ts';
-import { validateConfig, isModulePath, type ConfigProblem } from './validate.ts';
+import { validateConfig, isModulePath, didYouMean, type ConfigProblem } from './validate.ts';
 
 export { validateConfig, checkConfig, isModulePath, type ConfigProblem } from './validate.ts';
 
@@ -78,9 +78,55 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     parts.push('--data');
   }
 
+  problems.push(...moduleProblems(raw, base));
   const config = validateConfig(raw, { extraProblems: problems, what });
   resolvePaths(config, base, fromOutside);
   return { config, source: parts.join(' + ') };
+}
+
+/** The Hands built into Talon (hands/<id>/index.ts, bundled to dist/hands/<id>.cjs). */
+export const BUILTIN_HANDS: readonly string[] = ['monitoring'];
+
+/**
+ * A Hand's `module` as a config file names it: a built-in id that exists, or a file that exists
+ * (relative to the config file's folder), and not TypeScript (the worker loads CommonJS only, and
+ * Node's permission model refuses the loader hooks a .ts file would need).
+ */
+export function moduleProblems(raw: Record<string, unknown>, base: string): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  if (!Array.isArray(raw.hands)) return out;
+  raw.hands.forEach((h: unknown, i: number) => {
+    if (!isObj(h) || typeof h.module !== 'string' || h.module === '') return;
+    const m = h.module;
+    const path = `hands[${i}].module`;
+    if (/\.(c|m)?tsx?$/i.test(m)) {
+      const out1 = m.replace(/\.(c|m)?tsx?$/i, '.cjs');
+      out.push({
+        path,
+        message: `"${m.slice(0, 80)}" is TypeScript; a Hand must be a bundled CommonJS file: run \`npx esbuild ${m} --bundle --platform=node --format=cjs --outfile=${out1}\` and set module: ${out1}`,
+      });
+      return;
+    }
+    if (isModulePath(m)) {
+      const file = isAbsolute(m) ? m : resolve(base, m);
+      let isFile = false;
+      try {
+        isFile = statSync(file).isFile();
+      } catch { /* missing */ }
+      if (!isFile) {
+        out.push({ path, message: existsSync(file) ? `"${m.slice(0, 80)}" (${file}) is not a file` : `"${m.slice(0, 80)}": no such file (${file}; a relative path is taken from the config file's folder)` });
+      }
+      return;
+    }
+    if (!BUILTIN_HANDS.includes(m)) {
+      const guess = didYouMean(m, [...BUILTIN_HANDS]);
+      out.push({
+        path,
+        message: `"${m.slice(0, 60)}" is not a built-in Hand (built-in: ${BUILTIN_HANDS.join(', ')})${guess ? `; did you mean "${guess}"?` : ''}; a file path starts with ./ or /`,
+      });
+    }
+  });
+  return out;
 }
 
 /**

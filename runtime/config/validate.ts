@@ -43,7 +43,7 @@ const HAND_NAME = new RegExp(HAND_NAME_PATTERN);
 /** Is a Hand's `module` a file path (as opposed to a built-in Hand id)? */
 export function isModulePath(module: string): boolean {
   return module.startsWith('.') || module.startsWith('/') || module.includes('/') || module.includes('\\')
-    || /\.(c|m)?js$/.test(module);
+    || /\.(c|m)?(js|ts)$/.test(module);
 }
 
 /**

@@ -129,6 +129,11 @@ export class Store {
     if (!this.#open) return;
     this.#open = false;
     await this.db.close();
+    // a clean close leaves no pid file behind (only ours: another process may have taken the folder since)
+    const pidFile = join(this.dir, 'talon.pid');
+    try {
+      if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile);
+    } catch { /* already gone */ }
   }
 }
 

@@ -179,6 +179,7 @@ export class HandRunner {
   #cpu = 0;
   #heapUsed = 0;
   #heapLimit = 0;
+  #heapQuota = 0;
   #external = 0;
   #externalLimit = 0;
   /** fields a worker sent that were cut to size (log text and data, subjects, error messages) */
@@ -231,6 +232,7 @@ export class HandRunner {
       cpu: round(this.#cpu, 3),
       heapUsedMb: round(this.#heapUsed / MB, 2),
       heapLimitMb: round(this.#heapLimit / MB, 2),
+      ...(this.#heapQuota ? { heapQuotaMb: this.#heapQuota } : {}),
       externalMb: round(this.#external / MB, 2),
       externalLimitMb: round(this.#externalLimit / MB, 2),
       messages: { ...this.#counters },
@@ -395,6 +397,7 @@ export class HandRunner {
     };
     this.#session = s;
     this.#externalLimit = externalLimitMb(quotas) * MB;
+    this.#heapQuota = quotas.heapMb;
 
     captureLines(worker.stdout, (line) => this.#handLog('info', line, { stream: 'stdout' }, true));
     captureLines(worker.stderr, (line) => this.#handLog('error', line, { stream: 'stderr' }, true));
@@ -610,10 +613,12 @@ export class HandRunner {
     s.gotHb = true;
     if (s.busySince !== undefined) s.busyBeats++;
     const elu = s.worker.performance.eventLoopUtilization();
-    const window = s.elu ? s.worker.performance.eventLoopUtilization(elu, s.elu) : elu;
+    // the first heartbeat only sets the baseline: the worker's whole life so far is its boot
+    // (loading the Hand), which would read as a full core for a Hand that just started
+    const window = s.elu ? s.worker.performance.eventLoopUtilization(elu, s.elu) : undefined;
     s.elu = elu;
     s.lastIdle = elu.idle;
-    this.#cpu = Number.isFinite(window.utilization) ? window.utilization : 0;
+    if (window) this.#cpu = Number.isFinite(window.utilization) ? window.utilization : 0;
     // the worker's own figures only until the kernel has read them itself (#measure)
     if (!s.measured && typeof heapUsed === 'number' && Number.isFinite(heapUsed)) this.#heapUsed = heapUsed;
     if (!s.measured && typeof heapLimit === 'number' && Number.isFinite(heapLimit)) this.#heapLimit = heapLimit;

@@ -32,6 +32,10 @@ test('run: healthz, CLI hands commands, status retained, SIGTERM publishes offli
   try {
     const health = await (await fetch(`http://127.0.0.1:${d.httpPort}/healthz`)).json() as { status: string; checks: Record<string, boolean> };
     assert.equal(health.status, 'ok');
+    // the "up" line gives the admin page, not /healthz (issue 14)
+    const upBy = Date.now() + 5000;
+    while (!/ up: /.test(d.output()) && Date.now() < upBy) await new Promise((res) => setTimeout(res, 20));
+    assert.match(d.output(), new RegExp(` up: admin page http://127\\.0\\.0\\.1:${d.httpPort}/[ ,]`), d.output());
     assert.deepEqual(health.checks, { store: true, bus: true, supervisor: true, audit: true });
     assert.equal(statSync(join(d.dataDir, 'cli-token')).mode & 0o777, 0o600);
     assert.equal(statSync(join(d.dataDir, 'device-key.json')).mode & 0o777, 0o600);
@@ -89,6 +93,7 @@ test('run: healthz, CLI hands commands, status retained, SIGTERM publishes offli
     assert.equal(code, 0, d.output());
     assert.equal(seen.get(`talon/${deviceId}/state`), 'offline');
     assert.ok(!existsSync(join(d.dataDir, 'runtime.json')), 'runtime.json removed on stop');
+    assert.ok(!existsSync(join(d.dataDir, 'talon.pid')), 'talon.pid removed on a clean stop (issue 14)');
   } finally {
     client?.end(true);
     await d.stop('SIGKILL');

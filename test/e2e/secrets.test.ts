@@ -6,7 +6,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, startDaemon, cli, spawnTalon, TALON } from '../helpers/daemon.ts';
 import { startFakeLlm } from '../helpers/llm-fakes.ts';
@@ -22,6 +22,11 @@ test('a sealed key reaches the provider and nowhere else', async () => {
   // first start makes the device key; then seal the key on the stopped device
   const first = await startDaemon({ hands: [], drivers: [] });
   assert.equal(await first.stop(), 0);
+  // none yet: says so rather than nothing (issue 14); the offline store leaves no talon.pid behind
+  const none = cli(['secrets', 'list', '--data', first.dataDir]);
+  assert.equal(none.status, 0, none.stderr);
+  assert.equal(none.stdout, 'no secrets\n');
+  assert.ok(!existsSync(join(first.dataDir, 'talon.pid')), 'no talon.pid after a clean stop or an offline CLI command');
   const set = setSecret(first.dataDir, 'openai-key', KEY);
   assert.equal(set.status, 0, set.stderr);
 

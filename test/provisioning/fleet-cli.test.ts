@@ -102,6 +102,9 @@ test('devices, provision with sealed secrets and an admin, update, then the devi
     '--secret=HA_TOKEN=abc=def', '--admin-user', 'admin', '--admin-password-file', 'admin-pw', '--timeout', '20');
   assert.equal(r.code, 0, r.out + r.err);
   assert.match(r.out, new RegExp(`${a.id}: applied \\(config generation 101\\)`));
+  // progress on stderr while it waits (issue 14): sent, then the ack
+  assert.match(r.err, new RegExp(`sent v1 to ${a.id}; waiting up to 20 s for its ack`));
+  assert.match(r.err, new RegExp(`${a.id} acked v1 after [\\d.]+ s: applied`));
   assert.deepEqual(a.config, { http: { port: 8080 }, hands: [] });
   assert.deepEqual(a.secrets, { OPENAI_KEY: 'sk-live-1', HA_TOKEN: 'abc=def' });
   assert.equal(a.admin?.username, 'admin');
@@ -157,6 +160,8 @@ test('a rollback, a rejection and a missing ack each exit 1', async () => {
   const to = await talon('fleet', 'provision', gone.id, '--fleet', 'fleet', '--config', 'device.yaml', '--timeout', '0.3');
   assert.equal(to.code, 1);
   assert.match(to.err, /ACK_TIMEOUT/);
+  assert.match(to.err, /waiting for .*: [\d.]+ s, [\d.]+ s left/, 'ticks while no ack comes');
+  assert.match(to.err, /no ack from .* after [\d.]+ s/);
   const nw = await talon('fleet', 'provision', gone.id, '--fleet', 'fleet', '--config', 'device.yaml', '--no-wait');
   assert.equal(nw.code, 0, nw.err);
   assert.match(nw.out, /published v2/);

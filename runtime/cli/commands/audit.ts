@@ -7,7 +7,7 @@
 import { createWriteStream, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { parseSubcommand, printable, UsageError, type CommandSpec, type Io, type Parsed } from '../args.ts';
+import { parseSubcommand, plural, printable, UsageError, type CommandSpec, type Io, type Parsed } from '../args.ts';
 import { DaemonClient } from '../client.ts';
 import { dataDir, DATA_OPTIONS } from './hands.ts';
 import { TalonError } from '../../errors.ts';
@@ -197,17 +197,17 @@ async function verifyFileCmd(args: Parsed, io: Io, s: CommandSpec): Promise<numb
   return printReport(report, io, args.values.json === true);
 }
 
-function printReport(r: VerifyReport, io: Io, json: boolean): number {
+export function printReport(r: VerifyReport, io: Io, json: boolean): number {
   if (json) {
     io.out(`${JSON.stringify(r, null, 2)}\n`);
   } else if (r.ok) {
     const cp = r.lastCheckpoint ? `, signed up to seq ${r.lastCheckpoint.seq}` : '';
     const ag = r.against === 'matched' ? '; the head given with --against is in this log' : r.against === 'pruned' ? '; the head given with --against is older than the pruned floor' : '';
-    io.out(`OK: ${r.checked} entries verified (seq ${r.firstSeq ?? '-'}..${r.lastSeq ?? '-'}, from ${r.anchor ?? 'nothing'})${cp}${ag}\n`);
+    io.out(`OK: ${plural(r.checked, 'entry', 'entries')} verified (seq ${r.firstSeq ?? '-'}..${r.lastSeq ?? '-'}, from ${r.anchor ?? 'nothing'})${cp}${ag}\n`);
   } else {
     const at = r.line !== undefined ? ` (line ${r.line})` : '';
     io.err(`BROKEN at seq ${r.firstBrokenSeq ?? '?'}${at}: ${r.kind ?? 'problem'}: ${r.reason ?? ''}\n` +
-      `${r.checked} entries verified before it${r.lastCheckpoint ? `; last good signed checkpoint at seq ${r.lastCheckpoint.seq}` : ''}\n`);
+      `${plural(r.checked, 'entry', 'entries')} verified before it${r.lastCheckpoint ? `; last good signed checkpoint at seq ${r.lastCheckpoint.seq}` : ''}\n`);
   }
   return r.ok ? 0 : 1;
 }

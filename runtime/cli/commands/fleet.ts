@@ -5,7 +5,7 @@
  */
 import { parseSubcommand, UsageError, printable, type CommandSpec, type Io, type OptionSpec, type Parsed } from '../args.ts';
 import { TalonError } from '../../errors.ts';
-import type { FleetOperator as FleetOperatorT } from '../../../provisioning/fleet/operator.ts';
+import type { FleetOperator as FleetOperatorT, IssueProgress } from '../../../provisioning/fleet/operator.ts';
 
 const FLEET_OPT: Record<string, OptionSpec> = {
   fleet: { type: 'string', value: 'DIR', description: 'the fleet folder (`talon fleet init --out DIR`); default $TALON_FLEET' },
@@ -253,6 +253,7 @@ export async function main(argvIn: string[], io: Io): Promise<number> {
         ...(admin ? { admin } : {}),
         ...(expires ? { expiresInMs: bundle.parseDuration(expires) } : {}),
         ...(timeoutMs ? { timeoutMs } : {}),
+        onProgress: progress(io),
       });
       return reportIssue(io, result, 'applied', args.values['no-wait'] === true, timeoutMs, args.values.json === true);
     } finally {
@@ -265,7 +266,7 @@ export async function main(argvIn: string[], io: Io): Promise<number> {
     const op = await connect();
     try {
       await op.sync();
-      const result = await op.decommission(args.positionals[0]!, { wait: !args.values['no-wait'], ...(timeoutMs ? { timeoutMs } : {}) });
+      const result = await op.decommission(args.positionals[0]!, { wait: !args.values['no-wait'], ...(timeoutMs ? { timeoutMs } : {}), onProgress: progress(io) });
       return reportIssue(io, result, 'decommissioned', args.values['no-wait'] === true, timeoutMs, false);
     } finally {
       await op.close();
@@ -354,6 +355,34 @@ function matchText(m: Record<string, string | undefined>): string {
 }
 
 interface AckLike { outcome: string; version: number; code?: string; message?: string; generation?: number }
+
+/**
+ * What `provision` and `decommission` say on stderr while they wait (stdout stays the result,
+ * `--json` included): the bundle sent, a line every few seconds with the time left, the ack.
+ */
+function progress(io: Io): (p: IssueProgress) => void {
+  return (p) => {
+    switch (p.phase) {
+      case 'sent':
+        io.err(p.waiting
+          ? `sent v${p.version} to ${p.deviceId}; waiting up to ${secs(p.timeoutMs)} s for its ack (it applies the bundle, then watches its health for provisioning.healthWindowMs, 30 s by default, before it answers)\n`
+          : `sent v${p.version} to ${p.deviceId} (retained at the broker until the device takes it)\n`);
+        return;
+      case 'waiting':
+        io.err(`  waiting for ${p.deviceId}: ${secs(p.elapsedMs)} s, ${secs(Math.max(0, p.timeoutMs - p.elapsedMs))} s left\n`);
+        return;
+      case 'acked':
+        io.err(`${p.deviceId} acked v${p.version} after ${secs(p.elapsedMs)} s: ${p.ack.outcome}\n`);
+        return;
+      default:
+        io.err(`no ack from ${p.deviceId} after ${secs(p.elapsedMs)} s\n`);
+    }
+  };
+}
+
+function secs(ms: number): string {
+  return ms < 10_000 ? (ms / 1000).toFixed(1).replace(/\.0$/, '') : String(Math.round(ms / 1000));
+}
 
 function ackText(a: AckLike): string {
   const extra = a.outcome === 'applied' && a.generation !== undefined ? ` (config generation ${a.generation})` : '';

@@ -2,7 +2,7 @@
  * `talon image`: a flashable SD-card image for Raspberry Pi class boards (and qemu), and an
  * overlay tar for boards that keep their vendor root filesystem (Jetson L4T). See image/disk/.
  */
-import { parseSubcommand, type CommandSpec, type Io } from '../args.ts';
+import { parseSubcommand, plural, type CommandSpec, type Io } from '../args.ts';
 import { TalonError } from '../../errors.ts';
 import { reportError } from '../main.ts';
 
@@ -72,7 +72,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       const r = await buildOverlay({
         out, arch, binary: str('binary') ?? defaultBinary(arch), ...(fleet !== undefined ? { fleet } : {}), ...(hostname !== undefined ? { hostname } : {}),
       });
-      io.out(`${r.file}: ${(r.bytes / 1024 ** 2).toFixed(1)} MB, ${r.entries.length} entries${fleet ? '' : ' (standalone: no --fleet)'}\n`);
+      io.out(`${r.file}: ${(r.bytes / 1024 ** 2).toFixed(1)} MB, ${plural(r.entries.length, 'entry', 'entries')}${fleet ? '' : ' (standalone: no --fleet)'}\n`);
       return 0;
     }
     (await import('../../../image/disk/boards.ts')).board(str('board'));

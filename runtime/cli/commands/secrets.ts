@@ -56,7 +56,8 @@ export async function main(argv: string[], io: Io, stdin: NodeJS.ReadableStream 
       const list = client
         ? (await client.request<{ secrets: Array<{ name: string; updatedAt: number }> }>('GET', '/api/v1/secrets')).secrets
         : await withSecrets(dir, (x) => x.list());
-      io.out(args.values.json ? `${JSON.stringify(list)}\n` : list.map((x) => `${x.name}  ${new Date(x.updatedAt).toISOString()}\n`).join(''));
+      io.out(args.values.json ? `${JSON.stringify(list)}\n`
+        : list.length === 0 ? 'no secrets\n' : list.map((x) => `${x.name}  ${new Date(x.updatedAt).toISOString()}\n`).join(''));
       return 0;
     }
     case 'set': {

@@ -33,6 +33,7 @@ const HELP_LINES: Array<[string[], string]> = [
   [['version', '-h'], 'usage: talon version [--json]'],
   [['config', '--help'], 'usage: talon config <command>'],
   [['config', 'validate', '--help'], 'usage: talon config validate FILE [--json]'],
+  [['config', 'apply', '--help'], 'usage: talon config apply FILE [--data DIR] [--json]'],
   [['hands', '--help'], 'usage: talon hands <command>'],
   [['help', 'hands'], 'usage: talon hands <command>'],
   [['hands', 'list', '--help'], 'usage: talon hands list [--data DIR] [--config FILE] [--json]'],
@@ -129,6 +130,20 @@ test('config validate: a bad file → exit 2 with every problem and its path on 
   const out = JSON.parse(j.stdout) as { ok: boolean; error: { code: string; details: Array<{ path: string }> } };
   assert.equal(out.ok, false);
   assert.deepEqual(out.error.details.map((d) => d.path), ['http.port', 'hands[0].quotas.heapMB', 'hands[1].name']);
+});
+
+test('config validate: Hand modules are checked: a missing file, an unknown built-in, a .ts file (issue 14)', async () => {
+  const folder = join(cwd, 'mods');
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(join(folder, 'echo.cjs'), 'module.exports = {};\n');
+  const f = join(folder, 'talon.yaml');
+  writeFileSync(f, 'hands:\n  - { name: echo, module: ./ecoh.cjs }\n  - { name: greeter, module: greter }\n  - { name: mine, module: ./hand.ts }\n  - { name: ok, module: ./echo.cjs }\n');
+  const r = await talon(['config', 'validate', f]);
+  assert.equal(r.code, 2, r.stdout);
+  assert.match(r.stderr, /\(3 problems\)/);
+  assert.match(r.stderr, new RegExp(`\\n {2}hands\\[0\\]\\.module: "\\./ecoh\\.cjs": no such file \\(${join(folder, 'ecoh.cjs').replace(/[.]/g, '\\.')};`));
+  assert.match(r.stderr, /\n {2}hands\[1\]\.module: "greter" is not a built-in Hand \(built-in: monitoring\)/);
+  assert.match(r.stderr, /\n {2}hands\[2\]\.module: "\.\/hand\.ts" is TypeScript; a Hand must be a bundled CommonJS file: run `npx esbuild \.\/hand\.ts --bundle --platform=node --format=cjs --outfile=\.\/hand\.cjs`/);
 });
 
 test('config validate: a syntax error → exit 2 with line and column; a missing file → exit 2', async () => {

@@ -1,9 +1,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, parseHostPort, MAX_CONFIG_BYTES } from '../../../runtime/config/load.ts';
+import { loadConfig, parseHostPort, MAX_CONFIG_BYTES, BUILTIN_HANDS } from '../../../runtime/config/load.ts';
 import { TalonError } from '../../../runtime/errors.ts';
 
 let dir: string;
@@ -105,6 +105,7 @@ test('relative paths resolve against the config file\'s folder', () => {
     '    lan: { enabled: true, tls: { cert: tls/cert.pem, key: /etc/key.pem }, users: [{ username: u, passwordHash: "scrypt$16384$8$1$c2FsdA$aGFzaA" }] }',
   ].join('\n'));
   const etc = join(dir, 'site', 'etc');
+  write('site/etc/hands/mine.js', 'module.exports = {};\n');
   const { config } = loadConfig({ file: f, env: {}, cwd: '/somewhere/else' });
   assert.equal(config.dataDir, join(dir, 'site', 'var', 'talon'));
   assert.equal(config.hands[0]?.module, join(etc, 'hands', 'mine.js'));
@@ -176,4 +177,35 @@ test('parseHostPort', () => {
   assert.deepEqual(parseHostPort('[::]:8080'), { host: '::', port: 8080 });
   assert.deepEqual(parseHostPort('my-pi.local:1'), { host: 'my-pi.local', port: 1 });
   for (const bad of ['8080', 'host:', ':80', 'a:b', 'a:80:1', '::1:80', 'h:70000']) assert.equal(typeof parseHostPort(bad), 'string', bad);
+});
+
+test('a Hand module must exist: a file relative to the config file\'s folder, or a built-in id (issue 14)', () => {
+  write('mods/ok.cjs', 'module.exports = {};\n');
+  const ok = write('mods/talon.yaml', 'hands:\n  - { name: ok, module: ./ok.cjs }\n  - { name: mon, module: monitoring }\n');
+  assert.equal(loadConfig({ file: ok, env: {}, cwd: '/elsewhere' }).config.hands[0]?.module, join(dir, 'mods', 'ok.cjs'));
+
+  const bad = write('mods/bad.yaml', [
+    'hands:',
+    '  - { name: echo, module: ./ecoh.cjs }',
+    '  - { name: greeter, module: greter }',
+    '  - { name: ts, module: ./hand.ts }',
+    '  - { name: dir, module: ./ }',
+    '  - { name: mon, module: monitorin }',
+  ].join('\n'));
+  const err = fails(() => loadConfig({ file: bad, env: {}, cwd: '/elsewhere' }), 'CONFIG_INVALID');
+  const ps = err.details as Array<{ path: string; message: string }>;
+  const at = (p: string) => ps.filter((x) => x.path === p).map((x) => x.message).join(' | ');
+  assert.match(at('hands[0].module'), /"\.\/ecoh\.cjs": no such file/);
+  assert.ok(at('hands[0].module').includes(join(dir, 'mods', 'ecoh.cjs')), at('hands[0].module'));
+  assert.match(at('hands[1].module'), /"greter" is not a built-in Hand \(built-in: monitoring\)/);
+  assert.match(at('hands[2].module'), /is TypeScript; .*npx esbuild \.\/hand\.ts --bundle --platform=node --format=cjs --outfile=\.\/hand\.cjs/);
+  assert.match(at('hands[3].module'), /is not a file/);
+  assert.match(at('hands[4].module'), /did you mean "monitoring"\?/);
+  assert.match(err.message, /hands\[0\]\.module: /);
+});
+
+test('BUILTIN_HANDS lists the folders under hands/ with an index.ts', () => {
+  const root = join(import.meta.dirname, '..', '..', '..', 'hands');
+  const ids = readdirSync(root).filter((d) => d !== 'sdk' && existsSync(join(root, d, 'index.ts'))).sort();
+  assert.deepEqual([...BUILTIN_HANDS].sort(), ids);
 });

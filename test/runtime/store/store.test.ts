@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store, SCHEMA_VERSION, type Migration } from '../../../runtime/store/store.ts';
@@ -19,6 +19,7 @@ test('a new store records the schema version and writes its pid', async () => {
     await s.close();
   }
   assert.equal(s.isOpen(), false);
+  assert.equal(existsSync(join(dir, 'talon.pid')), false, 'a clean close removes talon.pid (issue 14)');
 });
 
 test('sublevels are isolated from each other', async () => {
