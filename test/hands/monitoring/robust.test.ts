@@ -11,21 +11,12 @@ import { defaultEntry } from '../../../hands/monitoring/settings.ts';
 import { anomalyProfile } from '../../../hands/monitoring/kinds.ts';
 import { AnomalyDetector } from '../../../hands/monitoring/detect.ts';
 import { DEFAULTS } from '../../../hands/monitoring/settings.ts';
+import { mulberry32 } from '../../../drivers/sim/patterns.ts';
 
 const INTERVAL = 5000;
 const HOUR_SAMPLES = 3_600_000 / INTERVAL;
 
-/** a small seeded PRNG (mulberry32) */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 interface Sensor { id: string; unit: string; deviceClass?: string; next: (i: number) => number }
 
