@@ -141,6 +141,9 @@ test('a Hand cannot post to the kernel past the SDK: parentPort, Node\'s stdio p
     // an unknown type on Node's stdio port is an uncaught exception in the kernel's thread: refused in the worker
     assert.equal(r.stdioUnknown, 'CAPABILITY_DENIED');
     assert.equal(r.stdioLoadScript, 'CAPABILITY_DENIED');
+    for (const k of ['stdioMoreData', 'stdioBadStream', 'stdioBadChunks', 'stdioBadEncoding', 'stdioBadError']) {
+      assert.equal(r[k], 'CAPABILITY_DENIED', `${k}: a malformed stdio-port message is refused in the worker`);
+    }
     assert.notEqual(r.patchPost, 'ok', 'MessagePort.prototype.postMessage cannot be replaced to catch the SDK\'s port');
     assert.equal(r.toThread, 'CAPABILITY_DENIED');
     // the 8 MB line came through cut to a log line
