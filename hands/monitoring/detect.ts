@@ -52,7 +52,7 @@ export const QUIET_SAMPLES = 5;
 /** samples in the robust (median/MAD) window */
 export const ROBUST_WINDOW = 60;
 
-function median(a: number[]): number {
+function median(a: ArrayLike<number>): number {
   const n = a.length;
   const m = n >> 1;
   return n % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
@@ -89,6 +89,7 @@ export class AnomalyDetector {
   /** ROBUST_WINDOW, or more: a sustained change must not become the median before `sustain` samples */
   #window: number;
   #ringAt = 0;
+  #scratch: [Float64Array, Float64Array] | null = null;
   center = 0;
   spread = 0;
   /** novelty: the last `novelty` samples, in arrival order and sorted */
@@ -165,9 +166,16 @@ export class AnomalyDetector {
       this.#ring[this.#ringAt] = x;
       this.#ringAt = (this.#ringAt + 1) % this.#window;
     }
-    const sorted = this.#ring.slice().sort((a, b) => a - b);
+    // two scratch buffers, made once: no arrays per sample (typed arrays sort numerically)
+    const n = this.#ring.length;
+    if (!this.#scratch) this.#scratch = [new Float64Array(this.#window), new Float64Array(this.#window)];
+    const sorted = this.#scratch[0].subarray(0, n);
+    sorted.set(this.#ring);
+    sorted.sort();
     const m = median(sorted);
-    const dev = sorted.map((v) => Math.abs(v - m)).sort((a, b) => a - b);
+    const dev = this.#scratch[1].subarray(0, n);
+    for (let i = 0; i < n; i++) dev[i] = Math.abs(sorted[i]! - m);
+    dev.sort();
     this.center = m;
     this.spread = 1.4826 * median(dev);
   }
@@ -180,7 +188,7 @@ export class AnomalyDetector {
       this.prev = x;
       this.n = 1;
       if (this.robust) this.#robustAdd(x);
-    this.#remember(x);
+      this.#remember(x);
       return { warm: false, z: 0, kind: null, drift: false, driftScore: 0, mean: x, std: this.std() };
     }
     const mean = this.mean;

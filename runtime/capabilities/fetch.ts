@@ -231,7 +231,7 @@ export class HandFetch {
   async request(caller: FetchCaller, req: FetchRequest, opts: { id?: string; signal?: AbortSignal } = {}): Promise<FetchResponse> {
     if (!this.#up) throw new TalonError('NOT_RUNNING', 'the network service is not running');
     const grant = caller.network;
-    const policy = new NetworkPolicy(grant);
+    const policy = policyOf(grant);
     if (grant.hosts.length === 0) {
       const url = safeUrl(req.url);
       throw denied(caller.name, url ? target(url) : String(req.url).slice(0, 200),
@@ -505,6 +505,14 @@ export class HandFetch {
       p.then(resolve, reject).finally(() => f.ac.signal.removeEventListener('abort', onAbort));
     });
   }
+}
+
+/** a grant's checks, parsed once per grant object (a Hand's grant is the same object for all its requests) */
+const policies = new WeakMap<NetworkGrant, NetworkPolicy>();
+function policyOf(grant: NetworkGrant): NetworkPolicy {
+  let p = policies.get(grant);
+  if (!p) policies.set(grant, (p = new NetworkPolicy(grant)));
+  return p;
 }
 
 function denied(hand: string, subject: string, message: string, extra: Record<string, unknown> = {}): TalonError {

@@ -213,11 +213,6 @@ export class Grants {
     return this.#net.allowsHost(host, port);
   }
 
-  get network(): NetworkPolicy {
-    this.#net ??= new NetworkPolicy(this.caps.network);
-    return this.#net;
-  }
-
   canRun(command: string): boolean {
     return this.caps.shell.includes(command);
   }

@@ -963,15 +963,18 @@ export class HandRunner {
     let text = this.#clip(msg, LOG_MSG_MAX);
     if (copy && text === msg) text = flat(text);
     let d: Record<string, unknown> | undefined;
+    let dataSize: number | undefined;
     if (data !== undefined && data !== null) {
       const json = isRecord(data) ? boundedJson(data, LOG_DATA_MAX) : null;
-      if (json !== null) d = JSON.parse(json) as Record<string, unknown>; // a compact copy of plain data
-      else {
+      if (json !== null) {
+        d = JSON.parse(json) as Record<string, unknown>; // a compact copy of plain data
+        dataSize = json.length;
+      } else {
         this.#truncated++;
         d = { truncated: isRecord(data) ? `the data was over ${LOG_DATA_MAX} bytes of JSON (or not JSON) and was dropped` : 'the data was not an object' };
       }
     }
-    this.#push(level, text, d);
+    this.#push(level, text, d, dataSize);
   }
 
   // ---- state, status, logs, audit ----------------------------------------------------------
@@ -1018,11 +1021,12 @@ export class HandRunner {
     return true;
   }
 
-  #push(level: LogLevel, msg: string, data?: Record<string, unknown>): void {
+  /** `dataSize`: the length of `data` as JSON, when the caller has it already (a worker's log line) */
+  #push(level: LogLevel, msg: string, data?: Record<string, unknown>, dataSize?: number): void {
     const now = this.#d.clock.now();
     const line: LogLine = data === undefined ? { ts: now, hand: this.name, level, msg } : { ts: now, hand: this.name, level, msg, data };
     // the ring: LOG_RING lines and about LOG_RING_BYTES, the oldest go first
-    const size = 80 + msg.length + (data === undefined ? 0 : JSON.stringify(data).length);
+    const size = 80 + msg.length + (data === undefined ? 0 : dataSize ?? JSON.stringify(data).length);
     this.#logs.push(line);
     this.#logSizes.push(size);
     this.#logBytes += size;
