@@ -29,7 +29,7 @@ import { TalonError } from '../../runtime/errors.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import {
   cpuLoad, memKey, parseDiskstats, parseLoadavg, parseMeminfo, parseMilliCelsius, parseMounts, parseNetDev, parseStat,
-  parseThrottled, parseUptime, PSEUDO_FS, slug, type CpuTimes, type IoCounters,
+  parseThrottled, parseUptime, PSEUDO_FS, SKIP_IFACE, slug, type CpuTimes, type IoCounters,
 } from './procfs.ts';
 
 export interface SystemDriverConfig {
@@ -83,7 +83,6 @@ interface Sensor {
   src: Source;
 }
 
-const SKIP_IFACE = /^(lo|veth|docker|br-|virbr|ifb)/;
 const SKIP_DISK = /^(loop|ram|zram|fd)\d*/;
 const THROTTLED_SYSFS = 'devices/platform/soc/soc:firmware/get_throttled';
 

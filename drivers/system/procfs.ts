@@ -83,6 +83,10 @@ export function parseDiskstats(text: string): Map<string, IoCounters> {
   return out;
 }
 
+/** interfaces left out of network totals (the system driver's net.<iface> sensors, the dashboard's rates):
+ * loopback and virtual ones (a veth pair or bridge counts the same bytes as sent and received) */
+export const SKIP_IFACE = /^(lo|veth|docker|br-|virbr|ifb)/;
+
 /** /proc/net/dev → bytes received and sent per interface */
 export function parseNetDev(text: string): Map<string, IoCounters> {
   const out = new Map<string, IoCounters>();

@@ -8,7 +8,7 @@
 import { readFileSync, statfsSync, readdirSync } from 'node:fs';
 import { cpus, totalmem, freemem, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseStat, cpuLoad, parseMeminfo, parseNetDev, parseLoadavg, type CpuTimes } from '../../drivers/system/procfs.ts';
+import { parseStat, cpuLoad, parseMeminfo, parseNetDev, parseLoadavg, SKIP_IFACE, type CpuTimes } from '../../drivers/system/procfs.ts';
 import type { HandStatus } from '../supervisor/types.ts';
 import type { Clock } from '../clock.ts';
 import { systemClock } from '../clock.ts';
@@ -44,14 +44,10 @@ export function boardModel(root = '/'): string | null {
   return null;
 }
 
-/** interfaces left out of the network rates, as the system driver's net.<iface> sensors do:
- * loopback and virtual ones (a veth pair or bridge counts the same bytes as sent and received) */
 /** how often the background sampler runs, and how much of it is kept for the dashboard */
 export const STATS_SAMPLE_MS = 2000;
 export const HISTORY_MS = 5 * 60_000;
 const HISTORY_MAX = 1000;
-
-export const SKIP_IFACE = /^(lo|veth|docker|br-|virbr|ifb)/;
 
 /** a filesystem's use computed the way df does: used = blocks - bfree, and the percent of
  * what users can have (used + bavail; root's reserve is left out), rounded up like df */
