@@ -266,7 +266,7 @@ export async function main(argvIn: string[], io: Io): Promise<number> {
     const op = await connect();
     try {
       await op.sync();
-      const result = await op.decommission(args.positionals[0]!, { wait: !args.values['no-wait'], ...(timeoutMs ? { timeoutMs } : {}), onProgress: progress(io) });
+      const result = await op.decommission(args.positionals[0]!, { wait: !args.values['no-wait'], ...(timeoutMs ? { timeoutMs } : {}), onProgress: progress(io, 'decommission') });
       return reportIssue(io, result, 'decommissioned', args.values['no-wait'] === true, timeoutMs, false);
     } finally {
       await op.close();
@@ -360,12 +360,12 @@ interface AckLike { outcome: string; version: number; code?: string; message?: s
  * What `provision` and `decommission` say on stderr while they wait (stdout stays the result,
  * `--json` included): the bundle sent, a line every few seconds with the time left, the ack.
  */
-function progress(io: Io): (p: IssueProgress) => void {
+function progress(io: Io, what: 'provision' | 'decommission' = 'provision'): (p: IssueProgress) => void {
   return (p) => {
     switch (p.phase) {
       case 'sent':
         io.err(p.waiting
-          ? `sent v${p.version} to ${p.deviceId}; waiting up to ${secs(p.timeoutMs)} s for its ack (it applies the bundle, then watches its health for provisioning.healthWindowMs, 30 s by default, before it answers)\n`
+          ? `sent v${p.version} to ${p.deviceId}; waiting up to ${secs(p.timeoutMs)} s for its ack ${what === 'decommission' ? '(it wipes its secrets, answers, then announces again)' : '(it applies the bundle, then watches its health for provisioning.healthWindowMs, 30 s by default, before it answers)'}\n`
           : `sent v${p.version} to ${p.deviceId} (retained at the broker until the device takes it)\n`);
         return;
       case 'waiting':
