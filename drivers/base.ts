@@ -8,8 +8,8 @@
  * timeouts, unavailable, pushed, writes, writeErrors, listenerErrors; drivers add their own.
  */
 import type { ActuatorInfo, Driver, DriverHealth, Reading, SensorInfo, SensorValue } from './types.ts';
-import { TalonError } from '../runtime/errors.ts';
-import { systemClock, type Clock } from '../runtime/clock.ts';
+import { TalonError } from '../runtime/core/errors.ts';
+import { systemClock, type Clock } from '../runtime/core/clock.ts';
 
 export interface BaseDriverOptions {
   name: string;

@@ -4,8 +4,8 @@
  * touches hardware until start().
  */
 import type { Driver } from './types.ts';
-import { TalonError } from '../runtime/errors.ts';
-import type { Clock, Random } from '../runtime/clock.ts';
+import { TalonError } from '../runtime/core/errors.ts';
+import type { Clock, Random } from '../runtime/core/clock.ts';
 import { SimDriver, type SimDriverConfig } from './sim/driver.ts';
 import { SystemDriver, type SystemDriverConfig } from './system/driver.ts';
 import { GpioDriver, type GpioDriverConfig } from './gpio/driver.ts';

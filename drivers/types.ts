@@ -4,7 +4,7 @@
  * drivers; Hands reach them only through `ctx.call('sensors.read', id)` and friends, checked
  * against their grants. Every driver passes the contract suite in test/drivers/contract.ts.
  */
-import type { ErrorJSON } from '../runtime/errors.ts';
+import type { ErrorJSON } from '../runtime/core/errors.ts';
 
 export type SensorValue = number | boolean | string;
 

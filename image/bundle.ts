@@ -163,7 +163,7 @@ export async function bundle(out: string = distOut): Promise<void> {
   await Promise.all([
     build({ ...common, entryPoints: [join(root, 'runtime/cli/main.ts')], outfile: join(out, 'talon-main.cjs'), plugins: [...common.plugins!, vendorSplit] }),
     ...VENDOR.map((name) => build({ ...common, entryPoints: [name], outfile: join(out, 'vendor', `${name}.cjs`) })),
-    build({ ...common, entryPoints: [join(root, 'hands/sdk/worker.ts')], outfile: join(out, 'hand-worker.cjs') }),
+    build({ ...common, entryPoints: [join(root, 'runtime/worker/worker.ts')], outfile: join(out, 'hand-worker.cjs') }),
     ...builtinHands().map((id) =>
       build({ ...common, entryPoints: [join(root, 'hands', id, 'index.ts')], outfile: join(out, 'hands', `${id}.cjs`) })),
   ]);

@@ -23,7 +23,7 @@
 import { randomBytes, sign, verify } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import nacl from 'tweetnacl';
-import { TalonError } from '../runtime/errors.ts';
+import { TalonError } from '../runtime/core/errors.ts';
 import { deviceIdFromPublicKey, privateKeyFromSeed, publicKeyFromRaw } from '../runtime/secrets/device-key.ts';
 import { SECRET_NAME } from '../runtime/secrets/sealed.ts';
 

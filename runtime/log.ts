@@ -1,5 +1,5 @@
 /** The daemon's own log lines: one line each, to stdout (journald picks them up on a device). */
-import type { LogLevel } from '../hands/sdk/types.ts';
+import type { LogLevel } from './core/hand.ts';
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 

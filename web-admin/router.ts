@@ -10,7 +10,7 @@
  * does a body match the route's declared schema?
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { TalonError } from '../runtime/errors.ts';
+import { TalonError } from '../runtime/core/errors.ts';
 import type { Route, Schema } from './route.ts';
 
 export interface FieldError {

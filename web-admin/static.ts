@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
-import { TalonError } from '../runtime/errors.ts';
+import { TalonError } from '../runtime/core/errors.ts';
 import { distDir } from '../runtime/paths.ts';
 
 const TYPES: Record<string, string> = {

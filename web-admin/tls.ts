@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { TalonError } from '../runtime/errors.ts';
+import { TalonError } from '../runtime/core/errors.ts';
 
 export interface TlsOptions {
   enabled: boolean;

@@ -14,8 +14,8 @@
  */
 import { BaseDriver } from '../base.ts';
 import type { ActuatorInfo, SensorInfo } from '../types.ts';
-import { TalonError } from '../../runtime/errors.ts';
-import type { Clock } from '../../runtime/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
 import { OnoffBackend, SimGpio, type GpioBackend, type Level, type PinHandle } from './backend.ts';
 import { findHeaderChip, type GpioChip } from './chip.ts';
 

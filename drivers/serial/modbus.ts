@@ -11,7 +11,7 @@
  * References: "MODBUS over Serial Line Specification V1.02" (§2.5.1.1 RTU framing, t3.5;
  * §6.2.2 CRC) and "MODBUS Application Protocol V1.1b3" (§6.3, §6.4, §7 exceptions).
  */
-import type { Clock } from '../../runtime/clock.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
 
 // ------------------------------------------------------------------------------- CRC-16
 

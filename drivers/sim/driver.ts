@@ -11,8 +11,8 @@
  */
 import { BaseDriver } from '../base.ts';
 import type { ActuatorInfo, SensorInfo } from '../types.ts';
-import { TalonError } from '../../runtime/errors.ts';
-import type { Clock } from '../../runtime/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
 import { makeSeries, PRESETS, validateSpec, type Series, type SeriesSpec } from './patterns.ts';
 
 export interface SimSensorConfig {

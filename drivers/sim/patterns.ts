@@ -16,7 +16,7 @@
  * lies wholly inside its slot, so evaluating any t touches one slot: O(1), no state.
  * Only the random walk is path-dependent; it keeps checkpoints so any t is cheap.
  */
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 
 // ---- PRNG ---------------------------------------------------------------------------
 

@@ -25,8 +25,8 @@ import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from 'nod
 import { delimiter, join } from 'node:path';
 import { BaseDriver } from '../base.ts';
 import type { SensorInfo } from '../types.ts';
-import { TalonError } from '../../runtime/errors.ts';
-import type { Clock } from '../../runtime/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
 import {
   cpuLoad, memKey, parseDiskstats, parseLoadavg, parseMeminfo, parseMilliCelsius, parseMounts, parseNetDev, parseStat,
   parseThrottled, parseUptime, PSEUDO_FS, SKIP_IFACE, slug, type CpuTimes, type IoCounters,

@@ -13,7 +13,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, ftruncateSync, accessSync, constants } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { board as findBoard, type Board, type KernelFiles } from './boards.ts';
 import { buildRootfs, cacheDir, cachedRootfs, checkBinfmt, rootfsSpec } from './rootfs.ts';
 import { deviceConfig, fleetBootstrap, systemLayer, talonLayer, writeLayer } from './talon-files.ts';

@@ -1,7 +1,7 @@
 /** The Talon binary an image carries: where it is by default, and that it is an ELF for the board. */
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { distDir, isBundled } from '../../runtime/paths.ts';
 
 const MACHINE: Record<string, number> = { arm64: 183, x64: 62 };

@@ -5,7 +5,7 @@
  * generic-arm64 carries the kernel, the initramfs and an extlinux.conf (U-Boot's and
  * qemu's way of finding them) — the boot test starts the kernel directly with qemu.
  */
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 
 export type BoardName = 'rpi4' | 'rpi5' | 'generic-arm64';
 export type BoardFamily = 'rpi' | 'generic';

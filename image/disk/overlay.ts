@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { deviceConfig, fleetBootstrap, talonLayer, writeLayer } from './talon-files.ts';
 import { checkBinary } from './binary.ts';
 import { run } from './progress.ts';

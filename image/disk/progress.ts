@@ -4,7 +4,7 @@
  * and printed every few seconds otherwise.
  */
 import { spawn } from 'node:child_process';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 
 export interface ProgressOptions {
   write(s: string): void;

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { execFileSync } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { distDir } from '../../runtime/paths.ts';
 import { BASE_PACKAGES, familyPackages, INITRAMFS_MODULES, type BoardFamily } from './boards.ts';
 import { run, type Progress } from './progress.ts';

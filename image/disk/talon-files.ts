@@ -8,7 +8,7 @@
 import { chmodSync, copyFileSync, existsSync, lchownSync, lstatSync, mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { BOOTSTRAP_FILE, loadFleet, type DeviceBootstrap } from '../../provisioning/fleet/keys.ts';
 
 export type LayerEntry =

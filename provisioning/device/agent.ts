@@ -27,8 +27,8 @@ import type { ConfigManager } from '../../runtime/config/apply.ts';
 import type { ProvisioningConfig } from '../../runtime/config/types.ts';
 import { checkConfig, invalid } from '../../runtime/config/validate.ts';
 import { configHash } from '../../runtime/config/generations.ts';
-import { systemClock, type Clock } from '../../runtime/clock.ts';
-import { TalonError, type ErrorCode } from '../../runtime/errors.ts';
+import { systemClock, type Clock } from '../../runtime/core/clock.ts';
+import { TalonError, type ErrorCode } from '../../runtime/core/errors.ts';
 import {
   MAX_MESSAGE_BYTES, checkFleetMessage, encodeEnvelope, openBundle, parseEnvelope, provisionTopics, signEnvelope,
   type AckPayload, type AnnouncePayload, type DecommissionPayload, type Inventory, type OpenedBundle,

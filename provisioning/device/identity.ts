@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, writeFileSync, renameSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 
 export const DEVICE_BOX_KEY_FILE = 'device-box-key.json';
 

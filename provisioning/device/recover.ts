@@ -7,7 +7,7 @@
  */
 import { Store } from '../../runtime/store/store.ts';
 import { ConfigGenerations } from '../../runtime/config/generations.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { AgentStore } from './state.ts';
 
 /** True when a pending apply was rolled back and a new start is worth trying. */

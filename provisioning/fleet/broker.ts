@@ -14,7 +14,7 @@
 import { existsSync, readFileSync, writeFileSync, renameSync, mkdirSync, chmodSync } from 'node:fs';
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 
 export const OPERATOR_USER = 'operator';
 export const CLAIM_USER = 'claim';

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { readConfigFile, parseConfigText, checkConfig } from '../../runtime/config/load.ts';
 import { invalid } from '../../runtime/config/validate.ts';
 import { SECRET_NAME } from '../../runtime/secrets/sealed.ts';

@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { FLEET_ID, newSigningKeyPair } from '../format.ts';
 import { atomicWrite, brokerPaths, CLAIM_USER, OPERATOR_USER, writeBrokerFiles } from './broker.ts';
 

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import {
   checkAck, checkAnnounce, encodeEnvelope, newSigningKeyPair, parseEnvelope, provisionTopics,
   type AckPayload, type AnnouncePayload, type Envelope,

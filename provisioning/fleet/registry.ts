@@ -11,7 +11,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import type { AckPayload, AnnouncePayload, Envelope } from '../format.ts';
 import { atomicWrite } from './broker.ts';
 

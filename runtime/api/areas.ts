@@ -15,7 +15,7 @@ import type { TalonConfig } from '../config/types.ts';
 import { settingsValidator } from '../supervisor/manifest.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller } from '../supervisor/types.ts';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 import { privileged } from '../audit/privileged.ts';
 import type { MonitoringClient } from './monitoring-client.ts';
 import type { StatsSample, SystemStats } from './system-info.ts';

@@ -13,8 +13,8 @@
  */
 import type { Bus } from '../bus/types.ts';
 import type { AuditHealth } from '../audit/chain.ts';
-import type { Clock } from '../clock.ts';
-import { topics } from '../bus/topics.ts';
+import type { Clock } from '../core/clock.ts';
+import { topics } from '../core/topics.ts';
 
 export interface Health {
   ok: boolean;

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '../bus/types.ts';
 import type { HandStatus } from '../supervisor/types.ts';
-import { TalonError, isErrorJSON } from '../errors.ts';
+import { TalonError, isErrorJSON } from '../core/errors.ts';
 
 export const QUERY_TIMEOUT_MS = 5000;
 

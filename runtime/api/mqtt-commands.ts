@@ -19,8 +19,8 @@
  */
 import type { Bus, BusMessage } from '../bus/types.ts';
 import type { RuntimeApi } from './runtime-api.ts';
-import { REPLY_CLIENT_ID, topics, validateTopic } from '../bus/topics.ts';
-import { TalonError } from '../errors.ts';
+import { REPLY_CLIENT_ID, topics, validateTopic } from '../core/topics.ts';
+import { TalonError } from '../core/errors.ts';
 
 const MAX_COMMAND_BYTES = 4096;
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;

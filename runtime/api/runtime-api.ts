@@ -17,7 +17,7 @@ import type { ChatMessage, ChatResult } from '../llm/types.ts';
 import type { SecretStore } from '../secrets/sealed.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller, HandStatus, LogLine } from '../supervisor/types.ts';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 import { intend, privileged } from '../audit/privileged.ts';
 import { createAreas, type AreaDeps, type Areas } from './areas.ts';
 import type { Health } from './health.ts';

@@ -10,8 +10,8 @@ import { cpus, totalmem, freemem, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseStat, cpuLoad, parseMeminfo, parseNetDev, parseLoadavg, SKIP_IFACE, type CpuTimes } from '../../drivers/system/procfs.ts';
 import type { HandStatus } from '../supervisor/types.ts';
-import type { Clock } from '../clock.ts';
-import { systemClock } from '../clock.ts';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
 
 export interface StatsSample {
   ts: number;

@@ -31,9 +31,9 @@ import type { Audit, AuditDecision, AuditEvent } from './types.ts';
 import type { Store, Sublevel } from '../store/store.ts';
 import { SYNC } from '../store/store.ts';
 import type { DeviceKey } from '../secrets/device-key.ts';
-import type { Clock } from '../clock.ts';
-import { systemClock } from '../clock.ts';
-import { TalonError } from '../errors.ts';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
+import { TalonError } from '../core/errors.ts';
 import {
   DECISIONS, GENESIS_PREV, MAX_CHECKPOINT_GAP, checkpointMessage, checkpointProblem, entryHash, entryProblem,
   pruneMessage, signedMessage, type AnyCheckpoint, type AuditEntry, type Checkpoint, type PruneCheckpoint,

@@ -11,7 +11,7 @@
  * web admin's accounts (first-run setup, users, tokens) goes through `privileged` (or `intend`).
  */
 import type { Audit, AuditEvent } from './types.ts';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 
 /** refusals the action itself made: recorded as `deny` rather than `error` */
 const DENIALS = new Set(['FORBIDDEN', 'CAPABILITY_DENIED', 'SCOPE_ESCALATION']);

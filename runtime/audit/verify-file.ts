@@ -4,7 +4,7 @@
  * the same ChainVerifier the device uses; problems name the line and the seq.
  */
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 import { checkpointProblem, isCheckpointLine, type Checkpoint } from './format.ts';
 import { ChainVerifier, type VerifyReport } from './verifier.ts';
 import { ed25519Verifier, sha256Hex } from './crypto.ts';

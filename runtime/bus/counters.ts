@@ -1,7 +1,7 @@
 /** What both bus implementations count and check the same way. */
 import type { BusHandler, BusMessage, BusStats } from './types.ts';
-import { TalonError } from '../errors.ts';
-import { validateTopic } from './topics.ts';
+import { TalonError } from '../core/errors.ts';
+import { validateTopic } from '../core/topics.ts';
 
 export class BusCounters {
   published = 0;

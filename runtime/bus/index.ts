@@ -4,7 +4,7 @@
  */
 import type { Bus } from './types.ts';
 import type { BusConfig } from '../config/types.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '../core/clock.ts';
 import { EmbeddedBus, type AnonymousRules } from './embedded.ts';
 import { RemoteBus } from './remote.ts';
 

@@ -9,7 +9,7 @@
  * supervisor internals are read: the bus only sees the subscriptions the kernel makes for Hands.
  */
 import type { Bus, BusHandler, BusStats, PublishOptions } from './types.ts';
-import { topicMatches } from './topics.ts';
+import { topicMatches } from '../core/topics.ts';
 
 /** What the embedded broker asks: may anyone publish to `topic` because a Hand takes it as input? */
 export interface InputQuery {

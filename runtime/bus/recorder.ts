@@ -5,10 +5,10 @@
  * and anywhere outside `talon/<deviceId>/`.
  */
 import type { Bus, BusMessage, QoS } from './types.ts';
-import { validateTopic, topicMatches, validateFilter, KERNEL_ONLY } from './topics.ts';
-import { TalonError } from '../errors.ts';
-import type { Clock } from '../clock.ts';
-import { systemClock } from '../clock.ts';
+import { validateTopic, topicMatches, validateFilter, KERNEL_ONLY } from '../core/topics.ts';
+import { TalonError } from '../core/errors.ts';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
 
 export const RECENT_SIZE = 500;
 export const PAYLOAD_CLIP = 1024;

@@ -20,10 +20,10 @@
 import type { IClientOptions, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt';
 import type { Bus, BusHandler, BusMessage, BusStats, PublishOptions, QoS } from './types.ts';
 import type { BusConfig } from '../config/types.ts';
-import type { Clock } from '../clock.ts';
-import { systemClock } from '../clock.ts';
-import { TalonError } from '../errors.ts';
-import { topicMatches, topics, validateFilter } from './topics.ts';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
+import { TalonError } from '../core/errors.ts';
+import { topicMatches, topics, validateFilter } from '../core/topics.ts';
 import { BusCounters } from './counters.ts';
 
 export interface RemoteBusOptions {

@@ -25,12 +25,12 @@ import http from 'node:http';
 import type { RequestOptions } from 'node:https';
 import { pipeline, type Readable } from 'node:stream';
 import type { LookupFunction } from 'node:net';
-import type { NetworkGrant } from '../../hands/sdk/types.ts';
+import type { NetworkGrant } from '../core/hand.ts';
 import type { Audit } from '../audit/types.ts';
-import { systemClock, type Clock } from '../clock.ts';
-import { TalonError } from '../errors.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { TalonError } from '../core/errors.ts';
 import type { HandCaller, KernelService } from '../supervisor/types.ts';
-import { NetworkPolicy, canonicalAddress, hostName, isSpecialAddress } from './network.ts';
+import { NetworkPolicy, canonicalAddress, hostName, isSpecialAddress } from '../core/network.ts';
 
 const MB = 1024 * 1024;
 
@@ -200,7 +200,7 @@ export class HandFetch {
     return n;
   }
 
-  /** the kernel calls Hands make (ctx.fetch in hands/sdk/worker.ts) */
+  /** the kernel calls Hands make (ctx.fetch in runtime/worker/worker.ts) */
   services(): Record<string, KernelService> {
     return {
       'net.fetch': async (hand: HandCaller, args: unknown[]) => {

@@ -12,9 +12,9 @@ import type { Audit } from '../audit/types.ts';
 import type { Caller } from '../supervisor/types.ts';
 import type { ChatMessage } from '../llm/types.ts';
 import type { Store } from '../store/store.ts';
-import { TalonError } from '../errors.ts';
-import type { Clock } from '../clock.ts';
-import { systemClock } from '../clock.ts';
+import { TalonError } from '../core/errors.ts';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
 import { ChatStore, messageId, type ChatTarget, type Conversation, type Message } from './store.ts';
 
 export type { ChatTarget, Conversation, Message } from './store.ts';

@@ -4,7 +4,7 @@
  * errors from that one description.
  */
 import { parseArgs } from 'node:util';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';

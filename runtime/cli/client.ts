@@ -12,7 +12,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { TalonError, isErrorJSON, type ErrorCode } from '../errors.ts';
+import { TalonError, isErrorJSON, type ErrorCode } from '../core/errors.ts';
 
 export const RUNTIME_FILE = 'runtime.json';
 export const CLI_TOKEN_FILE = 'cli-token';

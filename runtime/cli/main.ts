@@ -5,7 +5,7 @@
  * Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
  * Errors print as `talon: <message> (<CODE>)`; stack traces only with TALON_DEBUG=1.
  */
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 import { isBundled } from '../paths.ts';
 import { processIo, UsageError, type Io } from './args.ts';
 

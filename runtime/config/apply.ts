@@ -14,7 +14,7 @@
 import type { Store, Sublevel } from '../store/store.ts';
 import { SYNC } from '../store/store.ts';
 import type { Audit } from '../audit/types.ts';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 import type { Caller } from '../supervisor/types.ts';
 import { ConfigGenerations, canonicalJson, configHash, type ConfigGeneration, type ConfigGenerationInfo } from './generations.ts';
 import { checkConfig, type ConfigProblem } from './validate.ts';

@@ -14,9 +14,9 @@
 import { createHash } from 'node:crypto';
 import type { Store, Sublevel } from '../store/store.ts';
 import { SYNC } from '../store/store.ts';
-import { TalonError } from '../errors.ts';
-import type { Clock } from '../clock.ts';
-import { systemClock } from '../clock.ts';
+import { TalonError } from '../core/errors.ts';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
 import type { TalonConfig } from './types.ts';
 import { validateConfig } from './validate.ts';
 

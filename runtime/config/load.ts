@@ -18,7 +18,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 import type { TalonConfig } from './types.ts';
 import { validateConfig, isModulePath, didYouMean, type ConfigProblem } from './validate.ts';
 

@@ -3,7 +3,7 @@
  * ./schema.ts is the single source of truth for validation; keep the two in step
  * (test/runtime/config checks the defaults validate against the schema).
  */
-import type { DeclaredCapabilities, Quotas } from '../../hands/sdk/types.ts';
+import type { DeclaredCapabilities, Quotas } from '../core/hand.ts';
 import type { DriverConfig } from '../../drivers/index.ts';
 import type { LlmConfig } from '../llm/config.ts';
 

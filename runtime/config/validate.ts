@@ -20,9 +20,9 @@
  */
 import type { ErrorObject } from 'ajv';
 import { validator as schemaValidator } from '../schema/validators.ts';
-import { TalonError } from '../errors.ts';
-import { validateFilter } from '../bus/topics.ts';
-import { parseHostEntry } from '../capabilities/network.ts';
+import { TalonError } from '../core/errors.ts';
+import { validateFilter } from '../core/topics.ts';
+import { parseHostEntry } from '../core/network.ts';
 import type { TalonConfig } from './types.ts';
 import { HAND_NAME_PATTERN, HAND_NAME_HINT } from './schema.ts';
 
@@ -255,7 +255,7 @@ function semanticProblems(data: Record<string, unknown>, explicitEmbedded: unkno
           });
         }
       }
-      // network host entries: one parser (runtime/capabilities/network.ts) for config and kernel
+      // network host entries: one parser (runtime/core/network.ts) for config and kernel
       const net = isObj(h.capabilities) ? h.capabilities.network : undefined;
       const hosts = Array.isArray(net) ? { list: net, path: 'network' } : isObj(net) && Array.isArray(net.hosts) ? { list: net.hosts, path: 'network.hosts' } : null;
       hosts?.list.forEach((e: unknown, j: number) => {

@@ -8,7 +8,7 @@
  */
 import type { Bus } from '../bus/types.ts';
 import type { SensorInfo } from '../../drivers/types.ts';
-import { topics } from '../bus/topics.ts';
+import { topics } from '../core/topics.ts';
 
 export const SEVERITIES = ['info', 'warning', 'critical'] as const;
 

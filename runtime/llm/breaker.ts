@@ -12,8 +12,8 @@
  * LLM_BAD_REQUEST is the caller's fault, not the provider's: it neither counts nor opens.
  * Time and randomness come from the injected clock and random.
  */
-import type { Clock, Random } from '../clock.ts';
-import { TalonError, type ErrorCode } from '../errors.ts';
+import type { Clock, Random } from '../core/clock.ts';
+import { TalonError, type ErrorCode } from '../core/errors.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 

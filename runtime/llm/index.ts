@@ -4,8 +4,8 @@ import type { LlmProvider } from './types.ts';
 import type { LlmConfig, LlmProviderConfig } from './config.ts';
 import type { LlmRouter } from './router.ts';
 import type { Audit } from '../audit/types.ts';
-import type { Clock, Random } from '../clock.ts';
-import { TalonError } from '../errors.ts';
+import type { Clock, Random } from '../core/clock.ts';
+import { TalonError } from '../core/errors.ts';
 
 export async function createProvider(c: LlmProviderConfig, env: NodeJS.ProcessEnv, dataDir: string, secrets?: { get(name: string): Promise<string | undefined> }): Promise<LlmProvider> {
   const need = (field: 'baseUrl' | 'model'): string => {

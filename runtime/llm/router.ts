@@ -23,8 +23,8 @@
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { Audit, AuditDecision } from '../audit/types.ts';
-import type { Clock, Random } from '../clock.ts';
-import { TalonError, type ErrorCode } from '../errors.ts';
+import type { Clock, Random } from '../core/clock.ts';
+import { TalonError, type ErrorCode } from '../core/errors.ts';
 import type { HandCaller, KernelService } from '../supervisor/types.ts';
 import { CircuitBreaker, type BreakerOptions, type BreakerState } from './breaker.ts';
 import type { ChatChunk, ChatRequest, ChatResult, LlmProvider, ToolCall, ToolSpec, Usage } from './types.ts';

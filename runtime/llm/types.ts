@@ -64,7 +64,7 @@ export type ChatChunk =
   | { type: 'done'; result: ChatResult };
 
 /**
- * Errors a provider throws are TalonErrors with these codes (see runtime/errors.ts):
+ * Errors a provider throws are TalonErrors with these codes (see runtime/core/errors.ts):
  *   LLM_UNAVAILABLE  connection refused, DNS, 5xx, a stream cut mid-way
  *   LLM_RATE_LIMITED 429 (details.retryAfterMs when the server said Retry-After)
  *   LLM_AUTH         401/403, a missing key (longer breaker cool-down)

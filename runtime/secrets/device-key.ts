@@ -8,7 +8,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, renameSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 
 export const DEVICE_KEY_FILE = 'device-key.json';
 

@@ -10,7 +10,7 @@ import nacl from 'tweetnacl';
 import type { Store } from '../store/store.ts';
 import { SYNC } from '../store/store.ts';
 import type { DeviceKey } from './device-key.ts';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 
 export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MAX_SECRET_BYTES = 16 * 1024;

@@ -13,11 +13,11 @@ import type { ActuatorInfo, Driver, Reading, SensorInfo } from '../../drivers/ty
 import type { Bus } from '../bus/types.ts';
 import type { Audit } from '../audit/types.ts';
 import type { HandCaller, KernelService } from '../supervisor/types.ts';
-import type { Clock } from '../clock.ts';
-import { systemClock } from '../clock.ts';
-import { TalonError, type ErrorJSON } from '../errors.ts';
-import { globMatches } from '../capabilities/grants.ts';
-import { topics } from '../bus/topics.ts';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
+import { TalonError, type ErrorJSON } from '../core/errors.ts';
+import { globMatches } from '../core/grants.ts';
+import { topics } from '../core/topics.ts';
 
 export interface SensorState {
   info: SensorInfo;

@@ -8,7 +8,7 @@ import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, unlinkSync, accessSync, constants, statfsSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
-import { TalonError } from '../errors.ts';
+import { TalonError } from '../core/errors.ts';
 
 export type Sublevel<V = unknown> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 

@@ -4,8 +4,8 @@
  * cleanly for a window starts again from `initialMs`. `restarts` crashes within `windowMs`
  * park the Hand as failed. Time and randomness are injected.
  */
-import type { Random } from '../clock.ts';
-import { systemRandom } from '../clock.ts';
+import type { Random } from '../core/clock.ts';
+import { systemRandom } from '../core/clock.ts';
 
 export interface BackoffOptions {
   initialMs: number;

@@ -5,7 +5,7 @@
  *   starting|running --crash--> backoff --timer--> starting
  *   crash loop (RestartPolicy) or a config/manifest error --> failed
  *
- * The worker runs hands/sdk/worker.ts under Node's permission model (./permissions.ts) with
+ * The worker runs runtime/worker/worker.ts under Node's permission model (./permissions.ts) with
  * a V8 heap cap from quotas.heapMb. Everything it sends is re-checked here: publish grants
  * and the message quota, subscribe grants, store scope and sizes, kernel services. Every
  * refusal is audited as `capability.check` / `deny`, and the Hand gets a typed error.
@@ -13,18 +13,18 @@
 import { Worker } from 'node:worker_threads';
 import { isUtf8 } from 'node:buffer';
 import type { EventLoopUtilization } from 'node:perf_hooks';
-import type { Capabilities, LogLevel, Quotas } from '../../hands/sdk/types.ts';
-import type { CallMsg, KernelToWorker, WorkerData, WorkerToKernel } from '../../hands/sdk/protocol.ts';
-import { RETAIN_FLAG } from '../../hands/sdk/protocol.ts';
-import { boundedJson } from '../../hands/sdk/bounded-json.ts';
+import type { Capabilities, LogLevel, Quotas } from '../core/hand.ts';
+import type { CallMsg, KernelToWorker, WorkerData, WorkerToKernel } from '../core/protocol.ts';
+import { RETAIN_FLAG } from '../core/protocol.ts';
+import { boundedJson } from '../worker/bounded-json.ts';
 import type { Bus, BusMessage, QoS } from '../bus/types.ts';
-import { toAbsolute, toRelative, topics, validateFilter, validateTopic } from '../bus/topics.ts';
+import { toAbsolute, toRelative, topics, validateFilter, validateTopic } from '../core/topics.ts';
 import type { Store } from '../store/store.ts';
 import type { Audit, AuditEvent } from '../audit/types.ts';
 import type { HandConfig, SupervisorConfig } from '../config/types.ts';
-import type { Clock, Random } from '../clock.ts';
-import { TalonError, type ErrorJSON } from '../errors.ts';
-import { Grants, effectiveGrants } from '../capabilities/grants.ts';
+import type { Clock, Random } from '../core/clock.ts';
+import { TalonError, type ErrorJSON } from '../core/errors.ts';
+import { Grants, effectiveGrants } from '../core/grants.ts';
 import { effectiveQuotas, validateManifest, validateSettings, type ValidManifest } from './manifest.ts';
 import { workerExecArgv } from './permissions.ts';
 import { RestartPolicy } from './backoff.ts';

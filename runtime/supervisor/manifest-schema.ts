@@ -2,7 +2,7 @@
  * The Hand manifest's JSON Schemas and default quotas: pure data, so that the bundler
  * (image/bundle.ts, via runtime/schema/registry.ts) can precompile them at build time.
  */
-import type { Quotas } from '../../hands/sdk/types.ts';
+import type { Quotas } from '../core/hand.ts';
 
 export const DEFAULT_QUOTAS: Quotas = { heapMb: 32, cpuShare: 0.5, messagesPerSec: 1000, llmTokensPerHour: 0 };
 
@@ -10,7 +10,7 @@ const stringList = { type: 'array', items: { type: 'string', minLength: 1, maxLe
 
 /**
  * `network`: a host list, or { hosts, raw, maxResponseBytes, timeoutMs }. The entries' syntax
- * is checked by runtime/capabilities/network.ts (one place, errors naming the entry's path).
+ * is checked by runtime/core/network.ts (one place, errors naming the entry's path).
  */
 export const networkSchema = {
   type: ['array', 'object'],

@@ -5,8 +5,8 @@
  * Every error names the field path.
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import type { HandManifest, Quotas } from '../../hands/sdk/types.ts';
-import { TalonError } from '../errors.ts';
+import type { HandManifest, Quotas } from '../core/hand.ts';
+import { TalonError } from '../core/errors.ts';
 import { validator } from '../schema/validators.ts';
 
 export { DEFAULT_QUOTAS, capabilitiesSchema, quotasSchema, manifestSchema } from './manifest-schema.ts';

@@ -9,7 +9,7 @@
  * What Node enforces with these flags, and what it does not, is in ./README.md.
  */
 import { resolve } from 'node:path';
-import type { Capabilities } from '../../hands/sdk/types.ts';
+import type { Capabilities } from '../core/hand.ts';
 
 /** the flag that turns the permission model on: experimental on Node 20 and 21, stable from 22 */
 export function permissionFlag(nodeVersion: string = process.versions.node): string {

@@ -1,6 +1,6 @@
 /** What the supervisor tells the rest of the kernel (runtime API, HTTP, MQTT, CLI) about Hands. */
-import type { ErrorJSON } from '../errors.ts';
-import type { LogLevel } from '../../hands/sdk/types.ts';
+import type { ErrorJSON } from '../core/errors.ts';
+import type { LogLevel } from '../core/hand.ts';
 
 export type HandState = 'stopped' | 'starting' | 'running' | 'backoff' | 'failed' | 'stopping';
 
@@ -76,6 +76,6 @@ export interface Caller {
  */
 export interface HandCaller {
   name: string;
-  grants: import('../../hands/sdk/types.ts').Capabilities;
+  grants: import('../core/hand.ts').Capabilities;
 }
 export type KernelService = (hand: HandCaller, args: unknown[]) => Promise<unknown>;

@@ -1,7 +1,7 @@
 /**
  * `node --import tsx test/bench/llm-local.ts [tiny|1b ...]`: local llama.cpp speed on this
  * machine, as Markdown table rows in the style of test/bench/run.ts (which can call
- * llmLocalRows()). Models are random-weight GGUFs written by runtime/llm/gguf.ts into a
+ * llmLocalRows()). Models are random-weight GGUFs written by test/fixtures/llm/gguf-writer.ts into a
  * temp folder and deleted afterwards:
  * - tiny: the test model (dim 64, 2 layers, vocab 320, F32);
  * - 1b:   a 1B-class shape (dim 2048, 16 layers, ffn 5632, 32 heads / 8 KV heads, vocab
@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ONE_B_SHAPE, TINY_SHAPE, writeTestModel, type TestModelShape } from '../../runtime/llm/gguf.ts';
+import { ONE_B_SHAPE, TINY_SHAPE, writeTestModel, type TestModelShape } from '../fixtures/llm/gguf-writer.ts';
 
 const RUNS = Number(process.env.LLM_BENCH_RUNS ?? 3);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

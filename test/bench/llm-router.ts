@@ -14,7 +14,7 @@
  */
 import { createServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { systemClock } from '../../runtime/clock.ts';
+import { systemClock } from '../../runtime/core/clock.ts';
 import { LlmRouter, type RouterConfig } from '../../runtime/llm/router.ts';
 import { OpenAiProvider } from '../../runtime/llm/providers/openai.ts';
 import type { ChatChunk, ChatRequest, ChatResult, LlmProvider } from '../../runtime/llm/types.ts';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBuilt, startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { openBrowser, SCREENSHOTS, type BrowserSession } from '../helpers/browser.ts';
-import { writeTestModel, TINY_SHAPE } from '../../runtime/llm/gguf.ts';
+import { writeTestModel, TINY_SHAPE } from '../fixtures/llm/gguf-writer.ts';
 
 let d: Daemon;
 let b: BrowserSession;

@@ -31,7 +31,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Driver, Reading } from '../../drivers/types.ts';
-import { TalonError, type ErrorCode } from '../../runtime/errors.ts';
+import { TalonError, type ErrorCode } from '../../runtime/core/errors.ts';
 
 export const SENSOR_ID = /^[a-z0-9][a-z0-9._-]*$/;
 

@@ -15,8 +15,8 @@ import { GpioDriver, type GpioDriverConfig } from '../../drivers/gpio/driver.ts'
 import { SimGpio } from '../../drivers/gpio/backend.ts';
 import { findHeaderChip, listChips } from '../../drivers/gpio/chip.ts';
 import type { Reading } from '../../drivers/types.ts';
-import { TalonError } from '../../runtime/errors.ts';
-import type { Clock } from '../../runtime/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
 
 const tmpRoots: string[] = [];
 after(() => { for (const d of tmpRoots) rmSync(d, { recursive: true, force: true }); });

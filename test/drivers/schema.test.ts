@@ -9,7 +9,7 @@ import { Ajv } from 'ajv';
 import { driversSchema, createDriver, createDrivers, DEMO_DRIVERS, type DriverConfig } from '../../drivers/index.ts';
 import { SIM_PRESETS } from '../../drivers/sim/schema.ts';
 import { PRESETS } from '../../drivers/sim/patterns.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, allowUnionTypes: true, strict: true });
 ajv.addKeyword('x-hint');

@@ -12,8 +12,8 @@ import { SerialDriver, checkSerialConfig, type SerialDriverConfig } from '../../
 import { deferPollerEvents } from '../../drivers/serial/driver.ts';
 import { nmeaSentence } from '../../drivers/serial/protocols.ts';
 import { buildExceptionResponse, buildReadResponse, crc16 } from '../../drivers/serial/modbus.ts';
-import { TalonError, type ErrorCode } from '../../runtime/errors.ts';
-import { systemClock } from '../../runtime/clock.ts';
+import { TalonError, type ErrorCode } from '../../runtime/core/errors.ts';
+import { systemClock } from '../../runtime/core/clock.ts';
 import type { Reading } from '../../drivers/types.ts';
 import { startPtyPair, type PtyPair } from '../helpers/socat.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { driverContract } from './contract.ts';
 import { SimDriver, type SimDriverConfig } from '../../drivers/sim/driver.ts';
 import { hash01, labels, makeSeries, mulberry32, type SeriesSpec } from '../../drivers/sim/patterns.ts';
-import { systemClock, type Clock } from '../../runtime/clock.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { systemClock, type Clock } from '../../runtime/core/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 
 /** real timers, manual time */
 function manualClock(start = 1_700_000_000_000): Clock & { t: number } {

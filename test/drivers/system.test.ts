@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { driverContract, type FaultKind } from './contract.ts';
 import { SystemDriver, type SystemDriverConfig } from '../../drivers/system/driver.ts';
 import { slug } from '../../drivers/system/procfs.ts';
-import { systemClock, type Clock } from '../../runtime/clock.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { systemClock, type Clock } from '../../runtime/core/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 
 const tmpRoots: string[] = [];
 after(() => { for (const d of tmpRoots) rmSync(d, { recursive: true, force: true }); });

@@ -10,7 +10,7 @@ import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBuilt, startDaemon, cli } from '../helpers/daemon.ts';
-import { writeTestModel, TINY_SHAPE } from '../../runtime/llm/gguf.ts';
+import { writeTestModel, TINY_SHAPE } from '../fixtures/llm/gguf-writer.ts';
 import { freePort } from '../helpers/ports.ts';
 import mqtt from 'mqtt';
 

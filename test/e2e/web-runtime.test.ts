@@ -12,7 +12,7 @@ import http from 'node:http';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KernelHost, type Kernel } from '../../runtime/kernel.ts';
+import { KernelHost, type Kernel } from '../../runtime/host/kernel.ts';
 import { validateConfig } from '../../runtime/config/load.ts';
 import { createLogger } from '../../runtime/log.ts';
 import { fixture, workerEntry } from '../helpers/fixtures.ts';

@@ -1,6 +1,6 @@
 /**
  * Bundles fixture Hands (test/fixtures/hands/<name>.ts) and the worker runtime
- * (hands/sdk/worker.ts) with the same esbuild options as the image (image/bundle.ts
+ * (runtime/worker/worker.ts) with the same esbuild options as the image (image/bundle.ts
  * `common`) into a temp folder, once per test process. Tests then run real workers on
  * exactly what ships, without needing `npm run build` first.
  */
@@ -35,7 +35,7 @@ function bundleOnce(key: string, entry: string, file: string): Promise<string> {
 
 /** dist/hand-worker.cjs, built from source into the temp folder */
 export function workerEntry(): Promise<string> {
-  return bundleOnce('worker', join(repo, 'hands/sdk/worker.ts'), 'hand-worker.cjs');
+  return bundleOnce('worker', join(repo, 'runtime/worker/worker.ts'), 'hand-worker.cjs');
 }
 
 /** a fixture Hand bundled to `<tmp>/<name>.cjs`; returns its path */

@@ -54,7 +54,7 @@ export async function startHarness(
   hands: HandSpec[],
   opts: {
     config?: Partial<SupervisorConfig>; limits?: Partial<RunnerLimits>; start?: boolean; register?: (sup: Supervisor, parts: { audit: AuditChain }) => void;
-    /** the worker runtime: a fixture name (bundled like the Hands) instead of hands/sdk/worker.ts */
+    /** the worker runtime: a fixture name (bundled like the Hands) instead of runtime/worker/worker.ts */
     workerFixture?: string;
   } = {},
 ): Promise<Harness> {

@@ -17,7 +17,7 @@ import { NODE_VERSION, nodeDist, type Arch } from '../../image/binary/node-dist.
 import { addonFileName } from '../../runtime/native.ts';
 import { writeConfig, REPO } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { writeTestModel, TINY_SHAPE } from '../../runtime/llm/gguf.ts';
+import { writeTestModel, TINY_SHAPE } from '../fixtures/llm/gguf-writer.ts';
 
 const QEMU = ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'];
 const work = mkdtempSync(join(tmpdir(), 'talon-binary-test-'));

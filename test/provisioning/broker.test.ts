@@ -19,7 +19,7 @@ import { brokerPaths, brokerUsers, reloadBroker, removeBrokerUser, setBrokerUser
 import * as format from '../../provisioning/format.ts';
 import { FleetOperator } from '../../provisioning/fleet/operator.ts';
 import { hashPassword } from '../../runtime/secrets/password.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { SimDevice } from './sim-device.ts';
 
 let dir: string;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nacl from 'tweetnacl';
 import { deviceIdFromPublicKey } from '../../runtime/secrets/device-key.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import {
   canonicalBytes, checkAck, checkAnnounce, checkBundle, checkDecommission, checkFleetMessage, encodeEnvelope, MAX_MESSAGE_BYTES,
   newBoxKeyPair, newSigningKeyPair, openBundle, openSealed, parseEnvelope, provisionTopics, seal, sealBundleBody, signEnvelope, verifyEnvelope,

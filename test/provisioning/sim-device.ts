@@ -5,7 +5,7 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { deviceIdFromPublicKey } from '../../runtime/secrets/device-key.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import {
   checkFleetMessage, encodeEnvelope, newBoxKeyPair, newSigningKeyPair, openBundle, parseEnvelope, provisionTopics, signEnvelope,
   type AckOutcome, type AckPayload, type AnnouncePayload, type BundleBody, type Inventory,

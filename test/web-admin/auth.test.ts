@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startHarness, setupAdmin, cookieOf, code, type Harness } from './harness.ts';
 import { Store } from '../../runtime/store/store.ts';
 import { SessionStore, IDLE_MS, ABSOLUTE_MS } from '../../web-admin/auth/sessions.ts';
-import { systemClock } from '../../runtime/clock.ts';
+import { systemClock } from '../../runtime/core/clock.ts';
 
 let h: Harness;
 let admin: { cookie: string; csrf: string };

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
 import { routes } from '../../web-admin/routes/index.ts';
 import { QUERY_AJV_OPTIONS, REQUEST_AJV_OPTIONS, Router } from '../../web-admin/router.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import type { Route } from '../../web-admin/route.ts';
 
 test('every route\'s params, query and body schema is a valid schema and compiles with the router\'s options', () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import inject from 'light-my-request';
-import { Kernel } from '../../runtime/kernel.ts';
+import { Kernel } from '../../runtime/host/kernel.ts';
 import { validateConfig } from '../../runtime/config/load.ts';
 import { createLogger } from '../../runtime/log.ts';
 import { fixture, workerEntry } from '../helpers/fixtures.ts';

@@ -16,7 +16,7 @@ import { Store } from '../../runtime/store/store.ts';
 import { DeviceKey } from '../../runtime/secrets/device-key.ts';
 import { AuditChain } from '../../runtime/audit/chain.ts';
 import type { RuntimeApi } from '../../runtime/api/runtime-api.ts';
-import type { Clock } from '../../runtime/clock.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
 import { LOCK_MS, SETUP_GLOBAL_FREE, SETUP_MAX_DELAY_MS, SETUP_WINDOW_MS } from '../../web-admin/auth/ratelimit.ts';
 import { code } from './harness.ts';
 

@@ -18,9 +18,9 @@
 import type { IncomingMessage } from 'node:http';
 import { hostname as osHostname, networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
-import { TalonError } from '../../runtime/errors.ts';
-import type { Clock } from '../../runtime/clock.ts';
-import { systemClock } from '../../runtime/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
+import { systemClock } from '../../runtime/core/clock.ts';
 
 export interface HostGuardOptions {
   /** the address the server listens on */

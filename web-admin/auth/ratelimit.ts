@@ -9,8 +9,8 @@
  * each further SETUP_GLOBAL_FREE, at most SETUP_MAX_DELAY_MS): many addresses slow guessing
  * down for everyone, but a right code from a fresh address always gets through.
  */
-import type { Clock } from '../../runtime/clock.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 
 export const MAX_FAILURES = 5;
 export const LOCK_MS = 15 * 60_000;

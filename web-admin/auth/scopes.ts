@@ -9,7 +9,7 @@
  *   admin would otherwise hand over the admin).
  * Refusals are SCOPE_ESCALATION (403).
  */
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import type { Principal, Role, Tag } from '../route.ts';
 
 export const TAGS: readonly Tag[] = ['system', 'hands', 'sensors', 'alerts', 'audit', 'config', 'llm', 'chat', 'bus', 'users', 'tokens', 'session', 'provisioning', 'secrets'];

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Store, Sublevel } from '../../runtime/store/store.ts';
-import type { Clock } from '../../runtime/clock.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
 import { authSublevel } from './sublevel.ts';
 
 export const SESSION_COOKIE = 'talon_session';

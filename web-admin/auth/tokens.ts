@@ -6,8 +6,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Store, Sublevel } from '../../runtime/store/store.ts';
 import { SYNC } from '../../runtime/store/store.ts';
-import type { Clock } from '../../runtime/clock.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { authSublevel } from './sublevel.ts';
 
 export const TOKEN_ID_PATTERN = '^[a-f0-9]{12}$';

@@ -6,8 +6,8 @@ import type { Store, Sublevel } from '../../runtime/store/store.ts';
 import { SYNC } from '../../runtime/store/store.ts';
 import { authSublevel } from './sublevel.ts';
 import { hashPassword, verifyPasswordAsync } from '../../runtime/secrets/password.ts';
-import type { Clock } from '../../runtime/clock.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import type { Clock } from '../../runtime/core/clock.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import type { Role } from '../route.ts';
 
 export const USER_NAME_PATTERN = '^[a-z][a-z0-9._-]{0,31}$';

@@ -1,6 +1,6 @@
 /** The LLM router: providers, breaker state and usage; one chat (JSON or streamed). */
 import { defineRoutes } from '../route.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { anyObject, bool, int, obj, str } from './schemas.ts';
 import { sseHeaders, sseSend } from './sse.ts';
 

@@ -1,6 +1,6 @@
 /** First-run setup, login, logout and "who am I". */
 import { defineRoutes, type Schema } from '../route.ts';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
 import { USER_NAME_PATTERN } from '../auth/users.ts';
 import { bool, obj, str } from './schemas.ts';
 

@@ -10,7 +10,7 @@ import { finished } from 'node:stream/promises';
 import { parseSubcommand, plural, printable, UsageError, type CommandSpec, type Io, type Parsed } from '../args.ts';
 import { DaemonClient } from '../client.ts';
 import { dataDir, DATA_OPTIONS } from './hands.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 import type { AuditEntry, Checkpoint } from '../../audit/format.ts';
 import type { VerifyReport } from '../../audit/verifier.ts';
 import type { AuditChain, AuditQuery, AuditPage } from '../../audit/chain.ts';

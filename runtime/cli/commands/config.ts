@@ -6,7 +6,7 @@
  * `talon config hash-password`: hash a password (read from stdin) for `bus.embedded.lan.users`.
  */
 import { parse, helpText, subcommand, type CommandSpec, type Io } from '../args.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 
 export const spec: CommandSpec = {
   name: 'talon config',

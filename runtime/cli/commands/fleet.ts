@@ -4,7 +4,7 @@
  * that approve matching devices, decommission and key rotation. See provisioning/fleet/.
  */
 import { parseSubcommand, UsageError, printable, type CommandSpec, type Io, type OptionSpec, type Parsed } from '../args.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 import type { FleetOperator as FleetOperatorT, IssueProgress } from '../../../provisioning/fleet/operator.ts';
 
 const FLEET_OPT: Record<string, OptionSpec> = {

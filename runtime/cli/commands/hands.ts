@@ -4,7 +4,7 @@
  */
 import { parseSubcommand, printable, UsageError, type CommandSpec, type OptionSpec, type Io, type Parsed } from '../args.ts';
 import { DaemonClient, defaultDataDir } from '../client.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 import { HAND_NAME_PATTERN } from '../../config/schema.ts';
 import type { HandStatus, LogLine } from '../../supervisor/types.ts';
 

@@ -3,7 +3,7 @@
  * overlay tar for boards that keep their vendor root filesystem (Jetson L4T). See image/disk/.
  */
 import { parseSubcommand, plural, type CommandSpec, type Io } from '../args.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 import { reportError } from '../main.ts';
 
 export const spec: CommandSpec = {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseSubcommand, type CommandSpec, type Io } from '../args.ts';
 import { dataDir, DATA_OPTIONS } from './hands.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 
 export const spec: CommandSpec = {
   name: 'talon keys',

@@ -2,7 +2,7 @@
 import { parseSubcommand, UsageError, printable, type CommandSpec, type Io } from '../args.ts';
 import { DaemonClient } from '../client.ts';
 import { dataDir, DATA_OPTIONS } from './hands.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 import type { ProviderStatus } from '../../llm/router.ts';
 import type { ChatResult } from '../../llm/types.ts';
 

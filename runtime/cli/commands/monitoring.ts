@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse, helpText, subcommand, UsageError, type CommandSpec, type Io } from '../args.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 
 export const spec: CommandSpec = {
   name: 'talon monitoring',

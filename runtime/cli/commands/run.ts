@@ -24,7 +24,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
   const configFile = args.values.config as string | undefined;
   const dataDir = args.values.data as string | undefined;
-  const kernel = await import('../../kernel.ts');
+  const kernel = await import('../../host/kernel.ts');
   return kernel.runDaemon({
     ...(configFile !== undefined ? { configFile } : {}),
     ...(dataDir !== undefined ? { dataDir } : {}),

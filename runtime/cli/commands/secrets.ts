@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parseSubcommand, type CommandSpec, type Io } from '../args.ts';
 import { DaemonClient } from '../client.ts';
 import { dataDir, DATA_OPTIONS } from './hands.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 import type { SecretStore } from '../../secrets/sealed.ts';
 
 const NAME = [{ name: 'NAME', required: true, description: 'the secret\'s name (letters, digits, _ . -)' }];

@@ -12,7 +12,7 @@
  *     reached the caller carries details.partial = true);
  *   - `redact`: API keys never appear in an error message or detail.
  */
-import { TalonError, type ErrorCode } from '../../errors.ts';
+import { TalonError, type ErrorCode } from '../../core/errors.ts';
 import type { ChatChunk, ChatResult, ToolCall, Usage } from '../types.ts';
 
 export interface ProviderTimeouts {

@@ -25,7 +25,7 @@ import type {
   ChatHistoryItem, ChatModelFunctions, ChatModelResponse, Llama, LlamaContext, LlamaContextSequence,
   LlamaEmbeddingContext, LlamaGrammar, LlamaModel,
 } from 'node-llama-cpp';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 import { GgufError, inspectGguf } from '../gguf.ts';
 import type { ChatChunk, ChatMessage, ChatRequest, ChatResult, LlmProvider, ToolCall } from '../types.ts';
 

@@ -17,7 +17,7 @@ import {
   checkResult, finishStream, guardedFetch, llmError, num, parseArguments,
   type ErrorContext, type RawChunk, type RemoteProviderOptions,
 } from './http.ts';
-import { TalonError } from '../../errors.ts';
+import { TalonError } from '../../core/errors.ts';
 
 export interface PullProgress {
   status: string;

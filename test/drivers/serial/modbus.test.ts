@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { systemClock } from '../../../runtime/clock.ts';
+import { systemClock } from '../../../runtime/core/clock.ts';
 import {
   crc16, withCrc, buildReadRequest, parseReadResponse, buildReadResponse, buildExceptionResponse,
   expectedResponseLength, decodeRaw, scaleValue, planReads, interFrameMs, ModbusMaster, type RegisterSpec,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { startHarness, waitState } from '../../helpers/supervisor-harness.ts';
 import { SimKernel, monitoringBundle } from './sim-kernel.ts';
 import { MonitoringClient } from '../../../runtime/api/monitoring-client.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import type { Alert } from '../../../hands/monitoring/alerts.ts';
 
 test('alerts are acknowledged and resolved over the bus; the Hand answers a chat from its state', { timeout: 60_000 }, async () => {

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { common } from '../../../image/bundle.ts';
 import { makeSeries, type SeriesSpec } from '../../../drivers/sim/patterns.ts';
 import type { Reading, SensorInfo } from '../../../drivers/types.ts';
-import { TalonError } from '../../../runtime/errors.ts';
-import { globMatches } from '../../../runtime/capabilities/grants.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
+import { globMatches } from '../../../runtime/core/grants.ts';
 import type { Supervisor } from '../../../runtime/supervisor/supervisor.ts';
 
 export type Fault = 'throw' | 'nan' | 'text' | 'hang' | null;

@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { KernelHost } from '../../../runtime/kernel.ts';
+import { KernelHost } from '../../../runtime/host/kernel.ts';
 import { validateConfig } from '../../../runtime/config/validate.ts';
 import { createLogger } from '../../../runtime/log.ts';
 import { SecretStore } from '../../../runtime/secrets/sealed.ts';

@@ -7,7 +7,7 @@ import nacl from 'tweetnacl';
 import { AuditChain } from '../../../runtime/audit/chain.ts';
 import { checkpointMessage, pruneMessage, type AnyCheckpoint, type AuditEntry, type Checkpoint } from '../../../runtime/audit/format.ts';
 import { verifyFile } from '../../../runtime/audit/verify-file.ts';
-import type { Clock } from '../../../runtime/clock.ts';
+import type { Clock } from '../../../runtime/core/clock.ts';
 import { fill, key12, openEnv, raw, tempDir, type Env } from './harness.ts';
 
 /** a clock the test moves; timers fire when it passes them */

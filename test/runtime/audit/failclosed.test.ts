@@ -11,7 +11,7 @@ import type { AuditEntry } from '../../../runtime/audit/format.ts';
 import type { AuditHealth } from '../../../runtime/audit/chain.ts';
 import { privileged } from '../../../runtime/audit/privileged.ts';
 import type { Audit, AuditEvent } from '../../../runtime/audit/types.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import { openEnv, type Env } from './harness.ts';
 
 const ENOSPC = (): Error => Object.assign(new Error('IO error: /data/db/000003.log: No space left on device'), { code: 'LEVEL_IO_ERROR' });

@@ -11,7 +11,7 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { EmbeddedBus } from '../../../runtime/bus/embedded.ts';
 import { RemoteBus } from '../../../runtime/bus/remote.ts';
 import { HandInputs } from '../../../runtime/bus/inputs.ts';
-import { filtersOverlap } from '../../../runtime/bus/topics.ts';
+import { filtersOverlap } from '../../../runtime/core/topics.ts';
 import type { BusConfig } from '../../../runtime/config/types.ts';
 import type { BusMessage } from '../../../runtime/bus/types.ts';
 import { MqttCommands } from '../../../runtime/api/mqtt-commands.ts';

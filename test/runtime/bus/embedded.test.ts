@@ -13,7 +13,7 @@ import { RemoteBus } from '../../../runtime/bus/remote.ts';
 import { HandInputs } from '../../../runtime/bus/inputs.ts';
 import type { BusMessage } from '../../../runtime/bus/types.ts';
 import type { BusConfig, MqttUser } from '../../../runtime/config/types.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import { hashPassword } from '../../../runtime/secrets/password.ts';
 import { waitFor, once } from '../../helpers/wait.ts';
 import { connectClient, connectRefused } from '../../helpers/mqtt-client.ts';

@@ -6,7 +6,7 @@ import type { MqttClient, IClientOptions } from 'mqtt';
 import { RemoteBus, type RemoteBusOptions } from '../../../runtime/bus/remote.ts';
 import type { BusMessage } from '../../../runtime/bus/types.ts';
 import type { BusConfig } from '../../../runtime/config/types.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import { startMosquitto, type Mosquitto } from '../../helpers/mosquitto.ts';
 import { connectClient } from '../../helpers/mqtt-client.ts';
 import { freePort } from '../../helpers/ports.ts';

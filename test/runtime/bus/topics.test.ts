@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   filterCovers, toAbsolute, toRelative, topicMatches, topics, validateFilter, validateTopic,
-} from '../../../runtime/bus/topics.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+} from '../../../runtime/core/topics.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 
 function invalid(fn: () => void): void {
   assert.throws(fn, (err: unknown) => err instanceof TalonError && err.code === 'BUS_TOPIC_INVALID');

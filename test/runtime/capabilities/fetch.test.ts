@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { HandFetch, type FetchResponse, type Resolver } from '../../../runtime/capabilities/fetch.ts';
-import { normalizeNetwork } from '../../../runtime/capabilities/network.ts';
+import { normalizeNetwork } from '../../../runtime/core/network.ts';
 import type { AuditEvent } from '../../../runtime/audit/types.ts';
-import type { NetworkCapability } from '../../../hands/sdk/types.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import type { NetworkCapability } from '../../../runtime/core/hand.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 
 interface Seen { method: string; url: string; headers: IncomingMessage['headers']; body: string }
 

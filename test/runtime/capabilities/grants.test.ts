@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Grants, effectiveGrants, globMatches, globCovers, pathCovers } from '../../../runtime/capabilities/grants.ts';
-import { TalonError } from '../../../runtime/errors.ts';
-import type { DeclaredCapabilities } from '../../../hands/sdk/types.ts';
-import { NO_NETWORK } from '../../../runtime/capabilities/network.ts';
+import { Grants, effectiveGrants, globMatches, globCovers, pathCovers } from '../../../runtime/core/grants.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
+import type { DeclaredCapabilities } from '../../../runtime/core/hand.ts';
+import { NO_NETWORK } from '../../../runtime/core/network.ts';
 
 const ROOT = 'talon/dev1';
 const manifest: DeclaredCapabilities = {

@@ -1,5 +1,5 @@
 /**
- * The network grant (runtime/capabilities/network.ts): entry syntax and its errors, host and
+ * The network grant (runtime/core/network.ts): entry syntax and its errors, host and
  * address matching (names, wildcards, CIDR ranges, the ranges a name may not reach), and a
  * config that may narrow but never widen.
  */
@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   NETWORK_DEFAULTS, NetworkPolicy, canonicalAddress, entryCovers, isSpecialAddress, normalizeNetwork, parseHostEntry,
-} from '../../../runtime/capabilities/network.ts';
-import { effectiveGrants } from '../../../runtime/capabilities/grants.ts';
+} from '../../../runtime/core/network.ts';
+import { effectiveGrants } from '../../../runtime/core/grants.ts';
 import { checkConfig } from '../../../runtime/config/validate.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import { workerExecArgv } from '../../../runtime/supervisor/permissions.ts';
 
 const ROOT = 'talon/dev1';

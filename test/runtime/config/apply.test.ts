@@ -13,7 +13,7 @@ import { ConfigGenerations } from '../../../runtime/config/generations.ts';
 import { ConfigManager, resolveStartConfig } from '../../../runtime/config/apply.ts';
 import { validateConfig } from '../../../runtime/config/validate.ts';
 import type { AuditEvent } from '../../../runtime/audit/types.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import type { TalonConfig } from '../../../runtime/config/types.ts';
 
 let dir: string;

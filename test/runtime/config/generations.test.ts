@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { Store } from '../../../runtime/store/store.ts';
 import { ConfigGenerations, canonicalJson, configHash } from '../../../runtime/config/generations.ts';
 import { validateConfig } from '../../../runtime/config/validate.ts';
-import { TalonError } from '../../../runtime/errors.ts';
-import type { Clock } from '../../../runtime/clock.ts';
-import { systemClock } from '../../../runtime/clock.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
+import type { Clock } from '../../../runtime/core/clock.ts';
+import { systemClock } from '../../../runtime/core/clock.ts';
 
 let dir: string;
 let store: Store;

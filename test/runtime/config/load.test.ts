@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readdirSync, existsSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseHostPort, MAX_CONFIG_BYTES, BUILTIN_HANDS } from '../../../runtime/config/load.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 
 let dir: string;
 before(() => {

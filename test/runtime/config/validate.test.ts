@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { validateConfig, checkConfig, readablePath, didYouMean, isModulePath, type ConfigProblem } from '../../../runtime/config/validate.ts';
 import { loadConfig } from '../../../runtime/config/load.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import type { TalonConfig } from '../../../runtime/config/types.ts';
 import { DEMO_DRIVERS } from '../../../drivers/demo.ts';
 

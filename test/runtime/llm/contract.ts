@@ -15,7 +15,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { TalonError, type ErrorCode } from '../../../runtime/errors.ts';
+import { TalonError, type ErrorCode } from '../../../runtime/core/errors.ts';
 import type { ChatChunk, ChatRequest, ChatResult, LlmProvider } from '../../../runtime/llm/types.ts';
 import type { ProviderTimeouts } from '../../../runtime/llm/providers/http.ts';
 import { startFakeLlm, type Fault, type FakeLlm, type Reply, type Vendor } from '../../helpers/llm-fakes.ts';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { guardedFetch, parseRetryAfter, redact, sseEvents, readText, type SseEvent } from '../../../runtime/llm/providers/http.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 
 const ctx = { provider: 't', secrets: ['sk-verysecret-123'] };
 

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { LocalProvider, resolveThreads, toHistory } from '../../../runtime/llm/providers/local.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import type { ChatChunk, ChatRequest } from '../../../runtime/llm/types.ts';
 import { inspectGguf, modelDir, TOOL_CALLER_STEER, writeTestModel, type ModelDir } from '../../fixtures/llm/gguf.ts';
 

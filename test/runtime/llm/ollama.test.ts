@@ -1,7 +1,7 @@
 import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { OllamaProvider, type PullProgress } from '../../../runtime/llm/providers/ollama.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import { startFakeLlm, type FakeLlm } from '../../helpers/llm-fakes.ts';
 import { fakeHarness, providerContract } from './contract.ts';
 

@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Clock } from '../../../runtime/clock.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import type { Clock } from '../../../runtime/core/clock.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import type { AuditEvent } from '../../../runtime/audit/types.ts';
 import { CircuitBreaker } from '../../../runtime/llm/breaker.ts';
 import { LlmRouter, type RouterChunk, type RouterConfig, type CallOptions } from '../../../runtime/llm/router.ts';
@@ -624,7 +624,7 @@ test('over loopback: a 503 fails over at once, a 429 Retry-After opens the break
   const { startFakeLlm } = await import('../../helpers/llm-fakes.ts');
   const { OpenAiProvider } = await import('../../../runtime/llm/providers/openai.ts');
   const { AnthropicProvider } = await import('../../../runtime/llm/providers/anthropic.ts');
-  const { systemClock } = await import('../../../runtime/clock.ts');
+  const { systemClock } = await import('../../../runtime/core/clock.ts');
   const a = await startFakeLlm('openai');
   const b = await startFakeLlm('anthropic');
   t.after(() => Promise.all([a.close(), b.close()]));

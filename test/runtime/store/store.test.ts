@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store, SCHEMA_VERSION, type Migration } from '../../../runtime/store/store.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'talon-store-'));
 

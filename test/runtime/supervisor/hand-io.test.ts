@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ROOT, startHarness, waitFor, waitState, sleep } from '../../helpers/supervisor-harness.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 
 const json = (m: { payload: Buffer }) => JSON.parse(m.payload.toString());
 

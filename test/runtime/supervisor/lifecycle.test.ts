@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ROOT, startHarness, waitFor, waitState } from '../../helpers/supervisor-harness.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import type { HandStatus } from '../../../runtime/supervisor/types.ts';
 
 const kernelIsFine = (statuses: HandStatus[], name: string) => statuses.find((s) => s.name === name)?.state === 'running';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_QUOTAS, effectiveQuotas, validateManifest, validateSettings } from '../../../runtime/supervisor/manifest.ts';
-import { TalonError } from '../../../runtime/errors.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
 import { externalLimitMb } from '../../../runtime/supervisor/hand-runner.ts';
 
 const base = { id: 'monitoring', version: '1.2.0', description: 'watches sensors' };

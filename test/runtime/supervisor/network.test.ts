@@ -170,7 +170,7 @@ async function fetcher(spec: Omit<HandSpec, 'fixture'>, opts: { resolve?: Resolv
   let net!: HandFetch;
   const h = await startHarness([{ ...spec, fixture: 'fetcher' }], {
     start: false,
-    // the harness has no kernel: wire the network service as runtime/kernel.ts does
+    // the harness has no kernel: wire the network service as runtime/host/kernel.ts does
     register: (sup, { audit }) => {
       net = new HandFetch({ audit, ...(opts.resolve ? { resolve: opts.resolve } : {}), ...(opts.ca ? { ca: opts.ca } : {}) });
       for (const [m, s] of Object.entries(net.services())) sup.registerService(m, s);

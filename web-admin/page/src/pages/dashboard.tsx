@@ -77,7 +77,7 @@ export function Dashboard() {
               <dt>CPU</dt><dd data-testid="now-cpu">{fmt(last.cpu.percent)} %</dd>
               <dt>Memory</dt><dd data-testid="now-memory">{bytes(last.memory.usedBytes)} / {bytes(last.memory.totalBytes)}</dd>
               <dt>Temperature</dt><dd>{typeof last.temperatureC === 'number' ? `${last.temperatureC.toFixed(1)} °C` : 'n/a'}</dd>
-              <dt>Disk</dt><dd data-testid="now-disk" data-percent={String(diskPercent(last) ?? '')} title={last.disk.path ?? ''}>{fmt(diskPercent(last))} % · {bytes(last.disk.usedBytes)} used, {bytes(last.disk.freeBytes ?? last.disk.totalBytes - last.disk.usedBytes)} free</dd>
+              <dt>Disk</dt><dd data-testid="now-disk" data-percent={String(diskPercent(last) ?? '')} title={last.disk.path ?? ''}>{diskPercent(last)?.toFixed(1) ?? '–'} % · {bytes(last.disk.usedBytes)} used, {bytes(last.disk.freeBytes ?? last.disk.totalBytes - last.disk.usedBytes)} free</dd>
               <dt>Network</dt><dd data-testid="now-net" data-rx={String(last.network.rxBytesPerSec)} data-tx={String(last.network.txBytesPerSec)}>↓ {bytes(last.network.rxBytesPerSec)}/s ↑ {bytes(last.network.txBytesPerSec)}/s</dd>
             </dl>
           ) : <p>waiting for the first sample…</p>}

@@ -21,8 +21,8 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
-import type { NetworkCapability, NetworkGrant } from '../../hands/sdk/types.ts';
-import { TalonError } from '../errors.ts';
+import type { NetworkCapability, NetworkGrant } from './hand.ts';
+import { TalonError } from './errors.ts';
 
 export type { NetworkCapability, NetworkGrant };
 

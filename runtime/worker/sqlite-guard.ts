@@ -21,7 +21,7 @@ import sqlite from 'node:sqlite';
 import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { syncBuiltinESMExports } from 'node:module';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../core/errors.ts';
 import type { DenyReport } from './net-guard.ts';
 
 export interface SqliteGuardOptions {

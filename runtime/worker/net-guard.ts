@@ -20,7 +20,7 @@ import net from 'node:net';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { syncBuiltinESMExports } from 'node:module';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../core/errors.ts';
 
 export type DenyReport = (action: string, subject: string) => void;
 

@@ -33,7 +33,7 @@ import tty from 'node:tty';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { syncBuiltinESMExports } from 'node:module';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../core/errors.ts';
 import type { DenyReport } from './net-guard.ts';
 
 export interface FdGuardOptions {

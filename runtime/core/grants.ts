@@ -8,9 +8,9 @@
  * publishes locally (the kernel checks again).
  */
 import { resolve, sep } from 'node:path';
-import type { Capabilities, DeclaredCapabilities } from '../../hands/sdk/types.ts';
-import { TalonError } from '../errors.ts';
-import { filterCovers, toAbsolute, topicMatches, validateFilter } from '../bus/topics.ts';
+import type { Capabilities, DeclaredCapabilities } from './hand.ts';
+import { TalonError } from './errors.ts';
+import { filterCovers, toAbsolute, topicMatches, validateFilter } from './topics.ts';
 import { NO_NETWORK, NetworkPolicy, mergeNetwork, narrowNetwork, normalizeNetwork } from './network.ts';
 
 export const NO_CAPABILITIES: Capabilities = {

@@ -8,8 +8,8 @@
  * quotas, sizes). The worker pre-checks grants and quotas only to fail fast and to spare the
  * kernel the traffic.
  */
-import type { Capabilities, HandManifest, LogLevel, Quotas } from './types.ts';
-import type { ErrorJSON } from '../../runtime/errors.ts';
+import type { Capabilities, HandManifest, LogLevel, Quotas } from './hand.ts';
+import type { ErrorJSON } from './errors.ts';
 
 /** What the kernel hands a worker at spawn (`workerData`). */
 export type WorkerData =

@@ -19,12 +19,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { getHeapStatistics } from 'node:v8';
 import { format } from 'node:util';
-import type { BusMessageIn, HandContext, HandDefinition, HandFetchInit, HandStore, LogLevel } from './types.ts';
-import type { DeniedMsg, KernelToWorker, WorkerData, WorkerToKernel } from './protocol.ts';
-import { RETAIN_FLAG } from './protocol.ts';
-import { TalonError, type ErrorJSON } from '../../runtime/errors.ts';
-import { Grants } from '../../runtime/capabilities/grants.ts';
-import { validateFilter, validateTopic, toAbsolute } from '../../runtime/bus/topics.ts';
+import type { BusMessageIn, HandContext, HandDefinition, HandFetchInit, HandStore, LogLevel } from '../core/hand.ts';
+import type { DeniedMsg, KernelToWorker, WorkerData, WorkerToKernel } from '../core/protocol.ts';
+import { RETAIN_FLAG } from '../core/protocol.ts';
+import { TalonError, type ErrorJSON } from '../core/errors.ts';
+import { Grants } from '../core/grants.ts';
+import { validateFilter, validateTopic, toAbsolute } from '../core/topics.ts';
 import { installNetworkGuard } from './net-guard.ts';
 import { installFdGuard } from './fd-guard.ts';
 import { installSqliteGuard } from './sqlite-guard.ts';

@@ -16,7 +16,7 @@
 import workerThreads, { MessagePort } from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
 import { deserialize } from 'node:v8';
-import { TalonError } from '../../runtime/errors.ts';
+import { TalonError } from '../core/errors.ts';
 import type { DenyReport } from './net-guard.ts';
 
 export const PORT_ACTION = 'worker.port';

@@ -2,7 +2,7 @@
  * MQTT topic rules, cited from the MQTT 3.1.1 spec where they are enforced, and the
  * mapping between a Hand's relative topics and absolute ones under `talon/<deviceId>/`.
  */
-import { TalonError } from '../errors.ts';
+import { TalonError } from './errors.ts';
 
 export const MAX_TOPIC_BYTES = 65535;
 

@@ -1,0 +1,194 @@
+/**
+ * What a Hand is, as seen from inside its worker. Kept free of runtime imports so the
+ * kernel, the SDK and third-party Hands can all share it.
+ */
+
+/** What a Hand may do. Topic filters are relative to `talon/<deviceId>/` unless they start with `/`. */
+export interface Capabilities {
+  bus: { publish: string[]; subscribe: string[] };
+  /** sensor ids or globs (`cpu.*`) */
+  sensors: string[];
+  /** BCM pin numbers */
+  gpio: number[];
+  llm: { tokensPerHour: number } | null;
+  /**
+   * what the Hand may reach through the kernel (`ctx.fetch`), and whether its worker gets raw
+   * sockets; written as a host list or { hosts, raw, … } (NetworkCapability), normalized here
+   */
+  network: NetworkGrant;
+  /** extra filesystem paths the worker may read / write (Node permission model) */
+  fs: { read: string[]; write: string[] };
+  /** commands the kernel may run on the Hand's behalf */
+  shell: string[];
+}
+
+/**
+ * A network grant as a manifest or a config writes it: a host list, or an object. Host entries:
+ * `name`, `name:port`, `*.example.com` (its subdomains), `*` (any name), IPv4/IPv6 addresses and
+ * CIDR ranges, each optionally with `:port` (`[v6]:port`). See runtime/capabilities/NETWORK.md.
+ */
+export type NetworkCapability = string[] | {
+  hosts?: string[];
+  /** start the worker with --allow-net: raw sockets to ALL of the network, no host list */
+  raw?: boolean;
+  /** the largest response body ctx.fetch returns (default 10 MB) */
+  maxResponseBytes?: number;
+  /** the longest a ctx.fetch may take, body included (default 30 s) */
+  timeoutMs?: number;
+};
+
+/** A network grant, normalized: host entries in canonical form, limits filled in. */
+export interface NetworkGrant {
+  hosts: string[];
+  raw: boolean;
+  maxResponseBytes: number;
+  timeoutMs: number;
+}
+
+/** Capabilities as a manifest or a config declares them: any field left out, network in either form. */
+export type DeclaredCapabilities = Partial<Omit<Capabilities, 'network'>> & { network?: NetworkCapability };
+
+export interface Quotas {
+  /** V8 old-generation heap cap for the worker, MB */
+  heapMb: number;
+  /**
+   * memory outside the V8 heap (Buffers, ArrayBuffers, typed arrays), MB, read by the kernel
+   * every memoryPollMs; over it the Hand is stopped. Default: twice heapMb, at least 16.
+   */
+  externalMb?: number;
+  /** share of one core the Hand may use, 0..1 (reported; sustained overuse is flagged) */
+  cpuShare: number;
+  /** bus publishes per second; excess is dropped and counted */
+  messagesPerSec: number;
+  /** LLM tokens per hour */
+  llmTokensPerHour: number;
+}
+
+export interface HandManifest {
+  id: string;
+  version: string;
+  description: string;
+  capabilities: DeclaredCapabilities;
+  /** what the Hand can use only when its config grants it (`hands[].capabilities`): a fan's GPIO pin, say */
+  optionalCapabilities?: DeclaredCapabilities;
+  quotas: Partial<Quotas>;
+  /** optional cron-like schedule or interval in ms for periodic work */
+  schedule?: string | number;
+  /** JSON Schema for the Hand's settings */
+  settingsSchema?: Record<string, unknown>;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** A Hand's log: a function of (level, msg, data?) with a method per level. */
+export interface HandLog {
+  (level: LogLevel, msg: string, data?: Record<string, unknown>): void;
+  debug(msg: string, data?: Record<string, unknown>): void;
+  info(msg: string, data?: Record<string, unknown>): void;
+  warn(msg: string, data?: Record<string, unknown>): void;
+  error(msg: string, data?: Record<string, unknown>): void;
+}
+
+export interface BusMessageIn {
+  /** topic relative to the device root, or absolute with a leading `/` when outside it */
+  topic: string;
+  payload: Buffer;
+  /** payload as UTF-8 text (only delivered when the payload is valid UTF-8) */
+  text: string;
+  /** payload parsed as JSON when it is JSON, else undefined */
+  json: unknown;
+  retain: boolean;
+}
+
+export interface HandStore {
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  put(key: string, value: unknown): Promise<void>;
+  del(key: string): Promise<void>;
+  /** keys and values in key order, optionally under a prefix */
+  list<T = unknown>(opts?: { prefix?: string; limit?: number }): Promise<Array<[string, T]>>;
+}
+
+export interface HandContext {
+  readonly name: string;
+  readonly deviceId: string;
+  readonly settings: Readonly<Record<string, unknown>>;
+  /** aborted when the kernel asks the Hand to stop */
+  readonly signal: AbortSignal;
+  /** `ctx.log('warn', msg, data?)`, or the same as `ctx.log.warn(msg, data?)` (and .debug, .info, .error) */
+  log: HandLog;
+  bus: {
+    /** QoS 0 publishes are fire-and-forget; throws CAPABILITY_DENIED at once when outside the grant */
+    publish(topic: string, payload: unknown, opts?: { qos?: 0 | 1 | 2; retain?: boolean }): void;
+    subscribe(filter: string, handler: (msg: BusMessageIn) => void | Promise<void>): Promise<() => Promise<void>>;
+  };
+  store: HandStore;
+  timers: {
+    every(ms: number, fn: () => void | Promise<void>): () => void;
+    after(ms: number, fn: () => void | Promise<void>): () => void;
+  };
+  /** call a kernel service by name (sensors.read, llm.chat, ...); checked against the grants */
+  call<T = unknown>(method: string, ...args: unknown[]): Promise<T>;
+  /**
+   * fetch() through the kernel, under the Hand's `network` grant: the host list, DNS resolved
+   * and pinned by the kernel (a granted name may not lead to a loopback or LAN address that is
+   * not granted), every redirect checked again, the body streamed and capped at the grant's
+   * maxResponseBytes, the whole request within its timeoutMs. A refusal is CAPABILITY_DENIED;
+   * failures are NET_DNS, NET_CONNECT, NET_TIMEOUT, NET_TOO_LARGE, NET_REDIRECT. Read or cancel
+   * every body you do not need: an unread one holds one of the Hand's open requests.
+   */
+  fetch(input: string | URL | { url: string }, init?: HandFetchInit): Promise<Response>;
+  /** the LLM router, under the Hand's `llm` grant and token budget (a shorthand for ctx.call('llm.chat', …)) */
+  llm: {
+    chat(request: HandChatRequest, opts?: { purpose?: string; allowCloud?: boolean }): Promise<HandChatResult>;
+  };
+}
+
+/** fetch()'s RequestInit, as far as ctx.fetch takes it, and two limits below the grant's */
+export interface HandFetchInit {
+  method?: string;
+  headers?: Record<string, string> | Array<[string, string]> | Iterable<[string, string]>;
+  /** string, bytes, URLSearchParams, Blob, FormData or a ReadableStream (read whole, then sent) */
+  body?: unknown;
+  redirect?: 'follow' | 'manual' | 'error';
+  signal?: AbortSignal;
+  /** at most the grant's timeoutMs */
+  timeoutMs?: number;
+  /** at most the grant's maxResponseBytes */
+  maxResponseBytes?: number;
+}
+
+/** what a Hand sends to the LLM router (runtime/llm/types.ts ChatRequest, without the signal) */
+export interface HandChatRequest {
+  messages: Array<{ role: 'system' | 'user' | 'assistant' | 'tool'; content: string; toolCallId?: string }>;
+  model?: string;
+  tools?: Array<{ name: string; description: string; parameters: Record<string, unknown> }>;
+  jsonSchema?: Record<string, unknown>;
+  maxTokens?: number;
+  temperature?: number;
+}
+
+export interface HandChatResult {
+  provider: string;
+  model: string;
+  text: string;
+  toolCalls: Array<{ id: string; name: string; arguments: Record<string, unknown> }>;
+  usage: { inputTokens: number; outputTokens: number };
+  finishReason: 'stop' | 'length' | 'tool_calls' | 'error';
+}
+
+/** A message of a conversation with a Hand (the web admin's chat page). */
+export interface HandChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface HandDefinition {
+  manifest: HandManifest;
+  start(ctx: HandContext): void | Promise<void>;
+  stop?(): void | Promise<void>;
+  /**
+   * Optional: answer a person talking to the Hand. Returns the whole answer, or its pieces as
+   * they come; `signal` aborts when the asker goes away or the Hand stops.
+   */
+  chat?(messages: HandChatMessage[], ctx: HandContext & { signal: AbortSignal }): string | Promise<string> | AsyncIterable<string>;
+}
