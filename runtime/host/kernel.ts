@@ -42,7 +42,7 @@ import type { SystemInfo } from '../api/areas.ts';
 import type { Caller } from '../supervisor/types.ts';
 import { ProvisioningAgent } from '../../provisioning/device/agent.ts';
 import { rollBackFailedStart } from '../../provisioning/device/recover.ts';
-import { webAdminAccounts } from '../../provisioning/device/admin.ts';
+import { webAdminAccounts } from './provisioned-admin.ts';
 import { systemdNotifier } from '../systemd.ts';
 
 export const RUNTIME_FILE = 'runtime.json';

@@ -16,7 +16,7 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { Capabilities, LogLevel, Quotas } from '../core/hand.ts';
 import type { CallMsg, KernelToWorker, WorkerData, WorkerToKernel } from '../core/protocol.ts';
 import { RETAIN_FLAG } from '../core/protocol.ts';
-import { boundedJson } from '../worker/bounded-json.ts';
+import { boundedJson } from '../core/bounded-json.ts';
 import type { Bus, BusMessage, QoS } from '../bus/types.ts';
 import { toAbsolute, toRelative, topics, validateFilter, validateTopic } from '../core/topics.ts';
 import type { Store } from '../store/store.ts';

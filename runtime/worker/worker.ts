@@ -29,7 +29,7 @@ import { installNetworkGuard } from './net-guard.ts';
 import { installFdGuard } from './fd-guard.ts';
 import { installSqliteGuard } from './sqlite-guard.ts';
 import { installPortGuard } from './port-guard.ts';
-import { boundedJson } from './bounded-json.ts';
+import { boundedJson } from '../core/bounded-json.ts';
 
 declare const require: (id: string) => unknown;
 

@@ -5,7 +5,7 @@
  * has the bundle's hash, its sessions and tokens with it, and the setup code back.
  */
 import type { AuthService } from '../../web-admin/auth/index.ts';
-import type { AgentDeps } from './agent.ts';
+import type { AgentDeps } from '../../provisioning/device/agent.ts';
 
 export function webAdminAccounts(auth: AuthService, log: (msg: string) => void): Required<Pick<AgentDeps, 'createAdmin' | 'removeAdmin'>> {
   return {
