@@ -21,11 +21,11 @@
  * is ever partly accepted.
  */
 import { randomBytes, sign, verify } from 'node:crypto';
-import canonicalize from 'canonicalize';
 import nacl from 'tweetnacl';
 import { TalonError } from '../runtime/core/errors.ts';
+import { canonicalize } from '../runtime/core/canonical.ts';
 import { deviceIdFromPublicKey, privateKeyFromSeed, publicKeyFromRaw } from '../runtime/secrets/device-key.ts';
-import { SECRET_NAME } from '../runtime/secrets/sealed.ts';
+import { SECRET_NAME } from '../runtime/core/names.ts';
 
 /** announces, acks, decommissions */
 export const FORMAT_VERSION = 1;

@@ -29,6 +29,8 @@ import { checkConfig, invalid } from '../../runtime/config/validate.ts';
 import { configHash } from '../../runtime/config/generations.ts';
 import { systemClock, type Clock } from '../../runtime/core/clock.ts';
 import { TalonError, type ErrorCode } from '../../runtime/core/errors.ts';
+import { TokenBucket } from '../../runtime/core/token-bucket.ts';
+import { USER_NAME } from '../../runtime/core/names.ts';
 import {
   MAX_MESSAGE_BYTES, checkFleetMessage, encodeEnvelope, openBundle, parseEnvelope, provisionTopics, signEnvelope,
   type AckPayload, type AnnouncePayload, type DecommissionPayload, type Inventory, type OpenedBundle,
@@ -39,7 +41,6 @@ import { MqttLink } from './link.ts';
 import { AgentStore, type AgentState, type LastResult, type PendingApply } from './state.ts';
 
 const CALLER = { actor: 'provisioning' };
-const ADMIN_NAME = /^[a-z][a-z0-9._-]{0,31}$/;
 /** messages waiting behind the one being handled; more are dropped (and counted) */
 const MAX_QUEUE = 32;
 /** the fleet broker refusing the device's own credential this many times in a row: back to the claim credential */
@@ -122,8 +123,8 @@ export class ProvisioningAgent {
   #announceTimer: NodeJS.Timeout | null = null;
   #resubTimer: NodeJS.Timeout | null = null;
   #sleepers = new Set<() => void>();
-  #tokens: number;
-  #tokensAt = 0;
+  /** verificationsPerSec, burst the same */
+  #bucket: TokenBucket;
   #dropped = 0;
   #rejected = 0;
   #announcedOnce = false;
@@ -132,7 +133,7 @@ export class ProvisioningAgent {
     this.#d = deps;
     this.#clock = deps.clock ?? systemClock;
     this.#st = new AgentStore(deps.store);
-    this.#tokens = deps.verificationsPerSec ?? 20;
+    this.#bucket = new TokenBucket({ rate: deps.verificationsPerSec ?? 20, now: this.#clock.now() });
   }
 
   get deviceId(): string {
@@ -313,13 +314,8 @@ export class ProvisioningAgent {
 
   /** token bucket: at most verificationsPerSec messages a second are read; the rest are dropped and counted */
   #take(): boolean {
-    const rate = this.#d.verificationsPerSec ?? 20;
-    const now = this.#clock.now();
-    this.#tokens = Math.min(rate, this.#tokens + ((now - this.#tokensAt) / 1000) * rate);
-    this.#tokensAt = now;
-    if (this.#tokens < 1 || this.#queued >= MAX_QUEUE) return false;
-    this.#tokens -= 1;
-    return true;
+    // a full queue refuses without spending a token
+    return this.#queued < MAX_QUEUE && this.#bucket.take(this.#clock.now());
   }
 
   #onMessage(payload: Buffer, retained: boolean): void {
@@ -402,7 +398,7 @@ export class ProvisioningAgent {
     const input: Record<string, unknown> = { ...bundle.config, dataDir: cur.config.dataDir, provisioning: cur.config.provisioning ?? this.#d.config };
     const { config, problems } = checkConfig(input);
     if (!config) throw invalid(problems, 'the bundle\'s config');
-    if (bundle.admin && (!ADMIN_NAME.test(bundle.admin.username) || !bundle.admin.passwordHash.startsWith('scrypt$'))) {
+    if (bundle.admin && (!USER_NAME.test(bundle.admin.username) || !bundle.admin.passwordHash.startsWith('scrypt$'))) {
       throw new TalonError('PROVISION_MALFORMED', 'the bundle\'s admin account needs a user name (lowercase, 1-32) and a scrypt$ password hash');
     }
     return {

@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { readConfigFile, parseConfigText, checkConfig } from '../../runtime/config/load.ts';
 import { invalid } from '../../runtime/config/validate.ts';
-import { SECRET_NAME } from '../../runtime/secrets/sealed.ts';
+import { SECRET_NAME, USER_NAME } from '../../runtime/core/names.ts';
 import { hashPassword } from '../../runtime/secrets/password.ts';
 import {
   BUNDLE_FORMAT_VERSION, MAX_SECRETS, sealBundleBody, signEnvelope, encodeEnvelope,
@@ -117,7 +117,7 @@ function checkSecrets(s: Record<string, string>): Record<string, string> {
 
 /** `--admin-user NAME --admin-password-file F` → the admin account the device creates (scrypt hash; the password never leaves). */
 export function adminFromFile(username: string, passwordFile: string): { username: string; passwordHash: string } {
-  if (!/^[a-z][a-z0-9._-]{0,31}$/.test(username)) throw new TalonError('USAGE', `"${username.slice(0, 40)}" is not a user name (a-z, 0-9, . _ -, starting with a letter, at most 32)`);
+  if (!USER_NAME.test(username)) throw new TalonError('USAGE', `"${username.slice(0, 40)}" is not a user name (a-z, 0-9, . _ -, starting with a letter, at most 32)`);
   let pw: string;
   try {
     pw = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');

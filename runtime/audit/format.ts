@@ -8,7 +8,7 @@
  *   checkpoint {v:1, type:"checkpoint", seq, hash, ts, sig}  sig = Ed25519("talon-audit-v1:<seq>:<hash>")
  *   prune      {v:1, type:"prune", seq, hash, ts, sig}       sig = Ed25519("talon-audit-v1:prune:<seq>:<hash>")
  */
-import canonicalize from 'canonicalize';
+import { canonicalJson } from '../core/canonical.ts';
 import type { AuditDecision } from './types.ts';
 
 export const FORMAT_VERSION = 1;
@@ -68,12 +68,8 @@ export function canonicalEntry(entry: AuditEntry): string {
   return fastCanonicalEntry(entry) ?? canonicalJson(withoutHash(entry));
 }
 
-/** RFC 8785 (JSON Canonicalization Scheme) through the reference implementation. */
-export function canonicalJson(value: unknown): string {
-  const text = canonicalize(value);
-  if (text === undefined) throw new Error('value is not serialisable as JSON');
-  return text;
-}
+/** RFC 8785 (JSON Canonicalization Scheme) through the reference implementation (runtime/core/canonical.ts). */
+export { canonicalJson };
 
 function withoutHash(entry: AuditEntry): Omit<AuditEntry, 'hash'> {
   const { hash: _omit, ...rest } = entry;

@@ -13,6 +13,7 @@ import type { Caller } from '../supervisor/types.ts';
 import type { ChatMessage } from '../llm/types.ts';
 import type { Store } from '../store/store.ts';
 import { TalonError } from '../core/errors.ts';
+import { CHAT_TARGET as TARGET } from '../core/names.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { ChatStore, messageId, type ChatTarget, type Conversation, type Message } from './store.ts';
@@ -34,7 +35,6 @@ export interface ChatListener {
 export const MAX_ANSWER_CHARS = 256 * 1024;
 export const MAX_CONTEXT_MESSAGES = 20;
 export const FLUSH_EVERY_MS = 1000;
-const TARGET = /^(router|hand:[a-z0-9][a-z0-9-]{0,62})$/;
 const CONV_ID = /^[a-f0-9]{16}$/;
 
 interface Live {

@@ -12,7 +12,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { TalonError, isErrorJSON, type ErrorCode } from '../core/errors.ts';
+import { TalonError, exitForStatus, isErrorJSON, type ErrorCode } from '../core/errors.ts';
 
 export const RUNTIME_FILE = 'runtime.json';
 export const CLI_TOKEN_FILE = 'cli-token';
@@ -39,8 +39,7 @@ export class DaemonError extends TalonError {
   }
 
   override get exitCode(): 1 | 2 {
-    const s = this.httpStatus;
-    return s >= 400 && s < 500 && s !== 401 && s !== 403 ? 2 : 1;
+    return exitForStatus(this.httpStatus);
   }
 }
 

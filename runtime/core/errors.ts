@@ -2,213 +2,179 @@
  * Every error Talon raises on purpose is a TalonError: a stable `code` that callers and
  * tests match on, a message a person can act on, an HTTP status for the REST layer and an
  * exit code for the CLI (2 = the operator's input was wrong, 1 = runtime failure).
+ *
+ * A code is declared once, in `ERRORS`, with its status and its exit code: the type
+ * `ErrorCode` is the table's keys, so a new code cannot be used without both (there used to
+ * be a union, a status map and an exit-code set, and a code missing from the map was a 500).
  */
-export type ErrorCode =
-  | 'USAGE'
-  | 'CONFIG_INVALID'
-  | 'CONFIG_NOT_FOUND'
-  | 'CONFIG_PARSE'
-  | 'MANIFEST_INVALID'
-  | 'STORE_LOCKED'
-  | 'STORE_READONLY'
-  | 'STORE_FULL'
-  | 'STORE_OPEN_FAILED'
-  | 'STORE_LIMIT'
-  | 'PORT_IN_USE'
-  | 'LISTEN_FAILED'
-  | 'BUS_DOWN'
-  | 'BUS_PAYLOAD_TOO_LARGE'
-  | 'BUS_PAYLOAD_INVALID'
-  | 'BUS_TOPIC_INVALID'
-  | 'CAPABILITY_DENIED'
-  | 'QUOTA_EXCEEDED'
-  | 'HAND_NOT_FOUND'
-  | 'HAND_STATE'
-  | 'HAND_START_FAILED'
-  | 'HAND_CRASHED'
-  | 'HAND_TIMEOUT'
-  | 'HAND_STOPPED'
+
+/** What a code means to the two front ends: the REST layer's status and the CLI's exit code. */
+export interface ErrorSpec {
+  /** the HTTP status the REST layer answers with (a 4xx or 5xx; 500 is a fault inside Talon) */
+  readonly status: number;
+  /** the CLI's exit code: 2 = the operator's input was wrong, 1 = a runtime failure */
+  readonly exit: 1 | 2;
+}
+
+export const ERRORS = {
+  USAGE: { status: 400, exit: 2 },
+  CONFIG_INVALID: { status: 400, exit: 2 },
+  CONFIG_NOT_FOUND: { status: 404, exit: 2 },
+  CONFIG_PARSE: { status: 400, exit: 2 },
+  MANIFEST_INVALID: { status: 400, exit: 2 },
+  STORE_LOCKED: { status: 500, exit: 2 },
+  STORE_READONLY: { status: 500, exit: 2 },
+  STORE_FULL: { status: 500, exit: 1 },
+  STORE_OPEN_FAILED: { status: 500, exit: 1 },
+  STORE_LIMIT: { status: 413, exit: 1 },
+  PORT_IN_USE: { status: 500, exit: 2 },
+  LISTEN_FAILED: { status: 500, exit: 1 },
+  BUS_DOWN: { status: 503, exit: 1 },
+  BUS_PAYLOAD_TOO_LARGE: { status: 413, exit: 1 },
+  BUS_PAYLOAD_INVALID: { status: 400, exit: 1 },
+  BUS_TOPIC_INVALID: { status: 400, exit: 1 },
+  CAPABILITY_DENIED: { status: 403, exit: 1 },
+  QUOTA_EXCEEDED: { status: 429, exit: 1 },
+  HAND_NOT_FOUND: { status: 404, exit: 2 },
+  HAND_STATE: { status: 409, exit: 1 },
+  HAND_START_FAILED: { status: 500, exit: 1 },
+  HAND_CRASHED: { status: 500, exit: 1 },
+  /** a Hand did not answer in time (a typed request through its surface: a gateway timeout), or hung */
+  HAND_TIMEOUT: { status: 504, exit: 1 },
+  HAND_STOPPED: { status: 500, exit: 1 },
   /** the Hand a request needs is not running */
-  | 'HAND_NOT_RUNNING'
-  | 'UNAUTHORIZED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  | 'METHOD_NOT_ALLOWED'
+  HAND_NOT_RUNNING: { status: 503, exit: 1 },
+  UNAUTHORIZED: { status: 401, exit: 1 },
+  FORBIDDEN: { status: 403, exit: 1 },
+  NOT_FOUND: { status: 404, exit: 1 },
+  METHOD_NOT_ALLOWED: { status: 405, exit: 1 },
   /** the state changed under the request (a stale config baseGeneration) */
-  | 'CONFLICT'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'SENSOR_NOT_FOUND'
+  CONFLICT: { status: 409, exit: 1 },
+  PAYLOAD_TOO_LARGE: { status: 413, exit: 1 },
+  SENSOR_NOT_FOUND: { status: 404, exit: 1 },
   /** ctx.fetch: the host name did not resolve */
-  | 'NET_DNS'
+  NET_DNS: { status: 502, exit: 1 },
   /** ctx.fetch: the connection failed (refused, reset, unreachable, TLS) */
-  | 'NET_CONNECT'
+  NET_CONNECT: { status: 502, exit: 1 },
   /** ctx.fetch: the request (body included) took longer than the grant's timeoutMs */
-  | 'NET_TIMEOUT'
+  NET_TIMEOUT: { status: 504, exit: 1 },
   /** ctx.fetch: the response body passed the grant's maxResponseBytes */
-  | 'NET_TOO_LARGE'
+  NET_TOO_LARGE: { status: 502, exit: 1 },
   /** ctx.fetch: too many redirects, or a redirect when the request said redirect: 'error' */
-  | 'NET_REDIRECT'
-  | 'LLM_UNAVAILABLE'
-  | 'LLM_RATE_LIMITED'
-  | 'LLM_AUTH'
-  | 'LLM_BILLING'
-  | 'LLM_BAD_RESPONSE'
-  | 'LLM_TIMEOUT'
-  | 'LLM_BAD_REQUEST'
-  | 'LLM_BUDGET'
-  | 'LLM_PARTIAL'
-  | 'SENSOR_FAULT'
-  | 'SENSOR_TIMEOUT'
-  | 'SENSOR_UNAVAILABLE'
-  | 'ACTUATOR_NOT_FOUND'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'BAD_REQUEST'
-  | 'NOT_RUNNING'
+  NET_REDIRECT: { status: 502, exit: 1 },
+  LLM_UNAVAILABLE: { status: 503, exit: 1 },
+  LLM_RATE_LIMITED: { status: 429, exit: 1 },
+  LLM_AUTH: { status: 502, exit: 1 },
+  LLM_BILLING: { status: 502, exit: 1 },
+  LLM_BAD_RESPONSE: { status: 502, exit: 1 },
+  LLM_TIMEOUT: { status: 504, exit: 1 },
+  LLM_BAD_REQUEST: { status: 400, exit: 1 },
+  LLM_BUDGET: { status: 429, exit: 1 },
+  LLM_PARTIAL: { status: 502, exit: 1 },
+  SENSOR_FAULT: { status: 502, exit: 1 },
+  SENSOR_TIMEOUT: { status: 504, exit: 1 },
+  SENSOR_UNAVAILABLE: { status: 503, exit: 1 },
+  ACTUATOR_NOT_FOUND: { status: 404, exit: 1 },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: 1 },
+  BAD_REQUEST: { status: 400, exit: 2 },
+  NOT_RUNNING: { status: 503, exit: 1 },
   /** the audit log failed verification or cannot be written */
-  | 'AUDIT_BROKEN'
+  AUDIT_BROKEN: { status: 500, exit: 1 },
   /** an audit event, an exported line or a key is not in the v1 format */
-  | 'AUDIT_FORMAT'
+  AUDIT_FORMAT: { status: 400, exit: 1 },
   /** the audit log cannot be written (a full disk, an I/O error): privileged actions are refused until it can */
-  | 'AUDIT_UNAVAILABLE'
+  AUDIT_UNAVAILABLE: { status: 503, exit: 1 },
   /** web admin auth: a wrong username or password */
-  | 'BAD_CREDENTIALS'
+  BAD_CREDENTIALS: { status: 401, exit: 1 },
   /** a cookie-authenticated write without the session's x-csrf-token */
-  | 'CSRF'
+  CSRF: { status: 403, exit: 1 },
   /** too many failed logins for this account: wait (Retry-After) */
-  | 'LOCKED_OUT'
+  LOCKED_OUT: { status: 429, exit: 1 },
   /** too many requests from this address: wait (Retry-After) */
-  | 'RATE_LIMITED'
+  RATE_LIMITED: { status: 429, exit: 1 },
   /** a token or user tried to grant a scope or role it does not hold itself */
-  | 'SCOPE_ESCALATION'
+  SCOPE_ESCALATION: { status: 403, exit: 1 },
   /** the request's Host is not one of this device's names or addresses (DNS rebinding) */
-  | 'HOST_NOT_ALLOWED'
+  HOST_NOT_ALLOWED: { status: 421, exit: 1 },
   /** a write from a page on another site (its Origin or Referer is not this device) */
-  | 'ORIGIN_NOT_ALLOWED'
+  ORIGIN_NOT_ALLOWED: { status: 403, exit: 1 },
   /** first-run setup was already done (an account exists) */
-  | 'SETUP_DONE'
+  SETUP_DONE: { status: 409, exit: 1 },
   /** deleting or demoting the last admin would lock everyone out */
-  | 'LAST_ADMIN'
-  | 'USER_EXISTS'
-  | 'USER_NOT_FOUND'
-  | 'TOKEN_NOT_FOUND'
+  LAST_ADMIN: { status: 409, exit: 1 },
+  USER_EXISTS: { status: 409, exit: 1 },
+  USER_NOT_FOUND: { status: 404, exit: 1 },
+  TOKEN_NOT_FOUND: { status: 404, exit: 1 },
   /** the web page was not built (npm run build) */
-  | 'PAGE_NOT_BUILT'
+  PAGE_NOT_BUILT: { status: 503, exit: 1 },
   /** provisioning: a message that is not JSON or not in the v1 shape */
-  | 'PROVISION_MALFORMED'
+  PROVISION_MALFORMED: { status: 400, exit: 1 },
   /** provisioning: the signature does not verify against the key it must come from */
-  | 'PROVISION_BAD_SIGNATURE'
+  PROVISION_BAD_SIGNATURE: { status: 403, exit: 1 },
   /** provisioning: the message names another fleet */
-  | 'PROVISION_WRONG_FLEET'
+  PROVISION_WRONG_FLEET: { status: 403, exit: 1 },
   /** provisioning: the message names another device */
-  | 'PROVISION_WRONG_DEVICE'
+  PROVISION_WRONG_DEVICE: { status: 403, exit: 1 },
   /** provisioning: the version is not above the one already applied (replay or downgrade) */
-  | 'PROVISION_REPLAY'
+  PROVISION_REPLAY: { status: 409, exit: 1 },
   /** provisioning: the bundle's expiry has passed */
-  | 'PROVISION_EXPIRED'
+  PROVISION_EXPIRED: { status: 410, exit: 1 },
   /** provisioning: a sealed value cannot be opened with this device's key */
-  | 'PROVISION_SEAL'
+  PROVISION_SEAL: { status: 400, exit: 1 },
   /** provisioning: a bundle in the old v1 format, its config and admin account in clear (only sealed v2 bundles are taken) */
-  | 'PROVISION_UNSEALED'
+  PROVISION_UNSEALED: { status: 400, exit: 1 },
   /** provisioning: the new config did not stay healthy for the health window and was rolled back */
-  | 'PROVISION_UNHEALTHY'
+  PROVISION_UNHEALTHY: { status: 503, exit: 1 },
   /** the fleet folder (talon fleet init --out DIR) is missing or incomplete */
-  | 'FLEET_NOT_FOUND'
+  FLEET_NOT_FOUND: { status: 404, exit: 1 },
   /** no device with that id announced itself to the fleet */
-  | 'DEVICE_NOT_FOUND'
+  DEVICE_NOT_FOUND: { status: 404, exit: 1 },
   /** the device did not acknowledge a bundle in time */
-  | 'ACK_TIMEOUT'
+  ACK_TIMEOUT: { status: 504, exit: 1 },
   /** talon image: a build step failed (its output says why) */
-  | 'IMAGE_BUILD'
+  IMAGE_BUILD: { status: 500, exit: 1 },
   /** talon image: no Talon binary for the board's architecture */
-  | 'IMAGE_BINARY_MISSING'
+  IMAGE_BINARY_MISSING: { status: 500, exit: 1 },
   /** talon image: this machine cannot run arm64 programs (binfmt_misc + qemu-user-static) */
-  | 'IMAGE_NO_BINFMT'
+  IMAGE_NO_BINFMT: { status: 500, exit: 1 },
   /** talon image: not enough free disk space for the build */
-  | 'IMAGE_NO_SPACE'
+  IMAGE_NO_SPACE: { status: 500, exit: 1 },
   /** talon image: a build tool is not installed */
-  | 'IMAGE_TOOL_MISSING'
+  IMAGE_TOOL_MISSING: { status: 500, exit: 1 },
   /** talon image: the build needs root */
-  | 'IMAGE_NEEDS_ROOT'
-  | 'INTERNAL';
+  IMAGE_NEEDS_ROOT: { status: 500, exit: 1 },
+  INTERNAL: { status: 500, exit: 1 },
+} as const satisfies Record<string, ErrorSpec>;
 
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  USAGE: 400,
-  CONFIG_INVALID: 400,
-  CONFIG_PARSE: 400,
-  CONFIG_NOT_FOUND: 404,
-  MANIFEST_INVALID: 400,
-  BUS_PAYLOAD_TOO_LARGE: 413,
-  STORE_LIMIT: 413,
-  BUS_PAYLOAD_INVALID: 400,
-  BUS_TOPIC_INVALID: 400,
-  CAPABILITY_DENIED: 403,
-  QUOTA_EXCEEDED: 429,
-  HAND_NOT_FOUND: 404,
-  HAND_STATE: 409,
-  HAND_NOT_RUNNING: 503,
-  UNAUTHORIZED: 401,
-  FORBIDDEN: 403,
-  NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
-  CONFLICT: 409,
-  PAYLOAD_TOO_LARGE: 413,
-  SENSOR_NOT_FOUND: 404,
-  NET_DNS: 502,
-  NET_CONNECT: 502,
-  NET_TIMEOUT: 504,
-  NET_TOO_LARGE: 502,
-  NET_REDIRECT: 502,
-  LLM_UNAVAILABLE: 503,
-  LLM_RATE_LIMITED: 429,
-  LLM_AUTH: 502,
-  LLM_BILLING: 502,
-  LLM_BAD_RESPONSE: 502,
-  LLM_TIMEOUT: 504,
-  LLM_BAD_REQUEST: 400,
-  LLM_BUDGET: 429,
-  LLM_PARTIAL: 502,
-  ACTUATOR_NOT_FOUND: 404,
-  SENSOR_UNAVAILABLE: 503,
-  SENSOR_TIMEOUT: 504,
-  SENSOR_FAULT: 502,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  BAD_REQUEST: 400,
-  NOT_RUNNING: 503,
-  BUS_DOWN: 503,
-  AUDIT_FORMAT: 400,
-  AUDIT_UNAVAILABLE: 503,
-  SCOPE_ESCALATION: 403,
-  HOST_NOT_ALLOWED: 421,
-  ORIGIN_NOT_ALLOWED: 403,
-  BAD_CREDENTIALS: 401,
-  CSRF: 403,
-  LOCKED_OUT: 429,
-  RATE_LIMITED: 429,
-  SETUP_DONE: 409,
-  LAST_ADMIN: 409,
-  USER_EXISTS: 409,
-  USER_NOT_FOUND: 404,
-  TOKEN_NOT_FOUND: 404,
-  PAGE_NOT_BUILT: 503,
-  PROVISION_MALFORMED: 400,
-  PROVISION_BAD_SIGNATURE: 403,
-  PROVISION_WRONG_FLEET: 403,
-  PROVISION_WRONG_DEVICE: 403,
-  PROVISION_REPLAY: 409,
-  PROVISION_EXPIRED: 410,
-  PROVISION_SEAL: 400,
-  PROVISION_UNSEALED: 400,
-  PROVISION_UNHEALTHY: 503,
-  FLEET_NOT_FOUND: 404,
-  DEVICE_NOT_FOUND: 404,
-  ACK_TIMEOUT: 504,
-};
+export type ErrorCode = keyof typeof ERRORS;
 
-/** Codes that mean "the operator's input was wrong": the CLI exits 2 for these. */
-const OPERATOR_CODES = new Set<ErrorCode>([
-  'USAGE', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'CONFIG_PARSE', 'MANIFEST_INVALID',
-  'STORE_LOCKED', 'STORE_READONLY', 'PORT_IN_USE', 'HAND_NOT_FOUND', 'BAD_REQUEST',
-]);
+/** Every declared code, in declaration order. */
+export const ERROR_CODES = Object.keys(ERRORS) as readonly ErrorCode[];
+
+export function isErrorCode(v: unknown): v is ErrorCode {
+  return typeof v === 'string' && Object.hasOwn(ERRORS, v);
+}
+
+/** The HTTP status for a code; 500 for a string that is not a declared code (from a newer peer). */
+export function errorStatus(code: ErrorCode): number {
+  return isErrorCode(code) ? ERRORS[code].status : 500;
+}
+
+/** The CLI exit code for a code; 1 for a string that is not a declared code. */
+export function errorExit(code: ErrorCode): 1 | 2 {
+  return isErrorCode(code) ? ERRORS[code].exit : 1;
+}
+
+/**
+ * The CLI exit code for an error the daemon answered, by its HTTP status: 2 for a 4xx about
+ * what the operator asked, 1 for the rest (401/403 mean the CLI's token is wrong, which is not
+ * the command line's fault). By status, not by code, so a code this CLI does not know (from a
+ * newer daemon) still exits right; it differs from a code's own `exit` where the REST status
+ * says more than the code (HAND_STATE is 409, so 2, from the daemon; 1 when raised locally).
+ */
+export function exitForStatus(status: number): 1 | 2 {
+  return status >= 400 && status < 500 && status !== 401 && status !== 403 ? 2 : 1;
+}
 
 export interface ErrorJSON {
   code: ErrorCode;
@@ -230,11 +196,11 @@ export class TalonError extends Error {
   }
 
   get status(): number {
-    return STATUS[this.code] ?? 500;
+    return errorStatus(this.code);
   }
 
   get exitCode(): 1 | 2 {
-    return OPERATOR_CODES.has(this.code) ? 2 : 1;
+    return errorExit(this.code);
   }
 
   toJSON(): ErrorJSON {
@@ -252,6 +218,10 @@ export class TalonError extends Error {
 }
 
 export function isErrorJSON(v: unknown): v is ErrorJSON {
-  return typeof v === 'object' && v !== null && typeof (v as ErrorJSON).code === 'string'
-    && typeof (v as ErrorJSON).message === 'string';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as ErrorJSON).code === 'string' &&
+    typeof (v as ErrorJSON).message === 'string'
+  );
 }

@@ -7,7 +7,10 @@
 import type { AuthService } from '../../web-admin/auth/index.ts';
 import type { AgentDeps } from '../../provisioning/device/agent.ts';
 
-export function webAdminAccounts(auth: AuthService, log: (msg: string) => void): Required<Pick<AgentDeps, 'createAdmin' | 'removeAdmin'>> {
+export function webAdminAccounts(
+  auth: AuthService,
+  log: (msg: string) => void,
+): Required<Pick<AgentDeps, 'createAdmin' | 'removeAdmin'>> {
   return {
     createAdmin: async (username, passwordHash) => {
       if ((await auth.users.count()) > 0) return false;
@@ -20,7 +23,10 @@ export function webAdminAccounts(auth: AuthService, log: (msg: string) => void):
       await auth.sessions.deleteForUser(username);
       await auth.tokens.deleteForUser(username);
       const code = await auth.init(); // the setup code again when no account is left
-      if (code) log(`the account ${username} of a rolled-back fleet bundle was removed; no web admin account now: enter the one-time setup code ${code} in the web admin`);
+      if (code)
+        log(
+          `the account ${username} of a rolled-back fleet bundle was removed; no web admin account now: enter the one-time setup code ${code} in the web admin`,
+        );
       return true;
     },
   };

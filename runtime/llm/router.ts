@@ -21,7 +21,8 @@
  *   per provider and per Hand; every call audited as `llm.chat` without the prompt text
  *   unless `auditPrompts`.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import { createAjv } from '../core/ajv.ts';
 import type { Audit, AuditDecision } from '../audit/types.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import { TalonError, type ErrorCode } from '../core/errors.ts';
@@ -199,7 +200,7 @@ export class LlmRouter {
   readonly #handUsage = new Map<string, UsageTotals>();
   /** per Hand: tokens charged in the last hour (estimates reserved at the start, actuals at the end) */
   readonly #window = new Map<string, Array<{ at: number; tokens: number }>>();
-  readonly #ajv = new Ajv({ strict: false, allErrors: true });
+  readonly #ajv = createAjv('check');
   readonly #toolValidators = new Map<string, ValidateFunction>();
   readonly #checkArgs: ValidateFunction;
   readonly #checkOpts: ValidateFunction;

@@ -13,6 +13,7 @@
  * whole schema (test/runtime/schema/validators.test.ts).
  */
 import type { Options } from 'ajv';
+import { AJV_PRESETS } from '../core/ajv.ts';
 import { talonConfigSchema } from '../config/schema.ts';
 import { manifestSchema, quotasSchema } from '../supervisor/manifest-schema.ts';
 import { DRIVER_SCHEMAS, DRIVER_TYPES, driverEntrySchema } from '../../drivers/schema.ts';
@@ -31,7 +32,7 @@ export interface SchemaEntry {
   split?: { property: string; by: string; ids: Record<string, string> };
 }
 
-const CONFIG_OPTIONS: Options = { allErrors: true, useDefaults: true, verbose: true, allowUnionTypes: true, strict: true };
+const CONFIG_OPTIONS: Options = AJV_PRESETS.config;
 
 type ConfigSchema = { properties: Record<string, Record<string, unknown>> } & Record<string, unknown>;
 
@@ -59,10 +60,10 @@ export const SCHEMAS: Record<string, SchemaEntry> = {
   // a Hand's manifest (read from its module) and a config's quota overrides
   manifest: {
     schema: manifestSchema as unknown as Record<string, unknown>,
-    options: { allErrors: true, useDefaults: true, strict: false },
+    options: AJV_PRESETS.hand,
   },
   quotas: {
     schema: quotasSchema as unknown as Record<string, unknown>,
-    options: { allErrors: true, useDefaults: true, strict: false },
+    options: AJV_PRESETS.hand,
   },
 };

@@ -1,14 +1,14 @@
 /** A validator for a registered schema: precompiled in the bundle, compiled on first use from source. */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { createAjv, type Ajv, type AjvOptions } from '../core/ajv.ts';
 import { precompiled } from './precompiled.ts';
 import { SCHEMAS, type SchemaEntry } from './registry.ts';
 
 const cache = new Map<string, ValidateFunction>();
 
-export function makeAjv(entry: Pick<SchemaEntry, 'options' | 'keywords'>, extra: Record<string, unknown> = {}): Ajv {
-  const ajv = new Ajv({ ...entry.options, ...extra });
-  for (const keyword of entry.keywords ?? []) ajv.addKeyword({ keyword, schemaType: 'string' });
-  return ajv;
+/** An ajv for a registry entry: its options (a preset of runtime/core/ajv.ts) and its no-op keywords. */
+export function makeAjv(entry: Pick<SchemaEntry, 'options' | 'keywords'>, extra: AjvOptions = {}): Ajv {
+  return createAjv(entry.options, { ...(entry.keywords ? { keywords: entry.keywords } : {}), extra });
 }
 
 export function validator(id: keyof typeof SCHEMAS & string): ValidateFunction {

@@ -11,8 +11,10 @@ import type { Store } from '../store/store.ts';
 import { SYNC } from '../store/store.ts';
 import type { DeviceKey } from './device-key.ts';
 import { TalonError } from '../core/errors.ts';
+import { SECRET_NAME } from '../core/names.ts';
 
-export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** a secret's name: the rule lives in runtime/core/names.ts */
+export { SECRET_NAME };
 const MAX_SECRET_BYTES = 16 * 1024;
 
 interface SealedRecord {

@@ -4,7 +4,8 @@
  * itself, the config's quota overrides, and the Hand's settings against its settingsSchema.
  * Every error names the field path.
  */
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { createAjv, type Ajv } from '../core/ajv.ts';
 import type { HandManifest, Quotas } from '../core/hand.ts';
 import { TalonError } from '../core/errors.ts';
 import { validator } from '../schema/validators.ts';
@@ -87,7 +88,7 @@ export function settingsValidator(schema: Record<string, unknown>): ValidateFunc
   const key = JSON.stringify(schema);
   let v = settingsCache.get(key);
   if (!v) {
-    settingsAjv ??= new Ajv({ allErrors: true, useDefaults: true, strict: false });
+    settingsAjv ??= createAjv('hand');
     v = settingsAjv.compile(schema);
     if (settingsCache.size > 256) settingsCache.clear();
     settingsCache.set(key, v);

@@ -11,6 +11,7 @@
  */
 import type { Clock } from '../../runtime/core/clock.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
+import { TokenBucket } from '../../runtime/core/token-bucket.ts';
 
 export const MAX_FAILURES = 5;
 export const LOCK_MS = 15 * 60_000;
@@ -24,12 +25,11 @@ const SETUP_BASE_DELAY_MS = 1_000;
 const setupKey = (ip: string): string => `(setup)@${ip}`;
 
 interface NameState { failures: number; lockouts: number; lockedUntil: number }
-interface Bucket { tokens: number; at: number }
 
 export class LoginLimiter {
   #clock: Clock;
   #names = new Map<string, NameState>();
-  #ips = new Map<string, Bucket>();
+  #ips = new Map<string, TokenBucket>();
   /** when the recent wrong setup codes (any address) came, oldest first */
   #setupFailures: number[] = [];
 
@@ -40,14 +40,12 @@ export class LoginLimiter {
   /** Throws RATE_LIMITED or LOCKED_OUT (with details.retryAfterSec) before a password is checked. */
   check(username: string, ip: string): void {
     const now = this.#clock.now();
-    const b = this.#ips.get(ip) ?? { tokens: BUCKET, at: now };
-    b.tokens = Math.min(BUCKET, b.tokens + (now - b.at) / REFILL_MS);
-    b.at = now;
-    if (b.tokens < 1) {
+    // one attempt every REFILL_MS, BUCKET at most
+    const b = this.#ips.get(ip) ?? new TokenBucket({ rate: 1, perMs: REFILL_MS, burst: BUCKET, now });
+    if (!b.take(now)) {
       throw new TalonError('RATE_LIMITED', 'too many login attempts from this address; wait and try again',
-        { details: { retryAfterSec: Math.ceil(((1 - b.tokens) * REFILL_MS) / 1000) } });
+        { details: { retryAfterSec: Math.ceil(b.waitMs(now) / 1000) } });
     }
-    b.tokens -= 1;
     this.#remember(this.#ips, ip, b);
     const st = this.#names.get(username);
     if (st && st.lockedUntil > now) {

@@ -9,9 +9,10 @@ import { hashPassword, verifyPasswordAsync } from '../../runtime/secrets/passwor
 import type { Clock } from '../../runtime/core/clock.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import type { Role } from '../route.ts';
+import { USER_NAME, USER_NAME_PATTERN } from '../../runtime/core/names.ts';
 
-export const USER_NAME_PATTERN = '^[a-z][a-z0-9._-]{0,31}$';
-const USER_NAME = new RegExp(USER_NAME_PATTERN);
+/** a user name: the rule lives in runtime/core/names.ts */
+export { USER_NAME_PATTERN };
 
 export interface UserRecord {
   name: string;

@@ -7,10 +7,11 @@
 import { defineRoutes, type Schema } from '../route.ts';
 import { int, num, obj, open, params, str } from './schemas.ts';
 import { openStream } from './live.ts';
+import { CHAT_TARGET_PATTERN } from '../../runtime/core/names.ts';
 
 const CONV_ID: Schema = { type: 'string', pattern: '^[a-f0-9]{16}$' };
 const MSG_ID: Schema = { type: 'string', pattern: '^[0-9]{8}$' };
-const TARGET: Schema = { type: 'string', pattern: '^(router|hand:[a-z0-9][a-z0-9-]{0,62})$', description: '"router" (the LLM router) or "hand:<name>"' };
+const TARGET: Schema = { type: 'string', pattern: CHAT_TARGET_PATTERN, description: '"router" (the LLM router) or "hand:<name>"' };
 const CONVERSATION: Schema = open({ id: str(16), title: str(200), target: str(70), createdAt: num, updatedAt: num });
 export const MESSAGE: Schema = open({
   id: str(8), role: { type: 'string', enum: ['user', 'assistant'] }, content: { type: 'string' },

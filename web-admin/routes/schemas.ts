@@ -1,5 +1,6 @@
 /** Schema pieces the route files share. */
 import type { Schema } from '../route.ts';
+import { HAND_NAME_PATTERN, SECRET_NAME_PATTERN, SENSOR_ID_PATTERN } from '../../runtime/core/names.ts';
 
 /** an object with exactly these properties (all required unless listed in `optional`) */
 export function obj(properties: Record<string, Schema>, optional: string[] = [], extra: Schema = {}): Schema {
@@ -18,9 +19,9 @@ export const bool: Schema = { type: 'boolean' };
 export const anyObject: Schema = { type: 'object' };
 
 /** a Hand's name (also what keeps `..` and `/` out of paths) */
-export const HAND_NAME: Schema = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'lowercase letters, digits and dashes' };
-export const SENSOR_ID: Schema = { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,127}$' };
-export const SECRET_NAME: Schema = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' };
+export const HAND_NAME: Schema = { type: 'string', pattern: HAND_NAME_PATTERN, description: 'lowercase letters, digits and dashes' };
+export const SENSOR_ID: Schema = { type: 'string', pattern: SENSOR_ID_PATTERN };
+export const SECRET_NAME: Schema = { type: 'string', pattern: SECRET_NAME_PATTERN };
 export const ms: Schema = { type: 'integer', minimum: 0, maximum: 1e15 };
 
 export const params = (props: Record<string, Schema>): Schema => obj(props);
