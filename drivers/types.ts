@@ -5,6 +5,9 @@
  * against their grants. Every driver passes the contract suite in test/drivers/contract.ts.
  */
 import type { ErrorJSON } from '../runtime/core/errors.ts';
+import type { Clock, Random } from '../runtime/core/clock.ts';
+import type { GpioBackend } from './gpio/backend.ts';
+import type { SerialDriverOptions } from './serial/driver.ts';
 
 export type SensorValue = number | boolean | string;
 
@@ -67,3 +70,37 @@ export interface Driver {
   write(actuator: string, value: boolean | number): Promise<void>;
   health(): DriverHealth;
 }
+
+/**
+ * What a driver may be given besides its config: the kernel passes a clock; tests pass fakes.
+ * A field only one driver type reads is named after it.
+ */
+export interface DriverDeps {
+  clock?: Clock;
+  random?: Random;
+  /** a listener threw while a driver delivered a pushed reading (the driver carries on) */
+  onListenerError?: (err: unknown) => void;
+  /** gpio: a backend instead of the config's (tests, a shared SimGpio) */
+  gpioBackend?: GpioBackend;
+  /** serial: how a port is made (tests) */
+  openPort?: SerialDriverOptions['openPort'];
+  /** sim: the origin of every series, ms epoch (default: now) */
+  simOrigin?: number;
+}
+
+/**
+ * One driver type, as drivers/index.ts lists it: the `type` a config names, the JSON Schema of
+ * such an entry of `drivers: [...]` (pure data: the config schema, the per-type validators
+ * and the bundle's precompiled code are made from it), and how to make one. `create` loads the
+ * driver's code when it is first called, so a config without a serial driver never loads
+ * serialport's, and one without drivers loads none. Adding a driver type is a folder with an
+ * `entry.ts` and a line in drivers/index.ts.
+ */
+export interface DriverEntry<C extends { type: string; name: string } = { type: string; name: string }> {
+  readonly type: C['type'];
+  readonly schema: Readonly<Record<string, unknown>>;
+  create(config: C, deps: DriverDeps): Promise<Driver>;
+}
+
+/** The config an entry takes. */
+export type ConfigOf<E> = E extends DriverEntry<infer C> ? C : never;

@@ -18,42 +18,10 @@ import { TalonError } from '../../runtime/core/errors.ts';
 import type { Clock } from '../../runtime/core/clock.ts';
 import { OnoffBackend, SimGpio, type GpioBackend, type Level, type PinHandle } from './backend.ts';
 import { findHeaderChip, type GpioChip } from './chip.ts';
+import type { GpioDriverConfig, GpioPinConfig } from './schema.ts';
 
-export interface GpioPinConfig {
-  id: string;
-  name?: string;
-  /** the BCM (Broadcom) GPIO number printed on header diagrams, 0-53 */
-  bcm: number;
-  direction: 'in' | 'out';
-  /** the pin is active when low: reads and writes are inverted */
-  activeLow?: boolean;
-  /** which changes of an input are delivered (default both) */
-  edge?: 'rising' | 'falling' | 'both';
-  /** an input change must hold this long to count (default 0) */
-  debounceMs?: number;
-  /** detect edges by reading the value every pollMs instead of by interrupt */
-  pollMs?: number;
-  /** an output's state at start (default false = inactive) */
-  initial?: boolean;
-  /** Home Assistant device class (door, motion, power…) */
-  deviceClass?: string;
-}
-
-export interface GpioDriverConfig {
-  type: 'gpio';
-  name: string;
-  /** 'onoff' (sysfs, the default) or 'sim' (in-memory pins) */
-  backend?: 'onoff' | 'sim';
-  /** where sysfs is mounted, for finding the chip's base (default /sys) */
-  sysRoot?: string;
-  /** the label of the chip the pins are on (default: a Raspberry Pi pinctrl, else the lowest base) */
-  chip?: string;
-  /** a fixed sysfs number of BCM 0, skipping discovery */
-  base?: number;
-  /** poll every input at this interval instead of using interrupts (per-pin pollMs wins) */
-  pollMs?: number;
-  pins: GpioPinConfig[];
-}
+// the config types are derived from the config's JSON Schema (./schema.ts)
+export type { GpioDriverConfig, GpioPinConfig } from './schema.ts';
 
 export interface GpioDriverDeps {
   clock?: Clock;

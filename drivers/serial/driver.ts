@@ -16,7 +16,8 @@
  */
 import { lstat } from 'node:fs';
 import type { SerialPort as SerialPortClass } from 'serialport';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
+import { createAjv } from '../../runtime/core/ajv.ts';
 import type { Driver, DriverHealth, Reading, SensorInfo, SensorValue, ActuatorInfo } from '../types.ts';
 import { TalonError, type ErrorJSON } from '../../runtime/core/errors.ts';
 import { systemClock, systemRandom, type Clock, type Random } from '../../runtime/core/clock.ts';
@@ -84,7 +85,7 @@ let validate: ((d: unknown) => boolean) & { errors?: ErrorObject[] | null } | un
  * the problems as `path: reason` strings (empty when fine).
  */
 export function checkSerialConfig(config: unknown): string[] {
-  validate ??= new Ajv({ allErrors: true, strict: true }).compile(serialDriverSchema);
+  validate ??= createAjv('strict').compile(serialDriverSchema);
   if (!validate(config)) {
     return (validate.errors ?? []).filter((e) => e.keyword !== 'if').map((e) => `${e.instancePath || '(root)'}: ${e.message ?? 'invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
   }

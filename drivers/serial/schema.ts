@@ -1,79 +1,12 @@
 /**
  * The serial driver's config: its JSON Schema (draft-07, closed objects) and its TypeScript
- * shape. Pure data, so the bundler can precompile it. Rules a schema cannot say (unique
- * sensor ids, csv fields naming a column, backoff maxMs >= initialMs, register ranges) are
- * checked in driver.ts.
+ * shape derived from it (json-schema-to-ts FromSchema: one declaration). Pure data, so the
+ * bundler can precompile it. Rules a schema cannot say (unique sensor ids, csv fields naming a
+ * column, backoff maxMs >= initialMs, register ranges) are checked in driver.ts.
  */
+import type { FromSchema } from 'json-schema-to-ts';
 
 export const SENSOR_ID_PATTERN = '^[a-z0-9][a-z0-9._-]{0,127}$';
-
-export type SerialProtocol = 'kv' | 'csv' | 'jsonl' | 'nmea' | 'modbus';
-export type SensorKind = 'number' | 'boolean' | 'string';
-export type StateClass = 'measurement' | 'total' | 'total_increasing';
-
-export interface SerialSensorConfig {
-  /** global sensor id: lowercase letters, digits, `.`, `_`, `-` */
-  id: string;
-  /** the field of the parsed line (a key, a CSV column, a flattened JSON path, an NMEA field); default: the id */
-  field?: string;
-  name?: string;
-  unit?: string;
-  deviceClass?: string;
-  stateClass?: StateClass;
-  /** default `number` (NMEA `time`/`date`/`sentence` default to string, `valid` to boolean) */
-  kind?: SensorKind;
-}
-
-export interface ModbusRegisterConfig {
-  /** global sensor id */
-  id: string;
-  table: 'holding' | 'input';
-  /** 0-based register address on the wire (register 40001 is holding address 0) */
-  address: number;
-  type: 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32';
-  /** value = raw * scale + offset (defaults 1 and 0) */
-  scale?: number;
-  offset?: number;
-  /** for 32-bit types: `big` (default) = first register is the high word */
-  wordOrder?: 'big' | 'little';
-  name?: string;
-  unit?: string;
-  deviceClass?: string;
-  stateClass?: StateClass;
-}
-
-export interface ModbusConfig {
-  /** slave address 1..247 */
-  unitId: number;
-  /** the time between the starts of two poll cycles (default 1000) */
-  pollMs?: number;
-  /** how long to wait for each answer (default 500) */
-  timeoutMs?: number;
-  registers: ModbusRegisterConfig[];
-}
-
-export interface SerialDriverConfig {
-  name: string;
-  type: 'serial';
-  /** the device: /dev/ttyUSB0, /dev/serial/by-id/…, a pty link */
-  path: string;
-  baudRate: number;
-  dataBits?: 5 | 6 | 7 | 8;
-  parity?: 'none' | 'even' | 'odd';
-  stopBits?: 1 | 2;
-  protocol: SerialProtocol;
-  /** line protocols: the sensors fed by the lines */
-  sensors?: SerialSensorConfig[];
-  /** csv: the column names, in order (`""` or `_` skips a column) */
-  columns?: string[];
-  /** longest accepted line in bytes (default 4096); longer lines are dropped and counted */
-  maxLineBytes?: number;
-  /** a pushed value older than this answers SENSOR_UNAVAILABLE (default: never stale) */
-  staleMs?: number;
-  modbus?: ModbusConfig;
-  /** reopen backoff when the port is missing or vanishes: doubles from initialMs up to maxMs */
-  reconnect?: { initialMs?: number; maxMs?: number };
-}
 
 const stateClass = { type: 'string', enum: ['measurement', 'total', 'total_increasing'] } as const;
 const text = { type: 'string', minLength: 1, maxLength: 128 } as const;
@@ -83,12 +16,15 @@ export const serialSensorSchema = {
   additionalProperties: false,
   required: ['id'],
   properties: {
+    /** global sensor id: lowercase letters, digits, `.`, `_`, `-` */
     id: { type: 'string', pattern: SENSOR_ID_PATTERN },
+    /** the field of the parsed line (a key, a CSV column, a flattened JSON path, an NMEA field); default: the id */
     field: { type: 'string', minLength: 1, maxLength: 128 },
     name: text,
     unit: { type: 'string', maxLength: 32 },
     deviceClass: { type: 'string', maxLength: 64 },
     stateClass,
+    /** default `number` (NMEA `time`/`date`/`sentence` default to string, `valid` to boolean) */
     kind: { type: 'string', enum: ['number', 'boolean', 'string'] },
   },
 } as const;
@@ -100,10 +36,13 @@ export const modbusRegisterSchema = {
   properties: {
     id: { type: 'string', pattern: SENSOR_ID_PATTERN },
     table: { type: 'string', enum: ['holding', 'input'] },
+    /** 0-based register address on the wire (register 40001 is holding address 0) */
     address: { type: 'integer', minimum: 0, maximum: 65535 },
     type: { type: 'string', enum: ['int16', 'uint16', 'int32', 'uint32', 'float32'] },
+    /** value = raw * scale + offset (defaults 1 and 0) */
     scale: { type: 'number' },
     offset: { type: 'number' },
+    /** for 32-bit types: `big` (default) = first register is the high word */
     wordOrder: { type: 'string', enum: ['big', 'little'] },
     name: text,
     unit: { type: 'string', maxLength: 32 },
@@ -122,27 +61,36 @@ export const serialDriverSchema = {
   properties: {
     name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
     type: { type: 'string', const: 'serial' },
+    /** the device: /dev/ttyUSB0, /dev/serial/by-id/…, a pty link */
     path: { type: 'string', minLength: 1, maxLength: 4096 },
     baudRate: { type: 'integer', minimum: 50, maximum: 4000000 },
     dataBits: { type: 'integer', enum: [5, 6, 7, 8] },
     parity: { type: 'string', enum: ['none', 'even', 'odd'] },
     stopBits: { type: 'integer', enum: [1, 2] },
     protocol: { type: 'string', enum: ['kv', 'csv', 'jsonl', 'nmea', 'modbus'] },
+    /** line protocols: the sensors fed by the lines */
     sensors: { type: 'array', maxItems: 256, items: serialSensorSchema },
+    /** csv: the column names, in order (`""` or `_` skips a column) */
     columns: { type: 'array', minItems: 1, maxItems: 256, items: { type: 'string', maxLength: 128 } },
+    /** longest accepted line in bytes (default 4096); longer lines are dropped and counted */
     maxLineBytes: { type: 'integer', minimum: 16, maximum: 65536 },
+    /** a pushed value older than this answers SENSOR_UNAVAILABLE (default: never stale) */
     staleMs: { type: 'integer', minimum: 1 },
     modbus: {
       type: 'object',
       additionalProperties: false,
       required: ['unitId', 'registers'],
       properties: {
+        /** slave address 1..247 */
         unitId: { type: 'integer', minimum: 1, maximum: 247 },
+        /** the time between the starts of two poll cycles (default 1000) */
         pollMs: { type: 'integer', minimum: 10, maximum: 86400000 },
+        /** how long to wait for each answer (default 500) */
         timeoutMs: { type: 'integer', minimum: 10, maximum: 60000 },
         registers: { type: 'array', minItems: 1, maxItems: 256, items: modbusRegisterSchema },
       },
     },
+    /** reopen backoff when the port is missing or vanishes: doubles from initialMs up to maxMs */
     reconnect: {
       type: 'object',
       additionalProperties: false,
@@ -164,3 +112,11 @@ export const serialDriverSchema = {
     },
   ],
 } as const;
+
+export type SerialDriverConfig = FromSchema<typeof serialDriverSchema>;
+export type SerialSensorConfig = FromSchema<typeof serialSensorSchema>;
+export type ModbusConfig = NonNullable<SerialDriverConfig['modbus']>;
+export type ModbusRegisterConfig = FromSchema<typeof modbusRegisterSchema>;
+export type SerialProtocol = SerialDriverConfig['protocol'];
+export type SensorKind = NonNullable<SerialSensorConfig['kind']>;
+export type StateClass = NonNullable<SerialSensorConfig['stateClass']>;

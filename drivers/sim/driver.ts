@@ -13,40 +13,11 @@ import { BaseDriver } from '../base.ts';
 import type { ActuatorInfo, SensorInfo } from '../types.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import type { Clock } from '../../runtime/core/clock.ts';
-import { makeSeries, PRESETS, validateSpec, type Series, type SeriesSpec } from './patterns.ts';
+import { makeSeries, PRESETS, validateSpec, type Series } from './patterns.ts';
+import type { SimDriverConfig } from './schema.ts';
 
-export interface SimSensorConfig {
-  id: string;
-  name?: string;
-  unit?: string;
-  deviceClass?: string;
-  stateClass?: 'measurement' | 'total' | 'total_increasing';
-  /** a pattern spec, or the name of a preset in PRESETS */
-  pattern: SeriesSpec | string;
-  /** the sensor produces a new value every periodMs (default 1000) */
-  periodMs?: number;
-  /** deliver values through onReading() every periodMs instead of answering polls */
-  push?: boolean;
-  /** round values to this many decimals (default: 3) */
-  decimals?: number;
-  /** per-sensor seed; default: the driver's seed mixed with the sensor's index */
-  seed?: number;
-}
-
-export interface SimActuatorConfig {
-  id: string;
-  name?: string;
-  kind?: 'boolean' | 'number';
-}
-
-export interface SimDriverConfig {
-  type: 'sim';
-  name: string;
-  seed?: number;
-  readTimeoutMs?: number;
-  sensors: SimSensorConfig[];
-  actuators?: SimActuatorConfig[];
-}
+// the config types are derived from the config's JSON Schema (./schema.ts)
+export type { SimDriverConfig, SimSensorConfig, SimActuatorConfig } from './schema.ts';
 
 export interface SimDriverDeps {
   clock?: Clock;

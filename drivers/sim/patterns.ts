@@ -17,6 +17,7 @@
  * Only the random walk is path-dependent; it keeps checkpoints so any t is cheap.
  */
 import { TalonError } from '../../runtime/core/errors.ts';
+import type { AnomalySpec, BaseSpec, SeriesSpec } from './schema.ts';
 
 // ---- PRNG ---------------------------------------------------------------------------
 
@@ -50,44 +51,11 @@ export function hash01(seed: number, stream: number, index: number): number {
 
 // ---- specs --------------------------------------------------------------------------
 
-export type BaseSpec =
-  | { type: 'constant'; value: number }
-  /** mean + amplitude·sin(2π(t/periodMs) + phase) */
-  | { type: 'sine'; mean: number; amplitude: number; periodMs: number; phase?: number }
-  /** every stepMs the value moves by a uniform step in [-step, step], reflected into [min, max] */
-  | { type: 'walk'; start: number; step: number; stepMs: number; min?: number; max?: number }
-  /** cycles through levels, holding each for holdMs (normal behaviour: not labelled) */
-  | { type: 'steps'; levels: number[]; holdMs: number };
+// The spec types are derived from their JSON Schema (./schema.ts, documented there).
+export type { BaseSpec, AnomalySpec, SeriesSpec } from './schema.ts';
 
 /** When random events happen: explicit start times, or at most one per `everyMs` slot. */
-export interface EventTiming {
-  /** explicit event start times (ms since origin); when set, everyMs/probability are ignored */
-  at?: number[];
-  /** slot length: at most one event per slot (default 60000) */
-  everyMs?: number;
-  /** chance of an event in a slot (default 1) */
-  probability?: number;
-  /** how long each event lasts (must be < everyMs) */
-  durationMs: number;
-}
-
-export type AnomalySpec =
-  /** adds ±magnitude for durationMs */
-  | ({ type: 'spike'; magnitude: number; direction?: 'up' | 'down' | 'both' } & EventTiming)
-  /** holds the value of the event's first instant */
-  | ({ type: 'stuck' } & EventTiming)
-  /** no value at all (the driver answers SENSOR_UNAVAILABLE) */
-  | ({ type: 'dropout' } & EventTiming)
-  /** from startMs, adds ratePerHour per hour for durationMs (default: forever); the offset stays */
-  | { type: 'drift'; startMs: number; ratePerHour: number; durationMs?: number };
-
-export interface SeriesSpec {
-  base: BaseSpec;
-  /** uniform noise in [-noise, noise], fresh every noiseMs (default 1000) */
-  noise?: number;
-  noiseMs?: number;
-  anomalies?: AnomalySpec[];
-}
+export type EventTiming = Omit<Extract<AnomalySpec, { type: 'stuck' }>, 'type'>;
 
 export type LabelKind = 'spike' | 'stuck' | 'dropout' | 'drift';
 

@@ -31,28 +31,10 @@ import {
   cpuLoad, memKey, parseDiskstats, parseLoadavg, parseMeminfo, parseMilliCelsius, parseMounts, parseNetDev, parseStat,
   parseThrottled, parseUptime, PSEUDO_FS, SKIP_IFACE, slug, type CpuTimes, type IoCounters,
 } from './procfs.ts';
+import type { SystemDriverConfig } from './schema.ts';
 
-export interface SystemDriverConfig {
-  type: 'system';
-  name: string;
-  /** where procfs is mounted (default /proc); tests point it at a fixture tree */
-  procRoot?: string;
-  /** where sysfs is mounted (default /sys) */
-  sysRoot?: string;
-  /** only these mount points get disk sensors (default: every real file system) */
-  mounts?: string[];
-  /** only these interfaces get net sensors (default: all but lo and virtual bridges) */
-  interfaces?: string[];
-  /** only these block devices get diskio sensors (default: whole disks but loop, ram, zram) */
-  disks?: string[];
-  /** how often vcgencmd get_throttled is run when the sysfs file is missing (default 60 s) */
-  throttledIntervalMs?: number;
-  /** path of vcgencmd; false turns it off (default: looked up in PATH and /usr/bin) */
-  vcgencmd?: string | false;
-  /** how long a file read is reused by other sensors (default 200 ms) */
-  cacheMs?: number;
-  readTimeoutMs?: number;
-}
+// the config type is derived from the config's JSON Schema (./schema.ts)
+export type { SystemDriverConfig } from './schema.ts';
 
 export interface SystemDriverDeps {
   clock?: Clock;

@@ -19,6 +19,7 @@ import type { Caller } from '../supervisor/types.ts';
 import { ConfigGenerations, canonicalJson, configHash, type ConfigGeneration, type ConfigGenerationInfo } from './generations.ts';
 import { checkConfig, type ConfigProblem } from './validate.ts';
 import { talonConfigSchema } from './schema.ts';
+import { defaultHands } from './builtins.ts';
 import type { TalonConfig } from './types.ts';
 import { unifiedDiff } from './line-diff.ts';
 
@@ -99,8 +100,9 @@ export class ConfigManager {
     return cur;
   }
 
+  /** the config's JSON Schema, with the built-in Hands' default instances as the default of `hands` */
   schema(): Record<string, unknown> {
-    return talonConfigSchema as unknown as Record<string, unknown>;
+    return schemaWithDefaults();
   }
 
   /** Every problem with its readable path; never throws for a bad config. */
@@ -175,6 +177,15 @@ export class ConfigManager {
     const restarted = await this.#reconfigure(cur.config, config, sections, caller);
     return { generation: applied.generation, changed: true, restarted };
   }
+}
+
+/**
+ * The schema as editors and the web admin see it: `hands` shows what a config that lists no Hands
+ * runs (the schema itself names no Hand; ./builtins.ts).
+ */
+export function schemaWithDefaults(): Record<string, unknown> {
+  const s = talonConfigSchema as unknown as { properties: Record<string, Record<string, unknown>> } & Record<string, unknown>;
+  return { ...s, properties: { ...s.properties, hands: { ...s.properties.hands, default: defaultHands() } } };
 }
 
 function invalidError(problems: ConfigProblem[]): TalonError {

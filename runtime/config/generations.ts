@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import type { Store, Sublevel } from '../store/store.ts';
 import { SYNC } from '../store/store.ts';
 import { TalonError } from '../core/errors.ts';
+import { sortedKeysJson as canonicalJson } from '../core/canonical.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import type { TalonConfig } from './types.ts';
@@ -43,15 +44,8 @@ const HEAD = 'head';
 const PREFIX = 'gen/';
 const genKey = (n: number): string => `${PREFIX}${n.toString(16).padStart(12, '0')}`;
 
-/** JSON with object keys sorted at every level; arrays keep their order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
-    }
-    return v;
-  });
-}
+/** JSON with object keys sorted at every level; arrays keep their order (runtime/core/canonical.ts: not RFC 8785, on purpose). */
+export { canonicalJson };
 
 export function configHash(config: TalonConfig): string {
   return createHash('sha256').update(canonicalJson(config)).digest('hex');

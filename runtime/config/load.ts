@@ -21,8 +21,10 @@ import { parseDocument } from 'yaml';
 import { TalonError } from '../core/errors.ts';
 import type { TalonConfig } from './types.ts';
 import { validateConfig, isModulePath, didYouMean, type ConfigProblem } from './validate.ts';
+import { builtinHandIds } from './builtins.ts';
 
 export { validateConfig, checkConfig, isModulePath, type ConfigProblem } from './validate.ts';
+export { setBuiltinHands, type BuiltinHandInfo } from './builtins.ts';
 
 /** A config file larger than this is refused before parsing. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -84,11 +86,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   return { config, source: parts.join(' + ') };
 }
 
-/** The Hands built into Talon (hands/<id>/index.ts, bundled to dist/hands/<id>.cjs). */
-export const BUILTIN_HANDS: readonly string[] = ['monitoring'];
-
 /**
- * A Hand's `module` as a config file names it: a built-in id that exists, or a file that exists
+ * A Hand's `module` as a config file names it: a built-in id that exists (one the composition
+ * root registered: ./builtins.ts), or a file that exists
  * (relative to the config file's folder), and not TypeScript (the worker loads CommonJS only, and
  * Node's permission model refuses the loader hooks a .ts file would need).
  */
@@ -118,11 +118,12 @@ export function moduleProblems(raw: Record<string, unknown>, base: string): Conf
       }
       return;
     }
-    if (!BUILTIN_HANDS.includes(m)) {
-      const guess = didYouMean(m, [...BUILTIN_HANDS]);
+    const builtins = builtinHandIds();
+    if (!builtins.includes(m)) {
+      const guess = didYouMean(m, builtins);
       out.push({
         path,
-        message: `"${m.slice(0, 60)}" is not a built-in Hand (built-in: ${BUILTIN_HANDS.join(', ')})${guess ? `; did you mean "${guess}"?` : ''}; a file path starts with ./ or /`,
+        message: `"${m.slice(0, 60)}" is not a built-in Hand (built-in: ${builtins.length > 0 ? builtins.join(', ') : 'none'})${guess ? `; did you mean "${guess}"?` : ''}; a file path starts with ./ or /`,
       });
     }
   });

@@ -14,44 +14,50 @@
  *
  * Rules a schema cannot say (unique Hand names, `bus.url` vs the embedded broker, port
  * clashes, topic-filter syntax, ordering between numbers) live in ./validate.ts.
- * Keep ./types.ts in step; test/runtime/config checks the defaults against both.
+ * The TypeScript types (./types.ts) are derived from this schema (json-schema-to-ts
+ * FromSchema), so every part is written `as const` and declared once.
+ *
+ * `hands` has no default here: the config layer names no Hand. When a config lists no Hands,
+ * validation gives it the built-in Hands' default instances, which the composition root
+ * registers at start (./builtins.ts); the schema served to editors and the web admin shows
+ * them as the default (ConfigManager.schema()).
  */
 
 import { driversSchema } from '../../drivers/schema.ts';
 import { DEMO_DRIVERS } from '../../drivers/demo.ts';
 import { llmConfigSchema } from '../llm/config.ts';
-import { networkSchema } from '../supervisor/manifest-schema.ts';
+import { networkSchema } from '../core/manifest-schema.ts';
 
-/** A Hand instance name: safe in MQTT topics, file names and URLs. */
-export const HAND_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
-export const HAND_NAME_HINT = 'must be 1-63 lowercase letters, digits or "-", starting with a letter or digit';
+/** A Hand instance name: safe in MQTT topics, file names and URLs (the rule lives in runtime/core/names.ts). */
+import { HAND_NAME_PATTERN, HAND_NAME_HINT } from '../core/names.ts';
+export { HAND_NAME_PATTERN, HAND_NAME_HINT };
 
-const port = (dflt?: number) => ({
+const port = (dflt: number) => ({
   type: 'integer',
   minimum: 0,
   maximum: 65535,
   'x-hint': 'must be a port number 0-65535 (0 = any free port)',
-  ...(dflt === undefined ? {} : { default: dflt }),
-});
+  default: dflt,
+}) as const;
 
-const host = (dflt?: string) => ({
+const host = (dflt: string) => ({
   type: 'string',
   minLength: 1,
   maxLength: 255,
   pattern: '^[^\\s/]+$',
   'x-hint': 'must be a host name or IP address without spaces or "/"',
-  ...(dflt === undefined ? {} : { default: dflt }),
-});
+  default: dflt,
+}) as const;
 
 const listen = (h: string, p: number) => ({
   type: 'object',
   additionalProperties: false,
   default: {},
   properties: { host: host(h), port: port(p) },
-});
+}) as const;
 
-const strings = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 1024 } };
-const positiveMs = (dflt: number, max = 24 * 3600 * 1000) => ({ type: 'integer', minimum: 1, maximum: max, default: dflt });
+const strings = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 1024 } } as const;
+const positiveMs = (dflt: number, max = 24 * 3600 * 1000) => ({ type: 'integer', minimum: 1, maximum: max, default: dflt }) as const;
 
 const capabilities = {
   type: 'object',
@@ -84,7 +90,7 @@ const capabilities = {
     },
     shell: strings,
   },
-};
+} as const;
 
 const quotas = {
   type: 'object',
@@ -97,7 +103,7 @@ const quotas = {
     messagesPerSec: { type: 'integer', minimum: 0, maximum: 1_000_000 },
     llmTokensPerHour: { type: 'integer', minimum: 0 },
   },
-};
+} as const;
 
 const hand = {
   type: 'object',
@@ -109,14 +115,14 @@ const hand = {
       type: 'string',
       minLength: 1,
       maxLength: 4096,
-      description: 'a built-in Hand id (`monitoring`) or a path to a JS module (`./hands/mine.js`), relative to the config file',
+      description: 'a built-in Hand id (see `talon hands list`) or a path to a JS module (`./hands/mine.js`), relative to the config file',
     },
     enabled: { type: 'boolean', default: true },
     settings: { type: 'object', default: {} },
     capabilities,
     quotas,
   },
-};
+} as const;
 
 const mqttUser = {
   type: 'object',
@@ -131,7 +137,7 @@ const mqttUser = {
     },
     allow: strings,
   },
-};
+} as const;
 
 export const talonConfigSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -246,8 +252,8 @@ export const talonConfigSchema = {
         },
       },
     },
-    /** the default watches every sensor with the Monitoring Hand's default rules */
-    hands: { type: 'array', items: hand, default: [{ name: 'monitoring', module: 'monitoring' }], maxItems: 256 },
+    /** no default here: a config without `hands` runs the built-in Hands' default instances (./builtins.ts) */
+    hands: { type: 'array', items: hand, maxItems: 256 },
     /** hardware and OS access; the default is the system driver and a simulated greenhouse */
     drivers: { ...driversSchema, default: DEMO_DRIVERS },
     llm: llmConfigSchema,

@@ -24,7 +24,8 @@ import { TalonError } from '../core/errors.ts';
 import { validateFilter } from '../core/topics.ts';
 import { parseHostEntry } from '../core/network.ts';
 import type { TalonConfig } from './types.ts';
-import { HAND_NAME_PATTERN, HAND_NAME_HINT } from './schema.ts';
+import { defaultHands } from './builtins.ts';
+import { HAND_NAME_PATTERN, HAND_NAME_HINT, talonConfigSchema } from './schema.ts';
 
 export interface ConfigProblem {
   /** readable path: `hands[0].quotas.heapMb`; `(root)` for the whole document; `env TALON_HTTP` for an override */
@@ -64,9 +65,14 @@ export function checkConfig(input: unknown): { config?: TalonConfig; problems: C
     return { problems: [{ path: '(root)', message: `must be a mapping of settings (an object), got ${describe(input)}` }] };
   }
   const data = structuredClone(input) as Record<string, unknown>;
+  // the schema names no Hand: a config without `hands` gets the registered built-ins' default instances
+  const given = Object.keys(data);
+  const handsDefaulted = data.hands === undefined;
+  if (handsDefaulted) data.hands = defaultHands();
   const explicitEmbedded = (data.bus as { embedded?: { enabled?: unknown } } | undefined)?.embedded?.enabled;
   const validate = validator();
   const ok = validate(data);
+  if (handsDefaulted) inSchemaOrder(data, given);
   const problems: ConfigProblem[] = ok ? [] : schemaProblems(validate.errors ?? []);
   problems.push(...semanticProblems(data, explicitEmbedded));
   if (problems.length > 0) return { problems: dedupe(problems) };
@@ -74,6 +80,20 @@ export function checkConfig(input: unknown): { config?: TalonConfig; problems: C
   const config = data as unknown as TalonConfig;
   if (config.bus.url) config.bus.embedded.enabled = false;
   return { config, problems };
+}
+
+/**
+ * Puts the keys validation added (defaults) after the given ones in the schema's order, where
+ * ajv's defaults put them: `hands`, filled before validation, would otherwise come first.
+ */
+function inSchemaOrder(data: Record<string, unknown>, given: string[]): void {
+  const had = new Set(given);
+  for (const key of Object.keys(talonConfigSchema.properties)) {
+    if (had.has(key) || !(key in data)) continue;
+    const value = data[key];
+    delete data[key];
+    data[key] = value;
+  }
 }
 
 export function invalid(problems: ConfigProblem[], what = 'the config'): TalonError {

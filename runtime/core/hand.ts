@@ -22,21 +22,6 @@ export interface Capabilities {
   shell: string[];
 }
 
-/**
- * A network grant as a manifest or a config writes it: a host list, or an object. Host entries:
- * `name`, `name:port`, `*.example.com` (its subdomains), `*` (any name), IPv4/IPv6 addresses and
- * CIDR ranges, each optionally with `:port` (`[v6]:port`). See runtime/capabilities/NETWORK.md.
- */
-export type NetworkCapability = string[] | {
-  hosts?: string[];
-  /** start the worker with --allow-net: raw sockets to ALL of the network, no host list */
-  raw?: boolean;
-  /** the largest response body ctx.fetch returns (default 10 MB) */
-  maxResponseBytes?: number;
-  /** the longest a ctx.fetch may take, body included (default 30 s) */
-  timeoutMs?: number;
-};
-
 /** A network grant, normalized: host entries in canonical form, limits filled in. */
 export interface NetworkGrant {
   hosts: string[];
@@ -45,38 +30,9 @@ export interface NetworkGrant {
   timeoutMs: number;
 }
 
-/** Capabilities as a manifest or a config declares them: any field left out, network in either form. */
-export type DeclaredCapabilities = Partial<Omit<Capabilities, 'network'>> & { network?: NetworkCapability };
-
-export interface Quotas {
-  /** V8 old-generation heap cap for the worker, MB */
-  heapMb: number;
-  /**
-   * memory outside the V8 heap (Buffers, ArrayBuffers, typed arrays), MB, read by the kernel
-   * every memoryPollMs; over it the Hand is stopped. Default: twice heapMb, at least 16.
-   */
-  externalMb?: number;
-  /** share of one core the Hand may use, 0..1 (reported; sustained overuse is flagged) */
-  cpuShare: number;
-  /** bus publishes per second; excess is dropped and counted */
-  messagesPerSec: number;
-  /** LLM tokens per hour */
-  llmTokensPerHour: number;
-}
-
-export interface HandManifest {
-  id: string;
-  version: string;
-  description: string;
-  capabilities: DeclaredCapabilities;
-  /** what the Hand can use only when its config grants it (`hands[].capabilities`): a fan's GPIO pin, say */
-  optionalCapabilities?: DeclaredCapabilities;
-  quotas: Partial<Quotas>;
-  /** optional cron-like schedule or interval in ms for periodic work */
-  schedule?: string | number;
-  /** JSON Schema for the Hand's settings */
-  settingsSchema?: Record<string, unknown>;
-}
+// The manifest's types are derived from its JSON Schema (./manifest-schema.ts, documented there).
+import type { HandManifest } from './manifest-schema.ts';
+export type { HandManifest, ValidatedManifest, Quotas, DeclaredCapabilities, NetworkCapability } from './manifest-schema.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -191,4 +147,11 @@ export interface HandDefinition {
    * they come; `signal` aborts when the asker goes away or the Hand stops.
    */
   chat?(messages: HandChatMessage[], ctx: HandContext & { signal: AbortSignal }): string | Promise<string> | AsyncIterable<string>;
+  /**
+   * Optional: the answers to the kernel's typed requests, one function per request kind the
+   * Hand's surface declares (hands/sdk/surface.ts; typed there from the kind's schemas). The
+   * kernel validated `body` against the kind's schema; a handler throws TalonError with
+   * BAD_REQUEST, NOT_FOUND or CONFLICT to refuse (anything else reaches the caller as INTERNAL).
+   */
+  requests?: Readonly<Record<string, (body: never, ctx: HandContext) => unknown>>;
 }

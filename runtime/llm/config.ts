@@ -3,33 +3,12 @@
  * retry and stream timeouts. Keys never sit in the config file: a provider names the
  * sealed secret (`apiKeySecret`, set with `talon secrets set NAME`) or the environment variable
  * (`apiKeyEnv`) that holds its key.
+ *
+ * The TypeScript types are derived from the schema (json-schema-to-ts FromSchema): one
+ * declaration. Fields with a default are required in LlmConfig (validation fills them).
  */
-export interface LlmProviderConfig {
-  name: string;
-  kind: 'llama.cpp' | 'ollama' | 'openai' | 'anthropic' | 'gemini';
-  /** remote kinds */
-  baseUrl?: string;
-  model?: string;
-  apiKeyEnv?: string;
-  /** the name of a sealed secret holding the key (`talon secrets set NAME`) */
-  apiKeySecret?: string;
-  /** llama.cpp: a GGUF file, relative to the data folder */
-  modelPath?: string;
-  threads?: number;
-  contextSize?: number;
-  gpu?: 'auto' | false;
-  idleUnloadMs?: number;
-  maxTokens?: number;
-}
-
-export interface LlmConfig {
-  providers: LlmProviderConfig[];
-  chains: Record<string, string[]>;
-  policies: Record<string, { cloud: boolean }>;
-  retry: { maxAttempts: number; baseMs: number; maxMs: number; jitter: number };
-  timeouts: { firstTokenMs: number; stallMs: number };
-  auditPrompts: boolean;
-}
+import type { FromSchema } from 'json-schema-to-ts';
+import { SECRET_NAME_PATTERN } from '../core/names.ts';
 
 const NAME = '^[a-z0-9][a-z0-9-]{0,62}$';
 
@@ -49,10 +28,13 @@ export const llmConfigSchema = {
         properties: {
           name: { type: 'string', pattern: NAME, 'x-hint': 'must be 1-63 lowercase letters, digits or "-"' },
           kind: { type: 'string', enum: ['llama.cpp', 'ollama', 'openai', 'anthropic', 'gemini'] },
+          /** remote kinds */
           baseUrl: { type: 'string', pattern: '^https?://', 'x-hint': 'must be an http:// or https:// URL' },
           model: { type: 'string', minLength: 1, maxLength: 200 },
           apiKeyEnv: { type: 'string', pattern: '^[A-Z_][A-Z0-9_]{0,63}$', 'x-hint': 'must name an environment variable (KEY_NAME)' },
-          apiKeySecret: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', 'x-hint': 'must name a sealed secret (talon secrets set NAME)' },
+          /** the name of a sealed secret holding the key (`talon secrets set NAME`) */
+          apiKeySecret: { type: 'string', pattern: SECRET_NAME_PATTERN, 'x-hint': 'must name a sealed secret (talon secrets set NAME)' },
+          /** llama.cpp: a GGUF file, relative to the data folder */
           modelPath: { type: 'string', minLength: 1 },
           threads: { type: 'integer', minimum: 1, maximum: 256 },
           contextSize: { type: 'integer', minimum: 64, maximum: 1048576 },
@@ -86,3 +68,6 @@ export const llmConfigSchema = {
     auditPrompts: { type: 'boolean', default: false },
   },
 } as const;
+
+export type LlmConfig = FromSchema<typeof llmConfigSchema>;
+export type LlmProviderConfig = LlmConfig['providers'][number];

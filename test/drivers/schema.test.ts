@@ -1,12 +1,17 @@
 /**
  * The driver config schemas (compiled the way the config schema is: ajv strict, all errors,
  * defaults) and the factory: every type validates and builds, errors name the chosen
- * driver only, and createDrivers() refuses clashing names and ids.
+ * driver only, and createDrivers() refuses clashing names and ids. The driver list
+ * (drivers/index.ts) is the one place types are named: every folder with an entry is in it,
+ * and the schema's types are the list's, and importing the list loads no driver code.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
-import { driversSchema, createDriver, createDrivers, DEMO_DRIVERS, type DriverConfig } from '../../drivers/index.ts';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { createDriver, createDrivers, DEMO_DRIVERS, DRIVERS, type DriverConfig } from '../../drivers/index.ts';
+import { driversSchema, DRIVER_SCHEMAS, DRIVER_TYPES, driverEntrySchema } from '../../drivers/schema.ts';
 import { SIM_PRESETS } from '../../drivers/sim/schema.ts';
 import { PRESETS } from '../../drivers/sim/patterns.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
@@ -75,17 +80,52 @@ describe('driver config schemas', () => {
 });
 
 describe('createDriver / createDrivers', () => {
-  it('makes a driver of each type', () => {
-    const types = good.map((c) => createDriver(c).type);
+  it('makes a driver of each type', async () => {
+    const types = await Promise.all(good.map(async (c) => (await createDriver(c)).type));
     assert.deepEqual(types, ['system', 'sim', 'gpio', 'serial']);
+    assert.deepEqual((await createDrivers(good)).map((d) => d.type), ['system', 'sim', 'gpio', 'serial']);
   });
 
-  it('refuses an unknown type, clashing names and clashing sensor or actuator ids', () => {
-    assert.throws(() => createDriver({ type: 'usb', name: 'x' } as unknown as DriverConfig), (e: unknown) => e instanceof TalonError && e.code === 'CONFIG_INVALID');
+  it('refuses an unknown type, clashing names and clashing sensor or actuator ids', async () => {
+    await assert.rejects(createDriver({ type: 'usb', name: 'x' } as unknown as DriverConfig), (e: unknown) => e instanceof TalonError && e.code === 'CONFIG_INVALID' && /known: system, sim, gpio, serial/.test(e.message));
     const sim = (name: string, id: string, act = `${name}.fan`): DriverConfig => ({ type: 'sim', name, sensors: [{ id, pattern: 'door' }], actuators: [{ id: act }] });
-    assert.throws(() => createDrivers([sim('a', 'x'), sim('a', 'y')]), /two drivers are named "a"/);
-    assert.throws(() => createDrivers([sim('a', 'x'), sim('b', 'x')]), /sensor id x is used by drivers a and b/);
-    assert.throws(() => createDrivers([sim('a', 'x', 'fan'), sim('b', 'y', 'fan')]), /actuator id fan is used by drivers a and b/);
-    assert.equal(createDrivers(DEMO_DRIVERS).length, 2);
+    await assert.rejects(createDrivers([sim('a', 'x'), sim('a', 'y')]), /two drivers are named "a"/);
+    await assert.rejects(createDrivers([sim('a', 'x'), sim('b', 'x')]), /sensor id x is used by drivers a and b/);
+    await assert.rejects(createDrivers([sim('a', 'x', 'fan'), sim('b', 'y', 'fan')]), /actuator id fan is used by drivers a and b/);
+    assert.equal((await createDrivers(DEMO_DRIVERS)).length, 2);
+  });
+});
+
+describe('the driver list', () => {
+  const root = resolve(import.meta.dirname, '..', '..', 'drivers');
+
+  it('has every folder with an entry.ts, once, and the schemas are derived from it', () => {
+    const folders = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(join(root, d.name, 'entry.ts'))).map((d) => d.name);
+    assert.deepEqual(DRIVERS.map((e) => e.type).sort(), folders.sort());
+    assert.deepEqual([...DRIVER_TYPES], DRIVERS.map((e) => e.type));
+    assert.deepEqual(Object.keys(DRIVER_SCHEMAS), DRIVERS.map((e) => e.type));
+    assert.deepEqual(driverEntrySchema.properties.type.enum, DRIVERS.map((e) => e.type));
+    for (const e of DRIVERS) {
+      assert.equal((e.schema.properties as { type: { const: string } }).type.const, e.type, `${e.type}'s schema says its type`);
+      assert.equal(DRIVER_SCHEMAS[e.type].$schema, undefined, 'a sub-schema has no $schema');
+    }
+  });
+
+  it('loads no driver code when imported: only an entry\'s create() does', () => {
+    // follow the static imports (not `import type`, not import()) from the list and the schema
+    const seen = new Set<string>();
+    const visit = (file: string): void => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^'";]*?from\s+'(\.[^']+)'/gm)) {
+        visit(resolve(dirname(file), m[1]!));
+      }
+    };
+    visit(join(root, 'index.ts'));
+    visit(join(root, 'schema.ts'));
+    const loaded = [...seen].map((f) => f.slice(root.length + 1));
+    assert.deepEqual(loaded.filter((f) => /(^|\/)driver\.ts$|backend\.ts$|modbus\.ts$|protocols\.ts$|procfs\.ts$|patterns\.ts$/.test(f)), [], loaded.join(', '));
+    assert.ok(loaded.includes('sim/entry.ts') && loaded.includes('serial/schema.ts'), loaded.join(', '));
   });
 });

@@ -277,7 +277,7 @@ describe('SimDriver', () => {
   });
 
   it('a bad config is CONFIG_INVALID naming the sensor', () => {
-    assert.throws(() => new SimDriver({ type: 'sim', name: 's', sensors: [{ id: 'a', pattern: 'nope' }] }), /sim sensor a: unknown preset "nope"/);
+    assert.throws(() => new SimDriver({ type: 'sim', name: 's', sensors: [{ id: 'a', pattern: 'nope' as 'door' }] }), /sim sensor a: unknown preset "nope"/);
     assert.throws(() => new SimDriver({ type: 'sim', name: 's', sensors: [{ id: 'a', pattern: 'door' }, { id: 'a', pattern: 'door' }] }), /used twice/);
     assert.throws(() => new SimDriver({ type: 'sim', name: 's', sensors: [{ id: 'a', pattern: { base: { type: 'sine', mean: 0, amplitude: 1, periodMs: -1 } } }] }), /sim sensor a: .*periodMs/);
   });

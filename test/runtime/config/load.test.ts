@@ -1,14 +1,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readdirSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, parseHostPort, MAX_CONFIG_BYTES, BUILTIN_HANDS } from '../../../runtime/config/load.ts';
+import { loadConfig, parseHostPort, MAX_CONFIG_BYTES, setBuiltinHands } from '../../../runtime/config/load.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
+import { BUILTIN_HANDS } from '../../../hands/catalog.ts';
 
 let dir: string;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'talon-config-'));
+  // what the composition root (runtime/cli, runtime/host) does at start
+  setBuiltinHands(BUILTIN_HANDS);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -204,8 +207,36 @@ test('a Hand module must exist: a file relative to the config file\'s folder, or
   assert.match(err.message, /hands\[0\]\.module: /);
 });
 
-test('BUILTIN_HANDS lists the folders under hands/ with an index.ts', () => {
+test('BUILTIN_HANDS (hands/catalog.ts) lists the folders under hands/ with an index.ts', () => {
   const root = join(import.meta.dirname, '..', '..', '..', 'hands');
   const ids = readdirSync(root).filter((d) => d !== 'sdk' && existsSync(join(root, d, 'index.ts'))).sort();
-  assert.deepEqual([...BUILTIN_HANDS].sort(), ids);
+  assert.deepEqual(BUILTIN_HANDS.map((h) => h.id).sort(), ids);
+});
+
+test('the built-in Hands are the registered ones: ids a module may name, default instances (the config layer names none)', () => {
+  try {
+    setBuiltinHands([{ id: 'alpha', defaultInstance: { name: 'first' } }, { id: 'beta' }]);
+    const f = write('builtins/none.yaml', 'deviceName: x\n');
+    assert.deepEqual(loadConfig({ file: f, env: {} }).config.hands, [{ name: 'first', module: 'alpha', enabled: true, settings: {} }]);
+    const bad = write('builtins/bad.yaml', 'hands:\n  - { name: a, module: alpha }\n  - { name: b, module: beta }\n  - { name: c, module: monitoring }\n  - { name: d, module: bet }\n');
+    const ps = fails(() => loadConfig({ file: bad, env: {} }), 'CONFIG_INVALID').details as Array<{ path: string; message: string }>;
+    assert.deepEqual(ps.map((p) => p.path), ['hands[2].module', 'hands[3].module']);
+    assert.match(ps[0]!.message, /"monitoring" is not a built-in Hand \(built-in: alpha, beta\)/);
+    assert.match(ps[1]!.message, /did you mean "beta"\?/);
+    assert.deepEqual(loadConfig({ file: write('builtins/empty.yaml', 'hands: []\n'), env: {} }).config.hands, [], 'an empty list stays empty');
+
+    setBuiltinHands([]);
+    assert.deepEqual(loadConfig({ file: f, env: {} }).config.hands, [], 'none registered: no Hands');
+    assert.match(fails(() => loadConfig({ file: bad, env: {} }), 'CONFIG_INVALID').message, /"alpha" is not a built-in Hand \(built-in: none\)/);
+  } finally {
+    setBuiltinHands(BUILTIN_HANDS);
+  }
+});
+
+test('no file of the config layer names a Hand', () => {
+  const root = join(import.meta.dirname, '..', '..', '..', 'runtime', 'config');
+  for (const file of readdirSync(root).filter((f) => f.endsWith('.ts'))) {
+    const text = readFileSync(join(root, file), 'utf8');
+    for (const h of BUILTIN_HANDS) assert.ok(!new RegExp(`\\b${h.id}\\b`, 'i').test(text), `runtime/config/${file} names the ${h.id} Hand`);
+  }
 });

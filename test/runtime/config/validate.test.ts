@@ -6,6 +6,12 @@ import { loadConfig } from '../../../runtime/config/load.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import type { TalonConfig } from '../../../runtime/config/types.ts';
 import { DEMO_DRIVERS } from '../../../drivers/demo.ts';
+import { setBuiltinHands } from '../../../runtime/config/builtins.ts';
+import { schemaWithDefaults } from '../../../runtime/config/apply.ts';
+import { BUILTIN_HANDS } from '../../../hands/catalog.ts';
+
+// what the composition root (runtime/cli, runtime/host) does at start: the config layer names no Hand
+setBuiltinHands(BUILTIN_HANDS);
 
 const EXPECTED_DEFAULTS: TalonConfig = {
   deviceName: 'talon',
@@ -55,6 +61,17 @@ const hand = (over: Record<string, unknown> = {}) => ({ name: 'mon', module: 'mo
 
 test('an empty config validates to the laptop defaults', () => {
   assert.deepEqual(validateConfig({}), EXPECTED_DEFAULTS);
+});
+
+test('the defaults come out in the schema\'s key order, hands where the schema has it', () => {
+  assert.deepEqual(Object.keys(validateConfig({})), ['deviceName', 'dataDir', 'http', 'bus', 'supervisor', 'hands', 'drivers', 'llm', 'homeAssistant', 'log', 'audit']);
+  assert.deepEqual(Object.keys(validateConfig({ log: { level: 'debug' }, deviceName: 'x' })).slice(0, 3), ['log', 'deviceName', 'dataDir']);
+});
+
+test('the schema served to editors shows the built-in Hands\' default instances as the default of hands', () => {
+  const hands = (schemaWithDefaults().properties as Record<string, { default?: unknown; maxItems?: number }>).hands!;
+  assert.deepEqual(hands.default, [{ name: 'monitoring', module: 'monitoring' }]);
+  assert.equal(hands.maxItems, 256);
 });
 
 test('validateConfig does not change its input', () => {
