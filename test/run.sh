@@ -36,4 +36,5 @@ fi
 
 npm run --silent build
 npm run --silent typecheck
+npm run --silent lint
 npm run --silent test:unit
