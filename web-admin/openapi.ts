@@ -33,7 +33,10 @@ const ERROR_TEXT: Record<number, string> = {
   429: 'Too many attempts: wait for Retry-After seconds',
   500: 'A fault inside Talon',
   503: 'A part is not available; AUDIT_UNAVAILABLE: the audit log cannot be written (a full disk), so the change was refused and nothing happened (Retry-After)',
+  504: 'HAND_TIMEOUT: the Hand did not answer in time',
 };
+/** 503 on a Hand's route: mostly that its Hand does not run */
+const HAND_NOT_RUNNING_TEXT = 'HAND_NOT_RUNNING: the Hand that serves this route is not running (or not configured); AUDIT_UNAVAILABLE on a write whose audit entry cannot be written';
 
 const errorRef = { $ref: '#/components/schemas/Error' };
 
@@ -47,7 +50,9 @@ function errorStatuses(route: Route): number[] {
   if (route.path !== '/healthz') s.push(421);
   if (route.tag === 'session') s.push(429);
   s.push(500);
-  if (write) s.push(503);
+  // a Hand's route: its Hand may not be running (503) or not answer in time (504)
+  if (write || route.hand) s.push(503);
+  if (route.hand) s.push(504);
   return s;
 }
 
@@ -67,7 +72,7 @@ function parameters(route: Route): unknown[] {
   return out;
 }
 
-export function buildOpenApi(routes: Route[], info: { version: string; title?: string }): Record<string, unknown> {
+export function buildOpenApi(routes: readonly Route[], info: { version: string; title?: string }): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const responses: Record<string, unknown> = {};
@@ -78,7 +83,8 @@ export function buildOpenApi(routes: Route[], info: { version: string; title?: s
       };
     }
     for (const status of errorStatuses(route)) {
-      responses[String(status)] ??= { description: ERROR_TEXT[status], content: { 'application/json': { schema: errorRef } } };
+      const description = status === 503 && route.hand ? HAND_NOT_RUNNING_TEXT : ERROR_TEXT[status];
+      responses[String(status)] ??= { description, content: { 'application/json': { schema: errorRef } } };
     }
     const params = parameters(route);
     const op: Record<string, unknown> = {
@@ -90,6 +96,7 @@ export function buildOpenApi(routes: Route[], info: { version: string; title?: s
       responses,
       ...(route.access === 'public' ? { security: [] } : {}),
       'x-access': route.access,
+      ...(route.hand ? { 'x-hand': route.hand } : {}),
     };
     (paths[route.path] ??= {})[route.method.toLowerCase()] = op;
   }

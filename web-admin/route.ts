@@ -38,7 +38,12 @@ export interface Principal {
  */
 export type Access = 'public' | 'read' | 'write' | 'admin';
 
-/** An area of the API: the OpenAPI tag, and the first half of a token scope. */
+/**
+ * An area of the API: the OpenAPI tag, and the first half of a token scope. A Hand's routes
+ * (hands/sdk/surface.ts) name one of these as their `tag` (default `hands`), so a token's
+ * `alerts:read` covers a Hand's routes in the alerts area as it covers the kernel's; a tag
+ * outside this list is refused when the routes are mounted (./routes/surfaces.ts).
+ */
 export type Tag =
   | 'system' | 'hands' | 'sensors' | 'alerts' | 'audit' | 'config' | 'llm' | 'chat'
   | 'bus' | 'users' | 'tokens' | 'session' | 'provisioning' | 'secrets';
@@ -72,6 +77,8 @@ export interface RouteContext {
   session: { id: string; csrf: string } | null;
   /** the client's address (login rate limits) */
   ip: string;
+  /** the whole route table this server serves (the kernel's and the Hands'): the OpenAPI document's source */
+  routes: readonly Route[];
 }
 
 export interface Route {
@@ -96,6 +103,8 @@ export interface Route {
    * `undefined` when it wrote the response itself (streams, text).
    */
   handler(ctx: RouteContext): Promise<unknown> | unknown;
+  /** for a Hand's route: the Hand module that declared it (its surface's id) */
+  hand?: string;
 }
 
 /** Identity helper so route files get type checking without repeating the type. */

@@ -9,7 +9,8 @@
  * test/web-admin/router.test.ts checks every one of them. `checkResponse` is for tests:
  * does a body match the route's declared schema?
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { AJV_PRESETS, createAjv, type Ajv } from '../runtime/core/ajv.ts';
 import { TalonError } from '../runtime/core/errors.ts';
 import type { Route, Schema } from './route.ts';
 
@@ -33,8 +34,8 @@ export type Match =
   | { kind: 'none' };
 
 /** the options request validation uses (test/web-admin/router.test.ts compiles every route schema with them) */
-export const REQUEST_AJV_OPTIONS = { allErrors: true, strict: false, useDefaults: true, validateSchema: false } as const;
-export const QUERY_AJV_OPTIONS = { ...REQUEST_AJV_OPTIONS, coerceTypes: true } as const;
+export const REQUEST_AJV_OPTIONS = AJV_PRESETS.request;
+export const QUERY_AJV_OPTIONS = AJV_PRESETS.query;
 
 export class Router {
   readonly routes: Route[];
@@ -100,8 +101,8 @@ export class Router {
   }
 
   #compile(schema: Schema, ajv: 'body' | 'query'): ValidateFunction {
-    if (ajv === 'query') return (this.#ajvQuery ??= new Ajv(QUERY_AJV_OPTIONS)).compile(schema);
-    return (this.#ajvBody ??= new Ajv(REQUEST_AJV_OPTIONS)).compile(schema);
+    if (ajv === 'query') return (this.#ajvQuery ??= createAjv('query')).compile(schema);
+    return (this.#ajvBody ??= createAjv('request')).compile(schema);
   }
 
   validateParams(route: Route, params: Record<string, string>): void {
@@ -142,7 +143,7 @@ export class Router {
     const key = `${route.operationId} ${status}`;
     let v = this.#responseCache.get(key);
     if (!v) {
-      v = (this.#ajvResponse ??= new Ajv({ allErrors: true, strict: false })).compile(schema);
+      v = (this.#ajvResponse ??= createAjv('check')).compile(schema);
       this.#responseCache.set(key, v);
     }
     return v(body) ? [] : fieldErrors(v.errors);

@@ -18,7 +18,9 @@ import { StaticFiles } from './static.ts';
 import { HostGuard } from './auth/origin.ts';
 import { loadTls, type TlsOptions } from './tls.ts';
 import { routes as defaultRoutes } from './routes/index.ts';
+import { surfaceRoutes } from './routes/surfaces.ts';
 import type { Route } from './route.ts';
+import type { AnySurface } from '../hands/sdk/surface.ts';
 
 export interface HttpServerOptions {
   api: RuntimeApi;
@@ -34,8 +36,13 @@ export interface HttpServerOptions {
   clock?: Clock;
   /** where the built page is (default dist/web beside the program) */
   webRoot?: string;
-  /** the route table (default: every area's routes) */
+  /** the route table (default: every area's routes, then the Hands' from `surfaces`) */
   routes?: Route[];
+  /**
+   * the Hands whose routes this server mounts (hands/sdk/surface.ts); default: the surfaces the
+   * runtime API was given, so the composition root names them once
+   */
+  surfaces?: readonly AnySurface[];
 }
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -56,7 +63,8 @@ export class HttpServer {
   constructor(opts: HttpServerOptions) {
     this.#opts = opts;
     this.#tls = opts.tls?.enabled === true;
-    this.router = new Router(opts.routes ?? defaultRoutes);
+    const surfaces = opts.surfaces ?? (opts.api as Partial<RuntimeApi> | undefined)?.handRequests?.surfaces ?? [];
+    this.router = new Router(opts.routes ?? [...defaultRoutes, ...surfaceRoutes(surfaces)]);
     this.auth = new AuthService({
       store: opts.store, audit: opts.audit, dataDir: opts.dataDir, cliToken: opts.cliToken, secure: this.#tls,
       ...(opts.clock ? { clock: opts.clock } : {}),
@@ -185,6 +193,7 @@ export class HttpServer {
       params, query, body, req, res, signal: ac.signal, auth: this.auth,
       session: who.sessionId && who.csrf ? { id: who.sessionId, csrf: who.csrf } : null,
       ip: req.socket?.remoteAddress ?? 'unknown',
+      routes: this.router.routes,
     });
     if (result !== undefined) {
       const status = Number(Object.keys(route.responses).find((s) => Number(s) >= 200 && Number(s) < 300) ?? 200);

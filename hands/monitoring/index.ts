@@ -6,10 +6,9 @@
  * Bus (relative to talon/<deviceId>/):
  *   alerts/<severity>           every alert event: JSON Alert (alerts.ts) — firing, resolved, flapping
  *   monitoring/status           retained counters, every settings.statusEveryMs
- *   monitoring/query            requests: { id, type: 'history'|'alerts'|'active'|'status'|'sensors'|'ack'|'resolve', … }
- *                               ack / resolve: { alertId, by, note? } acknowledge or resolve an active alert by hand
- *   monitoring/reply/<id>       the answer: { id, ok: true, … } or { id, ok: false, error: { code, message } }
  *   sensors/<id>                pushed readings (JSON Reading), when the grant allows sensors/#
+ * Requests (typed, from the kernel over the worker protocol; ./protocol.ts, served by ./surface.ts's
+ * routes): status, sensors, active, alerts, history, ack, resolve.
  * Kernel services: sensors.list, sensors.read, actuators.write (actions; needs the actuator's
  * pin in the Hand's gpio grant).
  * Store (the Hand's own scope; the web admin may read it through the kernel):
@@ -21,8 +20,10 @@
  * never fed to the detectors as a value. Bad settings are logged and raised as `config-error`
  * alerts while every sensor entry that is fine keeps being watched.
  */
-import { defineHand } from '../sdk/index.ts';
+import { defineHand, type RequestOf, type AnswerOf } from '../sdk/index.ts';
 import type { HandContext, BusMessageIn } from '../sdk/types.ts';
+import { TalonError } from '../../runtime/core/errors.ts';
+import { protocol, type MonitoringProtocol } from './protocol.ts';
 import type { Reading, SensorInfo } from '../../drivers/types.ts';
 import { AlertLog, AlertManager, type Alert, type AlertInput } from './alerts.ts';
 import { History, type Resolution } from './history.ts';
@@ -34,7 +35,9 @@ import { defaultEntry, globMatch, parseSettings, settingsSchema, type ConfigProb
 
 const DAY = 86_400_000;
 const ADVISOR_TIMEOUT_MS = 5000;
-const QUERY_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+type Req<K extends keyof MonitoringProtocol & string> = RequestOf<MonitoringProtocol, K>;
+type Ans<K extends keyof MonitoringProtocol & string> = AnswerOf<MonitoringProtocol, K>;
 
 interface Watched {
   info: SensorInfo;
@@ -67,6 +70,7 @@ export interface Counters {
   storeErrors: number;
   actions: number;
   actionErrors: number;
+  /** typed requests answered (and refused) */
   queries: number;
   badQueries: number;
 }
@@ -124,11 +128,6 @@ export class MonitoringHand {
     await this.#listAndWatch();
     this.#every(1000, () => this.#housekeeping());
     if (this.settings.statusEveryMs > 0) this.#every(this.settings.statusEveryMs, () => this.#publishStatus());
-    try {
-      await ctx.bus.subscribe('monitoring/query', (m) => this.#onQuery(m));
-    } catch (err) {
-      ctx.log('warn', `monitoring/query is not available: ${(err as Error).message}`);
-    }
     this.#publishStatus();
     ctx.log('info', `monitoring ${this.watched.size} sensor(s)`, { sensors: [...this.watched.keys()].slice(0, 50), configProblems: this.problems.length });
   }
@@ -467,75 +466,44 @@ export class MonitoringHand {
     };
   }
 
-  // -- queries ----------------------------------------------------------------------------------
+  // -- requests (./protocol.ts; the kernel validated each against its schema) ----------------------
 
-  async #onQuery(m: BusMessageIn): Promise<void> {
-    this.counters.queries++;
-    const q = (m.json ?? {}) as Record<string, unknown>;
-    if (typeof q !== 'object' || q === null || typeof q.id !== 'string' || !QUERY_ID_RE.test(q.id)) {
-      this.counters.badQueries++;
-      this.ctx.log('warn', `monitoring/query without a valid id (1-64 of A-Z a-z 0-9 _ -): ${m.text.slice(0, 80)}`);
-      return;
-    }
-    const id = q.id;
-    const reply = (body: Record<string, unknown>): void => this.ctx.bus.publish(`monitoring/reply/${id}`, { id, ...body });
-    const fail = (message: string): void => {
-      this.counters.badQueries++;
-      reply({ ok: false, error: { code: 'BAD_REQUEST', message } });
+  #bad(message: string): never {
+    this.counters.badQueries++;
+    throw new TalonError('BAD_REQUEST', message);
+  }
+
+  sensorList(): Ans<'sensors'> {
+    return {
+      sensors: [...this.watched.values()].map((w) => ({
+        id: w.info.id, name: w.info.name, ...(w.info.unit !== undefined ? { unit: w.info.unit } : {}), kind: w.info.kind, intervalMs: w.entry.intervalMs,
+        last: Number.isNaN(w.monitor.last) ? null : w.monitor.last, lastTs: w.monitor.lastTs || null,
+        holding: [...w.monitor.holding], failures: w.failures,
+      })),
     };
-    try {
-      const now = Date.now();
-      switch (q.type) {
-        case 'status':
-          return reply({ ok: true, status: this.status() });
-        case 'sensors':
-          return reply({
-            ok: true,
-            sensors: [...this.watched.values()].map((w) => ({
-              id: w.info.id, name: w.info.name, unit: w.info.unit, kind: w.info.kind, intervalMs: w.entry.intervalMs,
-              last: Number.isNaN(w.monitor.last) ? null : w.monitor.last, lastTs: w.monitor.lastTs || null,
-              holding: [...w.monitor.holding], failures: w.failures,
-            })),
-          });
-        case 'active':
-          return reply({ ok: true, alerts: this.alerts.active() });
-        case 'alerts': {
-          const sensor = typeof q.sensor === 'string' ? q.sensor : undefined;
-          const alerts = await this.log.history({
-            sensor, from: typeof q.from === 'number' ? q.from : undefined, to: typeof q.to === 'number' ? q.to : undefined,
-            limit: typeof q.limit === 'number' ? q.limit : 200,
-          });
-          return reply({ ok: true, alerts });
-        }
-        case 'history': {
-          if (typeof q.sensor !== 'string' || !this.watched.has(q.sensor)) return fail(`history needs "sensor": one of ${[...this.watched.keys()].slice(0, 20).join(', ') || 'none'}`);
-          const res = q.resolution ?? 'auto';
-          if (res !== 'raw' && res !== '1m' && res !== '1h' && res !== 'auto') return fail('resolution must be raw, 1m, 1h or auto');
-          const from = typeof q.from === 'number' ? q.from : now - 3_600_000;
-          const to = typeof q.to === 'number' ? q.to : now;
-          if (!(from <= to)) return fail(`from (${from}) must not be after to (${to})`);
-          const maxPoints = typeof q.maxPoints === 'number' && q.maxPoints >= 1 ? Math.min(5000, Math.floor(q.maxPoints)) : 1000;
-          const h = await this.history.query(q.sensor, from, to, res as Resolution, maxPoints, now);
-          return reply({ ok: true, sensor: q.sensor, from, to, ...h });
-        }
-        case 'ack':
-        case 'resolve': {
-          if (typeof q.alertId !== 'string' || q.alertId.length === 0 || q.alertId.length > 200) return fail(`${q.type} needs "alertId": the id of an active alert`);
-          if (typeof q.by !== 'string' || q.by.length === 0 || q.by.length > 200) return fail(`${q.type} needs "by": who did it`);
-          if (q.note !== undefined && (typeof q.note !== 'string' || q.note.length > 1000)) return fail('note must be text of at most 1000 characters');
-          const ack = { by: q.by, at: now, ...(typeof q.note === 'string' && q.note.length > 0 ? { note: q.note } : {}) };
-          const alert = q.type === 'ack' ? this.alerts.acknowledge(q.alertId, ack) : this.alerts.dismiss(q.alertId, ack, now);
-          if (!alert) return reply({ ok: false, error: { code: 'NOT_FOUND', message: `no active alert has the id ${JSON.stringify(q.alertId.slice(0, 80))}` } });
-          this.#emit([alert]);
-          await this.#emitQueue;
-          return reply({ ok: true, alert });
-        }
-        default:
-          return fail(`unknown query type ${JSON.stringify(q.type)}; use status, sensors, active, alerts, history, ack or resolve`);
-      }
-    } catch (err) {
-      reply({ ok: false, error: { code: 'INTERNAL', message: (err as Error).message } });
-    }
+  }
+
+  async alertHistory(q: Req<'alerts'>): Promise<Ans<'alerts'>> {
+    return { alerts: await this.log.history({ sensor: q.sensor, from: q.from, to: q.to, limit: q.limit ?? 200 }) };
+  }
+
+  async sensorHistory(q: Req<'history'>, now = Date.now()): Promise<Ans<'history'>> {
+    if (!this.watched.has(q.sensor)) this.#bad(`history needs "sensor": one of ${[...this.watched.keys()].slice(0, 20).join(', ') || 'none'}`);
+    const from = q.from ?? now - 3_600_000;
+    const to = q.to ?? now;
+    if (!(from <= to)) this.#bad(`from (${from}) must not be after to (${to})`);
+    const h = await this.history.query(q.sensor, from, to, (q.resolution ?? 'auto') as Resolution, q.maxPoints ?? 1000, now);
+    return { sensor: q.sensor, from, to, ...h };
+  }
+
+  /** acknowledge or resolve an active alert by hand: the event is published and stored before the answer */
+  async change(type: 'ack' | 'resolve', q: Req<'ack'>, now = Date.now()): Promise<Ans<'ack'>> {
+    const ack = { by: q.by, at: now, ...(typeof q.note === 'string' && q.note.length > 0 ? { note: q.note } : {}) };
+    const alert = type === 'ack' ? this.alerts.acknowledge(q.alertId, ack) : this.alerts.dismiss(q.alertId, ack, now);
+    if (!alert) throw new TalonError('NOT_FOUND', `no active alert has the id ${JSON.stringify(q.alertId.slice(0, 80))}`);
+    this.#emit([alert]);
+    await this.#emitQueue;
+    return { alert };
   }
 }
 
@@ -547,7 +515,7 @@ export default defineHand({
     version: '1.0.0',
     description: 'Watches sensors: thresholds, anomalies, drift, stuck sensors, forecasts, missing data; alerts with suggested fixes; downsampled history',
     capabilities: {
-      bus: { publish: ['alerts/#', 'monitoring/#'], subscribe: ['sensors/#', 'monitoring/query'] },
+      bus: { publish: ['alerts/#', 'monitoring/#'], subscribe: ['sensors/#'] },
       sensors: ['*'],
       gpio: [],
     },
@@ -569,4 +537,21 @@ export default defineHand({
     if (!hand) throw new Error('the Monitoring Hand is not running');
     return answer(messages, ctx, hand.chatState());
   },
+  protocol,
+  requests: {
+    status: () => ({ status: running().status() }),
+    sensors: () => running().sensorList(),
+    active: () => ({ alerts: running().alerts.active() }),
+    alerts: (q) => running().alertHistory(q),
+    history: (q) => running().sensorHistory(q),
+    ack: (q) => running().change('ack', q),
+    resolve: (q) => running().change('resolve', q),
+  },
 });
+
+/** the running Hand, counted as one request; HAND_STOPPED between stop() and the worker's end */
+function running(): MonitoringHand {
+  if (!hand) throw new TalonError('HAND_STOPPED', 'the Monitoring Hand is not running');
+  hand.counters.queries++;
+  return hand;
+}

@@ -1,7 +1,8 @@
 /**
- * The runtime API areas the web admin added (issue 6): system info and stats, sensor history
- * and live readings, alerts, config generations, stored chats, bus traffic, provisioning,
- * and Hand settings. Transport-agnostic like the rest of ./runtime-api.ts: functions that
+ * The runtime API areas the web admin added (issue 6): system info and stats, live sensor
+ * readings, config generations, stored chats, bus traffic, provisioning, and Hand settings.
+ * (What a Hand serves itself, alerts and sensor history among them, comes through its surface:
+ * ./hand-requests.ts.) Transport-agnostic like the rest of ./runtime-api.ts: functions that
  * take the caller; every change audited with it, before it acts (../audit/privileged.ts).
  */
 import type { Audit } from '../audit/types.ts';
@@ -16,8 +17,8 @@ import { settingsValidator } from '../supervisor/manifest.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller } from '../supervisor/types.ts';
 import { TalonError } from '../core/errors.ts';
+import { HAND_NAME } from '../core/names.ts';
 import { privileged } from '../audit/privileged.ts';
-import type { MonitoringClient } from './monitoring-client.ts';
 import type { StatsSample, SystemStats } from './system-info.ts';
 
 export interface SystemInfo {
@@ -58,26 +59,13 @@ export interface AreaDeps {
   restart?: (caller: Caller) => void;
   config?: ConfigManager;
   recorder?: BusRecorder;
-  monitoring?: MonitoringClient;
   chat?: ChatService;
   provisioning?: () => Promise<ProvisioningStatus>;
 }
 
-const SENSOR_ID = /^[a-z0-9][a-z0-9._-]{0,127}$/;
-const HAND_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
-/** the longest range history and alert queries accept */
-export const MAX_RANGE_MS = 400 * 86_400_000;
-
 function need<T>(v: T | undefined, what: string): T {
   if (v === undefined) throw new TalonError('NOT_RUNNING', `${what} is not available in this kernel`);
   return v;
-}
-
-function checkRange(from: number | undefined, to: number | undefined): void {
-  if (from !== undefined && to !== undefined) {
-    if (from > to) throw new TalonError('BAD_REQUEST', `from (${from}) must not be after to (${to})`);
-    if (to - from > MAX_RANGE_MS) throw new TalonError('BAD_REQUEST', `the range is ${Math.round((to - from) / 86_400_000)} days; at most ${MAX_RANGE_MS / 86_400_000} days at once`);
-  }
 }
 
 export function createAreas(d: AreaDeps) {
@@ -94,18 +82,8 @@ export function createAreas(d: AreaDeps) {
     });
     return () => void unsub().catch(() => {});
   };
-  const monitoring = (): MonitoringClient => need(d.monitoring, 'the Monitoring Hand client');
   const cfg = (): ConfigManager => need(d.config, 'config management');
   const chat = (): ChatService => need(d.chat, 'chat');
-
-  const alertChange = async (caller: Caller, type: 'ack' | 'resolve', id: string, note?: string): Promise<{ alert: unknown }> => {
-    if (typeof id !== 'string' || id.length === 0 || id.length > 200 || /[\u0000-\u001f]/.test(id)) throw new TalonError('BAD_REQUEST', 'an alert id is 1-200 printable characters');
-    if (note !== undefined && (typeof note !== 'string' || note.length > 1000)) throw new TalonError('BAD_REQUEST', 'note must be text of at most 1000 characters');
-    const client = monitoring();
-    const r = await privileged(d.audit, { actor: caller.actor, action: `api.alerts.${type}`, subject: id, ...(note ? { detail: { note } } : {}) },
-      () => client.query(type, { alertId: id, by: caller.actor, ...(note ? { note } : {}) }));
-    return { alert: r.alert };
-  };
 
   return {
     system: {
@@ -129,42 +107,12 @@ export function createAreas(d: AreaDeps) {
     },
 
     sensors: {
-      history: async (_caller: Caller, id: string, q: { from?: number; to?: number; resolution?: string; maxPoints?: number } = {}): Promise<Record<string, unknown>> => {
-        if (!SENSOR_ID.test(id)) throw new TalonError('BAD_REQUEST', `"${id.slice(0, 80)}" is not a sensor id`);
-        const now = Date.now();
-        const to = q.to ?? now;
-        const from = q.from ?? to - 3_600_000;
-        checkRange(from, to);
-        const r = await monitoring().query('history', { sensor: id, from, to, resolution: q.resolution ?? 'auto', maxPoints: q.maxPoints ?? 1000 });
-        const { id: _id, ok: _ok, ...rest } = r;
-        return rest;
-      },
       /** calls `onReading` for every reading published on sensors/<id> until the returned function is called */
       follow: (_caller: Caller, onReading: (r: { id: string; value: unknown; ts: unknown }) => void): Promise<() => void> =>
         subscribeRel('sensors/+', (topic, json) => {
           const r = json as { sensor?: unknown; value?: unknown; ts?: unknown } | null;
           if (r && typeof r === 'object') onReading({ id: topic.slice('sensors/'.length), value: r.value, ts: r.ts });
         }),
-    },
-
-    alerts: {
-      list: async (_caller: Caller, q: { state?: 'active' | 'all'; sensor?: string; from?: number; to?: number; limit?: number } = {}): Promise<unknown[]> => {
-        checkRange(q.from, q.to);
-        if (q.sensor !== undefined && !SENSOR_ID.test(q.sensor)) throw new TalonError('BAD_REQUEST', `"${q.sensor.slice(0, 80)}" is not a sensor id`);
-        if ((q.state ?? 'active') === 'active') {
-          const r = await monitoring().query('active');
-          const alerts = Array.isArray(r.alerts) ? r.alerts as Array<{ sensor?: string }> : [];
-          return (q.sensor ? alerts.filter((a) => a.sensor === q.sensor) : alerts).slice(0, q.limit ?? 200);
-        }
-        const r = await monitoring().query('alerts', {
-          ...(q.sensor !== undefined ? { sensor: q.sensor } : {}), ...(q.from !== undefined ? { from: q.from } : {}),
-          ...(q.to !== undefined ? { to: q.to } : {}), limit: q.limit ?? 200,
-        });
-        return Array.isArray(r.alerts) ? r.alerts : [];
-      },
-      ack: (caller: Caller, id: string, note?: string) => alertChange(caller, 'ack', id, note),
-      resolve: (caller: Caller, id: string, note?: string) => alertChange(caller, 'resolve', id, note),
-      follow: (_caller: Caller, onAlert: (a: unknown) => void): Promise<() => void> => subscribeRel('alerts/#', (_t, json) => onAlert(json)),
     },
 
     config: {
@@ -207,6 +155,11 @@ export function createAreas(d: AreaDeps) {
     },
 
     bus: {
+      /**
+       * calls `onMessage` with (topic relative to the device root, payload as JSON) for every JSON
+       * message under `filter` until the returned function is called (a Hand route's event stream)
+       */
+      follow: (_caller: Caller, filter: string, onMessage: (topic: string, json: unknown) => void): Promise<() => void> => subscribeRel(filter, onMessage),
       recent: async (_caller: Caller, q: { limit?: number; filter?: string } = {}): Promise<RecordedMessage[]> => need(d.recorder, 'the bus recorder').recent(q),
       publish: async (caller: Caller, topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 | 2 } = {}): Promise<{ topic: string }> => {
         const recorder = need(d.recorder, 'the bus recorder');

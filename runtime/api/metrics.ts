@@ -1,11 +1,13 @@
 /**
  * Prometheus text exposition (format 0.0.4) of the readings and the runtime's own metrics,
- * served at GET /metrics.
+ * served at GET /metrics, and the families Hands report through their surface
+ * (hands/sdk/surface.ts `metrics`; gathered by ./hand-requests.ts).
  */
 import type { SensorState } from '../sensors/registry.ts';
 import type { HandStatus } from '../supervisor/types.ts';
 import type { BusStats } from '../bus/types.ts';
 import type { DriverHealth } from '../../drivers/types.ts';
+import type { MetricFamily } from '../../hands/sdk/surface.ts';
 
 export interface MetricsInput {
   deviceId: string;
@@ -27,7 +29,33 @@ const num = (v: number): string => (Number.isFinite(v) ? String(v) : 'NaN');
 
 const STATES = ['stopped', 'starting', 'running', 'backoff', 'failed', 'stopping'] as const;
 
-export function renderMetrics(m: MetricsInput): string {
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/**
+ * `m`, then the Hands' families (`extra`): each named `talon_…` and not one of the kernel's
+ * own, its labels checked and `device` set on every sample; a family that breaks a rule is
+ * left out rather than breaking the whole exposition.
+ */
+export function renderMetrics(m: MetricsInput, extra: readonly MetricFamily[] = []): string {
+  const base = renderKernel(m);
+  if (extra.length === 0) return base;
+  const taken = new Set(base.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]));
+  const out: string[] = [];
+  for (const f of extra) {
+    if (!METRIC_NAME.test(f.name) || !f.name.startsWith('talon_') || taken.has(f.name) || (f.type !== 'gauge' && f.type !== 'counter')) continue;
+    taken.add(f.name);
+    out.push(`# HELP ${f.name} ${String(f.help ?? '').replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${f.name} ${f.type}`);
+    for (const x of f.samples) {
+      const l: Record<string, string> = { device: m.deviceId };
+      for (const [k, v] of Object.entries(x.labels ?? {})) if (LABEL_NAME.test(k) && k !== 'device' && !k.startsWith('__')) l[k] = String(v);
+      out.push(`${f.name}${labels(l)} ${num(typeof x.value === 'number' ? x.value : NaN)}`);
+    }
+  }
+  return out.length > 0 ? `${base}${out.join('\n')}\n` : base;
+}
+
+function renderKernel(m: MetricsInput): string {
   const out: string[] = [];
   const family = (name: string, type: 'gauge' | 'counter', help: string, rows: Array<[Record<string, string | undefined>, number]>): void => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);

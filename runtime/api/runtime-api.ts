@@ -5,7 +5,7 @@
  * audited with the caller, before it acts (../audit/privileged.ts): when its entry cannot be
  * written it is refused with AUDIT_UNAVAILABLE and nothing happens.
  */
-import type { Audit, AuditDecision } from '../audit/types.ts';
+import type { Audit } from '../audit/types.ts';
 import type { AuditChain, AuditPage, AuditQuery, VerifyOptions, VerifyReport } from '../audit/chain.ts';
 import type { AnyCheckpoint } from '../audit/format.ts';
 import { checkpointProblem } from '../audit/format.ts';
@@ -18,8 +18,11 @@ import type { SecretStore } from '../secrets/sealed.ts';
 import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller, HandStatus, LogLine } from '../supervisor/types.ts';
 import { TalonError } from '../core/errors.ts';
+import { HAND_NAME, SENSOR_ID } from '../core/names.ts';
 import { intend, privileged } from '../audit/privileged.ts';
 import { createAreas, type AreaDeps, type Areas } from './areas.ts';
+import { HandRequests, type RequestOptions } from './hand-requests.ts';
+import type { AnySurface, AuditIntent } from '../../hands/sdk/surface.ts';
 import type { Health } from './health.ts';
 
 export type { Health } from './health.ts';
@@ -36,11 +39,16 @@ export interface RuntimeApiDeps {
   llm?: LlmRouter | null;
   secrets?: SecretStore;
   health: () => Health;
-  /** the web admin's areas (system info and stats, config, chat, bus, alerts, provisioning) */
+  /** the web admin's areas (system info and stats, config, chat, bus, provisioning) */
   areas?: Omit<AreaDeps, 'audit' | 'supervisor'>;
+  /**
+   * What the Hands bring (hands/sdk/surface.ts): their typed requests, routes, metrics. The
+   * composition root passes the built-in Hands' surfaces (hands/catalog.ts); none by default.
+   */
+  surfaces?: readonly AnySurface[];
+  /** how long a Hand's typed request waits for its answer (default 5 s) */
+  requestTimeoutMs?: number;
 }
-
-const HAND_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 function checkName(name: string): void {
   if (!HAND_NAME.test(name)) {
@@ -52,8 +60,12 @@ export class RuntimeApi {
   #d: RuntimeApiDeps;
   #a: Areas;
 
+  /** the Hands' typed requests (their routes, metrics and CLI reach them through this) */
+  readonly handRequests: HandRequests;
+
   constructor(deps: RuntimeApiDeps) {
     this.#d = deps;
+    this.handRequests = new HandRequests(deps.supervisor, deps.surfaces ?? [], deps.requestTimeoutMs !== undefined ? { timeoutMs: deps.requestTimeoutMs } : {});
     this.#a = createAreas({ ...deps.areas, audit: deps.audit, supervisor: deps.supervisor });
   }
 
@@ -100,18 +112,25 @@ export class RuntimeApi {
   };
 
   readonly system = {
-    metrics: async (_caller: Caller): Promise<string> => renderMetrics(this.#d.metrics()),
+    metrics: async (_caller: Caller): Promise<string> => {
+      const input = this.#d.metrics();
+      return renderMetrics(input, await this.handRequests.metrics());
+    },
     info: (caller: Caller) => this.#a.system.info(caller),
     stats: (caller: Caller) => this.#a.system.stats(caller),
     statsHistory: (caller: Caller, ms?: number) => this.#a.system.statsHistory(caller, ms),
     restart: (caller: Caller) => this.#a.system.restart(caller),
   };
 
-  readonly alerts = {
-    list: (caller: Caller, q: Parameters<Areas['alerts']['list']>[1] = {}) => this.#a.alerts.list(caller, q),
-    ack: (caller: Caller, id: string, note?: string) => this.#a.alerts.ack(caller, id, note),
-    resolve: (caller: Caller, id: string, note?: string) => this.#a.alerts.resolve(caller, id, note),
-    follow: (caller: Caller, onAlert: (a: unknown) => void) => this.#a.alerts.follow(caller, onAlert),
+  /**
+   * What a Hand's routes use (hands/sdk/surface.ts HandRouteContext): a typed request to the
+   * running Hand, an audited action, and bus messages to follow for an event stream.
+   */
+  readonly handSurface = {
+    request: (_caller: Caller, id: string, kind: string, body: unknown, opts: RequestOptions = {}): Promise<unknown> => this.handRequests.request(id, kind, body, opts),
+    audited: <T>(caller: Caller, intent: AuditIntent, act: () => Promise<T> | T): Promise<T> =>
+      privileged(this.#d.audit, { actor: caller.actor, action: intent.action, subject: intent.subject, ...(intent.detail ? { detail: intent.detail } : {}) }, act),
+    follow: (caller: Caller, filter: string, onMessage: (topic: string, json: unknown) => void): Promise<() => void> => this.#a.bus.follow(caller, filter, onMessage),
   };
 
   readonly config = {
@@ -148,10 +167,9 @@ export class RuntimeApi {
     list: async (_caller: Caller): Promise<Array<SensorInfo & { driver: string; latest: Reading | null; faults: number }>> =>
       this.#d.sensors.states().map((st) => ({ ...st.info, driver: st.driver, latest: st.latest ?? null, faults: st.faults })),
     read: async (caller: Caller, id: string): Promise<Reading> => {
-      if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(id)) throw new TalonError('BAD_REQUEST', `"${id.slice(0, 80)}" is not a sensor id`);
+      if (!SENSOR_ID.test(id)) throw new TalonError('BAD_REQUEST', `"${id.slice(0, 80)}" is not a sensor id`);
       return this.#d.sensors.read(id);
     },
-    history: (caller: Caller, id: string, q: Parameters<Areas['sensors']['history']>[2] = {}) => this.#a.sensors.history(caller, id, q),
     follow: (caller: Caller, onReading: Parameters<Areas['sensors']['follow']>[1]) => this.#a.sensors.follow(caller, onReading),
   };
 

@@ -8,6 +8,9 @@
 import { TalonError } from '../core/errors.ts';
 import { isBundled } from '../paths.ts';
 import { processIo, UsageError, type Io } from './args.ts';
+import { setBuiltinHands } from '../config/builtins.ts';
+import { BUILTIN_HANDS, BUILTIN_SURFACES } from '../../hands/catalog.ts';
+import type { AnySurface } from '../../hands/sdk/surface.ts';
 
 export interface CommandModule {
   main(argv: string[], io: Io): Promise<number>;
@@ -28,19 +31,41 @@ export const COMMANDS: Record<string, CommandEntry> = {
   keys: { summary: 'show the device id and its public key', load: () => import('./commands/keys.ts') },
   fleet: { summary: 'provision devices over MQTT: fleet keys, devices, signed bundles', load: () => import('./commands/fleet.ts') },
   image: { summary: 'build a flashable device image (rpi4, rpi5, generic-arm64) or a rootfs overlay tar', load: () => import('./commands/image.ts') },
-  monitoring: { summary: 'replay recorded sensor data through the Monitoring Hand\'s rules (no daemon needed)', load: () => import('./commands/monitoring.ts') },
   version: { summary: 'print the Talon and Node versions', load: () => import('./commands/version.ts') },
 };
 
-export function topHelp(): string {
-  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+/**
+ * The kernel's commands, then `talon <hand id>` for each Hand whose surface declares CLI
+ * commands (hands/sdk/surface.ts; run by ./hand-commands.ts). A Hand cannot take a kernel
+ * command's name.
+ */
+export function commands(surfaces: readonly AnySurface[] = BUILTIN_SURFACES): Record<string, CommandEntry> {
+  const all: Record<string, CommandEntry> = { ...COMMANDS };
+  for (const s of surfaces) {
+    if (!s.cli || Object.hasOwn(all, s.id)) continue;
+    all[s.id] = {
+      summary: s.cli.summary,
+      load: async () => {
+        const { runHandCommand } = await import('./hand-commands.ts');
+        return { main: (argv, io) => runHandCommand(s, argv, io) };
+      },
+    };
+  }
+  // `version` last, as it always was
+  const { version, ...rest } = all;
+  return version ? { ...rest, version } : rest;
+}
+
+export function topHelp(surfaces: readonly AnySurface[] = BUILTIN_SURFACES): string {
+  const all = commands(surfaces);
+  const w = Math.max(...Object.keys(all).map((k) => k.length));
   return [
     'usage: talon <command> [options]',
     '',
     'Talon runs autonomous Hands on an edge device.',
     '',
     'commands:',
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(w)}  ${c.summary}`),
+    ...Object.entries(all).map(([name, c]) => `  ${name.padEnd(w)}  ${c.summary}`),
     '',
     'options:',
     '  -h, --help     show this help',
@@ -53,30 +78,33 @@ export function topHelp(): string {
 }
 
 /** Runs one command line; never throws; returns the exit code. */
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
+export async function main(argv: string[], io: Io = processIo, surfaces: readonly AnySurface[] = BUILTIN_SURFACES): Promise<number> {
+  // the composition root tells the config layer which Hands are built in (it names none itself)
+  setBuiltinHands(BUILTIN_HANDS);
   const [name, ...rest] = argv;
+  const all = commands(surfaces);
   try {
     if (name === undefined) {
-      io.err(topHelp());
+      io.err(topHelp(surfaces));
       return 2;
     }
     if (name === '--help' || name === '-h') {
-      io.out(topHelp());
+      io.out(topHelp(surfaces));
       return 0;
     }
     if (name === 'help') {
       const sub = rest[0];
       if (sub === undefined) {
-        io.out(topHelp());
+        io.out(topHelp(surfaces));
         return 0;
       }
-      const entry = COMMANDS[sub];
-      if (!entry) return usage(io, `unknown command "${sub}"`);
+      const entry = Object.hasOwn(all, sub) ? all[sub] : undefined;
+      if (!entry) return usage(io, `unknown command "${sub}"`, surfaces);
       return await (await entry.load()).main([...rest.slice(1), '--help'], io);
     }
     if (name === '--version' || name === '-V') return await (await COMMANDS.version!.load()).main([], io);
-    const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-    if (!entry) return usage(io, name.startsWith('-') ? `unknown option ${name}` : `unknown command "${name}"`);
+    const entry = Object.hasOwn(all, name) ? all[name] : undefined;
+    if (!entry) return usage(io, name.startsWith('-') ? `unknown option ${name}` : `unknown command "${name}"`, surfaces);
     const mod = await entry.load();
     return await mod.main(rest, io);
   } catch (err) {
@@ -84,8 +112,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   }
 }
 
-function usage(io: Io, message: string): number {
-  io.err(`talon: ${message}\n\n${topHelp()}`);
+function usage(io: Io, message: string, surfaces: readonly AnySurface[]): number {
+  io.err(`talon: ${message}\n\n${topHelp(surfaces)}`);
   return 2;
 }
 

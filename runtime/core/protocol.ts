@@ -56,10 +56,17 @@ export interface DeniedMsg { t: 'denied'; action: string; subject: string; suppr
 export interface CallMsg { t: 'call'; id: number; method: string; args: unknown[] }
 /** a piece of the answer to an `ask`; `end` closes it (with `error` when chat() failed) */
 export interface AnswerMsg { t: 'answer'; id: number; text?: string; end?: boolean; error?: ErrorJSON }
+/**
+ * The answer to a `request`: the handler's value as JSON text (serialized once, in the worker,
+ * under REQUEST_ANSWER_MAX: the kernel checks the length before it parses), or its error.
+ */
+export type ReplyMsg =
+  | { t: 'reply'; id: number; ok: true; json: string }
+  | { t: 'reply'; id: number; ok: false; error: ErrorJSON };
 
 export type WorkerToKernel =
   | ManifestMsg | StartedMsg | StoppedMsg | ErrorMsg | HeartbeatMsg | LogMsg
-  | PublishBatchMsg | DeniedMsg | CallMsg | AnswerMsg;
+  | PublishBatchMsg | DeniedMsg | CallMsg | AnswerMsg | ReplyMsg;
 
 // ---- kernel → worker --------------------------------------------------------------------
 
@@ -79,10 +86,21 @@ export interface DeliverBatchMsg { t: 'deliver'; m: Array<number | string | bool
 export interface AskMsg { t: 'ask'; id: number; messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }> }
 /** the asker went away: abort that chat's signal */
 export interface AskCancelMsg { t: 'ask-cancel'; id: number }
+/**
+ * A typed request from the kernel (a Hand's surface: hands/sdk/surface.ts): the Hand's
+ * handler for `kind` answers with a `reply`. The kernel checked `body` against the kind's
+ * request schema before it sent it; the worker checks that the Hand has a handler for `kind`.
+ */
+export interface RequestMsg { t: 'request'; id: number; kind: string; body: unknown }
 
-export type KernelToWorker = StopMsg | ResultMsg | DeliverBatchMsg | AskMsg | AskCancelMsg;
+export type KernelToWorker = StopMsg | ResultMsg | DeliverBatchMsg | AskMsg | AskCancelMsg | RequestMsg;
 
 /** methods the kernel answers itself; anything else goes to a registered KernelService */
 export const BUILTIN_METHODS = ['bus.subscribe', 'bus.unsubscribe', 'store.get', 'store.put', 'store.del', 'store.list'] as const;
 
 export const RETAIN_FLAG = 4;
+
+/** the longest answer to a `request`, characters of JSON: cut in the worker, checked again in the kernel */
+export const REQUEST_ANSWER_MAX = 8 * 1024 * 1024;
+/** the codes a Hand's request handler may answer with; any other is INTERNAL to the caller */
+export const REQUEST_ERROR_CODES = ['BAD_REQUEST', 'NOT_FOUND', 'CONFLICT'] as const;

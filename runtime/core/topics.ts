@@ -105,7 +105,7 @@ export const KERNEL_ONLY = ['state', 'hands/+/status', 'audit/head', 'sensors/#'
 /**
  * The device's public state (relative to `talon/<deviceId>/`): what an anonymous client of the
  * embedded broker's local listener may read, and may not write. Everything else under the
- * device root (command replies, Hands' own topics, the monitoring query answers) is not public.
+ * device root (command replies, Hands' own topics) is not public.
  */
 export const PUBLIC = ['state', 'hands/+/status', 'sensors/#', 'alerts/#', 'audit/head'] as const;
 

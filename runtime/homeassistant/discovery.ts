@@ -1,6 +1,7 @@
 /**
- * Home Assistant MQTT discovery: every sensor, and the device's alerts, appear in Home
- * Assistant by themselves. Config payloads are retained under
+ * Home Assistant MQTT discovery: every sensor, and the entities the Hands declare in their
+ * surfaces (hands/sdk/surface.ts `homeAssistant`: a binary sensor per alert severity, say),
+ * appear in Home Assistant by themselves. Config payloads are retained under
  * `homeassistant/<component>/<node_id>/<object_id>/config` with a `unique_id`, the state
  * topic the kernel already publishes, the device, units and classes, and an availability
  * topic tied to the device state (retained `online`, `offline` as the last will). They are
@@ -9,8 +10,7 @@
 import type { Bus } from '../bus/types.ts';
 import type { SensorInfo } from '../../drivers/types.ts';
 import { topics } from '../core/topics.ts';
-
-export const SEVERITIES = ['info', 'warning', 'critical'] as const;
+import type { AnySurface } from '../../hands/sdk/surface.ts';
 
 export interface DiscoveryDevice {
   deviceId: string;
@@ -27,7 +27,12 @@ export interface DiscoveryMessage {
 /** object ids: Home Assistant allows [a-zA-Z0-9_-] */
 export const objectId = (id: string): string => id.replace(/[^a-zA-Z0-9_-]/g, '_');
 
-export function discoveryMessages(device: DiscoveryDevice, sensors: SensorInfo[], prefix = 'homeassistant'): DiscoveryMessage[] {
+export function discoveryMessages(
+  device: DiscoveryDevice,
+  sensors: SensorInfo[],
+  prefix = 'homeassistant',
+  surfaces: readonly AnySurface[] = [],
+): DiscoveryMessage[] {
   const node = device.deviceId;
   const dev = {
     identifiers: [`talon_${device.deviceId}`],
@@ -60,21 +65,26 @@ export function discoveryMessages(device: DiscoveryDevice, sensors: SensorInfo[]
     if (s.deviceClass !== undefined) payload.device_class = s.deviceClass;
     out.push({ topic: `${prefix}/${component}/${node}/${objectId(s.id)}/config`, payload });
   }
-  for (const sev of SEVERITIES) {
-    out.push({
-      topic: `${prefix}/binary_sensor/${node}/alert_${sev}/config`,
-      payload: {
-        name: `Talon ${sev} alert`,
-        unique_id: `talon_${device.deviceId}_alert_${sev}`,
-        object_id: `talon_alert_${sev}`,
-        state_topic: topics.alerts(device.deviceId, sev),
-        value_template: "{{ 'ON' if value_json.state in ['firing', 'flapping'] else 'OFF' }}",
-        json_attributes_topic: topics.alerts(device.deviceId, sev),
-        device_class: 'problem',
-        device: dev,
-        ...availability,
-      },
-    });
+  const taken = new Set(out.map((m) => m.topic));
+  for (const surface of surfaces) {
+    for (const e of surface.homeAssistant?.entities({ deviceId: device.deviceId }) ?? []) {
+      const id = objectId(e.objectId);
+      const topic = `${prefix}/${e.component}/${node}/${id}/config`;
+      if (taken.has(topic)) continue; // a sensor's entity comes first
+      taken.add(topic);
+      const { name, ...rest } = e.config;
+      out.push({
+        topic,
+        payload: {
+          name,
+          unique_id: `talon_${device.deviceId}_${id}`,
+          object_id: `talon_${id}`,
+          ...rest,
+          device: dev,
+          ...availability,
+        },
+      });
+    }
   }
   return out;
 }
@@ -84,14 +94,23 @@ export class HomeAssistantDiscovery {
   #device: DiscoveryDevice;
   #sensors: () => SensorInfo[];
   #prefix: string;
+  #surfaces: readonly AnySurface[];
   #off: (() => Promise<void>) | null = null;
   published = 0;
 
-  constructor(bus: Bus, device: DiscoveryDevice, sensors: () => SensorInfo[], prefix = 'homeassistant') {
+  /** `surfaces`: the Hands whose entities are announced with the sensors (the composition root passes the built-in ones) */
+  constructor(
+    bus: Bus,
+    device: DiscoveryDevice,
+    sensors: () => SensorInfo[],
+    prefix = 'homeassistant',
+    surfaces: readonly AnySurface[] = [],
+  ) {
     this.#bus = bus;
     this.#device = device;
     this.#sensors = sensors;
     this.#prefix = prefix;
+    this.#surfaces = surfaces;
   }
 
   async start(): Promise<void> {
@@ -107,7 +126,7 @@ export class HomeAssistantDiscovery {
   }
 
   async publishAll(): Promise<void> {
-    for (const m of discoveryMessages(this.#device, this.#sensors(), this.#prefix)) {
+    for (const m of discoveryMessages(this.#device, this.#sensors(), this.#prefix, this.#surfaces)) {
       await this.#bus.publish(m.topic, JSON.stringify(m.payload), { qos: 1, retain: true });
       this.published++;
     }

@@ -1,7 +1,29 @@
 /**
- * The kernel wires the subsystems and owns their order: store → identity → audit → config
- * generation → bus → supervisor → HTTP → Hands. Every subsystem has start()/stop(); no
- * hidden singletons. `runDaemon` is what `talon run` calls.
+ * The kernel is the composition root's running half: it makes the parts and starts them as one
+ * ordered list of subsystems (./lifecycle.ts); a failed start and a stop both stop the started
+ * ones in reverse, through the same code. `runDaemon` is what `talon run` calls.
+ *
+ * The order, and why (each part is stopped in the reverse of it):
+ *   store          LevelDB and talon.pid; closed last. A runtime.json left by a Talon that died is
+ *                  removed here (the store's lock says no other Talon runs on this folder)
+ *   config         the generation in force, the device key, the CLI token (nothing to stop)
+ *   bus            MQTT (`online`, then `offline` at the stop)
+ *   audit          after the bus, so that at the stop the kernel.stop entry and the shutdown
+ *                  checkpoint are written, and the head published, while the bus is still up
+ *   sensors        drivers and the sensor registry
+ *   fetch, llm     kernel services Hands call
+ *   supervisor     the Hands' runners (no Hand runs yet); its stop ends any Hand a request started
+ *                  while a start was under way that then failed
+ *   chat           marks answers a previous run left unfinished, before HTTP takes new ones
+ *   recorder, stats, api   the API over every part, the built-in Hands' surfaces (routes, requests, metrics) included
+ *   http, mqtt-commands, home-assistant   the listeners
+ *   runtime-file   runtime.json: written once the listeners are up, removed before they close
+ *   state          the `degraded`/`online` publisher
+ *   announce       the kernel.start audit entry
+ *   hands          the Hands, started last and not awaited (healthz answers as soon as the kernel
+ *                  is up); stopped first after the agent: chat answers in flight are stored as
+ *                  interrupted, then every Hand stops within supervisor.stopTimeoutMs
+ *   provisioning   the fleet agent, when the config has a `provisioning` section
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
@@ -21,6 +43,7 @@ import { kernelHealth, StatePublisher } from '../api/health.ts';
 import type { MetricsInput } from '../api/metrics.ts';
 import { MqttCommands } from '../api/mqtt-commands.ts';
 import { HttpServer } from '../../web-admin/server.ts';
+import { createDrivers } from '../../drivers/index.ts';
 import { SensorRegistry } from '../sensors/registry.ts';
 import { HandFetch } from '../capabilities/fetch.ts';
 import { HomeAssistantDiscovery } from '../homeassistant/discovery.ts';
@@ -36,17 +59,28 @@ import { VERSION } from '../version.ts';
 import { ConfigManager, resolveStartConfig } from '../config/apply.ts';
 import { ChatService, type AnswerSource } from '../chat/chat.ts';
 import { BusRecorder } from '../bus/recorder.ts';
-import { MonitoringClient } from '../api/monitoring-client.ts';
+import { BUILTIN_HANDS, BUILTIN_SURFACES } from '../../hands/catalog.ts';
+import type { AnySurface } from '../../hands/sdk/surface.ts';
+import { setBuiltinHands } from '../config/builtins.ts';
 import { SystemStats, boardModel } from '../api/system-info.ts';
 import type { SystemInfo } from '../api/areas.ts';
 import type { Caller } from '../supervisor/types.ts';
 import { ProvisioningAgent } from '../../provisioning/device/agent.ts';
 import { rollBackFailedStart } from '../../provisioning/device/recover.ts';
 import { webAdminAccounts } from './provisioned-admin.ts';
+import { Lifecycle, type Subsystem } from './lifecycle.ts';
 import { systemdNotifier } from '../systemd.ts';
+
+// the composition root tells the config layer which Hands are built in (their ids, the default instance)
+setBuiltinHands(BUILTIN_HANDS);
 
 export const RUNTIME_FILE = 'runtime.json';
 export const CLI_TOKEN_FILE = 'cli-token';
+/**
+ * The supervisor terminates a Hand that is not done within stopTimeoutMs; the lifecycle waits
+ * that long and this much more for the Hands' stop before it goes on without them.
+ */
+const HANDS_STOP_GRACE_MS = 5000;
 
 export interface RuntimeInfo {
   pid: number;
@@ -59,6 +93,8 @@ export interface RuntimeInfo {
 
 export interface KernelOptions {
   config: TalonConfig;
+  /** the Hands' surfaces to serve (default: the built-in Hands', hands/catalog.ts); a test mounts a fixture's */
+  surfaces?: readonly AnySurface[];
   /** where the config came from, recorded with its generation */
   source?: string;
   logger?: Logger;
@@ -73,55 +109,103 @@ export interface KernelOptions {
   requestRestart?: (actor: string) => void;
   /** TALON_HTTP / TALON_MQTT / TALON_MQTT_URL, laid over whichever generation is in force (never stored in one) */
   env?: Record<string, string | undefined>;
+  /** tests: wraps each subsystem of the start (to see the order, or make one fail) */
+  wrapSubsystem?: (s: Subsystem) => Subsystem;
+}
+
+/** What the subsystems make, in start order: a subsystem reads only what the ones before it made. */
+interface Parts {
+  store: Store;
+  config: TalonConfig;
+  logger: Logger;
+  generations: ConfigGenerations;
+  key: DeviceKey;
+  cliToken: string;
+  secrets: SecretStore;
+  handInputs: HandInputs;
+  bus: Bus;
+  audit: AuditChain;
+  sensors: SensorRegistry;
+  fetch: HandFetch;
+  llm: LlmRouter | null;
+  supervisor: Supervisor;
+  chat: ChatService;
+  recorder: BusRecorder;
+  stats: SystemStats;
+  configManager: ConfigManager;
+  api: RuntimeApi;
+  http: HttpServer;
+  commands: MqttCommands;
+  homeAssistant: HomeAssistantDiscovery | null;
+  state: StatePublisher;
+  provisioning: ProvisioningAgent | null;
 }
 
 export class Kernel {
-  #config: TalonConfig;
-  readonly store: Store;
-  readonly key: DeviceKey;
-  readonly audit: AuditChain;
-  readonly generations: ConfigGenerations;
-  readonly bus: Bus;
-  readonly supervisor: Supervisor;
-  readonly api: RuntimeApi;
-  readonly http: HttpServer;
-  readonly commands: MqttCommands;
-  readonly sensors: SensorRegistry;
-  readonly homeAssistant: HomeAssistantDiscovery | null;
-  readonly llm: LlmRouter | null;
-  readonly logger: Logger;
-  readonly startedAt: number;
-  readonly chat: ChatService;
-  readonly configManager: ConfigManager;
-  #extras: { recorder: BusRecorder; monitoring: MonitoringClient; provisioning: ProvisioningAgent | null; fetch: HandFetch; stats?: SystemStats };
-  #stopping: Promise<void> | null = null;
+  #opts: KernelOptions;
   #clock: Clock;
+  /** filled in by the subsystems as they start; the getters below read it once Kernel.start resolved */
+  #p = { llm: null, homeAssistant: null, provisioning: null } as Partial<Parts> as Parts;
+  #life: Lifecycle;
+  #startedAt: number | null = null;
+  /** the kernel.start entry was written: the stop writes kernel.stop */
+  #announced = false;
 
-  private constructor(parts: {
-    config: TalonConfig; store: Store; key: DeviceKey; audit: AuditChain; generations: ConfigGenerations;
-    bus: Bus; supervisor: Supervisor; api: RuntimeApi; http: HttpServer; commands: MqttCommands; logger: Logger; clock: Clock;
-    sensors: SensorRegistry; homeAssistant: HomeAssistantDiscovery | null; llm: LlmRouter | null;
-    chat: ChatService; configManager: ConfigManager; recorder: BusRecorder; monitoring: MonitoringClient; fetch: HandFetch; stats?: SystemStats;
-  }) {
-    this.#config = parts.config;
-    this.chat = parts.chat;
-    this.configManager = parts.configManager;
-    this.#extras = { recorder: parts.recorder, monitoring: parts.monitoring, provisioning: null, fetch: parts.fetch, ...(parts.stats ? { stats: parts.stats } : {}) };
-    this.store = parts.store;
-    this.key = parts.key;
-    this.audit = parts.audit;
-    this.generations = parts.generations;
-    this.bus = parts.bus;
-    this.supervisor = parts.supervisor;
-    this.api = parts.api;
-    this.http = parts.http;
-    this.commands = parts.commands;
-    this.sensors = parts.sensors;
-    this.homeAssistant = parts.homeAssistant;
-    this.llm = parts.llm;
-    this.logger = parts.logger;
-    this.#clock = parts.clock;
-    this.startedAt = parts.clock.now();
+  private constructor(opts: KernelOptions) {
+    this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#life = new Lifecycle({ clock: this.#clock, log: (level, msg) => this.#logger()[level](msg) });
+  }
+
+  get store(): Store {
+    return this.#p.store;
+  }
+  get key(): DeviceKey {
+    return this.#p.key;
+  }
+  get audit(): AuditChain {
+    return this.#p.audit;
+  }
+  get generations(): ConfigGenerations {
+    return this.#p.generations;
+  }
+  get bus(): Bus {
+    return this.#p.bus;
+  }
+  get supervisor(): Supervisor {
+    return this.#p.supervisor;
+  }
+  get api(): RuntimeApi {
+    return this.#p.api;
+  }
+  get http(): HttpServer {
+    return this.#p.http;
+  }
+  get commands(): MqttCommands {
+    return this.#p.commands;
+  }
+  get sensors(): SensorRegistry {
+    return this.#p.sensors;
+  }
+  get homeAssistant(): HomeAssistantDiscovery | null {
+    return this.#p.homeAssistant;
+  }
+  get llm(): LlmRouter | null {
+    return this.#p.llm;
+  }
+  get logger(): Logger {
+    return this.#p.logger;
+  }
+  get chat(): ChatService {
+    return this.#p.chat;
+  }
+  get configManager(): ConfigManager {
+    return this.#p.configManager;
+  }
+
+  /** when the kernel came up (its listeners open, runtime.json written), ms epoch */
+  get startedAt(): number {
+    return this.#startedAt ?? 0;
   }
 
   get deviceId(): string {
@@ -130,21 +214,28 @@ export class Kernel {
 
   /** the fleet provisioning agent, when the config has a `provisioning` section */
   get provisioning(): ProvisioningAgent | null {
-    return this.#extras.provisioning;
+    return this.#p.provisioning;
   }
 
   /** The config in force (the store's generation, or the file's when it changed). */
   get config(): TalonConfig {
-    return this.#config;
+    return this.#p.config;
   }
 
   /** After a config apply: Hands-only changes reconcile the supervisor; anything else asks for a soft restart. */
-  async reconfigure(next: TalonConfig, sections: string[], actor: string, requestRestart?: (actor: string) => void): Promise<string[]> {
+  async reconfigure(
+    next: TalonConfig,
+    sections: string[],
+    actor: string,
+    requestRestart?: (actor: string) => void,
+  ): Promise<string[]> {
     if (sections.length === 0) return [];
     if (sections.every((s) => s === 'hands')) {
       const r = await this.supervisor.reconcile(next.hands);
-      this.#config = { ...this.#config, hands: next.hands };
-      this.logger.info(`config: Hands reconciled (added ${r.added.join(', ') || 'none'}, removed ${r.removed.join(', ') || 'none'}, restarted ${r.restarted.join(', ') || 'none'})`);
+      this.#p.config = { ...this.#p.config, hands: next.hands };
+      this.logger.info(
+        `config: Hands reconciled (added ${r.added.join(', ') || 'none'}, removed ${r.removed.join(', ') || 'none'}, restarted ${r.restarted.join(', ') || 'none'})`,
+      );
       return [...r.restarted, ...r.added, ...r.removed];
     }
     if (!requestRestart) {
@@ -155,182 +246,497 @@ export class Kernel {
     return ['kernel'];
   }
 
-  /** Starts everything; Hands are started last and not awaited (healthz answers as soon as the kernel is up). */
+  /**
+   * Starts every subsystem in order; when one fails, the ones started before it are stopped in
+   * reverse and its error is thrown.
+   */
   static async start(opts: KernelOptions): Promise<Kernel> {
-    const fileConfig = opts.config;
-    const clock = opts.clock ?? systemClock;
-    const store = await Store.open(fileConfig.dataDir);
-    const undo: Array<() => Promise<unknown>> = [() => store.close()];
-    try {
-      // the file (plus env) wins only when it changed since it was last applied from the file;
-      // otherwise the store's current generation (say, applied through the API) stays in force
-      const generations = new ConfigGenerations(store, { clock });
-      const startConfig = await resolveStartConfig(store, generations, fileConfig, opts.source ?? 'defaults', opts.env ? withEnvOverrides(fileConfig, opts.env) : undefined);
-      const config = keepPorts(withEnvOverrides(startConfig.config, opts.env), opts.keepPorts);
-      const logger = opts.logger ?? createLogger(config.log.level);
-      const key = DeviceKey.loadOrCreate(config.dataDir);
-      // the newest signed checkpoint goes out retained on talon/<id>/audit/head, so a log
-      // truncated or rewritten on the disk is caught against a head seen elsewhere
-      let busRef: Bus | null = null;
-      let state: StatePublisher | null = null;
-      const publishHead = (cp: unknown): void => {
-        if (busRef?.isUp()) busRef.publish(topics.auditHead(key.id), JSON.stringify(cp), { qos: 1, retain: true }).catch(() => {});
-      };
-      const retention = config.audit.retention;
-      const audit = new AuditChain(store, key, {
-        clock,
-        onCheckpoint: publishHead,
-        onBroken: (r) => logger.error(`audit log broken at seq ${r.firstBrokenSeq ?? '?'}: ${r.reason ?? r.kind ?? 'unknown'} (run \`talon audit verify\`)`),
-        onHealth: (h) => { logger[h.ok ? 'info' : 'error'](h.ok ? 'the audit log can be written again' : `${h.reason ?? 'the audit log cannot be written'}: privileged actions are refused`); state?.poke(); },
-        ...(retention.maxEntries !== undefined || retention.maxAgeDays !== undefined ? {
-          retention: {
-            ...(retention.maxEntries !== undefined ? { maxEntries: retention.maxEntries } : {}),
-            ...(retention.maxAgeDays !== undefined ? { maxAgeMs: retention.maxAgeDays * 86_400_000 } : {}),
-          },
-        } : {}),
+    const kernel = new Kernel(opts);
+    const steps = kernel.#subsystems();
+    await kernel.#life.start(opts.wrapSubsystem ? steps.map(opts.wrapSubsystem) : steps);
+    return kernel;
+  }
+
+  /**
+   * Graceful stop: every subsystem in the reverse of the start order (see the top of this file);
+   * a failure is logged and the rest still stop.
+   */
+  stop(): Promise<void> {
+    return this.#life.stop();
+  }
+
+  /** before the config is resolved there is no logger of the config's level yet */
+  #logger(): Logger {
+    return this.#p.logger ?? this.#opts.logger ?? createLogger('info');
+  }
+
+  #uptimeMs(): number {
+    return this.#startedAt === null ? 0 : this.#clock.now() - this.#startedAt;
+  }
+
+  /** The kernel's parts as one ordered list; the reasons for the order are at the top of this file. */
+  #subsystems(): Subsystem[] {
+    const opts = this.#opts;
+    const clock = this.#clock;
+    const p = this.#p;
+    let applied: { changed: boolean; generation: number } = { changed: false, generation: 0 };
+    const health = (): Health =>
+      kernelHealth({
+        store: p.store,
+        bus: p.bus,
+        supervisor: p.supervisor,
+        audit: p.audit,
+        deviceId: p.key.id,
+        uptimeMs: this.#uptimeMs(),
       });
-      await audit.start();
-      undo.unshift(() => audit.stop());
-      if (startConfig.changed) {
-        await audit.record({ actor: 'kernel', action: 'config.apply', subject: `generation ${startConfig.generation}`, decision: 'ok', detail: { source: opts.source ?? 'defaults' } });
-      }
-      const cliToken = loadOrCreateToken(config.dataDir);
-      // anonymous MQTT clients publish only to Hands' inputs (and Home Assistant's birth message), read only public state
-      const handInputs = new HandInputs();
-      const ha = config.homeAssistant.enabled ? config.homeAssistant.prefix : null;
-      const bus = createBus(config.bus, key.id, { authenticateToken: (t: string) => t === cliToken, clock,
-        anonymous: { inputs: handInputs, ...(ha ? { read: [`${ha}/#`], write: [`${ha}/status`] } : {}) } });
-      await bus.start();
-      undo.unshift(() => bus.stop());
-      busRef = bus;
-      const head = audit.latestCheckpoint();
-      if (head) publishHead(head);
-      // drivers: one that fails to start is reported and left out; the others run
-      // driver code (and serialport, onoff) is loaded only when a config has drivers
-      const drivers = config.drivers.length === 0 ? []
-        : await import('../../drivers/index.ts').then(({ createDriver }) => config.drivers.map((d) => createDriver(d, { clock })));
-      const sensors = new SensorRegistry(drivers, bus, audit, {
-        clock, log: (level, msg) => logger.line(level, 'sensors', msg),
-      });
-      await sensors.start();
-      undo.unshift(() => sensors.stop());
-      const supervisor = new Supervisor({
-        config: config.supervisor, hands: config.hands, bus: handInputs.track(bus), store, audit, deviceId: key.id, clock,
-        ...(opts.workerEntry ? { workerEntry: opts.workerEntry } : {}),
-        ...(opts.resolveModule ? { resolveModule: opts.resolveModule } : {}),
-      });
-      for (const [method, service] of Object.entries(sensors.services())) supervisor.registerService(method, service);
-      // ctx.fetch: the network of Hands without raw sockets, through the kernel
-      const netFetch = new HandFetch({ audit, clock });
-      await netFetch.start();
-      undo.unshift(() => netFetch.stop());
-      for (const [method, service] of Object.entries(netFetch.services())) supervisor.registerService(method, service);
-      supervisor.on('status', (st) => {
-        if (st.state === 'stopped' || st.state === 'failed' || st.state === 'backoff') netFetch.release(st.name);
-      });
-      // the LLM router: providers' code is loaded only when the config names providers
-      const secrets = new SecretStore(store, key);
-      const llm = await createRouter(config.llm, { audit, clock, random: systemRandom, env: process.env, dataDir: config.dataDir, secrets });
-      if (llm) for (const [method, service] of Object.entries(llm.services())) supervisor.registerService(method, service);
-      supervisor.on('log', (line: { hand: string; level: 'debug' | 'info' | 'warn' | 'error'; msg: string }) => logger.line(line.level, line.hand, line.msg));
-      let kernel: Kernel | null = null;
-      const health = (): Health => kernelHealth({ store, bus, supervisor, audit, deviceId: key.id, uptimeMs: kernel ? clock.now() - kernel.startedAt : 0 });
-      const metrics = (): MetricsInput => {
-        const mem = process.memoryUsage();
-        const cpu = process.cpuUsage();
-        return {
-          deviceId: key.id,
-          uptimeMs: kernel ? clock.now() - kernel.startedAt : 0,
-          sensors: sensors.states(),
-          drivers: sensors.drivers().map((d) => ({ name: d.name, type: d.type, health: d.health() })),
-          hands: supervisor.list(),
-          bus: bus.stats(),
-          audit: { seq: audit.head().seq, checkpointSeq: audit.latestCheckpoint()?.seq ?? 0 },
-          process: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
-        };
-      };
-      const configManager = new ConfigManager({
-        generations, audit,
-        reconfigure: async (_prev, next, sections, caller) => kernel ? kernel.reconfigure(next, sections, caller.actor, opts.requestRestart) : [],
-      });
-      const chat = new ChatService({ store, audit, clock, answer: chatAnswers(llm, supervisor) });
-      const interrupted = await chat.start();
-      if (interrupted > 0) logger.warn(`chat: ${interrupted} answer(s) left unfinished by the last stop are marked interrupted`);
-      undo.unshift(() => chat.stop());
-      const recorder = new BusRecorder(bus, { clock });
-      await recorder.start();
-      undo.unshift(() => recorder.stop());
-      const monitoring = new MonitoringClient(bus, () => supervisor.list());
-      undo.unshift(() => monitoring.stop());
-      const stats = new SystemStats({ dataDir: config.dataDir, hands: () => supervisor.list(), clock });
-      // the dashboard's charts open with the last minutes of samples, taken whether or not a page watches
-      stats.start();
-      undo.unshift(async () => stats.stop());
-      const info = async (): Promise<SystemInfo> => {
-        const board = boardModel();
-        return {
-          deviceId: key.id, deviceName: config.deviceName, version: VERSION, node: process.version, platform: process.platform, arch: process.arch,
-          ...(board ? { board } : {}), publicKey: key.publicKey.toString('base64'),
-          startedAt: kernel?.startedAt ?? clock.now(), uptimeMs: kernel ? clock.now() - kernel.startedAt : 0,
-          configGeneration: (await generations.current())?.generation ?? null,
-        };
-      };
-      const restart = opts.requestRestart;
-      const api = new RuntimeApi({
-        supervisor, audit, auditLog: audit, sensors, metrics, health, llm, secrets,
-        areas: {
-          bus, info, stats, config: configManager, recorder, monitoring, chat, ...(restart ? { restart: (c: Caller) => restart(c.actor) } : {}),
-          ...(config.provisioning ? { provisioning: async () => kernel?.provisioning?.status() ?? { state: 'announcing' as const, message: 'the provisioning agent is starting' } } : {}),
+    return [
+      {
+        name: 'store',
+        start: async () => {
+          p.store = await Store.open(opts.config.dataDir);
+          // the store's lock is ours: a runtime.json here was left by a Talon that did not stop cleanly
+          rmSync(join(opts.config.dataDir, RUNTIME_FILE), { force: true });
         },
-      });
-      const http = new HttpServer({
-        api, listen: config.http, cliToken, store, audit, dataDir: config.dataDir, logger, clock,
-        ...(config.http.tls ? { tls: config.http.tls } : {}),
-      });
-      await http.listen();
-      undo.unshift(() => http.close());
-      if (http.setupCode) {
-        logger.warn(`no web admin account yet: open the web admin and enter the one-time setup code ${http.setupCode} (also in ${join(config.dataDir, 'setup-code')})`);
-      }
-      const commands = new MqttCommands(bus, api);
-      await commands.start();
-      let homeAssistant: HomeAssistantDiscovery | null = null;
-      if (config.homeAssistant.enabled) {
-        homeAssistant = new HomeAssistantDiscovery(bus, { deviceId: key.id, name: config.deviceName, swVersion: VERSION }, () => sensors.list(), config.homeAssistant.prefix);
-        await homeAssistant.start();
-        undo.unshift(() => homeAssistant!.stop());
-      }
-      kernel = new Kernel({ config, store, key, audit, generations, bus, supervisor, api, http, commands, sensors, homeAssistant, llm, logger, clock, chat, configManager, recorder, monitoring, fetch: netFetch, stats });
-      kernel.#writeRuntimeFile();
-      (state = new StatePublisher({ bus, deviceId: key.id, health, clock, done: () => !audit.isRunning() })).start();
-      await audit.record({ actor: 'kernel', action: 'kernel.start', subject: key.id, decision: 'ok', detail: { version: VERSION, http: http.address() } });
-      supervisor.start().catch((err: unknown) => logger.error(`starting Hands failed: ${TalonError.from(err).message}`));
-      // made anew on every (soft) start, after the Hands were asked to start: its state is in the store
-      if (config.provisioning) {
-        const agent = new ProvisioningAgent({
-          config: config.provisioning, key, dataDir: config.dataDir, store, audit, secrets, configManager, clock,
-          software: { version: VERSION, node: process.version },
-          health: () => {
-            const h = health();
-            if (!h.ok) return { ok: false, reason: `kernel checks failing: ${Object.entries(h.checks).filter(([, ok]) => !ok).map(([k]) => k).join(', ')}` };
-            const hands = supervisor.list();
-            const bad = hands.find((x) => x.state === 'failed' || x.state === 'backoff');
-            if (bad) return { ok: false, reason: `Hand ${bad.name} is ${bad.state}${bad.lastError ? `: ${bad.lastError.message}` : ''}` };
-            const enabled = new Set((kernel?.config ?? config).hands.filter((x) => x.enabled).map((x) => x.name));
-            const unsettled = hands.find((x) => enabled.has(x.name) && x.state !== 'running');
-            return unsettled ? { ok: true, settling: true, reason: `Hand ${unsettled.name} is ${unsettled.state}` } : { ok: true };
-          },
-          ...webAdminAccounts(http.auth, (msg) => logger.warn(msg)),
-          log: (level, msg) => logger.line(level, 'provisioning', msg),
-        });
-        kernel.#extras.provisioning = agent;
-        await agent.start();
-      }
-      return kernel;
-    } catch (err) {
-      for (const fn of undo) await fn().catch(() => {});
-      throw err;
-    }
+        stop: () => p.store.close(),
+      },
+      {
+        name: 'config',
+        start: async () => {
+          // the file (plus env) wins only when it changed since it was last applied from the file;
+          // otherwise the store's current generation (say, applied through the API) stays in force
+          const fileConfig = opts.config;
+          p.generations = new ConfigGenerations(p.store, { clock });
+          const startConfig = await resolveStartConfig(
+            p.store,
+            p.generations,
+            fileConfig,
+            opts.source ?? 'defaults',
+            opts.env ? withEnvOverrides(fileConfig, opts.env) : undefined,
+          );
+          applied = { changed: startConfig.changed, generation: startConfig.generation };
+          p.config = keepPorts(withEnvOverrides(startConfig.config, opts.env), opts.keepPorts);
+          p.logger = opts.logger ?? createLogger(p.config.log.level);
+          p.key = DeviceKey.loadOrCreate(p.config.dataDir);
+          p.cliToken = loadOrCreateToken(p.config.dataDir);
+          p.secrets = new SecretStore(p.store, p.key);
+        },
+        stop: () => {},
+      },
+      {
+        name: 'bus',
+        start: async () => {
+          const config = p.config;
+          const cliToken = p.cliToken;
+          // anonymous MQTT clients publish only to Hands' inputs (and Home Assistant's birth message), read only public state
+          p.handInputs = new HandInputs();
+          const ha = config.homeAssistant.enabled ? config.homeAssistant.prefix : null;
+          p.bus = createBus(config.bus, p.key.id, {
+            authenticateToken: (t: string) => t === cliToken,
+            clock,
+            anonymous: { inputs: p.handInputs, ...(ha ? { read: [`${ha}/#`], write: [`${ha}/status`] } : {}) },
+          });
+          await p.bus.start();
+        },
+        stop: () => p.bus.stop(),
+      },
+      {
+        name: 'audit',
+        start: async () => {
+          const { config, logger, key } = p;
+          // the newest signed checkpoint goes out retained on talon/<id>/audit/head, so a log
+          // truncated or rewritten on the disk is caught against a head seen elsewhere
+          let live = false;
+          const publishHead = (cp: unknown): void => {
+            if (live && p.bus.isUp())
+              p.bus.publish(topics.auditHead(key.id), JSON.stringify(cp), { qos: 1, retain: true }).catch(() => {});
+          };
+          const retention = config.audit.retention;
+          const audit = new AuditChain(p.store, key, {
+            clock,
+            onCheckpoint: publishHead,
+            onBroken: (r) =>
+              logger.error(
+                `audit log broken at seq ${r.firstBrokenSeq ?? '?'}: ${r.reason ?? r.kind ?? 'unknown'} (run \`talon audit verify\`)`,
+              ),
+            onHealth: (h) => {
+              logger[h.ok ? 'info' : 'error'](
+                h.ok
+                  ? 'the audit log can be written again'
+                  : `${h.reason ?? 'the audit log cannot be written'}: privileged actions are refused`,
+              );
+              p.state?.poke();
+            },
+            ...(retention.maxEntries !== undefined || retention.maxAgeDays !== undefined
+              ? {
+                  retention: {
+                    ...(retention.maxEntries !== undefined ? { maxEntries: retention.maxEntries } : {}),
+                    ...(retention.maxAgeDays !== undefined ? { maxAgeMs: retention.maxAgeDays * 86_400_000 } : {}),
+                  },
+                }
+              : {}),
+          });
+          await audit.start();
+          p.audit = audit;
+          if (applied.changed) {
+            await audit.record({
+              actor: 'kernel',
+              action: 'config.apply',
+              subject: `generation ${applied.generation}`,
+              decision: 'ok',
+              detail: { source: opts.source ?? 'defaults' },
+            });
+          }
+          live = true;
+          const head = audit.latestCheckpoint();
+          if (head) publishHead(head);
+        },
+        stop: async () => {
+          if (this.#announced) {
+            const ms = clock.now() - (this.#life.stopBegan ?? clock.now());
+            await p.audit
+              .record({ actor: 'kernel', action: 'kernel.stop', subject: p.key.id, decision: 'ok', detail: { ms } })
+              .catch(() => {});
+          }
+          // the shutdown checkpoint, published as the head while the bus is still up
+          await p.audit.stop();
+        },
+      },
+      {
+        name: 'sensors',
+        start: async () => {
+          const { config, logger } = p;
+          // drivers: one that fails to start is reported and left out; the others run. The list
+          // loads no driver code: each type's code (serialport, onoff) loads when a config uses it.
+          // A sensor id two drivers report: the registry logs it and keeps the first
+          const drivers = await createDrivers(config.drivers, { clock }, { onClash: () => {} });
+          p.sensors = new SensorRegistry(drivers, p.bus, p.audit, {
+            clock,
+            log: (level, msg) => logger.line(level, 'sensors', msg),
+          });
+          await p.sensors.start();
+        },
+        stop: () => p.sensors.stop(),
+      },
+      {
+        // ctx.fetch: the network of Hands without raw sockets, through the kernel
+        name: 'fetch',
+        start: async () => {
+          p.fetch = new HandFetch({ audit: p.audit, clock });
+          await p.fetch.start();
+        },
+        stop: () => p.fetch.stop(),
+      },
+      {
+        // the LLM router: providers' code is loaded only when the config names providers
+        name: 'llm',
+        start: async () => {
+          p.llm = await createRouter(p.config.llm, {
+            audit: p.audit,
+            clock,
+            random: systemRandom,
+            env: process.env,
+            dataDir: p.config.dataDir,
+            secrets: p.secrets,
+          });
+        },
+        stop: () => {},
+      },
+      {
+        name: 'supervisor',
+        start: () => {
+          const { config, logger, sensors, fetch, llm } = p;
+          const supervisor = new Supervisor({
+            config: config.supervisor,
+            hands: config.hands,
+            bus: p.handInputs.track(p.bus),
+            store: p.store,
+            audit: p.audit,
+            deviceId: p.key.id,
+            clock,
+            ...(opts.workerEntry ? { workerEntry: opts.workerEntry } : {}),
+            ...(opts.resolveModule ? { resolveModule: opts.resolveModule } : {}),
+          });
+          for (const [method, service] of Object.entries(sensors.services()))
+            supervisor.registerService(method, service);
+          for (const [method, service] of Object.entries(fetch.services())) supervisor.registerService(method, service);
+          if (llm)
+            for (const [method, service] of Object.entries(llm.services())) supervisor.registerService(method, service);
+          supervisor.on('status', (st) => {
+            if (st.state === 'stopped' || st.state === 'failed' || st.state === 'backoff') fetch.release(st.name);
+          });
+          supervisor.on('log', (line: { hand: string; level: 'debug' | 'info' | 'warn' | 'error'; msg: string }) =>
+            logger.line(line.level, line.hand, line.msg),
+          );
+          p.supervisor = supervisor;
+        },
+        // after a full start the `hands` subsystem stopped them all; this stops a Hand a request
+        // started while a start was still under way and then failed
+        stop: () => p.supervisor.stop(this.config.supervisor.stopTimeoutMs),
+        get stopTimeoutMs() {
+          return p.config ? p.config.supervisor.stopTimeoutMs + HANDS_STOP_GRACE_MS : undefined;
+        },
+      },
+      {
+        name: 'chat',
+        start: async () => {
+          p.chat = new ChatService({ store: p.store, audit: p.audit, clock, answer: chatAnswers(p.llm, p.supervisor) });
+          const interrupted = await p.chat.start();
+          if (interrupted > 0)
+            p.logger.warn(`chat: ${interrupted} answer(s) left unfinished by the last stop are marked interrupted`);
+        },
+        // after a full start the `hands` subsystem stopped the answers already
+        stop: () => p.chat.stop(),
+      },
+      {
+        name: 'recorder',
+        start: async () => {
+          p.recorder = new BusRecorder(p.bus, { clock });
+          await p.recorder.start();
+        },
+        stop: () => p.recorder.stop(),
+      },
+      {
+        name: 'stats',
+        start: () => {
+          p.stats = new SystemStats({ dataDir: p.config.dataDir, hands: () => p.supervisor.list(), clock });
+          // the dashboard's charts open with the last minutes of samples, taken whether or not a page watches
+          p.stats.start();
+        },
+        stop: () => p.stats.stop(),
+      },
+      {
+        name: 'api',
+        start: () => {
+          const { config, key, generations, audit, bus, sensors, supervisor } = p;
+          const metrics = (): MetricsInput => {
+            const mem = process.memoryUsage();
+            const cpu = process.cpuUsage();
+            return {
+              deviceId: key.id,
+              uptimeMs: this.#uptimeMs(),
+              sensors: sensors.states(),
+              drivers: sensors.drivers().map((d) => ({ name: d.name, type: d.type, health: d.health() })),
+              hands: supervisor.list(),
+              bus: bus.stats(),
+              audit: { seq: audit.head().seq, checkpointSeq: audit.latestCheckpoint()?.seq ?? 0 },
+              process: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
+            };
+          };
+          const info = async (): Promise<SystemInfo> => {
+            const board = boardModel();
+            return {
+              deviceId: key.id,
+              deviceName: config.deviceName,
+              version: VERSION,
+              node: process.version,
+              platform: process.platform,
+              arch: process.arch,
+              ...(board ? { board } : {}),
+              publicKey: key.publicKey.toString('base64'),
+              startedAt: this.#startedAt ?? clock.now(),
+              uptimeMs: this.#uptimeMs(),
+              configGeneration: (await generations.current())?.generation ?? null,
+            };
+          };
+          p.configManager = new ConfigManager({
+            generations,
+            audit,
+            reconfigure: async (_prev, next, sections, caller) =>
+              this.reconfigure(next, sections, caller.actor, opts.requestRestart),
+          });
+          const restart = opts.requestRestart;
+          p.api = new RuntimeApi({
+            surfaces: opts.surfaces ?? BUILTIN_SURFACES,
+            supervisor,
+            audit,
+            auditLog: audit,
+            sensors,
+            metrics,
+            health,
+            llm: p.llm,
+            secrets: p.secrets,
+            areas: {
+              bus,
+              info,
+              stats: p.stats,
+              config: p.configManager,
+              recorder: p.recorder,
+              chat: p.chat,
+              ...(restart ? { restart: (c: Caller) => restart(c.actor) } : {}),
+              ...(config.provisioning
+                ? {
+                    provisioning: async () =>
+                      p.provisioning?.status() ?? {
+                        state: 'announcing' as const,
+                        message: 'the provisioning agent is starting',
+                      },
+                  }
+                : {}),
+            },
+          });
+        },
+        stop: () => {},
+      },
+      {
+        name: 'http',
+        start: async () => {
+          const { config, logger } = p;
+          p.http = new HttpServer({
+            api: p.api,
+            listen: config.http,
+            cliToken: p.cliToken,
+            store: p.store,
+            audit: p.audit,
+            dataDir: config.dataDir,
+            logger,
+            clock,
+            ...(config.http.tls ? { tls: config.http.tls } : {}),
+          });
+          await p.http.listen();
+          if (p.http.setupCode) {
+            logger.warn(
+              `no web admin account yet: open the web admin and enter the one-time setup code ${p.http.setupCode} (also in ${join(config.dataDir, 'setup-code')})`,
+            );
+          }
+        },
+        stop: () => p.http.close(),
+      },
+      {
+        name: 'mqtt-commands',
+        start: async () => {
+          p.commands = new MqttCommands(p.bus, p.api);
+          await p.commands.start();
+        },
+        stop: () => p.commands.stop(),
+      },
+      {
+        name: 'home-assistant',
+        start: async () => {
+          const { config, key, sensors } = p;
+          if (!config.homeAssistant.enabled) return;
+          p.homeAssistant = new HomeAssistantDiscovery(
+            p.bus,
+            { deviceId: key.id, name: config.deviceName, swVersion: VERSION },
+            () => sensors.list(),
+            config.homeAssistant.prefix,
+            p.api.handRequests.surfaces,
+          );
+          await p.homeAssistant.start();
+        },
+        stop: () => p.homeAssistant?.stop(),
+      },
+      {
+        // says that Talon runs and where (the CLI reads it): up from here
+        name: 'runtime-file',
+        start: () => {
+          this.#startedAt = clock.now();
+          this.#writeRuntimeFile();
+        },
+        stop: () => rmSync(join(p.config.dataDir, RUNTIME_FILE), { force: true }),
+      },
+      {
+        name: 'state',
+        start: () => {
+          const audit = p.audit;
+          p.state = new StatePublisher({
+            bus: p.bus,
+            deviceId: p.key.id,
+            health,
+            clock,
+            done: () => !audit.isRunning(),
+          });
+          p.state.start();
+        },
+        stop: () => p.state.stop(),
+      },
+      {
+        // kernel.stop is written by the audit subsystem's stop, the last entry before the shutdown checkpoint
+        name: 'announce',
+        start: async () => {
+          await p.audit.record({
+            actor: 'kernel',
+            action: 'kernel.start',
+            subject: p.key.id,
+            decision: 'ok',
+            detail: { version: VERSION, http: p.http.address() },
+          });
+          this.#announced = true;
+        },
+        stop: () => {},
+      },
+      {
+        name: 'hands',
+        start: () => {
+          p.supervisor
+            .start()
+            .catch((err: unknown) => p.logger.error(`starting Hands failed: ${TalonError.from(err).message}`));
+        },
+        stop: async () => {
+          // answers in flight are stored as interrupted before the Hands answering them go away
+          try {
+            await p.chat.stop();
+          } finally {
+            await p.supervisor.stop(this.config.supervisor.stopTimeoutMs);
+          }
+        },
+        get stopTimeoutMs() {
+          return p.config ? p.config.supervisor.stopTimeoutMs + HANDS_STOP_GRACE_MS : undefined;
+        },
+      },
+      {
+        // made anew on every (soft) start, after the Hands were asked to start: its state is in the store
+        name: 'provisioning',
+        start: async () => {
+          const { config, key, supervisor, http, logger } = p;
+          if (!config.provisioning) return;
+          const agent = new ProvisioningAgent({
+            config: config.provisioning,
+            key,
+            dataDir: config.dataDir,
+            store: p.store,
+            audit: p.audit,
+            secrets: p.secrets,
+            configManager: p.configManager,
+            clock,
+            software: { version: VERSION, node: process.version },
+            health: () => {
+              const h = health();
+              if (!h.ok)
+                return {
+                  ok: false,
+                  reason: `kernel checks failing: ${Object.entries(h.checks)
+                    .filter(([, ok]) => !ok)
+                    .map(([k]) => k)
+                    .join(', ')}`,
+                };
+              const hands = supervisor.list();
+              const bad = hands.find((x) => x.state === 'failed' || x.state === 'backoff');
+              if (bad)
+                return {
+                  ok: false,
+                  reason: `Hand ${bad.name} is ${bad.state}${bad.lastError ? `: ${bad.lastError.message}` : ''}`,
+                };
+              const enabled = new Set(this.config.hands.filter((x) => x.enabled).map((x) => x.name));
+              const unsettled = hands.find((x) => enabled.has(x.name) && x.state !== 'running');
+              return unsettled
+                ? { ok: true, settling: true, reason: `Hand ${unsettled.name} is ${unsettled.state}` }
+                : { ok: true };
+            },
+            ...webAdminAccounts(http.auth, (msg) => logger.warn(msg)),
+            log: (level, msg) => logger.line(level, 'provisioning', msg),
+          });
+          p.provisioning = agent;
+          try {
+            await agent.start();
+          } catch (err) {
+            // a subsystem that fails cleans up what it began (its broker link may be up)
+            await agent.stop().catch(() => {});
+            throw err;
+          }
+        },
+        stop: () => p.provisioning?.stop(),
+      },
+    ];
   }
 
   #writeRuntimeFile(): void {
@@ -344,34 +750,6 @@ export class Kernel {
       version: VERSION,
     };
     writeFileSync(join(this.config.dataDir, RUNTIME_FILE), JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
-  }
-
-  /** Graceful stop: Hands within their deadline, then HTTP, the bus (publishing `offline`), the audit log and the store. */
-  stop(): Promise<void> {
-    this.#stopping ??= this.#stop();
-    return this.#stopping;
-  }
-
-  async #stop(): Promise<void> {
-    const t0 = this.#clock.now();
-    await this.#extras.provisioning?.stop().catch(() => {});
-    // answers in flight are stored as interrupted before the Hands answering them go away
-    await this.chat.stop().catch(() => {});
-    await this.supervisor.stop(this.config.supervisor.stopTimeoutMs).catch((err: unknown) => this.logger.error(`stopping Hands: ${TalonError.from(err).message}`));
-    await this.#extras.fetch.stop().catch(() => {});
-    await this.commands.stop().catch(() => {});
-    await this.homeAssistant?.stop().catch(() => {});
-    await this.sensors.stop();
-    await this.http.close();
-    this.#extras.stats?.stop();
-    await this.#extras.monitoring.stop();
-    await this.#extras.recorder.stop();
-    await this.audit.record({ actor: 'kernel', action: 'kernel.stop', subject: this.deviceId, decision: 'ok', detail: { ms: this.#clock.now() - t0 } }).catch(() => {});
-    // the shutdown checkpoint, published as the head while the bus is still up
-    await this.audit.stop().catch((err: unknown) => this.logger.error(`closing the audit log: ${TalonError.from(err).message}`));
-    await this.bus.stop().catch((err: unknown) => this.logger.error(`stopping the bus: ${TalonError.from(err).message}`));
-    rmSync(join(this.config.dataDir, RUNTIME_FILE), { force: true });
-    await this.store.close();
   }
 }
 
@@ -458,7 +836,9 @@ export class KernelHost {
   }
 
   restart(actor = 'kernel'): Promise<Kernel> {
-    this.#restarting ??= this.#restart(actor).finally(() => { this.#restarting = null; });
+    this.#restarting ??= this.#restart(actor).finally(() => {
+      this.#restarting = null;
+    });
     return this.#restarting;
   }
 
@@ -471,14 +851,19 @@ export class KernelHost {
     await old.stop();
     if (this.#stopped) return old;
     try {
-      this.#kernel = await startOrRollBack({ ...this.#opts, keepPorts: { http: http.port, ...(mqtt ? { mqtt: mqtt.port } : {}) } });
+      this.#kernel = await startOrRollBack({
+        ...this.#opts,
+        keepPorts: { http: http.port, ...(mqtt ? { mqtt: mqtt.port } : {}) },
+      });
     } catch (err) {
       const e = TalonError.from(err);
       logger.error(`soft restart failed: ${e.message}`);
       this.onRestart(null, e);
       throw e;
     }
-    logger.info(`soft restart done: config generation ${(await this.#kernel.generations.current())?.generation ?? '?'} in force`);
+    logger.info(
+      `soft restart done: config generation ${(await this.#kernel.generations.current())?.generation ?? '?'} in force`,
+    );
     this.onRestart(this.#kernel);
     return this.#kernel;
   }
@@ -497,14 +882,23 @@ async function startOrRollBack(opts: KernelOptions): Promise<Kernel> {
     return await Kernel.start(opts);
   } catch (err) {
     if (!opts.config.provisioning || !(await rollBackFailedStart(opts.config.dataDir, err))) throw err;
-    opts.logger?.error(`the kernel did not start with the config a fleet bundle brought (${TalonError.from(err).message}); rolled back to the previous generation`);
+    opts.logger?.error(
+      `the kernel did not start with the config a fleet bundle brought (${TalonError.from(err).message}); rolled back to the previous generation`,
+    );
     return Kernel.start(opts);
   }
 }
 
 /** The admin page's address as a person types it: a wildcard listener is reached on loopback, IPv6 in brackets. */
 export function adminUrl(tls: boolean, addr: { host: string; port: number }): string {
-  const host = addr.host === '0.0.0.0' || addr.host === '' ? '127.0.0.1' : addr.host === '::' ? '[::1]' : addr.host.includes(':') ? `[${addr.host}]` : addr.host;
+  const host =
+    addr.host === '0.0.0.0' || addr.host === ''
+      ? '127.0.0.1'
+      : addr.host === '::'
+        ? '[::1]'
+        : addr.host.includes(':')
+          ? `[${addr.host}]`
+          : addr.host;
   return `${tls ? 'https' : 'http'}://${host}:${addr.port}/`;
 }
 
@@ -512,14 +906,20 @@ export function adminUrl(tls: boolean, addr: { host: string; port: number }): st
 export async function runDaemon(opts: { configFile?: string; dataDir?: string }): Promise<number> {
   // the listener variables go over the generation in force at every start, file or store (a
   // provisioned one), and never into the file's hash: a new TALON_HTTP does not replace that generation
-  const { config, source } = loadConfig({ file: opts.configFile, dataDir: opts.dataDir, env: { TALON_DATA: process.env.TALON_DATA } });
+  const { config, source } = loadConfig({
+    file: opts.configFile,
+    dataDir: opts.dataDir,
+    env: { TALON_DATA: process.env.TALON_DATA },
+  });
   const logger = createLogger(config.log.level);
   const host = await KernelHost.start({ config, source, logger, env: process.env });
   const kernel = host.kernel;
   const http = kernel.http.address();
   const mqtt = (kernel.bus as { address?: () => { host: string; port: number } }).address?.();
-  logger.info(`device ${kernel.deviceId} up: admin page ${adminUrl(kernel.config.http.tls?.enabled === true, http)}` +
-    `${mqtt ? `, mqtt://${mqtt.host}:${mqtt.port}` : kernel.config.bus.url ? `, broker ${redactUrl(kernel.config.bus.url)}` : ''}, data ${config.dataDir}`);
+  logger.info(
+    `device ${kernel.deviceId} up: admin page ${adminUrl(kernel.config.http.tls?.enabled === true, http)}` +
+      `${mqtt ? `, mqtt://${mqtt.host}:${mqtt.port}` : kernel.config.bus.url ? `, broker ${redactUrl(kernel.config.bus.url)}` : ''}, data ${config.dataDir}`,
+  );
   const sd = systemdNotifier({ logger }); // READY=1 and the watchdog under systemd (Type=notify); a no-op elsewhere
   sd.ready();
   return new Promise<number>((resolve) => {
@@ -536,13 +936,16 @@ export async function runDaemon(opts: { configFile?: string; dataDir?: string })
       signalled = true;
       logger.info(`${sig}: stopping`);
       sd.stopping();
-      host.stop().then(() => {
-        logger.info('stopped');
-        resolve(0);
-      }, (err: unknown) => {
-        logger.error(`stop failed: ${TalonError.from(err).message}`);
-        resolve(1);
-      });
+      host.stop().then(
+        () => {
+          logger.info('stopped');
+          resolve(0);
+        },
+        (err: unknown) => {
+          logger.error(`stop failed: ${TalonError.from(err).message}`);
+          resolve(1);
+        },
+      );
     };
     // `on`, not `once`: libraries that use signal-exit (node-llama-cpp's dependencies do)
     // re-raise a signal when they see no other listener left, killing us mid-shutdown

@@ -15,7 +15,7 @@ import { isUtf8 } from 'node:buffer';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { Capabilities, LogLevel, Quotas } from '../core/hand.ts';
 import type { CallMsg, KernelToWorker, WorkerData, WorkerToKernel } from '../core/protocol.ts';
-import { RETAIN_FLAG } from '../core/protocol.ts';
+import { REQUEST_ANSWER_MAX, REQUEST_ERROR_CODES, RETAIN_FLAG } from '../core/protocol.ts';
 import { boundedJson } from '../core/bounded-json.ts';
 import type { Bus, BusMessage, QoS } from '../bus/types.ts';
 import { toAbsolute, toRelative, topics, validateFilter, validateTopic } from '../core/topics.ts';
@@ -24,6 +24,7 @@ import type { Audit, AuditEvent } from '../audit/types.ts';
 import type { HandConfig, SupervisorConfig } from '../config/types.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import { TalonError, type ErrorJSON } from '../core/errors.ts';
+import { TokenBucket } from '../core/token-bucket.ts';
 import { Grants, effectiveGrants } from '../core/grants.ts';
 import { effectiveQuotas, validateManifest, validateSettings, type ValidManifest } from './manifest.ts';
 import { workerExecArgv } from './permissions.ts';
@@ -131,8 +132,8 @@ interface Session {
   subs: Map<number, () => Promise<void>>;
   deliver: Array<number | string | boolean>;
   deliverScheduled: boolean;
-  tokens: number;
-  refilledAt: number;
+  /** messagesPerSec, burst the same; refilled only when empty (the batch's `now`) */
+  bucket: TokenBucket;
   floodCount: number;
   floodWindowStart: number;
   floodStreak: number;
@@ -160,6 +161,8 @@ interface Session {
 export const ASK_TIMEOUT_MS = 120_000;
 export const ASK_MAX_CHARS = 256 * 1024;
 const ANSWER_PIECE_MAX = 64 * 1024;
+/** how long a Hand may take to answer a typed request (./supervisor.ts request) */
+export const REQUEST_TIMEOUT_MS = 5000;
 
 export class HandRunner {
   readonly name: string;
@@ -189,8 +192,7 @@ export class HandRunner {
   #logs: LogLine[] = [];
   #logBytes = 0;
   #logSizes: number[] = [];
-  #logTokens: number;
-  #logRefilled: number;
+  #logBucket: TokenBucket;
   #logsDropped = 0;
   /** the per-Hand audit budget: this second's entries and bytes, and what it held back */
   #auditWindow = 0;
@@ -205,14 +207,15 @@ export class HandRunner {
   #network: { hosts: string[]; raw: boolean } | undefined;
   #asks = new Map<number, { session: Session; push: (text: string) => void; end: (err: TalonError | null) => void }>();
   #askSeq = 0;
+  #requests = new Map<number, { session: Session; finish: (err: TalonError | null, value?: unknown) => void }>();
+  #requestSeq = 0;
 
   constructor(deps: RunnerDeps) {
     this.#d = deps;
     this.name = deps.hand.name;
     this.#since = deps.clock.now();
     this.#policy = new RestartPolicy(deps.config.backoff, deps.config.crashLoop, deps.random);
-    this.#logTokens = deps.limits.logLinesPerSec * 2;
-    this.#logRefilled = this.#since;
+    this.#logBucket = new TokenBucket({ rate: deps.limits.logLinesPerSec, burst: deps.limits.logLinesPerSec * 2, now: this.#since });
   }
 
   get state(): HandState {
@@ -391,7 +394,7 @@ export class HandRunner {
       worker, grants: new Grants(grants, topics.root(d.deviceId)), quotas, startedAt: now, lastHb: now, lastIdle: 0, gotHb: false,
       elu: undefined, killReason: null, error: null, stopRequested: false, exited: false, exitedPromise,
       stoppedMsg, stoppedPromise, subs: new Map(), deliver: [], deliverScheduled: false,
-      tokens: quotas.messagesPerSec, refilledAt: now, floodCount: 0, floodWindowStart: now, floodStreak: 0, cpuOverStreak: 0,
+      bucket: new TokenBucket({ rate: quotas.messagesPerSec, now }), floodCount: 0, floodWindowStart: now, floodStreak: 0, cpuOverStreak: 0,
       topicOk: new Map(), timers: [], measuring: false, eluMark: undefined, busySince: undefined, cpu: undefined, busyCpu: undefined,
       measured: false, busyBeats: 0, lastExternal: 0, soon: null,
     };
@@ -419,6 +422,9 @@ export class HandRunner {
       s.exited = true;
       for (const a of this.#asks.values()) {
         if (a.session === s) a.end(new TalonError('HAND_STOPPED', `Hand "${this.name}" stopped before it finished answering`));
+      }
+      for (const r of [...this.#requests.values()]) {
+        if (r.session === s) r.finish(new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" stopped before it answered`, { details: { hand: this.name } }));
       }
       for (const t of s.timers) d.clock.clearTimeout(t);
       if (s.soon !== null) d.clock.clearTimeout(s.soon);
@@ -589,6 +595,9 @@ export class HandRunner {
         }
         return;
       }
+      case 'reply':
+        this.#onReply(s, msg);
+        return;
       case 'error': {
         const e = new TalonError(isCode(msg.error?.code) ? msg.error.code : 'INTERNAL', this.#clip(msg.error?.message ?? 'unknown error', ERROR_TEXT_MAX));
         const stack = msg.stack ? { stack: this.#clip(msg.stack, STACK_MAX) } : undefined;
@@ -662,15 +671,10 @@ export class HandRunner {
         this.#deny('bus.publish', typeof topic === 'string' ? this.#clip(topic, AUDIT_SUBJECT_MAX) : '(not a topic)', 'refused by the kernel');
         continue;
       }
-      if (s.tokens < 1) {
-        s.tokens = Math.min(rate, s.tokens + ((now - s.refilledAt) * rate) / 1000);
-        s.refilledAt = now;
-        if (s.tokens < 1) {
-          this.#counters.dropped++;
-          continue;
-        }
+      if (!s.bucket.takeBanked() && !s.bucket.take(now)) {
+        this.#counters.dropped++;
+        continue;
       }
-      s.tokens--;
       let body: Buffer | string;
       if (typeof payload === 'string') body = payload;
       else if (payload instanceof Uint8Array) body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -1009,16 +1013,9 @@ export class HandRunner {
 
   /** the log rate: logLinesPerSec, burst twice that; a line over it is dropped and counted */
   #logToken(): boolean {
-    const now = this.#d.clock.now();
-    const rate = this.#d.limits.logLinesPerSec;
-    this.#logTokens = Math.min(rate * 2, this.#logTokens + ((now - this.#logRefilled) * rate) / 1000);
-    this.#logRefilled = now;
-    if (this.#logTokens < 1) {
-      this.#logsDropped++;
-      return false;
-    }
-    this.#logTokens--;
-    return true;
+    if (this.#logBucket.take(this.#d.clock.now())) return true;
+    this.#logsDropped++;
+    return false;
   }
 
   /** `dataSize`: the length of `data` as JSON, when the caller has it already (a worker's log line) */
@@ -1109,6 +1106,74 @@ export class HandRunner {
       opts.signal?.removeEventListener('abort', onAbort);
       this.#asks.delete(id);
       if (!finished) this.#post(s, { t: 'ask-cancel', id });
+    }
+  }
+
+  /**
+   * Sends a typed request to the Hand's handler for `kind` (the caller validated `body` against
+   * the kind's schema) and resolves with its answer. HAND_NOT_RUNNING when the Hand is not
+   * running or stops before it answers; HAND_TIMEOUT past `timeoutMs`; an answer over
+   * REQUEST_ANSWER_MAX characters of JSON is refused. The Hand may refuse with BAD_REQUEST,
+   * NOT_FOUND or CONFLICT; any other error it reports reaches the caller as INTERNAL.
+   */
+  request(kind: string, body: unknown, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<unknown> {
+    const s = this.#session;
+    if (!s || s.exited || this.#state !== 'running') {
+      return Promise.reject(new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" is ${this.#state}; start it to send it requests`, { details: { hand: this.name, state: this.#state } }));
+    }
+    if (opts.signal?.aborted) return Promise.reject(new TalonError('NOT_RUNNING', 'the request was withdrawn'));
+    const id = ++this.#requestSeq;
+    const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
+    const clock = this.#d.clock;
+    return new Promise<unknown>((resolve, reject) => {
+      const onAbort = (): void => finish(new TalonError('NOT_RUNNING', 'the request was withdrawn'));
+      const timer = clock.setTimeout(() => finish(new TalonError('HAND_TIMEOUT', `Hand "${this.name}" did not answer the ${kind.slice(0, 80)} request within ${timeoutMs} ms`, { details: { hand: this.name } })), timeoutMs);
+      const finish = (err: TalonError | null, value?: unknown): void => {
+        if (!this.#requests.delete(id)) return;
+        clock.clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(value);
+      };
+      this.#requests.set(id, { session: s, finish });
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        this.#post(s, { t: 'request', id, kind, body });
+      } catch (err) {
+        finish(new TalonError('BAD_REQUEST', `the ${kind.slice(0, 80)} request cannot be sent to Hand "${this.name}": ${(err as Error).message}`));
+      }
+    });
+  }
+
+  /** a worker's answer to a request: its size and shape checked, its error code held to what a Hand may answer */
+  #onReply(s: Session, msg: { id: unknown; ok?: unknown; json?: unknown; error?: { code?: unknown; message?: unknown } }): void {
+    const r = this.#requests.get(Number(msg.id));
+    if (!r || r.session !== s) return;
+    if (msg.ok === true) {
+      if (typeof msg.json !== 'string' || msg.json.length > REQUEST_ANSWER_MAX) {
+        r.finish(new TalonError('INTERNAL', `Hand "${this.name}" answered with ${typeof msg.json === 'string' ? `${msg.json.length} characters, over the ${REQUEST_ANSWER_MAX} a request's answer may take` : 'no JSON text'}`));
+        return;
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(msg.json);
+      } catch {
+        r.finish(new TalonError('INTERNAL', `Hand "${this.name}" answered with text that is not JSON`));
+        return;
+      }
+      r.finish(null, value);
+      return;
+    }
+    const code = msg.error?.code;
+    const message = this.#clip(msg.error?.message ?? 'the request failed', ERROR_TEXT_MAX);
+    if ((REQUEST_ERROR_CODES as readonly unknown[]).includes(code)) {
+      r.finish(new TalonError(code as (typeof REQUEST_ERROR_CODES)[number], message));
+    } else if (code === 'HAND_STOPPED') {
+      r.finish(new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" is stopping: ${message}`, { details: { hand: this.name } }));
+    } else {
+      const shown = isCode(code) ? code : 'INTERNAL';
+      this.#log('error', `a request failed in the Hand: ${shown}: ${message}`);
+      r.finish(new TalonError('INTERNAL', `Hand "${this.name}" failed to answer: ${shown}: ${message}`));
     }
   }
 

@@ -16,6 +16,7 @@ import type { Audit } from '../audit/types.ts';
 import type { HandConfig, SupervisorConfig } from '../config/types.ts';
 import { systemClock, systemRandom, type Clock, type Random } from '../core/clock.ts';
 import { TalonError, isErrorJSON } from '../core/errors.ts';
+import { HAND_ID, checkHandName } from '../core/names.ts';
 import { builtinHandModule, handWorkerEntry } from '../paths.ts';
 import type { WorkerToKernel } from '../core/protocol.ts';
 import { BUILTIN_METHODS } from '../core/protocol.ts';
@@ -41,11 +42,8 @@ export interface SupervisorOptions {
   limits?: Partial<RunnerLimits>;
 }
 
-const HAND_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
-const BUILTIN_ID = /^[a-z][a-z0-9-]*$/;
-
 export function defaultResolveModule(module: string): string {
-  return BUILTIN_ID.test(module) ? builtinHandModule(module) : resolve(process.cwd(), module);
+  return HAND_ID.test(module) ? builtinHandModule(module) : resolve(process.cwd(), module);
 }
 
 export interface SupervisorEvents {
@@ -59,6 +57,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #enabled = new Map<string, boolean>();
   #services = new Map<string, KernelService>();
   #manifests = new Map<string, { mtimeMs: number; size: number; manifest: Promise<unknown> }>();
+  /** aborted by stop(): a manifest still being read is not left running after the kernel stopped */
+  #probing = new AbortController();
   #config: SupervisorConfig;
   #workerEntry: string;
   #up = false;
@@ -145,6 +145,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.#runner(name).ask(messages, opts);
   }
 
+  /**
+   * Sends a typed request to a running Hand (its surface's protocol: hands/sdk/surface.ts);
+   * see HandRunner.request. The caller (runtime/api/hand-requests.ts) validates `body` against
+   * the kind's schema first: the supervisor knows no Hand's protocol.
+   */
+  request(name: string, kind: string, body: unknown, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<unknown> {
+    try {
+      return this.#runner(name).request(kind, body, opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   /** Starts every enabled Hand at once; resolves when each is running, in backoff or failed. */
   async start(): Promise<void> {
     this.#up = true;
@@ -158,9 +171,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#up = false;
     if (this.#rssTimer !== null) (this.#opts.clock ?? systemClock).clearInterval(this.#rssTimer);
     this.#rssTimer = null;
-    await Promise.all([...this.#runners.values()].map(async (r) => {
+    const stopping = Promise.all([...this.#runners.values()].map(async (r) => {
       if (r.state !== 'stopped' && r.state !== 'stopping') await r.stop('kernel', deadlineMs).catch(() => undefined);
     }));
+    // after the runners gave up their launches (a launch still reading its manifest drops the answer)
+    this.#probing.abort();
+    this.#probing = new AbortController();
+    await stopping;
     await Promise.all([...this.#runners.values()].map((r) => r.settled()));
   }
 
@@ -244,7 +261,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     const cached = this.#manifests.get(modulePath);
     if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached.manifest;
-    const manifest = probeManifest(this.#workerEntry, modulePath, this.#config.startTimeoutMs);
+    const manifest = probeManifest(this.#workerEntry, modulePath, this.#config.startTimeoutMs, this.#probing.signal);
     this.#manifests.set(modulePath, { mtimeMs: st.mtimeMs, size: st.size, manifest });
     manifest.catch(() => this.#manifests.delete(modulePath));
     return manifest;
@@ -254,9 +271,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 function checkHands(hands: HandConfig[]): void {
   const seen = new Set<string>();
   hands.forEach((hand, i) => {
-    if (typeof hand.name !== 'string' || !HAND_NAME.test(hand.name)) {
-      throw new TalonError('CONFIG_INVALID', `hands[${i}].name ${JSON.stringify(hand.name)} must be 1-63 letters, digits, "-" or "_" (it becomes a topic level)`);
-    }
+    checkHandName(hand.name, { code: 'CONFIG_INVALID', where: `hands[${i}].name` });
     if (seen.has(hand.name)) throw new TalonError('CONFIG_INVALID', `hands[${i}].name "${hand.name}" is used by another Hand; names must be unique`);
     seen.add(hand.name);
   });
@@ -265,10 +280,12 @@ function checkHands(hands: HandConfig[]): void {
 /** the memory outside the V8 heap a module may take while only its manifest is read */
 export const MANIFEST_EXTERNAL_MB = 64;
 
-export function probeManifest(workerEntry: string, modulePath: string, timeoutMs: number): Promise<unknown> {
+export function probeManifest(workerEntry: string, modulePath: string, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
   if (!existsSync(workerEntry)) {
     return Promise.reject(new TalonError('HAND_START_FAILED', `the Hand worker runtime ${workerEntry} is missing; run npm run build`));
   }
+  const stopped = (): TalonError => new TalonError('HAND_STOPPED', `the supervisor stopped while the Hand module ${modulePath} was loading`);
+  if (signal?.aborted) return Promise.reject(stopped());
   return new Promise<unknown>((resolvePromise, reject) => {
     const worker = new Worker(workerEntry, {
       workerData: { mode: 'manifest', modulePath },
@@ -285,11 +302,14 @@ export function probeManifest(workerEntry: string, modulePath: string, timeoutMs
       if (done) return;
       done = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       void worker.terminate();
       if (err) reject(err);
       else resolvePromise(value);
     };
     const timer = setTimeout(() => finish(new TalonError('HAND_TIMEOUT', `loading the Hand module ${modulePath} took longer than ${timeoutMs} ms`)), timeoutMs);
+    const onAbort = (): void => finish(stopped());
+    signal?.addEventListener('abort', onAbort, { once: true });
     // the module's top level runs here: its memory outside the V8 heap is bounded too
     const memory = setInterval(() => {
       worker.getHeapStatistics().then((st) => {

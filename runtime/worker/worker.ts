@@ -21,8 +21,9 @@ import { getHeapStatistics } from 'node:v8';
 import { format } from 'node:util';
 import type { BusMessageIn, HandContext, HandDefinition, HandFetchInit, HandStore, LogLevel } from '../core/hand.ts';
 import type { DeniedMsg, KernelToWorker, WorkerData, WorkerToKernel } from '../core/protocol.ts';
-import { RETAIN_FLAG } from '../core/protocol.ts';
+import { REQUEST_ANSWER_MAX, RETAIN_FLAG } from '../core/protocol.ts';
 import { TalonError, type ErrorJSON } from '../core/errors.ts';
+import { TokenBucket } from '../core/token-bucket.ts';
 import { Grants } from '../core/grants.ts';
 import { validateFilter, validateTopic, toAbsolute } from '../core/topics.ts';
 import { installNetworkGuard } from './net-guard.ts';
@@ -248,9 +249,8 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
   });
 
   // -- publish: checked here, batched per tick -----------------------------------------------
-  const rate = wd.quotas.messagesPerSec;
-  let tokens = rate;
-  let refilledAt = performance.now();
+  // messagesPerSec, burst the same; the clock is read only when the bucket runs dry
+  const bucket = new TokenBucket({ rate: wd.quotas.messagesPerSec, now: performance.now() });
   let batch: Array<string | Uint8Array | number> = [];
   let dropped = 0;
   let flushScheduled = false;
@@ -288,20 +288,14 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
 
   const publish = (topic: string, payload: unknown, opts?: { qos?: 0 | 1 | 2; retain?: boolean }): void => {
     const abs = absTopic(topic);
-    if (tokens < 1) {
-      const now = performance.now();
-      tokens = Math.min(rate, tokens + ((now - refilledAt) * rate) / 1000);
-      refilledAt = now;
-      if (tokens < 1) {
-        dropped++;
-        if (!flushScheduled) {
-          flushScheduled = true;
-          setImmediate(flush);
-        }
-        return;
+    if (!bucket.takeBanked() && !bucket.take(performance.now())) {
+      dropped++;
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flush);
       }
+      return;
     }
-    tokens--;
     let body: string | Uint8Array;
     if (typeof payload === 'string') body = payload;
     else if (payload instanceof Uint8Array) body = payload;
@@ -526,8 +520,32 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       case 'ask-cancel':
         asks.get(msg.id)?.abort();
         break;
+      case 'request':
+        void serve(msg.id, msg.kind, msg.body);
+        break;
     }
   });
+
+  // -- typed requests: the handler the Hand declared for the kind (hands/sdk/surface.ts) --------
+  async function serve(id: number, kind: string, body: unknown): Promise<void> {
+    let reply: WorkerToKernel;
+    try {
+      const handlers = def?.requests;
+      const handler = handlers && typeof kind === 'string' && Object.hasOwn(handlers, kind) ? handlers[kind] : undefined;
+      if (typeof handler !== 'function') {
+        const known = handlers ? Object.keys(handlers).slice(0, 20).join(', ') : '';
+        throw new TalonError('BAD_REQUEST', `Hand "${wd.name}" has no request "${String(kind).slice(0, 80)}"; it answers ${known || 'no requests'}`);
+      }
+      if (stopping) throw new TalonError('HAND_STOPPED', `Hand "${wd.name}" is stopping`);
+      const value = await handler(body as never, ctx);
+      const json = boundedJson(value === undefined ? null : value, REQUEST_ANSWER_MAX);
+      if (json === null) throw new TalonError('PAYLOAD_TOO_LARGE', `Hand "${wd.name}"'s answer to ${kind} is over ${REQUEST_ANSWER_MAX} characters of JSON (or not JSON)`);
+      reply = { t: 'reply', id, ok: true, json };
+    } catch (err) {
+      reply = { t: 'reply', id, ok: false, error: errorJSON(err) };
+    }
+    post(reply);
+  }
 
   // -- talk to the Hand: chat(messages, ctx) -------------------------------------------------
   const asks = new Map<number, AbortController>();

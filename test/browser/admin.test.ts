@@ -375,3 +375,26 @@ test('the status bar shows the new device name once a config change is applied, 
   await until(async () => /greenhouse-renamed/.test(await page.locator('[data-testid="status-device"]').innerText()), 'the new name in the status bar', 10_000);
   await b.screenshot('10-renamed', '[data-testid="status-bar"]');
 });
+
+test('sensors: with the Monitoring Hand stopped its section says so, and comes back once it starts', async () => {
+  const { page } = b;
+  await api('/api/v1/hands/monitoring/stop', { method: 'POST' });
+  await page.goto('/#/sensors');
+  const notice = page.locator('[data-testid="hand-not-running-monitoring"]');
+  await notice.waitFor();
+  // the server's own words (the 503 HAND_NOT_RUNNING of its routes), and where to start it
+  const r = await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/alerts`, { headers: { authorization: `Bearer ${d.token()}` } });
+  const err = ((await r.json()) as { error: { code: string; message: string } }).error;
+  assert.deepEqual([r.status, err.code], [503, 'HAND_NOT_RUNNING']);
+  const text = await notice.innerText();
+  assert.ok(text.includes(err.message), `${text} has "${err.message}"`);
+  assert.match(text, /start it on the Hands page/, text);
+  assert.equal(await notice.locator('a[href="#/hands"]').count(), 1);
+  assert.equal(await page.locator('[data-testid="alerts"]').count(), 0, 'no empty alerts list in its place');
+  // the kernel's part of the page does not depend on the Hand
+  await page.locator('[data-testid="sensor-row-green.temp"]').waitFor();
+  await b.screenshot('11-monitoring-stopped');
+  await api('/api/v1/hands/monitoring/start', { method: 'POST' });
+  await page.locator('[data-testid^="alert-row-"]').first().waitFor({ timeout: 30_000 });
+  assert.equal(await notice.count(), 0);
+});

@@ -8,10 +8,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
-import { routes } from '../../web-admin/routes/index.ts';
+import { routes as kernelRoutes } from '../../web-admin/routes/index.ts';
+import { surfaceRoutes } from '../../web-admin/routes/surfaces.ts';
+import { BUILTIN_SURFACES } from '../../hands/catalog.ts';
 import { QUERY_AJV_OPTIONS, REQUEST_AJV_OPTIONS, Router } from '../../web-admin/router.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import type { Route } from '../../web-admin/route.ts';
+
+/** the kernel's routes and the built-in Hands' (as the composition root mounts them) */
+const routes = [...kernelRoutes, ...surfaceRoutes(BUILTIN_SURFACES)];
 
 test('every route\'s params, query and body schema is a valid schema and compiles with the router\'s options', () => {
   const body = new Ajv({ ...REQUEST_AJV_OPTIONS, validateSchema: true });

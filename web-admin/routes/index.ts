@@ -1,13 +1,15 @@
-/** The whole route table: one file per area. The OpenAPI document is built from exactly this list. */
+/**
+ * The kernel's route table: one file per area. The Hands' routes are added from their surfaces
+ * (./surfaces.ts) by the server, and the OpenAPI document is built from the table it serves.
+ */
 import type { Route } from '../route.ts';
-import meta, { describe } from './meta.ts';
+import meta from './meta.ts';
 import session from './session.ts';
 import users from './users.ts';
 import tokens from './tokens.ts';
 import system from './system.ts';
 import hands from './hands.ts';
 import sensors from './sensors.ts';
-import alerts from './alerts.ts';
 import audit from './audit.ts';
 import config from './config.ts';
 import llm from './llm.ts';
@@ -17,7 +19,6 @@ import provisioning from './provisioning.ts';
 import secrets from './secrets.ts';
 
 export const routes: Route[] = [
-  ...meta, ...session, ...users, ...tokens, ...system, ...hands, ...sensors, ...alerts, ...audit, ...config,
+  ...meta, ...session, ...users, ...tokens, ...system, ...hands, ...sensors, ...audit, ...config,
   ...llm, ...chat, ...bus, ...provisioning, ...secrets,
 ];
-describe(routes);

@@ -10,12 +10,12 @@ export const HEALTH = open({
   problems: { type: 'object', additionalProperties: str(1000), description: 'why each failing check fails' },
 }, ['status', 'ok', 'deviceId', 'uptimeMs', 'checks']);
 
-/** the table the document describes: set by routes/index.ts (it includes this file) */
-let table: Route[] = [];
-let doc: Record<string, unknown> | null = null;
-export function describe(routes: Route[]): void {
-  table = routes;
-  doc = null;
+/** the document of each table a server serves (the kernel's routes and its Hands'), built once */
+const docs = new WeakMap<readonly Route[], Record<string, unknown>>();
+function openApiOf(routes: readonly Route[]): Record<string, unknown> {
+  let doc = docs.get(routes);
+  if (!doc) docs.set(routes, doc = buildOpenApi(routes, { version: VERSION }));
+  return doc;
 }
 
 export default defineRoutes([
@@ -33,7 +33,7 @@ export default defineRoutes([
   {
     method: 'GET', path: '/api/v1/openapi.json', operationId: 'openapi', summary: 'This API as an OpenAPI 3.1 document, generated from the route table', tag: 'system', access: 'public',
     responses: { 200: { description: 'the OpenAPI document', schema: obj({ openapi: { const: '3.1.0' } }, [], { additionalProperties: true }) } },
-    handler: () => (doc ??= buildOpenApi(table, { version: VERSION })),
+    handler: ({ routes }) => openApiOf(routes),
   },
   {
     method: 'GET', path: '/metrics', operationId: 'metrics', summary: 'Prometheus text exposition of the readings and the runtime\'s own metrics', tag: 'system', access: 'read',

@@ -1,6 +1,6 @@
-/** Sensors: the list with latest values, a read now, history by range (from the Monitoring Hand), live readings. */
+/** Sensors: the list with latest values, a read now, live readings. (A Hand may add more, such as history by range, through its surface.) */
 import { defineRoutes, type Schema } from '../route.ts';
-import { SENSOR_ID, anyObject, int, ms, num, obj, open, params, str } from './schemas.ts';
+import { SENSOR_ID, num, obj, open, params, str } from './schemas.ts';
 import { openStream, type Live } from './live.ts';
 
 const READING: Schema = open({ sensor: str(), value: {}, ts: num }, ['value', 'ts']);
@@ -30,20 +30,5 @@ export default defineRoutes([
     params: params({ id: SENSOR_ID }),
     responses: { 200: { description: 'the reading', schema: READING } },
     handler: ({ api, caller, params: p }) => api.sensors.read(caller, p.id!),
-  },
-  {
-    method: 'GET', path: '/api/v1/sensors/{id}/history', operationId: 'sensorHistory', summary: 'A sensor\'s history over a range (default the last hour), downsampled by the Monitoring Hand', tag: 'sensors', access: 'read',
-    params: params({ id: SENSOR_ID }),
-    query: obj({
-      from: ms, to: ms, resolution: { type: 'string', enum: ['auto', 'raw', '1m', '1h'], default: 'auto' }, maxPoints: int(1, 5000, { default: 1000 }),
-    }, ['from', 'to', 'resolution', 'maxPoints']),
-    responses: {
-      200: {
-        description: 'points: [ts, value] (raw) or {ts, min, max, avg} (downsampled)',
-        schema: open({ sensor: str(), from: num, to: num, resolution: str(), points: { type: 'array', items: { anyOf: [{ type: 'array' }, anyObject] } } }, ['sensor', 'from', 'to', 'points']),
-      },
-    },
-    // ranges over MAX_RANGE_MS and from > to are refused by the runtime API (400 BAD_REQUEST)
-    handler: ({ api, caller, params: p, query }) => api.sensors.history(caller, p.id!, query as { from?: number; to?: number; resolution?: string; maxPoints?: number }),
   },
 ]);

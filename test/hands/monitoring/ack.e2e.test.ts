@@ -1,17 +1,19 @@
 /**
- * Acknowledge and resolve over the Monitoring Hand's bus request/reply, through the kernel's
- * MonitoringClient, with the real Hand in a worker; and talking to the Hand (chat) over the
- * worker protocol: it answers from its current state.
+ * Acknowledge and resolve over the Monitoring Hand's typed requests (its surface's protocol),
+ * through the kernel's one client for them (runtime/api/hand-requests.ts) and the worker
+ * protocol, with the real Hand in a worker; and talking to the Hand (chat) over the worker
+ * protocol: it answers from its current state.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, waitState } from '../../helpers/supervisor-harness.ts';
 import { SimKernel, monitoringBundle } from './sim-kernel.ts';
-import { MonitoringClient } from '../../../runtime/api/monitoring-client.ts';
+import { HandRequests } from '../../../runtime/api/hand-requests.ts';
+import surface from '../../../hands/monitoring/surface.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import type { Alert } from '../../../hands/monitoring/alerts.ts';
 
-test('alerts are acknowledged and resolved over the bus; the Hand answers a chat from its state', { timeout: 60_000 }, async () => {
+test('alerts are acknowledged and resolved over typed requests; the Hand answers a chat from its state', { timeout: 60_000 }, async () => {
   const module = await monitoringBundle();
   const sim = new SimKernel();
   sim.add('room.temp', { base: { type: 'constant', value: 42 } }, 7, { unit: '°C' });
@@ -21,7 +23,8 @@ test('alerts are acknowledged and resolved over the bus; the Hand answers a chat
     settings: { sensors: [{ id: 'room.temp', intervalMs: 100, severity: 'critical', rules: { above: 30 } }], alerts: { cooldownMs: 600_000 }, statusEveryMs: 0 },
   }], { register: (sup) => sim.register(sup), start: false });
   // the module is a path, so the client recognises the Hand by its manifest id
-  const client = new MonitoringClient(h.bus, () => h.sup.list(), { timeoutMs: 5000 });
+  const requests = new HandRequests(h.sup, [surface], { timeoutMs: 5000 });
+  const client = { query: (kind: string, body: Record<string, unknown> = {}) => requests.request('monitoring', kind, body) as Promise<Record<string, unknown>> };
   try {
     await assert.rejects(client.query('active'), (e: TalonError) => e.code === 'HAND_NOT_RUNNING' && e.status === 503);
     await h.sup.start();
@@ -33,12 +36,16 @@ test('alerts are acknowledged and resolved over the bus; the Hand answers a chat
     }
     assert.ok(alert, 'the above-30 alert fires');
     assert.equal(alert.acknowledged, undefined);
+    // its /metrics series, from its surface: one critical alert active
+    const families = await requests.metrics();
+    const active = families.find((f) => f.name === 'talon_monitoring_alerts_active');
+    assert.deepEqual(active?.samples.map((x) => [x.labels?.severity, x.labels?.hand, x.value]), [['info', 'monitoring', 0], ['warning', 'monitoring', 0], ['critical', 'monitoring', 1]]);
 
     const acked = (await client.query('ack', { alertId: alert.id, by: 'user:ada', note: 'looking' })).alert as Alert;
     assert.equal(acked.id, alert.id);
     assert.deepEqual({ by: acked.acknowledged?.by, note: acked.acknowledged?.note }, { by: 'user:ada', note: 'looking' });
-    const active = (await client.query('active')).alerts as Alert[];
-    assert.equal(active.find((a) => a.id === alert.id)?.acknowledged?.by, 'user:ada', 'the acknowledgement is kept on the active alert');
+    const stillActive = (await client.query('active')).alerts as Alert[];
+    assert.equal(stillActive.find((a) => a.id === alert.id)?.acknowledged?.by, 'user:ada', 'the acknowledgement is kept on the active alert');
 
     await assert.rejects(client.query('ack', { alertId: 'no-such-alert', by: 'user:ada' }), (e: TalonError) => e.code === 'NOT_FOUND');
     await assert.rejects(client.query('ack', { alertId: alert.id }), (e: TalonError) => e.code === 'BAD_REQUEST');
@@ -59,7 +66,6 @@ test('alerts are acknowledged and resolved over the bus; the Hand answers a chat
     assert.equal(history[0]?.state, 'resolved');
     assert.equal(history[0]?.id, alert.id);
   } finally {
-    await client.stop();
     await h.close();
   }
 });

@@ -3,7 +3,8 @@
  * reading sim sensors through a stand-in sensors.* kernel service: a step change raises an
  * alert on talon/<dev>/alerts/<severity> which then resolves; a throwing sensor, a NaN sensor
  * and a hung sensor raise sensor-fault alerts; bad settings raise config-error alerts; the
- * Hand keeps running through all of it and answers monitoring/query.
+ * Hand keeps running through all of it and answers its typed requests (its surface's protocol,
+ * sent by the kernel's client over the worker protocol).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,9 @@ import { ROOT, startHarness, waitFor, waitState } from '../../helpers/supervisor
 import { SimKernel, monitoringBundle } from './sim-kernel.ts';
 import type { Alert } from '../../../hands/monitoring/alerts.ts';
 import type { BusMessage } from '../../../runtime/bus/types.ts';
+import { HandRequests } from '../../../runtime/api/hand-requests.ts';
+import { TalonError } from '../../../runtime/core/errors.ts';
+import surface from '../../../hands/monitoring/surface.ts';
 
 const parse = (m: BusMessage): Alert => JSON.parse(m.payload.toString('utf8')) as Alert;
 
@@ -48,7 +52,6 @@ test('the Monitoring Hand raises and resolves alerts, survives faulty sensors an
   const moduleDir = dirname(module);
   try {
     const alerts = await h.collect(`${ROOT}/alerts/#`);
-    const replies = await h.collect(`${ROOT}/monitoring/reply/#`);
     await h.sup.start();
     await waitState(h.sup, 'monitoring', 'running');
     const find = (pred: (a: Alert, m: BusMessage) => boolean) => alerts.find((m) => pred(parse(m), m));
@@ -96,10 +99,14 @@ test('the Monitoring Hand raises and resolves alerts, survives faulty sensors an
     await waitFor('sensor-fault of room.humidity to resolve', () => find((a) => a.rule === 'sensor-fault' && a.sensor === 'room.humidity' && a.state === 'resolved'));
 
     // queries: history of the step, the alert history, the counters
-    const ask = async (q: Record<string, unknown>) => {
-      await h.bus.publish(`${ROOT}/monitoring/query`, JSON.stringify(q));
-      const m = await waitFor(`reply ${String(q.id)}`, () => replies.find((r) => r.topic === `${ROOT}/monitoring/reply/${String(q.id)}`));
-      return JSON.parse(m.payload.toString('utf8')) as Record<string, unknown>;
+    const requests = new HandRequests(h.sup, [surface]);
+    // { ok: true, …answer } or { ok: false, error } as the Hand's answers were on the bus
+    const ask = async ({ id: _id, type, ...body }: Record<string, unknown>) => {
+      try {
+        return { ok: true, ...(await requests.request('monitoring', String(type), body) as Record<string, unknown>) };
+      } catch (err) {
+        return { ok: false, error: TalonError.from(err).toJSON() } as Record<string, unknown>;
+      }
     };
     const hist = await ask({ id: 'q1', type: 'history', sensor: 'room.temp', resolution: 'raw', from: Date.now() - 60_000 });
     assert.equal(hist.ok, true);

@@ -108,6 +108,15 @@ test('config validate: a good file → OK, exit 0', async () => {
   assert.equal(out.config.deviceName, 'pi');
 });
 
+test('config validate: a file without hands runs the Monitoring Hand, as before (the CLI gives the config layer the catalog)', async () => {
+  const f = join(cwd, 'no-hands.yaml');
+  writeFileSync(f, 'deviceName: pi\n');
+  const j = await talon(['config', 'validate', f, '--json']);
+  assert.equal(j.code, 0, j.stderr);
+  const out = JSON.parse(j.stdout) as { config: { hands: unknown[] } };
+  assert.deepEqual(out.config.hands, [{ name: 'monitoring', module: 'monitoring', enabled: true, settings: {} }]);
+});
+
 test('config validate: the shipped example is valid', async () => {
   const r = await talon(['config', 'validate', join(import.meta.dirname, '..', '..', '..', 'runtime', 'config', 'example.yaml')]);
   assert.equal(r.code, 0, r.stderr);

@@ -5,18 +5,10 @@
  */
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
+import type { ChartProps } from '../../../hands/sdk/page.ts';
 
-export interface ChartProps {
-  testid: string;
-  title: string;
-  series: string[];
-  data: Array<Array<number | null>>;
-  /** y-axis formatting */
-  unit?: string;
-  height?: number;
-  /** the x range to show, in seconds (a history's selected range); default: the data's, at least a minute */
-  xRange?: [number, number] | undefined;
-}
+/** one declaration: a Hand's page gets this Chart through its props (hands/sdk/page.ts) */
+export type { ChartProps };
 
 const COLORS = ['#2b7de9', '#e8590c', '#2f9e44', '#ae3ec9', '#f08c00', '#1098ad', '#e03131', '#5c940d'];
 

@@ -1,11 +1,12 @@
 /**
  * The web admin page: first-run setup or login, then a left nav of pages (hash routing:
- * #/dashboard, #/hands, #/sensors, #/chat, #/audit, #/config) and a status bar with the
- * device id and the connection state. Everything comes from this device's /api/v1.
+ * #/dashboard, #/hands, #/sensors, #/chat, #/audit, #/config, then the Hands' own pages) and a
+ * status bar with the device id and the connection state. Everything comes from this device's
+ * /api/v1. The Hands' pages and sections (hand-page.tsx) are chunks loaded when first shown.
  */
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { render } from 'preact';
+import { render, type ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, connection, del, get, message, session, setCsrf, type User } from './api.ts';
 import { refreshSystem, system, type SystemInfo } from './system.ts';
@@ -19,15 +20,25 @@ import { Sensors } from './pages/sensors.tsx';
 import { Chat } from './pages/chat.tsx';
 import { Audit } from './pages/audit.tsx';
 import { Config } from './pages/config.tsx';
+import { HandView, handOwnPages, pageTitle } from './hand-page.tsx';
+import type { PageProps } from './system.ts';
 
-const PAGES = [
+interface NavPage {
+  id: string;
+  label: string;
+  view: (props: PageProps) => ComponentChildren;
+}
+
+/** the kernel's pages, the Hands' own pages after Sensors (a Hand's section joins its page's label) */
+const PAGES: NavPage[] = [
   { id: 'dashboard', label: 'Dashboard', view: Dashboard },
   { id: 'hands', label: 'Hands', view: Hands },
-  { id: 'sensors', label: 'Sensors & alerts', view: Sensors },
+  { id: 'sensors', label: pageTitle('sensors', 'Sensors'), view: Sensors },
+  ...handOwnPages.map((entry): NavPage => ({ id: entry.id, label: entry.label, view: (props) => <HandView entry={entry} {...props} /> })),
   { id: 'chat', label: 'Chat', view: Chat },
   { id: 'audit', label: 'Audit', view: Audit },
   { id: 'config', label: 'Config', view: Config },
-] as const;
+];
 
 function useHash(): string[] {
   const read = (): string[] => location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
@@ -90,7 +101,7 @@ function App() {
       if (!location.hash || location.hash.startsWith('#/login')) location.hash = '#/dashboard';
     }} />;
   }
-  const page = PAGES.find((p) => p.id === route[0]) ?? PAGES[0];
+  const page = PAGES.find((p) => p.id === route[0]) ?? PAGES[0]!;
   const View = page.view;
   return (
     <div class="layout">
@@ -113,7 +124,7 @@ function App() {
       </nav>
       </NavBox>
       <main class="main" data-testid={`page-${page.id}`}>
-        <View args={route.slice(1)} user={user} />
+        <View key={page.id} args={route.slice(1)} user={user} />
       </main>
       <StatusBar />
     </div>
