@@ -9,7 +9,13 @@ export const DEMO_DRIVERS: DriverConfig[] = [
     name: 'demo',
     seed: 1,
     sensors: [
-      { id: 'demo.temperature', name: 'Greenhouse temperature', unit: '°C', deviceClass: 'temperature', pattern: 'temperature' },
+      {
+        id: 'demo.temperature',
+        name: 'Greenhouse temperature',
+        unit: '°C',
+        deviceClass: 'temperature',
+        pattern: 'temperature',
+      },
       { id: 'demo.humidity', name: 'Greenhouse humidity', unit: '%', deviceClass: 'humidity', pattern: 'humidity' },
       { id: 'demo.load', name: 'Pump load', unit: '%', pattern: 'load' },
       { id: 'demo.door', name: 'Door contact', pattern: 'door', push: true, periodMs: 5000, decimals: 0 },

@@ -53,7 +53,11 @@ export async function createDriver(config: DriverConfig, deps: DriverDeps = {}):
  * on one board only), and a device that refused to start over that would be worse than one
  * that logs it and keeps the first (the sensor registry ignores the second).
  */
-export async function createDrivers(configs: readonly DriverConfig[], deps: DriverDeps = {}, opts: { onClash?: (message: string) => void } = {}): Promise<Driver[]> {
+export async function createDrivers(
+  configs: readonly DriverConfig[],
+  deps: DriverDeps = {},
+  opts: { onClash?: (message: string) => void } = {},
+): Promise<Driver[]> {
   const names = new Set<string>();
   const sensorOwner = new Map<string, string>();
   const actuatorOwner = new Map<string, string>();

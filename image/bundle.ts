@@ -13,7 +13,16 @@ import { build, type BuildOptions, type Plugin } from 'esbuild';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { SCHEMAS } from '../runtime/schema/registry.ts';
 import { makeAjv } from '../runtime/schema/validators.ts';
-import { readdirSync, existsSync, mkdirSync, rmSync, readFileSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import {
+  readdirSync,
+  existsSync,
+  mkdirSync,
+  rmSync,
+  readFileSync,
+  writeFileSync,
+  copyFileSync,
+  chmodSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { buildPage } from '../web-admin/page/build.ts';
@@ -25,7 +34,11 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { ve
 function commit(): string {
   if (process.env.TALON_COMMIT) return process.env.TALON_COMMIT;
   try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     return 'unknown';
   }
@@ -58,7 +71,11 @@ export const precompiledSchemas: Plugin = {
           names.push(`${JSON.stringify(id)}: ${name}`);
         }
       }
-      return { contents: `${parts.join('\n')}\nexport const precompiled = { ${names.join(', ')} };\n`, loader: 'js', resolveDir: root };
+      return {
+        contents: `${parts.join('\n')}\nexport const precompiled = { ${names.join(', ')} };\n`,
+        loader: 'js',
+        resolveDir: root,
+      };
     });
   },
 };
@@ -98,7 +115,9 @@ export const vendorSplit: Plugin = {
   name: 'vendor-split',
   setup(b) {
     const filter = new RegExp(`^(${VENDOR.join('|')})$`);
-    b.onResolve({ filter }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, namespace: 'vendor' } : undefined));
+    b.onResolve({ filter }, (args) =>
+      args.kind === 'dynamic-import' ? { path: args.path, namespace: 'vendor' } : undefined,
+    );
     // a stub in the bundle: require() (not import()) of the file next to the bundle, so the
     // module's shape is what the bundled import() gave before (default = module.exports)
     b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => ({
@@ -117,7 +136,10 @@ function asciiOnly(file: string): void {
   // eslint-disable-next-line no-control-regex
   if (!/[^\x00-\x7f]/.test(text)) return;
   // eslint-disable-next-line no-control-regex
-  writeFileSync(file, text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  writeFileSync(
+    file,
+    text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+  );
 }
 
 export const common: BuildOptions = {
@@ -161,11 +183,21 @@ export async function bundle(out: string = distOut): Promise<void> {
   }
   mkdirSync(join(out, 'hands'), { recursive: true });
   await Promise.all([
-    build({ ...common, entryPoints: [join(root, 'runtime/cli/main.ts')], outfile: join(out, 'talon-main.cjs'), plugins: [...common.plugins!, vendorSplit] }),
+    build({
+      ...common,
+      entryPoints: [join(root, 'runtime/cli/main.ts')],
+      outfile: join(out, 'talon-main.cjs'),
+      plugins: [...common.plugins!, vendorSplit],
+    }),
     ...VENDOR.map((name) => build({ ...common, entryPoints: [name], outfile: join(out, 'vendor', `${name}.cjs`) })),
     build({ ...common, entryPoints: [join(root, 'runtime/worker/worker.ts')], outfile: join(out, 'hand-worker.cjs') }),
     ...builtinHands().map((id) =>
-      build({ ...common, entryPoints: [join(root, 'hands', id, 'index.ts')], outfile: join(out, 'hands', `${id}.cjs`) })),
+      build({
+        ...common,
+        entryPoints: [join(root, 'hands', id, 'index.ts')],
+        outfile: join(out, 'hands', `${id}.cjs`),
+      }),
+    ),
   ]);
   // the web admin page: dist/web/ (index.html, app-<hash>.js|css, .gz/.br siblings, manifest.json)
   await buildPage(join(out, 'web'));

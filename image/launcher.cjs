@@ -46,7 +46,11 @@ function runBundle(dir) {
   const file = path.join(dir, 'talon-main.cjs');
   const cacheFile = path.join(dir, `.talon-main.${process.version}-${process.arch}.v8cache`);
   let cachedData;
-  try { cachedData = fs.readFileSync(cacheFile); } catch { /* first run */ }
+  try {
+    cachedData = fs.readFileSync(cacheFile);
+  } catch {
+    /* first run */
+  }
 
   // The source is read and wrapped inside a function so that only the Script holds it (V8
   // needs it for lazy compilation); the bundle is ASCII (checked by image/bundle.ts), so it is
@@ -58,7 +62,9 @@ function runBundle(dir) {
         const tmp = `${cacheFile}.${process.pid}`;
         fs.writeFileSync(tmp, script.createCachedData());
         fs.renameSync(tmp, cacheFile);
-      } catch { /* read-only install: run without a cache */ }
+      } catch {
+        /* read-only install: run without a cache */
+      }
     }, 3000);
     save.unref();
   }
@@ -75,7 +81,8 @@ function runBundle(dir) {
 
 function compile(file, cachedData) {
   return new vm.Script(Module.wrap(fs.readFileSync(file, 'latin1')), {
-    filename: file, cachedData,
+    filename: file,
+    cachedData,
   });
 }
 
@@ -103,7 +110,11 @@ function cacheRoots() {
   if (process.env.TALON_CACHE) return [process.env.TALON_CACHE];
   if (process.env.STATE_DIRECTORY) roots.push(path.join(process.env.STATE_DIRECTORY.split(':')[0], 'cache'));
   let home = '';
-  try { home = os.homedir(); } catch { /* no home */ }
+  try {
+    home = os.homedir();
+  } catch {
+    /* no home */
+  }
   if (home && home !== '/' && home !== '/nonexistent') roots.push(path.join(home, '.cache', 'talon'));
   roots.push(path.join(os.tmpdir(), `talon-${typeof process.getuid === 'function' ? process.getuid() : 'user'}`));
   return roots;
@@ -130,7 +141,12 @@ function extractAssets(sea) {
   const errors = [];
   for (const candidate of cacheRoots()) {
     let root;
-    try { root = usableRoot(candidate); } catch (err) { errors.push(`${candidate}: ${err.message}`); continue; }
+    try {
+      root = usableRoot(candidate);
+    } catch (err) {
+      errors.push(`${candidate}: ${err.message}`);
+      continue;
+    }
     const dir = path.join(root, manifest.hash);
     if (fs.existsSync(dir)) return dir;
     const tmp = `${dir}.tmp-${process.pid}`;
@@ -151,7 +167,9 @@ function extractAssets(sea) {
     }
     return dir;
   }
-  process.stderr.write(`talon: cannot extract the program's files to a cache folder (set TALON_CACHE to a writable folder):\n  ${errors.join('\n  ')}\n`);
+  process.stderr.write(
+    `talon: cannot extract the program's files to a cache folder (set TALON_CACHE to a writable folder):\n  ${errors.join('\n  ')}\n`,
+  );
   process.exit(70);
 }
 
@@ -185,9 +203,12 @@ function importInSea(dir, specifier) {
   const { name, dir: companion } = llamaCompanion();
   const entry = path.join(companion, 'index.mjs');
   if (!fs.existsSync(entry)) {
-    return Promise.reject(new Error(
-      `local inference (llama.cpp) is not built into this binary: put the companion ${name}/ (unpack ${name}.tar) ` +
-      `next to ${process.execPath}, or set TALON_LLAMA_DIR to it; looked for ${entry}`));
+    return Promise.reject(
+      new Error(
+        `local inference (llama.cpp) is not built into this binary: put the companion ${name}/ (unpack ${name}.tar) ` +
+          `next to ${process.execPath}, or set TALON_LLAMA_DIR to it; looked for ${entry}`,
+      ),
+    );
   }
   return esmImport(require('node:url').pathToFileURL(entry).href);
 }
@@ -213,20 +234,25 @@ function runOnProjectNode() {
     version = JSON.parse(fs.readFileSync(pkgFile, 'utf8')).version;
     const candidate = path.join(path.dirname(pkgFile), 'bin', 'node');
     if (nodeIsRecentEnough(version) && fs.existsSync(candidate)) node = candidate;
-  } catch { /* not installed */ }
+  } catch {
+    /* not installed */
+  }
   if (!node) {
     const root = path.resolve(__dirname, '..');
     process.stderr.write(
       `talon: needs Node ${want} or newer; this is Node ${process.versions.node} (${process.execPath}).\n` +
-      `  In the project folder, \`npm ci\` installs its own Node ${MIN_NODE[0]} (node_modules/.bin/node), and\n` +
-      `  \`npm start\` or \`npx talon ...\` in ${root} run on it; or install Node ${MIN_NODE[0]} LTS, or use the single binary.\n`);
+        `  In the project folder, \`npm ci\` installs its own Node ${MIN_NODE[0]} (node_modules/.bin/node), and\n` +
+        `  \`npm start\` or \`npx talon ...\` in ${root} run on it; or install Node ${MIN_NODE[0]} LTS, or use the single binary.\n`,
+    );
     process.exit(78);
   }
   const { spawn } = require('node:child_process');
   const child = spawn(node, process.argv.slice(1), { stdio: 'inherit' });
   // a terminal's Ctrl-C reaches both processes (one process group): let the child decide
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2']) {
-    process.on(sig, () => { if (sig !== 'SIGINT') child.kill(sig); });
+    process.on(sig, () => {
+      if (sig !== 'SIGINT') child.kill(sig);
+    });
   }
   child.on('error', (err) => {
     process.stderr.write(`talon: cannot start ${node}: ${err.message}\n`);

@@ -152,7 +152,8 @@ export function canonicalBytes(payload: unknown): Buffer {
 
 /** Signs a payload with a tweetnacl-format Ed25519 secret key (64 bytes: seed ‖ public key). */
 export function signEnvelope<P extends object>(payload: P, secretKey64: Uint8Array): Envelope<P> {
-  if (secretKey64.length !== 64) throw new TalonError('PROVISION_MALFORMED', 'an Ed25519 secret key has 64 bytes (seed ‖ public key)');
+  if (secretKey64.length !== 64)
+    throw new TalonError('PROVISION_MALFORMED', 'an Ed25519 secret key has 64 bytes (seed ‖ public key)');
   const key = privateKeyFromSeed(Buffer.from(secretKey64.subarray(0, 32)));
   return { payload, sig: sign(null, canonicalBytes(payload), key).toString('base64') };
 }
@@ -188,7 +189,12 @@ export function seal(plaintext: string, recipientPublicKey32: Uint8Array): Seale
   if (recipientPublicKey32.length !== 32) throw new TalonError('PROVISION_SEAL', 'an X25519 public key has 32 bytes');
   const eph = nacl.box.keyPair();
   const nonce = new Uint8Array(randomBytes(nacl.box.nonceLength));
-  const box = nacl.box(new Uint8Array(Buffer.from(plaintext, 'utf8')), nonce, new Uint8Array(recipientPublicKey32), eph.secretKey);
+  const box = nacl.box(
+    new Uint8Array(Buffer.from(plaintext, 'utf8')),
+    nonce,
+    new Uint8Array(recipientPublicKey32),
+    eph.secretKey,
+  );
   return { epk: b64(eph.publicKey), nonce: b64(nonce), box: b64(box) };
 }
 
@@ -200,8 +206,17 @@ export function openSealed(sealed: Sealed, boxSecretKey32: Uint8Array): string {
   if (!epk || !nonce || !box || box.length < nacl.box.overheadLength) {
     throw new TalonError('PROVISION_SEAL', 'a sealed value is not {epk, nonce, box} in base64 with the right lengths');
   }
-  const opened = nacl.box.open(new Uint8Array(box), new Uint8Array(nonce), new Uint8Array(epk), new Uint8Array(boxSecretKey32));
-  if (opened === null) throw new TalonError('PROVISION_SEAL', 'a sealed value cannot be opened with this device\'s key (sealed to another device, or damaged)');
+  const opened = nacl.box.open(
+    new Uint8Array(box),
+    new Uint8Array(nonce),
+    new Uint8Array(epk),
+    new Uint8Array(boxSecretKey32),
+  );
+  if (opened === null)
+    throw new TalonError(
+      'PROVISION_SEAL',
+      "a sealed value cannot be opened with this device's key (sealed to another device, or damaged)",
+    );
   return Buffer.from(opened).toString('utf8');
 }
 
@@ -220,34 +235,44 @@ export function openBundle(bundle: BundlePayload, boxSecretKey32: Uint8Array): O
   try {
     plain = openSealed(bundle.sealed, boxSecretKey32);
   } catch (err) {
-    throw new TalonError('PROVISION_SEAL', 'the bundle cannot be opened with this device\'s key (sealed to another device, or damaged)', { cause: err });
+    throw new TalonError(
+      'PROVISION_SEAL',
+      "the bundle cannot be opened with this device's key (sealed to another device, or damaged)",
+      { cause: err },
+    );
   }
   let b: unknown;
   try {
     b = JSON.parse(plain);
   } catch (err) {
-    throw new TalonError('PROVISION_MALFORMED', 'the bundle\'s sealed body is not JSON', { cause: err });
+    throw new TalonError('PROVISION_MALFORMED', "the bundle's sealed body is not JSON", { cause: err });
   }
-  if (!isObj(b)) throw malformed('the bundle\'s sealed body is not an object');
-  exactKeys(b, ['deviceId', 'version', 'config', 'secrets'], ['broker', 'admin', 'anchor'], 'the bundle\'s body');
+  if (!isObj(b)) throw malformed("the bundle's sealed body is not an object");
+  exactKeys(b, ['deviceId', 'version', 'config', 'secrets'], ['broker', 'admin', 'anchor'], "the bundle's body");
   if (b.deviceId !== bundle.deviceId || b.version !== bundle.version) {
-    throw new TalonError('PROVISION_WRONG_DEVICE', 'the bundle\'s sealed body names another device or version than its signed header');
+    throw new TalonError(
+      'PROVISION_WRONG_DEVICE',
+      "the bundle's sealed body names another device or version than its signed header",
+    );
   }
   if (!isObj(b.config)) throw malformed('config is not an object');
   if (!isObj(b.secrets)) throw malformed('secrets is not an object');
   const names = Object.keys(b.secrets);
-  if (names.length > MAX_SECRETS) throw malformed(`a bundle may carry at most ${MAX_SECRETS} secrets, this one has ${names.length}`);
+  if (names.length > MAX_SECRETS)
+    throw malformed(`a bundle may carry at most ${MAX_SECRETS} secrets, this one has ${names.length}`);
   for (const name of names) {
     if (!SECRET_NAME.test(name)) throw malformed(`"${name.slice(0, 80)}" is not a secret name`);
     const v = b.secrets[name];
-    if (typeof v !== 'string' || v.length === 0 || Buffer.byteLength(v) > MAX_SECRET_BYTES) throw malformed(`secrets.${name} is not a string of 1-${MAX_SECRET_BYTES} bytes`);
+    if (typeof v !== 'string' || v.length === 0 || Buffer.byteLength(v) > MAX_SECRET_BYTES)
+      throw malformed(`secrets.${name} is not a string of 1-${MAX_SECRET_BYTES} bytes`);
   }
   if (b.broker !== undefined) {
     const br = b.broker;
     if (!isObj(br)) throw malformed('broker is not an object');
     exactKeys(br, ['url', 'username', 'password'], [], 'broker');
     text(br.url, 'broker.url', false, 2048);
-    if (!/^(mqtts?|wss?):\/\//.test(br.url as string)) throw malformed('broker.url is not an mqtt://, mqtts://, ws:// or wss:// URL');
+    if (!/^(mqtts?|wss?):\/\//.test(br.url as string))
+      throw malformed('broker.url is not an mqtt://, mqtts://, ws:// or wss:// URL');
     text(br.username, 'broker.username');
     text(br.password, 'broker.password', false, 1024);
   }
@@ -273,9 +298,16 @@ export function openBundle(bundle: BundlePayload, boxSecretKey32: Uint8Array): O
 // ---------------------------------------------------------------- parsing
 
 /** Parses raw message bytes into an envelope: size cap, UTF-8 JSON, exactly {payload: object, sig: string}. */
-export function parseEnvelope(bytes: Uint8Array | string, maxBytes = MAX_MESSAGE_BYTES): Envelope<Record<string, unknown>> {
+export function parseEnvelope(
+  bytes: Uint8Array | string,
+  maxBytes = MAX_MESSAGE_BYTES,
+): Envelope<Record<string, unknown>> {
   const size = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length;
-  if (size > maxBytes) throw new TalonError('PAYLOAD_TOO_LARGE', `a provisioning message may have at most ${maxBytes} bytes, this one has ${size}`);
+  if (size > maxBytes)
+    throw new TalonError(
+      'PAYLOAD_TOO_LARGE',
+      `a provisioning message may have at most ${maxBytes} bytes, this one has ${size}`,
+    );
   let value: unknown;
   try {
     const text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -285,15 +317,19 @@ export function parseEnvelope(bytes: Uint8Array | string, maxBytes = MAX_MESSAGE
   }
   if (!isObj(value)) throw malformed('the message is not a JSON object');
   exactKeys(value, ['payload', 'sig'], [], 'the envelope');
-  if (!isObj(value.payload)) throw malformed('the envelope\'s payload is not an object');
-  if (typeof value.sig !== 'string') throw malformed('the envelope\'s sig is not a string');
+  if (!isObj(value.payload)) throw malformed("the envelope's payload is not an object");
+  if (typeof value.sig !== 'string') throw malformed("the envelope's sig is not a string");
   return { payload: value.payload, sig: value.sig };
 }
 
 /** Serialises an envelope for publishing (plain JSON; the receiver re-canonicalises the payload). */
 export function encodeEnvelope(env: Envelope<object>): Buffer {
   const buf = Buffer.from(JSON.stringify(env), 'utf8');
-  if (buf.length > MAX_MESSAGE_BYTES) throw new TalonError('PAYLOAD_TOO_LARGE', `the message is ${buf.length} bytes, more than the ${MAX_MESSAGE_BYTES} a provisioning message may have`);
+  if (buf.length > MAX_MESSAGE_BYTES)
+    throw new TalonError(
+      'PAYLOAD_TOO_LARGE',
+      `the message is ${buf.length} bytes, more than the ${MAX_MESSAGE_BYTES} a provisioning message may have`,
+    );
   return buf;
 }
 
@@ -317,7 +353,8 @@ export function checkAnnounce(env: Envelope<unknown>, ctx: AnnounceCheck): Annou
   if (!isObj(inv)) throw malformed('inventory is not an object');
   exactKeys(inv, ['board', 'serial', 'memoryBytes', 'os', 'arch', 'hostname'], [], 'inventory');
   for (const k of ['board', 'serial', 'os', 'arch', 'hostname']) text(inv[k], `inventory.${k}`, true);
-  if (!Number.isSafeInteger(inv.memoryBytes) || (inv.memoryBytes as number) < 0) throw malformed('inventory.memoryBytes is not a non-negative integer');
+  if (!Number.isSafeInteger(inv.memoryBytes) || (inv.memoryBytes as number) < 0)
+    throw malformed('inventory.memoryBytes is not a non-negative integer');
   const sw = p.software;
   if (!isObj(sw)) throw malformed('software is not an object');
   exactKeys(sw, ['version', 'node'], [], 'software');
@@ -325,12 +362,22 @@ export function checkAnnounce(env: Envelope<unknown>, ctx: AnnounceCheck): Annou
   text(sw.node, 'software.node');
   checkFleet(p, ctx.fleet);
   if (ctx.deviceId !== undefined && p.deviceId !== ctx.deviceId) {
-    throw new TalonError('PROVISION_WRONG_DEVICE', `the announce is for device ${p.deviceId as string}, not ${ctx.deviceId}`);
+    throw new TalonError(
+      'PROVISION_WRONG_DEVICE',
+      `the announce is for device ${p.deviceId as string}, not ${ctx.deviceId}`,
+    );
   }
   if (deviceIdFromPublicKey(signKey) !== p.deviceId) {
-    throw new TalonError('PROVISION_WRONG_DEVICE', `the announce's deviceId ${p.deviceId as string} is not derived from its signing key`);
+    throw new TalonError(
+      'PROVISION_WRONG_DEVICE',
+      `the announce's deviceId ${p.deviceId as string} is not derived from its signing key`,
+    );
   }
-  if (!verifyEnvelope(env, signKey)) throw new TalonError('PROVISION_BAD_SIGNATURE', 'the announce\'s signature does not verify against its own signing key');
+  if (!verifyEnvelope(env, signKey))
+    throw new TalonError(
+      'PROVISION_BAD_SIGNATURE',
+      "the announce's signature does not verify against its own signing key",
+    );
   return p as unknown as AnnouncePayload;
 }
 
@@ -352,8 +399,11 @@ export interface FleetMessageCheck {
 export function checkBundle(env: Envelope<unknown>, ctx: FleetMessageCheck): BundlePayload {
   const p = payloadOf(env);
   if (p.type === 'bundle' && p.v === 1) {
-    throw new TalonError('PROVISION_UNSEALED', 'the bundle is in the old v1 format, its config and admin account readable by anyone on the broker; '
-      + 'this device takes only sealed (v2) bundles: send it again with an up-to-date `talon fleet provision`');
+    throw new TalonError(
+      'PROVISION_UNSEALED',
+      'the bundle is in the old v1 format, its config and admin account readable by anyone on the broker; ' +
+        'this device takes only sealed (v2) bundles: send it again with an up-to-date `talon fleet provision`',
+    );
   }
   common(p, 'bundle', ['version', 'issuedAt', 'expiresAt', 'sealed'], [], BUNDLE_FORMAT_VERSION);
   versioned(p);
@@ -376,7 +426,9 @@ export function checkFleetMessage(env: Envelope<unknown>, ctx: FleetMessageCheck
   const p = payloadOf(env);
   if (p.type === 'decommission') return checkDecommission(env, ctx);
   if (p.type === 'bundle') return checkBundle(env, ctx);
-  throw malformed(`a message on the bundle topic must be a bundle or a decommission, not ${JSON.stringify(p.type)?.slice(0, 40)}`);
+  throw malformed(
+    `a message on the bundle topic must be a bundle or a decommission, not ${JSON.stringify(p.type)?.slice(0, 40)}`,
+  );
 }
 
 export interface AckCheck {
@@ -390,14 +442,25 @@ export interface AckCheck {
 export function checkAck(env: Envelope<unknown>, ctx: AckCheck): AckPayload {
   const p = payloadOf(env);
   common(p, 'ack', ['version', 'outcome'], ['code', 'message', 'generation']);
-  if (!Number.isSafeInteger(p.version) || (p.version as number) < 0) throw malformed('version is not a non-negative integer');
-  if (!ACK_OUTCOMES.includes(p.outcome as AckOutcome)) throw malformed(`outcome must be one of ${ACK_OUTCOMES.join(', ')}`);
+  if (!Number.isSafeInteger(p.version) || (p.version as number) < 0)
+    throw malformed('version is not a non-negative integer');
+  if (!ACK_OUTCOMES.includes(p.outcome as AckOutcome))
+    throw malformed(`outcome must be one of ${ACK_OUTCOMES.join(', ')}`);
   if (p.code !== undefined) text(p.code, 'code');
   if (p.message !== undefined) text(p.message, 'message', false, 2048);
-  if (p.generation !== undefined && (!Number.isSafeInteger(p.generation) || (p.generation as number) < 0)) throw malformed('generation is not a non-negative integer');
+  if (p.generation !== undefined && (!Number.isSafeInteger(p.generation) || (p.generation as number) < 0))
+    throw malformed('generation is not a non-negative integer');
   checkFleet(p, ctx.fleet);
-  if (p.deviceId !== ctx.deviceId) throw new TalonError('PROVISION_WRONG_DEVICE', `the ack is from device ${p.deviceId as string}, not ${ctx.deviceId}`);
-  if (!verifyEnvelope(env, ctx.signPublicKey)) throw new TalonError('PROVISION_BAD_SIGNATURE', 'the ack\'s signature does not verify against the device\'s announced key');
+  if (p.deviceId !== ctx.deviceId)
+    throw new TalonError(
+      'PROVISION_WRONG_DEVICE',
+      `the ack is from device ${p.deviceId as string}, not ${ctx.deviceId}`,
+    );
+  if (!verifyEnvelope(env, ctx.signPublicKey))
+    throw new TalonError(
+      'PROVISION_BAD_SIGNATURE',
+      "the ack's signature does not verify against the device's announced key",
+    );
   return p as unknown as AckPayload;
 }
 
@@ -405,26 +468,51 @@ export function checkAck(env: Envelope<unknown>, ctx: AckCheck): AckPayload {
 
 function fromFleet(env: Envelope<unknown>, p: Record<string, unknown>, ctx: FleetMessageCheck): void {
   checkFleet(p, ctx.fleet);
-  if (p.deviceId !== ctx.deviceId) throw new TalonError('PROVISION_WRONG_DEVICE', `the ${p.type as string} is for device ${p.deviceId as string}, not this one (${ctx.deviceId})`);
-  if (!verifyEnvelope(env, ctx.anchor)) throw new TalonError('PROVISION_BAD_SIGNATURE', `the ${p.type as string}'s signature does not verify against the fleet key`);
+  if (p.deviceId !== ctx.deviceId)
+    throw new TalonError(
+      'PROVISION_WRONG_DEVICE',
+      `the ${p.type as string} is for device ${p.deviceId as string}, not this one (${ctx.deviceId})`,
+    );
+  if (!verifyEnvelope(env, ctx.anchor))
+    throw new TalonError(
+      'PROVISION_BAD_SIGNATURE',
+      `the ${p.type as string}'s signature does not verify against the fleet key`,
+    );
   if ((p.version as number) <= ctx.appliedVersion) {
-    throw new TalonError('PROVISION_REPLAY', `the ${p.type as string} has version ${p.version as number}, not above the applied ${ctx.appliedVersion} (a replay or a downgrade)`);
+    throw new TalonError(
+      'PROVISION_REPLAY',
+      `the ${p.type as string} has version ${p.version as number}, not above the applied ${ctx.appliedVersion} (a replay or a downgrade)`,
+    );
   }
   if ((p.expiresAt as number) <= ctx.now) {
-    throw new TalonError('PROVISION_EXPIRED', `the ${p.type as string} expired at ${new Date(p.expiresAt as number).toISOString()}`);
+    throw new TalonError(
+      'PROVISION_EXPIRED',
+      `the ${p.type as string} expired at ${new Date(p.expiresAt as number).toISOString()}`,
+    );
   }
 }
 
 function checkFleet(p: Record<string, unknown>, fleet: string): void {
-  if (p.fleet !== fleet) throw new TalonError('PROVISION_WRONG_FLEET', `the ${p.type as string} is for fleet ${JSON.stringify(p.fleet).slice(0, 80)}, not ${fleet}`);
+  if (p.fleet !== fleet)
+    throw new TalonError(
+      'PROVISION_WRONG_FLEET',
+      `the ${p.type as string} is for fleet ${JSON.stringify(p.fleet).slice(0, 80)}, not ${fleet}`,
+    );
 }
 
 function payloadOf(env: Envelope<unknown>): Record<string, unknown> {
-  if (!isObj(env) || !isObj(env.payload) || typeof env.sig !== 'string') throw malformed('not an envelope {payload, sig}');
+  if (!isObj(env) || !isObj(env.payload) || typeof env.sig !== 'string')
+    throw malformed('not an envelope {payload, sig}');
   return env.payload;
 }
 
-function common(p: Record<string, unknown>, type: string, required: string[], optional: string[], v: number = FORMAT_VERSION): void {
+function common(
+  p: Record<string, unknown>,
+  type: string,
+  required: string[],
+  optional: string[],
+  v: number = FORMAT_VERSION,
+): void {
   if (p.type !== type) throw malformed(`expected a ${type}, got ${JSON.stringify(p.type)?.slice(0, 40)}`);
   exactKeys(p, ['v', 'type', 'fleet', 'deviceId', 'ts', ...required], optional, `the ${type}`);
   if (p.v !== v) throw malformed(`v must be ${v}`);
@@ -434,9 +522,11 @@ function common(p: Record<string, unknown>, type: string, required: string[], op
 }
 
 function versioned(p: Record<string, unknown>): void {
-  if (!Number.isSafeInteger(p.version) || (p.version as number) < 1) throw malformed('version is not a positive integer');
+  if (!Number.isSafeInteger(p.version) || (p.version as number) < 1)
+    throw malformed('version is not a positive integer');
   if (!Number.isSafeInteger(p.issuedAt) || (p.issuedAt as number) < 0) throw malformed('issuedAt is not a time in ms');
-  if (!Number.isSafeInteger(p.expiresAt) || (p.expiresAt as number) < 0) throw malformed('expiresAt is not a time in ms');
+  if (!Number.isSafeInteger(p.expiresAt) || (p.expiresAt as number) < 0)
+    throw malformed('expiresAt is not a time in ms');
 }
 
 function sealedShape(v: unknown, what: string, maxBytes = MAX_SECRET_BYTES): void {
@@ -444,17 +534,20 @@ function sealedShape(v: unknown, what: string, maxBytes = MAX_SECRET_BYTES): voi
   exactKeys(v, ['epk', 'nonce', 'box'], [], what);
   if (!strictB64(v.epk, 32) || !strictB64(v.nonce, 24)) throw malformed(`${what} has a bad epk or nonce`);
   const box = strictB64(v.box);
-  if (!box || box.length < nacl.box.overheadLength || box.length > maxBytes + nacl.box.overheadLength) throw malformed(`${what} has a bad box`);
+  if (!box || box.length < nacl.box.overheadLength || box.length > maxBytes + nacl.box.overheadLength)
+    throw malformed(`${what} has a bad box`);
 }
 
 function exactKeys(o: Record<string, unknown>, required: string[], optional: string[], what: string): void {
   for (const k of required) if (o[k] === undefined) throw malformed(`${what} has no "${k}"`);
   const allowed = new Set([...required, ...optional]);
-  for (const k of Object.keys(o)) if (!allowed.has(k)) throw malformed(`${what} has an unknown member "${k.slice(0, 40)}"`);
+  for (const k of Object.keys(o))
+    if (!allowed.has(k)) throw malformed(`${what} has an unknown member "${k.slice(0, 40)}"`);
 }
 
 function text(v: unknown, what: string, allowEmpty = false, max = MAX_TEXT): void {
-  if (typeof v !== 'string' || (!allowEmpty && v.length === 0) || v.length > max) throw malformed(`${what} is not a string of ${allowEmpty ? 0 : 1}-${max} characters`);
+  if (typeof v !== 'string' || (!allowEmpty && v.length === 0) || v.length > max)
+    throw malformed(`${what} is not a string of ${allowEmpty ? 0 : 1}-${max} characters`);
 }
 
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

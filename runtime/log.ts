@@ -16,7 +16,10 @@ export function createLogger(level: LogLevel, write: (s: string) => void = (s) =
   const line = (lvl: LogLevel, source: string, msg: string): void => {
     // a line break in a message (a Hand's log line is its own text) continues the entry, indented: it
     // cannot start a line that passes for another entry
-    if (ORDER[lvl] >= min) write(`${new Date().toISOString()} ${lvl.padEnd(5)} [${source}] ${String(msg).replace(/\r\n|\r|\n/g, '\n    | ')}\n`);
+    if (ORDER[lvl] >= min)
+      write(
+        `${new Date().toISOString()} ${lvl.padEnd(5)} [${source}] ${String(msg).replace(/\r\n|\r|\n/g, '\n    | ')}\n`,
+      );
   };
   return {
     debug: (m) => line('debug', 'talon', m),

@@ -59,9 +59,12 @@ export function systemdNotifier(opts: NotifyOptions = {}): SystemdNotifier {
     ready() {
       send('READY=1', 'STATUS=running');
       if (watchdogMs !== null && timer === null) {
-        timer = setInterval(() => {
-          if (opts.healthy === undefined || opts.healthy()) send('WATCHDOG=1');
-        }, Math.max(1, Math.floor(watchdogMs / 3)));
+        timer = setInterval(
+          () => {
+            if (opts.healthy === undefined || opts.healthy()) send('WATCHDOG=1');
+          },
+          Math.max(1, Math.floor(watchdogMs / 3)),
+        );
         timer.unref();
       }
     },

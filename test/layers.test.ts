@@ -49,7 +49,8 @@ const ALLOWED: Record<string, (target: string, targetFile: string) => boolean> =
   host: () => true,
   cli: () => true,
 };
-const allowedForHand = (t: string, targetFile: string): boolean => t === 'sdk' || t === 'core' || targetFile === 'drivers/types.ts';
+const allowedForHand = (t: string, targetFile: string): boolean =>
+  t === 'sdk' || t === 'core' || targetFile === 'drivers/types.ts';
 
 function* sources(dir: string): Generator<string> {
   for (const e of readdirSync(join(repo, dir), { withFileTypes: true })) {
@@ -61,7 +62,8 @@ function* sources(dir: string): Generator<string> {
   }
 }
 
-const IMPORT = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)|^import\s*['"](\.{1,2}\/[^'"]+)['"]/gm;
+const IMPORT =
+  /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)|^import\s*['"](\.{1,2}\/[^'"]+)['"]/gm;
 
 export function importsOf(file: string): string[] {
   const src = readFileSync(join(repo, file), 'utf8');
@@ -101,7 +103,10 @@ test('the checker sees an upward import (it can fail)', () => {
   assert.equal(ALLOWED.core!('runtime', 'runtime/log.ts'), false);
   assert.equal(allowedForHand('runtime', 'runtime/api/areas.ts'), false);
   assert.equal(allowedForHand('drivers', 'drivers/types.ts'), true);
-  assert.ok(importsOf('runtime/host/kernel.ts').some((p) => p.startsWith('web-admin/')), 'the composition root imports the web admin');
+  assert.ok(
+    importsOf('runtime/host/kernel.ts').some((p) => p.startsWith('web-admin/')),
+    'the composition root imports the web admin',
+  );
 });
 
 test('no file in runtime/ or web-admin/ names a built-in Hand (the composition root passes the catalog)', () => {
@@ -113,7 +118,9 @@ test('no file in runtime/ or web-admin/ names a built-in Hand (the composition r
     for (const file of sources(top)) {
       if (file.startsWith('runtime/host/') || file.startsWith('runtime/cli/')) continue;
       const lines = readFileSync(join(repo, file), 'utf8').split('\n');
-      lines.forEach((l, i) => { if (word.test(l)) bad.push(`${file}:${i + 1}: ${l.trim().slice(0, 120)}`); });
+      lines.forEach((l, i) => {
+        if (word.test(l)) bad.push(`${file}:${i + 1}: ${l.trim().slice(0, 120)}`);
+      });
     }
   }
   assert.deepEqual(bad, [], `files that name a built-in Hand:\n${bad.join('\n')}`);

@@ -29,14 +29,15 @@ const ERROR_TEXT: Record<number, string> = {
   404: 'No such route or object',
   413: 'The body is over 64 KB',
   415: 'The body is not application/json',
-  421: 'HOST_NOT_ALLOWED: the Host is not one of this device\'s names or addresses (http.allowedHosts adds more)',
+  421: "HOST_NOT_ALLOWED: the Host is not one of this device's names or addresses (http.allowedHosts adds more)",
   429: 'Too many attempts: wait for Retry-After seconds',
   500: 'A fault inside Talon',
   503: 'A part is not available; AUDIT_UNAVAILABLE: the audit log cannot be written (a full disk), so the change was refused and nothing happened (Retry-After)',
   504: 'HAND_TIMEOUT: the Hand did not answer in time',
 };
 /** 503 on a Hand's route: mostly that its Hand does not run */
-const HAND_NOT_RUNNING_TEXT = 'HAND_NOT_RUNNING: the Hand that serves this route is not running (or not configured); AUDIT_UNAVAILABLE on a write whose audit entry cannot be written';
+const HAND_NOT_RUNNING_TEXT =
+  'HAND_NOT_RUNNING: the Hand that serves this route is not running (or not configured); AUDIT_UNAVAILABLE on a write whose audit entry cannot be written';
 
 const errorRef = { $ref: '#/components/schemas/Error' };
 
@@ -58,13 +59,19 @@ function errorStatuses(route: Route): number[] {
 
 function parameters(route: Route): unknown[] {
   const out: unknown[] = [];
-  for (const [where, schema] of [['path', route.params], ['query', route.query]] as const) {
+  for (const [where, schema] of [
+    ['path', route.params],
+    ['query', route.query],
+  ] as const) {
     if (!schema) continue;
     const props = (schema.properties ?? {}) as Record<string, Schema>;
     const required = new Set((schema.required ?? []) as string[]);
     for (const [name, s] of Object.entries(props)) {
       out.push({
-        name, in: where, required: where === 'path' || required.has(name), schema: s,
+        name,
+        in: where,
+        required: where === 'path' || required.has(name),
+        schema: s,
         ...(typeof s.description === 'string' ? { description: s.description } : {}),
       });
     }
@@ -72,14 +79,19 @@ function parameters(route: Route): unknown[] {
   return out;
 }
 
-export function buildOpenApi(routes: readonly Route[], info: { version: string; title?: string }): Record<string, unknown> {
+export function buildOpenApi(
+  routes: readonly Route[],
+  info: { version: string; title?: string },
+): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const responses: Record<string, unknown> = {};
     for (const [status, spec] of Object.entries(route.responses)) {
       responses[status] = {
         description: spec.description,
-        ...(spec.schema || spec.contentType ? { content: { [spec.contentType ?? 'application/json']: spec.schema ? { schema: spec.schema } : {} } } : {}),
+        ...(spec.schema || spec.contentType
+          ? { content: { [spec.contentType ?? 'application/json']: spec.schema ? { schema: spec.schema } : {} } }
+          : {}),
       };
     }
     for (const status of errorStatuses(route)) {
@@ -92,7 +104,9 @@ export function buildOpenApi(routes: readonly Route[], info: { version: string; 
       summary: route.summary,
       tags: [route.tag],
       ...(params.length > 0 ? { parameters: params } : {}),
-      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: route.body } } } } : {}),
+      ...(route.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: route.body } } } }
+        : {}),
       responses,
       ...(route.access === 'public' ? { security: [] } : {}),
       'x-access': route.access,
@@ -106,7 +120,8 @@ export function buildOpenApi(routes: readonly Route[], info: { version: string; 
     info: {
       title: info.title ?? 'Talon REST API',
       version: info.version,
-      description: 'The device\'s REST API. Log in (cookie session, with x-csrf-token on writes) or send Authorization: Bearer <token>. Errors are {error: {code, message, details}}.',
+      description:
+        "The device's REST API. Log in (cookie session, with x-csrf-token on writes) or send Authorization: Bearer <token>. Errors are {error: {code, message, details}}.",
     },
     servers: [{ url: '/' }],
     tags,

@@ -45,8 +45,20 @@ export type Access = 'public' | 'read' | 'write' | 'admin';
  * outside this list is refused when the routes are mounted (./routes/surfaces.ts).
  */
 export type Tag =
-  | 'system' | 'hands' | 'sensors' | 'alerts' | 'audit' | 'config' | 'llm' | 'chat'
-  | 'bus' | 'users' | 'tokens' | 'session' | 'provisioning' | 'secrets';
+  | 'system'
+  | 'hands'
+  | 'sensors'
+  | 'alerts'
+  | 'audit'
+  | 'config'
+  | 'llm'
+  | 'chat'
+  | 'bus'
+  | 'users'
+  | 'tokens'
+  | 'session'
+  | 'provisioning'
+  | 'secrets';
 
 export interface ResponseSpec {
   description: string;

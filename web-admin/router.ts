@@ -119,7 +119,11 @@ export class Router {
     if (!route.query) {
       // no query schema: no query parameters (what `additionalProperties: false` would say, one error per name)
       const unknown = Object.keys(query);
-      if (unknown.length > 0) throw invalidFields('query', unknown.slice(0, 20).map((k) => ({ path: `/${k}`, message: 'is not a known field' })));
+      if (unknown.length > 0)
+        throw invalidFields(
+          'query',
+          unknown.slice(0, 20).map((k) => ({ path: `/${k}`, message: 'is not a known field' })),
+        );
       return query;
     }
     const c = this.#compiledFor(route);
@@ -153,9 +157,16 @@ export class Router {
 function fieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
   return (errors ?? []).slice(0, 20).map((e) => {
     let path = e.instancePath || '/';
-    if (e.keyword === 'additionalProperties') path = `${e.instancePath}/${String((e.params as { additionalProperty: string }).additionalProperty)}`;
-    if (e.keyword === 'required') path = `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}`;
-    const message = e.keyword === 'additionalProperties' ? 'is not a known field' : e.keyword === 'required' ? 'is required' : e.message ?? 'is not valid';
+    if (e.keyword === 'additionalProperties')
+      path = `${e.instancePath}/${String((e.params as { additionalProperty: string }).additionalProperty)}`;
+    if (e.keyword === 'required')
+      path = `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}`;
+    const message =
+      e.keyword === 'additionalProperties'
+        ? 'is not a known field'
+        : e.keyword === 'required'
+          ? 'is required'
+          : (e.message ?? 'is not valid');
     return { path, message };
   });
 }
@@ -167,6 +178,8 @@ function invalid(where: 'path' | 'query' | 'body', errors: ErrorObject[] | null 
 function invalidFields(where: 'path' | 'query' | 'body', list: FieldError[]): TalonError {
   const first = list[0];
   const what = where === 'path' ? 'path parameter' : where === 'query' ? 'query parameter' : 'body field';
-  const message = first ? `${what} ${first.path === '/' ? '(the whole ' + where + ')' : first.path.replace(/^\//, '').replace(/\//g, '.')} ${first.message}` : `the ${where} is not valid`;
+  const message = first
+    ? `${what} ${first.path === '/' ? '(the whole ' + where + ')' : first.path.replace(/^\//, '').replace(/\//g, '.')} ${first.message}`
+    : `the ${where} is not valid`;
   return new TalonError('BAD_REQUEST', message.slice(0, 300), { details: { in: where, errors: list } });
 }

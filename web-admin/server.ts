@@ -47,7 +47,8 @@ export interface HttpServerOptions {
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 export class HttpServer {
   readonly auth: AuthService;
@@ -66,11 +67,19 @@ export class HttpServer {
     const surfaces = opts.surfaces ?? (opts.api as Partial<RuntimeApi> | undefined)?.handRequests?.surfaces ?? [];
     this.router = new Router(opts.routes ?? [...defaultRoutes, ...surfaceRoutes(surfaces)]);
     this.auth = new AuthService({
-      store: opts.store, audit: opts.audit, dataDir: opts.dataDir, cliToken: opts.cliToken, secure: this.#tls,
+      store: opts.store,
+      audit: opts.audit,
+      dataDir: opts.dataDir,
+      cliToken: opts.cliToken,
+      secure: this.#tls,
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
     this.#static = new StaticFiles(opts.webRoot);
-    this.#hosts = new HostGuard({ listen: opts.listen, ...(opts.listen.allowedHosts ? { allowedHosts: opts.listen.allowedHosts } : {}), ...(opts.clock ? { clock: opts.clock } : {}) });
+    this.#hosts = new HostGuard({
+      listen: opts.listen,
+      ...(opts.listen.allowedHosts ? { allowedHosts: opts.listen.allowedHosts } : {}),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
   }
 
   /** the one-time setup code while no account exists (the kernel prints it), else null */
@@ -109,9 +118,18 @@ export class HttpServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         if (err.code === 'EADDRINUSE') {
-          reject(new TalonError('PORT_IN_USE', `HTTP port ${host}:${port} is in use by another program; set http.port in the config or TALON_HTTP=host:port`));
+          reject(
+            new TalonError(
+              'PORT_IN_USE',
+              `HTTP port ${host}:${port} is in use by another program; set http.port in the config or TALON_HTTP=host:port`,
+            ),
+          );
         } else {
-          reject(new TalonError('LISTEN_FAILED', `cannot listen for HTTP on ${host}:${port}: ${err.message}`, { cause: err }));
+          reject(
+            new TalonError('LISTEN_FAILED', `cannot listen for HTTP on ${host}:${port}: ${err.message}`, {
+              cause: err,
+            }),
+          );
         }
       };
       server.once('error', onError);
@@ -139,7 +157,8 @@ export class HttpServer {
       await this.#route(req, res);
     } catch (err) {
       const e = TalonError.from(err);
-      if (e.status >= 500 && e.code === 'INTERNAL') this.#opts.logger?.error(`${req.method ?? ''} ${(req.url ?? '').split('?')[0]}: ${e.message}`);
+      if (e.status >= 500 && e.code === 'INTERNAL')
+        this.#opts.logger?.error(`${req.method ?? ''} ${(req.url ?? '').split('?')[0]}: ${e.message}`);
       sendError(res, e);
       if (!req.complete) req.resume();
     }
@@ -162,7 +181,8 @@ export class HttpServer {
     const pathname = url.pathname;
     // DNS rebinding and cross-site writes: only the device's own names, writes only from its own pages
     this.#hosts.check(req, method, pathname);
-    const isApi = pathname.startsWith('/api/') || pathname === '/api' || pathname === '/healthz' || pathname === '/metrics';
+    const isApi =
+      pathname.startsWith('/api/') || pathname === '/api' || pathname === '/healthz' || pathname === '/metrics';
     if (isApi) res.setHeader('cache-control', 'no-store');
     const match = this.router.match(method === 'HEAD' && !isApi ? 'GET' : method, pathname);
     if (match.kind === 'none') {
@@ -175,7 +195,10 @@ export class HttpServer {
     }
     if (match.kind === 'method') {
       res.setHeader('allow', match.allowed.join(', '));
-      throw new TalonError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${pathname.slice(0, 200)}; use ${match.allowed.join(' or ')}`);
+      throw new TalonError(
+        'METHOD_NOT_ALLOWED',
+        `${method} is not allowed on ${pathname.slice(0, 200)}; use ${match.allowed.join(' or ')}`,
+      );
     }
     const { route, params } = match;
     const who = await this.auth.authenticate(req);
@@ -189,8 +212,16 @@ export class HttpServer {
     const ac = new AbortController();
     res.once('close', () => ac.abort());
     const result = await route.handler({
-      api: this.#opts.api, principal: who.principal, caller: { actor: who.principal.actor },
-      params, query, body, req, res, signal: ac.signal, auth: this.auth,
+      api: this.#opts.api,
+      principal: who.principal,
+      caller: { actor: who.principal.actor },
+      params,
+      query,
+      body,
+      req,
+      res,
+      signal: ac.signal,
+      auth: this.auth,
       session: who.sessionId && who.csrf ? { id: who.sessionId, csrf: who.csrf } : null,
       ip: req.socket?.remoteAddress ?? 'unknown',
       routes: this.router.routes,
@@ -213,7 +244,12 @@ function readJson(req: IncomingMessage): Promise<unknown> {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_BODY_BYTES) {
       req.resume();
-      reject(new TalonError('PAYLOAD_TOO_LARGE', `the request body is ${declared} bytes; at most ${MAX_BODY_BYTES} are accepted`));
+      reject(
+        new TalonError(
+          'PAYLOAD_TOO_LARGE',
+          `the request body is ${declared} bytes; at most ${MAX_BODY_BYTES} are accepted`,
+        ),
+      );
       return;
     }
     const chunks: Buffer[] = [];
@@ -238,7 +274,12 @@ function readJson(req: IncomingMessage): Promise<unknown> {
       try {
         resolve(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks))));
       } catch (err) {
-        reject(new TalonError('BAD_REQUEST', `the request body is not valid UTF-8 JSON: ${(err as Error).message.slice(0, 200)}`));
+        reject(
+          new TalonError(
+            'BAD_REQUEST',
+            `the request body is not valid UTF-8 JSON: ${(err as Error).message.slice(0, 200)}`,
+          ),
+        );
       }
     });
   });
@@ -246,7 +287,10 @@ function readJson(req: IncomingMessage): Promise<unknown> {
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 

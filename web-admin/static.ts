@@ -11,9 +11,17 @@ import { TalonError } from '../runtime/core/errors.ts';
 import { distDir } from '../runtime/paths.ts';
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png',
-  '.ico': 'image/x-icon', '.webmanifest': 'application/manifest+json', '.txt': 'text/plain; charset=utf-8', '.woff2': 'font/woff2',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.webmanifest': 'application/manifest+json',
+  '.txt': 'text/plain; charset=utf-8',
+  '.woff2': 'font/woff2',
 };
 /** `name-<8+ hex or base32>.ext`: content-addressed, safe to cache forever */
 const HASHED = /[.-][A-Za-z0-9_]{8,}\.[a-z0-9]+$/;
@@ -22,7 +30,11 @@ export function defaultWebRoot(): string {
   return join(distDir(), 'web');
 }
 
-interface Cached { body: Buffer; etag: string; mtimeMs: number }
+interface Cached {
+  body: Buffer;
+  etag: string;
+  mtimeMs: number;
+}
 
 export class StaticFiles {
   readonly root: string;
@@ -51,7 +63,10 @@ export class StaticFiles {
     const accept = String(req.headers['accept-encoding'] ?? '');
     let served = file;
     let encoding: string | null = null;
-    for (const [enc, suffix] of [['br', '.br'], ['gzip', '.gz']] as const) {
+    for (const [enc, suffix] of [
+      ['br', '.br'],
+      ['gzip', '.gz'],
+    ] as const) {
       if (new RegExp(`\\b${enc}\\b`).test(accept) && existsSync(file + suffix)) {
         served = file + suffix;
         encoding = enc;
@@ -90,7 +105,11 @@ export class StaticFiles {
     const hit = this.#cache.get(file);
     if (hit && hit.mtimeMs === st.mtimeMs) return hit;
     const body = readFileSync(file);
-    const c = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`, mtimeMs: st.mtimeMs };
+    const c = {
+      body,
+      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+      mtimeMs: st.mtimeMs,
+    };
     this.#cache.set(file, c);
     return c;
   }

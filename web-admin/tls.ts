@@ -23,11 +23,17 @@ export interface TlsMaterial {
 
 export async function loadTls(opts: TlsOptions, dataDir: string): Promise<TlsMaterial> {
   if (opts.cert !== undefined || opts.key !== undefined) {
-    if (opts.cert === undefined || opts.key === undefined) throw new TalonError('CONFIG_INVALID', 'http.tls needs both cert and key, or neither (then a self-signed certificate is made)');
+    if (opts.cert === undefined || opts.key === undefined)
+      throw new TalonError(
+        'CONFIG_INVALID',
+        'http.tls needs both cert and key, or neither (then a self-signed certificate is made)',
+      );
     try {
       return { cert: readFileSync(opts.cert, 'utf8'), key: readFileSync(opts.key, 'utf8'), created: false };
     } catch (err) {
-      throw new TalonError('CONFIG_INVALID', `cannot read the TLS certificate or key: ${(err as Error).message}`, { cause: err });
+      throw new TalonError('CONFIG_INVALID', `cannot read the TLS certificate or key: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   const dir = join(dataDir, 'tls');
@@ -39,12 +45,21 @@ export async function loadTls(opts: TlsOptions, dataDir: string): Promise<TlsMat
   const { generate } = (await import('selfsigned')) as unknown as typeof import('selfsigned');
   const host = hostname();
   const pems = generate([{ name: 'commonName', value: host }], {
-    keySize: 2048, days: 3650, algorithm: 'sha256',
+    keySize: 2048,
+    days: 3650,
+    algorithm: 'sha256',
     extensions: [
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
       { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 2, value: host }, { type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: host },
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+        ],
+      },
     ],
   });
   mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -56,17 +56,20 @@ export interface OnoffBackendOptions {
 
 export class OnoffBackend implements GpioBackend {
   readonly kind = 'onoff' as const;
-  private Gpio: OnoffCtor | null = null;
-  constructor(private readonly opts: OnoffBackendOptions = {}) {}
+  #Gpio: OnoffCtor | null = null;
+  readonly #opts: OnoffBackendOptions;
+  constructor(opts: OnoffBackendOptions = {}) {
+    this.#opts = opts;
+  }
 
   async open(req: PinRequest): Promise<PinHandle> {
-    this.Gpio ??= await loadOnoff();
-    const Gpio = this.Gpio;
+    this.#Gpio ??= await loadOnoff();
+    const Gpio = this.#Gpio;
     const direction = req.direction === 'out' ? (req.initial === 1 ? 'high' : 'low') : 'in';
     const edge = req.direction === 'in' && req.interrupts ? 'both' : undefined;
     // active-low is the driver's job: reset whatever a previous user left in active_low
     const options = { activeLow: false, reconfigureDirection: true };
-    const attempts = this.opts.attempts ?? 5;
+    const attempts = this.#opts.attempts ?? 5;
     let gpio: OnoffGpio | null = null;
     for (let i = 1; gpio === null; i++) {
       try {
@@ -76,7 +79,7 @@ export class OnoffBackend implements GpioBackend {
         // right after export the pin's files may not exist or be writable yet; then the pin
         // counts as exported and the next attempt configures it
         if (i >= attempts || (code !== 'ENOENT' && code !== 'EACCES')) throw err;
-        await new Promise((r) => setTimeout(r, this.opts.retryDelayMs ?? 50));
+        await new Promise((r) => setTimeout(r, this.#opts.retryDelayMs ?? 50));
       }
     }
     const g = gpio;
@@ -113,25 +116,26 @@ export class OnoffBackend implements GpioBackend {
  */
 export class SimGpio implements GpioBackend {
   readonly kind = 'sim' as const;
-  private readonly levels = new Map<number, Level>();
-  private readonly open_ = new Map<number, { direction: 'in' | 'out'; watchers: Set<(err: null, level: Level) => void> }>();
+  readonly #levels = new Map<number, Level>();
+  readonly #open_ = new Map<number, { direction: 'in' | 'out'; watchers: Set<(err: null, level: Level) => void> }>();
   /** GPIO numbers ever opened, in order (for tests) */
   readonly opened: number[] = [];
 
   async open(req: PinRequest): Promise<PinHandle> {
-    if (this.open_.has(req.gpio)) throw Object.assign(new Error(`gpio${req.gpio} is already in use`), { code: 'EBUSY' });
+    if (this.#open_.has(req.gpio))
+      throw Object.assign(new Error(`gpio${req.gpio} is already in use`), { code: 'EBUSY' });
     const pin = { direction: req.direction, watchers: new Set<(err: null, level: Level) => void>() };
-    this.open_.set(req.gpio, pin);
+    this.#open_.set(req.gpio, pin);
     this.opened.push(req.gpio);
-    if (req.direction === 'out') this.levels.set(req.gpio, req.initial ?? 0);
-    else if (!this.levels.has(req.gpio)) this.levels.set(req.gpio, 0);
+    if (req.direction === 'out') this.#levels.set(req.gpio, req.initial ?? 0);
+    else if (!this.#levels.has(req.gpio)) this.#levels.set(req.gpio, 0);
     let closed = false;
     return {
-      read: async () => this.levels.get(req.gpio) ?? 0,
+      read: async () => this.#levels.get(req.gpio) ?? 0,
       write: async (level) => {
         if (closed) throw new Error(`gpio${req.gpio} is closed`);
         if (pin.direction !== 'out') throw Object.assign(new Error(`gpio${req.gpio} is an input`), { code: 'EPERM' });
-        this.levels.set(req.gpio, level);
+        this.#levels.set(req.gpio, level);
       },
       watch: (cb) => {
         pin.watchers.add(cb);
@@ -140,25 +144,25 @@ export class SimGpio implements GpioBackend {
         if (closed) return;
         closed = true;
         pin.watchers.clear();
-        this.open_.delete(req.gpio);
+        this.#open_.delete(req.gpio);
       },
     };
   }
 
   /** drive an input to `level` (raw, before active-low) */
   set(gpio: number, level: Level): void {
-    if (this.levels.get(gpio) === level) return;
-    this.levels.set(gpio, level);
-    const pin = this.open_.get(gpio);
+    if (this.#levels.get(gpio) === level) return;
+    this.#levels.set(gpio, level);
+    const pin = this.#open_.get(gpio);
     if (pin?.direction === 'in') for (const w of [...pin.watchers]) w(null, level);
   }
 
   /** the raw level of a pin (an output's last write) */
   level(gpio: number): Level | undefined {
-    return this.levels.get(gpio);
+    return this.#levels.get(gpio);
   }
 
   isOpen(gpio: number): boolean {
-    return this.open_.has(gpio);
+    return this.#open_.has(gpio);
   }
 }

@@ -26,7 +26,11 @@ export function listChips(sysRoot = '/sys'): GpioChip[] {
   try {
     names = readdirSync(dir).filter((n) => /^gpiochip\d+$/.test(n));
   } catch (err) {
-    throw new TalonError('SENSOR_UNAVAILABLE', `no GPIO on this machine: ${dir} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+    throw new TalonError(
+      'SENSOR_UNAVAILABLE',
+      `no GPIO on this machine: ${dir} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      { cause: err },
+    );
   }
   const chips: GpioChip[] = [];
   for (const name of names) {
@@ -49,10 +53,15 @@ export function listChips(sysRoot = '/sys'): GpioChip[] {
  */
 export function findHeaderChip(sysRoot = '/sys', label?: string): GpioChip {
   const chips = listChips(sysRoot);
-  if (chips.length === 0) throw new TalonError('SENSOR_UNAVAILABLE', `no GPIO chip under ${join(sysRoot, 'class', 'gpio')}`);
+  if (chips.length === 0)
+    throw new TalonError('SENSOR_UNAVAILABLE', `no GPIO chip under ${join(sysRoot, 'class', 'gpio')}`);
   if (label !== undefined) {
     const c = chips.find((x) => x.label === label);
-    if (!c) throw new TalonError('SENSOR_UNAVAILABLE', `no GPIO chip labelled ${JSON.stringify(label)} (found: ${chips.map((x) => x.label).join(', ')})`);
+    if (!c)
+      throw new TalonError(
+        'SENSOR_UNAVAILABLE',
+        `no GPIO chip labelled ${JSON.stringify(label)} (found: ${chips.map((x) => x.label).join(', ')})`,
+      );
     return c;
   }
   for (const l of PI_PINCTRL_LABELS) {

@@ -47,50 +47,68 @@ interface Pin {
 
 export class GpioDriver extends BaseDriver {
   readonly backend: GpioBackend;
-  private readonly cfg: GpioDriverConfig;
-  private readonly pins: Pin[];
-  private readonly sensorInfos: SensorInfo[];
-  private readonly actuatorInfos: ActuatorInfo[];
-  private chip: GpioChip | null = null;
-  private generation = 0;
+  readonly #cfg: GpioDriverConfig;
+  readonly #pins: Pin[];
+  readonly #sensorInfos: SensorInfo[];
+  readonly #actuatorInfos: ActuatorInfo[];
+  #chip: GpioChip | null = null;
+  #generation = 0;
 
   constructor(config: GpioDriverConfig, deps: GpioDriverDeps = {}) {
     super({ name: config.name, type: 'gpio', clock: deps.clock, onListenerError: deps.onListenerError });
-    this.cfg = config;
+    this.#cfg = config;
     this.backend = deps.backend ?? (config.backend === 'sim' ? new SimGpio() : new OnoffBackend());
     const ids = new Set<string>();
     const bcms = new Set<number>();
     for (const p of config.pins) {
-      if (ids.has(p.id)) throw new TalonError('CONFIG_INVALID', `gpio driver ${config.name}: pin id ${p.id} is used twice`);
-      if (bcms.has(p.bcm)) throw new TalonError('CONFIG_INVALID', `gpio driver ${config.name}: BCM ${p.bcm} is configured twice`);
-      if (!Number.isInteger(p.bcm) || p.bcm < 0 || p.bcm > 53) throw new TalonError('CONFIG_INVALID', `gpio pin ${p.id}: bcm must be 0-53 (got ${p.bcm})`);
+      if (ids.has(p.id))
+        throw new TalonError('CONFIG_INVALID', `gpio driver ${config.name}: pin id ${p.id} is used twice`);
+      if (bcms.has(p.bcm))
+        throw new TalonError('CONFIG_INVALID', `gpio driver ${config.name}: BCM ${p.bcm} is configured twice`);
+      if (!Number.isInteger(p.bcm) || p.bcm < 0 || p.bcm > 53)
+        throw new TalonError('CONFIG_INVALID', `gpio pin ${p.id}: bcm must be 0-53 (got ${p.bcm})`);
       ids.add(p.id);
       bcms.add(p.bcm);
     }
-    this.pins = config.pins.map((cfg) => ({ cfg, handle: null, stable: null, seen: null, debounce: null, poll: null, polling: false }));
-    this.sensorInfos = config.pins.filter((p) => p.direction === 'in').map((p) => ({
-      id: p.id, name: p.name ?? p.id, kind: 'boolean', mode: 'pushed',
-      ...(p.deviceClass === undefined ? {} : { deviceClass: p.deviceClass }),
+    this.#pins = config.pins.map((cfg) => ({
+      cfg,
+      handle: null,
+      stable: null,
+      seen: null,
+      debounce: null,
+      poll: null,
+      polling: false,
     }));
-    this.actuatorInfos = config.pins.filter((p) => p.direction === 'out').map((p) => ({ id: p.id, name: p.name ?? p.id, kind: 'boolean', pin: p.bcm }));
+    this.#sensorInfos = config.pins
+      .filter((p) => p.direction === 'in')
+      .map((p) => ({
+        id: p.id,
+        name: p.name ?? p.id,
+        kind: 'boolean',
+        mode: 'pushed',
+        ...(p.deviceClass === undefined ? {} : { deviceClass: p.deviceClass }),
+      }));
+    this.#actuatorInfos = config.pins
+      .filter((p) => p.direction === 'out')
+      .map((p) => ({ id: p.id, name: p.name ?? p.id, kind: 'boolean', pin: p.bcm }));
   }
 
   /** the chip found at the last start (null for the sim backend or a fixed base) */
   get headerChip(): GpioChip | null {
-    return this.chip;
+    return this.#chip;
   }
 
   /** the sysfs GPIO number of a BCM pin (valid after start) */
   gpioNumber(bcm: number): number {
-    return this.base() + bcm;
+    return this.#base() + bcm;
   }
 
   protected sensorList(): SensorInfo[] {
-    return this.sensorInfos;
+    return this.#sensorInfos;
   }
 
   protected override actuatorList(): ActuatorInfo[] {
-    return this.actuatorInfos;
+    return this.#actuatorInfos;
   }
 
   protected sample(info: SensorInfo): unknown {
@@ -98,30 +116,43 @@ export class GpioDriver extends BaseDriver {
     throw new TalonError('SENSOR_UNAVAILABLE', `sensor ${info.id} is pushed, not polled`);
   }
 
-  private base(): number {
-    if (this.cfg.base !== undefined) return this.cfg.base;
+  #base(): number {
+    if (this.#cfg.base !== undefined) return this.#cfg.base;
     if (this.backend.kind === 'sim') return 0;
-    return this.chip?.base ?? 0;
+    return this.#chip?.base ?? 0;
   }
 
   protected async onStart(): Promise<void> {
-    const gen = ++this.generation;
-    this.chip = null;
-    if (this.cfg.base === undefined && this.backend.kind === 'onoff') {
-      this.chip = findHeaderChip(this.cfg.sysRoot ?? '/sys', this.cfg.chip);
-      for (const p of this.pins) {
-        if (p.cfg.bcm >= this.chip.ngpio) throw new TalonError('CONFIG_INVALID', `gpio pin ${p.cfg.id}: BCM ${p.cfg.bcm} is beyond ${this.chip.label} (${this.chip.ngpio} lines)`);
+    const gen = ++this.#generation;
+    this.#chip = null;
+    if (this.#cfg.base === undefined && this.backend.kind === 'onoff') {
+      this.#chip = findHeaderChip(this.#cfg.sysRoot ?? '/sys', this.#cfg.chip);
+      for (const p of this.#pins) {
+        if (p.cfg.bcm >= this.#chip.ngpio)
+          throw new TalonError(
+            'CONFIG_INVALID',
+            `gpio pin ${p.cfg.id}: BCM ${p.cfg.bcm} is beyond ${this.#chip.label} (${this.#chip.ngpio} lines)`,
+          );
       }
     }
-    for (const p of this.pins) {
+    for (const p of this.#pins) {
       const c = p.cfg;
-      const pollMs = c.pollMs ?? this.cfg.pollMs;
+      const pollMs = c.pollMs ?? this.#cfg.pollMs;
       p.polling = c.direction === 'in' && pollMs !== undefined;
-      const initial: Level = this.raw(c, c.initial ?? false);
+      const initial: Level = this.#raw(c, c.initial ?? false);
       try {
-        p.handle = await this.backend.open({ gpio: this.gpioNumber(c.bcm), direction: c.direction, initial, interrupts: c.direction === 'in' && !p.polling });
+        p.handle = await this.backend.open({
+          gpio: this.gpioNumber(c.bcm),
+          direction: c.direction,
+          initial,
+          interrupts: c.direction === 'in' && !p.polling,
+        });
       } catch (err) {
-        throw new TalonError('SENSOR_UNAVAILABLE', `gpio pin ${c.id} (BCM ${c.bcm}, gpio${this.gpioNumber(c.bcm)}) cannot be opened: ${(err as Error).message}`, { cause: err });
+        throw new TalonError(
+          'SENSOR_UNAVAILABLE',
+          `gpio pin ${c.id} (BCM ${c.bcm}, gpio${this.gpioNumber(c.bcm)}) cannot be opened: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       if (c.direction === 'out') continue;
       const level = await p.handle.read();
@@ -130,9 +161,9 @@ export class GpioDriver extends BaseDriver {
       if (!p.polling) {
         try {
           p.handle.watch((err, lvl) => {
-            if (gen !== this.generation) return;
+            if (gen !== this.#generation) return;
             if (err) this.pushError(c.id, err);
-            else this.change(p, lvl, gen);
+            else this.#change(p, lvl, gen);
           });
         } catch {
           // a line without interrupt support: poll it instead
@@ -140,18 +171,18 @@ export class GpioDriver extends BaseDriver {
           this.count('pollFallbacks');
         }
       }
-      if (p.polling) p.poll = this.clock.setInterval(() => this.pollPin(p, gen), pollMs ?? FALLBACK_POLL_MS);
+      if (p.polling) p.poll = this.clock.setInterval(() => this.#pollPin(p, gen), pollMs ?? FALLBACK_POLL_MS);
     }
   }
 
   /** the initial level of every input, once the driver counts as running */
   protected override onStarted(): void {
-    for (const p of this.pins) if (p.cfg.direction === 'in' && p.stable !== null) this.deliver(p, p.stable, true);
+    for (const p of this.#pins) if (p.cfg.direction === 'in' && p.stable !== null) this.#deliver(p, p.stable, true);
   }
 
   protected async onStop(): Promise<void> {
-    this.generation++;
-    for (const p of this.pins) {
+    this.#generation++;
+    for (const p of this.#pins) {
       if (p.poll !== null) this.clock.clearInterval(p.poll);
       if (p.debounce !== null) this.clock.clearTimeout(p.debounce);
       p.poll = null;
@@ -168,62 +199,68 @@ export class GpioDriver extends BaseDriver {
   }
 
   protected override async actuate(a: ActuatorInfo, value: boolean | number): Promise<void> {
-    const p = this.pins.find((x) => x.cfg.id === a.id);
+    const p = this.#pins.find((x) => x.cfg.id === a.id);
     if (!p?.handle) throw new TalonError('SENSOR_UNAVAILABLE', `actuator ${a.id} is not open`);
-    await p.handle.write(this.raw(p.cfg, value === true));
+    await p.handle.write(this.#raw(p.cfg, value === true));
   }
 
   /** logical → raw level */
-  private raw(c: GpioPinConfig, active: boolean): Level {
-    return (active !== (c.activeLow === true)) ? 1 : 0;
+  #raw(c: GpioPinConfig, active: boolean): Level {
+    return active !== (c.activeLow === true) ? 1 : 0;
   }
 
-  private pollPin(p: Pin, gen: number): void {
-    if (!p.handle || gen !== this.generation) return;
-    p.handle.read().then((lvl) => {
-      if (gen !== this.generation) return;
-      if (lvl !== p.seen) {
-        p.seen = lvl;
-        this.change(p, lvl, gen);
-      }
-    }, (err) => {
-      if (gen === this.generation) this.pushError(p.cfg.id, err);
-    });
+  #pollPin(p: Pin, gen: number): void {
+    if (!p.handle || gen !== this.#generation) return;
+    p.handle.read().then(
+      (lvl) => {
+        if (gen !== this.#generation) return;
+        if (lvl !== p.seen) {
+          p.seen = lvl;
+          this.#change(p, lvl, gen);
+        }
+      },
+      (err) => {
+        if (gen === this.#generation) this.pushError(p.cfg.id, err);
+      },
+    );
   }
 
   /** a raw change seen (interrupt or poll): accept it now or after it held for debounceMs */
-  private change(p: Pin, lvl: Level, gen: number): void {
+  #change(p: Pin, lvl: Level, gen: number): void {
     this.count('changes');
     const ms = p.cfg.debounceMs ?? 0;
     if (ms <= 0) {
-      this.settle(p, lvl);
+      this.#settle(p, lvl);
       return;
     }
     if (p.debounce !== null) this.clock.clearTimeout(p.debounce);
     p.debounce = this.clock.setTimeout(() => {
       p.debounce = null;
-      if (!p.handle || gen !== this.generation) return;
-      p.handle.read().then((now) => {
-        if (gen !== this.generation) return;
-        p.seen = now;
-        this.settle(p, now);
-      }, (err) => {
-        if (gen === this.generation) this.pushError(p.cfg.id, err);
-      });
+      if (!p.handle || gen !== this.#generation) return;
+      p.handle.read().then(
+        (now) => {
+          if (gen !== this.#generation) return;
+          p.seen = now;
+          this.#settle(p, now);
+        },
+        (err) => {
+          if (gen === this.#generation) this.pushError(p.cfg.id, err);
+        },
+      );
     }, ms);
   }
 
-  private settle(p: Pin, lvl: Level): void {
+  #settle(p: Pin, lvl: Level): void {
     if (lvl === p.stable) {
       this.count('bounces');
       return;
     }
     p.stable = lvl;
     this.count('edges');
-    this.deliver(p, lvl, false);
+    this.#deliver(p, lvl, false);
   }
 
-  private deliver(p: Pin, lvl: Level, initial: boolean): void {
+  #deliver(p: Pin, lvl: Level, initial: boolean): void {
     const active = (lvl === 1) !== (p.cfg.activeLow === true);
     const edge = p.cfg.edge ?? 'both';
     // the initial level, and edges the config wants, go to listeners; others only update read()

@@ -22,7 +22,15 @@ import type { Driver, DriverHealth, Reading, SensorInfo, SensorValue, ActuatorIn
 import { TalonError, type ErrorJSON } from '../../runtime/core/errors.ts';
 import { systemClock, systemRandom, type Clock, type Random } from '../../runtime/core/clock.ts';
 import { LineSplitter, lineParser, MAX_LINE, type FieldValue, type LineResult } from './protocols.ts';
-import { ModbusMaster, planReads, decodeRaw, scaleValue, registerCount, type ReadPlan, type ReadResult } from './modbus.ts';
+import {
+  ModbusMaster,
+  planReads,
+  decodeRaw,
+  scaleValue,
+  registerCount,
+  type ReadPlan,
+  type ReadResult,
+} from './modbus.ts';
 import { serialDriverSchema, type SerialDriverConfig, type SensorKind, type SerialSensorConfig } from './schema.ts';
 
 /** the part of a serialport SerialPort the driver uses (so a test may hand in another) */
@@ -70,15 +78,29 @@ interface RegSensor {
 const BAD_STREAK = 10;
 
 const COUNTERS = [
-  'lines', 'parsed', 'badLines', 'badChecksums', 'oversize', 'ignored', 'faults',
-  'reconnects', 'disconnects', 'openFailures', 'portErrors',
-  'requests', 'responses', 'timeouts', 'exceptions', 'polls',
+  'lines',
+  'parsed',
+  'badLines',
+  'badChecksums',
+  'oversize',
+  'ignored',
+  'faults',
+  'reconnects',
+  'disconnects',
+  'openFailures',
+  'portErrors',
+  'requests',
+  'responses',
+  'timeouts',
+  'exceptions',
+  'polls',
   /** read(): answered with a value / failed (any code) for a known sensor */
-  'reads', 'errors',
+  'reads',
+  'errors',
 ] as const;
-type Counter = typeof COUNTERS[number];
+type Counter = (typeof COUNTERS)[number];
 
-let validate: ((d: unknown) => boolean) & { errors?: ErrorObject[] | null } | undefined;
+let validate: (((d: unknown) => boolean) & { errors?: ErrorObject[] | null }) | undefined;
 
 /**
  * Checks a serial driver config against the schema and the rules it cannot say; returns
@@ -87,7 +109,12 @@ let validate: ((d: unknown) => boolean) & { errors?: ErrorObject[] | null } | un
 export function checkSerialConfig(config: unknown): string[] {
   validate ??= createAjv('strict').compile(serialDriverSchema);
   if (!validate(config)) {
-    return (validate.errors ?? []).filter((e) => e.keyword !== 'if').map((e) => `${e.instancePath || '(root)'}: ${e.message ?? 'invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
+    return (validate.errors ?? [])
+      .filter((e) => e.keyword !== 'if')
+      .map(
+        (e) =>
+          `${e.instancePath || '(root)'}: ${e.message ?? 'invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`,
+      );
   }
   const c = config as SerialDriverConfig;
   const problems: string[] = [];
@@ -100,12 +127,16 @@ export function checkSerialConfig(config: unknown): string[] {
   if (c.protocol === 'csv' && c.columns) {
     for (const s of c.sensors ?? []) {
       const field = s.field ?? s.id;
-      if (!c.columns.includes(field)) problems.push(`/sensors: "${s.id}" reads field "${field}", which is not one of the columns (${c.columns.join(', ')})`);
+      if (!c.columns.includes(field))
+        problems.push(
+          `/sensors: "${s.id}" reads field "${field}", which is not one of the columns (${c.columns.join(', ')})`,
+        );
     }
   }
   if (c.protocol === 'modbus') {
     for (const r of c.modbus?.registers ?? []) {
-      if (r.address + registerCount(r.type) > 0x10000) problems.push(`/modbus/registers: "${r.id}" (${r.type} at ${r.address}) runs past register 65535`);
+      if (r.address + registerCount(r.type) > 0x10000)
+        problems.push(`/modbus/registers: "${r.id}" (${r.type} at ${r.address}) runs past register 65535`);
     }
   }
   const rc = c.reconnect;
@@ -119,8 +150,10 @@ const NMEA_KINDS: Record<string, SensorKind> = { time: 'string', date: 'string',
 
 function coerce(kind: SensorKind, v: FieldValue): SensorValue | undefined {
   switch (kind) {
-    case 'number': return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
-    case 'string': return typeof v === 'string' ? v : String(v);
+    case 'number':
+      return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+    case 'string':
+      return typeof v === 'string' ? v : String(v);
     case 'boolean': {
       if (typeof v === 'boolean') return v;
       if (v === 1 || v === 0) return v === 1;
@@ -215,7 +248,8 @@ export class SerialDriver implements Driver {
   constructor(config: SerialDriverConfig, opts: SerialDriverOptions = {}) {
     const problems = checkSerialConfig(config);
     if (problems.length > 0) {
-      const name = typeof (config as { name?: unknown })?.name === 'string' ? ` "${(config as { name: string }).name}"` : '';
+      const name =
+        typeof (config as { name?: unknown })?.name === 'string' ? ` "${(config as { name: string }).name}"` : '';
       throw new TalonError('CONFIG_INVALID', `serial driver${name}: ${problems.join('; ')}`, { details: { problems } });
     }
     this.#cfg = config;
@@ -262,13 +296,16 @@ export class SerialDriver implements Driver {
       }
       const maxLine = config.maxLineBytes ?? MAX_LINE;
       this.#parse = lineParser(config.protocol, { columns: config.columns, maxLine });
-      this.#splitter = new LineSplitter({
-        line: (l) => this.#onLine(l),
-        oversize: () => {
-          this.#counters.oversize++;
-          this.#bad(`a line longer than ${maxLine} bytes was dropped`);
+      this.#splitter = new LineSplitter(
+        {
+          line: (l) => this.#onLine(l),
+          oversize: () => {
+            this.#counters.oversize++;
+            this.#bad(`a line longer than ${maxLine} bytes was dropped`);
+          },
         },
-      }, maxLine);
+        maxLine,
+      );
     }
   }
 
@@ -326,7 +363,9 @@ export class SerialDriver implements Driver {
   }
 
   #open(): Promise<void> {
-    const p = this.#openOnce().finally(() => { if (this.#opening === p) this.#opening = undefined; });
+    const p = this.#openOnce().finally(() => {
+      if (this.#opening === p) this.#opening = undefined;
+    });
     this.#opening = p;
     return p;
   }
@@ -346,7 +385,10 @@ export class SerialDriver implements Driver {
       port.open((err) => {
         if (gen !== this.#gen || !this.#running) {
           // stopped (or superseded) while opening: let go of it
-          if (!err) { void closePort(port).then(resolve); return; }
+          if (!err) {
+            void closePort(port).then(resolve);
+            return;
+          }
           resolve();
           return;
         }
@@ -385,9 +427,13 @@ export class SerialDriver implements Driver {
     this.#counters.openFailures++;
     const msg = (err instanceof Error ? err.message : String(err)).replace(/^(Error: )+/, '');
     const inUse = /lock|resource temporarily unavailable|busy/i.test(msg);
-    this.#lastError = new TalonError('SENSOR_UNAVAILABLE', inUse
-      ? `serial port ${this.#cfg.path} is in use by another program or driver (${msg}); retrying`
-      : `cannot open serial port ${this.#cfg.path}: ${msg}; retrying`, { details: { path: this.#cfg.path } });
+    this.#lastError = new TalonError(
+      'SENSOR_UNAVAILABLE',
+      inUse
+        ? `serial port ${this.#cfg.path} is in use by another program or driver (${msg}); retrying`
+        : `cannot open serial port ${this.#cfg.path}: ${msg}; retrying`,
+      { details: { path: this.#cfg.path } },
+    );
     this.#scheduleReconnect();
   }
 
@@ -450,8 +496,11 @@ export class SerialDriver implements Driver {
     this.#planErrors.clear();
     port.removeAllListeners();
     port.on('error', () => {});
-    this.#lastError = new TalonError('SENSOR_UNAVAILABLE',
-      `serial port ${this.#cfg.path} went away${err?.message ? ` (${err.message})` : ''}; reconnecting`, { details: { path: this.#cfg.path } });
+    this.#lastError = new TalonError(
+      'SENSOR_UNAVAILABLE',
+      `serial port ${this.#cfg.path} went away${err?.message ? ` (${err.message})` : ''}; reconnecting`,
+      { details: { path: this.#cfg.path } },
+    );
     this.#attempt = 0;
     this.#scheduleReconnect();
   }
@@ -472,7 +521,10 @@ export class SerialDriver implements Driver {
     } catch (err) {
       // a bug here must not take the kernel down with it
       this.#counters.portErrors++;
-      this.#lastError = new TalonError('SENSOR_FAULT', `serial driver ${this.name} failed on input: ${(err as Error).message}`);
+      this.#lastError = new TalonError(
+        'SENSOR_FAULT',
+        `serial driver ${this.name} failed on input: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -486,11 +538,20 @@ export class SerialDriver implements Driver {
     const r = this.#parse!(line);
     if (!r.ok) {
       switch (r.code) {
-        case 'empty': return;
-        case 'unsupported': this.#counters.ignored++; return;
-        case 'bad_checksum': this.#counters.badChecksums++; break;
-        case 'oversize': this.#counters.oversize++; break;
-        case 'garbage': this.#counters.badLines++; break;
+        case 'empty':
+          return;
+        case 'unsupported':
+          this.#counters.ignored++;
+          return;
+        case 'bad_checksum':
+          this.#counters.badChecksums++;
+          break;
+        case 'oversize':
+          this.#counters.oversize++;
+          break;
+        case 'garbage':
+          this.#counters.badLines++;
+          break;
       }
       this.#bad(r.message);
       return;
@@ -509,7 +570,11 @@ export class SerialDriver implements Driver {
           this.#counters.faults++;
           this.#latest.set(s.info.id, {
             ts,
-            error: new TalonError('SENSOR_FAULT', `sensor ${s.info.id}: field "${field}" is ${JSON.stringify(raw).slice(0, 60)}, not a ${s.info.kind}`, { details: { field } }),
+            error: new TalonError(
+              'SENSOR_FAULT',
+              `sensor ${s.info.id}: field "${field}" is ${JSON.stringify(raw).slice(0, 60)}, not a ${s.info.kind}`,
+              { details: { field } },
+            ),
           });
           continue;
         }
@@ -524,7 +589,9 @@ export class SerialDriver implements Driver {
     for (const l of this.#listeners) {
       try {
         l(r);
-      } catch { /* a listener's problem is its own */ }
+      } catch {
+        /* a listener's problem is its own */
+      }
     }
   }
 
@@ -535,7 +602,10 @@ export class SerialDriver implements Driver {
     if (!port || !this.#connected) return Promise.reject(new Error(`serial port ${this.#cfg.path} is not open`));
     return new Promise((resolve, reject) => {
       port.write(bytes, (err) => {
-        if (err) { reject(err); return; }
+        if (err) {
+          reject(err);
+          return;
+        }
         port.drain((e) => (e ? reject(e) : resolve()));
       });
     });
@@ -576,7 +646,13 @@ export class SerialDriver implements Driver {
         const value = scaleValue(decodeRaw(r.registers, at, spec.type, spec.wordOrder ?? 'big'), s.scale, s.offset);
         if (value === undefined) {
           this.#counters.faults++;
-          this.#latest.set(spec.id, { ts, error: new TalonError('SENSOR_FAULT', `sensor ${spec.id}: register ${spec.address} holds a ${spec.type} that is not a finite number`) });
+          this.#latest.set(spec.id, {
+            ts,
+            error: new TalonError(
+              'SENSOR_FAULT',
+              `sensor ${spec.id}: register ${spec.address} holds a ${spec.type} that is not a finite number`,
+            ),
+          });
         } else {
           this.#latest.set(spec.id, { value, ts });
           this.#readErrors.delete(spec.id);
@@ -593,7 +669,9 @@ export class SerialDriver implements Driver {
         break;
       case 'exception':
         this.#counters.exceptions++;
-        error = new TalonError('SENSOR_FAULT', `Modbus exception reading ${where}: ${r.message}`, { details: { exception: r.exception } });
+        error = new TalonError('SENSOR_FAULT', `Modbus exception reading ${where}: ${r.message}`, {
+          details: { exception: r.exception },
+        });
         break;
       case 'crc':
         this.#counters.badChecksums++;
@@ -621,7 +699,8 @@ export class SerialDriver implements Driver {
 
   async read(sensor: string): Promise<Reading> {
     const known = this.#lineSensors.has(sensor) || this.#regSensors.has(sensor);
-    if (!known) throw new TalonError('SENSOR_NOT_FOUND', `driver ${this.name} has no sensor "${String(sensor).slice(0, 80)}"`);
+    if (!known)
+      throw new TalonError('SENSOR_NOT_FOUND', `driver ${this.name} has no sensor "${String(sensor).slice(0, 80)}"`);
     try {
       const r = this.#answer(sensor);
       this.#counters.reads++;
@@ -637,31 +716,45 @@ export class SerialDriver implements Driver {
   }
 
   #answer(sensor: string): Reading {
-    if (!this.#running) throw new TalonError('SENSOR_UNAVAILABLE', `sensor ${sensor}: serial driver ${this.name} is not running`);
+    if (!this.#running)
+      throw new TalonError('SENSOR_UNAVAILABLE', `sensor ${sensor}: serial driver ${this.name} is not running`);
     if (!this.#connected) {
-      throw new TalonError('SENSOR_UNAVAILABLE', `sensor ${sensor}: ${this.#lastError?.message ?? `serial port ${this.#cfg.path} is not open`}`);
+      throw new TalonError(
+        'SENSOR_UNAVAILABLE',
+        `sensor ${sensor}: ${this.#lastError?.message ?? `serial port ${this.#cfg.path} is not open`}`,
+      );
     }
     const latest = this.#latest.get(sensor);
     if (!latest) {
-      throw new TalonError('SENSOR_UNAVAILABLE', this.#master
-        ? `sensor ${sensor}: no answer from Modbus unit ${this.#cfg.modbus!.unitId} on ${this.#cfg.path} yet`
-        : `sensor ${sensor}: no value from ${this.#cfg.path} yet`);
+      throw new TalonError(
+        'SENSOR_UNAVAILABLE',
+        this.#master
+          ? `sensor ${sensor}: no answer from Modbus unit ${this.#cfg.modbus!.unitId} on ${this.#cfg.path} yet`
+          : `sensor ${sensor}: no value from ${this.#cfg.path} yet`,
+      );
     }
     if ('error' in latest) {
       const e = latest.error;
       // one failed Modbus request fails several sensors: each error names its sensor
-      throw e.message.includes(sensor) ? e : new TalonError(e.code, `sensor ${sensor}: ${e.message}`, { details: e.details });
+      throw e.message.includes(sensor)
+        ? e
+        : new TalonError(e.code, `sensor ${sensor}: ${e.message}`, { details: e.details });
     }
     const stale = this.#cfg.staleMs;
     if (stale !== undefined && this.#clock.now() - latest.ts > stale) {
-      throw new TalonError('SENSOR_UNAVAILABLE', `sensor ${sensor}: last value is ${this.#clock.now() - latest.ts} ms old (staleMs ${stale})`);
+      throw new TalonError(
+        'SENSOR_UNAVAILABLE',
+        `sensor ${sensor}: last value is ${this.#clock.now() - latest.ts} ms old (staleMs ${stale})`,
+      );
     }
     return { sensor, value: latest.value, ts: latest.ts };
   }
 
   onReading(listener: (r: Reading) => void): () => void {
     this.#listeners.add(listener);
-    return () => { this.#listeners.delete(listener); };
+    return () => {
+      this.#listeners.delete(listener);
+    };
   }
 
   actuators(): ActuatorInfo[] {
@@ -669,19 +762,28 @@ export class SerialDriver implements Driver {
   }
 
   async write(actuator: string, _value: boolean | number): Promise<void> {
-    throw new TalonError('ACTUATOR_NOT_FOUND', `serial driver ${this.name} has no actuator "${String(actuator).slice(0, 80)}"`);
+    throw new TalonError(
+      'ACTUATOR_NOT_FOUND',
+      `serial driver ${this.name} has no actuator "${String(actuator).slice(0, 80)}"`,
+    );
   }
 
   health(): DriverHealth {
     const counters: Record<string, number> = { ...this.#counters };
     let error: ErrorJSON | undefined;
     if (!this.#running) error = { code: 'NOT_RUNNING', message: `serial driver ${this.name} is not running` };
-    else if (!this.#connected) error = (this.#lastError ?? new TalonError('SENSOR_UNAVAILABLE', `serial port ${this.#cfg.path} is not open`)).toJSON();
+    else if (!this.#connected)
+      error = (
+        this.#lastError ?? new TalonError('SENSOR_UNAVAILABLE', `serial port ${this.#cfg.path} is not open`)
+      ).toJSON();
     else if (this.#lastError) error = this.#lastError.toJSON();
     else if (this.#planErrors.size > 0) error = [...this.#planErrors.values()].at(-1)!.toJSON();
     else if (this.#readErrors.size > 0) error = [...this.#readErrors.values()].at(-1)!.toJSON();
     else if (this.#badStreak >= BAD_STREAK) {
-      error = new TalonError('SENSOR_FAULT', `the last ${this.#badStreak} lines from ${this.#cfg.path} could not be used (last: ${this.#lastBadLine}); check baudRate and protocol`).toJSON();
+      error = new TalonError(
+        'SENSOR_FAULT',
+        `the last ${this.#badStreak} lines from ${this.#cfg.path} could not be used (last: ${this.#lastBadLine}); check baudRate and protocol`,
+      ).toJSON();
     }
     return error ? { ok: false, error, counters } : { ok: true, counters };
   }
@@ -694,7 +796,10 @@ function closePort(port: PortLike): Promise<void> {
   return new Promise<void>((resolve) => {
     port.removeAllListeners();
     port.on('error', () => {});
-    if (!port.isOpen) { resolve(); return; }
+    if (!port.isOpen) {
+      resolve();
+      return;
+    }
     try {
       port.close(() => resolve());
     } catch {

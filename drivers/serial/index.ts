@@ -2,4 +2,10 @@
 export { SerialDriver, checkSerialConfig } from './driver.ts';
 export type { SerialDriverOptions, PortLike, PortOptions } from './driver.ts';
 export { serialDriverSchema } from './schema.ts';
-export type { SerialDriverConfig, SerialSensorConfig, ModbusConfig, ModbusRegisterConfig, SerialProtocol } from './schema.ts';
+export type {
+  SerialDriverConfig,
+  SerialSensorConfig,
+  ModbusConfig,
+  ModbusRegisterConfig,
+  SerialProtocol,
+} from './schema.ts';

@@ -51,8 +51,10 @@ export const MAX_QUANTITY = 125;
 
 export function buildReadRequest(unitId: number, fn: 3 | 4, address: number, quantity: number): Buffer {
   if (!Number.isInteger(unitId) || unitId < 0 || unitId > 247) throw new RangeError(`unit id ${unitId} is not 0..247`);
-  if (!Number.isInteger(address) || address < 0 || address > 0xffff) throw new RangeError(`address ${address} is not 0..65535`);
-  if (!Number.isInteger(quantity) || quantity < 1 || quantity > MAX_QUANTITY) throw new RangeError(`quantity ${quantity} is not 1..${MAX_QUANTITY}`);
+  if (!Number.isInteger(address) || address < 0 || address > 0xffff)
+    throw new RangeError(`address ${address} is not 0..65535`);
+  if (!Number.isInteger(quantity) || quantity < 1 || quantity > MAX_QUANTITY)
+    throw new RangeError(`quantity ${quantity} is not 1..${MAX_QUANTITY}`);
   if (address + quantity > 0x10000) throw new RangeError(`registers ${address}+${quantity} run past 65535`);
   return withCrc(Uint8Array.of(unitId, fn, address >>> 8, address & 0xff, quantity >>> 8, quantity & 0xff));
 }
@@ -111,22 +113,37 @@ export function hex(buf: Uint8Array, max = 32): string {
 
 /** checks and decodes a complete response frame to a 0x03/0x04 request */
 export function parseReadResponse(frame: Uint8Array, req: { unitId: number; fn: 3 | 4; quantity: number }): ReadResult {
-  if (frame.length < 5) return { ok: false, code: 'mismatch', message: `response of ${frame.length} bytes is too short: ${hex(frame)}` };
+  if (frame.length < 5)
+    return { ok: false, code: 'mismatch', message: `response of ${frame.length} bytes is too short: ${hex(frame)}` };
   const crc = crc16(frame, 0, frame.length - 2);
   const got = frame[frame.length - 2]! | (frame[frame.length - 1]! << 8);
   if (crc !== got) {
-    return { ok: false, code: 'crc', message: `response CRC ${got.toString(16).padStart(4, '0')} does not match computed ${crc.toString(16).padStart(4, '0')}: ${hex(frame)}` };
+    return {
+      ok: false,
+      code: 'crc',
+      message: `response CRC ${got.toString(16).padStart(4, '0')} does not match computed ${crc.toString(16).padStart(4, '0')}: ${hex(frame)}`,
+    };
   }
   if (frame[0] !== req.unitId) {
-    return { ok: false, code: 'mismatch', message: `response from unit ${frame[0]} to a request for unit ${req.unitId}` };
+    return {
+      ok: false,
+      code: 'mismatch',
+      message: `response from unit ${frame[0]} to a request for unit ${req.unitId}`,
+    };
   }
   const fn = frame[1]!;
   if (fn === (req.fn | 0x80)) {
     const code = frame[2]!;
     const name = EXCEPTION_NAMES[code] ?? 'unknown exception';
-    return { ok: false, code: 'exception', exception: code, message: `unit ${req.unitId} answered function 0x0${req.fn} with exception ${code} (${name})` };
+    return {
+      ok: false,
+      code: 'exception',
+      exception: code,
+      message: `unit ${req.unitId} answered function 0x0${req.fn} with exception ${code} (${name})`,
+    };
   }
-  if (fn !== req.fn) return { ok: false, code: 'mismatch', message: `response function 0x${fn.toString(16)} to a 0x0${req.fn} request` };
+  if (fn !== req.fn)
+    return { ok: false, code: 'mismatch', message: `response function 0x${fn.toString(16)} to a 0x0${req.fn} request` };
   const count = frame[2]!;
   if (count !== req.quantity * 2 || frame.length !== 5 + count) {
     return { ok: false, code: 'mismatch', message: `response carries ${count} bytes for ${req.quantity} registers` };
@@ -169,12 +186,19 @@ const scratch = new DataView(new ArrayBuffer(4));
  * The raw value of `type` at `index` in `regs`. Byte order inside a register is always
  * big-endian (the Modbus rule); `wordOrder` says which register of a 32-bit pair is high.
  */
-export function decodeRaw(regs: ArrayLike<number>, index: number, type: RegisterType, wordOrder: WordOrder = 'big'): number {
+export function decodeRaw(
+  regs: ArrayLike<number>,
+  index: number,
+  type: RegisterType,
+  wordOrder: WordOrder = 'big',
+): number {
   const a = regs[index];
   if (a === undefined) throw new RangeError(`register ${index} is not in the response`);
   switch (type) {
-    case 'uint16': return a & 0xffff;
-    case 'int16': return (a << 16) >> 16;
+    case 'uint16':
+      return a & 0xffff;
+    case 'int16':
+      return (a << 16) >> 16;
     default: {
       const b = regs[index + 1];
       if (b === undefined) throw new RangeError(`register ${index + 1} is not in the response`);
@@ -236,7 +260,13 @@ export function planReads(specs: readonly RegisterSpec[]): ReadPlan[] {
         cur.items.push({ spec, index: spec.address - cur.address });
         continue;
       }
-      cur = { table, fn: FUNCTION_CODE[table], address: spec.address, quantity: end - spec.address, items: [{ spec, index: 0 }] };
+      cur = {
+        table,
+        fn: FUNCTION_CODE[table],
+        address: spec.address,
+        quantity: end - spec.address,
+        items: [{ spec, index: 0 }],
+      };
       plans.push(cur);
     }
   }
@@ -268,11 +298,13 @@ export class ModbusMaster {
   readonly #gapMs: number;
   #rx = Buffer.alloc(5 + 2 * MAX_QUANTITY + 16);
   #rxLen = 0;
-  #pending: {
-    req: { unitId: number; fn: 3 | 4; quantity: number };
-    resolve: (r: ReadResult) => void;
-    timer: unknown;
-  } | undefined;
+  #pending:
+    | {
+        req: { unitId: number; fn: 3 | 4; quantity: number };
+        resolve: (r: ReadResult) => void;
+        timer: unknown;
+      }
+    | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #lastEnd = 0;
   #lastRx = 0;
@@ -294,7 +326,8 @@ export class ModbusMaster {
     this.#rxLen += Math.min(room, chunk.length);
     const want = expectedResponseLength(this.#rx, this.#rxLen);
     if (want === 0 || this.#rxLen < want) {
-      if (this.#rxLen >= this.#rx.length) this.#finish({ ok: false, code: 'mismatch', message: `response overflow: ${hex(this.#rx)}` });
+      if (this.#rxLen >= this.#rx.length)
+        this.#finish({ ok: false, code: 'mismatch', message: `response overflow: ${hex(this.#rx)}` });
       return;
     }
     const frame = Buffer.from(this.#rx.subarray(0, want));
@@ -333,7 +366,11 @@ export class ModbusMaster {
     this.#rxLen = 0;
     const result = new Promise<ReadResult>((resolve) => {
       const timer = clock.setTimeout(() => {
-        this.#finish({ ok: false, code: 'timeout', message: `unit ${unitId} did not answer function 0x0${fn} at ${address} within ${this.#opts.timeoutMs} ms${this.#rxLen ? ` (got ${hex(this.#rx.subarray(0, this.#rxLen))})` : ''}` });
+        this.#finish({
+          ok: false,
+          code: 'timeout',
+          message: `unit ${unitId} did not answer function 0x0${fn} at ${address} within ${this.#opts.timeoutMs} ms${this.#rxLen ? ` (got ${hex(this.#rx.subarray(0, this.#rxLen))})` : ''}`,
+        });
       }, this.#opts.timeoutMs);
       this.#pending = { req: { unitId, fn, quantity }, resolve, timer };
     });
@@ -345,7 +382,8 @@ export class ModbusMaster {
       .then(() => this.#opts.write(frame))
       .catch((err: unknown) => {
         // only this request's failure: a late one must not fail the next request
-        if (this.#pending === mine) this.#finish({ ok: false, code: 'io', message: `write failed: ${(err as Error).message}` });
+        if (this.#pending === mine)
+          this.#finish({ ok: false, code: 'io', message: `write failed: ${(err as Error).message}` });
       });
     return result;
   }

@@ -25,8 +25,15 @@ export type LineErrorCode =
   /** a well-formed NMEA sentence of a type this parser does not decode (GSV, GSA…) */
   | 'unsupported';
 
-export interface LineOk { ok: true; fields: Fields }
-export interface LineError { ok: false; code: LineErrorCode; message: string }
+export interface LineOk {
+  ok: true;
+  fields: Fields;
+}
+export interface LineError {
+  ok: false;
+  code: LineErrorCode;
+  message: string;
+}
 export type LineResult = LineOk | LineError;
 
 /** the default longest line, in characters (bytes for the splitter) */
@@ -119,7 +126,11 @@ export function parseCsv(line: string, columns: readonly string[], max = MAX_LIN
         const q = line.indexOf('"', i);
         if (q < 0) return fail('garbage', `unterminated quoted cell in ${clip(line)}`);
         out += line.slice(i, q);
-        if (line.charCodeAt(q + 1) === 34) { out += '"'; i = q + 2; continue; }
+        if (line.charCodeAt(q + 1) === 34) {
+          out += '"';
+          i = q + 2;
+          continue;
+        }
         i = q + 1;
         break;
       }
@@ -132,14 +143,20 @@ export function parseCsv(line: string, columns: readonly string[], max = MAX_LIN
       i = comma + 1;
     } else {
       const comma = line.indexOf(',', i);
-      if (comma < 0) { cells.push(line.slice(i)); break; }
+      if (comma < 0) {
+        cells.push(line.slice(i));
+        break;
+      }
       cells.push(line.slice(i, comma));
       i = comma + 1;
     }
     if (cells.length > columns.length) break;
   }
   if (cells.length !== columns.length) {
-    return fail('garbage', `expected ${columns.length} columns, got ${cells.length > columns.length ? 'more' : cells.length} in ${clip(line)}`);
+    return fail(
+      'garbage',
+      `expected ${columns.length} columns, got ${cells.length > columns.length ? 'more' : cells.length} in ${clip(line)}`,
+    );
   }
   const fields: Fields = {};
   for (let c = 0; c < columns.length; c++) {
@@ -167,7 +184,8 @@ export function parseJsonLine(line: string, max = MAX_LINE): LineResult {
   } catch (err) {
     return fail('garbage', `not valid JSON (${(err as Error).message}): ${clip(s)}`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return fail('garbage', `not a JSON object: ${clip(s)}`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    return fail('garbage', `not a JSON object: ${clip(s)}`);
   const fields: Fields = {};
   let count = 0;
   const walk = (obj: Record<string, unknown>, prefix: string, depth: number): boolean => {
@@ -191,7 +209,8 @@ export function parseJsonLine(line: string, max = MAX_LINE): LineResult {
     }
     return true;
   };
-  if (!walk(doc as Record<string, unknown>, '', 1)) return fail('garbage', `more than ${MAX_FIELDS} fields on one line`);
+  if (!walk(doc as Record<string, unknown>, '', 1))
+    return fail('garbage', `more than ${MAX_FIELDS} fields on one line`);
   return { ok: true, fields };
 }
 
@@ -264,14 +283,16 @@ type Put = (name: string, v: FieldValue | undefined | null) => boolean;
 function decodeGga(f: string[], put: Put): boolean {
   // $--GGA,time,lat,N,lon,E,quality,numSats,hdop,alt,M,geoidSep,M,age,station
   if (f.length < 15) return false;
-  return put('time', hhmmss(f[1]))
-    && put('lat', coord(f[2]!, f[3]!, 2))
-    && put('lon', coord(f[4]!, f[5]!, 3))
-    && put('fix', int(f[6], 0, 9))
-    && put('satellites', int(f[7], 0, 99))
-    && put('hdop', num(f[8]))
-    && put('alt', num(f[9]))
-    && put('geoidSep', num(f[11]));
+  return (
+    put('time', hhmmss(f[1])) &&
+    put('lat', coord(f[2]!, f[3]!, 2)) &&
+    put('lon', coord(f[4]!, f[5]!, 3)) &&
+    put('fix', int(f[6], 0, 9)) &&
+    put('satellites', int(f[7], 0, 99)) &&
+    put('hdop', num(f[8])) &&
+    put('alt', num(f[9])) &&
+    put('geoidSep', num(f[11]))
+  );
 }
 
 function decodeRmc(f: string[], put: Put): boolean {
@@ -284,18 +305,22 @@ function decodeRmc(f: string[], put: Put): boolean {
   if (f[9] === '') date = undefined;
   else {
     const m = /^(\d\d)(\d\d)(\d\d)$/.exec(f[9]!);
-    date = m && Number(m[1]) >= 1 && Number(m[1]) <= 31 && Number(m[2]) >= 1 && Number(m[2]) <= 12
-      // two-digit years: 80–99 are 1980–1999 (GPS began in 1980), the rest 2000–2079
-      ? `${Number(m[3]) >= 80 ? '19' : '20'}${m[3]}-${m[2]}-${m[1]}` : null;
+    date =
+      m && Number(m[1]) >= 1 && Number(m[1]) <= 31 && Number(m[2]) >= 1 && Number(m[2]) <= 12
+        ? // two-digit years: 80–99 are 1980–1999 (GPS began in 1980), the rest 2000–2079
+          `${Number(m[3]) >= 80 ? '19' : '20'}${m[3]}-${m[2]}-${m[1]}`
+        : null;
   }
-  return put('time', hhmmss(f[1]))
-    && put('valid', status === 'A')
-    && put('lat', coord(f[3]!, f[4]!, 2))
-    && put('lon', coord(f[5]!, f[6]!, 3))
-    && put('speed', knots)
-    && put('speedKmh', typeof knots === 'number' ? round(knots * KNOT_KMH, 3) : knots)
-    && put('course', num(f[8]))
-    && put('date', date);
+  return (
+    put('time', hhmmss(f[1])) &&
+    put('valid', status === 'A') &&
+    put('lat', coord(f[3]!, f[4]!, 2)) &&
+    put('lon', coord(f[5]!, f[6]!, 3)) &&
+    put('speed', knots) &&
+    put('speedKmh', typeof knots === 'number' ? round(knots * KNOT_KMH, 3) : knots) &&
+    put('course', num(f[8])) &&
+    put('date', date)
+  );
 }
 
 function decodeVtg(f: string[], put: Put): boolean {
@@ -309,8 +334,12 @@ function decodeGll(f: string[], put: Put): boolean {
   if (f.length < 7) return false;
   const status = f[6];
   if (status !== 'A' && status !== 'V') return false;
-  return put('lat', coord(f[1]!, f[2]!, 2)) && put('lon', coord(f[3]!, f[4]!, 3))
-    && put('time', hhmmss(f[5])) && put('valid', status === 'A');
+  return (
+    put('lat', coord(f[1]!, f[2]!, 2)) &&
+    put('lon', coord(f[3]!, f[4]!, 3)) &&
+    put('time', hhmmss(f[5])) &&
+    put('valid', status === 'A')
+  );
 }
 
 function int(s: string | undefined, min: number, max: number): number | undefined | null {
@@ -321,7 +350,10 @@ function int(s: string | undefined, min: number, max: number): number | undefine
 }
 
 const DECODERS: Record<string, (f: string[], put: Put) => boolean> = {
-  GGA: decodeGga, RMC: decodeRmc, VTG: decodeVtg, GLL: decodeGll,
+  GGA: decodeGga,
+  RMC: decodeRmc,
+  VTG: decodeVtg,
+  GLL: decodeGll,
 };
 
 /**
@@ -341,14 +373,18 @@ export function parseNmea(line: string, max = MAX_LINE): LineResult {
   const c0 = s.charCodeAt(0);
   if (c0 !== 36 /* $ */ && c0 !== 33 /* ! */) return fail('garbage', `not an NMEA sentence: ${clip(s)}`);
   const star = s.lastIndexOf('*');
-  if (star < 0 || star !== s.length - 3) return fail('bad_checksum', `NMEA sentence without a *hh checksum: ${clip(s)}`);
+  if (star < 0 || star !== s.length - 3)
+    return fail('bad_checksum', `NMEA sentence without a *hh checksum: ${clip(s)}`);
   const hi = hexNibble(s.charCodeAt(star + 1));
   const lo = hexNibble(s.charCodeAt(star + 2));
   if (hi < 0 || lo < 0) return fail('bad_checksum', `NMEA checksum is not hex: ${clip(s.slice(star))}`);
   const want = (hi << 4) | lo;
   const got = nmeaChecksum(s, 1, star);
   if (want !== got) {
-    return fail('bad_checksum', `NMEA checksum mismatch: sentence says ${s.slice(star + 1)}, computed ${got.toString(16).toUpperCase().padStart(2, '0')}`);
+    return fail(
+      'bad_checksum',
+      `NMEA checksum mismatch: sentence says ${s.slice(star + 1)}, computed ${got.toString(16).toUpperCase().padStart(2, '0')}`,
+    );
   }
   const f = s.slice(1, star).split(',');
   const address = f[0]!;
@@ -359,12 +395,18 @@ export function parseNmea(line: string, max = MAX_LINE): LineResult {
   const fields: Fields = {};
   let bad = '';
   const put: Put = (name, v) => {
-    if (v === null) { bad = name; return false; }
+    if (v === null) {
+      bad = name;
+      return false;
+    }
     if (v !== undefined) fields[name] = v;
     return true;
   };
   if (!decode(f, put)) {
-    return fail('garbage', bad ? `NMEA ${address}: invalid ${bad}` : `NMEA ${address}: wrong number of fields (${f.length})`);
+    return fail(
+      'garbage',
+      bad ? `NMEA ${address}: invalid ${bad}` : `NMEA ${address}: wrong number of fields (${f.length})`,
+    );
   }
   fields.sentence = type;
   return { ok: true, fields };
@@ -448,15 +490,21 @@ export class LineSplitter {
 export type LineProtocol = 'kv' | 'csv' | 'jsonl' | 'nmea';
 
 /** the parser for a protocol, as `line → result` */
-export function lineParser(protocol: LineProtocol, opts: { columns?: readonly string[]; maxLine?: number } = {}): (line: string) => LineResult {
+export function lineParser(
+  protocol: LineProtocol,
+  opts: { columns?: readonly string[]; maxLine?: number } = {},
+): (line: string) => LineResult {
   const max = opts.maxLine ?? MAX_LINE;
   switch (protocol) {
-    case 'kv': return (l) => parseKeyValue(l, max);
+    case 'kv':
+      return (l) => parseKeyValue(l, max);
     case 'csv': {
       const cols = opts.columns ?? [];
       return (l) => parseCsv(l, cols, max);
     }
-    case 'jsonl': return (l) => parseJsonLine(l, max);
-    case 'nmea': return (l) => parseNmea(l, max);
+    case 'jsonl':
+      return (l) => parseJsonLine(l, max);
+    case 'nmea':
+      return (l) => parseNmea(l, max);
   }
 }

@@ -37,21 +37,32 @@ interface SimSensor {
 
 export class SimDriver extends BaseDriver {
   readonly origin: number;
-  private readonly list: SensorInfo[];
-  private readonly byId = new Map<string, SimSensor>();
-  private readonly acts: ActuatorInfo[];
-  private readonly actState = new Map<string, boolean | number>();
-  private readonly faults = new Map<string, SimFault>();
-  private timers: unknown[] = [];
+  readonly #list: SensorInfo[];
+  readonly #byId = new Map<string, SimSensor>();
+  readonly #acts: ActuatorInfo[];
+  readonly #actState = new Map<string, boolean | number>();
+  readonly #faults = new Map<string, SimFault>();
+  #timers: unknown[] = [];
 
   constructor(config: SimDriverConfig, deps: SimDriverDeps = {}) {
-    super({ name: config.name, type: 'sim', clock: deps.clock, readTimeoutMs: config.readTimeoutMs, onListenerError: deps.onListenerError });
+    super({
+      name: config.name,
+      type: 'sim',
+      clock: deps.clock,
+      readTimeoutMs: config.readTimeoutMs,
+      onListenerError: deps.onListenerError,
+    });
     this.origin = deps.origin ?? this.clock.now();
     const seed = config.seed ?? 1;
-    this.list = config.sensors.map((s, i) => {
-      if (this.byId.has(s.id)) throw new TalonError('CONFIG_INVALID', `sim driver ${config.name}: sensor id ${s.id} is used twice`);
+    this.#list = config.sensors.map((s, i) => {
+      if (this.#byId.has(s.id))
+        throw new TalonError('CONFIG_INVALID', `sim driver ${config.name}: sensor id ${s.id} is used twice`);
       const spec = typeof s.pattern === 'string' ? PRESETS[s.pattern] : s.pattern;
-      if (!spec) throw new TalonError('CONFIG_INVALID', `sim sensor ${s.id}: unknown preset ${JSON.stringify(s.pattern)} (known: ${Object.keys(PRESETS).join(', ')})`);
+      if (!spec)
+        throw new TalonError(
+          'CONFIG_INVALID',
+          `sim sensor ${s.id}: unknown preset ${JSON.stringify(s.pattern)} (known: ${Object.keys(PRESETS).join(', ')})`,
+        );
       try {
         validateSpec(spec);
       } catch (err) {
@@ -67,16 +78,21 @@ export class SimDriver extends BaseDriver {
         ...(s.deviceClass === undefined ? {} : { deviceClass: s.deviceClass }),
       };
       const sensorSeed = s.seed ?? (Math.imul(seed, 0x9e3779b1) ^ (i + 1)) >>> 0;
-      this.byId.set(s.id, { info, series: makeSeries(spec, sensorSeed), periodMs: s.periodMs ?? 1000, scale: 10 ** (s.decimals ?? 3) });
+      this.#byId.set(s.id, {
+        info,
+        series: makeSeries(spec, sensorSeed),
+        periodMs: s.periodMs ?? 1000,
+        scale: 10 ** (s.decimals ?? 3),
+      });
       return info;
     });
-    this.acts = (config.actuators ?? []).map((a) => ({ id: a.id, name: a.name ?? a.id, kind: a.kind ?? 'boolean' }));
-    for (const a of this.acts) this.actState.set(a.id, a.kind === 'boolean' ? false : 0);
+    this.#acts = (config.actuators ?? []).map((a) => ({ id: a.id, name: a.name ?? a.id, kind: a.kind ?? 'boolean' }));
+    for (const a of this.#acts) this.#actState.set(a.id, a.kind === 'boolean' ? false : 0);
   }
 
   /** The value the sensor shows at clock time `now` (null = dropout); no counters. */
   valueAt(id: string, now: number): number | null {
-    const s = this.byId.get(id);
+    const s = this.#byId.get(id);
     if (!s) throw new TalonError('SENSOR_NOT_FOUND', `sim driver ${this.name} has no sensor ${id}`);
     const t = Math.floor((now - this.origin) / s.periodMs) * s.periodMs;
     const v = s.series(t);
@@ -85,52 +101,60 @@ export class SimDriver extends BaseDriver {
 
   /** Test hook: reads of `id` fail this way until inject(id, null). */
   inject(id: string, fault: SimFault | null): void {
-    if (!this.byId.has(id)) throw new TalonError('SENSOR_NOT_FOUND', `sim driver ${this.name} has no sensor ${id}`);
-    if (fault === null) this.faults.delete(id);
-    else this.faults.set(id, fault);
+    if (!this.#byId.has(id)) throw new TalonError('SENSOR_NOT_FOUND', `sim driver ${this.name} has no sensor ${id}`);
+    if (fault === null) this.#faults.delete(id);
+    else this.#faults.set(id, fault);
   }
 
   actuatorState(id: string): boolean | number | undefined {
-    return this.actState.get(id);
+    return this.#actState.get(id);
   }
 
   protected sensorList(): SensorInfo[] {
-    return this.list;
+    return this.#list;
   }
 
   protected override actuatorList(): ActuatorInfo[] {
-    return this.acts;
+    return this.#acts;
   }
 
   protected sample(info: SensorInfo): unknown {
-    const fault = this.faults.get(info.id);
+    const fault = this.#faults.get(info.id);
     switch (fault) {
-      case 'throw': throw new Error('simulated sensor failure');
-      case 'nan': return NaN;
-      case 'text': return 'ERR 42';
-      case 'timeout': return new Promise(() => {});
-      default: break;
+      case 'throw':
+        throw new Error('simulated sensor failure');
+      case 'nan':
+        return NaN;
+      case 'text':
+        return 'ERR 42';
+      case 'timeout':
+        return new Promise(() => {});
+      default:
+        break;
     }
     const v = this.valueAt(info.id, this.clock.now());
-    if (v === null) throw new TalonError('SENSOR_UNAVAILABLE', `sensor ${info.id} has no value (simulated dropout)`, { details: { sensor: info.id } });
+    if (v === null)
+      throw new TalonError('SENSOR_UNAVAILABLE', `sensor ${info.id} has no value (simulated dropout)`, {
+        details: { sensor: info.id },
+      });
     return v;
   }
 
   protected async onStart(): Promise<void> {
-    for (const s of this.byId.values()) {
+    for (const s of this.#byId.values()) {
       if (s.info.mode !== 'pushed') continue;
-      this.timers.push(this.clock.setInterval(() => this.pushNow(s.info.id), s.periodMs));
+      this.#timers.push(this.clock.setInterval(() => this.pushNow(s.info.id), s.periodMs));
     }
   }
 
   protected async onStop(): Promise<void> {
-    for (const t of this.timers) this.clock.clearInterval(t);
-    this.timers = [];
+    for (const t of this.#timers) this.clock.clearInterval(t);
+    this.#timers = [];
   }
 
   /** Delivers the current value of a pushed sensor now (also what its timer does). */
   pushNow(id: string): void {
-    const s = this.byId.get(id);
+    const s = this.#byId.get(id);
     if (!s || !this.isRunning) return;
     try {
       this.emit(id, this.sample(s.info));
@@ -140,6 +164,6 @@ export class SimDriver extends BaseDriver {
   }
 
   protected override async actuate(a: ActuatorInfo, value: boolean | number): Promise<void> {
-    this.actState.set(a.id, value);
+    this.#actState.set(a.id, value);
   }
 }

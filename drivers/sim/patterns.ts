@@ -86,34 +86,49 @@ function positive(v: unknown, what: string): number {
 
 /** Throws CONFIG_INVALID with a clear message when a spec cannot make a series. */
 export function validateSpec(spec: SeriesSpec): void {
-  if (typeof spec !== 'object' || spec === null || typeof spec.base !== 'object' || spec.base === null) bad('spec needs a base');
+  if (typeof spec !== 'object' || spec === null || typeof spec.base !== 'object' || spec.base === null)
+    bad('spec needs a base');
   const b = spec.base;
   switch (b.type) {
-    case 'constant': finite(b.value, 'constant.value'); break;
-    case 'sine': finite(b.mean, 'sine.mean'); finite(b.amplitude, 'sine.amplitude'); positive(b.periodMs, 'sine.periodMs');
-      if (b.phase !== undefined) finite(b.phase, 'sine.phase'); break;
-    case 'walk': finite(b.start, 'walk.start'); finite(b.step, 'walk.step'); positive(b.stepMs, 'walk.stepMs');
+    case 'constant':
+      finite(b.value, 'constant.value');
+      break;
+    case 'sine':
+      finite(b.mean, 'sine.mean');
+      finite(b.amplitude, 'sine.amplitude');
+      positive(b.periodMs, 'sine.periodMs');
+      if (b.phase !== undefined) finite(b.phase, 'sine.phase');
+      break;
+    case 'walk':
+      finite(b.start, 'walk.start');
+      finite(b.step, 'walk.step');
+      positive(b.stepMs, 'walk.stepMs');
       if (b.min !== undefined) finite(b.min, 'walk.min');
       if (b.max !== undefined) finite(b.max, 'walk.max');
       if (b.min !== undefined && b.max !== undefined && !(b.min < b.max)) bad('walk.min must be < walk.max');
       if (b.min !== undefined && b.start < b.min) bad('walk.start must be >= walk.min');
       if (b.max !== undefined && b.start > b.max) bad('walk.start must be <= walk.max');
       break;
-    case 'steps': positive(b.holdMs, 'steps.holdMs');
+    case 'steps':
+      positive(b.holdMs, 'steps.holdMs');
       if (!Array.isArray(b.levels) || b.levels.length === 0) bad('steps.levels must be a non-empty array');
-      b.levels.forEach((l, i) => finite(l, `steps.levels[${i}]`)); break;
-    default: bad(`unknown base type ${String((b as { type: unknown }).type)}`);
+      b.levels.forEach((l, i) => finite(l, `steps.levels[${i}]`));
+      break;
+    default:
+      bad(`unknown base type ${String((b as { type: unknown }).type)}`);
   }
   if (spec.noise !== undefined && finite(spec.noise, 'noise') < 0) bad('noise must be >= 0');
   if (spec.noiseMs !== undefined) positive(spec.noiseMs, 'noiseMs');
   (spec.anomalies ?? []).forEach((a, i) => {
     const w = `anomalies[${i}]`;
     if (a.type === 'drift') {
-      finite(a.startMs, `${w}.startMs`); finite(a.ratePerHour, `${w}.ratePerHour`);
+      finite(a.startMs, `${w}.startMs`);
+      finite(a.ratePerHour, `${w}.ratePerHour`);
       if (a.durationMs !== undefined) positive(a.durationMs, `${w}.durationMs`);
       return;
     }
-    if (a.type !== 'spike' && a.type !== 'stuck' && a.type !== 'dropout') bad(`${w}: unknown anomaly type ${String((a as { type: unknown }).type)}`);
+    if (a.type !== 'spike' && a.type !== 'stuck' && a.type !== 'dropout')
+      bad(`${w}: unknown anomaly type ${String((a as { type: unknown }).type)}`);
     if (a.type === 'spike') finite(a.magnitude, `${w}.magnitude`);
     const d = positive(a.durationMs, `${w}.durationMs`);
     if (a.at !== undefined) {
@@ -147,7 +162,12 @@ function eventAt(a: Timed, seed: number, index: number, t: number): { from: numb
   return ev && t >= ev.from && t < ev.to ? ev : null;
 }
 
-function slotEvent(a: Timed, seed: number, index: number, k: number): { from: number; to: number; slot: number } | null {
+function slotEvent(
+  a: Timed,
+  seed: number,
+  index: number,
+  k: number,
+): { from: number; to: number; slot: number } | null {
   const every = a.everyMs ?? 60_000;
   const p = a.probability ?? 1;
   if (hash01(seed, 1000 + index * 4, k) >= p) return null;
@@ -155,7 +175,12 @@ function slotEvent(a: Timed, seed: number, index: number, k: number): { from: nu
   return { from, to: from + a.durationMs, slot: k };
 }
 
-const LABEL_KIND: Record<AnomalySpec['type'], LabelKind> = { spike: 'spike', stuck: 'stuck', dropout: 'dropout', drift: 'drift' };
+const LABEL_KIND: Record<AnomalySpec['type'], LabelKind> = {
+  spike: 'spike',
+  stuck: 'stuck',
+  dropout: 'dropout',
+  drift: 'drift',
+};
 
 /** At most this many slots are scanned by labels(); a wider window is an error. */
 export const MAX_LABEL_SLOTS = 5_000_000;
@@ -175,16 +200,23 @@ export function labels(spec: SeriesSpec, seed: number, from: number, to: number)
       return;
     }
     if (a.at) {
-      for (const s of a.at) if (s < to && s + a.durationMs > from) out.push({ kind: LABEL_KIND[a.type], from: s, to: s + a.durationMs, anomaly: index });
+      for (const s of a.at)
+        if (s < to && s + a.durationMs > from)
+          out.push({ kind: LABEL_KIND[a.type], from: s, to: s + a.durationMs, anomaly: index });
       return;
     }
     const every = a.everyMs ?? 60_000;
     const k0 = Math.floor(from / every);
     const k1 = Math.floor((to - 1) / every);
-    if (k1 - k0 > MAX_LABEL_SLOTS) throw new TalonError('BAD_REQUEST', `sim labels: window of ${k1 - k0} slots is too wide (max ${MAX_LABEL_SLOTS})`);
+    if (k1 - k0 > MAX_LABEL_SLOTS)
+      throw new TalonError(
+        'BAD_REQUEST',
+        `sim labels: window of ${k1 - k0} slots is too wide (max ${MAX_LABEL_SLOTS})`,
+      );
     for (let k = k0; k <= k1; k++) {
       const ev = slotEvent(a, seed, index, k);
-      if (ev && ev.from < to && ev.to > from) out.push({ kind: LABEL_KIND[a.type], from: ev.from, to: ev.to, anomaly: index });
+      if (ev && ev.from < to && ev.to > from)
+        out.push({ kind: LABEL_KIND[a.type], from: ev.from, to: ev.to, anomaly: index });
     }
   });
   return out.sort((x, y) => x.from - y.from || x.anomaly - y.anomaly);
@@ -194,14 +226,18 @@ export function labels(spec: SeriesSpec, seed: number, from: number, to: number)
 
 function makeBase(b: BaseSpec, seed: number): (t: number) => number {
   switch (b.type) {
-    case 'constant': return () => b.value;
-    case 'sine': return (t) => b.mean + b.amplitude * Math.sin((2 * Math.PI * t) / b.periodMs + (b.phase ?? 0));
-    case 'steps': return (t) => {
-      const n = b.levels.length;
-      const i = ((Math.floor(t / b.holdMs) % n) + n) % n;
-      return b.levels[i]!;
-    };
-    case 'walk': return makeWalk(b, seed);
+    case 'constant':
+      return () => b.value;
+    case 'sine':
+      return (t) => b.mean + b.amplitude * Math.sin((2 * Math.PI * t) / b.periodMs + (b.phase ?? 0));
+    case 'steps':
+      return (t) => {
+        const n = b.levels.length;
+        const i = ((Math.floor(t / b.holdMs) % n) + n) % n;
+        return b.levels[i]!;
+      };
+    case 'walk':
+      return makeWalk(b, seed);
   }
 }
 
@@ -277,7 +313,9 @@ export function makeSeries(spec: SeriesSpec, seed: number): Series {
 export const PRESETS: Record<string, SeriesSpec> = {
   temperature: { base: { type: 'sine', mean: 21, amplitude: 3, periodMs: 600_000 }, noise: 0.2 },
   humidity: { base: { type: 'walk', start: 50, step: 0.5, stepMs: 1000, min: 20, max: 90 } },
-  load: { base: { type: 'walk', start: 20, step: 3, stepMs: 1000, min: 0, max: 100 },
-    anomalies: [{ type: 'spike', magnitude: 60, everyMs: 120_000, probability: 0.5, durationMs: 5_000 }] },
+  load: {
+    base: { type: 'walk', start: 20, step: 3, stepMs: 1000, min: 0, max: 100 },
+    anomalies: [{ type: 'spike', magnitude: 60, everyMs: 120_000, probability: 0.5, durationMs: 5_000 }],
+  },
   door: { base: { type: 'steps', levels: [0, 1], holdMs: 30_000 } },
 };

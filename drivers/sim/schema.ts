@@ -15,21 +15,43 @@ const text = { type: 'string', minLength: 1, maxLength: 128 } as const;
 
 const base = {
   oneOf: [
-    { type: 'object', additionalProperties: false, required: ['type', 'value'], properties: { type: { type: 'string', const: 'constant' }, value: num } },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'value'],
+      properties: { type: { type: 'string', const: 'constant' }, value: num },
+    },
     // mean + amplitude·sin(2π(t/periodMs) + phase)
     {
-      type: 'object', additionalProperties: false, required: ['type', 'mean', 'amplitude', 'periodMs'],
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'mean', 'amplitude', 'periodMs'],
       properties: { type: { type: 'string', const: 'sine' }, mean: num, amplitude: num, periodMs: ms, phase: num },
     },
     // every stepMs the value moves by a uniform step in [-step, step], reflected into [min, max]
     {
-      type: 'object', additionalProperties: false, required: ['type', 'start', 'step', 'stepMs'],
-      properties: { type: { type: 'string', const: 'walk' }, start: num, step: { type: 'number', minimum: 0 }, stepMs: ms, min: num, max: num },
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'start', 'step', 'stepMs'],
+      properties: {
+        type: { type: 'string', const: 'walk' },
+        start: num,
+        step: { type: 'number', minimum: 0 },
+        stepMs: ms,
+        min: num,
+        max: num,
+      },
     },
     // cycles through levels, holding each for holdMs (normal behaviour: not labelled)
     {
-      type: 'object', additionalProperties: false, required: ['type', 'levels', 'holdMs'],
-      properties: { type: { type: 'string', const: 'steps' }, levels: { type: 'array', minItems: 1, maxItems: 1000, items: num }, holdMs: ms },
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'levels', 'holdMs'],
+      properties: {
+        type: { type: 'string', const: 'steps' },
+        levels: { type: 'array', minItems: 1, maxItems: 1000, items: num },
+        holdMs: ms,
+      },
     },
   ],
 } as const;
@@ -50,17 +72,41 @@ const anomaly = {
   oneOf: [
     // adds ±magnitude for durationMs
     {
-      type: 'object', additionalProperties: false, required: ['type', 'magnitude', 'durationMs'],
-      properties: { type: { type: 'string', const: 'spike' }, magnitude: num, direction: { type: 'string', enum: ['up', 'down', 'both'] }, ...timing },
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'magnitude', 'durationMs'],
+      properties: {
+        type: { type: 'string', const: 'spike' },
+        magnitude: num,
+        direction: { type: 'string', enum: ['up', 'down', 'both'] },
+        ...timing,
+      },
     },
     // holds the value of the event's first instant
-    { type: 'object', additionalProperties: false, required: ['type', 'durationMs'], properties: { type: { type: 'string', const: 'stuck' }, ...timing } },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'durationMs'],
+      properties: { type: { type: 'string', const: 'stuck' }, ...timing },
+    },
     // no value at all (the driver answers SENSOR_UNAVAILABLE)
-    { type: 'object', additionalProperties: false, required: ['type', 'durationMs'], properties: { type: { type: 'string', const: 'dropout' }, ...timing } },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'durationMs'],
+      properties: { type: { type: 'string', const: 'dropout' }, ...timing },
+    },
     // from startMs, adds ratePerHour per hour for durationMs (default: forever); the offset stays
     {
-      type: 'object', additionalProperties: false, required: ['type', 'startMs', 'ratePerHour'],
-      properties: { type: { type: 'string', const: 'drift' }, startMs: { type: 'number', minimum: 0 }, ratePerHour: num, durationMs: ms },
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'startMs', 'ratePerHour'],
+      properties: {
+        type: { type: 'string', const: 'drift' },
+        startMs: { type: 'number', minimum: 0 },
+        ratePerHour: num,
+        durationMs: ms,
+      },
     },
   ],
 } as const;
@@ -122,7 +168,11 @@ export const simDriverSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['id'],
-        properties: { id: { type: 'string', pattern: ID }, name: text, kind: { type: 'string', enum: ['boolean', 'number'] } },
+        properties: {
+          id: { type: 'string', pattern: ID },
+          name: text,
+          kind: { type: 'string', enum: ['boolean', 'number'] },
+        },
       },
     },
   },

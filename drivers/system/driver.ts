@@ -28,8 +28,22 @@ import type { SensorInfo } from '../types.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import type { Clock } from '../../runtime/core/clock.ts';
 import {
-  cpuLoad, memKey, parseDiskstats, parseLoadavg, parseMeminfo, parseMilliCelsius, parseMounts, parseNetDev, parseStat,
-  parseThrottled, parseUptime, PSEUDO_FS, SKIP_IFACE, slug, type CpuTimes, type IoCounters,
+  cpuLoad,
+  memKey,
+  parseDiskstats,
+  parseLoadavg,
+  parseMeminfo,
+  parseMilliCelsius,
+  parseMounts,
+  parseNetDev,
+  parseStat,
+  parseThrottled,
+  parseUptime,
+  PSEUDO_FS,
+  SKIP_IFACE,
+  slug,
+  type CpuTimes,
+  type IoCounters,
 } from './procfs.ts';
 import type { SystemDriverConfig } from './schema.ts';
 
@@ -69,64 +83,80 @@ const SKIP_DISK = /^(loop|ram|zram|fd)\d*/;
 const THROTTLED_SYSFS = 'devices/platform/soc/soc:firmware/get_throttled';
 
 export class SystemDriver extends BaseDriver {
-  private readonly cfg: SystemDriverConfig;
-  private readonly proc: string;
-  private readonly sys: string;
-  private readonly cacheMs: number;
-  private list: SensorInfo[] = [];
-  private byId = new Map<string, Sensor>();
-  private readonly fileCache = new Map<string, { at: number; text: string }>();
+  readonly #cfg: SystemDriverConfig;
+  readonly #proc: string;
+  readonly #sys: string;
+  readonly #cacheMs: number;
+  #list: SensorInfo[] = [];
+  #byId = new Map<string, Sensor>();
+  readonly #fileCache = new Map<string, { at: number; text: string }>();
   /** per sensor: the previous counter snapshot and when it was taken */
-  private readonly prev = new Map<string, { at: number; cpu?: CpuTimes; io?: number; last?: number }>();
-  private vcgencmdPath: string | null = null;
-  private throttled: { value: number } | { error: Error } | null = null;
-  private throttledTimer: unknown = null;
-  private inventoryCache: Promise<Inventory> | null = null;
+  readonly #prev = new Map<string, { at: number; cpu?: CpuTimes; io?: number; last?: number }>();
+  #vcgencmdPath: string | null = null;
+  #throttled: { value: number } | { error: Error } | null = null;
+  #throttledTimer: unknown = null;
+  #inventoryCache: Promise<Inventory> | null = null;
 
   constructor(config: SystemDriverConfig, deps: SystemDriverDeps = {}) {
-    super({ name: config.name, type: 'system', clock: deps.clock, readTimeoutMs: config.readTimeoutMs, onListenerError: deps.onListenerError });
-    this.cfg = config;
-    this.proc = config.procRoot ?? '/proc';
-    this.sys = config.sysRoot ?? '/sys';
-    this.cacheMs = config.cacheMs ?? 200;
-    this.discover();
+    super({
+      name: config.name,
+      type: 'system',
+      clock: deps.clock,
+      readTimeoutMs: config.readTimeoutMs,
+      onListenerError: deps.onListenerError,
+    });
+    this.#cfg = config;
+    this.#proc = config.procRoot ?? '/proc';
+    this.#sys = config.sysRoot ?? '/sys';
+    this.#cacheMs = config.cacheMs ?? 200;
+    this.#discover();
   }
 
   protected sensorList(): SensorInfo[] {
-    return this.list;
+    return this.#list;
   }
 
   // ---- discovery ----------------------------------------------------------------------
 
-  private discover(): void {
+  #discover(): void {
     const found: Sensor[] = [];
     const add = (id: string, name: string, src: Source, extra: Partial<SensorInfo> = {}): void => {
-      if (this.byId.has(id) || found.some((s) => s.info.id === id)) return;
+      if (this.#byId.has(id) || found.some((s) => s.info.id === id)) return;
       found.push({ info: { id, name, kind: 'number', mode: 'polled', stateClass: 'measurement', ...extra }, src });
     };
-    this.byId = new Map();
+    this.#byId = new Map();
 
-    const stat = this.tryRead(join(this.proc, 'stat'), parseStat);
+    const stat = this.#tryRead(join(this.#proc, 'stat'), parseStat);
     if (stat) {
       add('cpu.load', 'CPU load', { kind: 'cpu', cpu: 'cpu' }, { unit: '%' });
       for (const cpu of stat.keys()) {
-        if (cpu !== 'cpu') add(`cpu.core${cpu.slice(3)}.load`, `CPU core ${cpu.slice(3)} load`, { kind: 'cpu', cpu }, { unit: '%' });
+        if (cpu !== 'cpu')
+          add(`cpu.core${cpu.slice(3)}.load`, `CPU core ${cpu.slice(3)} load`, { kind: 'cpu', cpu }, { unit: '%' });
       }
     }
-    const temp = this.findTemperature();
-    if (temp) add('cpu.temp', 'CPU temperature', { kind: 'temp', file: temp }, { unit: '°C', deviceClass: 'temperature' });
+    const temp = this.#findTemperature();
+    if (temp)
+      add('cpu.temp', 'CPU temperature', { kind: 'temp', file: temp }, { unit: '°C', deviceClass: 'temperature' });
 
-    const mem = this.tryRead(join(this.proc, 'meminfo'), parseMeminfo);
+    const mem = this.#tryRead(join(this.#proc, 'meminfo'), parseMeminfo);
     if (mem) {
       add('mem.used', 'Memory used', { kind: 'mem', field: 'used' }, { unit: '%' });
-      add('mem.available', 'Memory available', { kind: 'mem', field: 'available' }, { unit: 'MB', deviceClass: 'data_size' });
+      add(
+        'mem.available',
+        'Memory available',
+        { kind: 'mem', field: 'available' },
+        { unit: 'MB', deviceClass: 'data_size' },
+      );
       if ((mem.get('SwapTotal') ?? 0) > 0) add('swap.used', 'Swap used', { kind: 'mem', field: 'swap' }, { unit: '%' });
     }
 
-    const mounts = this.tryRead(join(this.proc, 'mounts'), parseMounts) ?? [];
+    const mounts = this.#tryRead(join(this.#proc, 'mounts'), parseMounts) ?? [];
     const seenDev = new Set<string>();
     for (const m of mounts) {
-      if (this.cfg.mounts ? !this.cfg.mounts.includes(m.mount) : PSEUDO_FS.has(m.fstype) || m.fstype.startsWith('fuse.')) continue;
+      if (
+        this.#cfg.mounts ? !this.#cfg.mounts.includes(m.mount) : PSEUDO_FS.has(m.fstype) || m.fstype.startsWith('fuse.')
+      )
+        continue;
       try {
         const st = statSync(m.mount);
         if (!st.isDirectory()) continue; // a bind-mounted file (containers' /etc/hosts)
@@ -139,74 +169,112 @@ export class SystemDriver extends BaseDriver {
       }
       const s = slug(m.mount);
       add(`disk.${s}.used`, `Disk ${m.mount} used`, { kind: 'disk', mount: m.mount, field: 'used' }, { unit: '%' });
-      add(`disk.${s}.free`, `Disk ${m.mount} free`, { kind: 'disk', mount: m.mount, field: 'free' }, { unit: 'MB', deviceClass: 'data_size' });
+      add(
+        `disk.${s}.free`,
+        `Disk ${m.mount} free`,
+        { kind: 'disk', mount: m.mount, field: 'free' },
+        { unit: 'MB', deviceClass: 'data_size' },
+      );
     }
 
-    const disks = this.tryRead(join(this.proc, 'diskstats'), parseDiskstats);
+    const disks = this.#tryRead(join(this.#proc, 'diskstats'), parseDiskstats);
     if (disks) {
-      const whole = this.tryList(join(this.sys, 'block'));
+      const whole = this.#tryList(join(this.#sys, 'block'));
       for (const dev of disks.keys()) {
-        if (this.cfg.disks ? !this.cfg.disks.includes(dev) : SKIP_DISK.test(dev) || !whole.includes(dev)) continue;
+        if (this.#cfg.disks ? !this.#cfg.disks.includes(dev) : SKIP_DISK.test(dev) || !whole.includes(dev)) continue;
         const s = slug(dev);
-        add(`diskio.${s}.read`, `Disk ${dev} read rate`, { kind: 'diskio', dev, field: 'rx' }, { unit: 'B/s', deviceClass: 'data_rate' });
-        add(`diskio.${s}.write`, `Disk ${dev} write rate`, { kind: 'diskio', dev, field: 'tx' }, { unit: 'B/s', deviceClass: 'data_rate' });
+        add(
+          `diskio.${s}.read`,
+          `Disk ${dev} read rate`,
+          { kind: 'diskio', dev, field: 'rx' },
+          { unit: 'B/s', deviceClass: 'data_rate' },
+        );
+        add(
+          `diskio.${s}.write`,
+          `Disk ${dev} write rate`,
+          { kind: 'diskio', dev, field: 'tx' },
+          { unit: 'B/s', deviceClass: 'data_rate' },
+        );
       }
     }
 
-    const net = this.tryRead(join(this.proc, 'net', 'dev'), parseNetDev);
+    const net = this.#tryRead(join(this.#proc, 'net', 'dev'), parseNetDev);
     if (net) {
       for (const iface of net.keys()) {
-        if (this.cfg.interfaces ? !this.cfg.interfaces.includes(iface) : SKIP_IFACE.test(iface)) continue;
+        if (this.#cfg.interfaces ? !this.#cfg.interfaces.includes(iface) : SKIP_IFACE.test(iface)) continue;
         const s = slug(iface);
-        add(`net.${s}.rx`, `Network ${iface} receive rate`, { kind: 'net', iface, field: 'rx' }, { unit: 'B/s', deviceClass: 'data_rate' });
-        add(`net.${s}.tx`, `Network ${iface} send rate`, { kind: 'net', iface, field: 'tx' }, { unit: 'B/s', deviceClass: 'data_rate' });
+        add(
+          `net.${s}.rx`,
+          `Network ${iface} receive rate`,
+          { kind: 'net', iface, field: 'rx' },
+          { unit: 'B/s', deviceClass: 'data_rate' },
+        );
+        add(
+          `net.${s}.tx`,
+          `Network ${iface} send rate`,
+          { kind: 'net', iface, field: 'tx' },
+          { unit: 'B/s', deviceClass: 'data_rate' },
+        );
       }
     }
 
-    if (this.tryRead(join(this.proc, 'uptime'), parseUptime) !== null) {
-      add('system.uptime', 'Uptime', { kind: 'uptime' }, { unit: 's', deviceClass: 'duration', stateClass: 'total_increasing' });
+    if (this.#tryRead(join(this.#proc, 'uptime'), parseUptime) !== null) {
+      add(
+        'system.uptime',
+        'Uptime',
+        { kind: 'uptime' },
+        { unit: 's', deviceClass: 'duration', stateClass: 'total_increasing' },
+      );
     }
-    if (this.tryRead(join(this.proc, 'loadavg'), parseLoadavg)) {
+    if (this.#tryRead(join(this.#proc, 'loadavg'), parseLoadavg)) {
       add('system.load1', 'Load average (1 min)', { kind: 'load1' });
       add('system.processes', 'Processes', { kind: 'processes' });
     }
 
-    this.vcgencmdPath = this.findVcgencmd();
-    if (existsSync(join(this.sys, THROTTLED_SYSFS)) || this.vcgencmdPath) {
+    this.#vcgencmdPath = this.#findVcgencmd();
+    if (existsSync(join(this.#sys, THROTTLED_SYSFS)) || this.#vcgencmdPath) {
       add('pi.throttled', 'Throttling state (get_throttled bits)', { kind: 'throttled' });
     }
 
-    this.byId = new Map(found.map((s) => [s.info.id, s]));
-    this.list = found.map((s) => s.info);
+    this.#byId = new Map(found.map((s) => [s.info.id, s]));
+    this.#list = found.map((s) => s.info);
   }
 
   /** the CPU's thermal zone (type names a CPU or SoC, else the first), else a CPU hwmon */
-  private findTemperature(): string | null {
-    const zones = this.tryList(join(this.sys, 'class', 'thermal')).filter((z) => /^thermal_zone\d+$/.test(z)).sort((a, b) => Number(a.slice(12)) - Number(b.slice(12)));
-    const readable = zones.filter((z) => this.tryRead(join(this.sys, 'class', 'thermal', z, 'temp'), (t) => parseMilliCelsius(t, z)) !== null);
-    const typed = readable.find((z) => /cpu|soc|x86_pkg|core|package/i.test(this.tryRead(join(this.sys, 'class', 'thermal', z, 'type'), (t) => t) ?? ''));
+  #findTemperature(): string | null {
+    const zones = this.#tryList(join(this.#sys, 'class', 'thermal'))
+      .filter((z) => /^thermal_zone\d+$/.test(z))
+      .sort((a, b) => Number(a.slice(12)) - Number(b.slice(12)));
+    const readable = zones.filter(
+      (z) => this.#tryRead(join(this.#sys, 'class', 'thermal', z, 'temp'), (t) => parseMilliCelsius(t, z)) !== null,
+    );
+    const typed = readable.find((z) =>
+      /cpu|soc|x86_pkg|core|package/i.test(
+        this.#tryRead(join(this.#sys, 'class', 'thermal', z, 'type'), (t) => t) ?? '',
+      ),
+    );
     const zone = typed ?? readable[0];
-    if (zone) return join(this.sys, 'class', 'thermal', zone, 'temp');
-    for (const h of this.tryList(join(this.sys, 'class', 'hwmon')).sort()) {
-      const dir = join(this.sys, 'class', 'hwmon', h);
-      const name = this.tryRead(join(dir, 'name'), (t) => t.trim()) ?? '';
+    if (zone) return join(this.#sys, 'class', 'thermal', zone, 'temp');
+    for (const h of this.#tryList(join(this.#sys, 'class', 'hwmon')).sort()) {
+      const dir = join(this.#sys, 'class', 'hwmon', h);
+      const name = this.#tryRead(join(dir, 'name'), (t) => t.trim()) ?? '';
       if (!/coretemp|k10temp|cpu_thermal|soc_thermal|zenpower|cpu/i.test(name)) continue;
       const file = join(dir, 'temp1_input');
-      if (this.tryRead(file, (t) => parseMilliCelsius(t, file)) !== null) return file;
+      if (this.#tryRead(file, (t) => parseMilliCelsius(t, file)) !== null) return file;
     }
     return null;
   }
 
-  private findVcgencmd(): string | null {
-    if (this.cfg.vcgencmd === false) return null;
-    if (typeof this.cfg.vcgencmd === 'string') return existsSync(this.cfg.vcgencmd) ? this.cfg.vcgencmd : null;
+  #findVcgencmd(): string | null {
+    if (this.#cfg.vcgencmd === false) return null;
+    if (typeof this.#cfg.vcgencmd === 'string') return existsSync(this.#cfg.vcgencmd) ? this.#cfg.vcgencmd : null;
     for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/opt/vc/bin']) {
       if (dir && existsSync(join(dir, 'vcgencmd'))) return join(dir, 'vcgencmd');
     }
     return null;
   }
 
-  private tryRead<T>(file: string, parse: (text: string) => T): T | null {
+  #tryRead<T>(file: string, parse: (text: string) => T): T | null {
     try {
       return parse(readFileSync(file, 'utf8'));
     } catch {
@@ -214,7 +282,7 @@ export class SystemDriver extends BaseDriver {
     }
   }
 
-  private tryList(dir: string): string[] {
+  #tryList(dir: string): string[] {
     try {
       return readdirSync(dir);
     } catch {
@@ -225,52 +293,53 @@ export class SystemDriver extends BaseDriver {
   // ---- life cycle ---------------------------------------------------------------------
 
   protected async onStart(): Promise<void> {
-    this.fileCache.clear();
-    this.prev.clear();
-    this.discover();
+    this.#fileCache.clear();
+    this.#prev.clear();
+    this.#discover();
     const now = this.clock.now();
     // the first snapshot of every delta sensor: its first read covers the time since start
-    for (const s of this.byId.values()) {
+    for (const s of this.#byId.values()) {
       try {
-        if (s.src.kind === 'cpu') this.prev.set(s.info.id, { at: now, cpu: this.cpuTimes(s.src.cpu) });
-        else if (s.src.kind === 'diskio' || s.src.kind === 'net') this.prev.set(s.info.id, { at: now, io: this.ioCounter(s.src) });
+        if (s.src.kind === 'cpu') this.#prev.set(s.info.id, { at: now, cpu: this.#cpuTimes(s.src.cpu) });
+        else if (s.src.kind === 'diskio' || s.src.kind === 'net')
+          this.#prev.set(s.info.id, { at: now, io: this.#ioCounter(s.src) });
       } catch {
         // a bad file now is reported by the sensor's first read
       }
     }
-    this.throttled = null;
-    if (this.byId.has('pi.throttled') && !existsSync(join(this.sys, THROTTLED_SYSFS)) && this.vcgencmdPath) {
-      this.runVcgencmd();
-      this.throttledTimer = this.clock.setInterval(() => this.runVcgencmd(), this.cfg.throttledIntervalMs ?? 60_000);
+    this.#throttled = null;
+    if (this.#byId.has('pi.throttled') && !existsSync(join(this.#sys, THROTTLED_SYSFS)) && this.#vcgencmdPath) {
+      this.#runVcgencmd();
+      this.#throttledTimer = this.clock.setInterval(() => this.#runVcgencmd(), this.#cfg.throttledIntervalMs ?? 60_000);
     }
   }
 
   protected async onStop(): Promise<void> {
-    if (this.throttledTimer !== null) this.clock.clearInterval(this.throttledTimer);
-    this.throttledTimer = null;
-    this.fileCache.clear();
+    if (this.#throttledTimer !== null) this.clock.clearInterval(this.#throttledTimer);
+    this.#throttledTimer = null;
+    this.#fileCache.clear();
   }
 
-  private runVcgencmd(): void {
-    const path = this.vcgencmdPath;
+  #runVcgencmd(): void {
+    const path = this.#vcgencmdPath;
     if (!path) return;
     execFile(path, ['get_throttled'], { timeout: 5000 }, (err, stdout) => {
       if (!this.isRunning) return;
       try {
         if (err) throw err;
-        this.throttled = { value: parseThrottled(stdout) };
+        this.#throttled = { value: parseThrottled(stdout) };
       } catch (e) {
-        this.throttled = { error: e instanceof Error ? e : new Error(String(e)) };
+        this.#throttled = { error: e instanceof Error ? e : new Error(String(e)) };
       }
     });
   }
 
   // ---- sampling -----------------------------------------------------------------------
 
-  private text(file: string): string {
+  #text(file: string): string {
     const now = this.clock.now();
-    const hit = this.fileCache.get(file);
-    if (hit && now - hit.at < this.cacheMs && now >= hit.at) return hit.text;
+    const hit = this.#fileCache.get(file);
+    if (hit && now - hit.at < this.#cacheMs && now >= hit.at) return hit.text;
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
@@ -281,18 +350,21 @@ export class SystemDriver extends BaseDriver {
       }
       throw err;
     }
-    this.fileCache.set(file, { at: now, text });
+    this.#fileCache.set(file, { at: now, text });
     return text;
   }
 
-  private cpuTimes(cpu: string): CpuTimes {
-    const t = parseStat(this.text(join(this.proc, 'stat'))).get(cpu);
+  #cpuTimes(cpu: string): CpuTimes {
+    const t = parseStat(this.#text(join(this.#proc, 'stat'))).get(cpu);
     if (!t) throw new TalonError('SENSOR_UNAVAILABLE', `/proc/stat has no ${cpu} (CPU offline?)`);
     return t;
   }
 
-  private ioCounter(src: Extract<Source, { kind: 'diskio' | 'net' }>): number {
-    const table = src.kind === 'net' ? parseNetDev(this.text(join(this.proc, 'net', 'dev'))) : parseDiskstats(this.text(join(this.proc, 'diskstats')));
+  #ioCounter(src: Extract<Source, { kind: 'diskio' | 'net' }>): number {
+    const table =
+      src.kind === 'net'
+        ? parseNetDev(this.#text(join(this.#proc, 'net', 'dev')))
+        : parseDiskstats(this.#text(join(this.#proc, 'diskstats')));
     const name = src.kind === 'net' ? src.iface : src.dev;
     const c: IoCounters | undefined = table.get(name);
     if (!c) throw new TalonError('SENSOR_UNAVAILABLE', `${src.kind === 'net' ? 'interface' : 'disk'} ${name} is gone`);
@@ -300,46 +372,53 @@ export class SystemDriver extends BaseDriver {
   }
 
   protected sample(info: SensorInfo): unknown {
-    const s = this.byId.get(info.id)!;
+    const s = this.#byId.get(info.id)!;
     const src = s.src;
     switch (src.kind) {
       case 'cpu': {
-        const cur = this.cpuTimes(src.cpu);
-        const p = this.prev.get(info.id);
-        this.prev.set(info.id, { at: this.clock.now(), cpu: cur, last: p?.last });
-        if (!p?.cpu) throw new TalonError('SENSOR_UNAVAILABLE', `sensor ${info.id} has no baseline yet; the next read has a value`);
+        const cur = this.#cpuTimes(src.cpu);
+        const p = this.#prev.get(info.id);
+        this.#prev.set(info.id, { at: this.clock.now(), cpu: cur, last: p?.last });
+        if (!p?.cpu)
+          throw new TalonError(
+            'SENSOR_UNAVAILABLE',
+            `sensor ${info.id} has no baseline yet; the next read has a value`,
+          );
         const load = cpuLoad(p.cpu, cur);
         if (load === null) {
           // no jiffy passed since the last read: answer the last value, keep the old baseline
           // (right after start: the average since boot, the only honest figure there is)
-          this.prev.set(info.id, p);
+          this.#prev.set(info.id, p);
           return p.last ?? round(cpuLoad({ total: 0, idle: 0 }, cur) ?? 0, 1);
         }
-        this.prev.set(info.id, { at: this.clock.now(), cpu: cur, last: round(load, 1) });
+        this.#prev.set(info.id, { at: this.clock.now(), cpu: cur, last: round(load, 1) });
         return round(load, 1);
       }
       case 'diskio':
       case 'net': {
-        const cur = this.ioCounter(src);
+        const cur = this.#ioCounter(src);
         const now = this.clock.now();
-        const p = this.prev.get(info.id);
+        const p = this.#prev.get(info.id);
         if (p?.io === undefined || cur < p.io) {
           // first sight, or the counter was reset (driver reload, 32-bit wrap): a new baseline
-          this.prev.set(info.id, { at: now, io: cur });
-          throw new TalonError('SENSOR_UNAVAILABLE', `sensor ${info.id}: ${p?.io === undefined ? 'no baseline yet' : 'the counter was reset'}; the next read has a value`);
+          this.#prev.set(info.id, { at: now, io: cur });
+          throw new TalonError(
+            'SENSOR_UNAVAILABLE',
+            `sensor ${info.id}: ${p?.io === undefined ? 'no baseline yet' : 'the counter was reset'}; the next read has a value`,
+          );
         }
         if (now <= p.at) {
           // no time passed since the baseline (read right after start): the average since boot
-          return p.last ?? round(cur / parseUptime(this.text(join(this.proc, 'uptime'))), 1);
+          return p.last ?? round(cur / parseUptime(this.#text(join(this.#proc, 'uptime'))), 1);
         }
         const rate = round(((cur - p.io) * 1000) / (now - p.at), 1);
-        this.prev.set(info.id, { at: now, io: cur, last: rate });
+        this.#prev.set(info.id, { at: now, io: cur, last: rate });
         return rate;
       }
       case 'temp':
-        return parseMilliCelsius(this.text(src.file), src.file);
+        return parseMilliCelsius(this.#text(src.file), src.file);
       case 'mem': {
-        const m = parseMeminfo(this.text(join(this.proc, 'meminfo')));
+        const m = parseMeminfo(this.#text(join(this.#proc, 'meminfo')));
         if (src.field === 'swap') {
           const total = memKey(m, 'SwapTotal');
           if (total === 0) throw new TalonError('SENSOR_UNAVAILABLE', 'swap was turned off');
@@ -348,7 +427,8 @@ export class SystemDriver extends BaseDriver {
         const total = memKey(m, 'MemTotal');
         // MemAvailable since Linux 3.14; older kernels: free + buffers + cache
         const avail = m.get('MemAvailable') ?? memKey(m, 'MemFree') + (m.get('Buffers') ?? 0) + (m.get('Cached') ?? 0);
-        if (total <= 0 || avail > total) throw new Error(`/proc/meminfo: MemAvailable ${avail} kB does not fit MemTotal ${total} kB`);
+        if (total <= 0 || avail > total)
+          throw new Error(`/proc/meminfo: MemAvailable ${avail} kB does not fit MemTotal ${total} kB`);
         return src.field === 'used' ? round((100 * (total - avail)) / total, 1) : round(avail / 1024, 1);
       }
       case 'disk': {
@@ -356,7 +436,9 @@ export class SystemDriver extends BaseDriver {
         try {
           st = statfsSync(src.mount);
         } catch (err) {
-          throw new TalonError('SENSOR_UNAVAILABLE', `${src.mount} cannot be read: ${(err as Error).message}`, { cause: err });
+          throw new TalonError('SENSOR_UNAVAILABLE', `${src.mount} cannot be read: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         if (src.field === 'free') return round((st.bavail * st.bsize) / 1048576, 1);
         const used = st.blocks - st.bfree;
@@ -364,15 +446,15 @@ export class SystemDriver extends BaseDriver {
         return denom > 0 ? round((100 * used) / denom, 1) : 0;
       }
       case 'uptime':
-        return parseUptime(this.text(join(this.proc, 'uptime')));
+        return parseUptime(this.#text(join(this.#proc, 'uptime')));
       case 'load1':
-        return parseLoadavg(this.text(join(this.proc, 'loadavg'))).load1;
+        return parseLoadavg(this.#text(join(this.#proc, 'loadavg'))).load1;
       case 'processes':
-        return parseLoadavg(this.text(join(this.proc, 'loadavg'))).total;
+        return parseLoadavg(this.#text(join(this.#proc, 'loadavg'))).total;
       case 'throttled': {
-        const file = join(this.sys, THROTTLED_SYSFS);
-        if (existsSync(file)) return parseThrottled(this.text(file));
-        const t = this.throttled;
+        const file = join(this.#sys, THROTTLED_SYSFS);
+        if (existsSync(file)) return parseThrottled(this.#text(file));
+        const t = this.#throttled;
         if (t === null) throw new TalonError('SENSOR_UNAVAILABLE', 'vcgencmd get_throttled has not answered yet');
         if ('error' in t) throw new Error(`vcgencmd get_throttled failed: ${t.error.message}`);
         return t.value;
@@ -387,18 +469,25 @@ export class SystemDriver extends BaseDriver {
    * for some of this, so it is imported lazily, called once and cached for the process.
    */
   inventory(): Promise<Inventory> {
-    this.inventoryCache ??= (async () => {
+    this.#inventoryCache ??= (async () => {
       const si = (await import('systeminformation')).default;
       const [system, os, cpu, mem] = await Promise.all([si.system(), si.osInfo(), si.cpu(), si.mem()]);
       return {
-        board: { manufacturer: system.manufacturer, model: system.model, revision: system.version, serial: system.serial },
+        board: {
+          manufacturer: system.manufacturer,
+          model: system.model,
+          revision: system.version,
+          serial: system.serial,
+        },
         os: { distro: os.distro, release: os.release, kernel: os.kernel, arch: os.arch, hostname: os.hostname },
         cpu: { manufacturer: cpu.manufacturer, brand: cpu.brand, cores: cpu.cores },
         memory: { totalMb: Math.round(mem.total / 1048576) },
       };
     })();
-    this.inventoryCache.catch(() => { this.inventoryCache = null; });
-    return this.inventoryCache;
+    this.#inventoryCache.catch(() => {
+      this.#inventoryCache = null;
+    });
+    return this.#inventoryCache;
   }
 }
 

@@ -13,7 +13,8 @@ export interface CpuTimes {
 }
 
 function num(s: string | undefined, what: string): number {
-  if (s === undefined || !/^\d+$/.test(s)) throw new Error(`${what}: expected a counter, got ${JSON.stringify(s ?? '')}`);
+  if (s === undefined || !/^\d+$/.test(s))
+    throw new Error(`${what}: expected a counter, got ${JSON.stringify(s ?? '')}`);
   return Number(s);
 }
 
@@ -78,7 +79,10 @@ export function parseDiskstats(text: string): Map<string, IoCounters> {
     const f = line.trim().split(/\s+/);
     if (f.length < 14) throw new Error(`/proc/diskstats: a line has ${f.length} fields, expected at least 14`);
     const dev = f[2]!;
-    out.set(dev, { rx: num(f[5], `/proc/diskstats ${dev} sectors read`) * 512, tx: num(f[9], `/proc/diskstats ${dev} sectors written`) * 512 });
+    out.set(dev, {
+      rx: num(f[5], `/proc/diskstats ${dev} sectors read`) * 512,
+      tx: num(f[9], `/proc/diskstats ${dev} sectors written`) * 512,
+    });
   }
   return out;
 }
@@ -97,16 +101,23 @@ export function parseNetDev(text: string): Map<string, IoCounters> {
     const i = line.indexOf(':');
     if (i < 0) throw new Error(`/proc/net/dev: unexpected line ${JSON.stringify(line.slice(0, 40))}`);
     const iface = line.slice(0, i).trim();
-    const f = line.slice(i + 1).trim().split(/\s+/);
+    const f = line
+      .slice(i + 1)
+      .trim()
+      .split(/\s+/);
     if (f.length < 16) throw new Error(`/proc/net/dev: ${iface} has ${f.length} fields, expected 16`);
-    out.set(iface, { rx: num(f[0], `/proc/net/dev ${iface} rx bytes`), tx: num(f[8], `/proc/net/dev ${iface} tx bytes`) });
+    out.set(iface, {
+      rx: num(f[0], `/proc/net/dev ${iface} rx bytes`),
+      tx: num(f[8], `/proc/net/dev ${iface} tx bytes`),
+    });
   }
   return out;
 }
 
 /** /proc/mounts → [device, mount point, fs type]; octal escapes (\040 = space) decoded */
 export function parseMounts(text: string): Array<{ device: string; mount: string; fstype: string }> {
-  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const unescape = (s: string): string =>
+    s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   const out: Array<{ device: string; mount: string; fstype: string }> = [];
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/);
@@ -149,15 +160,50 @@ export function parseThrottled(text: string): number {
 
 /** File systems that hold no user data: never reported as disks. */
 export const PSEUDO_FS = new Set([
-  'proc', 'sysfs', 'devtmpfs', 'devpts', 'tmpfs', 'ramfs', 'cgroup', 'cgroup2', 'securityfs', 'pstore', 'debugfs',
-  'tracefs', 'configfs', 'fusectl', 'mqueue', 'hugetlbfs', 'bpf', 'autofs', 'binfmt_misc', 'rpc_pipefs', 'nsfs',
-  'efivarfs', 'squashfs', 'overlay', 'fuse.lxcfs', 'fuse.portal', 'nfsd', 'selinuxfs', 'rootfs', 'devfs', 'none',
-  'fuse.gvfsd-fuse', 'fuse.snapfuse', 'iso9660', 'zram',
+  'proc',
+  'sysfs',
+  'devtmpfs',
+  'devpts',
+  'tmpfs',
+  'ramfs',
+  'cgroup',
+  'cgroup2',
+  'securityfs',
+  'pstore',
+  'debugfs',
+  'tracefs',
+  'configfs',
+  'fusectl',
+  'mqueue',
+  'hugetlbfs',
+  'bpf',
+  'autofs',
+  'binfmt_misc',
+  'rpc_pipefs',
+  'nsfs',
+  'efivarfs',
+  'squashfs',
+  'overlay',
+  'fuse.lxcfs',
+  'fuse.portal',
+  'nfsd',
+  'selinuxfs',
+  'rootfs',
+  'devfs',
+  'none',
+  'fuse.gvfsd-fuse',
+  'fuse.snapfuse',
+  'iso9660',
+  'zram',
 ]);
 
 /** a mount point, interface or device name → a sensor-id segment */
 export function slug(name: string): string {
   if (name === '/') return 'root';
-  const s = name.toLowerCase().replace(/^\/+/, '').replace(/[^a-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
+  const s = name
+    .toLowerCase()
+    .replace(/^\/+/, '')
+    .replace(/[^a-z0-9_-]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   return /^[a-z0-9]/.test(s) ? s : `x${s}`;
 }

@@ -26,16 +26,29 @@ export class LlmAdvisor implements Advisor {
   async suggestFix(alert: Alert | AlertInput, recent: RecentReadings): Promise<string> {
     const playbook = await this.#fallback.suggestFix(alert, recent);
     if (this.off !== null) return playbook;
-    const values = recent.values.slice(-30).map((v) => Math.round(v * 100) / 100).join(', ');
+    const values = recent.values
+      .slice(-30)
+      .map((v) => Math.round(v * 100) / 100)
+      .join(', ');
     try {
       this.asked++;
-      const r = await this.#call('llm.chat', {
-        messages: [
-          { role: 'system', content: 'You maintain an edge device. Answer with one short, concrete fix (at most three sentences).' },
-          { role: 'user', content: `Alert: ${alert.message}\nSensor: ${alert.sensor}${recent.unit ? ` (${recent.unit})` : ''}\nRecent readings, oldest first: ${values}\nBuilt-in advice: ${playbook}` },
-        ],
-        maxTokens: 160,
-      }, { purpose: 'monitoring' }) as { text?: unknown; provider?: unknown };
+      const r = (await this.#call(
+        'llm.chat',
+        {
+          messages: [
+            {
+              role: 'system',
+              content: 'You maintain an edge device. Answer with one short, concrete fix (at most three sentences).',
+            },
+            {
+              role: 'user',
+              content: `Alert: ${alert.message}\nSensor: ${alert.sensor}${recent.unit ? ` (${recent.unit})` : ''}\nRecent readings, oldest first: ${values}\nBuilt-in advice: ${playbook}`,
+            },
+          ],
+          maxTokens: 160,
+        },
+        { purpose: 'monitoring' },
+      )) as { text?: unknown; provider?: unknown };
       const text = typeof r?.text === 'string' ? r.text.trim() : '';
       return text ? `${text} [${typeof r.provider === 'string' ? r.provider : 'llm'}]` : playbook;
     } catch (err) {

@@ -94,7 +94,15 @@ export class AlertManager {
   #slots = new Map<string, Slot>();
   #seq = 0;
   /** counters: events by kind, raises swallowed by dedup / cool-down / flapping */
-  readonly counts = { fired: 0, resolved: 0, flapping: 0, escalated: 0, deduped: 0, heldByCooldown: 0, suppressedByFlapping: 0 };
+  readonly counts = {
+    fired: 0,
+    resolved: 0,
+    flapping: 0,
+    escalated: 0,
+    deduped: 0,
+    heldByCooldown: 0,
+    suppressedByFlapping: 0,
+  };
 
   constructor(opts: AlertOptions) {
     this.opts = opts;
@@ -104,7 +112,17 @@ export class AlertManager {
     const key = alertKey(sensor, rule);
     let s = this.#slots.get(key);
     if (!s) {
-      s = { sensor, rule, state: 'ok', cond: false, last: input, current: null, flips: [], resolvedAt: -Infinity, held: false };
+      s = {
+        sensor,
+        rule,
+        state: 'ok',
+        cond: false,
+        last: input,
+        current: null,
+        flips: [],
+        resolvedAt: -Infinity,
+        held: false,
+      };
       this.#slots.set(key, s);
     }
     return s;
@@ -120,7 +138,8 @@ export class AlertManager {
     let i = 0;
     while (i < s.flips.length && s.flips[i]! <= from) i++;
     if (i > 0) s.flips.splice(0, i);
-    if (s.flips.length > this.opts.flapTransitions * 2) s.flips.splice(0, s.flips.length - this.opts.flapTransitions * 2);
+    if (s.flips.length > this.opts.flapTransitions * 2)
+      s.flips.splice(0, s.flips.length - this.opts.flapTransitions * 2);
   }
 
   #event(s: Slot, state: AlertState, input: AlertInput, now: number): Alert {
@@ -128,8 +147,15 @@ export class AlertManager {
       const since = now;
       s.current = {
         id: `${input.rule}:${input.sensor}:${since.toString(36)}${(this.#seq++ % 1296).toString(36).padStart(2, '0')}`,
-        sensor: input.sensor, rule: input.rule, severity: input.severity, state, value: input.value,
-        message: input.message, suggestedFix: this.opts.suggest?.(input) ?? '', since, ts: now,
+        sensor: input.sensor,
+        rule: input.rule,
+        severity: input.severity,
+        state,
+        value: input.value,
+        message: input.message,
+        suggestedFix: this.opts.suggest?.(input) ?? '',
+        since,
+        ts: now,
       };
     } else {
       s.current = { ...s.current, state, value: input.value, message: input.message, ts: now };
@@ -150,10 +176,15 @@ export class AlertManager {
     s.held = false;
     this.counts.flapping++;
     const n = s.flips.length;
-    return this.#event(s, 'flapping', {
-      ...s.last,
-      message: `${s.last.sensor} ${s.last.rule} is flapping: ${n} changes within ${Math.round(this.opts.flapWindowMs / 1000)} s; further changes are held until it settles. Last: ${s.last.message}`,
-    }, now);
+    return this.#event(
+      s,
+      'flapping',
+      {
+        ...s.last,
+        message: `${s.last.sensor} ${s.last.rule} is flapping: ${n} changes within ${Math.round(this.opts.flapWindowMs / 1000)} s; further changes are held until it settles. Last: ${s.last.message}`,
+      },
+      now,
+    );
   }
 
   #isFlapping(s: Slot): boolean {
@@ -244,7 +275,9 @@ export class AlertManager {
         if (s.flips.length <= Math.floor(this.opts.flapTransitions / 2)) {
           if (s.cond) {
             s.state = 'firing';
-            out.push(this.#event(s, 'firing', { ...s.last, message: `${s.last.message} (settled after flapping)` }, now));
+            out.push(
+              this.#event(s, 'firing', { ...s.last, message: `${s.last.message} (settled after flapping)` }, now),
+            );
           } else {
             out.push(this.#resolve(s, s.last.value, `${s.last.sensor} ${s.last.rule} settled after flapping`, now));
           }
@@ -255,7 +288,8 @@ export class AlertManager {
   }
 
   #byId(id: string): Slot | undefined {
-    for (const s of this.#slots.values()) if (s.current?.id === id && (s.state === 'firing' || s.state === 'flapping')) return s;
+    for (const s of this.#slots.values())
+      if (s.current?.id === id && (s.state === 'firing' || s.state === 'flapping')) return s;
     return undefined;
   }
 
@@ -293,7 +327,8 @@ export class AlertManager {
 
   active(): Alert[] {
     const out: Alert[] = [];
-    for (const s of this.#slots.values()) if (s.current && (s.state === 'firing' || s.state === 'flapping')) out.push({ ...s.current });
+    for (const s of this.#slots.values())
+      if (s.current && (s.state === 'firing' || s.state === 'flapping')) out.push({ ...s.current });
     return out;
   }
 
@@ -301,7 +336,13 @@ export class AlertManager {
   restore(alerts: Alert[]): void {
     for (const a of alerts) {
       if (a.state === 'resolved') continue;
-      const input: AlertInput = { sensor: a.sensor, rule: a.rule, severity: a.severity, value: a.value, message: a.message };
+      const input: AlertInput = {
+        sensor: a.sensor,
+        rule: a.rule,
+        severity: a.severity,
+        value: a.value,
+        message: a.message,
+      };
       const s = this.#slot(a.sensor, a.rule, input);
       s.state = 'firing';
       s.cond = true;

@@ -9,7 +9,14 @@ import type { Alert } from './alerts.ts';
 
 export interface MonitoringState {
   alerts: Alert[];
-  sensors: Array<{ id: string; name?: string; unit?: string | undefined; last: number | null; lastTs: number | null; failures: number }>;
+  sensors: Array<{
+    id: string;
+    name?: string;
+    unit?: string | undefined;
+    last: number | null;
+    lastTs: number | null;
+    failures: number;
+  }>;
 }
 
 export function summarize(state: MonitoringState, now = Date.now()): string {
@@ -18,27 +25,39 @@ export function summarize(state: MonitoringState, now = Date.now()): string {
   else {
     lines.push(`${state.alerts.length} active alert${state.alerts.length === 1 ? '' : 's'}:`);
     for (const a of state.alerts.slice(0, 20)) {
-      lines.push(`- [${a.severity}] ${a.sensor} ${a.rule}: ${a.message}${a.acknowledged ? ` (acknowledged by ${a.acknowledged.by})` : ''}${a.suggestedFix ? ` — fix: ${a.suggestedFix}` : ''}`);
+      lines.push(
+        `- [${a.severity}] ${a.sensor} ${a.rule}: ${a.message}${a.acknowledged ? ` (acknowledged by ${a.acknowledged.by})` : ''}${a.suggestedFix ? ` — fix: ${a.suggestedFix}` : ''}`,
+      );
     }
   }
   if (state.sensors.length === 0) lines.push('No sensors are being watched.');
   else {
     lines.push(`Watching ${state.sensors.length} sensor${state.sensors.length === 1 ? '' : 's'}:`);
     for (const s of state.sensors.slice(0, 40)) {
-      const value = s.last === null ? 'no reading yet' : `${Number(s.last.toPrecision(6))}${s.unit ? ` ${s.unit}` : ''}${s.lastTs ? ` (${Math.max(0, Math.round((now - s.lastTs) / 1000))} s ago)` : ''}`;
+      const value =
+        s.last === null
+          ? 'no reading yet'
+          : `${Number(s.last.toPrecision(6))}${s.unit ? ` ${s.unit}` : ''}${s.lastTs ? ` (${Math.max(0, Math.round((now - s.lastTs) / 1000))} s ago)` : ''}`;
       lines.push(`- ${s.id}: ${value}${s.failures > 0 ? `, ${s.failures} failed reads in a row` : ''}`);
     }
   }
   return lines.join('\n');
 }
 
-export async function answer(messages: HandChatMessage[], ctx: HandContext & { signal: AbortSignal }, state: MonitoringState): Promise<string> {
+export async function answer(
+  messages: HandChatMessage[],
+  ctx: HandContext & { signal: AbortSignal },
+  state: MonitoringState,
+): Promise<string> {
   const summary = summarize(state);
   const question = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
   try {
     const result = await ctx.llm.chat({
       messages: [
-        { role: 'system', content: `You are the monitoring assistant of an edge device. Answer briefly from this current state only.\n${summary}` },
+        {
+          role: 'system',
+          content: `You are the monitoring assistant of an edge device. Answer briefly from this current state only.\n${summary}`,
+        },
         ...messages.filter((m) => m.role !== 'system').slice(-10),
       ],
       maxTokens: 256,

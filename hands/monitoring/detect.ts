@@ -120,7 +120,15 @@ export class AnomalyDetector {
   std(): number {
     const c = this.robust ? this.center : this.mean;
     const spread = this.robust ? this.spread : Math.sqrt(this.variance);
-    return Math.max(spread, this.cfg.minStd, 0.5 * this.step, this.resolution, this.scaleFloor * Math.abs(c), 1e-9 * Math.abs(c), 1e-12);
+    return Math.max(
+      spread,
+      this.cfg.minStd,
+      0.5 * this.step,
+      this.resolution,
+      this.scaleFloor * Math.abs(c),
+      1e-9 * Math.abs(c),
+      1e-12,
+    );
   }
 
   /** novelty gate: x lies outside the range of the remembered history (or there is none yet) */
@@ -241,12 +249,14 @@ export class AnomalyDetector {
       const d = this.mean - this.slow;
       const sd = this.std();
       const g = d / Math.sqrt(sd * sd + this.divergence);
-      if (Math.max(this.cusumUp, this.cusumDown) < this.cfg.driftH / 2) this.divergence += this.#slowAlpha * (d * d - this.divergence);
+      if (Math.max(this.cusumUp, this.cusumDown) < this.cfg.driftH / 2)
+        this.divergence += this.#slowAlpha * (d * d - this.divergence);
       const allowance = 1.5;
       this.cusumUp = Math.max(0, this.cusumUp + g - allowance);
       this.cusumDown = Math.max(0, this.cusumDown - g - allowance);
       driftScore = Math.max(this.cusumUp, this.cusumDown);
-      if (!this.drifting && driftScore > this.cfg.driftH && Math.abs(d) >= 0.5 * this.minDelta(this.slow)) this.drifting = true;
+      if (!this.drifting && driftScore > this.cfg.driftH && Math.abs(d) >= 0.5 * this.minDelta(this.slow))
+        this.drifting = true;
       else if (this.drifting && driftScore === 0) this.drifting = false;
     } else if (this.n <= this.#driftStart) {
       if (this.n <= this.cfg.warmup + Math.ceil(1 / this.#slowAlpha)) this.slow = this.mean; // anchor the slow baseline on the warmed-up fast one
@@ -289,7 +299,11 @@ export class StuckDetector {
     const p = this.changeRate;
     if (p < 0.05) return Infinity; // the sensor does not normally vary: flat is normal
     const q = Math.min(1 - p, 0.999);
-    return Math.max(this.cfg.samples, q <= 0 ? 0 : Math.ceil(Math.log(1e-6) / Math.log(q)), Math.floor(1.5 * this.longest) + 1);
+    return Math.max(
+      this.cfg.samples,
+      q <= 0 ? 0 : Math.ceil(Math.log(1e-6) / Math.log(q)),
+      Math.floor(1.5 * this.longest) + 1,
+    );
   }
 
   #changes = 0;
@@ -317,8 +331,10 @@ export class StuckDetector {
     this.n++;
     const required = this.required();
     const warm = this.n >= warmN;
-    const stuck = warm && (this.run >= required
-      || (this.cfg.windowMs > 0 && this.changeRate >= 0.05 && this.run > 1 && ts - this.runStart >= this.cfg.windowMs));
+    const stuck =
+      warm &&
+      (this.run >= required ||
+        (this.cfg.windowMs > 0 && this.changeRate >= 0.05 && this.run > 1 && ts - this.runStart >= this.cfg.windowMs));
     if (stuck) this.#flagged = true;
     return { stuck, run: this.run, required };
   }

@@ -84,17 +84,32 @@ export class History {
     let s = this.#series.get(sensor);
     if (!s) {
       const cap = this.opts.rawPoints;
-      s = { ts: new Float64Array(cap), v: new Float64Array(cap), head: 0, size: 0, minute: null, hour: null, mChunk: null, hChunk: null, index: { m: [], h: [] } };
+      s = {
+        ts: new Float64Array(cap),
+        v: new Float64Array(cap),
+        head: 0,
+        size: 0,
+        minute: null,
+        hour: null,
+        mChunk: null,
+        hChunk: null,
+        index: { m: [], h: [] },
+      };
       this.#series.set(sensor, s);
     }
     return s;
   }
 
   #enqueue(fn: () => Promise<void>): void {
-    this.#queue = this.#queue.then(fn).then(() => { this.writes++; }, (err: unknown) => {
-      this.errors++;
-      this.onError(err);
-    });
+    this.#queue = this.#queue.then(fn).then(
+      () => {
+        this.writes++;
+      },
+      (err: unknown) => {
+        this.errors++;
+        this.onError(err);
+      },
+    );
   }
 
   /** wait for the queued store writes */
@@ -106,7 +121,8 @@ export class History {
   async load(sensor: string, now: number): Promise<void> {
     const s = this.#get(sensor);
     const index = await this.store.get<{ m: number[]; h: number[] }>(`h/i/${sensor}`);
-    if (index && Array.isArray(index.m) && Array.isArray(index.h)) s.index = { m: index.m.filter(Number.isFinite), h: index.h.filter(Number.isFinite) };
+    if (index && Array.isArray(index.m) && Array.isArray(index.h))
+      s.index = { m: index.m.filter(Number.isFinite), h: index.h.filter(Number.isFinite) };
     const lastM = s.index.m.at(-1);
     if (lastM !== undefined && lastM === floorTo(now, HOUR)) {
       const pts = await this.store.get<Tuple[]>(`h/m/${sensor}/${lastM}`);
@@ -248,7 +264,14 @@ export class History {
    * `from`, 1 min within the minute retention, else 1 h), at most maxPoints (adjacent points
    * merged when there are more).
    */
-  async query(sensor: string, from: number, to: number, resolution: Resolution = 'auto', maxPoints = 1000, now = Date.now()): Promise<{ resolution: Exclude<Resolution, 'auto'>; points: Point[] }> {
+  async query(
+    sensor: string,
+    from: number,
+    to: number,
+    resolution: Resolution = 'auto',
+    maxPoints = 1000,
+    now = Date.now(),
+  ): Promise<{ resolution: Exclude<Resolution, 'auto'>; points: Point[] }> {
     const s = this.#series.get(sensor);
     let res = resolution;
     if (res === 'auto') {
@@ -260,7 +283,8 @@ export class History {
     let points: Point[] = [];
     if (res === 'raw') {
       const r = this.recent(sensor, from);
-      for (let i = 0; i < r.ts.length; i++) if (r.ts[i]! <= to) points.push({ t: r.ts[i]!, min: r.values[i]!, max: r.values[i]!, avg: r.values[i]!, n: 1 });
+      for (let i = 0; i < r.ts.length; i++)
+        if (r.ts[i]! <= to) points.push({ t: r.ts[i]!, min: r.values[i]!, max: r.values[i]!, avg: r.values[i]!, n: 1 });
     } else {
       await this.flush();
       const step = res === '1m' ? HOUR : DAY;
@@ -269,9 +293,11 @@ export class History {
       for (const start of starts) {
         if (start + step <= from || start > to) continue;
         const open = kind === 'm' ? s?.mChunk : s?.hChunk;
-        const pts = open && open.start === start ? open.points : await this.store.get<Tuple[]>(`h/${kind}/${sensor}/${start}`);
+        const pts =
+          open && open.start === start ? open.points : await this.store.get<Tuple[]>(`h/${kind}/${sensor}/${start}`);
         if (!Array.isArray(pts)) continue;
-        for (const p of pts) if (p[0] >= from && p[0] <= to) points.push({ t: p[0], min: p[1], max: p[2], avg: p[3], n: p[4] });
+        for (const p of pts)
+          if (p[0] >= from && p[0] <= to) points.push({ t: p[0], min: p[1], max: p[2], avg: p[3], n: p[4] });
       }
       const b = kind === 'm' ? s?.minute : s?.hour; // the bucket still open
       if (b && b.t >= from && b.t <= to) points.push({ t: b.t, min: b.min, max: b.max, avg: b.sum / b.n, n: b.n });

@@ -31,7 +31,15 @@ import { SensorMonitor, type Edge } from './monitor.ts';
 import { PlaybookAdvisor, playbookFix, sensorKind, type Advisor, type SensorKind } from './playbooks.ts';
 import { LlmAdvisor } from './advisor.ts';
 import { answer, type MonitoringState } from './chat.ts';
-import { defaultEntry, globMatch, parseSettings, settingsSchema, type ConfigProblem, type MonitoringSettings, type SensorEntry } from './settings.ts';
+import {
+  defaultEntry,
+  globMatch,
+  parseSettings,
+  settingsSchema,
+  type ConfigProblem,
+  type MonitoringSettings,
+  type SensorEntry,
+} from './settings.ts';
 
 const DAY = 86_400_000;
 const ADVISOR_TIMEOUT_MS = 5000;
@@ -85,8 +93,21 @@ export class MonitoringHand {
   readonly history: History;
   readonly watched = new Map<string, Watched>();
   readonly counters: Counters = {
-    polls: 0, readings: 0, pushed: 0, invalid: 0, stale: 0, faults: {}, overruns: 0, configErrors: 0, alertsPublished: 0,
-    publishErrors: 0, storeErrors: 0, actions: 0, actionErrors: 0, queries: 0, badQueries: 0,
+    polls: 0,
+    readings: 0,
+    pushed: 0,
+    invalid: 0,
+    stale: 0,
+    faults: {},
+    overruns: 0,
+    configErrors: 0,
+    alertsPublished: 0,
+    publishErrors: 0,
+    storeErrors: 0,
+    actions: 0,
+    actionErrors: 0,
+    queries: 0,
+    badQueries: 0,
   };
   readonly startedAt = Date.now();
   #emitQueue: Promise<void> = Promise.resolve();
@@ -100,7 +121,12 @@ export class MonitoringHand {
     const { settings, problems } = parseSettings(ctx.settings);
     this.settings = settings;
     this.problems = problems;
-    this.advisor = advisor ?? new LlmAdvisor((m, ...a) => ctx.call(m, ...a), new PlaybookAdvisor((s) => this.watched.get(s)?.kind ?? sensorKind(s)));
+    this.advisor =
+      advisor ??
+      new LlmAdvisor(
+        (m, ...a) => ctx.call(m, ...a),
+        new PlaybookAdvisor((s) => this.watched.get(s)?.kind ?? sensorKind(s)),
+      );
     this.alerts = new AlertManager({
       ...settings.alerts,
       suggest: (a) => playbookFix(a.sensor, a.rule, this.watched.get(a.sensor)?.kind ?? sensorKind(a.sensor)),
@@ -129,7 +155,10 @@ export class MonitoringHand {
     this.#every(1000, () => this.#housekeeping());
     if (this.settings.statusEveryMs > 0) this.#every(this.settings.statusEveryMs, () => this.#publishStatus());
     this.#publishStatus();
-    ctx.log('info', `monitoring ${this.watched.size} sensor(s)`, { sensors: [...this.watched.keys()].slice(0, 50), configProblems: this.problems.length });
+    ctx.log('info', `monitoring ${this.watched.size} sensor(s)`, {
+      sensors: [...this.watched.keys()].slice(0, 50),
+      configProblems: this.problems.length,
+    });
   }
 
   async stop(): Promise<void> {
@@ -154,7 +183,13 @@ export class MonitoringHand {
       bySensor.set(key, [...(bySensor.get(key) ?? []), p.message]);
     }
     for (const [sensor, msgs] of bySensor) {
-      this.#raise({ sensor, rule: 'config-error', severity: 'warning', value: null, message: `configuration error: ${msgs.join('; ')}` });
+      this.#raise({
+        sensor,
+        rule: 'config-error',
+        severity: 'warning',
+        value: null,
+        message: `configuration error: ${msgs.join('; ')}`,
+      });
     }
   }
 
@@ -166,7 +201,11 @@ export class MonitoringHand {
     } catch (err) {
       this.counters.faults.LIST = (this.counters.faults.LIST ?? 0) + 1;
       this.ctx.log('error', `sensors.list failed: ${(err as Error).message}; retrying in 10 s`);
-      this.#timers.push(this.ctx.timers.after(10_000, () => { if (!this.#stopped) void this.#listAndWatch(); }));
+      this.#timers.push(
+        this.ctx.timers.after(10_000, () => {
+          if (!this.#stopped) void this.#listAndWatch();
+        }),
+      );
       return;
     }
     const fresh: Watched[] = [];
@@ -181,15 +220,31 @@ export class MonitoringHand {
         if (matches.length === 0) {
           if (!this.#unmatched.has(i)) {
             this.#unmatched.add(i);
-            const known = list.map((s) => s.id).slice(0, 20).join(', ') || 'none';
+            const known =
+              list
+                .map((s) => s.id)
+                .slice(0, 20)
+                .join(', ') || 'none';
             const msg = `sensors[${i}]: "${entry.id}" names no sensor this Hand can read (known: ${known}); it is checked again every minute`;
             this.counters.configErrors++;
             this.ctx.log('error', `settings: ${msg}`);
-            this.#raise({ sensor: entry.id, rule: 'config-error', severity: 'warning', value: null, message: `configuration error: ${msg}` });
+            this.#raise({
+              sensor: entry.id,
+              rule: 'config-error',
+              severity: 'warning',
+              value: null,
+              message: `configuration error: ${msg}`,
+            });
           }
           return;
         }
-        if (this.#unmatched.delete(i)) this.#resolve(entry.id, 'config-error', null, `"${entry.id}" now matches ${matches.map((s) => s.id).join(', ')}`);
+        if (this.#unmatched.delete(i))
+          this.#resolve(
+            entry.id,
+            'config-error',
+            null,
+            `"${entry.id}" now matches ${matches.map((s) => s.id).join(', ')}`,
+          );
         for (const info of matches) {
           if (this.watched.has(info.id)) continue; // the first entry that matches a sensor wins
           fresh.push(this.#watch(info, entry));
@@ -205,15 +260,30 @@ export class MonitoringHand {
     }
     this.#schedule(fresh);
     if (this.#unmatched.size > 0 || this.settings.watchAll) {
-      this.#timers.push(this.ctx.timers.after(60_000, () => { if (!this.#stopped) void this.#listAndWatch(); }));
+      this.#timers.push(
+        this.ctx.timers.after(60_000, () => {
+          if (!this.#stopped) void this.#listAndWatch();
+        }),
+      );
     }
   }
 
   #watch(info: SensorInfo, entry: SensorEntry): Watched {
     const w: Watched = {
-      info, entry, kind: sensorKind(info.id, info.unit, info.deviceClass),
-      monitor: new SensorMonitor(info.id, entry, { unit: info.unit, deviceClass: info.deviceClass, startedAt: Date.now(), numeric: info.kind === 'number' }),
-      inflightSince: 0, gen: 0, failures: 0, actuator: undefined, actuating: false,
+      info,
+      entry,
+      kind: sensorKind(info.id, info.unit, info.deviceClass),
+      monitor: new SensorMonitor(info.id, entry, {
+        unit: info.unit,
+        deviceClass: info.deviceClass,
+        startedAt: Date.now(),
+        numeric: info.kind === 'number',
+      }),
+      inflightSince: 0,
+      gen: 0,
+      failures: 0,
+      actuator: undefined,
+      actuating: false,
     };
     this.watched.set(info.id, w);
     return w;
@@ -235,12 +305,19 @@ export class MonitoringHand {
     }
     if (pushed && !this.#pushedSubscribed) {
       this.#pushedSubscribed = true;
-      this.ctx.bus.subscribe('sensors/#', (m) => this.#onPushed(m)).catch((err: unknown) => {
-        this.#pushedSubscribed = false;
-        this.#reportProblems([{ path: 'capabilities.bus.subscribe', message: `pushed sensors cannot be received (${(err as Error).message}); grant bus.subscribe sensors/# to the Hand` }]);
-        // fall back to polling: a pushed sensor answers read() with its latest value
-        for (const w of ws) if (w.info.mode === 'pushed') this.#every(w.entry.intervalMs, () => this.#poll(w));
-      });
+      this.ctx.bus
+        .subscribe('sensors/#', (m) => this.#onPushed(m))
+        .catch((err: unknown) => {
+          this.#pushedSubscribed = false;
+          this.#reportProblems([
+            {
+              path: 'capabilities.bus.subscribe',
+              message: `pushed sensors cannot be received (${(err as Error).message}); grant bus.subscribe sensors/# to the Hand`,
+            },
+          ]);
+          // fall back to polling: a pushed sensor answers read() with its latest value
+          for (const w of ws) if (w.info.mode === 'pushed') this.#every(w.entry.intervalMs, () => this.#poll(w));
+        });
     }
   }
 
@@ -265,16 +342,19 @@ export class MonitoringHand {
     const gen = ++w.gen;
     w.inflightSince = now;
     this.counters.polls++;
-    this.ctx.call<Reading>('sensors.read', w.info.id).then((r) => {
-      if (gen !== w.gen) return;
-      w.inflightSince = 0;
-      this.#reading(w, r, false);
-    }, (err: unknown) => {
-      if (gen !== w.gen) return;
-      w.inflightSince = 0;
-      if ((err as { code?: string }).code === 'HAND_STOPPED') return;
-      this.#failure(w, err);
-    });
+    this.ctx.call<Reading>('sensors.read', w.info.id).then(
+      (r) => {
+        if (gen !== w.gen) return;
+        w.inflightSince = 0;
+        this.#reading(w, r, false);
+      },
+      (err: unknown) => {
+        if (gen !== w.gen) return;
+        w.inflightSince = 0;
+        if ((err as { code?: string }).code === 'HAND_STOPPED') return;
+        this.#failure(w, err);
+      },
+    );
   }
 
   #onPushed(m: BusMessageIn): void {
@@ -285,7 +365,10 @@ export class MonitoringHand {
     this.counters.pushed++;
     if (m.json === undefined || typeof m.json !== 'object' || m.json === null) {
       this.counters.invalid++;
-      this.#failure(w, { code: 'SENSOR_FAULT', message: `pushed a payload that is not a JSON Reading: ${JSON.stringify(m.text.slice(0, 60))}` });
+      this.#failure(w, {
+        code: 'SENSOR_FAULT',
+        message: `pushed a payload that is not a JSON Reading: ${JSON.stringify(m.text.slice(0, 60))}`,
+      });
       return;
     }
     this.#reading(w, m.json as Reading, true);
@@ -293,7 +376,8 @@ export class MonitoringHand {
 
   /** a usable number from a reading, or an error message saying why not */
   #value(w: Watched, r: unknown): number | string {
-    if (typeof r !== 'object' || r === null || !('value' in r)) return `returned ${JSON.stringify(r)?.slice(0, 60)} instead of a Reading`;
+    if (typeof r !== 'object' || r === null || !('value' in r))
+      return `returned ${JSON.stringify(r)?.slice(0, 60)} instead of a Reading`;
     const v = (r as Reading).value;
     if (typeof v === 'number') return Number.isFinite(v) ? v : `returned ${String(v)}`;
     if (typeof v === 'boolean' && w.info.kind === 'boolean') return v ? 1 : 0;
@@ -317,7 +401,8 @@ export class MonitoringHand {
     this.counters.readings++;
     if (w.failures > 0) {
       w.failures = 0;
-      if (this.alerts.isActive(w.info.id, 'sensor-fault')) this.#resolve(w.info.id, 'sensor-fault', v, `${w.info.id} reads again (${v})`);
+      if (this.alerts.isActive(w.info.id, 'sensor-fault'))
+        this.#resolve(w.info.id, 'sensor-fault', v, `${w.info.id} reads again (${v})`);
     }
     this.history.add(w.info.id, ts, v);
     this.#edges(w.monitor.sample(v, ts), ts);
@@ -330,10 +415,16 @@ export class MonitoringHand {
     const message = typeof e?.message === 'string' ? e.message : String(err);
     this.counters.faults[code] = (this.counters.faults[code] ?? 0) + 1;
     w.failures++;
-    if (w.failures === this.settings.faultAfter || (w.failures > this.settings.faultAfter && !this.alerts.isActive(w.info.id, 'sensor-fault'))) {
+    if (
+      w.failures === this.settings.faultAfter ||
+      (w.failures > this.settings.faultAfter && !this.alerts.isActive(w.info.id, 'sensor-fault'))
+    ) {
       this.ctx.log('warn', `${w.info.id}: ${w.failures} failed reads in a row (${code}: ${message})`);
       this.#raise({
-        sensor: w.info.id, rule: 'sensor-fault', severity: 'warning', value: null,
+        sensor: w.info.id,
+        rule: 'sensor-fault',
+        severity: 'warning',
+        value: null,
         message: `${w.info.id} failed ${w.failures} reads in a row: ${code}: ${message}`,
       });
     }
@@ -349,21 +440,31 @@ export class MonitoringHand {
     if (want === undefined || w.actuating) return;
     w.actuating = true;
     const target = want;
-    this.ctx.call('actuators.write', a.actuator, target).then(() => {
-      w.actuating = false;
-      w.actuator = target;
-      this.counters.actions++;
-      this.ctx.log('info', `${a.actuator} ${target ? 'on' : 'off'}: ${w.info.id} is ${v} (on above ${a.on.above}, off below ${a.off.below})`);
-      if (this.alerts.isActive(w.info.id, 'action-failed')) this.#resolve(w.info.id, 'action-failed', v, `${a.actuator} switched ${target ? 'on' : 'off'}`);
-    }, (err: unknown) => {
-      w.actuating = false;
-      this.counters.actionErrors++;
-      const e = err as { code?: string; message?: string };
-      this.#raise({
-        sensor: w.info.id, rule: 'action-failed', severity: 'warning', value: v,
-        message: `could not switch ${a.actuator} ${target ? 'on' : 'off'}: ${e.code ?? 'INTERNAL'}: ${e.message ?? String(err)}`,
-      });
-    });
+    this.ctx.call('actuators.write', a.actuator, target).then(
+      () => {
+        w.actuating = false;
+        w.actuator = target;
+        this.counters.actions++;
+        this.ctx.log(
+          'info',
+          `${a.actuator} ${target ? 'on' : 'off'}: ${w.info.id} is ${v} (on above ${a.on.above}, off below ${a.off.below})`,
+        );
+        if (this.alerts.isActive(w.info.id, 'action-failed'))
+          this.#resolve(w.info.id, 'action-failed', v, `${a.actuator} switched ${target ? 'on' : 'off'}`);
+      },
+      (err: unknown) => {
+        w.actuating = false;
+        this.counters.actionErrors++;
+        const e = err as { code?: string; message?: string };
+        this.#raise({
+          sensor: w.info.id,
+          rule: 'action-failed',
+          severity: 'warning',
+          value: v,
+          message: `could not switch ${a.actuator} ${target ? 'on' : 'off'}: ${e.code ?? 'INTERNAL'}: ${e.message ?? String(err)}`,
+        });
+      },
+    );
   }
 
   // -- alerts -----------------------------------------------------------------------------------
@@ -402,12 +503,18 @@ export class MonitoringHand {
 
   async #suggest(ev: Alert): Promise<string> {
     const recent = this.history.recent(ev.sensor, ev.ts - 10 * 60_000);
-    const last = { ts: recent.ts.slice(-120), values: recent.values.slice(-120), unit: this.watched.get(ev.sensor)?.info.unit };
+    const last = {
+      ts: recent.ts.slice(-120),
+      values: recent.values.slice(-120),
+      unit: this.watched.get(ev.sensor)?.info.unit,
+    };
     let timer: (() => void) | undefined;
     try {
       const fix = await Promise.race([
         this.advisor.suggestFix(ev, last),
-        new Promise<string>((resolve) => { timer = this.ctx.timers.after(ADVISOR_TIMEOUT_MS, () => resolve(ev.suggestedFix)); }),
+        new Promise<string>((resolve) => {
+          timer = this.ctx.timers.after(ADVISOR_TIMEOUT_MS, () => resolve(ev.suggestedFix));
+        }),
       ]);
       if (typeof fix === 'string' && fix.length > 0) {
         const clipped = fix.slice(0, 2000);
@@ -460,8 +567,12 @@ export class MonitoringHand {
     return {
       alerts: this.alerts.active(),
       sensors: [...this.watched.values()].map((w) => ({
-        id: w.info.id, name: w.info.name, unit: w.info.unit,
-        last: Number.isNaN(w.monitor.last) ? null : w.monitor.last, lastTs: w.monitor.lastTs || null, failures: w.failures,
+        id: w.info.id,
+        name: w.info.name,
+        unit: w.info.unit,
+        last: Number.isNaN(w.monitor.last) ? null : w.monitor.last,
+        lastTs: w.monitor.lastTs || null,
+        failures: w.failures,
       })),
     };
   }
@@ -476,9 +587,15 @@ export class MonitoringHand {
   sensorList(): Ans<'sensors'> {
     return {
       sensors: [...this.watched.values()].map((w) => ({
-        id: w.info.id, name: w.info.name, ...(w.info.unit !== undefined ? { unit: w.info.unit } : {}), kind: w.info.kind, intervalMs: w.entry.intervalMs,
-        last: Number.isNaN(w.monitor.last) ? null : w.monitor.last, lastTs: w.monitor.lastTs || null,
-        holding: [...w.monitor.holding], failures: w.failures,
+        id: w.info.id,
+        name: w.info.name,
+        ...(w.info.unit !== undefined ? { unit: w.info.unit } : {}),
+        kind: w.info.kind,
+        intervalMs: w.entry.intervalMs,
+        last: Number.isNaN(w.monitor.last) ? null : w.monitor.last,
+        lastTs: w.monitor.lastTs || null,
+        holding: [...w.monitor.holding],
+        failures: w.failures,
       })),
     };
   }
@@ -488,11 +605,19 @@ export class MonitoringHand {
   }
 
   async sensorHistory(q: Req<'history'>, now = Date.now()): Promise<Ans<'history'>> {
-    if (!this.watched.has(q.sensor)) this.#bad(`history needs "sensor": one of ${[...this.watched.keys()].slice(0, 20).join(', ') || 'none'}`);
+    if (!this.watched.has(q.sensor))
+      this.#bad(`history needs "sensor": one of ${[...this.watched.keys()].slice(0, 20).join(', ') || 'none'}`);
     const from = q.from ?? now - 3_600_000;
     const to = q.to ?? now;
     if (!(from <= to)) this.#bad(`from (${from}) must not be after to (${to})`);
-    const h = await this.history.query(q.sensor, from, to, (q.resolution ?? 'auto') as Resolution, q.maxPoints ?? 1000, now);
+    const h = await this.history.query(
+      q.sensor,
+      from,
+      to,
+      (q.resolution ?? 'auto') as Resolution,
+      q.maxPoints ?? 1000,
+      now,
+    );
     return { sensor: q.sensor, from, to, ...h };
   }
 
@@ -500,7 +625,8 @@ export class MonitoringHand {
   async change(type: 'ack' | 'resolve', q: Req<'ack'>, now = Date.now()): Promise<Ans<'ack'>> {
     const ack = { by: q.by, at: now, ...(typeof q.note === 'string' && q.note.length > 0 ? { note: q.note } : {}) };
     const alert = type === 'ack' ? this.alerts.acknowledge(q.alertId, ack) : this.alerts.dismiss(q.alertId, ack, now);
-    if (!alert) throw new TalonError('NOT_FOUND', `no active alert has the id ${JSON.stringify(q.alertId.slice(0, 80))}`);
+    if (!alert)
+      throw new TalonError('NOT_FOUND', `no active alert has the id ${JSON.stringify(q.alertId.slice(0, 80))}`);
     this.#emit([alert]);
     await this.#emitQueue;
     return { alert };
@@ -513,7 +639,8 @@ export default defineHand({
   manifest: {
     id: 'monitoring',
     version: '1.0.0',
-    description: 'Watches sensors: thresholds, anomalies, drift, stuck sensors, forecasts, missing data; alerts with suggested fixes; downsampled history',
+    description:
+      'Watches sensors: thresholds, anomalies, drift, stuck sensors, forecasts, missing data; alerts with suggested fixes; downsampled history',
     capabilities: {
       bus: { publish: ['alerts/#', 'monitoring/#'], subscribe: ['sensors/#'] },
       sensors: ['*'],

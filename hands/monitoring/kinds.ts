@@ -23,7 +23,16 @@
 import { sensorKind } from './playbooks.ts';
 import type { AnomalySettings } from './settings.ts';
 
-export type AnomalyProfileName = 'generic' | 'percent' | 'disk-percent' | 'disk-size' | 'cpu' | 'memory' | 'temperature' | 'humidity' | 'rate';
+export type AnomalyProfileName =
+  | 'generic'
+  | 'percent'
+  | 'disk-percent'
+  | 'disk-size'
+  | 'cpu'
+  | 'memory'
+  | 'temperature'
+  | 'humidity'
+  | 'rate';
 
 export interface AnomalyProfile {
   name: AnomalyProfileName;
@@ -41,22 +50,62 @@ export interface AnomalyProfile {
   stuck: 'on' | 'off' | 'nonzero';
 }
 
-const base: Omit<AnomalyProfile, 'name'> = { resolution: 0, minChange: 0, minChangeRel: 0, scaleFloor: 1e-3, robust: false, spikes: true, sustain: 3, drift: true, stuck: 'on' };
+const base: Omit<AnomalyProfile, 'name'> = {
+  resolution: 0,
+  minChange: 0,
+  minChangeRel: 0,
+  scaleFloor: 1e-3,
+  robust: false,
+  spikes: true,
+  sustain: 3,
+  drift: true,
+  stuck: 'on',
+};
 
 export const PROFILES: Record<AnomalyProfileName, AnomalyProfile> = {
   generic: { name: 'generic', ...base },
   percent: { name: 'percent', ...base, resolution: 0.1, minChange: 5 },
-  'disk-percent': { name: 'disk-percent', ...base, resolution: 0.1, minChange: 2, spikes: false, sustain: 3, stuck: 'off' },
+  'disk-percent': {
+    name: 'disk-percent',
+    ...base,
+    resolution: 0.1,
+    minChange: 2,
+    spikes: false,
+    sustain: 3,
+    stuck: 'off',
+  },
   'disk-size': { name: 'disk-size', ...base, minChangeRel: 0.02, spikes: false, sustain: 3, stuck: 'off' },
-  cpu: { name: 'cpu', ...base, resolution: 0.1, minChange: 25, robust: true, spikes: false, sustain: 12, sustainMs: 60_000, drift: false, stuck: 'nonzero' },
+  cpu: {
+    name: 'cpu',
+    ...base,
+    resolution: 0.1,
+    minChange: 25,
+    robust: true,
+    spikes: false,
+    sustain: 12,
+    sustainMs: 60_000,
+    drift: false,
+    stuck: 'nonzero',
+  },
   memory: { name: 'memory', ...base, resolution: 0.1, minChange: 5, spikes: false, sustain: 3 },
   temperature: { name: 'temperature', ...base, resolution: 0.1, minChange: 3 },
   humidity: { name: 'humidity', ...base, resolution: 0.5, minChange: 5 },
-  rate: { name: 'rate', ...base, minChangeRel: 1, robust: true, spikes: false, sustain: 12, sustainMs: 60_000, drift: false, stuck: 'off' },
+  rate: {
+    name: 'rate',
+    ...base,
+    minChangeRel: 1,
+    robust: true,
+    spikes: false,
+    sustain: 12,
+    sustainMs: 60_000,
+    drift: false,
+    stuck: 'off',
+  },
 };
 
 /** rates and counters: bytes, packets, operations per second */
-const RATE_RE = /(^|[._-])(rx|tx|read|write|reads|writes|io|iops|bytes|packets|pkts|rate|ops|throughput|bandwidth)($|[._-])/;
+const RATE_RE =
+  /(^|[._-])(rx|tx|read|write|reads|writes|io|iops|bytes|packets|pkts|rate|ops|throughput|bandwidth)($|[._-])/;
 
 /** the profile a sensor gets by default, from its id, unit and device class */
 export function anomalyProfile(id: string, unit?: string, deviceClass?: string): AnomalyProfile {
@@ -70,27 +119,41 @@ export function anomalyProfile(id: string, unit?: string, deviceClass?: string):
   const kind = sensorKind(id, unit, deviceClass);
   const pct = u === '%' || /(^|[._-])(pct|percent|used|usage|util)($|[._-])/.test(s);
   switch (kind) {
-    case 'temperature': return PROFILES.temperature;
-    case 'humidity': return PROFILES.humidity;
-    case 'cpu': return pct || /usage|load|util/.test(s) ? PROFILES.cpu : PROFILES.generic;
-    case 'memory': return pct ? PROFILES.memory : PROFILES['disk-size'];
-    case 'disk': return pct ? PROFILES['disk-percent'] : PROFILES['disk-size'];
-    default: return pct ? PROFILES.percent : PROFILES.generic;
+    case 'temperature':
+      return PROFILES.temperature;
+    case 'humidity':
+      return PROFILES.humidity;
+    case 'cpu':
+      return pct || /usage|load|util/.test(s) ? PROFILES.cpu : PROFILES.generic;
+    case 'memory':
+      return pct ? PROFILES.memory : PROFILES['disk-size'];
+    case 'disk':
+      return pct ? PROFILES['disk-percent'] : PROFILES['disk-size'];
+    default:
+      return pct ? PROFILES.percent : PROFILES.generic;
   }
 }
 
 /** AnomalySettings with every kind-dependent field filled in */
-export type ResolvedAnomaly = AnomalySettings & Omit<AnomalyProfile, 'name' | 'stuck' | 'sustainMs'> & { profile: AnomalyProfileName };
+export type ResolvedAnomaly = AnomalySettings &
+  Omit<AnomalyProfile, 'name' | 'stuck' | 'sustainMs'> & { profile: AnomalyProfileName };
 
 /** the user's settings over the kind's profile */
-export function resolveAnomaly(cfg: AnomalySettings, id: string, unit?: string, deviceClass?: string, intervalMs?: number): ResolvedAnomaly {
+export function resolveAnomaly(
+  cfg: AnomalySettings,
+  id: string,
+  unit?: string,
+  deviceClass?: string,
+  intervalMs?: number,
+): ResolvedAnomaly {
   const p = cfg.profile && cfg.profile !== 'auto' ? PROFILES[cfg.profile] : anomalyProfile(id, unit, deviceClass);
   const { stuck: _stuck, sustainMs, name: _name, ...rest } = p;
   void _stuck;
   void _name;
-  const sustain = sustainMs !== undefined && intervalMs !== undefined && intervalMs > 0
-    ? Math.min(60, Math.max(3, Math.ceil(sustainMs / intervalMs)))
-    : p.sustain;
+  const sustain =
+    sustainMs !== undefined && intervalMs !== undefined && intervalMs > 0
+      ? Math.min(60, Math.max(3, Math.ceil(sustainMs / intervalMs)))
+      : p.sustain;
   return {
     ...rest,
     ...cfg,

@@ -42,14 +42,21 @@ export class SensorMonitor {
   last = NaN;
   lastTs = 0;
 
-  constructor(id: string, entry: SensorEntry, opts: { unit?: string; deviceClass?: string; startedAt: number; numeric?: boolean }) {
+  constructor(
+    id: string,
+    entry: SensorEntry,
+    opts: { unit?: string; deviceClass?: string; startedAt: number; numeric?: boolean },
+  ) {
     this.id = id;
     this.entry = entry;
     this.unit = opts.unit ? ` ${opts.unit}` : '';
     const rules = entry.rules;
     const numeric = opts.numeric !== false;
     this.threshold = rules.above !== undefined || rules.below !== undefined ? new Threshold(rules) : null;
-    this.anomaly = rules.anomaly && numeric ? new AnomalyDetector(resolveAnomaly(rules.anomaly, id, opts.unit, opts.deviceClass, entry.intervalMs)) : null;
+    this.anomaly =
+      rules.anomaly && numeric
+        ? new AnomalyDetector(resolveAnomaly(rules.anomaly, id, opts.unit, opts.deviceClass, entry.intervalMs))
+        : null;
     this.stuckMode = rules.stuck?.explicit ? 'on' : anomalyProfile(id, opts.unit, opts.deviceClass).stuck;
     this.stuck = rules.stuck && numeric && this.stuckMode !== 'off' ? new StuckDetector(rules.stuck) : null;
     this.trend = rules.forecast ? new TrendBuffer(rules.forecast.windowMs) : null;
@@ -73,16 +80,33 @@ export class SensorMonitor {
     this.last = v;
     this.lastTs = ts;
     this.missing.seen(ts);
-    if (this.holding.has('missing')) this.#set(out, 'missing', false, () => this.#input('missing', 'warning', v, `${this.id} is reporting again (${r(v)}${this.unit})`));
+    if (this.holding.has('missing'))
+      this.#set(out, 'missing', false, () =>
+        this.#input('missing', 'warning', v, `${this.id} is reporting again (${r(v)}${this.unit})`),
+      );
 
     const sev = this.entry.severity;
     if (this.threshold) {
       const step = this.threshold.update(v, ts);
       if (step.change === 'fire') {
         const dur = this.entry.rules.forDurationMs > 0 ? ` for ${formatDuration(this.entry.rules.forDurationMs)}` : '';
-        this.#set(out, step.side!, true, () => this.#input(step.side!, sev, v, `${this.id} is ${r(v)}${this.unit}, ${step.side} ${r(step.limit!)}${this.unit}${dur}`));
+        this.#set(out, step.side!, true, () =>
+          this.#input(
+            step.side!,
+            sev,
+            v,
+            `${this.id} is ${r(v)}${this.unit}, ${step.side} ${r(step.limit!)}${this.unit}${dur}`,
+          ),
+        );
       } else if (step.change === 'resolve') {
-        this.#set(out, step.side!, false, () => this.#input(step.side!, sev, v, `${this.id} is back to ${r(v)}${this.unit} (limit ${step.side} ${r(step.limit!)}${this.unit}, hysteresis ${r(this.entry.rules.hysteresis)})`));
+        this.#set(out, step.side!, false, () =>
+          this.#input(
+            step.side!,
+            sev,
+            v,
+            `${this.id} is back to ${r(v)}${this.unit} (limit ${step.side} ${r(step.limit!)}${this.unit}, hysteresis ${r(this.entry.rules.hysteresis)})`,
+          ),
+        );
       }
     }
 
@@ -101,12 +125,21 @@ export class SensorMonitor {
         }
       } else if (this.holding.has('anomaly') && ++this.#quiet >= QUIET_SAMPLES) {
         this.#anomalyKind = null;
-        this.#set(out, 'anomaly', false, () => this.#input('anomaly', 'warning', v, `${this.id} is back within its usual range (${r(v)}${this.unit})`));
+        this.#set(out, 'anomaly', false, () =>
+          this.#input('anomaly', 'warning', v, `${this.id} is back within its usual range (${r(v)}${this.unit})`),
+        );
       }
       if (a.drift !== this.holding.has('drift')) {
-        this.#set(out, 'drift', a.drift, () => this.#input('drift', 'warning', v, a.drift
-          ? `${this.id} is drifting: its recent level ${r(this.anomaly!.mean)}${this.unit} has moved away from its long-run level ${r(this.anomaly!.slow)}${this.unit}`
-          : `${this.id} has settled (${r(v)}${this.unit})`));
+        this.#set(out, 'drift', a.drift, () =>
+          this.#input(
+            'drift',
+            'warning',
+            v,
+            a.drift
+              ? `${this.id} is drifting: its recent level ${r(this.anomaly!.mean)}${this.unit} has moved away from its long-run level ${r(this.anomaly!.slow)}${this.unit}`
+              : `${this.id} has settled (${r(v)}${this.unit})`,
+          ),
+        );
       }
     }
 
@@ -114,9 +147,16 @@ export class SensorMonitor {
       const s = this.stuck.update(v, ts);
       if (this.stuckMode === 'nonzero' && v === 0) s.stuck = false; // at rest, not stuck
       if (s.stuck !== this.holding.has('stuck')) {
-        this.#set(out, 'stuck', s.stuck, () => this.#input('stuck', 'warning', v, s.stuck
-          ? `${this.id} has reported exactly ${r(v)}${this.unit} ${s.run} times in a row, though it normally varies`
-          : `${this.id} is changing again (${r(v)}${this.unit})`));
+        this.#set(out, 'stuck', s.stuck, () =>
+          this.#input(
+            'stuck',
+            'warning',
+            v,
+            s.stuck
+              ? `${this.id} has reported exactly ${r(v)}${this.unit} ${s.run} times in a row, though it normally varies`
+              : `${this.id} is changing again (${r(v)}${this.unit})`,
+          ),
+        );
       }
     }
 
@@ -141,11 +181,18 @@ export class SensorMonitor {
     const soon = fc.etaMs <= (holding ? f.horizonMs * 1.2 : f.horizonMs);
     const on = believable && soon;
     if (on === holding) return;
-    this.#set(out, 'forecast', on, () => this.#input('forecast', 'warning', v, on
-      ? (fc.crossed || fc.etaMs <= 0
-        ? `${this.id} has reached its forecast limit ${r(f.limit)}${this.unit}`
-        : `${this.id} will reach ${r(f.limit)}${this.unit} in ${formatDuration(fc.etaMs)} at the current trend (${r(t.slope * 3_600_000)}${this.unit}/h, R² ${r(t.r2)})`)
-      : `${this.id}: the trend no longer reaches ${r(f.limit)}${this.unit} within ${formatDuration(f.horizonMs)}`));
+    this.#set(out, 'forecast', on, () =>
+      this.#input(
+        'forecast',
+        'warning',
+        v,
+        on
+          ? fc.crossed || fc.etaMs <= 0
+            ? `${this.id} has reached its forecast limit ${r(f.limit)}${this.unit}`
+            : `${this.id} will reach ${r(f.limit)}${this.unit} in ${formatDuration(fc.etaMs)} at the current trend (${r(t.slope * 3_600_000)}${this.unit}/h, R² ${r(t.r2)})`
+          : `${this.id}: the trend no longer reaches ${r(f.limit)}${this.unit} within ${formatDuration(f.horizonMs)}`,
+      ),
+    );
   }
 
   /** the missing-data rule; call periodically */
@@ -153,9 +200,16 @@ export class SensorMonitor {
     const out: Edge[] = [];
     const m = this.missing.missing(now);
     if (m !== this.holding.has('missing')) {
-      this.#set(out, 'missing', m, () => this.#input('missing', 'warning', null, m
-        ? `no reading from ${this.id} for ${formatDuration(now - this.missing.last)} (expected every ${formatDuration(this.entry.intervalMs)})`
-        : `${this.id} is reporting again`));
+      this.#set(out, 'missing', m, () =>
+        this.#input(
+          'missing',
+          'warning',
+          null,
+          m
+            ? `no reading from ${this.id} for ${formatDuration(now - this.missing.last)} (expected every ${formatDuration(this.entry.intervalMs)})`
+            : `${this.id} is reporting again`,
+        ),
+      );
     }
     return out;
   }

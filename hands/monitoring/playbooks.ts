@@ -19,7 +19,15 @@ export interface Advisor {
 }
 
 export type SensorKind =
-  | 'cpu' | 'memory' | 'disk' | 'temperature' | 'humidity' | 'network' | 'power' | 'fan' | 'generic';
+  | 'cpu'
+  | 'memory'
+  | 'disk'
+  | 'temperature'
+  | 'humidity'
+  | 'network'
+  | 'power'
+  | 'fan'
+  | 'generic';
 
 /** what a sensor measures, from its id, unit and Home Assistant device class */
 export function sensorKind(id: string, unit?: string, deviceClass?: string): SensorKind {
@@ -41,29 +49,40 @@ type Rule = 'high' | 'low' | 'anomaly' | 'drift' | 'forecast';
 const TABLE: Record<SensorKind, Partial<Record<Rule, string>>> = {
   cpu: {
     high: 'Find the busiest processes (top -o %CPU, or ps -eo pid,comm,%cpu --sort=-%cpu | head); stop or renice a runaway one; check for a stuck Hand in `talon hands`; on a Pi, check for throttling with `vcgencmd get_throttled`.',
-    anomaly: 'A sudden CPU change usually means a new or runaway process: compare `top` with the usual load and check recent deploys, cron jobs and `talon hands` for a Hand in a restart loop.',
-    drift: 'CPU use is creeping up: look for a process whose CPU grows over time (a leak or a growing queue) and for log or database files that are scanned on every run.',
-    forecast: 'CPU load is trending up towards its limit: plan capacity or move work off the device before it is reached.',
+    anomaly:
+      'A sudden CPU change usually means a new or runaway process: compare `top` with the usual load and check recent deploys, cron jobs and `talon hands` for a Hand in a restart loop.',
+    drift:
+      'CPU use is creeping up: look for a process whose CPU grows over time (a leak or a growing queue) and for log or database files that are scanned on every run.',
+    forecast:
+      'CPU load is trending up towards its limit: plan capacity or move work off the device before it is reached.',
   },
   memory: {
     high: 'Find the largest processes (ps -eo pid,comm,rss --sort=-rss | head); restart a leaking one; check `talon hands` heap figures; add swap or zram on small boards as a stopgap.',
-    anomaly: 'A sudden memory jump: check which process grew (ps -eo pid,comm,rss --sort=-rss) and whether a Hand or service just restarted.',
-    drift: 'Memory use is creeping up: the classic sign of a leak. Note which process grows and restart it on a schedule until it is fixed.',
-    forecast: 'Memory is trending towards exhaustion: restart the growing process before the OOM killer picks one for you.',
+    anomaly:
+      'A sudden memory jump: check which process grew (ps -eo pid,comm,rss --sort=-rss) and whether a Hand or service just restarted.',
+    drift:
+      'Memory use is creeping up: the classic sign of a leak. Note which process grows and restart it on a schedule until it is fixed.',
+    forecast:
+      'Memory is trending towards exhaustion: restart the growing process before the OOM killer picks one for you.',
   },
   disk: {
     high: 'Free space: `du -xh / | sort -h | tail` to find big folders; rotate or vacuum logs (`journalctl --vacuum-size=100M`), clear package caches (`apt-get clean`), remove old images and core dumps.',
-    forecast: 'The disk will fill at this rate: find what is growing (`du -xh --max-depth=2 / | sort -h | tail`), set log rotation and retention limits, or move data off the device.',
-    anomaly: 'A sudden jump in disk use: look for a large new file (find / -xdev -size +100M -mmin -60) such as a core dump or a runaway log.',
+    forecast:
+      'The disk will fill at this rate: find what is growing (`du -xh --max-depth=2 / | sort -h | tail`), set log rotation and retention limits, or move data off the device.',
+    anomaly:
+      'A sudden jump in disk use: look for a large new file (find / -xdev -size +100M -mmin -60) such as a core dump or a runaway log.',
     drift: 'Disk use is growing steadily: check log rotation and data retention settings.',
     low: 'Disk use dropped sharply: check that nothing was deleted by mistake and that the volume is still mounted.',
   },
   temperature: {
     high: 'Too hot: check that the fan runs and vents are clear, improve airflow or move the device out of the sun; on a Pi check throttling (`vcgencmd measure_temp`, `vcgencmd get_throttled`); reduce load until it cools.',
     low: 'Too cold: check heating, doors and windows; protect plants or equipment from frost; check condensation once it warms up.',
-    anomaly: 'A sudden temperature change: check for an opened door or window, a heater or cooler switching, direct sun, or a sensor that moved or came loose.',
-    drift: 'Temperature is drifting: check the heating/cooling schedule, a failing fan or a blocked vent, and the sensor placement.',
-    forecast: 'Temperature is heading for its limit: start cooling or heating now (fan, vent, shade) rather than at the limit.',
+    anomaly:
+      'A sudden temperature change: check for an opened door or window, a heater or cooler switching, direct sun, or a sensor that moved or came loose.',
+    drift:
+      'Temperature is drifting: check the heating/cooling schedule, a failing fan or a blocked vent, and the sensor placement.',
+    forecast:
+      'Temperature is heading for its limit: start cooling or heating now (fan, vent, shade) rather than at the limit.',
   },
   humidity: {
     high: 'Too humid: ventilate or run a dehumidifier; check for leaks, standing water and watering schedules; watch for condensation on electronics.',
@@ -97,11 +116,16 @@ const TABLE: Record<SensorKind, Partial<Record<Rule, string>>> = {
 };
 
 const RULE_FIXES: Record<string, string> = {
-  'sensor-fault': 'The sensor cannot be read: check its wiring or connection (loose cable, serial port, I²C address), the driver\'s health (`talon doctor`), permissions and power; replace the sensor if the fault persists.',
-  missing: 'No new readings: check that the sensor and its driver are running (`talon doctor`), the cable or radio link, and whether the device is overloaded.',
-  stuck: 'The sensor repeats the same value while it normally varies: it may be frozen, disconnected with a cached value, or saturated. Power-cycle or reseat it and compare with another instrument.',
-  'config-error': 'Fix the Monitoring Hand settings named in the message (`talon config`), then restart the Hand; the other sensors keep being watched meanwhile.',
-  'action-failed': 'The automatic action could not run: grant the Hand the actuator (its GPIO pin under capabilities.gpio in the config) and check the actuator wiring.',
+  'sensor-fault':
+    "The sensor cannot be read: check its wiring or connection (loose cable, serial port, I²C address), the driver's health (`talon doctor`), permissions and power; replace the sensor if the fault persists.",
+  missing:
+    'No new readings: check that the sensor and its driver are running (`talon doctor`), the cable or radio link, and whether the device is overloaded.',
+  stuck:
+    'The sensor repeats the same value while it normally varies: it may be frozen, disconnected with a cached value, or saturated. Power-cycle or reseat it and compare with another instrument.',
+  'config-error':
+    'Fix the Monitoring Hand settings named in the message (`talon config`), then restart the Hand; the other sensors keep being watched meanwhile.',
+  'action-failed':
+    'The automatic action could not run: grant the Hand the actuator (its GPIO pin under capabilities.gpio in the config) and check the actuator wiring.',
 };
 
 function ruleFamily(rule: string): Rule | null {

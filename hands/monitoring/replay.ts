@@ -42,12 +42,27 @@ export function parseCsv(text: string): { rows: Row[]; problems: CsvProblem[] } 
       return;
     }
     const t = line.slice(0, cut).trim().replace(/^"|"$/g, '');
-    const v = line.slice(cut + 1).trim().replace(/^"|"$/g, '');
+    const v = line
+      .slice(cut + 1)
+      .trim()
+      .replace(/^"|"$/g, '');
     const ts = parseTs(t);
     const value = v === '' ? NaN : Number(v);
-    if (rows.length === 0 && problems.length === 0 && (Number.isNaN(ts) || Number.isNaN(value)) && /[a-z]/i.test(line) && i === lines.findIndex((l) => l.trim() !== '')) return; // header
-    if (Number.isNaN(ts)) problems.push({ line: i + 1, message: `timestamp ${JSON.stringify(t.slice(0, 40))} is not a date or an epoch number` });
-    else if (!Number.isFinite(value)) problems.push({ line: i + 1, message: `value ${JSON.stringify(v.slice(0, 40))} is not a finite number` });
+    if (
+      rows.length === 0 &&
+      problems.length === 0 &&
+      (Number.isNaN(ts) || Number.isNaN(value)) &&
+      /[a-z]/i.test(line) &&
+      i === lines.findIndex((l) => l.trim() !== '')
+    )
+      return; // header
+    if (Number.isNaN(ts))
+      problems.push({
+        line: i + 1,
+        message: `timestamp ${JSON.stringify(t.slice(0, 40))} is not a date or an epoch number`,
+      });
+    else if (!Number.isFinite(value))
+      problems.push({ line: i + 1, message: `value ${JSON.stringify(v.slice(0, 40))} is not a finite number` });
     else rows.push({ ts, value });
   });
   return { rows, problems };
@@ -89,7 +104,8 @@ export interface ReplayResult {
 /** the median spacing of the rows (ms), at least 100 */
 function medianSpacing(rows: Row[]): number {
   const d: number[] = [];
-  for (let i = 1; i < rows.length && d.length < 10_000; i++) if (rows[i]!.ts > rows[i - 1]!.ts) d.push(rows[i]!.ts - rows[i - 1]!.ts);
+  for (let i = 1; i < rows.length && d.length < 10_000; i++)
+    if (rows[i]!.ts > rows[i - 1]!.ts) d.push(rows[i]!.ts - rows[i - 1]!.ts);
   if (d.length === 0) return 5000;
   d.sort((a, b) => a - b);
   return Math.max(100, Math.round(d[d.length >> 1]!));
@@ -97,10 +113,16 @@ function medianSpacing(rows: Row[]): number {
 
 export function replay(rows: Row[], opts: ReplayOptions): ReplayResult {
   const { settings, problems } = parseSettings(opts.settings);
-  let entry: SensorEntry | undefined = settings.watchAll ? undefined : settings.sensors.find((e) => globMatch(e.id, opts.sensor));
+  let entry: SensorEntry | undefined = settings.watchAll
+    ? undefined
+    : settings.sensors.find((e) => globMatch(e.id, opts.sensor));
   if (!entry) {
     if (!settings.watchAll) {
-      problems.push({ path: 'sensors', sensor: opts.sensor, message: `no sensors[] entry matches "${opts.sensor}"; the Hand would not watch it (replaying with the default rules)` });
+      problems.push({
+        path: 'sensors',
+        sensor: opts.sensor,
+        message: `no sensors[] entry matches "${opts.sensor}"; the Hand would not watch it (replaying with the default rules)`,
+      });
     }
     const intervalMs = medianSpacing(rows);
     const d = defaultEntry(opts.sensor);
@@ -109,7 +131,11 @@ export function replay(rows: Row[], opts: ReplayOptions): ReplayResult {
   const kind = sensorKind(opts.sensor, opts.unit, opts.deviceClass);
   const alerts = new AlertManager({ ...settings.alerts, suggest: (a) => playbookFix(a.sensor, a.rule, kind) });
   const start = rows[0]?.ts ?? 0;
-  const monitor = new SensorMonitor(opts.sensor, entry, { unit: opts.unit, deviceClass: opts.deviceClass, startedAt: start });
+  const monitor = new SensorMonitor(opts.sensor, entry, {
+    unit: opts.unit,
+    deviceClass: opts.deviceClass,
+    startedAt: start,
+  });
   const events: Alert[] = [];
   const onsets: ReplayResult['onsets'] = [];
   const apply = (edges: Edge[], now: number): void => {
@@ -141,5 +167,14 @@ export function replay(rows: Row[], opts: ReplayOptions): ReplayResult {
     apply(monitor.sample(row.value, row.ts), row.ts);
     samples++;
   }
-  return { sensor: opts.sensor, entry, profile: monitor.anomaly ? (monitor.anomaly.cfg as { profile?: string }).profile ?? null : null, events, onsets, samples, skipped, problems };
+  return {
+    sensor: opts.sensor,
+    entry,
+    profile: monitor.anomaly ? ((monitor.anomaly.cfg as { profile?: string }).profile ?? null) : null,
+    events,
+    onsets,
+    samples,
+    skipped,
+    problems,
+  };
 }

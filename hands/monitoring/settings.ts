@@ -132,7 +132,15 @@ export const DEFAULTS = {
   hysteresis: 0,
   forDurationMs: 0,
   missingFactor: 3,
-  anomaly: { alpha: 0.05, warmup: 30, z: 6, shiftSamples: 3, minStd: 0, drift: true, driftH: 20 } satisfies AnomalySettings,
+  anomaly: {
+    alpha: 0.05,
+    warmup: 30,
+    z: 6,
+    shiftSamples: 3,
+    minStd: 0,
+    drift: true,
+    driftH: 20,
+  } satisfies AnomalySettings,
   stuck: { samples: 10, windowMs: 0, epsilon: 0 } satisfies StuckSettings,
   forecastWindowMs: 30 * MIN,
   forecastMinR2: 0.6,
@@ -170,7 +178,10 @@ export const settingsSchema = {
             properties: {
               above: num,
               below: num,
-              hysteresis: { type: 'number', description: 'how far back past the threshold the value must come to resolve' },
+              hysteresis: {
+                type: 'number',
+                description: 'how far back past the threshold the value must come to resolve',
+              },
               forDurationMs: { ...ms(0, 7 * DAY), description: 'the condition must hold this long before firing' },
               anomaly: {
                 anyOf: [
@@ -186,7 +197,20 @@ export const settingsSchema = {
                       minStd: { type: 'number', minimum: 0 },
                       drift: { type: 'boolean' },
                       driftH: { type: 'number', exclusiveMinimum: 0 },
-                      profile: { enum: ['auto', 'generic', 'percent', 'disk-percent', 'disk-size', 'cpu', 'memory', 'temperature', 'humidity', 'rate'] },
+                      profile: {
+                        enum: [
+                          'auto',
+                          'generic',
+                          'percent',
+                          'disk-percent',
+                          'disk-size',
+                          'cpu',
+                          'memory',
+                          'temperature',
+                          'humidity',
+                          'rate',
+                        ],
+                      },
                       resolution: { type: 'number', minimum: 0 },
                       minChange: { type: 'number', minimum: 0 },
                       minChangeRel: { type: 'number', minimum: 0 },
@@ -206,7 +230,11 @@ export const settingsSchema = {
                   {
                     type: 'object',
                     additionalProperties: false,
-                    properties: { samples: posInt(1_000_000), windowMs: ms(0, 30 * DAY), epsilon: { type: 'number', minimum: 0 } },
+                    properties: {
+                      samples: posInt(1_000_000),
+                      windowMs: ms(0, 30 * DAY),
+                      epsilon: { type: 'number', minimum: 0 },
+                    },
                   },
                 ],
               },
@@ -278,11 +306,24 @@ class Collector {
     this.problems.push(sensor === undefined ? { path, message } : { path, sensor, message });
   }
   /** a number in [min, max] (or undefined → fallback); a wrong one is reported and replaced */
-  num(o: Obj, key: string, path: string, fallback: number, min: number, max: number, sensor?: string, integer = false): number {
+  num(
+    o: Obj,
+    key: string,
+    path: string,
+    fallback: number,
+    min: number,
+    max: number,
+    sensor?: string,
+    integer = false,
+  ): number {
     const v = o[key];
     if (v === undefined) return fallback;
     if (!isNum(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-      this.add(`${path}.${key}`, `${path}.${key} is ${JSON.stringify(v)}; it must be ${integer ? 'an integer' : 'a number'} from ${fmt(min)} to ${fmt(max)} (using ${fmt(fallback)})`, sensor);
+      this.add(
+        `${path}.${key}`,
+        `${path}.${key} is ${JSON.stringify(v)}; it must be ${integer ? 'an integer' : 'a number'} from ${fmt(min)} to ${fmt(max)} (using ${fmt(fallback)})`,
+        sensor,
+      );
       return fallback;
     }
     return v;
@@ -307,8 +348,14 @@ function parseAnomaly(c: Collector, v: unknown, path: string, sensor: string): A
     driftH: c.num(v, 'driftH', path, d.driftH, 1, 1e6, sensor),
   };
   if (v.profile !== undefined) {
-    if (typeof v.profile === 'string' && (v.profile === 'auto' || Object.hasOwn(PROFILES, v.profile))) out.profile = v.profile as AnomalySettings['profile'];
-    else c.add(`${path}.profile`, `${path}.profile is ${JSON.stringify(v.profile)}; it must be auto or one of ${Object.keys(PROFILES).join(', ')} (using auto)`, sensor);
+    if (typeof v.profile === 'string' && (v.profile === 'auto' || Object.hasOwn(PROFILES, v.profile)))
+      out.profile = v.profile as AnomalySettings['profile'];
+    else
+      c.add(
+        `${path}.profile`,
+        `${path}.profile is ${JSON.stringify(v.profile)}; it must be auto or one of ${Object.keys(PROFILES).join(', ')} (using auto)`,
+        sensor,
+      );
   }
   for (const k of ['resolution', 'minChange', 'minChangeRel', 'scaleFloor'] as const) {
     if (v[k] !== undefined) out[k] = c.num(v, k, path, 0, 0, Number.MAX_VALUE, sensor);
@@ -360,14 +407,22 @@ function parseRules(c: Collector, v: unknown, path: string, sensor: string, inte
     const t = r[side];
     if (t === undefined) continue;
     if (!isNum(t)) {
-      c.add(`${path}.${side}`, `sensor "${sensor}": ${side} is ${JSON.stringify(t)}; it must be a finite number`, sensor);
+      c.add(
+        `${path}.${side}`,
+        `sensor "${sensor}": ${side} is ${JSON.stringify(t)}; it must be a finite number`,
+        sensor,
+      );
       ok = false;
     } else rules[side] = t;
   }
   if (r.hysteresis !== undefined) {
     const h = r.hysteresis;
     if (!isNum(h) || h < 0) {
-      c.add(`${path}.hysteresis`, `sensor "${sensor}": hysteresis is ${JSON.stringify(h)}; it must be a number ≥ 0 (the distance back past the threshold before an alert resolves)`, sensor);
+      c.add(
+        `${path}.hysteresis`,
+        `sensor "${sensor}": hysteresis is ${JSON.stringify(h)}; it must be a number ≥ 0 (the distance back past the threshold before an alert resolves)`,
+        sensor,
+      );
       ok = false;
     } else rules.hysteresis = h;
   }
@@ -376,19 +431,30 @@ function parseRules(c: Collector, v: unknown, path: string, sensor: string, inte
     const clearAbove = rules.above - h;
     const clearBelow = rules.below + h;
     if (rules.below >= rules.above) {
-      c.add(`${path}.below`, `sensor "${sensor}": below ${fmt(rules.below)} is not under above ${fmt(rules.above)}; every value would be out of range`, sensor);
+      c.add(
+        `${path}.below`,
+        `sensor "${sensor}": below ${fmt(rules.below)} is not under above ${fmt(rules.above)}; every value would be out of range`,
+        sensor,
+      );
       ok = false;
     } else if (clearAbove <= clearBelow) {
-      c.add(`${path}.hysteresis`,
+      c.add(
+        `${path}.hysteresis`,
         `sensor "${sensor}": threshold above ${fmt(rules.above)} is below its hysteresis band: it resolves under ${fmt(clearAbove)} (above − hysteresis ${fmt(h)}), ` +
-        `which reaches the band of below ${fmt(rules.below)} (resolves over ${fmt(clearBelow)}); use a hysteresis under ${fmt((rules.above - rules.below) / 2)}`, sensor);
+          `which reaches the band of below ${fmt(rules.below)} (resolves over ${fmt(clearBelow)}); use a hysteresis under ${fmt((rules.above - rules.below) / 2)}`,
+        sensor,
+      );
       ok = false;
     }
   }
   if (r.forecast !== undefined) {
     const f = r.forecast;
     if (!isObj(f) || !isNum(f.limit) || !isNum(f.horizonMs) || f.horizonMs <= 0) {
-      c.add(`${path}.forecast`, `sensor "${sensor}": forecast needs { limit: number, horizonMs: number > 0 }; forecast disabled`, sensor);
+      c.add(
+        `${path}.forecast`,
+        `sensor "${sensor}": forecast needs { limit: number, horizonMs: number > 0 }; forecast disabled`,
+        sensor,
+      );
     } else {
       rules.forecast = {
         limit: f.limit,
@@ -403,13 +469,28 @@ function parseRules(c: Collector, v: unknown, path: string, sensor: string, inte
 
 function parseAction(c: Collector, v: unknown, path: string, sensor: string): ActionSettings | undefined | null {
   if (v === undefined) return undefined;
-  if (!isObj(v) || typeof v.actuator !== 'string' || v.actuator === '' || !isObj(v.on) || !isObj(v.off) || !isNum(v.on.above) || !isNum(v.off.below)) {
-    c.add(path, `sensor "${sensor}": action needs { actuator: string, on: { above: number }, off: { below: number } }; action disabled`, sensor);
+  if (
+    !isObj(v) ||
+    typeof v.actuator !== 'string' ||
+    v.actuator === '' ||
+    !isObj(v.on) ||
+    !isObj(v.off) ||
+    !isNum(v.on.above) ||
+    !isNum(v.off.below)
+  ) {
+    c.add(
+      path,
+      `sensor "${sensor}": action needs { actuator: string, on: { above: number }, off: { below: number } }; action disabled`,
+      sensor,
+    );
     return null;
   }
   if (v.off.below >= v.on.above) {
-    c.add(`${path}.off.below`,
-      `sensor "${sensor}": action ${v.actuator}: off below ${fmt(v.off.below)} is not under on above ${fmt(v.on.above)}; the actuator would toggle on every reading; action disabled`, sensor);
+    c.add(
+      `${path}.off.below`,
+      `sensor "${sensor}": action ${v.actuator}: off below ${fmt(v.off.below)} is not under on above ${fmt(v.on.above)}; the actuator would toggle on every reading; action disabled`,
+      sensor,
+    );
     return null;
   }
   return { actuator: v.actuator, on: { above: v.on.above }, off: { below: v.off.below } };
@@ -436,20 +517,44 @@ export function parseSettings(raw: unknown): { settings: MonitoringSettings; pro
     },
     history: {
       rawPoints: c.num(historyIn, 'rawPoints', 'history', dh.rawPoints, 10, 100_000, undefined, true),
-      minuteRetentionMs: c.num(historyIn, 'minuteRetentionMs', 'history', dh.minuteRetentionMs, HOUR, 30 * DAY, undefined, true),
-      hourRetentionMs: c.num(historyIn, 'hourRetentionMs', 'history', dh.hourRetentionMs, DAY, 5 * 365 * DAY, undefined, true),
+      minuteRetentionMs: c.num(
+        historyIn,
+        'minuteRetentionMs',
+        'history',
+        dh.minuteRetentionMs,
+        HOUR,
+        30 * DAY,
+        undefined,
+        true,
+      ),
+      hourRetentionMs: c.num(
+        historyIn,
+        'hourRetentionMs',
+        'history',
+        dh.hourRetentionMs,
+        DAY,
+        5 * 365 * DAY,
+        undefined,
+        true,
+      ),
     },
     statusEveryMs: c.num(s, 'statusEveryMs', 'settings', DEFAULTS.statusEveryMs, 0, DAY, undefined, true),
   };
   if (s.sensors !== undefined && !Array.isArray(s.sensors)) {
-    c.add('sensors', 'sensors must be a list of { id, intervalMs?, rules?, severity?, action? }; watching every granted sensor instead');
+    c.add(
+      'sensors',
+      'sensors must be a list of { id, intervalMs?, rules?, severity?, action? }; watching every granted sensor instead',
+    );
     settings.watchAll = true;
   }
   const list = Array.isArray(s.sensors) ? s.sensors : [];
   list.forEach((e: unknown, i: number) => {
     const path = `sensors[${i}]`;
     if (!isObj(e) || typeof e.id !== 'string' || !ID_RE.test(e.id)) {
-      c.add(`${path}.id`, `${path} needs an id: a sensor id or glob of lowercase letters, digits, ".", "_", "-", "*" (got ${JSON.stringify(isObj(e) ? e.id : e)}); entry skipped`);
+      c.add(
+        `${path}.id`,
+        `${path} needs an id: a sensor id or glob of lowercase letters, digits, ".", "_", "-", "*" (got ${JSON.stringify(isObj(e) ? e.id : e)}); entry skipped`,
+      );
       return;
     }
     const id = e.id;
@@ -457,7 +562,12 @@ export function parseSettings(raw: unknown): { settings: MonitoringSettings; pro
     let severity = DEFAULTS.severity;
     if (e.severity !== undefined) {
       if (SEVERITIES.includes(e.severity as Severity)) severity = e.severity as Severity;
-      else c.add(`${path}.severity`, `sensor "${id}": severity ${JSON.stringify(e.severity)} is not one of ${SEVERITIES.join(', ')} (using ${severity})`, id);
+      else
+        c.add(
+          `${path}.severity`,
+          `sensor "${id}": severity ${JSON.stringify(e.severity)} is not one of ${SEVERITIES.join(', ')} (using ${severity})`,
+          id,
+        );
     }
     const rules = parseRules(c, e.rules, `${path}.rules`, id, intervalMs);
     if (!rules) return; // the problem names the entry; the other entries keep running
@@ -472,7 +582,12 @@ export function parseSettings(raw: unknown): { settings: MonitoringSettings; pro
 /** `cpu.*` style globs, `*` = any run of characters */
 export function globMatch(glob: string, id: string): boolean {
   if (!glob.includes('*')) return glob === id;
-  const re = new RegExp(`^${glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${glob
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return re.test(id);
 }
 
@@ -480,9 +595,15 @@ export function globMatch(glob: string, id: string): boolean {
 export function defaultEntry(id: string): SensorEntry {
   const intervalMs = DEFAULTS.intervalMs;
   return {
-    id, intervalMs, severity: DEFAULTS.severity,
+    id,
+    intervalMs,
+    severity: DEFAULTS.severity,
     rules: {
-      hysteresis: 0, forDurationMs: 0, anomaly: { ...DEFAULTS.anomaly }, stuck: { ...DEFAULTS.stuck }, forecast: null,
+      hysteresis: 0,
+      forDurationMs: 0,
+      anomaly: { ...DEFAULTS.anomaly },
+      stuck: { ...DEFAULTS.stuck },
+      forecast: null,
       missingAfterMs: DEFAULTS.missingFactor * intervalMs,
     },
   };

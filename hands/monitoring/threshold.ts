@@ -60,7 +60,7 @@ export class Threshold {
   }
 
   #limit(side: Side | null): number | null {
-    return side === null ? null : (side === 'above' ? this.cfg.above! : this.cfg.below!);
+    return side === null ? null : side === 'above' ? this.cfg.above! : this.cfg.below!;
   }
 
   update(v: number, ts: number): ThresholdStep {

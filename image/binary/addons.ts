@@ -28,7 +28,17 @@ const PREBUILDS: Record<string, Record<Arch, string>> = {
 function nodeGyp(): string {
   const candidates = [
     process.env.npm_config_node_gyp,
-    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    join(
+      dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
     '/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
     '/usr/local/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
   ];
@@ -67,21 +77,29 @@ export function buildEpoll(root: string, dist: NodeDist, log: (s: string) => voi
   cpSync(join(src, 'src'), join(work, 'src'), { recursive: true });
   // under `npm run`/`npm test`, npm exports its config as npm_config_* (on this machine
   // nodedir=/usr, the host Node's headers), and node-gyp lets those beat --nodedir: drop them
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_/i.test(k)));
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^npm_config_/i.test(k)),
+  );
   Object.assign(env, { NODE_PATH: join(root, 'node_modules'), V: '0' });
   if (dist.arch !== hostArch()) {
     const cross = CROSS[dist.arch];
-    if (!onPath(cross.cxx)) throw new Error(`cross-compiling epoll for ${dist.arch} needs ${cross.cxx} (apt-get install ${cross.pkg})`);
+    if (!onPath(cross.cxx))
+      throw new Error(`cross-compiling epoll for ${dist.arch} needs ${cross.cxx} (apt-get install ${cross.pkg})`);
     Object.assign(env, { CC: cross.cc, CXX: cross.cxx, LINK: cross.cxx, AR: cross.cc.replace(/gcc$/, 'ar') });
   }
   log(`compiling epoll for linux-${dist.arch}, Node ${dist.version}`);
   try {
     execFileSync(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${dist.dir}`, `--arch=${dist.arch}`, '--jobs=2'], {
-      cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20,
+      cwd: work,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 64 << 20,
     });
   } catch (err) {
     const e = err as { stderr?: Buffer; stdout?: Buffer };
-    throw new Error(`node-gyp could not build epoll for ${dist.arch}:\n${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}`);
+    throw new Error(
+      `node-gyp could not build epoll for ${dist.arch}:\n${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}`,
+    );
   }
   mkdirSync(dirname(out), { recursive: true });
   copyFileSync(join(work, 'build', 'Release', 'epoll.node'), `${out}.tmp`);

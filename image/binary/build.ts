@@ -15,7 +15,17 @@
  *  6. renamed into place only when complete, its SHA-256 beside it, sizes printed.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { dirname, join, relative } from 'node:path';
 import { bundle } from '../bundle.ts';
@@ -44,9 +54,13 @@ function stripTool(arch: Arch): string {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
       return tool;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
-  throw new Error(`stripping the ${arch} node needs ${STRIP[arch]} (apt-get install binutils-${arch === 'arm64' ? 'aarch64' : 'x86-64'}-linux-gnu)`);
+  throw new Error(
+    `stripping the ${arch} node needs ${STRIP[arch]} (apt-get install binutils-${arch === 'arm64' ? 'aarch64' : 'x86-64'}-linux-gnu)`,
+  );
 }
 
 function walk(dir: string, base = dir): string[] {
@@ -85,7 +99,10 @@ function manifest(assets: Record<string, string>): { hash: string; files: [strin
   return { hash: h.digest('hex').slice(0, 24), files };
 }
 
-export async function buildBinary(arch: Arch, opts: { log?: (s: string) => void; outDir?: string } = {}): Promise<BinaryResult> {
+export async function buildBinary(
+  arch: Arch,
+  opts: { log?: (s: string) => void; outDir?: string } = {},
+): Promise<BinaryResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`build:binary ${s}\n`));
   const outDir = opts.outDir ?? join(root, 'dist', 'bin');
   const work = join(root, '.cache', 'binary');
@@ -106,14 +123,21 @@ export async function buildBinary(arch: Arch, opts: { log?: (s: string) => void;
 
   const blob = join(work, `sea-${arch}-${process.pid}.blob`);
   const config = join(work, `sea-config-${arch}-${process.pid}.json`);
-  writeFileSync(config, JSON.stringify({
-    main: join(root, 'image', 'launcher.cjs'),
-    output: blob,
-    disableExperimentalSEAWarning: true,
-    useSnapshot: false,
-    useCodeCache: false,
-    assets,
-  }, null, 2));
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        main: join(root, 'image', 'launcher.cjs'),
+        output: blob,
+        disableExperimentalSEAWarning: true,
+        useSnapshot: false,
+        useCodeCache: false,
+        assets,
+      },
+      null,
+      2,
+    ),
+  );
   log(`making the SEA blob (${Object.keys(assets).length} assets) with node ${host.version} ${host.arch}`);
   execFileSync(host.node, ['--experimental-sea-config', config], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -127,9 +151,20 @@ export async function buildBinary(arch: Arch, opts: { log?: (s: string) => void;
     log(`stripping node (${stripTool(arch)})`);
     execFileSync(stripTool(arch), ['--strip-all', tmp], { stdio: ['ignore', 'pipe', 'pipe'] });
     log('injecting the blob (postject)');
-    execFileSync(process.execPath, [join(root, 'node_modules', 'postject', 'dist', 'cli.js'), tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SENTINEL], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    execFileSync(
+      process.execPath,
+      [
+        join(root, 'node_modules', 'postject', 'dist', 'cli.js'),
+        tmp,
+        'NODE_SEA_BLOB',
+        blob,
+        '--sentinel-fuse',
+        SENTINEL,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     renameSync(tmp, final);
   } finally {
     rmSync(tmp, { force: true });
@@ -147,7 +182,9 @@ export async function buildBinary(arch: Arch, opts: { log?: (s: string) => void;
 /** bytes after `zstd -19` and `xz -9` (what a download or an image carries) */
 export function compressedSizes(file: string): { zstd: number; xz: number } {
   const count = (cmd: string, args: string[]): number =>
-    execFileSync('sh', ['-c', `${cmd} ${args.join(' ')} -c -- "$0" | wc -c`, file], { encoding: 'utf8' }).trim() as unknown as number;
+    execFileSync('sh', ['-c', `${cmd} ${args.join(' ')} -c -- "$0" | wc -c`, file], {
+      encoding: 'utf8',
+    }).trim() as unknown as number;
   return { zstd: Number(count('zstd', ['-19', '-T0', '-q'])), xz: Number(count('xz', ['-9', '-T0'])) };
 }
 
@@ -166,7 +203,8 @@ function parseArgs(argv: string[]): { arches: Arch[]; sizes: boolean; llama: boo
     const value = a.startsWith('--arch=') ? a.slice(7) : a === '--arch' ? argv[++i] : undefined;
     if (value !== undefined) {
       for (const v of value.split(',')) {
-        if (!ARCHES.includes(v as Arch)) throw new Error(`--arch: ${v || '(nothing)'} is not one of ${ARCHES.join(', ')}`);
+        if (!ARCHES.includes(v as Arch))
+          throw new Error(`--arch: ${v || '(nothing)'} is not one of ${ARCHES.join(', ')}`);
         arches.push(v as Arch);
       }
     } else if (a === '--no-sizes') sizes = false;
@@ -190,8 +228,11 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
     };
     for (const arch of arches) {
       const r = await buildBinary(arch);
-      console.log(`${sized(r.file)}  (node ${r.nodeVersion}, assets ${r.assetsHash}, sha256 ${r.sha256.slice(0, 16)}…)`);
-      if (llama) console.log(`${sized(buildLlamaCompanion(root, arch, dirname(r.file)))}  (optional llama.cpp companion)`);
+      console.log(
+        `${sized(r.file)}  (node ${r.nodeVersion}, assets ${r.assetsHash}, sha256 ${r.sha256.slice(0, 16)}…)`,
+      );
+      if (llama)
+        console.log(`${sized(buildLlamaCompanion(root, arch, dirname(r.file)))}  (optional llama.cpp companion)`);
     }
   })().catch((err: unknown) => {
     console.error(`build:binary: ${(err as Error).message}`);

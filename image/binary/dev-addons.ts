@@ -34,5 +34,7 @@ try {
   renameSync(`${addon}.tmp`, addon);
   if (!loads(addon)) throw new Error(`the rebuilt ${addon} still does not load on Node ${version}`);
 } catch (err) {
-  console.warn(`postinstall: onoff's epoll addon could not be built for the project's Node; the GPIO driver will not start:\n  ${(err as Error).message}`);
+  console.warn(
+    `postinstall: onoff's epoll addon could not be built for the project's Node; the GPIO driver will not start:\n  ${(err as Error).message}`,
+  );
 }

@@ -47,7 +47,8 @@ export function llamaClosure(root: string, arch: Arch): string[] {
   const top = findPackage('node-llama-cpp', root, root);
   if (!top) throw new Error('node-llama-cpp is not installed');
   visit(top);
-  if (!findPackage(`@node-llama-cpp/linux-${arch}`, top, root)) throw new Error(`@node-llama-cpp/linux-${arch} is not installed`);
+  if (!findPackage(`@node-llama-cpp/linux-${arch}`, top, root))
+    throw new Error(`@node-llama-cpp/linux-${arch} is not installed`);
   return [...seen].sort();
 }
 
@@ -73,7 +74,11 @@ export function buildLlamaCompanion(root: string, arch: Arch, outDir: string): s
   const tar = join(outDir, `${name}.tar`);
   const tmp = `${tar}.tmp-${process.pid}`;
   try {
-    execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-cf', tmp, '-C', work, name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(
+      'tar',
+      ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-cf', tmp, '-C', work, name],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     renameSync(tmp, tar);
   } finally {
     rmSync(tmp, { force: true });

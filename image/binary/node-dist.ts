@@ -26,7 +26,12 @@ function run(cmd: string, args: string[], cwd: string): string {
   return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
 }
 
-export function nodeDist(root: string, arch: Arch, version: string = NODE_VERSION, log: (s: string) => void = () => {}): NodeDist {
+export function nodeDist(
+  root: string,
+  arch: Arch,
+  version: string = NODE_VERSION,
+  log: (s: string) => void = () => {},
+): NodeDist {
   const cache = join(root, '.cache', 'node');
   const name = `node-linux-${arch}`;
   const dir = join(cache, `${name}-${version}`);
@@ -43,7 +48,9 @@ export function nodeDist(root: string, arch: Arch, version: string = NODE_VERSIO
   } else {
     log(`fetching the registry's metadata for ${name}@${version}`);
     try {
-      expected = (JSON.parse(run('npm', ['view', `${name}@${version}`, 'dist.integrity', '--json'], cache)) as string).trim();
+      expected = (
+        JSON.parse(run('npm', ['view', `${name}@${version}`, 'dist.integrity', '--json'], cache)) as string
+      ).trim();
     } catch (err) {
       throw new Error(`cannot read ${name}@${version} from the npm registry: ${(err as Error).message}`);
     }
@@ -56,7 +63,9 @@ export function nodeDist(root: string, arch: Arch, version: string = NODE_VERSIO
   const actual = `sha512-${createHash('sha512').update(readFileSync(tgz)).digest('base64')}`;
   if (actual !== expected) {
     rmSync(tgz, { force: true });
-    throw new Error(`${tgz} does not match the registry's integrity (${expected}); it was removed, run the build again`);
+    throw new Error(
+      `${tgz} does not match the registry's integrity (${expected}); it was removed, run the build again`,
+    );
   }
   writeFileSync(integrityFile, `${expected}\n`);
 

@@ -10,7 +10,23 @@
  * is written; a failed build removes its temp files and leaves no partial image behind.
  */
 import { randomBytes, createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, ftruncateSync, accessSync, constants } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  writeFileSync,
+  ftruncateSync,
+  accessSync,
+  constants,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { TalonError } from '../../runtime/core/errors.ts';
@@ -52,15 +68,24 @@ export interface BuildResult {
   compressedBytes: number | null;
   board: string;
   kernel: string;
-  partitions: { boot: { start: number; sectors: number; partuuid: string }; root: { start: number; sectors: number; partuuid: string } };
+  partitions: {
+    boot: { start: number; sectors: number; partuuid: string };
+    root: { start: number; sectors: number; partuuid: string };
+  };
 }
 
 export function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(s.trim());
   if (!m) throw new TalonError('USAGE', `"${s}" is not a size (like 2G, 1536M)`);
-  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
-  const bytes = Math.floor(Number(m[1]) * mult / (1024 * 1024)) * 1024 * 1024; // whole MiB
-  if (bytes < 1024 ** 3) throw new TalonError('USAGE', `--size ${s} is too small: an image needs at least 1G (the Debian root filesystem with its kernel is about 700 MB)`);
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[
+    m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'
+  ];
+  const bytes = Math.floor((Number(m[1]) * mult) / (1024 * 1024)) * 1024 * 1024; // whole MiB
+  if (bytes < 1024 ** 3)
+    throw new TalonError(
+      'USAGE',
+      `--size ${s} is too small: an image needs at least 1G (the Debian root filesystem with its kernel is about 700 MB)`,
+    );
   return bytes;
 }
 
@@ -79,7 +104,9 @@ function onPath(tool: string): boolean {
     try {
       accessSync(join(d, tool), constants.X_OK);
       return true;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return false;
 }
@@ -92,7 +119,10 @@ export function freeBytes(path: string): number {
   return Number(s.bavail) * Number(s.bsize);
 }
 
-export function checkSpace(needs: Array<{ where: string; bytes: number; what: string }>, free: (p: string) => number = freeBytes): void {
+export function checkSpace(
+  needs: Array<{ where: string; bytes: number; what: string }>,
+  free: (p: string) => number = freeBytes,
+): void {
   // needs on the same filesystem add up
   const byFs = new Map<string, { bytes: number; whats: string[]; where: string }>();
   for (const n of needs) {
@@ -107,7 +137,10 @@ export function checkSpace(needs: Array<{ where: string; bytes: number; what: st
   for (const { bytes, whats, where } of byFs.values()) {
     const have = free(where);
     if (have < bytes) {
-      throw new TalonError('IMAGE_NO_SPACE', `not enough disk space: the build needs ${gb(bytes)} at ${where} (${whats.join(', ')}) and ${gb(have)} is free; free some space or pick another --out`);
+      throw new TalonError(
+        'IMAGE_NO_SPACE',
+        `not enough disk space: the build needs ${gb(bytes)} at ${where} (${whats.join(', ')}) and ${gb(have)} is free; free some space or pick another --out`,
+      );
     }
   }
 }
@@ -122,9 +155,19 @@ export function outputNames(out: string, compress: Compression): { raw: string; 
 }
 
 /** All the checks, in the order a person fixes them; nothing is written. */
-export function preflight(opts: BuildOptions): { board: Board; bootstrap: ReturnType<typeof fleetBootstrap>; sizeBytes: number; rootfsFile: string; cached: boolean } {
+export function preflight(opts: BuildOptions): {
+  board: Board;
+  bootstrap: ReturnType<typeof fleetBootstrap>;
+  sizeBytes: number;
+  rootfsFile: string;
+  cached: boolean;
+} {
   const b = findBoard(opts.board);
-  if (opts.fleet === undefined) throw new TalonError('USAGE', '--fleet DIR is required: the fleet folder made by `talon fleet init --out DIR` (its device-bootstrap.json goes into the image)');
+  if (opts.fleet === undefined)
+    throw new TalonError(
+      'USAGE',
+      '--fleet DIR is required: the fleet folder made by `talon fleet init --out DIR` (its device-bootstrap.json goes into the image)',
+    );
   const bootstrap = fleetBootstrap(resolve(opts.fleet));
   checkBinary(opts.binary, 'arm64');
   const sizeBytes = opts.sizeBytes ?? DEFAULT_SIZE;
@@ -134,14 +177,20 @@ export function preflight(opts: BuildOptions): { board: Board; bootstrap: Return
   if (!existsSync(outDir)) throw new TalonError('USAGE', `the output folder ${outDir} does not exist`);
   checkTools([...TOOLS, ...(compress === 'none' ? [] : [compress])]);
   if (process.getuid?.() !== 0) {
-    throw new TalonError('IMAGE_NEEDS_ROOT', 'building an image needs root: the root filesystem\'s files keep their owners (root, systemd users) only when unpacked as root; run it with sudo');
+    throw new TalonError(
+      'IMAGE_NEEDS_ROOT',
+      "building an image needs root: the root filesystem's files keep their owners (root, systemd users) only when unpacked as root; run it with sudo",
+    );
   }
   const spec = rootfsSpec(b.family);
   const cache = opts.cache ?? cacheDir();
   const { file, cached } = cachedRootfs(spec, cache);
   const rootfsBytes = cached ? statSync(file).size : 1024 ** 3;
   if (rootfsBytes * 1.15 + 64 * 1024 ** 2 > sizeBytes - BOOT_BYTES - FIRST_SECTOR * SECTOR) {
-    throw new TalonError('USAGE', `--size ${gb(sizeBytes)} is too small for this root filesystem (${gb(rootfsBytes)} of files); give --size ${Math.ceil((rootfsBytes * 1.3 + BOOT_BYTES) / 1024 ** 3)}G or more`);
+    throw new TalonError(
+      'USAGE',
+      `--size ${gb(sizeBytes)} is too small for this root filesystem (${gb(rootfsBytes)} of files); give --size ${Math.ceil((rootfsBytes * 1.3 + BOOT_BYTES) / 1024 ** 3)}G or more`,
+    );
   }
   checkSpace([
     { where: outDir, bytes: sizeBytes + (compress === 'none' ? 0 : Math.ceil(rootfsBytes * 0.6)), what: 'the image' },
@@ -179,7 +228,9 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     p.begin('staging the root filesystem with Talon');
     const root = join(work, 'root');
     mkdirSync(root);
-    await run('tar', ['-xpf', rootfs, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root], p, { label: 'unpacking the root filesystem' });
+    await run('tar', ['-xpf', rootfs, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root], p, {
+      label: 'unpacking the root filesystem',
+    });
     // a mount point: what raspi-firmware's kernel hook copied there in the chroot lives on the boot partition instead
     rmSync(join(root, 'boot', 'firmware'), { recursive: true, force: true });
     writeLayer(root, talonLayer({ binary: opts.binary, config: deviceConfig(pre.bootstrap, hostname) }));
@@ -214,19 +265,46 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
           skipped.add(f.name);
           continue;
         }
-        if (!existsSync(src)) throw new TalonError('IMAGE_BUILD', `the root filesystem has no ${f.from.rootfs}, which the ${pre.board.name} boot partition needs as ${f.name}`);
+        if (!existsSync(src))
+          throw new TalonError(
+            'IMAGE_BUILD',
+            `the root filesystem has no ${f.from.rootfs}, which the ${pre.board.name} boot partition needs as ${f.name}`,
+          );
       }
       await run('mcopy', ['-o', '-i', bootImg, src, `::${f.name}`], p);
     }
     const placed = files.filter((f) => !skipped.has(f.name));
-    p.note(`${placed.length} files: ${placed.map((f) => f.name).join(', ').slice(0, 200)}`);
+    p.note(
+      `${placed.length} files: ${placed
+        .map((f) => f.name)
+        .join(', ')
+        .slice(0, 200)}`,
+    );
     p.done();
 
     p.begin(`root partition (ext4, ${gb(rootSectors * SECTOR)})`);
     const rootImg = join(work, 'root.ext4');
-    await run('mke2fs', ['-q', '-t', 'ext4', '-L', 'talon-root', '-E', 'root_owner=0:0', '-d', root, '-F', rootImg, `${rootSectors / 2}k`], p, {
-      label: 'mke2fs (the root filesystem may not fit: try a bigger --size)',
-    });
+    await run(
+      'mke2fs',
+      [
+        '-q',
+        '-t',
+        'ext4',
+        '-L',
+        'talon-root',
+        '-E',
+        'root_owner=0:0',
+        '-d',
+        root,
+        '-F',
+        rootImg,
+        `${rootSectors / 2}k`,
+      ],
+      p,
+      {
+        label: 'mke2fs (the root filesystem may not fit: try a bigger --size)',
+      },
+    );
     rmSync(root, { recursive: true, force: true });
     p.done();
 
@@ -271,7 +349,13 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     }
     p.done();
     return {
-      raw, compressed, sha256File, sizeBytes: pre.sizeBytes, compressedBytes, board: pre.board.name, kernel: kernel.version,
+      raw,
+      compressed,
+      sha256File,
+      sizeBytes: pre.sizeBytes,
+      compressedBytes,
+      board: pre.board.name,
+      kernel: kernel.version,
       partitions: {
         boot: { start: FIRST_SECTOR, sectors: bootSectors, partuuid: bootPartuuid },
         root: { start: rootStart, sectors: rootSectors, partuuid: rootPartuuid },
@@ -285,23 +369,50 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 
 /** The newest /boot/vmlinuz-<version> with its initrd (the kernel's postinst made it). */
 export function findKernel(root: string): KernelFiles {
-  const versions = readdirSync(join(root, 'boot')).filter((f) => f.startsWith('vmlinuz-')).map((f) => f.slice('vmlinuz-'.length))
+  const versions = readdirSync(join(root, 'boot'))
+    .filter((f) => f.startsWith('vmlinuz-'))
+    .map((f) => f.slice('vmlinuz-'.length))
     .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
   const version = versions.at(-1);
-  if (!version) throw new TalonError('IMAGE_BUILD', 'the root filesystem has no kernel in /boot (linux-image-arm64 did not install)');
-  const k = { version, vmlinuz: `/boot/vmlinuz-${version}`, initrd: `/boot/initrd.img-${version}`, dtbDir: `/usr/lib/linux-image-${version}` };
-  if (!existsSync(join(root, k.initrd))) throw new TalonError('IMAGE_BUILD', `the root filesystem has no ${k.initrd} (initramfs-tools did not run)`);
+  if (!version)
+    throw new TalonError(
+      'IMAGE_BUILD',
+      'the root filesystem has no kernel in /boot (linux-image-arm64 did not install)',
+    );
+  const k = {
+    version,
+    vmlinuz: `/boot/vmlinuz-${version}`,
+    initrd: `/boot/initrd.img-${version}`,
+    dtbDir: `/usr/lib/linux-image-${version}`,
+  };
+  if (!existsSync(join(root, k.initrd)))
+    throw new TalonError('IMAGE_BUILD', `the root filesystem has no ${k.initrd} (initramfs-tools did not run)`);
   return k;
 }
 
 /** Copies a partition file into the image at a sector, skipping zero blocks (the image stays sparse). */
 async function placeAt(part: string, image: string, sector: number, p: Progress): Promise<void> {
-  await run('dd', [`if=${part}`, `of=${image}`, 'bs=1M', `seek=${sector * SECTOR}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none'], p);
+  await run(
+    'dd',
+    [
+      `if=${part}`,
+      `of=${image}`,
+      'bs=1M',
+      `seek=${sector * SECTOR}`,
+      'oflag=seek_bytes',
+      'conv=notrunc,sparse',
+      'status=none',
+    ],
+    p,
+  );
 }
 
 export function sha256(file: string): Promise<string> {
   return new Promise((resolveHash, reject) => {
     const h = createHash('sha256');
-    createReadStream(file).on('data', (c) => h.update(c)).on('error', reject).on('end', () => resolveHash(h.digest('hex')));
+    createReadStream(file)
+      .on('data', (c) => h.update(c))
+      .on('error', reject)
+      .on('end', () => resolveHash(h.digest('hex')));
   });
 }

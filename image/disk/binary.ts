@@ -23,7 +23,8 @@ export function checkBinary(file: string, arch: 'arm64' | 'x64'): void {
   } finally {
     closeSync(fd);
   }
-  if (head.readUInt32BE(0) !== 0x7f454c46) throw new TalonError('IMAGE_BINARY_MISSING', `${file} is not a Linux executable (no ELF header): ${hint}`);
+  if (head.readUInt32BE(0) !== 0x7f454c46)
+    throw new TalonError('IMAGE_BINARY_MISSING', `${file} is not a Linux executable (no ELF header): ${hint}`);
   const machine = head.readUInt16LE(18);
   if (machine !== MACHINE[arch]) {
     const found = Object.entries(MACHINE).find(([, m]) => m === machine)?.[0] ?? `machine ${machine}`;

@@ -30,14 +30,22 @@ export async function buildOverlay(opts: OverlayOptions): Promise<{ file: string
   const bootstrap = opts.fleet !== undefined ? fleetBootstrap(resolve(opts.fleet)) : null;
   checkBinary(opts.binary, opts.arch ?? 'arm64');
   const binBytes = statSync(opts.binary).size;
-  checkSpace([{ where: dirname(out), bytes: binBytes + 1024 * 1024, what: 'the overlay tar' }, { where: tmpdir(), bytes: binBytes + 1024 * 1024, what: 'staging' }]);
+  checkSpace([
+    { where: dirname(out), bytes: binBytes + 1024 * 1024, what: 'the overlay tar' },
+    { where: tmpdir(), bytes: binBytes + 1024 * 1024, what: 'staging' },
+  ]);
   const work = mkdtempSync(join(tmpdir(), 'talon-overlay-'));
   const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${randomBytes(3).toString('hex')}`);
   try {
     const layer = talonLayer({ binary: opts.binary, config: deviceConfig(bootstrap, opts.hostname ?? 'talon') });
     writeLayer(work, layer);
     const entries = layer.map((e) => `.${e.path}`);
-    await run('tar', ['-cf', tmp, '--numeric-owner', '--owner=0', '--group=0', '--no-recursion', '-C', work, ...entries], null, { label: 'tar' });
+    await run(
+      'tar',
+      ['-cf', tmp, '--numeric-owner', '--owner=0', '--group=0', '--no-recursion', '-C', work, ...entries],
+      null,
+      { label: 'tar' },
+    );
     renameSync(tmp, out);
     return { file: out, bytes: statSync(out).size, entries };
   } catch (err) {

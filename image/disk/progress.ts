@@ -13,59 +13,63 @@ export interface ProgressOptions {
 }
 
 export class Progress {
-  private step = 0;
-  private started = 0;
-  private lastStatus = 0;
-  private statusShown = false;
-  private readonly now: () => number;
-  private readonly t0: number;
-  constructor(private readonly total: number, private readonly opts: ProgressOptions) {
-    this.now = opts.now ?? Date.now;
-    this.t0 = this.now();
+  #step = 0;
+  #started = 0;
+  #lastStatus = 0;
+  #statusShown = false;
+  readonly #now: () => number;
+  readonly #t0: number;
+  readonly #opts: ProgressOptions;
+  readonly #total: number;
+  constructor(total: number, opts: ProgressOptions) {
+    this.#opts = opts;
+    this.#total = total;
+    this.#now = opts.now ?? Date.now;
+    this.#t0 = this.#now();
   }
 
   /** Starts the next numbered step. */
   begin(title: string): void {
-    this.endStatus();
-    this.step++;
-    this.started = this.now();
-    this.opts.write(`[${this.step}/${this.total}] ${title}\n`);
+    this.#endStatus();
+    this.#step++;
+    this.#started = this.#now();
+    this.#opts.write(`[${this.#step}/${this.#total}] ${title}\n`);
   }
 
   /** A finished step's line: `      done in 12.3 s`. */
   done(what = 'done'): void {
-    this.endStatus();
-    this.opts.write(`      ${what} in ${secs(this.now() - this.started)}\n`);
+    this.#endStatus();
+    this.#opts.write(`      ${what} in ${secs(this.#now() - this.#started)}\n`);
   }
 
   note(s: string): void {
-    this.endStatus();
-    this.opts.write(`      ${s}\n`);
+    this.#endStatus();
+    this.#opts.write(`      ${s}\n`);
   }
 
   /** A live status line (a command's output); throttled when not on a terminal. */
   status(s: string): void {
     const line = s.replace(/\s+/g, ' ').trim();
     if (!line) return;
-    const elapsed = secs(this.now() - this.started);
-    if (this.opts.tty) {
+    const elapsed = secs(this.#now() - this.#started);
+    if (this.#opts.tty) {
       const cols = Math.max(40, (process.stdout.columns ?? 100) - 1);
-      this.opts.write(`\r\x1b[2K      ${`${elapsed}  ${line}`.slice(0, cols - 6)}`);
-      this.statusShown = true;
-    } else if (this.now() - this.lastStatus >= 5000) {
-      this.lastStatus = this.now();
-      this.opts.write(`      ${elapsed}  ${line.slice(0, 160)}\n`);
+      this.#opts.write(`\r\x1b[2K      ${`${elapsed}  ${line}`.slice(0, cols - 6)}`);
+      this.#statusShown = true;
+    } else if (this.#now() - this.#lastStatus >= 5000) {
+      this.#lastStatus = this.#now();
+      this.#opts.write(`      ${elapsed}  ${line.slice(0, 160)}\n`);
     }
   }
 
   finish(s: string): void {
-    this.endStatus();
-    this.opts.write(`${s} (total ${secs(this.now() - this.t0)})\n`);
+    this.#endStatus();
+    this.#opts.write(`${s} (total ${secs(this.#now() - this.#t0)})\n`);
   }
 
-  private endStatus(): void {
-    if (this.statusShown) this.opts.write('\r\x1b[2K');
-    this.statusShown = false;
+  #endStatus(): void {
+    if (this.#statusShown) this.#opts.write('\r\x1b[2K');
+    this.#statusShown = false;
   }
 }
 
@@ -77,9 +81,17 @@ function secs(ms: number): string {
  * Runs a command, its output lines going to the status line; the last lines are kept for
  * the error when it fails (TalonError IMAGE_BUILD).
  */
-export function run(cmd: string, args: string[], progress: Progress | null, opts: { label?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export function run(
+  cmd: string,
+  args: string[],
+  progress: Progress | null,
+  opts: { label?: string; input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(cmd, args, {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+    });
     const tail: string[] = [];
     let out = '';
     const feed = (chunk: Buffer, keep: boolean): void => {
@@ -95,16 +107,32 @@ export function run(cmd: string, args: string[], progress: Progress | null, opts
     child.stdout!.on('data', (c: Buffer) => feed(c, true));
     child.stderr!.on('data', (c: Buffer) => feed(c, false));
     child.on('error', (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'ENOENT'
-        ? new TalonError('IMAGE_TOOL_MISSING', `${cmd} is not installed (apt-get install ${TOOL_PACKAGES[cmd] ?? cmd})`)
-        : new TalonError('IMAGE_BUILD', `${cmd} failed to start: ${err.message}`, { cause: err }));
+      reject(
+        err.code === 'ENOENT'
+          ? new TalonError(
+              'IMAGE_TOOL_MISSING',
+              `${cmd} is not installed (apt-get install ${TOOL_PACKAGES[cmd] ?? cmd})`,
+            )
+          : new TalonError('IMAGE_BUILD', `${cmd} failed to start: ${err.message}`, { cause: err }),
+      );
     });
     child.on('close', (code, signal) => {
       if (code === 0) resolve(out);
-      else reject(new TalonError('IMAGE_BUILD', `${opts.label ?? cmd} failed (${signal ?? `exit ${code}`}):\n${tail.slice(-15).map((l) => `  ${l}`).join('\n')}`));
+      else
+        reject(
+          new TalonError(
+            'IMAGE_BUILD',
+            `${opts.label ?? cmd} failed (${signal ?? `exit ${code}`}):\n${tail
+              .slice(-15)
+              .map((l) => `  ${l}`)
+              .join('\n')}`,
+          ),
+        );
     });
     if (opts.input !== undefined && child.stdin) {
-      child.stdin.on('error', () => { /* the command's exit status says what went wrong */ });
+      child.stdin.on('error', () => {
+        /* the command's exit status says what went wrong */
+      });
       child.stdin.end(opts.input);
     }
   });
@@ -112,6 +140,14 @@ export function run(cmd: string, args: string[], progress: Progress | null, opts
 
 /** The Debian package that has each tool the build runs. */
 export const TOOL_PACKAGES: Record<string, string> = {
-  mmdebstrap: 'mmdebstrap', sfdisk: 'fdisk', 'mkfs.vfat': 'dosfstools', mcopy: 'mtools', mmd: 'mtools',
-  mke2fs: 'e2fsprogs', tar: 'tar', zstd: 'zstd', xz: 'xz-utils', dd: 'coreutils',
+  mmdebstrap: 'mmdebstrap',
+  sfdisk: 'fdisk',
+  'mkfs.vfat': 'dosfstools',
+  mcopy: 'mtools',
+  mmd: 'mtools',
+  mke2fs: 'e2fsprogs',
+  tar: 'tar',
+  zstd: 'zstd',
+  xz: 'xz-utils',
+  dd: 'coreutils',
 };

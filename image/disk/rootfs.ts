@@ -46,7 +46,8 @@ export function rootfsKey(spec: RootfsSpec): string {
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.TALON_IMAGE_CACHE) return env.TALON_IMAGE_CACHE;
   const repo = join(distDir(), '..');
-  if (existsSync(join(repo, 'package.json')) && existsSync(join(repo, 'image', 'disk'))) return join(repo, '.cache', 'rootfs');
+  if (existsSync(join(repo, 'package.json')) && existsSync(join(repo, 'image', 'disk')))
+    return join(repo, '.cache', 'rootfs');
   return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'talon', 'rootfs');
 }
 
@@ -65,19 +66,29 @@ export function checkBinfmt(opts: { arch?: string; dir?: string; tryMount?: bool
   const dir = opts.dir ?? '/proc/sys/fs/binfmt_misc';
   const tryMount = opts.tryMount ?? (opts.dir === undefined && process.getuid?.() === 0);
   if (tryMount && !existsSync(join(dir, 'status'))) {
-    try { execFileSync('mount', ['-t', 'binfmt_misc', 'binfmt_misc', dir], { stdio: 'ignore' }); } catch { /* reported below */ }
+    try {
+      execFileSync('mount', ['-t', 'binfmt_misc', 'binfmt_misc', dir], { stdio: 'ignore' });
+    } catch {
+      /* reported below */
+    }
   }
   const entry = ['qemu-aarch64', 'aarch64'].map((n) => join(dir, n)).find((f) => existsSync(f));
   if (!entry && tryMount && existsSync(join(dir, 'register'))) {
-    try { execFileSync('update-binfmts', ['--enable', 'qemu-aarch64'], { stdio: 'ignore' }); } catch { /* reported below */ }
+    try {
+      execFileSync('update-binfmts', ['--enable', 'qemu-aarch64'], { stdio: 'ignore' });
+    } catch {
+      /* reported below */
+    }
   }
   const found = ['qemu-aarch64', 'aarch64'].map((n) => join(dir, n)).find((f) => existsSync(f));
   const enabled = found !== undefined && readFileSync(found, 'utf8').startsWith('enabled');
   if (!enabled) {
-    throw new TalonError('IMAGE_NO_BINFMT',
+    throw new TalonError(
+      'IMAGE_NO_BINFMT',
       `this ${arch} machine cannot run arm64 programs, which building the arm64 root filesystem needs: no enabled qemu-aarch64 entry in ${dir}.\n` +
-      'Install qemu-user-static and binfmt-support (apt-get install qemu-user-static binfmt-support), make sure binfmt_misc is mounted ' +
-      '(mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc) and enabled (update-binfmts --enable qemu-aarch64); in a container, do it on the host.');
+        'Install qemu-user-static and binfmt-support (apt-get install qemu-user-static binfmt-support), make sure binfmt_misc is mounted ' +
+        '(mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc) and enabled (update-binfmts --enable qemu-aarch64); in a container, do it on the host.',
+    );
   }
 }
 
@@ -92,26 +103,45 @@ export async function buildRootfs(spec: RootfsSpec, progress: Progress, dir = ca
   const partial = `${file}.partial-${process.pid}`;
   const hooks = join(dir, `${rootfsKey(spec)}.setup.sh`);
   // before any package installs: the initramfs settings (the kernel's postinst builds it)
-  writeFileSync(hooks, [
-    '#!/bin/sh', 'set -e',
-    'mkdir -p "$1/etc/initramfs-tools/conf.d"',
-    `printf 'MODULES=list\\nCOMPRESS=${spec.initramfs.compress}\\n' > "$1/etc/initramfs-tools/conf.d/talon.conf"`,
-    `printf '${spec.initramfs.modules.join('\\n')}\\n' > "$1/etc/initramfs-tools/modules"`,
-    '',
-  ].join('\n'), { mode: 0o755 });
+  writeFileSync(
+    hooks,
+    [
+      '#!/bin/sh',
+      'set -e',
+      'mkdir -p "$1/etc/initramfs-tools/conf.d"',
+      `printf 'MODULES=list\\nCOMPRESS=${spec.initramfs.compress}\\n' > "$1/etc/initramfs-tools/conf.d/talon.conf"`,
+      `printf '${spec.initramfs.modules.join('\\n')}\\n' > "$1/etc/initramfs-tools/modules"`,
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   try {
-    await run('mmdebstrap', [
-      // --format: the temp name has no .tar ending to guess it from; --verbose: dpkg's lines feed the status line
-      '--arch=arm64', '--variant=minbase', '--format=tar', '--verbose', `--components=${spec.components.join(',')}`,
-      `--include=${spec.packages.join(',')}`,
-      `--setup-hook=sh ${hooks} "$1"`,
-      '--dpkgopt=path-exclude=/usr/share/doc/*', '--dpkgopt=path-include=/usr/share/doc/*/copyright',
-      '--dpkgopt=path-exclude=/usr/share/man/*', '--dpkgopt=path-exclude=/usr/share/locale/*',
-      '--customize-hook=rm -f "$1"/etc/machine-id "$1"/var/lib/dbus/machine-id; touch "$1"/etc/machine-id',
-      '--customize-hook=rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*',
-      spec.suite, partial, MIRROR,
-    ], progress, { label: 'mmdebstrap' });
-    if (statSync(partial).size < 50 * 1024 * 1024) throw new TalonError('IMAGE_BUILD', `mmdebstrap made a suspiciously small root filesystem (${partial})`);
+    await run(
+      'mmdebstrap',
+      [
+        // --format: the temp name has no .tar ending to guess it from; --verbose: dpkg's lines feed the status line
+        '--arch=arm64',
+        '--variant=minbase',
+        '--format=tar',
+        '--verbose',
+        `--components=${spec.components.join(',')}`,
+        `--include=${spec.packages.join(',')}`,
+        `--setup-hook=sh ${hooks} "$1"`,
+        '--dpkgopt=path-exclude=/usr/share/doc/*',
+        '--dpkgopt=path-include=/usr/share/doc/*/copyright',
+        '--dpkgopt=path-exclude=/usr/share/man/*',
+        '--dpkgopt=path-exclude=/usr/share/locale/*',
+        '--customize-hook=rm -f "$1"/etc/machine-id "$1"/var/lib/dbus/machine-id; touch "$1"/etc/machine-id',
+        '--customize-hook=rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*',
+        spec.suite,
+        partial,
+        MIRROR,
+      ],
+      progress,
+      { label: 'mmdebstrap' },
+    );
+    if (statSync(partial).size < 50 * 1024 * 1024)
+      throw new TalonError('IMAGE_BUILD', `mmdebstrap made a suspiciously small root filesystem (${partial})`);
     renameSync(partial, file);
   } finally {
     rmSync(partial, { recursive: true, force: true });
@@ -119,4 +149,3 @@ export async function buildRootfs(spec: RootfsSpec, progress: Progress, dir = ca
   }
   return file;
 }
-

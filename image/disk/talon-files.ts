@@ -5,7 +5,17 @@
  * disk image adds the system files a board needs (systemLayer: hostname, DHCP, fstab); the
  * overlay tar for Jetson and other boards has only talonLayer.
  */
-import { chmodSync, copyFileSync, existsSync, lchownSync, lstatSync, mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { TalonError } from '../../runtime/core/errors.ts';
@@ -24,17 +34,36 @@ export const HTTP_PORT = 8080;
 
 /** Reads the fleet folder's device-bootstrap.json (checked by loading the whole fleet). */
 export function fleetBootstrap(dir: string): DeviceBootstrap {
-  if (!existsSync(dir)) throw new TalonError('FLEET_NOT_FOUND', `no fleet folder at ${dir} (make one with \`talon fleet init --out ${dir}\`)`);
+  if (!existsSync(dir))
+    throw new TalonError(
+      'FLEET_NOT_FOUND',
+      `no fleet folder at ${dir} (make one with \`talon fleet init --out ${dir}\`)`,
+    );
   const fleet = loadFleet(dir);
   const b = fleet.bootstrap;
-  if (typeof b.fleet !== 'string' || typeof b.anchor !== 'string' || typeof b.bootstrap?.url !== 'string' ||
-    typeof b.bootstrap.username !== 'string' || typeof b.bootstrap.password !== 'string') {
-    throw new TalonError('FLEET_NOT_FOUND', `${join(dir, BOOTSTRAP_FILE)} is incomplete: it needs fleet, anchor and bootstrap {url, username, password}`);
+  if (
+    typeof b.fleet !== 'string' ||
+    typeof b.anchor !== 'string' ||
+    typeof b.bootstrap?.url !== 'string' ||
+    typeof b.bootstrap.username !== 'string' ||
+    typeof b.bootstrap.password !== 'string'
+  ) {
+    throw new TalonError(
+      'FLEET_NOT_FOUND',
+      `${join(dir, BOOTSTRAP_FILE)} is incomplete: it needs fleet, anchor and bootstrap {url, username, password}`,
+    );
   }
   if (b.anchor !== fleet.publicKey.toString('base64')) {
-    throw new TalonError('FLEET_NOT_FOUND', `${join(dir, BOOTSTRAP_FILE)} names another anchor than the fleet key; rewrite it with \`talon fleet broker-config --fleet ${dir}\``);
+    throw new TalonError(
+      'FLEET_NOT_FOUND',
+      `${join(dir, BOOTSTRAP_FILE)} names another anchor than the fleet key; rewrite it with \`talon fleet broker-config --fleet ${dir}\``,
+    );
   }
-  return { fleet: b.fleet, anchor: b.anchor, bootstrap: { url: b.bootstrap.url, username: b.bootstrap.username, password: b.bootstrap.password } };
+  return {
+    fleet: b.fleet,
+    anchor: b.anchor,
+    bootstrap: { url: b.bootstrap.url, username: b.bootstrap.username, password: b.bootstrap.password },
+  };
 }
 
 /** The device's config: standalone without a fleet, else claimed through the fleet's broker. */
@@ -47,8 +76,10 @@ export function deviceConfig(bootstrap: DeviceBootstrap | null, deviceName = 'ta
     log: { level: 'info' },
   };
   if (bootstrap) config.provisioning = bootstrap;
-  return `# Talon device config, written by \`talon image\`. The web admin listens on every interface\n` +
-    `# (port ${HTTP_PORT}): the device's owner reaches it from the LAN. Data lives in /var/lib/talon.\n${stringify(config)}`;
+  return (
+    `# Talon device config, written by \`talon image\`. The web admin listens on every interface\n` +
+    `# (port ${HTTP_PORT}): the device's owner reaches it from the LAN. Data lives in /var/lib/talon.\n${stringify(config)}`
+  );
 }
 
 /** The hardened unit. Type=notify: Talon says READY=1 and pings the watchdog (runtime/systemd.ts). */
@@ -110,12 +141,16 @@ export function talonLayer(opts: { binary: string; config: string }): LayerEntry
     { path: UNIT_PATH, kind: 'file', mode: 0o644, text: unitText() },
     { path: '/etc/systemd/system/multi-user.target.wants/talon.service', kind: 'symlink', target: '../talon.service' },
     {
-      path: '/usr/lib/sysusers.d/talon.conf', kind: 'file', mode: 0o644,
+      path: '/usr/lib/sysusers.d/talon.conf',
+      kind: 'file',
+      mode: 0o644,
       text: 'u talon - "Talon agent OS" /var/lib/talon /usr/sbin/nologin\nm talon dialout\n',
     },
     {
       // the config holds the claim credential: readable by talon only (made after sysusers at boot)
-      path: '/usr/lib/tmpfiles.d/talon.conf', kind: 'file', mode: 0o644,
+      path: '/usr/lib/tmpfiles.d/talon.conf',
+      kind: 'file',
+      mode: 0o644,
       text: 'z /etc/talon 0750 root talon -\nz /etc/talon/config.yaml 0640 root talon -\n',
     },
   ];
@@ -123,18 +158,30 @@ export function talonLayer(opts: { binary: string; config: string }): LayerEntry
 
 /** What a board's root filesystem needs around Talon: name, DHCP on every ethernet port, mounts. */
 export function systemLayer(opts: { hostname: string; rootPartuuid: string; bootPartuuid: string }): LayerEntry[] {
-  const wants = (target: string, unit: string): LayerEntry =>
-    ({ path: `/etc/systemd/system/${target}.wants/${unit}`, kind: 'symlink', target: `/lib/systemd/system/${unit}` });
+  const wants = (target: string, unit: string): LayerEntry => ({
+    path: `/etc/systemd/system/${target}.wants/${unit}`,
+    kind: 'symlink',
+    target: `/lib/systemd/system/${unit}`,
+  });
   return [
     { path: '/etc/hostname', kind: 'file', mode: 0o644, text: `${opts.hostname}\n` },
-    { path: '/etc/hosts', kind: 'file', mode: 0o644, text: `127.0.0.1\tlocalhost\n127.0.1.1\t${opts.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n` },
     {
-      path: '/etc/fstab', kind: 'file', mode: 0o644,
+      path: '/etc/hosts',
+      kind: 'file',
+      mode: 0o644,
+      text: `127.0.0.1\tlocalhost\n127.0.1.1\t${opts.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+    },
+    {
+      path: '/etc/fstab',
+      kind: 'file',
+      mode: 0o644,
       text: `PARTUUID=${opts.rootPartuuid}\t/\text4\tdefaults,noatime\t0\t1\nPARTUUID=${opts.bootPartuuid}\t/boot/firmware\tvfat\tdefaults,noatime,umask=0077\t0\t2\n`,
     },
     { path: '/boot/firmware', kind: 'dir', mode: 0o755 },
     {
-      path: '/etc/systemd/network/20-wired.network', kind: 'file', mode: 0o644,
+      path: '/etc/systemd/network/20-wired.network',
+      kind: 'file',
+      mode: 0o644,
       text: '[Match]\nType=ether\n\n[Network]\nDHCP=yes\n\n[DHCPv4]\nUseDomains=yes\n',
     },
     wants('multi-user.target', 'systemd-networkd.service'),
@@ -142,7 +189,9 @@ export function systemLayer(opts: { hostname: string; rootPartuuid: string; boot
     wants('network-online.target', 'systemd-networkd-wait-online.service'),
     // wait for one link, not all of them (a board with wifi and no cable would wait 2 minutes)
     {
-      path: '/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf', kind: 'file', mode: 0o644,
+      path: '/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf',
+      kind: 'file',
+      mode: 0o644,
       text: '[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=30\n',
     },
   ];

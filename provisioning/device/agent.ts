@@ -32,8 +32,18 @@ import { TalonError, type ErrorCode } from '../../runtime/core/errors.ts';
 import { TokenBucket } from '../../runtime/core/token-bucket.ts';
 import { USER_NAME } from '../../runtime/core/names.ts';
 import {
-  MAX_MESSAGE_BYTES, checkFleetMessage, encodeEnvelope, openBundle, parseEnvelope, provisionTopics, signEnvelope,
-  type AckPayload, type AnnouncePayload, type DecommissionPayload, type Inventory, type OpenedBundle,
+  MAX_MESSAGE_BYTES,
+  checkFleetMessage,
+  encodeEnvelope,
+  openBundle,
+  parseEnvelope,
+  provisionTopics,
+  signEnvelope,
+  type AckPayload,
+  type AnnouncePayload,
+  type DecommissionPayload,
+  type Inventory,
+  type OpenedBundle,
 } from '../format.ts';
 import { loadOrCreateBoxKey, type BoxKey } from './identity.ts';
 import { readInventory } from './inventory.ts';
@@ -144,7 +154,14 @@ export class ProvisioningAgent {
     this.#box = loadOrCreateBoxKey(this.#d.dataDir, () => this.#clock.now());
     let s = await this.#st.state();
     if (!s) {
-      s = { v: 1, state: 'announcing', fleet: this.#d.config.fleet, anchor: this.#d.config.anchor, appliedVersion: 0, floor: 0 };
+      s = {
+        v: 1,
+        state: 'announcing',
+        fleet: this.#d.config.fleet,
+        anchor: this.#d.config.anchor,
+        appliedVersion: 0,
+        floor: 0,
+      };
       await this.#st.putState(s);
     }
     this.#state = s;
@@ -155,10 +172,16 @@ export class ProvisioningAgent {
       if (pending.phase === 'applying' && cur.hash !== pending.targetHash && cur.hash === pending.previousHash) {
         // cut short before the new generation was written: the old one is in force; an account it
         // may have made goes (the retained bundle arrives again on connect and is applied afresh)
-        if (pending.admin) await this.#d.removeAdmin?.(pending.admin.username, pending.admin.passwordHash).catch(() => false);
+        if (pending.admin)
+          await this.#d.removeAdmin?.(pending.admin.username, pending.admin.passwordHash).catch(() => false);
         await this.#st.clearPending();
         this.#pending = null;
-        await this.#record('provision.apply', `v${pending.version}`, 'error', { version: pending.version, interrupted: true, generation: cur.generation, message: 'the apply was cut short before the config was written; generation in force unchanged' });
+        await this.#record('provision.apply', `v${pending.version}`, 'error', {
+          version: pending.version,
+          interrupted: true,
+          generation: cur.generation,
+          message: 'the apply was cut short before the config was written; generation in force unchanged',
+        });
       }
     }
     await this.#connect();
@@ -190,7 +213,9 @@ export class ProvisioningAgent {
     };
     return {
       state: s.state,
-      message: this.#pending ? `${messages[s.state]}; applying version ${this.#pending.version} (${this.#pending.phase})` : messages[s.state],
+      message: this.#pending
+        ? `${messages[s.state]}; applying version ${this.#pending.version} (${this.#pending.phase})`
+        : messages[s.state],
       fleet: s.fleet,
       deviceId: this.deviceId,
       appliedVersion: s.appliedVersion,
@@ -211,7 +236,11 @@ export class ProvisioningAgent {
   /** `claimOnly`: the bootstrap broker and the claim credential even when the device has its own */
   async #connect(claimOnly = false): Promise<void> {
     const s = this.#state;
-    let creds = { url: this.#d.config.bootstrap.url, username: this.#d.config.bootstrap.username, password: this.#d.config.bootstrap.password };
+    let creds = {
+      url: this.#d.config.bootstrap.url,
+      username: this.#d.config.bootstrap.username,
+      password: this.#d.config.bootstrap.password,
+    };
     let kind: 'bootstrap' | 'fleet' = 'bootstrap';
     if (!claimOnly && s.state === 'provisioned' && s.fleetBroker) {
       const password = await this.#d.secrets.get(s.fleetBroker.passwordSecret).catch(() => undefined);
@@ -224,7 +253,9 @@ export class ProvisioningAgent {
     }
     const bundleTopic = this.#topics().bundle(this.deviceId);
     const link = new MqttLink({
-      ...creds, clientId: this.deviceId, subscribe: [bundleTopic],
+      ...creds,
+      clientId: this.deviceId,
+      subscribe: [bundleTopic],
       ...(this.#d.backoff ? { backoff: this.#d.backoff } : {}),
       maxPacketBytes: MAX_MESSAGE_BYTES * 4,
       onConnect: () => this.#onConnect(link),
@@ -236,9 +267,17 @@ export class ProvisioningAgent {
         if (this.#stopped || link !== this.#link) return;
         const what = `the ${kind} broker ${link.url}`;
         const secs = Math.round(o.downMs / 1000);
-        if (o.event === 'up') this.#log('info', `provisioning: ${what} reachable again after ${secs} s (${o.failures} failed attempt${o.failures === 1 ? '' : 's'})`);
-        else this.#log('warn', `provisioning: cannot reach ${what}${o.error ? ` (${o.error})` : ''}; `
-          + `${o.event === 'down' ? 'retrying with backoff' : `still trying: ${secs} s, ${o.failures} failed attempts`}`);
+        if (o.event === 'up')
+          this.#log(
+            'info',
+            `provisioning: ${what} reachable again after ${secs} s (${o.failures} failed attempt${o.failures === 1 ? '' : 's'})`,
+          );
+        else
+          this.#log(
+            'warn',
+            `provisioning: cannot reach ${what}${o.error ? ` (${o.error})` : ''}; ` +
+              `${o.event === 'down' ? 'retrying with backoff' : `still trying: ${secs} s, ${o.failures} failed attempts`}`,
+          );
       },
     });
     this.#link = link;
@@ -247,7 +286,9 @@ export class ProvisioningAgent {
     if (this.#announceTimer) clearInterval(this.#announceTimer);
     this.#announceTimer = null;
     if (kind === 'bootstrap' && s.state !== 'provisioned') {
-      this.#announceTimer = setInterval(() => { if (link.connected) void this.#announce(link, false); }, this.#d.config.announceEveryMs);
+      this.#announceTimer = setInterval(() => {
+        if (link.connected) void this.#announce(link, false);
+      }, this.#d.config.announceEveryMs);
       this.#announceTimer.unref();
     }
   }
@@ -272,38 +313,62 @@ export class ProvisioningAgent {
    */
   #onRefused(link: MqttLink, kind: 'bootstrap' | 'fleet', code: number, times: number): void {
     if (this.#stopped || link !== this.#link) return;
-    this.#log('warn', `provisioning: the ${kind} broker ${link.url} refused ${kind === 'fleet' ? 'this device\'s own credential' : 'the claim credential'} (code ${code}, ${times} in a row); retrying`);
+    this.#log(
+      'warn',
+      `provisioning: the ${kind} broker ${link.url} refused ${kind === 'fleet' ? "this device's own credential" : 'the claim credential'} (code ${code}, ${times} in a row); retrying`,
+    );
     if (kind !== 'fleet' || times !== FALLBACK_AFTER) return;
     void this.#record('provision.link', link.url, 'error', {
-      code, refusals: times, message: 'the fleet broker refuses this device\'s own credential: on the claim credential until a bundle brings a new one',
+      code,
+      refusals: times,
+      message:
+        "the fleet broker refuses this device's own credential: on the claim credential until a bundle brings a new one",
     });
     this.#reconnect(true).catch((err: unknown) => this.#log('error', `provisioning: ${TalonError.from(err).message}`));
   }
 
   #onConnect(link: MqttLink): void {
     if (this.#stopped || link !== this.#link) return;
-    this.#log('info', `provisioning: connected to ${this.#linkKind === 'fleet' ? 'the fleet' : 'the bootstrap'} broker ${link.url}`);
+    this.#log(
+      'info',
+      `provisioning: connected to ${this.#linkKind === 'fleet' ? 'the fleet' : 'the bootstrap'} broker ${link.url}`,
+    );
     if (this.#linkKind === 'bootstrap' && this.#state.state !== 'provisioned') void this.#announce(link, true);
     // the last outcome again (retained): an ack lost to a stop or a broker without persistence reaches the operator anyway
     const last = this.#state.lastResult;
     if (last && !this.#pending) {
-      void this.#ack({
-        version: last.version, outcome: last.outcome, ...(last.code ? { code: last.code } : {}), ...(last.message ? { message: last.message } : {}),
-        ...(last.generation !== undefined ? { generation: last.generation } : {}),
-      }, 5_000, false);
+      void this.#ack(
+        {
+          version: last.version,
+          outcome: last.outcome,
+          ...(last.code ? { code: last.code } : {}),
+          ...(last.message ? { message: last.message } : {}),
+          ...(last.generation !== undefined ? { generation: last.generation } : {}),
+        },
+        5_000,
+        false,
+      );
     }
   }
 
   async #announce(link: MqttLink, audit: boolean): Promise<void> {
     const payload: AnnouncePayload = {
-      v: 1, type: 'announce', fleet: this.#state.fleet, deviceId: this.deviceId, ts: this.#clock.now(),
-      signPublicKey: this.#d.key.publicKey.toString('base64'), boxPublicKey: this.#box.publicKey.toString('base64'),
-      inventory: (this.#d.inventory ?? readInventory)(), software: this.#d.software, nonce: randomBytes(16).toString('base64'),
+      v: 1,
+      type: 'announce',
+      fleet: this.#state.fleet,
+      deviceId: this.deviceId,
+      ts: this.#clock.now(),
+      signPublicKey: this.#d.key.publicKey.toString('base64'),
+      boxPublicKey: this.#box.publicKey.toString('base64'),
+      inventory: (this.#d.inventory ?? readInventory)(),
+      software: this.#d.software,
+      nonce: randomBytes(16).toString('base64'),
     };
     const env = signEnvelope(payload, this.#d.key.secretKey);
     try {
       await link.publish(this.#topics().announce(this.deviceId), encodeEnvelope(env), { retain: true });
-      if (audit || !this.#announcedOnce) await this.#record('provision.announce', this.deviceId, 'ok', { fleet: this.#state.fleet, broker: link.url });
+      if (audit || !this.#announcedOnce)
+        await this.#record('provision.announce', this.deviceId, 'ok', { fleet: this.#state.fleet, broker: link.url });
       this.#announcedOnce = true;
     } catch (err) {
       this.#log('warn', `provisioning: announce not delivered: ${TalonError.from(err).message}`);
@@ -324,7 +389,10 @@ export class ProvisioningAgent {
       this.#dropped++;
       // a real bundle may have been among the dropped: ask for the retained one again once it is quiet
       if (!this.#resubTimer) {
-        this.#resubTimer = setTimeout(() => { this.#resubTimer = null; this.#link?.resubscribe(); }, 2_000);
+        this.#resubTimer = setTimeout(() => {
+          this.#resubTimer = null;
+          this.#link?.resubscribe();
+        }, 2_000);
         this.#resubTimer.unref();
       }
       return;
@@ -337,9 +405,11 @@ export class ProvisioningAgent {
   }
 
   #enqueue(fn: () => Promise<void>): void {
-    this.#work = this.#work.then(() => (this.#stopped ? undefined : fn())).catch((err: unknown) => {
-      this.#log('error', `provisioning: ${TalonError.from(err).message}`);
-    });
+    this.#work = this.#work
+      .then(() => (this.#stopped ? undefined : fn()))
+      .catch((err: unknown) => {
+        this.#log('error', `provisioning: ${TalonError.from(err).message}`);
+      });
   }
 
   async #handle(bytes: Buffer, retained: boolean): Promise<void> {
@@ -352,8 +422,11 @@ export class ProvisioningAgent {
       // connect; a live copy of it is a replay and goes through the checks like any other
       if (retained && (env.sig === this.#state.lastSig || env.sig === this.#pending?.sig)) return;
       const msg = checkFleetMessage(env, {
-        fleet: this.#state.fleet, deviceId: this.deviceId, anchor: Buffer.from(this.#state.anchor, 'base64'),
-        appliedVersion: this.#state.floor, now: this.#clock.now(),
+        fleet: this.#state.fleet,
+        deviceId: this.deviceId,
+        anchor: Buffer.from(this.#state.anchor, 'base64'),
+        appliedVersion: this.#state.floor,
+        now: this.#clock.now(),
       });
       verifiedSig = env.sig;
       await this.#record('provision.bundle', `v${msg.version}`, 'ok', { type: msg.type, version: msg.version });
@@ -376,14 +449,26 @@ export class ProvisioningAgent {
 
   async #reject(version: number, e: TalonError, verifiedSig: string | null): Promise<void> {
     this.#rejected++;
-    await this.#record('provision.reject', `v${version}`, 'deny', { code: e.code, message: e.message.slice(0, 500), version, signed: verifiedSig !== null });
+    await this.#record('provision.reject', `v${version}`, 'deny', {
+      code: e.code,
+      message: e.message.slice(0, 500),
+      version,
+      signed: verifiedSig !== null,
+    });
     this.#log('warn', `provisioning: refused a message (${e.code}): ${e.message}`);
     if (verifiedSig) {
       // signed by the fleet but unusable: remembered so its retained copy is not retried on every
       // connect; the version is not spent (the operator sends a fixed bundle with the next one)
       const next: AgentState = {
-        ...this.#state, lastSig: verifiedSig,
-        lastResult: { version, outcome: 'rejected', code: e.code, message: e.message.slice(0, 500), at: this.#clock.now() },
+        ...this.#state,
+        lastSig: verifiedSig,
+        lastResult: {
+          version,
+          outcome: 'rejected',
+          code: e.code,
+          message: e.message.slice(0, 500),
+          at: this.#clock.now(),
+        },
       };
       await this.#st.putState(next);
       this.#state = next;
@@ -395,14 +480,23 @@ export class ProvisioningAgent {
   async #prepare(bundle: OpenedBundle): Promise<Prepared> {
     const cur = await this.#d.configManager.current();
     // where the data lives and the fleet membership are the device's own, not the bundle's
-    const input: Record<string, unknown> = { ...bundle.config, dataDir: cur.config.dataDir, provisioning: cur.config.provisioning ?? this.#d.config };
+    const input: Record<string, unknown> = {
+      ...bundle.config,
+      dataDir: cur.config.dataDir,
+      provisioning: cur.config.provisioning ?? this.#d.config,
+    };
     const { config, problems } = checkConfig(input);
-    if (!config) throw invalid(problems, 'the bundle\'s config');
+    if (!config) throw invalid(problems, "the bundle's config");
     if (bundle.admin && (!USER_NAME.test(bundle.admin.username) || !bundle.admin.passwordHash.startsWith('scrypt$'))) {
-      throw new TalonError('PROVISION_MALFORMED', 'the bundle\'s admin account needs a user name (lowercase, 1-32) and a scrypt$ password hash');
+      throw new TalonError(
+        'PROVISION_MALFORMED',
+        "the bundle's admin account needs a user name (lowercase, 1-32) and a scrypt$ password hash",
+      );
     }
     return {
-      input, targetHash: configHash(config), secrets: bundle.secrets,
+      input,
+      targetHash: configHash(config),
+      secrets: bundle.secrets,
       ...(bundle.broker ? { brokerPassword: bundle.broker.password } : {}),
     };
   }
@@ -411,19 +505,37 @@ export class ProvisioningAgent {
     const cm = this.#d.configManager;
     const cur = await cm.current();
     const pending: PendingApply = {
-      v: 1, phase: 'applying', version: bundle.version, sig, previousGeneration: cur.generation, previousHash: cur.hash,
-      targetHash: prep.targetHash, startedAt: this.#clock.now(),
-      ...(bundle.broker ? { broker: { url: bundle.broker.url, username: bundle.broker.username, passwordSecret: `provisioning.broker.v${bundle.version}` } } : {}),
+      v: 1,
+      phase: 'applying',
+      version: bundle.version,
+      sig,
+      previousGeneration: cur.generation,
+      previousHash: cur.hash,
+      targetHash: prep.targetHash,
+      startedAt: this.#clock.now(),
+      ...(bundle.broker
+        ? {
+            broker: {
+              url: bundle.broker.url,
+              username: bundle.broker.username,
+              passwordSecret: `provisioning.broker.v${bundle.version}`,
+            },
+          }
+        : {}),
       ...(bundle.anchor ? { anchor: bundle.anchor } : {}),
     };
     await this.#st.putPending(pending);
     this.#pending = pending;
     try {
       for (const [name, value] of Object.entries(prep.secrets)) await this.#d.secrets.set(name, value);
-      if (pending.broker && prep.brokerPassword !== undefined) await this.#d.secrets.set(pending.broker.passwordSecret, prep.brokerPassword);
+      if (pending.broker && prep.brokerPassword !== undefined)
+        await this.#d.secrets.set(pending.broker.passwordSecret, prep.brokerPassword);
       if (bundle.admin && this.#d.createAdmin) {
         // the marker names the account first, so a rollback (even after a power cut) can undo it
-        const withAdmin: PendingApply = { ...this.#pending!, admin: { username: bundle.admin.username, passwordHash: bundle.admin.passwordHash } };
+        const withAdmin: PendingApply = {
+          ...this.#pending!,
+          admin: { username: bundle.admin.username, passwordHash: bundle.admin.passwordHash },
+        };
         await this.#st.putPending(withAdmin);
         this.#pending = withAdmin;
         const made = await this.#d.createAdmin(bundle.admin.username, bundle.admin.passwordHash);
@@ -432,11 +544,19 @@ export class ProvisioningAgent {
           await this.#st.putPending(without);
           this.#pending = without;
         }
-        await this.#record('provision.apply', `user ${bundle.admin.username}`, made ? 'ok' : 'info', { version: bundle.version, admin: made ? 'created' : 'an account exists already; left as is' });
+        await this.#record('provision.apply', `user ${bundle.admin.username}`, made ? 'ok' : 'info', {
+          version: bundle.version,
+          admin: made ? 'created' : 'an account exists already; left as is',
+        });
       }
       const r = await cm.apply(CALLER, prep.input, { source: `provisioning v${bundle.version}` });
       await this.#record('provision.apply', `v${bundle.version}`, 'ok', {
-        version: bundle.version, generation: r.generation, from: cur.generation, changed: r.changed, restarted: r.restarted, secrets: Object.keys(prep.secrets),
+        version: bundle.version,
+        generation: r.generation,
+        from: cur.generation,
+        changed: r.changed,
+        restarted: r.restarted,
+        secrets: Object.keys(prep.secrets),
       });
       // a soft restart of the kernel is on its way: the next agent watches health and finishes
       if (r.restarted.includes('kernel')) return;
@@ -448,10 +568,20 @@ export class ProvisioningAgent {
 
   async #resume(pending: PendingApply): Promise<void> {
     if (pending.phase === 'rolling-back') {
-      return this.#rollback(pending, new TalonError((pending.reason?.code ?? 'PROVISION_UNHEALTHY') as ErrorCode, pending.reason?.message ?? 'rolled back'));
+      return this.#rollback(
+        pending,
+        new TalonError(
+          (pending.reason?.code ?? 'PROVISION_UNHEALTHY') as ErrorCode,
+          pending.reason?.message ?? 'rolled back',
+        ),
+      );
     }
     const cur = await this.#d.configManager.current();
-    await this.#record('provision.apply', `v${pending.version}`, 'info', { version: pending.version, resumed: true, generation: cur.generation });
+    await this.#record('provision.apply', `v${pending.version}`, 'info', {
+      version: pending.version,
+      resumed: true,
+      generation: cur.generation,
+    });
     await this.#watchAndSettle(pending);
   }
 
@@ -459,7 +589,13 @@ export class ProvisioningAgent {
     const verdict = await this.#watch();
     if (verdict === 'stopped') return; // the marker stays: the next start finishes
     if (verdict.ok) return this.#settleApplied(pending);
-    return this.#rollback(pending, new TalonError('PROVISION_UNHEALTHY', `the new config was not healthy within ${this.#d.config.healthWindowMs} ms: ${verdict.reason ?? 'health check failed'}`));
+    return this.#rollback(
+      pending,
+      new TalonError(
+        'PROVISION_UNHEALTHY',
+        `the new config was not healthy within ${this.#d.config.healthWindowMs} ms: ${verdict.reason ?? 'health check failed'}`,
+      ),
+    );
   }
 
   /**
@@ -477,14 +613,22 @@ export class ProvisioningAgent {
       const h = this.#d.health();
       if (!h.ok) return h;
       if (i >= samples && !h.settling) return { ok: true };
-      if (i >= cap) return { ok: false, reason: `not settled ${this.#d.settleTimeoutMs ?? 30_000} ms after the window: ${h.reason ?? 'still starting'}` };
+      if (i >= cap)
+        return {
+          ok: false,
+          reason: `not settled ${this.#d.settleTimeoutMs ?? 30_000} ms after the window: ${h.reason ?? 'still starting'}`,
+        };
       await this.#sleep(sample);
     }
   }
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const done = (): void => { clearTimeout(t); this.#sleepers.delete(done); resolve(); };
+      const done = (): void => {
+        clearTimeout(t);
+        this.#sleepers.delete(done);
+        resolve();
+      };
       const t = setTimeout(done, ms);
       this.#sleepers.add(done);
     });
@@ -494,8 +638,13 @@ export class ProvisioningAgent {
     const cur = await this.#d.configManager.current();
     const s = this.#state;
     const next: AgentState = {
-      ...s, state: 'provisioned', appliedVersion: pending.version, floor: Math.max(s.floor, pending.version), lastSig: pending.sig,
-      anchor: pending.anchor?.publicKey ?? s.anchor, fleet: pending.anchor?.fleet ?? s.fleet,
+      ...s,
+      state: 'provisioned',
+      appliedVersion: pending.version,
+      floor: Math.max(s.floor, pending.version),
+      lastSig: pending.sig,
+      anchor: pending.anchor?.publicKey ?? s.anchor,
+      fleet: pending.anchor?.fleet ?? s.fleet,
       lastResult: { version: pending.version, outcome: 'applied', generation: cur.generation, at: this.#clock.now() },
     };
     if (s.state !== 'provisioned') next.bootstrapGeneration = pending.previousGeneration;
@@ -504,9 +653,15 @@ export class ProvisioningAgent {
     this.#state = next;
     this.#pending = null;
     const oldSecret = s.fleetBroker?.passwordSecret;
-    if (pending.broker && oldSecret && oldSecret !== pending.broker.passwordSecret) await this.#d.secrets.delete(oldSecret).catch(() => false);
+    if (pending.broker && oldSecret && oldSecret !== pending.broker.passwordSecret)
+      await this.#d.secrets.delete(oldSecret).catch(() => false);
     if (pending.anchor) {
-      await this.#record('provision.rotate', next.fleet, 'ok', { version: pending.version, from: s.anchor, to: next.anchor, ...(next.fleet !== s.fleet ? { fromFleet: s.fleet } : {}) });
+      await this.#record('provision.rotate', next.fleet, 'ok', {
+        version: pending.version,
+        from: s.anchor,
+        to: next.anchor,
+        ...(next.fleet !== s.fleet ? { fromFleet: s.fleet } : {}),
+      });
     }
     this.#log('info', `provisioning: bundle version ${pending.version} applied (config generation ${cur.generation})`);
     // the fleet broker with the device's own credential (and new topics after a fleet change)
@@ -516,10 +671,19 @@ export class ProvisioningAgent {
   }
 
   async #rollback(pending: PendingApply, e: TalonError): Promise<void> {
-    const rb: PendingApply = { ...pending, phase: 'rolling-back', reason: { code: e.code, message: e.message.slice(0, 500) } };
+    const rb: PendingApply = {
+      ...pending,
+      phase: 'rolling-back',
+      reason: { code: e.code, message: e.message.slice(0, 500) },
+    };
     await this.#st.putPending(rb);
     this.#pending = rb;
-    await this.#record('provision.rollback', `v${pending.version}`, 'error', { version: pending.version, code: e.code, message: e.message.slice(0, 500), to: pending.previousGeneration });
+    await this.#record('provision.rollback', `v${pending.version}`, 'error', {
+      version: pending.version,
+      code: e.code,
+      message: e.message.slice(0, 500),
+      to: pending.previousGeneration,
+    });
     this.#log('warn', `provisioning: rolling back version ${pending.version} (${e.code}): ${e.message}`);
     const cm = this.#d.configManager;
     const cur = await cm.current();
@@ -528,7 +692,10 @@ export class ProvisioningAgent {
         const r = await cm.rollback(CALLER, pending.previousGeneration);
         if (r.restarted.includes('kernel')) return; // the next agent sees the old config in force and finishes
       } catch (err) {
-        this.#log('error', `provisioning: rollback to generation ${pending.previousGeneration} failed: ${TalonError.from(err).message}`);
+        this.#log(
+          'error',
+          `provisioning: rollback to generation ${pending.previousGeneration} failed: ${TalonError.from(err).message}`,
+        );
         return;
       }
     }
@@ -540,8 +707,17 @@ export class ProvisioningAgent {
     const code = rb.reason?.code ?? 'PROVISION_UNHEALTHY';
     const message = rb.reason?.message ?? 'rolled back';
     const next: AgentState = {
-      ...this.#state, floor: Math.max(this.#state.floor, rb.version), lastSig: rb.sig,
-      lastResult: { version: rb.version, outcome: 'rolled-back', code, message, generation: cur.generation, at: this.#clock.now() },
+      ...this.#state,
+      floor: Math.max(this.#state.floor, rb.version),
+      lastSig: rb.sig,
+      lastResult: {
+        version: rb.version,
+        outcome: 'rolled-back',
+        code,
+        message,
+        generation: cur.generation,
+        at: this.#clock.now(),
+      },
     };
     await this.#st.settle(next);
     this.#state = next;
@@ -553,10 +729,15 @@ export class ProvisioningAgent {
       try {
         removed = await this.#d.removeAdmin(rb.admin.username, rb.admin.passwordHash);
       } catch (err) {
-        this.#log('error', `provisioning: removing the account ${rb.admin.username} of rolled-back version ${rb.version} failed: ${TalonError.from(err).message}`);
+        this.#log(
+          'error',
+          `provisioning: removing the account ${rb.admin.username} of rolled-back version ${rb.version} failed: ${TalonError.from(err).message}`,
+        );
       }
-      await this.#record('provision.rollback', `user ${rb.admin.username}`, removed ? 'ok' : 'info',
-        { version: rb.version, admin: removed ? 'removed' : 'not found or changed since; left as is' });
+      await this.#record('provision.rollback', `user ${rb.admin.username}`, removed ? 'ok' : 'info', {
+        version: rb.version,
+        admin: removed ? 'removed' : 'not found or changed since; left as is',
+      });
     }
     await this.#ack({ version: rb.version, outcome: 'rolled-back', code, message, generation: cur.generation }, 10_000);
   }
@@ -571,12 +752,20 @@ export class ProvisioningAgent {
     const cur = await this.#d.configManager.current();
     const { fleetBroker: _gone, ...rest } = s;
     const next: AgentState = {
-      ...rest, state: 'decommissioned', appliedVersion: 0, floor: Math.max(s.floor, msg.version), lastSig: sig,
+      ...rest,
+      state: 'decommissioned',
+      appliedVersion: 0,
+      floor: Math.max(s.floor, msg.version),
+      lastSig: sig,
       lastResult: { version: msg.version, outcome: 'decommissioned', at: this.#clock.now() },
     };
     await this.#st.putState(next);
     this.#state = next;
-    await this.#record('provision.decommission', `v${msg.version}`, 'ok', { version: msg.version, secretsWiped: wiped.length, bootstrapGeneration: s.bootstrapGeneration ?? null });
+    await this.#record('provision.decommission', `v${msg.version}`, 'ok', {
+      version: msg.version,
+      secretsWiped: wiped.length,
+      bootstrapGeneration: s.bootstrapGeneration ?? null,
+    });
     // the ack goes out on the connection in force, before the credential it uses is dropped
     await this.#ack({ version: msg.version, outcome: 'decommissioned' }, 5_000);
     await this.#reconnect();
@@ -586,9 +775,19 @@ export class ProvisioningAgent {
     }
   }
 
-  async #ack(a: Pick<AckPayload, 'version' | 'outcome' | 'code' | 'message' | 'generation'>, timeoutMs: number, audit = true): Promise<void> {
+  async #ack(
+    a: Pick<AckPayload, 'version' | 'outcome' | 'code' | 'message' | 'generation'>,
+    timeoutMs: number,
+    audit = true,
+  ): Promise<void> {
     const payload: AckPayload = {
-      v: 1, type: 'ack', fleet: this.#state.fleet, deviceId: this.deviceId, ts: this.#clock.now(), version: a.version, outcome: a.outcome,
+      v: 1,
+      type: 'ack',
+      fleet: this.#state.fleet,
+      deviceId: this.deviceId,
+      ts: this.#clock.now(),
+      version: a.version,
+      outcome: a.outcome,
       ...(a.code !== undefined ? { code: a.code } : {}),
       ...(a.message !== undefined ? { message: a.message.slice(0, 2000) } : {}),
       ...(a.generation !== undefined ? { generation: a.generation } : {}),
@@ -604,10 +803,21 @@ export class ProvisioningAgent {
     } catch (err) {
       this.#log('warn', `provisioning: ack ${a.outcome} v${a.version} not confirmed: ${TalonError.from(err).message}`);
     }
-    if (audit) await this.#record('provision.ack', `v${a.version}`, delivered ? 'ok' : 'error', { version: a.version, outcome: a.outcome, ...(a.code ? { code: a.code } : {}), delivered });
+    if (audit)
+      await this.#record('provision.ack', `v${a.version}`, delivered ? 'ok' : 'error', {
+        version: a.version,
+        outcome: a.outcome,
+        ...(a.code ? { code: a.code } : {}),
+        delivered,
+      });
   }
 
-  async #record(action: string, subject: string, decision: AuditDecision, detail: Record<string, unknown>): Promise<void> {
+  async #record(
+    action: string,
+    subject: string,
+    decision: AuditDecision,
+    detail: Record<string, unknown>,
+  ): Promise<void> {
     await this.#d.audit.record({ actor: CALLER.actor, action, subject, decision, detail }).catch((err: unknown) => {
       this.#log('error', `provisioning: audit failed: ${TalonError.from(err).message}`);
     });

@@ -33,19 +33,30 @@ export function loadOrCreateBoxKey(dataDir: string, now: () => number = Date.now
     try {
       parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<BoxKeyFile>;
     } catch (err) {
-      throw new TalonError('STORE_OPEN_FAILED', `the sealing key ${file} is not valid JSON; restore it from a backup (a new key cannot open secrets sealed to the old one)`, { cause: err });
+      throw new TalonError(
+        'STORE_OPEN_FAILED',
+        `the sealing key ${file} is not valid JSON; restore it from a backup (a new key cannot open secrets sealed to the old one)`,
+        { cause: err },
+      );
     }
     const publicKey = Buffer.from(String(parsed.publicKey ?? ''), 'base64');
     const secretKey = Buffer.from(String(parsed.secretKey ?? ''), 'base64');
-    if (publicKey.length !== 32 || secretKey.length !== 32
-      || !Buffer.from(nacl.box.keyPair.fromSecretKey(new Uint8Array(secretKey)).publicKey).equals(publicKey)) {
-      throw new TalonError('STORE_OPEN_FAILED', `the sealing key ${file} is corrupt (wrong lengths or mismatched halves); restore it from a backup`);
+    if (
+      publicKey.length !== 32 ||
+      secretKey.length !== 32 ||
+      !Buffer.from(nacl.box.keyPair.fromSecretKey(new Uint8Array(secretKey)).publicKey).equals(publicKey)
+    ) {
+      throw new TalonError(
+        'STORE_OPEN_FAILED',
+        `the sealing key ${file} is corrupt (wrong lengths or mismatched halves); restore it from a backup`,
+      );
     }
     return { publicKey, secretKey };
   }
   const kp = nacl.box.keyPair();
   const body: BoxKeyFile = {
-    v: 1, type: 'x25519',
+    v: 1,
+    type: 'x25519',
     publicKey: Buffer.from(kp.publicKey).toString('base64'),
     secretKey: Buffer.from(kp.secretKey).toString('base64'),
     createdAt: new Date(now()).toISOString(),

@@ -17,7 +17,10 @@ const MAX = 200;
 function read(root: string, path: string): string {
   try {
     // device-tree strings end in NUL
-    return readFileSync(root + path, 'utf8').replace(/\0/g, '').trim().slice(0, MAX);
+    return readFileSync(root + path, 'utf8')
+      .replace(/\0/g, '')
+      .trim()
+      .slice(0, MAX);
   } catch {
     return '';
   }
@@ -44,8 +47,16 @@ export function osName(text: string): string {
 export function readInventory(opts: InventoryOptions = {}): Inventory {
   const root = opts.root ?? '';
   return {
-    board: first(root, ['/proc/device-tree/model', '/sys/firmware/devicetree/base/model', '/sys/class/dmi/id/product_name']),
-    serial: first(root, ['/proc/device-tree/serial-number', '/sys/firmware/devicetree/base/serial-number', '/etc/machine-id']),
+    board: first(root, [
+      '/proc/device-tree/model',
+      '/sys/firmware/devicetree/base/model',
+      '/sys/class/dmi/id/product_name',
+    ]),
+    serial: first(root, [
+      '/proc/device-tree/serial-number',
+      '/sys/firmware/devicetree/base/serial-number',
+      '/etc/machine-id',
+    ]),
     memoryBytes: opts.root === undefined ? totalmem() : memTotal(read(root, '/proc/meminfo')),
     os: osName(first(root, ['/etc/os-release', '/usr/lib/os-release'])),
     arch: arch(),

@@ -90,8 +90,15 @@ export class MqttLink {
     const max = o.backoff?.maxMs ?? 10_000;
     const random = o.random ?? Math.random;
     const client = mqtt.connect(o.url, {
-      clientId: o.clientId, username: o.username, password: o.password,
-      protocolVersion: 5, clean: true, resubscribe: false, reconnectPeriod: initial, connectTimeout: 10_000, keepalive: 30,
+      clientId: o.clientId,
+      username: o.username,
+      password: o.password,
+      protocolVersion: 5,
+      clean: true,
+      resubscribe: false,
+      reconnectPeriod: initial,
+      connectTimeout: 10_000,
+      keepalive: 30,
       reconnectOnConnackError: true,
       properties: { maximumPacketSize: o.maxPacketBytes ?? 1024 * 1024 },
     });
@@ -99,7 +106,12 @@ export class MqttLink {
     client.on('connect', () => {
       this.connects++;
       if (this.failures > 0) {
-        o.onOutage?.({ event: 'up', failures: this.failures, downMs: Date.now() - this.#downSince, error: this.lastError });
+        o.onOutage?.({
+          event: 'up',
+          failures: this.failures,
+          downMs: Date.now() - this.#downSince,
+          error: this.lastError,
+        });
         this.failures = 0;
       }
       this.refusals = 0;
@@ -107,7 +119,9 @@ export class MqttLink {
       this.#delay = initial;
       client.options.reconnectPeriod = initial;
       if (o.subscribe.length > 0) {
-        client.subscribe(o.subscribe, { qos: 1 }, (err) => { if (err) this.lastError = err.message; });
+        client.subscribe(o.subscribe, { qos: 1 }, (err) => {
+          if (err) this.lastError = err.message;
+        });
       }
       o.onConnect();
     });
@@ -117,7 +131,12 @@ export class MqttLink {
         if (++this.failures === 1) this.#downSince = now;
         if (this.failures === 1 || now - this.#reportedAt >= (o.outageReportMs ?? 60_000)) {
           this.#reportedAt = now;
-          o.onOutage?.({ event: this.failures === 1 ? 'down' : 'still-down', failures: this.failures, downMs: now - this.#downSince, error: this.lastError });
+          o.onOutage?.({
+            event: this.failures === 1 ? 'down' : 'still-down',
+            failures: this.failures,
+            downMs: now - this.#downSince,
+            error: this.lastError,
+          });
         }
       }
       // the next attempt waits longer, up to max, with ±20 % jitter
@@ -140,8 +159,15 @@ export class MqttLink {
     const client = this.#client;
     if (!client) return Promise.reject(new Error('the link is stopped'));
     return new Promise((resolve, reject) => {
-      const fail = (err: Error): void => { clearTimeout(t); this.#waiting.delete(fail); reject(err); };
-      const t = setTimeout(() => fail(new Error(`no PUBACK for ${topic} within ${opts.timeoutMs ?? 10_000} ms`)), opts.timeoutMs ?? 10_000);
+      const fail = (err: Error): void => {
+        clearTimeout(t);
+        this.#waiting.delete(fail);
+        reject(err);
+      };
+      const t = setTimeout(
+        () => fail(new Error(`no PUBACK for ${topic} within ${opts.timeoutMs ?? 10_000} ms`)),
+        opts.timeoutMs ?? 10_000,
+      );
       this.#waiting.add(fail);
       client.publish(topic, payload, { qos: 1, retain: opts.retain }, (err) => {
         if (err) return fail(err);
@@ -165,8 +191,13 @@ export class MqttLink {
     for (const fail of [...this.#waiting]) fail(new Error('the connection was closed before the broker confirmed'));
     if (!client) return;
     await new Promise<void>((resolve) => {
-      const t = setTimeout(() => { client.end(true, {}, () => resolve()); }, 1_000);
-      client.end(false, {}, () => { clearTimeout(t); resolve(); });
+      const t = setTimeout(() => {
+        client.end(true, {}, () => resolve());
+      }, 1_000);
+      client.end(false, {}, () => {
+        clearTimeout(t);
+        resolve();
+      });
     });
   }
 }

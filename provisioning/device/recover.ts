@@ -27,10 +27,17 @@ export async function rollBackFailedStart(dataDir: string, err: unknown): Promis
     if (!cur || cur.hash === pending.previousHash) return false;
     const previous = await generations.get(pending.previousGeneration);
     const e = TalonError.from(err);
-    await generations.apply(previous.config, { actor: 'provisioning', source: `rollback to ${pending.previousGeneration}` });
+    await generations.apply(previous.config, {
+      actor: 'provisioning',
+      source: `rollback to ${pending.previousGeneration}`,
+    });
     await agent.putPending({
-      ...pending, phase: 'rolling-back',
-      reason: { code: 'PROVISION_UNHEALTHY', message: `the kernel did not start with version ${pending.version}'s config: ${e.message}`.slice(0, 500) },
+      ...pending,
+      phase: 'rolling-back',
+      reason: {
+        code: 'PROVISION_UNHEALTHY',
+        message: `the kernel did not start with version ${pending.version}'s config: ${e.message}`.slice(0, 500),
+      },
     });
     return true;
   } finally {

@@ -91,9 +91,12 @@ export class AgentStore {
 
   /** the outcome and the end of the pending apply, in one sync batch */
   async settle(s: AgentState): Promise<void> {
-    await this.#db.batch([
-      { type: 'put', key: STATE, value: s as unknown },
-      { type: 'del', key: PENDING },
-    ], SYNC);
+    await this.#db.batch(
+      [
+        { type: 'put', key: STATE, value: s as unknown },
+        { type: 'del', key: PENDING },
+      ],
+      SYNC,
+    );
   }
 }

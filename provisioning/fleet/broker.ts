@@ -31,7 +31,13 @@ export interface BrokerPaths {
 
 export function brokerPaths(fleetDir: string): BrokerPaths {
   const dir = join(fleetDir, 'broker');
-  return { dir, conf: join(dir, 'mosquitto.conf'), acl: join(dir, 'acl'), passwd: join(dir, 'passwd'), pid: join(dir, 'mosquitto.pid') };
+  return {
+    dir,
+    conf: join(dir, 'mosquitto.conf'),
+    acl: join(dir, 'acl'),
+    passwd: join(dir, 'passwd'),
+    pid: join(dir, 'mosquitto.pid'),
+  };
 }
 
 /** One password_file line in mosquitto 2's format: `user:$7$<iterations>$<salt b64>$<pbkdf2-sha512 b64>`. */
@@ -88,18 +94,30 @@ export function confText(paths: BrokerPaths, opts: ConfOptions): string {
 }
 
 /** Writes conf, acl and passwd (operator + claim users) for a fleet. */
-export function writeBrokerFiles(fleetDir: string, fleetId: string, users: Record<string, string>, opts: ConfOptions): BrokerPaths {
+export function writeBrokerFiles(
+  fleetDir: string,
+  fleetId: string,
+  users: Record<string, string>,
+  opts: ConfOptions,
+): BrokerPaths {
   const paths = brokerPaths(fleetDir);
   mkdirSync(paths.dir, { recursive: true });
   atomicWrite(paths.conf, confText(paths, opts), 0o644);
   atomicWrite(paths.acl, aclText(fleetId), 0o600);
-  atomicWrite(paths.passwd, Object.entries(users).map(([u, p]) => passwdLine(u, p)).join('\n') + '\n', 0o600);
+  atomicWrite(
+    paths.passwd,
+    Object.entries(users)
+      .map(([u, p]) => passwdLine(u, p))
+      .join('\n') + '\n',
+    0o600,
+  );
   return paths;
 }
 
 /** Adds or replaces a user's password line. */
 export function setBrokerUser(fleetDir: string, user: string, password: string): void {
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(user)) throw new TalonError('BAD_REQUEST', `"${user.slice(0, 80)}" is not a broker user name`);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(user))
+    throw new TalonError('BAD_REQUEST', `"${user.slice(0, 80)}" is not a broker user name`);
   const paths = brokerPaths(fleetDir);
   const lines = readPasswd(paths).filter((l) => !l.startsWith(`${user}:`));
   lines.push(passwdLine(user, password));
@@ -137,8 +155,14 @@ export function reloadBroker(fleetDir: string): ReloadResult {
 }
 
 function readPasswd(paths: BrokerPaths): string[] {
-  if (!existsSync(paths.passwd)) throw new TalonError('FLEET_NOT_FOUND', `no broker password file ${paths.passwd} (run \`talon fleet broker-config\`)`);
-  return readFileSync(paths.passwd, 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  if (!existsSync(paths.passwd))
+    throw new TalonError(
+      'FLEET_NOT_FOUND',
+      `no broker password file ${paths.passwd} (run \`talon fleet broker-config\`)`,
+    );
+  return readFileSync(paths.passwd, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith('#'));
 }
 
 export function atomicWrite(file: string, text: string, mode: number): void {

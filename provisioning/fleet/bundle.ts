@@ -13,8 +13,15 @@ import { invalid } from '../../runtime/config/validate.ts';
 import { SECRET_NAME, USER_NAME } from '../../runtime/core/names.ts';
 import { hashPassword } from '../../runtime/secrets/password.ts';
 import {
-  BUNDLE_FORMAT_VERSION, MAX_SECRETS, sealBundleBody, signEnvelope, encodeEnvelope,
-  type BundleBody, type BundlePayload, type DecommissionPayload, type Envelope,
+  BUNDLE_FORMAT_VERSION,
+  MAX_SECRETS,
+  sealBundleBody,
+  signEnvelope,
+  encodeEnvelope,
+  type BundleBody,
+  type BundlePayload,
+  type DecommissionPayload,
+  type Envelope,
 } from '../format.ts';
 import type { Fleet } from './keys.ts';
 import type { DeviceRecord } from './registry.ts';
@@ -42,15 +49,25 @@ export interface BundleInput {
 export function buildBundle(input: BundleInput): Envelope<BundlePayload> {
   const box = Buffer.from(input.device.announce.payload.boxPublicKey, 'base64');
   const body: BundleBody = {
-    deviceId: input.device.deviceId, version: input.version,
-    config: input.config, secrets: { ...(input.secrets ?? {}) },
-    ...(input.broker ? { broker: { url: input.broker.url, username: input.broker.username, password: input.broker.password } } : {}),
+    deviceId: input.device.deviceId,
+    version: input.version,
+    config: input.config,
+    secrets: { ...(input.secrets ?? {}) },
+    ...(input.broker
+      ? { broker: { url: input.broker.url, username: input.broker.username, password: input.broker.password } }
+      : {}),
     ...(input.admin ? { admin: input.admin } : {}),
     ...(input.anchor ? { anchor: input.anchor } : {}),
   };
   const payload: BundlePayload = {
-    v: BUNDLE_FORMAT_VERSION, type: 'bundle', fleet: input.fleet.fleetId, deviceId: input.device.deviceId, ts: input.now,
-    version: input.version, issuedAt: input.now, expiresAt: input.now + (input.expiresInMs ?? DEFAULT_EXPIRES_MS),
+    v: BUNDLE_FORMAT_VERSION,
+    type: 'bundle',
+    fleet: input.fleet.fleetId,
+    deviceId: input.device.deviceId,
+    ts: input.now,
+    version: input.version,
+    issuedAt: input.now,
+    expiresAt: input.now + (input.expiresInMs ?? DEFAULT_EXPIRES_MS),
     sealed: sealBundleBody(body, box),
   };
   const env = signEnvelope(payload, input.signingKey ?? input.fleet.secretKey);
@@ -58,10 +75,22 @@ export function buildBundle(input: BundleInput): Envelope<BundlePayload> {
   return env;
 }
 
-export function buildDecommission(fleet: Fleet, device: DeviceRecord, version: number, now: number, expiresInMs = DEFAULT_EXPIRES_MS): Envelope<DecommissionPayload> {
+export function buildDecommission(
+  fleet: Fleet,
+  device: DeviceRecord,
+  version: number,
+  now: number,
+  expiresInMs = DEFAULT_EXPIRES_MS,
+): Envelope<DecommissionPayload> {
   const payload: DecommissionPayload = {
-    v: 1, type: 'decommission', fleet: fleet.fleetId, deviceId: device.deviceId, ts: now,
-    version, issuedAt: now, expiresAt: now + expiresInMs,
+    v: 1,
+    type: 'decommission',
+    fleet: fleet.fleetId,
+    deviceId: device.deviceId,
+    ts: now,
+    version,
+    issuedAt: now,
+    expiresAt: now + expiresInMs,
   };
   return signEnvelope(payload, fleet.secretKey);
 }
@@ -82,13 +111,17 @@ export function readSecretsFile(file: string): Record<string, string> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new TalonError('CONFIG_NOT_FOUND', `cannot read the secrets file ${file}: ${(err as Error).message}`, { cause: err });
+    throw new TalonError('CONFIG_NOT_FOUND', `cannot read the secrets file ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const v = parseConfigText(text, file);
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TalonError('CONFIG_INVALID', `the secrets file ${file} must be a mapping NAME: value`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new TalonError('CONFIG_INVALID', `the secrets file ${file} must be a mapping NAME: value`);
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== 'string' && typeof val !== 'number') throw new TalonError('CONFIG_INVALID', `the secret ${k} in ${file} must be a string`);
+    if (typeof val !== 'string' && typeof val !== 'number')
+      throw new TalonError('CONFIG_INVALID', `the secret ${k} in ${file} must be a string`);
     out[k] = String(val);
   }
   return checkSecrets(out);
@@ -109,7 +142,8 @@ function checkSecrets(s: Record<string, string>): Record<string, string> {
   const names = Object.keys(s);
   if (names.length > MAX_SECRETS) throw new TalonError('USAGE', `a bundle may carry at most ${MAX_SECRETS} secrets`);
   for (const n of names) {
-    if (!SECRET_NAME.test(n)) throw new TalonError('USAGE', `"${n.slice(0, 80)}" is not a secret name (letters, digits, _ . -, at most 64)`);
+    if (!SECRET_NAME.test(n))
+      throw new TalonError('USAGE', `"${n.slice(0, 80)}" is not a secret name (letters, digits, _ . -, at most 64)`);
     if (s[n] === '') throw new TalonError('USAGE', `the secret ${n} is empty`);
   }
   return s;
@@ -117,12 +151,18 @@ function checkSecrets(s: Record<string, string>): Record<string, string> {
 
 /** `--admin-user NAME --admin-password-file F` → the admin account the device creates (scrypt hash; the password never leaves). */
 export function adminFromFile(username: string, passwordFile: string): { username: string; passwordHash: string } {
-  if (!USER_NAME.test(username)) throw new TalonError('USAGE', `"${username.slice(0, 40)}" is not a user name (a-z, 0-9, . _ -, starting with a letter, at most 32)`);
+  if (!USER_NAME.test(username))
+    throw new TalonError(
+      'USAGE',
+      `"${username.slice(0, 40)}" is not a user name (a-z, 0-9, . _ -, starting with a letter, at most 32)`,
+    );
   let pw: string;
   try {
     pw = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
   } catch (err) {
-    throw new TalonError('USAGE', `cannot read the password file ${passwordFile}: ${(err as Error).message}`, { cause: err });
+    throw new TalonError('USAGE', `cannot read the password file ${passwordFile}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   if (pw.length < 8) throw new TalonError('USAGE', 'the admin password must have at least 8 characters');
   return { username, passwordHash: hashPassword(pw) };

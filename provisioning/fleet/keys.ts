@@ -72,9 +72,14 @@ export interface InitOptions {
 
 export function initFleet(dirIn: string, opts: InitOptions = {}): Fleet {
   const dir = resolve(dirIn);
-  if (existsSync(join(dir, FLEET_FILE))) throw new TalonError('CONFLICT', `${dir} already holds a fleet (${FLEET_FILE}); pick another --out`);
+  if (existsSync(join(dir, FLEET_FILE)))
+    throw new TalonError('CONFLICT', `${dir} already holds a fleet (${FLEET_FILE}); pick another --out`);
   const fleetId = opts.fleetId ?? `fleet-${randomBytes(4).toString('hex')}`;
-  if (!FLEET_ID.test(fleetId)) throw new TalonError('USAGE', `"${fleetId}" is not a fleet id (3-40 of a-z, 0-9 and -, starting with a letter or digit)`);
+  if (!FLEET_ID.test(fleetId))
+    throw new TalonError(
+      'USAGE',
+      `"${fleetId}" is not a fleet id (3-40 of a-z, 0-9 and -, starting with a letter or digit)`,
+    );
   const brokerUrl = opts.brokerUrl ?? 'mqtt://127.0.0.1:1883';
   const url = parseBrokerUrl(brokerUrl);
   const now = (opts.now ?? new Date()).toISOString();
@@ -82,16 +87,40 @@ export function initFleet(dirIn: string, opts: InitOptions = {}): Fleet {
   mkdirSync(join(dir, 'devices'), { recursive: true });
 
   const kp = newSigningKeyPair();
-  const key: FleetKeyFile = { v: 1, type: 'ed25519', publicKey: kp.publicKey.toString('base64'), secretKey: kp.secretKey.toString('base64'), createdAt: now };
+  const key: FleetKeyFile = {
+    v: 1,
+    type: 'ed25519',
+    publicKey: kp.publicKey.toString('base64'),
+    secretKey: kp.secretKey.toString('base64'),
+    createdAt: now,
+  };
   atomicWrite(join(dir, FLEET_KEY_FILE), json(key), 0o600);
   const operator = { username: OPERATOR_USER, password: password() };
   atomicWrite(join(dir, OPERATOR_FILE), json(operator), 0o600);
-  const bootstrap: DeviceBootstrap = { fleet: fleetId, anchor: key.publicKey, bootstrap: { url: brokerUrl, username: CLAIM_USER, password: password() } };
+  const bootstrap: DeviceBootstrap = {
+    fleet: fleetId,
+    anchor: key.publicKey,
+    bootstrap: { url: brokerUrl, username: CLAIM_USER, password: password() },
+  };
   atomicWrite(join(dir, BOOTSTRAP_FILE), json(bootstrap), 0o600);
-  writeBrokerFiles(dir, fleetId, { [OPERATOR_USER]: operator.password, [CLAIM_USER]: bootstrap.bootstrap.password }, {
-    port: url.port, ...(isLoopback(url.host) ? { host: url.host } : {}), ...(opts.brokerRunAs ? { runAs: opts.brokerRunAs } : {}),
-  });
-  const fleet: FleetFile = { v: 1, fleetId, publicKey: key.publicKey, createdAt: now, brokerUrl, operator: { username: OPERATOR_USER } };
+  writeBrokerFiles(
+    dir,
+    fleetId,
+    { [OPERATOR_USER]: operator.password, [CLAIM_USER]: bootstrap.bootstrap.password },
+    {
+      port: url.port,
+      ...(isLoopback(url.host) ? { host: url.host } : {}),
+      ...(opts.brokerRunAs ? { runAs: opts.brokerRunAs } : {}),
+    },
+  );
+  const fleet: FleetFile = {
+    v: 1,
+    fleetId,
+    publicKey: key.publicKey,
+    createdAt: now,
+    brokerUrl,
+    operator: { username: OPERATOR_USER },
+  };
   atomicWrite(join(dir, FLEET_FILE), json(fleet), 0o644);
   return loadFleet(dir);
 }
@@ -105,11 +134,20 @@ export function rewriteBrokerFiles(fleet: Fleet, opts: { port?: number; runAs?: 
   const port = opts.port ?? url.port;
   const paths = brokerPaths(fleet.dir);
   const keep = existsSync(paths.passwd)
-    ? readFileSync(paths.passwd, 'utf8').split('\n').filter((l) => l.includes(':') && !l.startsWith(`${OPERATOR_USER}:`) && !l.startsWith(`${CLAIM_USER}:`))
+    ? readFileSync(paths.passwd, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(':') && !l.startsWith(`${OPERATOR_USER}:`) && !l.startsWith(`${CLAIM_USER}:`))
     : [];
-  writeBrokerFiles(fleet.dir, fleet.fleetId, { [OPERATOR_USER]: fleet.operator.password, [CLAIM_USER]: fleet.bootstrap.bootstrap.password }, {
-    port, ...(isLoopback(url.host) ? { host: url.host } : {}), ...(opts.runAs ? { runAs: opts.runAs } : {}),
-  });
+  writeBrokerFiles(
+    fleet.dir,
+    fleet.fleetId,
+    { [OPERATOR_USER]: fleet.operator.password, [CLAIM_USER]: fleet.bootstrap.bootstrap.password },
+    {
+      port,
+      ...(isLoopback(url.host) ? { host: url.host } : {}),
+      ...(opts.runAs ? { runAs: opts.runAs } : {}),
+    },
+  );
   if (keep.length) atomicWrite(paths.passwd, `${readFileSync(paths.passwd, 'utf8')}${keep.join('\n')}\n`, 0o600);
   if (port !== url.port) {
     const u = new URL(fleet.brokerUrl);
@@ -117,7 +155,11 @@ export function rewriteBrokerFiles(fleet: Fleet, opts: { port?: number; runAs?: 
     const brokerUrl = u.toString().replace(/\/$/, '');
     const f = readJson<FleetFile>(fleet.dir, FLEET_FILE);
     atomicWrite(join(fleet.dir, FLEET_FILE), json({ ...f, brokerUrl }), 0o644);
-    atomicWrite(join(fleet.dir, BOOTSTRAP_FILE), json({ ...fleet.bootstrap, bootstrap: { ...fleet.bootstrap.bootstrap, url: brokerUrl } }), 0o600);
+    atomicWrite(
+      join(fleet.dir, BOOTSTRAP_FILE),
+      json({ ...fleet.bootstrap, bootstrap: { ...fleet.bootstrap.bootstrap, url: brokerUrl } }),
+      0o600,
+    );
   }
   return loadFleet(fleet.dir);
 }
@@ -130,10 +172,22 @@ export function loadFleet(dirIn: string): Fleet {
   const bootstrap = readJson<DeviceBootstrap>(dir, BOOTSTRAP_FILE);
   const publicKey = Buffer.from(key.publicKey ?? '', 'base64');
   const secretKey = Buffer.from(key.secretKey ?? '', 'base64');
-  if (publicKey.length !== 32 || secretKey.length !== 64 || !secretKey.subarray(32).equals(publicKey) || fleet.publicKey !== key.publicKey) {
-    throw new TalonError('FLEET_NOT_FOUND', `the fleet key in ${join(dir, FLEET_KEY_FILE)} is damaged or does not match ${FLEET_FILE}`);
+  if (
+    publicKey.length !== 32 ||
+    secretKey.length !== 64 ||
+    !secretKey.subarray(32).equals(publicKey) ||
+    fleet.publicKey !== key.publicKey
+  ) {
+    throw new TalonError(
+      'FLEET_NOT_FOUND',
+      `the fleet key in ${join(dir, FLEET_KEY_FILE)} is damaged or does not match ${FLEET_FILE}`,
+    );
   }
-  if (typeof fleet.fleetId !== 'string' || typeof fleet.brokerUrl !== 'string' || typeof operator.password !== 'string') {
+  if (
+    typeof fleet.fleetId !== 'string' ||
+    typeof fleet.brokerUrl !== 'string' ||
+    typeof operator.password !== 'string'
+  ) {
     throw new TalonError('FLEET_NOT_FOUND', `${dir} is an incomplete fleet folder`);
   }
   return { dir, fleetId: fleet.fleetId, publicKey, secretKey, brokerUrl: fleet.brokerUrl, operator, bootstrap };
@@ -146,7 +200,13 @@ export function loadFleet(dirIn: string): Fleet {
 export function installFleetKey(fleet: Fleet, next: { publicKey: Buffer; secretKey: Buffer }, now = new Date()): Fleet {
   const dir = fleet.dir;
   renameSync(join(dir, FLEET_KEY_FILE), join(dir, OLD_FLEET_KEY_FILE));
-  const key: FleetKeyFile = { v: 1, type: 'ed25519', publicKey: next.publicKey.toString('base64'), secretKey: next.secretKey.toString('base64'), createdAt: now.toISOString() };
+  const key: FleetKeyFile = {
+    v: 1,
+    type: 'ed25519',
+    publicKey: next.publicKey.toString('base64'),
+    secretKey: next.secretKey.toString('base64'),
+    createdAt: now.toISOString(),
+  };
   atomicWrite(join(dir, FLEET_KEY_FILE), json(key), 0o600);
   const f = readJson<FleetFile>(dir, FLEET_FILE);
   atomicWrite(join(dir, FLEET_FILE), json({ ...f, publicKey: key.publicKey, rotatedAt: now.toISOString() }), 0o644);
@@ -161,7 +221,8 @@ export function parseBrokerUrl(s: string): { host: string; port: number } {
   } catch {
     throw new TalonError('USAGE', `"${s.slice(0, 120)}" is not a broker URL (like mqtt://fleet.example:1883)`);
   }
-  if (u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') throw new TalonError('USAGE', `the broker URL must be mqtt:// or mqtts://, got ${u.protocol}`);
+  if (u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:')
+    throw new TalonError('USAGE', `the broker URL must be mqtt:// or mqtts://, got ${u.protocol}`);
   const port = u.port === '' ? (u.protocol === 'mqtts:' ? 8883 : 1883) : Number(u.port);
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port };
 }
@@ -180,7 +241,11 @@ function json(v: unknown): string {
 
 function readJson<T>(dir: string, name: string): T {
   const file = join(dir, name);
-  if (!existsSync(file)) throw new TalonError('FLEET_NOT_FOUND', `${dir} is not a fleet folder: no ${name} (make one with \`talon fleet init --out ${dir}\`)`);
+  if (!existsSync(file))
+    throw new TalonError(
+      'FLEET_NOT_FOUND',
+      `${dir} is not a fleet folder: no ${name} (make one with \`talon fleet init --out ${dir}\`)`,
+    );
   try {
     const v = JSON.parse(readFileSync(file, 'utf8')) as unknown;
     if (typeof v !== 'object' || v === null) throw new Error('not an object');

@@ -11,11 +11,26 @@ import { randomBytes } from 'node:crypto';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { TalonError } from '../../runtime/core/errors.ts';
 import {
-  checkAck, checkAnnounce, encodeEnvelope, newSigningKeyPair, parseEnvelope, provisionTopics,
-  type AckPayload, type AnnouncePayload, type Envelope,
+  checkAck,
+  checkAnnounce,
+  encodeEnvelope,
+  newSigningKeyPair,
+  parseEnvelope,
+  provisionTopics,
+  type AckPayload,
+  type AnnouncePayload,
+  type Envelope,
 } from '../format.ts';
 import { installFleetKey, type Fleet } from './keys.ts';
-import { getDevice, listDevices, readDevice, recordAck, recordAnnounce, recordIssued, type DeviceRecord } from './registry.ts';
+import {
+  getDevice,
+  listDevices,
+  readDevice,
+  recordAck,
+  recordAnnounce,
+  recordIssued,
+  type DeviceRecord,
+} from './registry.ts';
 import { buildBundle, buildDecommission, DEFAULT_EXPIRES_MS } from './bundle.ts';
 import { reloadBroker, removeBrokerUser, setBrokerUser, type ReloadResult } from './broker.ts';
 import { findPolicy, readPolicies, type Policy } from './policy.ts';
@@ -93,12 +108,16 @@ export class FleetOperator {
     const { default: mqtt } = await import('mqtt');
     const timeout = opts.connectTimeoutMs ?? 10_000;
     const options: IClientOptions = {
-      clientId, username: fleet.operator.username, password: fleet.operator.password,
-      reconnectPeriod: opts.reconnect ? 1000 : 0, connectTimeout: timeout, clean: true,
+      clientId,
+      username: fleet.operator.username,
+      password: fleet.operator.password,
+      reconnectPeriod: opts.reconnect ? 1000 : 0,
+      connectTimeout: timeout,
+      clean: true,
     };
     const client = await new Promise<MqttClient>((resolve, reject) => {
       const c = mqtt.connect(url, options);
-      let last: Error & { code?: number } | null = null;
+      let last: (Error & { code?: number }) | null = null;
       const done = (err: Error | null): void => {
         clearTimeout(timer);
         c.off('connect', onConnect);
@@ -112,12 +131,25 @@ export class FleetOperator {
       const onClose = (): void => {
         if (opts.reconnect && !last) return;
         const refused = last?.code === 4 || last?.code === 5 || last?.code === 134 || last?.code === 135;
-        done(refused
-          ? new TalonError('UNAUTHORIZED', `the fleet broker at ${url} refused the operator credential (${fleet.dir}/operator.json)`)
-          : new TalonError('BUS_DOWN', `cannot reach the fleet broker at ${url}${last ? `: ${last.message}` : ''} (is mosquitto running? \`mosquitto -c ${fleet.dir}/broker/mosquitto.conf\`)`));
+        done(
+          refused
+            ? new TalonError(
+                'UNAUTHORIZED',
+                `the fleet broker at ${url} refused the operator credential (${fleet.dir}/operator.json)`,
+              )
+            : new TalonError(
+                'BUS_DOWN',
+                `cannot reach the fleet broker at ${url}${last ? `: ${last.message}` : ''} (is mosquitto running? \`mosquitto -c ${fleet.dir}/broker/mosquitto.conf\`)`,
+              ),
+        );
       };
-      const timer = setTimeout(() => done(new TalonError('BUS_DOWN', `no answer from the fleet broker at ${url} within ${timeout} ms`)), timeout);
-      c.on('error', (err) => { last = err as Error & { code?: number }; });
+      const timer = setTimeout(
+        () => done(new TalonError('BUS_DOWN', `no answer from the fleet broker at ${url} within ${timeout} ms`)),
+        timeout,
+      );
+      c.on('error', (err) => {
+        last = err as Error & { code?: number };
+      });
       c.on('connect', onConnect);
       c.on('close', onClose);
     });
@@ -156,24 +188,45 @@ export class FleetOperator {
       reload = reloadBroker(this.fleet.dir);
     }
     const env = buildBundle({
-      fleet: this.fleet, device: rec, version, config: opts.config, now: this.#now(),
+      fleet: this.fleet,
+      device: rec,
+      version,
+      config: opts.config,
+      now: this.#now(),
       ...(opts.secrets ? { secrets: opts.secrets } : {}),
       ...(broker ? { broker } : {}),
       ...(opts.admin ? { admin: opts.admin } : {}),
       expiresInMs: opts.expiresInMs ?? DEFAULT_EXPIRES_MS,
     });
     recordIssued(this.fleet.dir, deviceId, version, 'bundle', opts.config, this.#now(), broker ? true : undefined);
-    const result = await this.#issue(rec, env, version, opts.wait ?? true, opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS, opts.onProgress);
+    const result = await this.#issue(
+      rec,
+      env,
+      version,
+      opts.wait ?? true,
+      opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
+      opts.onProgress,
+    );
     return reload ? { ...result, reload } : result;
   }
 
   /** Sends a signed decommission; once acknowledged (or right away with wait=false) the device's broker user goes. */
-  async decommission(deviceId: string, opts: { wait?: boolean; timeoutMs?: number; expiresInMs?: number; onProgress?: (p: IssueProgress) => void } = {}): Promise<IssueResult> {
+  async decommission(
+    deviceId: string,
+    opts: { wait?: boolean; timeoutMs?: number; expiresInMs?: number; onProgress?: (p: IssueProgress) => void } = {},
+  ): Promise<IssueResult> {
     const rec = getDevice(this.fleet.dir, deviceId);
     const version = nextVersion(rec);
     const env = buildDecommission(this.fleet, rec, version, this.#now(), opts.expiresInMs ?? DEFAULT_EXPIRES_MS);
     recordIssued(this.fleet.dir, deviceId, version, 'decommission', undefined, this.#now());
-    const result = await this.#issue(rec, env, version, opts.wait ?? true, opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS, opts.onProgress);
+    const result = await this.#issue(
+      rec,
+      env,
+      version,
+      opts.wait ?? true,
+      opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
+      opts.onProgress,
+    );
     if (result.ack?.outcome === 'decommissioned' || opts.wait === false) {
       if (removeBrokerUser(this.fleet.dir, deviceId)) result.reload = reloadBroker(this.fleet.dir);
       const now = readDevice(this.fleet.dir, deviceId);
@@ -188,7 +241,9 @@ export class FleetOperator {
    * installed (the old one kept as fleet-key.old.json) whatever the acks say — devices that
    * applied it trust only the new key now. Devices that did not ack keep their retained bundle.
    */
-  async rotateKey(opts: { timeoutMs?: number; expiresInMs?: number } = {}): Promise<{ results: IssueResult[]; skipped: string[]; publicKey: string }> {
+  async rotateKey(
+    opts: { timeoutMs?: number; expiresInMs?: number } = {},
+  ): Promise<{ results: IssueResult[]; skipped: string[]; publicKey: string }> {
     const next = newSigningKeyPair();
     const publicKey = next.publicKey.toString('base64');
     const skipped: string[] = [];
@@ -201,8 +256,13 @@ export class FleetOperator {
       }
       const version = nextVersion(rec);
       const env = buildBundle({
-        fleet: this.fleet, device: rec, version, config: rec.lastConfig, now: this.#now(),
-        anchor: { publicKey }, expiresInMs: opts.expiresInMs ?? DEFAULT_EXPIRES_MS,
+        fleet: this.fleet,
+        device: rec,
+        version,
+        config: rec.lastConfig,
+        now: this.#now(),
+        anchor: { publicKey },
+        expiresInMs: opts.expiresInMs ?? DEFAULT_EXPIRES_MS,
       });
       recordIssued(this.fleet.dir, rec.deviceId, version, 'bundle', rec.lastConfig, this.#now());
       pending.push(this.#issue(rec, env, version, true, opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS));
@@ -240,7 +300,12 @@ export class FleetOperator {
       while (!signal.aborted) {
         const rec = queue.shift();
         if (!rec) {
-          await Promise.race([new Promise<void>((r) => { wake = r; }), aborted]);
+          await Promise.race([
+            new Promise<void>((r) => {
+              wake = r;
+            }),
+            aborted,
+          ]);
           wake = null;
           continue;
         }
@@ -257,7 +322,10 @@ export class FleetOperator {
         }
         report({ kind: 'approve', deviceId: rec.deviceId, policy: policy.id });
         try {
-          const result = await this.provision(rec.deviceId, { ...policyInput(policy), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+          const result = await this.provision(rec.deviceId, {
+            ...policyInput(policy),
+            ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+          });
           report({ kind: 'result', deviceId: rec.deviceId, result });
         } catch (err) {
           const e = TalonError.from(err);
@@ -270,7 +338,14 @@ export class FleetOperator {
     }
   }
 
-  async #issue(rec: DeviceRecord, env: Envelope<object>, version: number, wait: boolean, timeoutMs: number, onProgress?: (p: IssueProgress) => void): Promise<IssueResult> {
+  async #issue(
+    rec: DeviceRecord,
+    env: Envelope<object>,
+    version: number,
+    wait: boolean,
+    timeoutMs: number,
+    onProgress?: (p: IssueProgress) => void,
+  ): Promise<IssueResult> {
     const deviceId = rec.deviceId;
     let ackPromise: Promise<AckPayload | undefined> | undefined;
     let cancel = (): void => undefined;
@@ -278,12 +353,22 @@ export class FleetOperator {
       // subscribe before publishing: the ack cannot slip past
       const waiter: AckWaiter = { version, resolve: () => undefined };
       ackPromise = new Promise<AckPayload | undefined>((resolve) => {
-        const timer = setTimeout(() => { cancel(); resolve(undefined); }, timeoutMs);
-        waiter.resolve = (a) => { cancel(); clearTimeout(timer); resolve(a); };
-        cancel = () => { this.#ackWaiters.get(deviceId)?.delete(waiter); clearTimeout(timer); };
+        const timer = setTimeout(() => {
+          cancel();
+          resolve(undefined);
+        }, timeoutMs);
+        waiter.resolve = (a) => {
+          cancel();
+          clearTimeout(timer);
+          resolve(a);
+        };
+        cancel = () => {
+          this.#ackWaiters.get(deviceId)?.delete(waiter);
+          clearTimeout(timer);
+        };
       });
       let set = this.#ackWaiters.get(deviceId);
-      if (!set) this.#ackWaiters.set(deviceId, set = new Set());
+      if (!set) this.#ackWaiters.set(deviceId, (set = new Set()));
       set.add(waiter);
       await this.#client.subscribeAsync(this.topics.status(deviceId), { qos: 1 });
     }
@@ -298,7 +383,12 @@ export class FleetOperator {
     if (!ackPromise) return { deviceId, version, timedOut: false };
     // a tick every 5 s (more often for a short timeout), so a long health window is not silence
     const every = Math.max(100, Math.min(5_000, Math.floor(timeoutMs / 6)));
-    const tick = onProgress ? setInterval(() => onProgress({ phase: 'waiting', deviceId, version, elapsedMs: Date.now() - sentAt, timeoutMs }), every) : undefined;
+    const tick = onProgress
+      ? setInterval(
+          () => onProgress({ phase: 'waiting', deviceId, version, elapsedMs: Date.now() - sentAt, timeoutMs }),
+          every,
+        )
+      : undefined;
     let ack: AckPayload | undefined;
     try {
       ack = await ackPromise;
@@ -306,7 +396,11 @@ export class FleetOperator {
       clearInterval(tick);
     }
     const elapsedMs = Date.now() - sentAt;
-    onProgress?.(ack ? { phase: 'acked', deviceId, version, ack, elapsedMs } : { phase: 'timed-out', deviceId, version, elapsedMs });
+    onProgress?.(
+      ack
+        ? { phase: 'acked', deviceId, version, ack, elapsedMs }
+        : { phase: 'timed-out', deviceId, version, elapsedMs },
+    );
     return ack ? { deviceId, version, ack, timedOut: false } : { deviceId, version, timedOut: true };
   }
 
@@ -338,8 +432,13 @@ export class FleetOperator {
       } else if (kind === 'status') {
         const rec = readDevice(this.fleet.dir, deviceId);
         if (!rec) return; // an ack from a device we never saw announce: nothing to check it against
-        const ack = checkAck(env, { fleet: this.fleet.fleetId, deviceId, signPublicKey: Buffer.from(rec.announce.payload.signPublicKey, 'base64') });
-        if (!rec.lastAck || ack.ts > rec.lastAck.ts || ack.version > rec.lastAck.version) recordAck(this.fleet.dir, ack, this.#now());
+        const ack = checkAck(env, {
+          fleet: this.fleet.fleetId,
+          deviceId,
+          signPublicKey: Buffer.from(rec.announce.payload.signPublicKey, 'base64'),
+        });
+        if (!rec.lastAck || ack.ts > rec.lastAck.ts || ack.version > rec.lastAck.version)
+          recordAck(this.fleet.dir, ack, this.#now());
         for (const w of [...(this.#ackWaiters.get(deviceId) ?? [])]) if (w.version === ack.version) w.resolve(ack);
       }
     } catch (err) {
@@ -368,4 +467,3 @@ export function policyInput(policy: Policy): ProvisionOptions {
 function nextVersion(rec: DeviceRecord): number {
   return Math.max(rec.version, rec.lastAck?.version ?? 0, rec.applied?.version ?? 0) + 1;
 }
-

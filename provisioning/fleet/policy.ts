@@ -12,8 +12,18 @@ import { TalonError } from '../../runtime/core/errors.ts';
 import type { AnnouncePayload } from '../format.ts';
 import { atomicWrite } from './broker.ts';
 
-export const POLICY_KEYS = ['board', 'serial', 'memoryBytes', 'os', 'arch', 'hostname', 'version', 'node', 'deviceId'] as const;
-export type PolicyKey = typeof POLICY_KEYS[number];
+export const POLICY_KEYS = [
+  'board',
+  'serial',
+  'memoryBytes',
+  'os',
+  'arch',
+  'hostname',
+  'version',
+  'node',
+  'deviceId',
+] as const;
+export type PolicyKey = (typeof POLICY_KEYS)[number];
 
 export interface Policy {
   id: string;
@@ -34,21 +44,32 @@ export function readPolicies(fleetDir: string): Policy[] {
   return Array.isArray(v.policies) ? v.policies : [];
 }
 
-export function addPolicy(fleetDir: string, matches: string[], config: string, opts: { secretsFile?: string; now?: number } = {}): Policy {
+export function addPolicy(
+  fleetDir: string,
+  matches: string[],
+  config: string,
+  opts: { secretsFile?: string; now?: number } = {},
+): Policy {
   if (matches.length === 0) throw new TalonError('USAGE', 'a policy needs at least one --match key=glob');
   const match: Policy['match'] = {};
   for (const m of matches) {
     const i = m.indexOf('=');
     const key = i > 0 ? m.slice(0, i) : '';
     if (!(POLICY_KEYS as readonly string[]).includes(key)) {
-      throw new TalonError('USAGE', `--match takes key=glob with key one of ${POLICY_KEYS.join(', ')}; got "${m.slice(0, 60)}"`);
+      throw new TalonError(
+        'USAGE',
+        `--match takes key=glob with key one of ${POLICY_KEYS.join(', ')}; got "${m.slice(0, 60)}"`,
+      );
     }
     match[key as PolicyKey] = m.slice(i + 1);
   }
   const abs = resolve(config);
   if (!existsSync(abs)) throw new TalonError('CONFIG_NOT_FOUND', `the config file ${abs} does not exist`);
   const policy: Policy = {
-    id: `p-${randomBytes(3).toString('hex')}`, match, config: abs, createdAt: opts.now ?? Date.now(),
+    id: `p-${randomBytes(3).toString('hex')}`,
+    match,
+    config: abs,
+    createdAt: opts.now ?? Date.now(),
     ...(opts.secretsFile ? { secretsFile: resolve(opts.secretsFile) } : {}),
   };
   const all = [...readPolicies(fleetDir), policy];
@@ -67,10 +88,14 @@ export function removePolicy(fleetDir: string, id: string): boolean {
 /** The value a policy key reads from an announce. */
 export function announceField(a: AnnouncePayload, key: PolicyKey): string {
   switch (key) {
-    case 'version': return a.software.version;
-    case 'node': return a.software.node;
-    case 'deviceId': return a.deviceId;
-    default: return String(a.inventory[key]);
+    case 'version':
+      return a.software.version;
+    case 'node':
+      return a.software.node;
+    case 'deviceId':
+      return a.deviceId;
+    default:
+      return String(a.inventory[key]);
   }
 }
 
@@ -85,6 +110,9 @@ export function findPolicy(policies: Policy[], a: AnnouncePayload): Policy | und
 
 /** Whole-string glob: `*` any run (also empty), `?` one character; everything else literal. */
 export function globMatch(glob: string, value: string): boolean {
-  const re = glob.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+  const re = glob
+    .split('')
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+    .join('');
   return new RegExp(`^${re}$`, 's').test(value);
 }

@@ -52,7 +52,11 @@ export function readDevice(fleetDir: string, deviceId: string): DeviceRecord | u
 
 export function getDevice(fleetDir: string, deviceId: string): DeviceRecord {
   const rec = readDevice(fleetDir, deviceId);
-  if (!rec) throw new TalonError('DEVICE_NOT_FOUND', `no device ${deviceId.slice(0, 80)} announced itself to this fleet (see \`talon fleet devices\`)`);
+  if (!rec)
+    throw new TalonError(
+      'DEVICE_NOT_FOUND',
+      `no device ${deviceId.slice(0, 80)} announced itself to this fleet (see \`talon fleet devices\`)`,
+    );
   return rec;
 }
 
@@ -75,26 +79,55 @@ export function listDevices(fleetDir: string): DeviceRecord[] {
 }
 
 /** Records a VERIFIED announce (checkAnnounce passed). Returns the record and whether it is new or pending again. */
-export function recordAnnounce(fleetDir: string, env: Envelope<AnnouncePayload>, now: number): { record: DeviceRecord; fresh: boolean } {
+export function recordAnnounce(
+  fleetDir: string,
+  env: Envelope<AnnouncePayload>,
+  now: number,
+): { record: DeviceRecord; fresh: boolean } {
   const p = env.payload;
   const old = readDevice(fleetDir, p.deviceId);
   if (!old) {
-    const record: DeviceRecord = { v: 1, deviceId: p.deviceId, state: 'pending', announce: env, firstSeen: now, lastSeen: now, version: 0, updatedAt: now };
+    const record: DeviceRecord = {
+      v: 1,
+      deviceId: p.deviceId,
+      state: 'pending',
+      announce: env,
+      firstSeen: now,
+      lastSeen: now,
+      version: 0,
+      updatedAt: now,
+    };
     writeDevice(fleetDir, record);
     return { record, fresh: true };
   }
   if (p.ts <= old.announce.payload.ts) return { record: old, fresh: false }; // the retained copy again, or an older one
   const again = old.state === 'decommissioned' && p.ts >= old.updatedAt;
-  const record: DeviceRecord = { ...old, announce: env, lastSeen: now, updatedAt: now, ...(again ? { state: 'pending' as const } : {}) };
+  const record: DeviceRecord = {
+    ...old,
+    announce: env,
+    lastSeen: now,
+    updatedAt: now,
+    ...(again ? { state: 'pending' as const } : {}),
+  };
   writeDevice(fleetDir, record);
   return { record, fresh: again };
 }
 
 /** A bundle or decommission with `version` was published. */
-export function recordIssued(fleetDir: string, deviceId: string, version: number, kind: 'bundle' | 'decommission', config: Record<string, unknown> | undefined, now: number, brokerUser?: boolean): DeviceRecord {
+export function recordIssued(
+  fleetDir: string,
+  deviceId: string,
+  version: number,
+  kind: 'bundle' | 'decommission',
+  config: Record<string, unknown> | undefined,
+  now: number,
+  brokerUser?: boolean,
+): DeviceRecord {
   const old = getDevice(fleetDir, deviceId);
   const rec: DeviceRecord = {
-    ...old, version, updatedAt: now,
+    ...old,
+    version,
+    updatedAt: now,
     state: kind === 'decommission' ? old.state : old.state === 'provisioned' ? 'provisioned' : 'provisioning',
     ...(config ? { lastConfig: config } : {}),
     ...(brokerUser !== undefined ? { brokerUser } : {}),

@@ -44,12 +44,19 @@ export function kernelHealth(s: HealthSources): Health {
   const min = s.minFreeBytes ?? STORE_MIN_FREE_BYTES;
   const free = open ? s.store.freeBytes() : null;
   const low = free !== null && free < min;
-  const checks = { store: open && !low && !audit.failing, bus: s.bus.isUp(), supervisor: s.supervisor.isUp(), audit: audit.ok };
+  const checks = {
+    store: open && !low && !audit.failing,
+    bus: s.bus.isUp(),
+    supervisor: s.supervisor.isUp(),
+    audit: audit.ok,
+  };
   const problems: NonNullable<Health['problems']> = {};
   if (!checks.store) {
-    problems.store = !open ? 'the store is closed'
-      : audit.failing ? `writing to the data folder fails: ${audit.failing.error}`
-      : `the data folder has ${free} bytes free; Talon needs at least ${min}: free some space`;
+    problems.store = !open
+      ? 'the store is closed'
+      : audit.failing
+        ? `writing to the data folder fails: ${audit.failing.error}`
+        : `the data folder has ${free} bytes free; Talon needs at least ${min}: free some space`;
   }
   if (!checks.audit) problems.audit = audit.reason ?? 'the audit log cannot be written';
   if (!checks.bus) problems.bus = 'the bus is down';

@@ -63,7 +63,10 @@ export class MqttCommands {
     let cmd: Command;
     try {
       if (msg.payload.length > MAX_COMMAND_BYTES) throw new Error('too large');
-      cmd = msg.payload.length === 0 ? {} : (JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(msg.payload)) as Command);
+      cmd =
+        msg.payload.length === 0
+          ? {}
+          : (JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(msg.payload)) as Command);
       if (typeof cmd !== 'object' || cmd === null || Array.isArray(cmd)) throw new Error('not an object');
     } catch {
       this.rejected++;
@@ -85,13 +88,29 @@ export class MqttCommands {
     try {
       let result: unknown;
       switch (action) {
-        case 'list': result = await this.#api.hands.list(caller); break;
-        case 'status': result = await this.#api.hands.get(caller, name); break;
-        case 'start': result = await this.#api.hands.start(caller, name); break;
-        case 'stop': result = await this.#api.hands.stop(caller, name); break;
-        case 'restart': result = await this.#api.hands.restart(caller, name); break;
-        case 'logs': result = await this.#api.hands.logs(caller, name, { lines: typeof cmd.lines === 'number' ? cmd.lines : 100 }); break;
-        default: throw new TalonError('NOT_FOUND', `unknown command hands/${action.slice(0, 40)}; use list, status, start, stop, restart or logs`);
+        case 'list':
+          result = await this.#api.hands.list(caller);
+          break;
+        case 'status':
+          result = await this.#api.hands.get(caller, name);
+          break;
+        case 'start':
+          result = await this.#api.hands.start(caller, name);
+          break;
+        case 'stop':
+          result = await this.#api.hands.stop(caller, name);
+          break;
+        case 'restart':
+          result = await this.#api.hands.restart(caller, name);
+          break;
+        case 'logs':
+          result = await this.#api.hands.logs(caller, name, { lines: typeof cmd.lines === 'number' ? cmd.lines : 100 });
+          break;
+        default:
+          throw new TalonError(
+            'NOT_FOUND',
+            `unknown command hands/${action.slice(0, 40)}; use list, status, start, stop, restart or logs`,
+          );
       }
       reply = { ok: true, result };
     } catch (err) {

@@ -52,7 +52,10 @@ export interface RuntimeApiDeps {
 
 function checkName(name: string): void {
   if (!HAND_NAME.test(name)) {
-    throw new TalonError('BAD_REQUEST', `"${name.slice(0, 80)}" is not a Hand name (lowercase letters, digits and dashes, at most 63)`);
+    throw new TalonError(
+      'BAD_REQUEST',
+      `"${name.slice(0, 80)}" is not a Hand name (lowercase letters, digits and dashes, at most 63)`,
+    );
   }
 }
 
@@ -65,7 +68,11 @@ export class RuntimeApi {
 
   constructor(deps: RuntimeApiDeps) {
     this.#d = deps;
-    this.handRequests = new HandRequests(deps.supervisor, deps.surfaces ?? [], deps.requestTimeoutMs !== undefined ? { timeoutMs: deps.requestTimeoutMs } : {});
+    this.handRequests = new HandRequests(
+      deps.supervisor,
+      deps.surfaces ?? [],
+      deps.requestTimeoutMs !== undefined ? { timeoutMs: deps.requestTimeoutMs } : {},
+    );
     this.#a = createAreas({ ...deps.areas, audit: deps.audit, supervisor: deps.supervisor });
   }
 
@@ -81,9 +88,12 @@ export class RuntimeApi {
       return this.#d.supervisor.status(name);
     },
 
-    start: (caller: Caller, name: string) => this.#change(caller, 'hands.start', name, () => this.#d.supervisor.startHand(name, caller)),
-    stop: (caller: Caller, name: string) => this.#change(caller, 'hands.stop', name, () => this.#d.supervisor.stopHand(name, caller)),
-    restart: (caller: Caller, name: string) => this.#change(caller, 'hands.restart', name, () => this.#d.supervisor.restartHand(name, caller)),
+    start: (caller: Caller, name: string) =>
+      this.#change(caller, 'hands.start', name, () => this.#d.supervisor.startHand(name, caller)),
+    stop: (caller: Caller, name: string) =>
+      this.#change(caller, 'hands.stop', name, () => this.#d.supervisor.stopHand(name, caller)),
+    restart: (caller: Caller, name: string) =>
+      this.#change(caller, 'hands.restart', name, () => this.#d.supervisor.restartHand(name, caller)),
 
     logs: async (_caller: Caller, name: string, opts: { lines?: number } = {}): Promise<LogLine[]> => {
       checkName(name);
@@ -108,7 +118,8 @@ export class RuntimeApi {
     /** {settings, schema}: the Hand's settings in force and its manifest's settingsSchema (null when none) */
     settings: (caller: Caller, name: string) => this.#a.handSettings.get(caller, name),
     /** validate against the Hand's schema (CONFIG_INVALID with details.errors [{path, message}]), apply as a new config generation, restart the Hand */
-    updateSettings: (caller: Caller, name: string, settings: unknown) => this.#a.handSettings.update(caller, name, settings),
+    updateSettings: (caller: Caller, name: string, settings: unknown) =>
+      this.#a.handSettings.update(caller, name, settings),
   };
 
   readonly system = {
@@ -127,10 +138,21 @@ export class RuntimeApi {
    * running Hand, an audited action, and bus messages to follow for an event stream.
    */
   readonly handSurface = {
-    request: (_caller: Caller, id: string, kind: string, body: unknown, opts: RequestOptions = {}): Promise<unknown> => this.handRequests.request(id, kind, body, opts),
+    request: (_caller: Caller, id: string, kind: string, body: unknown, opts: RequestOptions = {}): Promise<unknown> =>
+      this.handRequests.request(id, kind, body, opts),
     audited: <T>(caller: Caller, intent: AuditIntent, act: () => Promise<T> | T): Promise<T> =>
-      privileged(this.#d.audit, { actor: caller.actor, action: intent.action, subject: intent.subject, ...(intent.detail ? { detail: intent.detail } : {}) }, act),
-    follow: (caller: Caller, filter: string, onMessage: (topic: string, json: unknown) => void): Promise<() => void> => this.#a.bus.follow(caller, filter, onMessage),
+      privileged(
+        this.#d.audit,
+        {
+          actor: caller.actor,
+          action: intent.action,
+          subject: intent.subject,
+          ...(intent.detail ? { detail: intent.detail } : {}),
+        },
+        act,
+      ),
+    follow: (caller: Caller, filter: string, onMessage: (topic: string, json: unknown) => void): Promise<() => void> =>
+      this.#a.bus.follow(caller, filter, onMessage),
   };
 
   readonly config = {
@@ -138,7 +160,8 @@ export class RuntimeApi {
     schema: (caller: Caller) => this.#a.config.schema(caller),
     validate: (caller: Caller, config: unknown) => this.#a.config.validate(caller, config),
     diff: (caller: Caller, config: unknown) => this.#a.config.diff(caller, config),
-    apply: (caller: Caller, config: unknown, opts: { baseGeneration?: number } = {}) => this.#a.config.apply(caller, config, opts),
+    apply: (caller: Caller, config: unknown, opts: { baseGeneration?: number } = {}) =>
+      this.#a.config.apply(caller, config, opts),
     rollback: (caller: Caller, generation: number) => this.#a.config.rollback(caller, generation),
     generations: (caller: Caller, limit?: number) => this.#a.config.generations(caller, limit),
     generation: (caller: Caller, n: number) => this.#a.config.generation(caller, n),
@@ -150,13 +173,15 @@ export class RuntimeApi {
     create: (caller: Caller, target: string, title?: string) => this.#a.chat.create(caller, target, title),
     get: (caller: Caller, id: string) => this.#a.chat.get(caller, id),
     post: (caller: Caller, id: string, content: string) => this.#a.chat.post(caller, id, content),
-    follow: (caller: Caller, id: string, mid: string, from: number, listener: Parameters<Areas['chat']['follow']>[4]) => this.#a.chat.follow(caller, id, mid, from, listener),
+    follow: (caller: Caller, id: string, mid: string, from: number, listener: Parameters<Areas['chat']['follow']>[4]) =>
+      this.#a.chat.follow(caller, id, mid, from, listener),
     delete: (caller: Caller, id: string) => this.#a.chat.delete(caller, id),
   };
 
   readonly bus = {
     recent: (caller: Caller, q: { limit?: number; filter?: string } = {}) => this.#a.bus.recent(caller, q),
-    publish: (caller: Caller, topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 | 2 } = {}) => this.#a.bus.publish(caller, topic, payload, opts),
+    publish: (caller: Caller, topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 | 2 } = {}) =>
+      this.#a.bus.publish(caller, topic, payload, opts),
   };
 
   readonly provisioning = {
@@ -164,26 +189,34 @@ export class RuntimeApi {
   };
 
   readonly sensors = {
-    list: async (_caller: Caller): Promise<Array<SensorInfo & { driver: string; latest: Reading | null; faults: number }>> =>
-      this.#d.sensors.states().map((st) => ({ ...st.info, driver: st.driver, latest: st.latest ?? null, faults: st.faults })),
+    list: async (
+      _caller: Caller,
+    ): Promise<Array<SensorInfo & { driver: string; latest: Reading | null; faults: number }>> =>
+      this.#d.sensors
+        .states()
+        .map((st) => ({ ...st.info, driver: st.driver, latest: st.latest ?? null, faults: st.faults })),
     read: async (caller: Caller, id: string): Promise<Reading> => {
       if (!SENSOR_ID.test(id)) throw new TalonError('BAD_REQUEST', `"${id.slice(0, 80)}" is not a sensor id`);
       return this.#d.sensors.read(id);
     },
-    follow: (caller: Caller, onReading: Parameters<Areas['sensors']['follow']>[1]) => this.#a.sensors.follow(caller, onReading),
+    follow: (caller: Caller, onReading: Parameters<Areas['sensors']['follow']>[1]) =>
+      this.#a.sensors.follow(caller, onReading),
   };
 
   readonly llm = {
     providers: async (_caller: Caller): Promise<ProviderStatus[]> => this.#d.llm?.status() ?? [],
 
     /** tokens and estimated cost since start, per provider and per Hand */
-    usage: async (_caller: Caller): Promise<ReturnType<LlmRouter['usage']>> => this.#d.llm?.usage() ?? { providers: {}, hands: {} },
+    usage: async (_caller: Caller): Promise<ReturnType<LlmRouter['usage']>> =>
+      this.#d.llm?.usage() ?? { providers: {}, hands: {} },
 
     /** one chat from the CLI or the page: `prompt` or `messages`, optionally pinned to a provider */
     chat: async (caller: Caller, body: unknown): Promise<ChatResult> => {
       const { router, req, opts } = this.#llmRequest(caller, body);
       // the router records each call's outcome; the request is written before any provider is asked
-      return privileged(this.#d.audit, this.#llmIntent(caller, opts.provider), () => router.chat(req, opts), { outcome: false });
+      return privileged(this.#d.audit, this.#llmIntent(caller, opts.provider), () => router.chat(req, opts), {
+        outcome: false,
+      });
     },
 
     stream: (caller: Caller, body: unknown): AsyncIterable<RouterChunk> => {
@@ -201,27 +234,56 @@ export class RuntimeApi {
     return { actor: caller.actor, action: 'api.llm.chat', subject: provider ?? 'router' };
   }
 
-  #llmRequest(caller: Caller, body: unknown): { router: LlmRouter; req: { messages: ChatMessage[]; maxTokens?: number }; opts: { provider?: string; actor: string; allowCloud: boolean } } {
+  #llmRequest(
+    caller: Caller,
+    body: unknown,
+  ): {
+    router: LlmRouter;
+    req: { messages: ChatMessage[]; maxTokens?: number };
+    opts: { provider?: string; actor: string; allowCloud: boolean };
+  } {
     const router = this.#d.llm;
     if (!router) throw new TalonError('LLM_UNAVAILABLE', 'no LLM provider is configured (llm.providers in the config)');
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TalonError('BAD_REQUEST', 'the body must be a JSON object {prompt | messages, provider?, maxTokens?}');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new TalonError('BAD_REQUEST', 'the body must be a JSON object {prompt | messages, provider?, maxTokens?}');
     const b = body as { prompt?: unknown; messages?: unknown; provider?: unknown; maxTokens?: unknown };
     const extra = Object.keys(b).find((k) => !['prompt', 'messages', 'provider', 'maxTokens', 'stream'].includes(k));
     if (extra !== undefined) throw new TalonError('BAD_REQUEST', `unknown field "${extra.slice(0, 40)}"`);
     let messages: ChatMessage[];
     if (typeof b.prompt === 'string' && b.prompt.length > 0) messages = [{ role: 'user', content: b.prompt }];
-    else if (Array.isArray(b.messages) && b.messages.length > 0 && b.messages.every((m) => typeof m === 'object' && m !== null
-      && ['system', 'user', 'assistant'].includes((m as ChatMessage).role) && typeof (m as ChatMessage).content === 'string')) {
+    else if (
+      Array.isArray(b.messages) &&
+      b.messages.length > 0 &&
+      b.messages.every(
+        (m) =>
+          typeof m === 'object' &&
+          m !== null &&
+          ['system', 'user', 'assistant'].includes((m as ChatMessage).role) &&
+          typeof (m as ChatMessage).content === 'string',
+      )
+    ) {
       messages = (b.messages as ChatMessage[]).map((m) => ({ role: m.role, content: m.content }));
-    } else throw new TalonError('BAD_REQUEST', 'give a non-empty prompt, or messages [{role: system|user|assistant, content}]');
-    if (b.provider !== undefined && typeof b.provider !== 'string') throw new TalonError('BAD_REQUEST', 'provider must be a provider name');
-    if (b.maxTokens !== undefined && (!Number.isInteger(b.maxTokens) || (b.maxTokens as number) < 1 || (b.maxTokens as number) > 32768)) {
+    } else
+      throw new TalonError(
+        'BAD_REQUEST',
+        'give a non-empty prompt, or messages [{role: system|user|assistant, content}]',
+      );
+    if (b.provider !== undefined && typeof b.provider !== 'string')
+      throw new TalonError('BAD_REQUEST', 'provider must be a provider name');
+    if (
+      b.maxTokens !== undefined &&
+      (!Number.isInteger(b.maxTokens) || (b.maxTokens as number) < 1 || (b.maxTokens as number) > 32768)
+    ) {
       throw new TalonError('BAD_REQUEST', 'maxTokens must be a whole number from 1 to 32768');
     }
     return {
       router,
       req: { messages, ...(b.maxTokens !== undefined ? { maxTokens: b.maxTokens as number } : {}) },
-      opts: { ...(b.provider !== undefined ? { provider: b.provider as string } : {}), actor: caller.actor, allowCloud: true },
+      opts: {
+        ...(b.provider !== undefined ? { provider: b.provider as string } : {}),
+        actor: caller.actor,
+        allowCloud: true,
+      },
     };
   }
 
@@ -231,12 +293,19 @@ export class RuntimeApi {
     set: async (caller: Caller, name: string, value: unknown): Promise<{ name: string }> => {
       if (typeof value !== 'string') throw new TalonError('BAD_REQUEST', 'the body must be {"value": "<the secret>"}');
       const secrets = this.#secrets();
-      await privileged(this.#d.audit, { actor: caller.actor, action: 'api.secrets.set', subject: name }, () => secrets.set(name, value));
+      await privileged(this.#d.audit, { actor: caller.actor, action: 'api.secrets.set', subject: name }, () =>
+        secrets.set(name, value),
+      );
       return { name };
     },
     delete: async (caller: Caller, name: string): Promise<{ name: string; deleted: boolean }> => {
       const secrets = this.#secrets();
-      const deleted = await privileged(this.#d.audit, { actor: caller.actor, action: 'api.secrets.delete', subject: name }, () => secrets.delete(name), { okDetail: (d) => ({ deleted: d }) });
+      const deleted = await privileged(
+        this.#d.audit,
+        { actor: caller.actor, action: 'api.secrets.delete', subject: name },
+        () => secrets.delete(name),
+        { okDetail: (d) => ({ deleted: d }) },
+      );
       return { name, deleted };
     },
   };
@@ -252,7 +321,8 @@ export class RuntimeApi {
     verify: async (caller: Caller, opts: { from?: unknown; against?: unknown } = {}): Promise<VerifyReport> => {
       const v: VerifyOptions = {};
       if (opts.from !== undefined) {
-        if (opts.from !== 'start' && opts.from !== 'checkpoint') throw new TalonError('BAD_REQUEST', 'from must be "start" or "checkpoint"');
+        if (opts.from !== 'start' && opts.from !== 'checkpoint')
+          throw new TalonError('BAD_REQUEST', 'from must be "start" or "checkpoint"');
         v.from = opts.from;
       }
       if (opts.against !== undefined) {
@@ -263,12 +333,21 @@ export class RuntimeApi {
         v.against = opts.against as VerifyOptions['against'];
       }
       const report = await this.#d.auditLog.verify(v);
-      await this.#d.audit.record({ actor: caller.actor, action: 'api.audit.verify', subject: 'audit', decision: report.ok ? 'ok' : 'error',
-        detail: { checked: report.checked, ...(report.firstBrokenSeq !== undefined ? { firstBrokenSeq: report.firstBrokenSeq } : {}) } });
+      await this.#d.audit.record({
+        actor: caller.actor,
+        action: 'api.audit.verify',
+        subject: 'audit',
+        decision: report.ok ? 'ok' : 'error',
+        detail: {
+          checked: report.checked,
+          ...(report.firstBrokenSeq !== undefined ? { firstBrokenSeq: report.firstBrokenSeq } : {}),
+        },
+      });
       return report;
     },
 
-    export: (_caller: Caller, out: NodeJS.WritableStream, opts: { since?: number } = {}) => this.#d.auditLog.export(out, opts),
+    export: (_caller: Caller, out: NodeJS.WritableStream, opts: { since?: number } = {}) =>
+      this.#d.auditLog.export(out, opts),
 
     head: async (_caller: Caller): Promise<AnyCheckpoint | null> => this.#d.auditLog.latestCheckpoint(),
   };

@@ -8,7 +8,15 @@
 import { readFileSync, statfsSync, readdirSync } from 'node:fs';
 import { cpus, totalmem, freemem, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseStat, cpuLoad, parseMeminfo, parseNetDev, parseLoadavg, SKIP_IFACE, type CpuTimes } from '../../drivers/system/procfs.ts';
+import {
+  parseStat,
+  cpuLoad,
+  parseMeminfo,
+  parseNetDev,
+  parseLoadavg,
+  SKIP_IFACE,
+  type CpuTimes,
+} from '../../drivers/system/procfs.ts';
 import type { HandStatus } from '../supervisor/types.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
@@ -51,7 +59,10 @@ const HISTORY_MAX = 1000;
 
 /** a filesystem's use computed the way df does: used = blocks - bfree, and the percent of
  * what users can have (used + bavail; root's reserve is left out), rounded up like df */
-export function diskUse(s: { bsize: number; blocks: number; bfree: number; bavail: number }, path: string): StatsSample['disk'] {
+export function diskUse(
+  s: { bsize: number; blocks: number; bfree: number; bavail: number },
+  path: string,
+): StatsSample['disk'] {
   const usedBlocks = Math.max(0, s.blocks - s.bfree);
   const denom = usedBlocks + s.bavail;
   return {
@@ -180,7 +191,9 @@ export class SystemStats {
     const base = join(this.#root, 'sys/class/thermal');
     let zones: string[];
     try {
-      zones = readdirSync(base).filter((z) => z.startsWith('thermal_zone')).sort();
+      zones = readdirSync(base)
+        .filter((z) => z.startsWith('thermal_zone'))
+        .sort();
     } catch {
       return null;
     }

@@ -35,8 +35,19 @@ import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { TalonError } from '../core/errors.ts';
 import {
-  DECISIONS, GENESIS_PREV, MAX_CHECKPOINT_GAP, checkpointMessage, checkpointProblem, entryHash, entryProblem,
-  pruneMessage, signedMessage, type AnyCheckpoint, type AuditEntry, type Checkpoint, type PruneCheckpoint,
+  DECISIONS,
+  GENESIS_PREV,
+  MAX_CHECKPOINT_GAP,
+  checkpointMessage,
+  checkpointProblem,
+  entryHash,
+  entryProblem,
+  pruneMessage,
+  signedMessage,
+  type AnyCheckpoint,
+  type AuditEntry,
+  type Checkpoint,
+  type PruneCheckpoint,
 } from './format.ts';
 import { ChainVerifier, type VerifyReport } from './verifier.ts';
 import { ed25519Verifier, sha256Hex } from './crypto.ts';
@@ -211,7 +222,8 @@ export class AuditChain implements Audit {
       headRaw = v as string;
     }
     let latestRaw: string | null = null;
-    for await (const [, v] of this.#cps.iterator({ lt: CP_RANGE_END, reverse: true, limit: 1, valueEncoding: 'utf8' })) latestRaw = v as string;
+    for await (const [, v] of this.#cps.iterator({ lt: CP_RANGE_END, reverse: true, limit: 1, valueEncoding: 'utf8' }))
+      latestRaw = v as string;
     const latest = latestRaw === null ? null : parseCheckpoint(latestRaw);
 
     const notes: Array<Omit<AuditEvent, 'actor'>> = [];
@@ -224,10 +236,16 @@ export class AuditChain implements Audit {
     }
     if (latest && latest.seq > this.#seq && this.#verifySig(checkpointMessage(latest.seq, latest.hash), latest.sig)) {
       // entries a signed checkpoint vouches for are gone: continue after that checkpoint, never over it
-      notes.push({ action: 'audit.broken', subject: 'audit', decision: 'error', detail: {
-        firstBrokenSeq: this.#seq + 1, kind: 'missing',
-        reason: `the log ends at seq ${this.#seq} but a checkpoint signs seq ${latest.seq}: entries ${this.#seq + 1}..${latest.seq} were removed`,
-      } });
+      notes.push({
+        action: 'audit.broken',
+        subject: 'audit',
+        decision: 'error',
+        detail: {
+          firstBrokenSeq: this.#seq + 1,
+          kind: 'missing',
+          reason: `the log ends at seq ${this.#seq} but a checkpoint signs seq ${latest.seq}: entries ${this.#seq + 1}..${latest.seq} were removed`,
+        },
+      });
       this.#setHead({ seq: latest.seq, hash: latest.hash });
     }
     this.#latest = latest && latest.seq <= this.#seq ? latest : null;
@@ -244,10 +262,17 @@ export class AuditChain implements Audit {
       }
     }
     if (this.#seq > this.#cp.seq) {
-      notes.push({ action: 'audit.recover', subject: 'audit', decision: 'info', detail: {
-        head: this.#seq, lastCheckpoint: this.#cp.seq, unsigned: this.#seq - this.#cp.seq,
-        reason: 'no checkpoint at the head: the device lost power, or the tail was truncated',
-      } });
+      notes.push({
+        action: 'audit.recover',
+        subject: 'audit',
+        decision: 'info',
+        detail: {
+          head: this.#seq,
+          lastCheckpoint: this.#cp.seq,
+          unsigned: this.#seq - this.#cp.seq,
+          reason: 'no checkpoint at the head: the device lost power, or the tail was truncated',
+        },
+      });
     }
     this.#state = 'running';
     if (notes.length > 0) {
@@ -260,7 +285,13 @@ export class AuditChain implements Audit {
     if (this.#opts.verifyAtStart ?? true) {
       this.#startup = this.verify({ from: 'checkpoint' }).then(async (r) => {
         if (!r.ok && r.firstBrokenSeq !== tailBroken && this.#state === 'running') {
-          await this.record({ actor: 'kernel', action: 'audit.broken', subject: 'audit', decision: 'error', detail: brokenDetail(r) }).catch(() => {});
+          await this.record({
+            actor: 'kernel',
+            action: 'audit.broken',
+            subject: 'audit',
+            decision: 'error',
+            detail: brokenDetail(r),
+          }).catch(() => {});
         }
         if (this.#retentionOn()) await this.prune().catch(() => {});
         return r;
@@ -270,7 +301,10 @@ export class AuditChain implements Audit {
       await this.prune();
     }
     if (this.#retentionOn()) {
-      this.#pruneTimer = this.#clock.setInterval(() => void this.prune().catch(() => {}), this.#opts.pruneEveryMs ?? 300_000);
+      this.#pruneTimer = this.#clock.setInterval(
+        () => void this.prune().catch(() => {}),
+        this.#opts.pruneEveryMs ?? 300_000,
+      );
       unref(this.#pruneTimer);
     }
   }
@@ -301,15 +335,22 @@ export class AuditChain implements Audit {
 
   record(event: AuditEvent): Promise<void> {
     if (this.#state !== 'running') {
-      return Promise.reject(new TalonError('NOT_RUNNING', `the audit log is ${this.#state === 'new' ? 'not started' : 'stopped'}; entry ${event.action} refused`));
+      return Promise.reject(
+        new TalonError(
+          'NOT_RUNNING',
+          `the audit log is ${this.#state === 'new' ? 'not started' : 'stopped'}; entry ${event.action} refused`,
+        ),
+      );
     }
     // unwritable: refused unless recovery succeeds now (in call order: the callbacks run in turn)
-    if (this.#failure) return this.#recover().then((ok) => (ok ? this.#append(event) : Promise.reject(this.#refuse(event))));
+    if (this.#failure)
+      return this.#recover().then((ok) => (ok ? this.#append(event) : Promise.reject(this.#refuse(event))));
     return this.#append(event);
   }
 
   #append(event: AuditEvent): Promise<void> {
-    if (this.#state !== 'running') return Promise.reject(new TalonError('NOT_RUNNING', `the audit log is stopped; entry ${event.action} refused`));
+    if (this.#state !== 'running')
+      return Promise.reject(new TalonError('NOT_RUNNING', `the audit log is stopped; entry ${event.action} refused`));
     if (this.#failure) return Promise.reject(this.#refuse(event));
     let entry: AuditEntry;
     try {
@@ -356,7 +397,8 @@ export class AuditChain implements Audit {
 
   /** Whether entries can be written now; while not, every record is refused (AUDIT_UNAVAILABLE). */
   health(): AuditHealth {
-    if (this.#state !== 'running') return { ok: false, reason: `the audit log is ${this.#state === 'new' ? 'not started' : this.#state}` };
+    if (this.#state !== 'running')
+      return { ok: false, reason: `the audit log is ${this.#state === 'new' ? 'not started' : this.#state}` };
     const f = this.#failure ?? this.#closing;
     if (!f) return { ok: true };
     return {
@@ -368,12 +410,21 @@ export class AuditChain implements Audit {
 
   #chain(event: AuditEvent): AuditEntry {
     if (!DECISIONS.includes(event.decision)) {
-      throw new TalonError('AUDIT_FORMAT', `audit decision ${JSON.stringify(event.decision)} is not one of ${DECISIONS.join(', ')}`);
+      throw new TalonError(
+        'AUDIT_FORMAT',
+        `audit decision ${JSON.stringify(event.decision)} is not one of ${DECISIONS.join(', ')}`,
+      );
     }
     const entry: AuditEntry = {
-      v: 1, seq: this.#seq + 1, ts: this.#clock.now(),
-      actor: String(event.actor), action: String(event.action), subject: String(event.subject),
-      decision: event.decision, detail: jsonDetail(event.detail), prev: this.#hash,
+      v: 1,
+      seq: this.#seq + 1,
+      ts: this.#clock.now(),
+      actor: String(event.actor),
+      action: String(event.action),
+      subject: String(event.subject),
+      decision: event.decision,
+      detail: jsonDetail(event.detail),
+      prev: this.#hash,
     };
     try {
       entry.hash = entryHash(entry, sha256Hex);
@@ -398,55 +449,63 @@ export class AuditChain implements Audit {
   }
 
   async #flushLoop(): Promise<void> {
-    {
-      // while unwritable nothing is written (a checkpoint wish waits for the recovery)
-      while (!this.#failure && (this.#pending.length > 0 || this.#sealWanted)) {
-        const batch = this.#pending.splice(0);
-        const seal = this.#sealWanted;
-        this.#sealWanted = false;
-        const cpBefore = { ...this.#cp };
-        const ops: Array<{ type: 'put'; sublevel: Sublevel; key: string; value: unknown }> = [];
-        const made: Checkpoint[] = [];
-        for (const { entry } of batch) {
-          ops.push({ type: 'put', sublevel: this.#log, key: seqKey(entry.seq), value: entry });
-          if (entry.seq - this.#cp.seq >= this.#every) made.push(this.#checkpoint(entry.seq, entry.hash!));
-        }
-        const last = batch.length > 0 ? batch[batch.length - 1]!.entry : null;
-        const head = last ? { seq: last.seq, hash: last.hash! } : this.#durable;
-        if (head.seq > this.#cp.seq && (seal || this.#clock.now() - this.#cp.at >= this.#cpMs)) {
-          made.push(this.#checkpoint(head.seq, head.hash));
-        }
-        for (const cp of made) ops.push({ type: 'put', sublevel: this.#cps, key: seqKey(cp.seq), value: cp });
-        if (ops.length === 0) continue;
-        try {
-          await this.#store.db.batch(ops as never, SYNC);
-        } catch (err) {
-          // fail closed: this batch and everything queued behind it are refused, and nothing
-          // more is written until recovery re-syncs the store (a write after a failed one
-          // may be acknowledged by LevelDB and still lost at the next open)
-          this.#cp = cpBefore;
-          if (seal) this.#sealWanted = true;
-          const rest = this.#pending.splice(0);
-          this.#rechain();
-          const e = this.#fail(err, [...batch, ...rest].map((p) => p.entry.action));
-          for (const p of batch) p.reject(e);
-          for (const p of rest) p.reject(e);
-          break;
-        }
-        this.#durable = head;
-        const newest = made[made.length - 1];
-        if (newest) this.#latest = newest;
-        for (const p of batch) p.resolve();
-        if (newest) this.#opts.onCheckpoint?.(newest);
-        this.#armCheckpointTimer();
+    // while unwritable nothing is written (a checkpoint wish waits for the recovery)
+    while (!this.#failure && (this.#pending.length > 0 || this.#sealWanted)) {
+      const batch = this.#pending.splice(0);
+      const seal = this.#sealWanted;
+      this.#sealWanted = false;
+      const cpBefore = { ...this.#cp };
+      const ops: Array<{ type: 'put'; sublevel: Sublevel; key: string; value: unknown }> = [];
+      const made: Checkpoint[] = [];
+      for (const { entry } of batch) {
+        ops.push({ type: 'put', sublevel: this.#log, key: seqKey(entry.seq), value: entry });
+        if (entry.seq - this.#cp.seq >= this.#every) made.push(this.#checkpoint(entry.seq, entry.hash!));
       }
+      const last = batch.length > 0 ? batch[batch.length - 1]!.entry : null;
+      const head = last ? { seq: last.seq, hash: last.hash! } : this.#durable;
+      if (head.seq > this.#cp.seq && (seal || this.#clock.now() - this.#cp.at >= this.#cpMs)) {
+        made.push(this.#checkpoint(head.seq, head.hash));
+      }
+      for (const cp of made) ops.push({ type: 'put', sublevel: this.#cps, key: seqKey(cp.seq), value: cp });
+      if (ops.length === 0) continue;
+      try {
+        await this.#store.db.batch(ops as never, SYNC);
+      } catch (err) {
+        // fail closed: this batch and everything queued behind it are refused, and nothing
+        // more is written until recovery re-syncs the store (a write after a failed one
+        // may be acknowledged by LevelDB and still lost at the next open)
+        this.#cp = cpBefore;
+        if (seal) this.#sealWanted = true;
+        const rest = this.#pending.splice(0);
+        this.#rechain();
+        const e = this.#fail(
+          err,
+          [...batch, ...rest].map((p) => p.entry.action),
+        );
+        for (const p of batch) p.reject(e);
+        for (const p of rest) p.reject(e);
+        break;
+      }
+      this.#durable = head;
+      const newest = made[made.length - 1];
+      if (newest) this.#latest = newest;
+      for (const p of batch) p.resolve();
+      if (newest) this.#opts.onCheckpoint?.(newest);
+      this.#armCheckpointTimer();
     }
   }
 
   #checkpoint(seq: number, hash: string): Checkpoint {
     const ts = this.#clock.now();
     this.#cp = { seq, at: ts };
-    return { v: 1, type: 'checkpoint', seq, hash, ts, sig: this.#key.sign(checkpointMessage(seq, hash)).toString('base64') };
+    return {
+      v: 1,
+      type: 'checkpoint',
+      seq,
+      hash,
+      ts,
+      sig: this.#key.sign(checkpointMessage(seq, hash)).toString('base64'),
+    };
   }
 
   // ---- failing closed, and recovering -------------------------------------------------------
@@ -470,14 +529,23 @@ export class AuditChain implements Audit {
   /** a record while unwritable: counted for the gap entry, refused */
   #refuse(event: AuditEvent): TalonError {
     const f = this.#failure;
-    if (!f) return new TalonError('AUDIT_UNAVAILABLE', `the audit log cannot be written; ${String(event.action)} refused`);
+    if (!f)
+      return new TalonError('AUDIT_UNAVAILABLE', `the audit log cannot be written; ${String(event.action)} refused`);
     this.#count(f, String(event.action));
-    return this.#unavailable(f, `the audit log cannot be written since ${new Date(f.since).toISOString()} (${f.error})${f.waiting ? `; ${f.waiting}` : ''}; ${String(event.action).slice(0, 80)} refused`);
+    return this.#unavailable(
+      f,
+      `the audit log cannot be written since ${new Date(f.since).toISOString()} (${f.error})${f.waiting ? `; ${f.waiting}` : ''}; ${String(event.action).slice(0, 80)} refused`,
+    );
   }
 
   #unavailable(f: Failure, message: string): TalonError {
     return new TalonError('AUDIT_UNAVAILABLE', message, {
-      details: { since: f.since, error: f.error, refused: f.refused, retryAfterSec: Math.max(1, Math.ceil(this.#recoverEveryMs() / 1000)) },
+      details: {
+        since: f.since,
+        error: f.error,
+        refused: f.refused,
+        retryAfterSec: Math.max(1, Math.ceil(this.#recoverEveryMs() / 1000)),
+      },
     });
   }
 
@@ -527,10 +595,19 @@ export class AuditChain implements Audit {
       this.#sealWanted = true;
       const to = this.#clock.now();
       const gap = this.#append({
-        actor: 'kernel', action: 'audit.gap', subject: 'audit', decision: 'error',
+        actor: 'kernel',
+        action: 'audit.gap',
+        subject: 'audit',
+        decision: 'error',
         detail: {
-          from: f.since, to, ms: to - f.since, refused: f.refused, actions: Object.fromEntries(f.byAction), error: f.error,
-          reason: 'the audit log could not be written: these entries were refused, and the actions that needed them did not happen',
+          from: f.since,
+          to,
+          ms: to - f.since,
+          refused: f.refused,
+          actions: Object.fromEntries(f.byAction),
+          error: f.error,
+          reason:
+            'the audit log could not be written: these entries were refused, and the actions that needed them did not happen',
         },
       });
       try {
@@ -542,8 +619,10 @@ export class AuditChain implements Audit {
         this.#failure = f;
         f.error = again?.error ?? f.error;
         // what was refused with the gap entry (records that came meanwhile) still counts
-        for (const [action, n] of again?.byAction ?? []) for (let i = action === 'audit.gap' ? 1 : 0; i < n; i++) this.#count(f, action);
-        f.waiting = free === null || free >= min ? 'writing fails with free space: if it persists, restart Talon' : f.waiting;
+        for (const [action, n] of again?.byAction ?? [])
+          for (let i = action === 'audit.gap' ? 1 : 0; i < n; i++) this.#count(f, action);
+        f.waiting =
+          free === null || free >= min ? 'writing fails with free space: if it persists, restart Talon' : f.waiting;
         return false;
       }
       this.#closing = null;
@@ -597,7 +676,12 @@ export class AuditChain implements Audit {
   /** Entries in seq order (or newest first); compatible with the plain log's entries(). */
   async *entries(opts: { since?: number; limit?: number; reverse?: boolean } = {}): AsyncGenerator<AuditEntry> {
     const lo = Math.max(opts.since ?? 1, (this.#floor?.seq ?? 0) + 1);
-    const it = this.#log.iterator({ gte: seqKey(lo), limit: opts.limit ?? -1, reverse: opts.reverse ?? false, valueEncoding: 'utf8' });
+    const it = this.#log.iterator({
+      gte: seqKey(lo),
+      limit: opts.limit ?? -1,
+      reverse: opts.reverse ?? false,
+      valueEncoding: 'utf8',
+    });
     for await (const [k, raw] of it) yield parseStoredEntry(k as string, raw as string);
   }
 
@@ -610,7 +694,8 @@ export class AuditChain implements Audit {
     let cursor: number | null = null;
     if (q.cursor !== undefined) {
       cursor = Number(q.cursor);
-      if (!Number.isSafeInteger(cursor) || cursor < 0) throw new TalonError('BAD_REQUEST', `cursor ${JSON.stringify(q.cursor)} is not one this API gave`);
+      if (!Number.isSafeInteger(cursor) || cursor < 0)
+        throw new TalonError('BAD_REQUEST', `cursor ${JSON.stringify(q.cursor)} is not one this API gave`);
     }
     const range = desc
       ? { gte: seqKey(floor), ...(cursor !== null ? { lt: seqKey(cursor) } : {}) }
@@ -629,11 +714,12 @@ export class AuditChain implements Audit {
       } catch {
         continue; // corrupt records are verify's business, not the page's
       }
-      const match = (q.actor === undefined || e.actor === q.actor)
-        && (q.action === undefined || (prefix !== null ? e.action.startsWith(prefix) : e.action === q.action))
-        && (decisions === null || decisions.has(e.decision))
-        && (q.from === undefined || e.ts >= q.from)
-        && (q.to === undefined || e.ts <= q.to);
+      const match =
+        (q.actor === undefined || e.actor === q.actor) &&
+        (q.action === undefined || (prefix !== null ? e.action.startsWith(prefix) : e.action === q.action)) &&
+        (decisions === null || decisions.has(e.decision)) &&
+        (q.from === undefined || e.ts >= q.from) &&
+        (q.to === undefined || e.ts <= q.to);
       if (match) items.push(e);
       if (items.length >= limit || scanned >= maxScan) {
         return { items, nextCursor: String(lastKey) };
@@ -666,8 +752,18 @@ export class AuditChain implements Audit {
    * still holds, else the start; 'checkpoint-tail' (start()): the newest checkpoint at or under
    * the head, which must hold, so the work is bounded.
    */
-  async #verifyRange(from: 'start' | 'checkpoint' | 'checkpoint-tail', requireSealed: boolean, against?: Checkpoint, upTo?: number): Promise<{ report: VerifyReport; aborted: boolean }> {
-    const v = new ChainVerifier({ sha256Hex, verifySig: this.#verifySig, requireSealed, ...(against ? { against } : {}) });
+  async #verifyRange(
+    from: 'start' | 'checkpoint' | 'checkpoint-tail',
+    requireSealed: boolean,
+    against?: Checkpoint,
+    upTo?: number,
+  ): Promise<{ report: VerifyReport; aborted: boolean }> {
+    const v = new ChainVerifier({
+      sha256Hex,
+      verifySig: this.#verifySig,
+      requireSealed,
+      ...(against ? { against } : {}),
+    });
     const live = this.#state === 'running';
     const floor = this.#state === 'new' ? await this.#readPrune() : this.#floor;
     const floorSeq = floor?.seq ?? 0;
@@ -678,11 +774,20 @@ export class AuditChain implements Audit {
       if (newest && newest.key > floorSeq) {
         const bad = newest.cp === null ? 'is corrupt' : await this.#resumeProblem(newest.cp);
         if (bad) {
-          return { aborted: false, report: {
-            ok: false, checked: 0, firstSeq: null, lastSeq: null, anchor: null, lastCheckpoint: null,
-            firstBrokenSeq: newest.key, kind: bad.includes('signed') ? 'signature' : bad.includes('corrupt') ? 'corrupt' : 'checkpoint',
-            reason: `the newest checkpoint (seq ${newest.key}) ${bad}`,
-          } };
+          return {
+            aborted: false,
+            report: {
+              ok: false,
+              checked: 0,
+              firstSeq: null,
+              lastSeq: null,
+              anchor: null,
+              lastCheckpoint: null,
+              firstBrokenSeq: newest.key,
+              kind: bad.includes('signed') ? 'signature' : bad.includes('corrupt') ? 'corrupt' : 'checkpoint',
+              reason: `the newest checkpoint (seq ${newest.key}) ${bad}`,
+            },
+          };
         }
         resumed = newest.cp;
       }
@@ -729,7 +834,14 @@ export class AuditChain implements Audit {
       }
     }
     const r = v.end();
-    if (live && from !== 'checkpoint-tail' && upTo === undefined && !aborted && r.lastCheckpoint?.type === 'checkpoint' && r.lastCheckpoint.seq > (resumed?.seq ?? 0)) {
+    if (
+      live &&
+      from !== 'checkpoint-tail' &&
+      upTo === undefined &&
+      !aborted &&
+      r.lastCheckpoint?.type === 'checkpoint' &&
+      r.lastCheckpoint.seq > (resumed?.seq ?? 0)
+    ) {
       await this.#cps.put(VERIFIED_KEY, r.lastCheckpoint).catch(() => {});
     }
     return { report: r, aborted };
@@ -744,14 +856,19 @@ export class AuditChain implements Audit {
     const bound = hi === Number.MAX_SAFE_INTEGER ? {} : { lte: seqKey(hi) };
     const cpIt = this.#cps.iterator({ gte: seqKey(lo), lt: CP_RANGE_END, ...bound, valueEncoding: 'utf8' });
     // classic-level's read-ahead (default 16 KiB) is what a scan waits on; 1 MiB halves the cost
-    const logIt = this.#log.iterator({ gte: seqKey(lo), ...bound, valueEncoding: 'utf8', ...(chunk > 1 ? READ_AHEAD : {}) });
+    const logIt = this.#log.iterator({
+      gte: seqKey(lo),
+      ...bound,
+      valueEncoding: 'utf8',
+      ...(chunk > 1 ? READ_AHEAD : {}),
+    });
     let cps: Array<[string, string]> = [];
     let ci = 0;
     let cpsDone = false;
     /** the next checkpoint's key, or Infinity when there are none left */
     const peekCp = async (): Promise<number> => {
       if (ci >= cps.length && !cpsDone) {
-        cps = await cpIt.nextv(256) as Array<[string, string]>;
+        cps = (await cpIt.nextv(256)) as Array<[string, string]>;
         ci = 0;
         if (cps.length === 0) cpsDone = true;
       }
@@ -800,7 +917,7 @@ export class AuditChain implements Audit {
   }
 
   async #storedHash(seq: number): Promise<string | null> {
-    const raw = await this.#log.get(seqKey(seq), { valueEncoding: 'utf8' }) as string | undefined;
+    const raw = (await this.#log.get(seqKey(seq), { valueEncoding: 'utf8' })) as string | undefined;
     if (raw === undefined) return null;
     try {
       const e = JSON.parse(raw) as AuditEntry;
@@ -811,19 +928,24 @@ export class AuditChain implements Audit {
   }
 
   async #newestCheckpointAtOrBelow(seq: number): Promise<{ key: number; cp: Checkpoint | null } | null> {
-    for await (const [k, raw] of this.#cps.iterator({ lte: seqKey(seq), reverse: true, limit: 1, valueEncoding: 'utf8' })) {
+    for await (const [k, raw] of this.#cps.iterator({
+      lte: seqKey(seq),
+      reverse: true,
+      limit: 1,
+      valueEncoding: 'utf8',
+    })) {
       return { key: keySeq(k as string), cp: parseCheckpoint(raw as string) };
     }
     return null;
   }
 
   async #readVerified(): Promise<Checkpoint | null> {
-    const raw = await this.#cps.get(VERIFIED_KEY, { valueEncoding: 'utf8' }) as string | undefined;
+    const raw = (await this.#cps.get(VERIFIED_KEY, { valueEncoding: 'utf8' })) as string | undefined;
     return raw === undefined ? null : parseCheckpoint(raw);
   }
 
   async #readPrune(): Promise<PruneCheckpoint | null> {
-    const raw = await this.#cps.get(PRUNE_KEY, { valueEncoding: 'utf8' }) as string | undefined;
+    const raw = (await this.#cps.get(PRUNE_KEY, { valueEncoding: 'utf8' })) as string | undefined;
     if (raw === undefined) return null;
     const cp = parseCheckpoint(raw) as AnyCheckpoint | null;
     // a prune checkpoint that does not verify is no floor: verification then reports the gap
@@ -843,7 +965,10 @@ export class AuditChain implements Audit {
    * after pruning, the prune checkpoint is the first line. A running chain seals its head
    * first, so the file ends with a checkpoint.
    */
-  async export(out: NodeJS.WritableStream, opts: { since?: number } = {}): Promise<{ lines: number; firstSeq: number | null; lastSeq: number | null }> {
+  async export(
+    out: NodeJS.WritableStream,
+    opts: { since?: number } = {},
+  ): Promise<{ lines: number; firstSeq: number | null; lastSeq: number | null }> {
     if (this.#state === 'running') {
       this.#sealWanted = true;
       await this.flush();
@@ -866,7 +991,11 @@ export class AuditChain implements Audit {
     const to = this.#state === 'running' ? (this.#latest?.seq ?? 0) : Number.MAX_SAFE_INTEGER;
     for await (const recs of this.#records((anchor?.seq ?? 0) + 1, to)) {
       for (const rec of recs) {
-        if (/[\r\n]/.test(rec.raw)) throw new TalonError('AUDIT_BROKEN', `the record at seq ${rec.key} is corrupt (it holds a line break); run \`talon audit verify\``);
+        if (/[\r\n]/.test(rec.raw))
+          throw new TalonError(
+            'AUDIT_BROKEN',
+            `the record at seq ${rec.key} is corrupt (it holds a line break); run \`talon audit verify\``,
+          );
         if (rec.kind === 'entry') {
           firstSeq ??= rec.key;
           lastSeq = rec.key;
@@ -896,7 +1025,11 @@ export class AuditChain implements Audit {
       if (ret.maxEntries !== undefined) target = Math.max(target, head - Math.max(0, ret.maxEntries));
       if (ret.maxAgeMs !== undefined) {
         const cutoff = this.#clock.now() - ret.maxAgeMs;
-        for await (const [k, raw] of this.#log.iterator({ gt: seqKey(Math.max(target, floorSeq)), lte: seqKey(head), valueEncoding: 'utf8' })) {
+        for await (const [k, raw] of this.#log.iterator({
+          gt: seqKey(Math.max(target, floorSeq)),
+          lte: seqKey(head),
+          valueEncoding: 'utf8',
+        })) {
           let ts: number;
           try {
             ts = (JSON.parse(raw as string) as AuditEntry).ts;
@@ -912,15 +1045,25 @@ export class AuditChain implements Audit {
       const { report: check } = await this.#verifyRange('start', false, undefined, Math.min(target + 1, head));
       if (!check.ok) {
         this.#report(check);
-        throw new TalonError('AUDIT_BROKEN', `not pruning: the audit log is broken at seq ${check.firstBrokenSeq} (${check.reason}); pruning would destroy the evidence`, { details: check });
+        throw new TalonError(
+          'AUDIT_BROKEN',
+          `not pruning: the audit log is broken at seq ${check.firstBrokenSeq} (${check.reason}); pruning would destroy the evidence`,
+          { details: check },
+        );
       }
       const hash = await this.#storedHash(target);
       if (hash === null) throw new TalonError('AUDIT_BROKEN', `not pruning: entry ${target} cannot be read`);
       const cp: PruneCheckpoint = {
-        v: 1, type: 'prune', seq: target, hash, ts: this.#clock.now(),
+        v: 1,
+        type: 'prune',
+        seq: target,
+        hash,
+        ts: this.#clock.now(),
         sig: this.#key.sign(pruneMessage(target, hash)).toString('base64'),
       };
-      const ops: Array<{ type: 'put' | 'del'; key: string; value?: unknown }> = [{ type: 'put', key: PRUNE_KEY, value: cp }];
+      const ops: Array<{ type: 'put' | 'del'; key: string; value?: unknown }> = [
+        { type: 'put', key: PRUNE_KEY, value: cp },
+      ];
       const verified = await this.#readVerified();
       if (verified && verified.seq <= target) ops.push({ type: 'del', key: VERIFIED_KEY });
       await this.#cps.batch(ops as never, SYNC);
@@ -950,14 +1093,15 @@ export class AuditChain implements Audit {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-const LONE_SURROGATE_ESCAPE = /\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/gi;
+const LONE_SURROGATE_ESCAPE =
+  /\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/gi;
 
 /** detail as plain JSON (what the store will hold); never lose an event over an odd value */
 function jsonDetail(detail: Record<string, unknown> | undefined): Record<string, unknown> {
   if (detail === undefined || detail === null) return {};
   try {
     const v = JSON.parse(JSON.stringify(detail)) as unknown;
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : { value: v };
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : { value: v };
   } catch (err) {
     return { unserialisable: (err as Error).message };
   }
@@ -967,7 +1111,9 @@ function rawEntryHash(raw: string): string {
   try {
     const e = JSON.parse(raw) as AuditEntry;
     if (entryProblem(e) === null) return entryHash(e, sha256Hex);
-  } catch { /* corrupt: chain onto the bytes */ }
+  } catch {
+    /* corrupt: chain onto the bytes */
+  }
   return sha256Hex(raw);
 }
 
@@ -984,7 +1130,10 @@ function parseStoredEntry(key: string, raw: string): AuditEntry {
   try {
     return JSON.parse(raw) as AuditEntry;
   } catch {
-    throw new TalonError('AUDIT_BROKEN', `the audit record at seq ${keySeq(key)} is corrupt (not JSON); run \`talon audit verify\``);
+    throw new TalonError(
+      'AUDIT_BROKEN',
+      `the audit record at seq ${keySeq(key)} is corrupt (not JSON); run \`talon audit verify\``,
+    );
   }
 }
 
@@ -994,7 +1143,10 @@ function feed(v: ChainVerifier, rec: Rec): boolean {
   try {
     value = JSON.parse(rec.raw);
   } catch {
-    return v.corrupt({ key: rec.key }, `the ${rec.kind === 'entry' ? 'record' : 'checkpoint'} stored as seq ${rec.key} is corrupt (not JSON)`);
+    return v.corrupt(
+      { key: rec.key },
+      `the ${rec.kind === 'entry' ? 'record' : 'checkpoint'} stored as seq ${rec.key} is corrupt (not JSON)`,
+    );
   }
   return rec.kind === 'entry' ? v.entry(value, { key: rec.key }) : v.checkpoint(value, { key: rec.key });
 }

@@ -86,11 +86,21 @@ function withoutHash(entry: AuditEntry): Omit<AuditEntry, 'hash'> {
 export function fastCanonicalEntry(e: AuditEntry): string | null {
   let n = 0;
   for (const k in e) {
-    if (!Object.prototype.hasOwnProperty.call(e, k)) return null;
+    if (!Object.hasOwn(e, k)) return null;
     if (k !== 'hash') n++;
   }
-  if (n !== 9 || e.v !== 1 || !plainString(e.action) || !plainString(e.actor) || !plainString(e.decision)
-    || !plainString(e.prev) || !plainString(e.subject) || !finite(e.seq) || !finite(e.ts)) return null;
+  if (
+    n !== 9 ||
+    e.v !== 1 ||
+    !plainString(e.action) ||
+    !plainString(e.actor) ||
+    !plainString(e.decision) ||
+    !plainString(e.prev) ||
+    !plainString(e.subject) ||
+    !finite(e.seq) ||
+    !finite(e.ts)
+  )
+    return null;
   const detail = flatCanonical(e.detail);
   if (detail === null) return null;
   return `{"action":${JSON.stringify(e.action)},"actor":${JSON.stringify(e.actor)},"decision":${JSON.stringify(e.decision)},"detail":${detail},"prev":${JSON.stringify(e.prev)},"seq":${JSON.stringify(e.seq)},"subject":${JSON.stringify(e.subject)},"ts":${JSON.stringify(e.ts)},"v":1}`;
@@ -102,7 +112,8 @@ const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFi
 
 /** a plain object of strings, finite numbers, booleans and nulls, or null when it is anything else */
 function flatCanonical(o: unknown): string | null {
-  if (typeof o !== 'object' || o === null || Array.isArray(o) || Object.getPrototypeOf(o) !== Object.prototype) return null;
+  if (typeof o !== 'object' || o === null || Array.isArray(o) || Object.getPrototypeOf(o) !== Object.prototype)
+    return null;
   const keys = Object.keys(o).sort();
   let out = '{';
   for (let i = 0; i < keys.length; i++) {
@@ -155,7 +166,8 @@ export function entryProblem(v: unknown): string | null {
   if (!isSeq(v.seq) || v.seq < 1) return 'seq is not a positive integer';
   if (typeof v.ts !== 'number' || !Number.isFinite(v.ts)) return 'ts is not a number';
   for (const f of ['actor', 'action', 'subject'] as const) if (typeof v[f] !== 'string') return `${f} is not a string`;
-  if (!DECISIONS.includes(v.decision as AuditDecision)) return `decision ${JSON.stringify(v.decision)} is not one of ${DECISIONS.join(', ')}`;
+  if (!DECISIONS.includes(v.decision as AuditDecision))
+    return `decision ${JSON.stringify(v.decision)} is not one of ${DECISIONS.join(', ')}`;
   if (!isObject(v.detail)) return 'detail is not an object';
   // prev and hash must equal computed hex digests, which verifiers compare: a type check is enough here
   if (typeof v.prev !== 'string') return 'prev is not a string';

@@ -38,13 +38,21 @@ export async function privileged<T>(
   } catch (err) {
     const e = TalonError.from(err);
     if (outcome) {
-      await audit.record({ ...base, decision: DENIALS.has(e.code) ? 'deny' : 'error', detail: { ...intent.detail, code: e.code, message: e.message.slice(0, 300) } }).catch(() => {});
+      await audit
+        .record({
+          ...base,
+          decision: DENIALS.has(e.code) ? 'deny' : 'error',
+          detail: { ...intent.detail, code: e.code, message: e.message.slice(0, 300) },
+        })
+        .catch(() => {});
     }
     throw e;
   }
   if (outcome === true) {
     const more = opts.okDetail?.(result);
-    await audit.record({ ...base, decision: 'ok', ...(intent.detail || more ? { detail: { ...intent.detail, ...more } } : {}) }).catch(() => {});
+    await audit
+      .record({ ...base, decision: 'ok', ...(intent.detail || more ? { detail: { ...intent.detail, ...more } } : {}) })
+      .catch(() => {});
   }
   return result;
 }
@@ -52,7 +60,13 @@ export async function privileged<T>(
 /** Writes the intent entry (`allow`), or throws AUDIT_UNAVAILABLE: for actions that are not one call (a stream). */
 export async function intend(audit: Audit, intent: Omit<AuditEvent, 'decision'>): Promise<void> {
   try {
-    await audit.record({ actor: intent.actor, action: intent.action, subject: intent.subject, decision: 'allow', ...(intent.detail ? { detail: intent.detail } : {}) });
+    await audit.record({
+      actor: intent.actor,
+      action: intent.action,
+      subject: intent.subject,
+      decision: 'allow',
+      ...(intent.detail ? { detail: intent.detail } : {}),
+    });
   } catch (err) {
     throw refused(err, intent.action);
   }
@@ -62,5 +76,9 @@ export async function intend(audit: Audit, intent: Omit<AuditEvent, 'decision'>)
 export function refused(err: unknown, action: string): TalonError {
   const e = TalonError.from(err);
   if (e.code === 'AUDIT_UNAVAILABLE') return e;
-  return new TalonError('AUDIT_UNAVAILABLE', `${action} refused: its audit entry cannot be written (${e.message.slice(0, 300)})`, { cause: err });
+  return new TalonError(
+    'AUDIT_UNAVAILABLE',
+    `${action} refused: its audit entry cannot be written (${e.message.slice(0, 300)})`,
+    { cause: err },
+  );
 }

@@ -6,8 +6,17 @@
  * Pure, like ./format.ts: hashing and signature checks are injected.
  */
 import {
-  GENESIS_PREV, MAX_CHECKPOINT_GAP, checkpointProblem, entryHash, entryProblem, signedMessage,
-  type AnyCheckpoint, type AuditEntry, type Checkpoint, type Sha256Hex, type VerifySig,
+  GENESIS_PREV,
+  MAX_CHECKPOINT_GAP,
+  checkpointProblem,
+  entryHash,
+  entryProblem,
+  signedMessage,
+  type AnyCheckpoint,
+  type AuditEntry,
+  type Checkpoint,
+  type Sha256Hex,
+  type VerifySig,
 } from './format.ts';
 
 export type ProblemKind =
@@ -86,7 +95,11 @@ export class ChainVerifier {
     this.#o = opts;
     const a = opts.against;
     if (a && (checkpointProblem(a) !== null || a.type !== 'checkpoint' || !opts.verifySig(signedMessage(a), a.sig))) {
-      this.#fail(a.seq, 'against', `the head given to compare against (seq ${a.seq}) is not a checkpoint signed by this key`);
+      this.#fail(
+        a.seq,
+        'against',
+        `the head given to compare against (seq ${a.seq}) is not a checkpoint signed by this key`,
+      );
     }
   }
 
@@ -122,8 +135,14 @@ export class ChainVerifier {
       this.#r.against = 'pruned';
       return true;
     }
-    if (hash === null) return this.#fail(a.seq, 'against', `entry ${a.seq}, the head seen elsewhere, is missing from this log`);
-    if (hash !== a.hash) return this.#fail(a.seq, 'against', `entry ${a.seq} differs from the head seen elsewhere (${short(a.hash)}, here ${short(hash)}): the log was rewritten`);
+    if (hash === null)
+      return this.#fail(a.seq, 'against', `entry ${a.seq}, the head seen elsewhere, is missing from this log`);
+    if (hash !== a.hash)
+      return this.#fail(
+        a.seq,
+        'against',
+        `entry ${a.seq} differs from the head seen elsewhere (${short(a.hash)}, here ${short(hash)}): the log was rewritten`,
+      );
     this.#r.against = 'matched';
     return true;
   }
@@ -142,20 +161,32 @@ export class ChainVerifier {
     const seq = typeof e?.seq === 'number' ? e.seq : where.key;
     if (problem) return this.#fail(seq ?? this.#expected(), 'format', `entry ${seq ?? '?'} is malformed: ${problem}`);
     if (where.key !== undefined && where.key !== e.seq) {
-      return this.#fail(Math.min(where.key, e.seq), 'order', `the record stored as seq ${where.key} holds seq ${e.seq} (entries moved or swapped)`);
+      return this.#fail(
+        Math.min(where.key, e.seq),
+        'order',
+        `the record stored as seq ${where.key} holds seq ${e.seq} (entries moved or swapped)`,
+      );
     }
     if (this.#prev === null) {
       if (e.seq !== 1) {
-        return this.#fail(1, 'anchor', `the log starts at seq ${e.seq} without a signed prune checkpoint before it: entries 1..${e.seq - 1} were removed`);
+        return this.#fail(
+          1,
+          'anchor',
+          `the log starts at seq ${e.seq} without a signed prune checkpoint before it: entries 1..${e.seq - 1} were removed`,
+        );
       }
       this.#prev = GENESIS_PREV;
       this.#r.anchor = 'genesis';
     }
     const expected = this.#expected();
     if (e.seq > expected) {
-      return this.#fail(expected, 'missing', expected === e.seq - 1
-        ? `entry ${expected} is missing (found ${e.seq} after ${expected - 1})`
-        : `entries ${expected}..${e.seq - 1} are missing (found ${e.seq} after ${expected - 1})`);
+      return this.#fail(
+        expected,
+        'missing',
+        expected === e.seq - 1
+          ? `entry ${expected} is missing (found ${e.seq} after ${expected - 1})`
+          : `entries ${expected}..${e.seq - 1} are missing (found ${e.seq} after ${expected - 1})`,
+      );
     }
     if (e.seq < expected) {
       return this.#fail(e.seq, 'order', `entry ${e.seq} appears after entry ${expected - 1} (reordered or repeated)`);
@@ -167,16 +198,27 @@ export class ChainVerifier {
       return this.#fail(e.seq, 'format', `entry ${e.seq} cannot be canonicalised: ${(err as Error).message}`);
     }
     if (e.hash !== undefined && e.hash !== hash) {
-      return this.#fail(e.seq, 'edited', `entry ${e.seq} was changed: its content hashes to ${short(hash)}, not to its recorded hash ${short(e.hash)}`);
+      return this.#fail(
+        e.seq,
+        'edited',
+        `entry ${e.seq} was changed: its content hashes to ${short(hash)}, not to its recorded hash ${short(e.hash)}`,
+      );
     }
     if (e.prev !== this.#prev) {
-      return this.#fail(e.seq, 'chain', e.seq === 1
-        ? `entry 1 has prev ${short(e.prev)} instead of 64 zeros`
-        : `entry ${e.seq} does not chain onto entry ${e.seq - 1}: its prev is ${short(e.prev)}, entry ${e.seq - 1} hashes to ${short(this.#prev)} (one of them was changed)`);
+      return this.#fail(
+        e.seq,
+        'chain',
+        e.seq === 1
+          ? `entry 1 has prev ${short(e.prev)} instead of 64 zeros`
+          : `entry ${e.seq} does not chain onto entry ${e.seq - 1}: its prev is ${short(e.prev)}, entry ${e.seq - 1} hashes to ${short(this.#prev)} (one of them was changed)`,
+      );
     }
     if (e.seq - this.#signedSeq > MAX_CHECKPOINT_GAP) {
-      return this.#fail(this.#signedSeq + 1, 'missing-checkpoint',
-        `missing checkpoint: no checkpoint signs entries ${this.#signedSeq + 1}..${e.seq} (one is written at least every ${MAX_CHECKPOINT_GAP} entries)`);
+      return this.#fail(
+        this.#signedSeq + 1,
+        'missing-checkpoint',
+        `missing checkpoint: no checkpoint signs entries ${this.#signedSeq + 1}..${e.seq} (one is written at least every ${MAX_CHECKPOINT_GAP} entries)`,
+      );
     }
     this.#prev = hash;
     this.#r.firstSeq ??= e.seq;
@@ -184,7 +226,11 @@ export class ChainVerifier {
     this.#r.checked++;
     if (this.#o.against?.seq === e.seq) {
       if (this.#o.against.hash !== hash) {
-        return this.#fail(e.seq, 'against', `entry ${e.seq} differs from the head seen elsewhere (${short(this.#o.against.hash)}, here ${short(hash)}): the log was rewritten`);
+        return this.#fail(
+          e.seq,
+          'against',
+          `entry ${e.seq} differs from the head seen elsewhere (${short(this.#o.against.hash)}, here ${short(hash)}): the log was rewritten`,
+        );
       }
       this.#r.against = 'matched';
     }
@@ -201,13 +247,21 @@ export class ChainVerifier {
       return this.#fail(seq ?? this.#expected(), 'format', `checkpoint ${seq ?? '?'} is malformed: ${problem}`);
     }
     if (where.key !== undefined && where.key !== cp.seq) {
-      return this.#fail(Math.min(where.key, cp.seq), 'order', `the checkpoint stored as seq ${where.key} is for seq ${cp.seq} (moved or replayed)`);
+      return this.#fail(
+        Math.min(where.key, cp.seq),
+        'order',
+        `the checkpoint stored as seq ${where.key} is for seq ${cp.seq} (moved or replayed)`,
+      );
     }
     const goodSig = this.#o.verifySig(signedMessage(cp), cp.sig);
     if (this.#prev === null) {
       // an anchor: the first line of an export after pruning, or of a partial export
       if (!goodSig) {
-        return this.#fail(1, 'signature', `the ${cp.type} at seq ${cp.seq} the log starts from is not signed by this key (wrong key, or forged)`);
+        return this.#fail(
+          1,
+          'signature',
+          `the ${cp.type} at seq ${cp.seq} the log starts from is not signed by this key (wrong key, or forged)`,
+        );
       }
       this.#prev = cp.hash;
       this.#signedSeq = cp.seq;
@@ -216,7 +270,11 @@ export class ChainVerifier {
       this.#r.lastSeq = cp.seq;
       if (this.#o.against && this.#o.against.seq <= cp.seq) {
         if (this.#o.against.seq === cp.seq && this.#o.against.hash !== cp.hash) {
-          return this.#fail(cp.seq, 'against', `the ${cp.type} at seq ${cp.seq} differs from the head seen elsewhere: the log was rewritten`);
+          return this.#fail(
+            cp.seq,
+            'against',
+            `the ${cp.type} at seq ${cp.seq} differs from the head seen elsewhere: the log was rewritten`,
+          );
         }
         this.#r.against = this.#o.against.seq === cp.seq ? 'matched' : 'pruned';
       }
@@ -224,18 +282,32 @@ export class ChainVerifier {
     }
     const last = this.#r.lastSeq ?? 0;
     if (cp.seq > last) {
-      return this.#fail(last + 1, 'missing', `a checkpoint for seq ${cp.seq} follows entry ${last}: entries ${last + 1}..${cp.seq} are missing (truncated)`);
+      return this.#fail(
+        last + 1,
+        'missing',
+        `a checkpoint for seq ${cp.seq} follows entry ${last}: entries ${last + 1}..${cp.seq} are missing (truncated)`,
+      );
     }
     if (cp.seq < last) {
-      return this.#fail(cp.seq, 'order', `a checkpoint for seq ${cp.seq} appears after entry ${last} (reordered or replayed)`);
+      return this.#fail(
+        cp.seq,
+        'order',
+        `a checkpoint for seq ${cp.seq} appears after entry ${last} (reordered or replayed)`,
+      );
     }
     if (cp.hash !== this.#prev) {
-      return this.#fail(this.#signedSeq + 1, 'checkpoint',
-        `the checkpoint at seq ${cp.seq} signs ${short(cp.hash)} but entry ${cp.seq} hashes to ${short(this.#prev)}: entries ${this.#signedSeq + 1}..${cp.seq} were changed, or the checkpoint was replayed from another log`);
+      return this.#fail(
+        this.#signedSeq + 1,
+        'checkpoint',
+        `the checkpoint at seq ${cp.seq} signs ${short(cp.hash)} but entry ${cp.seq} hashes to ${short(this.#prev)}: entries ${this.#signedSeq + 1}..${cp.seq} were changed, or the checkpoint was replayed from another log`,
+      );
     }
     if (!goodSig) {
-      return this.#fail(this.#signedSeq + 1, 'signature',
-        `the checkpoint at seq ${cp.seq} is not signed by this key (wrong key, or the log was rewritten and re-signed): entries ${this.#signedSeq + 1}..${cp.seq} are not vouched for`);
+      return this.#fail(
+        this.#signedSeq + 1,
+        'signature',
+        `the checkpoint at seq ${cp.seq} is not signed by this key (wrong key, or the log was rewritten and re-signed): entries ${this.#signedSeq + 1}..${cp.seq} are not vouched for`,
+      );
     }
     this.#signedSeq = cp.seq;
     this.#r.lastCheckpoint = cp;
@@ -249,13 +321,20 @@ export class ChainVerifier {
       const a = this.#o.against;
       if (a && r.against === undefined) {
         if (a.seq > last) {
-          this.#fail(last + 1, 'against', `the log ends at seq ${last} but a head at seq ${a.seq} was seen elsewhere: entries ${last + 1}..${a.seq} were truncated`);
+          this.#fail(
+            last + 1,
+            'against',
+            `the log ends at seq ${last} but a head at seq ${a.seq} was seen elsewhere: entries ${last + 1}..${a.seq} were truncated`,
+          );
         }
       }
       if (r.ok && (this.#o.requireSealed ?? true) && last > this.#signedSeq) {
         this.#line = undefined;
-        this.#fail(this.#signedSeq + 1, 'unsigned-tail',
-          `missing checkpoint at the tail: entries ${this.#signedSeq + 1}..${last} are not signed (the log was truncated, or the device lost power before its next checkpoint)`);
+        this.#fail(
+          this.#signedSeq + 1,
+          'unsigned-tail',
+          `missing checkpoint at the tail: entries ${this.#signedSeq + 1}..${last} are not signed (the log was truncated, or the device lost power before its next checkpoint)`,
+        );
       }
     }
     return { ...r };

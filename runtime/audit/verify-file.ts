@@ -24,7 +24,12 @@ export interface VerifyFileOptions {
 export async function verifyFile(file: string, opts: VerifyFileOptions): Promise<VerifyReport> {
   const key = loadPublicKey(opts.publicKey);
   if (!existsSync(file) || !statSync(file).isFile()) throw new TalonError('USAGE', `${file} is not a file`);
-  const v = new ChainVerifier({ sha256Hex, verifySig: ed25519Verifier(key), requireSealed: true, ...(opts.against ? { against: opts.against } : {}) });
+  const v = new ChainVerifier({
+    sha256Hex,
+    verifySig: ed25519Verifier(key),
+    requireSealed: true,
+    ...(opts.against ? { against: opts.against } : {}),
+  });
   let line = 0;
   let sawLine = false;
   let rest = '';
@@ -36,9 +41,10 @@ export async function verifyFile(file: string, opts: VerifyFileOptions): Promise
     try {
       value = JSON.parse(text);
     } catch {
-      return v.corrupt({ line }, ended
-        ? `line ${line} is not JSON`
-        : `line ${line} is not JSON and has no line end: the export was cut short`);
+      return v.corrupt(
+        { line },
+        ended ? `line ${line} is not JSON` : `line ${line} is not JSON and has no line end: the export was cut short`,
+      );
     }
     return isCheckpointLine(value) ? v.checkpoint(value, { line }) : v.entry(value, { line });
   };
@@ -65,7 +71,12 @@ export async function verifyFile(file: string, opts: VerifyFileOptions): Promise
   }
   const report = v.end();
   if (report.ok && !sawLine) {
-    return { ...report, ok: false, kind: 'format', reason: `${file} is empty: an export holds at least one checkpoint` };
+    return {
+      ...report,
+      ok: false,
+      kind: 'format',
+      reason: `${file} is empty: an export holds at least one checkpoint`,
+    };
   }
   return report;
 }
@@ -90,10 +101,16 @@ export function loadPublicKey(spec: string): Buffer {
       text = parsed.publicKey.trim();
     }
   }
-  const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex')
-    : /^[A-Za-z0-9+/_-]{43}=?$/.test(text) ? Buffer.from(text, 'base64') : null;
+  const key = /^[0-9a-fA-F]{64}$/.test(text)
+    ? Buffer.from(text, 'hex')
+    : /^[A-Za-z0-9+/_-]{43}=?$/.test(text)
+      ? Buffer.from(text, 'base64')
+      : null;
   if (!key || key.length !== 32) {
-    throw new TalonError('USAGE', `the public key must be the 32-byte Ed25519 key in base64 or hex (see \`talon keys show\`), or a path to device-key.json; got ${JSON.stringify(spec.length > 80 ? `${spec.slice(0, 80)}…` : spec)}`);
+    throw new TalonError(
+      'USAGE',
+      `the public key must be the 32-byte Ed25519 key in base64 or hex (see \`talon keys show\`), or a path to device-key.json; got ${JSON.stringify(spec.length > 80 ? `${spec.slice(0, 80)}…` : spec)}`,
+    );
   }
   return key;
 }
@@ -104,11 +121,17 @@ export function parseHead(text: string): Checkpoint {
   try {
     value = JSON.parse(text);
   } catch {
-    throw new TalonError('USAGE', 'the head to compare against is not JSON; pass the checkpoint published on talon/<deviceId>/audit/head');
+    throw new TalonError(
+      'USAGE',
+      'the head to compare against is not JSON; pass the checkpoint published on talon/<deviceId>/audit/head',
+    );
   }
   const problem = checkpointProblem(value);
   if (problem || (value as Checkpoint).type !== 'checkpoint') {
-    throw new TalonError('USAGE', `the head to compare against is not a checkpoint: ${problem ?? `type ${(value as Checkpoint).type}`}`);
+    throw new TalonError(
+      'USAGE',
+      `the head to compare against is not a checkpoint: ${problem ?? `type ${(value as Checkpoint).type}`}`,
+    );
   }
   return value as Checkpoint;
 }

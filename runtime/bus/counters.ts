@@ -16,7 +16,9 @@ export class BusCounters {
       const r = handler(msg) as unknown;
       this.delivered++;
       if (r !== undefined && typeof (r as Promise<unknown>)?.then === 'function') {
-        (r as Promise<unknown>).then(undefined, () => { this.handlerErrors++; });
+        (r as Promise<unknown>).then(undefined, () => {
+          this.handlerErrors++;
+        });
       }
     } catch {
       this.handlerErrors++;
@@ -29,9 +31,11 @@ export class BusCounters {
     const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
     if (buf.length > maxPayload) {
       this.droppedOversize++;
-      throw new TalonError('BUS_PAYLOAD_TOO_LARGE',
+      throw new TalonError(
+        'BUS_PAYLOAD_TOO_LARGE',
         `payload of ${buf.length} bytes on ${topic} is over the limit of ${maxPayload} bytes (bus.maxPayloadBytes)`,
-        { details: { topic, bytes: buf.length, limit: maxPayload } });
+        { details: { topic, bytes: buf.length, limit: maxPayload } },
+      );
     }
     return buf;
   }

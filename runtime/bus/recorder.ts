@@ -73,7 +73,14 @@ export class BusRecorder {
     // 8 KB pool slab (a socket read): the ring must never pin large buffers
     const big = m.payload.length > PAYLOAD_CLIP || m.payload.buffer.byteLength > 8192;
     const payload = big ? Buffer.from(m.payload.subarray(0, PAYLOAD_CLIP)) : m.payload;
-    const entry: Raw = { ts: this.#clock.now(), topic: m.topic, payload, bytes: m.payload.length, retain: m.retain, qos: m.qos };
+    const entry: Raw = {
+      ts: this.#clock.now(),
+      topic: m.topic,
+      payload,
+      bytes: m.payload.length,
+      retain: m.retain,
+      qos: m.qos,
+    };
     if (this.#ring.length < this.#size) this.#ring.push(entry);
     else this.#ring[this.#next] = entry;
     this.#next = (this.#next + 1) % this.#size;
@@ -83,14 +90,25 @@ export class BusRecorder {
   recent(opts: { limit?: number; filter?: string } = {}): RecordedMessage[] {
     const limit = Math.max(1, Math.min(opts.limit ?? 100, this.#size));
     if (opts.filter !== undefined) validateFilter(opts.filter);
-    const ordered = this.#ring.length < this.#size ? [...this.#ring] : [...this.#ring.slice(this.#next), ...this.#ring.slice(0, this.#next)];
+    const ordered =
+      this.#ring.length < this.#size
+        ? [...this.#ring]
+        : [...this.#ring.slice(this.#next), ...this.#ring.slice(0, this.#next)];
     const prefix = `${this.#bus.root}/`;
     const out: RecordedMessage[] = [];
     for (let i = ordered.length - 1; i >= 0 && out.length < limit; i--) {
       const m = ordered[i]!;
       const topic = m.topic.startsWith(prefix) ? m.topic.slice(prefix.length) : m.topic;
       if (opts.filter !== undefined && !topicMatches(opts.filter, topic)) continue;
-      out.push({ ts: m.ts, topic, payload: m.payload.toString('utf8'), truncated: m.bytes > PAYLOAD_CLIP, bytes: m.bytes, retain: m.retain, qos: m.qos });
+      out.push({
+        ts: m.ts,
+        topic,
+        payload: m.payload.toString('utf8'),
+        truncated: m.bytes > PAYLOAD_CLIP,
+        bytes: m.bytes,
+        retain: m.retain,
+        qos: m.qos,
+      });
     }
     return out;
   }
@@ -98,11 +116,17 @@ export class BusRecorder {
   /** Publishes a test message on a topic relative to the device root; returns the absolute topic. */
   async publish(relative: string, payload: string, opts: { retain?: boolean; qos?: QoS } = {}): Promise<string> {
     if (relative.startsWith('/') || relative.split('/').some((l) => l === '' || l === '..' || l === '.')) {
-      throw new TalonError('BUS_TOPIC_INVALID', `"${relative.slice(0, 80)}" must be a topic under talon/${this.#bus.deviceId}/, written without that prefix (e.g. test/hello)`);
+      throw new TalonError(
+        'BUS_TOPIC_INVALID',
+        `"${relative.slice(0, 80)}" must be a topic under talon/${this.#bus.deviceId}/, written without that prefix (e.g. test/hello)`,
+      );
     }
     validateTopic(relative);
     if (relative.startsWith('$') || isReserved(relative)) {
-      throw new TalonError('FORBIDDEN', `"${relative.slice(0, 80)}" is reserved for the kernel (${RESERVED.join(', ')}); publish a test message somewhere else, e.g. test/hello`);
+      throw new TalonError(
+        'FORBIDDEN',
+        `"${relative.slice(0, 80)}" is reserved for the kernel (${RESERVED.join(', ')}); publish a test message somewhere else, e.g. test/hello`,
+      );
     }
     const topic = `${this.#bus.root}/${relative}`;
     await this.#bus.publish(topic, payload, { qos: opts.qos ?? 0, retain: opts.retain ?? false });

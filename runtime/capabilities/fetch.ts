@@ -34,19 +34,29 @@ import { NetworkPolicy, canonicalAddress, hostName, isSpecialAddress } from '../
 
 const MB = 1024 * 1024;
 
-export interface ResolvedAddress { address: string; family: number }
+export interface ResolvedAddress {
+  address: string;
+  family: number;
+}
 /** every address of a name; the kernel's DNS, injectable for tests */
 export type Resolver = (host: string) => Promise<ResolvedAddress[]>;
 
 // https, tls, zlib and DNS are loaded on the first ctx.fetch, not at the kernel's start
 // (4–8 ms of a cold start, measured in BENCHMARKS.md's issue 12 section)
 const lazy = {
-  get https() { return process.getBuiltinModule('node:https'); },
-  get tls() { return process.getBuiltinModule('node:tls'); },
-  get zlib() { return process.getBuiltinModule('node:zlib'); },
+  get https() {
+    return process.getBuiltinModule('node:https');
+  },
+  get tls() {
+    return process.getBuiltinModule('node:tls');
+  },
+  get zlib() {
+    return process.getBuiltinModule('node:zlib');
+  },
 };
 
-export const systemResolver: Resolver = (host) => process.getBuiltinModule('node:dns').promises.lookup(host, { all: true });
+export const systemResolver: Resolver = (host) =>
+  process.getBuiltinModule('node:dns').promises.lookup(host, { all: true });
 
 export interface FetchServiceOptions {
   audit: Audit;
@@ -97,13 +107,34 @@ export interface FetchResponse {
 }
 
 /** who the request is for: the Hand's name and its effective network grant */
-export interface FetchCaller { name: string; network: NetworkGrant }
+export interface FetchCaller {
+  name: string;
+  network: NetworkGrant;
+}
 
 const REQUEST_HEADERS_DROPPED = new Set([
-  'host', 'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'content-length', 'expect', 'http2-settings',
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'expect',
+  'http2-settings',
 ]);
-const RESPONSE_HEADERS_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
+const RESPONSE_HEADERS_DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+]);
 const CROSS_ORIGIN_DROPPED = new Set(['authorization', 'cookie', 'proxy-authorization']);
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
 const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
@@ -168,7 +199,10 @@ export class HandFetch {
     this.#audit = opts.audit;
     this.#clock = opts.clock ?? systemClock;
     this.#resolve = opts.resolve ?? systemResolver;
-    this.#ca = opts.ca === undefined ? undefined : [...lazy.tls.rootCertificates, ...(Array.isArray(opts.ca) ? opts.ca : [opts.ca])];
+    this.#ca =
+      opts.ca === undefined
+        ? undefined
+        : [...lazy.tls.rootCertificates, ...(Array.isArray(opts.ca) ? opts.ca : [opts.ca])];
     this.#maxRequestBytes = opts.maxRequestBytes ?? 10 * MB;
     this.#maxRedirects = opts.maxRedirects ?? 5;
     this.#maxOpen = opts.maxOpenPerHand ?? 16;
@@ -206,12 +240,22 @@ export class HandFetch {
       'net.fetch': async (hand: HandCaller, args: unknown[]) => {
         const [rid, req] = args;
         if (!Number.isSafeInteger(rid)) throw new TalonError('BAD_REQUEST', 'net.fetch needs (request id, request)');
-        const r = await this.request({ name: hand.name, network: hand.grants.network }, checkRequest(req), { id: String(rid) });
-        return { status: r.status, statusText: r.statusText, headers: r.headers, url: r.url, redirected: r.redirected, body: r.body !== null };
+        const r = await this.request({ name: hand.name, network: hand.grants.network }, checkRequest(req), {
+          id: String(rid),
+        });
+        return {
+          status: r.status,
+          statusText: r.statusText,
+          headers: r.headers,
+          url: r.url,
+          redirected: r.redirected,
+          body: r.body !== null,
+        };
       },
       'net.read': async (hand: HandCaller, args: unknown[]) => {
         const f = this.#flights.get(`${hand.name}\u0000${String(args[0])}`);
-        if (!f) throw new TalonError('NOT_FOUND', 'no such response body: it was read to its end, cancelled, or timed out');
+        if (!f)
+          throw new TalonError('NOT_FOUND', 'no such response body: it was read to its end, cancelled, or timed out');
         const chunk = await this.#read(f);
         // a copy of just these bytes: a Buffer may be a view into a larger pool, and the whole pool would be cloned
         return chunk === null ? null : new Uint8Array(chunk);
@@ -228,23 +272,36 @@ export class HandFetch {
    * One request for a Hand, redirects followed (or not) per `req.redirect`. Resolves with the
    * status and headers; the body is read through `body.read()` within the same time limit.
    */
-  async request(caller: FetchCaller, req: FetchRequest, opts: { id?: string; signal?: AbortSignal } = {}): Promise<FetchResponse> {
+  async request(
+    caller: FetchCaller,
+    req: FetchRequest,
+    opts: { id?: string; signal?: AbortSignal } = {},
+  ): Promise<FetchResponse> {
     if (!this.#up) throw new TalonError('NOT_RUNNING', 'the network service is not running');
     const grant = caller.network;
     const policy = policyOf(grant);
     if (grant.hosts.length === 0) {
       const url = safeUrl(req.url);
-      throw denied(caller.name, url ? target(url) : String(req.url).slice(0, 200),
-        `Hand "${caller.name}" has no network grant: declare capabilities.network with the hosts it may reach`);
+      throw denied(
+        caller.name,
+        url ? target(url) : String(req.url).slice(0, 200),
+        `Hand "${caller.name}" has no network grant: declare capabilities.network with the hosts it may reach`,
+      );
     }
     const key = `${caller.name}\u0000${opts.id ?? `k${++this.#seq}`}`;
     if (this.#flights.has(key)) throw new TalonError('BAD_REQUEST', `request ${opts.id} is already open`);
     if (this.open(caller.name) >= this.#maxOpen) {
-      throw new TalonError('QUOTA_EXCEEDED', `Hand "${caller.name}" has ${this.#maxOpen} requests open, the most it may; read or cancel their bodies first`);
+      throw new TalonError(
+        'QUOTA_EXCEEDED',
+        `Hand "${caller.name}" has ${this.#maxOpen} requests open, the most it may; read or cancel their bodies first`,
+      );
     }
     const body = req.body;
     if (body !== undefined && body.byteLength > this.#maxRequestBytes) {
-      throw new TalonError('PAYLOAD_TOO_LARGE', `the request body is ${body.byteLength} bytes; the limit is ${this.#maxRequestBytes}`);
+      throw new TalonError(
+        'PAYLOAD_TOO_LARGE',
+        `the request body is ${body.byteLength} bytes; the limit is ${this.#maxRequestBytes}`,
+      );
     }
     const timeoutMs = Math.min(grant.timeoutMs, req.timeoutMs ?? Infinity);
     const maxBytes = Math.min(grant.maxResponseBytes, req.maxResponseBytes ?? Infinity);
@@ -262,7 +319,17 @@ export class HandFetch {
     const mode: RedirectMode = req.redirect ?? 'follow';
 
     this.#flights.set(key, f);
-    f.timer = this.#clock.setTimeout(() => this.#fail(f, new TalonError('NET_TIMEOUT', `the request to ${f.subject} took longer than ${timeoutMs} ms (the Hand's network timeoutMs)`)), timeoutMs);
+    f.timer = this.#clock.setTimeout(
+      () =>
+        this.#fail(
+          f,
+          new TalonError(
+            'NET_TIMEOUT',
+            `the request to ${f.subject} took longer than ${timeoutMs} ms (the Hand's network timeoutMs)`,
+          ),
+        ),
+      timeoutMs,
+    );
     const onAbort = (): void => this.#fail(f, new TalonError('NOT_RUNNING', 'the request was withdrawn'));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -273,13 +340,21 @@ export class HandFetch {
           return this.#respond(f, res, url, method);
         }
         res.destroy();
-        if (mode === 'error') throw new TalonError('NET_REDIRECT', `${f.subject} answered with a redirect (${res.statusCode}) and the request said redirect: 'error'`);
-        if (++f.redirects > this.#maxRedirects) throw new TalonError('NET_REDIRECT', `more than ${this.#maxRedirects} redirects, starting at ${f.subject}`);
+        if (mode === 'error')
+          throw new TalonError(
+            'NET_REDIRECT',
+            `${f.subject} answered with a redirect (${res.statusCode}) and the request said redirect: 'error'`,
+          );
+        if (++f.redirects > this.#maxRedirects)
+          throw new TalonError('NET_REDIRECT', `more than ${this.#maxRedirects} redirects, starting at ${f.subject}`);
         let next: URL;
         try {
           next = new URL(location, url);
         } catch {
-          throw new TalonError('NET_REDIRECT', `${target(url)} redirected to ${JSON.stringify(location.slice(0, 200))}, which is not a URL`);
+          throw new TalonError(
+            'NET_REDIRECT',
+            `${target(url)} redirected to ${JSON.stringify(location.slice(0, 200))}, which is not a URL`,
+          );
         }
         checkUrl(next);
         const status = res.statusCode!;
@@ -301,43 +376,72 @@ export class HandFetch {
   }
 
   /** one hop: grant, DNS, address checks, connect to the pinned addresses, wait for the head */
-  async #hop(f: Flight, policy: NetworkPolicy, hand: string, url: URL, method: string, headers: Array<[string, string]>, body: Uint8Array | undefined): Promise<http.IncomingMessage> {
+  async #hop(
+    f: Flight,
+    policy: NetworkPolicy,
+    hand: string,
+    url: URL,
+    method: string,
+    headers: Array<[string, string]>,
+    body: Uint8Array | undefined,
+  ): Promise<http.IncomingMessage> {
     const port = portOf(url);
     const host = bare(url.hostname);
     const where = target(url);
     if (!policy.allowsHost(host, port)) {
-      throw denied(hand, where, `Hand "${hand}" may not reach ${where}${f.redirects > 0 ? ` (a redirect from ${f.subject})` : ''}; its network grant allows ${policy.grant.hosts.join(', ')}`);
+      throw denied(
+        hand,
+        where,
+        `Hand "${hand}" may not reach ${where}${f.redirects > 0 ? ` (a redirect from ${f.subject})` : ''}; its network grant allows ${policy.grant.hosts.join(', ')}`,
+      );
     }
     const literal = canonicalAddress(host);
     let addresses: ResolvedAddress[];
     if (literal) addresses = [{ address: literal.address, family: literal.family }];
     else {
       const name = hostName(host);
-      addresses = await this.#abortable(f, this.#resolve(name).then(
-        (list) => list,
-        (err: NodeJS.ErrnoException) => {
-          throw new TalonError('NET_DNS', `${name} did not resolve: ${err.code ?? err.message}`);
-        },
-      ));
-      if (!Array.isArray(addresses) || addresses.length === 0) throw new TalonError('NET_DNS', `${name} has no addresses`);
+      addresses = await this.#abortable(
+        f,
+        this.#resolve(name).then(
+          (list) => list,
+          (err: NodeJS.ErrnoException) => {
+            throw new TalonError('NET_DNS', `${name} did not resolve: ${err.code ?? err.message}`);
+          },
+        ),
+      );
+      if (!Array.isArray(addresses) || addresses.length === 0)
+        throw new TalonError('NET_DNS', `${name} has no addresses`);
     }
     const pinned: ResolvedAddress[] = [];
     for (const a of addresses) {
       const c = canonicalAddress(String(a.address));
-      if (!c) throw new TalonError('NET_DNS', `${host} resolved to ${JSON.stringify(String(a.address).slice(0, 60))}, which is not an IP address`);
+      if (!c)
+        throw new TalonError(
+          'NET_DNS',
+          `${host} resolved to ${JSON.stringify(String(a.address).slice(0, 60))}, which is not an IP address`,
+        );
       if (!policy.allowsAddress(c.address, port)) {
-        throw denied(hand, where,
-          `Hand "${hand}" may not reach ${where}: it resolves to ${c.address}, a ${describeAddress(c.address)} address its network grant does not name; `
-          + `grant that address or its range (e.g. "${c.address}${c.family === 4 ? `:${port}` : ''}") if it is meant`, { address: c.address });
+        throw denied(
+          hand,
+          where,
+          `Hand "${hand}" may not reach ${where}: it resolves to ${c.address}, a ${describeAddress(c.address)} address its network grant does not name; ` +
+            `grant that address or its range (e.g. "${c.address}${c.family === 4 ? `:${port}` : ''}") if it is meant`,
+          { address: c.address },
+        );
       }
       pinned.push({ address: c.address, family: c.family });
     }
     f.address = pinned[0]!.address;
     const lookup: LookupFunction = (_hostname, options, callback) => {
-      const fam = typeof options === 'object' && options !== null ? (options as { family?: number | string }).family : undefined;
+      const fam =
+        typeof options === 'object' && options !== null ? (options as { family?: number | string }).family : undefined;
       const want = fam === 4 || fam === 'IPv4' ? 4 : fam === 6 || fam === 'IPv6' ? 6 : 0;
       const list = want ? pinned.filter((a) => a.family === want) : pinned;
-      const cb = callback as unknown as (err: Error | null, address: string | ResolvedAddress[], family?: number) => void;
+      const cb = callback as unknown as (
+        err: Error | null,
+        address: string | ResolvedAddress[],
+        family?: number,
+      ) => void;
       if (list.length === 0) {
         cb(Object.assign(new Error(`no IPv${want} address for ${host}`), { code: 'ENOTFOUND' }), '', 0);
         return;
@@ -356,8 +460,15 @@ export class HandFetch {
     if (body !== undefined) outHeaders['content-length'] = String(body.byteLength);
     else if (method !== 'GET' && method !== 'HEAD') outHeaders['content-length'] = '0';
     const options: RequestOptions = {
-      protocol: url.protocol, host, port, method, path: `${url.pathname}${url.search}`, headers: outHeaders,
-      agent: false, lookup, signal: f.ac.signal,
+      protocol: url.protocol,
+      host,
+      port,
+      method,
+      path: `${url.pathname}${url.search}`,
+      headers: outHeaders,
+      agent: false,
+      lookup,
+      signal: f.ac.signal,
       ...(url.protocol === 'https:' && this.#ca ? { ca: this.#ca } : {}),
     };
     return new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -372,7 +483,13 @@ export class HandFetch {
       req.once('response', resolve);
       // `on`, not `once`: an abort after the answer came is another 'error' on the request
       req.on('error', (err: NodeJS.ErrnoException) => {
-        reject(f.error ?? new TalonError('NET_CONNECT', `${where} (${f.address}): ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' ').trim()));
+        reject(
+          f.error ??
+            new TalonError(
+              'NET_CONNECT',
+              `${where} (${f.address}): ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' ').trim(),
+            ),
+        );
       });
       req.end(body === undefined ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
     });
@@ -382,7 +499,10 @@ export class HandFetch {
     const status = res.statusCode ?? 0;
     if (status < 200 || status > 599) {
       res.destroy();
-      throw new TalonError('NET_CONNECT', `${f.subject} answered with HTTP status ${status}, which ctx.fetch does not pass on`);
+      throw new TalonError(
+        'NET_CONNECT',
+        `${f.subject} answered with HTTP status ${status}, which ctx.fetch does not pass on`,
+      );
     }
     f.status = status;
     const headers: Array<[string, string]> = [];
@@ -391,21 +511,35 @@ export class HandFetch {
       const n = raw[i]!.toLowerCase();
       if (!RESPONSE_HEADERS_DROPPED.has(n)) headers.push([n, raw[i + 1]!]);
     }
-    const out: FetchResponse = { status, statusText: res.statusMessage ?? '', headers, url: url.href, redirected: f.redirects > 0, body: null };
+    const out: FetchResponse = {
+      status,
+      statusText: res.statusMessage ?? '',
+      headers,
+      url: url.href,
+      redirected: f.redirects > 0,
+      body: null,
+    };
     if (method === 'HEAD' || NULL_BODY.has(status)) {
       res.destroy();
       this.#finish(f);
       return out;
     }
-    const encoding = String(res.headers['content-encoding'] ?? '').trim().toLowerCase();
+    const encoding = String(res.headers['content-encoding'] ?? '')
+      .trim()
+      .toLowerCase();
     const length = Number(res.headers['content-length']);
     if (encoding === '' && Number.isFinite(length) && length > f.maxBytes) {
       res.destroy();
       throw tooLarge(f);
     }
-    const decoder = encoding === 'gzip' || encoding === 'x-gzip' ? lazy.zlib.createGunzip()
-      : encoding === 'deflate' ? lazy.zlib.createInflate()
-        : encoding === 'br' ? lazy.zlib.createBrotliDecompress() : null;
+    const decoder =
+      encoding === 'gzip' || encoding === 'x-gzip'
+        ? lazy.zlib.createGunzip()
+        : encoding === 'deflate'
+          ? lazy.zlib.createInflate()
+          : encoding === 'br'
+            ? lazy.zlib.createBrotliDecompress()
+            : null;
     const stream: Readable = decoder ? pipeline(res, decoder, () => {}) : res;
     f.body = stream;
     const wake = (): void => f.wake();
@@ -415,9 +549,15 @@ export class HandFetch {
       wake();
     });
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      this.#fail(f, f.error ?? new TalonError('NET_CONNECT', `the body from ${f.subject} broke off: ${err.code ?? err.message}`));
+      this.#fail(
+        f,
+        f.error ?? new TalonError('NET_CONNECT', `the body from ${f.subject} broke off: ${err.code ?? err.message}`),
+      );
     });
-    out.body = { read: () => this.#read(f), cancel: () => this.#fail(f, new TalonError('NOT_RUNNING', 'cancelled'), true) };
+    out.body = {
+      read: () => this.#read(f),
+      cancel: () => this.#fail(f, new TalonError('NOT_RUNNING', 'cancelled'), true),
+    };
     return out;
   }
 
@@ -491,7 +631,15 @@ export class HandFetch {
       detail.suppressedBefore = g.suppressed;
       g.suppressed = 0;
     }
-    const p = this.#audit.record({ actor: `hand:${f.hand}`, action: 'net.fetch', subject: f.subject, decision: err ? 'error' : 'ok', detail }).catch(() => {});
+    const p = this.#audit
+      .record({
+        actor: `hand:${f.hand}`,
+        action: 'net.fetch',
+        subject: f.subject,
+        decision: err ? 'error' : 'ok',
+        detail,
+      })
+      .catch(() => {});
     this.#pending.add(p);
     void p.finally(() => this.#pending.delete(p));
   }
@@ -520,7 +668,10 @@ function denied(hand: string, subject: string, message: string, extra: Record<st
 }
 
 function tooLarge(f: Flight): TalonError {
-  return new TalonError('NET_TOO_LARGE', `the response from ${f.subject} is larger than ${f.maxBytes} bytes (the Hand's network maxResponseBytes)`);
+  return new TalonError(
+    'NET_TOO_LARGE',
+    `the response from ${f.subject} is larger than ${f.maxBytes} bytes (the Hand's network maxResponseBytes)`,
+  );
 }
 
 function describeAddress(a: string): string {
@@ -554,7 +705,8 @@ function safeUrl(u: unknown): URL | null {
 }
 
 function parseUrl(u: unknown): URL {
-  if (typeof u !== 'string' || u.length === 0) throw new TalonError('BAD_REQUEST', 'ctx.fetch needs an absolute http:// or https:// URL');
+  if (typeof u !== 'string' || u.length === 0)
+    throw new TalonError('BAD_REQUEST', 'ctx.fetch needs an absolute http:// or https:// URL');
   if (u.length > MAX_URL) throw new TalonError('BAD_REQUEST', `the URL is longer than ${MAX_URL} characters`);
   let url: URL;
   try {
@@ -567,13 +719,16 @@ function parseUrl(u: unknown): URL {
 }
 
 function checkUrl(url: URL): void {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TalonError('BAD_REQUEST', `ctx.fetch speaks http: and https: only, not ${url.protocol}`);
-  if (url.username || url.password) throw new TalonError('BAD_REQUEST', 'a URL with credentials in it is refused; send them in a header');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new TalonError('BAD_REQUEST', `ctx.fetch speaks http: and https: only, not ${url.protocol}`);
+  if (url.username || url.password)
+    throw new TalonError('BAD_REQUEST', 'a URL with credentials in it is refused; send them in a header');
   if (url.hostname === '') throw new TalonError('BAD_REQUEST', 'the URL has no host');
 }
 
 function normalizeMethod(m: unknown): string {
-  if (typeof m !== 'string' || !METHOD.test(m)) throw new TalonError('BAD_REQUEST', `${JSON.stringify(String(m).slice(0, 40))} is not an HTTP method`);
+  if (typeof m !== 'string' || !METHOD.test(m))
+    throw new TalonError('BAD_REQUEST', `${JSON.stringify(String(m).slice(0, 40))} is not an HTTP method`);
   const up = m.toUpperCase();
   const method = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH'].includes(up) ? up : m;
   if (FORBIDDEN_METHODS.has(up)) throw new TalonError('BAD_REQUEST', `the ${up} method is not allowed`);
@@ -586,17 +741,22 @@ function checkHeaders(list: unknown): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   let bytes = 0;
   for (const pair of list) {
-    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') throw new TalonError('BAD_REQUEST', 'headers must be [name, value] pairs of strings');
+    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string')
+      throw new TalonError('BAD_REQUEST', 'headers must be [name, value] pairs of strings');
     const name = pair[0].toLowerCase();
     const value = pair[1];
     try {
       http.validateHeaderName(name);
       http.validateHeaderValue(name, value);
     } catch (err) {
-      throw new TalonError('BAD_REQUEST', `request header ${JSON.stringify(name.slice(0, 60))}: ${(err as Error).message}`);
+      throw new TalonError(
+        'BAD_REQUEST',
+        `request header ${JSON.stringify(name.slice(0, 60))}: ${(err as Error).message}`,
+      );
     }
     bytes += name.length + value.length;
-    if (bytes > MAX_HEADER_BYTES) throw new TalonError('BAD_REQUEST', `the request headers are larger than ${MAX_HEADER_BYTES} bytes`);
+    if (bytes > MAX_HEADER_BYTES)
+      throw new TalonError('BAD_REQUEST', `the request headers are larger than ${MAX_HEADER_BYTES} bytes`);
     if (REQUEST_HEADERS_DROPPED.has(name) || name.startsWith('proxy-')) continue;
     out.push([name, value]);
   }
@@ -605,23 +765,27 @@ function checkHeaders(list: unknown): Array<[string, string]> {
 
 /** what a worker sent as a request, checked */
 export function checkRequest(req: unknown): FetchRequest {
-  if (typeof req !== 'object' || req === null) throw new TalonError('BAD_REQUEST', 'net.fetch needs a request { url, method?, headers?, body?, redirect? }');
+  if (typeof req !== 'object' || req === null)
+    throw new TalonError('BAD_REQUEST', 'net.fetch needs a request { url, method?, headers?, body?, redirect? }');
   const r = req as Record<string, unknown>;
   const out: FetchRequest = { url: typeof r.url === 'string' ? r.url : '' };
   if (r.method !== undefined) out.method = String(r.method);
   if (r.headers !== undefined) out.headers = checkHeaders(r.headers);
   if (r.body !== undefined && r.body !== null) {
-    if (!(r.body instanceof Uint8Array)) throw new TalonError('BAD_REQUEST', 'a request body reaches the kernel as bytes');
+    if (!(r.body instanceof Uint8Array))
+      throw new TalonError('BAD_REQUEST', 'a request body reaches the kernel as bytes');
     out.body = r.body;
   }
   if (r.redirect !== undefined) {
-    if (r.redirect !== 'follow' && r.redirect !== 'manual' && r.redirect !== 'error') throw new TalonError('BAD_REQUEST', 'redirect must be "follow", "manual" or "error"');
+    if (r.redirect !== 'follow' && r.redirect !== 'manual' && r.redirect !== 'error')
+      throw new TalonError('BAD_REQUEST', 'redirect must be "follow", "manual" or "error"');
     out.redirect = r.redirect;
   }
   for (const k of ['timeoutMs', 'maxResponseBytes'] as const) {
     const v = r[k];
     if (v === undefined || v === null) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TalonError('BAD_REQUEST', `${k} must be a positive number`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      throw new TalonError('BAD_REQUEST', `${k} must be a positive number`);
     out[k] = Math.ceil(v);
   }
   return out;

@@ -21,10 +21,17 @@ import { ChatStore, messageId, type ChatTarget, type Conversation, type Message 
 export type { ChatTarget, Conversation, Message } from './store.ts';
 
 /** One piece of an answer: text to append, and who is answering (first piece). */
-export interface AnswerPiece { text: string; provider?: string }
+export interface AnswerPiece {
+  text: string;
+  provider?: string;
+}
 
 /** Produces the answer to a conversation; must stop when `signal` aborts. */
-export type AnswerSource = (target: ChatTarget, messages: ChatMessage[], ctx: { signal: AbortSignal; actor: string }) => AsyncIterable<AnswerPiece>;
+export type AnswerSource = (
+  target: ChatTarget,
+  messages: ChatMessage[],
+  ctx: { signal: AbortSignal; actor: string },
+) => AsyncIterable<AnswerPiece>;
 
 export interface ChatListener {
   delta(offset: number, text: string): void;
@@ -68,8 +75,12 @@ export class ChatService {
     const left = await this.#store.streaming();
     for (const { conversation, message } of left) {
       await this.#store.putMessage(conversation, {
-        ...message, status: 'error',
-        error: { code: 'INTERRUPTED', message: 'the answer was interrupted: the kernel stopped or restarted while it was being written' },
+        ...message,
+        status: 'error',
+        error: {
+          code: 'INTERRUPTED',
+          message: 'the answer was interrupted: the kernel stopped or restarted while it was being written',
+        },
       });
     }
     return left.length;
@@ -88,14 +99,27 @@ export class ChatService {
   }
 
   async create(caller: Caller, target: string, title?: string): Promise<Conversation> {
-    if (!TARGET.test(target)) throw new TalonError('BAD_REQUEST', `target must be "router" or "hand:<name>", got ${JSON.stringify(target.slice(0, 80))}`);
+    if (!TARGET.test(target))
+      throw new TalonError(
+        'BAD_REQUEST',
+        `target must be "router" or "hand:<name>", got ${JSON.stringify(target.slice(0, 80))}`,
+      );
     const now = this.#clock.now();
     const c: Conversation = {
-      id: randomBytes(8).toString('hex'), title: (title ?? '').trim().slice(0, 200) || 'New conversation',
-      target: target as ChatTarget, createdAt: now, updatedAt: now,
+      id: randomBytes(8).toString('hex'),
+      title: (title ?? '').trim().slice(0, 200) || 'New conversation',
+      target: target as ChatTarget,
+      createdAt: now,
+      updatedAt: now,
     };
     await this.#store.putConversation(c);
-    await this.#audit.record({ actor: caller.actor, action: 'api.chat.create', subject: c.id, decision: 'ok', detail: { target } });
+    await this.#audit.record({
+      actor: caller.actor,
+      action: 'api.chat.create',
+      subject: c.id,
+      decision: 'ok',
+      detail: { target },
+    });
     return c;
   }
 
@@ -110,11 +134,12 @@ export class ChatService {
 
   async delete(caller: Caller, id: string): Promise<{ deleted: true }> {
     await this.#conversation(id);
-    for (const [k, l] of this.#live) if (l.conversation === id) {
-      l.abort.abort();
-      await l.finished;
-      this.#live.delete(k);
-    }
+    for (const [k, l] of this.#live)
+      if (l.conversation === id) {
+        l.abort.abort();
+        await l.finished;
+        this.#live.delete(k);
+      }
     await this.#store.deleteConversation(id);
     await this.#audit.record({ actor: caller.actor, action: 'api.chat.delete', subject: id, decision: 'ok' });
     return { deleted: true };
@@ -126,35 +151,61 @@ export class ChatService {
     const run = prev.then(() => this.#post(caller, id, content));
     const tail = run.catch(() => {});
     this.#locks.set(id, tail);
-    void tail.then(() => { if (this.#locks.get(id) === tail) this.#locks.delete(id); });
+    void tail.then(() => {
+      if (this.#locks.get(id) === tail) this.#locks.delete(id);
+    });
     return run;
   }
 
   async #post(caller: Caller, id: string, content: string): Promise<{ user: Message; assistant: Message }> {
-    if (this.#stopped) throw new TalonError('NOT_RUNNING', 'the kernel is stopping; send the message again in a moment');
-    if (typeof content !== 'string' || content.trim().length === 0) throw new TalonError('BAD_REQUEST', 'content must be non-empty text');
+    if (this.#stopped)
+      throw new TalonError('NOT_RUNNING', 'the kernel is stopping; send the message again in a moment');
+    if (typeof content !== 'string' || content.trim().length === 0)
+      throw new TalonError('BAD_REQUEST', 'content must be non-empty text');
     const conversation = await this.#conversation(id);
     for (const l of this.#live.values()) {
-      if (l.conversation === id) throw new TalonError('CONFLICT', 'an answer is still being written in this conversation; wait for it (or its error) first');
+      if (l.conversation === id)
+        throw new TalonError(
+          'CONFLICT',
+          'an answer is still being written in this conversation; wait for it (or its error) first',
+        );
     }
     const history = await this.#store.messages(id);
     const last = history.at(-1);
     let seq = last ? Number(last.id) + 1 : 1;
     const now = this.#clock.now();
     const user: Message = { id: messageId(seq++), role: 'user', content, status: 'done', createdAt: now };
-    const assistant: Message = { id: messageId(seq), role: 'assistant', content: '', status: 'streaming', createdAt: now };
+    const assistant: Message = {
+      id: messageId(seq),
+      role: 'assistant',
+      content: '',
+      status: 'streaming',
+      createdAt: now,
+    };
     await this.#store.putMessage(id, user);
     await this.#store.putMessage(id, assistant);
-    const title = conversation.title === 'New conversation' ? content.trim().replace(/\s+/g, ' ').slice(0, 60) : conversation.title;
+    const title =
+      conversation.title === 'New conversation' ? content.trim().replace(/\s+/g, ' ').slice(0, 60) : conversation.title;
     await this.#store.putConversation({ ...conversation, title, updatedAt: now });
-    await this.#audit.record({ actor: caller.actor, action: 'api.chat.message', subject: id, decision: 'ok', detail: { target: conversation.target, chars: content.length } });
+    await this.#audit.record({
+      actor: caller.actor,
+      action: 'api.chat.message',
+      subject: id,
+      decision: 'ok',
+      detail: { target: conversation.target, chars: content.length },
+    });
     const context: ChatMessage[] = [...history, user]
       .filter((m) => m.status === 'done' && m.content.length > 0)
       .slice(-MAX_CONTEXT_MESSAGES)
       .map((m) => ({ role: m.role, content: m.content }));
     const live: Live = {
-      conversation: id, message: assistant, text: '', listeners: new Set(), abort: new AbortController(),
-      lastFlush: now, finished: Promise.resolve(),
+      conversation: id,
+      message: assistant,
+      text: '',
+      listeners: new Set(),
+      abort: new AbortController(),
+      lastFlush: now,
+      finished: Promise.resolve(),
     };
     this.#live.set(`${id}/${assistant.id}`, live);
     live.finished = this.#run(live, conversation.target, context, caller.actor);
@@ -167,7 +218,17 @@ export class ChatService {
     const signal = live.abort.signal;
     // a source that ignores the signal must not hold up a stop: the abort wins the race
     const aborted = new Promise<never>((_resolve, reject) => {
-      signal.addEventListener('abort', () => reject(new TalonError('NOT_RUNNING', 'the answer was interrupted (the kernel stopped, or the conversation was deleted)')), { once: true });
+      signal.addEventListener(
+        'abort',
+        () =>
+          reject(
+            new TalonError(
+              'NOT_RUNNING',
+              'the answer was interrupted (the kernel stopped, or the conversation was deleted)',
+            ),
+          ),
+        { once: true },
+      );
     });
     aborted.catch(() => {});
     const it = this.#answer(target, context, { signal, actor })[Symbol.asyncIterator]();
@@ -178,7 +239,8 @@ export class ChatService {
         const piece = r.value;
         if (piece.provider && !live.message.provider) live.message = { ...live.message, provider: piece.provider };
         if (!piece.text) continue;
-        if (live.text.length + piece.text.length > MAX_ANSWER_CHARS) throw new TalonError('PAYLOAD_TOO_LARGE', `the answer passed ${MAX_ANSWER_CHARS} characters and was cut`);
+        if (live.text.length + piece.text.length > MAX_ANSWER_CHARS)
+          throw new TalonError('PAYLOAD_TOO_LARGE', `the answer passed ${MAX_ANSWER_CHARS} characters and was cut`);
         const offset = live.text.length;
         live.text += piece.text;
         for (const l of live.listeners) safe(() => l.delta(offset, piece.text));
@@ -188,11 +250,20 @@ export class ChatService {
           await this.#store.putMessage(live.conversation, { ...live.message, content: live.text }).catch(() => {});
         }
       }
-      if (signal.aborted) throw new TalonError('NOT_RUNNING', 'the answer was interrupted (the kernel stopped, or the conversation was deleted)');
+      if (signal.aborted)
+        throw new TalonError(
+          'NOT_RUNNING',
+          'the answer was interrupted (the kernel stopped, or the conversation was deleted)',
+        );
       final = { ...live.message, content: live.text, status: 'done' };
     } catch (err) {
       const e = TalonError.from(err);
-      final = { ...live.message, content: live.text, status: 'error', error: { code: e.code === 'NOT_RUNNING' ? 'INTERRUPTED' : e.code, message: e.message } };
+      final = {
+        ...live.message,
+        content: live.text,
+        status: 'error',
+        error: { code: e.code === 'NOT_RUNNING' ? 'INTERRUPTED' : e.code, message: e.message },
+      };
       void Promise.resolve(it.return?.()).catch(() => {});
     }
     await this.#store.putMessage(live.conversation, final).catch(() => {});
@@ -218,7 +289,8 @@ export class ChatService {
     if (!m) throw new TalonError('NOT_FOUND', `conversation ${id} has no message ${mid.slice(0, 20)}`);
     const start = Math.min(Math.max(0, from), m.content.length);
     if (start < m.content.length) listener.delta(start, m.content.slice(start));
-    if (m.status === 'error' || m.status === 'streaming') listener.error(m.status === 'error' ? m : { ...m, status: 'error' });
+    if (m.status === 'error' || m.status === 'streaming')
+      listener.error(m.status === 'error' ? m : { ...m, status: 'error' });
     else listener.done(m);
     return () => {};
   }

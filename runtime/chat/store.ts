@@ -54,7 +54,8 @@ export class ChatStore {
 
   async messages(conversation: string): Promise<Message[]> {
     const out: Message[] = [];
-    for await (const v of this.#db.values({ gte: `m/${conversation}/`, lt: `m/${conversation}/\uffff` })) out.push(v as Message);
+    for await (const v of this.#db.values({ gte: `m/${conversation}/`, lt: `m/${conversation}/\uffff` }))
+      out.push(v as Message);
     return out;
   }
 
@@ -69,7 +70,10 @@ export class ChatStore {
   async deleteConversation(id: string): Promise<void> {
     const keys: string[] = [];
     for await (const k of this.#db.keys({ gte: `m/${id}/`, lt: `m/${id}/\uffff` })) keys.push(k);
-    await this.#db.batch([...keys.map((key) => ({ type: 'del' as const, key })), { type: 'del' as const, key: `c/${id}` }]);
+    await this.#db.batch([
+      ...keys.map((key) => ({ type: 'del' as const, key })),
+      { type: 'del' as const, key: `c/${id}` },
+    ]);
   }
 
   /** every message still marked streaming (left by a stop or a crash mid-answer) */

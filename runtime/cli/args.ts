@@ -78,7 +78,10 @@ export function parse(spec: CommandSpec, argv: string[]): Parsed {
   const pos = spec.positionals ?? [];
   const required = pos.filter((p) => p.required).length;
   if (parsed.positionals.length < required) {
-    const missing = pos.slice(parsed.positionals.length).filter((p) => p.required).map((p) => p.name);
+    const missing = pos
+      .slice(parsed.positionals.length)
+      .filter((p) => p.required)
+      .map((p) => p.name);
     throw new UsageError(`missing ${missing.join(' and ')}`, spec);
   }
   if (parsed.positionals.length > pos.length) {
@@ -119,8 +122,13 @@ export function helpText(spec: CommandSpec): string {
     const w = Math.max(...pos.map((p) => p.name.length));
     for (const p of pos) lines.push(`  ${p.name.padEnd(w)}  ${p.description}`);
   }
-  const opts = Object.entries({ ...spec.options, help: HELP }).map(([name, o]) =>
-    [`${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`, o.description] as const);
+  const opts = Object.entries({ ...spec.options, help: HELP }).map(
+    ([name, o]) =>
+      [
+        `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`,
+        o.description,
+      ] as const,
+  );
   lines.push('', 'options:');
   const w = Math.max(...opts.map(([f]) => f.length));
   for (const [flag, d] of opts) lines.push(`  ${flag.padEnd(w)}  ${d}`);
@@ -148,7 +156,12 @@ export function subcommand(spec: CommandSpec, argv: string[]): { name: string; r
  * `talon <command> <sub> [options]`: picks the subcommand, parses its options, and prints
  * help for `--help` at either level. Returns null when help was printed (exit 0).
  */
-export function parseSubcommand(spec: CommandSpec, subspecs: Record<string, CommandSpec>, argv: string[], io: Io): { name: string; spec: CommandSpec; args: Parsed } | null {
+export function parseSubcommand(
+  spec: CommandSpec,
+  subspecs: Record<string, CommandSpec>,
+  argv: string[],
+  io: Io,
+): { name: string; spec: CommandSpec; args: Parsed } | null {
   const sub = subcommand(spec, argv);
   if (!sub) {
     io.out(helpText(spec));
@@ -166,7 +179,10 @@ export function parseSubcommand(spec: CommandSpec, subspecs: Record<string, Comm
 /** Replaces terminal control characters (a Hand's log line may hold escape sequences). */
 export function printable(s: string): string {
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return s.replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 /** `1 entry`, `2 entries`, `0 Hands`: a count with its noun in the right number. */

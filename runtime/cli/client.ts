@@ -44,8 +44,10 @@ export class DaemonError extends TalonError {
 }
 
 export function notRunning(dataDir: string, why?: string): TalonError {
-  return new TalonError('NOT_RUNNING',
-    `Talon is not running on data folder ${dataDir} (start it with \`talon run\`)${why ? `; ${why}` : ''}`);
+  return new TalonError(
+    'NOT_RUNNING',
+    `Talon is not running on data folder ${dataDir} (start it with \`talon run\`)${why ? `; ${why}` : ''}`,
+  );
 }
 
 /** Where the CLI looks for the daemon: --data, then TALON_DATA, then ./data. */
@@ -101,10 +103,16 @@ export class DaemonClient {
       token = readFileSync(tokenFile, 'utf8').trim();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const hint = code === 'EACCES' || code === 'EPERM' ? ' (run the CLI as the user Talon runs as, or with sudo)' : '';
-      throw new TalonError('UNAUTHORIZED', `cannot read the CLI token ${tokenFile}: ${code ?? (err as Error).message}${hint}`, { cause: err });
+      const hint =
+        code === 'EACCES' || code === 'EPERM' ? ' (run the CLI as the user Talon runs as, or with sudo)' : '';
+      throw new TalonError(
+        'UNAUTHORIZED',
+        `cannot read the CLI token ${tokenFile}: ${code ?? (err as Error).message}${hint}`,
+        { cause: err },
+      );
     }
-    if (token === '') throw new TalonError('UNAUTHORIZED', `the CLI token ${tokenFile} is empty; restart Talon to write a new one`);
+    if (token === '')
+      throw new TalonError('UNAUTHORIZED', `the CLI token ${tokenFile} is empty; restart Talon to write a new one`);
     return new DaemonClient(dataDir, info, token, opts);
   }
 
@@ -122,14 +130,18 @@ export class DaemonClient {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new TalonError('INTERNAL', `Talon at ${this.baseUrl} answered ${method} ${path} with something that is not JSON`);
+      throw new TalonError(
+        'INTERNAL',
+        `Talon at ${this.baseUrl} answered ${method} ${path} with something that is not JSON`,
+      );
     }
   }
 
   /** Streams a 2xx answer's body into `out` (exports); errors as for request(). */
   async download(path: string, out: NodeJS.WritableStream, accept = 'application/x-ndjson'): Promise<void> {
     const res = await this.#send('GET', path, undefined, accept, this.#timeoutMs);
-    if (res.statusCode === undefined || res.statusCode >= 300) throw this.#errorFrom(res.statusCode ?? 0, await readBody(res, MAX_BODY));
+    if (res.statusCode === undefined || res.statusCode >= 300)
+      throw this.#errorFrom(res.statusCode ?? 0, await readBody(res, MAX_BODY));
     const { pipeline } = await import('node:stream/promises');
     await pipeline(res, out);
   }
@@ -139,15 +151,27 @@ export class DaemonClient {
    * the daemon ends the stream or `signal` aborts; rejects on errors.
    */
   /** POSTs a JSON body and reads the answer as an event stream (LLM chat). */
-  postStream(path: string, body: unknown, onEvent: (data: string, event: string) => void, signal?: AbortSignal): Promise<void> {
+  postStream(
+    path: string,
+    body: unknown,
+    onEvent: (data: string, event: string) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
     return this.stream(path, onEvent, signal, body);
   }
 
-  async stream(path: string, onEvent: (data: string, event: string) => void, signal?: AbortSignal, body?: unknown): Promise<void> {
-    const res = body === undefined
-      ? await this.#send('GET', path, undefined, 'text/event-stream', this.#timeoutMs, signal)
-      : await this.#send('POST', path, JSON.stringify(body), 'text/event-stream', this.#timeoutMs, signal);
-    if (res.statusCode === undefined || res.statusCode >= 300) throw this.#errorFrom(res.statusCode ?? 0, await readBody(res, MAX_BODY));
+  async stream(
+    path: string,
+    onEvent: (data: string, event: string) => void,
+    signal?: AbortSignal,
+    body?: unknown,
+  ): Promise<void> {
+    const res =
+      body === undefined
+        ? await this.#send('GET', path, undefined, 'text/event-stream', this.#timeoutMs, signal)
+        : await this.#send('POST', path, JSON.stringify(body), 'text/event-stream', this.#timeoutMs, signal);
+    if (res.statusCode === undefined || res.statusCode >= 300)
+      throw this.#errorFrom(res.statusCode ?? 0, await readBody(res, MAX_BODY));
     if (!/^text\/event-stream/.test(String(res.headers['content-type']))) {
       res.destroy();
       throw new TalonError('INTERNAL', `Talon at ${this.baseUrl} did not answer ${path} with an event stream`);
@@ -161,7 +185,16 @@ export class DaemonClient {
       let idle: NodeJS.Timeout | undefined;
       const arm = () => {
         clearTimeout(idle);
-        idle = setTimeout(() => res.destroy(new TalonError('NOT_RUNNING', `the log stream from ${this.baseUrl} went silent for ${this.#streamIdleMs} ms`)), this.#streamIdleMs);
+        idle = setTimeout(
+          () =>
+            res.destroy(
+              new TalonError(
+                'NOT_RUNNING',
+                `the log stream from ${this.baseUrl} went silent for ${this.#streamIdleMs} ms`,
+              ),
+            ),
+          this.#streamIdleMs,
+        );
       };
       const done = (err?: unknown) => {
         clearTimeout(idle);
@@ -180,7 +213,8 @@ export class DaemonClient {
         if (failed) return;
         arm();
         buf += chunk;
-        if (buf.length > MAX_BODY) return res.destroy(new TalonError('INTERNAL', 'an event from the daemon is larger than 32 MB'));
+        if (buf.length > MAX_BODY)
+          return res.destroy(new TalonError('INTERNAL', 'an event from the daemon is larger than 32 MB'));
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl).replace(/\r$/, '');
@@ -211,7 +245,8 @@ export class DaemonClient {
       res.on('end', () => done());
       res.on('error', (err) => failed || done(signal?.aborted ? undefined : this.#connError(err)));
       res.on('close', () => {
-        if (!res.complete && !signal?.aborted && !failed) done(new TalonError('NOT_RUNNING', `Talon at ${this.baseUrl} closed the stream`));
+        if (!res.complete && !signal?.aborted && !failed)
+          done(new TalonError('NOT_RUNNING', `Talon at ${this.baseUrl} closed the stream`));
       });
     });
   }
@@ -224,20 +259,41 @@ export class DaemonClient {
     return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
   }
 
-  #send(method: string, path: string, payload: string | undefined, accept: string, timeoutMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
+  #send(
+    method: string,
+    path: string,
+    payload: string | undefined,
+    accept: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<IncomingMessage> {
     const { host, port } = this.#target();
     return new Promise((resolveRes, reject) => {
       const req = httpRequest({
-        host, port, method, path,
+        host,
+        port,
+        method,
+        path,
         headers: {
           authorization: `Bearer ${this.#token}`,
           accept,
-          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          ...(payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
         },
         ...(signal ? { signal } : {}),
       });
       // until the answer's head arrives; a stream's body has its own idle timer
-      const timer = setTimeout(() => req.destroy(new TalonError('INTERNAL', `Talon at ${this.baseUrl} did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          req.destroy(
+            new TalonError(
+              'INTERNAL',
+              `Talon at ${this.baseUrl} did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s`,
+            ),
+          ),
+        timeoutMs,
+      );
       req.on('response', (res) => {
         clearTimeout(timer);
         resolveRes(res);
@@ -255,29 +311,46 @@ export class DaemonClient {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ECONNREFUSED') return notRunning(this.dataDir, `nothing answers at ${this.baseUrl}`);
     if (code === 'ABORT_ERR') return new TalonError('INTERNAL', 'aborted');
-    return new TalonError('NOT_RUNNING', `cannot reach Talon at ${this.baseUrl}: ${code ?? (err as Error).message}`, { cause: err });
+    return new TalonError('NOT_RUNNING', `cannot reach Talon at ${this.baseUrl}: ${code ?? (err as Error).message}`, {
+      cause: err,
+    });
   }
 
   #errorFrom(status: number, text: string): TalonError {
     let body: unknown;
     try {
       body = JSON.parse(text);
-    } catch { /* not JSON */ }
+    } catch {
+      /* not JSON */
+    }
     const e = (body as { error?: unknown } | undefined)?.error;
     if (isErrorJSON(e)) {
       let message = e.message;
-      if (status === 401) message += ` (the token in ${join(this.dataDir, CLI_TOKEN_FILE)} was refused; is ${this.dataDir} the data folder of the Talon at ${this.baseUrl}?)`;
+      if (status === 401)
+        message += ` (the token in ${join(this.dataDir, CLI_TOKEN_FILE)} was refused; is ${this.dataDir} the data folder of the Talon at ${this.baseUrl}?)`;
       return new DaemonError(e.code, message, status, e.details);
     }
-    return new DaemonError(status === 404 ? 'NOT_FOUND' : 'INTERNAL', `Talon at ${this.baseUrl} answered HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`, status);
+    return new DaemonError(
+      status === 404 ? 'NOT_FOUND' : 'INTERNAL',
+      `Talon at ${this.baseUrl} answered HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`,
+      status,
+    );
   }
 }
 
 function isRuntimeInfo(v: unknown): v is RuntimeInfo {
   const o = v as RuntimeInfo;
-  return typeof o === 'object' && o !== null && Number.isInteger(o.pid)
-    && typeof o.http === 'object' && o.http !== null && typeof o.http.host === 'string'
-    && Number.isInteger(o.http.port) && o.http.port > 0 && o.http.port < 65536;
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    Number.isInteger(o.pid) &&
+    typeof o.http === 'object' &&
+    o.http !== null &&
+    typeof o.http.host === 'string' &&
+    Number.isInteger(o.http.port) &&
+    o.http.port > 0 &&
+    o.http.port < 65536
+  );
 }
 
 function pidAlive(pid: number): boolean {

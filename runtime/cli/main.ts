@@ -23,14 +23,23 @@ interface CommandEntry {
 
 export const COMMANDS: Record<string, CommandEntry> = {
   run: { summary: 'run the Talon daemon in the foreground', load: () => import('./commands/run.ts') },
-  hands: { summary: 'list, inspect, start, stop and tail Hands of the running daemon', load: () => import('./commands/hands.ts') },
+  hands: {
+    summary: 'list, inspect, start, stop and tail Hands of the running daemon',
+    load: () => import('./commands/hands.ts'),
+  },
   config: { summary: 'check a config file', load: () => import('./commands/config.ts') },
   audit: { summary: 'read, verify and export the signed audit log', load: () => import('./commands/audit.ts') },
   llm: { summary: 'chat through the LLM router, list its providers', load: () => import('./commands/llm.ts') },
   secrets: { summary: 'seal API keys and passwords on the device', load: () => import('./commands/secrets.ts') },
   keys: { summary: 'show the device id and its public key', load: () => import('./commands/keys.ts') },
-  fleet: { summary: 'provision devices over MQTT: fleet keys, devices, signed bundles', load: () => import('./commands/fleet.ts') },
-  image: { summary: 'build a flashable device image (rpi4, rpi5, generic-arm64) or a rootfs overlay tar', load: () => import('./commands/image.ts') },
+  fleet: {
+    summary: 'provision devices over MQTT: fleet keys, devices, signed bundles',
+    load: () => import('./commands/fleet.ts'),
+  },
+  image: {
+    summary: 'build a flashable device image (rpi4, rpi5, generic-arm64) or a rootfs overlay tar',
+    load: () => import('./commands/image.ts'),
+  },
   version: { summary: 'print the Talon and Node versions', load: () => import('./commands/version.ts') },
 };
 
@@ -71,14 +80,18 @@ export function topHelp(surfaces: readonly AnySurface[] = BUILTIN_SURFACES): str
     '  -h, --help     show this help',
     '  -V, --version  print the version',
     '',
-    'Run `talon <command> --help` for a command\'s options.',
+    "Run `talon <command> --help` for a command's options.",
     'Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.',
     '',
   ].join('\n');
 }
 
 /** Runs one command line; never throws; returns the exit code. */
-export async function main(argv: string[], io: Io = processIo, surfaces: readonly AnySurface[] = BUILTIN_SURFACES): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Io = processIo,
+  surfaces: readonly AnySurface[] = BUILTIN_SURFACES,
+): Promise<number> {
   // the composition root tells the config layer which Hands are built in (it names none itself)
   setBuiltinHands(BUILTIN_HANDS);
   const [name, ...rest] = argv;
@@ -104,7 +117,8 @@ export async function main(argv: string[], io: Io = processIo, surfaces: readonl
     }
     if (name === '--version' || name === '-V') return await (await COMMANDS.version!.load()).main([], io);
     const entry = Object.hasOwn(all, name) ? all[name] : undefined;
-    if (!entry) return usage(io, name.startsWith('-') ? `unknown option ${name}` : `unknown command "${name}"`, surfaces);
+    if (!entry)
+      return usage(io, name.startsWith('-') ? `unknown option ${name}` : `unknown command "${name}"`, surfaces);
     const mod = await entry.load();
     return await mod.main(rest, io);
   } catch (err) {
@@ -122,7 +136,9 @@ export function reportError(err: unknown, io: Io): number {
   const e = TalonError.from(err);
   const [first, ...more] = e.message.split('\n');
   if (e instanceof UsageError) {
-    io.err(`talon: ${e.message}\n${e.usage}\n(see ${e.usage.replace(/^usage: (\S+(?: [a-z][\w-]*)*).*$/, '$1')} --help)\n`);
+    io.err(
+      `talon: ${e.message}\n${e.usage}\n(see ${e.usage.replace(/^usage: (\S+(?: [a-z][\w-]*)*).*$/, '$1')} --help)\n`,
+    );
   } else {
     io.err(`talon: ${first} (${e.code})${more.length ? `\n${more.join('\n')}` : ''}\n`);
   }

@@ -16,7 +16,13 @@ import { SYNC } from '../store/store.ts';
 import type { Audit } from '../audit/types.ts';
 import { TalonError } from '../core/errors.ts';
 import type { Caller } from '../supervisor/types.ts';
-import { ConfigGenerations, canonicalJson, configHash, type ConfigGeneration, type ConfigGenerationInfo } from './generations.ts';
+import {
+  ConfigGenerations,
+  canonicalJson,
+  configHash,
+  type ConfigGeneration,
+  type ConfigGenerationInfo,
+} from './generations.ts';
 import { checkConfig, type ConfigProblem } from './validate.ts';
 import { talonConfigSchema } from './schema.ts';
 import { defaultHands } from './builtins.ts';
@@ -45,7 +51,12 @@ export interface ApplyResult {
 }
 
 /** Called after a new generation is written; returns what it restarted. */
-export type Reconfigure = (prev: TalonConfig, next: TalonConfig, sections: string[], caller: Caller) => Promise<string[]>;
+export type Reconfigure = (
+  prev: TalonConfig,
+  next: TalonConfig,
+  sections: string[],
+  caller: Caller,
+) => Promise<string[]>;
 
 /** Canonical pretty JSON: sorted keys, two-space indent; what diffs are made of. */
 export function prettyCanonical(value: unknown): string {
@@ -54,16 +65,26 @@ export function prettyCanonical(value: unknown): string {
 
 export function changedSections(a: TalonConfig, b: TalonConfig): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].filter((k) => canonicalJson((a as unknown as Record<string, unknown>)[k] ?? null)
-    !== canonicalJson((b as unknown as Record<string, unknown>)[k] ?? null)).sort();
+  return [...keys]
+    .filter(
+      (k) =>
+        canonicalJson((a as unknown as Record<string, unknown>)[k] ?? null) !==
+        canonicalJson((b as unknown as Record<string, unknown>)[k] ?? null),
+    )
+    .sort();
 }
 
 /**
  * The start-up rule. Returns the config the kernel runs with: the file's when it changed since
  * it was last applied from the file (or nothing was ever applied), else the store's current one.
  */
-export async function resolveStartConfig(store: Store, generations: ConfigGenerations, fileConfig: TalonConfig,
-  source: string, formerly?: TalonConfig): Promise<{ config: TalonConfig; generation: number; fromFile: boolean; changed: boolean }> {
+export async function resolveStartConfig(
+  store: Store,
+  generations: ConfigGenerations,
+  fileConfig: TalonConfig,
+  source: string,
+  formerly?: TalonConfig,
+): Promise<{ config: TalonConfig; generation: number; fromFile: boolean; changed: boolean }> {
   const db = store.sublevel('config') as Sublevel<unknown>;
   const fileHash = configHash(fileConfig);
   const last = (await db.get(FILE_KEY)) as { hash?: string } | undefined;
@@ -71,11 +92,21 @@ export async function resolveStartConfig(store: Store, generations: ConfigGenera
   // `formerly`: the same file as an older version hashed it (with TALON_HTTP/TALON_MQTT in it): unchanged too
   if (current && last?.hash !== undefined && last.hash !== fileHash && formerly && last.hash === configHash(formerly)) {
     await db.put(FILE_KEY, { ...last, hash: fileHash }, SYNC);
-    return { config: { ...current.config, dataDir: fileConfig.dataDir }, generation: current.generation, fromFile: false, changed: false };
+    return {
+      config: { ...current.config, dataDir: fileConfig.dataDir },
+      generation: current.generation,
+      fromFile: false,
+      changed: false,
+    };
   }
   if (current && last?.hash === fileHash) {
     // the store's generation stays in force; where this process keeps its data is the file's call
-    return { config: { ...current.config, dataDir: fileConfig.dataDir }, generation: current.generation, fromFile: false, changed: false };
+    return {
+      config: { ...current.config, dataDir: fileConfig.dataDir },
+      generation: current.generation,
+      fromFile: false,
+      changed: false,
+    };
   }
   const applied = await generations.apply(fileConfig, { actor: 'kernel', source });
   await db.put(FILE_KEY, { hash: fileHash, generation: applied.generation }, SYNC);
@@ -116,7 +147,13 @@ export class ConfigManager {
     const { config: valid, problems } = await this.#check(config);
     if (!valid) throw invalidError(problems);
     const sections = changedSections(cur.config, valid);
-    const text = sections.length === 0 ? '' : unifiedDiff(prettyCanonical(cur.config), prettyCanonical(valid), { from: `generation ${cur.generation}`, to: 'proposed' });
+    const text =
+      sections.length === 0
+        ? ''
+        : unifiedDiff(prettyCanonical(cur.config), prettyCanonical(valid), {
+            from: `generation ${cur.generation}`,
+            to: 'proposed',
+          });
     return { changed: sections.length > 0, diff: text, sections };
   }
 
@@ -128,7 +165,11 @@ export class ConfigManager {
     return this.generations.get(n);
   }
 
-  apply(caller: Caller, config: unknown, opts: { baseGeneration?: number; source?: string } = {}): Promise<ApplyResult> {
+  apply(
+    caller: Caller,
+    config: unknown,
+    opts: { baseGeneration?: number; source?: string } = {},
+  ): Promise<ApplyResult> {
     return this.#serial(() => this.#apply(caller, config, opts.baseGeneration, opts.source ?? 'api', 'config.apply'));
   }
 
@@ -150,30 +191,67 @@ export class ConfigManager {
     if (config) {
       const cur = await this.generations.current();
       if (cur && config.dataDir !== cur.config.dataDir) {
-        return { problems: [{ path: 'dataDir', message: `the data folder cannot be changed while running (it is ${cur.config.dataDir}); change it in the config file` }] };
+        return {
+          problems: [
+            {
+              path: 'dataDir',
+              message: `the data folder cannot be changed while running (it is ${cur.config.dataDir}); change it in the config file`,
+            },
+          ],
+        };
       }
     }
     return config ? { config, problems } : { problems };
   }
 
-  async #apply(caller: Caller, input: unknown, base: number | undefined, source: string, action: string): Promise<ApplyResult> {
+  async #apply(
+    caller: Caller,
+    input: unknown,
+    base: number | undefined,
+    source: string,
+    action: string,
+  ): Promise<ApplyResult> {
     const cur = await this.current();
     const fail = async (e: TalonError): Promise<never> => {
-      await this.#audit.record({ actor: caller.actor, action, subject: `generation ${cur.generation}`, decision: 'error', detail: { code: e.code, message: e.message.slice(0, 500) } });
+      await this.#audit.record({
+        actor: caller.actor,
+        action,
+        subject: `generation ${cur.generation}`,
+        decision: 'error',
+        detail: { code: e.code, message: e.message.slice(0, 500) },
+      });
       throw e;
     };
     if (base !== undefined && base !== cur.generation) {
-      return fail(new TalonError('CONFLICT', `the config changed since generation ${base}: generation ${cur.generation} is in force now; reload, review and apply again`, { details: { baseGeneration: base, current: cur.generation } }));
+      return fail(
+        new TalonError(
+          'CONFLICT',
+          `the config changed since generation ${base}: generation ${cur.generation} is in force now; reload, review and apply again`,
+          { details: { baseGeneration: base, current: cur.generation } },
+        ),
+      );
     }
     const { config, problems } = await this.#check(input);
     if (!config) return fail(invalidError(problems));
     const sections = changedSections(cur.config, config);
     const applied = await this.generations.apply(config, { actor: caller.actor, source });
     if (!applied.changed) {
-      await this.#audit.record({ actor: caller.actor, action, subject: `generation ${applied.generation}`, decision: 'info', detail: { changed: false, source } });
+      await this.#audit.record({
+        actor: caller.actor,
+        action,
+        subject: `generation ${applied.generation}`,
+        decision: 'info',
+        detail: { changed: false, source },
+      });
       return { generation: applied.generation, changed: false, restarted: [] };
     }
-    await this.#audit.record({ actor: caller.actor, action, subject: `generation ${applied.generation}`, decision: 'ok', detail: { from: cur.generation, sections, source } });
+    await this.#audit.record({
+      actor: caller.actor,
+      action,
+      subject: `generation ${applied.generation}`,
+      decision: 'ok',
+      detail: { from: cur.generation, sections, source },
+    });
     const restarted = await this.#reconfigure(cur.config, config, sections, caller);
     return { generation: applied.generation, changed: true, restarted };
   }
@@ -184,12 +262,22 @@ export class ConfigManager {
  * runs (the schema itself names no Hand; ./builtins.ts).
  */
 export function schemaWithDefaults(): Record<string, unknown> {
-  const s = talonConfigSchema as unknown as { properties: Record<string, Record<string, unknown>> } & Record<string, unknown>;
+  const s = talonConfigSchema as unknown as { properties: Record<string, Record<string, unknown>> } & Record<
+    string,
+    unknown
+  >;
   return { ...s, properties: { ...s.properties, hands: { ...s.properties.hands, default: defaultHands() } } };
 }
 
 function invalidError(problems: ConfigProblem[]): TalonError {
   const n = problems.length;
-  const first = problems.slice(0, 3).map((p) => `${p.path}: ${p.message}`).join('; ');
-  return new TalonError('CONFIG_INVALID', `the config is invalid (${n} problem${n === 1 ? '' : 's'}): ${first}${n > 3 ? '; …' : ''}`, { details: { errors: problems } });
+  const first = problems
+    .slice(0, 3)
+    .map((p) => `${p.path}: ${p.message}`)
+    .join('; ');
+  return new TalonError(
+    'CONFIG_INVALID',
+    `the config is invalid (${n} problem${n === 1 ? '' : 's'}): ${first}${n > 3 ? '; …' : ''}`,
+    { details: { errors: problems } },
+  );
 }

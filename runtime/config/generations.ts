@@ -81,11 +81,15 @@ export class ConfigGenerations {
 
   /** One generation; TalonError('NOT_FOUND') when there is no such generation. */
   async get(n: number): Promise<ConfigGeneration> {
-    if (!Number.isInteger(n) || n < 1) throw new TalonError('BAD_REQUEST', `a config generation is a whole number from 1, got ${String(n)}`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new TalonError('BAD_REQUEST', `a config generation is a whole number from 1, got ${String(n)}`);
     const value = await this.#db.get(genKey(n));
     if (value === undefined) {
       const head = await this.#head();
-      throw new TalonError('NOT_FOUND', `config generation ${n} does not exist${head ? ` (the newest is ${head.generation})` : ' (none applied yet)'}`);
+      throw new TalonError(
+        'NOT_FOUND',
+        `config generation ${n} does not exist${head ? ` (the newest is ${head.generation})` : ' (none applied yet)'}`,
+      );
     }
     return value as ConfigGeneration;
   }
@@ -95,23 +99,39 @@ export class ConfigGenerations {
    * today's schema refuses fails here, before anything is written). Returns the generation
    * in force afterwards and whether a new one was written.
    */
-  apply(config: TalonConfig, meta: { actor: string; source: string }): Promise<{ generation: number; changed: boolean }> {
+  apply(
+    config: TalonConfig,
+    meta: { actor: string; source: string },
+  ): Promise<{ generation: number; changed: boolean }> {
     const run = this.#queue.then(() => this.#apply(config, meta));
     this.#queue = run.catch(() => {});
     return run;
   }
 
-  async #apply(config: TalonConfig, meta: { actor: string; source: string }): Promise<{ generation: number; changed: boolean }> {
+  async #apply(
+    config: TalonConfig,
+    meta: { actor: string; source: string },
+  ): Promise<{ generation: number; changed: boolean }> {
     const valid = validateConfig(config);
     const hash = configHash(valid);
     const head = await this.#head();
     if (head && head.hash === hash) return { generation: head.generation, changed: false };
     const generation = (head?.generation ?? 0) + 1;
-    const entry: ConfigGeneration = { generation, hash, appliedAt: this.#clock.now(), actor: meta.actor, source: meta.source, config: valid };
-    await this.#db.batch([
-      { type: 'put', key: genKey(generation), value: entry as unknown },
-      { type: 'put', key: HEAD, value: { generation, hash } satisfies Head as unknown },
-    ], SYNC);
+    const entry: ConfigGeneration = {
+      generation,
+      hash,
+      appliedAt: this.#clock.now(),
+      actor: meta.actor,
+      source: meta.source,
+      config: valid,
+    };
+    await this.#db.batch(
+      [
+        { type: 'put', key: genKey(generation), value: entry as unknown },
+        { type: 'put', key: HEAD, value: { generation, hash } satisfies Head as unknown },
+      ],
+      SYNC,
+    );
     return { generation, changed: true };
   }
 

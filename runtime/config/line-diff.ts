@@ -10,7 +10,8 @@ type Op = { kind: ' ' | '-' | '+'; line: string };
 function lcsOps(a: string[], b: string[]): Op[] {
   const n = a.length;
   const m = b.length;
-  if (n * m > MAX_CELLS) return [...a.map((line) => ({ kind: '-' as const, line })), ...b.map((line) => ({ kind: '+' as const, line }))];
+  if (n * m > MAX_CELLS)
+    return [...a.map((line) => ({ kind: '-' as const, line })), ...b.map((line) => ({ kind: '+' as const, line }))];
   const w = m + 1;
   const t = new Uint32Array((n + 1) * w);
   for (let i = n - 1; i >= 0; i--) {
@@ -35,7 +36,11 @@ function lcsOps(a: string[], b: string[]): Op[] {
 }
 
 /** `--- a` / `+++ b` and `@@` hunks with `context` lines around each change; '' when equal. */
-export function unifiedDiff(before: string, after: string, opts: { from?: string; to?: string; context?: number } = {}): string {
+export function unifiedDiff(
+  before: string,
+  after: string,
+  opts: { from?: string; to?: string; context?: number } = {},
+): string {
   if (before === after) return '';
   const a = before.split('\n');
   const b = after.split('\n');

@@ -112,9 +112,16 @@ export function moduleProblems(raw: Record<string, unknown>, base: string): Conf
       let isFile = false;
       try {
         isFile = statSync(file).isFile();
-      } catch { /* missing */ }
+      } catch {
+        /* missing */
+      }
       if (!isFile) {
-        out.push({ path, message: existsSync(file) ? `"${m.slice(0, 80)}" (${file}) is not a file` : `"${m.slice(0, 80)}": no such file (${file}; a relative path is taken from the config file's folder)` });
+        out.push({
+          path,
+          message: existsSync(file)
+            ? `"${m.slice(0, 80)}" (${file}) is not a file`
+            : `"${m.slice(0, 80)}": no such file (${file}; a relative path is taken from the config file's folder)`,
+        });
       }
       return;
     }
@@ -146,7 +153,12 @@ export function withEnvOverrides(config: TalonConfig, env: LoadConfigOptions['en
   return validateConfig(raw, { extraProblems: problems, what: `the config in force with ${parts.join(' + ')}` });
 }
 
-function applyNetworkEnv(raw: Record<string, unknown>, env: NonNullable<LoadConfigOptions['env']>, problems: ConfigProblem[], parts: string[]): void {
+function applyNetworkEnv(
+  raw: Record<string, unknown>,
+  env: NonNullable<LoadConfigOptions['env']>,
+  problems: ConfigProblem[],
+  parts: string[],
+): void {
   const http = nonEmpty(env.TALON_HTTP);
   if (http !== undefined) {
     const addr = parseHostPort(http);
@@ -157,7 +169,10 @@ function applyNetworkEnv(raw: Record<string, unknown>, env: NonNullable<LoadConf
   const mqtt = nonEmpty(env.TALON_MQTT);
   const mqttUrl = nonEmpty(env.TALON_MQTT_URL);
   if (mqtt !== undefined && mqttUrl !== undefined) {
-    problems.push({ path: 'env TALON_MQTT_URL', message: 'set either TALON_MQTT (embedded broker listener) or TALON_MQTT_URL (external broker), not both' });
+    problems.push({
+      path: 'env TALON_MQTT_URL',
+      message: 'set either TALON_MQTT (embedded broker listener) or TALON_MQTT_URL (external broker), not both',
+    });
   } else if (mqtt !== undefined) {
     const addr = parseHostPort(mqtt);
     if (typeof addr === 'string') problems.push({ path: 'env TALON_MQTT', message: addr });
@@ -182,20 +197,29 @@ export function readConfigFile(file: string): Record<string, unknown> {
     const st = statSync(file);
     if (st.isDirectory()) throw new TalonError('CONFIG_NOT_FOUND', `the config ${file} is a folder, not a file`);
     if (st.size > MAX_CONFIG_BYTES) {
-      throw new TalonError('CONFIG_PARSE', `the config ${file} is ${st.size} bytes, more than the ${MAX_CONFIG_BYTES} a config may have`);
+      throw new TalonError(
+        'CONFIG_PARSE',
+        `the config ${file} is ${st.size} bytes, more than the ${MAX_CONFIG_BYTES} a config may have`,
+      );
     }
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof TalonError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new TalonError('CONFIG_NOT_FOUND', `the config file ${file} does not exist`, { cause: err });
-    throw new TalonError('CONFIG_NOT_FOUND', `cannot read the config file ${file}: ${(err as Error).message}`, { cause: err });
+    if (code === 'ENOENT')
+      throw new TalonError('CONFIG_NOT_FOUND', `the config file ${file} does not exist`, { cause: err });
+    throw new TalonError('CONFIG_NOT_FOUND', `cannot read the config file ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const value = parseConfigText(text, file);
   if (value === null || value === undefined) return {}; // an empty file is the defaults
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new TalonError('CONFIG_INVALID', `the config ${file} is invalid (1 problem):\n  (root): must be a mapping of settings, got ${Array.isArray(value) ? 'a list' : typeof value}`,
-      { details: [{ path: '(root)', message: 'must be a mapping of settings' }] });
+    throw new TalonError(
+      'CONFIG_INVALID',
+      `the config ${file} is invalid (1 problem):\n  (root): must be a mapping of settings, got ${Array.isArray(value) ? 'a list' : typeof value}`,
+      { details: [{ path: '(root)', message: 'must be a mapping of settings' }] },
+    );
   }
   return value as Record<string, unknown>;
 }
@@ -217,7 +241,10 @@ export function parseConfigText(text: string, file = '(config)'): unknown {
         where = ` at line ${line}, column ${col}`;
       }
       const reason = msg.replace(/\s*in JSON at position \d+.*$/, '').replace(/^JSON\.parse: /, '');
-      throw new TalonError('CONFIG_PARSE', `${file}${where}: not valid JSON: ${reason}`, { details: { file, ...(pos ? lineCol(text, Number(pos[1])) : {}) }, cause: err });
+      throw new TalonError('CONFIG_PARSE', `${file}${where}: not valid JSON: ${reason}`, {
+        details: { file, ...(pos ? lineCol(text, Number(pos[1])) : {}) },
+        cause: err,
+      });
     }
   }
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
@@ -226,13 +253,18 @@ export function parseConfigText(text: string, file = '(config)'): unknown {
     const lp = first.linePos?.[0];
     const where = lp ? ` at line ${lp.line}, column ${lp.col}` : '';
     const reason = first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    throw new TalonError('CONFIG_PARSE', `${file}${where}: not valid YAML: ${reason}`,
-      { details: { file, ...(lp ? { line: lp.line, col: lp.col } : {}) }, cause: first });
+    throw new TalonError('CONFIG_PARSE', `${file}${where}: not valid YAML: ${reason}`, {
+      details: { file, ...(lp ? { line: lp.line, col: lp.col } : {}) },
+      cause: first,
+    });
   }
   try {
     return doc.toJS({ maxAliasCount: 100 }) as unknown;
   } catch (err) {
-    throw new TalonError('CONFIG_PARSE', `${file}: not valid YAML: ${(err as Error).message}`, { details: { file }, cause: err });
+    throw new TalonError('CONFIG_PARSE', `${file}: not valid YAML: ${(err as Error).message}`, {
+      details: { file },
+      cause: err,
+    });
   }
 }
 

@@ -32,37 +32,41 @@ import { networkSchema } from '../core/manifest-schema.ts';
 import { HAND_NAME_PATTERN, HAND_NAME_HINT } from '../core/names.ts';
 export { HAND_NAME_PATTERN, HAND_NAME_HINT };
 
-const port = (dflt: number) => ({
-  type: 'integer',
-  minimum: 0,
-  maximum: 65535,
-  'x-hint': 'must be a port number 0-65535 (0 = any free port)',
-  default: dflt,
-}) as const;
+const port = (dflt: number) =>
+  ({
+    type: 'integer',
+    minimum: 0,
+    maximum: 65535,
+    'x-hint': 'must be a port number 0-65535 (0 = any free port)',
+    default: dflt,
+  }) as const;
 
-const host = (dflt: string) => ({
-  type: 'string',
-  minLength: 1,
-  maxLength: 255,
-  pattern: '^[^\\s/]+$',
-  'x-hint': 'must be a host name or IP address without spaces or "/"',
-  default: dflt,
-}) as const;
+const host = (dflt: string) =>
+  ({
+    type: 'string',
+    minLength: 1,
+    maxLength: 255,
+    pattern: '^[^\\s/]+$',
+    'x-hint': 'must be a host name or IP address without spaces or "/"',
+    default: dflt,
+  }) as const;
 
-const listen = (h: string, p: number) => ({
-  type: 'object',
-  additionalProperties: false,
-  default: {},
-  properties: { host: host(h), port: port(p) },
-}) as const;
+const listen = (h: string, p: number) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    default: {},
+    properties: { host: host(h), port: port(p) },
+  }) as const;
 
 const strings = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 1024 } } as const;
-const positiveMs = (dflt: number, max = 24 * 3600 * 1000) => ({ type: 'integer', minimum: 1, maximum: max, default: dflt }) as const;
+const positiveMs = (dflt: number, max = 24 * 3600 * 1000) =>
+  ({ type: 'integer', minimum: 1, maximum: max, default: dflt }) as const;
 
 const capabilities = {
   type: 'object',
   additionalProperties: false,
-  description: 'narrows the manifest\'s capabilities; may not widen them',
+  description: "narrows the manifest's capabilities; may not widen them",
   properties: {
     bus: {
       type: 'object',
@@ -79,7 +83,8 @@ const capabilities = {
       properties: { tokensPerHour: { type: 'integer', minimum: 0 } },
     },
     network: {
-      description: 'a host list (names, name:port, *.example.com, addresses, CIDR ranges) or { hosts, raw, maxResponseBytes, timeoutMs }; raw: true opens ALL of the network to the Hand',
+      description:
+        'a host list (names, name:port, *.example.com, addresses, CIDR ranges) or { hosts, raw, maxResponseBytes, timeoutMs }; raw: true opens ALL of the network to the Hand',
       ...networkSchema,
     },
     fs: {
@@ -95,10 +100,15 @@ const capabilities = {
 const quotas = {
   type: 'object',
   additionalProperties: false,
-  description: 'narrows or overrides the manifest\'s quotas',
+  description: "narrows or overrides the manifest's quotas",
   properties: {
     heapMb: { type: 'integer', minimum: 8, maximum: 16384 },
-    externalMb: { type: 'integer', minimum: 8, maximum: 16384, description: 'Buffers and ArrayBuffers outside the V8 heap, MB (default: twice heapMb, at least 16)' },
+    externalMb: {
+      type: 'integer',
+      minimum: 8,
+      maximum: 16384,
+      description: 'Buffers and ArrayBuffers outside the V8 heap, MB (default: twice heapMb, at least 16)',
+    },
     cpuShare: { type: 'number', minimum: 0.01, maximum: 1 },
     messagesPerSec: { type: 'integer', minimum: 0, maximum: 1_000_000 },
     llmTokensPerHour: { type: 'integer', minimum: 0 },
@@ -115,7 +125,8 @@ const hand = {
       type: 'string',
       minLength: 1,
       maxLength: 4096,
-      description: 'a built-in Hand id (see `talon hands list`) or a path to a JS module (`./hands/mine.js`), relative to the config file',
+      description:
+        'a built-in Hand id (see `talon hands list`) or a path to a JS module (`./hands/mine.js`), relative to the config file',
     },
     enabled: { type: 'boolean', default: true },
     settings: { type: 'object', default: {} },
@@ -133,7 +144,8 @@ const mqttUser = {
     passwordHash: {
       type: 'string',
       pattern: '^scrypt\\$\\d+\\$\\d+\\$\\d+\\$[A-Za-z0-9+/=_-]+\\$[A-Za-z0-9+/=_-]+$',
-      'x-hint': 'must be an scrypt hash made by `talon config hash-password` (scrypt$N$r$p$salt$hash), not a plain password',
+      'x-hint':
+        'must be an scrypt hash made by `talon config hash-password` (scrypt$N$r$p$salt$hash), not a plain password',
     },
     allow: strings,
   },
@@ -149,7 +161,10 @@ export const talonConfigSchema = {
     $schema: { type: 'string', description: 'ignored; lets editors find this schema' },
     deviceName: { type: 'string', minLength: 1, maxLength: 64, default: 'talon' },
     dataDir: {
-      type: 'string', minLength: 1, maxLength: 4096, default: './data',
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      default: './data',
       description: 'relative to the config file (or the working folder without one)',
     },
     http: {
@@ -160,11 +175,22 @@ export const talonConfigSchema = {
           type: 'object',
           additionalProperties: false,
           required: ['enabled'],
-          description: 'HTTPS for the web admin; without cert and key a self-signed certificate is made at first start in <dataDir>/tls/',
+          description:
+            'HTTPS for the web admin; without cert and key a self-signed certificate is made at first start in <dataDir>/tls/',
           properties: {
             enabled: { type: 'boolean' },
-            cert: { type: 'string', minLength: 1, maxLength: 4096, description: 'PEM certificate file, relative to the config file' },
-            key: { type: 'string', minLength: 1, maxLength: 4096, description: 'PEM private key file, relative to the config file' },
+            cert: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 4096,
+              description: 'PEM certificate file, relative to the config file',
+            },
+            key: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 4096,
+              description: 'PEM private key file, relative to the config file',
+            },
           },
         },
         allowedHosts: {
@@ -172,7 +198,8 @@ export const talonConfigSchema = {
           maxItems: 64,
           uniqueItems: true,
           items: { type: 'string', minLength: 1, maxLength: 253, pattern: '^(\\*|[A-Za-z0-9_.:\\[\\]%-]+)$' },
-          description: 'names or addresses the web admin answers to besides its own (localhost, the listen address, the host name, <hostname>.local, the interface addresses): a DNS name, a reverse proxy\'s name. Requests for other Host names are refused (DNS rebinding), and so are writes from pages on other sites. "*" turns the check off',
+          description:
+            'names or addresses the web admin answers to besides its own (localhost, the listen address, the host name, <hostname>.local, the interface addresses): a DNS name, a reverse proxy\'s name. Requests for other Host names are refused (DNS rebinding), and so are writes from pages on other sites. "*" turns the check off',
         },
       },
     },
@@ -263,7 +290,12 @@ export const talonConfigSchema = {
       default: {},
       properties: {
         enabled: { type: 'boolean', default: true },
-        prefix: { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,64}$', default: 'homeassistant', 'x-hint': 'must be Home Assistant\'s discovery prefix (letters, digits, _ and -)' },
+        prefix: {
+          type: 'string',
+          pattern: '^[a-zA-Z0-9_-]{1,64}$',
+          default: 'homeassistant',
+          'x-hint': "must be Home Assistant's discovery prefix (letters, digits, _ and -)",
+        },
       },
     },
     /** fleet membership (issue 7): absent = standalone; the image bakes it in (`talon fleet init` writes device-bootstrap.json) */
@@ -272,15 +304,27 @@ export const talonConfigSchema = {
       additionalProperties: false,
       required: ['fleet', 'anchor', 'bootstrap'],
       properties: {
-        fleet: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,63}$', 'x-hint': 'the fleet id from `talon fleet init` (lowercase letters, digits and -)' },
-        anchor: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$', 'x-hint': 'the fleet\'s Ed25519 public key, base64 (32 bytes)' },
+        fleet: {
+          type: 'string',
+          pattern: '^[a-z0-9][a-z0-9-]{0,63}$',
+          'x-hint': 'the fleet id from `talon fleet init` (lowercase letters, digits and -)',
+        },
+        anchor: {
+          type: 'string',
+          pattern: '^[A-Za-z0-9+/]{43}=$',
+          'x-hint': "the fleet's Ed25519 public key, base64 (32 bytes)",
+        },
         bootstrap: {
           type: 'object',
           additionalProperties: false,
           required: ['url', 'username', 'password'],
           description: 'the claim credential: it may only announce this device and read its bundle',
           properties: {
-            url: { type: 'string', pattern: '^(mqtts?|wss?)://', 'x-hint': 'an mqtt://, mqtts://, ws:// or wss:// URL' },
+            url: {
+              type: 'string',
+              pattern: '^(mqtts?|wss?)://',
+              'x-hint': 'an mqtt://, mqtts://, ws:// or wss:// URL',
+            },
             username: { type: 'string', minLength: 1, maxLength: 128 },
             password: { type: 'string', minLength: 1, maxLength: 1024 },
           },

@@ -43,8 +43,13 @@ const HAND_NAME = new RegExp(HAND_NAME_PATTERN);
 
 /** Is a Hand's `module` a file path (as opposed to a built-in Hand id)? */
 export function isModulePath(module: string): boolean {
-  return module.startsWith('.') || module.startsWith('/') || module.includes('/') || module.includes('\\')
-    || /\.(c|m)?(js|ts)$/.test(module);
+  return (
+    module.startsWith('.') ||
+    module.startsWith('/') ||
+    module.includes('/') ||
+    module.includes('\\') ||
+    /\.(c|m)?(js|ts)$/.test(module)
+  );
 }
 
 /**
@@ -52,7 +57,10 @@ export function isModulePath(module: string): boolean {
  * TalonError('CONFIG_INVALID') listing every problem. Does not resolve relative paths:
  * loadConfig does that, knowing the config file's folder.
  */
-export function validateConfig(input: unknown, opts: { extraProblems?: ConfigProblem[]; what?: string } = {}): TalonConfig {
+export function validateConfig(
+  input: unknown,
+  opts: { extraProblems?: ConfigProblem[]; what?: string } = {},
+): TalonConfig {
   const { config, problems } = checkConfig(input);
   const all = [...(opts.extraProblems ?? []), ...problems];
   if (all.length > 0 || !config) throw invalid(all, opts.what);
@@ -62,7 +70,9 @@ export function validateConfig(input: unknown, opts: { extraProblems?: ConfigPro
 /** Like validateConfig but returns the problems instead of throwing. */
 export function checkConfig(input: unknown): { config?: TalonConfig; problems: ConfigProblem[] } {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    return { problems: [{ path: '(root)', message: `must be a mapping of settings (an object), got ${describe(input)}` }] };
+    return {
+      problems: [{ path: '(root)', message: `must be a mapping of settings (an object), got ${describe(input)}` }],
+    };
   }
   const data = structuredClone(input) as Record<string, unknown>;
   // the schema names no Hand: a config without `hands` gets the registered built-ins' default instances
@@ -99,7 +109,11 @@ function inSchemaOrder(data: Record<string, unknown>, given: string[]): void {
 export function invalid(problems: ConfigProblem[], what = 'the config'): TalonError {
   const n = problems.length;
   const lines = problems.map((p) => `  ${p.path}: ${p.message}`);
-  return new TalonError('CONFIG_INVALID', `${what} is invalid (${n} problem${n === 1 ? '' : 's'}):\n${lines.join('\n')}`, { details: problems });
+  return new TalonError(
+    'CONFIG_INVALID',
+    `${what} is invalid (${n} problem${n === 1 ? '' : 's'}):\n${lines.join('\n')}`,
+    { details: problems },
+  );
 }
 
 function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
@@ -117,7 +131,13 @@ function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
 
 /** `/hands/0/quotas/heapMb` → `hands[0].quotas.heapMb` */
 export function readablePath(pointer: string, extra?: string): string {
-  const segs = pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const segs =
+    pointer === ''
+      ? []
+      : pointer
+          .slice(1)
+          .split('/')
+          .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (extra !== undefined) segs.push(extra);
   let out = '';
   for (const s of segs) {
@@ -130,59 +150,90 @@ export function readablePath(pointer: string, extra?: string): string {
 
 function schemaProblems(errors: ErrorObject[]): ConfigProblem[] {
   // an if/then/else failure is reported by the branch's own errors
-  return errors.filter((e) => e.keyword !== 'if').map((e) => {
-    const params = e.params as Record<string, unknown>;
-    const parent = (e.parentSchema ?? {}) as Record<string, unknown>;
-    switch (e.keyword) {
-      case 'additionalProperties': {
-        const key = String(params.additionalProperty);
-        const known = Object.keys((parent.properties ?? {}) as Record<string, unknown>).filter((k) => k !== '$schema');
-        const guess = didYouMean(key, known);
-        const message = guess
-          ? `unknown key; did you mean "${guess}"?`
-          : known.length > 0 ? `unknown key; expected one of: ${known.join(', ')}` : 'unknown key';
-        return { path: readablePath(e.instancePath, key), message };
+  return errors
+    .filter((e) => e.keyword !== 'if')
+    .map((e) => {
+      const params = e.params as Record<string, unknown>;
+      const parent = (e.parentSchema ?? {}) as Record<string, unknown>;
+      switch (e.keyword) {
+        case 'additionalProperties': {
+          const key = String(params.additionalProperty);
+          const known = Object.keys((parent.properties ?? {}) as Record<string, unknown>).filter(
+            (k) => k !== '$schema',
+          );
+          const guess = didYouMean(key, known);
+          const message = guess
+            ? `unknown key; did you mean "${guess}"?`
+            : known.length > 0
+              ? `unknown key; expected one of: ${known.join(', ')}`
+              : 'unknown key';
+          return { path: readablePath(e.instancePath, key), message };
+        }
+        case 'required':
+          return { path: readablePath(e.instancePath, String(params.missingProperty)), message: 'is required' };
+        case 'type':
+          return {
+            path: readablePath(e.instancePath),
+            message: `must be ${typeName(String(params.type))}, got ${describe(e.data)}`,
+          };
+        case 'minimum':
+        case 'maximum':
+        case 'exclusiveMinimum':
+        case 'exclusiveMaximum': {
+          if (typeof parent['x-hint'] === 'string')
+            return { path: readablePath(e.instancePath), message: `${parent['x-hint']}, got ${describe(e.data)}` };
+          const range =
+            typeof parent.minimum === 'number' && typeof parent.maximum === 'number'
+              ? `must be between ${parent.minimum} and ${parent.maximum}`
+              : `must be ${String(params.comparison)} ${String(params.limit)}`;
+          return { path: readablePath(e.instancePath), message: `${range}, got ${describe(e.data)}` };
+        }
+        case 'enum':
+          return {
+            path: readablePath(e.instancePath),
+            message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${describe(e.data)}`,
+          };
+        case 'pattern':
+          return {
+            path: readablePath(e.instancePath),
+            message: `${typeof parent['x-hint'] === 'string' ? parent['x-hint'] : `must match ${String(params.pattern)}`}, got ${describe(e.data)}`,
+          };
+        case 'minLength':
+          return {
+            path: readablePath(e.instancePath),
+            message: params.limit === 1 ? 'must not be empty' : `must be at least ${String(params.limit)} characters`,
+          };
+        case 'maxLength':
+          return { path: readablePath(e.instancePath), message: `must be at most ${String(params.limit)} characters` };
+        case 'maxItems':
+          return { path: readablePath(e.instancePath), message: `must have at most ${String(params.limit)} entries` };
+        case 'uniqueItems':
+          return {
+            path: readablePath(e.instancePath),
+            message: `must not repeat entries (items ${String(params.j)} and ${String(params.i)} are the same)`,
+          };
+        default:
+          return { path: readablePath(e.instancePath), message: e.message ?? `fails ${e.keyword}` };
       }
-      case 'required':
-        return { path: readablePath(e.instancePath, String(params.missingProperty)), message: 'is required' };
-      case 'type':
-        return { path: readablePath(e.instancePath), message: `must be ${typeName(String(params.type))}, got ${describe(e.data)}` };
-      case 'minimum':
-      case 'maximum':
-      case 'exclusiveMinimum':
-      case 'exclusiveMaximum': {
-        if (typeof parent['x-hint'] === 'string') return { path: readablePath(e.instancePath), message: `${parent['x-hint']}, got ${describe(e.data)}` };
-        const range = typeof parent.minimum === 'number' && typeof parent.maximum === 'number'
-          ? `must be between ${parent.minimum} and ${parent.maximum}`
-          : `must be ${String(params.comparison)} ${String(params.limit)}`;
-        return { path: readablePath(e.instancePath), message: `${range}, got ${describe(e.data)}` };
-      }
-      case 'enum':
-        return {
-          path: readablePath(e.instancePath),
-          message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${describe(e.data)}`,
-        };
-      case 'pattern':
-        return {
-          path: readablePath(e.instancePath),
-          message: `${typeof parent['x-hint'] === 'string' ? parent['x-hint'] : `must match ${String(params.pattern)}`}, got ${describe(e.data)}`,
-        };
-      case 'minLength':
-        return { path: readablePath(e.instancePath), message: params.limit === 1 ? 'must not be empty' : `must be at least ${String(params.limit)} characters` };
-      case 'maxLength':
-        return { path: readablePath(e.instancePath), message: `must be at most ${String(params.limit)} characters` };
-      case 'maxItems':
-        return { path: readablePath(e.instancePath), message: `must have at most ${String(params.limit)} entries` };
-      case 'uniqueItems':
-        return { path: readablePath(e.instancePath), message: `must not repeat entries (items ${String(params.j)} and ${String(params.i)} are the same)` };
-      default:
-        return { path: readablePath(e.instancePath), message: e.message ?? `fails ${e.keyword}` };
-    }
-  });
+    });
 }
 
 function typeName(t: string): string {
-  return t.split(',').map((x) => ({ integer: 'an integer', number: 'a number', string: 'a string', boolean: 'true or false', object: 'a mapping (object)', array: 'a list (array)', null: 'null' }[x] ?? x)).join(' or ');
+  return t
+    .split(',')
+    .map(
+      (x) =>
+        ({
+          integer: 'an integer',
+          number: 'a number',
+          string: 'a string',
+          boolean: 'true or false',
+          object: 'a mapping (object)',
+          array: 'a list (array)',
+          null: 'null',
+        })[x] ?? x,
+    )
+    .join(' or ');
 }
 
 function describe(v: unknown): string {
@@ -252,7 +303,11 @@ function semanticProblems(data: Record<string, unknown>, explicitEmbedded: unkno
       if (typeof h.name === 'string' && HAND_NAME.test(h.name)) {
         const first = firstIndex.get(h.name);
         if (first === undefined) firstIndex.set(h.name, i);
-        else out.push({ path: `hands[${i}].name`, message: `"${h.name}" is already used by hands[${first}]; Hand names must be unique` });
+        else
+          out.push({
+            path: `hands[${i}].name`,
+            message: `"${h.name}" is already used by hands[${first}]; Hand names must be unique`,
+          });
       }
       if (typeof h.module === 'string' && h.module !== '' && !isModulePath(h.module) && !HAND_NAME.test(h.module)) {
         out.push({
@@ -277,7 +332,11 @@ function semanticProblems(data: Record<string, unknown>, explicitEmbedded: unkno
       }
       // network host entries: one parser (runtime/core/network.ts) for config and kernel
       const net = isObj(h.capabilities) ? h.capabilities.network : undefined;
-      const hosts = Array.isArray(net) ? { list: net, path: 'network' } : isObj(net) && Array.isArray(net.hosts) ? { list: net.hosts, path: 'network.hosts' } : null;
+      const hosts = Array.isArray(net)
+        ? { list: net, path: 'network' }
+        : isObj(net) && Array.isArray(net.hosts)
+          ? { list: net.hosts, path: 'network.hosts' }
+          : null;
       hosts?.list.forEach((e: unknown, j: number) => {
         if (typeof e !== 'string' || e === '') return; // the schema says so
         try {
@@ -294,20 +353,39 @@ function semanticProblems(data: Record<string, unknown>, explicitEmbedded: unkno
   const url = typeof bus.url === 'string' && bus.url !== '' ? bus.url : undefined;
   const embedded = isObj(bus.embedded) ? bus.embedded : {};
   if (url && explicitEmbedded === true) {
-    out.push({ path: 'bus.embedded.enabled', message: 'cannot be true when bus.url is set: Talon uses either an external broker (bus.url) or the embedded one; remove one of them' });
+    out.push({
+      path: 'bus.embedded.enabled',
+      message:
+        'cannot be true when bus.url is set: Talon uses either an external broker (bus.url) or the embedded one; remove one of them',
+    });
   }
   if (!url) {
-    if (bus.username !== undefined) out.push({ path: 'bus.username', message: 'is only used with an external broker (bus.url); the embedded broker takes users in bus.embedded.lan.users' });
-    if (bus.password !== undefined) out.push({ path: 'bus.password', message: 'is only used with an external broker (bus.url)' });
+    if (bus.username !== undefined)
+      out.push({
+        path: 'bus.username',
+        message:
+          'is only used with an external broker (bus.url); the embedded broker takes users in bus.embedded.lan.users',
+      });
+    if (bus.password !== undefined)
+      out.push({ path: 'bus.password', message: 'is only used with an external broker (bus.url)' });
   }
   const lan = isObj(embedded.lan) ? embedded.lan : undefined;
   const embeddedOn = !url && embedded.enabled !== false;
   if (lan && lan.enabled === true) {
     if (!embeddedOn) {
-      out.push({ path: 'bus.embedded.lan.enabled', message: url ? 'the LAN listener belongs to the embedded broker, which is off because bus.url is set' : 'the LAN listener needs the embedded broker (bus.embedded.enabled: true)' });
+      out.push({
+        path: 'bus.embedded.lan.enabled',
+        message: url
+          ? 'the LAN listener belongs to the embedded broker, which is off because bus.url is set'
+          : 'the LAN listener needs the embedded broker (bus.embedded.enabled: true)',
+      });
     }
     if (Array.isArray(lan.users) && lan.users.length === 0) {
-      out.push({ path: 'bus.embedded.lan.users', message: 'the LAN listener needs at least one user (usernames and password hashes); it never accepts anonymous clients' });
+      out.push({
+        path: 'bus.embedded.lan.users',
+        message:
+          'the LAN listener needs at least one user (usernames and password hashes); it never accepts anonymous clients',
+      });
     }
   }
   if (lan && Array.isArray(lan.users)) {
@@ -316,15 +394,21 @@ function semanticProblems(data: Record<string, unknown>, explicitEmbedded: unkno
       if (!isObj(u) || typeof u.username !== 'string') return;
       const first = seen.get(u.username);
       if (first === undefined) seen.set(u.username, i);
-      else out.push({ path: `bus.embedded.lan.users[${i}].username`, message: `"${u.username}" is already used by users[${first}]` });
+      else
+        out.push({
+          path: `bus.embedded.lan.users[${i}].username`,
+          message: `"${u.username}" is already used by users[${first}]`,
+        });
     });
   }
 
   // Listeners must not clash
   const listeners: Array<{ path: string; host: unknown; port: unknown }> = [];
   if (isObj(data.http)) listeners.push({ path: 'http', host: data.http.host, port: data.http.port });
-  if (embeddedOn && isObj(embedded.listen)) listeners.push({ path: 'bus.embedded.listen', host: embedded.listen.host, port: embedded.listen.port });
-  if (embeddedOn && lan && lan.enabled === true) listeners.push({ path: 'bus.embedded.lan', host: lan.host, port: lan.port });
+  if (embeddedOn && isObj(embedded.listen))
+    listeners.push({ path: 'bus.embedded.listen', host: embedded.listen.host, port: embedded.listen.port });
+  if (embeddedOn && lan && lan.enabled === true)
+    listeners.push({ path: 'bus.embedded.lan', host: lan.host, port: lan.port });
   for (let i = 0; i < listeners.length; i++) {
     for (let j = 0; j < i; j++) {
       const a = listeners[i]!;
@@ -333,19 +417,32 @@ function semanticProblems(data: Record<string, unknown>, explicitEmbedded: unkno
       if (typeof a.host !== 'string' || typeof b.host !== 'string') continue;
       const wild = (h: string) => h === '0.0.0.0' || h === '::';
       if (a.host === b.host || wild(a.host) || wild(b.host)) {
-        out.push({ path: `${a.path}.port`, message: `${a.port} is already used by ${b.path} (${b.host}:${b.port}); choose another port` });
+        out.push({
+          path: `${a.path}.port`,
+          message: `${a.port} is already used by ${b.path} (${b.host}:${b.port}); choose another port`,
+        });
       }
     }
   }
 
   // Timings
   const sup = isObj(data.supervisor) ? data.supervisor : {};
-  if (typeof sup.heartbeatMs === 'number' && typeof sup.hangTimeoutMs === 'number' && sup.hangTimeoutMs < sup.heartbeatMs * 2) {
-    out.push({ path: 'supervisor.hangTimeoutMs', message: `must be at least twice supervisor.heartbeatMs (${sup.heartbeatMs}), got ${sup.hangTimeoutMs}; one late heartbeat is not a hang` });
+  if (
+    typeof sup.heartbeatMs === 'number' &&
+    typeof sup.hangTimeoutMs === 'number' &&
+    sup.hangTimeoutMs < sup.heartbeatMs * 2
+  ) {
+    out.push({
+      path: 'supervisor.hangTimeoutMs',
+      message: `must be at least twice supervisor.heartbeatMs (${sup.heartbeatMs}), got ${sup.hangTimeoutMs}; one late heartbeat is not a hang`,
+    });
   }
   const backoff = isObj(sup.backoff) ? sup.backoff : {};
   if (typeof backoff.initialMs === 'number' && typeof backoff.maxMs === 'number' && backoff.maxMs < backoff.initialMs) {
-    out.push({ path: 'supervisor.backoff.maxMs', message: `must be at least supervisor.backoff.initialMs (${backoff.initialMs}), got ${backoff.maxMs}` });
+    out.push({
+      path: 'supervisor.backoff.maxMs',
+      message: `must be at least supervisor.backoff.initialMs (${backoff.initialMs}), got ${backoff.maxMs}`,
+    });
   }
   return out;
 }

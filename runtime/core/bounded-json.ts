@@ -9,7 +9,7 @@ export function boundedJson(value: unknown, max: number): string | null {
   const over = new Error('over');
   let json: string | undefined;
   try {
-    json = JSON.stringify(value, function (key, v: unknown) {
+    json = JSON.stringify(value, (key, v: unknown) => {
       budget -= key.length + 4;
       if (typeof v === 'string') budget -= v.length + 2;
       else if (typeof v !== 'object' || v === null) budget -= 8;

@@ -24,7 +24,11 @@ export const NO_CAPABILITIES: Capabilities = {
 };
 
 /** Fill a manifest's partial capabilities with "nothing"; topics made absolute under `root`. */
-export function normalizeCapabilities(caps: DeclaredCapabilities | undefined, root: string, where: string): Capabilities {
+export function normalizeCapabilities(
+  caps: DeclaredCapabilities | undefined,
+  root: string,
+  where: string,
+): Capabilities {
   const c = caps ?? {};
   const absolute = (list: string[] | undefined, path: string): string[] =>
     (list ?? []).map((f, i) => {
@@ -75,14 +79,19 @@ export function effectiveGrants(
 ): Capabilities {
   const base = normalizeCapabilities(manifestCaps, root, `${where} (manifest)`);
   if (!configCaps) return base;
-  const m = optionalCaps ? mergeCapabilities(base, normalizeCapabilities(optionalCaps, root, `${where} (manifest optionalCapabilities)`)) : base;
+  const m = optionalCaps
+    ? mergeCapabilities(base, normalizeCapabilities(optionalCaps, root, `${where} (manifest optionalCapabilities)`))
+    : base;
   const c = configCaps;
   const out: Capabilities = structuredClone(base);
   const widen = (path: string, value: unknown, granted: string): never => {
-    throw new TalonError('CONFIG_INVALID',
-      `${where}.${path}: ${JSON.stringify(value)} widens the manifest's grant (${granted}); a Hand's config may only narrow what its manifest declares`);
+    throw new TalonError(
+      'CONFIG_INVALID',
+      `${where}.${path}: ${JSON.stringify(value)} widens the manifest's grant (${granted}); a Hand's config may only narrow what its manifest declares`,
+    );
   };
-  const describe = (list: unknown[]): string => (list.length ? list.map((v) => JSON.stringify(v)).join(', ') : 'nothing');
+  const describe = (list: unknown[]): string =>
+    list.length ? list.map((v) => JSON.stringify(v)).join(', ') : 'nothing';
 
   for (const kind of ['publish', 'subscribe'] as const) {
     const list = c.bus?.[kind];
@@ -114,7 +123,8 @@ export function effectiveGrants(
   if (c.llm !== undefined) {
     if (c.llm !== null) {
       if (m.llm === null) widen('llm', c.llm, 'no LLM');
-      else if (c.llm.tokensPerHour > m.llm.tokensPerHour) widen('llm.tokensPerHour', c.llm.tokensPerHour, `${m.llm.tokensPerHour}`);
+      else if (c.llm.tokensPerHour > m.llm.tokensPerHour)
+        widen('llm.tokensPerHour', c.llm.tokensPerHour, `${m.llm.tokensPerHour}`);
     }
     out.llm = c.llm ? { tokensPerHour: c.llm.tokensPerHour } : null;
   }
@@ -186,7 +196,8 @@ export class Grants {
     let ok = this.#pubCache.get(absTopic);
     if (ok === undefined) {
       ok = this.caps.bus.publish.some((g) => topicMatches(g, absTopic));
-      if (absTopic.length <= 1024) { // a long topic (up to 64 KB) is checked each time, never kept
+      if (absTopic.length <= 1024) {
+        // a long topic (up to 64 KB) is checked each time, never kept
         if (this.#pubCache.size > 4096) this.#pubCache.clear();
         this.#pubCache.set(absTopic, ok);
       }

@@ -32,7 +32,13 @@ export interface NetworkGrant {
 
 // The manifest's types are derived from its JSON Schema (./manifest-schema.ts, documented there).
 import type { HandManifest } from './manifest-schema.ts';
-export type { HandManifest, ValidatedManifest, Quotas, DeclaredCapabilities, NetworkCapability } from './manifest-schema.ts';
+export type {
+  HandManifest,
+  ValidatedManifest,
+  Quotas,
+  DeclaredCapabilities,
+  NetworkCapability,
+} from './manifest-schema.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -146,7 +152,10 @@ export interface HandDefinition {
    * Optional: answer a person talking to the Hand. Returns the whole answer, or its pieces as
    * they come; `signal` aborts when the asker goes away or the Hand stops.
    */
-  chat?(messages: HandChatMessage[], ctx: HandContext & { signal: AbortSignal }): string | Promise<string> | AsyncIterable<string>;
+  chat?(
+    messages: HandChatMessage[],
+    ctx: HandContext & { signal: AbortSignal },
+  ): string | Promise<string> | AsyncIterable<string>;
   /**
    * Optional: the answers to the kernel's typed requests, one function per request kind the
    * Hand's surface declares (hands/sdk/surface.ts; typed there from the kind's schemas). The

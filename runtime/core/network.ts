@@ -49,11 +49,13 @@ const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
  * Error whose message says what is wrong; callers prefix it with the entry's path.
  */
 export function parseHostEntry(input: unknown): HostEntry {
-  if (typeof input !== 'string' || input.length === 0) throw new Error('is empty; write a host name, an IP address or a CIDR range (api.example.com, 10.0.0.0/8)');
+  if (typeof input !== 'string' || input.length === 0)
+    throw new Error('is empty; write a host name, an IP address or a CIDR range (api.example.com, 10.0.0.0/8)');
   const s = input;
   if (s.length > 300) throw new Error('is longer than 300 characters');
   if (/\s/.test(s)) throw new Error(`${JSON.stringify(s)} contains white space`);
-  if (s.includes('://') || s.includes('@') || /^[a-z]+:\/\//i.test(s)) throw new Error(`${JSON.stringify(s)} is a URL; write only its host (and :port), e.g. api.example.com:443`);
+  if (s.includes('://') || s.includes('@') || /^[a-z]+:\/\//i.test(s))
+    throw new Error(`${JSON.stringify(s)} is a URL; write only its host (and :port), e.g. api.example.com:443`);
   let host: string;
   let portText: string | undefined;
   const bracket = /^\[([^\]]*)\](?::(.*))?$/.exec(s);
@@ -75,28 +77,40 @@ export function parseHostEntry(input: unknown): HostEntry {
     }
     port = Number(portText);
   }
-  const withPort = (t: string): string => (port === undefined ? t : t.includes(':') ? `[${t}]:${port}` : `${t}:${port}`);
+  const withPort = (t: string): string =>
+    port === undefined ? t : t.includes(':') ? `[${t}]:${port}` : `${t}:${port}`;
   if (host === '') throw new Error(`${JSON.stringify(s)} has an empty host`);
 
   // an address or a range
   const slash = host.indexOf('/');
   if (slash >= 0 || isIP(host) !== 0 || /^[\d.]+$/.test(host) || host.includes(':')) {
     const addr = slash >= 0 ? host.slice(0, slash) : host;
-    if (addr.includes('%')) throw new Error(`${JSON.stringify(s)}: a zone index (%eth0) is not allowed; grant the address or a range`);
+    if (addr.includes('%'))
+      throw new Error(`${JSON.stringify(s)}: a zone index (%eth0) is not allowed; grant the address or a range`);
     const family = isIP(addr);
     if (family === 0) throw new Error(`${JSON.stringify(s)}: ${JSON.stringify(addr)} is not an IP address`);
-    if (family === 6 && /^::ffff:/i.test(addr)) throw new Error(`${JSON.stringify(s)}: write an IPv4-mapped address as plain IPv4`);
+    if (family === 6 && /^::ffff:/i.test(addr))
+      throw new Error(`${JSON.stringify(s)}: write an IPv4-mapped address as plain IPv4`);
     const bits = family === 4 ? 32 : 128;
     let prefix = bits;
     if (slash >= 0) {
       const p = host.slice(slash + 1);
-      if (!/^\d{1,3}$/.test(p) || Number(p) > bits) throw new Error(`${JSON.stringify(s)} is not a valid CIDR range: the prefix length must be 0-${bits}`);
+      if (!/^\d{1,3}$/.test(p) || Number(p) > bits)
+        throw new Error(`${JSON.stringify(s)} is not a valid CIDR range: the prefix length must be 0-${bits}`);
       prefix = Number(p);
     }
     const list = new BlockList();
     list.addSubnet(addr, prefix, family === 4 ? 'ipv4' : 'ipv6');
     const text = withPort(prefix === bits ? addr.toLowerCase() : `${addr.toLowerCase()}/${prefix}`);
-    return { kind: 'net', text, family: family as 4 | 6, address: addr.toLowerCase(), prefix, list, ...(port === undefined ? {} : { port }) };
+    return {
+      kind: 'net',
+      text,
+      family: family as 4 | 6,
+      address: addr.toLowerCase(),
+      prefix,
+      list,
+      ...(port === undefined ? {} : { port }),
+    };
   }
 
   // a name, `*.name` or `*`
@@ -107,15 +121,26 @@ export function parseHostEntry(input: unknown): HostEntry {
     wildcard = true;
     name = name.slice(2);
   }
-  if (name.includes('*')) throw new Error(`${JSON.stringify(s)}: a wildcard may only be the whole first label (*.example.com)`);
+  if (name.includes('*'))
+    throw new Error(`${JSON.stringify(s)}: a wildcard may only be the whole first label (*.example.com)`);
   if (name.endsWith('.')) name = name.slice(0, -1);
   const ascii = domainToASCII(name);
   if (ascii === '' || ascii.length > 253) throw new Error(`${JSON.stringify(s)} is not a valid host name`);
   const labels = ascii.split('.');
   const bad = labels.find((l) => !LABEL.test(l));
-  if (bad !== undefined) throw new Error(`${JSON.stringify(s)} is not a valid host name (label ${JSON.stringify(bad)})`);
-  if (/^\d+$/.test(labels[labels.length - 1]!)) throw new Error(`${JSON.stringify(s)} is neither an IP address nor a host name (a name's last label is not all digits)`);
-  if (wildcard) return { kind: 'wildcard', text: withPort(`*.${ascii}`), suffix: `.${ascii}`, ...(port === undefined ? {} : { port }) };
+  if (bad !== undefined)
+    throw new Error(`${JSON.stringify(s)} is not a valid host name (label ${JSON.stringify(bad)})`);
+  if (/^\d+$/.test(labels[labels.length - 1]!))
+    throw new Error(
+      `${JSON.stringify(s)} is neither an IP address nor a host name (a name's last label is not all digits)`,
+    );
+  if (wildcard)
+    return {
+      kind: 'wildcard',
+      text: withPort(`*.${ascii}`),
+      suffix: `.${ascii}`,
+      ...(port === undefined ? {} : { port }),
+    };
   return { kind: 'name', text: withPort(ascii), name: ascii, ...(port === undefined ? {} : { port }) };
 }
 
@@ -123,13 +148,22 @@ export function parseHostEntry(input: unknown): HostEntry {
 export function entryCovers(g: HostEntry, h: HostEntry): boolean {
   if (g.port !== undefined && g.port !== h.port) return false;
   switch (g.kind) {
-    case 'any': return h.kind !== 'net';
-    case 'name': return h.kind === 'name' && h.name === g.name;
+    case 'any':
+      return h.kind !== 'net';
+    case 'name':
+      return h.kind === 'name' && h.name === g.name;
     case 'wildcard':
-      return (h.kind === 'name' && h.name.endsWith(g.suffix))
-        || (h.kind === 'wildcard' && (h.suffix === g.suffix || h.suffix.endsWith(g.suffix)));
+      return (
+        (h.kind === 'name' && h.name.endsWith(g.suffix)) ||
+        (h.kind === 'wildcard' && (h.suffix === g.suffix || h.suffix.endsWith(g.suffix)))
+      );
     case 'net':
-      return h.kind === 'net' && h.family === g.family && h.prefix >= g.prefix && g.list.check(h.address, g.family === 4 ? 'ipv4' : 'ipv6');
+      return (
+        h.kind === 'net' &&
+        h.family === g.family &&
+        h.prefix >= g.prefix &&
+        g.list.check(h.address, g.family === 4 ? 'ipv4' : 'ipv6')
+      );
   }
 }
 
@@ -166,10 +200,12 @@ export function parseNetwork(decl: NetworkCapability | undefined | null, where: 
     });
   };
   if (Array.isArray(decl)) return { hosts: entries(decl, ''), raw: false };
-  if (typeof decl !== 'object') return fail('', 'must be a list of hosts or { hosts?, raw?, maxResponseBytes?, timeoutMs? }');
+  if (typeof decl !== 'object')
+    return fail('', 'must be a list of hosts or { hosts?, raw?, maxResponseBytes?, timeoutMs? }');
   const d = decl as Declared;
   for (const k of Object.keys(d)) {
-    if (!['hosts', 'raw', 'maxResponseBytes', 'timeoutMs'].includes(k)) fail(`.${k}`, 'is not a network setting (hosts, raw, maxResponseBytes, timeoutMs)');
+    if (!['hosts', 'raw', 'maxResponseBytes', 'timeoutMs'].includes(k))
+      fail(`.${k}`, 'is not a network setting (hosts, raw, maxResponseBytes, timeoutMs)');
   }
   const out: ParsedNetwork = { hosts: d.hosts === undefined ? [] : entries(d.hosts, '.hosts'), raw: false };
   if (d.raw !== undefined) {
@@ -220,15 +256,20 @@ export function narrowNetwork(ceiling: NetworkGrant, decl: NetworkCapability, wh
   const granted = ceiling.hosts.map((h) => parseHostEntry(h));
   const hostPath = Array.isArray(decl) ? '' : '.hosts';
   const widen = (path: string, value: unknown, what: string): never => {
-    throw new TalonError('CONFIG_INVALID',
-      `${where}${path}: ${JSON.stringify(value)} widens the manifest's grant (${what}); a Hand's config may only narrow what its manifest declares`);
+    throw new TalonError(
+      'CONFIG_INVALID',
+      `${where}${path}: ${JSON.stringify(value)} widens the manifest's grant (${what}); a Hand's config may only narrow what its manifest declares`,
+    );
   };
   p.hosts.forEach((h, i) => {
-    if (!granted.some((g) => entryCovers(g, h))) widen(`${hostPath}[${i}]`, h.text, ceiling.hosts.length ? ceiling.hosts.join(', ') : 'no hosts');
+    if (!granted.some((g) => entryCovers(g, h)))
+      widen(`${hostPath}[${i}]`, h.text, ceiling.hosts.length ? ceiling.hosts.join(', ') : 'no hosts');
   });
   if (p.raw && !ceiling.raw) widen('.raw', true, 'no raw network');
-  if (p.maxResponseBytes !== undefined && p.maxResponseBytes > ceiling.maxResponseBytes) widen('.maxResponseBytes', p.maxResponseBytes, `${ceiling.maxResponseBytes}`);
-  if (p.timeoutMs !== undefined && p.timeoutMs > ceiling.timeoutMs) widen('.timeoutMs', p.timeoutMs, `${ceiling.timeoutMs}`);
+  if (p.maxResponseBytes !== undefined && p.maxResponseBytes > ceiling.maxResponseBytes)
+    widen('.maxResponseBytes', p.maxResponseBytes, `${ceiling.maxResponseBytes}`);
+  if (p.timeoutMs !== undefined && p.timeoutMs > ceiling.timeoutMs)
+    widen('.timeoutMs', p.timeoutMs, `${ceiling.timeoutMs}`);
   return {
     hosts: unique(p.hosts.map((e) => e.text)),
     raw: p.raw,
@@ -302,7 +343,8 @@ export function canonicalAddress(input: string): { address: string; family: 4 | 
   if (x.length !== 8 || x.some((n) => !Number.isInteger(n) || n < 0 || n > 0xffff)) return null;
   if (x.slice(0, 5).every((n) => n === 0) && x[5] === 0xffff) return { address: v4(x[6]!, x[7]!), family: 4 };
   const address = a.toLowerCase();
-  if (x[0] === 0x64 && x[1] === 0xff9b && x.slice(2, 6).every((n) => n === 0)) return { address, family: 6, embedded: v4(x[6]!, x[7]!) };
+  if (x[0] === 0x64 && x[1] === 0xff9b && x.slice(2, 6).every((n) => n === 0))
+    return { address, family: 6, embedded: v4(x[6]!, x[7]!) };
   if (x[0] === 0x2002) return { address, family: 6, embedded: v4(x[1]!, x[2]!) };
   return { address, family: 6 };
 }
@@ -351,8 +393,12 @@ export class NetworkPolicy {
   }
 
   #coversAddress(address: string, family: 4 | 6, port: number): boolean {
-    return this.entries.some((e) => e.kind === 'net' && (e.port === undefined || e.port === port)
-      && e.list.check(address, family === 4 ? 'ipv4' : 'ipv6'));
+    return this.entries.some(
+      (e) =>
+        e.kind === 'net' &&
+        (e.port === undefined || e.port === port) &&
+        e.list.check(address, family === 4 ? 'ipv4' : 'ipv6'),
+    );
   }
 }
 

@@ -9,17 +9,22 @@ export const MAX_TOPIC_BYTES = 65535;
 /** A topic name a client publishes to: no wildcards [MQTT-3.3.2-2], not empty [MQTT-4.7.3-1], no NUL [MQTT-4.7.3-2]. */
 export function validateTopic(topic: string): void {
   if (topic.length === 0) throw new TalonError('BUS_TOPIC_INVALID', 'topic is empty');
-  if (Buffer.byteLength(topic) > MAX_TOPIC_BYTES) throw new TalonError('BUS_TOPIC_INVALID', 'topic is longer than 65535 bytes');
+  if (Buffer.byteLength(topic) > MAX_TOPIC_BYTES)
+    throw new TalonError('BUS_TOPIC_INVALID', 'topic is longer than 65535 bytes');
   if (topic.includes('\u0000')) throw new TalonError('BUS_TOPIC_INVALID', `topic "${topic}" contains NUL`);
   if (topic.includes('+') || topic.includes('#')) {
-    throw new TalonError('BUS_TOPIC_INVALID', `topic "${topic}" contains a wildcard; wildcards are for subscriptions only`);
+    throw new TalonError(
+      'BUS_TOPIC_INVALID',
+      `topic "${topic}" contains a wildcard; wildcards are for subscriptions only`,
+    );
   }
 }
 
 /** A topic filter: `#` only last and alone in its level [MQTT-4.7.1-2], `+` alone in its level [MQTT-4.7.1-3]. */
 export function validateFilter(filter: string): void {
   if (filter.length === 0) throw new TalonError('BUS_TOPIC_INVALID', 'topic filter is empty');
-  if (Buffer.byteLength(filter) > MAX_TOPIC_BYTES) throw new TalonError('BUS_TOPIC_INVALID', 'topic filter is longer than 65535 bytes');
+  if (Buffer.byteLength(filter) > MAX_TOPIC_BYTES)
+    throw new TalonError('BUS_TOPIC_INVALID', 'topic filter is longer than 65535 bytes');
   if (filter.includes('\u0000')) throw new TalonError('BUS_TOPIC_INVALID', `topic filter "${filter}" contains NUL`);
   const levels = filter.split('/');
   levels.forEach((level, i) => {
@@ -87,7 +92,11 @@ export function toRelative(root: string, topic: string): string {
 export function filtersOverlap(a: string, b: string): boolean {
   if (a === b) return true;
   // a first-level wildcard does not match `$` topics [MQTT-4.7.2-1]
-  if ((a.startsWith('$') && (b.startsWith('+') || b.startsWith('#'))) || (b.startsWith('$') && (a.startsWith('+') || a.startsWith('#')))) return false;
+  if (
+    (a.startsWith('$') && (b.startsWith('+') || b.startsWith('#'))) ||
+    (b.startsWith('$') && (a.startsWith('+') || a.startsWith('#')))
+  )
+    return false;
   const x = a.split('/');
   const y = b.split('/');
   for (let i = 0; ; i++) {
@@ -122,7 +131,8 @@ export const topics = {
   handStatus: (deviceId: string, hand: string) => `talon/${deviceId}/hands/${hand}/status`,
   command: (deviceId: string) => `talon/${deviceId}/cmd`,
   /** the replies to one client's commands: `talon/<id>/cmd/reply/<client id>/<request id>` */
-  commandReply: (deviceId: string, clientId: string, requestId: string) => `talon/${deviceId}/cmd/reply/${clientId}/${requestId}`,
+  commandReply: (deviceId: string, clientId: string, requestId: string) =>
+    `talon/${deviceId}/cmd/reply/${clientId}/${requestId}`,
   /** where a command's reply goes when the asker is not known (an external broker, no MQTT 5 response topic) */
   commandReplyLegacy: (deviceId: string, requestId: string) => `talon/${deviceId}/cmd/reply/${requestId}`,
   sensor: (deviceId: string, sensor: string) => `talon/${deviceId}/sensors/${sensor}`,

@@ -114,12 +114,14 @@ export class CircuitBreaker {
     if (e.code === 'LLM_BAD_REQUEST') return this.release();
     this.#failures++;
     const details = (e.details ?? {}) as { status?: unknown; retryAfterMs?: unknown };
-    const retryAfter = typeof details.retryAfterMs === 'number' && Number.isFinite(details.retryAfterMs) && details.retryAfterMs >= 0
-      ? Math.min(details.retryAfterMs, MAX_RETRY_AFTER_MS) : null;
-    const serverSide = e.code === 'LLM_RATE_LIMITED'
-      || (typeof details.status === 'number' && details.status >= 500);
+    const retryAfter =
+      typeof details.retryAfterMs === 'number' && Number.isFinite(details.retryAfterMs) && details.retryAfterMs >= 0
+        ? Math.min(details.retryAfterMs, MAX_RETRY_AFTER_MS)
+        : null;
+    const serverSide = e.code === 'LLM_RATE_LIMITED' || (typeof details.status === 'number' && details.status >= 500);
     const auth = e.code === 'LLM_AUTH' || e.code === 'LLM_BILLING';
-    if (!(this.#probing || auth || serverSide || retryAfter !== null || this.#failures >= this.#opts.failureThreshold)) return;
+    if (!(this.#probing || auth || serverSide || retryAfter !== null || this.#failures >= this.#opts.failureThreshold))
+      return;
 
     let coolDown: number;
     if (auth) coolDown = this.#jittered(this.#opts.authCoolDownMs);
@@ -133,7 +135,12 @@ export class CircuitBreaker {
   }
 
   snapshot(): BreakerSnapshot {
-    return { state: this.state, consecutiveFailures: this.#failures, retryAt: this.retryAt, lastError: this.#lastError };
+    return {
+      state: this.state,
+      consecutiveFailures: this.#failures,
+      retryAt: this.retryAt,
+      lastError: this.#lastError,
+    };
   }
 
   #jittered(ms: number): number {

@@ -31,9 +31,17 @@ export const llmConfigSchema = {
           /** remote kinds */
           baseUrl: { type: 'string', pattern: '^https?://', 'x-hint': 'must be an http:// or https:// URL' },
           model: { type: 'string', minLength: 1, maxLength: 200 },
-          apiKeyEnv: { type: 'string', pattern: '^[A-Z_][A-Z0-9_]{0,63}$', 'x-hint': 'must name an environment variable (KEY_NAME)' },
+          apiKeyEnv: {
+            type: 'string',
+            pattern: '^[A-Z_][A-Z0-9_]{0,63}$',
+            'x-hint': 'must name an environment variable (KEY_NAME)',
+          },
           /** the name of a sealed secret holding the key (`talon secrets set NAME`) */
-          apiKeySecret: { type: 'string', pattern: SECRET_NAME_PATTERN, 'x-hint': 'must name a sealed secret (talon secrets set NAME)' },
+          apiKeySecret: {
+            type: 'string',
+            pattern: SECRET_NAME_PATTERN,
+            'x-hint': 'must name a sealed secret (talon secrets set NAME)',
+          },
           /** llama.cpp: a GGUF file, relative to the data folder */
           modelPath: { type: 'string', minLength: 1 },
           threads: { type: 'integer', minimum: 1, maximum: 256 },
@@ -44,13 +52,25 @@ export const llmConfigSchema = {
         },
       },
     },
-    chains: { type: 'object', default: {}, additionalProperties: { type: 'array', items: { type: 'string', pattern: NAME } } },
+    chains: {
+      type: 'object',
+      default: {},
+      additionalProperties: { type: 'array', items: { type: 'string', pattern: NAME } },
+    },
     policies: {
-      type: 'object', default: {},
-      additionalProperties: { type: 'object', additionalProperties: false, required: ['cloud'], properties: { cloud: { type: 'boolean' } } },
+      type: 'object',
+      default: {},
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['cloud'],
+        properties: { cloud: { type: 'boolean' } },
+      },
     },
     retry: {
-      type: 'object', additionalProperties: false, default: {},
+      type: 'object',
+      additionalProperties: false,
+      default: {},
       properties: {
         maxAttempts: { type: 'integer', minimum: 1, maximum: 20, default: 4 },
         baseMs: { type: 'integer', minimum: 0, default: 250 },
@@ -59,7 +79,9 @@ export const llmConfigSchema = {
       },
     },
     timeouts: {
-      type: 'object', additionalProperties: false, default: {},
+      type: 'object',
+      additionalProperties: false,
+      default: {},
       properties: {
         firstTokenMs: { type: 'integer', minimum: 100, default: 60000 },
         stallMs: { type: 'integer', minimum: 100, default: 30000 },

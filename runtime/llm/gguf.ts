@@ -8,17 +8,58 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 /** the default `general.alignment` */
 export const ALIGN = 32;
 /** GGUF metadata value types */
-export const GT = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9, U64: 10, I64: 11, F64: 12 } as const;
+export const GT = {
+  U8: 0,
+  I8: 1,
+  U16: 2,
+  I16: 3,
+  U32: 4,
+  I32: 5,
+  F32: 6,
+  BOOL: 7,
+  STRING: 8,
+  ARRAY: 9,
+  U64: 10,
+  I64: 11,
+  F64: 12,
+} as const;
 
 // ---------------------------------------------------------------- checking a file
 
 /** [elements per block, bytes per block] by ggml type id (ggml.c type_traits) */
 const GGML_SIZES: Record<number, [number, number]> = {
-  0: [1, 4], 1: [1, 2], 2: [32, 18], 3: [32, 20], 6: [32, 22], 7: [32, 24], 8: [32, 34], 9: [32, 36],
-  10: [256, 84], 11: [256, 110], 12: [256, 144], 13: [256, 176], 14: [256, 210], 15: [256, 292],
-  16: [256, 66], 17: [256, 74], 18: [256, 98], 19: [256, 50], 20: [32, 18], 21: [256, 110], 22: [256, 82],
-  23: [256, 136], 24: [1, 1], 25: [1, 2], 26: [1, 4], 27: [1, 8], 28: [1, 8], 29: [256, 56], 30: [1, 2],
-  34: [256, 54], 35: [256, 66], 39: [32, 17],
+  0: [1, 4],
+  1: [1, 2],
+  2: [32, 18],
+  3: [32, 20],
+  6: [32, 22],
+  7: [32, 24],
+  8: [32, 34],
+  9: [32, 36],
+  10: [256, 84],
+  11: [256, 110],
+  12: [256, 144],
+  13: [256, 176],
+  14: [256, 210],
+  15: [256, 292],
+  16: [256, 66],
+  17: [256, 74],
+  18: [256, 98],
+  19: [256, 50],
+  20: [32, 18],
+  21: [256, 110],
+  22: [256, 82],
+  23: [256, 136],
+  24: [1, 1],
+  25: [1, 2],
+  26: [1, 4],
+  27: [1, 8],
+  28: [1, 8],
+  29: [256, 56],
+  30: [1, 2],
+  34: [256, 54],
+  35: [256, 66],
+  39: [32, 17],
 };
 
 export interface GgufSummary {
@@ -54,7 +95,12 @@ export function inspectGguf(path: string): GgufSummary {
       buf = next;
     };
     let p = 0;
-    const u32 = (): number => { need(p + 4); const v = buf.readUInt32LE(p); p += 4; return v; };
+    const u32 = (): number => {
+      need(p + 4);
+      const v = buf.readUInt32LE(p);
+      p += 4;
+      return v;
+    };
     const u64 = (): number => {
       need(p + 8);
       const v = buf.readBigUInt64LE(p);
@@ -76,7 +122,10 @@ export function inspectGguf(path: string): GgufSummary {
       if (type === GT.ARRAY) {
         const et = u32();
         const n = u64();
-        if (et === GT.STRING || et === GT.ARRAY) { for (let i = 0; i < n; i++) value(et); return undefined; }
+        if (et === GT.STRING || et === GT.ARRAY) {
+          for (let i = 0; i < n; i++) value(et);
+          return undefined;
+        }
         const w = FIXED[et];
         if (w === undefined) throw new GgufError(`unknown metadata array type ${et} at byte ${p}`);
         need(p + n * w);
@@ -96,7 +145,9 @@ export function inspectGguf(path: string): GgufSummary {
     if (fileBytes < 4) throw new GgufError(`only ${fileBytes} bytes: not a GGUF file`);
     need(4);
     if (buf.toString('latin1', 0, 4) !== 'GGUF') {
-      throw new GgufError(`it does not start with "GGUF" (found ${JSON.stringify(buf.toString('latin1', 0, 4))}): not a GGUF model file`);
+      throw new GgufError(
+        `it does not start with "GGUF" (found ${JSON.stringify(buf.toString('latin1', 0, 4))}): not a GGUF model file`,
+      );
     }
     p = 4;
     const version = u32();
@@ -131,12 +182,18 @@ export function inspectGguf(path: string): GgufSummary {
     }
     const dataStart = p + ((alignment - (p % alignment)) % alignment);
     if (expected !== undefined && dataStart + expected > fileBytes) {
-      throw new GgufError(`the tensor data needs ${dataStart + expected} bytes but the file has ${fileBytes} (truncated file)`);
+      throw new GgufError(
+        `the tensor data needs ${dataStart + expected} bytes but the file has ${fileBytes} (truncated file)`,
+      );
     }
     return {
-      version, tensorCount, architecture, name,
+      version,
+      tensorCount,
+      architecture,
+      name,
       contextLength: architecture ? ints.get(`${architecture}.context_length`) : undefined,
-      expectedBytes: expected === undefined ? undefined : dataStart + expected, fileBytes,
+      expectedBytes: expected === undefined ? undefined : dataStart + expected,
+      fileBytes,
     };
   } finally {
     closeSync(fd);

@@ -87,7 +87,13 @@ export interface CallOptions {
 }
 
 /** the caller must discard `partialText` it already showed: the whole answer from `to` follows */
-export interface FailoverChunk { type: 'failover'; restart: true; from: string; to: string; partialText: string }
+export interface FailoverChunk {
+  type: 'failover';
+  restart: true;
+  from: string;
+  to: string;
+  partialText: string;
+}
 export type RouterChunk = ChatChunk | FailoverChunk;
 
 export interface ProviderStatus {
@@ -105,9 +111,20 @@ export interface ProviderStatus {
   failures: number;
 }
 
-export interface UsageTotals { calls: number; inputTokens: number; outputTokens: number; costUsd: number }
+export interface UsageTotals {
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
 
-interface Failure { provider: string; code: ErrorCode; message: string; retryAfterMs?: number; skipped?: boolean }
+interface Failure {
+  provider: string;
+  code: ErrorCode;
+  message: string;
+  retryAfterMs?: number;
+  skipped?: boolean;
+}
 
 const HOUR = 3_600_000;
 const LATENCY_WINDOW = 100;
@@ -119,17 +136,23 @@ const ChatArgsSchema = {
   properties: {
     model: { type: 'string', minLength: 1, maxLength: 200 },
     messages: {
-      type: 'array', minItems: 1, maxItems: 1000,
+      type: 'array',
+      minItems: 1,
+      maxItems: 1000,
       items: {
-        type: 'object', required: ['role', 'content'], additionalProperties: false,
+        type: 'object',
+        required: ['role', 'content'],
+        additionalProperties: false,
         properties: {
           role: { enum: ['system', 'user', 'assistant', 'tool'] },
           content: { type: 'string', maxLength: 1_000_000 },
           toolCallId: { type: 'string', maxLength: 200 },
           toolCalls: {
-            type: 'array', maxItems: 100,
+            type: 'array',
+            maxItems: 100,
             items: {
-              type: 'object', required: ['id', 'name', 'arguments'],
+              type: 'object',
+              required: ['id', 'name', 'arguments'],
               properties: { id: { type: 'string' }, name: { type: 'string' }, arguments: { type: 'object' } },
             },
           },
@@ -137,9 +160,12 @@ const ChatArgsSchema = {
       },
     },
     tools: {
-      type: 'array', maxItems: 128,
+      type: 'array',
+      maxItems: 128,
       items: {
-        type: 'object', required: ['name', 'description', 'parameters'], additionalProperties: false,
+        type: 'object',
+        required: ['name', 'description', 'parameters'],
+        additionalProperties: false,
         properties: {
           name: { type: 'string', minLength: 1, maxLength: 64 },
           description: { type: 'string', maxLength: 4096 },
@@ -211,10 +237,14 @@ export class LlmRouter {
     this.#clock = deps.clock;
     this.#random = deps.random;
     if (!Number.isInteger(cfg.retry.maxAttempts) || cfg.retry.maxAttempts < 1) {
-      throw new TalonError('CONFIG_INVALID', `llm retry.maxAttempts must be an integer ≥ 1, not ${cfg.retry.maxAttempts}`);
+      throw new TalonError(
+        'CONFIG_INVALID',
+        `llm retry.maxAttempts must be an integer ≥ 1, not ${cfg.retry.maxAttempts}`,
+      );
     }
     for (const p of cfg.providers) {
-      if (this.#providers.has(p.name)) throw new TalonError('CONFIG_INVALID', `two LLM providers are named "${p.name}"`);
+      if (this.#providers.has(p.name))
+        throw new TalonError('CONFIG_INVALID', `two LLM providers are named "${p.name}"`);
       this.#providers.set(p.name, p);
       this.#breakers.set(p.name, new CircuitBreaker(cfg.breaker, deps.clock, deps.random));
       this.#stats.set(p.name, new Stats());
@@ -224,7 +254,10 @@ export class LlmRouter {
       if (!chain.length) throw new TalonError('CONFIG_INVALID', `llm chain "${key}" is empty`);
       for (const name of chain) {
         if (!this.#providers.has(name)) {
-          throw new TalonError('CONFIG_INVALID', `llm chain "${key}" names provider "${name}", which is not configured (configured: ${this.#names()})`);
+          throw new TalonError(
+            'CONFIG_INVALID',
+            `llm chain "${key}" names provider "${name}", which is not configured (configured: ${this.#names()})`,
+          );
         }
       }
     }
@@ -244,7 +277,13 @@ export class LlmRouter {
         const t0 = this.#clock.now();
         const ac = call.attemptController();
         try {
-          const r = await this.#withTimeout(p.chat({ ...call.req, signal: ac.signal }), this.#chatMs(), ac, p.name, 'no answer');
+          const r = await this.#withTimeout(
+            p.chat({ ...call.req, signal: ac.signal }),
+            this.#chatMs(),
+            ac,
+            p.name,
+            'no answer',
+          );
           const res = this.#checkResult(r, p, call.req);
           this.#providerOk(p, this.#clock.now() - t0);
           this.#validateTools(res.toolCalls, call.req.tools, p.name);
@@ -295,12 +334,22 @@ export class LlmRouter {
             const chunk = r.value;
             if (chunk.type === 'done') {
               if (first) this.#stats.get(p.name)!.addLatency(this.#clock.now() - t0);
-              const res = this.#checkResult(chunk.result, p, call.req, text || toolCalls.length ? { text, toolCalls } : undefined);
+              const res = this.#checkResult(
+                chunk.result,
+                p,
+                call.req,
+                text || toolCalls.length ? { text, toolCalls } : undefined,
+              );
               this.#providerOk(p, null);
-              this.#validateTools(res.toolCalls.filter((c) => !toolCalls.some((t) => t.id === c.id)), call.req.tools, p.name);
+              this.#validateTools(
+                res.toolCalls.filter((c) => !toolCalls.some((t) => t.id === c.id)),
+                call.req.tools,
+                p.name,
+              );
               if (first) {
                 // a provider that answered only in `done`: hand its text over as one chunk
-                if (shown) yield { type: 'failover', restart: true, from: shown.from, to: p.name, partialText: shown.text };
+                if (shown)
+                  yield { type: 'failover', restart: true, from: shown.from, to: p.name, partialText: shown.text };
                 shown = { from: p.name, text: res.text, toolCalls: res.toolCalls };
                 if (res.text) yield { type: 'text', text: res.text };
               }
@@ -317,10 +366,19 @@ export class LlmRouter {
               }
               shown = { from: p.name, text: '', toolCalls: [] };
             }
-            if (chunk.type === 'text') { text += chunk.text; shown!.text = text; } else { toolCalls.push(chunk.call); shown!.toolCalls = toolCalls; }
+            if (chunk.type === 'text') {
+              text += chunk.text;
+              shown!.text = text;
+            } else {
+              toolCalls.push(chunk.call);
+              shown!.toolCalls = toolCalls;
+            }
             yield chunk;
           }
-          throw new TalonError('LLM_BAD_RESPONSE', `${p.name}: the stream ended ${first ? 'without a token' : 'without its final chunk'}`);
+          throw new TalonError(
+            'LLM_BAD_RESPONSE',
+            `${p.name}: the stream ended ${first ? 'without a token' : 'without its final chunk'}`,
+          );
         } catch (err) {
           const e = TalonError.from(err);
           if (first || e.code === 'LLM_BAD_REQUEST' || call.aborted()) {
@@ -332,10 +390,20 @@ export class LlmRouter {
           this.#providerFailed(p, e);
           call.outputTokens += Math.ceil(text.length / 4);
           if (call.opts.onPartial !== 'restart') {
-            throw new TalonError('LLM_PARTIAL', `${p.name} failed after part of its answer was streamed (${e.code}: ${e.message}); call again with onPartial 'restart' to get a whole answer from ${walk.peek() ?? 'the next provider once one is available'}`, {
-              details: { provider: p.name, partialText: text, partialToolCalls: toolCalls, next: walk.peek(), cause: errInfo(e) },
-              cause: e,
-            });
+            throw new TalonError(
+              'LLM_PARTIAL',
+              `${p.name} failed after part of its answer was streamed (${e.code}: ${e.message}); call again with onPartial 'restart' to get a whole answer from ${walk.peek() ?? 'the next provider once one is available'}`,
+              {
+                details: {
+                  provider: p.name,
+                  partialText: text,
+                  partialToolCalls: toolCalls,
+                  next: walk.peek(),
+                  cause: errInfo(e),
+                },
+                cause: e,
+              },
+            );
           }
           // restart: the next provider's first chunk is preceded by the failover marker
         } finally {
@@ -346,7 +414,14 @@ export class LlmRouter {
       const e = walk.exhausted();
       if (shown && (shown.text || shown.toolCalls.length)) {
         throw new TalonError('LLM_PARTIAL', `${e.message}; part of an answer from ${shown.from} was streamed before`, {
-          details: { provider: shown.from, partialText: shown.text, partialToolCalls: shown.toolCalls, next: null, cause: errInfo(e), failures: (e.details as { failures: unknown }).failures },
+          details: {
+            provider: shown.from,
+            partialText: shown.text,
+            partialToolCalls: shown.toolCalls,
+            next: null,
+            cause: errInfo(e),
+            failures: (e.details as { failures: unknown }).failures,
+          },
         });
       }
       throw e;
@@ -367,16 +442,24 @@ export class LlmRouter {
       const b = this.#breakers.get(p.name)!.snapshot();
       const s = this.#stats.get(p.name)!;
       return {
-        name: p.name, kind: p.kind, local: p.local,
-        state: b.state, consecutiveFailures: b.consecutiveFailures, retryAt: b.retryAt, lastError: b.lastError,
-        p50LatencyMs: s.p50(), calls: s.calls, failures: s.failures,
+        name: p.name,
+        kind: p.kind,
+        local: p.local,
+        state: b.state,
+        consecutiveFailures: b.consecutiveFailures,
+        retryAt: b.retryAt,
+        lastError: b.lastError,
+        p50LatencyMs: s.p50(),
+        calls: s.calls,
+        failures: s.failures,
       };
     });
   }
 
   /** tokens and estimated cost since start, per provider and per Hand */
   usage(): { providers: Record<string, UsageTotals>; hands: Record<string, UsageTotals> } {
-    const copy = (m: Map<string, UsageTotals>): Record<string, UsageTotals> => Object.fromEntries([...m].map(([k, v]) => [k, { ...v }]));
+    const copy = (m: Map<string, UsageTotals>): Record<string, UsageTotals> =>
+      Object.fromEntries([...m].map(([k, v]) => [k, { ...v }]));
     return { providers: copy(this.#providerUsage), hands: copy(this.#handUsage) };
   }
 
@@ -391,8 +474,19 @@ export class LlmRouter {
     const grant = (hand: HandCaller, method: string): { tokensPerHour: number } => {
       const llm = hand.grants.llm;
       if (!llm) {
-        const e = new TalonError('CAPABILITY_DENIED', `Hand "${hand.name}" may not use the LLM: its grants have no llm capability (add llm: { tokensPerHour: … } to its capabilities)`);
-        void this.#audit.record({ actor: `hand:${hand.name}`, action: method, subject: 'llm', decision: 'deny', detail: { error: errInfo(e) } }).catch(() => {});
+        const e = new TalonError(
+          'CAPABILITY_DENIED',
+          `Hand "${hand.name}" may not use the LLM: its grants have no llm capability (add llm: { tokensPerHour: … } to its capabilities)`,
+        );
+        void this.#audit
+          .record({
+            actor: `hand:${hand.name}`,
+            action: method,
+            subject: 'llm',
+            decision: 'deny',
+            detail: { error: errInfo(e) },
+          })
+          .catch(() => {});
         throw e;
       }
       return llm;
@@ -402,13 +496,24 @@ export class LlmRouter {
         const llm = grant(hand, 'llm.chat');
         const [req, opts] = args;
         if (!this.#checkArgs(req)) {
-          throw new TalonError('LLM_BAD_REQUEST', `llm.chat needs a request { messages: [{ role, content }], … }: ${this.#ajv.errorsText(this.#checkArgs.errors, { dataVar: 'request' })}`);
+          throw new TalonError(
+            'LLM_BAD_REQUEST',
+            `llm.chat needs a request { messages: [{ role, content }], … }: ${this.#ajv.errorsText(this.#checkArgs.errors, { dataVar: 'request' })}`,
+          );
         }
         if (opts !== undefined && !this.#checkOpts(opts)) {
-          throw new TalonError('LLM_BAD_REQUEST', `llm.chat options may be { purpose?, allowCloud? }: ${this.#ajv.errorsText(this.#checkOpts.errors, { dataVar: 'options' })}`);
+          throw new TalonError(
+            'LLM_BAD_REQUEST',
+            `llm.chat options may be { purpose?, allowCloud? }: ${this.#ajv.errorsText(this.#checkOpts.errors, { dataVar: 'options' })}`,
+          );
         }
         const o = (opts ?? {}) as { purpose?: string; allowCloud?: boolean };
-        return this.chat(req as ChatRequest, { hand: hand.name, purpose: o.purpose, allowCloud: o.allowCloud, tokensPerHour: llm.tokensPerHour });
+        return this.chat(req as ChatRequest, {
+          hand: hand.name,
+          purpose: o.purpose,
+          allowCloud: o.allowCloud,
+          tokensPerHour: llm.tokensPerHour,
+        });
       },
       'llm.budget': async (hand: HandCaller) => this.budget(hand.name, grant(hand, 'llm.budget').tokensPerHour),
     };
@@ -416,20 +521,33 @@ export class LlmRouter {
 
   // ---- internals shared with Walk ----
 
-  /** @internal */ breaker(name: string): CircuitBreaker { return this.#breakers.get(name)!; }
-  /** @internal */ get retry(): RetryOptions { return this.#cfg.retry; }
-  /** @internal */ get clock(): Clock { return this.#clock; }
-  /** @internal */ get random(): Random { return this.#random; }
+  /** @internal */ breaker(name: string): CircuitBreaker {
+    return this.#breakers.get(name)!;
+  }
+  /** @internal */ get retry(): RetryOptions {
+    return this.#cfg.retry;
+  }
+  /** @internal */ get clock(): Clock {
+    return this.#clock;
+  }
+  /** @internal */ get random(): Random {
+    return this.#random;
+  }
 
-  #names(): string { return [...this.#providers.keys()].join(', ') || 'none'; }
+  #names(): string {
+    return [...this.#providers.keys()].join(', ') || 'none';
+  }
 
-  #chatMs(): number { return this.#cfg.timeouts.chatMs ?? this.#cfg.timeouts.firstTokenMs + 60 * this.#cfg.timeouts.stallMs; }
+  #chatMs(): number {
+    return this.#cfg.timeouts.chatMs ?? this.#cfg.timeouts.firstTokenMs + 60 * this.#cfg.timeouts.stallMs;
+  }
 
   /** checks that need no provider: chain, policy, tools, budget; a refusal is thrown by call.start() (so it is audited) */
   #begin(req: ChatRequest, opts: CallOptions, stream: boolean): Call {
     const call = new Call(this.#clock, req, opts, stream);
     try {
-      if (!req || !Array.isArray(req.messages) || !req.messages.length) throw new TalonError('LLM_BAD_REQUEST', 'a chat request needs at least one message');
+      if (!req || !Array.isArray(req.messages) || !req.messages.length)
+        throw new TalonError('LLM_BAD_REQUEST', 'a chat request needs at least one message');
       call.chain = this.#chain(opts);
       for (const t of req.tools ?? []) this.#toolValidator(t);
     } catch (err) {
@@ -441,9 +559,18 @@ export class LlmRouter {
       const used = this.#used(opts.hand);
       const remaining = tokensPerHour - used;
       if (call.estimate >= remaining) {
-        call.denied = new TalonError('LLM_BUDGET', `Hand "${opts.hand}" has used ${used} of its ${tokensPerHour} LLM tokens this hour and this prompt is about ${call.estimate} tokens; try again later or raise grants.llm.tokensPerHour`, {
-          details: { tokensPerHour, used, estimate: call.estimate, retryAfterMs: this.#budgetFreesAt(opts.hand, call.estimate - remaining + 1) },
-        });
+        call.denied = new TalonError(
+          'LLM_BUDGET',
+          `Hand "${opts.hand}" has used ${used} of its ${tokensPerHour} LLM tokens this hour and this prompt is about ${call.estimate} tokens; try again later or raise grants.llm.tokensPerHour`,
+          {
+            details: {
+              tokensPerHour,
+              used,
+              estimate: call.estimate,
+              retryAfterMs: this.#budgetFreesAt(opts.hand, call.estimate - remaining + 1),
+            },
+          },
+        );
       } else {
         // never let the answer run past the budget
         const room = remaining - call.estimate;
@@ -456,19 +583,26 @@ export class LlmRouter {
   }
 
   #chain(opts: CallOptions): LlmProvider[] {
-    const policyCloud = opts.hand !== undefined ? this.#cfg.policies?.[opts.hand]?.cloud ?? true : true;
+    const policyCloud = opts.hand !== undefined ? (this.#cfg.policies?.[opts.hand]?.cloud ?? true) : true;
     const cloudOk = policyCloud && opts.allowCloud !== false;
-    const why = !policyCloud ? `Hand "${opts.hand}" is not allowed to send data off the device (policy cloud: false)` : 'this call does not allow cloud providers';
+    const why = !policyCloud
+      ? `Hand "${opts.hand}" is not allowed to send data off the device (policy cloud: false)`
+      : 'this call does not allow cloud providers';
     if (opts.provider !== undefined) {
       const p = this.#providers.get(opts.provider);
-      if (!p) throw new TalonError('LLM_BAD_REQUEST', `there is no LLM provider "${opts.provider.slice(0, 80)}" (configured: ${this.#names()})`);
+      if (!p)
+        throw new TalonError(
+          'LLM_BAD_REQUEST',
+          `there is no LLM provider "${opts.provider.slice(0, 80)}" (configured: ${this.#names()})`,
+        );
       if (!p.local && !cloudOk) throw new TalonError('CAPABILITY_DENIED', `${p.name} is a cloud provider and ${why}`);
       return [p];
     }
-    const names = (opts.hand !== undefined ? this.#cfg.chains[opts.hand] : undefined)
-      ?? (opts.purpose !== undefined ? this.#cfg.chains[opts.purpose] : undefined)
-      ?? this.#cfg.chains.default
-      ?? [...this.#providers.values()].sort((a, b) => Number(b.local) - Number(a.local)).map((p) => p.name);
+    const names =
+      (opts.hand !== undefined ? this.#cfg.chains[opts.hand] : undefined) ??
+      (opts.purpose !== undefined ? this.#cfg.chains[opts.purpose] : undefined) ??
+      this.#cfg.chains.default ??
+      [...this.#providers.values()].sort((a, b) => Number(b.local) - Number(a.local)).map((p) => p.name);
     const chain = names.map((n) => this.#providers.get(n)!).filter((p) => cloudOk || p.local);
     if (!chain.length) {
       if (!names.length) throw new TalonError('LLM_UNAVAILABLE', 'no LLM provider is configured');
@@ -508,7 +642,10 @@ export class LlmRouter {
       try {
         v = this.#ajv.compile(t.parameters);
       } catch (err) {
-        throw new TalonError('LLM_BAD_REQUEST', `the parameters of tool "${t.name}" are not a valid JSON Schema: ${(err as Error).message}`);
+        throw new TalonError(
+          'LLM_BAD_REQUEST',
+          `the parameters of tool "${t.name}" are not a valid JSON Schema: ${(err as Error).message}`,
+        );
       }
       if (this.#toolValidators.size >= 256) this.#toolValidators.delete(this.#toolValidators.keys().next().value!);
       this.#toolValidators.set(key, v);
@@ -520,40 +657,73 @@ export class LlmRouter {
     for (const c of calls) {
       const spec = tools?.find((t) => t.name === c.name);
       if (!spec) {
-        throw new TalonError('LLM_BAD_REQUEST', `${provider} called tool "${String(c.name).slice(0, 64)}", which the request did not offer (offered: ${tools?.map((t) => t.name).join(', ') || 'none'})`, { details: { provider, toolCall: c } });
+        throw new TalonError(
+          'LLM_BAD_REQUEST',
+          `${provider} called tool "${String(c.name).slice(0, 64)}", which the request did not offer (offered: ${tools?.map((t) => t.name).join(', ') || 'none'})`,
+          { details: { provider, toolCall: c } },
+        );
       }
       const v = this.#toolValidator(spec);
       if (!v(c.arguments)) {
-        throw new TalonError('LLM_BAD_REQUEST', `${provider} called tool "${c.name}" with arguments that fail its schema: ${this.#ajv.errorsText(v.errors, { dataVar: 'arguments' })}`, {
-          details: { provider, toolCall: c, errors: v.errors },
-        });
+        throw new TalonError(
+          'LLM_BAD_REQUEST',
+          `${provider} called tool "${c.name}" with arguments that fail its schema: ${this.#ajv.errorsText(v.errors, { dataVar: 'arguments' })}`,
+          {
+            details: { provider, toolCall: c, errors: v.errors },
+          },
+        );
       }
     }
   }
 
   /** a provider's ChatResult, checked; `streamed` is what its chunks carried */
-  #checkResult(r: unknown, p: LlmProvider, req: ChatRequest, streamed?: { text: string; toolCalls: ToolCall[] }): ChatResult {
+  #checkResult(
+    r: unknown,
+    p: LlmProvider,
+    req: ChatRequest,
+    streamed?: { text: string; toolCalls: ToolCall[] },
+  ): ChatResult {
     const res = r as Partial<ChatResult> | null;
-    if (!res || typeof res !== 'object' || typeof res.text !== 'string' || (res.toolCalls !== undefined && !Array.isArray(res.toolCalls))) {
+    if (
+      !res ||
+      typeof res !== 'object' ||
+      typeof res.text !== 'string' ||
+      (res.toolCalls !== undefined && !Array.isArray(res.toolCalls))
+    ) {
       throw new TalonError('LLM_BAD_RESPONSE', `${p.name} returned something that is not a chat result`);
     }
     const toolCalls = res.toolCalls ?? [];
     for (const c of toolCalls) {
-      if (!c || typeof c.name !== 'string' || typeof c.arguments !== 'object' || c.arguments === null || Array.isArray(c.arguments)) {
+      if (
+        !c ||
+        typeof c.name !== 'string' ||
+        typeof c.arguments !== 'object' ||
+        c.arguments === null ||
+        Array.isArray(c.arguments)
+      ) {
         throw new TalonError('LLM_BAD_RESPONSE', `${p.name} returned a malformed tool call`);
       }
     }
     const text = streamed ? streamed.text || res.text : res.text;
-    const calls = streamed?.toolCalls.length ? [...streamed.toolCalls, ...toolCalls.filter((c) => !streamed.toolCalls.some((s) => s.id === c.id))] : toolCalls;
+    const calls = streamed?.toolCalls.length
+      ? [...streamed.toolCalls, ...toolCalls.filter((c) => !streamed.toolCalls.some((s) => s.id === c.id))]
+      : toolCalls;
     if (!text && !calls.length) throw new TalonError('LLM_BAD_RESPONSE', `${p.name} returned an empty answer`);
     const u = res.usage;
-    const usage: Usage = u && Number.isFinite(u.inputTokens) && Number.isFinite(u.outputTokens) && u.inputTokens >= 0 && u.outputTokens >= 0
-      ? { inputTokens: u.inputTokens, outputTokens: u.outputTokens }
-      : { inputTokens: estimateTokens(req), outputTokens: Math.ceil(text.length / 4) };
+    const usage: Usage =
+      u &&
+      Number.isFinite(u.inputTokens) &&
+      Number.isFinite(u.outputTokens) &&
+      u.inputTokens >= 0 &&
+      u.outputTokens >= 0
+        ? { inputTokens: u.inputTokens, outputTokens: u.outputTokens }
+        : { inputTokens: estimateTokens(req), outputTokens: Math.ceil(text.length / 4) };
     return {
       provider: p.name,
-      model: typeof res.model === 'string' && res.model ? res.model : req.model ?? 'default',
-      text, toolCalls: calls, usage,
+      model: typeof res.model === 'string' && res.model ? res.model : (req.model ?? 'default'),
+      text,
+      toolCalls: calls,
+      usage,
       finishReason: res.finishReason ?? (calls.length ? 'tool_calls' : 'stop'),
     };
   }
@@ -570,27 +740,47 @@ export class LlmRouter {
     try {
       for (;;) {
         const ms = started ? this.#cfg.timeouts.stallMs : this.#cfg.timeouts.firstTokenMs;
-        const r = await this.#withTimeout(source.next(), ms, ac, p.name, started ? 'the stream stalled: no chunk' : 'no first token');
+        const r = await this.#withTimeout(
+          source.next(),
+          ms,
+          ac,
+          p.name,
+          started ? 'the stream stalled: no chunk' : 'no first token',
+        );
         if (r.done) return;
         const c = r.value as ChatChunk | null;
-        if (!c || typeof c !== 'object') throw new TalonError('LLM_BAD_RESPONSE', `${p.name} streamed a malformed chunk`);
+        if (!c || typeof c !== 'object')
+          throw new TalonError('LLM_BAD_RESPONSE', `${p.name} streamed a malformed chunk`);
         if (c.type === 'text') {
-          if (typeof c.text !== 'string') throw new TalonError('LLM_BAD_RESPONSE', `${p.name} streamed a text chunk without text`);
+          if (typeof c.text !== 'string')
+            throw new TalonError('LLM_BAD_RESPONSE', `${p.name} streamed a text chunk without text`);
           if (!c.text) continue;
         } else if (c.type === 'tool_call') {
           const call = c.call as Partial<ToolCall> | undefined;
-          if (!call || typeof call.name !== 'string' || typeof call.arguments !== 'object' || call.arguments === null || Array.isArray(call.arguments)) {
+          if (
+            !call ||
+            typeof call.name !== 'string' ||
+            typeof call.arguments !== 'object' ||
+            call.arguments === null ||
+            Array.isArray(call.arguments)
+          ) {
             throw new TalonError('LLM_BAD_RESPONSE', `${p.name} streamed a malformed tool call`);
           }
         } else if (c.type !== 'done') {
-          throw new TalonError('LLM_BAD_RESPONSE', `${p.name} streamed a chunk of unknown type "${String((c as { type?: unknown }).type).slice(0, 40)}"`);
+          throw new TalonError(
+            'LLM_BAD_RESPONSE',
+            `${p.name} streamed a chunk of unknown type "${String((c as { type?: unknown }).type).slice(0, 40)}"`,
+          );
         }
         started = true;
         yield c;
         if (c.type === 'done') return;
       }
     } finally {
-      if (source.return) Promise.resolve().then(() => source.return!()).catch(() => {});
+      if (source.return)
+        Promise.resolve()
+          .then(() => source.return!())
+          .catch(() => {});
     }
   }
 
@@ -603,13 +793,25 @@ export class LlmRouter {
       }, ms);
       const onAbort = (): void => {
         this.#clock.clearTimeout(h);
-        reject(ac.signal.reason instanceof TalonError ? ac.signal.reason : new TalonError('LLM_UNAVAILABLE', `${provider}: the call was aborted`));
+        reject(
+          ac.signal.reason instanceof TalonError
+            ? ac.signal.reason
+            : new TalonError('LLM_UNAVAILABLE', `${provider}: the call was aborted`),
+        );
       };
       if (ac.signal.aborted) return onAbort();
       ac.signal.addEventListener('abort', onAbort, { once: true });
       work.then(
-        (v) => { this.#clock.clearTimeout(h); ac.signal.removeEventListener('abort', onAbort); resolve(v); },
-        (err) => { this.#clock.clearTimeout(h); ac.signal.removeEventListener('abort', onAbort); reject(TalonError.from(err)); },
+        (v) => {
+          this.#clock.clearTimeout(h);
+          ac.signal.removeEventListener('abort', onAbort);
+          resolve(v);
+        },
+        (err) => {
+          this.#clock.clearTimeout(h);
+          ac.signal.removeEventListener('abort', onAbort);
+          reject(TalonError.from(err));
+        },
       );
     });
   }
@@ -645,7 +847,12 @@ export class LlmRouter {
     walk.record(p, e);
   }
 
-  async #finish(call: Call, result: ChatResult | undefined, failure: TalonError | undefined, cancelled = false): Promise<void> {
+  async #finish(
+    call: Call,
+    result: ChatResult | undefined,
+    failure: TalonError | undefined,
+    cancelled = false,
+  ): Promise<void> {
     const { hand, purpose } = call.opts;
     const latencyMs = this.#clock.now() - call.t0;
     // a failed call is charged only for what a provider demonstrably processed (it streamed output)
@@ -656,7 +863,12 @@ export class LlmRouter {
     const costUsd = price ? (input * price.inputPerMTok + output * price.outputPerMTok) / 1e6 : 0;
     if (call.reservation) call.reservation.tokens = input + output;
     if (call.attempts > 0 && providerName) {
-      const add = (t: UsageTotals): void => { t.calls++; t.inputTokens += input; t.outputTokens += output; t.costUsd += costUsd; };
+      const add = (t: UsageTotals): void => {
+        t.calls++;
+        t.inputTokens += input;
+        t.outputTokens += output;
+        t.costUsd += costUsd;
+      };
       add(this.#providerUsage.get(providerName)!);
       if (hand !== undefined) {
         let h = this.#handUsage.get(hand);
@@ -664,9 +876,19 @@ export class LlmRouter {
         add(h);
       }
     }
-    const decision: AuditDecision = result ? 'ok' : cancelled ? 'info' : failure?.code === 'LLM_BUDGET' || failure?.code === 'CAPABILITY_DENIED' ? 'deny' : 'error';
+    const decision: AuditDecision = result
+      ? 'ok'
+      : cancelled
+        ? 'info'
+        : failure?.code === 'LLM_BUDGET' || failure?.code === 'CAPABILITY_DENIED'
+          ? 'deny'
+          : 'error';
     const detail: Record<string, unknown> = {
-      tokens: { input, output }, latencyMs, attempts: call.attempts, failovers: call.failovers, stream: call.stream,
+      tokens: { input, output },
+      latencyMs,
+      attempts: call.attempts,
+      failovers: call.failovers,
+      stream: call.stream,
     };
     if (costUsd) detail.costUsd = costUsd;
     if (purpose !== undefined) detail.purpose = purpose;
@@ -676,7 +898,11 @@ export class LlmRouter {
     await this.#audit.record({
       actor: call.opts.actor ?? (hand !== undefined ? `hand:${hand}` : 'kernel'),
       action: 'llm.chat',
-      subject: result ? `${result.provider}/${result.model}` : providerName ? `${providerName}/${call.req.model ?? 'default'}` : 'none',
+      subject: result
+        ? `${result.provider}/${result.model}`
+        : providerName
+          ? `${providerName}/${call.req.model ?? 'default'}`
+          : 'none',
       decision,
       detail,
     });
@@ -716,7 +942,9 @@ class Call {
     if (this.aborted()) throw this.abortError();
   }
 
-  aborted(): boolean { return this.#cancelled || !!this.#callerSignal?.aborted; }
+  aborted(): boolean {
+    return this.#cancelled || !!this.#callerSignal?.aborted;
+  }
 
   abortError(): TalonError {
     const r: unknown = this.#callerSignal?.reason;
@@ -745,7 +973,9 @@ class Call {
     this.#current?.abort(new TalonError('LLM_UNAVAILABLE', 'the caller stopped reading the stream'));
   }
 
-  get callerSignal(): AbortSignal | undefined { return this.#callerSignal; }
+  get callerSignal(): AbortSignal | undefined {
+    return this.#callerSignal;
+  }
 }
 
 /** walks a call's chain in rounds within the retry budget */
@@ -775,7 +1005,12 @@ class Walk {
         if (!b.acquire()) {
           const at = b.retryAt ?? clock.now();
           const last = b.snapshot().lastError;
-          const f: Failure = { provider: p.name, code: last?.code ?? 'LLM_UNAVAILABLE', message: `circuit open until ${new Date(at).toISOString()}${last ? ` after: ${last.message}` : ''}`, skipped: true };
+          const f: Failure = {
+            provider: p.name,
+            code: last?.code ?? 'LLM_UNAVAILABLE',
+            message: `circuit open until ${new Date(at).toISOString()}${last ? ` after: ${last.message}` : ''}`,
+            skipped: true,
+          };
           this.#failures.set(p.name, f);
           continue;
         }
@@ -790,7 +1025,9 @@ class Walk {
       const now = clock.now();
       let earliest = Infinity;
       for (const p of chain) earliest = Math.min(earliest, this.#router.breaker(p.name).retryAt ?? now);
-      const backoff = Math.min(retry.maxMs, retry.baseMs * 2 ** this.#round) * (1 - Math.max(0, Math.min(1, retry.jitter)) * this.#router.random());
+      const backoff =
+        Math.min(retry.maxMs, retry.baseMs * 2 ** this.#round) *
+        (1 - Math.max(0, Math.min(1, retry.jitter)) * this.#router.random());
       this.#round++;
       const until = Math.max(earliest - now, 0);
       if (until > retry.maxMs) return null;
@@ -818,22 +1055,39 @@ class Walk {
 
   /** the error once the budget is spent: every provider's last failure */
   exhausted(): TalonError {
-    const failures = this.#call.chain.map((p) => this.#failures.get(p.name) ?? { provider: p.name, code: 'LLM_UNAVAILABLE' as ErrorCode, message: 'not tried: the retry budget was spent' });
+    const failures = this.#call.chain.map(
+      (p) =>
+        this.#failures.get(p.name) ?? {
+          provider: p.name,
+          code: 'LLM_UNAVAILABLE' as ErrorCode,
+          message: 'not tried: the retry budget was spent',
+        },
+    );
     const codes = new Set(failures.filter((f) => !f.message.startsWith('not tried')).map((f) => f.code));
     const code: ErrorCode = codes.size === 1 ? [...codes][0]! : 'LLM_UNAVAILABLE';
     const list = failures.map((f) => `${f.provider}: ${f.code} ${f.message}`).join('; ');
     const retryAfters = failures.map((f) => f.retryAfterMs).filter((x): x is number => x !== undefined);
     const details: Record<string, unknown> = { failures, attempts: this.#log };
     if (retryAfters.length) details.retryAfterMs = Math.min(...retryAfters);
-    return new TalonError(code, `every LLM provider failed (${this.#call.attempts} attempt${this.#call.attempts === 1 ? '' : 's'}): ${list}`, { details });
+    return new TalonError(
+      code,
+      `every LLM provider failed (${this.#call.attempts} attempt${this.#call.attempts === 1 ? '' : 's'}): ${list}`,
+      { details },
+    );
   }
 
   #sleep(ms: number): Promise<void> {
     const { clock } = this.#router;
     const signal = this.#call.callerSignal;
     return new Promise<void>((resolve, reject) => {
-      const h = clock.setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-      const onAbort = (): void => { clock.clearTimeout(h); reject(this.#call.abortError()); };
+      const h = clock.setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = (): void => {
+        clock.clearTimeout(h);
+        reject(this.#call.abortError());
+      };
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }

@@ -51,12 +51,17 @@ export const SCHEMAS: Record<string, SchemaEntry> = {
     keywords: ['x-hint'],
     split: { property: 'drivers', by: 'type', ids: Object.fromEntries(DRIVER_TYPES.map((t) => [t, `driver.${t}`])) },
   },
-  ...Object.fromEntries(DRIVER_TYPES.map((t) => [`driver.${t}`, {
-    schema: DRIVER_SCHEMAS[t],
-    options: CONFIG_OPTIONS,
-    keywords: ['x-hint'],
-    lazy: true,
-  } satisfies SchemaEntry])),
+  ...Object.fromEntries(
+    DRIVER_TYPES.map((t) => [
+      `driver.${t}`,
+      {
+        schema: DRIVER_SCHEMAS[t],
+        options: CONFIG_OPTIONS,
+        keywords: ['x-hint'],
+        lazy: true,
+      } satisfies SchemaEntry,
+    ]),
+  ),
   // a Hand's manifest (read from its module) and a config's quota overrides
   manifest: {
     schema: manifestSchema as unknown as Record<string, unknown>,

@@ -5,7 +5,15 @@
  * key, so it is stable across restarts and anyone holding the key can prove it.
  * Signing uses node:crypto (≈90× faster than tweetnacl, byte-identical signatures).
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, renameSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { TalonError } from '../core/errors.ts';
@@ -31,7 +39,10 @@ export class DeviceKey {
 
   constructor(publicKey: Buffer, secretKey: Buffer) {
     if (publicKey.length !== 32 || secretKey.length !== 64 || !secretKey.subarray(32).equals(publicKey)) {
-      throw new TalonError('STORE_OPEN_FAILED', 'the device key file is corrupt (wrong key lengths or mismatched halves)');
+      throw new TalonError(
+        'STORE_OPEN_FAILED',
+        'the device key file is corrupt (wrong key lengths or mismatched halves)',
+      );
     }
     this.publicKey = publicKey;
     this.secretKey = secretKey;
@@ -63,13 +74,18 @@ export class DeviceKey {
       try {
         parsed = JSON.parse(readFileSync(file, 'utf8')) as DeviceKeyFile;
       } catch (err) {
-        throw new TalonError('STORE_OPEN_FAILED', `the device key ${file} is not valid JSON; restore it from a backup (a new key would change the device id)`, { cause: err });
+        throw new TalonError(
+          'STORE_OPEN_FAILED',
+          `the device key ${file} is not valid JSON; restore it from a backup (a new key would change the device id)`,
+          { cause: err },
+        );
       }
       return new DeviceKey(Buffer.from(parsed.publicKey, 'base64'), Buffer.from(parsed.secretKey, 'base64'));
     }
     const key = DeviceKey.generate();
     const body: DeviceKeyFile = {
-      v: 1, type: 'ed25519',
+      v: 1,
+      type: 'ed25519',
       publicKey: key.publicKey.toString('base64'),
       secretKey: key.secretKey.toString('base64'),
       createdAt: new Date().toISOString(),

@@ -30,21 +30,40 @@ export class SecretStore {
 
   constructor(store: Store, deviceKey: DeviceKey) {
     this.#store = store;
-    this.#key = new Uint8Array(hkdfSync('sha256', deviceKey.secretKey.subarray(0, 32), Buffer.from('talon'), Buffer.from('talon-secrets-v1'), 32));
+    this.#key = new Uint8Array(
+      hkdfSync(
+        'sha256',
+        deviceKey.secretKey.subarray(0, 32),
+        Buffer.from('talon'),
+        Buffer.from('talon-secrets-v1'),
+        32,
+      ),
+    );
   }
 
   static checkName(name: string): void {
-    if (!SECRET_NAME.test(name)) throw new TalonError('BAD_REQUEST', `"${name.slice(0, 80)}" is not a secret name (letters, digits, _ . -, at most 64)`);
+    if (!SECRET_NAME.test(name))
+      throw new TalonError(
+        'BAD_REQUEST',
+        `"${name.slice(0, 80)}" is not a secret name (letters, digits, _ . -, at most 64)`,
+      );
   }
 
   async set(name: string, value: string): Promise<void> {
     SecretStore.checkName(name);
-    if (typeof value !== 'string' || value.length === 0) throw new TalonError('BAD_REQUEST', 'a secret needs a non-empty value');
+    if (typeof value !== 'string' || value.length === 0)
+      throw new TalonError('BAD_REQUEST', 'a secret needs a non-empty value');
     const plain = Buffer.from(value, 'utf8');
-    if (plain.length > MAX_SECRET_BYTES) throw new TalonError('PAYLOAD_TOO_LARGE', `a secret may hold at most ${MAX_SECRET_BYTES} bytes`);
+    if (plain.length > MAX_SECRET_BYTES)
+      throw new TalonError('PAYLOAD_TOO_LARGE', `a secret may hold at most ${MAX_SECRET_BYTES} bytes`);
     const nonce = randomBytes(nacl.secretbox.nonceLength);
     const box = nacl.secretbox(new Uint8Array(plain), new Uint8Array(nonce), this.#key);
-    const rec: SealedRecord = { v: 1, nonce: nonce.toString('base64'), box: Buffer.from(box).toString('base64'), updatedAt: Date.now() };
+    const rec: SealedRecord = {
+      v: 1,
+      nonce: nonce.toString('base64'),
+      box: Buffer.from(box).toString('base64'),
+      updatedAt: Date.now(),
+    };
     await this.#store.sublevel<SealedRecord>('secrets').put(name, rec, SYNC);
   }
 
@@ -52,9 +71,16 @@ export class SecretStore {
     SecretStore.checkName(name);
     const rec = await this.#store.sublevel<SealedRecord>('secrets').get(name);
     if (rec === undefined) return undefined;
-    const opened = nacl.secretbox.open(new Uint8Array(Buffer.from(rec.box, 'base64')), new Uint8Array(Buffer.from(rec.nonce, 'base64')), this.#key);
+    const opened = nacl.secretbox.open(
+      new Uint8Array(Buffer.from(rec.box, 'base64')),
+      new Uint8Array(Buffer.from(rec.nonce, 'base64')),
+      this.#key,
+    );
     if (opened === null) {
-      throw new TalonError('STORE_OPEN_FAILED', `the secret "${name}" cannot be opened with this device's key (the data folder was copied from another device, or the record is damaged); set it again`);
+      throw new TalonError(
+        'STORE_OPEN_FAILED',
+        `the secret "${name}" cannot be opened with this device's key (the data folder was copied from another device, or the record is damaged); set it again`,
+      );
     }
     return Buffer.from(opened).toString('utf8');
   }
@@ -68,7 +94,8 @@ export class SecretStore {
 
   async list(): Promise<Array<{ name: string; updatedAt: number }>> {
     const out: Array<{ name: string; updatedAt: number }> = [];
-    for await (const [name, rec] of this.#store.sublevel<SealedRecord>('secrets').iterator()) out.push({ name: name as string, updatedAt: (rec as SealedRecord).updatedAt });
+    for await (const [name, rec] of this.#store.sublevel<SealedRecord>('secrets').iterator())
+      out.push({ name: name as string, updatedAt: (rec as SealedRecord).updatedAt });
     return out;
   }
 }

@@ -59,21 +59,34 @@ export class SensorRegistry {
 
   /** Starts every driver; one that fails to start is reported and left out, the others run. */
   async start(): Promise<void> {
-    await Promise.all(this.#drivers.map(async (d) => {
-      try {
-        await d.start();
-        this.#started.push(d);
-      } catch (err) {
-        const e = TalonError.from(err);
-        this.#log('error', `driver ${d.name} (${d.type}) did not start: ${e.message}`);
-        void this.#audit.record({ actor: 'kernel', action: 'driver.start', subject: d.name, decision: 'error', detail: { error: e.toJSON() } }).catch(() => {});
-      }
-    }));
+    await Promise.all(
+      this.#drivers.map(async (d) => {
+        try {
+          await d.start();
+          this.#started.push(d);
+        } catch (err) {
+          const e = TalonError.from(err);
+          this.#log('error', `driver ${d.name} (${d.type}) did not start: ${e.message}`);
+          void this.#audit
+            .record({
+              actor: 'kernel',
+              action: 'driver.start',
+              subject: d.name,
+              decision: 'error',
+              detail: { error: e.toJSON() },
+            })
+            .catch(() => {});
+        }
+      }),
+    );
     for (const d of this.#started) {
       for (const info of d.sensors()) {
         const clash = this.#sensors.get(info.id);
         if (clash) {
-          this.#log('error', `sensor ${info.id} of driver ${d.name} has the same id as one of driver ${clash.driver}; the second is ignored`);
+          this.#log(
+            'error',
+            `sensor ${info.id} of driver ${d.name} has the same id as one of driver ${clash.driver}; the second is ignored`,
+          );
           continue;
         }
         this.#sensors.set(info.id, { info, driver: d.name, reads: 0, faults: 0 });
@@ -87,8 +100,17 @@ export class SensorRegistry {
 
   async stop(): Promise<void> {
     for (const u of this.#unsubs.splice(0)) u();
-    await Promise.all(this.#started.splice(0).map((d) => d.stop().catch((err: unknown) =>
-      this.#log('warn', `driver ${d.name} did not stop cleanly: ${TalonError.from(err).message}`))));
+    await Promise.all(
+      this.#started
+        .splice(0)
+        .map((d) =>
+          d
+            .stop()
+            .catch((err: unknown) =>
+              this.#log('warn', `driver ${d.name} did not stop cleanly: ${TalonError.from(err).message}`),
+            ),
+        ),
+    );
   }
 
   list(): SensorInfo[] {
@@ -123,7 +145,10 @@ export class SensorRegistry {
       const reading = await Promise.race([
         driver.read(id),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new TalonError('SENSOR_TIMEOUT', `sensor ${id} did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+          timer = setTimeout(
+            () => reject(new TalonError('SENSOR_TIMEOUT', `sensor ${id} did not answer within ${this.#timeoutMs} ms`)),
+            this.#timeoutMs,
+          );
         }),
       ]);
       checkReading(state.info, reading);
@@ -151,28 +176,37 @@ export class SensorRegistry {
     if (!state) return;
     state.latest = r;
     if (this.#bus.isUp()) {
-      this.#bus.publish(topics.sensor(this.#bus.deviceId, r.sensor), JSON.stringify(r), { retain: true }).catch(() => {});
+      this.#bus
+        .publish(topics.sensor(this.#bus.deviceId, r.sensor), JSON.stringify(r), { retain: true })
+        .catch(() => {});
     }
     for (const l of this.#listeners) {
       try {
         l(r);
-      } catch { /* a listener's problem is its own */ }
+      } catch {
+        /* a listener's problem is its own */
+      }
     }
   }
 
   /** the kernel services Hands reach through ctx.call */
   services(): Record<string, KernelService> {
     return {
-      'sensors.list': async (hand: HandCaller) => this.list().filter((s) => hand.grants.sensors.some((g) => globMatches(g, s.id))),
+      'sensors.list': async (hand: HandCaller) =>
+        this.list().filter((s) => hand.grants.sensors.some((g) => globMatches(g, s.id))),
       'sensors.read': async (hand: HandCaller, args: unknown[]) => {
         const id = args[0];
         if (typeof id !== 'string') throw new TalonError('BAD_REQUEST', 'sensors.read needs a sensor id');
         if (!hand.grants.sensors.some((g) => globMatches(g, id))) {
-          throw new TalonError('CAPABILITY_DENIED', `Hand "${hand.name}" may not read sensor ${id.slice(0, 80)}; its grant allows ${hand.grants.sensors.join(', ') || 'no sensors'}`);
+          throw new TalonError(
+            'CAPABILITY_DENIED',
+            `Hand "${hand.name}" may not read sensor ${id.slice(0, 80)}; its grant allows ${hand.grants.sensors.join(', ') || 'no sensors'}`,
+          );
         }
         return this.read(id);
       },
-      'actuators.list': async (hand: HandCaller) => this.actuators().filter((a) => a.pin !== undefined && hand.grants.gpio.includes(a.pin)),
+      'actuators.list': async (hand: HandCaller) =>
+        this.actuators().filter((a) => a.pin !== undefined && hand.grants.gpio.includes(a.pin)),
       'actuators.write': async (hand: HandCaller, args: unknown[]) => {
         const [id, value] = args;
         if (typeof id !== 'string' || (typeof value !== 'boolean' && typeof value !== 'number')) {
@@ -181,10 +215,19 @@ export class SensorRegistry {
         const a = this.#actuators.get(id);
         if (!a) throw new TalonError('ACTUATOR_NOT_FOUND', `there is no actuator "${id.slice(0, 80)}"`);
         if (a.info.pin === undefined || !hand.grants.gpio.includes(a.info.pin)) {
-          throw new TalonError('CAPABILITY_DENIED', `Hand "${hand.name}" may not drive ${id}${a.info.pin !== undefined ? ` (BCM ${a.info.pin})` : ''}; its gpio grant allows ${hand.grants.gpio.join(', ') || 'no pins'}`);
+          throw new TalonError(
+            'CAPABILITY_DENIED',
+            `Hand "${hand.name}" may not drive ${id}${a.info.pin !== undefined ? ` (BCM ${a.info.pin})` : ''}; its gpio grant allows ${hand.grants.gpio.join(', ') || 'no pins'}`,
+          );
         }
         await a.driver.write(id, value);
-        await this.#audit.record({ actor: `hand:${hand.name}`, action: 'actuator.write', subject: id, decision: 'ok', detail: { value } });
+        await this.#audit.record({
+          actor: `hand:${hand.name}`,
+          action: 'actuator.write',
+          subject: id,
+          decision: 'ok',
+          detail: { value },
+        });
         return undefined;
       },
     };
@@ -196,8 +239,15 @@ export function checkReading(info: SensorInfo, r: Reading): void {
   if (!r || typeof r !== 'object' || r.sensor !== info.id || typeof r.ts !== 'number') {
     throw new TalonError('SENSOR_FAULT', `sensor ${info.id} returned something that is not a reading`);
   }
-  const ok = info.kind === 'number' ? typeof r.value === 'number' && Number.isFinite(r.value)
-    : info.kind === 'boolean' ? typeof r.value === 'boolean'
-      : typeof r.value === 'string' && r.value.length <= 1024;
-  if (!ok) throw new TalonError('SENSOR_FAULT', `sensor ${info.id} returned ${JSON.stringify(r.value)?.slice(0, 40)} where a ${info.kind} was due`);
+  const ok =
+    info.kind === 'number'
+      ? typeof r.value === 'number' && Number.isFinite(r.value)
+      : info.kind === 'boolean'
+        ? typeof r.value === 'boolean'
+        : typeof r.value === 'string' && r.value.length <= 1024;
+  if (!ok)
+    throw new TalonError(
+      'SENSOR_FAULT',
+      `sensor ${info.id} returned ${JSON.stringify(r.value)?.slice(0, 40)} where a ${info.kind} was due`,
+    );
 }

@@ -6,14 +6,38 @@
  */
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, unlinkSync, accessSync, constants, statfsSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+  unlinkSync,
+  accessSync,
+  constants,
+  statfsSync,
+} from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { TalonError } from '../core/errors.ts';
 
 export type Sublevel<V = unknown> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
 /** Subsystems that own a sublevel. A new subsystem adds its name here. */
-export const SUBLEVELS = ['meta', 'config', 'audit', 'auditlog', 'auditcp', 'hands', 'logs', 'alerts', 'readings', 'auth', 'provision', 'llm', 'secrets', 'chat'] as const;
+export const SUBLEVELS = [
+  'meta',
+  'config',
+  'audit',
+  'auditlog',
+  'auditcp',
+  'hands',
+  'logs',
+  'alerts',
+  'readings',
+  'auth',
+  'provision',
+  'llm',
+  'secrets',
+  'chat',
+] as const;
 /** classic-level honours `sync`; abstract-level's types do not list it */
 export const SYNC = { sync: true } as unknown as Record<string, never>;
 
@@ -67,7 +91,7 @@ export class Store {
     store.#open = true;
     writeFileSync(join(dataDir, 'talon.pid'), `${process.pid}\n`);
     try {
-      await store.migrate(opts.migrations ?? MIGRATIONS);
+      await store.#migrate(opts.migrations ?? MIGRATIONS);
     } catch (err) {
       await store.close();
       throw err;
@@ -99,7 +123,10 @@ export class Store {
    */
   async resync(): Promise<void> {
     // classic-level has it; level's types (shared with browser-level) do not list it
-    await (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange(RESYNC_KEY, RESYNC_KEY);
+    await (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange(
+      RESYNC_KEY,
+      RESYNC_KEY,
+    );
   }
 
   sublevel<V = unknown>(name: SublevelName): Sublevel<V> {
@@ -111,12 +138,14 @@ export class Store {
     return typeof v === 'number' ? v : 0;
   }
 
-  private async migrate(migrations: Migration[]): Promise<void> {
+  async #migrate(migrations: Migration[]): Promise<void> {
     const current = await this.schemaVersion();
     const newest = migrations.reduce((v, m) => Math.max(v, m.version), 0);
     if (current > newest) {
-      throw new TalonError('STORE_OPEN_FAILED',
-        `the data folder ${this.dir} was written by a newer Talon (schema ${current}, this one knows ${newest}); upgrade Talon or use another data folder`);
+      throw new TalonError(
+        'STORE_OPEN_FAILED',
+        `the data folder ${this.dir} was written by a newer Talon (schema ${current}, this one knows ${newest}); upgrade Talon or use another data folder`,
+      );
     }
     for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
       if (m.version <= current) continue;
@@ -133,7 +162,9 @@ export class Store {
     const pidFile = join(this.dir, 'talon.pid');
     try {
       if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile);
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -149,15 +180,27 @@ function checkDataDir(dataDir: string, minFreeBytes: number): void {
     const err = probeNearestExisting(dataDir) ?? first;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
-      throw new TalonError('STORE_READONLY', `the data folder ${dataDir} is not writable (${code}); choose another with --data or TALON_DATA`, { cause: err });
+      throw new TalonError(
+        'STORE_READONLY',
+        `the data folder ${dataDir} is not writable (${code}); choose another with --data or TALON_DATA`,
+        { cause: err },
+      );
     }
-    if (code === 'ENOSPC') throw new TalonError('STORE_FULL', `the data folder ${dataDir} is on a full disk (ENOSPC); free some space`, { cause: err });
-    throw new TalonError('STORE_OPEN_FAILED', `cannot use the data folder ${dataDir}: ${(err as Error).message}`, { cause: err });
+    if (code === 'ENOSPC')
+      throw new TalonError('STORE_FULL', `the data folder ${dataDir} is on a full disk (ENOSPC); free some space`, {
+        cause: err,
+      });
+    throw new TalonError('STORE_OPEN_FAILED', `cannot use the data folder ${dataDir}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const fs = statfsSync(dataDir);
   const free = fs.bavail * fs.bsize;
   if (free < minFreeBytes) {
-    throw new TalonError('STORE_FULL', `the data folder ${dataDir} has ${free} bytes free, less than the ${minFreeBytes} Talon needs; free some space`);
+    throw new TalonError(
+      'STORE_FULL',
+      `the data folder ${dataDir} has ${free} bytes free, less than the ${minFreeBytes} Talon needs; free some space`,
+    );
   }
 }
 
@@ -185,12 +228,19 @@ function openError(dataDir: string, err: unknown): TalonError {
     let holder = '';
     try {
       holder = readFileSync(join(dataDir, 'talon.pid'), 'utf8').trim();
-    } catch { /* no pid file */ }
-    return new TalonError('STORE_LOCKED',
-      `the data folder ${dataDir} is in use by another running Talon${holder ? ` (pid ${holder})` : ''}; stop it or choose another folder with --data`, { cause: err });
+    } catch {
+      /* no pid file */
+    }
+    return new TalonError(
+      'STORE_LOCKED',
+      `the data folder ${dataDir} is in use by another running Talon${holder ? ` (pid ${holder})` : ''}; stop it or choose another folder with --data`,
+      { cause: err },
+    );
   }
   const msg = cause?.message ?? (err as Error).message;
-  if (/No space left/i.test(msg)) return new TalonError('STORE_FULL', `the data folder ${dataDir} is full: ${msg}`, { cause: err });
-  if (/Read-only|Permission denied/i.test(msg)) return new TalonError('STORE_READONLY', `the data folder ${dataDir} is not writable: ${msg}`, { cause: err });
+  if (/No space left/i.test(msg))
+    return new TalonError('STORE_FULL', `the data folder ${dataDir} is full: ${msg}`, { cause: err });
+  if (/Read-only|Permission denied/i.test(msg))
+    return new TalonError('STORE_READONLY', `the data folder ${dataDir} is not writable: ${msg}`, { cause: err });
   return new TalonError('STORE_OPEN_FAILED', `cannot open the store in ${dataDir}: ${msg}`, { cause: err });
 }

@@ -21,7 +21,9 @@ export interface CrashLoopOptions {
   windowMs: number;
 }
 
-export type CrashDecision = { action: 'restart'; delayMs: number; crashesInWindow: number } | { action: 'fail'; crashesInWindow: number };
+export type CrashDecision =
+  | { action: 'restart'; delayMs: number; crashesInWindow: number }
+  | { action: 'fail'; crashesInWindow: number };
 
 export class RestartPolicy {
   readonly backoff: BackoffOptions;

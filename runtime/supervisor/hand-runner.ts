@@ -82,8 +82,15 @@ export interface RunnerLimits {
 }
 
 export const DEFAULT_LIMITS: RunnerLimits = {
-  floodFactor: 10, floodSeconds: 3, logLinesPerSec: 200, deniesAuditedPerSec: 20, auditBytesPerSec: 16 * 1024,
-  memoryPollMs: 1000, rssWatchMs: 50, rssJumpMb: 16, busyElu: 0.98,
+  floodFactor: 10,
+  floodSeconds: 3,
+  logLinesPerSec: 200,
+  deniesAuditedPerSec: 20,
+  auditBytesPerSec: 16 * 1024,
+  memoryPollMs: 1000,
+  rssWatchMs: 50,
+  rssJumpMb: 16,
+  busyElu: 0.98,
 };
 
 /** the external-memory quota when a manifest or config gives none: twice the heap, at least 16 MB */
@@ -215,7 +222,11 @@ export class HandRunner {
     this.name = deps.hand.name;
     this.#since = deps.clock.now();
     this.#policy = new RestartPolicy(deps.config.backoff, deps.config.crashLoop, deps.random);
-    this.#logBucket = new TokenBucket({ rate: deps.limits.logLinesPerSec, burst: deps.limits.logLinesPerSec * 2, now: this.#since });
+    this.#logBucket = new TokenBucket({
+      rate: deps.limits.logLinesPerSec,
+      burst: deps.limits.logLinesPerSec * 2,
+      now: this.#since,
+    });
   }
 
   get state(): HandState {
@@ -293,7 +304,8 @@ export class HandRunner {
 
   /** Stop (if needed) then start. */
   async restart(actor: string): Promise<void> {
-    if (this.#state === 'stopping') throw new TalonError('HAND_STATE', `Hand "${this.name}" is stopping; wait for it to stop`);
+    if (this.#state === 'stopping')
+      throw new TalonError('HAND_STATE', `Hand "${this.name}" is stopping; wait for it to stop`);
     this.#audit({ actor, action: 'hand.restart', subject: this.name, decision: 'ok', detail: { from: this.#state } });
     if (this.#state !== 'stopped') await this.#stop(actor, this.#d.config.stopTimeoutMs, true);
     this.#restarts++;
@@ -319,14 +331,19 @@ export class HandRunner {
       const h = this.#d.clock.setTimeout(() => resolve('late'), Math.max(0, deadlineMs));
       s.timers.push(h);
     });
-    const outcome = await Promise.race([s.stoppedPromise.then(() => 'ok' as const), s.exitedPromise.then(() => 'ok' as const), deadline]);
+    const outcome = await Promise.race([
+      s.stoppedPromise.then(() => 'ok' as const),
+      s.exitedPromise.then(() => 'ok' as const),
+      deadline,
+    ]);
     if (outcome === 'late') {
       graceful = false;
       this.#log('warn', `stop() did not finish within ${deadlineMs} ms; terminating the worker`);
     }
     await this.#terminate(s);
     this.#setState('stopped');
-    if (!quiet) this.#audit({ actor, action: 'hand.stop', subject: this.name, decision: 'ok', detail: { from, graceful } });
+    if (!quiet)
+      this.#audit({ actor, action: 'hand.stop', subject: this.name, decision: 'ok', detail: { from, graceful } });
   }
 
   #clearBackoff(): void {
@@ -355,7 +372,13 @@ export class HandRunner {
       if (!current()) return; // stopped or relaunched meanwhile
       const manifest = validateManifest(raw, d.hand.module);
       this.#manifest = manifest;
-      grants = effectiveGrants(manifest.capabilities, d.hand.capabilities, topics.root(d.deviceId), `${where}.capabilities`, manifest.optionalCapabilities);
+      grants = effectiveGrants(
+        manifest.capabilities,
+        d.hand.capabilities,
+        topics.root(d.deviceId),
+        `${where}.capabilities`,
+        manifest.optionalCapabilities,
+      );
       quotas = effectiveQuotas(manifest, d.hand.quotas, `${where}.quotas`);
       settings = validateSettings(manifest, d.hand.settings ?? {}, `${where}.settings`);
       this.#network = { hosts: grants.network.hosts, raw: grants.network.raw };
@@ -367,14 +390,25 @@ export class HandRunner {
     if (!current()) return;
 
     const workerData: WorkerData = {
-      mode: 'run', name: this.name, deviceId: d.deviceId, modulePath: d.modulePath, settings, grants, quotas,
+      mode: 'run',
+      name: this.name,
+      deviceId: d.deviceId,
+      modulePath: d.modulePath,
+      settings,
+      grants,
+      quotas,
       heartbeatMs: d.config.heartbeatMs,
     };
     let worker: Worker;
     try {
       worker = new Worker(d.workerEntry, {
         workerData,
-        execArgv: workerExecArgv({ workerEntry: d.workerEntry, modulePath: d.modulePath, fs: grants.fs, rawNetwork: grants.network.raw }),
+        execArgv: workerExecArgv({
+          workerEntry: d.workerEntry,
+          modulePath: d.modulePath,
+          fs: grants.fs,
+          rawNetwork: grants.network.raw,
+        }),
         env: {},
         stdout: true,
         stderr: true,
@@ -382,21 +416,56 @@ export class HandRunner {
         resourceLimits: { maxOldGenerationSizeMb: quotas.heapMb },
       });
     } catch (err) {
-      this.#fail(new TalonError('HAND_START_FAILED', `cannot start a worker for Hand "${this.name}": ${(err as Error).message}`), actor);
+      this.#fail(
+        new TalonError('HAND_START_FAILED', `cannot start a worker for Hand "${this.name}": ${(err as Error).message}`),
+        actor,
+      );
       return;
     }
     const now = d.clock.now();
     let stoppedMsg = (): void => {};
-    const stoppedPromise = new Promise<void>((resolve) => { stoppedMsg = resolve; });
+    const stoppedPromise = new Promise<void>((resolve) => {
+      stoppedMsg = resolve;
+    });
     let exitedResolve = (): void => {};
-    const exitedPromise = new Promise<void>((resolve) => { exitedResolve = resolve; });
+    const exitedPromise = new Promise<void>((resolve) => {
+      exitedResolve = resolve;
+    });
     const s: Session = {
-      worker, grants: new Grants(grants, topics.root(d.deviceId)), quotas, startedAt: now, lastHb: now, lastIdle: 0, gotHb: false,
-      elu: undefined, killReason: null, error: null, stopRequested: false, exited: false, exitedPromise,
-      stoppedMsg, stoppedPromise, subs: new Map(), deliver: [], deliverScheduled: false,
-      bucket: new TokenBucket({ rate: quotas.messagesPerSec, now }), floodCount: 0, floodWindowStart: now, floodStreak: 0, cpuOverStreak: 0,
-      topicOk: new Map(), timers: [], measuring: false, eluMark: undefined, busySince: undefined, cpu: undefined, busyCpu: undefined,
-      measured: false, busyBeats: 0, lastExternal: 0, soon: null,
+      worker,
+      grants: new Grants(grants, topics.root(d.deviceId)),
+      quotas,
+      startedAt: now,
+      lastHb: now,
+      lastIdle: 0,
+      gotHb: false,
+      elu: undefined,
+      killReason: null,
+      error: null,
+      stopRequested: false,
+      exited: false,
+      exitedPromise,
+      stoppedMsg,
+      stoppedPromise,
+      subs: new Map(),
+      deliver: [],
+      deliverScheduled: false,
+      bucket: new TokenBucket({ rate: quotas.messagesPerSec, now }),
+      floodCount: 0,
+      floodWindowStart: now,
+      floodStreak: 0,
+      cpuOverStreak: 0,
+      topicOk: new Map(),
+      timers: [],
+      measuring: false,
+      eluMark: undefined,
+      busySince: undefined,
+      cpu: undefined,
+      busyCpu: undefined,
+      measured: false,
+      busyBeats: 0,
+      lastExternal: 0,
+      soon: null,
     };
     this.#session = s;
     this.#externalLimit = externalLimitMb(quotas) * MB;
@@ -413,18 +482,29 @@ export class HandRunner {
       }
     });
     worker.on('error', (err: Error & { code?: string }) => {
-      s.error = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-        ? new TalonError('QUOTA_EXCEEDED', `Hand "${this.name}" went over its heap quota of ${quotas.heapMb} MB and was stopped by V8 (ERR_WORKER_OUT_OF_MEMORY)`)
-        : new TalonError('HAND_CRASHED', `Hand "${this.name}" crashed: ${this.#clip(err?.message, ERROR_TEXT_MAX)}`,
-          { details: { stack: this.#clip(err?.stack, ERROR_TEXT_MAX) } });
+      s.error =
+        err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? new TalonError(
+              'QUOTA_EXCEEDED',
+              `Hand "${this.name}" went over its heap quota of ${quotas.heapMb} MB and was stopped by V8 (ERR_WORKER_OUT_OF_MEMORY)`,
+            )
+          : new TalonError('HAND_CRASHED', `Hand "${this.name}" crashed: ${this.#clip(err?.message, ERROR_TEXT_MAX)}`, {
+              details: { stack: this.#clip(err?.stack, ERROR_TEXT_MAX) },
+            });
     });
     worker.on('exit', (code) => {
       s.exited = true;
       for (const a of this.#asks.values()) {
-        if (a.session === s) a.end(new TalonError('HAND_STOPPED', `Hand "${this.name}" stopped before it finished answering`));
+        if (a.session === s)
+          a.end(new TalonError('HAND_STOPPED', `Hand "${this.name}" stopped before it finished answering`));
       }
       for (const r of [...this.#requests.values()]) {
-        if (r.session === s) r.finish(new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" stopped before it answered`, { details: { hand: this.name } }));
+        if (r.session === s)
+          r.finish(
+            new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" stopped before it answered`, {
+              details: { hand: this.name },
+            }),
+          );
       }
       for (const t of s.timers) d.clock.clearTimeout(t);
       if (s.soon !== null) d.clock.clearTimeout(s.soon);
@@ -433,17 +513,27 @@ export class HandRunner {
       exitedResolve();
       if (this.#session !== s) return;
       if (s.stopRequested) return; // #stop finishes the transition
-      const reason = s.killReason ?? s.error
-        ?? new TalonError('HAND_CRASHED', `Hand "${this.name}"'s worker exited unexpectedly with code ${code}`);
+      const reason =
+        s.killReason ??
+        s.error ??
+        new TalonError('HAND_CRASHED', `Hand "${this.name}"'s worker exited unexpectedly with code ${code}`);
       this.#crashed(reason);
     });
 
     // start timeout
-    s.timers.push(d.clock.setTimeout(() => {
-      if (this.#session === s && this.#state === 'starting' && !s.exited) {
-        this.#kill(s, new TalonError('HAND_TIMEOUT', `Hand "${this.name}" did not finish start() within ${d.config.startTimeoutMs} ms`));
-      }
-    }, d.config.startTimeoutMs));
+    s.timers.push(
+      d.clock.setTimeout(() => {
+        if (this.#session === s && this.#state === 'starting' && !s.exited) {
+          this.#kill(
+            s,
+            new TalonError(
+              'HAND_TIMEOUT',
+              `Hand "${this.name}" did not finish start() within ${d.config.startTimeoutMs} ms`,
+            ),
+          );
+        }
+      }, d.config.startTimeoutMs),
+    );
     // watchdog: no heartbeat for hangTimeoutMs while the worker's loop never went idle = blocked.
     // A Hand awaiting a kernel call sits idle in its loop and keeps sending heartbeats: busy, not hung.
     const interval = Math.max(10, Math.min(d.config.heartbeatMs, d.config.hangTimeoutMs / 4));
@@ -467,35 +557,46 @@ export class HandRunner {
     if (this.#session !== s || s.exited || s.measuring) return;
     s.measuring = true;
     const at = this.#d.clock.now();
-    s.worker.cpuUsage().then((c) => {
-      s.cpu = { usec: c.user + c.system, at };
-    }, () => undefined);
-    s.worker.getHeapStatistics().then((st) => {
-      s.measuring = false;
-      if (this.#session !== s || s.exited) return;
-      s.measured = true;
-      const external = Number(st.external_memory) || 0;
-      this.#external = external;
-      this.#heapUsed = Number(st.used_heap_size) || this.#heapUsed;
-      this.#heapLimit = Number(st.heap_size_limit) || this.#heapLimit;
-      const grew = external - s.lastExternal;
-      s.lastExternal = external;
-      if (external > this.#externalLimit && !s.stopRequested) {
-        this.#kill(s, new TalonError('QUOTA_EXCEEDED',
-          `Hand "${this.name}" went over its external memory quota of ${round(this.#externalLimit / MB, 1)} MB `
-          + `(${round(external / MB, 1)} MB of Buffers and ArrayBuffers outside the V8 heap; quotas.externalMb) and was stopped`));
-        return;
-      }
-      // growing fast (a quarter of its quota since the last reading): look again soon, not at the next poll
-      if (grew > this.#externalLimit / 4 && s.soon === null) {
-        s.soon = this.#d.clock.setTimeout(() => {
-          s.soon = null;
-          this.#measure(s);
-        }, 5);
-      }
-    }, () => {
-      s.measuring = false;
-    });
+    s.worker.cpuUsage().then(
+      (c) => {
+        s.cpu = { usec: c.user + c.system, at };
+      },
+      () => undefined,
+    );
+    s.worker.getHeapStatistics().then(
+      (st) => {
+        s.measuring = false;
+        if (this.#session !== s || s.exited) return;
+        s.measured = true;
+        const external = Number(st.external_memory) || 0;
+        this.#external = external;
+        this.#heapUsed = Number(st.used_heap_size) || this.#heapUsed;
+        this.#heapLimit = Number(st.heap_size_limit) || this.#heapLimit;
+        const grew = external - s.lastExternal;
+        s.lastExternal = external;
+        if (external > this.#externalLimit && !s.stopRequested) {
+          this.#kill(
+            s,
+            new TalonError(
+              'QUOTA_EXCEEDED',
+              `Hand "${this.name}" went over its external memory quota of ${round(this.#externalLimit / MB, 1)} MB ` +
+                `(${round(external / MB, 1)} MB of Buffers and ArrayBuffers outside the V8 heap; quotas.externalMb) and was stopped`,
+            ),
+          );
+          return;
+        }
+        // growing fast (a quarter of its quota since the last reading): look again soon, not at the next poll
+        if (grew > this.#externalLimit / 4 && s.soon === null) {
+          s.soon = this.#d.clock.setTimeout(() => {
+            s.soon = null;
+            this.#measure(s);
+          }, 5);
+        }
+      },
+      () => {
+        s.measuring = false;
+      },
+    );
   }
 
   /**
@@ -530,10 +631,16 @@ export class HandRunner {
     const cpu = Number.isFinite(share) ? `, ${Math.round(share * 100)}% of a core in CPU time` : '';
     // (almost) no heartbeat all along: a plain blocked loop; heartbeats while the loop never idled: posted from a busy loop
     const silent = now - s.lastHb;
-    this.#kill(s, new TalonError('HAND_TIMEOUT', s.busyBeats < 2
-      ? `Hand "${this.name}"'s event loop has been blocked for ${silent} ms (no heartbeat${cpu}; hangTimeoutMs is ${hang})`
-      : `Hand "${this.name}"'s event loop has been busy for ${busyMs} ms (${Math.round(u * 100)}% at the last look${cpu}; `
-        + `hangTimeoutMs is ${hang}) while it kept posting heartbeats: it was stopped`));
+    this.#kill(
+      s,
+      new TalonError(
+        'HAND_TIMEOUT',
+        s.busyBeats < 2
+          ? `Hand "${this.name}"'s event loop has been blocked for ${silent} ms (no heartbeat${cpu}; hangTimeoutMs is ${hang})`
+          : `Hand "${this.name}"'s event loop has been busy for ${busyMs} ms (${Math.round(u * 100)}% at the last look${cpu}; ` +
+              `hangTimeoutMs is ${hang}) while it kept posting heartbeats: it was stopped`,
+      ),
+    );
     return true;
   }
 
@@ -555,8 +662,13 @@ export class HandRunner {
       s.lastHb = now;
       return;
     }
-    this.#kill(s, new TalonError('HAND_TIMEOUT',
-      `Hand "${this.name}"'s event loop has been blocked for ${silent} ms (no heartbeat; hangTimeoutMs is ${this.#d.config.hangTimeoutMs})`));
+    this.#kill(
+      s,
+      new TalonError(
+        'HAND_TIMEOUT',
+        `Hand "${this.name}"'s event loop has been blocked for ${silent} ms (no heartbeat; hangTimeoutMs is ${this.#d.config.hangTimeoutMs})`,
+      ),
+    );
   }
 
   #onMessage(s: Session, msg: WorkerToKernel, actor: string, action: string): void {
@@ -574,14 +686,29 @@ export class HandRunner {
         this.#handLog(isLevel(msg.level) ? msg.level : 'info', msg.msg, msg.data);
         return;
       case 'denied': {
-        const more = typeof msg.suppressed === 'number' && Number.isSafeInteger(msg.suppressed) && msg.suppressed > 0 ? Math.min(msg.suppressed, 1e9) : 0;
-        this.#deny(this.#clip(msg.action, 100), this.#clip(msg.subject, AUDIT_SUBJECT_MAX), 'refused in the worker', true, more);
+        const more =
+          typeof msg.suppressed === 'number' && Number.isSafeInteger(msg.suppressed) && msg.suppressed > 0
+            ? Math.min(msg.suppressed, 1e9)
+            : 0;
+        this.#deny(
+          this.#clip(msg.action, 100),
+          this.#clip(msg.subject, AUDIT_SUBJECT_MAX),
+          'refused in the worker',
+          true,
+          more,
+        );
         return;
       }
       case 'started':
         if (this.#state !== 'starting') return;
         this.#setState('running');
-        this.#audit({ actor, action, subject: this.name, decision: 'ok', detail: { restarts: this.#restarts, module: this.#d.hand.module } });
+        this.#audit({
+          actor,
+          action,
+          subject: this.name,
+          decision: 'ok',
+          detail: { restarts: this.#restarts, module: this.#d.hand.module },
+        });
         return;
       case 'stopped':
         s.stoppedMsg();
@@ -591,7 +718,14 @@ export class HandRunner {
         if (!a || a.session !== s) return;
         if (typeof msg.text === 'string' && msg.text.length > 0) a.push(this.#clip(msg.text, ANSWER_PIECE_MAX));
         if (msg.end === true) {
-          a.end(msg.error ? new TalonError(isCode(msg.error.code) ? msg.error.code : 'INTERNAL', this.#clip(msg.error.message ?? 'chat failed', ERROR_TEXT_MAX)) : null);
+          a.end(
+            msg.error
+              ? new TalonError(
+                  isCode(msg.error.code) ? msg.error.code : 'INTERNAL',
+                  this.#clip(msg.error.message ?? 'chat failed', ERROR_TEXT_MAX),
+                )
+              : null,
+          );
         }
         return;
       }
@@ -599,20 +733,31 @@ export class HandRunner {
         this.#onReply(s, msg);
         return;
       case 'error': {
-        const e = new TalonError(isCode(msg.error?.code) ? msg.error.code : 'INTERNAL', this.#clip(msg.error?.message ?? 'unknown error', ERROR_TEXT_MAX));
+        const e = new TalonError(
+          isCode(msg.error?.code) ? msg.error.code : 'INTERNAL',
+          this.#clip(msg.error?.message ?? 'unknown error', ERROR_TEXT_MAX),
+        );
         const stack = msg.stack ? { stack: this.#clip(msg.stack, STACK_MAX) } : undefined;
         const phase = this.#clip(msg.phase, 20);
         if (phase === 'start' || phase === 'load') {
           if (this.#state !== 'starting') return;
           this.#log('error', `start() failed: ${e.message}`, stack);
-          this.#kill(s, new TalonError('HAND_START_FAILED', `Hand "${this.name}" failed to start: ${e.message}`, { details: { cause: e.toJSON() } }));
+          this.#kill(
+            s,
+            new TalonError('HAND_START_FAILED', `Hand "${this.name}" failed to start: ${e.message}`, {
+              details: { cause: e.toJSON() },
+            }),
+          );
         } else {
           this.#log('error', `${phase} failed: ${e.message}`, stack);
         }
         return;
       }
       default:
-        this.#log('warn', `unknown message from the worker: ${this.#clip(JSON.stringify((msg as { t?: unknown }).t) ?? 'undefined', 100)}`);
+        this.#log(
+          'warn',
+          `unknown message from the worker: ${this.#clip(JSON.stringify((msg as { t?: unknown }).t) ?? 'undefined', 100)}`,
+        );
     }
   }
 
@@ -634,7 +779,11 @@ export class HandRunner {
     if (typeof handlerErrors === 'number') this.#handlerErrors = handlerErrors;
     // cpuShare is reported and flagged, not enforced: a worker_thread cannot be throttled
     if (this.#cpu > s.quotas.cpuShare) {
-      if (++s.cpuOverStreak === 10) this.#log('warn', `using ${Math.round(this.#cpu * 100)}% of a core, over its cpuShare quota of ${Math.round(s.quotas.cpuShare * 100)}%`);
+      if (++s.cpuOverStreak === 10)
+        this.#log(
+          'warn',
+          `using ${Math.round(this.#cpu * 100)}% of a core, over its cpuShare quota of ${Math.round(s.quotas.cpuShare * 100)}%`,
+        );
     } else {
       s.cpuOverStreak = 0;
     }
@@ -652,12 +801,18 @@ export class HandRunner {
     if (now - s.floodWindowStart >= 1000) {
       const elapsed = now - s.floodWindowStart;
       const attempted = (s.floodCount * 1000) / elapsed;
-      s.floodStreak = attempted > this.#d.limits.floodFactor * rate ? s.floodStreak + Math.max(1, Math.floor(elapsed / 1000)) : 0;
+      s.floodStreak =
+        attempted > this.#d.limits.floodFactor * rate ? s.floodStreak + Math.max(1, Math.floor(elapsed / 1000)) : 0;
       s.floodCount = 0;
       s.floodWindowStart = now;
       if (s.floodStreak >= this.#d.limits.floodSeconds) {
-        this.#kill(s, new TalonError('QUOTA_EXCEEDED',
-          `Hand "${this.name}" published at ${Math.round(attempted)} msg/s for ${s.floodStreak} s, over ${this.#d.limits.floodFactor}× its quota of ${rate} msg/s`));
+        this.#kill(
+          s,
+          new TalonError(
+            'QUOTA_EXCEEDED',
+            `Hand "${this.name}" published at ${Math.round(attempted)} msg/s for ${s.floodStreak} s, over ${this.#d.limits.floodFactor}× its quota of ${rate} msg/s`,
+          ),
+        );
         return;
       }
     }
@@ -668,7 +823,11 @@ export class HandRunner {
       const payload = m[i + 1];
       const flags = m[i + 2];
       if (typeof topic !== 'string' || !this.#topicAllowed(s, topic)) {
-        this.#deny('bus.publish', typeof topic === 'string' ? this.#clip(topic, AUDIT_SUBJECT_MAX) : '(not a topic)', 'refused by the kernel');
+        this.#deny(
+          'bus.publish',
+          typeof topic === 'string' ? this.#clip(topic, AUDIT_SUBJECT_MAX) : '(not a topic)',
+          'refused by the kernel',
+        );
         continue;
       }
       if (!s.bucket.takeBanked() && !s.bucket.take(now)) {
@@ -677,14 +836,17 @@ export class HandRunner {
       }
       let body: Buffer | string;
       if (typeof payload === 'string') body = payload;
-      else if (payload instanceof Uint8Array) body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      else if (payload instanceof Uint8Array)
+        body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
       else {
         this.#counters.dropped++;
         continue;
       }
       const f = typeof flags === 'number' ? flags : 0;
       this.#counters.published++;
-      bus.publish(topic, body, { qos: (f & 3) as QoS, retain: (f & RETAIN_FLAG) !== 0 }).then(undefined, this.#onPublishError);
+      bus
+        .publish(topic, body, { qos: (f & 3) as QoS, retain: (f & RETAIN_FLAG) !== 0 })
+        .then(undefined, this.#onPublishError);
     }
   }
 
@@ -702,7 +864,8 @@ export class HandRunner {
       } catch {
         ok = false;
       }
-      if (topic.length <= 1024) { // a long topic is checked each time, never kept
+      if (topic.length <= 1024) {
+        // a long topic is checked each time, never kept
         if (s.topicOk.size > 4096) s.topicOk.clear();
         s.topicOk.set(topic, ok);
       }
@@ -727,20 +890,30 @@ export class HandRunner {
     try {
       this.#post(s, reply);
     } catch (err) {
-      this.#post(s, { t: 'result', id, ok: false, error: { code: 'INTERNAL', message: `the result of ${msg.method} cannot be sent to the Hand: ${(err as Error).message}` } });
+      this.#post(s, {
+        t: 'result',
+        id,
+        ok: false,
+        error: {
+          code: 'INTERNAL',
+          message: `the result of ${msg.method} cannot be sent to the Hand: ${(err as Error).message}`,
+        },
+      });
     }
   }
 
   async #dispatch(s: Session, method: string, args: unknown[]): Promise<unknown> {
     switch (method) {
-      case 'bus.subscribe': return this.#subscribe(s, args[0], args[1]);
+      case 'bus.subscribe':
+        return this.#subscribe(s, args[0], args[1]);
       case 'bus.unsubscribe': {
         const unsub = s.subs.get(Number(args[0]));
         s.subs.delete(Number(args[0]));
         if (unsub) await unsub();
         return true;
       }
-      case 'store.get': return this.#scope().get(storeKey(args[0]));
+      case 'store.get':
+        return this.#scope().get(storeKey(args[0]));
       case 'store.put': {
         const key = storeKey(args[0]);
         await this.#scope().put(key, storeValue(key, args[1]));
@@ -749,7 +922,8 @@ export class HandRunner {
       case 'store.del':
         await this.#scope().del(storeKey(args[0]));
         return undefined;
-      case 'store.list': return this.#list(args[0]);
+      case 'store.list':
+        return this.#list(args[0]);
     }
     const service = this.#d.services.get(method);
     if (!service) throw new TalonError('NOT_FOUND', `no kernel service "${method}"`);
@@ -777,11 +951,24 @@ export class HandRunner {
     const abs = toAbsolute(root, filter);
     if (!s.grants.canSubscribe(abs)) {
       this.#deny('bus.subscribe', this.#clip(abs, AUDIT_SUBJECT_MAX), 'refused by the kernel', true);
-      throw new TalonError('CAPABILITY_DENIED', `Hand "${this.name}" may not subscribe to ${abs}; its grant allows ${s.grants.caps.bus.subscribe.join(', ') || 'no topics'}`);
+      throw new TalonError(
+        'CAPABILITY_DENIED',
+        `Hand "${this.name}" may not subscribe to ${abs}; its grant allows ${s.grants.caps.bus.subscribe.join(', ') || 'no topics'}`,
+      );
     }
-    if (s.subs.size >= MAX_SUBSCRIPTIONS) throw new TalonError('QUOTA_EXCEEDED', `Hand "${this.name}" has ${MAX_SUBSCRIPTIONS} subscriptions, the most a Hand may hold`);
+    if (s.subs.size >= MAX_SUBSCRIPTIONS)
+      throw new TalonError(
+        'QUOTA_EXCEEDED',
+        `Hand "${this.name}" has ${MAX_SUBSCRIPTIONS} subscriptions, the most a Hand may hold`,
+      );
     // a granted subscription is a capability decision too (rare: once per subscribe, not per message)
-    this.#handAudit({ actor: `hand:${this.name}`, action: 'capability.check', subject: this.#clip(abs, AUDIT_SUBJECT_MAX), decision: 'allow', detail: { capability: 'bus.subscribe' } });
+    this.#handAudit({
+      actor: `hand:${this.name}`,
+      action: 'capability.check',
+      subject: this.#clip(abs, AUDIT_SUBJECT_MAX),
+      decision: 'allow',
+      detail: { capability: 'bus.subscribe' },
+    });
     if (s.subs.has(subId)) throw new TalonError('BAD_REQUEST', `subscription ${subId} exists`);
     const bus = this.#d.bus;
     const handler = (msg: BusMessage): void => {
@@ -822,8 +1009,10 @@ export class HandRunner {
   async #list(opts: unknown): Promise<Array<[string, unknown]>> {
     const o = isRecord(opts) ? opts : {};
     const prefix = typeof o.prefix === 'string' ? o.prefix : '';
-    if (Buffer.byteLength(prefix) > STORE_KEY_MAX_BYTES) throw new TalonError('STORE_LIMIT', `store.list prefix is longer than ${STORE_KEY_MAX_BYTES} bytes`);
-    const limit = typeof o.limit === 'number' && o.limit > 0 ? Math.min(STORE_LIST_MAX, Math.floor(o.limit)) : STORE_LIST_MAX;
+    if (Buffer.byteLength(prefix) > STORE_KEY_MAX_BYTES)
+      throw new TalonError('STORE_LIMIT', `store.list prefix is longer than ${STORE_KEY_MAX_BYTES} bytes`);
+    const limit =
+      typeof o.limit === 'number' && o.limit > 0 ? Math.min(STORE_LIST_MAX, Math.floor(o.limit)) : STORE_LIST_MAX;
     const range = prefix ? { gte: prefix, lt: `${prefix}\uffff` } : {};
     const out: Array<[string, unknown]> = [];
     for await (const [k, v] of this.#scope().iterator({ ...range, limit })) out.push([k, v]);
@@ -855,14 +1044,28 @@ export class HandRunner {
     const now = d.clock.now();
     this.#lastError = err.toJSON();
     this.#log('error', `crashed: ${err.message}`);
-    this.#audit({ actor: 'kernel', action: 'hand.crash', subject: this.name, decision: 'error', detail: { error: err.toJSON(), from: this.#state } });
+    this.#audit({
+      actor: 'kernel',
+      action: 'hand.crash',
+      subject: this.name,
+      decision: 'error',
+      detail: { error: err.toJSON(), from: this.#state },
+    });
     const decision = this.#policy.crash(now);
     if (decision.action === 'fail') {
       const { restarts, windowMs } = d.config.crashLoop;
-      this.#log('error', `crash loop: ${decision.crashesInWindow} crashes within ${windowMs} ms (limit ${restarts}); parked as failed`);
+      this.#log(
+        'error',
+        `crash loop: ${decision.crashesInWindow} crashes within ${windowMs} ms (limit ${restarts}); parked as failed`,
+      );
       this.#setState('failed');
-      this.#audit({ actor: 'kernel', action: 'hand.failed', subject: this.name, decision: 'error',
-        detail: { reason: 'crash loop', crashes: decision.crashesInWindow, windowMs, lastError: err.toJSON() } });
+      this.#audit({
+        actor: 'kernel',
+        action: 'hand.failed',
+        subject: this.name,
+        decision: 'error',
+        detail: { reason: 'crash loop', crashes: decision.crashesInWindow, windowMs, lastError: err.toJSON() },
+      });
       return;
     }
     this.#nextStartAt = now + decision.delayMs;
@@ -872,7 +1075,13 @@ export class HandRunner {
       if (this.#state !== 'backoff') return;
       this.#nextStartAt = undefined;
       this.#restarts++;
-      this.#audit({ actor: 'kernel', action: 'hand.restart', subject: this.name, decision: 'ok', detail: { restarts: this.#restarts, after: err.code } });
+      this.#audit({
+        actor: 'kernel',
+        action: 'hand.restart',
+        subject: this.name,
+        decision: 'ok',
+        detail: { restarts: this.#restarts, after: err.code },
+      });
       void this.#launch('kernel', 'hand.start');
     }, decision.delayMs);
   }
@@ -881,14 +1090,26 @@ export class HandRunner {
     this.#lastError = err.toJSON();
     this.#log('error', err.message);
     this.#setState('failed');
-    this.#audit({ actor, action: 'hand.failed', subject: this.name, decision: 'error', detail: { error: err.toJSON() } });
+    this.#audit({
+      actor,
+      action: 'hand.failed',
+      subject: this.name,
+      decision: 'error',
+      detail: { error: err.toJSON() },
+    });
   }
 
   /** `alsoSuppressed`: refusals the worker counted but did not send (summed up in this second's audit.suppressed) */
   #deny(action: string, subject: string, why: string, counted = true, alsoSuppressed = 0): void {
     if (counted) this.#counters.denied += 1 + alsoSuppressed;
     if (alsoSuppressed > 0) this.#suppress(alsoSuppressed, 0);
-    this.#handAudit({ actor: `hand:${this.name}`, action: 'capability.check', subject, decision: 'deny', detail: { action, why: this.#clip(why, 500) } });
+    this.#handAudit({
+      actor: `hand:${this.name}`,
+      action: 'capability.check',
+      subject,
+      decision: 'deny',
+      detail: { action, why: this.#clip(why, 500) },
+    });
   }
 
   /**
@@ -943,8 +1164,12 @@ export class HandRunner {
       this.#auditSummaryTimer = null;
     }
     if (this.#auditSuppressed === 0) return;
-    const detail = { entries: this.#auditSuppressed, bytes: this.#auditSuppressedBytes, windowMs: 1000,
-      limits: { entries: this.#d.limits.deniesAuditedPerSec, bytes: this.#d.limits.auditBytesPerSec } };
+    const detail = {
+      entries: this.#auditSuppressed,
+      bytes: this.#auditSuppressedBytes,
+      windowMs: 1000,
+      limits: { entries: this.#d.limits.deniesAuditedPerSec, bytes: this.#d.limits.auditBytesPerSec },
+    };
     this.#auditSuppressed = 0;
     this.#auditSuppressedBytes = 0;
     this.#audit({ actor: 'kernel', action: 'audit.suppressed', subject: this.name, decision: 'info', detail });
@@ -952,7 +1177,8 @@ export class HandRunner {
 
   /** a string a worker sent, at most `max` characters (a fresh copy: a slice would keep the whole original alive) */
   #clip(v: unknown, max: number): string {
-    const s = typeof v === 'string' ? v : v === undefined || v === null ? '' : typeof v === 'object' ? '[object]' : String(v);
+    const s =
+      typeof v === 'string' ? v : v === undefined || v === null ? '' : typeof v === 'object' ? '[object]' : String(v);
     if (s.length <= max) return s;
     this.#truncated++;
     return `${flat(s.slice(0, max))}… [${s.length - max} more characters cut]`;
@@ -975,7 +1201,11 @@ export class HandRunner {
         dataSize = json.length;
       } else {
         this.#truncated++;
-        d = { truncated: isRecord(data) ? `the data was over ${LOG_DATA_MAX} bytes of JSON (or not JSON) and was dropped` : 'the data was not an object' };
+        d = {
+          truncated: isRecord(data)
+            ? `the data was over ${LOG_DATA_MAX} bytes of JSON (or not JSON) and was dropped`
+            : 'the data was not an object',
+        };
       }
     }
     this.#push(level, text, d, dataSize);
@@ -987,7 +1217,12 @@ export class HandRunner {
     const d = this.#d;
     // lifecycle in the Hand's own log, so `talon hands logs` tells what happened to it
     if (state !== this.#state && (state === 'running' || state === 'stopped' || state === 'backoff')) {
-      this.#log('info', state === 'backoff' ? `backoff: next start in ${Math.max(0, Math.round((this.status().nextStartAt ?? now) - now))} ms` : state);
+      this.#log(
+        'info',
+        state === 'backoff'
+          ? `backoff: next start in ${Math.max(0, Math.round((this.status().nextStartAt ?? now) - now))} ms`
+          : state,
+      );
     }
     this.#state = state;
     this.#since = now;
@@ -1002,7 +1237,8 @@ export class HandRunner {
     const status = this.status();
     d.onStatus(status);
     if (d.bus.isUp()) {
-      d.bus.publish(topics.handStatus(d.deviceId, this.name), JSON.stringify(status), { qos: 0, retain: true })
+      d.bus
+        .publish(topics.handStatus(d.deviceId, this.name), JSON.stringify(status), { qos: 0, retain: true })
         .then(undefined, (err: unknown) => this.#log('warn', `status publish failed: ${(err as Error).message}`));
     }
   }
@@ -1021,9 +1257,10 @@ export class HandRunner {
   /** `dataSize`: the length of `data` as JSON, when the caller has it already (a worker's log line) */
   #push(level: LogLevel, msg: string, data?: Record<string, unknown>, dataSize?: number): void {
     const now = this.#d.clock.now();
-    const line: LogLine = data === undefined ? { ts: now, hand: this.name, level, msg } : { ts: now, hand: this.name, level, msg, data };
+    const line: LogLine =
+      data === undefined ? { ts: now, hand: this.name, level, msg } : { ts: now, hand: this.name, level, msg, data };
     // the ring: LOG_RING lines and about LOG_RING_BYTES, the oldest go first
-    const size = 80 + msg.length + (data === undefined ? 0 : dataSize ?? JSON.stringify(data).length);
+    const size = 80 + msg.length + (data === undefined ? 0 : (dataSize ?? JSON.stringify(data).length));
     this.#logs.push(line);
     this.#logSizes.push(size);
     this.#logBytes += size;
@@ -1052,8 +1289,10 @@ export class HandRunner {
    * not running; HAND_TIMEOUT past `timeoutMs`; PAYLOAD_TOO_LARGE past `maxChars`; the
    * worker's chat is aborted when `signal` aborts or the consumer stops reading.
    */
-  async *ask(messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>,
-    opts: { signal?: AbortSignal; timeoutMs?: number; maxChars?: number } = {}): AsyncGenerator<string> {
+  async *ask(
+    messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>,
+    opts: { signal?: AbortSignal; timeoutMs?: number; maxChars?: number } = {},
+  ): AsyncGenerator<string> {
     const s = this.#session;
     if (!s || s.exited || this.#state !== 'running') {
       throw new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" is ${this.#state}; start it to talk to it`);
@@ -1070,7 +1309,10 @@ export class HandRunner {
     };
     this.#asks.set(id, {
       session: s,
-      push: (text) => { queue.push(text); notify(); },
+      push: (text) => {
+        queue.push(text);
+        notify();
+      },
       end: (err) => {
         if (ended) return;
         ended = true;
@@ -1080,7 +1322,13 @@ export class HandRunner {
     });
     const timeoutMs = opts.timeoutMs ?? ASK_TIMEOUT_MS;
     const maxChars = opts.maxChars ?? ASK_MAX_CHARS;
-    const timer = this.#d.clock.setTimeout(() => this.#asks.get(id)?.end(new TalonError('HAND_TIMEOUT', `Hand "${this.name}" did not finish its answer within ${timeoutMs} ms`)), timeoutMs);
+    const timer = this.#d.clock.setTimeout(
+      () =>
+        this.#asks
+          .get(id)
+          ?.end(new TalonError('HAND_TIMEOUT', `Hand "${this.name}" did not finish its answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const onAbort = (): void => this.#asks.get(id)?.end(new TalonError('NOT_RUNNING', 'the question was withdrawn'));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     let finished = false;
@@ -1091,7 +1339,11 @@ export class HandRunner {
         while (queue.length > 0) {
           const t = queue.shift()!;
           chars += t.length;
-          if (chars > maxChars) throw new TalonError('PAYLOAD_TOO_LARGE', `Hand "${this.name}"'s answer passed ${maxChars} characters and was cut`);
+          if (chars > maxChars)
+            throw new TalonError(
+              'PAYLOAD_TOO_LARGE',
+              `Hand "${this.name}"'s answer passed ${maxChars} characters and was cut`,
+            );
           yield t;
         }
         if (ended) {
@@ -1099,7 +1351,9 @@ export class HandRunner {
           if (error) throw error;
           return;
         }
-        await new Promise<void>((resolve) => { wake = resolve; });
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
       }
     } finally {
       this.#d.clock.clearTimeout(timer);
@@ -1119,7 +1373,11 @@ export class HandRunner {
   request(kind: string, body: unknown, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<unknown> {
     const s = this.#session;
     if (!s || s.exited || this.#state !== 'running') {
-      return Promise.reject(new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" is ${this.#state}; start it to send it requests`, { details: { hand: this.name, state: this.#state } }));
+      return Promise.reject(
+        new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" is ${this.#state}; start it to send it requests`, {
+          details: { hand: this.name, state: this.#state },
+        }),
+      );
     }
     if (opts.signal?.aborted) return Promise.reject(new TalonError('NOT_RUNNING', 'the request was withdrawn'));
     const id = ++this.#requestSeq;
@@ -1127,7 +1385,17 @@ export class HandRunner {
     const clock = this.#d.clock;
     return new Promise<unknown>((resolve, reject) => {
       const onAbort = (): void => finish(new TalonError('NOT_RUNNING', 'the request was withdrawn'));
-      const timer = clock.setTimeout(() => finish(new TalonError('HAND_TIMEOUT', `Hand "${this.name}" did not answer the ${kind.slice(0, 80)} request within ${timeoutMs} ms`, { details: { hand: this.name } })), timeoutMs);
+      const timer = clock.setTimeout(
+        () =>
+          finish(
+            new TalonError(
+              'HAND_TIMEOUT',
+              `Hand "${this.name}" did not answer the ${kind.slice(0, 80)} request within ${timeoutMs} ms`,
+              { details: { hand: this.name } },
+            ),
+          ),
+        timeoutMs,
+      );
       const finish = (err: TalonError | null, value?: unknown): void => {
         if (!this.#requests.delete(id)) return;
         clock.clearTimeout(timer);
@@ -1140,18 +1408,31 @@ export class HandRunner {
       try {
         this.#post(s, { t: 'request', id, kind, body });
       } catch (err) {
-        finish(new TalonError('BAD_REQUEST', `the ${kind.slice(0, 80)} request cannot be sent to Hand "${this.name}": ${(err as Error).message}`));
+        finish(
+          new TalonError(
+            'BAD_REQUEST',
+            `the ${kind.slice(0, 80)} request cannot be sent to Hand "${this.name}": ${(err as Error).message}`,
+          ),
+        );
       }
     });
   }
 
   /** a worker's answer to a request: its size and shape checked, its error code held to what a Hand may answer */
-  #onReply(s: Session, msg: { id: unknown; ok?: unknown; json?: unknown; error?: { code?: unknown; message?: unknown } }): void {
+  #onReply(
+    s: Session,
+    msg: { id: unknown; ok?: unknown; json?: unknown; error?: { code?: unknown; message?: unknown } },
+  ): void {
     const r = this.#requests.get(Number(msg.id));
     if (!r || r.session !== s) return;
     if (msg.ok === true) {
       if (typeof msg.json !== 'string' || msg.json.length > REQUEST_ANSWER_MAX) {
-        r.finish(new TalonError('INTERNAL', `Hand "${this.name}" answered with ${typeof msg.json === 'string' ? `${msg.json.length} characters, over the ${REQUEST_ANSWER_MAX} a request's answer may take` : 'no JSON text'}`));
+        r.finish(
+          new TalonError(
+            'INTERNAL',
+            `Hand "${this.name}" answered with ${typeof msg.json === 'string' ? `${msg.json.length} characters, over the ${REQUEST_ANSWER_MAX} a request's answer may take` : 'no JSON text'}`,
+          ),
+        );
         return;
       }
       let value: unknown;
@@ -1169,7 +1450,11 @@ export class HandRunner {
     if ((REQUEST_ERROR_CODES as readonly unknown[]).includes(code)) {
       r.finish(new TalonError(code as (typeof REQUEST_ERROR_CODES)[number], message));
     } else if (code === 'HAND_STOPPED') {
-      r.finish(new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" is stopping: ${message}`, { details: { hand: this.name } }));
+      r.finish(
+        new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" is stopping: ${message}`, {
+          details: { hand: this.name },
+        }),
+      );
     } else {
       const shown = isCode(code) ? code : 'INTERNAL';
       this.#log('error', `a request failed in the Hand: ${shown}: ${message}`);
@@ -1184,8 +1469,13 @@ export class HandRunner {
 }
 
 function storeKey(key: unknown): string {
-  if (typeof key !== 'string' || key.length === 0) throw new TalonError('BAD_REQUEST', 'a store key must be a non-empty string');
-  if (Buffer.byteLength(key) > STORE_KEY_MAX_BYTES) throw new TalonError('STORE_LIMIT', `store key is ${Buffer.byteLength(key)} bytes; the limit is ${STORE_KEY_MAX_BYTES}`);
+  if (typeof key !== 'string' || key.length === 0)
+    throw new TalonError('BAD_REQUEST', 'a store key must be a non-empty string');
+  if (Buffer.byteLength(key) > STORE_KEY_MAX_BYTES)
+    throw new TalonError(
+      'STORE_LIMIT',
+      `store key is ${Buffer.byteLength(key)} bytes; the limit is ${STORE_KEY_MAX_BYTES}`,
+    );
   return key;
 }
 
@@ -1196,9 +1486,14 @@ function storeValue(key: string, value: unknown): unknown {
   } catch (err) {
     throw new TalonError('BAD_REQUEST', `the value for "${key}" is not JSON: ${(err as Error).message}`);
   }
-  if (json === undefined) throw new TalonError('BAD_REQUEST', `the value for "${key}" is not JSON (undefined or a function)`);
+  if (json === undefined)
+    throw new TalonError('BAD_REQUEST', `the value for "${key}" is not JSON (undefined or a function)`);
   const bytes = Buffer.byteLength(json);
-  if (bytes > STORE_VALUE_MAX_BYTES) throw new TalonError('STORE_LIMIT', `the value for "${key}" is ${bytes} bytes of JSON; the limit is ${STORE_VALUE_MAX_BYTES}`);
+  if (bytes > STORE_VALUE_MAX_BYTES)
+    throw new TalonError(
+      'STORE_LIMIT',
+      `the value for "${key}" is ${bytes} bytes of JSON; the limit is ${STORE_VALUE_MAX_BYTES}`,
+    );
   return JSON.parse(json);
 }
 

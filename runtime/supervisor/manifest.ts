@@ -24,7 +24,10 @@ function validators(): { manifest: ValidateFunction; quotas: ValidateFunction } 
 
 /** `/quotas/heapMb` → `quotas.heapMb`; a missing property is named too */
 export function fieldPath(e: ErrorObject, prefix = ''): string {
-  const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   const missing = (e.params as { missingProperty?: string }).missingProperty;
   const extra = (e.params as { additionalProperty?: string }).additionalProperty;
   if (missing) parts.push(missing);
@@ -38,9 +41,12 @@ export function describeErrors(errors: ErrorObject[] | null | undefined, prefix 
   const seen = new Set<string>();
   for (const e of errors ?? []) {
     if (e.keyword === 'anyOf' || e.keyword === 'if') continue; // its branches say it better
-    const what = e.keyword === 'additionalProperties' ? 'is not a known field'
-      : e.keyword === 'required' ? 'is required'
-        : e.message ?? 'is invalid';
+    const what =
+      e.keyword === 'additionalProperties'
+        ? 'is not a known field'
+        : e.keyword === 'required'
+          ? 'is required'
+          : (e.message ?? 'is invalid');
     seen.add(`${fieldPath(e, prefix)} ${what}`);
   }
   if (seen.size === 0) for (const e of errors ?? []) seen.add(`${fieldPath(e, prefix)} ${e.message ?? 'is invalid'}`);
@@ -50,20 +56,33 @@ export function describeErrors(errors: ErrorObject[] | null | undefined, prefix 
 /** Validate what a module declared as its manifest; defaults applied to a copy. */
 export function validateManifest(raw: unknown, module: string): ValidManifest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new TalonError('MANIFEST_INVALID', `the Hand module ${module} has no manifest object (export default defineHand({ manifest, start }))`);
+    throw new TalonError(
+      'MANIFEST_INVALID',
+      `the Hand module ${module} has no manifest object (export default defineHand({ manifest, start }))`,
+    );
   }
   const copy = structuredClone(raw) as Record<string, unknown>;
   const validateManifestFn = validators().manifest;
   if (!validateManifestFn(copy)) {
-    throw new TalonError('MANIFEST_INVALID', `the manifest of ${module} is invalid: ${describeErrors(validateManifestFn.errors, 'manifest')}`,
-      { details: { errors: validateManifestFn.errors?.map((e) => ({ path: fieldPath(e, 'manifest'), message: e.message })) } });
+    throw new TalonError(
+      'MANIFEST_INVALID',
+      `the manifest of ${module} is invalid: ${describeErrors(validateManifestFn.errors, 'manifest')}`,
+      {
+        details: {
+          errors: validateManifestFn.errors?.map((e) => ({ path: fieldPath(e, 'manifest'), message: e.message })),
+        },
+      },
+    );
   }
   const m = copy as unknown as ValidManifest;
   if (m.settingsSchema !== undefined) {
     try {
       settingsValidator(m.settingsSchema);
     } catch (err) {
-      throw new TalonError('MANIFEST_INVALID', `manifest.settingsSchema of ${module} is not a valid JSON Schema: ${(err as Error).message}`);
+      throw new TalonError(
+        'MANIFEST_INVALID',
+        `manifest.settingsSchema of ${module} is not a valid JSON Schema: ${(err as Error).message}`,
+      );
     }
   }
   return m;
@@ -97,7 +116,11 @@ export function settingsValidator(schema: Record<string, unknown>): ValidateFunc
 }
 
 /** Validate a Hand's settings against its manifest's settingsSchema; defaults applied to a copy. */
-export function validateSettings(manifest: ValidManifest, settings: Record<string, unknown>, where: string): Record<string, unknown> {
+export function validateSettings(
+  manifest: ValidManifest,
+  settings: Record<string, unknown>,
+  where: string,
+): Record<string, unknown> {
   const copy = structuredClone(settings ?? {});
   if (!manifest.settingsSchema) return copy;
   const v = settingsValidator(manifest.settingsSchema);

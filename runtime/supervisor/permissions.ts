@@ -26,8 +26,14 @@ export interface PermissionInput {
 }
 
 const FORBIDDEN = [
-  '--allow-worker', '--allow-child-process', '--allow-addons', '--allow-wasi', '--allow-ffi', '--allow-inspector',
-  '--allow-fs-vfs', '--allow-openssl-store',
+  '--allow-worker',
+  '--allow-child-process',
+  '--allow-addons',
+  '--allow-wasi',
+  '--allow-ffi',
+  '--allow-inspector',
+  '--allow-fs-vfs',
+  '--allow-openssl-store',
 ];
 
 export function workerExecArgv(input: PermissionInput, nodeVersion: string = process.versions.node): string[] {

@@ -84,14 +84,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const modulePath = (opts.resolveModule ?? defaultResolveModule)(hand.module);
     this.#enabled.set(hand.name, hand.enabled !== false);
     this.#hands.set(hand.name, { hand, modulePath });
-    this.#runners.set(hand.name, new HandRunner({
-      config: opts.config, hand, bus: opts.bus, store: opts.store, audit: opts.audit, deviceId: opts.deviceId,
-      clock: opts.clock ?? systemClock, random: opts.random ?? systemRandom,
-      workerEntry: this.#workerEntry, modulePath, services: this.#services, limits: this.#limits,
-      readManifest: (path) => this.#readManifest(path),
-      onStatus: (status) => this.emit('status', status),
-      onLog: (line) => this.emit('log', line),
-    }));
+    this.#runners.set(
+      hand.name,
+      new HandRunner({
+        config: opts.config,
+        hand,
+        bus: opts.bus,
+        store: opts.store,
+        audit: opts.audit,
+        deviceId: opts.deviceId,
+        clock: opts.clock ?? systemClock,
+        random: opts.random ?? systemRandom,
+        workerEntry: this.#workerEntry,
+        modulePath,
+        services: this.#services,
+        limits: this.#limits,
+        readManifest: (path) => this.#readManifest(path),
+        onStatus: (status) => this.emit('status', status),
+        onLog: (line) => this.emit('log', line),
+      }),
+    );
   }
 
   /**
@@ -104,7 +116,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const next = new Map(hands.map((h) => [h.name, h]));
     const removed = [...this.#hands.keys()].filter((n) => !next.has(n));
     const added = hands.filter((h) => !this.#hands.has(h.name)).map((h) => h.name);
-    const restarted = hands.filter((h) => this.#hands.has(h.name) && canonicalJson(this.#hands.get(h.name)!.hand) !== canonicalJson(h)).map((h) => h.name);
+    const restarted = hands
+      .filter((h) => this.#hands.has(h.name) && canonicalJson(this.#hands.get(h.name)!.hand) !== canonicalJson(h))
+      .map((h) => h.name);
     for (const name of [...removed, ...restarted]) {
       const r = this.#runners.get(name)!;
       if (r.state !== 'stopped') await r.stop('kernel', this.#config.stopTimeoutMs).catch(() => undefined);
@@ -119,8 +133,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     for (const h of hands) ordered.set(h.name, this.#runners.get(h.name)!);
     this.#runners = ordered;
     if (this.#up) {
-      await Promise.all([...restarted, ...added].filter((n) => this.#enabled.get(n) === true)
-        .map((n) => this.#runners.get(n)!.start('kernel').catch(() => undefined)));
+      await Promise.all(
+        [...restarted, ...added]
+          .filter((n) => this.#enabled.get(n) === true)
+          .map((n) =>
+            this.#runners
+              .get(n)!
+              .start('kernel')
+              .catch(() => undefined),
+          ),
+      );
     }
     return { added, removed, restarted };
   }
@@ -136,12 +158,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#runner(name);
     const manifest = await this.#readManifest(this.#hands.get(name)!.modulePath);
     const schema = (manifest as { settingsSchema?: unknown } | null)?.settingsSchema;
-    return schema && typeof schema === 'object' && !Array.isArray(schema) ? schema as Record<string, unknown> : null;
+    return schema && typeof schema === 'object' && !Array.isArray(schema) ? (schema as Record<string, unknown>) : null;
   }
 
   /** Talks to a running Hand through its chat(); see HandRunner.ask. */
-  ask(name: string, messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>,
-    opts: { signal?: AbortSignal; timeoutMs?: number; maxChars?: number } = {}): AsyncGenerator<string> {
+  ask(
+    name: string,
+    messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>,
+    opts: { signal?: AbortSignal; timeoutMs?: number; maxChars?: number } = {},
+  ): AsyncGenerator<string> {
     return this.#runner(name).ask(messages, opts);
   }
 
@@ -150,7 +175,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * see HandRunner.request. The caller (runtime/api/hand-requests.ts) validates `body` against
    * the kind's schema first: the supervisor knows no Hand's protocol.
    */
-  request(name: string, kind: string, body: unknown, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<unknown> {
+  request(
+    name: string,
+    kind: string,
+    body: unknown,
+    opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<unknown> {
     try {
       return this.#runner(name).request(kind, body, opts);
     } catch (err) {
@@ -162,7 +192,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async start(): Promise<void> {
     this.#up = true;
     this.#watchRss();
-    const enabled = [...this.#runners.values()].filter((r) => this.#enabled.get(r.name) === true && r.state === 'stopped');
+    const enabled = [...this.#runners.values()].filter(
+      (r) => this.#enabled.get(r.name) === true && r.state === 'stopped',
+    );
     await Promise.all(enabled.map((r) => r.start('kernel').catch(() => undefined)));
   }
 
@@ -171,9 +203,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#up = false;
     if (this.#rssTimer !== null) (this.#opts.clock ?? systemClock).clearInterval(this.#rssTimer);
     this.#rssTimer = null;
-    const stopping = Promise.all([...this.#runners.values()].map(async (r) => {
-      if (r.state !== 'stopped' && r.state !== 'stopping') await r.stop('kernel', deadlineMs).catch(() => undefined);
-    }));
+    const stopping = Promise.all(
+      [...this.#runners.values()].map(async (r) => {
+        if (r.state !== 'stopped' && r.state !== 'stopping') await r.stop('kernel', deadlineMs).catch(() => undefined);
+      }),
+    );
     // after the runners gave up their launches (a launch still reading its manifest drops the answer)
     this.#probing.abort();
     this.#probing = new AbortController();
@@ -191,13 +225,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const clock = this.#opts.clock ?? systemClock;
     this.#rss = process.memoryUsage.rss();
     const jump = this.#limits.rssJumpMb * 1024 * 1024;
-    this.#rssTimer = clock.setInterval(() => {
-      const rss = process.memoryUsage.rss();
-      if (rss - this.#rss >= jump) {
-        for (const r of this.#runners.values()) if (r.state === 'running' || r.state === 'starting') r.measureNow();
-      }
-      this.#rss = rss;
-    }, Math.max(5, this.#limits.rssWatchMs));
+    this.#rssTimer = clock.setInterval(
+      () => {
+        const rss = process.memoryUsage.rss();
+        if (rss - this.#rss >= jump) {
+          for (const r of this.#runners.values()) if (r.state === 'running' || r.state === 'starting') r.measureNow();
+        }
+        this.#rss = rss;
+      },
+      Math.max(5, this.#limits.rssWatchMs),
+    );
     (this.#rssTimer as { unref?: () => void }).unref?.();
   }
 
@@ -237,8 +274,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** A service Hands reach with ctx.call(method, ...args). */
   registerService(method: string, service: KernelService): void {
-    if (typeof method !== 'string' || method.length === 0) throw new TalonError('BAD_REQUEST', 'a service needs a method name');
-    if ((BUILTIN_METHODS as readonly string[]).includes(method) || method.startsWith('bus.') || method.startsWith('store.')) {
+    if (typeof method !== 'string' || method.length === 0)
+      throw new TalonError('BAD_REQUEST', 'a service needs a method name');
+    if (
+      (BUILTIN_METHODS as readonly string[]).includes(method) ||
+      method.startsWith('bus.') ||
+      method.startsWith('store.')
+    ) {
       throw new TalonError('BAD_REQUEST', `"${method}" is reserved for the supervisor`);
     }
     if (this.#services.has(method)) throw new TalonError('BAD_REQUEST', `a service "${method}" is already registered`);
@@ -247,7 +289,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #runner(name: string): HandRunner {
     const r = this.#runners.get(name);
-    if (!r) throw new TalonError('HAND_NOT_FOUND', `there is no Hand named "${name}"; known: ${[...this.#runners.keys()].join(', ') || 'none'}`);
+    if (!r)
+      throw new TalonError(
+        'HAND_NOT_FOUND',
+        `there is no Hand named "${name}"; known: ${[...this.#runners.keys()].join(', ') || 'none'}`,
+      );
     return r;
   }
 
@@ -272,7 +318,11 @@ function checkHands(hands: HandConfig[]): void {
   const seen = new Set<string>();
   hands.forEach((hand, i) => {
     checkHandName(hand.name, { code: 'CONFIG_INVALID', where: `hands[${i}].name` });
-    if (seen.has(hand.name)) throw new TalonError('CONFIG_INVALID', `hands[${i}].name "${hand.name}" is used by another Hand; names must be unique`);
+    if (seen.has(hand.name))
+      throw new TalonError(
+        'CONFIG_INVALID',
+        `hands[${i}].name "${hand.name}" is used by another Hand; names must be unique`,
+      );
     seen.add(hand.name);
   });
 }
@@ -280,11 +330,19 @@ function checkHands(hands: HandConfig[]): void {
 /** the memory outside the V8 heap a module may take while only its manifest is read */
 export const MANIFEST_EXTERNAL_MB = 64;
 
-export function probeManifest(workerEntry: string, modulePath: string, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+export function probeManifest(
+  workerEntry: string,
+  modulePath: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<unknown> {
   if (!existsSync(workerEntry)) {
-    return Promise.reject(new TalonError('HAND_START_FAILED', `the Hand worker runtime ${workerEntry} is missing; run npm run build`));
+    return Promise.reject(
+      new TalonError('HAND_START_FAILED', `the Hand worker runtime ${workerEntry} is missing; run npm run build`),
+    );
   }
-  const stopped = (): TalonError => new TalonError('HAND_STOPPED', `the supervisor stopped while the Hand module ${modulePath} was loading`);
+  const stopped = (): TalonError =>
+    new TalonError('HAND_STOPPED', `the supervisor stopped while the Hand module ${modulePath} was loading`);
   if (signal?.aborted) return Promise.reject(stopped());
   return new Promise<unknown>((resolvePromise, reject) => {
     const worker = new Worker(workerEntry, {
@@ -307,16 +365,30 @@ export function probeManifest(workerEntry: string, modulePath: string, timeoutMs
       if (err) reject(err);
       else resolvePromise(value);
     };
-    const timer = setTimeout(() => finish(new TalonError('HAND_TIMEOUT', `loading the Hand module ${modulePath} took longer than ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        finish(
+          new TalonError('HAND_TIMEOUT', `loading the Hand module ${modulePath} took longer than ${timeoutMs} ms`),
+        ),
+      timeoutMs,
+    );
     const onAbort = (): void => finish(stopped());
     signal?.addEventListener('abort', onAbort, { once: true });
     // the module's top level runs here: its memory outside the V8 heap is bounded too
     const memory = setInterval(() => {
-      worker.getHeapStatistics().then((st) => {
-        if (st.external_memory > MANIFEST_EXTERNAL_MB * 1024 * 1024) {
-          finish(new TalonError('QUOTA_EXCEEDED', `loading the Hand module ${modulePath} took more than ${MANIFEST_EXTERNAL_MB} MB outside the V8 heap`));
-        }
-      }, () => undefined);
+      worker.getHeapStatistics().then(
+        (st) => {
+          if (st.external_memory > MANIFEST_EXTERNAL_MB * 1024 * 1024) {
+            finish(
+              new TalonError(
+                'QUOTA_EXCEEDED',
+                `loading the Hand module ${modulePath} took more than ${MANIFEST_EXTERNAL_MB} MB outside the V8 heap`,
+              ),
+            );
+          }
+        },
+        () => undefined,
+      );
     }, 200);
     memory.unref();
     void new Promise((r) => worker.once('exit', r)).then(() => clearInterval(memory));
@@ -324,12 +396,23 @@ export function probeManifest(workerEntry: string, modulePath: string, timeoutMs
       if (msg.t === 'manifest') finish(null, msg.manifest);
       else if (msg.t === 'error') {
         const e = isErrorJSON(msg.error) ? msg.error : { code: 'INTERNAL', message: 'unknown error' };
-        finish(e.code === 'MANIFEST_INVALID'
-          ? new TalonError('MANIFEST_INVALID', e.message)
-          : new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} failed to load: ${e.message}`));
+        finish(
+          e.code === 'MANIFEST_INVALID'
+            ? new TalonError('MANIFEST_INVALID', e.message)
+            : new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} failed to load: ${e.message}`),
+        );
       }
     });
-    worker.on('error', (err: Error) => finish(new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} failed to load: ${err.message}`)));
-    worker.on('exit', (code) => finish(new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} exited (code ${code}) before declaring a manifest`)));
+    worker.on('error', (err: Error) =>
+      finish(new TalonError('HAND_START_FAILED', `the Hand module ${modulePath} failed to load: ${err.message}`)),
+    );
+    worker.on('exit', (code) =>
+      finish(
+        new TalonError(
+          'HAND_START_FAILED',
+          `the Hand module ${modulePath} exited (code ${code}) before declaring a manifest`,
+        ),
+      ),
+    );
   });
 }

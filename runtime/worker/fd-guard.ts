@@ -61,16 +61,50 @@ interface Owned {
   idle: Array<() => void>;
 }
 
-const FD_SYNC = ['fchmodSync', 'fchownSync', 'fdatasyncSync', 'fstatSync', 'fsyncSync', 'ftruncateSync', 'futimesSync',
-  'readSync', 'readvSync', 'writeSync', 'writevSync'];
-const FD_ASYNC = ['fchmod', 'fchown', 'fdatasync', 'fstat', 'fsync', 'ftruncate', 'futimes', 'read', 'readv', 'write', 'writev'];
+const FD_SYNC = [
+  'fchmodSync',
+  'fchownSync',
+  'fdatasyncSync',
+  'fstatSync',
+  'fsyncSync',
+  'ftruncateSync',
+  'futimesSync',
+  'readSync',
+  'readvSync',
+  'writeSync',
+  'writevSync',
+];
+const FD_ASYNC = [
+  'fchmod',
+  'fchown',
+  'fdatasync',
+  'fstat',
+  'fsync',
+  'ftruncate',
+  'futimes',
+  'read',
+  'readv',
+  'write',
+  'writev',
+];
 const PATH_OR_FD_SYNC = ['readFileSync', 'writeFileSync', 'appendFileSync'];
 const PATH_OR_FD_ASYNC = ['readFile', 'writeFile', 'appendFile'];
 /** FileHandle methods that answer synchronously (the rest return promises) */
 const HANDLE_SYNC = new Set(['readLines', 'createReadStream', 'createWriteStream', 'readableWebStream']);
 /** the native handle's stream methods: raw reads and writes on its descriptor */
-const NATIVE_IO = ['readStart', 'readStop', 'shutdown', 'useUserBuffer', 'writev', 'writeBuffer', 'writeAsciiString',
-  'writeUtf8String', 'writeUcs2String', 'writeLatin1String', 'releaseFD'];
+const NATIVE_IO = [
+  'readStart',
+  'readStop',
+  'shutdown',
+  'useUserBuffer',
+  'writev',
+  'writeBuffer',
+  'writeAsciiString',
+  'writeUtf8String',
+  'writeUcs2String',
+  'writeLatin1String',
+  'releaseFD',
+];
 
 export interface FdGuard {
   /** finish the guard for fs.promises FileHandles: opens `probePath` (readable) once. Await before Hand code runs. */
@@ -93,13 +127,20 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
   const denied = (api: string, fd: unknown): TalonError => {
     const subject = `${api} fd ${typeof fd === 'number' ? fd : '?'}`;
     opts.report(FD_ACTION, subject);
-    return new TalonError('CAPABILITY_DENIED',
-      `${who} may not use file descriptor ${String(fd)} (${api}): a Hand may use only the descriptors it opened itself `
-      + '(fs.open, fs.openSync, fs.promises.open), and only the paths its capabilities.fs grants',
-      { details: { action: FD_ACTION, subject } });
+    return new TalonError(
+      'CAPABILITY_DENIED',
+      `${who} may not use file descriptor ${String(fd)} (${api}): a Hand may use only the descriptors it opened itself ` +
+        '(fs.open, fs.openSync, fs.promises.open), and only the paths its capabilities.fs grants',
+      { details: { action: FD_ACTION, subject } },
+    );
   };
-  const busy = (fd: number): Error => Object.assign(new Error(`EBUSY: file descriptor ${fd} has reads or writes in flight; close it when they finish`), { code: 'EBUSY', syscall: 'close' });
-  const closing = (fd: number): Error => Object.assign(new Error(`EBADF: file descriptor ${fd} is being closed`), { code: 'EBADF' });
+  const busy = (fd: number): Error =>
+    Object.assign(new Error(`EBUSY: file descriptor ${fd} has reads or writes in flight; close it when they finish`), {
+      code: 'EBUSY',
+      syscall: 'close',
+    });
+  const closing = (fd: number): Error =>
+    Object.assign(new Error(`EBADF: file descriptor ${fd} is being closed`), { code: 'EBADF' });
 
   const identity = (fd: number): { dev: bigint; ino: bigint } | null => {
     try {
@@ -149,7 +190,12 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
   const set = (obj: object, key: PropertyKey, value: unknown): void => {
     const d = Object.getOwnPropertyDescriptor(obj, key);
     if (d && !d.configurable) return;
-    Object.defineProperty(obj, key, { value, writable: false, configurable: false, enumerable: d?.enumerable ?? false });
+    Object.defineProperty(obj, key, {
+      value,
+      writable: false,
+      configurable: false,
+      enumerable: d?.enumerable ?? false,
+    });
   };
   /** keep util.promisify's hints (customPromisifyArgs); never copy a function-valued one (an unguarded original) */
   const carry = (from: Fn, to: Fn): Fn => {
@@ -189,67 +235,91 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
   };
 
   // -- fs: opening (recorded), closing (released), every fd-taking call (checked) -------------
-  set(fs, 'openSync', carry(orig.openSync, function openSync(this: unknown, ...args: unknown[]) {
-    const fd = orig.openSync.apply(this, args);
-    adopt(fd);
-    return fd;
-  }));
-  set(fs, 'open', carry(orig.open, function open(this: unknown, ...args: unknown[]) {
-    const i = callbackOf(args);
-    if (i < 0) return orig.open.apply(this, args);
-    const cb = args[i] as Fn;
-    const a = args.slice();
-    a[i] = (err: unknown, fd: unknown) => {
-      if (!err) adopt(fd);
-      cb(err, fd);
-    };
-    return orig.open.apply(this, a);
-  }));
-  set(fs, 'closeSync', carry(orig.closeSync, function closeSync(this: unknown, fd: unknown) {
-    const e = check('fs.closeSync', fd);
-    if (e && e.pending > 0) throw busy(e.fd);
-    if (e) release(e);
-    return orig.closeSync.call(this, fd);
-  }));
-  set(fs, 'close', carry(orig.close, function close(this: unknown, ...args: unknown[]) {
-    let e: Owned | undefined;
-    try {
-      e = check('fs.close', args[0]);
-    } catch (err) {
-      return refuse(args, err as Error);
-    }
-    if (!e) return orig.close.apply(this, args);
-    const entry = e;
-    const go = (): unknown => {
-      release(entry);
-      return orig.close.apply(this, args);
-    };
-    if (entry.pending === 0) return go();
-    entry.closing = true;
-    entry.idle.push(() => void go());
-    return undefined;
-  }));
+  set(
+    fs,
+    'openSync',
+    carry(orig.openSync, function openSync(this: unknown, ...args: unknown[]) {
+      const fd = orig.openSync.apply(this, args);
+      adopt(fd);
+      return fd;
+    }),
+  );
+  set(
+    fs,
+    'open',
+    carry(orig.open, function open(this: unknown, ...args: unknown[]) {
+      const i = callbackOf(args);
+      if (i < 0) return orig.open.apply(this, args);
+      const cb = args[i] as Fn;
+      const a = args.slice();
+      a[i] = (err: unknown, fd: unknown) => {
+        if (!err) adopt(fd);
+        cb(err, fd);
+      };
+      return orig.open.apply(this, a);
+    }),
+  );
+  set(
+    fs,
+    'closeSync',
+    carry(orig.closeSync, function closeSync(this: unknown, fd: unknown) {
+      const e = check('fs.closeSync', fd);
+      if (e && e.pending > 0) throw busy(e.fd);
+      if (e) release(e);
+      return orig.closeSync.call(this, fd);
+    }),
+  );
+  set(
+    fs,
+    'close',
+    carry(orig.close, function close(this: unknown, ...args: unknown[]) {
+      let e: Owned | undefined;
+      try {
+        e = check('fs.close', args[0]);
+      } catch (err) {
+        return refuse(args, err as Error);
+      }
+      if (!e) return orig.close.apply(this, args);
+      const entry = e;
+      const go = (): unknown => {
+        release(entry);
+        return orig.close.apply(this, args);
+      };
+      if (entry.pending === 0) return go();
+      entry.closing = true;
+      entry.idle.push(() => void go());
+      return undefined;
+    }),
+  );
   // readFile(fd) / writeFile(fd) / appendFile(fd) (PATH_OR_FD_*) go to the binding directly with the number
   for (const name of [...FD_SYNC, ...PATH_OR_FD_SYNC]) {
     const f = (fs as unknown as Record<string, Fn>)[name];
     if (typeof f !== 'function') continue;
-    set(fs, name, carry(f, function (this: unknown, ...args: unknown[]) {
-      check(`fs.${name}`, args[0]);
-      return f.apply(this, args);
-    }));
+    set(
+      fs,
+      name,
+      carry(f, function (this: unknown, ...args: unknown[]) {
+        check(`fs.${name}`, args[0]);
+        return f.apply(this, args);
+      }),
+    );
   }
   for (const name of [...FD_ASYNC, ...PATH_OR_FD_ASYNC]) {
     const f = (fs as unknown as Record<string, Fn>)[name];
     if (typeof f !== 'function') continue;
-    set(fs, name, carry(f, function (this: unknown, ...args: unknown[]) {
-      let e: Owned | undefined;
-      try {
-        e = check(`fs.${name}`, args[0]);
-      } catch (err) {
-        return refuse(args, err as Error);
-      }
-      return inFlight(f, this, args, e);
-    }));
+    set(
+      fs,
+      name,
+      carry(f, function (this: unknown, ...args: unknown[]) {
+        let e: Owned | undefined;
+        try {
+          e = check(`fs.${name}`, args[0]);
+        } catch (err) {
+          return refuse(args, err as Error);
+        }
+        return inFlight(f, this, args, e);
+      }),
+    );
   }
 
   // -- FileHandles (fs.promises) --------------------------------------------------------------
@@ -273,7 +343,8 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
     return e;
   };
   /** a streams / fs.promises argument that is not a path: it must be a FileHandle this guard opened */
-  const isHandleArg = (v: unknown): boolean => typeof v === 'object' && v !== null && !(v instanceof URL) && !ArrayBuffer.isView(v);
+  const isHandleArg = (v: unknown): boolean =>
+    typeof v === 'object' && v !== null && !(v instanceof URL) && !ArrayBuffer.isView(v);
 
   const adoptHandle = (fh: object): void => {
     const e = adopt((fh as { fd: unknown }).fd);
@@ -317,26 +388,34 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
 
   const fsp = fs.promises as unknown as Record<string, Fn>;
   const pOpen = fsp.open!;
-  set(fsp, 'open', carry(pOpen, async function open(this: unknown, ...args: unknown[]) {
-    const fh = await pOpen.apply(this, args) as object;
-    adoptHandle(fh);
-    return fh;
-  }));
+  set(
+    fsp,
+    'open',
+    carry(pOpen, async function open(this: unknown, ...args: unknown[]) {
+      const fh = (await pOpen.apply(this, args)) as object;
+      adoptHandle(fh);
+      return fh;
+    }),
+  );
   for (const name of ['readFile', 'writeFile', 'appendFile']) {
     const f = fsp[name]!;
-    set(fsp, name, carry(f, function (this: unknown, ...args: unknown[]) {
-      if (!isHandleArg(args[0])) return f.apply(this, args);
-      let e: Owned | undefined;
-      try {
-        e = checkHandle(`fs.promises.${name}`, args[0]);
-      } catch (err) {
-        return Promise.reject(err);
-      }
-      if (!e) return f.apply(this, args);
-      const entry = e;
-      entry.pending++;
-      return Promise.resolve(f.apply(this, args)).finally(() => settle(entry));
-    }));
+    set(
+      fsp,
+      name,
+      carry(f, function (this: unknown, ...args: unknown[]) {
+        if (!isHandleArg(args[0])) return f.apply(this, args);
+        let e: Owned | undefined;
+        try {
+          e = checkHandle(`fs.promises.${name}`, args[0]);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        if (!e) return f.apply(this, args);
+        const entry = e;
+        entry.pending++;
+        return Promise.resolve(f.apply(this, args)).finally(() => settle(entry));
+      }),
+    );
   }
 
   // -- streams: refuse a foreign fd when the stream is made, not at its first read ------------
@@ -348,10 +427,14 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
   };
   for (const name of ['createReadStream', 'createWriteStream']) {
     const f = (fs as unknown as Record<string, Fn>)[name]!;
-    set(fs, name, carry(f, function (this: unknown, ...args: unknown[]) {
-      streamOptions(`fs.${name}`, args[1]);
-      return f.apply(this, args);
-    }));
+    set(
+      fs,
+      name,
+      carry(f, function (this: unknown, ...args: unknown[]) {
+        streamOptions(`fs.${name}`, args[1]);
+        return f.apply(this, args);
+      }),
+    );
   }
   /**
    * obj[key] := a constructor that runs `test` on its arguments first. It also works called as
@@ -369,7 +452,13 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
     Object.defineProperty(G, 'name', { value: C.name });
     G.prototype = C.prototype;
     Object.setPrototypeOf(G, Object.getPrototypeOf(C) as object);
-    if (hide) Object.defineProperty(C.prototype, 'constructor', { value: G, writable: true, configurable: true, enumerable: false });
+    if (hide)
+      Object.defineProperty(C.prototype, 'constructor', {
+        value: G,
+        writable: true,
+        configurable: true,
+        enumerable: false,
+      });
     set(obj, key, G);
   };
   for (const key of ['ReadStream', 'WriteStream', 'FileReadStream', 'FileWriteStream']) {
@@ -385,7 +474,8 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
   // and the handles' open() is locked below when the Hand has raw network access
   const socketFd = (a: unknown[]): void => {
     const o = a[0];
-    if (typeof o === 'object' && o !== null && typeof (o as { fd?: unknown }).fd === 'number') check('net.Socket', (o as { fd: number }).fd);
+    if (typeof o === 'object' && o !== null && typeof (o as { fd?: unknown }).fd === 'number')
+      check('net.Socket', (o as { fd: number }).fd);
   };
   guardCtor(net, 'Socket', socketFd, false);
   guardCtor(net, 'Stream', socketFd, false); // net.Stream: the old name of net.Socket
@@ -398,12 +488,12 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
     owns: (fd) => lookup(fd) !== undefined,
     async lockFileHandles(probePath: string): Promise<void> {
       if (handleProto) return;
-      const fh = await pOpen(probePath, 'r') as object;
+      const fh = (await pOpen(probePath, 'r')) as object;
       const proto = Object.getPrototypeOf(fh) as Record<PropertyKey, unknown>;
       const syms = Object.getOwnPropertySymbols(fh);
       kFd = syms.find((s) => s.description === 'kFd');
       const kHandle = syms.find((s) => s.description === 'kHandle');
-      const native = kHandle ? (fh as Record<symbol, unknown>)[kHandle] as object | undefined : undefined;
+      const native = kHandle ? ((fh as Record<symbol, unknown>)[kHandle] as object | undefined) : undefined;
       await (fh as { close(): Promise<void> }).close();
       handleProto = proto;
       // every method that reaches the descriptor: only on a handle this guard opened
@@ -413,15 +503,19 @@ export function installFdGuard(opts: FdGuardOptions): FdGuard {
         if (!d || typeof d.value !== 'function') continue;
         const f = d.value as Fn;
         const sync = HANDLE_SYNC.has(key);
-        set(proto, key, carry(f, function (this: unknown, ...args: unknown[]) {
-          try {
-            checkHandle(`FileHandle.${key}`, this);
-          } catch (err) {
-            if (sync) throw err;
-            return Promise.reject(err);
-          }
-          return f.apply(this, args);
-        }));
+        set(
+          proto,
+          key,
+          carry(f, function (this: unknown, ...args: unknown[]) {
+            try {
+              checkHandle(`FileHandle.${key}`, this);
+            } catch (err) {
+              if (sync) throw err;
+              return Promise.reject(err);
+            }
+            return f.apply(this, args);
+          }),
+        );
       }
       // the close that skips the promise: not under operations in flight
       const kCloseSync = Object.getOwnPropertySymbols(proto).find((s) => s.description === 'kCloseSync');
@@ -485,20 +579,26 @@ function lockSocketHandles(check: (api: string, fd: unknown) => unknown): void {
     s.connect({ port: 9, host: '127.0.0.1' }); // makes its TCP handle now; the connect itself waits a tick
     take((s as unknown as { _handle: unknown })._handle);
     s.destroy();
-  } catch { /* no TCP handle: nothing to lock */ }
+  } catch {
+    /* no TCP handle: nothing to lock */
+  }
   try {
     const p = new net.Socket();
     p.on('error', () => {});
     p.connect('\0talon-fd-guard-probe'); // a Pipe handle (abstract name: nothing on disk)
     take((p as unknown as { _handle: unknown })._handle);
     p.destroy();
-  } catch { /* no Pipe handle */ }
+  } catch {
+    /* no Pipe handle */
+  }
   try {
     const u = dgram.createSocket('udp4');
     const k = Object.getOwnPropertySymbols(u).find((s) => s.description === 'state symbol');
-    if (k) take(((u as unknown as Record<symbol, { handle?: unknown }>)[k])?.handle);
+    if (k) take((u as unknown as Record<symbol, { handle?: unknown }>)[k]?.handle);
     u.close();
-  } catch { /* no UDP handle */ }
+  } catch {
+    /* no UDP handle */
+  }
   for (const proto of protos) {
     const open = (proto as Record<string, unknown>).open;
     if (typeof open !== 'function') continue;

@@ -32,8 +32,23 @@ export interface GuardOptions {
 }
 
 const DNS_FUNCTIONS = [
-  'lookup', 'lookupService', 'reverse', 'resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveCaa', 'resolveCname',
-  'resolveMx', 'resolveNaptr', 'resolveNs', 'resolvePtr', 'resolveSoa', 'resolveSrv', 'resolveTlsa', 'resolveTxt',
+  'lookup',
+  'lookupService',
+  'reverse',
+  'resolve',
+  'resolve4',
+  'resolve6',
+  'resolveAny',
+  'resolveCaa',
+  'resolveCname',
+  'resolveMx',
+  'resolveNaptr',
+  'resolveNs',
+  'resolvePtr',
+  'resolveSoa',
+  'resolveSrv',
+  'resolveTlsa',
+  'resolveTxt',
 ];
 
 type Fn = (...args: unknown[]) => unknown;
@@ -42,16 +57,23 @@ export function installNetworkGuard(opts: GuardOptions): void {
   const who = opts.hand === undefined ? 'A Hand' : `Hand "${opts.hand}"`;
   const denied = (action: string, subject: string, what: string): TalonError => {
     opts.report(action, subject);
-    return new TalonError('CAPABILITY_DENIED',
-      `${who} may not use the network directly (${what} ${subject}): its worker runs without network access. `
-      + 'Declare capabilities.network with the hosts it needs and call ctx.fetch(url), which the kernel checks; '
-      + 'a Hand that needs raw sockets must be granted network: { raw: true }, which opens all of the network.',
-      { details: { action, subject } });
+    return new TalonError(
+      'CAPABILITY_DENIED',
+      `${who} may not use the network directly (${what} ${subject}): its worker runs without network access. ` +
+        'Declare capabilities.network with the hosts it needs and call ctx.fetch(url), which the kernel checks; ' +
+        'a Hand that needs raw sockets must be granted network: { raw: true }, which opens all of the network.',
+      { details: { action, subject } },
+    );
   };
   const set = (obj: object, key: string, value: unknown): void => {
     const d = Object.getOwnPropertyDescriptor(obj, key);
     if (d && !d.configurable) return;
-    Object.defineProperty(obj, key, { value, writable: false, configurable: false, enumerable: d?.enumerable ?? false });
+    Object.defineProperty(obj, key, {
+      value,
+      writable: false,
+      configurable: false,
+      enumerable: d?.enumerable ?? false,
+    });
   };
   /**
    * Node's lazy globals: asking for WebSocket's descriptor or redefining it in place loads undici
@@ -63,10 +85,20 @@ export function installNetworkGuard(opts: GuardOptions): void {
     Object.defineProperty(g, name, { value, writable: false, configurable: false, enumerable: false });
   };
   /** socket-style: throw at once */
-  const throwing = (obj: object, key: string, action: string, what: string, target: (args: unknown[]) => string): void => {
+  const throwing = (
+    obj: object,
+    key: string,
+    action: string,
+    what: string,
+    target: (args: unknown[]) => string,
+  ): void => {
     if (typeof (obj as Record<string, unknown>)[key] !== 'function') return;
     set(obj, key, function denyNetwork(this: unknown, ...args: unknown[]): never {
-      throw denied(action, safe(() => target(args)), what);
+      throw denied(
+        action,
+        safe(() => target(args)),
+        what,
+      );
     });
   };
 
@@ -84,20 +116,35 @@ export function installNetworkGuard(opts: GuardOptions): void {
   });
   // fetch, WebSocket, EventSource (globals, never read: see setGlobal)
   setGlobal('fetch', function fetch(input: unknown): Promise<never> {
-    return Promise.reject(denied('network.connect', safe(() => requestTarget([input], 'http:')), 'fetch of'));
+    return Promise.reject(
+      denied(
+        'network.connect',
+        safe(() => requestTarget([input], 'http:')),
+        'fetch of',
+      ),
+    );
   });
   for (const name of ['WebSocket', 'EventSource']) {
     setGlobal(name, function denyConstructor(url: unknown): never {
-      throw denied('network.connect', safe(() => requestTarget([url], name === 'WebSocket' ? 'ws:' : 'http:')), `${name} to`);
+      throw denied(
+        'network.connect',
+        safe(() => requestTarget([url], name === 'WebSocket' ? 'ws:' : 'http:')),
+        `${name} to`,
+      );
     });
   }
   // DNS: callback API, Resolver objects, promises
-  const dnsSubject = (args: unknown[]): string => (typeof args[1] === 'number' ? `${String(args[0])}:${args[1]}` : String(args[0]).slice(0, 255));
+  const dnsSubject = (args: unknown[]): string =>
+    typeof args[1] === 'number' ? `${String(args[0])}:${args[1]}` : String(args[0]).slice(0, 255);
   const callbackStyle = (obj: object): void => {
     for (const key of DNS_FUNCTIONS) {
       if (typeof (obj as Record<string, unknown>)[key] !== 'function') continue;
       set(obj, key, function denyDns(this: unknown, ...args: unknown[]): void {
-        const err = denied('network.dns', safe(() => dnsSubject(args)), `dns.${key} of`);
+        const err = denied(
+          'network.dns',
+          safe(() => dnsSubject(args)),
+          `dns.${key} of`,
+        );
         const cb = args[args.length - 1];
         if (typeof cb !== 'function') throw err;
         process.nextTick(cb as Fn, err);
@@ -108,7 +155,13 @@ export function installNetworkGuard(opts: GuardOptions): void {
     for (const key of DNS_FUNCTIONS) {
       if (typeof (obj as Record<string, unknown>)[key] !== 'function') continue;
       set(obj, key, function denyDns(this: unknown, ...args: unknown[]): Promise<never> {
-        return Promise.reject(denied('network.dns', safe(() => dnsSubject(args)), `dns.promises.${key} of`));
+        return Promise.reject(
+          denied(
+            'network.dns',
+            safe(() => dnsSubject(args)),
+            `dns.promises.${key} of`,
+          ),
+        );
       });
     }
   };
@@ -141,7 +194,8 @@ export function connectTarget(args: unknown[]): string {
     const host = typeof a.host === 'string' ? a.host : typeof a.hostname === 'string' ? a.hostname : 'localhost';
     return hostPort(host, a.port);
   }
-  if (typeof a === 'number' || (typeof a === 'string' && /^\d+$/.test(a))) return hostPort(typeof args[1] === 'string' ? args[1] : 'localhost', a);
+  if (typeof a === 'number' || (typeof a === 'string' && /^\d+$/.test(a)))
+    return hostPort(typeof args[1] === 'string' ? args[1] : 'localhost', a);
   if (typeof a === 'string') return `unix:${a}`;
   return '(unknown)';
 }

@@ -33,7 +33,15 @@ const STDIO_STREAMS = new Set(['stdout', 'stderr']);
 /** the constructors Node's deserializeError knows (lib/internal/error_serdes.js) */
 /** an uncaught error's report to the kernel, bytes (the kernel keeps 2000 characters of its message) */
 const ERROR_PAYLOAD_MAX = 1024 * 1024;
-const ERROR_CTORS = new Set(['Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError', 'TypeError', 'URIError']);
+const ERROR_CTORS = new Set([
+  'Error',
+  'EvalError',
+  'RangeError',
+  'ReferenceError',
+  'SyntaxError',
+  'TypeError',
+  'URIError',
+]);
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 
@@ -55,7 +63,8 @@ function errorPayloadOk(e: unknown, depth = 0): boolean {
     return false;
   }
   if (b[0] === 1) return true;
-  if (!isRecord(v) || typeof v.constructor !== 'string' || !ERROR_CTORS.has(v.constructor) || !isRecord(v.properties)) return false;
+  if (!isRecord(v) || typeof v.constructor !== 'string' || !ERROR_CTORS.has(v.constructor) || !isRecord(v.properties))
+    return false;
   const props = v.properties;
   // Object.create(ctor.prototype, properties): each a data descriptor (v8 cannot carry a getter)
   if (!Object.values(props).every((d) => isRecord(d) && !('get' in d) && !('set' in d))) return false;
@@ -67,20 +76,29 @@ function errorPayloadOk(e: unknown, depth = 0): boolean {
 function chunkOk(c: unknown): boolean {
   if (!isRecord(c)) return false;
   if (ArrayBuffer.isView(c.chunk)) return true;
-  return typeof c.chunk === 'string' && (c.encoding === undefined || (typeof c.encoding === 'string' && Buffer.isEncoding(c.encoding)));
+  return (
+    typeof c.chunk === 'string' &&
+    (c.encoding === undefined || (typeof c.encoding === 'string' && Buffer.isEncoding(c.encoding)))
+  );
 }
 
 type Fn = (...args: unknown[]) => unknown;
 
 /** Returns the SDK's post: the original postMessage bound to `port`. */
-export function installPortGuard(port: MessagePort, opts: { hand?: string; report: DenyReport }): (msg: unknown) => void {
+export function installPortGuard(
+  port: MessagePort,
+  opts: { hand?: string; report: DenyReport },
+): (msg: unknown) => void {
   const who = opts.hand === undefined ? 'A Hand' : `Hand "${opts.hand}"`;
   const proto = MessagePort.prototype as unknown as Record<string, unknown>;
   const original = proto.postMessage as Fn;
   const denied = (subject: string): TalonError => {
     opts.report(PORT_ACTION, subject);
-    return new TalonError('CAPABILITY_DENIED', `${who} may not post to the kernel's ports (${subject}); it talks to the kernel through ctx`,
-      { details: { action: PORT_ACTION, subject } });
+    return new TalonError(
+      'CAPABILITY_DENIED',
+      `${who} may not post to the kernel's ports (${subject}); it talks to the kernel through ctx`,
+      { details: { action: PORT_ACTION, subject } },
+    );
   };
 
   // Node's stdio port: process.stdout[kPort] (the same one serves stderr and stdin)
@@ -99,16 +117,23 @@ export function installPortGuard(port: MessagePort, opts: { hand?: string; repor
       if (stdio !== undefined && this === stdio) {
         const msg = args[0] as { type?: unknown; chunks?: unknown } | null;
         const type = typeof msg === 'object' && msg !== null ? msg.type : undefined;
-        if (typeof type !== 'string' || !STDIO_TYPES.has(type)) throw denied(`stdio port: ${String(type).slice(0, 50)}`);
+        if (typeof type !== 'string' || !STDIO_TYPES.has(type))
+          throw denied(`stdio port: ${String(type).slice(0, 50)}`);
         const m = msg as { stream?: unknown; chunks?: unknown; error?: unknown };
         if (type === 'errorMessage' && !errorPayloadOk(m.error)) throw denied('stdio port: errorMessage (malformed)');
         if (type === 'stdioPayload') {
-          if (typeof m.stream !== 'string' || !STDIO_STREAMS.has(m.stream) || !Array.isArray(m.chunks) || !m.chunks.every(chunkOk)) {
+          if (
+            typeof m.stream !== 'string' ||
+            !STDIO_STREAMS.has(m.stream) ||
+            !Array.isArray(m.chunks) ||
+            !m.chunks.every(chunkOk)
+          ) {
             throw denied('stdio port: stdioPayload (malformed)');
           }
           msg!.chunks = (msg!.chunks as Array<{ chunk?: unknown; encoding?: unknown }>).slice(0, 64).map((c) => {
             const chunk = c?.chunk;
-            if (typeof chunk === 'string' && chunk.length > STDIO_CHUNK_MAX) return { chunk: `${chunk.slice(0, STDIO_CHUNK_MAX)}\n`, encoding: c.encoding };
+            if (typeof chunk === 'string' && chunk.length > STDIO_CHUNK_MAX)
+              return { chunk: `${chunk.slice(0, STDIO_CHUNK_MAX)}\n`, encoding: c.encoding };
             if (ArrayBuffer.isView(chunk) && chunk.byteLength > STDIO_CHUNK_MAX) {
               return { chunk: Buffer.from(chunk.buffer, chunk.byteOffset, STDIO_CHUNK_MAX), encoding: c.encoding };
             }

@@ -41,15 +41,19 @@ export function installSqliteGuard(opts: SqliteGuardOptions): void {
   const who = opts.hand === undefined ? 'A Hand' : `Hand "${opts.hand}"`;
   const reads = opts.fs.read.map((p) => resolve(p));
   const writes = opts.fs.write.map((p) => resolve(p));
-  const covers = (grants: string[], p: string): boolean => grants.some((g) => p === g || p.startsWith(g.endsWith(sep) ? g : g + sep));
+  const covers = (grants: string[], p: string): boolean =>
+    grants.some((g) => p === g || p.startsWith(g.endsWith(sep) ? g : g + sep));
   const C = sqlite.constants;
 
   const denied = (subject: string, why: string): TalonError => {
     const s = subject.slice(0, 300);
     opts.report(SQLITE_ACTION, s);
-    return new TalonError('CAPABILITY_DENIED',
-      `${who} may not open ${s} with node:sqlite: ${why}. A Hand may use ':memory:', or database files inside its `
-      + 'capabilities.fs.write paths (inside capabilities.fs.read paths with readOnly: true)', { details: { action: SQLITE_ACTION, subject: s } });
+    return new TalonError(
+      'CAPABILITY_DENIED',
+      `${who} may not open ${s} with node:sqlite: ${why}. A Hand may use ':memory:', or database files inside its ` +
+        'capabilities.fs.write paths (inside capabilities.fs.read paths with readOnly: true)',
+      { details: { action: SQLITE_ACTION, subject: s } },
+    );
   };
 
   /** an absolute path from what DatabaseSync / backup take, or a refusal */
@@ -59,8 +63,14 @@ export function installSqliteGuard(opts: SqliteGuardOptions): void {
       if (where.search !== '') throw denied(where.href, 'URI parameters are not allowed');
       return resolve(fileURLToPath(where));
     }
-    const s = typeof where === 'string' ? where : ArrayBuffer.isView(where) ? Buffer.from(where.buffer, where.byteOffset, where.byteLength).toString('utf8') : undefined;
-    if (s === undefined) throw new TalonError('BAD_REQUEST', `${what}: the database path must be a string, a Buffer or a file: URL`);
+    const s =
+      typeof where === 'string'
+        ? where
+        : ArrayBuffer.isView(where)
+          ? Buffer.from(where.buffer, where.byteOffset, where.byteLength).toString('utf8')
+          : undefined;
+    if (s === undefined)
+      throw new TalonError('BAD_REQUEST', `${what}: the database path must be a string, a Buffer or a file: URL`);
     if (s.includes('\0')) throw denied(JSON.stringify(s), 'the path contains a NUL byte');
     if (/^file:/i.test(s)) throw denied(s, 'file: URIs are not allowed; pass a plain path');
     if (s === '') throw denied('(a temporary database)', 'only :memory: and granted paths are allowed');
@@ -84,28 +94,40 @@ export function installSqliteGuard(opts: SqliteGuardOptions): void {
   /** each database's read-only flag and the Hand's own authorizer, if it set one */
   const dbs = new WeakMap<object, { readOnly: boolean; hand: Fn | null }>();
 
-  const authorize = (db: object) => (code: number, a1: unknown, a2: unknown, dbName: unknown, trigger: unknown): number => {
-    const st = dbs.get(db);
-    try {
-      if (code === C.SQLITE_ATTACH) {
-        // a1: the file name when it is a literal; null for an expression or a parameter
-        if (typeof a1 !== 'string') throw denied('ATTACH (an expression)', 'ATTACH needs a literal file name');
-        if (a1 !== '' && a1 !== ':memory:') allowed(a1, st?.readOnly === true, 'ATTACH');
-        else if (a1 === '') throw denied('ATTACH \'\'', 'only :memory: and granted paths are allowed');
-      } else if (code === C.SQLITE_PRAGMA && typeof a1 === 'string' && MOVES_FILES.has(a1.toLowerCase()) && a2 !== null && a2 !== undefined) {
-        throw denied(`PRAGMA ${a1}`, 'a Hand may not move SQLite\'s files');
+  const authorize =
+    (db: object) =>
+    (code: number, a1: unknown, a2: unknown, dbName: unknown, trigger: unknown): number => {
+      const st = dbs.get(db);
+      try {
+        if (code === C.SQLITE_ATTACH) {
+          // a1: the file name when it is a literal; null for an expression or a parameter
+          if (typeof a1 !== 'string') throw denied('ATTACH (an expression)', 'ATTACH needs a literal file name');
+          if (a1 !== '' && a1 !== ':memory:') allowed(a1, st?.readOnly === true, 'ATTACH');
+          else if (a1 === '') throw denied("ATTACH ''", 'only :memory: and granted paths are allowed');
+        } else if (
+          code === C.SQLITE_PRAGMA &&
+          typeof a1 === 'string' &&
+          MOVES_FILES.has(a1.toLowerCase()) &&
+          a2 !== null &&
+          a2 !== undefined
+        ) {
+          throw denied(`PRAGMA ${a1}`, "a Hand may not move SQLite's files");
+        }
+      } catch {
+        return C.SQLITE_DENY;
       }
-    } catch {
-      return C.SQLITE_DENY;
-    }
-    const h = st?.hand;
-    return h ? h(code, a1, a2, dbName, trigger) as number : C.SQLITE_OK;
-  };
+      const h = st?.hand;
+      return h ? (h(code, a1, a2, dbName, trigger) as number) : C.SQLITE_OK;
+    };
 
   function DatabaseSync(this: unknown, ...args: unknown[]): object {
-    if (!new.target) throw new TypeError('Class constructor DatabaseSync cannot be invoked without \'new\'');
-    const o = (typeof args[1] === 'object' && args[1] !== null ? args[1] : {}) as { readOnly?: unknown; allowExtension?: unknown };
-    if (o.allowExtension === true) throw denied(String(args[0]), 'SQLite extensions are native code, which a Hand may not load');
+    if (!new.target) throw new TypeError("Class constructor DatabaseSync cannot be invoked without 'new'");
+    const o = (typeof args[1] === 'object' && args[1] !== null ? args[1] : {}) as {
+      readOnly?: unknown;
+      allowExtension?: unknown;
+    };
+    if (o.allowExtension === true)
+      throw denied(String(args[0]), 'SQLite extensions are native code, which a Hand may not load');
     const readOnly = o.readOnly === true;
     allowed(args[0], readOnly, 'DatabaseSync');
     const db = Reflect.construct(Orig, args, new.target) as object;
@@ -116,12 +138,18 @@ export function installSqliteGuard(opts: SqliteGuardOptions): void {
   Object.defineProperty(DatabaseSync, 'name', { value: 'DatabaseSync' });
   DatabaseSync.prototype = proto;
   // `db.constructor` must not hand out the unguarded class
-  Object.defineProperty(proto, 'constructor', { value: DatabaseSync, writable: false, configurable: false, enumerable: false });
+  Object.defineProperty(proto, 'constructor', {
+    value: DatabaseSync,
+    writable: false,
+    configurable: false,
+    enumerable: false,
+  });
   Object.defineProperty(proto, 'setAuthorizer', {
     value: function setAuthorizer(this: object, cb: unknown): void {
       const st = dbs.get(this);
-      if (!st) throw denied('a database', 'it was not opened through node:sqlite\'s DatabaseSync');
-      if (cb !== null && typeof cb !== 'function') throw new TypeError('The "callback" argument must be a function or null');
+      if (!st) throw denied('a database', "it was not opened through node:sqlite's DatabaseSync");
+      if (cb !== null && typeof cb !== 'function')
+        throw new TypeError('The "callback" argument must be a function or null');
       st.hand = cb as Fn | null;
     },
     writable: false,
@@ -134,7 +162,7 @@ export function installSqliteGuard(opts: SqliteGuardOptions): void {
     if (typeof f !== 'function') continue;
     Object.defineProperty(proto, key, {
       value: function (this: object, ...args: unknown[]) {
-        if (!dbs.has(this)) throw denied('a database', 'it was not opened through node:sqlite\'s DatabaseSync');
+        if (!dbs.has(this)) throw denied('a database', "it was not opened through node:sqlite's DatabaseSync");
         return (f as Fn).apply(this, args);
       },
       writable: false,

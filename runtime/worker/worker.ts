@@ -50,12 +50,18 @@ const LOG_MSG_MAX = 8192;
 const LOG_DATA_MAX = 16 * 1024;
 const SUBJECT_MAX = 256;
 const ERROR_TEXT_MAX = 2000;
-const clip = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max)}… [${s.length - max} more characters cut]`);
+const clip = (s: string, max: number): string =>
+  s.length <= max ? s : `${s.slice(0, max)}… [${s.length - max} more characters cut]`;
 
 function errorJSON(err: unknown): ErrorJSON {
   if (err instanceof TalonError) return err.toJSON();
-  if (typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
-    && typeof (err as { message?: unknown }).message === 'string' && /^[A-Z_]+$/.test((err as { code: string }).code)) {
+  if (
+    typeof err === 'object' &&
+    err !== null &&
+    typeof (err as { code?: unknown }).code === 'string' &&
+    typeof (err as { message?: unknown }).message === 'string' &&
+    /^[A-Z_]+$/.test((err as { code: string }).code)
+  ) {
     const e = err as { code: string; message: string };
     return { code: e.code.slice(0, 40) as ErrorJSON['code'], message: clip(e.message, ERROR_TEXT_MAX) };
   }
@@ -75,7 +81,11 @@ function stackOf(err: unknown): string | undefined {
 function loadHand(modulePath: string): HandDefinition {
   const mod = require(modulePath) as { default?: unknown } | undefined;
   const def = (mod && typeof mod === 'object' && 'default' in mod ? mod.default : mod) as HandDefinition | undefined;
-  if (!def || typeof def !== 'object') throw new TalonError('MANIFEST_INVALID', `${modulePath} does not export a Hand (export default defineHand({ manifest, start }))`);
+  if (!def || typeof def !== 'object')
+    throw new TalonError(
+      'MANIFEST_INVALID',
+      `${modulePath} does not export a Hand (export default defineHand({ manifest, start }))`,
+    );
   return def;
 }
 
@@ -142,7 +152,11 @@ if (!rawNetwork) installNetworkGuard({ hand: handName, report: reportDenied });
 // ones it opens itself (./fd-guard.ts). node:sqlite opens files past the permission model: held
 // to the fs grants (./sqlite-guard.ts).
 const fdGuard = installFdGuard({ hand: handName, report: reportDenied, rawNetwork });
-installSqliteGuard({ hand: handName, report: reportDenied, fs: data.mode === 'run' ? data.grants.fs : { read: [], write: [] } });
+installSqliteGuard({
+  hand: handName,
+  report: reportDenied,
+  fs: data.mode === 'run' ? data.grants.fs : { read: [], write: [] },
+});
 // process._rawDebug writes to the process's fd 2 from any thread: send it down the worker's stderr
 // (which the kernel captures as the Hand's log) instead
 Object.defineProperty(process, '_rawDebug', {
@@ -165,7 +179,10 @@ Object.defineProperty(process, '_rawDebug', {
       Object.defineProperty(report, name, {
         value: () => {
           reportDenied('process.report', `process.report.${name}`);
-          throw new TalonError('CAPABILITY_DENIED', `process.report.${name} is not available to a Hand (it describes the kernel's process)`);
+          throw new TalonError(
+            'CAPABILITY_DENIED',
+            `process.report.${name} is not available to a Hand (it describes the kernel's process)`,
+          );
         },
         writable: false,
         configurable: false,
@@ -176,24 +193,34 @@ Object.defineProperty(process, '_rawDebug', {
 
 // FileHandles are locked once one has been seen (an fs.promises.open of the module file, which
 // the worker may read); only then does Hand code load
-fdGuard.lockFileHandles(data.modulePath).then(() => {
-  if (data.mode === 'manifest') {
-    try {
-      const def = loadHand(data.modulePath);
+fdGuard.lockFileHandles(data.modulePath).then(
+  () => {
+    if (data.mode === 'manifest') {
       try {
-        post({ t: 'manifest', manifest: def.manifest });
+        const def = loadHand(data.modulePath);
+        try {
+          post({ t: 'manifest', manifest: def.manifest });
+        } catch (err) {
+          throw new TalonError(
+            'MANIFEST_INVALID',
+            `the manifest of ${data.modulePath} is not plain data: ${(err as Error).message}`,
+          );
+        }
       } catch (err) {
-        throw new TalonError('MANIFEST_INVALID', `the manifest of ${data.modulePath} is not plain data: ${(err as Error).message}`);
+        post({ t: 'error', phase: 'load', error: errorJSON(err), stack: stackOf(err) });
       }
-    } catch (err) {
-      post({ t: 'error', phase: 'load', error: errorJSON(err), stack: stackOf(err) });
+    } else {
+      runHand(data);
     }
-  } else {
-    runHand(data);
-  }
-}, (err: unknown) => {
-  post({ t: 'error', phase: 'load', error: { code: 'INTERNAL', message: `the worker runtime could not lock file handles: ${(err as Error).message}` } });
-});
+  },
+  (err: unknown) => {
+    post({
+      t: 'error',
+      phase: 'load',
+      error: { code: 'INTERNAL', message: `the worker runtime could not lock file handles: ${(err as Error).message}` },
+    });
+  },
+);
 
 function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
   const grants = new Grants(wd.grants, `talon/${wd.deviceId}`);
@@ -209,10 +236,24 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       return;
     }
     const json = boundedJson(data, LOG_DATA_MAX);
-    post({ t: 'log', level, msg: text, data: json !== null ? JSON.parse(json) as Record<string, unknown>
-      : { truncated: `the data was over ${LOG_DATA_MAX} bytes of JSON (or not JSON) and was dropped` } });
+    post({
+      t: 'log',
+      level,
+      msg: text,
+      data:
+        json !== null
+          ? (JSON.parse(json) as Record<string, unknown>)
+          : { truncated: `the data was over ${LOG_DATA_MAX} bytes of JSON (or not JSON) and was dropped` },
+    });
   };
-  const consoleLevel: Record<string, LogLevel> = { log: 'info', info: 'info', debug: 'debug', trace: 'debug', warn: 'warn', error: 'error' };
+  const consoleLevel: Record<string, LogLevel> = {
+    log: 'info',
+    info: 'info',
+    debug: 'debug',
+    trace: 'debug',
+    warn: 'warn',
+    error: 'error',
+  };
   for (const [method, level] of Object.entries(consoleLevel)) {
     (console as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => log(level, format(...args));
   }
@@ -233,20 +274,26 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
   // -- RPC ------------------------------------------------------------------------------------
   let nextCall = 1;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
-  const call = <T>(method: string, args: unknown[]): Promise<T> => new Promise<T>((resolve, reject) => {
-    if (stopping && !method.startsWith('store.')) {
-      reject(new TalonError('HAND_STOPPED', `the Hand is stopping; ${method} was not sent`));
-      return;
-    }
-    const id = nextCall++;
-    try {
-      post({ t: 'call', id, method, args });
-    } catch (err) {
-      reject(new TalonError('BAD_REQUEST', `arguments of ${method} cannot be sent to the kernel: ${(err as Error).message}`));
-      return;
-    }
-    pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-  });
+  const call = <T>(method: string, args: unknown[]): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (stopping && !method.startsWith('store.')) {
+        reject(new TalonError('HAND_STOPPED', `the Hand is stopping; ${method} was not sent`));
+        return;
+      }
+      const id = nextCall++;
+      try {
+        post({ t: 'call', id, method, args });
+      } catch (err) {
+        reject(
+          new TalonError(
+            'BAD_REQUEST',
+            `arguments of ${method} cannot be sent to the kernel: ${(err as Error).message}`,
+          ),
+        );
+        return;
+      }
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    });
 
   // -- publish: checked here, batched per tick -----------------------------------------------
   // messagesPerSec, burst the same; the clock is read only when the bucket runs dry
@@ -273,7 +320,8 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       abs = toAbsolute(root, topic);
       validateTopic(abs);
       abs = grants.canPublish(abs) ? abs : null;
-      if (topic.length <= 1024) { // a long topic is checked each time, never kept
+      if (topic.length <= 1024) {
+        // a long topic is checked each time, never kept
         if (topicCache.size > 4096) topicCache.clear();
         topicCache.set(topic, abs);
       }
@@ -281,7 +329,10 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     if (abs === null) {
       const full = toAbsolute(root, topic);
       reportDenied('bus.publish', full);
-      throw new TalonError('CAPABILITY_DENIED', `Hand "${wd.name}" may not publish to ${full}; its grant allows ${grants.caps.bus.publish.join(', ') || 'no topics'}`);
+      throw new TalonError(
+        'CAPABILITY_DENIED',
+        `Hand "${wd.name}" may not publish to ${full}; its grant allows ${grants.caps.bus.publish.join(', ') || 'no topics'}`,
+      );
     }
     return abs;
   };
@@ -311,13 +362,20 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
   // -- subscribe: the kernel checks and subscribes; deliveries come batched ------------------
   let nextSub = 1;
   const subs = new Map<number, (msg: BusMessageIn) => void | Promise<void>>();
-  const subscribe = async (filter: string, handler: (msg: BusMessageIn) => void | Promise<void>): Promise<() => Promise<void>> => {
-    if (typeof handler !== 'function') throw new TalonError('BAD_REQUEST', 'bus.subscribe(filter, handler): handler must be a function');
+  const subscribe = async (
+    filter: string,
+    handler: (msg: BusMessageIn) => void | Promise<void>,
+  ): Promise<() => Promise<void>> => {
+    if (typeof handler !== 'function')
+      throw new TalonError('BAD_REQUEST', 'bus.subscribe(filter, handler): handler must be a function');
     validateFilter(filter);
     const abs = toAbsolute(root, filter);
     if (!grants.canSubscribe(abs)) {
       reportDenied('bus.subscribe', abs);
-      throw new TalonError('CAPABILITY_DENIED', `Hand "${wd.name}" may not subscribe to ${abs}; its grant allows ${grants.caps.bus.subscribe.join(', ') || 'no topics'}`);
+      throw new TalonError(
+        'CAPABILITY_DENIED',
+        `Hand "${wd.name}" may not subscribe to ${abs}; its grant allows ${grants.caps.bus.subscribe.join(', ') || 'no topics'}`,
+      );
     }
     const id = nextSub++;
     subs.set(id, handler); // before the call: a retained message may arrive with the answer
@@ -340,7 +398,8 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       const msg = new Incoming(m[i + 1] as string, m[i + 2] as string, m[i + 3] as boolean);
       try {
         const r = handler(msg);
-        if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).then(undefined, (err) => handlerFailed(`handler for ${msg.topic}`, err));
+        if (r && typeof (r as Promise<void>).then === 'function')
+          (r as Promise<void>).then(undefined, (err) => handlerFailed(`handler for ${msg.topic}`, err));
       } catch (err) {
         handlerFailed(`handler for ${msg.topic}`, err);
       }
@@ -352,7 +411,8 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
   const guarded = (what: string, fn: () => void | Promise<void>) => () => {
     try {
       const r = fn();
-      if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).then(undefined, (err) => handlerFailed(what, err));
+      if (r && typeof (r as Promise<void>).then === 'function')
+        (r as Promise<void>).then(undefined, (err) => handlerFailed(what, err));
     } catch (err) {
       handlerFailed(what, err);
     }
@@ -391,10 +451,13 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
       },
       after(ms, fn) {
         if (stopping) return () => {};
-        const h: NodeJS.Timeout = setTimeout(() => {
-          timers.delete(h);
-          guarded('timer', fn)();
-        }, Math.max(0, ms));
+        const h: NodeJS.Timeout = setTimeout(
+          () => {
+            timers.delete(h);
+            guarded('timer', fn)();
+          },
+          Math.max(0, ms),
+        );
         timers.add(h);
         return () => {
           clearTimeout(h);
@@ -404,10 +467,17 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     },
     call: <T>(method: string, ...args: unknown[]) => {
       if (typeof method !== 'string' || method.length > 200) {
-        return Promise.reject(new TalonError('BAD_REQUEST', 'ctx.call(method, ...args): method must be the name of a kernel service (at most 200 characters)'));
+        return Promise.reject(
+          new TalonError(
+            'BAD_REQUEST',
+            'ctx.call(method, ...args): method must be the name of a kernel service (at most 200 characters)',
+          ),
+        );
       }
       if (method.startsWith('bus.') || method.startsWith('store.')) {
-        return Promise.reject(new TalonError('BAD_REQUEST', `ctx.call("${method}"): use ctx.bus / ctx.store for bus and store`));
+        return Promise.reject(
+          new TalonError('BAD_REQUEST', `ctx.call("${method}"): use ctx.bus / ctx.store for bus and store`),
+        );
       }
       return call<T>(method, args);
     },
@@ -433,8 +503,12 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
         if (init.body instanceof ReadableStream) ri.duplex = 'half';
       }
       if (init.redirect !== undefined) ri.redirect = init.redirect;
-      const target = input instanceof Request || typeof input === 'string' || input instanceof URL ? input
-        : typeof (input as { url?: unknown })?.url === 'string' ? (input as { url: string }).url : String(input);
+      const target =
+        input instanceof Request || typeof input === 'string' || input instanceof URL
+          ? input
+          : typeof (input as { url?: unknown })?.url === 'string'
+            ? (input as { url: string }).url
+            : String(input);
       req = new Request(target, ri);
     } catch (err) {
       throw new TalonError('BAD_REQUEST', `ctx.fetch: ${(err as Error).message}`);
@@ -446,36 +520,54 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     };
     signal?.addEventListener('abort', cancel, { once: true });
     const done = (): void => signal?.removeEventListener('abort', cancel);
-    let head: { status: number; statusText: string; headers: Array<[string, string]>; url: string; redirected: boolean; body: boolean };
+    let head: {
+      status: number;
+      statusText: string;
+      headers: Array<[string, string]>;
+      url: string;
+      redirected: boolean;
+      body: boolean;
+    };
     try {
-      head = await call('net.fetch', [id, {
-        url: req.url, method: req.method, headers: [...req.headers], body, redirect: req.redirect,
-        timeoutMs: init.timeoutMs, maxResponseBytes: init.maxResponseBytes,
-      }]);
+      head = await call('net.fetch', [
+        id,
+        {
+          url: req.url,
+          method: req.method,
+          headers: [...req.headers],
+          body,
+          redirect: req.redirect,
+          timeoutMs: init.timeoutMs,
+          maxResponseBytes: init.maxResponseBytes,
+        },
+      ]);
     } catch (err) {
       done();
       throw signal?.aborted ? signal.reason : err;
     }
     let stream: ReadableStream<Uint8Array> | null = null;
     if (head.body) {
-      stream = new ReadableStream<Uint8Array>({
-        async pull(ctrl) {
-          try {
-            const chunk = await call<Uint8Array | null>('net.read', [id]);
-            if (chunk === null) {
+      stream = new ReadableStream<Uint8Array>(
+        {
+          async pull(ctrl) {
+            try {
+              const chunk = await call<Uint8Array | null>('net.read', [id]);
+              if (chunk === null) {
+                done();
+                ctrl.close();
+              } else ctrl.enqueue(chunk);
+            } catch (err) {
               done();
-              ctrl.close();
-            } else ctrl.enqueue(chunk);
-          } catch (err) {
+              ctrl.error(signal?.aborted ? signal.reason : err);
+            }
+          },
+          cancel() {
             done();
-            ctrl.error(signal?.aborted ? signal.reason : err);
-          }
+            cancel();
+          },
         },
-        cancel() {
-          done();
-          cancel();
-        },
-      }, { highWaterMark: 0 });
+        { highWaterMark: 0 },
+      );
     } else done();
     const headers = new Headers();
     for (const [n, v] of head.headers) {
@@ -531,15 +623,23 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     let reply: WorkerToKernel;
     try {
       const handlers = def?.requests;
-      const handler = handlers && typeof kind === 'string' && Object.hasOwn(handlers, kind) ? handlers[kind] : undefined;
+      const handler =
+        handlers && typeof kind === 'string' && Object.hasOwn(handlers, kind) ? handlers[kind] : undefined;
       if (typeof handler !== 'function') {
         const known = handlers ? Object.keys(handlers).slice(0, 20).join(', ') : '';
-        throw new TalonError('BAD_REQUEST', `Hand "${wd.name}" has no request "${String(kind).slice(0, 80)}"; it answers ${known || 'no requests'}`);
+        throw new TalonError(
+          'BAD_REQUEST',
+          `Hand "${wd.name}" has no request "${String(kind).slice(0, 80)}"; it answers ${known || 'no requests'}`,
+        );
       }
       if (stopping) throw new TalonError('HAND_STOPPED', `Hand "${wd.name}" is stopping`);
       const value = await handler(body as never, ctx);
       const json = boundedJson(value === undefined ? null : value, REQUEST_ANSWER_MAX);
-      if (json === null) throw new TalonError('PAYLOAD_TOO_LARGE', `Hand "${wd.name}"'s answer to ${kind} is over ${REQUEST_ANSWER_MAX} characters of JSON (or not JSON)`);
+      if (json === null)
+        throw new TalonError(
+          'PAYLOAD_TOO_LARGE',
+          `Hand "${wd.name}"'s answer to ${kind} is over ${REQUEST_ANSWER_MAX} characters of JSON (or not JSON)`,
+        );
       reply = { t: 'reply', id, ok: true, json };
     } catch (err) {
       reply = { t: 'reply', id, ok: false, error: errorJSON(err) };
@@ -549,13 +649,20 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
 
   // -- talk to the Hand: chat(messages, ctx) -------------------------------------------------
   const asks = new Map<number, AbortController>();
-  async function ask(id: number, messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>): Promise<void> {
+  async function ask(
+    id: number,
+    messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>,
+  ): Promise<void> {
     const ac = new AbortController();
     asks.set(id, ac);
     const onStop = (): void => ac.abort();
     controller.signal.addEventListener('abort', onStop, { once: true });
     try {
-      if (!def || typeof def.chat !== 'function') throw new TalonError('BAD_REQUEST', `Hand "${wd.name}" does not take chat messages (its module has no chat function)`);
+      if (!def || typeof def.chat !== 'function')
+        throw new TalonError(
+          'BAD_REQUEST',
+          `Hand "${wd.name}" does not take chat messages (its module has no chat function)`,
+        );
       const answer = await def.chat(messages, { ...ctx, signal: ac.signal });
       if (typeof answer === 'string') post({ t: 'answer', id, text: answer });
       else if (answer && typeof (answer as AsyncIterable<string>)[Symbol.asyncIterator] === 'function') {
@@ -563,7 +670,11 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
           if (ac.signal.aborted) break;
           if (typeof piece === 'string' && piece.length > 0) post({ t: 'answer', id, text: piece });
         }
-      } else throw new TalonError('BAD_REQUEST', `Hand "${wd.name}"'s chat returned neither text nor an async iterable of text`);
+      } else
+        throw new TalonError(
+          'BAD_REQUEST',
+          `Hand "${wd.name}"'s chat returned neither text nor an async iterable of text`,
+        );
       post({ t: 'answer', id, end: true });
     } catch (err) {
       post({ t: 'answer', id, end: true, error: errorJSON(err) });
@@ -596,7 +707,8 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
   heartbeat();
   try {
     def = loadHand(wd.modulePath);
-    if (typeof def.start !== 'function') throw new TalonError('MANIFEST_INVALID', `${wd.modulePath}: the Hand has no start(ctx) function`);
+    if (typeof def.start !== 'function')
+      throw new TalonError('MANIFEST_INVALID', `${wd.modulePath}: the Hand has no start(ctx) function`);
   } catch (err) {
     post({ t: 'error', phase: 'load', error: errorJSON(err), stack: stackOf(err) });
     return;

@@ -21,8 +21,10 @@ const mb = (bytes: number): number => bytes / 1024 / 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const event = (i: number): AuditEvent => ({
-  actor: i % 2 ? 'hand:thermostat' : 'http:admin', action: i % 3 ? 'capability.check' : 'hand.start',
-  subject: `talon/tdevice/bus/sensor-${i % 50}`, decision: i % 5 ? 'allow' : 'deny',
+  actor: i % 2 ? 'hand:thermostat' : 'http:admin',
+  action: i % 3 ? 'capability.check' : 'hand.start',
+  subject: `talon/tdevice/bus/sensor-${i % 50}`,
+  decision: i % 5 ? 'allow' : 'deny',
   detail: { capability: 'bus.publish', topic: `sensors/${i % 50}/temperature`, bytes: 100 + (i % 900) },
 });
 
@@ -40,9 +42,11 @@ async function appendRun(chain: AuditChain, count: number, callers: number, from
   let next = from;
   const end = from + count;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: callers }, async () => {
-    while (next < end) await chain.record(event(next++));
-  }));
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (next < end) await chain.record(event(next++));
+    }),
+  );
   return count / ((performance.now() - t0) / 1000);
 }
 
@@ -55,7 +59,11 @@ async function singleSyncPuts(store: Store, count: number): Promise<number> {
   return rate;
 }
 
-async function latencyAt(chain: AuditChain, rate: number, seconds: number): Promise<{ p50: number; p99: number; max: number }> {
+async function latencyAt(
+  chain: AuditChain,
+  rate: number,
+  seconds: number,
+): Promise<{ p50: number; p99: number; max: number }> {
   const lat: number[] = [];
   const pending: Array<Promise<void>> = [];
   const t0 = performance.now();
@@ -98,9 +106,13 @@ export async function auditRows(say: (line: string) => void, opts: { entries?: n
       await appendRun(chain, 5000, 256); // warm-up
       const rates = [await appendRun(chain, 100_000, 256, 5000), await appendRun(chain, 100_000, 256, 105_000)];
       const rate = Math.min(...rates);
-      say(`| audit append, durable (group-committed sync batches, 256 callers, 2 × 100k, slower run) | ${int(rate)} entries/s | one put({sync:true}) per entry: ${int(single)} /s | **${f(rate / single, 0)}×** | ≥ 20,000 entries/s |`);
+      say(
+        `| audit append, durable (group-committed sync batches, 256 callers, 2 × 100k, slower run) | ${int(rate)} entries/s | one put({sync:true}) per entry: ${int(single)} /s | **${f(rate / single, 0)}×** | ≥ 20,000 entries/s |`,
+      );
       const lat = await latencyAt(chain, 1000, 5);
-      say(`| audit append latency at 1,000 entries/s (record → durable) | p50 ${f(lat.p50, 2)} ms, p99 ${f(lat.p99, 2)} ms, max ${f(lat.max, 2)} ms | | | |`);
+      say(
+        `| audit append latency at 1,000 entries/s (record → durable) | p50 ${f(lat.p50, 2)} ms, p99 ${f(lat.p99, 2)} ms, max ${f(lat.max, 2)} ms | | | |`,
+      );
       await chain.stop();
     } finally {
       await store.close();
@@ -113,7 +125,8 @@ export async function auditRows(say: (line: string) => void, opts: { entries?: n
     const { dir, store, key, chain } = await open();
     try {
       const tb = performance.now();
-      for (let done = 0; done < entries; done += 100_000) await appendRun(chain, Math.min(100_000, entries - done), 512, done);
+      for (let done = 0; done < entries; done += 100_000)
+        await appendRun(chain, Math.min(100_000, entries - done), 512, done);
       const buildS = (performance.now() - tb) / 1000;
       await chain.stop();
       await store.close();
@@ -135,11 +148,18 @@ export async function auditRows(say: (line: string) => void, opts: { entries?: n
         const secs = (performance.now() - t0) / 1000;
         clearInterval(timer);
         const endRss = process.memoryUsage().rss;
-        if (!report.ok || report.checked !== entries) throw new Error(`verification failed: ${report.reason ?? report.checked}`);
+        if (!report.ok || report.checked !== entries)
+          throw new Error(`verification failed: ${report.reason ?? report.checked}`);
         const rate = report.checked / secs;
-        say(`| audit verify, ${int(entries)} entries from seq 1 (hash chain + ${int(Math.floor(entries / 256))} Ed25519 checkpoints) | ${int(rate)} entries/s | bare LevelDB scan + JSON.parse: ${int(scan)} /s | **${f(rate / scan, 2)}×** | ≥ 100,000 entries/s |`);
-        say(`| audit verify, RSS over ${int(entries)} entries (${samples.length} samples) | start ${f(mb(startRss))} MB, peak ${f(mb(peak))} MB, end ${f(mb(endRss))} MB | | peak − start: ${f(mb(peak - startRss))} MB | flat |`);
-        say(`| (building that log: ${int(entries)} durable appends) | ${f(buildS)} s, ${int(entries / buildS)} entries/s | | | |`);
+        say(
+          `| audit verify, ${int(entries)} entries from seq 1 (hash chain + ${int(Math.floor(entries / 256))} Ed25519 checkpoints) | ${int(rate)} entries/s | bare LevelDB scan + JSON.parse: ${int(scan)} /s | **${f(rate / scan, 2)}×** | ≥ 100,000 entries/s |`,
+        );
+        say(
+          `| audit verify, RSS over ${int(entries)} entries (${samples.length} samples) | start ${f(mb(startRss))} MB, peak ${f(mb(peak))} MB, end ${f(mb(endRss))} MB | | peak − start: ${f(mb(peak - startRss))} MB | flat |`,
+        );
+        say(
+          `| (building that log: ${int(entries)} durable appends) | ${f(buildS)} s, ${int(entries / buildS)} entries/s | | | |`,
+        );
       } finally {
         await s2.close();
       }

@@ -19,8 +19,22 @@ import { buildBinary, compressedSizes, SENTINEL, type BinaryResult } from '../..
 import { buildLlamaCompanion } from '../../image/binary/llama.ts';
 import { nodeDist, type Arch } from '../../image/binary/node-dist.ts';
 import {
-  benchHands, handsRunning, median, medianMem, memMb, memRow, nodeRef, REF_MAIN, refMem, refStart, ROOT, runIfMain, sleep, startTalon,
-  type Mem, type RefRunner,
+  benchHands,
+  handsRunning,
+  median,
+  medianMem,
+  memMb,
+  memRow,
+  nodeRef,
+  REF_MAIN,
+  refMem,
+  refStart,
+  ROOT,
+  runIfMain,
+  sleep,
+  startTalon,
+  type Mem,
+  type RefRunner,
 } from './lib.ts';
 
 const OPENFANG_MB = 32;
@@ -46,13 +60,28 @@ function buildRefSea(work: string): string {
   mkdirSync(dir, { recursive: true });
   const blob = join(dir, 'sea.blob');
   const config = join(dir, 'sea-config.json');
-  writeFileSync(config, JSON.stringify({ main: REF_MAIN, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false }));
+  writeFileSync(
+    config,
+    JSON.stringify({
+      main: REF_MAIN,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useSnapshot: false,
+      useCodeCache: false,
+    }),
+  );
   execFileSync(node.node, ['--experimental-sea-config', config], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const exe = join(dir, `ref-sea-x64-${node.version}`);
   copyFileSync(node.node, exe);
   chmodSync(exe, 0o755);
-  execFileSync(process.arch === 'x64' ? 'strip' : 'x86_64-linux-gnu-strip', ['--strip-all', exe], { stdio: ['ignore', 'pipe', 'pipe'] });
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js'), exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SENTINEL], { stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(process.arch === 'x64' ? 'strip' : 'x86_64-linux-gnu-strip', ['--strip-all', exe], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  execFileSync(
+    process.execPath,
+    [join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js'), exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SENTINEL],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   return exe;
 }
 
@@ -65,11 +94,15 @@ export async function binaryRows(say: (line: string) => void): Promise<void> {
       const r = await buildBinary(arch, { outDir: work, log: () => {} });
       built.set(arch, r);
       const c = compressedSizes(r.file);
-      say(`| binary size, linux-${arch} (Node ${r.nodeVersion}, stripped): raw / zstd -19 / xz -9 | ${mb(r.bytes)} / ${mb(c.zstd)} / ${mb(c.xz)} | goal ≤ ${GOAL_XZ_MB} MB xz; OpenFang: ${OPENFANG_MB} MB | ${f(c.xz / 1e6 / OPENFANG_MB, 2)}× OpenFang (xz) | ≤ ${GOAL_XZ_MB} MB xz ${mark(c.xz / 1e6, GOAL_XZ_MB)} |`);
+      say(
+        `| binary size, linux-${arch} (Node ${r.nodeVersion}, stripped): raw / zstd -19 / xz -9 | ${mb(r.bytes)} / ${mb(c.zstd)} / ${mb(c.xz)} | goal ≤ ${GOAL_XZ_MB} MB xz; OpenFang: ${OPENFANG_MB} MB | ${f(c.xz / 1e6 / OPENFANG_MB, 2)}× OpenFang (xz) | ≤ ${GOAL_XZ_MB} MB xz ${mark(c.xz / 1e6, GOAL_XZ_MB)} |`,
+      );
       if (process.env.BENCH_NO_LLAMA !== '1') {
         const tar = buildLlamaCompanion(ROOT, arch, work);
         const t = compressedSizes(tar);
-        say(`| optional llama.cpp companion, talon-llama-linux-${arch}.tar: raw / zstd -19 / xz -9 | ${mb(statSync(tar).size)} / ${mb(t.zstd)} / ${mb(t.xz)} | | | |`);
+        say(
+          `| optional llama.cpp companion, talon-llama-linux-${arch}.tar: raw / zstd -19 / xz -9 | ${mb(statSync(tar).size)} / ${mb(t.zstd)} / ${mb(t.xz)} | | | |`,
+        );
       }
     }
     const nodeVersion = built.get('x64')!.nodeVersion;
@@ -89,7 +122,13 @@ export async function binaryRows(say: (line: string) => void): Promise<void> {
     await warm.stop();
     await refStart(refSea, 'floor');
 
-    const times = { bin: [] as number[], refSea: [] as number[], bundle: [] as number[], node: [] as number[], floor: [] as number[] };
+    const times = {
+      bin: [] as number[],
+      refSea: [] as number[],
+      bundle: [] as number[],
+      node: [] as number[],
+      floor: [] as number[],
+    };
     for (let i = 0; i < runs; i++) {
       times.refSea.push(await refStart(refSea, 'http'));
       const b = await startTalon({ hands: [] }, { cmd: bin });
@@ -101,12 +140,21 @@ export async function binaryRows(say: (line: string) => void): Promise<void> {
       times.bundle.push(n.startMs);
       await n.stop();
     }
-    const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)])) as Record<keyof typeof times, number>;
+    const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)])) as Record<
+      keyof typeof times,
+      number
+    >;
     const ratio = m.bin / m.refSea;
     say(`| x64 binary: first start (extracts its files to the cache folder) | ${f(first.startMs)} ms | | | |`);
-    say(`| x64 binary: cold start, exec → first 200 from /healthz (median of ${runs}) | ${f(m.bin)} ms | Node ${nodeVersion} as a single executable, minimal node:http main: ${f(m.refSea)} ms | **${f(ratio, 2)}×** | ≤ 1.3× ${mark(ratio, 1.3)} |`);
-    say(`| x64 binary: the floor, the same single executable with LevelDB + node:http (median of ${runs}) | ${f(m.floor)} ms | minimal node:http main: ${f(m.refSea)} ms | ${f(m.floor / m.refSea, 2)}× | |`);
-    say(`| \`node dist/talon.cjs run\` in the same run (node ${process.version}) | ${f(m.bundle)} ms | minimal node:http server, same node: ${f(m.node)} ms | ${f(m.bundle / m.node, 2)}× | ≤ 1.3× ${mark(m.bundle / m.node, 1.3)} |`);
+    say(
+      `| x64 binary: cold start, exec → first 200 from /healthz (median of ${runs}) | ${f(m.bin)} ms | Node ${nodeVersion} as a single executable, minimal node:http main: ${f(m.refSea)} ms | **${f(ratio, 2)}×** | ≤ 1.3× ${mark(ratio, 1.3)} |`,
+    );
+    say(
+      `| x64 binary: the floor, the same single executable with LevelDB + node:http (median of ${runs}) | ${f(m.floor)} ms | minimal node:http main: ${f(m.refSea)} ms | ${f(m.floor / m.refSea, 2)}× | |`,
+    );
+    say(
+      `| \`node dist/talon.cjs run\` in the same run (node ${process.version}) | ${f(m.bundle)} ms | minimal node:http server, same node: ${f(m.node)} ms | ${f(m.bundle / m.node, 2)}× | ≤ 1.3× ${mark(m.bundle / m.node, 1.3)} |`,
+    );
     say(`| x64 binary against \`node dist/talon.cjs run\` | | | ${f(m.bin / m.bundle, 2)}× | |`);
 
     // idle RSS: one idle Hand, 3 s after it runs; median of 3, alternating
@@ -123,17 +171,39 @@ export async function binaryRows(say: (line: string) => void): Promise<void> {
       samples.bin.push(memMb(t.proc.pid!));
       await t.stop();
     }
-    const mem = { bin: medianMem(samples.bin), refSea: medianMem(samples.refSea), floor: medianMem(samples.floor), node: medianMem(samples.node) };
+    const mem = {
+      bin: medianMem(samples.bin),
+      refSea: medianMem(samples.refSea),
+      floor: medianMem(samples.floor),
+      node: medianMem(samples.node),
+    };
     const rssRatio = mem.bin.rss / mem.refSea.rss;
-    say(`| x64 binary: idle RSS, 1 idle Hand (median of 3) | ${f(mem.bin.rss)} MB (anon ${f(mem.bin.anon)}) | the same single executable idle: ${f(mem.refSea.rss)} MB (anon ${f(mem.refSea.anon)}) | **${f(rssRatio, 2)}×** | ≤ 1.4× ${mark(rssRatio, 1.4)} |`);
-    say(`| x64 binary: idle RSS, the floor (the same single executable: 1 idle worker + LevelDB + node:http) | ${f(mem.floor.rss)} MB | idle: ${f(mem.refSea.rss)} MB | ${f(mem.floor.rss / mem.refSea.rss, 2)}× | |`);
-    memRow('x64 binary, 1 idle Hand', mem.bin, { label: 'its Node idle', mem: mem.refSea }, `≤ 1.4× ${mark(rssRatio, 1.4)}`);
-    memRow(`the floor, as a single executable of Node ${nodeVersion}`, mem.floor, { label: 'its Node idle', mem: mem.refSea });
+    say(
+      `| x64 binary: idle RSS, 1 idle Hand (median of 3) | ${f(mem.bin.rss)} MB (anon ${f(mem.bin.anon)}) | the same single executable idle: ${f(mem.refSea.rss)} MB (anon ${f(mem.refSea.anon)}) | **${f(rssRatio, 2)}×** | ≤ 1.4× ${mark(rssRatio, 1.4)} |`,
+    );
+    say(
+      `| x64 binary: idle RSS, the floor (the same single executable: 1 idle worker + LevelDB + node:http) | ${f(mem.floor.rss)} MB | idle: ${f(mem.refSea.rss)} MB | ${f(mem.floor.rss / mem.refSea.rss, 2)}× | |`,
+    );
+    memRow(
+      'x64 binary, 1 idle Hand',
+      mem.bin,
+      { label: 'its Node idle', mem: mem.refSea },
+      `≤ 1.4× ${mark(rssRatio, 1.4)}`,
+    );
+    memRow(`the floor, as a single executable of Node ${nodeVersion}`, mem.floor, {
+      label: 'its Node idle',
+      mem: mem.refSea,
+    });
     // a single executable of Node idles with ~15 MB more of its executable resident than the same
     // Node running a script (more of .text and .rodata; RssAnon the same): both references shown
-    say(`| x64 binary: idle RSS against the same Node running a script (not a single executable) | ${f(mem.bin.rss)} MB | \`node\` ${nodeVersion} idle: ${f(mem.node.rss)} MB | ${f(mem.bin.rss / mem.node.rss, 2)}× | |`);
+    say(
+      `| x64 binary: idle RSS against the same Node running a script (not a single executable) | ${f(mem.bin.rss)} MB | \`node\` ${nodeVersion} idle: ${f(mem.node.rss)} MB | ${f(mem.bin.rss / mem.node.rss, 2)}× | |`,
+    );
     memRow(`Node ${nodeVersion} as a single executable, idle`, mem.refSea);
-    memRow(`Node ${nodeVersion} running a script, idle (the same Node, not stripped, not a single executable)`, mem.node);
+    memRow(
+      `Node ${nodeVersion} running a script, idle (the same Node, not stripped, not a single executable)`,
+      mem.node,
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -36,7 +36,12 @@ export async function imageRows(say: (line: string) => void): Promise<void> {
     try {
       let ms = -1;
       while (performance.now() - start < 15 * 60_000) {
-        const ok = await fetch(`http://127.0.0.1:${guest.httpPort}/healthz`, { signal: AbortSignal.timeout(3000) }).then((r) => r.status === 200, () => false);
+        const ok = await fetch(`http://127.0.0.1:${guest.httpPort}/healthz`, {
+          signal: AbortSignal.timeout(3000),
+        }).then(
+          (r) => r.status === 200,
+          () => false,
+        );
         if (ok) {
           ms = performance.now() - start;
           break;

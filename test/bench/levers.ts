@@ -9,9 +9,27 @@
  * alternating) and idle RSS with one idle Hand (median of 3).
  */
 import { join } from 'node:path';
-import { benchHands, handsRunning, median, medianMem, memMb, nodeRef, refMem, refStart, ROOT, runIfMain, sleep, startTalon, type Mem } from './lib.ts';
+import {
+  benchHands,
+  handsRunning,
+  median,
+  medianMem,
+  memMb,
+  nodeRef,
+  refMem,
+  refStart,
+  ROOT,
+  runIfMain,
+  sleep,
+  startTalon,
+  type Mem,
+} from './lib.ts';
 
-interface Lever { label: string; args: string[]; env: Record<string, string> }
+interface Lever {
+  label: string;
+  args: string[];
+  env: Record<string, string>;
+}
 
 export const LEVERS: Lever[] = [
   { label: '(none)', args: [], env: {} },
@@ -20,7 +38,11 @@ export const LEVERS: Lever[] = [
   { label: '`--single-threaded-gc`', args: ['--single-threaded-gc'], env: {} },
   { label: '`UV_THREADPOOL_SIZE=2`', args: [], env: { UV_THREADPOOL_SIZE: '2' } },
   { label: '`MALLOC_ARENA_MAX=2`', args: [], env: { MALLOC_ARENA_MAX: '2' } },
-  { label: 'all four: semi-space 1, pool 1, UV 2, arenas 2', args: ['--max-semi-space-size=1', '--v8-pool-size=1'], env: { UV_THREADPOOL_SIZE: '2', MALLOC_ARENA_MAX: '2' } },
+  {
+    label: 'all four: semi-space 1, pool 1, UV 2, arenas 2',
+    args: ['--max-semi-space-size=1', '--v8-pool-size=1'],
+    env: { UV_THREADPOOL_SIZE: '2', MALLOC_ARENA_MAX: '2' },
+  },
 ];
 
 const f = (n: number, d = 1): string => n.toFixed(d);
@@ -33,7 +55,11 @@ export async function leverRows(say: (line: string) => void, levers: Lever[] = L
     for (const k of Object.keys(e)) if (k.startsWith('NODE_')) delete e[k];
     return e;
   };
-  const cmd = (l: Lever): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } => ({ cmd: process.execPath, args: [...l.args, talon], env: env(l.env) });
+  const cmd = (l: Lever): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } => ({
+    cmd: process.execPath,
+    args: [...l.args, talon],
+    env: env(l.env),
+  });
   const ref = nodeRef();
   // the code cache (saved 3 s after a first start) is the same for every lever: made once
   const first = await startTalon({ hands: [] }, { cmd: cmd(levers[0]!) });
@@ -67,14 +93,18 @@ export async function leverRows(say: (line: string) => void, levers: Lever[] = L
   const bm = medianMem(bareMem);
   const none = medianMem(mems[0]!);
   say('');
-  say(`V8 and libuv settings on \`node dist/talon.cjs run\` (cold start: median of ${runs}; bare node:http ${f(b)} ms. Idle RSS with 1 idle Hand: median of 3; bare node idle ${f(bm.rss)} MB):`);
+  say(
+    `V8 and libuv settings on \`node dist/talon.cjs run\` (cold start: median of ${runs}; bare node:http ${f(b)} ms. Idle RSS with 1 idle Hand: median of 3; bare node idle ${f(bm.rss)} MB):`,
+  );
   say('');
   say('| setting | cold start | × bare | idle RSS | × bare | RssAnon | RssFile | RSS vs (none) |');
   say('|---|---|---|---|---|---|---|---|');
   for (const [j, l] of levers.entries()) {
     const s = median(starts[j]!);
     const m = medianMem(mems[j]!);
-    say(`| ${l.label} | ${f(s)} ms | ${f(s / b, 2)}× | ${f(m.rss)} MB | ${f(m.rss / bm.rss, 2)}× | ${f(m.anon)} MB | ${f(m.file)} MB | ${j === 0 ? '' : `${m.rss - none.rss >= 0 ? '+' : ''}${f(m.rss - none.rss)} MB`} |`);
+    say(
+      `| ${l.label} | ${f(s)} ms | ${f(s / b, 2)}× | ${f(m.rss)} MB | ${f(m.rss / bm.rss, 2)}× | ${f(m.anon)} MB | ${f(m.file)} MB | ${j === 0 ? '' : `${m.rss - none.rss >= 0 ? '+' : ''}${f(m.rss - none.rss)} MB`} |`,
+    );
   }
 }
 

@@ -23,7 +23,11 @@ export function freePort(): Promise<number> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function httpGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+export function httpGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
       let body = '';
@@ -42,7 +46,9 @@ export async function waitFor200(port: number, path: string, t0: number, timeout
     try {
       const r = await httpGet(port, path);
       if (r.status === 200) return performance.now() - t0;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     if (performance.now() - t0 > timeoutMs) throw new Error(`no 200 from ${path} on ${port} within ${timeoutMs} ms`);
     await sleep(1);
   }
@@ -53,7 +59,11 @@ export function rssMb(pid: number): number {
 }
 
 /** resident memory from /proc/<pid>/status, MB: VmRSS = RssAnon (heaps, stacks) + RssFile (mapped files: the executable, libraries) + RssShmem */
-export interface Mem { rss: number; anon: number; file: number }
+export interface Mem {
+  rss: number;
+  anon: number;
+  file: number;
+}
 
 export function memMb(pid: number): Mem {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -66,7 +76,11 @@ export function memMb(pid: number): Mem {
 
 /** the median of each figure over several samples */
 export function medianMem(samples: Mem[]): Mem {
-  return { rss: median(samples.map((m) => m.rss)), anon: median(samples.map((m) => m.anon)), file: median(samples.map((m) => m.file)) };
+  return {
+    rss: median(samples.map((m) => m.rss)),
+    anon: median(samples.map((m) => m.anon)),
+    file: median(samples.map((m) => m.file)),
+  };
 }
 
 /**
@@ -84,7 +98,9 @@ export function memRow(what: string, m: Mem, ref?: { label: string; mem: Mem }, 
 export function printMemTable(say: (line: string) => void): void {
   if (memRows.length === 0) return;
   say('');
-  say('Idle memory, from /proc/<pid>/status (VmRSS = RssAnon + RssFile; RssFile is mapped files, mostly the executable\'s own pages: clean, shared, reclaimable):');
+  say(
+    "Idle memory, from /proc/<pid>/status (VmRSS = RssAnon + RssFile; RssFile is mapped files, mostly the executable's own pages: clean, shared, reclaimable):",
+  );
   say('');
   say('| process | VmRSS | RssAnon | RssFile | VmRSS ratio | budget |');
   say('|---|---|---|---|---|---|');
@@ -103,7 +119,10 @@ export async function refStart(r: RefRunner, mode: 'http' | 'floor'): Promise<nu
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'talon-bench-ref-'));
   const t0 = performance.now();
-  const p = spawn(r.cmd, [...r.args, mode, String(port), ...(mode === 'floor' ? [join(dir, 'db'), ROOT] : [])], { stdio: ['ignore', 'ignore', 'inherit'], env: r.env ?? process.env });
+  const p = spawn(r.cmd, [...r.args, mode, String(port), ...(mode === 'floor' ? [join(dir, 'db'), ROOT] : [])], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: r.env ?? process.env,
+  });
   try {
     return await waitFor200(port, '/', t0);
   } finally {
@@ -116,7 +135,10 @@ export async function refStart(r: RefRunner, mode: 'http' | 'floor'): Promise<nu
 export async function refMem(r: RefRunner, mode: 'idle' | 'floor', settleMs = 3000): Promise<Mem> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'talon-bench-ref-'));
-  const p = spawn(r.cmd, [...r.args, mode, ...(mode === 'floor' ? [String(port), join(dir, 'db'), ROOT] : [])], { stdio: ['ignore', 'ignore', 'inherit'], env: r.env ?? process.env });
+  const p = spawn(r.cmd, [...r.args, mode, ...(mode === 'floor' ? [String(port), join(dir, 'db'), ROOT] : [])], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: r.env ?? process.env,
+  });
   try {
     if (mode === 'floor') await waitFor200(port, '/', performance.now());
     await sleep(settleMs);
@@ -146,8 +168,19 @@ let handsDir: string | null = null;
 export async function benchHands(): Promise<Record<'idle' | 'sender' | 'receiver', string>> {
   handsDir ??= mkdtempSync(join(tmpdir(), 'talon-bench-hands-'));
   const names = ['idle', 'sender', 'receiver'] as const;
-  await Promise.all(names.map((n) => build({ ...common, entryPoints: [join(ROOT, 'test/bench/hands', `bench-${n}.ts`)], outfile: join(handsDir!, `bench-${n}.cjs`) })));
-  return Object.fromEntries(names.map((n) => [n, join(handsDir!, `bench-${n}.cjs`)])) as Record<(typeof names)[number], string>;
+  await Promise.all(
+    names.map((n) =>
+      build({
+        ...common,
+        entryPoints: [join(ROOT, 'test/bench/hands', `bench-${n}.ts`)],
+        outfile: join(handsDir!, `bench-${n}.cjs`),
+      }),
+    ),
+  );
+  return Object.fromEntries(names.map((n) => [n, join(handsDir!, `bench-${n}.cjs`)])) as Record<
+    (typeof names)[number],
+    string
+  >;
 }
 
 export interface TalonProc {
@@ -163,7 +196,10 @@ export interface TalonProc {
  * starts `node dist/talon.cjs run` (or `opts.cmd run`, say the single executable) with a fresh
  * data folder and the given config (JSON)
  */
-export async function startTalon(config: Record<string, unknown>, opts: { wait?: boolean; cmd?: { cmd: string; args: string[]; env?: NodeJS.ProcessEnv } } = {}): Promise<TalonProc & { startMs: number }> {
+export async function startTalon(
+  config: Record<string, unknown>,
+  opts: { wait?: boolean; cmd?: { cmd: string; args: string[]; env?: NodeJS.ProcessEnv } } = {},
+): Promise<TalonProc & { startMs: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'talon-bench-data-'));
   mkdirSync(dataDir, { recursive: true });
   const httpPort = await freePort();
@@ -178,15 +214,25 @@ export async function startTalon(config: Record<string, unknown>, opts: { wait?:
     drivers: [],
     ...config,
   };
-  if (!('bus' in config)) (cfg as Record<string, unknown>).bus = { embedded: { enabled: true, listen: { host: '127.0.0.1', port: mqttPort } } };
+  if (!('bus' in config))
+    (cfg as Record<string, unknown>).bus = {
+      embedded: { enabled: true, listen: { host: '127.0.0.1', port: mqttPort } },
+    };
   const file = join(dataDir, 'talon.json');
   writeFileSync(file, JSON.stringify(cfg));
   const t0 = performance.now();
   const run = opts.cmd ?? { cmd: process.execPath, args: [TALON] };
-  const proc = spawn(run.cmd, [...run.args, 'run', '--config', file], { stdio: ['ignore', 'inherit', 'inherit'], ...(run.env ? { env: run.env } : {}) });
+  const proc = spawn(run.cmd, [...run.args, 'run', '--config', file], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    ...(run.env ? { env: run.env } : {}),
+  });
   const startMs = opts.wait === false ? 0 : await waitFor200(httpPort, '/healthz', t0);
   return {
-    proc, dataDir, httpPort, mqttPort, startMs,
+    proc,
+    dataDir,
+    httpPort,
+    mqttPort,
+    startMs,
     token: () => readFileSync(join(dataDir, 'cli-token'), 'utf8').trim(),
     stop: () => kill(proc),
   };
@@ -198,7 +244,9 @@ export async function handsRunning(t: TalonProc, n: number, timeoutMs = 30000): 
     try {
       const r = await httpGet(t.httpPort, '/api/v1/hands', { authorization: `Bearer ${t.token()}` });
       if (r.status === 200) {
-        const hands = (JSON.parse(r.body) as { hands: Array<{ state: string; name: string; lastError?: { message: string } }> }).hands;
+        const hands = (
+          JSON.parse(r.body) as { hands: Array<{ state: string; name: string; lastError?: { message: string } }> }
+        ).hands;
         const running = hands.filter((h) => h.state === 'running').length;
         if (running >= n) return;
         const failed = hands.find((h) => h.state === 'failed');
@@ -215,14 +263,21 @@ export async function handsRunning(t: TalonProc, n: number, timeoutMs = 30000): 
 /** the heading every Markdown report of `npm run bench` (and each standalone bench script) starts with */
 export async function reportHeader(say: (line: string) => void): Promise<void> {
   const { cpus, loadavg } = await import('node:os');
-  say(`Run on ${new Date().toISOString()}, Node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at the start.`);
+  say(
+    `Run on ${new Date().toISOString()}, Node ${process.version}, ${cpus().length} cores, load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')} at the start.`,
+  );
   say('');
   say('| measure | Talon | reference | ratio | budget |');
   say('|---|---|---|---|---|');
 }
 
 /** runs a section's rows when its file is executed directly (`node --import tsx test/bench/x.ts`) */
-export async function runIfMain(moduleUrl: string, rows: (say: (line: string) => void) => Promise<void>): Promise<void> {
+export async function runIfMain(
+  moduleUrl: string,
+  rows: (say: (line: string) => void) => Promise<void>,
+): Promise<void> {
   if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
   const say = (line: string): void => console.log(line);
   await reportHeader(say);

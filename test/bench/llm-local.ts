@@ -20,16 +20,31 @@ import { ONE_B_SHAPE, TINY_SHAPE, writeTestModel, type TestModelShape } from '..
 const RUNS = Number(process.env.LLM_BENCH_RUNS ?? 3);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-interface Case { label: string; shape: Partial<TestModelShape>; prompt: number; gen: number }
+interface Case {
+  label: string;
+  shape: Partial<TestModelShape>;
+  prompt: number;
+  gen: number;
+}
 
 const CASES: Record<string, Case> = {
   tiny: { label: 'tiny (64×2, F32)', shape: TINY_SHAPE, prompt: 256, gen: 128 },
   '1b': { label: '1B-shaped (2048×16, Q8_0)', shape: ONE_B_SHAPE, prompt: 128, gen: 32 },
 };
 
-export async function llmLocalRows(which: string[] = ['tiny', '1b'], say: (line: string) => void = console.log): Promise<void> {
+export async function llmLocalRows(
+  which: string[] = ['tiny', '1b'],
+  say: (line: string) => void = console.log,
+): Promise<void> {
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-  const llama = await getLlama({ build: 'never', gpu: false, skipDownload: true, progressLogs: false, maxThreads: 2, logLevel: LlamaLogLevel.error });
+  const llama = await getLlama({
+    build: 'never',
+    gpu: false,
+    skipDownload: true,
+    progressLogs: false,
+    maxThreads: 2,
+    logLevel: LlamaLogLevel.error,
+  });
   const dir = mkdtempSync(join(tmpdir(), 'talon-llm-bench-'));
   say(`| model | params | file | threads | load ms | prompt tok/s | generation tok/s |`);
   say(`|---|---|---|---|---|---|---|`);
@@ -49,7 +64,10 @@ export async function llmLocalRows(which: string[] = ['tiny', '1b'], say: (line:
         const ctx = await model.createContext({ contextSize: 1024, threads, batchSize: 512 });
         const seq = ctx.getSequence();
         // prompt tokens: ordinary pieces above the specials and the byte tokens
-        const prompt = Array.from({ length: c.prompt }, (_, i) => 262 + ((i * 7) % (written.vocab.tokens.length - 262)));
+        const prompt = Array.from(
+          { length: c.prompt },
+          (_, i) => 262 + ((i * 7) % (written.vocab.tokens.length - 262)),
+        );
         const pp: number[] = [];
         const tg: number[] = [];
         for (let r = 0; r < RUNS; r++) {
@@ -66,7 +84,9 @@ export async function llmLocalRows(which: string[] = ['tiny', '1b'], say: (line:
           }
           tg.push(c.gen / ((performance.now() - first) / 1000));
         }
-        say(`| ${c.label} | ${(written.parameters / 1e6).toFixed(written.parameters < 1e6 ? 2 : 0)} M | ${(written.bytes / 1e6).toFixed(written.bytes < 1e7 ? 1 : 0)} MB | ${threads} | ${loadMs.toFixed(0)} | ${median(pp).toFixed(1)} | ${median(tg).toFixed(1)} |`);
+        say(
+          `| ${c.label} | ${(written.parameters / 1e6).toFixed(written.parameters < 1e6 ? 2 : 0)} M | ${(written.bytes / 1e6).toFixed(written.bytes < 1e7 ? 1 : 0)} MB | ${threads} | ${loadMs.toFixed(0)} | ${median(pp).toFixed(1)} | ${median(tg).toFixed(1)} |`,
+        );
         await ctx.dispose();
         await model.dispose();
       }

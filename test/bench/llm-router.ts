@@ -28,39 +28,74 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((s.length - 1) * p))]!;
 }
 
-const RESULT: ChatResult = { provider: 'instant', model: 'm', text: 'ok', toolCalls: [], usage: { inputTokens: 10, outputTokens: 10 }, finishReason: 'stop' };
-const CHUNKS: ChatChunk[] = [...Array.from({ length: 10 }, (_, i): ChatChunk => ({ type: 'text', text: `w${i} ` })), { type: 'done', result: { ...RESULT, text: Array.from({ length: 10 }, (_, i) => `w${i} `).join('') } }];
+const RESULT: ChatResult = {
+  provider: 'instant',
+  model: 'm',
+  text: 'ok',
+  toolCalls: [],
+  usage: { inputTokens: 10, outputTokens: 10 },
+  finishReason: 'stop',
+};
+const CHUNKS: ChatChunk[] = [
+  ...Array.from({ length: 10 }, (_, i): ChatChunk => ({ type: 'text', text: `w${i} ` })),
+  { type: 'done', result: { ...RESULT, text: Array.from({ length: 10 }, (_, i) => `w${i} `).join('') } },
+];
 
 const instant: LlmProvider = {
-  name: 'instant', kind: 'bench', local: true,
+  name: 'instant',
+  kind: 'bench',
+  local: true,
   chat: async () => RESULT,
-  async *stream() { for (const c of CHUNKS) yield c; },
+  async *stream() {
+    for (const c of CHUNKS) yield c;
+  },
 };
 
 const req: ChatRequest = { messages: [{ role: 'user', content: 'Say ok.' }] };
 
 function router(providers: LlmProvider[], chain: string[], extra: Partial<RouterConfig> = {}): LlmRouter {
-  return new LlmRouter({
-    providers, chains: { default: chain },
-    retry: { maxAttempts: 3, baseMs: 50, maxMs: 2_000, jitter: 0.5 },
-    timeouts: { firstTokenMs: 10_000, stallMs: 10_000 },
-    ...extra,
-  }, { audit: { record: async () => {} }, clock: systemClock, random: Math.random });
+  return new LlmRouter(
+    {
+      providers,
+      chains: { default: chain },
+      retry: { maxAttempts: 3, baseMs: 50, maxMs: 2_000, jitter: 0.5 },
+      timeouts: { firstTokenMs: 10_000, stallMs: 10_000 },
+      ...extra,
+    },
+    { audit: { record: async () => {} }, clock: systemClock, random: Math.random },
+  );
 }
 
 async function drain(it: AsyncIterable<unknown>): Promise<void> {
-  for await (const _ of it) { /* consume */ }
+  for await (const _ of it) {
+    /* consume */
+  }
 }
 
 /** times `n` sequential calls of each function, interleaved in blocks so drift hits both */
-async function compare(n: number, a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<{ a: number[]; b: number[] }> {
+async function compare(
+  n: number,
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+): Promise<{ a: number[]; b: number[] }> {
   const ta: number[] = [];
   const tb: number[] = [];
-  for (let i = 0; i < Math.min(500, n / 10); i++) { await a(); await b(); }
+  for (let i = 0; i < Math.min(500, n / 10); i++) {
+    await a();
+    await b();
+  }
   const block = 100;
   for (let done = 0; done < n; done += block) {
-    for (let i = 0; i < block; i++) { const t = performance.now(); await a(); ta.push(performance.now() - t); }
-    for (let i = 0; i < block; i++) { const t = performance.now(); await b(); tb.push(performance.now() - t); }
+    for (let i = 0; i < block; i++) {
+      const t = performance.now();
+      await a();
+      ta.push(performance.now() - t);
+    }
+    for (let i = 0; i < block; i++) {
+      const t = performance.now();
+      await b();
+      tb.push(performance.now() - t);
+    }
   }
   return { a: ta, b: tb };
 }
@@ -94,20 +129,72 @@ export async function llmRouterRows(): Promise<string[]> {
     '|---|---|---|---|---|',
   ];
   const r = router([instant], ['instant']);
-  rows.push(row(`chat, in-process provider (${n} calls)`, await compare(n, () => instant.chat(req), () => r.chat(req))));
-  rows.push(row(`stream 10 chunks, in-process provider (${n} calls)`, await compare(n, () => drain(instant.stream(req)), () => drain(r.stream(req)))));
+  rows.push(
+    row(
+      `chat, in-process provider (${n} calls)`,
+      await compare(
+        n,
+        () => instant.chat(req),
+        () => r.chat(req),
+      ),
+    ),
+  );
+  rows.push(
+    row(
+      `stream 10 chunks, in-process provider (${n} calls)`,
+      await compare(
+        n,
+        () => drain(instant.stream(req)),
+        () => drain(r.stream(req)),
+      ),
+    ),
+  );
 
-  const fake = await startFakeLlm('openai', { defaultReply: { text: 'ok', chunks: Array.from({ length: 10 }, (_, i) => `w${i} `) } });
+  const fake = await startFakeLlm('openai', {
+    defaultReply: { text: 'ok', chunks: Array.from({ length: 10 }, (_, i) => `w${i} `) },
+  });
   const dead = await closedPort();
   try {
-    const live = new OpenAiProvider({ name: 'live', baseUrl: fake.url, model: 'fake-model', apiKey: 'sk-bench-000000' });
+    const live = new OpenAiProvider({
+      name: 'live',
+      baseUrl: fake.url,
+      model: 'fake-model',
+      apiKey: 'sk-bench-000000',
+    });
     const lr = router([live], ['live']);
     const m = Math.max(200, Math.round(n / 20));
-    rows.push(row(`chat, OpenAI provider over loopback HTTP (${m} calls)`, await compare(m, () => live.chat(req), () => lr.chat(req))));
-    rows.push(row(`stream 10 chunks, OpenAI provider over loopback HTTP (${m} calls)`, await compare(m, () => drain(live.stream(req)), () => drain(lr.stream(req)))));
+    rows.push(
+      row(
+        `chat, OpenAI provider over loopback HTTP (${m} calls)`,
+        await compare(
+          m,
+          () => live.chat(req),
+          () => lr.chat(req),
+        ),
+      ),
+    );
+    rows.push(
+      row(
+        `stream 10 chunks, OpenAI provider over loopback HTTP (${m} calls)`,
+        await compare(
+          m,
+          () => drain(live.stream(req)),
+          () => drain(lr.stream(req)),
+        ),
+      ),
+    );
 
-    rows.push('', '| failover, dead primary (connection refused on 127.0.0.1) → loopback secondary | p50 ms | p99 ms |', '|---|---|---|');
-    const deadP = new OpenAiProvider({ name: 'dead', baseUrl: `http://127.0.0.1:${dead}/v1`, model: 'fake-model', apiKey: 'sk-bench-000000' });
+    rows.push(
+      '',
+      '| failover, dead primary (connection refused on 127.0.0.1) → loopback secondary | p50 ms | p99 ms |',
+      '|---|---|---|',
+    );
+    const deadP = new OpenAiProvider({
+      name: 'dead',
+      baseUrl: `http://127.0.0.1:${dead}/v1`,
+      model: 'fake-model',
+      apiKey: 'sk-bench-000000',
+    });
     const k = 200;
     const direct: number[] = [];
     for (let i = 0; i < k; i++) direct.push(await firstToken(live.stream(req)));
@@ -120,12 +207,19 @@ export async function llmRouterRows(): Promise<string[]> {
     for (let i = 0; i < 3; i++) await drain(skipping.stream(req));
     const viaSkip: number[] = [];
     for (let i = 0; i < k; i++) viaSkip.push(await firstToken(skipping.stream(req)));
-    rows.push(`| secondary called directly, first token (${k} calls) | ${f(pct(direct, 0.5))} | ${f(pct(direct, 0.99))} |`);
-    rows.push(`| via router, primary tried and refused each call (${k}) | ${f(pct(viaTried, 0.5))} | ${f(pct(viaTried, 0.99))} |`);
+    rows.push(
+      `| secondary called directly, first token (${k} calls) | ${f(pct(direct, 0.5))} | ${f(pct(direct, 0.99))} |`,
+    );
+    rows.push(
+      `| via router, primary tried and refused each call (${k}) | ${f(pct(viaTried, 0.5))} | ${f(pct(viaTried, 0.99))} |`,
+    );
     rows.push(`| via router, primary's breaker open (${k}) | ${f(pct(viaSkip, 0.5))} | ${f(pct(viaSkip, 0.99))} |`);
     rows.push(`| failover cost (tried − direct, p50) | ${f(pct(viaTried, 0.5) - pct(direct, 0.5))} | |`);
     const st = skipping.status().find((s) => s.name === 'dead')!;
-    rows.push('', `dead primary after the run: breaker ${st.state}, last error ${st.lastError?.code}: ${st.lastError?.message}`);
+    rows.push(
+      '',
+      `dead primary after the run: breaker ${st.state}, last error ${st.lastError?.code}: ${st.lastError?.message}`,
+    );
   } finally {
     await fake.close();
   }

@@ -14,7 +14,9 @@
 const [mode, ...args] = process.argv.slice(2);
 
 if (mode === 'http') {
-  require('node:http').createServer((q, r) => r.end('ok')).listen(Number(args[0]), '127.0.0.1');
+  require('node:http')
+    .createServer((q, r) => r.end('ok'))
+    .listen(Number(args[0]), '127.0.0.1');
 } else if (mode === 'idle') {
   setInterval(() => {}, 1e9);
 } else if (mode === 'floor') {
@@ -25,16 +27,20 @@ if (mode === 'http') {
   db.open()
     .then(() => db.put('boot', String(Date.now()), { sync: true }))
     .then(() => {
-      require('node:http').createServer((q, r) => r.end('ok')).listen(Number(port), '127.0.0.1', () => {
-        const { Worker } = require('node:worker_threads');
-        new Worker('setInterval(() => {}, 1e9)', { eval: true });
-      });
+      require('node:http')
+        .createServer((q, r) => r.end('ok'))
+        .listen(Number(port), '127.0.0.1', () => {
+          const { Worker } = require('node:worker_threads');
+          new Worker('setInterval(() => {}, 1e9)', { eval: true });
+        });
     })
     .catch((err) => {
       process.stderr.write(`${err && err.stack ? err.stack : err}\n`);
       process.exit(1);
     });
 } else {
-  process.stderr.write(`ref-main: unknown mode ${JSON.stringify(mode)} (http <port> | idle | floor <port> <dir> <root>)\n`);
+  process.stderr.write(
+    `ref-main: unknown mode ${JSON.stringify(mode)} (http <port> | idle | floor <port> <dir> <root>)\n`,
+  );
   process.exit(2);
 }

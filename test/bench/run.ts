@@ -17,7 +17,25 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { ROOT, reportHeader, benchHands, handsRunning, median, medianMem, memMb, memRow, nodeRef, printMemTable, refMem, refStart, rssMb, sleep, startTalon, type Mem, type TalonProc } from './lib.ts';
+import {
+  ROOT,
+  reportHeader,
+  benchHands,
+  handsRunning,
+  median,
+  medianMem,
+  memMb,
+  memRow,
+  nodeRef,
+  printMemTable,
+  refMem,
+  refStart,
+  rssMb,
+  sleep,
+  startTalon,
+  type Mem,
+  type TalonProc,
+} from './lib.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
 import { auditRows } from './audit.ts';
 import { serialRows } from './serial.ts';
@@ -63,8 +81,12 @@ async function coldStart(runs: number): Promise<void> {
   }
   const ratio = median(talon) / median(bare);
   say(`| first start after a build (no code cache yet) | ${f(first.startMs)} ms | | | |`);
-  say(`| cold start, \`node dist/talon.cjs run\`, exec → first 200 from /healthz (median of ${runs}) | ${f(median(talon))} ms | minimal node:http server, same node: ${f(median(bare))} ms | **${f(ratio, 2)}×** | ≤ 1.3× ${mark(ratio, 1.3)} |`);
-  say(`| the floor: node + LevelDB (classic-level) opened and written + node:http listening, exec → first 200 (median of ${runs}) | ${f(median(floor))} ms | minimal node:http server: ${f(median(bare))} ms | ${f(median(floor) / median(bare), 2)}× | |`);
+  say(
+    `| cold start, \`node dist/talon.cjs run\`, exec → first 200 from /healthz (median of ${runs}) | ${f(median(talon))} ms | minimal node:http server, same node: ${f(median(bare))} ms | **${f(ratio, 2)}×** | ≤ 1.3× ${mark(ratio, 1.3)} |`,
+  );
+  say(
+    `| the floor: node + LevelDB (classic-level) opened and written + node:http listening, exec → first 200 (median of ${runs}) | ${f(median(floor))} ms | minimal node:http server: ${f(median(bare))} ms | ${f(median(floor) / median(bare), 2)}× | |`,
+  );
   say(`| cold start over the floor | | | ${f(median(talon) / median(floor), 2)}× | |`);
 }
 
@@ -91,10 +113,19 @@ async function idleRss(): Promise<void> {
   const elevenRss = rssMb(eleven.proc.pid!);
   await eleven.stop();
   const ratio = one.rss / bare.rss;
-  say(`| idle RSS, kernel + broker + HTTP + 1 idle Hand (median of 3) | ${f(one.rss)} MB | bare \`node\` idle: ${f(bare.rss)} MB | **${f(ratio, 2)}×** | ≤ 1.4× ${mark(ratio, 1.4)} |`);
-  say(`| idle RSS, the floor: node + 1 idle worker + LevelDB + node:http (median of 3) | ${f(floor.rss)} MB | bare \`node\` idle: ${f(bare.rss)} MB | ${f(floor.rss / bare.rss, 2)}× | |`);
+  say(
+    `| idle RSS, kernel + broker + HTTP + 1 idle Hand (median of 3) | ${f(one.rss)} MB | bare \`node\` idle: ${f(bare.rss)} MB | **${f(ratio, 2)}×** | ≤ 1.4× ${mark(ratio, 1.4)} |`,
+  );
+  say(
+    `| idle RSS, the floor: node + 1 idle worker + LevelDB + node:http (median of 3) | ${f(floor.rss)} MB | bare \`node\` idle: ${f(bare.rss)} MB | ${f(floor.rss / bare.rss, 2)}× | |`,
+  );
   say(`| idle RSS over the floor | | | ${f(one.rss / floor.rss, 2)}× | |`);
-  memRow(`\`node dist/talon.cjs run\`, 1 idle Hand (node ${process.version})`, one, { label: 'bare', mem: bare }, `≤ 1.4× ${mark(ratio, 1.4)}`);
+  memRow(
+    `\`node dist/talon.cjs run\`, 1 idle Hand (node ${process.version})`,
+    one,
+    { label: 'bare', mem: bare },
+    `≤ 1.4× ${mark(ratio, 1.4)}`,
+  );
   memRow('the floor: node + 1 idle worker + LevelDB + node:http', floor, { label: 'bare', mem: bare });
   memRow(`bare \`node\` idle (node ${process.version})`, bare);
   // what `npm start` runs: the default config (system + simulated drivers, the Monitoring Hand)
@@ -103,14 +134,20 @@ async function idleRss(): Promise<void> {
   await sleep(5000);
   const dfltRss = rssMb(dflt.proc.pid!);
   await dflt.stop();
-  say(`| idle RSS, the default config (system + sim drivers, Monitoring Hand polling every sensor) | ${f(dfltRss)} MB | bare \`node\` idle: ${f(bare.rss)} MB | ${f(dfltRss / bare.rss, 2)}× | |`);
-  say(`| each further idle Hand (11 Hands vs 1) | ${f((elevenRss - one.rss) / 10)} MB | | | ≤ 8 MB ${mark((elevenRss - one.rss) / 10, 8)} |`);
+  say(
+    `| idle RSS, the default config (system + sim drivers, Monitoring Hand polling every sensor) | ${f(dfltRss)} MB | bare \`node\` idle: ${f(bare.rss)} MB | ${f(dfltRss / bare.rss, 2)}× | |`,
+  );
+  say(
+    `| each further idle Hand (11 Hands vs 1) | ${f((elevenRss - one.rss) / 10)} MB | | | ≤ 8 MB ${mark((elevenRss - one.rss) / 10, 8)} |`,
+  );
 }
 
 async function fiftyHands(): Promise<void> {
   const hands = await benchHands();
   const t0 = performance.now();
-  const t = await startTalon({ hands: Array.from({ length: 50 }, (_, i) => ({ name: `idle-${i}`, module: hands.idle })) });
+  const t = await startTalon({
+    hands: Array.from({ length: 50 }, (_, i) => ({ name: `idle-${i}`, module: hands.idle })),
+  });
   await handsRunning(t, 50, 60000);
   const ms = performance.now() - t0;
   await sleep(1000);
@@ -120,29 +157,52 @@ async function fiftyHands(): Promise<void> {
   say(`| 50 idle Hands: total RSS | ${f(rss)} MB | | | ≤ 512 MB ${mark(rss, 512)} |`);
 }
 
-interface BusResult { count: number; seconds: number; p50ms: number; p99ms: number; maxms: number }
+interface BusResult {
+  count: number;
+  seconds: number;
+  p50ms: number;
+  p99ms: number;
+  maxms: number;
+}
 
 async function busRun(t: TalonProc, brokerUrl: string, count: number, rate: number): Promise<BusResult> {
   const deviceId = (JSON.parse(readFileSync(join(t.dataDir, 'runtime.json'), 'utf8')) as { deviceId: string }).deviceId;
   // the embedded broker: as the CLI (its token); anonymous local clients may not read every topic
   const embedded = brokerUrl === `mqtt://127.0.0.1:${t.mqttPort}`;
-  const client = await mqtt.connectAsync(brokerUrl, { reconnectPeriod: 0, ...(embedded ? { username: 'token', password: t.token() } : {}) });
+  const client = await mqtt.connectAsync(brokerUrl, {
+    reconnectPeriod: 0,
+    ...(embedded ? { username: 'token', password: t.token() } : {}),
+  });
   try {
     const root = `talon/${deviceId}`;
     await client.subscribeAsync(`${root}/bench/result`);
-    const result = new Promise<BusResult>((resolve) => client.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as BusResult)));
+    const result = new Promise<BusResult>((resolve) =>
+      client.on('message', (_t, p) => resolve(JSON.parse(p.toString()) as BusResult)),
+    );
     await client.publishAsync(`${root}/bench/expect`, JSON.stringify({ count }));
     await sleep(200);
     await client.publishAsync(`${root}/bench/go`, JSON.stringify({ count, rate }));
-    return await Promise.race([result, sleep(120000).then(() => { throw new Error('bus benchmark timed out'); })]);
+    return await Promise.race([
+      result,
+      sleep(120000).then(() => {
+        throw new Error('bus benchmark timed out');
+      }),
+    ]);
   } finally {
     await client.endAsync();
   }
 }
 
-async function bus(label: string, busConfig: ((mqttPort: number) => Record<string, unknown>) | null, brokerUrl: (t: TalonProc) => string): Promise<void> {
+async function bus(
+  label: string,
+  busConfig: ((mqttPort: number) => Record<string, unknown>) | null,
+  brokerUrl: (t: TalonProc) => string,
+): Promise<void> {
   const hands = await benchHands();
-  const cfgHands = [{ name: 'sender', module: hands.sender }, { name: 'receiver', module: hands.receiver }];
+  const cfgHands = [
+    { name: 'sender', module: hands.sender },
+    { name: 'receiver', module: hands.receiver },
+  ];
   const t = await startTalon(busConfig ? { hands: cfgHands, bus: busConfig(0) } : { hands: cfgHands });
   try {
     await handsRunning(t, 2);
@@ -151,7 +211,9 @@ async function bus(label: string, busConfig: ((mqttPort: number) => Record<strin
     const thr = await busRun(t, url, 100000, 0);
     const lat = await busRun(t, url, 5000, 1000);
     say(`| Hand → Hand, QoS 0, ${label}: throughput | ${f(thr.count / thr.seconds, 0)} msg/s | | | ≥ 20,000 msg/s |`);
-    say(`| Hand → Hand, QoS 0, ${label}: latency at 1,000 msg/s | p50 ${f(lat.p50ms, 2)} ms, p99 ${f(lat.p99ms, 2)} ms, max ${f(lat.maxms, 2)} ms | | | |`);
+    say(
+      `| Hand → Hand, QoS 0, ${label}: latency at 1,000 msg/s | p50 ${f(lat.p50ms, 2)} ms, p99 ${f(lat.p99ms, 2)} ms, max ${f(lat.maxms, 2)} ms | | | |`,
+    );
   } finally {
     await t.stop();
   }
@@ -174,12 +236,19 @@ async function main(): Promise<void> {
   }
   if (want('monitoring')) {
     // its own process: it runs two kernels one after the other and measures the Hand's worker
-    const text = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/monitoring.ts')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const text = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/monitoring.ts')],
+      { encoding: 'utf8', maxBuffer: 1 << 24 },
+    );
     for (const line of text.trimEnd().split('\n')) say(line);
   }
   if (want('nab')) {
     // the Monitoring Hand's detectors over the NAB corpus in ../shared/datasets/nab (its own script)
-    const text = execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/nab.ts')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const text = execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/nab.ts')], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    });
     for (const line of text.trimEnd().split('\n')) say(line);
   }
   if (want('web')) await webRows(say);
@@ -190,7 +259,11 @@ async function main(): Promise<void> {
     await bus('embedded broker', null, (t) => `mqtt://127.0.0.1:${t.mqttPort}`);
     const mosq = await startMosquitto();
     try {
-      await bus('external mosquitto', () => ({ url: mosq.url, embedded: { enabled: false, listen: { host: '127.0.0.1', port: 0 } } }), () => mosq.url);
+      await bus(
+        'external mosquitto',
+        () => ({ url: mosq.url, embedded: { enabled: false, listen: { host: '127.0.0.1', port: 0 } } }),
+        () => mosq.url,
+      );
     } finally {
       await mosq.stop();
     }

@@ -17,18 +17,25 @@ const f = (n: number, d = 1): string => n.toFixed(d);
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const signed = (n: number): string => `${n >= 0 ? '+' : '−'}${f(Math.abs(n))}`;
 
-async function load(url: string, headers: Record<string, string>, seconds: number): Promise<{ rps: number; p50: number; p99: number; non2xx: number }> {
+async function load(
+  url: string,
+  headers: Record<string, string>,
+  seconds: number,
+): Promise<{ rps: number; p50: number; p99: number; non2xx: number }> {
   const r = await autocannon({ url, headers, connections: 20, duration: seconds, pipelining: 1 });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx + r.errors };
 }
 
 function openStream(port: number, path: string, token: string): Promise<ClientRequest> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
-      if (res.statusCode !== 200) reject(new Error(`${path}: ${res.statusCode}`));
-      res.on('data', () => {});
-      resolve(req);
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path, headers: { authorization: `Bearer ${token}` }, agent: false },
+      (res) => {
+        if (res.statusCode !== 200) reject(new Error(`${path}: ${res.statusCode}`));
+        res.on('data', () => {});
+        resolve(req);
+      },
+    );
     req.on('error', (err) => {
       if (!req.destroyed) reject(err);
     });
@@ -36,7 +43,9 @@ function openStream(port: number, path: string, token: string): Promise<ClientRe
   });
 }
 
-interface PageManifest { files: Array<{ name: string; bytes: number; gzip: number }> }
+interface PageManifest {
+  files: Array<{ name: string; bytes: number; gzip: number }>;
+}
 
 export async function webRows(say: (line: string) => void): Promise<void> {
   const seconds = Number(process.env.BENCH_WEB_SECONDS ?? 5);
@@ -51,7 +60,9 @@ export async function webRows(say: (line: string) => void): Promise<void> {
     const page = await httpGet(t.httpPort, '/');
     const assets = [...page.body.matchAll(/(?:src|href)="\/?([^"]+\.(?:js|css))"/g)].map((m) => m[1]!);
     for (const a of assets) await httpGet(t.httpPort, `/${a}`);
-    const spec = JSON.parse((await httpGet(t.httpPort, '/api/v1/openapi.json')).body) as { paths: Record<string, Record<string, unknown>> };
+    const spec = JSON.parse((await httpGet(t.httpPort, '/api/v1/openapi.json')).body) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
     let served = 0;
     for (const [path, ops] of Object.entries(spec.paths)) {
       if (!('get' in ops) || path.includes('{') || /stream|export/.test(path)) continue;
@@ -61,20 +72,28 @@ export async function webRows(say: (line: string) => void): Promise<void> {
     await sleep(3000);
     const warm = rssMb(t.proc.pid!);
     say(`| RSS, daemon idle with the default config (web admin not yet used) | ${f(idle)} MB | | | |`);
-    say(`| RSS after serving the page and ${served} GET routes, idle again | ${f(warm)} MB | ${signed(warm - idle)} MB over unused | | |`);
+    say(
+      `| RSS after serving the page and ${served} GET routes, idle again | ${f(warm)} MB | ${signed(warm - idle)} MB over unused | | |`,
+    );
 
     const streams: ClientRequest[] = [];
     for (let i = 0; i < 20; i++) streams.push(await openStream(t.httpPort, '/api/v1/system/stream', t.token()));
     await sleep(6000);
     const sse = rssMb(t.proc.pid!);
     for (const s of streams) s.destroy();
-    say(`| RSS with 20 open SSE streams (system stats every 2 s) | ${f(sse)} MB | ${signed(sse - warm)} MB over idle | | |`);
+    say(
+      `| RSS with 20 open SSE streams (system stats every 2 s) | ${f(sse)} MB | ${signed(sse - warm)} MB over idle | | |`,
+    );
 
     // load last: the heap grows under it and V8 keeps some of that
     const health = await load(`http://127.0.0.1:${t.httpPort}/healthz`, {}, seconds);
     const hands = await load(`http://127.0.0.1:${t.httpPort}/api/v1/hands`, auth, seconds);
-    say(`| GET /healthz, 20 connections, ${seconds} s (autocannon) | ${int(health.rps)} req/s | p50 ${health.p50} ms, p99 ${health.p99} ms | | non-2xx: ${health.non2xx} |`);
-    say(`| GET /api/v1/hands with a bearer token, 20 connections | ${int(hands.rps)} req/s | p50 ${hands.p50} ms, p99 ${hands.p99} ms | | non-2xx: ${hands.non2xx} |`);
+    say(
+      `| GET /healthz, 20 connections, ${seconds} s (autocannon) | ${int(health.rps)} req/s | p50 ${health.p50} ms, p99 ${health.p99} ms | | non-2xx: ${health.non2xx} |`,
+    );
+    say(
+      `| GET /api/v1/hands with a bearer token, 20 connections | ${int(hands.rps)} req/s | p50 ${hands.p50} ms, p99 ${hands.p99} ms | | non-2xx: ${hands.non2xx} |`,
+    );
 
     await sleep(3000);
     say(`| RSS idle again after the load runs | ${f(rssMb(t.proc.pid!))} MB | | | |`);
@@ -87,7 +106,9 @@ export async function webRows(say: (line: string) => void): Promise<void> {
   const m = JSON.parse(readFileSync(manifestFile, 'utf8')) as PageManifest;
   const raw = m.files.reduce((s, x) => s + x.bytes, 0);
   const gz = m.files.reduce((s, x) => s + x.gzip, 0);
-  say(`| page weight (${m.files.length} files: ${m.files.map((x) => x.name).join(', ')}) | ${f(gz / 1024)} KB gzipped | ${f(raw / 1024)} KB raw | | ≤ 150 KB gzipped |`);
+  say(
+    `| page weight (${m.files.length} files: ${m.files.map((x) => x.name).join(', ')}) | ${f(gz / 1024)} KB gzipped | ${f(raw / 1024)} KB raw | | ≤ 150 KB gzipped |`,
+  );
 }
 
 await runIfMain(import.meta.url, webRows);

@@ -27,20 +27,47 @@ before(async () => {
   await writeTestModel(join(dataDir, 'models', 'tiny.gguf'), TINY_SHAPE);
   // a Hand that throws in start: after two quick retries the supervisor parks it as failed
   const broken = join(dataDir, 'broken-hand.mjs');
-  writeFileSync(broken, `export default { manifest: { id: 'broken', version: '1.0.0', description: 'throws in start', capabilities: {}, quotas: { heapMb: 16 }, settingsSchema: { type: 'object', properties: { threshold: { type: 'number', default: 42 }, label: { type: 'string', default: 'greenhouse' }, mode: { type: 'string', enum: ['fast', 'slow'], default: 'slow' }, verbose: { type: 'boolean', default: true } } } }, start() { throw new Error('boom in start'); } };\n`);
-  d = await startDaemon({
-    drivers: [
-      { type: 'system', name: 'system' },
-      // constant 22 °C against a rule "above 20": an alert that fires at once and stays firing
-      { type: 'sim', name: 'green', seed: 1, sensors: [{ id: 'green.temp', name: 'Greenhouse temperature', unit: '°C', pattern: { base: { type: 'constant', value: 22 } } }] },
-    ],
-    hands: [{
-      name: 'monitoring', module: 'monitoring',
-      settings: { sensors: [{ id: 'green.temp', intervalMs: 500, severity: 'warning', rules: { above: 20 } }], alerts: { cooldownMs: 0 } },
-    }, { name: 'broken', module: broken }],
-    supervisor: { backoff: { initialMs: 50, maxMs: 200 }, crashLoop: { restarts: 2, windowMs: 60_000 } },
-    llm: { providers: [{ name: 'local', kind: 'llama.cpp', modelPath: 'models/tiny.gguf', threads: 1, maxTokens: 24 }] },
-  }, { dataDir });
+  writeFileSync(
+    broken,
+    `export default { manifest: { id: 'broken', version: '1.0.0', description: 'throws in start', capabilities: {}, quotas: { heapMb: 16 }, settingsSchema: { type: 'object', properties: { threshold: { type: 'number', default: 42 }, label: { type: 'string', default: 'greenhouse' }, mode: { type: 'string', enum: ['fast', 'slow'], default: 'slow' }, verbose: { type: 'boolean', default: true } } } }, start() { throw new Error('boom in start'); } };\n`,
+  );
+  d = await startDaemon(
+    {
+      drivers: [
+        { type: 'system', name: 'system' },
+        // constant 22 °C against a rule "above 20": an alert that fires at once and stays firing
+        {
+          type: 'sim',
+          name: 'green',
+          seed: 1,
+          sensors: [
+            {
+              id: 'green.temp',
+              name: 'Greenhouse temperature',
+              unit: '°C',
+              pattern: { base: { type: 'constant', value: 22 } },
+            },
+          ],
+        },
+      ],
+      hands: [
+        {
+          name: 'monitoring',
+          module: 'monitoring',
+          settings: {
+            sensors: [{ id: 'green.temp', intervalMs: 500, severity: 'warning', rules: { above: 20 } }],
+            alerts: { cooldownMs: 0 },
+          },
+        },
+        { name: 'broken', module: broken },
+      ],
+      supervisor: { backoff: { initialMs: 50, maxMs: 200 }, crashLoop: { restarts: 2, windowMs: 60_000 } },
+      llm: {
+        providers: [{ name: 'local', kind: 'llama.cpp', modelPath: 'models/tiny.gguf', threads: 1, maxTokens: 24 }],
+      },
+    },
+    { dataDir },
+  );
   b = await openBrowser(`http://127.0.0.1:${d.httpPort}`);
 });
 
@@ -50,7 +77,10 @@ after(async () => {
 });
 
 const api = async <T>(path: string, init: RequestInit = {}): Promise<T> => {
-  const r = await fetch(`http://127.0.0.1:${d.httpPort}${path}`, { ...init, headers: { authorization: `Bearer ${d.token()}`, 'content-type': 'application/json', ...(init.headers ?? {}) } });
+  const r = await fetch(`http://127.0.0.1:${d.httpPort}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${d.token()}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+  });
   assert.ok(r.ok, `${path}: ${r.status} ${await r.clone().text()}`);
   return (await r.json()) as T;
 };
@@ -136,7 +166,7 @@ async function checkCharts(ids: string[]): Promise<void> {
   }
 }
 
-test('dashboard: after a reload the charts open with the device\'s history, axes and legends read right', async () => {
+test("dashboard: after a reload the charts open with the device's history, axes and legends read right", async () => {
   const { page } = b;
   // the device has been sampling since it started: a fresh page shows that at once, not one point
   await new Promise((r) => setTimeout(r, 2500));
@@ -145,22 +175,40 @@ test('dashboard: after a reload the charts open with the device\'s history, axes
   await page.reload();
   const chart = page.locator('[data-testid="chart-cpu"]');
   await chart.waitFor();
-  await until(async () => Number(await chart.getAttribute('data-points')) >= kept, 'the kept samples on the chart after a reload', 3000);
+  await until(
+    async () => Number(await chart.getAttribute('data-points')) >= kept,
+    'the kept samples on the chart after a reload',
+    3000,
+  );
   await checkCharts(['chart-cpu', 'chart-memory', 'chart-disk', 'chart-network', 'chart-hand-cpu', 'chart-hand-heap']);
   await b.screenshot('03b-dashboard-reloaded');
 });
 
-test('dashboard: the disk and network figures are the API\'s, and the disk percent is df\'s', async () => {
+test("dashboard: the disk and network figures are the API's, and the disk percent is df's", async () => {
   const { page } = b;
   const now = page.locator('[data-testid="now"]');
   await until(async () => ((await now.getAttribute('data-ts')) ?? '') !== '', 'a sample in the Now card');
   const ts = Number(await now.getAttribute('data-ts'));
   const disk = page.locator('[data-testid="now-disk"]');
   const net = page.locator('[data-testid="now-net"]');
-  const shown = { percent: Number(await disk.getAttribute('data-percent')), rx: Number(await net.getAttribute('data-rx')), tx: Number(await net.getAttribute('data-tx')), text: await disk.innerText() };
-  const { samples } = await api<{ samples: Array<{ ts: number; disk: { percent: number; path: string }; network: { rxBytesPerSec: number; txBytesPerSec: number } }> }>('/api/v1/system/stats/history');
-  const same = samples.find((x) => x.ts === ts) ?? await api<(typeof samples)[number]>('/api/v1/system/stats');
-  assert.ok(Math.abs(shown.percent - same.disk.percent) <= 0.2, `page ${shown.percent} % vs API ${same.disk.percent} %`);
+  const shown = {
+    percent: Number(await disk.getAttribute('data-percent')),
+    rx: Number(await net.getAttribute('data-rx')),
+    tx: Number(await net.getAttribute('data-tx')),
+    text: await disk.innerText(),
+  };
+  const { samples } = await api<{
+    samples: Array<{
+      ts: number;
+      disk: { percent: number; path: string };
+      network: { rxBytesPerSec: number; txBytesPerSec: number };
+    }>;
+  }>('/api/v1/system/stats/history');
+  const same = samples.find((x) => x.ts === ts) ?? (await api<(typeof samples)[number]>('/api/v1/system/stats'));
+  assert.ok(
+    Math.abs(shown.percent - same.disk.percent) <= 0.2,
+    `page ${shown.percent} % vs API ${same.disk.percent} %`,
+  );
   assert.ok(shown.text.startsWith(`${shown.percent.toFixed(1)} %`), shown.text);
   if (same.ts === ts) assert.deepEqual([shown.rx, shown.tx], [same.network.rxBytesPerSec, same.network.txBytesPerSec]);
   // df of the same folder, which is what the owner compares with
@@ -185,16 +233,25 @@ test('hands: the Monitoring Hand is listed and restarts from the page', async ()
     await new Promise((r) => setTimeout(r, 100));
   }
   // the restart is audited with the user who clicked
-  const audit = await api<{ items: Array<{ actor: string; action: string; subject: string }> }>('/api/v1/audit?action=api.hands.restart');
-  assert.ok(audit.items.some((e) => e.actor === `user:${USER}` && e.subject === 'monitoring'), JSON.stringify(audit.items));
+  const audit = await api<{ items: Array<{ actor: string; action: string; subject: string }> }>(
+    '/api/v1/audit?action=api.hands.restart',
+  );
+  assert.ok(
+    audit.items.some((e) => e.actor === `user:${USER}` && e.subject === 'monitoring'),
+    JSON.stringify(audit.items),
+  );
   await b.screenshot('04-hands');
 });
 
-test('hands: the heap column shows the Hand\'s own quota, not V8\'s whole limit', async () => {
+test("hands: the heap column shows the Hand's own quota, not V8's whole limit", async () => {
   const { page } = b;
   const st = await api<{ heapQuotaMb?: number; heapLimitMb: number }>('/api/v1/hands/monitoring');
-  assert.equal(st.heapQuotaMb, 32, 'the Monitoring Hand\'s manifest asks 32 MB');
-  await until(async () => new RegExp(`/ ${st.heapQuotaMb} MB`).test(await page.locator('[data-testid="hand-heap-monitoring"]').innerText()), 'the quota in the heap column');
+  assert.equal(st.heapQuotaMb, 32, "the Monitoring Hand's manifest asks 32 MB");
+  await until(
+    async () =>
+      new RegExp(`/ ${st.heapQuotaMb} MB`).test(await page.locator('[data-testid="hand-heap-monitoring"]').innerText()),
+    'the quota in the heap column',
+  );
 });
 
 test('hands: a failed Hand shows its error, and restarts from the page', async () => {
@@ -212,7 +269,9 @@ test('hands: a failed Hand shows its error, and restarts from the page', async (
   await b.screenshot('04b-hands-failed');
   await restart.click();
   await until(async () => {
-    const audit = await api<{ items: Array<{ actor: string; subject: string }> }>('/api/v1/audit?action=api.hands.restart');
+    const audit = await api<{ items: Array<{ actor: string; subject: string }> }>(
+      '/api/v1/audit?action=api.hands.restart',
+    );
     return audit.items.some((e) => e.actor === `user:${USER}` && e.subject === 'broken');
   }, 'the restart of the failed Hand audited with the user who clicked');
   // it was tried again: it left failed (and, throwing again, comes back to it with more restarts)
@@ -223,7 +282,7 @@ test('hands: a failed Hand shows its error, and restarts from the page', async (
   assert.equal(await page.locator('[data-testid="hands-error"]').count(), 0, 'no error shown for the restart');
 });
 
-test('hands: the settings form shows the schema\'s defaults where nothing is set', async () => {
+test("hands: the settings form shows the schema's defaults where nothing is set", async () => {
   const { page } = b;
   await page.click('[data-testid="hand-open-broken"]');
   await page.locator('[data-testid="setting-threshold"]').waitFor();
@@ -241,14 +300,27 @@ test('hands and nav on a phone: they scroll sideways, with a visible hint', asyn
   await page.setViewportSize({ width: 375, height: 760 });
   try {
     const box = page.locator('[data-testid="hands-scroll"]');
-    await until(async () => (await box.getAttribute('data-more-right')) === 'true', 'the Hands table marked as wider than the screen');
+    await until(
+      async () => (await box.getAttribute('data-more-right')) === 'true',
+      'the Hands table marked as wider than the screen',
+    );
     assert.equal(await page.locator('[data-testid="hands-scroll-hint"]').isVisible(), true);
-    await until(async () => (await page.locator('[data-testid="nav-box"]').getAttribute('data-more-right')) === 'true', 'the nav marked as wider than the screen');
+    await until(
+      async () => (await page.locator('[data-testid="nav-box"]').getAttribute('data-more-right')) === 'true',
+      'the nav marked as wider than the screen',
+    );
     assert.equal(await page.locator('[data-testid="nav-box-hint"]').isVisible(), true);
     await page.screenshot({ path: join(SCREENSHOTS, '04c-hands-phone.png') });
     // scrolled to the end, the right hint goes and a left one shows there is more back
-    await box.locator('.scroll').evaluate((el) => { el.scrollLeft = el.scrollWidth; });
-    await until(async () => (await box.getAttribute('data-more-right')) === 'false' && (await box.getAttribute('data-more-left')) === 'true', 'the hint follows the scroll');
+    await box.locator('.scroll').evaluate((el) => {
+      el.scrollLeft = el.scrollWidth;
+    });
+    await until(
+      async () =>
+        (await box.getAttribute('data-more-right')) === 'false' &&
+        (await box.getAttribute('data-more-left')) === 'true',
+      'the hint follows the scroll',
+    );
     await page.screenshot({ path: join(SCREENSHOTS, '04d-hands-phone-scrolled.png') });
   } finally {
     await page.setViewportSize({ width: 1280, height: 860 });
@@ -264,7 +336,9 @@ test('alerts: a firing alert is shown and acknowledged from the page', async () 
   await page.click(`[data-testid="alert-ack-${id}"]`);
   const t0 = Date.now();
   for (;;) {
-    const { alerts } = await api<{ alerts: Array<{ id: string; acknowledged?: { by: string } | null }> }>('/api/v1/alerts?state=active');
+    const { alerts } = await api<{ alerts: Array<{ id: string; acknowledged?: { by: string } | null }> }>(
+      '/api/v1/alerts?state=active',
+    );
     const a = alerts.find((x) => x.id === id);
     if (a?.acknowledged) {
       assert.equal(a.acknowledged.by, `user:${USER}`);
@@ -279,7 +353,9 @@ test('alerts: a firing alert is shown and acknowledged from the page', async () 
 
 test('sensors: the history chart shows the points the API has', async () => {
   const { page } = b;
-  const hist = await api<{ points: unknown[] }>(`/api/v1/sensors/green.temp/history?from=${Date.now() - 3_600_000}&to=${Date.now()}`);
+  const hist = await api<{ points: unknown[] }>(
+    `/api/v1/sensors/green.temp/history?from=${Date.now() - 3_600_000}&to=${Date.now()}`,
+  );
   assert.ok(hist.points.length > 0, 'the Monitoring Hand has history of green.temp');
   await page.goto('/#/sensors/green.temp');
   const chart = page.locator('[data-testid="chart-sensor-history"]');
@@ -303,7 +379,9 @@ test('chat: an answer streams from the local random-weight model and ends comple
   const shown = await answer.locator('.msg-text').textContent();
   // the text on screen is exactly the stored message
   const convs = await api<{ conversations: Array<{ id: string }> }>('/api/v1/chat');
-  const conv = await api<{ messages: Array<{ role: string; content: string; status: string }> }>(`/api/v1/chat/${convs.conversations[0]!.id}`);
+  const conv = await api<{ messages: Array<{ role: string; content: string; status: string }> }>(
+    `/api/v1/chat/${convs.conversations[0]!.id}`,
+  );
   const stored = conv.messages.filter((m) => m.role === 'assistant').at(-1)!;
   assert.equal(stored.status, 'done');
   assert.ok(stored.content.length > 0);
@@ -314,7 +392,11 @@ test('chat: an answer streams from the local random-weight model and ends comple
 test('audit: the chain verifies in the browser, and a tampered export is caught where it breaks', async () => {
   const { page } = b;
   await nav('audit');
-  assert.match((await page.getAttribute('[data-testid="audit-actor"]', 'placeholder'))!, /^user:/, 'the actor placeholder looks like the actors in the log');
+  assert.match(
+    (await page.getAttribute('[data-testid="audit-actor"]', 'placeholder'))!,
+    /^user:/,
+    'the actor placeholder looks like the actors in the log',
+  );
   // the log itself, newest first: the login made at the start of this walk is in it
   await page.locator('[data-testid^="audit-row-"]').first().waitFor();
   assert.match(await page.locator('[data-testid="audit-table"]').innerText(), /user:owner/);
@@ -322,7 +404,9 @@ test('audit: the chain verifies in the browser, and a tampered export is caught 
   await page.waitForSelector('[data-testid="verify-result"][data-ok="true"]', { timeout: 30_000 });
   await b.screenshot('07-audit-verified');
   // an export with one entry edited in the middle
-  const r = await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/audit/export`, { headers: { authorization: `Bearer ${d.token()}` } });
+  const r = await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/audit/export`, {
+    headers: { authorization: `Bearer ${d.token()}` },
+  });
   const lines = (await r.text()).trimEnd().split('\n');
   const idx = lines.findIndex((l, i) => i > 2 && (JSON.parse(l) as { type?: string }).type !== 'checkpoint');
   const entry = JSON.parse(lines[idx]!) as { seq: number; subject: string };
@@ -348,14 +432,20 @@ test('config: an invalid change is rejected with the field named, and nothing is
   cfg.http.port = 'eighty';
   await editor.fill(JSON.stringify(cfg, null, 2));
   await page.waitForSelector('[data-testid="config-errors"]');
-  await until(async () => /http.*port/.test(await page.locator('[data-testid="config-errors"]').innerText()), 'an error naming http.port');
+  await until(
+    async () => /http.*port/.test(await page.locator('[data-testid="config-errors"]').innerText()),
+    'an error naming http.port',
+  );
   await b.screenshot('09-config-invalid', '[data-testid="config-errors"]');
   const after = await api<{ generation: number }>('/api/v1/config');
   assert.equal(after.generation, before.generation);
 });
 
 test('the page made no request outside the device and logged no errors', () => {
-  assert.deepEqual(b.problems.filter((p) => !/401|Unauthorized/.test(p)), []);
+  assert.deepEqual(
+    b.problems.filter((p) => !/401|Unauthorized/.test(p)),
+    [],
+  );
 });
 
 test('the status bar shows the new device name once a config change is applied, without a reload', async () => {
@@ -364,15 +454,27 @@ test('the status bar shows the new device name once a config change is applied, 
   const editor = page.locator('[data-testid="config-editor"]');
   // the editor still holds the invalid edit of the test before: start from the device's config
   await page.click('[data-testid="config-reload"]');
-  await until(async () => !/eighty/.test(await editor.inputValue()) && (await editor.inputValue()).trim().startsWith('{'), 'the current config in the editor');
+  await until(
+    async () => !/eighty/.test(await editor.inputValue()) && (await editor.inputValue()).trim().startsWith('{'),
+    'the current config in the editor',
+  );
   const cfg = JSON.parse(await editor.inputValue()) as { deviceName?: string };
   cfg.deviceName = 'greenhouse-renamed';
   await editor.fill(JSON.stringify(cfg, null, 2));
   await page.waitForSelector('[data-testid="config-validation"][data-state="valid"]');
   await page.click('[data-testid="config-apply"]:not([disabled])');
   // the kernel restarts in process (same ports): the API is away for a moment
-  await until(async () => (await api<{ deviceName: string }>('/api/v1/system').catch(() => null))?.deviceName === 'greenhouse-renamed', 'the new name applied', 30_000);
-  await until(async () => /greenhouse-renamed/.test(await page.locator('[data-testid="status-device"]').innerText()), 'the new name in the status bar', 10_000);
+  await until(
+    async () =>
+      (await api<{ deviceName: string }>('/api/v1/system').catch(() => null))?.deviceName === 'greenhouse-renamed',
+    'the new name applied',
+    30_000,
+  );
+  await until(
+    async () => /greenhouse-renamed/.test(await page.locator('[data-testid="status-device"]').innerText()),
+    'the new name in the status bar',
+    10_000,
+  );
   await b.screenshot('10-renamed', '[data-testid="status-bar"]');
 });
 
@@ -383,7 +485,9 @@ test('sensors: with the Monitoring Hand stopped its section says so, and comes b
   const notice = page.locator('[data-testid="hand-not-running-monitoring"]');
   await notice.waitFor();
   // the server's own words (the 503 HAND_NOT_RUNNING of its routes), and where to start it
-  const r = await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/alerts`, { headers: { authorization: `Bearer ${d.token()}` } });
+  const r = await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/alerts`, {
+    headers: { authorization: `Bearer ${d.token()}` },
+  });
   const err = ((await r.json()) as { error: { code: string; message: string } }).error;
   assert.deepEqual([r.status, err.code], [503, 'HAND_NOT_RUNNING']);
   const text = await notice.innerText();

@@ -147,7 +147,10 @@ async function assertNoLeaks(before: Map<string, number>): Promise<void> {
   assert.deepEqual(extra, [], `stop() left active handles behind: ${extra.join(', ')}`);
 }
 
-async function withDriver(make: () => Promise<DriverUnderTest>, body: (u: DriverUnderTest) => Promise<void>): Promise<void> {
+async function withDriver(
+  make: () => Promise<DriverUnderTest>,
+  body: (u: DriverUnderTest) => Promise<void>,
+): Promise<void> {
   const u = await bounded(make(), 'make()');
   try {
     await body(u);
@@ -177,7 +180,8 @@ export function driverContract(name: string, make: () => Promise<DriverUnderTest
         await bounded(driver.stop(), 'stop() before start()');
         await bounded(driver.start(), 'start()');
         await bounded(driver.start(), 'second start()');
-        for (const s of driver.sensors().filter((x) => x.mode === 'polled')) await bounded(driver.read(s.id), `read(${s.id})`);
+        for (const s of driver.sensors().filter((x) => x.mode === 'polled'))
+          await bounded(driver.read(s.id), `read(${s.id})`);
         await bounded(driver.stop(), 'stop()');
         await bounded(driver.stop(), 'second stop()');
         await bounded(driver.start(), 'start() after stop()');
@@ -202,7 +206,8 @@ export function driverContract(name: string, make: () => Promise<DriverUnderTest
           assert.ok(['number', 'boolean', 'string'].includes(s.kind), `${s.id}: kind ${s.kind}`);
           assert.ok(['polled', 'pushed'].includes(s.mode), `${s.id}: mode ${s.mode}`);
           if (s.unit !== undefined) assert.equal(typeof s.unit, 'string');
-          if (s.stateClass !== undefined) assert.ok(['measurement', 'total', 'total_increasing'].includes(s.stateClass));
+          if (s.stateClass !== undefined)
+            assert.ok(['measurement', 'total', 'total_increasing'].includes(s.stateClass));
         }
         const aids = new Set<string>();
         for (const a of driver.actuators()) {
@@ -233,12 +238,18 @@ export function driverContract(name: string, make: () => Promise<DriverUnderTest
               checkReading(await bounded(driver.read(s.id), `read(${s.id})`), s.id, s.kind);
               good++;
             } catch (err) {
-              assert.ok(err instanceof TalonError && err.code === 'SENSOR_UNAVAILABLE', `pushed ${s.id}: ${String(err)}`);
+              assert.ok(
+                err instanceof TalonError && err.code === 'SENSOR_UNAVAILABLE',
+                `pushed ${s.id}: ${String(err)}`,
+              );
             }
           }
         }
         checkHealth(driver);
-        assert.ok((driver.health().counters.reads ?? 0) >= before + good, 'health().counters.reads counts successful reads');
+        assert.ok(
+          (driver.health().counters.reads ?? 0) >= before + good,
+          'health().counters.reads counts successful reads',
+        );
       });
     });
 
@@ -246,12 +257,16 @@ export function driverContract(name: string, make: () => Promise<DriverUnderTest
       await withDriver(make, async ({ driver }) => {
         await bounded(driver.start(), 'start()');
         await rejectsWith(driver.read('nope.does-not-exist'), 'SENSOR_NOT_FOUND', "read('nope.does-not-exist')");
-        await rejectsWith(driver.write('nope.does-not-exist', true), 'ACTUATOR_NOT_FOUND', "write('nope.does-not-exist')");
+        await rejectsWith(
+          driver.write('nope.does-not-exist', true),
+          'ACTUATOR_NOT_FOUND',
+          "write('nope.does-not-exist')",
+        );
         checkHealth(driver);
       });
     });
 
-    it('write() accepts a value of each actuator\'s kind', async () => {
+    it("write() accepts a value of each actuator's kind", async () => {
       await withDriver(make, async ({ driver }) => {
         await bounded(driver.start(), 'start()');
         for (const a of driver.actuators()) {
@@ -309,7 +324,9 @@ export function driverContract(name: string, make: () => Promise<DriverUnderTest
         }
         offB();
         // a listener that throws must not break the driver
-        const offBad = driver.onReading(() => { throw new Error('listener bug'); });
+        const offBad = driver.onReading(() => {
+          throw new Error('listener bug');
+        });
         if (push) await bounded(push(), 'push() with a throwing listener');
         offBad();
         checkHealth(driver);
@@ -318,7 +335,7 @@ export function driverContract(name: string, make: () => Promise<DriverUnderTest
 
     it('a failed read is a clear, counted error, never a crash and never a false "all good"', async (t) => {
       const probe = await bounded(make(), 'make()');
-      const kinds = probe.faults ? probe.faults.kinds ?? (['throw', 'nan', 'text', 'timeout'] as FaultKind[]) : [];
+      const kinds = probe.faults ? (probe.faults.kinds ?? (['throw', 'nan', 'text', 'timeout'] as FaultKind[])) : [];
       await probe.cleanup();
       if (kinds.length === 0) {
         // no fault hooks: at least the unknown-sensor path must be clean
@@ -335,16 +352,31 @@ export function driverContract(name: string, make: () => Promise<DriverUnderTest
             assert.equal(driver.health().ok, true, 'healthy after a good read');
             const errors0 = driver.health().counters.errors ?? 0;
             await faults.inject(kind);
-            const err = await rejectsWith(driver.read(faults.sensor), FAULT_CODE[kind], `read(${faults.sensor}) with ${kind}`);
+            const err = await rejectsWith(
+              driver.read(faults.sensor),
+              FAULT_CODE[kind],
+              `read(${faults.sensor}) with ${kind}`,
+            );
             assert.ok(err.message.includes(faults.sensor), `the message names the sensor: "${err.message}"`);
-            await rejectsWith(driver.read(faults.sensor), FAULT_CODE[kind], `second read(${faults.sensor}) with ${kind}`);
+            await rejectsWith(
+              driver.read(faults.sensor),
+              FAULT_CODE[kind],
+              `second read(${faults.sensor}) with ${kind}`,
+            );
             const h = driver.health();
             checkHealth(driver);
             assert.equal(h.ok, false, 'not "all good" while a sensor fails');
             assert.equal(h.error?.code, FAULT_CODE[kind]);
-            assert.ok((h.counters.errors ?? 0) >= errors0 + 2, `counters.errors counts each failed read (${errors0} → ${h.counters.errors})`);
+            assert.ok(
+              (h.counters.errors ?? 0) >= errors0 + 2,
+              `counters.errors counts each failed read (${errors0} → ${h.counters.errors})`,
+            );
             await faults.clear();
-            checkReading(await bounded(driver.read(faults.sensor), 'a good read after clear()'), faults.sensor, info.kind);
+            checkReading(
+              await bounded(driver.read(faults.sensor), 'a good read after clear()'),
+              faults.sensor,
+              info.kind,
+            );
             assert.equal(driver.health().ok, true, 'healthy again once the sensor reads well');
           });
         });

@@ -84,7 +84,9 @@ after(async () => {
   for (const w of watchers) {
     if (w.exitCode === null) w.kill('SIGKILL');
   }
-  await Promise.all(watchers.map((w) => (w.exitCode !== null || w.signalCode !== null ? null : new Promise((r) => w.once('exit', r)))));
+  await Promise.all(
+    watchers.map((w) => (w.exitCode !== null || w.signalCode !== null ? null : new Promise((r) => w.once('exit', r)))),
+  );
 });
 
 function file(gpio: number, f: string): string {
@@ -98,13 +100,15 @@ function log(which: 'export' | 'unexport'): number[] {
 
 /** forget earlier tests' pins and logs: every driver below starts from unexported pins */
 function resetPins(): void {
-  for (const n of readdirSync(GPIO)) if (/^gpio\d+$/.test(n) || n.endsWith('.log')) rmSync(join(GPIO, n), { recursive: true, force: true });
+  for (const n of readdirSync(GPIO))
+    if (/^gpio\d+$/.test(n) || n.endsWith('.log')) rmSync(join(GPIO, n), { recursive: true, force: true });
 }
 
 async function waitFor(pred: () => boolean, what: string | (() => string), ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'string' ? what : what()}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }
@@ -147,12 +151,16 @@ describe('onoff over a faked sysfs', () => {
       // onoff sets an output's direction and level at once: "low" / "high" (the kernel shows "out")
       assert.equal(file(534, 'direction'), 'low', 'the fan starts off');
       assert.equal(file(535, 'direction'), 'high', 'the active-low relay starts off: raw high');
-      for (const n of [529, 539, 534, 535]) assert.equal(file(n, 'active_low'), '0', `gpio${n}: the driver inverts, not the kernel`);
+      for (const n of [529, 539, 534, 535])
+        assert.equal(file(n, 'active_low'), '0', `gpio${n}: the driver inverts, not the kernel`);
       assert.equal(file(529, 'edge'), 'none', 'polled inputs ask for no interrupts');
     } finally {
       await d.stop();
     }
-    await waitFor(() => log('unexport').length === 4, () => `four unexports (logged: ${JSON.stringify(log('unexport'))}; files: ${readdirSync(GPIO).join(' ')})`);
+    await waitFor(
+      () => log('unexport').length === 4,
+      () => `four unexports (logged: ${JSON.stringify(log('unexport'))}; files: ${readdirSync(GPIO).join(' ')})`,
+    );
     assert.deepEqual(log('unexport').sort(), [529, 534, 535, 539]);
   });
 
@@ -214,7 +222,10 @@ describe('onoff over a faked sysfs', () => {
       assert.equal(d.health().counters.pollFallbacks, 1, 'epoll refused the tmpfs file: polling instead');
       writeFileSync(join(GPIO, 'gpio517', 'value'), '1\n');
       await waitFor(() => got.length >= 2, 'the edge, found by the fallback poll');
-      assert.deepEqual(got.map((r) => r.value), [false, true]);
+      assert.deepEqual(
+        got.map((r) => r.value),
+        [false, true],
+      );
     } finally {
       await d.stop();
     }

@@ -19,7 +19,9 @@ import { TalonError } from '../../runtime/core/errors.ts';
 import type { Clock } from '../../runtime/core/clock.ts';
 
 const tmpRoots: string[] = [];
-after(() => { for (const d of tmpRoots) rmSync(d, { recursive: true, force: true }); });
+after(() => {
+  for (const d of tmpRoots) rmSync(d, { recursive: true, force: true });
+});
 
 const pins: GpioDriverConfig['pins'] = [
   { id: 'button', bcm: 17, direction: 'in' },
@@ -45,10 +47,22 @@ function fakeClock(): Clock & { advance(ms: number): void; pending(): number } {
   const timers = new Map<number, { at: number; fn: () => void; every?: number }>();
   const clock = {
     now: () => now,
-    setTimeout: (fn: () => void, ms: number) => { const id = nextId++; timers.set(id, { at: now + ms, fn }); return id; },
-    clearTimeout: (h: unknown) => { timers.delete(h as number); },
-    setInterval: (fn: () => void, ms: number) => { const id = nextId++; timers.set(id, { at: now + ms, fn, every: ms }); return id; },
-    clearInterval: (h: unknown) => { timers.delete(h as number); },
+    setTimeout: (fn: () => void, ms: number) => {
+      const id = nextId++;
+      timers.set(id, { at: now + ms, fn });
+      return id;
+    },
+    clearTimeout: (h: unknown) => {
+      timers.delete(h as number);
+    },
+    setInterval: (fn: () => void, ms: number) => {
+      const id = nextId++;
+      timers.set(id, { at: now + ms, fn, every: ms });
+      return id;
+    },
+    clearInterval: (h: unknown) => {
+      timers.delete(h as number);
+    },
     advance(ms: number) {
       const end = now + ms;
       for (;;) {
@@ -82,8 +96,17 @@ async function simDriver(extra: Partial<GpioDriverConfig> = {}) {
 describe('GpioDriver on simulated pins', () => {
   it('inputs are pushed boolean sensors, outputs boolean actuators carrying their BCM pin', async () => {
     const { driver } = await simDriver();
-    assert.deepEqual(driver.sensors().map((s) => [s.id, s.kind, s.mode]), [['button', 'boolean', 'pushed'], ['door', 'boolean', 'pushed']]);
-    assert.deepEqual(driver.actuators(), [{ id: 'fan', name: 'fan', kind: 'boolean', pin: 22 }, { id: 'relay', name: 'relay', kind: 'boolean', pin: 23 }]);
+    assert.deepEqual(
+      driver.sensors().map((s) => [s.id, s.kind, s.mode]),
+      [
+        ['button', 'boolean', 'pushed'],
+        ['door', 'boolean', 'pushed'],
+      ],
+    );
+    assert.deepEqual(driver.actuators(), [
+      { id: 'fan', name: 'fan', kind: 'boolean', pin: 22 },
+      { id: 'relay', name: 'relay', kind: 'boolean', pin: 23 },
+    ]);
     await driver.stop();
   });
 
@@ -118,14 +141,24 @@ describe('GpioDriver on simulated pins', () => {
   });
 
   it('an output can start active', async () => {
-    const { sim, driver } = await simDriver({ pins: [{ id: 'pump', bcm: 5, direction: 'out', initial: true }, { id: 'siren', bcm: 6, direction: 'out', initial: true, activeLow: true }] });
+    const { sim, driver } = await simDriver({
+      pins: [
+        { id: 'pump', bcm: 5, direction: 'out', initial: true },
+        { id: 'siren', bcm: 6, direction: 'out', initial: true, activeLow: true },
+      ],
+    });
     assert.equal(sim.level(5), 1);
     assert.equal(sim.level(6), 0);
     await driver.stop();
   });
 
   it('edge: rising delivers only rising edges; read() still answers the current state', async () => {
-    const { sim, driver, values } = await simDriver({ pins: [{ id: 'pir', bcm: 4, direction: 'in', edge: 'rising' }, { id: 'lid', bcm: 5, direction: 'in', edge: 'falling', activeLow: true }] });
+    const { sim, driver, values } = await simDriver({
+      pins: [
+        { id: 'pir', bcm: 4, direction: 'in', edge: 'rising' },
+        { id: 'lid', bcm: 5, direction: 'in', edge: 'falling', activeLow: true },
+      ],
+    });
     sim.set(4, 1);
     sim.set(4, 0);
     sim.set(4, 1);
@@ -141,7 +174,9 @@ describe('GpioDriver on simulated pins', () => {
   });
 
   it('debounce: a change counts once it held for debounceMs; blips are bounces', async () => {
-    const { sim, clock, driver, values } = await simDriver({ pins: [{ id: 'key', bcm: 6, direction: 'in', debounceMs: 50 }] });
+    const { sim, clock, driver, values } = await simDriver({
+      pins: [{ id: 'key', bcm: 6, direction: 'in', debounceMs: 50 }],
+    });
     // a bouncing press: 1 0 1 0 1 within 20 ms, then held
     for (const l of [1, 0, 1, 0, 1] as const) {
       sim.set(6, l);
@@ -165,7 +200,10 @@ describe('GpioDriver on simulated pins', () => {
   });
 
   it('polling: edges found by reading the value every pollMs, with debounce', async () => {
-    const { sim, clock, driver, values } = await simDriver({ pollMs: 10, pins: [{ id: 'btn', bcm: 17, direction: 'in', debounceMs: 25 }] });
+    const { sim, clock, driver, values } = await simDriver({
+      pollMs: 10,
+      pins: [{ id: 'btn', bcm: 17, direction: 'in', debounceMs: 25 }],
+    });
     sim.set(17, 1);
     clock.advance(10); // the poll sees it
     await flush();
@@ -208,9 +246,36 @@ describe('GpioDriver on simulated pins', () => {
   });
 
   it('a bad pin config is CONFIG_INVALID', () => {
-    assert.throws(() => new GpioDriver({ type: 'gpio', name: 'g', backend: 'sim', pins: [{ id: 'a', bcm: 60, direction: 'in' }] }), /bcm must be 0-53/);
-    assert.throws(() => new GpioDriver({ type: 'gpio', name: 'g', backend: 'sim', pins: [{ id: 'a', bcm: 1, direction: 'in' }, { id: 'b', bcm: 1, direction: 'out' }] }), /BCM 1 is configured twice/);
-    assert.throws(() => new GpioDriver({ type: 'gpio', name: 'g', backend: 'sim', pins: [{ id: 'a', bcm: 1, direction: 'in' }, { id: 'a', bcm: 2, direction: 'out' }] }), /used twice/);
+    assert.throws(
+      () => new GpioDriver({ type: 'gpio', name: 'g', backend: 'sim', pins: [{ id: 'a', bcm: 60, direction: 'in' }] }),
+      /bcm must be 0-53/,
+    );
+    assert.throws(
+      () =>
+        new GpioDriver({
+          type: 'gpio',
+          name: 'g',
+          backend: 'sim',
+          pins: [
+            { id: 'a', bcm: 1, direction: 'in' },
+            { id: 'b', bcm: 1, direction: 'out' },
+          ],
+        }),
+      /BCM 1 is configured twice/,
+    );
+    assert.throws(
+      () =>
+        new GpioDriver({
+          type: 'gpio',
+          name: 'g',
+          backend: 'sim',
+          pins: [
+            { id: 'a', bcm: 1, direction: 'in' },
+            { id: 'a', bcm: 2, direction: 'out' },
+          ],
+        }),
+      /used twice/,
+    );
   });
 });
 
@@ -234,31 +299,54 @@ function sysfsTree(chips: Array<[string, string, number, number]>): string {
 
 describe('GPIO chip base discovery', () => {
   it('Pi 4 on a recent kernel: pinctrl-bcm2711 at 512 (BCM 17 = gpio529)', () => {
-    const sys = sysfsTree([['gpiochip570', 'raspberrypi-exp-gpio', 570, 8], ['gpiochip512', 'pinctrl-bcm2711', 512, 58]]);
+    const sys = sysfsTree([
+      ['gpiochip570', 'raspberrypi-exp-gpio', 570, 8],
+      ['gpiochip512', 'pinctrl-bcm2711', 512, 58],
+    ]);
     const chip = findHeaderChip(sys);
     assert.deepEqual(chip, { name: 'gpiochip512', label: 'pinctrl-bcm2711', base: 512, ngpio: 58 });
     assert.equal(chip.base + 17, 529);
   });
 
   it('Pi 5: pinctrl-rp1 at 571 even with chips of lower base', () => {
-    const sys = sysfsTree([['gpiochip512', 'gpio-brcmstb@107d508500', 512, 32], ['gpiochip544', 'gpio-brcmstb@107d508500', 544, 4],
-      ['gpiochip571', 'pinctrl-rp1', 571, 54]]);
+    const sys = sysfsTree([
+      ['gpiochip512', 'gpio-brcmstb@107d508500', 512, 32],
+      ['gpiochip544', 'gpio-brcmstb@107d508500', 544, 4],
+      ['gpiochip571', 'pinctrl-rp1', 571, 54],
+    ]);
     assert.equal(findHeaderChip(sys).base, 571);
   });
 
   it('older Pi kernels: pinctrl-bcm2835 at 0', () => {
-    assert.equal(findHeaderChip(sysfsTree([['gpiochip0', 'pinctrl-bcm2835', 0, 54], ['gpiochip504', 'raspberrypi-exp-gpio', 504, 8]])).base, 0);
+    assert.equal(
+      findHeaderChip(
+        sysfsTree([
+          ['gpiochip0', 'pinctrl-bcm2835', 0, 54],
+          ['gpiochip504', 'raspberrypi-exp-gpio', 504, 8],
+        ]),
+      ).base,
+      0,
+    );
   });
 
   it('another board: the lowest base, or the chip named in the config', () => {
-    const sys = sysfsTree([['gpiochip300', 'tegra234-gpio', 348, 164], ['gpiochip316', 'tegra234-gpio-aon', 316, 32]]);
+    const sys = sysfsTree([
+      ['gpiochip300', 'tegra234-gpio', 348, 164],
+      ['gpiochip316', 'tegra234-gpio-aon', 316, 32],
+    ]);
     assert.equal(findHeaderChip(sys).label, 'tegra234-gpio-aon');
     assert.equal(findHeaderChip(sys, 'tegra234-gpio').base, 348);
-    assert.throws(() => findHeaderChip(sys, 'nope'), /no GPIO chip labelled "nope" \(found: tegra234-gpio-aon, tegra234-gpio\)/);
+    assert.throws(
+      () => findHeaderChip(sys, 'nope'),
+      /no GPIO chip labelled "nope" \(found: tegra234-gpio-aon, tegra234-gpio\)/,
+    );
   });
 
   it('no GPIO at all → SENSOR_UNAVAILABLE; malformed chips are ignored', () => {
-    assert.throws(() => findHeaderChip(join(tmpdir(), 'talon-no-such-sysfs')), (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_UNAVAILABLE' && /no GPIO/.test(e.message));
+    assert.throws(
+      () => findHeaderChip(join(tmpdir(), 'talon-no-such-sysfs')),
+      (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_UNAVAILABLE' && /no GPIO/.test(e.message),
+    );
     const sys = sysfsTree([['gpiochip0', 'broken', NaN, 4]]);
     assert.deepEqual(listChips(sys), []);
     assert.throws(() => findHeaderChip(sys), /no GPIO chip/);
@@ -275,17 +363,25 @@ describe('GpioDriver over onoff and a faked sysfs (private mount namespace)', ()
   it('passes the contract and maps BCM → sysfs numbers, writes, reads, polled edges, active-low', async () => {
     assert.equal(process.getuid?.(), 0, 'this test runs as root (CI does): it needs `unshare -m` and `mount`');
     const child = join(import.meta.dirname, 'gpio-sysfs.child.ts');
-    const script = 'mount -t tmpfs -o size=1m talon-fake-sysfs /sys/class && exec "$0" --import tsx --test --test-reporter=spec "$1"';
+    const script =
+      'mount -t tmpfs -o size=1m talon-fake-sysfs /sys/class && exec "$0" --import tsx --test --test-reporter=spec "$1"';
     const proc = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, process.execPath, child], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, TALON_FAKE_SYSFS: '1', NODE_TEST_CONTEXT: undefined },
     });
     let out = '';
-    proc.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    proc.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+    proc.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    proc.stderr.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
     const code = await new Promise<number | null>((resolve) => {
       const t = setTimeout(() => proc.kill('SIGKILL'), 25_000);
-      proc.on('close', (c) => { clearTimeout(t); resolve(c); });
+      proc.on('close', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
     });
     assert.equal(code, 0, `the namespace child failed:\n${out}`);
     assert.match(out, /ℹ fail 0/);

@@ -33,13 +33,17 @@ function openDevice(path: string): Promise<Device> {
     const port = new SerialPort({ path, baudRate: 115200, autoOpen: false });
     port.on('error', () => {}); // the pty going away is part of the tests
     port.open((err) => {
-      if (err) { reject(err); return; }
+      if (err) {
+        reject(err);
+        return;
+      }
       deferPollerEvents(port); // the device end reads through the same poller (see the driver)
       resolve({
         port,
-        write: (data) => new Promise<void>((res, rej) => {
-          port.write(data, (e) => (e ? rej(e) : port.drain((d) => (d ? rej(d) : res()))));
-        }),
+        write: (data) =>
+          new Promise<void>((res, rej) => {
+            port.write(data, (e) => (e ? rej(e) : port.drain((d) => (d ? rej(d) : res()))));
+          }),
         close: () => new Promise<void>((res) => (port.isOpen ? port.close(() => res()) : res())),
       });
     });
@@ -74,7 +78,9 @@ async function waitValue(d: SerialDriver, id: string, want: unknown, timeoutMs =
     if (last === want) return;
     await new Promise((r) => setTimeout(r, 10));
   }
-  assert.fail(`timed out waiting for ${id} = ${String(want)} (last ${String(last)}; health ${JSON.stringify(d.health())})`);
+  assert.fail(
+    `timed out waiting for ${id} = ${String(want)} (last ${String(last)}; health ${JSON.stringify(d.health())})`,
+  );
 }
 
 const counter = (d: SerialDriver, name: string): number => d.health().counters[name] ?? 0;
@@ -84,7 +90,10 @@ async function send(dev: Device, d: SerialDriver, ...lines: string[]): Promise<v
   const seen = counter(d, 'lines') + counter(d, 'oversize');
   await dev.write(lines.map((l) => `${l}\r\n`).join(''));
   const want = seen + lines.length;
-  await waitFor(() => counter(d, 'lines') + counter(d, 'oversize') >= want, `the driver to take ${lines.length} line(s)`);
+  await waitFor(
+    () => counter(d, 'lines') + counter(d, 'oversize') >= want,
+    `the driver to take ${lines.length} line(s)`,
+  );
 }
 
 interface Rig {
@@ -94,13 +103,23 @@ interface Rig {
   stop(): Promise<void>;
 }
 
-async function rig(config: Omit<SerialDriverConfig, 'path' | 'name' | 'type' | 'baudRate'> & Partial<SerialDriverConfig>): Promise<Rig> {
+async function rig(
+  config: Omit<SerialDriverConfig, 'path' | 'name' | 'type' | 'baudRate'> & Partial<SerialDriverConfig>,
+): Promise<Rig> {
   const pty = await startPtyPair();
-  const driver = new SerialDriver({ name: 'serial-test', type: 'serial', baudRate: 115200, path: pty.a, ...config } as SerialDriverConfig);
+  const driver = new SerialDriver({
+    name: 'serial-test',
+    type: 'serial',
+    baudRate: 115200,
+    path: pty.a,
+    ...config,
+  } as SerialDriverConfig);
   const dev = await openDevice(pty.b);
   await driver.start();
   const r: Rig = {
-    pty, driver, dev,
+    pty,
+    driver,
+    dev,
     stop: async () => {
       await driver.stop();
       await r.dev.close();
@@ -111,15 +130,19 @@ async function rig(config: Omit<SerialDriverConfig, 'path' | 'name' | 'type' | '
 }
 
 function noNaN(d: SerialDriver, ids: string[]): Promise<void[]> {
-  return Promise.all(ids.map(async (id) => {
-    const v = await valueOf(d, id);
-    assert.ok(typeof v !== 'number' || Number.isFinite(v), `${id} is ${String(v)}`);
-  }));
+  return Promise.all(
+    ids.map(async (id) => {
+      const v = await valueOf(d, id);
+      assert.ok(typeof v !== 'number' || Number.isFinite(v), `${id} is ${String(v)}`);
+    }),
+  );
 }
 
 // ------------------------------------------------------------------------ modbus slave
 
-interface SlaveOptions { unitId: number }
+interface SlaveOptions {
+  unitId: number;
+}
 
 /** a Modbus RTU slave on the far end of the pty: 0x03/0x04 from register maps */
 class Slave {
@@ -149,7 +172,10 @@ class Slave {
     this.#buf = Buffer.concat([this.#buf, chunk]);
     while (this.#buf.length >= 8) {
       const frame = this.#buf.subarray(0, 8);
-      if (crc16(frame, 0, 6) !== (frame[6]! | (frame[7]! << 8))) { this.#buf = Buffer.alloc(0); return; }
+      if (crc16(frame, 0, 6) !== (frame[6]! | (frame[7]! << 8))) {
+        this.#buf = Buffer.alloc(0);
+        return;
+      }
       this.#buf = this.#buf.subarray(8);
       this.#handle(Buffer.from(frame));
     }
@@ -189,18 +215,63 @@ function f32(v: number): [number, number] {
 
 describe('serial driver over a socat pty pair', () => {
   const rigs: Rig[] = [];
-  after(async () => { for (const r of rigs) await r.stop().catch(() => {}); });
+  after(async () => {
+    for (const r of rigs) await r.stop().catch(() => {});
+  });
 
   it('rejects a bad config with CONFIG_INVALID and every problem listed', () => {
-    assert.throws(() => new SerialDriver({ name: 'x', type: 'serial', path: '/dev/null', baudRate: 9600, protocol: 'csv', sensors: [{ id: 't', field: 'nope' }] } as SerialDriverConfig),
-      (e: unknown) => e instanceof TalonError && e.code === 'CONFIG_INVALID' && /columns/.test(e.message));
-    const problems = checkSerialConfig({ name: 'x', type: 'serial', path: '/dev/x', baudRate: 9600, protocol: 'kv', sensors: [{ id: 'A b' }, { id: 't' }, { id: 't' }], color: 'red', reconnect: { initialMs: 100, maxMs: 10 } });
-    assert.ok(problems.some((p) => p.includes('color')), problems.join('\n'));
-    assert.ok(problems.some((p) => p.includes('/sensors/0/id')), problems.join('\n'));
-    const more = checkSerialConfig({ name: 'x', type: 'serial', path: '/dev/x', baudRate: 9600, protocol: 'kv', sensors: [{ id: 't' }, { id: 't' }], reconnect: { initialMs: 100, maxMs: 10 } });
-    assert.ok(more.some((p) => p.includes('used twice')), more.join('\n'));
-    assert.ok(more.some((p) => p.includes('maxMs')), more.join('\n'));
-    assert.ok(checkSerialConfig({ name: 'x', type: 'serial', path: '/dev/x', baudRate: 9600, protocol: 'modbus' }).some((p) => p.includes('modbus')));
+    assert.throws(
+      () =>
+        new SerialDriver({
+          name: 'x',
+          type: 'serial',
+          path: '/dev/null',
+          baudRate: 9600,
+          protocol: 'csv',
+          sensors: [{ id: 't', field: 'nope' }],
+        } as SerialDriverConfig),
+      (e: unknown) => e instanceof TalonError && e.code === 'CONFIG_INVALID' && /columns/.test(e.message),
+    );
+    const problems = checkSerialConfig({
+      name: 'x',
+      type: 'serial',
+      path: '/dev/x',
+      baudRate: 9600,
+      protocol: 'kv',
+      sensors: [{ id: 'A b' }, { id: 't' }, { id: 't' }],
+      color: 'red',
+      reconnect: { initialMs: 100, maxMs: 10 },
+    });
+    assert.ok(
+      problems.some((p) => p.includes('color')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.includes('/sensors/0/id')),
+      problems.join('\n'),
+    );
+    const more = checkSerialConfig({
+      name: 'x',
+      type: 'serial',
+      path: '/dev/x',
+      baudRate: 9600,
+      protocol: 'kv',
+      sensors: [{ id: 't' }, { id: 't' }],
+      reconnect: { initialMs: 100, maxMs: 10 },
+    });
+    assert.ok(
+      more.some((p) => p.includes('used twice')),
+      more.join('\n'),
+    );
+    assert.ok(
+      more.some((p) => p.includes('maxMs')),
+      more.join('\n'),
+    );
+    assert.ok(
+      checkSerialConfig({ name: 'x', type: 'serial', path: '/dev/x', baudRate: 9600, protocol: 'modbus' }).some((p) =>
+        p.includes('modbus'),
+      ),
+    );
   });
 
   it('key=value: values pushed and read; garbage, type mismatch and oversize lines counted, values unchanged', async () => {
@@ -215,9 +286,14 @@ describe('serial driver over a socat pty pair', () => {
     });
     rigs.push(r);
     const { driver: d, dev } = r;
-    assert.deepEqual(d.sensors().map((s) => [s.id, s.kind, s.mode, s.unit]), [
-      ['gh.temp', 'number', 'pushed', '°C'], ['gh.hum', 'number', 'pushed', '%'], ['gh.door', 'boolean', 'pushed', undefined],
-    ]);
+    assert.deepEqual(
+      d.sensors().map((s) => [s.id, s.kind, s.mode, s.unit]),
+      [
+        ['gh.temp', 'number', 'pushed', '°C'],
+        ['gh.hum', 'number', 'pushed', '%'],
+        ['gh.door', 'boolean', 'pushed', undefined],
+      ],
+    );
     assert.equal(d.health().ok, true);
     await expectCode(d.read('gh.temp'), 'SENSOR_UNAVAILABLE'); // nothing yet
     await expectCode(d.read('gh.nope'), 'SENSOR_NOT_FOUND');
@@ -228,7 +304,14 @@ describe('serial driver over a socat pty pair', () => {
     await waitValue(d, 'gh.temp', 21.5);
     assert.equal(await valueOf(d, 'gh.hum'), 40);
     assert.equal(await valueOf(d, 'gh.door'), true);
-    assert.deepEqual(got.map((x) => [x.sensor, x.value]), [['gh.temp', 21.5], ['gh.hum', 40], ['gh.door', true]]);
+    assert.deepEqual(
+      got.map((x) => [x.sensor, x.value]),
+      [
+        ['gh.temp', 21.5],
+        ['gh.hum', 40],
+        ['gh.door', true],
+      ],
+    );
     off();
     await send(dev, d, 'temp=22,hum=41,door=0');
     await waitValue(d, 'gh.temp', 22);
@@ -277,7 +360,11 @@ describe('serial driver over a socat pty pair', () => {
     const csv = await rig({
       protocol: 'csv',
       columns: ['ts', 'temp', 'hum', 'label'],
-      sensors: [{ id: 'c.temp', field: 'temp' }, { id: 'c.hum', field: 'hum' }, { id: 'c.label', field: 'label', kind: 'string' }],
+      sensors: [
+        { id: 'c.temp', field: 'temp' },
+        { id: 'c.hum', field: 'hum' },
+        { id: 'c.label', field: 'label', kind: 'string' },
+      ],
     });
     rigs.push(csv);
     await send(csv.dev, csv.driver, '1700000000,19.5,55,"north, upper"');
@@ -292,7 +379,11 @@ describe('serial driver over a socat pty pair', () => {
 
     const js = await rig({
       protocol: 'jsonl',
-      sensors: [{ id: 'j.temp', field: 'env.temp' }, { id: 'j.ok', field: 'ok', kind: 'boolean' }, { id: 'j.fw', field: 'fw', kind: 'string' }],
+      sensors: [
+        { id: 'j.temp', field: 'env.temp' },
+        { id: 'j.ok', field: 'ok', kind: 'boolean' },
+        { id: 'j.fw', field: 'fw', kind: 'string' },
+      ],
     });
     rigs.push(js);
     await send(js.dev, js.driver, '{"env":{"temp":18.25},"ok":true,"fw":"1.2.3"}');
@@ -311,10 +402,14 @@ describe('serial driver over a socat pty pair', () => {
     const r = await rig({
       protocol: 'nmea',
       sensors: [
-        { id: 'gps.lat', field: 'lat', unit: '°' }, { id: 'gps.lon', field: 'lon', unit: '°' },
-        { id: 'gps.alt', field: 'alt', unit: 'm' }, { id: 'gps.fix', field: 'fix' },
-        { id: 'gps.sats', field: 'satellites' }, { id: 'gps.hdop', field: 'hdop' },
-        { id: 'gps.speed', field: 'speedKmh', unit: 'km/h' }, { id: 'gps.valid', field: 'valid' },
+        { id: 'gps.lat', field: 'lat', unit: '°' },
+        { id: 'gps.lon', field: 'lon', unit: '°' },
+        { id: 'gps.alt', field: 'alt', unit: 'm' },
+        { id: 'gps.fix', field: 'fix' },
+        { id: 'gps.sats', field: 'satellites' },
+        { id: 'gps.hdop', field: 'hdop' },
+        { id: 'gps.speed', field: 'speedKmh', unit: 'km/h' },
+        { id: 'gps.valid', field: 'valid' },
         { id: 'gps.time', field: 'time' },
       ],
     });
@@ -338,7 +433,16 @@ describe('serial driver over a socat pty pair', () => {
 
     const tampered = gga.replace('5321.6802', '5921.6802'); // same checksum: now wrong
     const noSum = gga.slice(0, -3);
-    await send(dev, d, tampered, noSum, gga.replace(/\*..$/, '*ZZ'), '$GPGGA,garbage*00', 'random noise', '\u00ff\u00fe');
+    await send(
+      dev,
+      d,
+      tampered,
+      noSum,
+      gga.replace(/\*..$/, '*ZZ'),
+      '$GPGGA,garbage*00',
+      'random noise',
+      '\u00ff\u00fe',
+    );
     assert.equal(counter(d, 'badChecksums'), 4);
     assert.equal(counter(d, 'badLines'), 2);
     assert.equal(await valueOf(d, 'gps.lat'), 53.3613367, 'a bad sentence changes nothing');
@@ -346,12 +450,19 @@ describe('serial driver over a socat pty pair', () => {
     await send(dev, d, nmeaSentence('GPGGA,092752.000,,,,,0,00,99.99,,,,,,'));
     await waitValue(d, 'gps.fix', 0);
     assert.equal(await valueOf(d, 'gps.lat'), 53.3613367);
-    await noNaN(d, d.sensors().map((s) => s.id));
+    await noNaN(
+      d,
+      d.sensors().map((s) => s.id),
+    );
     assert.equal(d.health().ok, true);
   });
 
   it('the port vanishes (socat killed) → SENSOR_UNAVAILABLE and health not ok; back → reconnects, values flow', async () => {
-    const r = await rig({ protocol: 'kv', sensors: [{ id: 'v.temp', field: 'temp' }], reconnect: { initialMs: 20, maxMs: 100 } });
+    const r = await rig({
+      protocol: 'kv',
+      sensors: [{ id: 'v.temp', field: 'temp' }],
+      reconnect: { initialMs: 20, maxMs: 100 },
+    });
     rigs.push(r);
     const { driver: d, pty } = r;
     await send(r.dev, d, 'temp=20');
@@ -383,7 +494,15 @@ describe('serial driver over a socat pty pair', () => {
   it('a missing port at start: start() resolves, health says why, the driver connects when it appears', async () => {
     const pty = await startPtyPair();
     await pty.kill();
-    const d = new SerialDriver({ name: 'late', type: 'serial', path: pty.a, baudRate: 9600, protocol: 'kv', sensors: [{ id: 'l.x', field: 'x' }], reconnect: { initialMs: 20, maxMs: 50 } });
+    const d = new SerialDriver({
+      name: 'late',
+      type: 'serial',
+      path: pty.a,
+      baudRate: 9600,
+      protocol: 'kv',
+      sensors: [{ id: 'l.x', field: 'x' }],
+      reconnect: { initialMs: 20, maxMs: 50 },
+    });
     let dev: Device | undefined;
     try {
       await d.start();
@@ -406,7 +525,18 @@ describe('serial driver over a socat pty pair', () => {
   it('staleMs: a pushed value too old answers SENSOR_UNAVAILABLE (injected clock)', async () => {
     const pty = await startPtyPair();
     const clock = { ...systemClock, t: 1_700_000_000_000, now: () => clock.t };
-    const d = new SerialDriver({ name: 'stale', type: 'serial', path: pty.a, baudRate: 9600, protocol: 'kv', staleMs: 60_000, sensors: [{ id: 's.x', field: 'x' }] }, { clock });
+    const d = new SerialDriver(
+      {
+        name: 'stale',
+        type: 'serial',
+        path: pty.a,
+        baudRate: 9600,
+        protocol: 'kv',
+        staleMs: 60_000,
+        sensors: [{ id: 's.x', field: 'x' }],
+      },
+      { clock },
+    );
     const dev = await openDevice(pty.b);
     try {
       await d.start();
@@ -427,7 +557,15 @@ describe('serial driver over a socat pty pair', () => {
   it('the same port is never opened twice', async () => {
     const r = await rig({ protocol: 'kv', sensors: [{ id: 'o.x', field: 'x' }] });
     rigs.push(r);
-    const second = new SerialDriver({ name: 'second', type: 'serial', path: r.pty.a, baudRate: 115200, protocol: 'kv', sensors: [{ id: 'o2.x', field: 'x' }], reconnect: { initialMs: 20, maxMs: 40 } });
+    const second = new SerialDriver({
+      name: 'second',
+      type: 'serial',
+      path: r.pty.a,
+      baudRate: 115200,
+      protocol: 'kv',
+      sensors: [{ id: 'o2.x', field: 'x' }],
+      reconnect: { initialMs: 20, maxMs: 40 },
+    });
     try {
       await second.start();
       assert.equal(second.health().ok, false);
@@ -459,14 +597,36 @@ describe('serial driver over a socat pty pair', () => {
     slave.input.set(20, 1000); // uint16 1000 * 0.1 - 40 = 60
     slave.illegal.add(50);
     const d = new SerialDriver({
-      name: 'plc', type: 'serial', path: pty.a, baudRate: 115200, protocol: 'modbus',
+      name: 'plc',
+      type: 'serial',
+      path: pty.a,
+      baudRate: 115200,
+      protocol: 'modbus',
       modbus: {
-        unitId: 17, pollMs: 30, timeoutMs: 500,
+        unitId: 17,
+        pollMs: 30,
+        timeoutMs: 500,
         registers: [
-          { id: 'plc.temp', table: 'holding', address: 0, type: 'int16', scale: 0.1, unit: '°C', deviceClass: 'temperature' },
+          {
+            id: 'plc.temp',
+            table: 'holding',
+            address: 0,
+            type: 'int16',
+            scale: 0.1,
+            unit: '°C',
+            deviceClass: 'temperature',
+          },
           { id: 'plc.delta', table: 'holding', address: 1, type: 'int16' },
           { id: 'plc.flow', table: 'holding', address: 2, type: 'float32', unit: 'L/min' },
-          { id: 'plc.energy', table: 'input', address: 10, type: 'uint32', wordOrder: 'little', unit: 'Wh', stateClass: 'total_increasing' },
+          {
+            id: 'plc.energy',
+            table: 'input',
+            address: 10,
+            type: 'uint32',
+            wordOrder: 'little',
+            unit: 'Wh',
+            stateClass: 'total_increasing',
+          },
           { id: 'plc.level', table: 'input', address: 20, type: 'uint16', scale: 0.1, offset: -40 },
           { id: 'plc.missing', table: 'holding', address: 50, type: 'uint16' },
         ],
@@ -480,7 +640,10 @@ describe('serial driver over a socat pty pair', () => {
       assert.equal((await d.read('plc.flow')).value, 12.75);
       assert.equal((await d.read('plc.energy')).value, 131073);
       assert.equal((await d.read('plc.level')).value, 60);
-      assert.deepEqual(d.sensors().map((s) => s.mode), Array(6).fill('polled'));
+      assert.deepEqual(
+        d.sensors().map((s) => s.mode),
+        Array(6).fill('polled'),
+      );
       assert.equal(d.sensors().find((s) => s.id === 'plc.energy')?.stateClass, 'total_increasing');
       // an exception answer (illegal data address) is a fault of that sensor, counted
       const ex = await expectCode(d.read('plc.missing'), 'SENSOR_FAULT');
@@ -562,13 +725,22 @@ driverContract('serial (kv, pushed)', async () => {
   const pty = await startPtyPair();
   const dev = await openDevice(pty.b);
   const driver = new SerialDriver({
-    name: 'serial-kv', type: 'serial', path: pty.a, baudRate: 115200, protocol: 'kv',
-    sensors: [{ id: 'kv.temp', field: 'temp', unit: '°C' }, { id: 'kv.state', field: 'state', kind: 'string' }],
+    name: 'serial-kv',
+    type: 'serial',
+    path: pty.a,
+    baudRate: 115200,
+    protocol: 'kv',
+    sensors: [
+      { id: 'kv.temp', field: 'temp', unit: '°C' },
+      { id: 'kv.state', field: 'state', kind: 'string' },
+    ],
   });
   let n = 0;
   return {
     driver,
-    push: async () => { await dev.write(`temp=${20 + (n++ % 5)} state=ok\n`); },
+    push: async () => {
+      await dev.write(`temp=${20 + (n++ % 5)} state=ok\n`);
+    },
     cleanup: async () => {
       await dev.close();
       await pty.stop();
@@ -585,9 +757,15 @@ driverContract('serial (modbus, polled)', async () => {
   slave.holding.set(1, fl);
   slave.input.set(5, 123);
   const driver = new SerialDriver({
-    name: 'serial-modbus', type: 'serial', path: pty.a, baudRate: 115200, protocol: 'modbus',
+    name: 'serial-modbus',
+    type: 'serial',
+    path: pty.a,
+    baudRate: 115200,
+    protocol: 'modbus',
     modbus: {
-      unitId: 1, pollMs: 20, timeoutMs: 500,
+      unitId: 1,
+      pollMs: 20,
+      timeoutMs: 500,
       registers: [
         { id: 'mb.flow', table: 'holding', address: 0, type: 'float32' },
         { id: 'mb.count', table: 'input', address: 5, type: 'uint16', scale: 2 },
@@ -611,7 +789,10 @@ driverContract('serial (modbus, polled)', async () => {
       kinds: ['throw', 'nan', 'timeout'],
       inject: async (kind) => {
         if (kind === 'throw') slave.illegal.add(0);
-        if (kind === 'nan') { slave.holding.set(0, 0x7fc0); slave.holding.set(1, 0); }
+        if (kind === 'nan') {
+          slave.holding.set(0, 0x7fc0);
+          slave.holding.set(1, 0);
+        }
         if (kind === 'timeout') slave.mode = 'silent';
         await cycles();
       },

@@ -26,7 +26,10 @@ const config: SimDriverConfig = {
     { id: 'room.humidity', unit: '%', pattern: 'humidity' },
     { id: 'door.open', pattern: 'door', push: true, periodMs: 50 },
   ],
-  actuators: [{ id: 'fan', name: 'Fan' }, { id: 'dimmer', kind: 'number' }],
+  actuators: [
+    { id: 'fan', name: 'Fan' },
+    { id: 'dimmer', kind: 'number' },
+  ],
 };
 
 driverContract('sim', async () => {
@@ -51,8 +54,14 @@ describe('sim patterns', () => {
     const b = mulberry32(42);
     const c = mulberry32(43);
     const xs = Array.from({ length: 100 }, () => a());
-    assert.deepEqual(xs, Array.from({ length: 100 }, () => b()));
-    assert.notDeepEqual(xs, Array.from({ length: 100 }, () => c()));
+    assert.deepEqual(
+      xs,
+      Array.from({ length: 100 }, () => b()),
+    );
+    assert.notDeepEqual(
+      xs,
+      Array.from({ length: 100 }, () => c()),
+    );
     for (const x of xs) assert.ok(x >= 0 && x < 1);
     assert.equal(hash01(1, 2, 3), hash01(1, 2, 3));
     assert.notEqual(hash01(1, 2, 3), hash01(1, 2, 4));
@@ -130,11 +139,19 @@ describe('sim patterns', () => {
 
   it('steps cycle through their levels', () => {
     const s = makeSeries({ base: { type: 'steps', levels: [1, 5, 2], holdMs: 1000 } }, 1);
-    assert.deepEqual([0, 999, 1000, 2500, 3000, 4200].map((t) => s(t)), [1, 1, 5, 2, 1, 5]);
+    assert.deepEqual(
+      [0, 999, 1000, 2500, 3000, 4200].map((t) => s(t)),
+      [1, 1, 5, 2, 1, 5],
+    );
   });
 
   it('spikes add their magnitude exactly inside their labelled intervals', () => {
-    const spec: SeriesSpec = { base: { type: 'constant', value: 0 }, anomalies: [{ type: 'spike', magnitude: 9, direction: 'both', everyMs: 10_000, probability: 0.6, durationMs: 1000 }] };
+    const spec: SeriesSpec = {
+      base: { type: 'constant', value: 0 },
+      anomalies: [
+        { type: 'spike', magnitude: 9, direction: 'both', everyMs: 10_000, probability: 0.6, durationMs: 1000 },
+      ],
+    };
     const s = makeSeries(spec, 5);
     const ls = labels(spec, 5, 0, 1_000_000);
     assert.ok(ls.length > 30 && ls.length < 90, `about 60 spikes (${ls.length})`);
@@ -150,7 +167,10 @@ describe('sim patterns', () => {
   });
 
   it('drift ramps at ratePerHour from startMs and keeps its offset', () => {
-    const spec: SeriesSpec = { base: { type: 'constant', value: 20 }, anomalies: [{ type: 'drift', startMs: 3_600_000, ratePerHour: 2, durationMs: 7_200_000 }] };
+    const spec: SeriesSpec = {
+      base: { type: 'constant', value: 20 },
+      anomalies: [{ type: 'drift', startMs: 3_600_000, ratePerHour: 2, durationMs: 7_200_000 }],
+    };
     const s = makeSeries(spec, 1);
     assert.equal(s(0), 20);
     assert.equal(s(3_600_000), 20);
@@ -171,7 +191,10 @@ describe('sim patterns', () => {
   });
 
   it('dropouts answer null inside their intervals only', () => {
-    const spec: SeriesSpec = { ...sine, anomalies: [{ type: 'dropout', everyMs: 30_000, probability: 0.5, durationMs: 4000 }] };
+    const spec: SeriesSpec = {
+      ...sine,
+      anomalies: [{ type: 'dropout', everyMs: 30_000, probability: 0.5, durationMs: 4000 }],
+    };
     const s = makeSeries(spec, 11);
     const ls = labels(spec, 11, 0, 3_000_000);
     assert.ok(ls.length > 0);
@@ -182,9 +205,18 @@ describe('sim patterns', () => {
   });
 
   it('labels() lists exactly the events overlapping the window', () => {
-    const spec: SeriesSpec = { ...sine, anomalies: [{ type: 'spike', magnitude: 1, at: [100, 5000, 9000], durationMs: 1000 }] };
-    assert.deepEqual(labels(spec, 1, 5500, 9000).map((l) => l.from), [5000]);
-    assert.deepEqual(labels(spec, 1, 5500, 9001).map((l) => l.from), [5000, 9000]);
+    const spec: SeriesSpec = {
+      ...sine,
+      anomalies: [{ type: 'spike', magnitude: 1, at: [100, 5000, 9000], durationMs: 1000 }],
+    };
+    assert.deepEqual(
+      labels(spec, 1, 5500, 9000).map((l) => l.from),
+      [5000],
+    );
+    assert.deepEqual(
+      labels(spec, 1, 5500, 9001).map((l) => l.from),
+      [5000, 9000],
+    );
   });
 
   it('a bad spec is CONFIG_INVALID with a clear message', () => {
@@ -192,11 +224,20 @@ describe('sim patterns', () => {
       [{ base: { type: 'sine', mean: 0, amplitude: 1, periodMs: 0 } }, /periodMs must be > 0/],
       [{ base: { type: 'walk', start: 5, step: 1, stepMs: 10, min: 10, max: 0 } }, /min must be < walk.max/],
       [{ base: { type: 'steps', levels: [], holdMs: 1 } }, /non-empty/],
-      [{ base: { type: 'constant', value: 1 }, anomalies: [{ type: 'spike', magnitude: 1, everyMs: 100, durationMs: 100 }] }, /must be < everyMs/],
+      [
+        {
+          base: { type: 'constant', value: 1 },
+          anomalies: [{ type: 'spike', magnitude: 1, everyMs: 100, durationMs: 100 }],
+        },
+        /must be < everyMs/,
+      ],
       [{ base: { type: 'wobble' } }, /unknown base type/],
     ];
     for (const [spec, msg] of cases) {
-      assert.throws(() => makeSeries(spec as SeriesSpec, 1), (e: unknown) => e instanceof TalonError && e.code === 'CONFIG_INVALID' && msg.test(e.message));
+      assert.throws(
+        () => makeSeries(spec as SeriesSpec, 1),
+        (e: unknown) => e instanceof TalonError && e.code === 'CONFIG_INVALID' && msg.test(e.message),
+      );
     }
   });
 });
@@ -222,7 +263,14 @@ describe('SimDriver', () => {
 
   it('a reading carries the clock time and the value of the quantised series', async () => {
     const clock = manualClock();
-    const d = new SimDriver({ type: 'sim', name: 's', sensors: [{ id: 'x', pattern: { base: { type: 'steps', levels: [1, 2], holdMs: 1000 } }, periodMs: 500 }] }, { clock });
+    const d = new SimDriver(
+      {
+        type: 'sim',
+        name: 's',
+        sensors: [{ id: 'x', pattern: { base: { type: 'steps', levels: [1, 2], holdMs: 1000 } }, periodMs: 500 }],
+      },
+      { clock },
+    );
     await d.start();
     assert.deepEqual(await d.read('x'), { sensor: 'x', value: 1, ts: clock.t });
     clock.t += 1200;
@@ -232,14 +280,29 @@ describe('SimDriver', () => {
 
   it('a dropout → SENSOR_UNAVAILABLE for that read, counted; the next good read restores health', async () => {
     const clock = manualClock();
-    const d = new SimDriver({
-      type: 'sim', name: 's',
-      sensors: [{ id: 'x', pattern: { base: { type: 'constant', value: 1 }, anomalies: [{ type: 'dropout', at: [2000], durationMs: 1000 }] } }],
-    }, { clock });
+    const d = new SimDriver(
+      {
+        type: 'sim',
+        name: 's',
+        sensors: [
+          {
+            id: 'x',
+            pattern: {
+              base: { type: 'constant', value: 1 },
+              anomalies: [{ type: 'dropout', at: [2000], durationMs: 1000 }],
+            },
+          },
+        ],
+      },
+      { clock },
+    );
     await d.start();
     await d.read('x');
     clock.t += 2000;
-    await assert.rejects(d.read('x'), (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_UNAVAILABLE' && /dropout/.test(e.message));
+    await assert.rejects(
+      d.read('x'),
+      (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_UNAVAILABLE' && /dropout/.test(e.message),
+    );
     assert.equal(d.health().ok, false);
     assert.equal(d.health().counters.unavailable, 1);
     assert.equal(d.health().counters.errors, 1);
@@ -263,7 +326,7 @@ describe('SimDriver', () => {
     await d.stop();
   });
 
-  it('pushed sensors are delivered by the driver\'s timer', async () => {
+  it("pushed sensors are delivered by the driver's timer", async () => {
     const d = new SimDriver(config);
     await d.start();
     const got: string[] = [];
@@ -277,8 +340,30 @@ describe('SimDriver', () => {
   });
 
   it('a bad config is CONFIG_INVALID naming the sensor', () => {
-    assert.throws(() => new SimDriver({ type: 'sim', name: 's', sensors: [{ id: 'a', pattern: 'nope' as 'door' }] }), /sim sensor a: unknown preset "nope"/);
-    assert.throws(() => new SimDriver({ type: 'sim', name: 's', sensors: [{ id: 'a', pattern: 'door' }, { id: 'a', pattern: 'door' }] }), /used twice/);
-    assert.throws(() => new SimDriver({ type: 'sim', name: 's', sensors: [{ id: 'a', pattern: { base: { type: 'sine', mean: 0, amplitude: 1, periodMs: -1 } } }] }), /sim sensor a: .*periodMs/);
+    assert.throws(
+      () => new SimDriver({ type: 'sim', name: 's', sensors: [{ id: 'a', pattern: 'nope' as 'door' }] }),
+      /sim sensor a: unknown preset "nope"/,
+    );
+    assert.throws(
+      () =>
+        new SimDriver({
+          type: 'sim',
+          name: 's',
+          sensors: [
+            { id: 'a', pattern: 'door' },
+            { id: 'a', pattern: 'door' },
+          ],
+        }),
+      /used twice/,
+    );
+    assert.throws(
+      () =>
+        new SimDriver({
+          type: 'sim',
+          name: 's',
+          sensors: [{ id: 'a', pattern: { base: { type: 'sine', mean: 0, amplitude: 1, periodMs: -1 } } }],
+        }),
+      /sim sensor a: .*periodMs/,
+    );
   });
 });

@@ -14,7 +14,9 @@ import { systemClock, type Clock } from '../../runtime/core/clock.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 
 const tmpRoots: string[] = [];
-after(() => { for (const d of tmpRoots) rmSync(d, { recursive: true, force: true }); });
+after(() => {
+  for (const d of tmpRoots) rmSync(d, { recursive: true, force: true });
+});
 
 function manualClock(start = 1_700_000_000_000): Clock & { t: number } {
   const c = { ...systemClock, t: start, now: () => c.t };
@@ -28,31 +30,50 @@ interface Tree {
   write(rel: string, text: string): void;
 }
 
-const STAT = (busy: number, idle: number) => [
-  `cpu  ${busy} 0 0 ${idle} 0 0 0 0 0 0`,
-  `cpu0 ${busy / 2} 0 0 ${idle / 2} 0 0 0 0 0 0`,
-  `cpu1 ${busy / 2} 0 0 ${idle / 2} 0 0 0 0 0 0`,
-  'intr 1 2 3', 'ctxt 100', 'btime 1700000000', 'processes 500', 'procs_running 1', 'procs_blocked 0', '',
-].join('\n');
+const STAT = (busy: number, idle: number) =>
+  [
+    `cpu  ${busy} 0 0 ${idle} 0 0 0 0 0 0`,
+    `cpu0 ${busy / 2} 0 0 ${idle / 2} 0 0 0 0 0 0`,
+    `cpu1 ${busy / 2} 0 0 ${idle / 2} 0 0 0 0 0 0`,
+    'intr 1 2 3',
+    'ctxt 100',
+    'btime 1700000000',
+    'processes 500',
+    'procs_running 1',
+    'procs_blocked 0',
+    '',
+  ].join('\n');
 
-const MEMINFO = (availKb: number, swapFreeKb = 1024 * 1024) => [
-  'MemTotal:        4000000 kB', 'MemFree:          500000 kB', `MemAvailable:    ${availKb} kB`, 'Buffers:           10000 kB',
-  'Cached:           900000 kB', `SwapTotal:       ${1024 * 1024} kB`, `SwapFree:        ${swapFreeKb} kB`, 'HugePages_Total:       0', '',
-].join('\n');
+const MEMINFO = (availKb: number, swapFreeKb = 1024 * 1024) =>
+  [
+    'MemTotal:        4000000 kB',
+    'MemFree:          500000 kB',
+    `MemAvailable:    ${availKb} kB`,
+    'Buffers:           10000 kB',
+    'Cached:           900000 kB',
+    `SwapTotal:       ${1024 * 1024} kB`,
+    `SwapFree:        ${swapFreeKb} kB`,
+    'HugePages_Total:       0',
+    '',
+  ].join('\n');
 
-const NETDEV = (rx: number, tx: number) => [
-  'Inter-|   Receive                                                |  Transmit',
-  ' face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed',
-  '    lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0',
-  `  eth0: ${rx} 10 0 0 0 0 0 0 ${tx} 10 0 0 0 0 0 0`,
-  '  veth12ab: 5 1 0 0 0 0 0 0 5 1 0 0 0 0 0 0', '',
-].join('\n');
+const NETDEV = (rx: number, tx: number) =>
+  [
+    'Inter-|   Receive                                                |  Transmit',
+    ' face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed',
+    '    lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0',
+    `  eth0: ${rx} 10 0 0 0 0 0 0 ${tx} 10 0 0 0 0 0 0`,
+    '  veth12ab: 5 1 0 0 0 0 0 0 5 1 0 0 0 0 0 0',
+    '',
+  ].join('\n');
 
-const DISKSTATS = (sectorsRead: number, sectorsWritten: number) => [
-  '   7       0 loop0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0',
-  ` 179       0 mmcblk0 100 0 ${sectorsRead} 0 50 0 ${sectorsWritten} 0 0 0 0 0 0 0 0 0 0`,
-  ' 179       1 mmcblk0p1 10 0 20 0 5 0 10 0 0 0 0 0 0 0 0 0 0', '',
-].join('\n');
+const DISKSTATS = (sectorsRead: number, sectorsWritten: number) =>
+  [
+    '   7       0 loop0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0',
+    ` 179       0 mmcblk0 100 0 ${sectorsRead} 0 50 0 ${sectorsWritten} 0 0 0 0 0 0 0 0 0 0`,
+    ' 179       1 mmcblk0p1 10 0 20 0 5 0 10 0 0 0 0 0 0 0 0 0 0',
+    '',
+  ].join('\n');
 
 /** a fake /proc and /sys of a Pi-like board with one disk mounted at the tree's data dir */
 function makeTree(opts: { thermal?: boolean; hwmon?: boolean; throttledFile?: string } = {}): Tree {
@@ -68,10 +89,17 @@ function makeTree(opts: { thermal?: boolean; hwmon?: boolean; throttledFile?: st
   mkdirSync(join(root, 'data'));
   write('proc/stat', STAT(1000, 3000));
   write('proc/meminfo', MEMINFO(1000000));
-  write('proc/mounts', [
-    'proc /proc proc rw 0 0', 'sysfs /sys sysfs rw 0 0', 'tmpfs /run tmpfs rw 0 0',
-    `/dev/mmcblk0p2 ${join(root, 'data')} ext4 rw 0 0`, `/dev/mmcblk0p2 ${join(root, 'data')} ext4 rw 0 0`, '',
-  ].join('\n'));
+  write(
+    'proc/mounts',
+    [
+      'proc /proc proc rw 0 0',
+      'sysfs /sys sysfs rw 0 0',
+      'tmpfs /run tmpfs rw 0 0',
+      `/dev/mmcblk0p2 ${join(root, 'data')} ext4 rw 0 0`,
+      `/dev/mmcblk0p2 ${join(root, 'data')} ext4 rw 0 0`,
+      '',
+    ].join('\n'),
+  );
   write('proc/diskstats', DISKSTATS(2000, 4000));
   write('proc/net/dev', NETDEV(10_000, 20_000));
   write('proc/uptime', '12345.67 20000.00\n');
@@ -91,12 +119,19 @@ function makeTree(opts: { thermal?: boolean; hwmon?: boolean; throttledFile?: st
     write('sys/class/hwmon/hwmon1/name', 'coretemp\n');
     write('sys/class/hwmon/hwmon1/temp1_input', '61000\n');
   }
-  if (opts.throttledFile !== undefined) write('sys/devices/platform/soc/soc:firmware/get_throttled', opts.throttledFile);
+  if (opts.throttledFile !== undefined)
+    write('sys/devices/platform/soc/soc:firmware/get_throttled', opts.throttledFile);
   return { root, proc, sys, write };
 }
 
 const fixtureConfig = (tree: Tree, extra: Partial<SystemDriverConfig> = {}): SystemDriverConfig => ({
-  type: 'system', name: 'system-fixture', procRoot: tree.proc, sysRoot: tree.sys, vcgencmd: false, cacheMs: 0, ...extra,
+  type: 'system',
+  name: 'system-fixture',
+  procRoot: tree.proc,
+  sysRoot: tree.sys,
+  vcgencmd: false,
+  cacheMs: 0,
+  ...extra,
 });
 
 driverContract('system (real /proc and /sys)', async () => ({
@@ -142,7 +177,15 @@ describe('SystemDriver on the real /proc', () => {
   it('reports plausible values for this machine', async () => {
     const d = new SystemDriver({ type: 'system', name: 'system' });
     const ids = d.sensors().map((s) => s.id);
-    for (const id of ['cpu.load', 'cpu.core0.load', 'mem.used', 'mem.available', 'system.uptime', 'system.processes', 'disk.root.used']) {
+    for (const id of [
+      'cpu.load',
+      'cpu.core0.load',
+      'mem.used',
+      'mem.available',
+      'system.uptime',
+      'system.processes',
+      'disk.root.used',
+    ]) {
       assert.ok(ids.includes(id), `has ${id} (has ${ids.join(', ')})`);
     }
     await d.start();
@@ -151,11 +194,14 @@ describe('SystemDriver on the real /proc', () => {
         const v = await value(d, id);
         assert.ok(v >= 0 && v <= 100, `${id} = ${v} is a percentage`);
       }
-      assert.ok(await value(d, 'system.processes') > 0);
-      assert.ok(await value(d, 'system.uptime') > 0);
-      assert.ok(await value(d, 'mem.available') > 0);
+      assert.ok((await value(d, 'system.processes')) > 0);
+      assert.ok((await value(d, 'system.uptime')) > 0);
+      assert.ok((await value(d, 'mem.available')) > 0);
       // no pseudo file systems, no loop devices, no loopback interface
-      assert.ok(!ids.some((i) => /^disk\.(proc|sys|dev)/.test(i) || /^diskio\.loop/.test(i) || /^net\.lo\./.test(i)), ids.join(', '));
+      assert.ok(
+        !ids.some((i) => /^disk\.(proc|sys|dev)/.test(i) || /^diskio\.loop/.test(i) || /^net\.lo\./.test(i)),
+        ids.join(', '),
+      );
       assert.equal(d.health().ok, true);
     } finally {
       await d.stop();
@@ -179,11 +225,31 @@ describe('SystemDriver on a fixture tree', () => {
     const tree = makeTree({ thermal: true });
     const d = new SystemDriver(fixtureConfig(tree));
     const disk = slug(join(tree.root, 'data'));
-    assert.deepEqual(d.sensors().map((s) => s.id).sort(), [
-      'cpu.core0.load', 'cpu.core1.load', 'cpu.load', 'cpu.temp', `disk.${disk}.free`, `disk.${disk}.used`,
-      'diskio.mmcblk0.read', 'diskio.mmcblk0.write', 'mem.available', 'mem.used',
-      'net.eth0.rx', 'net.eth0.tx', 'swap.used', 'system.load1', 'system.processes', 'system.uptime',
-    ].sort(), 'no /proc, /sys or tmpfs disks, the double mount once, no loop0 or partition, no lo or veth');
+    assert.deepEqual(
+      d
+        .sensors()
+        .map((s) => s.id)
+        .sort(),
+      [
+        'cpu.core0.load',
+        'cpu.core1.load',
+        'cpu.load',
+        'cpu.temp',
+        `disk.${disk}.free`,
+        `disk.${disk}.used`,
+        'diskio.mmcblk0.read',
+        'diskio.mmcblk0.write',
+        'mem.available',
+        'mem.used',
+        'net.eth0.rx',
+        'net.eth0.tx',
+        'swap.used',
+        'system.load1',
+        'system.processes',
+        'system.uptime',
+      ].sort(),
+      'no /proc, /sys or tmpfs disks, the double mount once, no loop0 or partition, no lo or veth',
+    );
     assert.equal(d.sensors().find((s) => s.id === 'cpu.temp')?.unit, '°C');
   });
 
@@ -239,7 +305,10 @@ describe('SystemDriver on a fixture tree', () => {
     await d.start();
     clock.t += 1000;
     tree.write('proc/net/dev', NETDEV(100, 100));
-    await assert.rejects(d.read('net.eth0.rx'), (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_UNAVAILABLE' && /reset/.test(e.message));
+    await assert.rejects(
+      d.read('net.eth0.rx'),
+      (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_UNAVAILABLE' && /reset/.test(e.message),
+    );
     clock.t += 1000;
     tree.write('proc/net/dev', NETDEV(1100, 100));
     assert.equal(await value(d, 'net.eth0.rx'), 1000);
@@ -281,7 +350,11 @@ describe('SystemDriver on a fixture tree', () => {
     for (const [file, text, id] of cases) {
       const good = readFileSync(join(tree.root, file), 'utf8');
       tree.write(file, text);
-      await assert.rejects(d.read(id), (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_FAULT' && e.message.includes(id), `${file} ${JSON.stringify(text)}`);
+      await assert.rejects(
+        d.read(id),
+        (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_FAULT' && e.message.includes(id),
+        `${file} ${JSON.stringify(text)}`,
+      );
       assert.equal(d.health().counters.errors, ++errors);
       assert.equal(d.health().ok, false);
       assert.equal(d.health().error?.code, 'SENSOR_FAULT');
@@ -297,7 +370,10 @@ describe('SystemDriver on a fixture tree', () => {
     const d = new SystemDriver(fixtureConfig(tree));
     await d.start();
     rmSync(join(tree.sys, 'class', 'thermal', 'thermal_zone1'), { recursive: true });
-    await assert.rejects(d.read('cpu.temp'), (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_UNAVAILABLE');
+    await assert.rejects(
+      d.read('cpu.temp'),
+      (e: unknown) => e instanceof TalonError && e.code === 'SENSOR_UNAVAILABLE',
+    );
     await d.stop();
   });
 
@@ -332,6 +408,9 @@ describe('SystemDriver on a fixture tree', () => {
     for (let i = 0; i < 20; i++) assert.equal(await value(d, 'pi.throttled'), 0x80008);
     assert.equal(readFileSync(log, 'utf8'), 'get_throttled\n', 'one run for 20+ reads');
     await d.stop();
-    assert.ok(!new SystemDriver(fixtureConfig(tree)).sensors().some((s) => s.id === 'pi.throttled'), 'no sensor without vcgencmd or sysfs');
+    assert.ok(
+      !new SystemDriver(fixtureConfig(tree)).sensors().some((s) => s.id === 'pi.throttled'),
+      'no sensor without vcgencmd or sysfs',
+    );
   });
 });

@@ -27,7 +27,10 @@ test('tail, verify, export and verify-file, live and stopped; the retained head 
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${d.mqttPort}`, { reconnectPeriod: 0 });
   let head: string | null = null;
   const heads: string[] = [];
-  client.on('message', (_t, p) => { head = p.toString(); heads.push(head); });
+  client.on('message', (_t, p) => {
+    head = p.toString();
+    heads.push(head);
+  });
   await client.subscribeAsync(`talon/${id}/audit/head`);
   try {
     // some state changes to audit
@@ -37,7 +40,10 @@ test('tail, verify, export and verify-file, live and stopped; the retained head 
     assert.match(tail.stdout, /kernel kernel\.start/);
     assert.match(tail.stdout, /cli api\.hands\.restart idle/);
     const filtered = cli(['audit', 'tail', '--action', 'api.*', '--json', '--data', d.dataDir]);
-    const actions = filtered.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { action: string }).action);
+    const actions = filtered.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { action: string }).action);
     assert.ok(actions.length > 0 && actions.every((a) => a.startsWith('api.')), filtered.stdout);
 
     const live = cli(['audit', 'verify', '--data', d.dataDir]);
@@ -47,7 +53,10 @@ test('tail, verify, export and verify-file, live and stopped; the retained head 
     const file = join(out, 'audit.jsonl');
     const exp = cli(['audit', 'export', '--out', file, '--data', d.dataDir]);
     assert.equal(exp.status, 0, exp.stderr);
-    const key = JSON.parse(cli(['keys', 'show', '--json', '--data', d.dataDir]).stdout) as { publicKey: string; deviceId: string };
+    const key = JSON.parse(cli(['keys', 'show', '--json', '--data', d.dataDir]).stdout) as {
+      publicKey: string;
+      deviceId: string;
+    };
     assert.equal(key.deviceId, id);
     // "another machine": only the file and the key
     const ok = cli(['audit', 'verify-file', file, '--public-key', key.publicKey], { TALON_DATA: '/nonexistent' });

@@ -11,7 +11,9 @@ test('a soft restart keeps the daemon serving on the same port', { timeout: 60_0
   const base = `http://127.0.0.1:${d.httpPort}`;
   const auth = { authorization: `Bearer ${d.token()}` };
   let exited = false;
-  void d.exited.then(() => { exited = true; });
+  void d.exited.then(() => {
+    exited = true;
+  });
   try {
     const r = await fetch(`${base}/api/v1/system/restart`, { method: 'POST', headers: auth });
     assert.equal(r.status, 202, await r.text());
@@ -20,7 +22,7 @@ test('a soft restart keeps the daemon serving on the same port', { timeout: 60_0
       try {
         const a = await fetch(`${base}/api/v1/audit?action=kernel.start`, { headers: auth });
         if (a.status === 200) {
-          const body = await a.json() as { entries?: unknown[]; items?: unknown[] };
+          const body = (await a.json()) as { entries?: unknown[]; items?: unknown[] };
           starts = (body.entries ?? body.items ?? []).length;
         }
       } catch {

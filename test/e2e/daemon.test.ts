@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import mqtt from 'mqtt';
-import { ensureBuilt, startDaemon, spawnTalon, writeConfig, cli, TALON, type Daemon } from '../helpers/daemon.ts';
+import { ensureBuilt, startDaemon, spawnTalon, writeConfig, cli, TALON } from '../helpers/daemon.ts';
 import { fixture } from '../helpers/fixtures.ts';
 import { freePort } from '../helpers/ports.ts';
 import { Store } from '../../runtime/store/store.ts';
@@ -27,10 +27,18 @@ before(async () => {
 });
 
 test('run: healthz, CLI hands commands, status retained, SIGTERM publishes offline and exits 0', async () => {
-  const d = await startDaemon({ hands: [{ name: 'idle', module: idle }, { name: 'counter', module: counter }] });
+  const d = await startDaemon({
+    hands: [
+      { name: 'idle', module: idle },
+      { name: 'counter', module: counter },
+    ],
+  });
   let client: mqtt.MqttClient | null = null;
   try {
-    const health = await (await fetch(`http://127.0.0.1:${d.httpPort}/healthz`)).json() as { status: string; checks: Record<string, boolean> };
+    const health = (await (await fetch(`http://127.0.0.1:${d.httpPort}/healthz`)).json()) as {
+      status: string;
+      checks: Record<string, boolean>;
+    };
     assert.equal(health.status, 'ok');
     // the "up" line gives the admin page, not /healthz (issue 14)
     const upBy = Date.now() + 5000;
@@ -65,8 +73,14 @@ test('run: healthz, CLI hands commands, status retained, SIGTERM publishes offli
 
     const logs = cli(['hands', 'logs', 'counter', '--lines', '20', '--json', '--data', d.dataDir]);
     assert.equal(logs.status, 0, logs.stderr);
-    const logLines = logs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { hand: string; msg: string });
-    assert.ok(logLines.every((l) => l.hand === 'counter'), logs.stdout);
+    const logLines = logs.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { hand: string; msg: string });
+    assert.ok(
+      logLines.every((l) => l.hand === 'counter'),
+      logs.stdout,
+    );
     // the restart above shows in the Hand's log: stopped, then running again
     const msgs = logLines.map((l) => l.msg);
     assert.ok(msgs.lastIndexOf('running') > msgs.lastIndexOf('stopped') && msgs.includes('stopped'), logs.stdout);
@@ -127,30 +141,49 @@ test('the device id is stable across restarts and config generations are recorde
 test('MQTT command topics: admin clients get answers, anonymous ones are refused', async () => {
   const d = await startDaemon({ hands: [{ name: 'idle', module: idle }] });
   const id = d.deviceId();
-  const admin = await mqtt.connectAsync(`mqtt://127.0.0.1:${d.mqttPort}`, { username: 'token', password: d.token(), reconnectPeriod: 0, clientId: 'cli-admin' });
+  const admin = await mqtt.connectAsync(`mqtt://127.0.0.1:${d.mqttPort}`, {
+    username: 'token',
+    password: d.token(),
+    reconnectPeriod: 0,
+    clientId: 'cli-admin',
+  });
   const anon = await mqtt.connectAsync(`mqtt://127.0.0.1:${d.mqttPort}`, { reconnectPeriod: 0 });
   try {
     const replies = new Map<string, unknown>();
     admin.on('message', (topic, payload) => replies.set(topic, JSON.parse(payload.toString())));
     // replies go to the asker's own topic, named by its client id
     await admin.subscribeAsync(`talon/${id}/cmd/reply/cli-admin/+`);
-    await anon.publishAsync(`talon/${id}/cmd/hands/stop`, JSON.stringify({ id: 'anon-1', name: 'idle' })).catch(() => {});
+    await anon
+      .publishAsync(`talon/${id}/cmd/hands/stop`, JSON.stringify({ id: 'anon-1', name: 'idle' }))
+      .catch(() => {});
     await admin.publishAsync(`talon/${id}/cmd/hands/list`, JSON.stringify({ id: 'req-1' }));
     await admin.publishAsync(`talon/${id}/cmd/hands/status`, JSON.stringify({ id: 'req-2', name: 'missing' }));
     const t0 = Date.now();
-    while (!(replies.has(`talon/${id}/cmd/reply/cli-admin/req-1`) && replies.has(`talon/${id}/cmd/reply/cli-admin/req-2`))) {
+    while (
+      !(replies.has(`talon/${id}/cmd/reply/cli-admin/req-1`) && replies.has(`talon/${id}/cmd/reply/cli-admin/req-2`))
+    ) {
       assert.ok(Date.now() - t0 < 5000, 'no reply to admin commands');
       await new Promise((r) => setTimeout(r, 20));
     }
-    const list = replies.get(`talon/${id}/cmd/reply/cli-admin/req-1`) as { ok: boolean; result: Array<{ name: string }> };
+    const list = replies.get(`talon/${id}/cmd/reply/cli-admin/req-1`) as {
+      ok: boolean;
+      result: Array<{ name: string }>;
+    };
     assert.equal(list.ok, true);
-    assert.deepEqual(list.result.map((h) => h.name), ['idle']);
+    assert.deepEqual(
+      list.result.map((h) => h.name),
+      ['idle'],
+    );
     const missing = replies.get(`talon/${id}/cmd/reply/cli-admin/req-2`) as { ok: boolean; error: { code: string } };
     assert.equal(missing.ok, false);
     assert.equal(missing.error.code, 'HAND_NOT_FOUND');
     // the anonymous stop was refused by the broker: the Hand is still running and no reply came
     assert.ok(![...replies.keys()].some((t) => t.endsWith('/anon-1')));
-    const status = await (await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/hands/idle`, { headers: { authorization: `Bearer ${d.token()}` } })).json() as { state: string };
+    const status = (await (
+      await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/hands/idle`, {
+        headers: { authorization: `Bearer ${d.token()}` },
+      })
+    ).json()) as { state: string };
     assert.notEqual(status.state, 'stopped');
   } finally {
     admin.end(true);
@@ -181,7 +214,10 @@ test('an HTTP or MQTT port in use exits 2 with the port named, leaving the data 
     const r = spawnTalon(['run', '--config', file]);
     assert.equal(await r.exited, 2, r.output());
     assert.match(r.output(), new RegExp(`127\\.0\\.0\\.1:${port} is in use`));
-    const mq = await writeConfig({ bus: { embedded: { enabled: true, listen: { host: '127.0.0.1', port } } } }, dataDir);
+    const mq = await writeConfig(
+      { bus: { embedded: { enabled: true, listen: { host: '127.0.0.1', port } } } },
+      dataDir,
+    );
     const r2 = spawnTalon(['run', '--config', mq.file]);
     assert.equal(await r2.exited, 2, r2.output());
     assert.match(r2.output(), new RegExp(`127\\.0\\.0\\.1:${port}.*in use`));
@@ -201,12 +237,18 @@ test('a bad config exits 2 and names the field path', async () => {
   assert.match(r.output(), /bogus/);
 });
 
-test('a read-only or full data folder gets a specific error', { skip: process.getuid?.() !== 0 ? 'needs root for a private mount namespace' : false }, async () => {
+test('a read-only or full data folder gets a specific error', {
+  skip: process.getuid?.() !== 0 ? 'needs root for a private mount namespace' : false,
+}, async () => {
   const base = mkdtempSync(join(tmpdir(), 'talon-ro-'));
   const run = (mountOpts: string): { status: number | null; out: string } => {
     const script = `mount -t tmpfs -o ${mountOpts} tmpfs ${base} && exec ${process.execPath} ${TALON} run --data ${base}/data`;
     const env = { ...process.env, TALON_HTTP: '127.0.0.1:0', TALON_MQTT: '127.0.0.1:0' };
-    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', env, timeout: 20_000 });
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
+      encoding: 'utf8',
+      env,
+      timeout: 20_000,
+    });
     return { status: r.status, out: r.stdout + r.stderr };
   };
   // a read-only mount: the data folder cannot be created
@@ -224,7 +266,10 @@ test('talon version names the Talon and Node versions', () => {
   assert.equal(r.status, 0, r.stderr);
   const v = JSON.parse(r.stdout) as { talon: string; node: string; commit: string };
   assert.equal(v.node, process.version);
-  assert.equal(v.talon, (JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version);
+  assert.equal(
+    v.talon,
+    (JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version,
+  );
 });
 
 after(() => {});
@@ -244,8 +289,12 @@ test('on an external mosquitto: Hands run, state is retained, and SIGKILL leaves
     outside.on('message', (topic, payload) => seen.set(topic, payload.toString()));
     await outside.subscribeAsync([`talon/${id}/state`, `talon/${id}/hands/+/status`]);
     const t0 = Date.now();
-    while (!(seen.get(`talon/${id}/state`) === 'online'
-      && (JSON.parse(seen.get(`talon/${id}/hands/counter/status`) ?? '{}') as { state?: string }).state === 'running')) {
+    while (
+      !(
+        seen.get(`talon/${id}/state`) === 'online' &&
+        (JSON.parse(seen.get(`talon/${id}/hands/counter/status`) ?? '{}') as { state?: string }).state === 'running'
+      )
+    ) {
       assert.ok(Date.now() - t0 < 10_000, `not seen on mosquitto: ${JSON.stringify([...seen])}`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -268,7 +317,13 @@ test('hands logs --follow streams new lines from the running daemon until it sto
   try {
     // wait until the stream is open, then make something happen to the Hand
     const t0 = Date.now();
-    const lines = (): Array<{ msg: string }> => follow.output().trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string });
+    const lines = (): Array<{ msg: string }> =>
+      follow
+        .output()
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg: string });
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(cli(['hands', 'restart', 'idle', '--data', d.dataDir]).status, 0);
     while (!(lines().some((l) => l.msg === 'stopped') && lines().filter((l) => l.msg === 'running').length >= 2)) {

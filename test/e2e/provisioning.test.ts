@@ -25,8 +25,18 @@ let fleetDir: string;
 let broker: Mosquitto;
 let daemon: Daemon | null = null;
 
-interface Status { state: string; appliedVersion?: number; pending?: { version: number; phase: string }; lastResult?: { outcome: string; version: number }; broker?: { kind: string; connected: boolean } | null }
-interface Current { generation: number; hash: string; config: TalonConfig }
+interface Status {
+  state: string;
+  appliedVersion?: number;
+  pending?: { version: number; phase: string };
+  lastResult?: { outcome: string; version: number };
+  broker?: { kind: string; connected: boolean } | null;
+}
+interface Current {
+  generation: number;
+  hash: string;
+  config: TalonConfig;
+}
 
 async function get<T>(d: Daemon, path: string): Promise<T> {
   const r = await fetch(`http://127.0.0.1:${d.httpPort}${path}`, { headers: { authorization: `Bearer ${d.token()}` } });
@@ -35,15 +45,24 @@ async function get<T>(d: Daemon, path: string): Promise<T> {
 }
 
 /** polls without failing on a daemon that is between lives */
-async function until<T>(d: Daemon, path: string, pred: (v: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
+async function until<T>(
+  d: Daemon,
+  path: string,
+  pred: (v: T) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<T> {
   let last: T | undefined;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
       last = await get<T>(d, path);
       if (pred(last)) return last;
-    } catch { /* restarting */ }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last ${JSON.stringify(last)}\n${d.output().slice(-3000)}`);
+    } catch {
+      /* restarting */
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last ${JSON.stringify(last)}\n${d.output().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -57,8 +76,17 @@ before(async () => {
   root = mkdtempSync(join(tmpdir(), 'talon-e2e-prov-'));
   fleetDir = join(root, 'fleet');
   const port = await freePort();
-  const init = cli(['fleet', 'init', '--out', fleetDir, '--fleet-id', 'vineyard', '--broker-url', `mqtt://127.0.0.1:${port}`,
-    ...(process.getuid?.() === 0 ? ['--broker-user', 'root'] : [])]);
+  const init = cli([
+    'fleet',
+    'init',
+    '--out',
+    fleetDir,
+    '--fleet-id',
+    'vineyard',
+    '--broker-url',
+    `mqtt://127.0.0.1:${port}`,
+    ...(process.getuid?.() === 0 ? ['--broker-user', 'root'] : []),
+  ]);
   assert.equal(init.status, 0, init.stderr);
   broker = await startMosquitto({ configFile: join(fleetDir, 'broker', 'mosquitto.conf'), port });
 });
@@ -70,15 +98,32 @@ after(async () => {
 });
 
 test('a generic device is provisioned by the CLI; power cut mid-apply ends in the old or new generation and the agent finishes', async () => {
-  const bootstrap = JSON.parse(readFileSync(join(fleetDir, 'device-bootstrap.json'), 'utf8')) as Record<string, unknown>;
-  daemon = await startDaemon({ hands: [], drivers: [], deviceName: 'generic', provisioning: { ...bootstrap, healthWindowMs: 2500 } });
+  const bootstrap = JSON.parse(readFileSync(join(fleetDir, 'device-bootstrap.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  daemon = await startDaemon({
+    hands: [],
+    drivers: [],
+    deviceName: 'generic',
+    provisioning: { ...bootstrap, healthWindowMs: 2500 },
+  });
   const d0 = daemon;
   const deviceId = d0.deviceId();
-  await until<Status>(d0, '/api/v1/provisioning', (s) => s.state === 'announcing' && s.broker?.connected === true, 'announcing');
+  await until<Status>(
+    d0,
+    '/api/v1/provisioning',
+    (s) => s.state === 'announcing' && s.broker?.connected === true,
+    'announcing',
+  );
 
   // the operator sees it
   let listed = '';
-  await waitFor(() => (listed = talon('devices', '--json').stdout).includes(deviceId), 'the device in `talon fleet devices`', 15_000);
+  await waitFor(
+    () => (listed = talon('devices', '--json').stdout).includes(deviceId),
+    'the device in `talon fleet devices`',
+    15_000,
+  );
 
   const old = await get<Current>(d0, '/api/v1/config');
   const cfg = JSON.parse(readFileSync(d0.configFile, 'utf8')) as Record<string, unknown>;
@@ -96,28 +141,53 @@ test('a generic device is provisioned by the CLI; power cut mid-apply ends in th
   const d1 = daemon;
   const now = await get<Current>(d1, '/api/v1/config');
   const next = validateConfig({ ...now.config });
-  assert.ok(now.hash === old.hash || now.config.deviceName === 'vine-row-3', 'the old generation or the new one, nothing between');
+  assert.ok(
+    now.hash === old.hash || now.config.deviceName === 'vine-row-3',
+    'the old generation or the new one, nothing between',
+  );
   assert.equal(configHash(next), now.hash, 'the config in force validates as it is');
-  const done = await until<Status>(d1, '/api/v1/provisioning', (s) => s.state === 'provisioned' && s.pending === undefined, 'the agent finished the apply');
+  const done = await until<Status>(
+    d1,
+    '/api/v1/provisioning',
+    (s) => s.state === 'provisioned' && s.pending === undefined,
+    'the agent finished the apply',
+  );
   assert.equal(done.lastResult?.outcome, 'applied');
   const fin = await get<Current>(d1, '/api/v1/config');
   assert.equal(fin.config.deviceName, 'vine-row-3');
-  await until<Status>(d1, '/api/v1/provisioning', (s) => s.broker?.kind === 'fleet' && s.broker.connected, 'on the fleet broker with its own user');
+  await until<Status>(
+    d1,
+    '/api/v1/provisioning',
+    (s) => s.broker?.kind === 'fleet' && s.broker.connected,
+    'on the fleet broker with its own user',
+  );
 
   // the operator's registry has the signed ack
-  const devices = JSON.parse(talon('devices', '--json').stdout) as { devices?: Array<{ deviceId: string; state: string }> } | Array<{ deviceId: string; state: string }>;
-  const list = Array.isArray(devices) ? devices : devices.devices ?? [];
+  const devices = JSON.parse(talon('devices', '--json').stdout) as
+    | { devices?: Array<{ deviceId: string; state: string }> }
+    | Array<{ deviceId: string; state: string }>;
+  const list = Array.isArray(devices) ? devices : (devices.devices ?? []);
   assert.equal(list.find((x) => x.deviceId === deviceId)?.state, 'provisioned');
 
   // decommission through the CLI: back to the bootstrap config, announcing again
   const dec = talon('decommission', deviceId, '--timeout', '20');
   assert.equal(dec.status, 0, dec.stderr + dec.stdout);
-  await until<Status>(d1, '/api/v1/provisioning', (s) => s.state === 'decommissioned' && s.broker?.kind === 'bootstrap' && s.broker.connected, 'decommissioned');
-  const back = await until<Current>(d1, '/api/v1/config', (c) => c.config.deviceName === 'generic', 'the bootstrap config');
+  await until<Status>(
+    d1,
+    '/api/v1/provisioning',
+    (s) => s.state === 'decommissioned' && s.broker?.kind === 'bootstrap' && s.broker.connected,
+    'decommissioned',
+  );
+  const back = await until<Current>(
+    d1,
+    '/api/v1/config',
+    (c) => c.config.deviceName === 'generic',
+    'the bootstrap config',
+  );
   assert.equal(back.config.provisioning?.fleet, 'vineyard');
 });
 
-test('`talon fleet provision` waits for the real device\'s signed ack; a bad config is refused by the device and nothing changes', async () => {
+test("`talon fleet provision` waits for the real device's signed ack; a bad config is refused by the device and nothing changes", async () => {
   const d = daemon!;
   const deviceId = d.deviceId();
   await until<Status>(d, '/api/v1/provisioning', (s) => s.broker?.connected === true, 'connected');
@@ -128,7 +198,12 @@ test('`talon fleet provision` waits for the real device\'s signed ack; a bad con
   const ok = talon('provision', deviceId, '--config', good, '--timeout', '60');
   assert.equal(ok.status, 0, ok.stderr + ok.stdout);
   assert.match(ok.stdout, /applied/);
-  const applied = await until<Current>(d, '/api/v1/config', (c) => c.config.deviceName === 'vine-row-4', 'the new config in force');
+  const applied = await until<Current>(
+    d,
+    '/api/v1/config',
+    (c) => c.config.deviceName === 'vine-row-4',
+    'the new config in force',
+  );
 
   // the device's own validation refuses it (the CLI is told to skip its own check, as a broken operator tool might)
   const bad = join(root, 'bad.json');
@@ -138,7 +213,10 @@ test('`talon fleet provision` waits for the real device\'s signed ack; a bad con
   assert.match(refused.stdout + refused.stderr, /rejected|CONFIG_INVALID/);
   const after = await get<Current>(d, '/api/v1/config');
   assert.equal(after.hash, applied.hash, 'nothing applied');
-  const audit = await get<{ items: Array<{ action: string; decision: string }> }>(d, '/api/v1/audit?action=provision.reject');
+  const audit = await get<{ items: Array<{ action: string; decision: string }> }>(
+    d,
+    '/api/v1/audit?action=provision.reject',
+  );
   assert.ok(audit.items.length >= 1, 'the refusal is audited');
 });
 
@@ -149,13 +227,34 @@ test('TALON_HTTP and TALON_MQTT apply over the provisioned config as over a file
   await d.stop('SIGTERM');
   const httpPort = await freePort();
   const mqttPort = await freePort();
-  const t = spawnTalon(['run', '--config', d.configFile], { TALON_HTTP: `127.0.0.1:${httpPort}`, TALON_MQTT: `127.0.0.1:${mqttPort}` });
+  const t = spawnTalon(['run', '--config', d.configFile], {
+    TALON_HTTP: `127.0.0.1:${httpPort}`,
+    TALON_MQTT: `127.0.0.1:${mqttPort}`,
+  });
   try {
-    const e: Daemon = { ...d, proc: t.proc, httpPort, mqttPort, output: t.output, exited: t.exited, stop: async (sig = 'SIGTERM') => { t.proc.kill(sig); return t.exited; } };
+    const e: Daemon = {
+      ...d,
+      proc: t.proc,
+      httpPort,
+      mqttPort,
+      output: t.output,
+      exited: t.exited,
+      stop: async (sig = 'SIGTERM') => {
+        t.proc.kill(sig);
+        return t.exited;
+      },
+    };
     const now = await until<Current>(e, '/api/v1/config', () => true, 'the daemon on the TALON_HTTP port');
-    assert.equal(now.hash, before.hash, 'the provisioned generation is still in force, unchanged: the variables are not in it');
+    assert.equal(
+      now.hash,
+      before.hash,
+      'the provisioned generation is still in force, unchanged: the variables are not in it',
+    );
     assert.equal(now.config.http.port, d.httpPort);
-    const runtime = JSON.parse(readFileSync(join(d.dataDir, 'runtime.json'), 'utf8')) as { http: { port: number }; mqtt?: { port: number } };
+    const runtime = JSON.parse(readFileSync(join(d.dataDir, 'runtime.json'), 'utf8')) as {
+      http: { port: number };
+      mqtt?: { port: number };
+    };
     assert.equal(runtime.http.port, httpPort);
     assert.equal(runtime.mqtt?.port, mqttPort);
     const c = await connectClient(`mqtt://127.0.0.1:${mqttPort}`);
@@ -171,10 +270,32 @@ test('TALON_HTTP and TALON_MQTT apply over the provisioned config as over a file
   }
   // the same variables at the next start (a systemd unit's Environment=): still laid over the same generation
   await daemon.stop('SIGTERM');
-  const t2 = spawnTalon(['run', '--config', d.configFile], { TALON_HTTP: `127.0.0.1:${httpPort}`, TALON_MQTT: `127.0.0.1:${mqttPort}` });
-  const e2: Daemon = { ...d, proc: t2.proc, httpPort, mqttPort, output: t2.output, exited: t2.exited, stop: async (sig = 'SIGTERM') => { t2.proc.kill(sig); return t2.exited; } };
+  const t2 = spawnTalon(['run', '--config', d.configFile], {
+    TALON_HTTP: `127.0.0.1:${httpPort}`,
+    TALON_MQTT: `127.0.0.1:${mqttPort}`,
+  });
+  const e2: Daemon = {
+    ...d,
+    proc: t2.proc,
+    httpPort,
+    mqttPort,
+    output: t2.output,
+    exited: t2.exited,
+    stop: async (sig = 'SIGTERM') => {
+      t2.proc.kill(sig);
+      return t2.exited;
+    },
+  };
   daemon = e2;
-  const again = await until<Current>(e2, '/api/v1/config', () => true, `the daemon on the TALON_HTTP port again\n${t2.output().slice(-2000)}`);
+  const again = await until<Current>(
+    e2,
+    '/api/v1/config',
+    () => true,
+    `the daemon on the TALON_HTTP port again\n${t2.output().slice(-2000)}`,
+  );
   assert.equal(again.hash, before.hash);
-  assert.equal((JSON.parse(readFileSync(join(d.dataDir, 'runtime.json'), 'utf8')) as { mqtt?: { port: number } }).mqtt?.port, mqttPort);
+  assert.equal(
+    (JSON.parse(readFileSync(join(d.dataDir, 'runtime.json'), 'utf8')) as { mqtt?: { port: number } }).mqtt?.port,
+    mqttPort,
+  );
 });

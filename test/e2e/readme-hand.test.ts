@@ -34,10 +34,13 @@ async function until<T>(what: string, fn: () => T | undefined | false, ms = 15_0
   }
 }
 
-test('the README\'s Hand example bundles, applies to a running daemon, and runs as described', { timeout: 120_000 }, async () => {
+test("the README's Hand example bundles, applies to a running daemon, and runs as described", {
+  timeout: 120_000,
+}, async () => {
   ensureBuilt();
   const b = blocks();
-  for (const k of ['hand.ts', 'bundle', 'talon.yaml', 'run']) assert.ok(b.has(k), `README.md has no <!-- test:readme-hand ${k} --> block`);
+  for (const k of ['hand.ts', 'bundle', 'talon.yaml', 'run'])
+    assert.ok(b.has(k), `README.md has no <!-- test:readme-hand ${k} --> block`);
 
   const dir = mkdtempSync(join(tmpdir(), 'talon-readme-'));
   let d: Awaited<ReturnType<typeof startDaemon>> | undefined;
@@ -49,7 +52,10 @@ test('the README\'s Hand example bundles, applies to a running daemon, and runs 
     // the bundle command as written, with this repo's esbuild
     const cmd = b.get('bundle')!.trim();
     assert.match(cmd, /^npx esbuild hand\.ts --bundle --platform=node --format=cjs --outfile=hand\.cjs$/);
-    const esbuild = spawnSync(join(ROOT, 'node_modules', '.bin', 'esbuild'), cmd.split(/\s+/).slice(2), { cwd: dir, encoding: 'utf8' });
+    const esbuild = spawnSync(join(ROOT, 'node_modules', '.bin', 'esbuild'), cmd.split(/\s+/).slice(2), {
+      cwd: dir,
+      encoding: 'utf8',
+    });
     assert.equal(esbuild.status, 0, esbuild.stderr);
     assert.ok(existsSync(join(dir, 'hand.cjs')));
 
@@ -69,14 +75,33 @@ test('the README\'s Hand example bundles, applies to a running daemon, and runs 
     writeFileSync(join(dir, 'talon.yaml'), stringify(cfg));
 
     // the run block, command by command
-    const run = b.get('run')!.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter(Boolean);
-    assert.deepEqual(run, ['talon config validate talon.yaml', 'talon config apply talon.yaml', 'talon hands list',
-      'mosquitto_pub -t "talon/$DEVICE_ID/tally/ping" -m hello', 'talon hands logs tally'], 'the commands this test runs');
+    const run = b
+      .get('run')!
+      .split('\n')
+      .map((l) => l.replace(/#.*$/, '').trim())
+      .filter(Boolean);
+    assert.deepEqual(
+      run,
+      [
+        'talon config validate talon.yaml',
+        'talon config apply talon.yaml',
+        'talon hands list',
+        'mosquitto_pub -t "talon/$DEVICE_ID/tally/ping" -m hello',
+        'talon hands logs tally',
+      ],
+      'the commands this test runs',
+    );
     const talon = (args: string[]) => cli(args);
-    const v = spawnSync(process.execPath, [join(ROOT, 'dist', 'talon.cjs'), 'config', 'validate', 'talon.yaml'], { cwd: dir, encoding: 'utf8' });
+    const v = spawnSync(process.execPath, [join(ROOT, 'dist', 'talon.cjs'), 'config', 'validate', 'talon.yaml'], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
     assert.equal(v.status, 0, v.stderr);
     assert.match(v.stdout, /^OK: .*\(1 Hand, data in /);
-    const a = spawnSync(process.execPath, [join(ROOT, 'dist', 'talon.cjs'), 'config', 'apply', 'talon.yaml'], { cwd: dir, encoding: 'utf8' });
+    const a = spawnSync(process.execPath, [join(ROOT, 'dist', 'talon.cjs'), 'config', 'apply', 'talon.yaml'], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
     assert.equal(a.status, 0, a.stdout + a.stderr);
     assert.match(a.stdout, /applied as generation \d+; restarted: tally/);
 

@@ -30,10 +30,18 @@ test('a sealed key reaches the provider and nowhere else', async () => {
   const set = setSecret(first.dataDir, 'openai-key', KEY);
   assert.equal(set.status, 0, set.stderr);
 
-  const d = await startDaemon({
-    hands: [], drivers: [],
-    llm: { providers: [{ name: 'cloud', kind: 'openai', baseUrl: fake.url, model: 'gpt-test', apiKeySecret: 'openai-key' }] },
-  }, { dataDir: first.dataDir });
+  const d = await startDaemon(
+    {
+      hands: [],
+      drivers: [],
+      llm: {
+        providers: [
+          { name: 'cloud', kind: 'openai', baseUrl: fake.url, model: 'gpt-test', apiKeySecret: 'openai-key' },
+        ],
+      },
+    },
+    { dataDir: first.dataDir },
+  );
   try {
     // async: the fake server lives in this process, so a blocking spawnSync would starve it
     const chat = spawnTalon(['llm', 'chat', 'hi', '--json', '--data', d.dataDir]);
@@ -42,7 +50,10 @@ test('a sealed key reaches the provider and nowhere else', async () => {
 
     const list = cli(['secrets', 'list', '--json', '--data', d.dataDir]);
     assert.equal(list.status, 0, list.stderr);
-    assert.deepEqual((JSON.parse(list.stdout) as Array<{ name: string }>).map((x) => x.name), ['openai-key']);
+    assert.deepEqual(
+      (JSON.parse(list.stdout) as Array<{ name: string }>).map((x) => x.name),
+      ['openai-key'],
+    );
     assert.ok(!list.stdout.includes(KEY));
 
     // through the running daemon: set another, delete it, bad names refused
@@ -62,15 +73,27 @@ test('a sealed key reaches the provider and nowhere else', async () => {
   }
   // nothing on disk holds the key in plain text
   const dbDir = join(first.dataDir, 'db');
-  for (const f of readdirSync(dbDir)) assert.ok(!readFileSync(join(dbDir, f)).includes(Buffer.from(KEY)), `${f} holds the key in plain text`);
+  for (const f of readdirSync(dbDir))
+    assert.ok(!readFileSync(join(dbDir, f)).includes(Buffer.from(KEY)), `${f} holds the key in plain text`);
 });
 
 test('a provider whose sealed key is missing stops the start with a clear message', async () => {
   const first = await startDaemon({ hands: [], drivers: [] });
   assert.equal(await first.stop(), 0);
-  const { file } = await import('../helpers/daemon.ts').then((m) => m.writeConfig({
-    hands: [], drivers: [], llm: { providers: [{ name: 'cloud', kind: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'm', apiKeySecret: 'missing' }] },
-  }, first.dataDir));
+  const { file } = await import('../helpers/daemon.ts').then((m) =>
+    m.writeConfig(
+      {
+        hands: [],
+        drivers: [],
+        llm: {
+          providers: [
+            { name: 'cloud', kind: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'm', apiKeySecret: 'missing' },
+          ],
+        },
+      },
+      first.dataDir,
+    ),
+  );
   const r = spawnSync(process.execPath, [TALON, 'run', '--config', file], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(r.status, 2, r.stdout + r.stderr);
   assert.match(r.stderr + r.stdout, /sealed secret "missing".*talon secrets set missing/);

@@ -20,8 +20,18 @@ import { ensureBuilt, startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { fixture } from '../helpers/fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-interface HandStatus { state: string; restarts: number; since: number }
-interface Entry { seq: number; action: string; decision: string; subject: string; detail: Record<string, unknown> }
+interface HandStatus {
+  state: string;
+  restarts: number;
+  since: number;
+}
+interface Entry {
+  seq: number;
+  action: string;
+  decision: string;
+  subject: string;
+  detail: Record<string, unknown>;
+}
 
 /** mounts a tmpfs of `size`; returns the reason it cannot, or null */
 function mountTmpfs(dir: string, size: string): string | null {
@@ -71,9 +81,17 @@ test('a full data folder: privileged actions refused and not carried out, /healt
     d = await startDaemon({ hands: [{ name: 'idle', module: idle }] }, { dataDir });
     const base = `http://127.0.0.1:${d.httpPort}`;
     const token = d.token();
-    const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any; headers: Headers }> => {
+    const call = async (
+      method: string,
+      path: string,
+      body?: unknown,
+    ): Promise<{ status: number; json: any; headers: Headers }> => {
       const r = await fetch(`${base}${path}`, {
-        method, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
       return { status: r.status, json: await r.json(), headers: r.headers };
@@ -127,7 +145,11 @@ test('a full data folder: privileged actions refused and not carried out, /healt
 
     const sick = await fetch(`${base}/healthz`);
     assert.equal(sick.status, 503);
-    const sickBody = await sick.json() as { status: string; checks: Record<string, boolean>; problems: Record<string, string> };
+    const sickBody = (await sick.json()) as {
+      status: string;
+      checks: Record<string, boolean>;
+      problems: Record<string, string>;
+    };
     assert.equal(sickBody.status, 'unavailable');
     assert.equal(sickBody.checks.store, false);
     assert.equal(sickBody.checks.audit, false);
@@ -149,7 +171,13 @@ test('a full data folder: privileged actions refused and not carried out, /healt
 
     const gaps = (await call('GET', '/api/v1/audit?action=audit.gap')).json.items as Entry[];
     assert.equal(gaps.length, 1, JSON.stringify(gaps));
-    const gap = gaps[0]!.detail as { from: number; to: number; refused: number; actions: Record<string, number>; error: string };
+    const gap = gaps[0]!.detail as {
+      from: number;
+      to: number;
+      refused: number;
+      actions: Record<string, number>;
+      error: string;
+    };
     assert.equal(gap.actions['api.hands.restart'], 5);
     assert.equal(gap.actions['auth.token.create'], 1);
     assert.ok(gap.refused >= 7, `refused ${gap.refused}`);
@@ -167,16 +195,33 @@ test('a full data folder: privileged actions refused and not carried out, /healt
     client = null;
     assert.equal(await d.stop(), 0, d.output());
     d = await startDaemon({}, { configFile: d.configFile });
-    const again = (await (await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/audit?action=audit.gap`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: Entry[] };
+    const again = (await (
+      await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/audit?action=audit.gap`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { items: Entry[] };
     assert.equal(again.items.length, 1);
-    const restartsAgain = (await (await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/audit?action=api.hands.restart`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: Entry[] };
-    assert.deepEqual(restartsAgain.items.map((e) => e.seq), restarts.map((e) => e.seq));
+    const restartsAgain = (await (
+      await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/audit?action=api.hands.restart`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { items: Entry[] };
+    assert.deepEqual(
+      restartsAgain.items.map((e) => e.seq),
+      restarts.map((e) => e.seq),
+    );
     const verify2 = await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/audit/verify`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ from: 'start' }),
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: 'start' }),
     });
-    const report = await verify2.json() as { ok: boolean };
+    const report = (await verify2.json()) as { ok: boolean };
     assert.equal(report.ok, true, JSON.stringify(report));
-    const notes = (await (await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/audit?action=audit.*`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: Entry[] };
+    const notes = (await (
+      await fetch(`http://127.0.0.1:${d.httpPort}/api/v1/audit?action=audit.*`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { items: Entry[] };
     assert.ok(!notes.items.some((e) => e.action === 'audit.broken'), JSON.stringify(notes.items));
   } finally {
     await client?.endAsync().catch(() => {});

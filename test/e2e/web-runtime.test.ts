@@ -39,31 +39,56 @@ function nextRestart(h: KernelHost): Promise<Kernel> {
   });
 }
 
-interface Reply { status: number; json: any; text: string }
+interface Reply {
+  status: number;
+  json: any;
+  text: string;
+}
 
 function request(method: string, path: string, body?: unknown): Promise<Reply> {
   const { host: h, port } = host.kernel.http.address();
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ host: h, port, method, path, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        let json: unknown;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode ?? 0, json, text });
-      });
-    });
+    const req = http.request(
+      {
+        host: h,
+        port,
+        method,
+        path,
+        headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, json, text });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
 }
 
-interface SseEvent { event: string; data: any; id?: string }
+interface SseEvent {
+  event: string;
+  data: any;
+  id?: string;
+}
 
 /** Opens an event stream; `until` decides when to stop reading (the connection is then dropped). */
-function sse(path: string, until: (events: SseEvent[]) => boolean, headers: Record<string, string> = {}): Promise<{ events: SseEvent[]; type: string }> {
+function sse(
+  path: string,
+  until: (events: SseEvent[]) => boolean,
+  headers: Record<string, string> = {},
+): Promise<{ events: SseEvent[]; type: string }> {
   const { host: h, port } = host.kernel.http.address();
   return new Promise((resolve, reject) => {
     const events: SseEvent[] = [];
@@ -114,7 +139,8 @@ before(async () => {
   idle = await fixture('idle');
   dataDir = mkdtempSync(join(tmpdir(), 'talon-webrt-'));
   fileConfig = validateConfig({
-    dataDir, deviceName: 'from-file',
+    dataDir,
+    deviceName: 'from-file',
     http: { host: '127.0.0.1', port: 0 },
     bus: { embedded: { enabled: true, listen: { host: '127.0.0.1', port: 0 } } },
     hands: [{ name: 'idle', module: idle }],
@@ -158,7 +184,10 @@ test('stats sample shape; the stream sends `stats` events as text/event-stream',
   assert.ok(s.disk.totalBytes > 0 && s.disk.usedBytes <= s.disk.totalBytes);
   assert.equal(s.disk.path, dataDir);
   assert.ok(s.network.rxBytesPerSec >= 0 && s.network.txBytesPerSec >= 0);
-  assert.deepEqual(s.hands.map((h: { name: string }) => h.name), ['idle']);
+  assert.deepEqual(
+    s.hands.map((h: { name: string }) => h.name),
+    ['idle'],
+  );
   const info = await request('GET', '/api/v1/system');
   assert.equal(info.json.deviceId, host.kernel.deviceId);
   assert.equal(Buffer.from(info.json.publicKey, 'base64').length, 32);
@@ -174,7 +203,9 @@ test('bus: a test message shows in recent traffic; kernel-reserved topics and pa
   assert.equal(r.json.topic, `talon/${host.kernel.deviceId}/test/hello`);
   let found: { payload: string; truncated: boolean; bytes: number } | undefined;
   for (let i = 0; i < 100 && !found; i++) {
-    found = (await request('GET', '/api/v1/bus/recent?filter=test/%23')).json.messages.find((m: { topic: string }) => m.topic === 'test/hello');
+    found = (await request('GET', '/api/v1/bus/recent?filter=test/%23')).json.messages.find(
+      (m: { topic: string }) => m.topic === 'test/hello',
+    );
     if (!found) await new Promise((res) => setTimeout(res, 20));
   }
   assert.ok(found);
@@ -194,7 +225,10 @@ test('bus: a test message shows in recent traffic; kernel-reserved topics and pa
 test('a Hands-only config change reconciles that Hand and keeps the kernel', async () => {
   const k = host.kernel;
   const cur = (await request('GET', '/api/v1/config')).json;
-  const next = { ...cur.config, hands: [...cur.config.hands, { name: 'idle2', module: idle, enabled: true, settings: {} }] };
+  const next = {
+    ...cur.config,
+    hands: [...cur.config.hands, { name: 'idle2', module: idle, enabled: true, settings: {} }],
+  };
   const r = await request('PUT', '/api/v1/config', { config: next, baseGeneration: cur.generation });
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.json, { generation: cur.generation + 1, changed: true, restarted: ['idle2'] });
@@ -208,7 +242,9 @@ test('a Hands-only config change reconciles that Hand and keeps the kernel', asy
   const stale = await request('PUT', '/api/v1/config', { config: cur.config, baseGeneration: cur.generation });
   assert.equal(stale.status, 409);
   assert.equal(stale.json.error.code, 'CONFLICT');
-  const bad = await request('PUT', '/api/v1/config', { config: { ...cur.config, http: { ...cur.config.http, port: 'x' } } });
+  const bad = await request('PUT', '/api/v1/config', {
+    config: { ...cur.config, http: { ...cur.config.http, port: 'x' } },
+  });
   assert.equal(bad.status, 400);
   assert.ok(bad.json.error.details.errors.some((e: { path: string }) => e.path === 'http.port'));
 });
@@ -244,10 +280,17 @@ test('chat: a stream dropped by the client and resumed from its offset gets exac
   assert.equal(p.status, 202, p.text);
   assert.equal(p.json.assistant.status, 'streaming');
   const mid = p.json.assistant.id as string;
-  const first = await sse(`/api/v1/chat/${id}/messages/${mid}/stream?from=0`, (ev) => ev.some((e) => e.event === 'delta'));
-  const shown = first.events.filter((e) => e.event === 'delta').map((e) => e.data.text as string).join('');
+  const first = await sse(`/api/v1/chat/${id}/messages/${mid}/stream?from=0`, (ev) =>
+    ev.some((e) => e.event === 'delta'),
+  );
+  const shown = first.events
+    .filter((e) => e.event === 'delta')
+    .map((e) => e.data.text as string)
+    .join('');
   assert.ok(shown.length > 0);
-  const rest = await sse(`/api/v1/chat/${id}/messages/${mid}/stream?from=${shown.length}`, (ev) => ev.some((e) => e.event === 'done' || e.event === 'error'));
+  const rest = await sse(`/api/v1/chat/${id}/messages/${mid}/stream?from=${shown.length}`, (ev) =>
+    ev.some((e) => e.event === 'done' || e.event === 'error'),
+  );
   const deltas = rest.events.filter((e) => e.event === 'delta');
   if (deltas.length > 0) assert.equal(deltas[0]!.data.offset, shown.length);
   const done = rest.events.at(-1)!;
@@ -255,10 +298,21 @@ test('chat: a stream dropped by the client and resumed from its offset gets exac
   assert.equal(shown + deltas.map((e) => e.data.text as string).join(''), 'The quick brown fox jumps.');
   assert.equal(done.data.content, 'The quick brown fox jumps.');
   // Last-Event-ID resumes the same way
-  const again = await sse(`/api/v1/chat/${id}/messages/${mid}/stream`, (ev) => ev.some((e) => e.event === 'done'), { 'last-event-id': '4' });
-  assert.equal(again.events.filter((e) => e.event === 'delta').map((e) => e.data.text).join(''), 'quick brown fox jumps.');
+  const again = await sse(`/api/v1/chat/${id}/messages/${mid}/stream`, (ev) => ev.some((e) => e.event === 'done'), {
+    'last-event-id': '4',
+  });
+  assert.equal(
+    again.events
+      .filter((e) => e.event === 'delta')
+      .map((e) => e.data.text)
+      .join(''),
+    'quick brown fox jumps.',
+  );
   const stored = (await request('GET', `/api/v1/chat/${id}`)).json;
-  assert.deepEqual(stored.messages.map((m: { role: string; status: string }) => `${m.role}:${m.status}`), ['user:done', 'assistant:done']);
+  assert.deepEqual(
+    stored.messages.map((m: { role: string; status: string }) => `${m.role}:${m.status}`),
+    ['user:done', 'assistant:done'],
+  );
 });
 
 test('chat: a kernel restart mid-answer leaves the message as an error, never as a whole answer', async () => {
@@ -275,14 +329,21 @@ test('chat: a kernel restart mid-answer leaves the message as an error, never as
   assert.equal(after.status, 'error');
   assert.equal(after.error.code, 'INTERRUPTED');
   assert.equal(after.content, 'Partial ');
-  const s = await sse(`/api/v1/chat/${id}/messages/${mid}/stream?from=8`, (ev) => ev.some((e) => e.event === 'error' || e.event === 'done'));
+  const s = await sse(`/api/v1/chat/${id}/messages/${mid}/stream?from=8`, (ev) =>
+    ev.some((e) => e.event === 'error' || e.event === 'done'),
+  );
   assert.equal(s.events.at(-1)!.event, 'error');
 });
 
 test('Hand settings: schema from the manifest, validated with the path, applied as a generation; chat with the Hand streams its answer', async () => {
   const talker = await fixture('talker');
   const cur = (await request('GET', '/api/v1/config')).json;
-  const add = await request('PUT', '/api/v1/config', { config: { ...cur.config, hands: [...cur.config.hands, { name: 'talker', module: talker, settings: { greeting: 'good day' } }] } });
+  const add = await request('PUT', '/api/v1/config', {
+    config: {
+      ...cur.config,
+      hands: [...cur.config.hands, { name: 'talker', module: talker, settings: { greeting: 'good day' } }],
+    },
+  });
   assert.equal(add.status, 200, add.text);
   const waitRunning = async (): Promise<void> => {
     for (let i = 0; i < 200; i++) {
@@ -300,20 +361,28 @@ test('Hand settings: schema from the manifest, validated with the path, applied 
   const bad = await request('PUT', '/api/v1/hands/talker/settings', { settings: { greeting: 'hi', times: 9 } });
   assert.equal(bad.status, 400, bad.text);
   assert.equal(bad.json.error.code, 'CONFIG_INVALID');
-  assert.deepEqual(bad.json.error.details.errors.map((e: { path: string }) => e.path), ['times']);
+  assert.deepEqual(
+    bad.json.error.details.errors.map((e: { path: string }) => e.path),
+    ['times'],
+  );
 
   const gen = (await request('GET', '/api/v1/config')).json.generation;
   const ok = await request('PUT', '/api/v1/hands/talker/settings', { settings: { greeting: 'hi you', times: 2 } });
   assert.equal(ok.status, 200, ok.text);
   assert.equal(ok.json.generation, gen + 1);
   await waitRunning();
-  assert.deepEqual((await request('GET', '/api/v1/hands/talker/settings')).json.settings, { greeting: 'hi you', times: 2 });
+  assert.deepEqual((await request('GET', '/api/v1/hands/talker/settings')).json.settings, {
+    greeting: 'hi you',
+    times: 2,
+  });
 
   const c = await request('POST', '/api/v1/chat', { target: 'hand:talker' });
   const id = c.json.conversation.id as string;
   const p = await request('POST', `/api/v1/chat/${id}/messages`, { content: 'ping' });
   const mid = p.json.assistant.id as string;
-  const s2 = await sse(`/api/v1/chat/${id}/messages/${mid}/stream`, (ev) => ev.some((e) => e.event === 'done' || e.event === 'error'));
+  const s2 = await sse(`/api/v1/chat/${id}/messages/${mid}/stream`, (ev) =>
+    ev.some((e) => e.event === 'done' || e.event === 'error'),
+  );
   const done = s2.events.at(-1)!;
   assert.equal(done.event, 'done', JSON.stringify(done.data));
   assert.equal(done.data.content, 'hi you hi you (you said: ping)');
@@ -328,10 +397,25 @@ test('sensor and alert streams relay bus messages; alerts without a Monitoring H
   const alerts = sse('/api/v1/alerts/stream', (ev) => ev.some((e) => e.event === 'alert'));
   // the streams subscribe before their headers go out; publish until each has seen one
   let done = false;
-  void Promise.all([sensors, alerts]).finally(() => { done = true; });
+  void Promise.all([sensors, alerts]).finally(() => {
+    done = true;
+  });
   for (let i = 0; i < 200 && !done; i++) {
-    await host.kernel.bus.publish(`${root}/sensors/room.temp`, JSON.stringify({ sensor: 'room.temp', value: 21.5, ts: 1 }));
-    await request('POST', '/api/v1/bus/publish', { topic: 'alerts/warning', payload: JSON.stringify({ id: 'a1', sensor: 'room.temp', rule: 'above', severity: 'warning', state: 'firing', ts: 2 }) });
+    await host.kernel.bus.publish(
+      `${root}/sensors/room.temp`,
+      JSON.stringify({ sensor: 'room.temp', value: 21.5, ts: 1 }),
+    );
+    await request('POST', '/api/v1/bus/publish', {
+      topic: 'alerts/warning',
+      payload: JSON.stringify({
+        id: 'a1',
+        sensor: 'room.temp',
+        rule: 'above',
+        severity: 'warning',
+        state: 'firing',
+        ts: 2,
+      }),
+    });
     await new Promise((res) => setTimeout(res, 25));
   }
   const s = (await sensors).events.find((e) => e.event === 'reading')!;

@@ -26,8 +26,14 @@ export async function openBrowser(baseURL: string): Promise<BrowserSession> {
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
     ],
     timeout: 60_000,
   });
@@ -38,10 +44,15 @@ export async function openBrowser(baseURL: string): Promise<BrowserSession> {
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`console: ${m.text()}`);
   });
-  page.on('pageerror', (e) => problems.push(`pageerror at ${page.url()}: ${e.message} ${(e.stack ?? '').split('\n').slice(1, 3).join(' ')}`));
+  page.on('pageerror', (e) =>
+    problems.push(`pageerror at ${page.url()}: ${e.message} ${(e.stack ?? '').split('\n').slice(1, 3).join(' ')}`),
+  );
   mkdirSync(SCREENSHOTS, { recursive: true });
   return {
-    browser, context, page, problems,
+    browser,
+    context,
+    page,
+    problems,
     async screenshot(name: string, focus?: string): Promise<string> {
       const file = join(SCREENSHOTS, `${name}.png`);
       if (focus) await page.locator(focus).first().scrollIntoViewIfNeeded();

@@ -31,7 +31,10 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function writeConfig(config: Record<string, unknown>, dataDir = mkdtempSync(join(tmpdir(), 'talon-e2e-'))): Promise<{ file: string; dataDir: string; httpPort: number; mqttPort: number }> {
+export async function writeConfig(
+  config: Record<string, unknown>,
+  dataDir = mkdtempSync(join(tmpdir(), 'talon-e2e-')),
+): Promise<{ file: string; dataDir: string; httpPort: number; mqttPort: number }> {
   const httpPort = await freePort();
   const mqttPort = await freePort();
   const cfg = {
@@ -47,12 +50,22 @@ export async function writeConfig(config: Record<string, unknown>, dataDir = mkd
 }
 
 function readConfig(file: string): { file: string; dataDir: string; httpPort: number; mqttPort: number } {
-  const c = JSON.parse(readFileSync(file, 'utf8')) as { dataDir: string; http: { port: number }; bus: { embedded: { listen: { port: number } } } };
+  const c = JSON.parse(readFileSync(file, 'utf8')) as {
+    dataDir: string;
+    http: { port: number };
+    bus: { embedded: { listen: { port: number } } };
+  };
   return { file, dataDir: c.dataDir, httpPort: c.http.port, mqttPort: c.bus.embedded.listen.port };
 }
 
-export function spawnTalon(args: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const proc = spawn(process.execPath, [TALON, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnTalon(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const proc = spawn(process.execPath, [TALON, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -61,11 +74,22 @@ export function spawnTalon(args: string[], env: NodeJS.ProcessEnv = {}): { proc:
 }
 
 /** starts the daemon on a new config file, or again on an earlier one (`opts.configFile`) */
-export async function startDaemon(config: Record<string, unknown>, opts: { dataDir?: string; configFile?: string } = {}): Promise<Daemon> {
-  const { file, dataDir, httpPort, mqttPort } = opts.configFile ? readConfig(opts.configFile) : await writeConfig(config, opts.dataDir);
+export async function startDaemon(
+  config: Record<string, unknown>,
+  opts: { dataDir?: string; configFile?: string } = {},
+): Promise<Daemon> {
+  const { file, dataDir, httpPort, mqttPort } = opts.configFile
+    ? readConfig(opts.configFile)
+    : await writeConfig(config, opts.dataDir);
   const { proc, output, exited } = spawnTalon(['run', '--config', file]);
   const d: Daemon = {
-    proc, dataDir, configFile: file, httpPort, mqttPort, output, exited,
+    proc,
+    dataDir,
+    configFile: file,
+    httpPort,
+    mqttPort,
+    output,
+    exited,
     token: () => readFileSync(join(dataDir, 'cli-token'), 'utf8').trim(),
     deviceId: () => (JSON.parse(readFileSync(join(dataDir, 'runtime.json'), 'utf8')) as { deviceId: string }).deviceId,
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
@@ -79,7 +103,9 @@ export async function startDaemon(config: Record<string, unknown>, opts: { dataD
     try {
       const r = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
       if (r.status === 200 && existsSync(join(dataDir, 'runtime.json'))) return d;
-    } catch { /* not yet */ }
+    } catch {
+      /* not yet */
+    }
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
       throw new Error(`talon not healthy after 20 s:\n${output()}`);
@@ -89,7 +115,14 @@ export async function startDaemon(config: Record<string, unknown>, opts: { dataD
 }
 
 /** runs the CLI to completion */
-export function cli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [TALON, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+export function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [TALON, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

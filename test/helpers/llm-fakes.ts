@@ -78,7 +78,10 @@ export interface FakeLlm {
   close(): Promise<void>;
 }
 
-interface Frame { data: string; text: boolean }
+interface Frame {
+  data: string;
+  text: boolean;
+}
 
 type Route = 'chat' | 'models' | 'embed' | 'pull';
 
@@ -119,7 +122,10 @@ function split2(s: string): [string, string] {
 // ---------------------------------------------------------------------------------------
 // OpenAI chat completions
 
-const sse = (o: unknown, text = false): Frame => ({ data: `data: ${typeof o === 'string' ? o : JSON.stringify(o)}\n\n`, text });
+const sse = (o: unknown, text = false): Frame => ({
+  data: `data: ${typeof o === 'string' ? o : JSON.stringify(o)}\n\n`,
+  text,
+});
 
 const openai: Dialect = {
   route(method, path) {
@@ -130,46 +136,132 @@ const openai: Dialect = {
   },
   stream: (_r, req) => req.body?.stream === true,
   invalid(route, req) {
-    if (route === 'chat' && (!req.body?.model || !Array.isArray(req.body?.messages))) return "'model' and 'messages' are required";
+    if (route === 'chat' && (!req.body?.model || !Array.isArray(req.body?.messages)))
+      return "'model' and 'messages' are required";
     return null;
   },
   json(route, r, req) {
-    if (route === 'models') return { object: 'list', data: [{ id: MODEL, object: 'model', created: 1700000000, owned_by: 'fake' }, { id: 'fake-embed', object: 'model', created: 1700000000, owned_by: 'fake' }] };
+    if (route === 'models')
+      return {
+        object: 'list',
+        data: [
+          { id: MODEL, object: 'model', created: 1700000000, owned_by: 'fake' },
+          { id: 'fake-embed', object: 'model', created: 1700000000, owned_by: 'fake' },
+        ],
+      };
     if (route === 'embed') {
       const input: string[] = Array.isArray(req.body.input) ? req.body.input : [req.body.input];
-      return { object: 'list', model: req.body.model, data: input.map((t, index) => ({ object: 'embedding', index, embedding: vec(t) })), usage: { prompt_tokens: input.length, total_tokens: input.length } };
+      return {
+        object: 'list',
+        model: req.body.model,
+        data: input.map((t, index) => ({ object: 'embedding', index, embedding: vec(t) })),
+        usage: { prompt_tokens: input.length, total_tokens: input.length },
+      };
     }
     const u = r.usage ?? defaultUsage;
     const calls = r.toolCalls ?? [];
     return {
-      id: 'chatcmpl-fake', object: 'chat.completion', created: 1700000000, model: req.body.model,
-      choices: [{
-        index: 0,
-        message: {
-          role: 'assistant', content: r.text ?? (calls.length ? null : ''), refusal: null,
-          ...(calls.length ? { tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } })) } : {}),
+      id: 'chatcmpl-fake',
+      object: 'chat.completion',
+      created: 1700000000,
+      model: req.body.model,
+      choices: [
+        {
+          index: 0,
+          message: {
+            role: 'assistant',
+            content: r.text ?? (calls.length ? null : ''),
+            refusal: null,
+            ...(calls.length
+              ? {
+                  tool_calls: calls.map((c) => ({
+                    id: c.id,
+                    type: 'function',
+                    function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+                  })),
+                }
+              : {}),
+          },
+          logprobs: null,
+          finish_reason: r.finish ?? (calls.length ? 'tool_calls' : 'stop'),
         },
-        logprobs: null,
-        finish_reason: r.finish ?? (calls.length ? 'tool_calls' : 'stop'),
-      }],
+      ],
       usage: { prompt_tokens: u.input, completion_tokens: u.output, total_tokens: u.input + u.output },
     };
   },
   frames(_route, r, req) {
-    const base = { id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1700000000, model: req.body.model, system_fingerprint: 'fp_fake' };
+    const base = {
+      id: 'chatcmpl-fake',
+      object: 'chat.completion.chunk',
+      created: 1700000000,
+      model: req.body.model,
+      system_fingerprint: 'fp_fake',
+    };
     const u = r.usage ?? defaultUsage;
     const calls = r.toolCalls ?? [];
     const withUsage = req.body.stream_options?.include_usage === true;
-    const f: Frame[] = [sse({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], ...(withUsage ? { usage: null } : {}) })];
-    for (const c of chunksOf(r)) f.push(sse({ ...base, choices: [{ index: 0, delta: { content: c }, logprobs: null, finish_reason: null }], ...(withUsage ? { usage: null } : {}) }, true));
+    const f: Frame[] = [
+      sse({
+        ...base,
+        choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+        ...(withUsage ? { usage: null } : {}),
+      }),
+    ];
+    for (const c of chunksOf(r))
+      f.push(
+        sse(
+          {
+            ...base,
+            choices: [{ index: 0, delta: { content: c }, logprobs: null, finish_reason: null }],
+            ...(withUsage ? { usage: null } : {}),
+          },
+          true,
+        ),
+      );
     calls.forEach((c, index) => {
       const [a, b] = split2(JSON.stringify(c.arguments));
-      f.push(sse({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, finish_reason: null }] }));
-      f.push(sse({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: a } }] }, finish_reason: null }] }));
-      f.push(sse({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: b } }] }, finish_reason: null }] }));
+      f.push(
+        sse({
+          ...base,
+          choices: [
+            {
+              index: 0,
+              delta: { tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] },
+              finish_reason: null,
+            },
+          ],
+        }),
+      );
+      f.push(
+        sse({
+          ...base,
+          choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: a } }] }, finish_reason: null }],
+        }),
+      );
+      f.push(
+        sse({
+          ...base,
+          choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: b } }] }, finish_reason: null }],
+        }),
+      );
     });
-    f.push(sse({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: r.finish ?? (calls.length ? 'tool_calls' : 'stop') }], ...(withUsage ? { usage: null } : {}) }));
-    if (withUsage) f.push(sse({ ...base, choices: [], usage: { prompt_tokens: u.input, completion_tokens: u.output, total_tokens: u.input + u.output } }));
+    f.push(
+      sse({
+        ...base,
+        choices: [
+          { index: 0, delta: {}, logprobs: null, finish_reason: r.finish ?? (calls.length ? 'tool_calls' : 'stop') },
+        ],
+        ...(withUsage ? { usage: null } : {}),
+      }),
+    );
+    if (withUsage)
+      f.push(
+        sse({
+          ...base,
+          choices: [],
+          usage: { prompt_tokens: u.input, completion_tokens: u.output, total_tokens: u.input + u.output },
+        }),
+      );
     f.push(sse('[DONE]'));
     return f;
   },
@@ -178,8 +270,17 @@ const openai: Dialect = {
   streamType: 'text/event-stream',
   errorBody: (status, message, code) => ({
     error: {
-      message, type: status === 401 ? 'invalid_request_error' : status === 429 ? 'requests' : status >= 500 ? 'server_error' : 'invalid_request_error',
-      param: null, code: code ?? (status === 401 ? 'invalid_api_key' : status === 429 ? 'rate_limit_exceeded' : null),
+      message,
+      type:
+        status === 401
+          ? 'invalid_request_error'
+          : status === 429
+            ? 'requests'
+            : status >= 500
+              ? 'server_error'
+              : 'invalid_request_error',
+      param: null,
+      code: code ?? (status === 401 ? 'invalid_api_key' : status === 429 ? 'rate_limit_exceeded' : null),
     },
   }),
 };
@@ -187,12 +288,16 @@ const openai: Dialect = {
 // ---------------------------------------------------------------------------------------
 // Anthropic messages
 
-const ev = (type: string, o: Record<string, unknown>, text = false): Frame => ({ data: `event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`, text });
+const ev = (type: string, o: Record<string, unknown>, text = false): Frame => ({
+  data: `event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`,
+  text,
+});
 
 /** a forced tool (tool_choice {type: 'tool'}) turns the scripted JSON text into that tool's input, as the API does */
 function anthropicBlocks(r: Reply, req: Recorded): { text: string[]; tools: FakeToolCall[] } {
   const forced = req.body?.tool_choice?.type === 'tool' ? String(req.body.tool_choice.name) : undefined;
-  if (forced && r.text) return { text: [], tools: [{ id: 'toolu_forced', name: forced, arguments: JSON.parse(r.text) }] };
+  if (forced && r.text)
+    return { text: [], tools: [{ id: 'toolu_forced', name: forced, arguments: JSON.parse(r.text) }] };
   return { text: chunksOf(r), tools: r.toolCalls ?? [] };
 }
 
@@ -209,20 +314,33 @@ const anthropic: Dialect = {
     if (!req.headers['anthropic-version']) return 'anthropic-version: header is required';
     const msgs = req.body?.messages;
     if (!Array.isArray(msgs) || !msgs.length) return 'messages: at least one message is required';
-    if (msgs.some((m: any) => m.role === 'system')) return 'messages: Unexpected role "system". Use the top-level `system` parameter';
-    for (let i = 1; i < msgs.length; i++) if (msgs[i].role === msgs[i - 1].role) return 'messages: roles must alternate between "user" and "assistant"';
+    if (msgs.some((m: any) => m.role === 'system'))
+      return 'messages: Unexpected role "system". Use the top-level `system` parameter';
+    for (let i = 1; i < msgs.length; i++)
+      if (msgs[i].role === msgs[i - 1].role) return 'messages: roles must alternate between "user" and "assistant"';
     return null;
   },
   json(route, r, req) {
-    if (route === 'models') return { data: [{ type: 'model', id: MODEL, display_name: 'Fake', created_at: '2025-01-01T00:00:00Z' }], has_more: false, first_id: MODEL, last_id: MODEL };
+    if (route === 'models')
+      return {
+        data: [{ type: 'model', id: MODEL, display_name: 'Fake', created_at: '2025-01-01T00:00:00Z' }],
+        has_more: false,
+        first_id: MODEL,
+        last_id: MODEL,
+      };
     const u = r.usage ?? defaultUsage;
     const { text, tools } = anthropicBlocks(r, req);
     const content: unknown[] = [];
     if (text.length) content.push({ type: 'text', text: text.join('') });
     for (const t of tools) content.push({ type: 'tool_use', id: t.id, name: t.name, input: t.arguments });
     return {
-      id: 'msg_fake', type: 'message', role: 'assistant', model: req.body.model, content,
-      stop_reason: r.finish === 'length' ? 'max_tokens' : tools.length ? 'tool_use' : 'end_turn', stop_sequence: null,
+      id: 'msg_fake',
+      type: 'message',
+      role: 'assistant',
+      model: req.body.model,
+      content,
+      stop_reason: r.finish === 'length' ? 'max_tokens' : tools.length ? 'tool_use' : 'end_turn',
+      stop_sequence: null,
       usage: { input_tokens: u.input, output_tokens: u.output },
     };
   },
@@ -230,7 +348,18 @@ const anthropic: Dialect = {
     const u = r.usage ?? defaultUsage;
     const { text, tools } = anthropicBlocks(r, req);
     const f: Frame[] = [
-      ev('message_start', { message: { id: 'msg_fake', type: 'message', role: 'assistant', model: req.body.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: u.input, output_tokens: 1 } } }),
+      ev('message_start', {
+        message: {
+          id: 'msg_fake',
+          type: 'message',
+          role: 'assistant',
+          model: req.body.model,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: { input_tokens: u.input, output_tokens: 1 },
+        },
+      }),
     ];
     let index = 0;
     if (text.length) {
@@ -242,25 +371,48 @@ const anthropic: Dialect = {
     }
     for (const t of tools) {
       const [a, b] = split2(JSON.stringify(t.arguments));
-      f.push(ev('content_block_start', { index, content_block: { type: 'tool_use', id: t.id, name: t.name, input: {} } }));
+      f.push(
+        ev('content_block_start', { index, content_block: { type: 'tool_use', id: t.id, name: t.name, input: {} } }),
+      );
       f.push(ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: '' } }));
       f.push(ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: a } }));
       f.push(ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: b } }));
       f.push(ev('content_block_stop', { index }));
       index++;
     }
-    f.push(ev('message_delta', { delta: { stop_reason: r.finish === 'length' ? 'max_tokens' : tools.length ? 'tool_use' : 'end_turn', stop_sequence: null }, usage: { output_tokens: u.output } }));
+    f.push(
+      ev('message_delta', {
+        delta: {
+          stop_reason: r.finish === 'length' ? 'max_tokens' : tools.length ? 'tool_use' : 'end_turn',
+          stop_sequence: null,
+        },
+        usage: { output_tokens: u.output },
+      }),
+    );
     f.push(ev('message_stop', {}));
     return f;
   },
-  malformed: 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x\n\n',
+  malformed:
+    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x\n\n',
   filler: 'event: ping\ndata: {"type": "ping"}\n\n',
   streamType: 'text/event-stream; charset=utf-8',
   errorBody: (status, message, code) => ({
     type: 'error',
     error: {
-      type: code ?? status === 401 ? 'authentication_error' : status === 403 ? 'permission_error' : status === 429 ? 'rate_limit_error'
-        : status === 529 ? 'overloaded_error' : status >= 500 ? 'api_error' : status === 404 ? 'not_found_error' : 'invalid_request_error',
+      type:
+        (code ?? status === 401)
+          ? 'authentication_error'
+          : status === 403
+            ? 'permission_error'
+            : status === 429
+              ? 'rate_limit_error'
+              : status === 529
+                ? 'overloaded_error'
+                : status >= 500
+                  ? 'api_error'
+                  : status === 404
+                    ? 'not_found_error'
+                    : 'invalid_request_error',
       message,
     },
   }),
@@ -271,7 +423,15 @@ const anthropic: Dialect = {
 
 const gsse = (o: unknown, text = false): Frame => ({ data: `data: ${JSON.stringify(o)}\r\n\r\n`, text });
 
-const GEMINI_STATUS: Record<number, string> = { 400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 503: 'UNAVAILABLE' };
+const GEMINI_STATUS: Record<number, string> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  429: 'RESOURCE_EXHAUSTED',
+  500: 'INTERNAL',
+  503: 'UNAVAILABLE',
+};
 
 const gemini: Dialect = {
   route(method, path) {
@@ -284,19 +444,36 @@ const gemini: Dialect = {
   },
   stream: (_r, req) => req.path.endsWith(':streamGenerateContent'),
   invalid(route, req) {
-    if (route === 'chat' && !Array.isArray(req.body?.contents)) return '* GenerateContentRequest.contents: contents is not specified';
-    if (route === 'chat' && req.path.endsWith(':streamGenerateContent') && req.query.get('alt') !== 'sse') return 'this fake only speaks alt=sse';
+    if (route === 'chat' && !Array.isArray(req.body?.contents))
+      return '* GenerateContentRequest.contents: contents is not specified';
+    if (route === 'chat' && req.path.endsWith(':streamGenerateContent') && req.query.get('alt') !== 'sse')
+      return 'this fake only speaks alt=sse';
     return null;
   },
   json(route, r, req) {
-    if (route === 'models') return { models: [{ name: `models/${MODEL}`, displayName: 'Fake', supportedGenerationMethods: ['generateContent', 'countTokens'] }, { name: 'models/fake-embed', supportedGenerationMethods: ['embedContent'] }] };
-    if (route === 'embed') return { embeddings: (req.body.requests as any[]).map((q) => ({ values: vec(String(q.content.parts[0].text)) })) };
+    if (route === 'models')
+      return {
+        models: [
+          {
+            name: `models/${MODEL}`,
+            displayName: 'Fake',
+            supportedGenerationMethods: ['generateContent', 'countTokens'],
+          },
+          { name: 'models/fake-embed', supportedGenerationMethods: ['embedContent'] },
+        ],
+      };
+    if (route === 'embed')
+      return {
+        embeddings: (req.body.requests as any[]).map((q) => ({ values: vec(String(q.content.parts[0].text)) })),
+      };
     const u = r.usage ?? defaultUsage;
     const parts: unknown[] = [];
     if (r.text) parts.push({ text: r.text });
     for (const c of r.toolCalls ?? []) parts.push({ functionCall: { name: c.name, args: c.arguments } });
     return {
-      candidates: [{ content: { role: 'model', parts }, finishReason: r.finish === 'length' ? 'MAX_TOKENS' : 'STOP', index: 0 }],
+      candidates: [
+        { content: { role: 'model', parts }, finishReason: r.finish === 'length' ? 'MAX_TOKENS' : 'STOP', index: 0 },
+      ],
       usageMetadata: { promptTokenCount: u.input, candidatesTokenCount: u.output, totalTokenCount: u.input + u.output },
       modelVersion: MODEL,
       responseId: 'resp-fake',
@@ -310,20 +487,49 @@ const gemini: Dialect = {
     const last = { promptTokenCount: u.input, candidatesTokenCount: u.output, totalTokenCount: u.input + u.output };
     chunks.forEach((c, i) => {
       const isLast = i === chunks.length - 1 && !calls.length;
-      f.push(gsse({
-        candidates: [{ content: { role: 'model', parts: [{ text: c }] }, index: 0, ...(isLast ? { finishReason: r.finish === 'length' ? 'MAX_TOKENS' : 'STOP' } : {}) }],
-        usageMetadata: isLast ? last : { promptTokenCount: u.input, totalTokenCount: u.input },
-        modelVersion: MODEL,
-      }, true));
+      f.push(
+        gsse(
+          {
+            candidates: [
+              {
+                content: { role: 'model', parts: [{ text: c }] },
+                index: 0,
+                ...(isLast ? { finishReason: r.finish === 'length' ? 'MAX_TOKENS' : 'STOP' } : {}),
+              },
+            ],
+            usageMetadata: isLast ? last : { promptTokenCount: u.input, totalTokenCount: u.input },
+            modelVersion: MODEL,
+          },
+          true,
+        ),
+      );
     });
     if (calls.length) {
-      f.push(gsse({
-        candidates: [{ content: { role: 'model', parts: calls.map((c) => ({ functionCall: { name: c.name, args: c.arguments } })) }, finishReason: 'STOP', index: 0 }],
-        usageMetadata: last, modelVersion: MODEL,
-      }));
+      f.push(
+        gsse({
+          candidates: [
+            {
+              content: {
+                role: 'model',
+                parts: calls.map((c) => ({ functionCall: { name: c.name, args: c.arguments } })),
+              },
+              finishReason: 'STOP',
+              index: 0,
+            },
+          ],
+          usageMetadata: last,
+          modelVersion: MODEL,
+        }),
+      );
     }
     if (!chunks.length && !calls.length) {
-      f.push(gsse({ candidates: [{ content: { role: 'model', parts: [{ text: '' }] }, finishReason: 'STOP', index: 0 }], usageMetadata: last, modelVersion: MODEL }));
+      f.push(
+        gsse({
+          candidates: [{ content: { role: 'model', parts: [{ text: '' }] }, finishReason: 'STOP', index: 0 }],
+          usageMetadata: last,
+          modelVersion: MODEL,
+        }),
+      );
     }
     return f;
   },
@@ -355,20 +561,50 @@ const ollama: Dialect = {
   },
   json(route, r, req) {
     if (route === 'models') {
-      return { models: [{ name: `${MODEL}:latest`, model: `${MODEL}:latest`, modified_at: TS, size: 1000, digest: 'abc123', details: { format: 'gguf', family: 'llama', parameter_size: '1B', quantization_level: 'Q4_0' } }] };
+      return {
+        models: [
+          {
+            name: `${MODEL}:latest`,
+            model: `${MODEL}:latest`,
+            modified_at: TS,
+            size: 1000,
+            digest: 'abc123',
+            details: { format: 'gguf', family: 'llama', parameter_size: '1B', quantization_level: 'Q4_0' },
+          },
+        ],
+      };
     }
     if (route === 'embed') {
       const input: string[] = Array.isArray(req.body.input) ? req.body.input : [req.body.input];
-      return { model: req.body.model, embeddings: input.map(vec), total_duration: 1000, load_duration: 10, prompt_eval_count: input.length };
+      return {
+        model: req.body.model,
+        embeddings: input.map(vec),
+        total_duration: 1000,
+        load_duration: 10,
+        prompt_eval_count: input.length,
+      };
     }
     if (route === 'pull') return { status: 'success' };
     const u = r.usage ?? defaultUsage;
     const calls = r.toolCalls ?? [];
     return {
-      model: req.body.model, created_at: TS,
-      message: { role: 'assistant', content: r.text ?? '', ...(calls.length ? { tool_calls: calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) } : {}) },
-      done: true, done_reason: r.finish === 'length' ? 'length' : 'stop',
-      total_duration: 1000, load_duration: 10, prompt_eval_count: u.input, prompt_eval_duration: 10, eval_count: u.output, eval_duration: 100,
+      model: req.body.model,
+      created_at: TS,
+      message: {
+        role: 'assistant',
+        content: r.text ?? '',
+        ...(calls.length
+          ? { tool_calls: calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) }
+          : {}),
+      },
+      done: true,
+      done_reason: r.finish === 'length' ? 'length' : 'stop',
+      total_duration: 1000,
+      load_duration: 10,
+      prompt_eval_count: u.input,
+      prompt_eval_duration: 10,
+      eval_count: u.output,
+      eval_duration: 100,
     };
   },
   frames(route, r, req) {
@@ -385,13 +621,38 @@ const ollama: Dialect = {
       ];
     }
     const u = r.usage ?? defaultUsage;
-    const f: Frame[] = chunksOf(r).map((c) => nd({ model: req.body.model, created_at: TS, message: { role: 'assistant', content: c }, done: false }, true));
+    const f: Frame[] = chunksOf(r).map((c) =>
+      nd({ model: req.body.model, created_at: TS, message: { role: 'assistant', content: c }, done: false }, true),
+    );
     const calls = r.toolCalls ?? [];
-    if (calls.length) f.push(nd({ model: req.body.model, created_at: TS, message: { role: 'assistant', content: '', tool_calls: calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) }, done: false }));
-    f.push(nd({
-      model: req.body.model, created_at: TS, message: { role: 'assistant', content: '' }, done: true, done_reason: r.finish === 'length' ? 'length' : 'stop',
-      total_duration: 1000, load_duration: 10, prompt_eval_count: u.input, prompt_eval_duration: 10, eval_count: u.output, eval_duration: 100,
-    }));
+    if (calls.length)
+      f.push(
+        nd({
+          model: req.body.model,
+          created_at: TS,
+          message: {
+            role: 'assistant',
+            content: '',
+            tool_calls: calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })),
+          },
+          done: false,
+        }),
+      );
+    f.push(
+      nd({
+        model: req.body.model,
+        created_at: TS,
+        message: { role: 'assistant', content: '' },
+        done: true,
+        done_reason: r.finish === 'length' ? 'length' : 'stop',
+        total_duration: 1000,
+        load_duration: 10,
+        prompt_eval_count: u.input,
+        prompt_eval_duration: 10,
+        eval_count: u.output,
+        eval_duration: 100,
+      }),
+    );
     return f;
   },
   malformed: '{"model":"fake-model","message":{"role":"assistant","content":"x\n',
@@ -419,24 +680,52 @@ export async function startFakeLlm(vendor: Vendor, opts: { defaultReply?: Reply 
       const raw = Buffer.concat(parts).toString('utf8');
       const u = new URL(req.url ?? '/', 'http://x');
       let body: any;
-      try { body = raw ? JSON.parse(raw) : undefined; } catch { body = undefined; }
-      const rec: Recorded = { method: req.method ?? 'GET', path: u.pathname, query: u.searchParams, headers: req.headers, body, raw };
+      try {
+        body = raw ? JSON.parse(raw) : undefined;
+      } catch {
+        body = undefined;
+      }
+      const rec: Recorded = {
+        method: req.method ?? 'GET',
+        path: u.pathname,
+        query: u.searchParams,
+        headers: req.headers,
+        body,
+        raw,
+      };
       requests.push(rec);
       handle(rec, res);
     });
   });
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
 
-  const sendJson = (res: http.ServerResponse, status: number, o: unknown, headers: Record<string, string> = {}): void => {
+  const sendJson = (
+    res: http.ServerResponse,
+    status: number,
+    o: unknown,
+    headers: Record<string, string> = {},
+  ): void => {
     const b = JSON.stringify(o);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(b), ...headers });
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(b),
+      ...headers,
+    });
     res.end(b);
   };
 
   const trickle = (res: http.ServerResponse, filler: string): void => {
-    const t = setInterval(() => { if (!res.destroyed) res.write(filler); }, 10);
+    const t = setInterval(() => {
+      if (!res.destroyed) res.write(filler);
+    }, 10);
     timers.add(t);
-    res.on('close', () => { clearInterval(t); timers.delete(t); });
+    res.on('close', () => {
+      clearInterval(t);
+      timers.delete(t);
+    });
   };
 
   function handle(req: Recorded, res: http.ServerResponse): void {
@@ -451,9 +740,20 @@ export async function startFakeLlm(vendor: Vendor, opts: { defaultReply?: Reply 
     if (f?.kind === 'noHeaders') return;
     if (f?.kind === 'status') {
       const status = f.status ?? 500;
-      const key = String(req.headers.authorization ?? req.headers['x-api-key'] ?? req.headers['x-goog-api-key'] ?? '').replace(/^Bearer /, '');
-      const message = f.message ?? (status === 401 ? `Incorrect API key provided: ${key}. You can find your API key in your account settings.` : `fake ${status}`);
-      return sendJson(res, status, d.errorBody(status, message, f.vendorCode), f.retryAfter ? { 'retry-after': f.retryAfter } : {});
+      const key = String(
+        req.headers.authorization ?? req.headers['x-api-key'] ?? req.headers['x-goog-api-key'] ?? '',
+      ).replace(/^Bearer /, '');
+      const message =
+        f.message ??
+        (status === 401
+          ? `Incorrect API key provided: ${key}. You can find your API key in your account settings.`
+          : `fake ${status}`);
+      return sendJson(
+        res,
+        status,
+        d.errorBody(status, message, f.vendorCode),
+        f.retryAfter ? { 'retry-after': f.retryAfter } : {},
+      );
     }
     if (f?.kind === 'empty200') {
       res.writeHead(200, { 'content-type': stream ? d.streamType : 'application/json', 'content-length': '0' });
@@ -478,7 +778,11 @@ export async function startFakeLlm(vendor: Vendor, opts: { defaultReply?: Reply 
       return sendJson(res, 200, JSON.parse(body));
     }
 
-    res.writeHead(200, { 'content-type': d.streamType, 'cache-control': 'no-cache', ...(vendor === 'ollama' ? {} : { connection: 'keep-alive' }) });
+    res.writeHead(200, {
+      'content-type': d.streamType,
+      'cache-control': 'no-cache',
+      ...(vendor === 'ollama' ? {} : { connection: 'keep-alive' }),
+    });
     res.flushHeaders();
     const frames = d.frames(route, reply, req);
     const after = f?.afterText ?? 0;
@@ -513,7 +817,9 @@ export async function startFakeLlm(vendor: Vendor, opts: { defaultReply?: Reply 
     url: vendor === 'openai' ? `${origin}/v1` : origin,
     requests,
     defaultReply: opts.defaultReply ?? { text: 'Hello from the fake server.', usage: defaultUsage },
-    reply: (...r) => { queue.push(...r); },
+    reply: (...r) => {
+      queue.push(...r);
+    },
     close: async () => {
       for (const t of timers) clearInterval(t);
       timers.clear();

@@ -18,8 +18,8 @@ import { passwdLine } from '../../provisioning/fleet/broker.ts';
 
 export { passwdLine };
 
-export const MOSQUITTO_BIN = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto']
-  .find((p) => existsSync(p)) ?? 'mosquitto';
+export const MOSQUITTO_BIN =
+  ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'].find((p) => existsSync(p)) ?? 'mosquitto';
 
 export interface MosquittoOptions {
   /** username -> password; when given, anonymous access is off and a password_file is written */
@@ -61,12 +61,20 @@ export interface Mosquitto {
 }
 
 export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
-  if (opts.configFile !== undefined && opts.port === undefined) throw new Error('startMosquitto: configFile needs the port it listens on');
-  const dir = opts.configFile !== undefined ? dirname(opts.configFile) : await mkdtemp(join(tmpdir(), 'talon-mosquitto-'));
-  const port = opts.port ?? await freePort();
+  if (opts.configFile !== undefined && opts.port === undefined)
+    throw new Error('startMosquitto: configFile needs the port it listens on');
+  const dir =
+    opts.configFile !== undefined ? dirname(opts.configFile) : await mkdtemp(join(tmpdir(), 'talon-mosquitto-'));
+  const port = opts.port ?? (await freePort());
   const configPath = opts.configFile ?? join(dir, 'mosquitto.conf');
   if (opts.configFile === undefined) {
-    const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning'];
+    const lines = [
+      `listener ${port} 127.0.0.1`,
+      'persistence false',
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+    ];
     // as root, mosquitto would drop to user `mosquitto`, which cannot read our 0600 files
     if (process.getuid?.() === 0) lines.push('user root');
     const users = opts.users ?? {};
@@ -74,7 +82,13 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     lines.push(`allow_anonymous ${(opts.allowAnonymous ?? !hasUsers) ? 'true' : 'false'}`);
     if (hasUsers) {
       const pwPath = join(dir, 'passwd');
-      await writeFile(pwPath, Object.entries(users).map(([u, p]) => passwdLine(u, p)).join('\n') + '\n', { mode: 0o600 });
+      await writeFile(
+        pwPath,
+        Object.entries(users)
+          .map(([u, p]) => passwdLine(u, p))
+          .join('\n') + '\n',
+        { mode: 0o600 },
+      );
       lines.push(`password_file ${pwPath}`);
     }
     if (opts.acl !== undefined) {
@@ -92,11 +106,19 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const launch = async (): Promise<void> => {
     const proc = spawn(MOSQUITTO_BIN, ['-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
-    proc.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-    proc.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+    proc.stdout!.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    proc.stderr!.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
     const exited = new Promise<never>((_, reject) => {
-      proc.once('exit', (code, sig) => reject(new Error(`mosquitto exited (${code ?? sig}) during startup:\n${output}`)));
-      proc.once('error', (err) => reject(new Error(`cannot run ${MOSQUITTO_BIN} (apt-get install mosquitto): ${err.message}`)));
+      proc.once('exit', (code, sig) =>
+        reject(new Error(`mosquitto exited (${code ?? sig}) during startup:\n${output}`)),
+      );
+      proc.once('error', (err) =>
+        reject(new Error(`cannot run ${MOSQUITTO_BIN} (apt-get install mosquitto): ${err.message}`)),
+      );
     });
     exited.catch(() => undefined);
     await Promise.race([waitForPort(port, '127.0.0.1', 10_000), exited]);
@@ -108,7 +130,10 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-      proc.once('exit', () => { clearTimeout(t); resolve(); });
+      proc.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
       proc.kill('SIGTERM');
     });
   };
@@ -144,4 +169,3 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     },
   };
 }
-

@@ -16,10 +16,18 @@ export function connectClient(url: string, opts: IClientOptions = {}, timeoutMs 
       client.end(true);
       reject(err);
     };
-    const onConnect = (): void => { cleanup(); resolve(client); };
-    const onError = (err: RefusedError): void => { lastError = err; };
+    const onConnect = (): void => {
+      cleanup();
+      resolve(client);
+    };
+    const onError = (err: RefusedError): void => {
+      lastError = err;
+    };
     const onClose = (): void => fail(lastError ?? new Error(`connection to ${url} closed before CONNACK`));
-    const timer = setTimeout(() => fail(lastError ?? new Error(`no CONNACK from ${url} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(lastError ?? new Error(`no CONNACK from ${url} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     function cleanup(): void {
       clearTimeout(timer);
       client.off('connect', onConnect);

@@ -50,12 +50,23 @@ export async function startPtyPair(): Promise<PtyPair> {
     child = c;
     exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
     c.stderr!.setEncoding('utf8');
-    c.stderr!.on('data', (d: string) => { log = (log + d).slice(-20_000); });
-    c.once('error', (err) => { log += `\nspawn error: ${err.message}`; });
+    c.stderr!.on('data', (d: string) => {
+      log = (log + d).slice(-20_000);
+    });
+    c.once('error', (err) => {
+      log += `\nspawn error: ${err.message}`;
+    });
     let dead = false;
-    void exited.then(() => { dead = true; if (child === c) child = undefined; });
+    void exited.then(() => {
+      dead = true;
+      if (child === c) child = undefined;
+    });
     // socat creates both links before its transfer loop says so; wait for the loop
-    await waitFor(() => dead || (existsSync(a) && existsSync(b) && log.includes('starting data transfer loop')), `socat to link ${a} and ${b}`, 10_000);
+    await waitFor(
+      () => dead || (existsSync(a) && existsSync(b) && log.includes('starting data transfer loop')),
+      `socat to link ${a} and ${b}`,
+      10_000,
+    );
     if (dead) throw new Error(`socat exited at start: ${log}`);
   };
 
@@ -76,7 +87,9 @@ export async function startPtyPair(): Promise<PtyPair> {
 
   await launch();
   return {
-    dir, a, b,
+    dir,
+    a,
+    b,
     log: () => log,
     kill,
     launch,

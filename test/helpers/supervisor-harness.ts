@@ -53,7 +53,10 @@ export interface Harness {
 export async function startHarness(
   hands: HandSpec[],
   opts: {
-    config?: Partial<SupervisorConfig>; limits?: Partial<RunnerLimits>; start?: boolean; register?: (sup: Supervisor, parts: { audit: AuditChain }) => void;
+    config?: Partial<SupervisorConfig>;
+    limits?: Partial<RunnerLimits>;
+    start?: boolean;
+    register?: (sup: Supervisor, parts: { audit: AuditChain }) => void;
     /** the worker runtime: a fixture name (bundled like the Hands) instead of runtime/worker/worker.ts */
     workerFixture?: string;
   } = {},
@@ -67,20 +70,39 @@ export async function startHarness(
   const key = DeviceKey.generate();
   const audit = new AuditChain(store, key);
   await audit.start();
-  const bus = new EmbeddedBus({ embedded: { enabled: true, listen: { host: '127.0.0.1', port: 0 } }, maxPayloadBytes: 256 * 1024 }, DEVICE);
+  const bus = new EmbeddedBus(
+    { embedded: { enabled: true, listen: { host: '127.0.0.1', port: 0 } }, maxPayloadBytes: 256 * 1024 },
+    DEVICE,
+  );
   await bus.start();
   const configs: HandConfig[] = hands.map(({ fixture: f, ...h }) => ({ enabled: true, settings: {}, ...h, module: f }));
   const sup = new Supervisor({
-    config: testConfig(opts.config), hands: configs, bus, store, audit, deviceId: DEVICE, workerEntry: entry,
-    resolveModule: (m) => modules.get(m) ?? m, limits: opts.limits,
+    config: testConfig(opts.config),
+    hands: configs,
+    bus,
+    store,
+    audit,
+    deviceId: DEVICE,
+    workerEntry: entry,
+    resolveModule: (m) => modules.get(m) ?? m,
+    limits: opts.limits,
   });
   opts.register?.(sup, { audit });
   const unsubs: Array<() => Promise<void>> = [];
   const h: Harness = {
-    sup, bus, store, audit, key, dir,
+    sup,
+    bus,
+    store,
+    audit,
+    key,
+    dir,
     async collect(filter) {
       const got: BusMessage[] = [];
-      unsubs.push(await bus.subscribe(filter, (m) => { got.push(m); }));
+      unsubs.push(
+        await bus.subscribe(filter, (m) => {
+          got.push(m);
+        }),
+      );
       return got;
     },
     async auditEntries() {
@@ -103,7 +125,12 @@ export async function startHarness(
 }
 
 /** Poll `cond` until it holds; a bounded wait, not a timing assertion. */
-export async function waitFor<T>(what: string, cond: () => T | undefined | false | null, timeoutMs = 10000, everyMs = 20): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  cond: () => T | undefined | false | null,
+  timeoutMs = 10000,
+  everyMs = 20,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = cond();
@@ -114,11 +141,22 @@ export async function waitFor<T>(what: string, cond: () => T | undefined | false
 }
 
 /** Wait for a Hand to reach a state; on timeout the error shows its last status. */
-export async function waitState(sup: Supervisor, name: string, state: HandStatus['state'] | ((s: HandStatus) => boolean), timeoutMs = 10000): Promise<HandStatus> {
+export async function waitState(
+  sup: Supervisor,
+  name: string,
+  state: HandStatus['state'] | ((s: HandStatus) => boolean),
+  timeoutMs = 10000,
+): Promise<HandStatus> {
   const ok = typeof state === 'function' ? state : (s: HandStatus) => s.state === state;
   try {
-    return await waitFor(`Hand "${name}" to reach ${typeof state === 'function' ? 'the expected status' : state}`,
-      () => { const s = sup.status(name); return ok(s) ? s : undefined; }, timeoutMs);
+    return await waitFor(
+      `Hand "${name}" to reach ${typeof state === 'function' ? 'the expected status' : state}`,
+      () => {
+        const s = sup.status(name);
+        return ok(s) ? s : undefined;
+      },
+      timeoutMs,
+    );
   } catch (err) {
     throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(sup.status(name))}`);
   }

@@ -9,13 +9,22 @@ export async function waitFor(pred: () => boolean, what: string, timeoutMs = 15_
 
 /** Resolves with the first event of `name` on `emitter`, or rejects after timeoutMs. */
 export function once<T = unknown>(
-  emitter: { once(name: string, fn: (...args: any[]) => void): unknown; off?(name: string, fn: (...args: any[]) => void): unknown },
+  emitter: {
+    once(name: string, fn: (...args: any[]) => void): unknown;
+    off?(name: string, fn: (...args: any[]) => void): unknown;
+  },
   name: string,
   timeoutMs = 5_000,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const fn = (arg: T): void => { clearTimeout(t); resolve(arg); };
-    const t = setTimeout(() => { emitter.off?.(name, fn); reject(new Error(`timed out after ${timeoutMs} ms waiting for "${name}"`)); }, timeoutMs);
+    const fn = (arg: T): void => {
+      clearTimeout(t);
+      resolve(arg);
+    };
+    const t = setTimeout(() => {
+      emitter.off?.(name, fn);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for "${name}"`));
+    }, timeoutMs);
     emitter.once(name, fn);
   });
 }

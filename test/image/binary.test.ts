@@ -16,7 +16,6 @@ import { buildLlamaCompanion } from '../../image/binary/llama.ts';
 import { NODE_VERSION, nodeDist, type Arch } from '../../image/binary/node-dist.ts';
 import { addonFileName } from '../../runtime/native.ts';
 import { writeConfig, REPO } from '../helpers/daemon.ts';
-import { waitFor } from '../helpers/wait.ts';
 import { writeTestModel, TINY_SHAPE } from '../fixtures/llm/gguf-writer.ts';
 
 const QEMU = ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'];
@@ -24,11 +23,14 @@ const work = mkdtempSync(join(tmpdir(), 'talon-binary-test-'));
 const built = new Map<Arch, BinaryResult>();
 const procs: ChildProcess[] = [];
 
-before(async () => {
-  for (const arch of ['x64', 'arm64'] as const) {
-    built.set(arch, await buildBinary(arch, { outDir: join(work, 'build'), log: () => {} }));
-  }
-}, { timeout: 300_000 });
+before(
+  async () => {
+    for (const arch of ['x64', 'arm64'] as const) {
+      built.set(arch, await buildBinary(arch, { outDir: join(work, 'build'), log: () => {} }));
+    }
+  },
+  { timeout: 300_000 },
+);
 
 after(() => {
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
@@ -38,7 +40,8 @@ after(() => {
 /** the environment a user's shell would give: nothing from this test runner's Node */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const k of Object.keys(env)) if (k.startsWith('NODE_') || (k.startsWith('TALON_') && !(k in extra))) delete env[k];
+  for (const k of Object.keys(env))
+    if (k.startsWith('NODE_') || (k.startsWith('TALON_') && !(k in extra))) delete env[k];
   return env;
 }
 
@@ -48,7 +51,8 @@ function install(arch: Arch): { bin: string; cache: string; folder: string } {
   const bin = join(folder, `talon-linux-${arch}`);
   copyFileSync(built.get(arch)!.file, bin);
   assert.deepEqual(readdirSync(folder), [`talon-linux-${arch}`]);
-  for (let d = folder; d !== dirname(d); d = dirname(d)) assert.ok(!existsSync(join(d, 'node_modules')), `${d}/node_modules exists`);
+  for (let d = folder; d !== dirname(d); d = dirname(d))
+    assert.ok(!existsSync(join(d, 'node_modules')), `${d}/node_modules exists`);
   return { bin, cache: join(work, `cache-${arch}-${readdirSync(work).length}`), folder };
 }
 
@@ -56,7 +60,13 @@ function command(arch: Arch, bin: string, args: string[]): [string, string[]] {
   return arch === 'arm64' ? [QEMU[0]!, [...QEMU.slice(1), bin, ...args]] : [bin, args];
 }
 
-function run(arch: Arch, bin: string, args: string[], env: Record<string, string>, cwd: string): { status: number | null; stdout: string; stderr: string } {
+function run(
+  arch: Arch,
+  bin: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+): { status: number | null; stdout: string; stderr: string } {
   const [cmd, argv] = command(arch, bin, args);
   const r = spawnSync(cmd, argv, { cwd, env: cleanEnv(env), encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -65,14 +75,20 @@ function run(arch: Arch, bin: string, args: string[], env: Record<string, string
 function expectedCommit(): string | null {
   if (process.env.TALON_COMMIT) return process.env.TALON_COMMIT;
   try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], {
+      cwd: REPO,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     return null;
   }
 }
 
 async function get(port: number, path: string, token?: string): Promise<{ status: number; body: string }> {
-  const r = await fetch(`http://127.0.0.1:${port}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const r = await fetch(`http://127.0.0.1:${port}${path}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
   return { status: r.status, body: await r.text() };
 }
 
@@ -97,11 +113,14 @@ function startBinary(arch: Arch, bin: string, args: string[], env: Record<string
 async function waitHealthy(r: Running, port: number, timeoutMs: number): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (r.proc.exitCode !== null) throw new Error(`talon exited ${r.proc.exitCode} before /healthz answered:\n${r.output()}`);
+    if (r.proc.exitCode !== null)
+      throw new Error(`talon exited ${r.proc.exitCode} before /healthz answered:\n${r.output()}`);
     try {
       const h = await get(port, '/healthz');
       if (h.status === 200) return JSON.parse(h.body) as Record<string, unknown>;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     if (Date.now() > deadline) throw new Error(`no /healthz after ${timeoutMs} ms:\n${r.output()}`);
     await new Promise((res) => setTimeout(res, 50));
   }
@@ -110,7 +129,11 @@ async function waitHealthy(r: Running, port: number, timeoutMs: number): Promise
 /** each extracted addon loads, with process.dlopen, in the Node the binary is made of */
 function checkAddons(arch: Arch, extracted: string): void {
   const node = nodeDist(REPO, arch).node;
-  const expected: Record<string, string> = { 'classic-level': 'db_init', '@serialport/bindings-cpp': 'open', epoll: 'Epoll' };
+  const expected: Record<string, string> = {
+    'classic-level': 'db_init',
+    '@serialport/bindings-cpp': 'open',
+    epoll: 'Epoll',
+  };
   for (const [pkg, exported] of Object.entries(expected)) {
     const file = join(extracted, 'native', addonFileName(pkg));
     const script = `const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(file)}); console.log(JSON.stringify(Object.keys(m.exports)))`;
@@ -134,14 +157,29 @@ async function daemonRuns(arch: Arch, timeoutMs: number): Promise<void> {
   const plain = run(arch, bin, ['version'], env, folder);
   assert.match(plain.stdout, new RegExp(`node v${NODE_VERSION.replace(/\./g, '\\.')} linux-${arch}`));
 
-  const { file, dataDir, httpPort } = await writeConfig({
-    drivers: [
-      { type: 'sim', name: 'green', sensors: [{ id: 'green.temp', pattern: 'temperature' }] },
-      // a real GPIO driver loads onoff and its epoll addon before it touches sysfs
-      { type: 'gpio', name: 'pins', backend: 'onoff', base: 512, pins: [{ id: 'btn', bcm: 17, direction: 'in', edge: 'both' }] },
-    ],
-    hands: [{ name: 'monitoring', module: 'monitoring', settings: { sensors: [{ id: 'green.temp', intervalMs: 250, rules: { above: 50 } }] } }],
-  }, mkdtempSync(join(work, `data-${arch}-`)));
+  const { file, dataDir, httpPort } = await writeConfig(
+    {
+      drivers: [
+        { type: 'sim', name: 'green', sensors: [{ id: 'green.temp', pattern: 'temperature' }] },
+        // a real GPIO driver loads onoff and its epoll addon before it touches sysfs
+        {
+          type: 'gpio',
+          name: 'pins',
+          backend: 'onoff',
+          base: 512,
+          pins: [{ id: 'btn', bcm: 17, direction: 'in', edge: 'both' }],
+        },
+      ],
+      hands: [
+        {
+          name: 'monitoring',
+          module: 'monitoring',
+          settings: { sensors: [{ id: 'green.temp', intervalMs: 250, rules: { above: 50 } }] },
+        },
+      ],
+    },
+    mkdtempSync(join(work, `data-${arch}-`)),
+  );
   const d = startBinary(arch, bin, ['run', '--config', file], env, folder);
   try {
     const health = await waitHealthy(d, httpPort, timeoutMs);
@@ -162,7 +200,10 @@ async function daemonRuns(arch: Arch, timeoutMs: number): Promise<void> {
     // LevelDB, opened through the extracted classic-level addon, in the data folder
     const db = readdirSync(join(dataDir, 'db'));
     for (const f of ['CURRENT', 'LOCK']) assert.ok(db.includes(f), `db/: ${db.join(' ')}`);
-    assert.ok(db.some((f) => f.startsWith('MANIFEST-')), `db/: ${db.join(' ')}`);
+    assert.ok(
+      db.some((f) => f.startsWith('MANIFEST-')),
+      `db/: ${db.join(' ')}`,
+    );
   } finally {
     d.proc.kill('SIGTERM');
   }
@@ -175,11 +216,14 @@ async function daemonRuns(arch: Arch, timeoutMs: number): Promise<void> {
   assert.equal(statSync(extracted).mode & 0o777, 0o700);
   assert.equal(statSync(join(extracted, 'talon-main.cjs')).mode & 0o777, 0o644);
   assert.equal(statSync(join(extracted, 'native', addonFileName('classic-level'))).mode & 0o777, 0o755);
-  for (const f of ['hand-worker.cjs', 'hands/monitoring.cjs', 'vendor/onoff.cjs', 'web/index.html']) assert.ok(existsSync(join(extracted, f)), f);
+  for (const f of ['hand-worker.cjs', 'hands/monitoring.cjs', 'vendor/onoff.cjs', 'web/index.html'])
+    assert.ok(existsSync(join(extracted, f)), f);
   checkAddons(arch, extracted);
 }
 
-test('the x64 binary, alone in an empty folder, runs the daemon, LevelDB and a Hand', { timeout: 120_000 }, async () => {
+test('the x64 binary, alone in an empty folder, runs the daemon, LevelDB and a Hand', {
+  timeout: 120_000,
+}, async () => {
   await daemonRuns('x64', 30_000);
 });
 
@@ -187,7 +231,9 @@ test('the arm64 binary does the same under qemu-aarch64-static', { timeout: 300_
   await daemonRuns('arm64', 150_000);
 });
 
-test('the cache folder is reused, and a folder another user could write to is refused', { timeout: 60_000 }, async () => {
+test('the cache folder is reused, and a folder another user could write to is refused', {
+  timeout: 60_000,
+}, async () => {
   const { bin, cache, folder } = install('x64');
   assert.equal(run('x64', bin, ['version'], { TALON_CACHE: cache }, folder).status, 0);
   const extracted = join(cache, built.get('x64')!.assetsHash);
@@ -205,16 +251,24 @@ test('the cache folder is reused, and a folder another user could write to is re
   assert.deepEqual(readdirSync(open), []);
 });
 
-test('local llama.cpp needs the companion: a clear error without it, a chat with it', { timeout: 120_000 }, async () => {
+test('local llama.cpp needs the companion: a clear error without it, a chat with it', {
+  timeout: 120_000,
+}, async () => {
   const { bin, cache, folder } = install('x64');
   const env = { TALON_CACHE: cache };
   const dataDir = mkdtempSync(join(work, 'data-llama-'));
   mkdirSync(join(dataDir, 'models'));
   writeTestModel(join(dataDir, 'models', 'tiny.gguf'), TINY_SHAPE);
-  const { file, httpPort } = await writeConfig({
-    hands: [],
-    llm: { providers: [{ name: 'local', kind: 'llama.cpp', modelPath: 'models/tiny.gguf', threads: 1, maxTokens: 8 }], chains: { default: ['local'] } },
-  }, dataDir);
+  const { file, httpPort } = await writeConfig(
+    {
+      hands: [],
+      llm: {
+        providers: [{ name: 'local', kind: 'llama.cpp', modelPath: 'models/tiny.gguf', threads: 1, maxTokens: 8 }],
+        chains: { default: ['local'] },
+      },
+    },
+    dataDir,
+  );
   const d = startBinary('x64', bin, ['run', '--config', file], env, folder);
   try {
     await waitHealthy(d, httpPort, 30_000);
@@ -233,7 +287,13 @@ test('local llama.cpp needs the companion: a clear error without it, a chat with
   const d2 = startBinary('x64', bin, ['run', '--config', file], env, folder);
   try {
     await waitHealthy(d2, httpPort, 30_000);
-    const chat = run('x64', bin, ['llm', 'chat', 'hello', '--max-tokens', '4', '--json', '--data', dataDir], env, folder);
+    const chat = run(
+      'x64',
+      bin,
+      ['llm', 'chat', 'hello', '--max-tokens', '4', '--json', '--data', dataDir],
+      env,
+      folder,
+    );
     assert.equal(chat.status, 0, `${chat.stderr}\n${d2.output()}`);
     const result = JSON.parse(chat.stdout) as { provider: string; usage: { outputTokens: number } };
     assert.equal(result.provider, 'local');

@@ -15,7 +15,7 @@ import { outputNames, parseSize } from '../../image/disk/assemble.ts';
 import { board, BOARD_NAMES } from '../../image/disk/boards.ts';
 import { rootfsKey, rootfsSpec } from '../../image/disk/rootfs.ts';
 
-test('the device config is a valid Talon config with the fleet\'s provisioning section, the web admin on the LAN', () => {
+test("the device config is a valid Talon config with the fleet's provisioning section, the web admin on the LAN", () => {
   const dir = mkdtempSync(join(tmpdir(), 'talon-image-files-'));
   try {
     const fleet = initFleet(join(dir, 'fleet'), { fleetId: 'files-test', brokerUrl: 'mqtt://broker.example:1883' });
@@ -41,8 +41,20 @@ test('the device config is a valid Talon config with the fleet\'s provisioning s
 
 test('the unit: notify + watchdog, own user, sandboxed, restarted on failure', () => {
   const unit = unitText();
-  for (const line of ['Type=notify', 'NotifyAccess=all', 'WatchdogSec=30', 'User=talon', 'NoNewPrivileges=yes', 'ProtectSystem=strict',
-    'ProtectHome=yes', 'PrivateTmp=yes', 'StateDirectory=talon', 'Restart=on-failure', 'CapabilityBoundingSet=', 'WantedBy=multi-user.target']) {
+  for (const line of [
+    'Type=notify',
+    'NotifyAccess=all',
+    'WatchdogSec=30',
+    'User=talon',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'PrivateTmp=yes',
+    'StateDirectory=talon',
+    'Restart=on-failure',
+    'CapabilityBoundingSet=',
+    'WantedBy=multi-user.target',
+  ]) {
     assert.ok(unit.split('\n').includes(line), line);
   }
   assert.ok(!unit.includes('MemoryDenyWriteExecute=yes'), 'V8 needs writable+executable memory');
@@ -51,13 +63,19 @@ test('the unit: notify + watchdog, own user, sandboxed, restarted on failure', (
 test('the binary must be an arm64 ELF, and a missing one says how to build it', () => {
   const dir = mkdtempSync(join(tmpdir(), 'talon-image-bin-'));
   try {
-    assert.throws(() => checkBinary(join(dir, 'none'), 'arm64'), (e: Error & { code?: string }) =>
-      e.code === 'IMAGE_BINARY_MISSING' && e.message.includes('npm run build:binary -- --arch arm64'));
+    assert.throws(
+      () => checkBinary(join(dir, 'none'), 'arm64'),
+      (e: Error & { code?: string }) =>
+        e.code === 'IMAGE_BINARY_MISSING' && e.message.includes('npm run build:binary -- --arch arm64'),
+    );
     writeFileSync(join(dir, 'script'), '#!/bin/sh\necho hi\n');
     assert.throws(() => checkBinary(join(dir, 'script'), 'arm64'), /not a Linux executable/);
     copyFileSync(process.execPath, join(dir, 'node'));
     const arch = process.arch === 'arm64' ? 'x64' : 'arm64';
-    assert.throws(() => checkBinary(join(dir, 'node'), arch), new RegExp(`is a ${process.arch} executable; the image needs ${arch}`));
+    assert.throws(
+      () => checkBinary(join(dir, 'node'), arch),
+      new RegExp(`is a ${process.arch} executable; the image needs ${arch}`),
+    );
     checkBinary(join(dir, 'node'), process.arch as 'arm64' | 'x64');
   } finally {
     rmSync(dir, { recursive: true, force: true });

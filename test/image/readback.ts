@@ -5,17 +5,34 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-export interface Part { node: string; start: number; size: number; type: string; bootable?: boolean }
+export interface Part {
+  node: string;
+  start: number;
+  size: number;
+  type: string;
+  bootable?: boolean;
+}
 
 export function partitions(image: string): { label: string; id: string; partitions: Part[] } {
-  const j = JSON.parse(execFileSync('sfdisk', ['--json', image], { encoding: 'utf8' })) as { partitiontable: { label: string; id: string; partitions: Part[] } };
+  const j = JSON.parse(execFileSync('sfdisk', ['--json', image], { encoding: 'utf8' })) as {
+    partitiontable: { label: string; id: string; partitions: Part[] };
+  };
   return j.partitiontable;
 }
 
 /** Cuts a partition out into `dir/<name>` (sparse). */
 export function cut(image: string, p: Part, dir: string, name: string): string {
   const out = join(dir, name);
-  execFileSync('dd', [`if=${image}`, `of=${out}`, 'bs=1M', `skip=${p.start * 512}`, `count=${p.size * 512}`, 'iflag=skip_bytes,count_bytes', 'conv=sparse', 'status=none']);
+  execFileSync('dd', [
+    `if=${image}`,
+    `of=${out}`,
+    'bs=1M',
+    `skip=${p.start * 512}`,
+    `count=${p.size * 512}`,
+    'iflag=skip_bytes,count_bytes',
+    'conv=sparse',
+    'status=none',
+  ]);
   return out;
 }
 
@@ -41,7 +58,9 @@ export function extStat(fs: string, path: string): string {
 
 export function extList(fs: string, dir: string): string[] {
   return execFileSync('debugfs', ['-R', `ls -p ${dir}`, fs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-    .split('\n').map((l) => l.split('/')[5] ?? '').filter((n) => n && n !== '.' && n !== '..');
+    .split('\n')
+    .map((l) => l.split('/')[5] ?? '')
+    .filter((n) => n && n !== '.' && n !== '..');
 }
 
 export function extDump(fs: string, path: string, out: string): void {

@@ -15,7 +15,13 @@ import { connectClient, connectRefused } from '../helpers/mqtt-client.ts';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { initFleet, type Fleet } from '../../provisioning/fleet/keys.ts';
-import { brokerPaths, brokerUsers, reloadBroker, removeBrokerUser, setBrokerUser } from '../../provisioning/fleet/broker.ts';
+import {
+  brokerPaths,
+  brokerUsers,
+  reloadBroker,
+  removeBrokerUser,
+  setBrokerUser,
+} from '../../provisioning/fleet/broker.ts';
 import * as format from '../../provisioning/format.ts';
 import { FleetOperator } from '../../provisioning/fleet/operator.ts';
 import { hashPassword } from '../../runtime/secrets/password.ts';
@@ -31,7 +37,11 @@ const B = 'tbbbbbbbbbbbbbbbb';
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'talon-fleet-broker-'));
   const port = await freePort();
-  fleet = initFleet(join(dir, 'fleet'), { fleetId: 'acme', brokerUrl: `mqtt://127.0.0.1:${port}`, ...(process.getuid?.() === 0 ? { brokerRunAs: 'root' } : {}) });
+  fleet = initFleet(join(dir, 'fleet'), {
+    fleetId: 'acme',
+    brokerUrl: `mqtt://127.0.0.1:${port}`,
+    ...(process.getuid?.() === 0 ? { brokerRunAs: 'root' } : {}),
+  });
   broker = await startMosquitto({ configFile: brokerPaths(fleet.dir).conf, port });
 });
 
@@ -46,8 +56,14 @@ function recorder(c: MqttClient): Array<{ topic: string; text: string }> {
   return seen;
 }
 
-const operator = (): Promise<MqttClient> => connectClient(fleet.brokerUrl, { username: fleet.operator.username, password: fleet.operator.password, clientId: 'op-test' });
-const claim = (clientId: string): Promise<MqttClient> => connectClient(fleet.brokerUrl, { username: 'claim', password: fleet.bootstrap.bootstrap.password, clientId });
+const operator = (): Promise<MqttClient> =>
+  connectClient(fleet.brokerUrl, {
+    username: fleet.operator.username,
+    password: fleet.operator.password,
+    clientId: 'op-test',
+  });
+const claim = (clientId: string): Promise<MqttClient> =>
+  connectClient(fleet.brokerUrl, { username: 'claim', password: fleet.bootstrap.bootstrap.password, clientId });
 
 test('init writes the fleet folder with the secrets 0600', () => {
   for (const f of ['fleet-key.json', 'operator.json', 'device-bootstrap.json', 'broker/passwd', 'broker/acl']) {
@@ -77,13 +93,16 @@ test('the claim credential announces only itself and reads only its own bundle',
   await dev.publishAsync(t.status(A), 'own-status', { qos: 1 });
   await dev.publishAsync(t.announce(A), 'own-announce', { qos: 1 });
   await waitFor(() => opSeen.some((m) => m.text === 'own-announce'), 'the own announce at the operator');
-  assert.ok(opSeen.some((m) => m.text === 'own-status'), 'it may write its own status (acks before it has a credential)');
+  assert.ok(
+    opSeen.some((m) => m.text === 'own-status'),
+    'it may write its own status (acks before it has a credential)',
+  );
   assert.ok(!opSeen.some((m) => ['forged-announce', 'forged-bundle', 'tree'].includes(m.text)), JSON.stringify(opSeen));
 
   await op.publishAsync(t.bundle(A), 'marker', { qos: 1 });
   await waitFor(() => devSeen.some((m) => m.text === 'marker'), 'the marker at the device');
   assert.ok(devSeen.some((m) => m.text === 'bundle-for-A'));
-  assert.ok(!devSeen.some((m) => m.text === 'bundle-for-B'), 'another device\'s bundle is not readable');
+  assert.ok(!devSeen.some((m) => m.text === 'bundle-for-B'), "another device's bundle is not readable");
   await dev.endAsync();
   await op.endAsync();
 });
@@ -115,7 +134,10 @@ test('a device user has its own talon/<id>/# and its provisioning topics, nothin
   await op.publishAsync(`talon/${A}/cmd`, 'for-A', { qos: 1 });
   await waitFor(() => devSeen.some((m) => m.text === 'for-A'), 'its own command');
   assert.ok(!devSeen.some((m) => m.text === 'for-B' || m.text === 'bundle-for-B'), JSON.stringify(devSeen));
-  assert.ok(devSeen.some((m) => m.text === 'marker' || m.text === 'bundle-for-A'), 'it reads its own bundle');
+  assert.ok(
+    devSeen.some((m) => m.text === 'marker' || m.text === 'bundle-for-A'),
+    'it reads its own bundle',
+  );
   await dev.endAsync();
 
   // removed and reloaded: refused
@@ -123,7 +145,9 @@ test('a device user has its own talon/<id>/# and its provisioning topics, nothin
   assert.equal(reloadBroker(fleet.dir), 'reloaded');
   let refused: Error | undefined;
   for (let i = 0; i < 200 && !refused; i++) {
-    refused = await connectRefused(fleet.brokerUrl, { username: A, password: 'pw-A', clientId: A }).catch(() => undefined);
+    refused = await connectRefused(fleet.brokerUrl, { username: A, password: 'pw-A', clientId: A }).catch(
+      () => undefined,
+    );
     if (!refused) await new Promise((r) => setTimeout(r, 25));
   }
   assert.ok(refused, 'a removed device user is refused');
@@ -135,15 +159,21 @@ test('a wrong claim password and anonymous clients are refused', async () => {
   await connectRefused(fleet.brokerUrl, { clientId: A });
 });
 
-test('a bundle read off the broker by another device (the claim credential under the victim\'s client id) reveals nothing; only its device opens it', async () => {
+test("a bundle read off the broker by another device (the claim credential under the victim's client id) reveals nothing; only its device opens it", async () => {
   const victim = new SimDevice(fleet.bootstrap);
   await victim.start();
   const op = await FleetOperator.connect(fleet);
   try {
-    for (let i = 0; i < 200 && !(await op.sync()).some((d) => d.deviceId === victim.id); i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 200 && !(await op.sync()).some((d) => d.deviceId === victim.id); i++)
+      await new Promise((r) => setTimeout(r, 25));
     const adminHash = hashPassword('correct horse battery', { N: 1024 });
     const config = { deviceName: 'greenhouse-west-7', http: { host: '0.0.0.0', port: 8443 }, hands: [] };
-    const r = await op.provision(victim.id, { config, secrets: { OPENAI_KEY: 'sk-live-9f3a' }, admin: { username: 'fleetadmin', passwordHash: adminHash }, timeoutMs: 10_000 });
+    const r = await op.provision(victim.id, {
+      config,
+      secrets: { OPENAI_KEY: 'sk-live-9f3a' },
+      admin: { username: 'fleetadmin', passwordHash: adminHash },
+      timeoutMs: 10_000,
+    });
     assert.equal(r.ack?.outcome, 'applied', JSON.stringify(r.ack));
     await victim.stop();
 
@@ -155,13 +185,34 @@ test('a bundle read off the broker by another device (the claim credential under
     await waitFor(() => got.length > 0, 'the retained bundle at the thief');
     await thief.endAsync();
     const raw = got[0]!.toString('latin1');
-    for (const clear of [adminHash, adminHash.split('$').at(-1)!, 'scrypt$', 'fleetadmin', 'greenhouse-west-7', '0.0.0.0', '8443', 'sk-live-9f3a', 'OPENAI_KEY', victim.brokerPassword!, fleet.brokerUrl]) {
+    for (const clear of [
+      adminHash,
+      adminHash.split('$').at(-1)!,
+      'scrypt$',
+      'fleetadmin',
+      'greenhouse-west-7',
+      '0.0.0.0',
+      '8443',
+      'sk-live-9f3a',
+      'OPENAI_KEY',
+      victim.brokerPassword!,
+      fleet.brokerUrl,
+    ]) {
       assert.ok(!raw.includes(clear), `"${clear}" is readable in the retained bundle`);
     }
     // the header is verifiable, the body opens with nobody else's key
     const env = format.parseEnvelope(got[0]!);
-    const header = format.checkBundle(env, { fleet: 'acme', deviceId: victim.id, anchor: fleet.publicKey, appliedVersion: 0, now: Date.now() });
-    assert.throws(() => format.openBundle(header, format.newBoxKeyPair().secretKey), (e: unknown) => e instanceof TalonError && e.code === 'PROVISION_SEAL');
+    const header = format.checkBundle(env, {
+      fleet: 'acme',
+      deviceId: victim.id,
+      anchor: fleet.publicKey,
+      appliedVersion: 0,
+      now: Date.now(),
+    });
+    assert.throws(
+      () => format.openBundle(header, format.newBoxKeyPair().secretKey),
+      (e: unknown) => e instanceof TalonError && e.code === 'PROVISION_SEAL',
+    );
     // the right device got all of it
     const opened = format.openBundle(header, victim.boxKeys.secretKey);
     assert.deepEqual(opened.config, config);

@@ -31,12 +31,24 @@ const devices: SimDevice[] = [];
 async function talon(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const io: Io = { out: (s) => { out += s; }, err: (s) => { err += s; }, env: { ...process.env, TALON_FLEET: '' }, cwd: dir };
+  const io: Io = {
+    out: (s) => {
+      out += s;
+    },
+    err: (s) => {
+      err += s;
+    },
+    env: { ...process.env, TALON_FLEET: '' },
+    cwd: dir,
+  };
   const code = await main(argv, io);
   return { code, out, err };
 }
 
-async function device(inventory: ConstructorParameters<typeof SimDevice>[1] = {}, bootOver: Partial<DeviceBootstrap> = {}): Promise<SimDevice> {
+async function device(
+  inventory: ConstructorParameters<typeof SimDevice>[1] = {},
+  bootOver: Partial<DeviceBootstrap> = {},
+): Promise<SimDevice> {
   const d = new SimDevice({ ...boot, ...bootOver }, inventory);
   devices.push(d);
   await d.start();
@@ -47,8 +59,17 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'talon-fleet-cli-'));
   fleetDir = join(dir, 'fleet');
   const port = await freePort();
-  const init = await talon('fleet', 'init', '--out', 'fleet', '--fleet-id', 'acme', '--broker-url', `mqtt://127.0.0.1:${port}`,
-    ...(process.getuid?.() === 0 ? ['--broker-user', 'root'] : []));
+  const init = await talon(
+    'fleet',
+    'init',
+    '--out',
+    'fleet',
+    '--fleet-id',
+    'acme',
+    '--broker-url',
+    `mqtt://127.0.0.1:${port}`,
+    ...(process.getuid?.() === 0 ? ['--broker-user', 'root'] : []),
+  );
   assert.equal(init.code, 0, init.err);
   assert.match(init.out, /fleet acme in /);
   boot = JSON.parse(readFileSync(join(fleetDir, 'device-bootstrap.json'), 'utf8')) as DeviceBootstrap;
@@ -84,11 +105,13 @@ test('usage: help exits 0, missing options exit 2, an unknown fleet or device ex
   assert.notEqual(again.code, 0, 'init refuses an existing fleet folder');
 });
 
-test('devices, provision with sealed secrets and an admin, update, then the device\'s own credential works', async () => {
+test("devices, provision with sealed secrets and an admin, update, then the device's own credential works", async () => {
   const a = await device();
   const list = await talon('fleet', 'devices', '--fleet', 'fleet', '--json');
   assert.equal(list.code, 0, list.err);
-  const rec = (JSON.parse(list.out) as { devices: Array<{ deviceId: string; state: string; inventory: { board: string } }> }).devices.find((d) => d.deviceId === a.id);
+  const rec = (
+    JSON.parse(list.out) as { devices: Array<{ deviceId: string; state: string; inventory: { board: string } }> }
+  ).devices.find((d) => d.deviceId === a.id);
   assert.equal(rec?.state, 'pending');
   assert.equal(rec?.inventory.board, a.inventory.board);
   assert.match((await talon('fleet', 'devices', '--fleet', 'fleet')).out, new RegExp(`${a.id}\\s+pending`));
@@ -98,8 +121,24 @@ test('devices, provision with sealed secrets and an admin, update, then the devi
   assert.match(bad.err, /CONFIG_INVALID/);
   assert.equal(a.acks.length, 0, 'an invalid config never leaves');
 
-  const r = await talon('fleet', 'provision', a.id, '--fleet', 'fleet', '--config', 'device.yaml', '--secret', 'OPENAI_KEY=sk-live-1',
-    '--secret=HA_TOKEN=abc=def', '--admin-user', 'admin', '--admin-password-file', 'admin-pw', '--timeout', '20');
+  const r = await talon(
+    'fleet',
+    'provision',
+    a.id,
+    '--fleet',
+    'fleet',
+    '--config',
+    'device.yaml',
+    '--secret',
+    'OPENAI_KEY=sk-live-1',
+    '--secret=HA_TOKEN=abc=def',
+    '--admin-user',
+    'admin',
+    '--admin-password-file',
+    'admin-pw',
+    '--timeout',
+    '20',
+  );
   assert.equal(r.code, 0, r.out + r.err);
   assert.match(r.out, new RegExp(`${a.id}: applied \\(config generation 101\\)`));
   // progress on stderr while it waits (issue 14): sent, then the ack
@@ -112,7 +151,11 @@ test('devices, provision with sealed secrets and an admin, update, then the devi
   assert.ok(a.brokerPassword, 'the bundle carried its own broker credential');
   assert.ok(brokerUsers(fleetDir).includes(a.id));
   // another client id: the same one would take the simulated device's session over
-  const own = await connectClient(boot.bootstrap.url, { username: a.id, password: a.brokerPassword, clientId: `${a.id}-check` });
+  const own = await connectClient(boot.bootstrap.url, {
+    username: a.id,
+    password: a.brokerPassword,
+    clientId: `${a.id}-check`,
+  });
   await own.endAsync();
 
   const pw = a.brokerPassword;
@@ -121,21 +164,34 @@ test('devices, provision with sealed secrets and an admin, update, then the devi
   assert.equal((JSON.parse(u.out) as { version: number }).version, 2);
   assert.equal(a.appliedVersion, 2);
   assert.equal(a.brokerPassword, pw, 'an update keeps the credential');
-  assert.match((await talon('fleet', 'devices', '--fleet', 'fleet', '--offline')).out, new RegExp(`${a.id}\\s+provisioned\\s+2`));
+  assert.match(
+    (await talon('fleet', 'devices', '--fleet', 'fleet', '--offline')).out,
+    new RegExp(`${a.id}\\s+provisioned\\s+2`),
+  );
 });
 
 test('devices ignores announces that do not verify, and says why', async () => {
   const liar = new SimDevice(boot);
   const forged = JSON.parse(liar.announce().toString()) as { payload: { inventory: { board: string } }; sig: string };
   forged.payload.inventory.board = 'Raspberry Pi 4 (forged)';
-  const c = await connectClient(boot.bootstrap.url, { username: boot.bootstrap.username, password: boot.bootstrap.password, clientId: liar.id });
+  const c = await connectClient(boot.bootstrap.url, {
+    username: boot.bootstrap.username,
+    password: boot.bootstrap.password,
+    clientId: liar.id,
+  });
   await c.publishAsync(`talon/provision/acme/announce/${liar.id}`, JSON.stringify(forged), { qos: 1, retain: true });
   await c.endAsync();
   const list = await talon('fleet', 'devices', '--fleet', 'fleet', '--json');
   assert.equal(list.code, 0, list.err);
-  const body = JSON.parse(list.out) as { devices: Array<{ deviceId: string }>; invalid: Array<{ topic: string; code: string }> };
+  const body = JSON.parse(list.out) as {
+    devices: Array<{ deviceId: string }>;
+    invalid: Array<{ topic: string; code: string }>;
+  };
   assert.ok(!body.devices.some((d) => d.deviceId === liar.id));
-  assert.deepEqual(body.invalid.filter((i) => i.topic.endsWith(liar.id)).map((i) => i.code), ['PROVISION_BAD_SIGNATURE']);
+  assert.deepEqual(
+    body.invalid.filter((i) => i.topic.endsWith(liar.id)).map((i) => i.code),
+    ['PROVISION_BAD_SIGNATURE'],
+  );
   const text = await talon('fleet', 'devices', '--fleet', 'fleet');
   assert.match(text.err, new RegExp(`ignored .*${liar.id}.*PROVISION_BAD_SIGNATURE`));
 });
@@ -153,11 +209,24 @@ test('a rollback, a rejection and a missing ack each exit 1', async () => {
   assert.equal(rj.code, 1);
   assert.match(rj.out, /rejected: .*\(PROVISION_BAD_SIGNATURE\)/);
   assert.equal(stranger.appliedVersion, 0);
-  assert.match((await talon('fleet', 'devices', '--fleet', 'fleet', '--offline')).out, new RegExp(`${stranger.id}\\s+rejected`));
+  assert.match(
+    (await talon('fleet', 'devices', '--fleet', 'fleet', '--offline')).out,
+    new RegExp(`${stranger.id}\\s+rejected`),
+  );
 
   const gone = await device();
   await gone.stop();
-  const to = await talon('fleet', 'provision', gone.id, '--fleet', 'fleet', '--config', 'device.yaml', '--timeout', '0.3');
+  const to = await talon(
+    'fleet',
+    'provision',
+    gone.id,
+    '--fleet',
+    'fleet',
+    '--config',
+    'device.yaml',
+    '--timeout',
+    '0.3',
+  );
   assert.equal(to.code, 1);
   assert.match(to.err, /ACK_TIMEOUT/);
   assert.match(to.err, /waiting for .*: [\d.]+ s, [\d.]+ s left/, 'ticks while no ack comes');
@@ -168,15 +237,34 @@ test('a rollback, a rejection and a missing ack each exit 1', async () => {
 });
 
 test('policy + watch approves matching devices as they announce, until SIGINT', async () => {
-  const add = await talon('fleet', 'policy', 'add', '--fleet', 'fleet', '--match', 'board=Raspberry Pi 4*', '--match', 'arch=arm64', '--config', 'device2.json');
+  const add = await talon(
+    'fleet',
+    'policy',
+    'add',
+    '--fleet',
+    'fleet',
+    '--match',
+    'board=Raspberry Pi 4*',
+    '--match',
+    'arch=arm64',
+    '--config',
+    'device2.json',
+  );
   assert.equal(add.code, 0, add.err);
   assert.match((await talon('fleet', 'policy', 'list', '--fleet', 'fleet')).out, /board=Raspberry Pi 4\* arch=arm64/);
 
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'runtime/cli/main.ts'), 'fleet', 'watch', '--fleet', fleetDir, '--timeout', '20'],
-    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO, 'runtime/cli/main.ts'), 'fleet', 'watch', '--fleet', fleetDir, '--timeout', '20'],
+    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
-  proc.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  proc.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  proc.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   try {
     await waitFor(() => out.includes('watching fleet acme'), 'watch to start', 20_000);
@@ -196,7 +284,10 @@ test('policy + watch approves matching devices as they announce, until SIGINT', 
 
 test('decommission wipes the device and removes its broker user; rotate-key moves provisioned devices to a new anchor', async () => {
   const c = await device();
-  assert.equal((await talon('fleet', 'provision', c.id, '--fleet', 'fleet', '--config', 'device.yaml', '--secret', 'K=v')).code, 0);
+  assert.equal(
+    (await talon('fleet', 'provision', c.id, '--fleet', 'fleet', '--config', 'device.yaml', '--secret', 'K=v')).code,
+    0,
+  );
   const d = await device();
   assert.equal((await talon('fleet', 'provision', d.id, '--fleet', 'fleet', '--config', 'device2.json')).code, 0);
 
@@ -212,7 +303,10 @@ test('decommission wipes the device and removes its broker user; rotate-key move
   const newKey = fleet.publicKey.toString('base64');
   assert.notEqual(newKey, oldKey);
   assert.ok(existsSync(join(fleetDir, 'fleet-key.old.json')));
-  assert.equal((JSON.parse(readFileSync(join(fleetDir, 'device-bootstrap.json'), 'utf8')) as DeviceBootstrap).anchor, newKey);
+  assert.equal(
+    (JSON.parse(readFileSync(join(fleetDir, 'device-bootstrap.json'), 'utf8')) as DeviceBootstrap).anchor,
+    newKey,
+  );
   assert.match(rot.out, new RegExp(`${d.id} v2: applied`));
   assert.equal(d.anchor.toString('base64'), newKey);
   assert.equal(c.anchor.toString('base64'), oldKey, 'a decommissioned device is not rotated');

@@ -10,7 +10,7 @@ test('a line break in a message continues the entry, indented: it cannot pass fo
   log.info('one line');
   const lines = out.join('').split('\n').filter(Boolean);
   assert.equal(lines.length, 5);
-  assert.match(lines[0]!, /^\d{4}-\d\d-\d\dT[\d:.]+Z info  \[prober\] fine$/);
+  assert.match(lines[0]!, /^\d{4}-\d\d-\d\dT[\d:.]+Z info {2}\[prober\] fine$/);
   for (const l of lines.slice(1, 4)) assert.match(l, /^ {4}\| /);
-  assert.match(lines[4]!, /^\d{4}-\d\d-\d\dT[\d:.]+Z info  \[talon\] one line$/);
+  assert.match(lines[4]!, /^\d{4}-\d\d-\d\dT[\d:.]+Z info {2}\[talon\] one line$/);
 });

@@ -37,7 +37,11 @@ test('outside systemd (no NOTIFY_SOCKET) nothing is sent', async () => {
 test('READY=1, then WATCHDOG=1 every WATCHDOG_USEC/3, then STOPPING=1 and no more pings', async () => {
   const f = fakeNotify();
   try {
-    const sd = systemdNotifier({ env: { NOTIFY_SOCKET: '/run/x.sock', WATCHDOG_USEC: '300000', WATCHDOG_PID: '4242' }, pid: 4242, command: f.command });
+    const sd = systemdNotifier({
+      env: { NOTIFY_SOCKET: '/run/x.sock', WATCHDOG_USEC: '300000', WATCHDOG_PID: '4242' },
+      pid: 4242,
+      command: f.command,
+    });
     assert.equal(sd.watchdogMs, 300);
     sd.ready();
     await waitFor(() => f.lines().filter((l) => l.endsWith('WATCHDOG=1')).length >= 2, 'two watchdog pings', 10_000);
@@ -55,10 +59,18 @@ test('READY=1, then WATCHDOG=1 every WATCHDOG_USEC/3, then STOPPING=1 and no mor
 test('no watchdog for another process (WATCHDOG_PID), none while unhealthy', async () => {
   const f = fakeNotify();
   try {
-    const other = systemdNotifier({ env: { NOTIFY_SOCKET: '/run/x.sock', WATCHDOG_USEC: '30000', WATCHDOG_PID: '1' }, pid: 2, command: f.command });
+    const other = systemdNotifier({
+      env: { NOTIFY_SOCKET: '/run/x.sock', WATCHDOG_USEC: '30000', WATCHDOG_PID: '1' },
+      pid: 2,
+      command: f.command,
+    });
     assert.equal(other.watchdogMs, null);
     let healthy = false;
-    const sd = systemdNotifier({ env: { NOTIFY_SOCKET: '/run/y.sock', WATCHDOG_USEC: '30000' }, command: f.command, healthy: () => healthy });
+    const sd = systemdNotifier({
+      env: { NOTIFY_SOCKET: '/run/y.sock', WATCHDOG_USEC: '30000' },
+      command: f.command,
+      healthy: () => healthy,
+    });
     sd.ready();
     await waitFor(() => f.lines().some((l) => l.includes('READY=1')), 'READY=1', 10_000);
     await new Promise((r) => setTimeout(r, 100));

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startHarness, setupAdmin, cookieOf, code, type Harness } from './harness.ts';
+import { startHarness, cookieOf, code, type Harness } from './harness.ts';
 import { Store } from '../../runtime/store/store.ts';
 import { SessionStore, IDLE_MS, ABSOLUTE_MS } from '../../web-admin/auth/sessions.ts';
 import { systemClock } from '../../runtime/core/clock.ts';
@@ -45,14 +45,28 @@ test('first start: a setup code in the data folder (0600), needed until the firs
   assert.equal(statSync(file).mode & 0o777, 0o600);
   assert.deepEqual((await h.send({ method: 'GET', url: '/api/v1/setup' })).json(), { needed: true });
   // nothing works without an account: no default password
-  const login = await h.send({ method: 'POST', url: '/api/v1/session', payload: { username: 'admin', password: 'admin' }, remoteAddress: '10.0.0.1' });
+  const login = await h.send({
+    method: 'POST',
+    url: '/api/v1/session',
+    payload: { username: 'admin', password: 'admin' },
+    remoteAddress: '10.0.0.1',
+  });
   assert.equal(login.statusCode, 401);
-  const wrong = await h.send({ method: 'POST', url: '/api/v1/setup', payload: { code: 'AAAA-AAAA-AAAA-AAAA', username: 'admin', password: PASSWORD }, remoteAddress: '10.0.0.1' });
+  const wrong = await h.send({
+    method: 'POST',
+    url: '/api/v1/setup',
+    payload: { code: 'AAAA-AAAA-AAAA-AAAA', username: 'admin', password: PASSWORD },
+    remoteAddress: '10.0.0.1',
+  });
   assert.equal(wrong.statusCode, 401);
   assert.equal(code(wrong), 'BAD_CREDENTIALS');
   assert.deepEqual((await h.send({ method: 'GET', url: '/api/v1/setup' })).json(), { needed: true });
 
-  const r = await h.send({ method: 'POST', url: '/api/v1/setup', payload: { code: setupCode!.toLowerCase(), username: 'admin', password: PASSWORD } });
+  const r = await h.send({
+    method: 'POST',
+    url: '/api/v1/setup',
+    payload: { code: setupCode!.toLowerCase(), username: 'admin', password: PASSWORD },
+  });
   assert.equal(r.statusCode, 201, r.body);
   const setCookie = String(r.headers['set-cookie']);
   assert.match(setCookie, /^talon_session=[A-Za-z0-9_-]{43}; /);
@@ -61,11 +75,18 @@ test('first start: a setup code in the data folder (0600), needed until the firs
   admin = { cookie: cookieOf(r), csrf: (r.json() as { csrf: string }).csrf };
   assert.equal(existsSync(file), false, 'the setup code file is gone');
   assert.deepEqual((await h.send({ method: 'GET', url: '/api/v1/setup' })).json(), { needed: false });
-  const again = await h.send({ method: 'POST', url: '/api/v1/setup', payload: { code: setupCode!, username: 'evil', password: PASSWORD } });
+  const again = await h.send({
+    method: 'POST',
+    url: '/api/v1/setup',
+    payload: { code: setupCode!, username: 'evil', password: PASSWORD },
+  });
   assert.equal(again.statusCode, 409);
   assert.equal(code(again), 'SETUP_DONE');
   const audit = await auditText();
-  assert.ok(!audit.includes(setupCode!) && !audit.includes(setupCode!.replace(/-/g, '')), 'the setup code is never audited');
+  assert.ok(
+    !audit.includes(setupCode!) && !audit.includes(setupCode!.replace(/-/g, '')),
+    'the setup code is never audited',
+  );
   assert.match(audit, /"actor":"user:admin","action":"auth.setup","subject":"admin","decision":"ok"/);
 });
 
@@ -74,12 +95,27 @@ test('the session: whoami, CSRF on writes, the password stored as scrypt only', 
   assert.deepEqual(me.json(), { user: { name: 'admin', role: 'admin' }, csrf: admin.csrf, kind: 'session' });
   assert.equal((await h.send({ method: 'GET', url: '/api/v1/session' })).statusCode, 401);
   const body = { name: 'viv', password: 'viewer password 1', role: 'viewer' };
-  const noCsrf = await h.send({ method: 'POST', url: '/api/v1/users', headers: { cookie: admin.cookie }, payload: body });
+  const noCsrf = await h.send({
+    method: 'POST',
+    url: '/api/v1/users',
+    headers: { cookie: admin.cookie },
+    payload: body,
+  });
   assert.equal(noCsrf.statusCode, 403);
   assert.equal(code(noCsrf), 'CSRF');
-  const badCsrf = await h.send({ method: 'POST', url: '/api/v1/users', headers: { cookie: admin.cookie, 'x-csrf-token': 'x' + admin.csrf }, payload: body });
+  const badCsrf = await h.send({
+    method: 'POST',
+    url: '/api/v1/users',
+    headers: { cookie: admin.cookie, 'x-csrf-token': 'x' + admin.csrf },
+    payload: body,
+  });
   assert.equal(code(badCsrf), 'CSRF');
-  const ok = await h.send({ method: 'POST', url: '/api/v1/users', headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf }, payload: body });
+  const ok = await h.send({
+    method: 'POST',
+    url: '/api/v1/users',
+    headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf },
+    payload: body,
+  });
   assert.equal(ok.statusCode, 201, ok.body);
   assert.deepEqual((ok.json() as { user: { name: string; role: string } }).user.role, 'viewer');
   const stored = await authText();
@@ -89,7 +125,12 @@ test('the session: whoami, CSRF on writes, the password stored as scrypt only', 
 });
 
 test('roles: a viewer reads but cannot change anything or see users', async () => {
-  const login = await h.send({ method: 'POST', url: '/api/v1/session', payload: { username: 'viv', password: 'viewer password 1' }, remoteAddress: '10.0.0.2' });
+  const login = await h.send({
+    method: 'POST',
+    url: '/api/v1/session',
+    payload: { username: 'viv', password: 'viewer password 1' },
+    remoteAddress: '10.0.0.2',
+  });
   assert.equal(login.statusCode, 200, login.body);
   const viewer = { cookie: cookieOf(login), csrf: (login.json() as { csrf: string }).csrf };
   const headers = { cookie: viewer.cookie, 'x-csrf-token': viewer.csrf };
@@ -99,22 +140,37 @@ test('roles: a viewer reads but cannot change anything or see users', async () =
   assert.equal(code(stop), 'FORBIDDEN');
   assert.equal((await h.send({ method: 'GET', url: '/api/v1/users', headers })).statusCode, 403);
   assert.equal((await h.send({ method: 'GET', url: '/api/v1/secrets', headers })).statusCode, 403);
-  assert.equal((await h.send({ method: 'GET', url: '/api/v1/users', headers: { cookie: admin.cookie } })).statusCode, 200);
+  assert.equal(
+    (await h.send({ method: 'GET', url: '/api/v1/users', headers: { cookie: admin.cookie } })).statusCode,
+    200,
+  );
 });
 
 test('five wrong passwords lock the account (429 LOCKED_OUT, Retry-After) even for the right one; audited without passwords', async () => {
   const ip = '10.0.0.3';
   for (let i = 0; i < 5; i++) {
-    const r = await h.send({ method: 'POST', url: '/api/v1/session', payload: { username: 'viv', password: `wrong guess ${i}` }, remoteAddress: ip });
+    const r = await h.send({
+      method: 'POST',
+      url: '/api/v1/session',
+      payload: { username: 'viv', password: `wrong guess ${i}` },
+      remoteAddress: ip,
+    });
     assert.equal(r.statusCode, 401);
     assert.equal(code(r), 'BAD_CREDENTIALS');
   }
-  const locked = await h.send({ method: 'POST', url: '/api/v1/session', payload: { username: 'viv', password: 'viewer password 1' }, remoteAddress: '10.0.0.4' });
+  const locked = await h.send({
+    method: 'POST',
+    url: '/api/v1/session',
+    payload: { username: 'viv', password: 'viewer password 1' },
+    remoteAddress: '10.0.0.4',
+  });
   assert.equal(locked.statusCode, 429);
   assert.equal(code(locked), 'LOCKED_OUT');
   const retry = Number(locked.headers['retry-after']);
   assert.ok(retry > 60 && retry <= 15 * 60, `Retry-After ${retry}`);
-  const users = (await h.send({ method: 'GET', url: '/api/v1/users', headers: { cookie: admin.cookie } })).json() as { users: Array<{ name: string; locked?: boolean }> };
+  const users = (await h.send({ method: 'GET', url: '/api/v1/users', headers: { cookie: admin.cookie } })).json() as {
+    users: Array<{ name: string; locked?: boolean }>;
+  };
   assert.equal(users.users.find((u) => u.name === 'viv')?.locked, true);
   const audit = await auditText();
   assert.ok(!audit.includes('wrong guess'), 'no password in the audit log');
@@ -126,7 +182,12 @@ test('per-address rate limit: RATE_LIMITED after a burst from one address', asyn
   let last = 0;
   let codeSeen = '';
   for (let i = 0; i < 12 && last !== 429; i++) {
-    const r = await h.send({ method: 'POST', url: '/api/v1/session', payload: { username: `nobody${i}`, password: 'x' }, remoteAddress: '10.0.0.5' });
+    const r = await h.send({
+      method: 'POST',
+      url: '/api/v1/session',
+      payload: { username: `nobody${i}`, password: 'x' },
+      remoteAddress: '10.0.0.5',
+    });
     last = r.statusCode;
     if (last === 429) {
       codeSeen = code(r);
@@ -139,7 +200,12 @@ test('per-address rate limit: RATE_LIMITED after a burst from one address', asyn
 
 test('API tokens: shown once, stored hashed, limited to their scopes, revocable', async () => {
   const headers = { cookie: admin.cookie, 'x-csrf-token': admin.csrf };
-  const made = await h.send({ method: 'POST', url: '/api/v1/tokens', headers, payload: { name: 'grafana', scopes: ['hands:read'] } });
+  const made = await h.send({
+    method: 'POST',
+    url: '/api/v1/tokens',
+    headers,
+    payload: { name: 'grafana', scopes: ['hands:read'] },
+  });
   assert.equal(made.statusCode, 201, made.body);
   const { token, info } = made.json() as { token: string; info: { id: string; user: string; scopes: string[] } };
   assert.match(token, /^tln_[a-f0-9]{12}_[A-Za-z0-9_-]{43}$/);
@@ -156,8 +222,14 @@ test('API tokens: shown once, stored hashed, limited to their scopes, revocable'
   assert.equal(stop.statusCode, 403);
   assert.equal((await h.send({ method: 'GET', url: '/api/v1/audit', headers: bearer })).statusCode, 403);
   const forged = `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`;
-  assert.equal((await h.send({ method: 'GET', url: '/api/v1/hands', headers: { authorization: `Bearer ${forged}` } })).statusCode, 401);
-  const me = (await h.send({ method: 'GET', url: '/api/v1/session', headers: bearer })).json() as { kind: string; csrf: null };
+  assert.equal(
+    (await h.send({ method: 'GET', url: '/api/v1/hands', headers: { authorization: `Bearer ${forged}` } })).statusCode,
+    401,
+  );
+  const me = (await h.send({ method: 'GET', url: '/api/v1/session', headers: bearer })).json() as {
+    kind: string;
+    csrf: null;
+  };
   assert.deepEqual([me.kind, me.csrf], ['token', null]);
 
   const del = await h.send({ method: 'DELETE', url: `/api/v1/tokens/${info.id}`, headers });
@@ -165,7 +237,10 @@ test('API tokens: shown once, stored hashed, limited to their scopes, revocable'
   assert.equal((await h.send({ method: 'GET', url: '/api/v1/hands', headers: bearer })).statusCode, 401);
   const audit = await auditText();
   assert.match(audit, /"actor":"user:admin","action":"auth.token.create"/);
-  assert.match(audit, new RegExp(`"actor":"user:admin","action":"auth.token.delete","subject":"${info.id}","decision":"ok"`));
+  assert.match(
+    audit,
+    new RegExp(`"actor":"user:admin","action":"auth.token.delete","subject":"${info.id}","decision":"ok"`),
+  );
 });
 
 test('the last admin can be neither deleted nor demoted; logout (with the CSRF header) ends the session', async () => {
@@ -184,8 +259,16 @@ test('the last admin can be neither deleted nor demoted; logout (with the CSRF h
   const forged = await h.send({ method: 'DELETE', url: '/api/v1/session', headers: { cookie: admin.cookie } });
   assert.equal(forged.statusCode, 403);
   assert.equal(code(forged), 'CSRF');
-  assert.equal((await h.send({ method: 'GET', url: '/api/v1/session', headers: { cookie: admin.cookie } })).statusCode, 200, 'still logged in');
-  const badToken = await h.send({ method: 'DELETE', url: '/api/v1/session', headers: { cookie: admin.cookie, 'x-csrf-token': 'nope' } });
+  assert.equal(
+    (await h.send({ method: 'GET', url: '/api/v1/session', headers: { cookie: admin.cookie } })).statusCode,
+    200,
+    'still logged in',
+  );
+  const badToken = await h.send({
+    method: 'DELETE',
+    url: '/api/v1/session',
+    headers: { cookie: admin.cookie, 'x-csrf-token': 'nope' },
+  });
   assert.equal(code(badToken), 'CSRF');
   // without a (live) session there is nothing to protect: the cookie is cleared
   const anon = await h.send({ method: 'DELETE', url: '/api/v1/session' });
@@ -193,7 +276,10 @@ test('the last admin can be neither deleted nor demoted; logout (with the CSRF h
   const out = await h.send({ method: 'DELETE', url: '/api/v1/session', headers });
   assert.equal(out.statusCode, 200);
   assert.match(String(out.headers['set-cookie']), /talon_session=; .*Max-Age=0/);
-  assert.equal((await h.send({ method: 'GET', url: '/api/v1/session', headers: { cookie: admin.cookie } })).statusCode, 401);
+  assert.equal(
+    (await h.send({ method: 'GET', url: '/api/v1/session', headers: { cookie: admin.cookie } })).statusCode,
+    401,
+  );
   assert.match(await auditText(), /"actor":"user:admin","action":"auth.logout"/);
 });
 

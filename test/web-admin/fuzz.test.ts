@@ -32,7 +32,19 @@ async function snapshot(): Promise<string> {
   return JSON.stringify(out);
 }
 
-const CANDIDATES = ['idle', '00000001', 'aaaaaaaaaaaa', 'aaaaaaaaaaaaaaaa', 'a'.repeat(32), 'admin', 'x', '1', 'abc', 'a.b', 'A1'];
+const CANDIDATES = [
+  'idle',
+  '00000001',
+  'aaaaaaaaaaaa',
+  'aaaaaaaaaaaaaaaa',
+  'a'.repeat(32),
+  'admin',
+  'x',
+  '1',
+  'abc',
+  'a.b',
+  'A1',
+];
 
 /** a value the param schema accepts, so the other parts of the request get tested */
 function validParam(schema: Schema): string {
@@ -54,12 +66,19 @@ function url(route: Route, override?: [string, string]): string {
 function wrongType(schema: Schema): unknown {
   const t = Array.isArray(schema.type) ? schema.type[0] : schema.type;
   switch (t) {
-    case 'string': return 12345;
-    case 'integer': case 'number': return 'not a number';
-    case 'boolean': return 'yes';
-    case 'array': return { not: 'an array' };
-    case 'object': return ['not', 'an', 'object'];
-    default: return undefined;
+    case 'string':
+      return 12345;
+    case 'integer':
+    case 'number':
+      return 'not a number';
+    case 'boolean':
+      return 'yes';
+    case 'array':
+      return { not: 'an array' };
+    case 'object':
+      return ['not', 'an', 'object'];
+    default:
+      return undefined;
   }
 }
 
@@ -75,7 +94,11 @@ function badQueryValues(schema: Schema): string[] {
 
 function expect4xx(r: Response, what: string, statuses?: number[]): void {
   assert.ok(r.statusCode >= 400 && r.statusCode < 500, `${what}: got ${r.statusCode} ${r.body.slice(0, 300)}`);
-  if (statuses) assert.ok(statuses.includes(r.statusCode), `${what}: got ${r.statusCode}, wanted ${statuses.join('/')}: ${r.body.slice(0, 300)}`);
+  if (statuses)
+    assert.ok(
+      statuses.includes(r.statusCode),
+      `${what}: got ${r.statusCode}, wanted ${statuses.join('/')}: ${r.body.slice(0, 300)}`,
+    );
   const body = r.json() as { error?: { code?: unknown; message?: unknown } };
   assert.match(String(body.error?.code), /^[A-Z][A-Z0-9_]+$/, `${what}: an error code`);
   assert.equal(typeof body.error?.message, 'string', `${what}: a message`);
@@ -93,8 +116,12 @@ test('every route answers bad input with a coded 4xx, never a 500, and writes no
     const send = async (opts: { url?: string; payload?: string | Buffer; contentType?: string }): Promise<Response> => {
       cases++;
       return h.send({
-        method: route.method, url: opts.url ?? url(route),
-        headers: { ...headers, ...(opts.payload !== undefined ? { 'content-type': opts.contentType ?? 'application/json' } : {}) },
+        method: route.method,
+        url: opts.url ?? url(route),
+        headers: {
+          ...headers,
+          ...(opts.payload !== undefined ? { 'content-type': opts.contentType ?? 'application/json' } : {}),
+        },
         ...(opts.payload !== undefined ? { payload: opts.payload } : {}),
       });
     };
@@ -109,7 +136,11 @@ test('every route answers bad input with a coded 4xx, never a 500, and writes no
     expect4xx(await send({ url: `${url(route)}?zz_unknown=1` }), `${name} unknown query`, [400]);
     for (const [key, s] of Object.entries((route.query?.properties ?? {}) as Record<string, Schema>)) {
       for (const bad of badQueryValues(s)) {
-        expect4xx(await send({ url: `${url(route)}?${key}=${encodeURIComponent(bad)}` }), `${name} ?${key}=${bad.slice(0, 20)}`, [400]);
+        expect4xx(
+          await send({ url: `${url(route)}?${key}=${encodeURIComponent(bad)}` }),
+          `${name} ?${key}=${bad.slice(0, 20)}`,
+          [400],
+        );
       }
     }
     if (!route.body) {
@@ -122,7 +153,8 @@ test('every route answers bad input with a coded 4xx, never a 500, and writes no
     }
     expect4xx(await send({ payload: '{}', contentType: 'text/plain' }), `${name} text/plain`, [415]);
     expect4xx(await send({ payload: JSON.stringify({ big: 'x'.repeat(70 * 1024) }) }), `${name} oversized`, [413]);
-    for (const notObject of ['[]', '"string"', '42', 'null']) expect4xx(await send({ payload: notObject }), `${name} body ${notObject}`, [400]);
+    for (const notObject of ['[]', '"string"', '42', 'null'])
+      expect4xx(await send({ payload: notObject }), `${name} body ${notObject}`, [400]);
     expect4xx(await send({ payload: JSON.stringify({ zz_unknown_field: true }) }), `${name} unknown field`, [400]);
     for (const [key, s] of Object.entries((route.body.properties ?? {}) as Record<string, Schema>)) {
       const wrong = wrongType(s);

@@ -20,7 +20,10 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(extra: Record<string, unknown> = {}, dataDir = mkdtempSync(join(tmpdir(), 'talon-web-'))): Promise<Harness> {
+export async function startHarness(
+  extra: Record<string, unknown> = {},
+  dataDir = mkdtempSync(join(tmpdir(), 'talon-web-')),
+): Promise<Harness> {
   const config = validateConfig({
     dataDir,
     http: { host: '127.0.0.1', port: 0 },
@@ -28,10 +31,16 @@ export async function startHarness(extra: Record<string, unknown> = {}, dataDir 
     hands: [{ name: 'idle', module: await fixture('idle') }],
     ...extra,
   });
-  const kernel = await Kernel.start({ config, logger: createLogger('error', () => {}), workerEntry: await workerEntry() });
+  const kernel = await Kernel.start({
+    config,
+    logger: createLogger('error', () => {}),
+    workerEntry: await workerEntry(),
+  });
   const cliToken = readFileSync(join(dataDir, 'cli-token'), 'utf8').trim();
   return {
-    kernel, dataDir, cliToken,
+    kernel,
+    dataDir,
+    cliToken,
     send: (opts) => inject((rq, rs) => void kernel.http.handle(rq, rs), opts),
     cli: () => ({ authorization: `Bearer ${cliToken}` }),
     stop: () => kernel.stop(),
@@ -48,8 +57,16 @@ export function cookieOf(r: Response): string {
 }
 
 /** sets up the first admin through the setup code; returns the cookie and csrf token */
-export async function setupAdmin(h: Harness, username = 'admin', password = 'correct horse battery'): Promise<{ cookie: string; csrf: string }> {
-  const r = await h.send({ method: 'POST', url: '/api/v1/setup', payload: { code: h.kernel.http.setupCode, username, password } });
+export async function setupAdmin(
+  h: Harness,
+  username = 'admin',
+  password = 'correct horse battery',
+): Promise<{ cookie: string; csrf: string }> {
+  const r = await h.send({
+    method: 'POST',
+    url: '/api/v1/setup',
+    payload: { code: h.kernel.http.setupCode, username, password },
+  });
   if (r.statusCode !== 201) throw new Error(`setup failed: ${r.body}`);
   return { cookie: cookieOf(r), csrf: (r.json() as { csrf: string }).csrf };
 }

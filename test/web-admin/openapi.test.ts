@@ -8,8 +8,11 @@ import { startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
 let doc: {
-  openapi: string; info: { title: string; version: string }; paths: Record<string, Record<string, Record<string, unknown>>>;
-  components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> }; tags: Array<{ name: string }>;
+  openapi: string;
+  info: { title: string; version: string };
+  paths: Record<string, Record<string, Record<string, unknown>>>;
+  components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
+  tags: Array<{ name: string }>;
 };
 
 before(async () => {
@@ -26,12 +29,22 @@ after(async () => {
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 
 test('every route is in the spec, and every spec operation is a route', () => {
-  const fromSpec = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort();
+  const fromSpec = Object.entries(doc.paths)
+    .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+    .sort();
   // the table the server serves: the kernel's routes and its Hands' (web-admin/routes/surfaces.ts)
   const fromTable = h.kernel.http.router.routes.map((r) => `${r.method} ${r.path}`).sort();
   assert.deepEqual(fromSpec, fromTable);
   assert.ok(fromTable.length >= 30, `${fromTable.length} routes`);
-  for (const need of ['GET /healthz', 'GET /api/v1/openapi.json', 'POST /api/v1/setup', 'POST /api/v1/session', 'GET /api/v1/users', 'POST /api/v1/tokens', 'PUT /api/v1/hands/{name}/settings']) {
+  for (const need of [
+    'GET /healthz',
+    'GET /api/v1/openapi.json',
+    'POST /api/v1/setup',
+    'POST /api/v1/session',
+    'GET /api/v1/users',
+    'POST /api/v1/tokens',
+    'PUT /api/v1/hands/{name}/settings',
+  ]) {
     assert.ok(fromTable.includes(need), need);
   }
 });
@@ -60,9 +73,22 @@ test('the document has the OpenAPI 3.1 shape', () => {
         assert.equal(typeof p.schema, 'object', `${where} ${p.name}`);
         if (p.in === 'path') assert.equal(p.required, true, `${where} ${p.name}`);
       }
-      assert.deepEqual(params.filter((p) => p.in === 'path').map((p) => p.name).sort(), [...templated].sort(), `${where}: path parameters`);
-      const responses = op.responses as Record<string, { description: string; content?: Record<string, { schema?: unknown }> }>;
-      assert.ok(Object.keys(responses).some((s) => /^2\d\d$/.test(s)), `${where}: a success response`);
+      assert.deepEqual(
+        params
+          .filter((p) => p.in === 'path')
+          .map((p) => p.name)
+          .sort(),
+        [...templated].sort(),
+        `${where}: path parameters`,
+      );
+      const responses = op.responses as Record<
+        string,
+        { description: string; content?: Record<string, { schema?: unknown }> }
+      >;
+      assert.ok(
+        Object.keys(responses).some((s) => /^2\d\d$/.test(s)),
+        `${where}: a success response`,
+      );
       for (const [status, resp] of Object.entries(responses)) {
         assert.match(status, /^[1-5]\d\d$/, where);
         assert.equal(typeof resp.description, 'string', `${where} ${status}`);
@@ -73,7 +99,8 @@ test('the document has the OpenAPI 3.1 shape', () => {
       else assert.deepEqual(op.security, [], `${where}: public`);
       if (op.requestBody) {
         assert.ok(responses['413'] && responses['415'], `${where}: body errors`);
-        const body = (op.requestBody as { content: Record<string, { schema: { additionalProperties?: unknown } }> }).content['application/json'];
+        const body = (op.requestBody as { content: Record<string, { schema: { additionalProperties?: unknown } }> })
+          .content['application/json'];
         assert.equal(body?.schema.additionalProperties, false, `${where}: unknown body fields are refused`);
       }
       if (method === 'get') assert.equal(op.requestBody, undefined, `${where}: GET takes no body`);

@@ -44,8 +44,14 @@ test('index.html references only files that exist, with no inline script, style 
   const html = readFileSync(join(dir, 'index.html'), 'utf8');
   const refs = [...html.matchAll(/\b(?:src|href)="([^"]*)"/g)].map((m) => m[1]!);
   const local = refs.filter((r) => !r.startsWith('data:'));
-  assert.ok(local.some((r) => /^app-[A-Z0-9]+\.js$/.test(r)), `a hashed script: ${local.join(', ')}`);
-  assert.ok(local.some((r) => /^app-[A-Z0-9]+\.css$/.test(r)), `a hashed stylesheet: ${local.join(', ')}`);
+  assert.ok(
+    local.some((r) => /^app-[A-Z0-9]+\.js$/.test(r)),
+    `a hashed script: ${local.join(', ')}`,
+  );
+  assert.ok(
+    local.some((r) => /^app-[A-Z0-9]+\.css$/.test(r)),
+    `a hashed stylesheet: ${local.join(', ')}`,
+  );
   for (const r of local) {
     assert.doesNotMatch(r, /^[a-z]+:|^\/\//i, `${r} is on this device`);
     assert.ok(existsSync(join(dir, r)), `${r} exists`);
@@ -65,13 +71,15 @@ test('the bundle fetches nothing from another host and needs no eval', async () 
   const { dir, manifest } = await page();
   for (const f of manifest.files) {
     const text = readFileSync(join(dir, f.name), 'utf8');
-    const urls = [...text.matchAll(/\b(?:https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}[^\s"'`)]*/gi)].map((m) => m[0])
+    const urls = [...text.matchAll(/\b(?:https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}[^\s"'`)]*/gi)]
+      .map((m) => m[0])
       .filter((u) => /^https?:/i.test(u) && !NAMESPACES.has(u));
     assert.deepEqual(urls, [], `${f.name} has no URL to another host`);
     if (f.name.endsWith('.js')) {
       assert.doesNotMatch(text, /\bnew Function\(|\beval\(/, `${f.name} needs no eval (CSP script-src 'self')`);
     }
-    if (f.name.endsWith('.css')) assert.doesNotMatch(text, /@import|url\((?!["']?data:)/, `${f.name} loads nothing else`);
+    if (f.name.endsWith('.css'))
+      assert.doesNotMatch(text, /@import|url\((?!["']?data:)/, `${f.name} loads nothing else`);
   }
 });
 

@@ -27,21 +27,28 @@ async function serve(script: Script): Promise<{ url: string; froms: number[]; cl
   return {
     url: `http://127.0.0.1:${port}/api/v1/chat/c1/messages/m2/stream`,
     froms,
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
-const delta = (res: ServerResponse, offset: number, text: string): boolean => res.write(`event: delta\ndata: ${JSON.stringify({ offset, text })}\n\n`);
+const delta = (res: ServerResponse, offset: number, text: string): boolean =>
+  res.write(`event: delta\ndata: ${JSON.stringify({ offset, text })}\n\n`);
 const done = (res: ServerResponse, content: string, status = 'done'): void => {
   res.end(`event: done\ndata: ${JSON.stringify({ id: 'm2', role: 'assistant', content, status })}\n\n`);
 };
 
 test('parseSse splits complete events and keeps the rest', () => {
-  const { events, rest } = parseSse('event: delta\ndata: {"a":1}\n\n: ping\n\ndata: x\r\ndata: y\r\n\r\nevent: done\ndata: {');
-  assert.deepEqual(events, [{ event: 'delta', data: '{"a":1}' }, { event: 'message', data: 'x\ny' }]);
+  const { events, rest } = parseSse(
+    'event: delta\ndata: {"a":1}\n\n: ping\n\ndata: x\r\ndata: y\r\n\r\nevent: done\ndata: {',
+  );
+  assert.deepEqual(events, [
+    { event: 'delta', data: '{"a":1}' },
+    { event: 'message', data: 'x\ny' },
+  ]);
   assert.equal(rest, 'event: done\ndata: {');
 });
 
@@ -50,7 +57,9 @@ test('a connection dropped mid-answer resumes from the length shown, and done re
     if (conn === 1) {
       // 20 characters in pieces, then the connection dies without done
       for (let o = 0; o < 15; o += 5) delta(res, o, FULL.slice(o, o + 5));
-      res.write(`event: delta\ndata: ${JSON.stringify({ offset: 15, text: FULL.slice(15, 20) })}\n\n`, () => res.destroy());
+      res.write(`event: delta\ndata: ${JSON.stringify({ offset: 15, text: FULL.slice(15, 20) })}\n\n`, () =>
+        res.destroy(),
+      );
       return;
     }
     // resent overlap: the server starts 3 characters before `from`; the client must not repeat them
@@ -69,13 +78,18 @@ test('a connection dropped mid-answer resumes from the length shown, and done re
     assert.equal(u.status, 'streaming', 'nothing looks complete before done');
     assert.ok(FULL.startsWith(u.text), `every partial text is a prefix of the answer: ${JSON.stringify(u.text)}`);
   }
-  assert.ok(updates.some((u) => u.reconnecting), 'the drop is shown while reconnecting');
+  assert.ok(
+    updates.some((u) => u.reconnecting),
+    'the drop is shown while reconnecting',
+  );
 });
 
 test('an error event shows the stored message as failed', async () => {
   const s = await serve((_from, _conn, res) => {
     delta(res, 0, 'Half an ans');
-    res.end(`event: error\ndata: ${JSON.stringify({ error: { code: 'LLM_FAILED', message: 'the model crashed' }, message: { id: 'm2', role: 'assistant', content: 'Half an answer', status: 'error' } })}\n\n`);
+    res.end(
+      `event: error\ndata: ${JSON.stringify({ error: { code: 'LLM_FAILED', message: 'the model crashed' }, message: { id: 'm2', role: 'assistant', content: 'Half an answer', status: 'error' } })}\n\n`,
+    );
   });
   const final = await followMessage({ url: s.url, onUpdate: () => undefined, backoff: () => 0 });
   await s.close();
@@ -86,7 +100,12 @@ test('an error event shows the stored message as failed', async () => {
 
 test('an already finished message answers done at once, from what the page shows', async () => {
   const s = await serve((_from, _conn, res) => done(res, FULL));
-  const final = await followMessage({ url: s.url, initial: FULL.slice(0, 10), onUpdate: () => undefined, backoff: () => 0 });
+  const final = await followMessage({
+    url: s.url,
+    initial: FULL.slice(0, 10),
+    onUpdate: () => undefined,
+    backoff: () => 0,
+  });
   await s.close();
   assert.deepEqual(s.froms, [10]);
   assert.equal(final.status, 'done');
@@ -109,7 +128,13 @@ test('a gap in offsets reconnects instead of showing a broken text; a server tha
   assert.equal(final.text, FULL);
 
   const dead = await serve((_from, _conn, res) => res.end());
-  const failed = await followMessage({ url: dead.url, initial: 'partial', onUpdate: () => undefined, backoff: () => 0, maxFailures: 3 });
+  const failed = await followMessage({
+    url: dead.url,
+    initial: 'partial',
+    onUpdate: () => undefined,
+    backoff: () => 0,
+    maxFailures: 3,
+  });
   await dead.close();
   assert.equal(dead.froms.length, 3);
   assert.equal(failed.status, 'error', 'never left looking complete');

@@ -14,7 +14,13 @@ import { sha256Hex as nodeSha256 } from '../../runtime/audit/crypto.ts';
 import { DeviceKey } from '../../runtime/secrets/device-key.ts';
 import type { AuditEntry, Checkpoint } from '../../runtime/audit/format.ts';
 import { fill, openEnv, tempDir } from '../runtime/audit/harness.ts';
-import { describeReport, parsePublicKey, sha256Hex, verifyExportText, type VerifyReport } from '../../web-admin/page/src/audit-verify.ts';
+import {
+  describeReport,
+  parsePublicKey,
+  sha256Hex,
+  verifyExportText,
+  type VerifyReport,
+} from '../../web-admin/page/src/audit-verify.ts';
 
 const N = 300;
 
@@ -35,7 +41,11 @@ async function exportedLog(): Promise<{ lines: string[]; pub: string; head: Chec
 }
 
 /** the page's report and verify-file's on the same bytes */
-async function both(text: string, pub: string, against?: Checkpoint): Promise<{ page: VerifyReport; file: VerifyReport }> {
+async function both(
+  text: string,
+  pub: string,
+  against?: Checkpoint,
+): Promise<{ page: VerifyReport; file: VerifyReport }> {
   const file = join(tempDir(), 'x.jsonl');
   writeFileSync(file, text);
   const opts = { publicKey: pub, ...(against ? { against } : {}) };
@@ -115,7 +125,9 @@ test('tampered exports break in the page where verify-file says they break', asy
   const forged = [...lines];
   const cpLine = idx(256) + 1;
   const cp = JSON.parse(lines[cpLine]!) as Checkpoint;
-  const otherSig = Buffer.from(DeviceKey.generate().sign(Buffer.from(`talon-audit-v1:${cp.seq}:${cp.hash}`))).toString('base64');
+  const otherSig = Buffer.from(DeviceKey.generate().sign(Buffer.from(`talon-audit-v1:${cp.seq}:${cp.hash}`))).toString(
+    'base64',
+  );
   forged[cpLine] = JSON.stringify({ ...cp, sig: otherSig });
   r = await both(join_(forged), pub);
   sameBreak(r.page, r.file, 'signature', 1);

@@ -18,7 +18,10 @@ const isError = ajv.compile(ERROR_SCHEMA);
 
 before(async () => {
   h = await startHarness();
-  await waitFor(() => h.kernel.supervisor.list().some((x) => x.name === 'idle' && x.state === 'running'), 'idle running');
+  await waitFor(
+    () => h.kernel.supervisor.list().some((x) => x.name === 'idle' && x.state === 'running'),
+    'idle running',
+  );
 });
 
 after(async () => {
@@ -38,7 +41,9 @@ test('every JSON GET route answers with a body that matches its declared schema'
     if (route.method !== 'GET') continue;
     const success = Object.entries(route.responses).find(([s]) => Number(s) < 300)!;
     if (success[1].contentType && success[1].contentType !== 'application/json') continue;
-    const path = route.path.replace(/\{(\w+)\}/g, (_m, k: string) => sample(((route.params?.properties ?? {}) as Record<string, Schema>)[k] ?? {}));
+    const path = route.path.replace(/\{(\w+)\}/g, (_m, k: string) =>
+      sample(((route.params?.properties ?? {}) as Record<string, Schema>)[k] ?? {}),
+    );
     const r = await h.send({ method: 'GET', url: path, headers: h.cli() });
     const where = `GET ${path}`;
     assert.ok(r.statusCode < 500 || r.statusCode === 503, `${where}: ${r.statusCode} ${r.body.slice(0, 200)}`);
@@ -47,10 +52,17 @@ test('every JSON GET route answers with a body that matches its declared schema'
     if (r.statusCode >= 400) {
       assert.ok(isError(body), `${where}: the error shape`);
       // a missing object (sample names) or a part this config does not run (503) is fine; anything else is not
-      assert.ok(route.params || r.statusCode === 503, `${where}: a route without parameters answered ${r.statusCode}: ${r.body.slice(0, 200)}`);
+      assert.ok(
+        route.params || r.statusCode === 503,
+        `${where}: a route without parameters answered ${r.statusCode}: ${r.body.slice(0, 200)}`,
+      );
       continue;
     }
-    assert.deepEqual(h.kernel.http.router.checkResponse(route, r.statusCode, body), [], `${where}: ${r.body.slice(0, 300)}`);
+    assert.deepEqual(
+      h.kernel.http.router.checkResponse(route, r.statusCode, body),
+      [],
+      `${where}: ${r.body.slice(0, 300)}`,
+    );
     checked++;
   }
   assert.ok(checked >= 8, `${checked} routes checked`);
@@ -62,10 +74,13 @@ test('checkResponse catches a body that does not match', () => {
   assert.notDeepEqual(h.kernel.http.router.checkResponse(hands, 200, { hands: [], extra: true }), []);
 });
 
-test('a Hand\'s logs follow as server-sent events over a real socket, with the security headers', async () => {
+test("a Hand's logs follow as server-sent events over a real socket, with the security headers", async () => {
   const { host, port } = h.kernel.http.address();
   const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
-    get({ host, port, path: '/api/v1/hands/idle/logs?follow=1&lines=5', headers: h.cli() }, resolve).on('error', reject);
+    get({ host, port, path: '/api/v1/hands/idle/logs?follow=1&lines=5', headers: h.cli() }, resolve).on(
+      'error',
+      reject,
+    );
   });
   try {
     assert.equal(res.statusCode, 200);

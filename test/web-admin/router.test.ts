@@ -18,12 +18,16 @@ import type { Route } from '../../web-admin/route.ts';
 /** the kernel's routes and the built-in Hands' (as the composition root mounts them) */
 const routes = [...kernelRoutes, ...surfaceRoutes(BUILTIN_SURFACES)];
 
-test('every route\'s params, query and body schema is a valid schema and compiles with the router\'s options', () => {
+test("every route's params, query and body schema is a valid schema and compiles with the router's options", () => {
   const body = new Ajv({ ...REQUEST_AJV_OPTIONS, validateSchema: true });
   const query = new Ajv({ ...QUERY_AJV_OPTIONS, validateSchema: true });
   let n = 0;
   for (const r of routes) {
-    for (const [part, schema, ajv] of [['params', r.params, body], ['query', r.query, query], ['body', r.body, body]] as const) {
+    for (const [part, schema, ajv] of [
+      ['params', r.params, body],
+      ['query', r.query, query],
+      ['body', r.body, body],
+    ] as const) {
       if (!schema) continue;
       assert.equal(ajv.validateSchema(schema), true, `${r.method} ${r.path} ${part}: ${ajv.errorsText(ajv.errors)}`);
       ajv.compile(schema);
@@ -51,12 +55,26 @@ test('a route without a query schema refuses query parameters, one error per nam
   assert.deepEqual(router.validateQuery(healthz, new URLSearchParams('')), {});
   const e = badRequest(() => router.validateQuery(healthz, new URLSearchParams('x=1&y=2&x=3')));
   assert.equal(e.message, 'query parameter x is not a known field');
-  assert.deepEqual(e.details, { in: 'query', errors: [{ path: '/x', message: 'is not a known field' }, { path: '/y', message: 'is not a known field' }] });
+  assert.deepEqual(e.details, {
+    in: 'query',
+    errors: [
+      { path: '/x', message: 'is not a known field' },
+      { path: '/y', message: 'is not a known field' },
+    ],
+  });
 
   // the same answer ajv gives for a schema with no properties
-  const withSchema: Route = { ...healthz, operationId: 'healthz2', path: '/healthz2', query: { type: 'object', additionalProperties: false, properties: {} } };
+  const withSchema: Route = {
+    ...healthz,
+    operationId: 'healthz2',
+    path: '/healthz2',
+    query: { type: 'object', additionalProperties: false, properties: {} },
+  };
   const r2 = new Router([withSchema]);
-  assert.deepEqual(badRequest(() => r2.validateQuery(withSchema, new URLSearchParams('x=1&y=2&x=3'))), e);
+  assert.deepEqual(
+    badRequest(() => r2.validateQuery(withSchema, new URLSearchParams('x=1&y=2&x=3'))),
+    e,
+  );
 });
 
 test('query values are coerced, params and bodies are checked, each validator compiled on first use', () => {
@@ -65,7 +83,10 @@ test('query values are coerced, params and bodies are checked, each validator co
   assert.ok(logs.query && logs.params);
   const q = router.validateQuery(logs, new URLSearchParams('lines=10'));
   assert.equal(q.lines, 10);
-  assert.match(badRequest(() => router.validateQuery(logs, new URLSearchParams('lines=abc'))).message, /^query parameter lines /);
+  assert.match(
+    badRequest(() => router.validateQuery(logs, new URLSearchParams('lines=abc'))).message,
+    /^query parameter lines /,
+  );
   router.validateParams(logs, { name: 'idle' });
   assert.match(badRequest(() => router.validateParams(logs, { name: 'UPPER' })).message, /^path parameter name /);
   const withBody = routes.find((r) => r.body && r.method === 'POST')!;

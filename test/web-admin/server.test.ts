@@ -63,7 +63,10 @@ test('hands list, get, stop and start through the API; every change audited with
     await new Promise((res) => setTimeout(res, 50));
   }
   const list = await dispatch({ method: 'GET', url: '/api/v1/hands', headers: auth() });
-  assert.deepEqual((list.json() as { hands: Array<{ name: string }> }).hands.map((h) => h.name), ['idle']);
+  assert.deepEqual(
+    (list.json() as { hands: Array<{ name: string }> }).hands.map((h) => h.name),
+    ['idle'],
+  );
   const stop = await dispatch({ method: 'POST', url: '/api/v1/hands/idle/stop', headers: auth() });
   assert.equal(stop.statusCode, 200);
   assert.equal((stop.json() as { state: string }).state, 'stopped');
@@ -77,14 +80,17 @@ test('hands list, get, stop and start through the API; every change audited with
   for await (const e of kernel.audit.entries()) entries.push(e);
   const api = entries.filter((e) => e.action.startsWith('api.hands.'));
   // each change is written first (allow: the intent), then its outcome
-  assert.deepEqual(api.map((e) => [e.actor, e.action, e.subject, e.decision]), [
-    ['cli', 'api.hands.stop', 'idle', 'allow'],
-    ['cli', 'api.hands.stop', 'idle', 'ok'],
-    ['cli', 'api.hands.stop', 'idle', 'allow'],
-    ['cli', 'api.hands.stop', 'idle', 'error'],
-    ['cli', 'api.hands.start', 'idle', 'allow'],
-    ['cli', 'api.hands.start', 'idle', 'ok'],
-  ]);
+  assert.deepEqual(
+    api.map((e) => [e.actor, e.action, e.subject, e.decision]),
+    [
+      ['cli', 'api.hands.stop', 'idle', 'allow'],
+      ['cli', 'api.hands.stop', 'idle', 'ok'],
+      ['cli', 'api.hands.stop', 'idle', 'allow'],
+      ['cli', 'api.hands.stop', 'idle', 'error'],
+      ['cli', 'api.hands.start', 'idle', 'allow'],
+      ['cli', 'api.hands.start', 'idle', 'ok'],
+    ],
+  );
 });
 
 test('unknown routes, wrong methods, bad names and bad query values get coded 4xx errors', async () => {
@@ -106,7 +112,7 @@ test('unknown routes, wrong methods, bad names and bad query values get coded 4x
   }
 });
 
-test('logs returns the Hand\'s recent lines', async () => {
+test("logs returns the Hand's recent lines", async () => {
   const r = await dispatch({ method: 'GET', url: '/api/v1/hands/idle/logs?lines=10', headers: auth() });
   assert.equal(r.statusCode, 200);
   const { lines } = r.json() as { lines: Array<{ hand: string }> };

@@ -48,10 +48,19 @@ async function server(): Promise<{ http: HttpServer; clock: ReturnType<typeof fa
   const store = await Store.open(dir);
   const audit = new AuditChain(store, DeviceKey.loadOrCreate(dir), { verifyAtStart: false });
   await audit.start();
-  const http = new HttpServer({ api: {} as RuntimeApi, listen: { host: '127.0.0.1', port: 0 }, cliToken: 'c'.repeat(43), store, audit, dataDir: dir, clock });
+  const http = new HttpServer({
+    api: {} as RuntimeApi,
+    listen: { host: '127.0.0.1', port: 0 },
+    cliToken: 'c'.repeat(43),
+    store,
+    audit,
+    dataDir: dir,
+    clock,
+  });
   await http.listen();
   return {
-    http, clock,
+    http,
+    clock,
     async stop() {
       await http.close();
       await audit.stop();
@@ -60,9 +69,13 @@ async function server(): Promise<{ http: HttpServer; clock: ReturnType<typeof fa
   };
 }
 
-const attempt = (http: HttpServer, setupCode: string, ip: string) => inject((rq, rs) => void http.handle(rq, rs), {
-  method: 'POST', url: '/api/v1/setup', remoteAddress: ip, payload: { code: setupCode, username: 'owner', password: 'the owner password' },
-});
+const attempt = (http: HttpServer, setupCode: string, ip: string) =>
+  inject((rq, rs) => void http.handle(rq, rs), {
+    method: 'POST',
+    url: '/api/v1/setup',
+    remoteAddress: ip,
+    payload: { code: setupCode, username: 'owner', password: 'the owner password' },
+  });
 const WRONG = 'AAAA-AAAA-AAAA-AAAA';
 
 test('five wrong codes lock that address only; the owner at another address sets up at once', async () => {
@@ -102,13 +115,18 @@ test('many wrong codes from many addresses slow every attempt down, up to a ceil
     for (let i = 0; i < SETUP_GLOBAL_FREE; i++) await wrongFromNew();
     assert.deepEqual(s.clock.waits, []);
     await wrongFromNew();
-    assert.deepEqual(s.clock.waits, [], `the ${SETUP_GLOBAL_FREE + 1}th attempt is checked against ${SETUP_GLOBAL_FREE} failures`);
+    assert.deepEqual(
+      s.clock.waits,
+      [],
+      `the ${SETUP_GLOBAL_FREE + 1}th attempt is checked against ${SETUP_GLOBAL_FREE} failures`,
+    );
     await wrongFromNew();
     assert.deepEqual(s.clock.waits, [1000], 'past the free allowance every attempt waits first');
     // the delay doubles with each further batch of failures, never past the ceiling
     for (let i = 0; i < 8 * SETUP_GLOBAL_FREE; i++) await wrongFromNew();
     const waits: number[] = s.clock.waits;
-    for (let i = 1; i < waits.length; i++) assert.ok(waits[i]! >= waits[i - 1]!, 'never shrinks while failures keep coming');
+    for (let i = 1; i < waits.length; i++)
+      assert.ok(waits[i]! >= waits[i - 1]!, 'never shrinks while failures keep coming');
     assert.ok(waits.includes(2000) && waits.includes(4000) && waits.includes(8000), waits.join(','));
     assert.equal(Math.max(...waits), SETUP_MAX_DELAY_MS);
 
@@ -125,7 +143,8 @@ test('many wrong codes from many addresses slow every attempt down, up to a ceil
 test('the global delay fades once the failures are older than the window', async () => {
   const s = await server();
   try {
-    for (let i = 0; i < 3 * SETUP_GLOBAL_FREE; i++) assert.equal((await attempt(s.http, WRONG, `10.3.0.${i + 1}`)).statusCode, 401);
+    for (let i = 0; i < 3 * SETUP_GLOBAL_FREE; i++)
+      assert.equal((await attempt(s.http, WRONG, `10.3.0.${i + 1}`)).statusCode, 401);
     assert.ok(s.clock.waits.length > 0);
     s.clock.advance(SETUP_WINDOW_MS + 1);
     const before = s.clock.waits.length;

@@ -23,11 +23,22 @@ before(async () => {
   h = await startHarness();
   web = mkdtempSync(join(tmpdir(), 'talon-webroot-'));
   mkdirSync(join(web, 'assets'));
-  writeFileSync(join(web, 'index.html'), '<!doctype html><title>Talon</title><script type="module" src="/assets/app-3f9a1c2b.js"></script>');
+  writeFileSync(
+    join(web, 'index.html'),
+    '<!doctype html><title>Talon</title><script type="module" src="/assets/app-3f9a1c2b.js"></script>',
+  );
   writeFileSync(join(web, 'assets', 'app-3f9a1c2b.js'), JS);
   writeFileSync(join(web, 'assets', 'app-3f9a1c2b.js.gz'), gzipSync(JS));
   writeFileSync(join(tmpdir(), 'outside-secret.txt'), 'secret');
-  server = new HttpServer({ api: h.kernel.api, listen: { host: '127.0.0.1', port: 0 }, cliToken: h.cliToken, store: h.kernel.store, audit: h.kernel.audit, dataDir: h.dataDir, webRoot: web });
+  server = new HttpServer({
+    api: h.kernel.api,
+    listen: { host: '127.0.0.1', port: 0 },
+    cliToken: h.cliToken,
+    store: h.kernel.store,
+    audit: h.kernel.audit,
+    dataDir: h.dataDir,
+    webRoot: web,
+  });
 });
 
 after(async () => {
@@ -55,16 +66,29 @@ test('hashed assets: long cache, ETag and 304, gzip sibling when accepted', asyn
   assert.match(String(plain.headers['cache-control']), /max-age=31536000, immutable/);
   assert.equal(plain.headers['content-encoding'], undefined);
   const etag = String(plain.headers.etag);
-  const cached = await send(server, { method: 'GET', url: '/assets/app-3f9a1c2b.js', headers: { 'if-none-match': etag } });
+  const cached = await send(server, {
+    method: 'GET',
+    url: '/assets/app-3f9a1c2b.js',
+    headers: { 'if-none-match': etag },
+  });
   assert.equal(cached.statusCode, 304);
-  const gz = await send(server, { method: 'GET', url: '/assets/app-3f9a1c2b.js', headers: { 'accept-encoding': 'gzip, deflate' } });
+  const gz = await send(server, {
+    method: 'GET',
+    url: '/assets/app-3f9a1c2b.js',
+    headers: { 'accept-encoding': 'gzip, deflate' },
+  });
   assert.equal(gz.headers['content-encoding'], 'gzip');
   assert.equal(gz.headers.vary, 'accept-encoding');
   assert.ok(gz.rawPayload.length < JS.length);
 });
 
 test('no file outside the web root is served', async () => {
-  for (const url of ['/../outside-secret.txt', '/%2e%2e/outside-secret.txt', '/assets/..%2F..%2Foutside-secret.txt', '/..%5Coutside-secret.txt']) {
+  for (const url of [
+    '/../outside-secret.txt',
+    '/%2e%2e/outside-secret.txt',
+    '/assets/..%2F..%2Foutside-secret.txt',
+    '/..%5Coutside-secret.txt',
+  ]) {
     const r = await send(server, { method: 'GET', url });
     assert.ok(!r.body.includes('secret'), url);
     assert.ok(r.statusCode === 200 ? r.body.includes('<title>Talon') : r.statusCode < 500, url);
@@ -72,7 +96,15 @@ test('no file outside the web root is served', async () => {
 });
 
 test('without a built page, / answers 503 PAGE_NOT_BUILT naming npm run build', async () => {
-  const none = new HttpServer({ api: h.kernel.api, listen: { host: '127.0.0.1', port: 0 }, cliToken: h.cliToken, store: h.kernel.store, audit: h.kernel.audit, dataDir: h.dataDir, webRoot: join(web, 'missing') });
+  const none = new HttpServer({
+    api: h.kernel.api,
+    listen: { host: '127.0.0.1', port: 0 },
+    cliToken: h.cliToken,
+    store: h.kernel.store,
+    audit: h.kernel.audit,
+    dataDir: h.dataDir,
+    webRoot: join(web, 'missing'),
+  });
   const r = await send(none, { method: 'GET', url: '/' });
   assert.equal(r.statusCode, 503);
   assert.equal(code(r), 'PAGE_NOT_BUILT');
@@ -82,7 +114,11 @@ test('without a built page, / answers 503 PAGE_NOT_BUILT naming npm run build', 
 test('security headers on every answer: page, API, errors', async () => {
   for (const url of ['/', '/healthz', '/api/v1/hands', '/api/v1/nothing']) {
     const r = await send(server, { method: 'GET', url });
-    assert.equal(r.headers['content-security-policy'], "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'", url);
+    assert.equal(
+      r.headers['content-security-policy'],
+      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+      url,
+    );
     assert.equal(r.headers['x-content-type-options'], 'nosniff', url);
     assert.equal(r.headers['x-frame-options'], 'DENY', url);
     assert.equal(r.headers['referrer-policy'], 'no-referrer', url);

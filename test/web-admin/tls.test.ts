@@ -10,16 +10,24 @@ import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { startHarness } from './harness.ts';
 
-function httpsGet(port: number, path: string, ca: string): Promise<{ status: number; headers: Record<string, unknown>; body: string; fingerprint: string }> {
+function httpsGet(
+  port: number,
+  path: string,
+  ca: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string; fingerprint: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, ca, servername: 'localhost', agent: false }, (res) => {
       const fingerprint = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256;
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({
-        status: res.statusCode ?? 0, headers: res.headers, body,
-        fingerprint,
-      }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body,
+          fingerprint,
+        }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -46,7 +54,11 @@ test('a self-signed certificate is made once, reused, and served over HTTPS', as
     assert.equal((JSON.parse(r.body) as { status: string }).status, 'ok');
     assert.match(String(r.headers['strict-transport-security']), /max-age=\d+/);
     first = r.fingerprint;
-    const setup = await h.send({ method: 'POST', url: '/api/v1/setup', payload: { code: h.kernel.http.setupCode, username: 'admin', password: 'correct horse battery' } });
+    const setup = await h.send({
+      method: 'POST',
+      url: '/api/v1/setup',
+      payload: { code: h.kernel.http.setupCode, username: 'admin', password: 'correct horse battery' },
+    });
     assert.equal(setup.statusCode, 201);
     assert.match(String(setup.headers['set-cookie']), /; Secure/);
   } finally {

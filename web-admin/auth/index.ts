@@ -90,22 +90,40 @@ export class AuthService {
     const header = req.headers.authorization;
     if (header !== undefined) {
       const m = /^Bearer ([\x21-\x7e]{1,200})$/.exec(header);
-      if (!m) throw new TalonError('UNAUTHORIZED', 'use `Authorization: Bearer <token>` (the CLI reads it from the data folder\'s cli-token)');
+      if (!m)
+        throw new TalonError(
+          'UNAUTHORIZED',
+          "use `Authorization: Bearer <token>` (the CLI reads it from the data folder's cli-token)",
+        );
       const bearer = m[1]!;
       if (timingSafeEqual(digest(bearer), this.#cliDigest)) {
         return { principal: { actor: 'cli', kind: 'cli', role: 'admin', scopes: ['*'] } };
       }
       const info = await this.tokens.verify(bearer);
       const user = info ? await this.users.get(info.user) : null;
-      if (!info || !user) throw new TalonError('UNAUTHORIZED', 'the bearer token is not valid (unknown, revoked or expired)');
-      return { principal: { actor: `token:${info.id}(${user.name})`, kind: 'token', user: user.name, role: user.role, scopes: info.scopes, ...(info.expiresAt !== undefined ? { expiresAt: info.expiresAt } : {}) } };
+      if (!info || !user)
+        throw new TalonError('UNAUTHORIZED', 'the bearer token is not valid (unknown, revoked or expired)');
+      return {
+        principal: {
+          actor: `token:${info.id}(${user.name})`,
+          kind: 'token',
+          user: user.name,
+          role: user.role,
+          scopes: info.scopes,
+          ...(info.expiresAt !== undefined ? { expiresAt: info.expiresAt } : {}),
+        },
+      };
     }
     const id = readSessionCookie(req.headers.cookie);
     if (id) {
       const s = await this.sessions.get(id);
       const user = s ? await this.users.get(s.user) : null;
       if (s && user) {
-        return { principal: { actor: `user:${user.name}`, kind: 'session', user: user.name, role: user.role, scopes: ['*'] }, csrf: s.csrf, sessionId: id };
+        return {
+          principal: { actor: `user:${user.name}`, kind: 'session', user: user.name, role: user.role, scopes: ['*'] },
+          csrf: s.csrf,
+          sessionId: id,
+        };
       }
     }
     return { principal: ANONYMOUS };
@@ -120,10 +138,16 @@ export class AuthService {
     }
     const needsAdmin = route.access === 'write' || route.access === 'admin';
     if (needsAdmin && principal.role !== 'admin') {
-      throw new TalonError('FORBIDDEN', `this needs the admin role; ${principal.user ?? principal.actor} is a ${principal.role}`);
+      throw new TalonError(
+        'FORBIDDEN',
+        `this needs the admin role; ${principal.user ?? principal.actor} is a ${principal.role}`,
+      );
     }
     if (!hasScope(principal.scopes, route.tag, route.access)) {
-      throw new TalonError('FORBIDDEN', `this token lacks the scope ${route.tag}:${route.access === 'read' ? 'read' : 'write'}`);
+      throw new TalonError(
+        'FORBIDDEN',
+        `this token lacks the scope ${route.tag}:${route.access === 'read' ? 'read' : 'write'}`,
+      );
     }
     if (principal.kind === 'session' && route.method !== 'GET') checkCsrf(who.csrf, req);
   }
@@ -134,7 +158,11 @@ export class AuthService {
   }
 
   /** Login with a password; the caller sets the cookie from the returned session id. */
-  async login(username: string, password: string, ip: string): Promise<{ user: UserInfo; sessionId: string; csrf: string }> {
+  async login(
+    username: string,
+    password: string,
+    ip: string,
+  ): Promise<{ user: UserInfo; sessionId: string; csrf: string }> {
     try {
       this.limiter.check(username, ip);
     } catch (err) {
@@ -145,8 +173,13 @@ export class AuthService {
     if (!rec) {
       const f = this.limiter.failure(username);
       await this.users.noteLogin(username, { ok: false, ...f });
-      await this.#record(`user:${username}`, 'auth.login', username, 'deny', { code: 'BAD_CREDENTIALS', ip, ...(f.lockedUntil !== undefined ? { locked: true } : {}) });
-      if (f.lockedUntil !== undefined) await this.#record('kernel', 'auth.lockout', username, 'info', { until: f.lockedUntil });
+      await this.#record(`user:${username}`, 'auth.login', username, 'deny', {
+        code: 'BAD_CREDENTIALS',
+        ip,
+        ...(f.lockedUntil !== undefined ? { locked: true } : {}),
+      });
+      if (f.lockedUntil !== undefined)
+        await this.#record('kernel', 'auth.lockout', username, 'info', { until: f.lockedUntil });
       throw new TalonError('BAD_CREDENTIALS', 'wrong user name or password');
     }
     this.limiter.success(username);
@@ -169,8 +202,14 @@ export class AuthService {
    * codes lock the address they come from (not the owner's); many wrong codes from anywhere
    * make every attempt wait first (ratelimit.ts).
    */
-  async completeSetup(code: string, username: string, password: string, ip: string): Promise<{ user: UserInfo; sessionId: string; csrf: string }> {
-    if (!(await this.setupNeeded())) throw new TalonError('SETUP_DONE', 'setup is done: an account exists; log in instead');
+  async completeSetup(
+    code: string,
+    username: string,
+    password: string,
+    ip: string,
+  ): Promise<{ user: UserInfo; sessionId: string; csrf: string }> {
+    if (!(await this.setupNeeded()))
+      throw new TalonError('SETUP_DONE', 'setup is done: an account exists; log in instead');
     try {
       const wait = this.limiter.setupCheck(ip);
       if (wait > 0) await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, wait));
@@ -178,17 +217,34 @@ export class AuthService {
       await this.#record('anonymous', 'auth.setup', username, 'deny', { code: TalonError.from(err).code, ip });
       throw err;
     }
-    if (!(await this.setupNeeded())) throw new TalonError('SETUP_DONE', 'setup is done: an account exists; log in instead');
+    if (!(await this.setupNeeded()))
+      throw new TalonError('SETUP_DONE', 'setup is done: an account exists; log in instead');
     if (!this.setup.matches(code)) {
       const f = this.limiter.setupFailure(ip);
-      await this.#record('anonymous', 'auth.setup', username, 'deny', { code: 'BAD_CREDENTIALS', ip, ...(f.lockedUntil !== undefined ? { locked: true } : {}) });
-      throw new TalonError('BAD_CREDENTIALS', 'the setup code is wrong (it is in the console log and in the data folder\'s setup-code file)');
+      await this.#record('anonymous', 'auth.setup', username, 'deny', {
+        code: 'BAD_CREDENTIALS',
+        ip,
+        ...(f.lockedUntil !== undefined ? { locked: true } : {}),
+      });
+      throw new TalonError(
+        'BAD_CREDENTIALS',
+        "the setup code is wrong (it is in the console log and in the data folder's setup-code file)",
+      );
     }
-    const rec = await privileged(this.#audit, { actor: `user:${username}`, action: 'auth.setup', subject: username.slice(0, 64), detail: { role: 'admin', ip } }, async () => {
-      const r = await this.users.create({ name: username, password, role: 'admin' });
-      this.setup.consume();
-      return r;
-    });
+    const rec = await privileged(
+      this.#audit,
+      {
+        actor: `user:${username}`,
+        action: 'auth.setup',
+        subject: username.slice(0, 64),
+        detail: { role: 'admin', ip },
+      },
+      async () => {
+        const r = await this.users.create({ name: username, password, role: 'admin' });
+        this.setup.consume();
+        return r;
+      },
+    );
     await this.#record(`user:${rec.name}`, 'auth.login', rec.name, 'ok', { ip, via: 'setup' });
     const s = await this.sessions.create(rec.name);
     return { user: this.users.info(rec), sessionId: s.id, csrf: s.record.csrf };
@@ -196,7 +252,9 @@ export class AuthService {
 
   /** A new account; the caller must hold everything the role can do. */
   async createUser(principal: Principal, input: { name: string; password: string; role: Role }): Promise<UserInfo> {
-    await this.#grant(principal, 'auth.user.create', input.name, { role: input.role }, () => checkRole(principal, input.role, `creating user "${input.name}"`));
+    await this.#grant(principal, 'auth.user.create', input.name, { role: input.role }, () =>
+      checkRole(principal, input.role, `creating user "${input.name}"`),
+    );
     return this.#audited(principal.actor, 'auth.user.create', input.name, { role: input.role }, async () => {
       const rec = await this.users.create(input);
       this.setup.retire();
@@ -206,7 +264,10 @@ export class AuthService {
 
   /** A new password or role; the caller must hold the account's role, and the new one. */
   async updateUser(principal: Principal, name: string, change: { password?: string; role?: Role }): Promise<UserInfo> {
-    const detail = { ...(change.role !== undefined ? { role: change.role } : {}), ...(change.password !== undefined ? { password: 'changed' } : {}) };
+    const detail = {
+      ...(change.role !== undefined ? { role: change.role } : {}),
+      ...(change.password !== undefined ? { password: 'changed' } : {}),
+    };
     const target = await this.users.get(name);
     await this.#grant(principal, 'auth.user.update', name, detail, () => {
       if (target) checkRole(principal, target.role, `changing user "${name}"`);
@@ -216,7 +277,8 @@ export class AuthService {
       const before = await this.users.get(name);
       const rec = await this.users.update(name, change);
       // a new password or a lower role ends the user's other sessions
-      if (change.password !== undefined || (before?.role === 'admin' && rec.role !== 'admin')) await this.sessions.deleteForUser(name);
+      if (change.password !== undefined || (before?.role === 'admin' && rec.role !== 'admin'))
+        await this.sessions.deleteForUser(name);
       return this.users.info(rec);
     });
   }
@@ -238,17 +300,37 @@ export class AuthService {
    * A new API token for the caller's account, with scopes the caller holds; a token made by a
    * token expires no later than its maker.
    */
-  async createToken(principal: Principal, input: { name: string; scopes: string[]; expiresInDays?: number }): Promise<{ token: string; info: TokenInfo }> {
+  async createToken(
+    principal: Principal,
+    input: { name: string; scopes: string[]; expiresInDays?: number },
+  ): Promise<{ token: string; info: TokenInfo }> {
     const user = principal.user ?? principal.actor;
-    await this.#grant(principal, 'auth.token.create', input.name, { scopes: input.scopes, user }, () => checkGrant(principal, input.scopes, `creating token "${input.name}"`));
-    let expiresAt = input.expiresInDays !== undefined ? this.#clock.now() + input.expiresInDays * 86_400_000 : undefined;
-    if (principal.expiresAt !== undefined && (expiresAt === undefined || expiresAt > principal.expiresAt)) expiresAt = principal.expiresAt;
-    return this.#audited(principal.actor, 'auth.token.create', input.name, { scopes: input.scopes, user, ...(expiresAt !== undefined ? { expiresAt } : {}) }, async () => {
-      const out = await this.tokens.create({ name: input.name, scopes: input.scopes, user, ...(expiresAt !== undefined ? { expiresAt } : {}) });
-      // which id the new token got (the token exists now: a failure here is counted by the chain, not thrown)
-      await this.#record(principal.actor, 'auth.token.created', out.info.id, 'info', { name: input.name }).catch(() => {});
-      return out;
-    });
+    await this.#grant(principal, 'auth.token.create', input.name, { scopes: input.scopes, user }, () =>
+      checkGrant(principal, input.scopes, `creating token "${input.name}"`),
+    );
+    let expiresAt =
+      input.expiresInDays !== undefined ? this.#clock.now() + input.expiresInDays * 86_400_000 : undefined;
+    if (principal.expiresAt !== undefined && (expiresAt === undefined || expiresAt > principal.expiresAt))
+      expiresAt = principal.expiresAt;
+    return this.#audited(
+      principal.actor,
+      'auth.token.create',
+      input.name,
+      { scopes: input.scopes, user, ...(expiresAt !== undefined ? { expiresAt } : {}) },
+      async () => {
+        const out = await this.tokens.create({
+          name: input.name,
+          scopes: input.scopes,
+          user,
+          ...(expiresAt !== undefined ? { expiresAt } : {}),
+        });
+        // which id the new token got (the token exists now: a failure here is counted by the chain, not thrown)
+        await this.#record(principal.actor, 'auth.token.created', out.info.id, 'info', { name: input.name }).catch(
+          () => {},
+        );
+        return out;
+      },
+    );
   }
 
   async deleteToken(actor: string, id: string): Promise<TokenInfo> {
@@ -264,23 +346,51 @@ export class AuthService {
   }
 
   /** audited before it happens; refused (AUDIT_UNAVAILABLE) when its entry cannot be written */
-  #audited<T>(actor: string, action: string, subject: string, detail: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+  #audited<T>(
+    actor: string,
+    action: string,
+    subject: string,
+    detail: Record<string, unknown>,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     return privileged(this.#audit, { actor, action, subject: subject.slice(0, 64), detail }, fn);
   }
 
   /** a grant check: a refusal is audited (`deny`) and thrown */
-  async #grant(principal: Principal, action: string, subject: string, detail: Record<string, unknown>, check: () => void): Promise<void> {
+  async #grant(
+    principal: Principal,
+    action: string,
+    subject: string,
+    detail: Record<string, unknown>,
+    check: () => void,
+  ): Promise<void> {
     try {
       check();
     } catch (err) {
       const e = TalonError.from(err);
-      await this.#record(principal.actor, action, subject, 'deny', { ...detail, code: e.code, ...(e.details ? { missing: (e.details as { missing?: unknown }).missing } : {}) }).catch(() => {});
+      await this.#record(principal.actor, action, subject, 'deny', {
+        ...detail,
+        code: e.code,
+        ...(e.details ? { missing: (e.details as { missing?: unknown }).missing } : {}),
+      }).catch(() => {});
       throw e;
     }
   }
 
-  #record(actor: string, action: string, subject: string, decision: AuditDecision, detail?: Record<string, unknown>): Promise<void> {
-    return this.#audit.record({ actor, action, subject: subject.slice(0, 64), decision, ...(detail ? { detail } : {}) });
+  #record(
+    actor: string,
+    action: string,
+    subject: string,
+    decision: AuditDecision,
+    detail?: Record<string, unknown>,
+  ): Promise<void> {
+    return this.#audit.record({
+      actor,
+      action,
+      subject: subject.slice(0, 64),
+      decision,
+      ...(detail ? { detail } : {}),
+    });
   }
 }
 

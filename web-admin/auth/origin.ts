@@ -103,7 +103,10 @@ export class HostGuard {
     if (rawHost !== undefined && !(pathname === '/healthz' && (method === 'GET' || method === 'HEAD'))) {
       const host = hostOf(rawHost);
       if (host === null || !this.allowed(host)) {
-        throw new TalonError('HOST_NOT_ALLOWED', `this device does not answer to the host name "${rawHost.slice(0, 100)}"; if it is one of its names, add it to http.allowedHosts in the config`);
+        throw new TalonError(
+          'HOST_NOT_ALLOWED',
+          `this device does not answer to the host name "${rawHost.slice(0, 100)}"; if it is one of its names, add it to http.allowedHosts in the config`,
+        );
       }
     }
     if (SAFE_METHODS.has(method)) return;
@@ -120,7 +123,10 @@ export class HostGuard {
       }
     }
     if (host === null || !this.allowed(host)) {
-      throw new TalonError('ORIGIN_NOT_ALLOWED', `a change from a page on another site (${origin !== undefined ? 'Origin' : 'Referer'} ${from.slice(0, 100)}) is refused; open the web admin at this device's own address`);
+      throw new TalonError(
+        'ORIGIN_NOT_ALLOWED',
+        `a change from a page on another site (${origin !== undefined ? 'Origin' : 'Referer'} ${from.slice(0, 100)}) is refused; open the web admin at this device's own address`,
+      );
     }
   }
 
@@ -142,13 +148,17 @@ export class HostGuard {
         found.add(short);
         found.add(`${short}.local`);
       }
-    } catch { /* no host name */ }
+    } catch {
+      /* no host name */
+    }
     try {
       for (const a of (this.#o.interfaceAddresses ?? defaultInterfaceAddresses)()) {
         const n = hostOf(a.includes(':') ? `[${a}]` : a);
         if (n) found.add(n);
       }
-    } catch { /* no interfaces */ }
+    } catch {
+      /* no interfaces */
+    }
     this.#found = found;
   }
 }

@@ -24,7 +24,11 @@ export const SETUP_MAX_DELAY_MS = 10_000;
 const SETUP_BASE_DELAY_MS = 1_000;
 const setupKey = (ip: string): string => `(setup)@${ip}`;
 
-interface NameState { failures: number; lockouts: number; lockedUntil: number }
+interface NameState {
+  failures: number;
+  lockouts: number;
+  lockedUntil: number;
+}
 
 export class LoginLimiter {
   #clock: Clock;
@@ -43,14 +47,16 @@ export class LoginLimiter {
     // one attempt every REFILL_MS, BUCKET at most
     const b = this.#ips.get(ip) ?? new TokenBucket({ rate: 1, perMs: REFILL_MS, burst: BUCKET, now });
     if (!b.take(now)) {
-      throw new TalonError('RATE_LIMITED', 'too many login attempts from this address; wait and try again',
-        { details: { retryAfterSec: Math.ceil(b.waitMs(now) / 1000) } });
+      throw new TalonError('RATE_LIMITED', 'too many login attempts from this address; wait and try again', {
+        details: { retryAfterSec: Math.ceil(b.waitMs(now) / 1000) },
+      });
     }
     this.#remember(this.#ips, ip, b);
     const st = this.#names.get(username);
     if (st && st.lockedUntil > now) {
-      throw new TalonError('LOCKED_OUT', `too many failed logins for "${username}"; try again later`,
-        { details: { retryAfterSec: Math.ceil((st.lockedUntil - now) / 1000) } });
+      throw new TalonError('LOCKED_OUT', `too many failed logins for "${username}"; try again later`, {
+        details: { retryAfterSec: Math.ceil((st.lockedUntil - now) / 1000) },
+      });
     }
   }
 
@@ -84,11 +90,18 @@ export class LoginLimiter {
     } catch (err) {
       const e = err as TalonError;
       if (e.code !== 'LOCKED_OUT') throw e;
-      throw new TalonError('LOCKED_OUT', 'too many wrong setup codes from this address; try again later (the code is in the console log and in the data folder\'s setup-code file)', { details: e.details });
+      throw new TalonError(
+        'LOCKED_OUT',
+        "too many wrong setup codes from this address; try again later (the code is in the console log and in the data folder's setup-code file)",
+        { details: e.details },
+      );
     }
     const n = this.#recentSetupFailures();
     if (n <= SETUP_GLOBAL_FREE) return 0;
-    return Math.min(SETUP_MAX_DELAY_MS, SETUP_BASE_DELAY_MS * 2 ** Math.min(Math.floor((n - SETUP_GLOBAL_FREE - 1) / SETUP_GLOBAL_FREE), 20));
+    return Math.min(
+      SETUP_MAX_DELAY_MS,
+      SETUP_BASE_DELAY_MS * 2 ** Math.min(Math.floor((n - SETUP_GLOBAL_FREE - 1) / SETUP_GLOBAL_FREE), 20),
+    );
   }
 
   /** a wrong setup code from `ip`: counts toward its lockout and the global delay */

@@ -12,7 +12,22 @@
 import { TalonError } from '../../runtime/core/errors.ts';
 import type { Principal, Role, Tag } from '../route.ts';
 
-export const TAGS: readonly Tag[] = ['system', 'hands', 'sensors', 'alerts', 'audit', 'config', 'llm', 'chat', 'bus', 'users', 'tokens', 'session', 'provisioning', 'secrets'];
+export const TAGS: readonly Tag[] = [
+  'system',
+  'hands',
+  'sensors',
+  'alerts',
+  'audit',
+  'config',
+  'llm',
+  'chat',
+  'bus',
+  'users',
+  'tokens',
+  'session',
+  'provisioning',
+  'secrets',
+];
 /** the areas whose every route is `admin` access: a viewer reads none of them */
 const ADMIN_AREAS: readonly Tag[] = ['users', 'tokens', 'secrets'];
 
@@ -40,8 +55,11 @@ export function holds(p: Principal, scope: string): boolean {
 export function checkGrant(p: Principal, scopes: readonly string[], what: string): void {
   const missing = scopes.filter((s) => !holds(p, s));
   if (missing.length === 0) return;
-  throw new TalonError('SCOPE_ESCALATION', `${what}: ${p.actor} can grant only what it holds itself, and lacks ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`,
-    { details: { missing } });
+  throw new TalonError(
+    'SCOPE_ESCALATION',
+    `${what}: ${p.actor} can grant only what it holds itself, and lacks ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`,
+    { details: { missing } },
+  );
 }
 
 /** throws SCOPE_ESCALATION unless the caller holds everything `role` can do */

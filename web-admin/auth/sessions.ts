@@ -36,7 +36,12 @@ export class SessionStore {
   async create(user: string): Promise<{ id: string; record: SessionRecord }> {
     const id = randomBytes(32).toString('base64url');
     const now = this.#clock.now();
-    const record: SessionRecord = { user, csrf: randomBytes(24).toString('base64url'), createdAt: now, lastSeenAt: now };
+    const record: SessionRecord = {
+      user,
+      csrf: randomBytes(24).toString('base64url'),
+      createdAt: now,
+      lastSeenAt: now,
+    };
     await this.#db.put(digest(id), record);
     return { id, record };
   }

@@ -41,13 +41,24 @@ export class TokenStore {
   }
 
   /** `expiresAt` (ms) wins over `expiresInDays` */
-  async create(input: { name: string; user: string; scopes: string[]; expiresInDays?: number; expiresAt?: number }): Promise<{ token: string; info: TokenInfo }> {
+  async create(input: {
+    name: string;
+    user: string;
+    scopes: string[];
+    expiresInDays?: number;
+    expiresAt?: number;
+  }): Promise<{ token: string; info: TokenInfo }> {
     const id = randomBytes(6).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     const now = this.#clock.now();
-    const expiresAt = input.expiresAt ?? (input.expiresInDays !== undefined ? now + input.expiresInDays * 86_400_000 : undefined);
+    const expiresAt =
+      input.expiresAt ?? (input.expiresInDays !== undefined ? now + input.expiresInDays * 86_400_000 : undefined);
     const info: TokenInfo = {
-      id, name: input.name, user: input.user, scopes: [...new Set(input.scopes)], createdAt: now,
+      id,
+      name: input.name,
+      user: input.user,
+      scopes: [...new Set(input.scopes)],
+      createdAt: now,
       ...(expiresAt !== undefined ? { expiresAt } : {}),
     };
     await this.#db.put(id, { ...info, hash: digest(secret).toString('hex') }, SYNC);

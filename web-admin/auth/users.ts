@@ -68,7 +68,9 @@ export class UserStore {
   info(u: UserRecord): UserInfo {
     const locked = u.lockedUntil !== undefined && u.lockedUntil > this.#clock.now();
     return {
-      name: u.name, role: u.role, createdAt: u.createdAt,
+      name: u.name,
+      role: u.role,
+      createdAt: u.createdAt,
       ...(u.lastLoginAt !== undefined ? { lastLoginAt: u.lastLoginAt } : {}),
       ...(locked ? { locked: true } : {}),
     };
@@ -76,9 +78,19 @@ export class UserStore {
 
   create(input: { name: string; password: string; role: Role }): Promise<UserRecord> {
     return this.#serial(async () => {
-      if (!USER_NAME.test(input.name)) throw new TalonError('BAD_REQUEST', 'a user name is 1-32 lowercase letters, digits, dots, dashes or underscores, starting with a letter');
+      if (!USER_NAME.test(input.name))
+        throw new TalonError(
+          'BAD_REQUEST',
+          'a user name is 1-32 lowercase letters, digits, dots, dashes or underscores, starting with a letter',
+        );
       if (await this.#db.get(input.name)) throw new TalonError('USER_EXISTS', `user "${input.name}" already exists`);
-      const rec: UserRecord = { name: input.name, role: input.role, passwordHash: hashPassword(input.password), createdAt: this.#clock.now(), failed: 0 };
+      const rec: UserRecord = {
+        name: input.name,
+        role: input.role,
+        passwordHash: hashPassword(input.password),
+        createdAt: this.#clock.now(),
+        failed: 0,
+      };
       await this.#db.put(rec.name, rec, SYNC);
       return rec;
     });
@@ -87,10 +99,24 @@ export class UserStore {
   /** An account whose password hash was made elsewhere (a provisioning bundle's admin); the hash is not re-hashed. */
   createHashed(input: { name: string; passwordHash: string; role: Role }): Promise<UserRecord> {
     return this.#serial(async () => {
-      if (!USER_NAME.test(input.name)) throw new TalonError('BAD_REQUEST', 'a user name is 1-32 lowercase letters, digits, dots, dashes or underscores, starting with a letter');
-      if (!input.passwordHash.startsWith('scrypt$')) throw new TalonError('BAD_REQUEST', 'a password hash is in the scrypt$N$r$p$salt$hash format (runtime/secrets/password.ts)');
+      if (!USER_NAME.test(input.name))
+        throw new TalonError(
+          'BAD_REQUEST',
+          'a user name is 1-32 lowercase letters, digits, dots, dashes or underscores, starting with a letter',
+        );
+      if (!input.passwordHash.startsWith('scrypt$'))
+        throw new TalonError(
+          'BAD_REQUEST',
+          'a password hash is in the scrypt$N$r$p$salt$hash format (runtime/secrets/password.ts)',
+        );
       if (await this.#db.get(input.name)) throw new TalonError('USER_EXISTS', `user "${input.name}" already exists`);
-      const rec: UserRecord = { name: input.name, role: input.role, passwordHash: input.passwordHash, createdAt: this.#clock.now(), failed: 0 };
+      const rec: UserRecord = {
+        name: input.name,
+        role: input.role,
+        passwordHash: input.passwordHash,
+        createdAt: this.#clock.now(),
+        failed: 0,
+      };
       await this.#db.put(rec.name, rec, SYNC);
       return rec;
     });
@@ -116,7 +142,8 @@ export class UserStore {
   delete(name: string): Promise<void> {
     return this.#serial(async () => {
       const rec = await this.#must(name);
-      if (rec.role === 'admin' && (await this.#admins()) <= 1) throw new TalonError('LAST_ADMIN', `"${name}" is the last admin and cannot be deleted`);
+      if (rec.role === 'admin' && (await this.#admins()) <= 1)
+        throw new TalonError('LAST_ADMIN', `"${name}" is the last admin and cannot be deleted`);
       await this.#db.del(name, SYNC);
     });
   }
@@ -143,13 +170,20 @@ export class UserStore {
   }
 
   /** login bookkeeping: a success clears the failures, a failure counts up and may lock */
-  async noteLogin(name: string, outcome: { ok: true } | { ok: false; failed: number; lockedUntil?: number }): Promise<void> {
+  async noteLogin(
+    name: string,
+    outcome: { ok: true } | { ok: false; failed: number; lockedUntil?: number },
+  ): Promise<void> {
     await this.#serial(async () => {
       const rec = await this.#db.get(name);
       if (!rec) return;
       const next: UserRecord = outcome.ok
         ? { ...rec, lastLoginAt: this.#clock.now(), failed: 0 }
-        : { ...rec, failed: outcome.failed, ...(outcome.lockedUntil !== undefined ? { lockedUntil: outcome.lockedUntil } : {}) };
+        : {
+            ...rec,
+            failed: outcome.failed,
+            ...(outcome.lockedUntil !== undefined ? { lockedUntil: outcome.lockedUntil } : {}),
+          };
       if (outcome.ok) delete next.lockedUntil;
       await this.#db.put(name, next);
     });

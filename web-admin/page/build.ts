@@ -104,8 +104,16 @@ export function findHandPages(dirs: string[]): Array<{ hand: string; path: strin
  */
 async function readHandPage(hand: string, path: string): Promise<FoundPage['page']> {
   const r = await build({
-    entryPoints: [path], bundle: true, write: false, format: 'esm', platform: 'node', target: ['node20'],
-    jsx: 'automatic', jsxImportSource: 'preact', loader: { '.css': 'empty' }, logLevel: 'silent',
+    entryPoints: [path],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'node',
+    target: ['node20'],
+    jsx: 'automatic',
+    jsxImportSource: 'preact',
+    loader: { '.css': 'empty' },
+    logLevel: 'silent',
     define: { 'process.env.NODE_ENV': '"production"' },
   });
   const code = Buffer.from(r.outputFiles[0]!.contents).toString('base64');
@@ -113,7 +121,9 @@ async function readHandPage(hand: string, path: string): Promise<FoundPage['page
   try {
     mod = (await import(`data:text/javascript;base64,${code}`)) as { default?: unknown };
   } catch (err) {
-    throw new Error(`${path}: the page module fails when loaded (its top level must only declare): ${(err as Error).message}`);
+    throw new Error(
+      `${path}: the page module fails when loaded (its top level must only declare): ${(err as Error).message}`,
+    );
   }
   const problem = pageProblem(mod.default);
   if (problem) throw new Error(`${path}: the default export is not a page descriptor: ${problem}`);
@@ -143,7 +153,8 @@ const TYPES: Record<string, string> = {
 /** Builds the page into `outDir` (emptied first) and returns its manifest. */
 export async function buildPage(outDir: string, opts: BuildOptions = {}): Promise<PageManifest> {
   const found: FoundPage[] = [];
-  for (const { hand, path } of findHandPages(opts.handDirs ?? [HANDS_DIR])) found.push({ hand, path, page: await readHandPage(hand, path) });
+  for (const { hand, path } of findHandPages(opts.handDirs ?? [HANDS_DIR]))
+    found.push({ hand, path, page: await readHandPage(hand, path) });
   const taken = new Map<string, string>(KERNEL_PAGES.map((id) => [id, 'the web admin']));
   for (const f of found) {
     const key = f.page.section ? `${f.page.section}/${f.page.id}` : f.page.id;
@@ -175,7 +186,9 @@ export async function buildPage(outDir: string, opts: BuildOptions = {}): Promis
     plugins: [handPagesPlugin(found)],
   });
   const assets = result.outputFiles.map((f) => ({ name: basename(f.path), data: Buffer.from(f.contents) }));
-  const outputs = new Map<string, Metafile['outputs'][string]>(Object.entries(result.metafile.outputs).map(([k, v]) => [basename(k), v]));
+  const outputs = new Map<string, Metafile['outputs'][string]>(
+    Object.entries(result.metafile.outputs).map(([k, v]) => [basename(k), v]),
+  );
   const entryOf = (name: string): string | undefined => {
     const e = outputs.get(name)?.entryPoint;
     return e === undefined ? undefined : resolve(e);
@@ -183,9 +196,17 @@ export async function buildPage(outDir: string, opts: BuildOptions = {}): Promis
   const js = assets.find((a) => a.name.endsWith('.js') && entryOf(a.name) === main);
   const cssFiles = assets.filter((a) => a.name.endsWith('.css'));
   const css = cssFiles.find((a) => a.name.startsWith('app-'));
-  if (!js || !css) throw new Error(`the page build produced ${assets.map((a) => a.name).join(', ')}: expected one app .js and one app .css`);
+  if (!js || !css)
+    throw new Error(
+      `the page build produced ${assets.map((a) => a.name).join(', ')}: expected one app .js and one app .css`,
+    );
   if (cssFiles.length > 1) {
-    throw new Error(`a Hand's page imports CSS (${cssFiles.filter((c) => c !== css).map((c) => c.name).join(', ')}): use the page's classes instead`);
+    throw new Error(
+      `a Hand's page imports CSS (${cssFiles
+        .filter((c) => c !== css)
+        .map((c) => c.name)
+        .join(', ')}): use the page's classes instead`,
+    );
   }
   const hands: HandPageEntry[] = found.map((f) => {
     const chunk = assets.find((a) => a.name.endsWith('.js') && entryOf(a.name) === f.path);
@@ -217,7 +238,12 @@ export async function buildPage(outDir: string, opts: BuildOptions = {}): Promis
     '</html>',
     '',
   ].join('\n');
-  const files = [{ name: 'index.html', data: Buffer.from(html, 'utf8') }, js, css, ...assets.filter((a) => a !== js && a !== css)];
+  const files = [
+    { name: 'index.html', data: Buffer.from(html, 'utf8') },
+    js,
+    css,
+    ...assets.filter((a) => a !== js && a !== css),
+  ];
 
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
@@ -231,24 +257,37 @@ export async function buildPage(outDir: string, opts: BuildOptions = {}): Promis
     writeFileSync(join(outDir, `${f.name}.gz`), gz);
     writeFileSync(join(outDir, `${f.name}.br`), br);
     const ext = f.name.slice(f.name.lastIndexOf('.') + 1);
-    manifest.files.push({ name: f.name, contentType: TYPES[ext] ?? 'application/octet-stream', bytes: f.data.length, gzip: gz.length, brotli: br.length });
+    manifest.files.push({
+      name: f.name,
+      contentType: TYPES[ext] ?? 'application/octet-stream',
+      bytes: f.data.length,
+      gzip: gz.length,
+      brotli: br.length,
+    });
     manifest.totalGzip += gz.length;
     manifest.totalBytes += f.data.length;
   }
   writeFileSync(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   const max = opts.maxGzipBytes ?? MAX_GZIP_BYTES;
   if (manifest.totalGzip > max) {
-    throw new Error(`the web admin page is ${manifest.totalGzip} bytes gzipped, over its budget of ${max}: ${manifest.files.map((f) => `${f.name} ${f.gzip}`).join(', ')}`);
+    throw new Error(
+      `the web admin page is ${manifest.totalGzip} bytes gzipped, over its budget of ${max}: ${manifest.files.map((f) => `${f.name} ${f.gzip}`).join(', ')}`,
+    );
   }
   return manifest;
 }
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
   const out = process.argv[2] ?? join(here, '../../dist/web');
-  buildPage(out).then((m) => {
-    console.log(`web admin page: ${m.files.map((f) => `${f.name} ${f.bytes} B (${f.gzip} B gz)`).join(', ')}; total ${m.totalGzip} B gzipped`);
-  }, (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
+  buildPage(out).then(
+    (m) => {
+      console.log(
+        `web admin page: ${m.files.map((f) => `${f.name} ${f.bytes} B (${f.gzip} B gz)`).join(', ')}; total ${m.totalGzip} B gzipped`,
+      );
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }

@@ -13,50 +13,110 @@ const CONFIG_BODY: Schema = { type: 'object', description: 'a whole Talon config
 
 export default defineRoutes([
   {
-    method: 'GET', path: '/api/v1/config', operationId: 'getConfig', summary: 'The config generation in force', tag: 'config', access: 'read',
+    method: 'GET',
+    path: '/api/v1/config',
+    operationId: 'getConfig',
+    summary: 'The config generation in force',
+    tag: 'config',
+    access: 'read',
     responses: { 200: { description: 'generation, hash, when, who, source and the config', schema: WITH_CONFIG } },
     handler: ({ api, caller }) => api.config.get(caller),
   },
   {
-    method: 'GET', path: '/api/v1/config/schema', operationId: 'configSchema', summary: 'The config\'s JSON Schema (for editors and the page\'s validation as you type)', tag: 'config', access: 'read',
+    method: 'GET',
+    path: '/api/v1/config/schema',
+    operationId: 'configSchema',
+    summary: "The config's JSON Schema (for editors and the page's validation as you type)",
+    tag: 'config',
+    access: 'read',
     responses: { 200: { description: 'a JSON Schema', schema: anyObject } },
     handler: ({ api, caller }) => api.config.schema(caller),
   },
   {
-    method: 'POST', path: '/api/v1/config/validate', operationId: 'validateConfig', summary: 'Check a config without applying it: every problem with its path', tag: 'config', access: 'read',
+    method: 'POST',
+    path: '/api/v1/config/validate',
+    operationId: 'validateConfig',
+    summary: 'Check a config without applying it: every problem with its path',
+    tag: 'config',
+    access: 'read',
     body: obj({ config: CONFIG_BODY }),
-    responses: { 200: { description: 'ok, or the problems', schema: obj({ ok: bool, errors: { type: 'array', items: PROBLEM } }) } },
+    responses: {
+      200: { description: 'ok, or the problems', schema: obj({ ok: bool, errors: { type: 'array', items: PROBLEM } }) },
+    },
     handler: ({ api, caller, body }) => api.config.validate(caller, (body as { config: unknown }).config),
   },
   {
-    method: 'POST', path: '/api/v1/config/diff', operationId: 'diffConfig', summary: 'A unified diff of the config in force against a proposed one (canonical JSON lines), and the top-level sections that change', tag: 'config', access: 'read',
+    method: 'POST',
+    path: '/api/v1/config/diff',
+    operationId: 'diffConfig',
+    summary:
+      'A unified diff of the config in force against a proposed one (canonical JSON lines), and the top-level sections that change',
+    tag: 'config',
+    access: 'read',
     body: obj({ config: CONFIG_BODY }),
-    responses: { 200: { description: 'the diff', schema: obj({ changed: bool, diff: { type: 'string' }, sections: { type: 'array', items: str() } }) } },
+    responses: {
+      200: {
+        description: 'the diff',
+        schema: obj({ changed: bool, diff: { type: 'string' }, sections: { type: 'array', items: str() } }),
+      },
+    },
     handler: ({ api, caller, body }) => api.config.diff(caller, (body as { config: unknown }).config),
   },
   {
-    method: 'PUT', path: '/api/v1/config', operationId: 'applyConfig', summary: 'Apply a config as a new generation (409 CONFLICT when baseGeneration is not the one in force); Hands-only changes restart just those Hands, others restart the kernel in process', tag: 'config', access: 'write',
+    method: 'PUT',
+    path: '/api/v1/config',
+    operationId: 'applyConfig',
+    summary:
+      'Apply a config as a new generation (409 CONFLICT when baseGeneration is not the one in force); Hands-only changes restart just those Hands, others restart the kernel in process',
+    tag: 'config',
+    access: 'write',
     body: obj({ config: CONFIG_BODY, baseGeneration: GEN_NUMBER }, ['baseGeneration']),
     responses: { 200: { description: 'the generation in force and what was restarted', schema: APPLY_RESULT } },
     handler: ({ api, caller, body }) => {
       const b = body as { config: unknown; baseGeneration?: number };
-      return api.config.apply(caller, b.config, b.baseGeneration !== undefined ? { baseGeneration: b.baseGeneration } : {});
+      return api.config.apply(
+        caller,
+        b.config,
+        b.baseGeneration !== undefined ? { baseGeneration: b.baseGeneration } : {},
+      );
     },
   },
   {
-    method: 'GET', path: '/api/v1/config/generations', operationId: 'listConfigGenerations', summary: 'Config generations, newest first', tag: 'config', access: 'read',
+    method: 'GET',
+    path: '/api/v1/config/generations',
+    operationId: 'listConfigGenerations',
+    summary: 'Config generations, newest first',
+    tag: 'config',
+    access: 'read',
     query: obj({ limit: int(1, 1000, { default: 50 }) }, ['limit']),
-    responses: { 200: { description: 'the generations (without their configs)', schema: obj({ generations: { type: 'array', items: INFO } }) } },
-    handler: async ({ api, caller, query }) => ({ generations: await api.config.generations(caller, query.limit as number | undefined) }),
+    responses: {
+      200: {
+        description: 'the generations (without their configs)',
+        schema: obj({ generations: { type: 'array', items: INFO } }),
+      },
+    },
+    handler: async ({ api, caller, query }) => ({
+      generations: await api.config.generations(caller, query.limit as number | undefined),
+    }),
   },
   {
-    method: 'GET', path: '/api/v1/config/generations/{n}', operationId: 'getConfigGeneration', summary: 'One config generation with its config', tag: 'config', access: 'read',
+    method: 'GET',
+    path: '/api/v1/config/generations/{n}',
+    operationId: 'getConfigGeneration',
+    summary: 'One config generation with its config',
+    tag: 'config',
+    access: 'read',
     params: params({ n: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } }),
     responses: { 200: { description: 'the generation', schema: WITH_CONFIG } },
     handler: ({ api, caller, params: p }) => api.config.generation(caller, Number(p.n)),
   },
   {
-    method: 'POST', path: '/api/v1/config/rollback', operationId: 'rollbackConfig', summary: 'Roll back to an earlier generation: re-validated and applied as a new generation', tag: 'config', access: 'write',
+    method: 'POST',
+    path: '/api/v1/config/rollback',
+    operationId: 'rollbackConfig',
+    summary: 'Roll back to an earlier generation: re-validated and applied as a new generation',
+    tag: 'config',
+    access: 'write',
     body: obj({ generation: GEN_NUMBER }),
     responses: { 200: { description: 'the new generation and what was restarted', schema: APPLY_RESULT } },
     handler: ({ api, caller, body }) => api.config.rollback(caller, (body as { generation: number }).generation),

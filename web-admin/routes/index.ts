@@ -19,6 +19,18 @@ import provisioning from './provisioning.ts';
 import secrets from './secrets.ts';
 
 export const routes: Route[] = [
-  ...meta, ...session, ...users, ...tokens, ...system, ...hands, ...sensors, ...audit, ...config,
-  ...llm, ...chat, ...bus, ...provisioning, ...secrets,
+  ...meta,
+  ...session,
+  ...users,
+  ...tokens,
+  ...system,
+  ...hands,
+  ...sensors,
+  ...audit,
+  ...config,
+  ...llm,
+  ...chat,
+  ...bus,
+  ...provisioning,
+  ...secrets,
 ];

@@ -44,7 +44,9 @@ export function openStream(ctx: Pick<RouteContext, 'res' | 'signal'>): Live {
   return {
     send(event, data, id) {
       if (closed || res.writableEnded) return;
-      res.write(`${id !== undefined ? `id: ${id}\n` : ''}${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(data)}\n\n`);
+      res.write(
+        `${id !== undefined ? `id: ${id}\n` : ''}${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(data)}\n\n`,
+      );
     },
     onClose(fn) {
       if (closed) fn();

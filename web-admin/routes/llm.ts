@@ -8,18 +8,49 @@ const MESSAGE = obj({ role: { type: 'string', enum: ['system', 'user', 'assistan
 
 export default defineRoutes([
   {
-    method: 'GET', path: '/api/v1/llm/providers', operationId: 'llmProviders', summary: 'LLM providers: breaker state, last error, p50 latency, calls; usage and cost per provider and Hand', tag: 'llm', access: 'read',
-    responses: { 200: { description: 'providers and usage', schema: obj({ providers: { type: 'array', items: anyObject }, usage: anyObject }) } },
-    handler: async ({ api, caller }) => ({ providers: await api.llm.providers(caller), usage: await api.llm.usage(caller) }),
+    method: 'GET',
+    path: '/api/v1/llm/providers',
+    operationId: 'llmProviders',
+    summary: 'LLM providers: breaker state, last error, p50 latency, calls; usage and cost per provider and Hand',
+    tag: 'llm',
+    access: 'read',
+    responses: {
+      200: {
+        description: 'providers and usage',
+        schema: obj({ providers: { type: 'array', items: anyObject }, usage: anyObject }),
+      },
+    },
+    handler: async ({ api, caller }) => ({
+      providers: await api.llm.providers(caller),
+      usage: await api.llm.usage(caller),
+    }),
   },
   {
-    method: 'POST', path: '/api/v1/llm/chat', operationId: 'llmChat', summary: 'Chat through the LLM router; {"stream": true} answers with server-sent events', tag: 'llm', access: 'write',
+    method: 'POST',
+    path: '/api/v1/llm/chat',
+    operationId: 'llmChat',
+    summary: 'Chat through the LLM router; {"stream": true} answers with server-sent events',
+    tag: 'llm',
+    access: 'write',
     body: {
-      ...obj({ prompt: str(60_000, { minLength: 1 }), messages: { type: 'array', minItems: 1, maxItems: 200, items: MESSAGE }, provider: str(64), maxTokens: int(1, 32768), stream: bool },
-        ['prompt', 'messages', 'provider', 'maxTokens', 'stream']),
+      ...obj(
+        {
+          prompt: str(60_000, { minLength: 1 }),
+          messages: { type: 'array', minItems: 1, maxItems: 200, items: MESSAGE },
+          provider: str(64),
+          maxTokens: int(1, 32768),
+          stream: bool,
+        },
+        ['prompt', 'messages', 'provider', 'maxTokens', 'stream'],
+      ),
       oneOf: [{ required: ['prompt'] }, { required: ['messages'] }],
     },
-    responses: { 200: { description: 'the answer (stream: text/event-stream of chunks, `event: error` on failure)', schema: anyObject } },
+    responses: {
+      200: {
+        description: 'the answer (stream: text/event-stream of chunks, `event: error` on failure)',
+        schema: anyObject,
+      },
+    },
     handler: async ({ api, caller, body, signal, res }) => {
       if (!(body as { stream?: boolean }).stream) return api.llm.chat(caller, body);
       const it = api.llm.stream(caller, body)[Symbol.asyncIterator]();

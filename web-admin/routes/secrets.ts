@@ -6,20 +6,43 @@ const name = params({ name: SECRET_NAME });
 
 export default defineRoutes([
   {
-    method: 'GET', path: '/api/v1/secrets', operationId: 'listSecrets', summary: 'Names of the sealed secrets (never their values)', tag: 'secrets', access: 'admin',
-    responses: { 200: { description: 'secret names', schema: obj({ secrets: { type: 'array', items: obj({ name: str(), updatedAt: num }) } }) } },
+    method: 'GET',
+    path: '/api/v1/secrets',
+    operationId: 'listSecrets',
+    summary: 'Names of the sealed secrets (never their values)',
+    tag: 'secrets',
+    access: 'admin',
+    responses: {
+      200: {
+        description: 'secret names',
+        schema: obj({ secrets: { type: 'array', items: obj({ name: str(), updatedAt: num }) } }),
+      },
+    },
     handler: async ({ api, caller }) => ({ secrets: await api.secrets.list(caller) }),
   },
   {
-    method: 'PUT', path: '/api/v1/secrets/{name}', operationId: 'setSecret', summary: 'Seal a secret: {"value": "…"}', tag: 'secrets', access: 'admin',
-    params: name, body: obj({ value: str(16_384) }),
+    method: 'PUT',
+    path: '/api/v1/secrets/{name}',
+    operationId: 'setSecret',
+    summary: 'Seal a secret: {"value": "…"}',
+    tag: 'secrets',
+    access: 'admin',
+    params: name,
+    body: obj({ value: str(16_384) }),
     responses: { 200: { description: 'sealed', schema: obj({ name: str() }) } },
     handler: ({ api, caller, params: p, body }) => api.secrets.set(caller, p.name!, (body as { value: string }).value),
   },
   {
-    method: 'DELETE', path: '/api/v1/secrets/{name}', operationId: 'deleteSecret', summary: 'Delete a sealed secret', tag: 'secrets', access: 'admin',
+    method: 'DELETE',
+    path: '/api/v1/secrets/{name}',
+    operationId: 'deleteSecret',
+    summary: 'Delete a sealed secret',
+    tag: 'secrets',
+    access: 'admin',
     params: name,
-    responses: { 200: { description: 'deleted (false when there was none)', schema: obj({ name: str(), deleted: bool }) } },
+    responses: {
+      200: { description: 'deleted (false when there was none)', schema: obj({ name: str(), deleted: bool }) },
+    },
     handler: ({ api, caller, params: p }) => api.secrets.delete(caller, p.name!),
   },
 ]);

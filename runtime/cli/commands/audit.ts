@@ -26,12 +26,14 @@ export const spec: CommandSpec = {
     { name: 'export', summary: 'write the log as JSON Lines (entries and checkpoints), for verify-file elsewhere' },
     { name: 'verify-file', summary: 'verify an exported file against the device public key, on any machine' },
   ],
-  notes: 'The format is documented in runtime/audit/FORMAT.md. Exit codes: 0 ok, 1 does not verify or Talon failed, 2 bad usage.',
+  notes:
+    'The format is documented in runtime/audit/FORMAT.md. Exit codes: 0 ok, 1 does not verify or Talon failed, 2 bad usage.',
 };
 
 const SUBSPECS: Record<string, CommandSpec> = {
   tail: {
-    name: 'talon audit tail', summary: 'Print the newest entries (oldest of them first).',
+    name: 'talon audit tail',
+    summary: 'Print the newest entries (oldest of them first).',
     options: {
       ...where,
       lines: { type: 'string', short: 'n', value: 'N', description: 'how many entries (1-1000, default 20)' },
@@ -41,27 +43,48 @@ const SUBSPECS: Record<string, CommandSpec> = {
     },
   },
   verify: {
-    name: 'talon audit verify', summary: 'Verify the whole chain from its first entry (or from the last verified checkpoint with --quick).',
+    name: 'talon audit verify',
+    summary: 'Verify the whole chain from its first entry (or from the last verified checkpoint with --quick).',
     options: {
       ...where,
       quick: { type: 'boolean', description: 'start from the last verified checkpoint instead of the first entry' },
-      against: { type: 'string', value: 'HEAD_JSON', description: 'a head seen elsewhere (the retained talon/<id>/audit/head), as JSON or a file holding it: the log must still contain it' },
+      against: {
+        type: 'string',
+        value: 'HEAD_JSON',
+        description:
+          'a head seen elsewhere (the retained talon/<id>/audit/head), as JSON or a file holding it: the log must still contain it',
+      },
     },
   },
   export: {
-    name: 'talon audit export', summary: 'Write the log as JSON Lines to FILE (written to FILE.partial, renamed when complete).',
+    name: 'talon audit export',
+    summary: 'Write the log as JSON Lines to FILE (written to FILE.partial, renamed when complete).',
     options: {
       ...where,
       out: { type: 'string', short: 'o', value: 'FILE', description: 'where to write (required)' },
-      since: { type: 'string', value: 'SEQ', description: 'from this seq on (the file starts with the checkpoint before it, so it verifies alone)' },
+      since: {
+        type: 'string',
+        value: 'SEQ',
+        description: 'from this seq on (the file starts with the checkpoint before it, so it verifies alone)',
+      },
     },
   },
   'verify-file': {
-    name: 'talon audit verify-file', summary: 'Verify an exported JSON Lines file against the device\'s public key; needs no data folder.',
+    name: 'talon audit verify-file',
+    summary: "Verify an exported JSON Lines file against the device's public key; needs no data folder.",
     positionals: [{ name: 'FILE', required: true, description: 'the export' }],
     options: {
-      'public-key': { type: 'string', value: 'KEY', description: 'base64 or hex Ed25519 public key (`talon keys show`), or a file holding it or device-key.json (required)' },
-      against: { type: 'string', value: 'HEAD_JSON', description: 'a head seen elsewhere that the file must contain (JSON or a file)' },
+      'public-key': {
+        type: 'string',
+        value: 'KEY',
+        description:
+          'base64 or hex Ed25519 public key (`talon keys show`), or a file holding it or device-key.json (required)',
+      },
+      against: {
+        type: 'string',
+        value: 'HEAD_JSON',
+        description: 'a head seen elsewhere that the file must contain (JSON or a file)',
+      },
       json: { type: 'boolean', description: 'print the report as JSON' },
     },
   },
@@ -73,10 +96,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const { spec: s, args } = picked;
   const sub = { name: picked.name };
   switch (sub.name) {
-    case 'tail': return tail(args, io, s);
-    case 'verify': return verify(args, io);
-    case 'export': return exportLog(args, io, s);
-    default: return verifyFileCmd(args, io, s);
+    case 'tail':
+      return tail(args, io, s);
+    case 'verify':
+      return verify(args, io);
+    case 'export':
+      return exportLog(args, io, s);
+    default:
+      return verifyFileCmd(args, io, s);
   }
 }
 
@@ -98,7 +125,9 @@ async function target(args: Parsed, io: Io): Promise<Target> {
 /** Opens a stopped Talon's log to read it; never starts the chain, so nothing is written to it. */
 async function withLog<T>(dir: string, fn: (log: AuditChain) => Promise<T>): Promise<T> {
   const [{ Store }, { DeviceKey, DEVICE_KEY_FILE }, { AuditChain }] = await Promise.all([
-    import('../../store/store.ts'), import('../../secrets/device-key.ts'), import('../../audit/chain.ts'),
+    import('../../store/store.ts'),
+    import('../../secrets/device-key.ts'),
+    import('../../audit/chain.ts'),
   ]);
   if (!existsSync(join(dir, DEVICE_KEY_FILE)) || !existsSync(join(dir, 'db'))) {
     throw new TalonError('NOT_FOUND', `no Talon data in ${dir} (no device key or store); pass --data`);
@@ -114,14 +143,16 @@ async function withLog<T>(dir: string, fn: (log: AuditChain) => Promise<T>): Pro
 function readHead(text: string | undefined): Promise<Checkpoint | undefined> {
   if (text === undefined) return Promise.resolve(undefined);
   return import('../../audit/verify-file.ts').then(({ parseHead }) =>
-    parseHead(existsSync(text) ? readFileSync(text, 'utf8') : text));
+    parseHead(existsSync(text) ? readFileSync(text, 'utf8') : text),
+  );
 }
 
 // ---------------------------------------------------------------------------------------
 
 async function tail(args: Parsed, io: Io, s: CommandSpec): Promise<number> {
   const n = args.values.lines === undefined ? 20 : Number(args.values.lines);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError('--lines must be a whole number from 1 to 1000', s);
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw new UsageError('--lines must be a whole number from 1 to 1000', s);
   const q: AuditQuery = { limit: n, order: 'desc' };
   const qs = new URLSearchParams({ limit: String(n), order: 'desc' });
   for (const k of ['actor', 'action', 'decision'] as const) {
@@ -132,9 +163,10 @@ async function tail(args: Parsed, io: Io, s: CommandSpec): Promise<number> {
     else q[k] = v;
   }
   const t = await target(args, io);
-  const page: AuditPage = 'daemon' in t
-    ? await t.daemon.request<AuditPage>('GET', `/api/v1/audit?${qs}`)
-    : await withLog(t.dir, (log) => log.query(q));
+  const page: AuditPage =
+    'daemon' in t
+      ? await t.daemon.request<AuditPage>('GET', `/api/v1/audit?${qs}`)
+      : await withLog(t.dir, (log) => log.query(q));
   const items = [...page.items].reverse();
   if (args.values.json) {
     for (const e of items) io.out(`${JSON.stringify(e)}\n`);
@@ -146,16 +178,19 @@ async function tail(args: Parsed, io: Io, s: CommandSpec): Promise<number> {
 
 export function entryText(e: AuditEntry): string {
   const detail = e.detail && Object.keys(e.detail).length > 0 ? ` ${JSON.stringify(e.detail)}` : '';
-  return printable(`${String(e.seq).padStart(7)} ${new Date(e.ts).toISOString()} ${e.decision.padEnd(5)} ${e.actor} ${e.action} ${e.subject}${detail}`);
+  return printable(
+    `${String(e.seq).padStart(7)} ${new Date(e.ts).toISOString()} ${e.decision.padEnd(5)} ${e.actor} ${e.action} ${e.subject}${detail}`,
+  );
 }
 
 async function verify(args: Parsed, io: Io): Promise<number> {
   const against = await readHead(args.values.against as string | undefined);
   const from = args.values.quick ? 'checkpoint' : 'start';
   const t = await target(args, io);
-  const report = 'daemon' in t
-    ? await t.daemon.request<VerifyReport>('POST', '/api/v1/audit/verify', { from, ...(against ? { against } : {}) })
-    : await withLog(t.dir, (log) => log.verify({ from, ...(against ? { against } : {}) }));
+  const report =
+    'daemon' in t
+      ? await t.daemon.request<VerifyReport>('POST', '/api/v1/audit/verify', { from, ...(against ? { against } : {}) })
+      : await withLog(t.dir, (log) => log.verify({ from, ...(against ? { against } : {}) }));
   return printReport(report, io, args.values.json === true);
 }
 
@@ -165,7 +200,8 @@ async function exportLog(args: Parsed, io: Io, s: CommandSpec): Promise<number> 
   let since: number | undefined;
   if (args.values.since !== undefined) {
     since = Number(args.values.since);
-    if (!Number.isSafeInteger(since) || since < 1) throw new UsageError('--since must be a seq (a whole number from 1)', s);
+    if (!Number.isSafeInteger(since) || since < 1)
+      throw new UsageError('--since must be a seq (a whole number from 1)', s);
   }
   const t = await target(args, io);
   const partial = `${out}.partial`;
@@ -202,12 +238,21 @@ export function printReport(r: VerifyReport, io: Io, json: boolean): number {
     io.out(`${JSON.stringify(r, null, 2)}\n`);
   } else if (r.ok) {
     const cp = r.lastCheckpoint ? `, signed up to seq ${r.lastCheckpoint.seq}` : '';
-    const ag = r.against === 'matched' ? '; the head given with --against is in this log' : r.against === 'pruned' ? '; the head given with --against is older than the pruned floor' : '';
-    io.out(`OK: ${plural(r.checked, 'entry', 'entries')} verified (seq ${r.firstSeq ?? '-'}..${r.lastSeq ?? '-'}, from ${r.anchor ?? 'nothing'})${cp}${ag}\n`);
+    const ag =
+      r.against === 'matched'
+        ? '; the head given with --against is in this log'
+        : r.against === 'pruned'
+          ? '; the head given with --against is older than the pruned floor'
+          : '';
+    io.out(
+      `OK: ${plural(r.checked, 'entry', 'entries')} verified (seq ${r.firstSeq ?? '-'}..${r.lastSeq ?? '-'}, from ${r.anchor ?? 'nothing'})${cp}${ag}\n`,
+    );
   } else {
     const at = r.line !== undefined ? ` (line ${r.line})` : '';
-    io.err(`BROKEN at seq ${r.firstBrokenSeq ?? '?'}${at}: ${r.kind ?? 'problem'}: ${r.reason ?? ''}\n` +
-      `${plural(r.checked, 'entry', 'entries')} verified before it${r.lastCheckpoint ? `; last good signed checkpoint at seq ${r.lastCheckpoint.seq}` : ''}\n`);
+    io.err(
+      `BROKEN at seq ${r.firstBrokenSeq ?? '?'}${at}: ${r.kind ?? 'problem'}: ${r.reason ?? ''}\n` +
+        `${plural(r.checked, 'entry', 'entries')} verified before it${r.lastCheckpoint ? `; last good signed checkpoint at seq ${r.lastCheckpoint.seq}` : ''}\n`,
+    );
   }
   return r.ok ? 0 : 1;
 }

@@ -13,17 +13,24 @@ export const spec: CommandSpec = {
   summary: 'Work with Talon config files.',
   subcommands: [
     { name: 'validate', summary: 'check a config file (exit 0 valid, 2 invalid)' },
-    { name: 'apply', summary: 'apply a config file to the running daemon (a new generation; Hands-only changes restart just those Hands)' },
+    {
+      name: 'apply',
+      summary:
+        'apply a config file to the running daemon (a new generation; Hands-only changes restart just those Hands)',
+    },
     { name: 'hash-password', summary: 'hash a password read from stdin, for bus.embedded.lan.users[].passwordHash' },
   ],
 };
 
 export const validateSpec: CommandSpec = {
   name: 'talon config validate',
-  summary: 'Check a config file against the schema and Talon\'s rules; print OK or every problem as <path>: <reason>.',
+  summary: "Check a config file against the schema and Talon's rules; print OK or every problem as <path>: <reason>.",
   positionals: [{ name: 'FILE', required: true, description: 'the config file (YAML or JSON)' }],
   options: {
-    json: { type: 'boolean', description: 'print {ok, source, config} or {ok: false, error: {code, message, details}}' },
+    json: {
+      type: 'boolean',
+      description: 'print {ok, source, config} or {ok: false, error: {code, message, details}}',
+    },
   },
   notes: 'The file is checked as written: TALON_* environment overrides are not applied.',
 };
@@ -31,12 +38,24 @@ export const validateSpec: CommandSpec = {
 export const applySpec: CommandSpec = {
   name: 'talon config apply',
   summary: 'Validate a config file, then apply it to the running daemon as a new config generation.',
-  positionals: [{ name: 'FILE', required: true, description: 'the config file (YAML or JSON); relative paths in it are taken from its folder' }],
+  positionals: [
+    {
+      name: 'FILE',
+      required: true,
+      description: 'the config file (YAML or JSON); relative paths in it are taken from its folder',
+    },
+  ],
   options: {
-    data: { type: 'string', short: 'd', value: 'DIR', description: 'the running daemon\'s data folder (default: the file\'s dataDir)' },
+    data: {
+      type: 'string',
+      short: 'd',
+      value: 'DIR',
+      description: "the running daemon's data folder (default: the file's dataDir)",
+    },
     json: { type: 'boolean', description: 'print {generation, changed, restarted}' },
   },
-  notes: 'The daemon keeps its data folder: the file\'s dataDir is replaced by the one in force. Roll back with the web admin or POST /api/v1/config/rollback.',
+  notes:
+    "The daemon keeps its data folder: the file's dataDir is replaced by the one in force. Roll back with the web admin or POST /api/v1/config/rollback.",
 };
 
 export const hashSpec: CommandSpec = {
@@ -54,14 +73,26 @@ async function apply(argv: string[], io: Io): Promise<number> {
   const { loadConfig } = await import('../../config/load.ts');
   const { DaemonClient } = await import('../client.ts');
   const data = args.values.data as string | undefined;
-  const { config } = loadConfig({ file: args.positionals[0]!, env: {}, cwd: io.cwd, ...(data !== undefined ? { dataDir: data } : {}) });
+  const { config } = loadConfig({
+    file: args.positionals[0]!,
+    env: {},
+    cwd: io.cwd,
+    ...(data !== undefined ? { dataDir: data } : {}),
+  });
   const client = DaemonClient.open(config.dataDir);
   const current = await client.request<{ generation: number; config: { dataDir: string } }>('GET', '/api/v1/config');
   config.dataDir = current.config.dataDir;
-  const r = await client.request<{ generation: number; changed: boolean; restarted: string[] }>('PUT', '/api/v1/config', { config, baseGeneration: current.generation });
+  const r = await client.request<{ generation: number; changed: boolean; restarted: string[] }>(
+    'PUT',
+    '/api/v1/config',
+    { config, baseGeneration: current.generation },
+  );
   if (args.values.json) io.out(`${JSON.stringify(r)}\n`);
   else if (!r.changed) io.out(`unchanged: generation ${r.generation} is already this config\n`);
-  else io.out(`applied as generation ${r.generation}${r.restarted.length > 0 ? `; restarted: ${r.restarted.join(', ')}` : ''}\n`);
+  else
+    io.out(
+      `applied as generation ${r.generation}${r.restarted.length > 0 ? `; restarted: ${r.restarted.join(', ')}` : ''}\n`,
+    );
   return 0;
 }
 
@@ -98,7 +129,10 @@ export async function main(argv: string[], io: Io, stdin: NodeJS.ReadableStream 
   try {
     const { config, source } = loadConfig({ file, env: {}, cwd: io.cwd });
     if (args.values.json) io.out(`${JSON.stringify({ ok: true, source, config }, null, 2)}\n`);
-    else io.out(`OK: ${source} (${config.hands.length} Hand${config.hands.length === 1 ? '' : 's'}, data in ${config.dataDir})\n`);
+    else
+      io.out(
+        `OK: ${source} (${config.hands.length} Hand${config.hands.length === 1 ? '' : 's'}, data in ${config.dataDir})\n`,
+      );
     return 0;
   } catch (err) {
     if (args.values.json && err instanceof TalonError) {

@@ -2,7 +2,15 @@
  * `talon hands list|status|start|stop|restart|logs`: talks to the running daemon over its
  * REST API (see ../client.ts). Human output by default, `--json` for machines.
  */
-import { parseSubcommand, printable, UsageError, type CommandSpec, type OptionSpec, type Io, type Parsed } from '../args.ts';
+import {
+  parseSubcommand,
+  printable,
+  UsageError,
+  type CommandSpec,
+  type OptionSpec,
+  type Io,
+  type Parsed,
+} from '../args.ts';
 import { DaemonClient, defaultDataDir } from '../client.ts';
 import { TalonError } from '../../core/errors.ts';
 import { HAND_NAME_PATTERN } from '../../config/schema.ts';
@@ -15,7 +23,7 @@ export const DATA_OPTIONS: Record<string, OptionSpec> = {
   json: { type: 'boolean', description: 'print JSON' },
 };
 const common = DATA_OPTIONS;
-const NAME = [{ name: 'NAME', required: true, description: 'the Hand\'s name, as in the config' }];
+const NAME = [{ name: 'NAME', required: true, description: "the Hand's name, as in the config" }];
 
 export const spec: CommandSpec = {
   name: 'talon hands',
@@ -26,25 +34,49 @@ export const spec: CommandSpec = {
     { name: 'start', summary: 'start a Hand' },
     { name: 'stop', summary: 'stop a Hand' },
     { name: 'restart', summary: 'restart a Hand' },
-    { name: 'logs', summary: 'a Hand\'s recent log lines; --follow to keep reading' },
+    { name: 'logs', summary: "a Hand's recent log lines; --follow to keep reading" },
   ],
   notes: 'Exit codes: 0 ok, 1 Talon not running or failed, 2 bad usage or a request Talon refused (unknown Hand...).',
 };
 
 const SUBSPECS: Record<string, CommandSpec> = {
-  list: { name: 'talon hands list', summary: 'List every Hand with its state, uptime, restarts, CPU %, heap MB and last error.', options: common },
+  list: {
+    name: 'talon hands list',
+    summary: 'List every Hand with its state, uptime, restarts, CPU %, heap MB and last error.',
+    options: common,
+  },
   status: { name: 'talon hands status', summary: 'Show one Hand in detail.', positionals: NAME, options: common },
-  start: { name: 'talon hands start', summary: 'Start a Hand; prints its state afterwards.', positionals: NAME, options: common },
-  stop: { name: 'talon hands stop', summary: 'Stop a Hand; prints its state afterwards.', positionals: NAME, options: common },
-  restart: { name: 'talon hands restart', summary: 'Restart a Hand; prints its state afterwards.', positionals: NAME, options: common },
+  start: {
+    name: 'talon hands start',
+    summary: 'Start a Hand; prints its state afterwards.',
+    positionals: NAME,
+    options: common,
+  },
+  stop: {
+    name: 'talon hands stop',
+    summary: 'Stop a Hand; prints its state afterwards.',
+    positionals: NAME,
+    options: common,
+  },
+  restart: {
+    name: 'talon hands restart',
+    summary: 'Restart a Hand; prints its state afterwards.',
+    positionals: NAME,
+    options: common,
+  },
   logs: {
     name: 'talon hands logs',
-    summary: 'Print a Hand\'s recent log lines; with --follow keep printing new ones until Ctrl-C or the daemon stops.',
+    summary: "Print a Hand's recent log lines; with --follow keep printing new ones until Ctrl-C or the daemon stops.",
     positionals: NAME,
     options: {
       ...common,
       follow: { type: 'boolean', short: 'f', description: 'keep printing new lines' },
-      lines: { type: 'string', short: 'n', value: 'N', description: 'how many recent lines (1-1000, the daemon keeps the last 1000; default 100)' },
+      lines: {
+        type: 'string',
+        short: 'n',
+        value: 'N',
+        description: 'how many recent lines (1-1000, the daemon keeps the last 1000; default 100)',
+      },
     },
   },
 };
@@ -63,7 +95,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   let lines = 100;
   if (args.values.lines !== undefined) {
     const v = String(args.values.lines);
-    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1000) throw new UsageError(`--lines must be a whole number from 1 to 1000, got "${printable(v.slice(0, 20))}"`, s);
+    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1000)
+      throw new UsageError(`--lines must be a whole number from 1 to 1000, got "${printable(v.slice(0, 20))}"`, s);
     lines = Number(v);
   }
   const client = DaemonClient.open(await dataDir(args, io));
@@ -73,7 +106,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   switch (sub.name) {
     case 'list': {
       const body = await client.request<{ hands: HandStatus[] }>('GET', '/api/v1/hands');
-      if (!Array.isArray(body?.hands)) throw new TalonError('INTERNAL', 'the daemon\'s answer to GET /api/v1/hands has no "hands" list');
+      if (!Array.isArray(body?.hands))
+        throw new TalonError('INTERNAL', 'the daemon\'s answer to GET /api/v1/hands has no "hands" list');
       io.out(json ? `${JSON.stringify(body, null, 2)}\n` : handsTable(body.hands, Date.now()));
       return 0;
     }
@@ -86,14 +120,19 @@ export async function main(argv: string[], io: Io): Promise<number> {
     case 'stop':
     case 'restart': {
       const st = await client.request<HandStatus>('POST', `/api/v1/hands${path}/${sub.name}`);
-      io.out(json ? `${JSON.stringify(st, null, 2)}\n` : `${printable(String(st.name ?? name))}: ${printable(String(st.state))}${st.lastError ? ` (${st.lastError.code}: ${printable(st.lastError.message)})` : ''}\n`);
+      io.out(
+        json
+          ? `${JSON.stringify(st, null, 2)}\n`
+          : `${printable(String(st.name ?? name))}: ${printable(String(st.state))}${st.lastError ? ` (${st.lastError.code}: ${printable(st.lastError.message)})` : ''}\n`,
+      );
       return 0;
     }
     case 'logs': {
       const print = (l: unknown) => io.out(json ? `${JSON.stringify(l)}\n` : `${logText(l)}\n`);
       if (!args.values.follow) {
         const body = await client.request<{ lines: LogLine[] }>('GET', `/api/v1/hands${path}/logs?lines=${lines}`);
-        if (!Array.isArray(body?.lines)) throw new TalonError('INTERNAL', 'the daemon\'s answer to the logs request has no "lines" list');
+        if (!Array.isArray(body?.lines))
+          throw new TalonError('INTERNAL', 'the daemon\'s answer to the logs request has no "lines" list');
         for (const l of body.lines) print(l);
         return 0;
       }
@@ -102,16 +141,20 @@ export async function main(argv: string[], io: Io): Promise<number> {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
-        await client.stream(`/api/v1/hands${path}/logs?follow=1&lines=${lines}`, (data, event) => {
-          let value: unknown;
-          try {
-            value = JSON.parse(data);
-          } catch {
-            value = data;
-          }
-          if (event === 'error') throw TalonError.from((value as { error?: unknown })?.error ?? value);
-          print(value);
-        }, ac.signal);
+        await client.stream(
+          `/api/v1/hands${path}/logs?follow=1&lines=${lines}`,
+          (data, event) => {
+            let value: unknown;
+            try {
+              value = JSON.parse(data);
+            } catch {
+              value = data;
+            }
+            if (event === 'error') throw TalonError.from((value as { error?: unknown })?.error ?? value);
+            print(value);
+          },
+          ac.signal,
+        );
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
@@ -145,7 +188,8 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
-const num = (v: unknown, digits: number): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-');
+const num = (v: unknown, digits: number): string =>
+  typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-';
 
 function lastErrorText(st: HandStatus, max: number): string {
   if (!st.lastError) return '-';
@@ -159,7 +203,10 @@ export function handsTable(hands: HandStatus[], now: number): string {
     ['NAME', 'STATE', 'UPTIME', 'RESTARTS', 'CPU %', 'HEAP MB', 'LAST ERROR'],
     ...hands.map((h) => [
       printable(String(h.name)),
-      printable(String(h.state)) + (h.state === 'backoff' && typeof h.nextStartAt === 'number' ? ` (${formatDuration(Math.max(1000, h.nextStartAt - now))})` : ''),
+      printable(String(h.state)) +
+        (h.state === 'backoff' && typeof h.nextStartAt === 'number'
+          ? ` (${formatDuration(Math.max(1000, h.nextStartAt - now))})`
+          : ''),
       formatDuration(h.uptimeMs),
       String(h.restarts ?? '-'),
       typeof h.cpu === 'number' ? num(h.cpu * 100, 1) : '-',
@@ -170,7 +217,18 @@ export function handsTable(hands: HandStatus[], now: number): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   // numbers right-aligned, text left-aligned; the last column is not padded
   const right = new Set([2, 3, 4, 5]);
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : right.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((cell, c) =>
+            c === r.length - 1 ? cell : right.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!),
+          )
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export function statusText(st: HandStatus, now: number): string {
@@ -180,23 +238,38 @@ export function statusText(st: HandStatus, now: number): string {
   ];
   if (st.id || st.version) rows.push(['hand', printable(`${st.id ?? '?'} ${st.version ?? ''}`.trim())]);
   if (st.description) rows.push(['description', printable(st.description)]);
-  rows.push(['state', `${printable(String(st.state))}${typeof st.since === 'number' ? ` since ${new Date(st.since).toISOString()}` : ''}`]);
-  if (st.state === 'backoff' && typeof st.nextStartAt === 'number') rows.push(['next start', `in ${formatDuration(Math.max(1000, st.nextStartAt - now))}`]);
+  rows.push([
+    'state',
+    `${printable(String(st.state))}${typeof st.since === 'number' ? ` since ${new Date(st.since).toISOString()}` : ''}`,
+  ]);
+  if (st.state === 'backoff' && typeof st.nextStartAt === 'number')
+    rows.push(['next start', `in ${formatDuration(Math.max(1000, st.nextStartAt - now))}`]);
   rows.push(
     ['uptime', formatDuration(st.uptimeMs)],
     ['restarts', String(st.restarts ?? '-')],
     ['cpu', typeof st.cpu === 'number' ? `${num(st.cpu * 100, 1)} % of one core` : '-'],
     ['heap', `${num(st.heapUsedMb, 1)} of ${num(st.heapLimitMb, 0)} MB`],
   );
-  if (typeof st.externalMb === 'number') rows.push(['outside heap', `${num(st.externalMb, 1)} of ${num(st.externalLimitMb ?? 0, 0)} MB (Buffers, ArrayBuffers)`]);
+  if (typeof st.externalMb === 'number')
+    rows.push([
+      'outside heap',
+      `${num(st.externalMb, 1)} of ${num(st.externalLimitMb ?? 0, 0)} MB (Buffers, ArrayBuffers)`,
+    ]);
   if (st.messages) {
     const m = st.messages as unknown as Record<string, unknown>;
-    rows.push(['messages', Object.entries(m).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${String(v)}`).join(', ')]);
+    rows.push([
+      'messages',
+      Object.entries(m)
+        .filter(([, v]) => typeof v === 'number')
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(', '),
+    ]);
   }
   if (typeof st.handlerErrors === 'number') rows.push(['handler errors', String(st.handlerErrors)]);
   if (typeof st.logsDropped === 'number' && st.logsDropped > 0) rows.push(['logs dropped', String(st.logsDropped)]);
   if (typeof st.truncated === 'number' && st.truncated > 0) rows.push(['fields cut', String(st.truncated)]);
-  if (typeof st.auditSuppressed === 'number' && st.auditSuppressed > 0) rows.push(['audit held back', String(st.auditSuppressed)]);
+  if (typeof st.auditSuppressed === 'number' && st.auditSuppressed > 0)
+    rows.push(['audit held back', String(st.auditSuppressed)]);
   rows.push(['last error', lastErrorText(st, 400)]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${`${k}:`.padEnd(w + 1)}  ${v}`).join('\n') + '\n';
@@ -204,7 +277,8 @@ export function statusText(st: HandStatus, now: number): string {
 
 export function logText(l: unknown): string {
   const line = l as Partial<LogLine>;
-  if (typeof line !== 'object' || line === null || typeof line.msg !== 'string') return printable(typeof l === 'string' ? l : JSON.stringify(l));
+  if (typeof line !== 'object' || line === null || typeof line.msg !== 'string')
+    return printable(typeof l === 'string' ? l : JSON.stringify(l));
   const ts = typeof line.ts === 'number' ? new Date(line.ts).toISOString() : '-';
   const data = line.data && Object.keys(line.data).length > 0 ? ` ${JSON.stringify(line.data)}` : '';
   return printable(`${ts} ${String(line.level ?? '-').padEnd(5)} [${String(line.hand ?? '-')}] ${line.msg}${data}`);

@@ -7,8 +7,13 @@ import { TalonError } from '../../core/errors.ts';
 
 export const spec: CommandSpec = {
   name: 'talon keys',
-  summary: 'Show the device\'s keys.',
-  subcommands: [{ name: 'show', summary: 'the device id and its Ed25519 public key (base64), as `talon audit verify-file --public-key` takes it' }],
+  summary: "Show the device's keys.",
+  subcommands: [
+    {
+      name: 'show',
+      summary: 'the device id and its Ed25519 public key (base64), as `talon audit verify-file --public-key` takes it',
+    },
+  ],
 };
 
 export const showSpec: CommandSpec = {
@@ -25,10 +30,17 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const { DeviceKey, DEVICE_KEY_FILE } = await import('../../secrets/device-key.ts');
   const file = join(dir, DEVICE_KEY_FILE);
   if (!existsSync(file)) {
-    throw new TalonError('NOT_FOUND', `no device key in ${dir} (it is made the first time Talon runs there: \`talon run --data ${dir}\`)`);
+    throw new TalonError(
+      'NOT_FOUND',
+      `no device key in ${dir} (it is made the first time Talon runs there: \`talon run --data ${dir}\`)`,
+    );
   }
   const key = DeviceKey.loadOrCreate(dir);
   const info = { deviceId: key.id, publicKey: key.publicKey.toString('base64'), algorithm: 'ed25519', file };
-  io.out(args.values.json ? `${JSON.stringify(info)}\n` : `device ${info.deviceId}\npublic key (ed25519, base64) ${info.publicKey}\nkey file ${file}\n`);
+  io.out(
+    args.values.json
+      ? `${JSON.stringify(info)}\n`
+      : `device ${info.deviceId}\npublic key (ed25519, base64) ${info.publicKey}\nkey file ${file}\n`,
+  );
   return 0;
 }

@@ -5,8 +5,18 @@ export const spec: CommandSpec = {
   name: 'talon run',
   summary: 'Run the Talon daemon in the foreground until SIGTERM or SIGINT.',
   options: {
-    config: { type: 'string', short: 'c', value: 'FILE', description: 'config file (YAML or JSON); without one, the defaults' },
-    data: { type: 'string', short: 'd', value: 'DIR', description: 'data folder (beats TALON_DATA and the config\'s dataDir)' },
+    config: {
+      type: 'string',
+      short: 'c',
+      value: 'FILE',
+      description: 'config file (YAML or JSON); without one, the defaults',
+    },
+    data: {
+      type: 'string',
+      short: 'd',
+      value: 'DIR',
+      description: "data folder (beats TALON_DATA and the config's dataDir)",
+    },
   },
   notes: `environment:
   TALON_DATA=DIR           data folder

@@ -7,7 +7,7 @@ import { dataDir, DATA_OPTIONS } from './hands.ts';
 import { TalonError } from '../../core/errors.ts';
 import type { SecretStore } from '../../secrets/sealed.ts';
 
-const NAME = [{ name: 'NAME', required: true, description: 'the secret\'s name (letters, digits, _ . -)' }];
+const NAME = [{ name: 'NAME', required: true, description: "the secret's name (letters, digits, _ . -)" }];
 
 export const spec: CommandSpec = {
   name: 'talon secrets',
@@ -20,16 +20,30 @@ export const spec: CommandSpec = {
 };
 
 const SUBSPECS: Record<string, CommandSpec> = {
-  set: { name: 'talon secrets set', summary: 'Seal the value read from stdin (one line) under NAME.', positionals: NAME, options: DATA_OPTIONS, notes: 'example: printf %s "$OPENAI_API_KEY" | talon secrets set openai-key' },
-  list: { name: 'talon secrets list', summary: 'List the sealed secrets\' names.', options: DATA_OPTIONS },
-  delete: { name: 'talon secrets delete', summary: 'Delete a sealed secret.', positionals: NAME, options: DATA_OPTIONS },
+  set: {
+    name: 'talon secrets set',
+    summary: 'Seal the value read from stdin (one line) under NAME.',
+    positionals: NAME,
+    options: DATA_OPTIONS,
+    notes: 'example: printf %s "$OPENAI_API_KEY" | talon secrets set openai-key',
+  },
+  list: { name: 'talon secrets list', summary: "List the sealed secrets' names.", options: DATA_OPTIONS },
+  delete: {
+    name: 'talon secrets delete',
+    summary: 'Delete a sealed secret.',
+    positionals: NAME,
+    options: DATA_OPTIONS,
+  },
 };
 
 async function withSecrets<T>(dir: string, fn: (s: SecretStore) => Promise<T>): Promise<T> {
   const [{ Store }, { DeviceKey, DEVICE_KEY_FILE }, { SecretStore: Secrets }] = await Promise.all([
-    import('../../store/store.ts'), import('../../secrets/device-key.ts'), import('../../secrets/sealed.ts'),
+    import('../../store/store.ts'),
+    import('../../secrets/device-key.ts'),
+    import('../../secrets/sealed.ts'),
   ]);
-  if (!existsSync(join(dir, DEVICE_KEY_FILE))) throw new TalonError('NOT_FOUND', `no device key in ${dir} (run Talon there once first)`);
+  if (!existsSync(join(dir, DEVICE_KEY_FILE)))
+    throw new TalonError('NOT_FOUND', `no device key in ${dir} (run Talon there once first)`);
   const store = await Store.open(dir);
   try {
     return await fn(new Secrets(store, DeviceKey.loadOrCreate(dir)));
@@ -54,19 +68,30 @@ export async function main(argv: string[], io: Io, stdin: NodeJS.ReadableStream 
   switch (sub.name) {
     case 'list': {
       const list = client
-        ? (await client.request<{ secrets: Array<{ name: string; updatedAt: number }> }>('GET', '/api/v1/secrets')).secrets
+        ? (await client.request<{ secrets: Array<{ name: string; updatedAt: number }> }>('GET', '/api/v1/secrets'))
+            .secrets
         : await withSecrets(dir, (x) => x.list());
-      io.out(args.values.json ? `${JSON.stringify(list)}\n`
-        : list.length === 0 ? 'no secrets\n' : list.map((x) => `${x.name}  ${new Date(x.updatedAt).toISOString()}\n`).join(''));
+      io.out(
+        args.values.json
+          ? `${JSON.stringify(list)}\n`
+          : list.length === 0
+            ? 'no secrets\n'
+            : list.map((x) => `${x.name}  ${new Date(x.updatedAt).toISOString()}\n`).join(''),
+      );
       return 0;
     }
     case 'set': {
       let text = '';
       for await (const chunk of stdin) text += chunk.toString();
       const value = text.replace(/\r?\n$/, '');
-      if (value.length === 0) throw new TalonError('USAGE', 'give the secret on stdin, e.g. printf %s "$KEY" | talon secrets set NAME');
+      if (value.length === 0)
+        throw new TalonError('USAGE', 'give the secret on stdin, e.g. printf %s "$KEY" | talon secrets set NAME');
       if (client) await client.request('PUT', `/api/v1/secrets/${encodeURIComponent(name!)}`, { value });
-      else await withSecrets(dir, async (x) => { (await import('../../secrets/sealed.ts')).SecretStore.checkName(name!); await x.set(name!, value); });
+      else
+        await withSecrets(dir, async (x) => {
+          (await import('../../secrets/sealed.ts')).SecretStore.checkName(name!);
+          await x.set(name!, value);
+        });
       io.out(`sealed ${name}\n`);
       return 0;
     }

@@ -12,8 +12,19 @@
  */
 import type { ChatChunk, ChatMessage, ChatRequest, ChatResult, LlmProvider, ToolCall } from '../types.ts';
 import {
-  checkResult, finishStream, guardedFetch, joinUrl, llmError, num, parseArguments, parseChunk, readJson, sseEvents,
-  type ErrorContext, type RawChunk, type RemoteProviderOptions,
+  checkResult,
+  finishStream,
+  guardedFetch,
+  joinUrl,
+  llmError,
+  num,
+  parseArguments,
+  parseChunk,
+  readJson,
+  sseEvents,
+  type ErrorContext,
+  type RawChunk,
+  type RemoteProviderOptions,
 } from './http.ts';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -26,13 +37,26 @@ export interface AnthropicProviderOptions extends RemoteProviderOptions {
 }
 
 const FINISH: Record<string, ChatResult['finishReason']> = {
-  end_turn: 'stop', stop_sequence: 'stop', max_tokens: 'length', tool_use: 'tool_calls', pause_turn: 'stop', refusal: 'error',
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  max_tokens: 'length',
+  tool_use: 'tool_calls',
+  pause_turn: 'stop',
+  refusal: 'error',
 };
 
 /** error event types in a stream → codes */
-const STREAM_ERRORS: Record<string, 'LLM_UNAVAILABLE' | 'LLM_RATE_LIMITED' | 'LLM_AUTH' | 'LLM_BAD_REQUEST' | 'LLM_BILLING'> = {
-  overloaded_error: 'LLM_UNAVAILABLE', api_error: 'LLM_UNAVAILABLE', rate_limit_error: 'LLM_RATE_LIMITED',
-  authentication_error: 'LLM_AUTH', permission_error: 'LLM_AUTH', invalid_request_error: 'LLM_BAD_REQUEST', billing_error: 'LLM_BILLING',
+const STREAM_ERRORS: Record<
+  string,
+  'LLM_UNAVAILABLE' | 'LLM_RATE_LIMITED' | 'LLM_AUTH' | 'LLM_BAD_REQUEST' | 'LLM_BILLING'
+> = {
+  overloaded_error: 'LLM_UNAVAILABLE',
+  api_error: 'LLM_UNAVAILABLE',
+  rate_limit_error: 'LLM_RATE_LIMITED',
+  authentication_error: 'LLM_AUTH',
+  permission_error: 'LLM_AUTH',
+  invalid_request_error: 'LLM_BAD_REQUEST',
+  billing_error: 'LLM_BILLING',
 };
 
 export class AnthropicProvider implements LlmProvider {
@@ -50,25 +74,47 @@ export class AnthropicProvider implements LlmProvider {
 
   #fetch(path: string, init: RequestInit, signal?: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = {
-      'content-type': 'application/json', accept: 'application/json', 'anthropic-version': ANTHROPIC_VERSION, ...this.#o.headers,
+      'content-type': 'application/json',
+      accept: 'application/json',
+      'anthropic-version': ANTHROPIC_VERSION,
+      ...this.#o.headers,
     };
     if (this.#o.apiKey) headers['x-api-key'] = this.#o.apiKey;
-    return guardedFetch(joinUrl(this.#o.baseUrl, path), { ...init, headers }, {
-      ...this.#ctx, timeouts: this.#o.timeouts, maxBytes: this.#o.maxResponseBytes, signal, fetch: this.#o.fetch,
-    });
+    return guardedFetch(
+      joinUrl(this.#o.baseUrl, path),
+      { ...init, headers },
+      {
+        ...this.#ctx,
+        timeouts: this.#o.timeouts,
+        maxBytes: this.#o.maxResponseBytes,
+        signal,
+        fetch: this.#o.fetch,
+      },
+    );
   }
 
   body(req: ChatRequest, stream: boolean): Record<string, unknown> {
-    const system = req.messages.filter((m) => m.role === 'system').map((m) => m.content).join('\n\n');
+    const system = req.messages
+      .filter((m) => m.role === 'system')
+      .map((m) => m.content)
+      .join('\n\n');
     const b: Record<string, unknown> = {
       model: req.model ?? this.#o.model,
       max_tokens: req.maxTokens ?? this.#o.defaultMaxTokens ?? 4096,
       messages: toWire(req.messages.filter((m) => m.role !== 'system')),
     };
     if (system) b.system = system;
-    const tools = (req.tools ?? []).map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters }));
+    const tools = (req.tools ?? []).map((t) => ({
+      name: t.name,
+      description: t.description,
+      input_schema: t.parameters,
+    }));
     if (req.jsonSchema) {
-      tools.push({ name: JSON_TOOL, description: 'Answer with JSON that follows this schema.', input_schema: req.jsonSchema });
+      tools.push({
+        name: JSON_TOOL,
+        description: 'Answer with JSON that follows this schema.',
+        input_schema: req.jsonSchema,
+      });
       b.tool_choice = { type: 'tool', name: JSON_TOOL };
     }
     if (tools.length) b.tools = tools;
@@ -78,7 +124,11 @@ export class AnthropicProvider implements LlmProvider {
   }
 
   async chat(req: ChatRequest): Promise<ChatResult> {
-    const res = await this.#fetch('/v1/messages', { method: 'POST', body: JSON.stringify(this.body(req, false)) }, req.signal);
+    const res = await this.#fetch(
+      '/v1/messages',
+      { method: 'POST', body: JSON.stringify(this.body(req, false)) },
+      req.signal,
+    );
     const j = await readJson(res, this.#ctx);
     if (j.type === 'error') throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', 'an error object with HTTP 200');
     const blocks = (Array.isArray(j.content) ? j.content : []) as Record<string, unknown>[];
@@ -90,17 +140,20 @@ export class AnthropicProvider implements LlmProvider {
       else if (b.type === 'tool_use') {
         const name = String(b.name ?? '');
         const args = parseArguments(this.#ctx, name, b.input ?? {});
-        if (req.jsonSchema && name === JSON_TOOL) { text = JSON.stringify(args); json = true; } else toolCalls.push({ id: String(b.id ?? ''), name, arguments: args });
+        if (req.jsonSchema && name === JSON_TOOL) {
+          text = JSON.stringify(args);
+          json = true;
+        } else toolCalls.push({ id: String(b.id ?? ''), name, arguments: args });
       }
     }
     const u = (j.usage ?? {}) as Record<string, unknown>;
     return checkResult(this.#ctx, {
       provider: this.name,
-      model: typeof j.model === 'string' ? j.model : req.model ?? this.#o.model,
+      model: typeof j.model === 'string' ? j.model : (req.model ?? this.#o.model),
       text,
       toolCalls,
       usage: { inputTokens: num(u.input_tokens), outputTokens: num(u.output_tokens) },
-      finishReason: json ? 'stop' : FINISH[String(j.stop_reason)] ?? 'stop',
+      finishReason: json ? 'stop' : (FINISH[String(j.stop_reason)] ?? 'stop'),
     });
   }
 
@@ -109,7 +162,11 @@ export class AnthropicProvider implements LlmProvider {
   }
 
   async *#raw(req: ChatRequest): AsyncGenerator<RawChunk> {
-    const res = await this.#fetch('/v1/messages', { method: 'POST', body: JSON.stringify(this.body(req, true)) }, req.signal);
+    const res = await this.#fetch(
+      '/v1/messages',
+      { method: 'POST', body: JSON.stringify(this.body(req, true)) },
+      req.signal,
+    );
     const blocks = new Map<number, { type: string; id: string; name: string; json: string }>();
     let usage = { inputTokens: 0, outputTokens: 0 };
     let finish: ChatResult['finishReason'] = 'stop';
@@ -128,7 +185,12 @@ export class AnthropicProvider implements LlmProvider {
         }
         case 'content_block_start': {
           const b = (j.content_block ?? {}) as Record<string, unknown>;
-          blocks.set(num(j.index), { type: String(b.type), id: String(b.id ?? ''), name: String(b.name ?? ''), json: '' });
+          blocks.set(num(j.index), {
+            type: String(b.type),
+            id: String(b.id ?? ''),
+            name: String(b.name ?? ''),
+            json: '',
+          });
           if (b.type === 'text' && typeof b.text === 'string' && b.text) yield { type: 'text', text: b.text };
           break;
         }
@@ -157,7 +219,8 @@ export class AnthropicProvider implements LlmProvider {
           if (typeof d.stop_reason === 'string') finish = FINISH[d.stop_reason] ?? 'stop';
           const u = (j.usage ?? {}) as Record<string, unknown>;
           if (typeof u.output_tokens === 'number') usage = { ...usage, outputTokens: u.output_tokens };
-          if (typeof u.input_tokens === 'number' && u.input_tokens > 0) usage = { ...usage, inputTokens: u.input_tokens };
+          if (typeof u.input_tokens === 'number' && u.input_tokens > 0)
+            usage = { ...usage, inputTokens: u.input_tokens };
           break;
         }
         case 'message_stop':
@@ -166,7 +229,12 @@ export class AnthropicProvider implements LlmProvider {
         case 'error': {
           const e = (j.error ?? {}) as Record<string, unknown>;
           const code = STREAM_ERRORS[String(e.type)] ?? 'LLM_UNAVAILABLE';
-          throw llmError(this.#ctx, code, `error in the stream (${String(e.type)}): ${String(e.message ?? '').slice(0, 300)}`, { vendorCode: e.type });
+          throw llmError(
+            this.#ctx,
+            code,
+            `error in the stream (${String(e.type)}): ${String(e.message ?? '').slice(0, 300)}`,
+            { vendorCode: e.type },
+          );
         }
         default: // ping and future event types
       }
@@ -196,5 +264,7 @@ function toWire(messages: ChatMessage[]): Record<string, unknown>[] {
     else out.push({ role, content: blocks });
   }
   // a lone text block goes as a plain string, as most clients send it
-  return out.map((t) => (t.content.length === 1 && t.content[0]!.type === 'text' ? { role: t.role, content: t.content[0]!.text } : t));
+  return out.map((t) =>
+    t.content.length === 1 && t.content[0]!.type === 'text' ? { role: t.role, content: t.content[0]!.text } : t,
+  );
 }

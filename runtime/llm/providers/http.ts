@@ -58,9 +58,9 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 const KEY_SHAPES: RegExp[] = [
   /\bsk-[A-Za-z0-9_\-*.]{6,}/g, // OpenAI, Anthropic (sk-ant-…), OpenRouter (sk-or-…)
-  /\bAIza[0-9A-Za-z_\-]{10,}/g, // Google API keys
+  /\bAIza[0-9A-Za-z_-]{10,}/g, // Google API keys
   /\bgsk_[A-Za-z0-9]{10,}/g, // Groq
-  /(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]{6,}/gi,
+  /(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}/gi,
 ];
 
 /** removes `secrets` (and anything shaped like a well-known API key) from a text */
@@ -69,7 +69,8 @@ export function redact(text: string, secrets: readonly (string | undefined)[]): 
   for (const s of secrets) {
     if (s && s.length >= 4) out = out.split(s).join('[redacted]');
   }
-  for (const re of KEY_SHAPES) out = out.replace(re, (m) => (/^(bearer|basic)\s/i.test(m) ? `${m.split(/\s+/)[0]} [redacted]` : '[redacted]'));
+  for (const re of KEY_SHAPES)
+    out = out.replace(re, (m) => (/^(bearer|basic)\s/i.test(m) ? `${m.split(/\s+/)[0]} [redacted]` : '[redacted]'));
   return out;
 }
 
@@ -83,8 +84,17 @@ export interface ErrorContext {
   now?: () => number;
 }
 
-export function llmError(ctx: ErrorContext, code: ErrorCode, message: string, details: Record<string, unknown> = {}, cause?: unknown): TalonError {
-  return new TalonError(code, redact(`${ctx.provider}: ${message}`, ctx.secrets), { details: { provider: ctx.provider, ...details }, cause });
+export function llmError(
+  ctx: ErrorContext,
+  code: ErrorCode,
+  message: string,
+  details: Record<string, unknown> = {},
+  cause?: unknown,
+): TalonError {
+  return new TalonError(code, redact(`${ctx.provider}: ${message}`, ctx.secrets), {
+    details: { provider: ctx.provider, ...details },
+    cause,
+  });
 }
 
 /** Retry-After: delay-seconds or an HTTP date → milliseconds from now (undefined when absent or unparsable) */
@@ -107,7 +117,14 @@ export function vendorMessage(body: string): { message?: string; type?: string }
     if (typeof e === 'string') return { message: e };
     if (e && typeof e === 'object') {
       const eo = e as Record<string, unknown>;
-      const type = typeof eo.code === 'string' ? eo.code : typeof eo.type === 'string' ? eo.type : typeof eo.status === 'string' ? eo.status : undefined;
+      const type =
+        typeof eo.code === 'string'
+          ? eo.code
+          : typeof eo.type === 'string'
+            ? eo.type
+            : typeof eo.status === 'string'
+              ? eo.status
+              : undefined;
       return { message: typeof eo.message === 'string' ? eo.message : undefined, type };
     }
     if (typeof j.message === 'string') return { message: j.message };
@@ -157,7 +174,8 @@ export function networkError(ctx: ErrorContext, err: unknown, phase: 'connect' |
     return llmError(ctx, 'LLM_TIMEOUT', `no answer in time (${code})`, { phase });
   }
   const why = cause?.message ?? (err instanceof Error ? err.message : String(err));
-  const text = phase === 'connect' ? `cannot reach the service (${code ?? why})` : `the connection was cut mid-response (${why})`;
+  const text =
+    phase === 'connect' ? `cannot reach the service (${code ?? why})` : `the connection was cut mid-response (${why})`;
   return llmError(ctx, 'LLM_UNAVAILABLE', text, { phase, ...(code ? { errno: code } : {}) });
 }
 
@@ -194,7 +212,10 @@ export async function guardedFetch(url: string, init: RequestInit, opts: GuardOp
   const onInnerAbort = (): void => fail(inner!.reason);
   if (inner?.aborted) onInnerAbort();
   inner?.addEventListener('abort', onInnerAbort, { once: true });
-  const total = setTimeout(() => fail(llmError(opts, 'LLM_TIMEOUT', `no complete answer within ${t.totalMs} ms`, { timeout: 'total' })), t.totalMs);
+  const total = setTimeout(
+    () => fail(llmError(opts, 'LLM_TIMEOUT', `no complete answer within ${t.totalMs} ms`, { timeout: 'total' })),
+    t.totalMs,
+  );
   let stall: NodeJS.Timeout | undefined = setTimeout(
     () => fail(llmError(opts, 'LLM_TIMEOUT', `no response within ${t.firstByteMs} ms`, { timeout: 'firstByte' })),
     t.firstByteMs,
@@ -211,7 +232,10 @@ export async function guardedFetch(url: string, init: RequestInit, opts: GuardOp
   const armStall = (): void => {
     if (stall) clearTimeout(stall);
     if (ac.signal.aborted) return;
-    stall = setTimeout(() => fail(llmError(opts, 'LLM_TIMEOUT', `the stream stalled for ${t.stallMs} ms`, { timeout: 'stall' })), t.stallMs);
+    stall = setTimeout(
+      () => fail(llmError(opts, 'LLM_TIMEOUT', `the stream stalled for ${t.stallMs} ms`, { timeout: 'stall' })),
+      t.stallMs,
+    );
   };
 
   let res: Response;
@@ -246,7 +270,10 @@ export async function guardedFetch(url: string, init: RequestInit, opts: GuardOp
     try {
       text = await readAll();
     } catch (e) {
-      if (failure !== undefined && caller?.aborted) { cleanup(); throw failure; }
+      if (failure !== undefined && caller?.aborted) {
+        cleanup();
+        throw failure;
+      }
       // the status alone decides the code; a body we could not read is not worth more
     } finally {
       cleanup();
@@ -255,33 +282,44 @@ export async function guardedFetch(url: string, init: RequestInit, opts: GuardOp
     throw httpError(opts, res.status, text, res.headers);
   }
 
-  const body = new ReadableStream<Uint8Array>({
-    async pull(ctrl) {
-      if (!reader) { cleanup(); ctrl.close(); return; }
-      try {
-        const { done, value } = await reader.read();
-        if (done) { cleanup(); ctrl.close(); return; }
-        received += value.byteLength;
-        if (received > limit) {
-          const e = llmError(opts, 'LLM_BAD_RESPONSE', `the response is over ${limit} bytes`);
-          fail(e);
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(ctrl) {
+        if (!reader) {
           cleanup();
-          ctrl.error(e);
+          ctrl.close();
           return;
         }
-        armStall();
-        ctrl.enqueue(value);
-      } catch (e) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) {
+            cleanup();
+            ctrl.close();
+            return;
+          }
+          received += value.byteLength;
+          if (received > limit) {
+            const e = llmError(opts, 'LLM_BAD_RESPONSE', `the response is over ${limit} bytes`);
+            fail(e);
+            cleanup();
+            ctrl.error(e);
+            return;
+          }
+          armStall();
+          ctrl.enqueue(value);
+        } catch (e) {
+          cleanup();
+          ctrl.error(failure ?? networkError(opts, e, 'body'));
+        }
+      },
+      cancel() {
         cleanup();
-        ctrl.error(failure ?? networkError(opts, e, 'body'));
-      }
+        ac.abort();
+        return reader?.cancel().catch(() => {});
+      },
     },
-    cancel() {
-      cleanup();
-      ac.abort();
-      return reader?.cancel().catch(() => {});
-    },
-  }, { highWaterMark: 0 });
+    { highWaterMark: 0 },
+  );
   return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
@@ -312,7 +350,8 @@ export async function readJson(res: Response, ctx: ErrorContext): Promise<Record
   } catch {
     throw llmError(ctx, 'LLM_BAD_RESPONSE', `malformed JSON in the response (${text.length} bytes)`);
   }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw llmError(ctx, 'LLM_BAD_RESPONSE', 'the response is not a JSON object');
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw llmError(ctx, 'LLM_BAD_RESPONSE', 'the response is not a JSON object');
   return v as Record<string, unknown>;
 }
 
@@ -324,7 +363,8 @@ export function parseChunk(data: string, ctx: ErrorContext): Record<string, unkn
   } catch {
     throw llmError(ctx, 'LLM_BAD_RESPONSE', `malformed JSON chunk in the stream (${data.length} bytes)`);
   }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw llmError(ctx, 'LLM_BAD_RESPONSE', 'a stream chunk is not a JSON object');
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw llmError(ctx, 'LLM_BAD_RESPONSE', 'a stream chunk is not a JSON object');
   return v as Record<string, unknown>;
 }
 
@@ -338,7 +378,11 @@ export interface SseEvent {
 }
 
 /** WHATWG event-stream parsing over a byte stream; an event is dispatched on a blank line */
-export async function* sseEvents(body: ReadableStream<Uint8Array> | null, ctx: ErrorContext, maxEventBytes = 4 * 1024 * 1024): AsyncGenerator<SseEvent> {
+export async function* sseEvents(
+  body: ReadableStream<Uint8Array> | null,
+  ctx: ErrorContext,
+  maxEventBytes = 4 * 1024 * 1024,
+): AsyncGenerator<SseEvent> {
   if (!body) return;
   const reader = body.getReader();
   const decoder = new TextDecoder('utf-8');
@@ -360,8 +404,11 @@ export async function* sseEvents(body: ReadableStream<Uint8Array> | null, ctx: E
         const line = buf.slice(0, m.index);
         buf = buf.slice(m.index + m[0].length);
         if (line === '') {
-          if (data.length) yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined ? { id } : {}) };
-          data = []; event = ''; size = 0;
+          if (data.length)
+            yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined ? { id } : {}) };
+          data = [];
+          event = '';
+          size = 0;
           continue;
         }
         if (line.startsWith(':')) continue;
@@ -371,12 +418,14 @@ export async function* sseEvents(body: ReadableStream<Uint8Array> | null, ctx: E
         if (val.startsWith(' ')) val = val.slice(1);
         if (field === 'data') {
           size += val.length;
-          if (size > maxEventBytes) throw llmError(ctx, 'LLM_BAD_RESPONSE', `a stream event is over ${maxEventBytes} bytes`);
+          if (size > maxEventBytes)
+            throw llmError(ctx, 'LLM_BAD_RESPONSE', `a stream event is over ${maxEventBytes} bytes`);
           data.push(val);
         } else if (field === 'event') event = val;
         else if (field === 'id') id = val;
       }
-      if (buf.length > maxEventBytes) throw llmError(ctx, 'LLM_BAD_RESPONSE', `a stream line is over ${maxEventBytes} bytes`);
+      if (buf.length > maxEventBytes)
+        throw llmError(ctx, 'LLM_BAD_RESPONSE', `a stream line is over ${maxEventBytes} bytes`);
     }
   } finally {
     reader.cancel().catch(() => {});
@@ -399,7 +448,12 @@ export type RawChunk =
  * marker is a cut (LLM_UNAVAILABLE); no text and no tool call → LLM_BAD_RESPONSE; any error
  * after output reached the caller carries details.partial = true.
  */
-export async function* finishStream(ctx: ErrorContext, model: string, raw: AsyncIterable<RawChunk>, signal?: AbortSignal): AsyncGenerator<ChatChunk> {
+export async function* finishStream(
+  ctx: ErrorContext,
+  model: string,
+  raw: AsyncIterable<RawChunk>,
+  signal?: AbortSignal,
+): AsyncGenerator<ChatChunk> {
   let text = '';
   const toolCalls: ToolCall[] = [];
   let end: Extract<RawChunk, { type: 'end' }> | undefined;
@@ -418,7 +472,8 @@ export async function* finishStream(ctx: ErrorContext, model: string, raw: Async
       }
     }
     if (!end) {
-      if (text || toolCalls.length) throw llmError(ctx, 'LLM_UNAVAILABLE', 'the stream ended before the end marker (cut mid-way)');
+      if (text || toolCalls.length)
+        throw llmError(ctx, 'LLM_UNAVAILABLE', 'the stream ended before the end marker (cut mid-way)');
       throw llmError(ctx, 'LLM_BAD_RESPONSE', 'the stream ended without any token');
     }
     if (!text && !toolCalls.length) throw llmError(ctx, 'LLM_BAD_RESPONSE', 'the stream finished without any token');
@@ -432,12 +487,16 @@ export async function* finishStream(ctx: ErrorContext, model: string, raw: Async
     throw err;
   }
   const finishReason = toolCalls.length && end.finishReason === 'stop' ? 'tool_calls' : end.finishReason;
-  yield { type: 'done', result: { provider: ctx.provider, model: end.model ?? model, text, toolCalls, usage: end.usage, finishReason } };
+  yield {
+    type: 'done',
+    result: { provider: ctx.provider, model: end.model ?? model, text, toolCalls, usage: end.usage, finishReason },
+  };
 }
 
 /** a non-streamed answer with neither text nor tool calls is an error */
 export function checkResult(ctx: ErrorContext, r: ChatResult): ChatResult {
-  if (!r.text && !r.toolCalls.length) throw llmError(ctx, 'LLM_BAD_RESPONSE', 'the answer has no text and no tool call');
+  if (!r.text && !r.toolCalls.length)
+    throw llmError(ctx, 'LLM_BAD_RESPONSE', 'the answer has no text and no tool call');
   return r;
 }
 
@@ -452,7 +511,8 @@ export function parseArguments(ctx: ErrorContext, name: string, args: unknown): 
       throw llmError(ctx, 'LLM_BAD_RESPONSE', `tool call ${name}: arguments are not valid JSON`);
     }
   }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw llmError(ctx, 'LLM_BAD_RESPONSE', `tool call ${name}: arguments are not a JSON object`);
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw llmError(ctx, 'LLM_BAD_RESPONSE', `tool call ${name}: arguments are not a JSON object`);
   return v as Record<string, unknown>;
 }
 

@@ -22,8 +22,15 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { readdir } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import type {
-  ChatHistoryItem, ChatModelFunctions, ChatModelResponse, Llama, LlamaContext, LlamaContextSequence,
-  LlamaEmbeddingContext, LlamaGrammar, LlamaModel,
+  ChatHistoryItem,
+  ChatModelFunctions,
+  ChatModelResponse,
+  Llama,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaEmbeddingContext,
+  LlamaGrammar,
+  LlamaModel,
 } from 'node-llama-cpp';
 import { TalonError } from '../../core/errors.ts';
 import { GgufError, inspectGguf } from '../gguf.ts';
@@ -142,8 +149,12 @@ export class LocalProvider implements LlmProvider {
   /** what is loaded now, and with how many threads */
   status(): LocalModelStatus[] {
     return [...this.#loaded.values()].map((l) => ({
-      name: l.name, path: l.path, contextSize: l.context.contextSize, threads: l.context.currentThreads,
-      gpuLayers: l.model.gpuLayers, busy: l.busy > 0,
+      name: l.name,
+      path: l.path,
+      contextSize: l.context.contextSize,
+      threads: l.context.currentThreads,
+      gpuLayers: l.model.gpuLayers,
+      busy: l.busy > 0,
     }));
   }
 
@@ -153,7 +164,10 @@ export class LocalProvider implements LlmProvider {
       return { name: this.defaultModel, path: this.#defaultPath() };
     }
     if (!/^[\w][\w.+-]*$/.test(model)) {
-      throw new TalonError('LLM_BAD_REQUEST', `unknown model ${JSON.stringify(model)}: a local model is named by its file in ${this.#modelsDir()}`);
+      throw new TalonError(
+        'LLM_BAD_REQUEST',
+        `unknown model ${JSON.stringify(model)}: a local model is named by its file in ${this.#modelsDir()}`,
+      );
     }
     const file = model.toLowerCase().endsWith('.gguf') ? model : `${model}.gguf`;
     return { name: modelName(file), path: join(this.#modelsDir(), file) };
@@ -162,7 +176,9 @@ export class LocalProvider implements LlmProvider {
   #import(): Promise<NlcModule> {
     this.#nlc ??= importWithoutSignalHooks(() => esmImport<NlcModule>('node-llama-cpp')).catch((err: unknown) => {
       this.#nlc = undefined;
-      throw new TalonError('LLM_UNAVAILABLE', `node-llama-cpp cannot be loaded: ${(err as Error).message}`, { cause: err });
+      throw new TalonError('LLM_UNAVAILABLE', `node-llama-cpp cannot be loaded: ${(err as Error).message}`, {
+        cause: err,
+      });
     });
     return this.#nlc;
   }
@@ -188,7 +204,11 @@ export class LocalProvider implements LlmProvider {
         });
       } catch (err) {
         this.#llama = undefined;
-        throw new TalonError('LLM_UNAVAILABLE', `llama.cpp cannot start here (prebuilt binaries only, nothing is built or downloaded): ${(err as Error).message}`, { cause: err });
+        throw new TalonError(
+          'LLM_UNAVAILABLE',
+          `llama.cpp cannot start here (prebuilt binaries only, nothing is built or downloaded): ${(err as Error).message}`,
+          { cause: err },
+        );
       }
     })();
     return this.#llama;
@@ -211,11 +231,19 @@ export class LocalProvider implements LlmProvider {
       summary = inspectGguf(path);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (e.code === 'ENOENT') throw new TalonError('LLM_BAD_REQUEST', `unknown model ${JSON.stringify(name)}: no file ${path}`, { details: { path } });
+      if (e.code === 'ENOENT')
+        throw new TalonError('LLM_BAD_REQUEST', `unknown model ${JSON.stringify(name)}: no file ${path}`, {
+          details: { path },
+        });
       if (err instanceof GgufError) {
-        throw new TalonError('LLM_BAD_REQUEST', `model file ${path} cannot be used: ${err.message}`, { details: { path, reason: err.message } });
+        throw new TalonError('LLM_BAD_REQUEST', `model file ${path} cannot be used: ${err.message}`, {
+          details: { path, reason: err.message },
+        });
       }
-      throw new TalonError('LLM_UNAVAILABLE', `model file ${path} cannot be read: ${e.message}`, { details: { path }, cause: err });
+      throw new TalonError('LLM_UNAVAILABLE', `model file ${path} cannot be read: ${e.message}`, {
+        details: { path },
+        cause: err,
+      });
     }
     const llama = await this.#getLlama();
     this.#recentLog.length = 0;
@@ -224,13 +252,24 @@ export class LocalProvider implements LlmProvider {
       model = await llama.loadModel({ modelPath: path, gpuLayers: llama.gpu === false ? 0 : 'auto' });
     } catch (err) {
       const reason = this.#recentLog.join(' | ') || (err as Error).message;
-      throw new TalonError('LLM_UNAVAILABLE', `llama.cpp could not load ${path} (${summary.architecture ?? 'unknown'} architecture): ${reason}`,
-        { details: { path, reason }, cause: err });
+      throw new TalonError(
+        'LLM_UNAVAILABLE',
+        `llama.cpp could not load ${path} (${summary.architecture ?? 'unknown'} architecture): ${reason}`,
+        { details: { path, reason }, cause: err },
+      );
     }
     try {
       const contextSize = Math.min(this.#o.contextSize ?? DEFAULT_CONTEXT, model.trainContextSize || DEFAULT_CONTEXT);
       const context = await model.createContext({ contextSize, threads: this.threads, sequences: 1 });
-      const loaded: Loaded = { name, path, model, context, sequence: context.getSequence(), turn: Promise.resolve(), busy: 0 };
+      const loaded: Loaded = {
+        name,
+        path,
+        model,
+        context,
+        sequence: context.getSequence(),
+        turn: Promise.resolve(),
+        busy: 0,
+      };
       if (this.#closed) {
         await disposeLoaded(loaded);
         throw new TalonError('LLM_UNAVAILABLE', `provider ${this.name} is closed`);
@@ -241,7 +280,10 @@ export class LocalProvider implements LlmProvider {
     } catch (err) {
       await model.dispose().catch(() => undefined);
       if (err instanceof TalonError) throw err;
-      throw new TalonError('LLM_UNAVAILABLE', `no context for ${path}: ${(err as Error).message}`, { details: { path }, cause: err });
+      throw new TalonError('LLM_UNAVAILABLE', `no context for ${path}: ${(err as Error).message}`, {
+        details: { path },
+        cause: err,
+      });
     }
   }
 
@@ -249,12 +291,19 @@ export class LocalProvider implements LlmProvider {
    * Runs `fn` on the model when its turn comes; keeps the model loaded meanwhile and arms
    * the idle timer once nothing uses it.
    */
-  async #withModel<T>(modelReq: string | undefined, signal: AbortSignal | undefined, fn: (l: Loaded) => Promise<T>): Promise<T> {
+  async #withModel<T>(
+    modelReq: string | undefined,
+    signal: AbortSignal | undefined,
+    fn: (l: Loaded) => Promise<T>,
+  ): Promise<T> {
     if (this.#closed) throw new TalonError('LLM_UNAVAILABLE', `provider ${this.name} is closed`);
     const { name, path } = this.#resolveModel(modelReq);
     const l = await this.#load(name, path);
     l.busy++;
-    if (l.idleTimer) { clearTimeout(l.idleTimer); l.idleTimer = undefined; }
+    if (l.idleTimer) {
+      clearTimeout(l.idleTimer);
+      l.idleTimer = undefined;
+    }
     const prev = l.turn;
     let done!: () => void;
     l.turn = new Promise<void>((r) => (done = r));
@@ -293,7 +342,10 @@ export class LocalProvider implements LlmProvider {
       throw new TalonError('LLM_BAD_REQUEST', 'a chat needs at least one message');
     }
     if (req.jsonSchema && req.tools?.length) {
-      throw new TalonError('LLM_BAD_REQUEST', `${this.name}: jsonSchema and tools cannot be combined on the local model (llama.cpp takes one grammar per answer)`);
+      throw new TalonError(
+        'LLM_BAD_REQUEST',
+        `${this.name}: jsonSchema and tools cannot be combined on the local model (llama.cpp takes one grammar per answer)`,
+      );
     }
     throwIfAborted(req.signal);
     const nlc = await this.#import();
@@ -303,7 +355,10 @@ export class LocalProvider implements LlmProvider {
     let wake: (() => void) | undefined;
     let finished = false;
     let failure: unknown;
-    const push = (c: ChatChunk): void => { queue.push(c); wake?.(); };
+    const push = (c: ChatChunk): void => {
+      queue.push(c);
+      wake?.();
+    };
     const stop = new AbortController();
     this.#inflight.add(stop);
     const signal = req.signal ? AbortSignal.any([req.signal, stop.signal]) : stop.signal;
@@ -316,11 +371,17 @@ export class LocalProvider implements LlmProvider {
         try {
           grammar = await llama.createGrammarForJsonSchema(req.jsonSchema as never);
         } catch (err) {
-          throw new TalonError('LLM_BAD_REQUEST', `jsonSchema cannot be turned into a grammar: ${(err as Error).message}`, { cause: err });
+          throw new TalonError(
+            'LLM_BAD_REQUEST',
+            `jsonSchema cannot be turned into a grammar: ${(err as Error).message}`,
+            { cause: err },
+          );
         }
       }
       const functions: ChatModelFunctions | undefined = req.tools?.length
-        ? Object.fromEntries(req.tools.map((t) => [t.name, { description: t.description, params: t.parameters as never }]))
+        ? Object.fromEntries(
+            req.tools.map((t) => [t.name, { description: t.description, params: t.parameters as never }]),
+          )
         : undefined;
 
       const chat = new nlc.LlamaChat({ contextSequence: l.sequence, autoDisposeSequence: false });
@@ -329,25 +390,42 @@ export class LocalProvider implements LlmProvider {
         // default node-llama-cpp would silently drop older messages instead
         let inputTokens: number;
         try {
-          const state = chat.chatWrapper.generateContextState({ chatHistory: history, availableFunctions: functions, documentFunctionParams: true });
+          const state = chat.chatWrapper.generateContextState({
+            chatHistory: history,
+            availableFunctions: functions,
+            documentFunctionParams: true,
+          });
           inputTokens = state.contextText.tokenize(l.model.tokenizer).length;
         } catch (err) {
-          throw new TalonError('LLM_BAD_REQUEST', `the tools cannot be described to the model: ${(err as Error).message}`, { cause: err });
+          throw new TalonError(
+            'LLM_BAD_REQUEST',
+            `the tools cannot be described to the model: ${(err as Error).message}`,
+            { cause: err },
+          );
         }
         const ctx = l.context.contextSize;
         if (inputTokens >= ctx) {
-          throw new TalonError('LLM_BAD_REQUEST',
+          throw new TalonError(
+            'LLM_BAD_REQUEST',
             `the prompt is ${inputTokens} tokens but ${l.name}'s context holds ${ctx}: shorten the conversation or raise contextSize`,
-            { details: { inputTokens, contextSize: ctx } });
+            { details: { inputTokens, contextSize: ctx } },
+          );
         }
-        const maxTokens = Math.max(1, Math.min(req.maxTokens ?? this.#o.maxTokens ?? DEFAULT_MAX_TOKENS, ctx - inputTokens));
+        const maxTokens = Math.max(
+          1,
+          Math.min(req.maxTokens ?? this.#o.maxTokens ?? DEFAULT_MAX_TOKENS, ctx - inputTokens),
+        );
         let outputTokens = 0;
         const common = {
           maxTokens,
           signal,
           stopOnAbortSignal: false,
-          onTextChunk: (text: string) => { if (text) push({ type: 'text', text }); },
-          onToken: (tokens: readonly unknown[]) => { outputTokens += tokens.length; },
+          onTextChunk: (text: string) => {
+            if (text) push({ type: 'text', text });
+          },
+          onToken: (tokens: readonly unknown[]) => {
+            outputTokens += tokens.length;
+          },
           ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
           ...(this.#o.seed !== undefined ? { seed: this.#o.seed } : {}),
         };
@@ -362,28 +440,48 @@ export class LocalProvider implements LlmProvider {
         }));
         for (const call of toolCalls) push({ type: 'tool_call', call });
         const stopReason = r.metadata.stopReason;
-        const finishReason: ChatResult['finishReason'] = toolCalls.length > 0 ? 'tool_calls' : stopReason === 'maxTokens' ? 'length' : 'stop';
+        const finishReason: ChatResult['finishReason'] =
+          toolCalls.length > 0 ? 'tool_calls' : stopReason === 'maxTokens' ? 'length' : 'stop';
         if (grammar && finishReason === 'stop') {
-          try { JSON.parse(r.response); } catch {
+          try {
+            JSON.parse(r.response);
+          } catch {
             throw new TalonError('LLM_BAD_RESPONSE', `${l.name} ended a schema-constrained answer that is not JSON`);
           }
         }
         push({
           type: 'done',
-          result: { provider: this.name, model: l.name, text: r.response, toolCalls, usage: { inputTokens, outputTokens }, finishReason },
+          result: {
+            provider: this.name,
+            model: l.name,
+            text: r.response,
+            toolCalls,
+            usage: { inputTokens, outputTokens },
+            finishReason,
+          },
         });
       } finally {
         chat.dispose({ disposeSequence: false });
       }
     });
     work.then(
-      () => { finished = true; wake?.(); },
-      (err: unknown) => { failure = err; finished = true; wake?.(); },
+      () => {
+        finished = true;
+        wake?.();
+      },
+      (err: unknown) => {
+        failure = err;
+        finished = true;
+        wake?.();
+      },
     );
 
     try {
       for (;;) {
-        if (queue.length > 0) { yield queue.shift()!; continue; }
+        if (queue.length > 0) {
+          yield queue.shift()!;
+          continue;
+        }
         if (finished) break;
         await new Promise<void>((r) => (wake = r));
         wake = undefined;
@@ -391,7 +489,9 @@ export class LocalProvider implements LlmProvider {
       if (failure !== undefined) {
         if (req.signal?.aborted) throw req.signal.reason;
         if (failure instanceof TalonError) throw failure;
-        throw new TalonError('LLM_UNAVAILABLE', `${this.name}: generation failed: ${(failure as Error).message}`, { cause: failure });
+        throw new TalonError('LLM_UNAVAILABLE', `${this.name}: generation failed: ${(failure as Error).message}`, {
+          cause: failure,
+        });
       }
     } finally {
       // the consumer stopped early (break, an error downstream): stop generating, wait for
@@ -413,14 +513,19 @@ export class LocalProvider implements LlmProvider {
         ctx = await l.embedding;
       } catch (err) {
         l.embedding = undefined;
-        throw new TalonError('LLM_UNAVAILABLE', `${l.name}: no embedding context: ${(err as Error).message}`, { cause: err });
+        throw new TalonError('LLM_UNAVAILABLE', `${l.name}: no embedding context: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       const out: number[][] = [];
       for (const [i, text] of input.entries()) {
         const n = l.model.tokenize(text).length;
         if (n > l.context.contextSize) {
-          throw new TalonError('LLM_BAD_REQUEST', `input ${i} is ${n} tokens but ${l.name}'s context holds ${l.context.contextSize}`,
-            { details: { index: i, tokens: n, contextSize: l.context.contextSize } });
+          throw new TalonError(
+            'LLM_BAD_REQUEST',
+            `input ${i} is ${n} tokens but ${l.name}'s context holds ${l.context.contextSize}`,
+            { details: { index: i, tokens: n, contextSize: l.context.contextSize } },
+          );
         }
         out.push(Array.from((await ctx.getEmbeddingFor(text)).vector));
       }
@@ -443,11 +548,13 @@ export class LocalProvider implements LlmProvider {
     const all = [...this.#loaded.values()];
     this.#loaded.clear();
     this.stats.unloads += all.length;
-    await Promise.allSettled(all.map(async (l) => {
-      if (l.idleTimer) clearTimeout(l.idleTimer);
-      await l.turn;
-      await disposeLoaded(l);
-    }));
+    await Promise.allSettled(
+      all.map(async (l) => {
+        if (l.idleTimer) clearTimeout(l.idleTimer);
+        await l.turn;
+        await disposeLoaded(l);
+      }),
+    );
     const llama = this.#llama;
     this.#llama = undefined;
     if (llama) await llama.then((x) => x.dispose()).catch(() => undefined);
@@ -484,17 +591,23 @@ async function disposeLoaded(l: Loaded): Promise<void> {
  */
 export function toHistory(messages: ChatMessage[]): ChatHistoryItem[] {
   const results = new Map<string, string>();
-  for (const m of messages) if (m.role === 'tool') {
-    if (!m.toolCallId) throw new TalonError('LLM_BAD_REQUEST', 'a tool message needs toolCallId');
-    results.set(m.toolCallId, m.content);
-  }
+  for (const m of messages)
+    if (m.role === 'tool') {
+      if (!m.toolCallId) throw new TalonError('LLM_BAD_REQUEST', 'a tool message needs toolCallId');
+      results.set(m.toolCallId, m.content);
+    }
   const calls = new Set(messages.flatMap((m) => m.toolCalls?.map((c) => c.id) ?? []));
   const out: ChatHistoryItem[] = [];
   for (const m of messages) {
-    if (typeof m.content !== 'string') throw new TalonError('LLM_BAD_REQUEST', `a ${m.role} message needs string content`);
+    if (typeof m.content !== 'string')
+      throw new TalonError('LLM_BAD_REQUEST', `a ${m.role} message needs string content`);
     switch (m.role) {
-      case 'system': out.push({ type: 'system', text: m.content }); break;
-      case 'user': out.push({ type: 'user', text: m.content }); break;
+      case 'system':
+        out.push({ type: 'system', text: m.content });
+        break;
+      case 'user':
+        out.push({ type: 'user', text: m.content });
+        break;
       case 'assistant': {
         const response: ChatModelResponse['response'] = [];
         if (m.content) response.push(m.content);
@@ -505,7 +618,8 @@ export function toHistory(messages: ChatMessage[]): ChatHistoryItem[] {
         break;
       }
       case 'tool':
-        if (!calls.has(m.toolCallId!)) throw new TalonError('LLM_BAD_REQUEST', `tool message answers unknown call ${JSON.stringify(m.toolCallId)}`);
+        if (!calls.has(m.toolCallId!))
+          throw new TalonError('LLM_BAD_REQUEST', `tool message answers unknown call ${JSON.stringify(m.toolCallId)}`);
         break;
       default:
         throw new TalonError('LLM_BAD_REQUEST', `unknown role ${JSON.stringify((m as ChatMessage).role)}`);
@@ -530,7 +644,8 @@ async function importWithoutSignalHooks<T>(load: () => Promise<T>): Promise<T> {
     return await load();
   } finally {
     for (const sig of SIGNALS) {
-      for (const l of process.listeners(sig)) if (!before.get(sig)!.has(l)) process.removeListener(sig, l as (...a: unknown[]) => void);
+      for (const l of process.listeners(sig))
+        if (!before.get(sig)!.has(l)) process.removeListener(sig, l as (...a: unknown[]) => void);
     }
   }
 }

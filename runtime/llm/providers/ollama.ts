@@ -11,11 +11,23 @@
  * `status: "success"`) with LLM_UNAVAILABLE (cut). The client's own console output paths
  * (non-2xx bodies, bad lines) are therefore never reached.
  */
-import { Ollama, type ChatRequest as OllamaChatRequest, type Message as OllamaMessage, type Tool as OllamaTool } from 'ollama';
+import {
+  Ollama,
+  type ChatRequest as OllamaChatRequest,
+  type Message as OllamaMessage,
+  type Tool as OllamaTool,
+} from 'ollama';
 import type { ChatChunk, ChatMessage, ChatRequest, ChatResult, LlmProvider, ToolCall } from '../types.ts';
 import {
-  checkResult, finishStream, guardedFetch, llmError, num, parseArguments,
-  type ErrorContext, type RawChunk, type RemoteProviderOptions,
+  checkResult,
+  finishStream,
+  guardedFetch,
+  llmError,
+  num,
+  parseArguments,
+  type ErrorContext,
+  type RawChunk,
+  type RemoteProviderOptions,
 } from './http.ts';
 import { TalonError } from '../../core/errors.ts';
 
@@ -48,7 +60,8 @@ export class OllamaProvider implements LlmProvider {
 
   /** a client for one call: its fetch carries the call's signal and deadlines */
   #client(signal?: AbortSignal): Ollama {
-    const guarded = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => this.#guardedFetch(String(input instanceof Request ? input.url : input), init, signal);
+    const guarded = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> =>
+      this.#guardedFetch(String(input instanceof Request ? input.url : input), init, signal);
     const headers: Record<string, string> = { ...this.#o.headers };
     if (this.#o.apiKey) headers.authorization = `Bearer ${this.#o.apiKey}`;
     return new Ollama({ host: this.#o.baseUrl, fetch: guarded as typeof fetch, headers });
@@ -56,20 +69,36 @@ export class OllamaProvider implements LlmProvider {
 
   async #guardedFetch(url: string, init: RequestInit, signal?: AbortSignal): Promise<Response> {
     const res = await guardedFetch(url, init, {
-      ...this.#ctx, timeouts: this.#o.timeouts, maxBytes: this.#o.maxResponseBytes, signal, fetch: this.#o.fetch,
+      ...this.#ctx,
+      timeouts: this.#o.timeouts,
+      maxBytes: this.#o.maxResponseBytes,
+      signal,
+      fetch: this.#o.fetch,
     });
     let streamed = false;
     try {
       streamed = typeof init.body === 'string' && (JSON.parse(init.body) as { stream?: unknown }).stream === true;
-    } catch { /* not JSON: not a stream request */ }
+    } catch {
+      /* not JSON: not a stream request */
+    }
     if (!streamed || !res.body) return res;
     return new Response(ndjsonChecked(res.body, this.#ctx), { status: res.status, headers: res.headers });
   }
 
   body(req: ChatRequest, stream: boolean): OllamaChatRequest & { stream: boolean } {
-    const b: OllamaChatRequest & { stream: boolean } = { model: req.model ?? this.#o.model, messages: toWire(req.messages), stream };
+    const b: OllamaChatRequest & { stream: boolean } = {
+      model: req.model ?? this.#o.model,
+      messages: toWire(req.messages),
+      stream,
+    };
     if (req.tools?.length) {
-      b.tools = req.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }) as OllamaTool);
+      b.tools = req.tools.map(
+        (t) =>
+          ({
+            type: 'function',
+            function: { name: t.name, description: t.description, parameters: t.parameters },
+          }) as OllamaTool,
+      );
     }
     if (req.jsonSchema) b.format = req.jsonSchema;
     const options: Record<string, number> = {};
@@ -82,8 +111,12 @@ export class OllamaProvider implements LlmProvider {
 
   async chat(req: ChatRequest): Promise<ChatResult> {
     const model = req.model ?? this.#o.model;
-    const r = await this.#call(() => this.#client(req.signal).chat(this.body(req, false) as OllamaChatRequest & { stream: false }), req.signal);
-    if (!r || typeof r !== 'object' || !r.message) throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', 'the answer has no message');
+    const r = await this.#call(
+      () => this.#client(req.signal).chat(this.body(req, false) as OllamaChatRequest & { stream: false }),
+      req.signal,
+    );
+    if (!r || typeof r !== 'object' || !r.message)
+      throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', 'the answer has no message');
     const calls = toolCalls(this.#ctx, r.message.tool_calls, { n: 0 });
     return checkResult(this.#ctx, {
       provider: this.name,
@@ -100,7 +133,10 @@ export class OllamaProvider implements LlmProvider {
   }
 
   async *#raw(req: ChatRequest): AsyncGenerator<RawChunk> {
-    const it = await this.#call(() => this.#client(req.signal).chat(this.body(req, true) as OllamaChatRequest & { stream: true }), req.signal);
+    const it = await this.#call(
+      () => this.#client(req.signal).chat(this.body(req, true) as OllamaChatRequest & { stream: true }),
+      req.signal,
+    );
     const ids = { n: 0 };
     try {
       for await (const part of it) {
@@ -125,11 +161,15 @@ export class OllamaProvider implements LlmProvider {
   }
 
   async embed(input: string[], model?: string): Promise<number[][]> {
-    const r = await this.#call(() => this.#client().embed({ model: model ?? this.#o.embedModel ?? this.#o.model, input }));
+    const r = await this.#call(() =>
+      this.#client().embed({ model: model ?? this.#o.embedModel ?? this.#o.model, input }),
+    );
     const e = Array.isArray(r?.embeddings) ? r.embeddings : [];
-    if (e.length !== input.length) throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', `asked for ${input.length} embeddings, got ${e.length}`);
+    if (e.length !== input.length)
+      throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', `asked for ${input.length} embeddings, got ${e.length}`);
     for (const v of e) {
-      if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', 'an embedding is not an array of numbers');
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'number'))
+        throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', 'an embedding is not an array of numbers');
     }
     return e;
   }
@@ -141,7 +181,10 @@ export class OllamaProvider implements LlmProvider {
 
   /** pulls a model; yields Ollama's progress lines, ends after `status: "success"` */
   async *pull(model: string, opts: { signal?: AbortSignal; insecure?: boolean } = {}): AsyncGenerator<PullProgress> {
-    const it = await this.#call(() => this.#client(opts.signal).pull({ model, stream: true, ...(opts.insecure ? { insecure: true } : {}) }), opts.signal);
+    const it = await this.#call(
+      () => this.#client(opts.signal).pull({ model, stream: true, ...(opts.insecure ? { insecure: true } : {}) }),
+      opts.signal,
+    );
     try {
       for await (const p of it) {
         yield {
@@ -181,7 +224,8 @@ function toWire(messages: ChatMessage[]): OllamaMessage[] {
   for (const m of messages) for (const c of m.toolCalls ?? []) names.set(c.id, c.name);
   return messages.map((m) => {
     const w: OllamaMessage = { role: m.role, content: m.content };
-    if (m.toolCalls?.length) w.tool_calls = m.toolCalls.map((c) => ({ function: { name: c.name, arguments: c.arguments } }));
+    if (m.toolCalls?.length)
+      w.tool_calls = m.toolCalls.map((c) => ({ function: { name: c.name, arguments: c.arguments } }));
     if (m.role === 'tool' && m.toolCallId) {
       const name = names.get(m.toolCallId);
       if (name) w.tool_name = name;
@@ -195,7 +239,11 @@ function toolCalls(ctx: ErrorContext, calls: unknown, ids: { n: number }): ToolC
   return (calls as Record<string, unknown>[]).map((tc) => {
     const fn = (tc.function ?? {}) as Record<string, unknown>;
     const name = String(fn.name ?? '');
-    return { id: typeof tc.id === 'string' && tc.id ? tc.id : `call_${ids.n++}`, name, arguments: parseArguments(ctx, name, fn.arguments) };
+    return {
+      id: typeof tc.id === 'string' && tc.id ? tc.id : `call_${ids.n++}`,
+      name,
+      arguments: parseArguments(ctx, name, fn.arguments),
+    };
   });
 }
 
@@ -223,45 +271,53 @@ function ndjsonChecked(body: ReadableStream<Uint8Array>, ctx: ErrorContext): Rea
     }
     if (!v || typeof v !== 'object') throw llmError(ctx, 'LLM_BAD_RESPONSE', 'a stream line is not a JSON object');
     const o = v as Record<string, unknown>;
-    if (typeof o.error === 'string') throw llmError(ctx, 'LLM_UNAVAILABLE', `error in the stream: ${o.error.slice(0, 300)}`);
+    if (typeof o.error === 'string')
+      throw llmError(ctx, 'LLM_UNAVAILABLE', `error in the stream: ${o.error.slice(0, 300)}`);
     if (o.done === true || o.status === 'success') terminal = true;
   };
-  return new ReadableStream<Uint8Array>({
-    async pull(ctrl) {
-      if (pending !== undefined) { ctrl.error(pending); return; }
-      try {
-        const { done, value } = await reader.read();
-        if (done) {
-          buf += decoder.decode();
-          check(buf);
-          if (!lines) throw llmError(ctx, 'LLM_BAD_RESPONSE', 'empty stream (HTTP 200 with nothing in it)');
-          if (!terminal) throw llmError(ctx, 'LLM_UNAVAILABLE', 'the stream ended before its last line (cut mid-way)');
-          ctrl.close();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(ctrl) {
+        if (pending !== undefined) {
+          ctrl.error(pending);
           return;
         }
-        buf += decoder.decode(value, { stream: true });
-        const parts = buf.split('\n');
-        buf = parts.pop() ?? '';
-        const good: string[] = [];
-        for (const l of parts) {
-          try {
-            check(l);
-            good.push(l);
-          } catch (e) {
-            pending = e;
-            break;
+        try {
+          const { done, value } = await reader.read();
+          if (done) {
+            buf += decoder.decode();
+            check(buf);
+            if (!lines) throw llmError(ctx, 'LLM_BAD_RESPONSE', 'empty stream (HTTP 200 with nothing in it)');
+            if (!terminal)
+              throw llmError(ctx, 'LLM_UNAVAILABLE', 'the stream ended before its last line (cut mid-way)');
+            ctrl.close();
+            return;
           }
+          buf += decoder.decode(value, { stream: true });
+          const parts = buf.split('\n');
+          buf = parts.pop() ?? '';
+          const good: string[] = [];
+          for (const l of parts) {
+            try {
+              check(l);
+              good.push(l);
+            } catch (e) {
+              pending = e;
+              break;
+            }
+          }
+          if (good.length) ctrl.enqueue(encoder.encode(good.map((l) => `${l}\n`).join('')));
+          else if (pending !== undefined) ctrl.error(pending);
+        } catch (e) {
+          ctrl.error(e);
         }
-        if (good.length) ctrl.enqueue(encoder.encode(good.map((l) => `${l}\n`).join('')));
-        else if (pending !== undefined) ctrl.error(pending);
-      } catch (e) {
-        ctrl.error(e);
-      }
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
     },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
+    { highWaterMark: 0 },
+  );
 }
 
 function isLoopback(baseUrl: string): boolean {

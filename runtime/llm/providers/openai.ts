@@ -9,8 +9,19 @@
  */
 import type { ChatChunk, ChatMessage, ChatRequest, ChatResult, LlmProvider, ToolCall } from '../types.ts';
 import {
-  checkResult, finishStream, guardedFetch, joinUrl, llmError, num, parseArguments, parseChunk, readJson, sseEvents,
-  type ErrorContext, type RawChunk, type RemoteProviderOptions,
+  checkResult,
+  finishStream,
+  guardedFetch,
+  joinUrl,
+  llmError,
+  num,
+  parseArguments,
+  parseChunk,
+  readJson,
+  sseEvents,
+  type ErrorContext,
+  type RawChunk,
+  type RemoteProviderOptions,
 } from './http.ts';
 
 export interface OpenAiProviderOptions extends RemoteProviderOptions {
@@ -19,7 +30,11 @@ export interface OpenAiProviderOptions extends RemoteProviderOptions {
 }
 
 const FINISH: Record<string, ChatResult['finishReason']> = {
-  stop: 'stop', length: 'length', tool_calls: 'tool_calls', function_call: 'tool_calls', content_filter: 'error',
+  stop: 'stop',
+  length: 'length',
+  tool_calls: 'tool_calls',
+  function_call: 'tool_calls',
+  content_filter: 'error',
 };
 
 export class OpenAiProvider implements LlmProvider {
@@ -36,25 +51,43 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   #headers(): Record<string, string> {
-    const h: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json', ...this.#o.headers };
+    const h: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      ...this.#o.headers,
+    };
     if (this.#o.apiKey) h.authorization = `Bearer ${this.#o.apiKey}`;
     return h;
   }
 
   #fetch(path: string, init: RequestInit, signal?: AbortSignal): Promise<Response> {
-    return guardedFetch(joinUrl(this.#o.baseUrl, path), { ...init, headers: this.#headers() }, {
-      ...this.#ctx, timeouts: this.#o.timeouts, maxBytes: this.#o.maxResponseBytes, signal, fetch: this.#o.fetch,
-    });
+    return guardedFetch(
+      joinUrl(this.#o.baseUrl, path),
+      { ...init, headers: this.#headers() },
+      {
+        ...this.#ctx,
+        timeouts: this.#o.timeouts,
+        maxBytes: this.#o.maxResponseBytes,
+        signal,
+        fetch: this.#o.fetch,
+      },
+    );
   }
 
   /** the request body for /chat/completions (exported shape, asserted by the wire tests) */
   body(req: ChatRequest, stream: boolean): Record<string, unknown> {
     const b: Record<string, unknown> = { model: req.model ?? this.#o.model, messages: req.messages.map(toWire) };
     if (req.tools?.length) {
-      b.tools = req.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }));
+      b.tools = req.tools.map((t) => ({
+        type: 'function',
+        function: { name: t.name, description: t.description, parameters: t.parameters },
+      }));
     }
     if (req.jsonSchema) {
-      b.response_format = { type: 'json_schema', json_schema: { name: schemaName(req.jsonSchema), schema: req.jsonSchema, strict: true } };
+      b.response_format = {
+        type: 'json_schema',
+        json_schema: { name: schemaName(req.jsonSchema), schema: req.jsonSchema, strict: true },
+      };
     }
     if (req.maxTokens !== undefined) b[this.#o.maxTokensParam ?? 'max_tokens'] = req.maxTokens;
     if (req.temperature !== undefined) b.temperature = req.temperature;
@@ -67,17 +100,25 @@ export class OpenAiProvider implements LlmProvider {
 
   async chat(req: ChatRequest): Promise<ChatResult> {
     const model = req.model ?? this.#o.model;
-    const res = await this.#fetch('/chat/completions', { method: 'POST', body: JSON.stringify(this.body(req, false)) }, req.signal);
+    const res = await this.#fetch(
+      '/chat/completions',
+      { method: 'POST', body: JSON.stringify(this.body(req, false)) },
+      req.signal,
+    );
     const j = await readJson(res, this.#ctx);
     const choice = (Array.isArray(j.choices) ? j.choices[0] : undefined) as Record<string, unknown> | undefined;
     if (!choice) throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', 'the answer has no choices');
     const msg = (choice.message ?? {}) as Record<string, unknown>;
     const toolCalls: ToolCall[] = Array.isArray(msg.tool_calls)
       ? (msg.tool_calls as Record<string, unknown>[]).map((tc, i) => {
-        const fn = (tc.function ?? {}) as Record<string, unknown>;
-        const name = String(fn.name ?? '');
-        return { id: typeof tc.id === 'string' ? tc.id : `call_${i}`, name, arguments: parseArguments(this.#ctx, name, fn.arguments) };
-      })
+          const fn = (tc.function ?? {}) as Record<string, unknown>;
+          const name = String(fn.name ?? '');
+          return {
+            id: typeof tc.id === 'string' ? tc.id : `call_${i}`,
+            name,
+            arguments: parseArguments(this.#ctx, name, fn.arguments),
+          };
+        })
       : [];
     const usage = (j.usage ?? {}) as Record<string, unknown>;
     return checkResult(this.#ctx, {
@@ -95,7 +136,11 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   async *#raw(req: ChatRequest): AsyncGenerator<RawChunk> {
-    const res = await this.#fetch('/chat/completions', { method: 'POST', body: JSON.stringify(this.body(req, true)) }, req.signal);
+    const res = await this.#fetch(
+      '/chat/completions',
+      { method: 'POST', body: JSON.stringify(this.body(req, true)) },
+      req.signal,
+    );
     const calls = new Map<number, { id: string; name: string; args: string }>();
     let finish: ChatResult['finishReason'] | undefined;
     let usage = { inputTokens: 0, outputTokens: 0 };
@@ -103,7 +148,10 @@ export class OpenAiProvider implements LlmProvider {
     for await (const ev of sseEvents(res.body, this.#ctx)) {
       if (ev.data === '[DONE]') {
         for (const [i, c] of [...calls.entries()].sort((a, b) => a[0] - b[0])) {
-          yield { type: 'tool_call', call: { id: c.id || `call_${i}`, name: c.name, arguments: parseArguments(this.#ctx, c.name, c.args) } };
+          yield {
+            type: 'tool_call',
+            call: { id: c.id || `call_${i}`, name: c.name, arguments: parseArguments(this.#ctx, c.name, c.args) },
+          };
         }
         yield { type: 'end', usage, finishReason: finish ?? 'stop', ...(model ? { model } : {}) };
         return;
@@ -111,7 +159,11 @@ export class OpenAiProvider implements LlmProvider {
       const j = parseChunk(ev.data, this.#ctx);
       if (j.error) {
         const e = j.error as Record<string, unknown>;
-        throw llmError(this.#ctx, 'LLM_UNAVAILABLE', `error in the stream: ${String(e.message ?? JSON.stringify(e)).slice(0, 300)}`);
+        throw llmError(
+          this.#ctx,
+          'LLM_UNAVAILABLE',
+          `error in the stream: ${String(e.message ?? JSON.stringify(e)).slice(0, 300)}`,
+        );
       }
       if (typeof j.model === 'string') model = j.model;
       if (j.usage && typeof j.usage === 'object') {
@@ -138,11 +190,13 @@ export class OpenAiProvider implements LlmProvider {
 
   async embed(input: string[], model?: string): Promise<number[][]> {
     const res = await this.#fetch('/embeddings', {
-      method: 'POST', body: JSON.stringify({ model: model ?? this.#o.embedModel ?? this.#o.model, input }),
+      method: 'POST',
+      body: JSON.stringify({ model: model ?? this.#o.embedModel ?? this.#o.model, input }),
     });
     const j = await readJson(res, this.#ctx);
     const data = Array.isArray(j.data) ? (j.data as Record<string, unknown>[]) : [];
-    if (data.length !== input.length) throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', `asked for ${input.length} embeddings, got ${data.length}`);
+    if (data.length !== input.length)
+      throw llmError(this.#ctx, 'LLM_BAD_RESPONSE', `asked for ${input.length} embeddings, got ${data.length}`);
     return [...data].sort((a, b) => num(a.index) - num(b.index)).map((d) => vector(this.#ctx, d.embedding));
   }
 
@@ -159,7 +213,11 @@ function toWire(m: ChatMessage): Record<string, unknown> {
     return {
       role: 'assistant',
       content: m.content || null,
-      tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } })),
+      tool_calls: m.toolCalls.map((c) => ({
+        id: c.id,
+        type: 'function',
+        function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+      })),
     };
   }
   return { role: m.role, content: m.content };
@@ -172,6 +230,7 @@ export function schemaName(schema: Record<string, unknown>): string {
 }
 
 export function vector(ctx: ErrorContext, v: unknown): number[] {
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw llmError(ctx, 'LLM_BAD_RESPONSE', 'an embedding is not an array of numbers');
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number'))
+    throw llmError(ctx, 'LLM_BAD_RESPONSE', 'an embedding is not an array of numbers');
   return v as number[];
 }

@@ -3,7 +3,9 @@ import { defineHand } from '../../../hands/sdk/index.ts';
 /** Counts `bench/data` messages and their latencies; reports on `bench/result` after `expect` arrive. */
 export default defineHand({
   manifest: {
-    id: 'bench-receiver', version: '1.0.0', description: 'bus benchmark receiver',
+    id: 'bench-receiver',
+    version: '1.0.0',
+    description: 'bus benchmark receiver',
     capabilities: { bus: { publish: ['bench/result', 'bench/ready'], subscribe: ['bench/data', 'bench/expect'] } },
     quotas: { heapMb: 64 },
   },
@@ -27,9 +29,16 @@ export default defineHand({
       if (got === expect) {
         lat.sort((a, b) => a - b);
         const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! / 1000;
-        ctx.bus.publish('bench/result', JSON.stringify({
-          count: got, seconds: (now - first) / 1e6, p50ms: q(0.5), p99ms: q(0.99), maxms: q(1),
-        }));
+        ctx.bus.publish(
+          'bench/result',
+          JSON.stringify({
+            count: got,
+            seconds: (now - first) / 1e6,
+            p50ms: q(0.5),
+            p99ms: q(0.99),
+            maxms: q(1),
+          }),
+        );
       }
     });
     ctx.bus.publish('bench/ready', 'receiver');

@@ -7,7 +7,9 @@ import { defineHand } from '../../../hands/sdk/index.ts';
  */
 export default defineHand({
   manifest: {
-    id: 'bench-sender', version: '1.0.0', description: 'bus benchmark sender',
+    id: 'bench-sender',
+    version: '1.0.0',
+    description: 'bus benchmark sender',
     capabilities: { bus: { publish: ['bench/data', 'bench/ready'], subscribe: ['bench/go'] } },
     quotas: { heapMb: 64, messagesPerSec: 1_000_000 },
   },

@@ -2,8 +2,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { systemClock } from '../../../runtime/core/clock.ts';
 import {
-  crc16, withCrc, buildReadRequest, parseReadResponse, buildReadResponse, buildExceptionResponse,
-  expectedResponseLength, decodeRaw, scaleValue, planReads, interFrameMs, ModbusMaster, type RegisterSpec,
+  crc16,
+  withCrc,
+  buildReadRequest,
+  parseReadResponse,
+  buildReadResponse,
+  buildExceptionResponse,
+  expectedResponseLength,
+  decodeRaw,
+  scaleValue,
+  planReads,
+  interFrameMs,
+  ModbusMaster,
+  type RegisterSpec,
 } from '../../../drivers/serial/modbus.ts';
 
 const bytes = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -75,19 +86,36 @@ test('decodeRaw: 16/32-bit ints, float32, word order; scaleValue', () => {
 });
 
 test('planReads: adjacent ranges merged per table, gaps and the 125 limit respected', () => {
-  const r = (id: string, table: 'holding' | 'input', address: number, type: RegisterSpec['type'] = 'uint16'): RegisterSpec => ({ id, table, address, type });
+  const r = (
+    id: string,
+    table: 'holding' | 'input',
+    address: number,
+    type: RegisterSpec['type'] = 'uint16',
+  ): RegisterSpec => ({ id, table, address, type });
   const plans = planReads([
-    r('a', 'holding', 0), r('b', 'holding', 1, 'float32'), r('c', 'holding', 3), r('d', 'holding', 10),
-    r('e', 'input', 0, 'uint32'), r('f', 'input', 1), r('g', 'holding', 130), r('h', 'holding', 10),
+    r('a', 'holding', 0),
+    r('b', 'holding', 1, 'float32'),
+    r('c', 'holding', 3),
+    r('d', 'holding', 10),
+    r('e', 'input', 0, 'uint32'),
+    r('f', 'input', 1),
+    r('g', 'holding', 130),
+    r('h', 'holding', 10),
   ]);
-  assert.deepEqual(plans.map((p) => [p.table, p.fn, p.address, p.quantity, p.items.map((i) => `${i.spec.id}@${i.index}`)]), [
-    ['holding', 3, 0, 4, ['a@0', 'b@1', 'c@3']],
-    ['holding', 3, 10, 1, ['d@0', 'h@0']],
-    ['holding', 3, 130, 1, ['g@0']],
-    ['input', 4, 0, 2, ['e@0', 'f@1']],
-  ]);
+  assert.deepEqual(
+    plans.map((p) => [p.table, p.fn, p.address, p.quantity, p.items.map((i) => `${i.spec.id}@${i.index}`)]),
+    [
+      ['holding', 3, 0, 4, ['a@0', 'b@1', 'c@3']],
+      ['holding', 3, 10, 1, ['d@0', 'h@0']],
+      ['holding', 3, 130, 1, ['g@0']],
+      ['input', 4, 0, 2, ['e@0', 'f@1']],
+    ],
+  );
   const many = Array.from({ length: 130 }, (_, i) => r(`x${i}`, 'input', i));
-  assert.deepEqual(planReads(many).map((p) => p.quantity), [125, 5]);
+  assert.deepEqual(
+    planReads(many).map((p) => p.quantity),
+    [125, 5],
+  );
 });
 
 test('interFrameMs: 3.5 characters, fixed above 19200 baud', () => {
@@ -102,7 +130,10 @@ test('ModbusMaster: split frames, one request at a time, stale bytes dropped, ti
     clock: systemClock,
     baudRate: 115200,
     timeoutMs: 100,
-    write: async (b) => { sent.push(b); answer?.(b); },
+    write: async (b) => {
+      sent.push(b);
+      answer?.(b);
+    },
   });
   // noise with nobody asking is ignored
   master.feed(bytes('01 03 02 00 01'));
@@ -129,7 +160,14 @@ test('ModbusMaster: split frames, one request at a time, stale bytes dropped, ti
   const e = await master.read(1, 3, 0, 1);
   assert.ok(!e.ok && e.code === 'exception' && e.exception === 4);
 
-  const failing = new ModbusMaster({ clock: systemClock, baudRate: 9600, timeoutMs: 100, write: async () => { throw new Error('EIO'); } });
+  const failing = new ModbusMaster({
+    clock: systemClock,
+    baudRate: 9600,
+    timeoutMs: 100,
+    write: async () => {
+      throw new Error('EIO');
+    },
+  });
   const io = await failing.read(1, 3, 0, 1);
   assert.ok(!io.ok && io.code === 'io');
 });

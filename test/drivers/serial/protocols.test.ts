@@ -1,8 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  parseKeyValue, parseCsv, parseJsonLine, parseNmea, parseScalar, nmeaSentence, nmeaChecksum,
-  LineSplitter, lineParser, MAX_LINE, type LineResult, type Fields,
+  parseKeyValue,
+  parseCsv,
+  parseJsonLine,
+  parseNmea,
+  parseScalar,
+  nmeaSentence,
+  nmeaChecksum,
+  LineSplitter,
+  lineParser,
+  MAX_LINE,
+  type LineResult,
+  type Fields,
 } from '../../../drivers/serial/protocols.ts';
 
 function ok(r: LineResult): Fields {
@@ -36,7 +46,12 @@ test('parseScalar: finite numbers, booleans, text; never NaN or Infinity', () =>
 test('parseKeyValue: spaces, commas, semicolons, colons', () => {
   assert.deepEqual(ok(parseKeyValue('temp=21.5 hum=40')), { temp: 21.5, hum: 40 });
   assert.deepEqual(ok(parseKeyValue('temp=21.5,hum=40')), { temp: 21.5, hum: 40 });
-  assert.deepEqual(ok(parseKeyValue('  temp=21.5 ;  hum=40 , door=true state=open ')), { temp: 21.5, hum: 40, door: true, state: 'open' });
+  assert.deepEqual(ok(parseKeyValue('  temp=21.5 ;  hum=40 , door=true state=open ')), {
+    temp: 21.5,
+    hum: 40,
+    door: true,
+    state: 'open',
+  });
   assert.deepEqual(ok(parseKeyValue('env.temp:-4.25\tfan_rpm=1200')), { 'env.temp': -4.25, fan_rpm: 1200 });
 });
 
@@ -71,8 +86,16 @@ test('parseCsv: columns, quotes, skipped and empty cells', () => {
 });
 
 test('parseJsonLine: objects flattened, non-values dropped, garbage typed', () => {
-  assert.deepEqual(ok(parseJsonLine('{"temp":21.5,"hum":40,"ok":true,"id":"s1"}')), { temp: 21.5, hum: 40, ok: true, id: 's1' });
-  assert.deepEqual(ok(parseJsonLine(' {"env":{"temp":1,"deep":{"x":2}},"list":[1,2],"none":null} ')), { 'env.temp': 1, 'env.deep.x': 2 });
+  assert.deepEqual(ok(parseJsonLine('{"temp":21.5,"hum":40,"ok":true,"id":"s1"}')), {
+    temp: 21.5,
+    hum: 40,
+    ok: true,
+    id: 's1',
+  });
+  assert.deepEqual(ok(parseJsonLine(' {"env":{"temp":1,"deep":{"x":2}},"list":[1,2],"none":null} ')), {
+    'env.temp': 1,
+    'env.deep.x': 2,
+  });
   err(parseJsonLine('{"temp":21.5'), 'garbage');
   err(parseJsonLine('[1,2]'), 'garbage');
   err(parseJsonLine('21.5'), 'garbage');
@@ -102,8 +125,15 @@ test('NMEA checksum: known sentences verify; helpers agree', () => {
 test('NMEA RMC, VTG, GLL; southern and western hemispheres; other talkers; lowercase hex', () => {
   const rmc = ok(parseNmea('$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A'));
   assert.deepEqual(rmc, {
-    time: '12:35:19', valid: true, lat: 48.1173, lon: 11.5166667, speed: 22.4, speedKmh: 41.485,
-    course: 84.4, date: '1994-03-23', sentence: 'RMC',
+    time: '12:35:19',
+    valid: true,
+    lat: 48.1173,
+    lon: 11.5166667,
+    speed: 22.4,
+    speedKmh: 41.485,
+    course: 84.4,
+    date: '1994-03-23',
+    sentence: 'RMC',
   });
   const south = ok(parseNmea(nmeaSentence('GNRMC,083559.00,A,3356.4000,S,15112.6000,W,0.004,77.52,091202,,,A,V')));
   assert.equal(south.lat, -33.94);
@@ -145,9 +175,17 @@ test('NMEA: bad or missing checksum, garbage, unsupported sentences', () => {
 
 test('no parser ever yields NaN, Infinity or throws on random input', () => {
   let seed = 12345;
-  const rnd = (): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32; };
+  const rnd = (): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
   const alphabet = 'abcXYZ019.,;:=-+eE*$"{}[] \t\u0000\u00ff\ufffdNaInfity';
-  const parsers = [lineParser('kv'), lineParser('csv', { columns: ['a', 'b', 'c'] }), lineParser('jsonl'), lineParser('nmea')];
+  const parsers = [
+    lineParser('kv'),
+    lineParser('csv', { columns: ['a', 'b', 'c'] }),
+    lineParser('jsonl'),
+    lineParser('nmea'),
+  ];
   for (let i = 0; i < 3000; i++) {
     let s = '';
     const n = Math.floor(rnd() * 60);

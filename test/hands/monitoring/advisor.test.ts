@@ -4,7 +4,13 @@ import { LlmAdvisor } from '../../../hands/monitoring/advisor.ts';
 import type { Advisor } from '../../../hands/monitoring/playbooks.ts';
 
 const playbook: Advisor = { suggestFix: async () => 'check the fan' };
-const alert = { sensor: 'cpu.temp', rule: 'above', severity: 'critical', message: 'cpu.temp above 70', value: 81 } as never;
+const alert = {
+  sensor: 'cpu.temp',
+  rule: 'above',
+  severity: 'critical',
+  message: 'cpu.temp above 70',
+  value: 81,
+} as never;
 const recent = { ts: [1, 2, 3], values: [70, 75, 81], unit: '°C' };
 
 test('the LLM answer is used, with the provider named; the readings and the playbook go in the prompt', async () => {

@@ -20,10 +20,17 @@ import surface from '../../../hands/monitoring/surface.ts';
 
 const parse = (m: BusMessage): Alert => JSON.parse(m.payload.toString('utf8')) as Alert;
 
-test('the Monitoring Hand raises and resolves alerts, survives faulty sensors and bad settings', { timeout: 60_000 }, async () => {
+test('the Monitoring Hand raises and resolves alerts, survives faulty sensors and bad settings', {
+  timeout: 60_000,
+}, async () => {
   const module = await monitoringBundle();
   const sim = new SimKernel();
-  const temp = sim.add('room.temp', { base: { type: 'sine', mean: 22, amplitude: 0.5, periodMs: 60_000 }, noise: 0.1, noiseMs: 100 }, 7, { unit: '°C', deviceClass: 'temperature' });
+  const temp = sim.add(
+    'room.temp',
+    { base: { type: 'sine', mean: 22, amplitude: 0.5, periodMs: 60_000 }, noise: 0.1, noiseMs: 100 },
+    7,
+    { unit: '°C', deviceClass: 'temperature' },
+  );
   const bad = sim.add('room.humidity', { base: { type: 'constant', value: 50 }, noise: 1, noiseMs: 100 }, 8);
   const nan = sim.add('disk.used', { base: { type: 'constant', value: 40 } }, 9);
   const hung = sim.add('net.rssi', { base: { type: 'constant', value: -60 }, noise: 2, noiseMs: 100 }, 10);
@@ -31,24 +38,36 @@ test('the Monitoring Hand raises and resolves alerts, survives faulty sensors an
   bad.fault = 'throw';
   nan.fault = 'text';
   hung.fault = 'hang';
-  const h = await startHarness([{
-    name: 'monitoring', fixture: module,
-    capabilities: { sensors: ['room.*', 'disk.*', 'net.*'], gpio: [] },
-    settings: {
-      sensors: [
-        { id: 'room.temp', intervalMs: 100, severity: 'critical', rules: { above: 30, hysteresis: 3, anomaly: { warmup: 10 } }, action: { actuator: 'fan', on: { above: 30 }, off: { below: 25 } } },
-        { id: 'room.humidity', intervalMs: 100 },
-        { id: 'disk.used', intervalMs: 100 },
-        { id: 'net.rssi', intervalMs: 100 },
-        { id: 'secret.sensor', intervalMs: 100 },
-        { id: 'greenhouse.temp', rules: { above: 30, below: 10, hysteresis: 15 } },
-      ],
-      faultAfter: 3,
-      readTimeoutMs: 500,
-      alerts: { cooldownMs: 0 },
-      statusEveryMs: 200,
-    },
-  }], { register: (sup) => sim.register(sup), start: false });
+  const h = await startHarness(
+    [
+      {
+        name: 'monitoring',
+        fixture: module,
+        capabilities: { sensors: ['room.*', 'disk.*', 'net.*'], gpio: [] },
+        settings: {
+          sensors: [
+            {
+              id: 'room.temp',
+              intervalMs: 100,
+              severity: 'critical',
+              rules: { above: 30, hysteresis: 3, anomaly: { warmup: 10 } },
+              action: { actuator: 'fan', on: { above: 30 }, off: { below: 25 } },
+            },
+            { id: 'room.humidity', intervalMs: 100 },
+            { id: 'disk.used', intervalMs: 100 },
+            { id: 'net.rssi', intervalMs: 100 },
+            { id: 'secret.sensor', intervalMs: 100 },
+            { id: 'greenhouse.temp', rules: { above: 30, below: 10, hysteresis: 15 } },
+          ],
+          faultAfter: 3,
+          readTimeoutMs: 500,
+          alerts: { cooldownMs: 0 },
+          statusEveryMs: 200,
+        },
+      },
+    ],
+    { register: (sup) => sim.register(sup), start: false },
+  );
   const moduleDir = dirname(module);
   try {
     const alerts = await h.collect(`${ROOT}/alerts/#`);
@@ -57,14 +76,26 @@ test('the Monitoring Hand raises and resolves alerts, survives faulty sensors an
     const find = (pred: (a: Alert, m: BusMessage) => boolean) => alerts.find((m) => pred(parse(m), m));
 
     // bad settings: named, alerted, and the rest keeps running
-    const cfg = await waitFor('config-error for the hysteresis band', () => find((a) => a.rule === 'config-error' && a.sensor === 'greenhouse.temp'));
+    const cfg = await waitFor('config-error for the hysteresis band', () =>
+      find((a) => a.rule === 'config-error' && a.sensor === 'greenhouse.temp'),
+    );
     assert.match(parse(cfg).message, /threshold above 30 is below its hysteresis band/);
-    const unknown = await waitFor('config-error for a sensor outside the grant', () => find((a) => a.rule === 'config-error' && a.sensor === 'secret.sensor'));
+    const unknown = await waitFor('config-error for a sensor outside the grant', () =>
+      find((a) => a.rule === 'config-error' && a.sensor === 'secret.sensor'),
+    );
     assert.match(parse(unknown).message, /names no sensor this Hand can read/);
 
     // faults: thrown, text instead of a number, no answer at all
-    for (const [sensor, re] of [['room.humidity', /SENSOR_FAULT: room\.humidity: I2C read failed/], ['disk.used', /SENSOR_FAULT: returned "ERR" where a number was due/], ['net.rssi', /SENSOR_TIMEOUT/]] as const) {
-      const m = await waitFor(`sensor-fault for ${sensor}`, () => find((a) => a.rule === 'sensor-fault' && a.sensor === sensor && a.state === 'firing'), 15_000);
+    for (const [sensor, re] of [
+      ['room.humidity', /SENSOR_FAULT: room\.humidity: I2C read failed/],
+      ['disk.used', /SENSOR_FAULT: returned "ERR" where a number was due/],
+      ['net.rssi', /SENSOR_TIMEOUT/],
+    ] as const) {
+      const m = await waitFor(
+        `sensor-fault for ${sensor}`,
+        () => find((a) => a.rule === 'sensor-fault' && a.sensor === sensor && a.state === 'firing'),
+        15_000,
+      );
       const a = parse(m);
       assert.match(a.message, re);
       assert.equal(m.topic, `${ROOT}/alerts/warning`);
@@ -88,41 +119,66 @@ test('the Monitoring Hand raises and resolves alerts, survives faulty sensors an
     await waitFor('a level-shift anomaly', () => find((a) => a.rule === 'anomaly' && a.sensor === 'room.temp'));
     await waitFor('the fan switched on', () => sim.writes.some(([id, v]) => id === 'fan' && v === true));
     temp.offset = 0;
-    const resolved = await waitFor('the above alert to resolve', () => find((a) => a.rule === 'above' && a.state === 'resolved'));
+    const resolved = await waitFor('the above alert to resolve', () =>
+      find((a) => a.rule === 'above' && a.state === 'resolved'),
+    );
     assert.equal(parse(resolved).id, fa.id);
     assert.equal(resolved.topic, `${ROOT}/alerts/critical`);
     await waitFor('the fan switched off', () => sim.writes.some(([id, v]) => id === 'fan' && v === false));
-    assert.equal(alerts.filter((m) => parse(m).rule === 'above' && parse(m).state === 'firing').length, 1, 'deduplicated');
+    assert.equal(
+      alerts.filter((m) => parse(m).rule === 'above' && parse(m).state === 'firing').length,
+      1,
+      'deduplicated',
+    );
 
     // a sensor that recovers resolves its fault
     bad.fault = null;
-    await waitFor('sensor-fault of room.humidity to resolve', () => find((a) => a.rule === 'sensor-fault' && a.sensor === 'room.humidity' && a.state === 'resolved'));
+    await waitFor('sensor-fault of room.humidity to resolve', () =>
+      find((a) => a.rule === 'sensor-fault' && a.sensor === 'room.humidity' && a.state === 'resolved'),
+    );
 
     // queries: history of the step, the alert history, the counters
     const requests = new HandRequests(h.sup, [surface]);
     // { ok: true, …answer } or { ok: false, error } as the Hand's answers were on the bus
     const ask = async ({ id: _id, type, ...body }: Record<string, unknown>) => {
       try {
-        return { ok: true, ...(await requests.request('monitoring', String(type), body) as Record<string, unknown>) };
+        return { ok: true, ...((await requests.request('monitoring', String(type), body)) as Record<string, unknown>) };
       } catch (err) {
         return { ok: false, error: TalonError.from(err).toJSON() } as Record<string, unknown>;
       }
     };
-    const hist = await ask({ id: 'q1', type: 'history', sensor: 'room.temp', resolution: 'raw', from: Date.now() - 60_000 });
+    const hist = await ask({
+      id: 'q1',
+      type: 'history',
+      sensor: 'room.temp',
+      resolution: 'raw',
+      from: Date.now() - 60_000,
+    });
     assert.equal(hist.ok, true);
     const pts = hist.points as Array<{ max: number }>;
     assert.ok(pts.length > 10 && pts.some((p) => p.max > 30));
     const ah = await ask({ id: 'q2', type: 'alerts', sensor: 'room.temp' });
     assert.ok((ah.alerts as Alert[]).some((a) => a.id === fa.id && a.state === 'resolved'));
     const st = await ask({ id: 'q3', type: 'status' });
-    const counters = (st.status as { counters: { faults: Record<string, number>; invalid: number; configErrors: number } }).counters;
-    assert.ok(counters.faults.SENSOR_FAULT! >= 3 && counters.faults.SENSOR_TIMEOUT! >= 1 && counters.invalid >= 3 && counters.configErrors >= 2, JSON.stringify(counters));
+    const counters = (
+      st.status as { counters: { faults: Record<string, number>; invalid: number; configErrors: number } }
+    ).counters;
+    assert.ok(
+      counters.faults.SENSOR_FAULT! >= 3 &&
+        counters.faults.SENSOR_TIMEOUT! >= 1 &&
+        counters.invalid >= 3 &&
+        counters.configErrors >= 2,
+      JSON.stringify(counters),
+    );
     const badq = await ask({ id: 'q4', type: 'history', sensor: 'nope' });
     assert.equal(badq.ok, false);
     assert.match((badq.error as { message: string }).message, /history needs "sensor"/);
 
     // the alerts are in the store
-    const active = await h.store.sublevel('hands').sublevel<string, unknown>('monitoring', { valueEncoding: 'json' }).get('alerts/active/disk.used|sensor-fault');
+    const active = await h.store
+      .sublevel('hands')
+      .sublevel<string, unknown>('monitoring', { valueEncoding: 'json' })
+      .get('alerts/active/disk.used|sensor-fault');
     assert.equal((active as Alert).state, 'firing');
 
     const s = h.sup.status('monitoring');

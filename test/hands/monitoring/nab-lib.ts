@@ -23,10 +23,12 @@ import { join } from 'node:path';
 import { parseCsv, replay, type Row } from '../../../hands/monitoring/replay.ts';
 
 /** $NAB_DIR, else shared/datasets/nab beside the checkout (as CI lays it), else the workplace's */
-export const NAB_DIR = process.env.NAB_DIR
-  ?? [join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'datasets', 'nab'), '/work/shared/datasets/nab']
-    .find((d) => existsSync(join(d, 'combined_windows.json')))
-  ?? '/work/shared/datasets/nab';
+export const NAB_DIR =
+  process.env.NAB_DIR ??
+  [join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'datasets', 'nab'), '/work/shared/datasets/nab'].find(
+    (d) => existsSync(join(d, 'combined_windows.json')),
+  ) ??
+  '/work/shared/datasets/nab';
 export const PROFILE = { tp: 1, fp: 0.11, fn: 1 };
 
 export function nabAvailable(): boolean {
@@ -52,17 +54,28 @@ export interface FileScore {
 }
 
 /** NAB's score of detections (row indices) on one series */
-export function scoreFile(ts: number[], detections: Set<number>, windows: Array<[number, number]>): Omit<FileScore, 'file' | 'category' | 'onsets'> {
+export function scoreFile(
+  ts: number[],
+  detections: Set<number>,
+  windows: Array<[number, number]>,
+): Omit<FileScore, 'file' | 'category' | 'onsets'> {
   const n = ts.length;
   const probation = Math.min(Math.floor(0.15 * n), 0.15 * 5000);
   // windows as row ranges
-  const wins = windows.map(([a, b]) => {
-    let l = ts.findIndex((t) => t >= a);
-    let r = -1;
-    for (let i = n - 1; i >= 0; i--) if (ts[i]! <= b) { r = i; break; }
-    if (l < 0) l = n;
-    return { l, r, width: r - l + 1 };
-  }).filter((w) => w.width > 0).sort((x, y) => x.l - y.l);
+  const wins = windows
+    .map(([a, b]) => {
+      let l = ts.findIndex((t) => t >= a);
+      let r = -1;
+      for (let i = n - 1; i >= 0; i--)
+        if (ts[i]! <= b) {
+          r = i;
+          break;
+        }
+      if (l < 0) l = n;
+      return { l, r, width: r - l + 1 };
+    })
+    .filter((w) => w.width > 0)
+    .sort((x, y) => x.l - y.l);
   let raw = 0;
   let falseAlerts = 0;
   const best = new Map<number, number>();
@@ -84,7 +97,11 @@ export function scoreFile(ts: number[], detections: Set<number>, windows: Array<
   for (const s of best.values()) raw += PROFILE.tp * s;
   raw -= PROFILE.fn * (wins.length - best.size);
   return {
-    rows: n, windows: wins.length, detected: best.size, falseAlerts, raw,
+    rows: n,
+    windows: wins.length,
+    detected: best.size,
+    falseAlerts,
+    raw,
     nullScore: -PROFILE.fn * wins.length,
     perfect: PROFILE.tp * scaledSigmoid(-1) * wins.length,
   };
@@ -101,24 +118,46 @@ export interface NabOptions {
   sensor?: string;
 }
 
-export const NAB_SETTINGS = { sensors: [{ id: '*', rules: { missingAfterMs: 0, anomaly: { profile: 'generic', z: 3, alpha: 0.01, novelty: 2000 } } }] };
+export const NAB_SETTINGS = {
+  sensors: [
+    { id: '*', rules: { missingAfterMs: 0, anomaly: { profile: 'generic', z: 3, alpha: 0.01, novelty: 2000 } } },
+  ],
+};
 
 export function runNab(opts: NabOptions = {}): FileScore[] {
-  const windows = JSON.parse(readFileSync(join(NAB_DIR, 'combined_windows.json'), 'utf8')) as Record<string, string[][]>;
-  const files = opts.files ?? Object.keys(windows).filter((f) => existsSync(join(NAB_DIR, 'data', f))).sort();
+  const windows = JSON.parse(readFileSync(join(NAB_DIR, 'combined_windows.json'), 'utf8')) as Record<
+    string,
+    string[][]
+  >;
+  const files =
+    opts.files ??
+    Object.keys(windows)
+      .filter((f) => existsSync(join(NAB_DIR, 'data', f)))
+      .sort();
   const out: FileScore[] = [];
   for (const file of files) {
     const { rows } = parseCsv(readFileSync(join(NAB_DIR, 'data', file), 'utf8'));
     const res = replay(rows, { sensor: opts.sensor ?? 'nab.value', settings: opts.settings ?? NAB_SETTINGS });
     const index = new Map<number, number>();
-    rows.forEach((r: Row, i) => { if (!index.has(r.ts)) index.set(r.ts, i); });
+    rows.forEach((r: Row, i) => {
+      if (!index.has(r.ts)) index.set(r.ts, i);
+    });
     const det = new Set<number>();
     for (const o of res.onsets) {
       const i = index.get(o.ts);
       if (i !== undefined) det.add(i);
     }
     const w = (windows[file] ?? []).map(([a, b]) => [nabTs(a!), nabTs(b!)] as [number, number]);
-    out.push({ file, category: file.split('/')[0]!, onsets: res.onsets.length, ...scoreFile(rows.map((r) => r.ts), det, w) });
+    out.push({
+      file,
+      category: file.split('/')[0]!,
+      onsets: res.onsets.length,
+      ...scoreFile(
+        rows.map((r) => r.ts),
+        det,
+        w,
+      ),
+    });
   }
   return out;
 }
@@ -148,7 +187,12 @@ export function summarise(scores: FileScore[]): Summary[] {
     const windows = sum((s) => s.windows);
     const rows = sum((s) => s.rows);
     return {
-      category, files: g.length, rows, windows, detected: sum((s) => s.detected), falseAlerts: sum((s) => s.falseAlerts),
+      category,
+      files: g.length,
+      rows,
+      windows,
+      detected: sum((s) => s.detected),
+      falseAlerts: sum((s) => s.falseAlerts),
       score: perfect - nul > 0 ? (100 * (raw - nul)) / (perfect - nul) : null,
       recall: windows > 0 ? sum((s) => s.detected) / windows : null,
       falsePer1000: (1000 * sum((s) => s.falseAlerts)) / rows,
@@ -158,8 +202,14 @@ export function summarise(scores: FileScore[]): Summary[] {
 
 export function table(sum: Summary[]): string {
   const f = (x: number | null, d = 1): string => (x === null ? '–' : x.toFixed(d));
-  return ['| category | files | rows | windows | detected | window recall | false alerts | per 1000 pts | NAB standard |', '|---|---|---|---|---|---|---|---|---|',
-    ...sum.map((s) => `| ${s.category} | ${s.files} | ${s.rows} | ${s.windows} | ${s.detected} | ${s.recall === null ? '–' : `${(s.recall * 100).toFixed(0)} %`} | ${s.falseAlerts} | ${f(s.falsePer1000, 2)} | ${f(s.score)} |`)].join('\n');
+  return [
+    '| category | files | rows | windows | detected | window recall | false alerts | per 1000 pts | NAB standard |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...sum.map(
+      (s) =>
+        `| ${s.category} | ${s.files} | ${s.rows} | ${s.windows} | ${s.detected} | ${s.recall === null ? '–' : `${(s.recall * 100).toFixed(0)} %`} | ${s.falseAlerts} | ${f(s.falsePer1000, 2)} | ${f(s.score)} |`,
+    ),
+  ].join('\n');
 }
 
 export function listCategories(): string[] {

@@ -32,20 +32,35 @@ test('NAB scorer: scaled sigmoid, first detection per window, FP weighting, null
   assert.ok(Math.abs(after.raw - (-1 + 0.11 * scaledSigmoid(1 / 99))) < 1e-12);
 });
 
-test('NAB standard score of the Hand\'s detectors stays at the measured floors', { skip: !nabAvailable() && 'NAB data not found' }, () => {
+test("NAB standard score of the Hand's detectors stays at the measured floors", {
+  skip: !nabAvailable() && 'NAB data not found',
+}, () => {
   const scores = runNab();
   const sum = summarise(scores);
   console.log(table(sum));
   const by = Object.fromEntries(sum.map((s) => [s.category, s]));
   // measured (see BENCHMARKS.md): all 59.0, artificialWithAnomaly 33.8, realAWSCloudwatch 57.9,
   // realAdExchange 59.6, realTraffic 71.6; artificialNoAnomaly 5 onsets, 0 after probation
-  const FLOOR: Record<string, number> = { all: 58.5, artificialWithAnomaly: 33, realAWSCloudwatch: 57, realAdExchange: 59, realTraffic: 71 };
+  const FLOOR: Record<string, number> = {
+    all: 58.5,
+    artificialWithAnomaly: 33,
+    realAWSCloudwatch: 57,
+    realAdExchange: 59,
+    realTraffic: 71,
+  };
   for (const [cat, floor] of Object.entries(FLOOR)) {
     const s = by[cat];
-    assert.ok(s && s.score !== null && s.score >= floor, `${cat}: NAB standard score ${s?.score?.toFixed(1)} under the floor ${floor}`);
+    assert.ok(
+      s && s.score !== null && s.score >= floor,
+      `${cat}: NAB standard score ${s?.score?.toFixed(1)} under the floor ${floor}`,
+    );
   }
   const noAnomaly = scores.filter((s) => s.category === 'artificialNoAnomaly');
-  assert.equal(noAnomaly.reduce((a, s) => a + s.falseAlerts, 0), 0, 'alerts on artificialNoAnomaly after the probationary period');
+  assert.equal(
+    noAnomaly.reduce((a, s) => a + s.falseAlerts, 0),
+    0,
+    'alerts on artificialNoAnomaly after the probationary period',
+  );
   assert.ok(noAnomaly.reduce((a, s) => a + s.onsets, 0) <= 5, 'alert onsets on artificialNoAnomaly');
   assert.ok(by.all!.falsePer1000 <= 0.6, `false alerts per 1000 points: ${by.all!.falsePer1000}`);
   assert.ok(by.all!.recall! >= 0.69, `window recall ${by.all!.recall}`);

@@ -43,15 +43,36 @@ export function scenario(seed: number): { spec: SeriesSpec; kinds: Kind[] } {
     : { type: 'sine', mean: 50, amplitude, periodMs: 3_600_000 };
   const mag = (k: number): number => noise * (10 + u(k) * 10);
   const spec: SeriesSpec = {
-    base, noise, noiseMs: 1000,
+    base,
+    noise,
+    noiseMs: 1000,
     anomalies: [
-      { type: 'spike', magnitude: mag(3), direction: 'both', everyMs: 600_000, probability: 0.7, durationMs: 1000 + Math.floor(u(4) * 2) * 1000 },
-      { type: 'spike', magnitude: mag(5), direction: 'both', everyMs: 1_800_000, probability: 0.8, durationMs: 300_000 },
+      {
+        type: 'spike',
+        magnitude: mag(3),
+        direction: 'both',
+        everyMs: 600_000,
+        probability: 0.7,
+        durationMs: 1000 + Math.floor(u(4) * 2) * 1000,
+      },
+      {
+        type: 'spike',
+        magnitude: mag(5),
+        direction: 'both',
+        everyMs: 1_800_000,
+        probability: 0.8,
+        durationMs: 300_000,
+      },
       { type: 'stuck', everyMs: 900_000, probability: 0.6, durationMs: 90_000 },
       { type: 'dropout', everyMs: 900_000, probability: 0.6, durationMs: 30_000 },
       // a drift steeper than the sensor's own normal slopes (1.5–3 × the sine's steepest slope,
       // or the walk's typical 1-minute slope), lasting an hour; the offset stays afterwards
-      { type: 'drift', startMs: 3_600_000 + Math.floor(u(6) * 3_600_000), ratePerHour: (u(7) < 0.5 ? -1 : 1) * (walk ? 40 * noise : 2 * Math.PI * amplitude) * (1.5 + u(8) * 1.5), durationMs: 3_600_000 },
+      {
+        type: 'drift',
+        startMs: 3_600_000 + Math.floor(u(6) * 3_600_000),
+        ratePerHour: (u(7) < 0.5 ? -1 : 1) * (walk ? 40 * noise : 2 * Math.PI * amplitude) * (1.5 + u(8) * 1.5),
+        durationMs: 3_600_000,
+      },
     ],
   };
   return { spec, kinds: ['spike', 'step', 'stuck', 'dropout', 'drift'] };
@@ -100,11 +121,16 @@ export function score(seeds: number[]): Score {
     const onsets = runSeries(spec, seed);
     const labs = labels(spec, seed, 0, DURATION_MS).map((l: Label) => ({
       ...l,
-      kind: (l.kind === 'spike' && spec.anomalies![l.anomaly]!.type === 'spike' && (spec.anomalies![l.anomaly] as { durationMs: number }).durationMs >= 60_000 ? 'step' : l.kind) as Kind,
+      kind: (l.kind === 'spike' &&
+      spec.anomalies![l.anomaly]!.type === 'spike' &&
+      (spec.anomalies![l.anomaly] as { durationMs: number }).durationMs >= 60_000
+        ? 'step'
+        : l.kind) as Kind,
       to: Math.min(l.to, DURATION_MS),
     }));
     const masked = (l: { kind: Kind; from: number; to: number }): boolean =>
-      l.kind === 'spike' && labs.some((x) => (x.kind === 'stuck' || x.kind === 'dropout') && x.from < l.to && x.to > l.from);
+      l.kind === 'spike' &&
+      labs.some((x) => (x.kind === 'stuck' || x.kind === 'dropout') && x.from < l.to && x.to > l.from);
     for (const l of labs) {
       if (masked(l)) continue; // a spike inside a stuck or dropout interval never reaches the data
       total[l.kind] = (total[l.kind] ?? 0) + 1;
@@ -132,5 +158,12 @@ export function score(seeds: number[]): Score {
   const precisionByRule: Record<string, number> = {};
   for (const r of Object.keys(allRule)) precisionByRule[r] = (tpRule[r] ?? 0) / allRule[r]!;
   delays.sort((a, b) => a - b);
-  return { recall, labelled, precision: all ? tp / all : 1, precisionByRule, onsets: all, stepDelaySamples: delays[Math.floor(delays.length / 2)] ?? NaN };
+  return {
+    recall,
+    labelled,
+    precision: all ? tp / all : 1,
+    precisionByRule,
+    onsets: all,
+    stepDelaySamples: delays[Math.floor(delays.length / 2)] ?? NaN,
+  };
 }

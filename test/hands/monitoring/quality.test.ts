@@ -20,14 +20,25 @@ test('detection quality on seeded labelled series stays at or above the measured
   const s = score(SEEDS);
   const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
   console.log('| anomaly | labelled | recall |\n|---|---|---|');
-  for (const [k, r] of Object.entries(s.recall)) console.log(`| ${k} | ${s.labelled[k as keyof typeof s.labelled]} | ${pct(r)} |`);
-  console.log(`precision ${pct(s.precision)} over ${s.onsets} alert onsets; by rule: ${Object.entries(s.precisionByRule).map(([r, p]) => `${r} ${pct(p)}`).join(', ')}; median step detection delay ${s.stepDelaySamples.toFixed(2)} samples`);
+  for (const [k, r] of Object.entries(s.recall))
+    console.log(`| ${k} | ${s.labelled[k as keyof typeof s.labelled]} | ${pct(r)} |`);
+  console.log(
+    `precision ${pct(s.precision)} over ${s.onsets} alert onsets; by rule: ${Object.entries(s.precisionByRule)
+      .map(([r, p]) => `${r} ${pct(p)}`)
+      .join(', ')}; median step detection delay ${s.stepDelaySamples.toFixed(2)} samples`,
+  );
   for (const [k, floor] of Object.entries(RECALL_FLOOR)) {
-    assert.ok(s.recall[k as keyof typeof s.recall] >= floor, `recall of ${k} fell to ${pct(s.recall[k as keyof typeof s.recall])} (floor ${pct(floor)})`);
+    assert.ok(
+      s.recall[k as keyof typeof s.recall] >= floor,
+      `recall of ${k} fell to ${pct(s.recall[k as keyof typeof s.recall])} (floor ${pct(floor)})`,
+    );
   }
   assert.ok(s.precision >= PRECISION_FLOOR, `precision fell to ${pct(s.precision)} (floor ${pct(PRECISION_FLOOR)})`);
   for (const [r, floor] of Object.entries(RULE_PRECISION_FLOOR)) {
-    assert.ok((s.precisionByRule[r] ?? 0) >= floor, `precision of rule ${r} fell to ${pct(s.precisionByRule[r] ?? 0)} (floor ${pct(floor)})`);
+    assert.ok(
+      (s.precisionByRule[r] ?? 0) >= floor,
+      `precision of rule ${r} fell to ${pct(s.precisionByRule[r] ?? 0)} (floor ${pct(floor)})`,
+    );
   }
   assert.ok(s.stepDelaySamples <= 2, `a step is detected ${s.stepDelaySamples} samples after it starts`);
 });

@@ -33,15 +33,21 @@ export class SimKernel {
   add(id: string, spec: SeriesSpec, seed: number, extra: Partial<SensorInfo> = {}): SimSensor {
     const s: SimSensor = {
       info: { id, name: id, kind: 'number', mode: 'polled', ...extra },
-      series: makeSeries(spec, seed), offset: 0, fault: null, reads: 0,
+      series: makeSeries(spec, seed),
+      offset: 0,
+      fault: null,
+      reads: 0,
     };
     this.sensors.set(id, s);
     return s;
   }
 
   register(sup: Supervisor): void {
-    sup.registerService('sensors.list', async (hand) => [...this.sensors.values()]
-      .filter((s) => hand.grants.sensors.some((g) => globMatches(g, s.info.id))).map((s) => s.info));
+    sup.registerService('sensors.list', async (hand) =>
+      [...this.sensors.values()]
+        .filter((s) => hand.grants.sensors.some((g) => globMatches(g, s.info.id)))
+        .map((s) => s.info),
+    );
     sup.registerService('sensors.read', async (hand, args) => this.read(hand.grants.sensors, String(args[0])));
     sup.registerService('actuators.write', async (_hand, args) => {
       this.writes.push([String(args[0]), args[1]]);
@@ -50,17 +56,23 @@ export class SimKernel {
   }
 
   async read(grants: string[], id: string): Promise<Reading> {
-    if (!grants.some((g) => globMatches(g, id))) throw new TalonError('CAPABILITY_DENIED', `sensor ${id} is outside the grant`);
+    if (!grants.some((g) => globMatches(g, id)))
+      throw new TalonError('CAPABILITY_DENIED', `sensor ${id} is outside the grant`);
     const s = this.sensors.get(id);
     if (!s) throw new TalonError('SENSOR_NOT_FOUND', `no sensor ${id}`);
     s.reads++;
     const now = Date.now();
     switch (s.fault) {
-      case 'throw': throw new TalonError('SENSOR_FAULT', `${id}: I2C read failed (simulated)`);
-      case 'nan': return { sensor: id, value: NaN, ts: now };
-      case 'text': return { sensor: id, value: 'ERR' as unknown as number, ts: now };
-      case 'hang': return new Promise<Reading>(() => {});
-      default: break;
+      case 'throw':
+        throw new TalonError('SENSOR_FAULT', `${id}: I2C read failed (simulated)`);
+      case 'nan':
+        return { sensor: id, value: NaN, ts: now };
+      case 'text':
+        return { sensor: id, value: 'ERR' as unknown as number, ts: now };
+      case 'hang':
+        return new Promise<Reading>(() => {});
+      default:
+        break;
     }
     const v = s.series(now - this.origin);
     if (v === null) throw new TalonError('SENSOR_UNAVAILABLE', `${id}: no value (dropout)`);
@@ -73,7 +85,11 @@ let bundled: Promise<string> | null = null;
 export function monitoringBundle(): Promise<string> {
   bundled ??= (async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'talon-monitoring-')), 'monitoring.cjs');
-    await build({ ...common, entryPoints: [join(import.meta.dirname, '../../../hands/monitoring/index.ts')], outfile: out });
+    await build({
+      ...common,
+      entryPoints: [join(import.meta.dirname, '../../../hands/monitoring/index.ts')],
+      outfile: out,
+    });
     return out;
   })();
   return bundled;

@@ -14,11 +14,20 @@ function memStore(): HandStore & { map: Map<string, unknown> } {
   const map = new Map<string, unknown>();
   return {
     map,
-    async get<T>(k: string) { return structuredClone(map.get(k)) as T | undefined; },
-    async put(k, v) { map.set(k, structuredClone(v)); },
-    async del(k) { map.delete(k); },
+    async get<T>(k: string) {
+      return structuredClone(map.get(k)) as T | undefined;
+    },
+    async put(k, v) {
+      map.set(k, structuredClone(v));
+    },
+    async del(k) {
+      map.delete(k);
+    },
     async list<T>(o: { prefix?: string; limit?: number } = {}) {
-      return [...map.entries()].filter(([k]) => k.startsWith(o.prefix ?? '')).sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, o.limit ?? 1000) as Array<[string, T]>;
+      return [...map.entries()]
+        .filter(([k]) => k.startsWith(o.prefix ?? ''))
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .slice(0, o.limit ?? 1000) as Array<[string, T]>;
     },
   };
 }
@@ -50,7 +59,11 @@ test('settings: a threshold below its hysteresis band, bad actions and bad entri
     sensors: [
       { id: 'greenhouse.temp', rules: { above: 30, below: 10, hysteresis: 12 } },
       { id: 'cpu.temp', rules: { above: 70, hysteresis: -1 } },
-      { id: 'soc.temp', rules: { above: 80, hysteresis: 5 }, action: { actuator: 'fan', on: { above: 60 }, off: { below: 70 } } },
+      {
+        id: 'soc.temp',
+        rules: { above: 80, hysteresis: 5 },
+        action: { actuator: 'fan', on: { above: 60 }, off: { below: 70 } },
+      },
       { id: 'BAD ID' },
       { id: 'disk.used', intervalMs: 60000, rules: { forecast: { limit: 95, horizonMs: 3 * 3600_000 } } },
       { id: 'x', rules: { below: 50, above: 40 } },
@@ -58,13 +71,19 @@ test('settings: a threshold below its hysteresis band, bad actions and bad entri
     alerts: { cooldownMs: -5 },
   });
   const msgs = problems.map((p) => p.message).join('\n');
-  assert.match(msgs, /sensor "greenhouse\.temp": threshold above 30 is below its hysteresis band: it resolves under 18 .*below 10 \(resolves over 22\)/);
+  assert.match(
+    msgs,
+    /sensor "greenhouse\.temp": threshold above 30 is below its hysteresis band: it resolves under 18 .*below 10 \(resolves over 22\)/,
+  );
   assert.match(msgs, /sensor "cpu\.temp": hysteresis is -1/);
   assert.match(msgs, /action fan: off below 70 is not under on above 60/);
   assert.match(msgs, /sensors\[3\] needs an id/);
   assert.match(msgs, /below 50 is not under above 40/);
   assert.match(msgs, /alerts\.cooldownMs is -5/);
-  assert.deepEqual(settings.sensors.map((s) => s.id), ['soc.temp', 'disk.used']);
+  assert.deepEqual(
+    settings.sensors.map((s) => s.id),
+    ['soc.temp', 'disk.used'],
+  );
   assert.equal(settings.sensors[0]!.action, undefined); // the bad action is dropped, the rule kept
   assert.equal(settings.sensors[1]!.rules.forecast!.limit, 95);
   assert.equal(settings.sensors[1]!.rules.missingAfterMs, 180_000);
@@ -75,7 +94,7 @@ test('settings: a threshold below its hysteresis band, bad actions and bad entri
 });
 
 const input = (over: Partial<{ severity: 'info' | 'warning' | 'critical'; value: number }> = {}) =>
-  ({ sensor: 's', rule: 'above', severity: over.severity ?? 'warning', value: over.value ?? 1, message: 'm' } as const);
+  ({ sensor: 's', rule: 'above', severity: over.severity ?? 'warning', value: over.value ?? 1, message: 'm' }) as const;
 
 test('alerts: dedup, escalation, resolve with the same id, cool-down holds a re-raise', () => {
   const m = new AlertManager({ cooldownMs: 1000, flapWindowMs: 60_000, flapTransitions: 100, suggest: () => 'fix it' });
@@ -136,7 +155,10 @@ test('alert log: active entries, bounded history, newest first, restore after re
   const h = await log.history({ limit: 1000 });
   assert.ok(h.length >= 120 && h.length <= 200, `${h.length} events kept`);
   assert.ok(h[0]!.ts >= h[1]!.ts);
-  assert.equal((await log.history({ sensor: 's1', limit: 5 })).every((a) => a.sensor === 's1'), true);
+  assert.equal(
+    (await log.history({ sensor: 's1', limit: 5 })).every((a) => a.sensor === 's1'),
+    true,
+  );
   const again = new AlertLog(store, 120);
   const active = await again.load();
   assert.equal(active.length, 1);
@@ -158,7 +180,7 @@ test('forecast: least squares, time to limit, formatting', () => {
   assert.ok(Math.abs(t.slope * HOUR - 15) < 1e-6);
   assert.ok(Math.abs(t.r2 - 1) < 1e-9);
   const f = timeToLimit(t, 95);
-  assert.ok(Math.abs(f.etaMs - (95 - 64.75) / 15 * HOUR) < 1);
+  assert.ok(Math.abs(f.etaMs - ((95 - 64.75) / 15) * HOUR) < 1);
   assert.equal(timeToLimit(t, 10).etaMs, Infinity); // heading away
   assert.equal(formatDuration(3 * HOUR), '3 h');
   assert.equal(formatDuration(3 * HOUR + 12 * MINUTE), '3 h 12 min');
@@ -175,7 +197,7 @@ test('history: raw ring, 1-min and 1-h aggregates, retention, range queries', as
   const h = new History(store, { rawPoints: 100, minuteRetentionMs: 2 * HOUR, hourRetentionMs: DAY });
   const t0 = Date.UTC(2024, 0, 1);
   const end = t0 + 3 * DAY;
-  for (let t = t0; t < end; t += 10_000) h.add('s', t, (t - t0) / MINUTE % 60);
+  for (let t = t0; t < end; t += 10_000) h.add('s', t, ((t - t0) / MINUTE) % 60);
   h.tick(end + HOUR);
   await h.flush();
   const raw = await h.query('s', end - 200_000, end, 'auto', 1000, end);
@@ -203,7 +225,10 @@ test('history: raw ring, 1-min and 1-h aggregates, retention, range queries', as
 test('detectors: spike after warm-up, no alerts while warming, stuck vs a sensor that never varies, missing', () => {
   const d = new AnomalyDetector({ ...DEFAULTS.anomaly });
   let s = 1;
-  const noise = () => { s = (s * 16807) % 2147483647; return (s / 2147483647 - 0.5); };
+  const noise = () => {
+    s = (s * 16807) % 2147483647;
+    return s / 2147483647 - 0.5;
+  };
   for (let i = 0; i < 20; i++) assert.equal(d.update(i === 10 ? 1000 : 20 + noise()).kind, null); // warm-up
   for (let i = 0; i < 300; i++) d.update(20 + noise());
   assert.equal(d.update(30).kind, 'spike');
@@ -233,6 +258,9 @@ test('playbooks: a fix for every kind and rule, with the recent readings', async
   assert.equal(sensorKind('cpu.load'), 'cpu');
   assert.match(playbookFix('disk.root.used', 'forecast'), /log rotation/);
   assert.match(playbookFix('x', 'sensor-fault'), /wiring/);
-  const fix = await new PlaybookAdvisor().suggestFix({ sensor: 'cpu.temp', rule: 'above', severity: 'warning', value: 80, message: '' }, { ts: [1, 2], values: [70, 80], unit: '°C' });
+  const fix = await new PlaybookAdvisor().suggestFix(
+    { sensor: 'cpu.temp', rule: 'above', severity: 'warning', value: 80, message: '' },
+    { ts: [1, 2], values: [70, 80], unit: '°C' },
+  );
   assert.match(fix, /fan.*Recent 2 readings: min 70 °C, avg 75 °C, max 80 °C, last 80 °C/s);
 });

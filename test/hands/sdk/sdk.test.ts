@@ -14,7 +14,10 @@ test('defineHand returns the definition and checks its shape', () => {
   assert.throws(() => defineHand({ start() {} } as unknown as HandDefinition), /manifest must be an object/);
   assert.throws(() => defineHand({ manifest: { ...manifest, id: '' }, start() {} }), /id must be a non-empty string/);
   assert.throws(() => defineHand({ manifest } as unknown as HandDefinition), /Hand "x" has no start\(ctx\)/);
-  assert.throws(() => defineHand({ manifest, start() {}, stop: 1 } as unknown as HandDefinition), /stop must be a function/);
+  assert.throws(
+    () => defineHand({ manifest, start() {}, stop: 1 } as unknown as HandDefinition),
+    /stop must be a function/,
+  );
 });
 
 test('a bundled Hand is CommonJS with the definition as its default export', async () => {

@@ -26,8 +26,17 @@ import { FleetOperator } from '../../../provisioning/fleet/operator.ts';
 import { buildDecommission } from '../../../provisioning/fleet/bundle.ts';
 import { getDevice, writeDevice } from '../../../provisioning/fleet/registry.ts';
 import {
-  checkAck, encodeEnvelope, newBoxKeyPair, newSigningKeyPair, parseEnvelope, provisionTopics, sealBundleBody, signEnvelope,
-  type AckPayload, type BundleBody, type BundlePayload,
+  checkAck,
+  encodeEnvelope,
+  newBoxKeyPair,
+  newSigningKeyPair,
+  parseEnvelope,
+  provisionTopics,
+  sealBundleBody,
+  signEnvelope,
+  type AckPayload,
+  type BundleBody,
+  type BundlePayload,
 } from '../../../provisioning/format.ts';
 import { DEVICE_BOX_KEY_FILE } from '../../../provisioning/device/identity.ts';
 import { startMosquitto, type Mosquitto } from '../../helpers/mosquitto.ts';
@@ -68,7 +77,9 @@ async function nextAck(pred: (a: AckPayload) => boolean, what: string): Promise<
   return found!;
 }
 
-async function auditActions(action: string): Promise<Array<{ subject: string; decision: string; detail?: Record<string, unknown> }>> {
+async function auditActions(
+  action: string,
+): Promise<Array<{ subject: string; decision: string; detail?: Record<string, unknown> }>> {
   const page = await kernel().audit.query({ actor: 'provisioning', action, limit: 1000 });
   return page.items as unknown as Array<{ subject: string; decision: string; detail?: Record<string, unknown> }>;
 }
@@ -84,12 +95,26 @@ let forged = 0;
  * body is sealed to `sealTo`, the device's key unless given). Its version is far above the
  * operator's, so the device's 'rejected' ack is never mistaken for the answer to a real bundle.
  */
-function forge(mutate: (p: BundlePayload, body: BundleBody) => void, signWith: Buffer = fleet.secretKey, sealTo?: Buffer): Buffer {
+function forge(
+  mutate: (p: BundlePayload, body: BundleBody) => void,
+  signWith: Buffer = fleet.secretKey,
+  sealTo?: Buffer,
+): Buffer {
   const rec = getDevice(fleet.dir, deviceId);
   const version = 1_000_000 + ++forged;
   const now = Date.now();
   const body: BundleBody = { deviceId, version, config: bundleConfig(), secrets: {} };
-  const p: BundlePayload = { v: 2, type: 'bundle', fleet: fleet.fleetId, deviceId, ts: now, version, issuedAt: now, expiresAt: now + 60_000, sealed: { epk: '', nonce: '', box: '' } };
+  const p: BundlePayload = {
+    v: 2,
+    type: 'bundle',
+    fleet: fleet.fleetId,
+    deviceId,
+    ts: now,
+    version,
+    issuedAt: now,
+    expiresAt: now + 60_000,
+    sealed: { epk: '', nonce: '', box: '' },
+  };
   mutate(p, body);
   p.sealed = sealBundleBody(body, sealTo ?? Buffer.from(rec.announce.payload.boxPublicKey, 'base64'));
   return encodeEnvelope(signEnvelope(p, signWith));
@@ -106,29 +131,47 @@ async function expectRejected(bytes: Buffer | string, code: string): Promise<voi
   assert.deepEqual(await generation(), before, 'nothing applied');
   assert.equal(agent().status().state, state);
   const rejects = await auditActions('provision.reject');
-  assert.ok(rejects.some((r) => r.detail?.code === code), `provision.reject audited with ${code}`);
+  assert.ok(
+    rejects.some((r) => r.detail?.code === code),
+    `provision.reject audited with ${code}`,
+  );
 }
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'talon-prov-'));
   const port = await freePort();
   fleet = initFleet(join(root, 'fleet'), {
-    fleetId: 'greenhouses', brokerUrl: `mqtt://127.0.0.1:${port}`, ...(process.getuid?.() === 0 ? { brokerRunAs: 'root' } : {}),
+    fleetId: 'greenhouses',
+    brokerUrl: `mqtt://127.0.0.1:${port}`,
+    ...(process.getuid?.() === 0 ? { brokerRunAs: 'root' } : {}),
   });
   broker = await startMosquitto({ configFile: brokerPaths(fleet.dir).conf, port });
   op = await FleetOperator.connect(fleet);
-  raw = await connectClient(broker.url, { username: fleet.operator.username, password: fleet.operator.password, clientId: 'test-observer' });
+  raw = await connectClient(broker.url, {
+    username: fleet.operator.username,
+    password: fleet.operator.password,
+    clientId: 'test-observer',
+  });
   raw.on('message', (topic, payload) => {
     if (!topic.startsWith(`talon/provision/${fleet.fleetId}/status/`)) return;
     try {
       const env = parseEnvelope(payload);
-      acks.push(checkAck(env, { fleet: (env.payload as { fleet: string }).fleet, deviceId, signPublicKey: kernel().key.publicKey }));
-    } catch { /* not ours */ }
+      acks.push(
+        checkAck(env, {
+          fleet: (env.payload as { fleet: string }).fleet,
+          deviceId,
+          signPublicKey: kernel().key.publicKey,
+        }),
+      );
+    } catch {
+      /* not ours */
+    }
   });
   idle = await fixture('idle');
   const dataDir = join(root, 'device');
   const config = validateConfig({
-    dataDir, deviceName: 'generic',
+    dataDir,
+    deviceName: 'generic',
     http: { host: '127.0.0.1', port: 0 },
     bus: { embedded: { enabled: true, listen: { host: '127.0.0.1', port: 0 } } },
     supervisor: { backoff: { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.1 } },
@@ -142,7 +185,8 @@ before(async () => {
   await raw.subscribeAsync(topics().status(deviceId), { qos: 1 });
   await waitFor(() => agent().status().broker?.connected === true, 'the agent connected to the bootstrap broker');
   // the operator sees the signed announce
-  for (let i = 0; i < 200 && !(await op.sync()).some((d) => d.deviceId === deviceId); i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 200 && !(await op.sync()).some((d) => d.deviceId === deviceId); i++)
+    await new Promise((r) => setTimeout(r, 25));
 });
 
 after(async () => {
@@ -158,12 +202,16 @@ test('first start: a sealing key (0600) and a signed announce with keys and inve
   assert.equal(statSync(file).mode & 0o777, 0o600);
   const rec = getDevice(fleet.dir, deviceId);
   assert.equal(rec.state, 'pending');
-  assert.equal(rec.announce.payload.boxPublicKey, (JSON.parse(readFileSync(file, 'utf8')) as { publicKey: string }).publicKey);
+  assert.equal(
+    rec.announce.payload.boxPublicKey,
+    (JSON.parse(readFileSync(file, 'utf8')) as { publicKey: string }).publicKey,
+  );
   assert.equal(rec.announce.payload.signPublicKey, kernel().key.publicKey.toString('base64'));
   assert.ok(rec.announce.payload.inventory.memoryBytes > 0);
   assert.equal(agent().status().state, 'announcing');
   // audited once the broker confirmed the announce, which may be a moment after the operator saw it
-  for (let i = 0; i < 400 && (await auditActions('provision.announce')).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 400 && (await auditActions('provision.announce')).length === 0; i++)
+    await new Promise((r) => setTimeout(r, 25));
   assert.ok((await auditActions('provision.announce')).length >= 1);
   const api = await kernel().api.provisioning.status({ actor: 'cli' });
   assert.equal(api.state, 'announcing');
@@ -172,16 +220,58 @@ test('first start: a sealing key (0600) and a signed announce with keys and inve
 
 test('bad input while announcing: each refused with its code, audited, acked, nothing applied', async () => {
   const other = newSigningKeyPair();
-  await expectRejected(forge(() => {}, other.secretKey), 'PROVISION_BAD_SIGNATURE');
-  await expectRejected(forge((p) => { p.fleet = 'orchards'; }, other.secretKey), 'PROVISION_WRONG_FLEET');
-  await expectRejected(forge((p) => { p.deviceId = 'tzzzzzzzzzzzzzzzz'; }), 'PROVISION_WRONG_DEVICE');
-  await expectRejected(forge((p) => { p.expiresAt = Date.now() - 1000; }), 'PROVISION_EXPIRED');
+  await expectRejected(
+    forge(() => {}, other.secretKey),
+    'PROVISION_BAD_SIGNATURE',
+  );
+  await expectRejected(
+    forge((p) => {
+      p.fleet = 'orchards';
+    }, other.secretKey),
+    'PROVISION_WRONG_FLEET',
+  );
+  await expectRejected(
+    forge((p) => {
+      p.deviceId = 'tzzzzzzzzzzzzzzzz';
+    }),
+    'PROVISION_WRONG_DEVICE',
+  );
+  await expectRejected(
+    forge((p) => {
+      p.expiresAt = Date.now() - 1000;
+    }),
+    'PROVISION_EXPIRED',
+  );
   const stranger = newBoxKeyPair();
-  await expectRejected(forge(() => {}, fleet.secretKey, stranger.publicKey), 'PROVISION_SEAL');
-  await expectRejected(forge((_p, b) => { b.deviceId = 'tzzzzzzzzzzzzzzzz'; }), 'PROVISION_WRONG_DEVICE');
-  await expectRejected(forge((_p, b) => { b.config = { ...b.config, hands: [{ name: 'Bad Name!', module: idle }] }; }), 'CONFIG_INVALID');
+  await expectRejected(
+    forge(() => {}, fleet.secretKey, stranger.publicKey),
+    'PROVISION_SEAL',
+  );
+  await expectRejected(
+    forge((_p, b) => {
+      b.deviceId = 'tzzzzzzzzzzzzzzzz';
+    }),
+    'PROVISION_WRONG_DEVICE',
+  );
+  await expectRejected(
+    forge((_p, b) => {
+      b.config = { ...b.config, hands: [{ name: 'Bad Name!', module: idle }] };
+    }),
+    'CONFIG_INVALID',
+  );
   // the old format, its config in clear: refused even when the fleet signed it
-  const v1 = { v: 1, type: 'bundle', fleet: fleet.fleetId, deviceId, ts: Date.now(), version: 1_000_000 + ++forged, issuedAt: Date.now(), expiresAt: Date.now() + 60_000, config: bundleConfig(), secrets: {} };
+  const v1 = {
+    v: 1,
+    type: 'bundle',
+    fleet: fleet.fleetId,
+    deviceId,
+    ts: Date.now(),
+    version: 1_000_000 + ++forged,
+    issuedAt: Date.now(),
+    expiresAt: Date.now() + 60_000,
+    config: bundleConfig(),
+    secrets: {},
+  };
   await expectRejected(encodeEnvelope(signEnvelope(v1, fleet.secretKey)), 'PROVISION_UNSEALED');
   await expectRejected(Buffer.alloc(300 * 1024, 0x7b), 'PAYLOAD_TOO_LARGE');
   await expectRejected('this is not json', 'PROVISION_MALFORMED');
@@ -195,7 +285,12 @@ test('a first bundle that is rolled back takes its admin account with it: no acc
   const before = await generation();
   const crash = await fixture('throw-on-start');
   const r = await op.provision(deviceId, {
-    config: bundleConfig({ hands: [{ name: 'idle', module: idle }, { name: 'broken', module: crash }] }),
+    config: bundleConfig({
+      hands: [
+        { name: 'idle', module: idle },
+        { name: 'broken', module: crash },
+      ],
+    }),
     admin: { username: 'earlyadmin', passwordHash: hashPassword('early bird password', { N: 1024 }) },
     timeoutMs: 15_000,
   });
@@ -213,7 +308,12 @@ test('a first bundle that is rolled back takes its admin account with it: no acc
 test('provision: secrets, the admin account and the config applied; acked; the device moves to its own broker user', async () => {
   const before = await generation();
   const r = await op.provision(deviceId, {
-    config: bundleConfig({ hands: [{ name: 'idle', module: idle }, { name: 'idle2', module: idle }] }),
+    config: bundleConfig({
+      hands: [
+        { name: 'idle', module: idle },
+        { name: 'idle2', module: idle },
+      ],
+    }),
     secrets: { API_KEY: 's3cret' },
     admin: { username: 'fleetadmin', passwordHash: hashPassword('correct horse battery') },
     timeoutMs: 10_000,
@@ -224,31 +324,54 @@ test('provision: secrets, the admin account and the config applied; acked; the d
   assert.equal(st.appliedVersion, r.version);
   assert.ok((await generation()).generation > before.generation);
   assert.equal((await kernel().generations.current())!.source, `provisioning v${r.version}`);
-  assert.deepEqual(kernel().supervisor.list().map((h) => h.name).sort(), ['idle', 'idle2']);
+  assert.deepEqual(
+    kernel()
+      .supervisor.list()
+      .map((h) => h.name)
+      .sort(),
+    ['idle', 'idle2'],
+  );
   assert.equal(await new SecretStore(kernel().store, kernel().key).get('API_KEY'), 's3cret');
   assert.ok(await kernel().http.auth.users.verify('fleetadmin', 'correct horse battery'));
-  await waitFor(() => agent().status().broker?.kind === 'fleet' && agent().status().broker?.connected === true, 'connected with the device credential');
+  await waitFor(
+    () => agent().status().broker?.kind === 'fleet' && agent().status().broker?.connected === true,
+    'connected with the device credential',
+  );
   // the fleet membership survives: it is the device's own, not the bundle's
   assert.equal(kernel().config.provisioning?.fleet, 'greenhouses');
-  for (const action of ['provision.bundle', 'provision.apply', 'provision.ack']) assert.ok((await auditActions(action)).length > 0, action);
+  for (const action of ['provision.bundle', 'provision.apply', 'provision.ack'])
+    assert.ok((await auditActions(action)).length > 0, action);
 });
 
 test('re-provisioned with a new broker password and the fleet broker reloaded (SIGHUP): the refused device falls back to the claim credential, applies, and is back on its own user', async () => {
-  await waitFor(() => agent().status().broker?.kind === 'fleet' && agent().status().broker?.connected === true, 'on its own credential');
+  await waitFor(
+    () => agent().status().broker?.kind === 'fleet' && agent().status().broker?.connected === true,
+    'on its own credential',
+  );
   // the operator's registry lost the ack (a restored backup, a --no-wait run): it issues the device
   // a new password, reloads mosquitto — which drops the device, whose old password is now refused —
   // and sends the new one in a bundle the device can only read with the claim credential
   writeDevice(fleet.dir, { ...getDevice(fleet.dir, deviceId), state: 'provisioning' });
   const r = await op.provision(deviceId, { config: bundleConfig(), timeoutMs: 20_000 });
   assert.equal(r.reload, 'reloaded');
-  assert.equal(r.ack?.outcome, 'applied', `no ack: the device stayed disconnected\n${JSON.stringify(agent().status())}`);
-  await waitFor(() => agent().status().broker?.kind === 'fleet' && agent().status().broker?.connected === true, 'back on its own (new) credential');
+  assert.equal(
+    r.ack?.outcome,
+    'applied',
+    `no ack: the device stayed disconnected\n${JSON.stringify(agent().status())}`,
+  );
+  await waitFor(
+    () => agent().status().broker?.kind === 'fleet' && agent().status().broker?.connected === true,
+    'back on its own (new) credential',
+  );
   const link = await auditActions('provision.link');
-  assert.ok(link.some((e) => e.decision === 'error'), 'the fallback is audited');
+  assert.ok(
+    link.some((e) => e.decision === 'error'),
+    'the fallback is audited',
+  );
   assert.equal(agent().status().appliedVersion, r.version);
 });
 
-test('an update that needs a soft restart: the next kernel\'s agent watches health and acks applied; a replay is refused', async () => {
+test("an update that needs a soft restart: the next kernel's agent watches health and acks applied; a replay is refused", async () => {
   const r = await op.provision(deviceId, { config: bundleConfig({ deviceName: 'greenhouse-7' }), timeoutMs: 15_000 });
   assert.equal(r.ack?.outcome, 'applied', JSON.stringify(r.ack));
   await waitFor(() => kernel().config.deviceName === 'greenhouse-7', 'the restarted kernel runs the new config');
@@ -268,18 +391,40 @@ test('an update that needs a soft restart: the next kernel\'s agent watches heal
   assert.equal((parseEnvelope(copy).payload as { version: number }).version, r.version);
   await expectRejected(copy, 'PROVISION_REPLAY');
   // the same version again (and an older one) is a replay
-  await expectRejected(forge((p, b) => { p.version = b.version = r.version; }), 'PROVISION_REPLAY');
-  await expectRejected(forge((p, b) => { p.version = b.version = 1; }), 'PROVISION_REPLAY');
+  await expectRejected(
+    forge((p, b) => {
+      p.version = b.version = r.version;
+    }),
+    'PROVISION_REPLAY',
+  );
+  await expectRejected(
+    forge((p, b) => {
+      p.version = b.version = 1;
+    }),
+    'PROVISION_REPLAY',
+  );
 });
 
 test('a config whose Hand fails at once is rolled back to the previous generation', async () => {
   const before = await generation();
   const crash = await fixture('throw-on-start');
-  const r = await op.provision(deviceId, { config: bundleConfig({ hands: [{ name: 'idle', module: idle }, { name: 'broken', module: crash }] }), timeoutMs: 15_000 });
+  const r = await op.provision(deviceId, {
+    config: bundleConfig({
+      hands: [
+        { name: 'idle', module: idle },
+        { name: 'broken', module: crash },
+      ],
+    }),
+    timeoutMs: 15_000,
+  });
   assert.equal(r.ack?.outcome, 'rolled-back', JSON.stringify(r.ack));
   assert.equal(r.ack?.code, 'PROVISION_UNHEALTHY');
   assert.equal((await generation()).hash, before.hash, 'the old config is in force again');
-  assert.ok(!kernel().supervisor.list().some((h) => h.name === 'broken'));
+  assert.ok(
+    !kernel()
+      .supervisor.list()
+      .some((h) => h.name === 'broken'),
+  );
   assert.equal(agent().status().state, 'provisioned');
   assert.notEqual(agent().status().appliedVersion, r.version);
   assert.ok((await auditActions('provision.rollback')).length > 0);
@@ -292,7 +437,10 @@ test('a config the kernel cannot start with (its HTTP port taken) is rolled back
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const taken = (blocker.address() as { port: number }).port;
   try {
-    const r = await op.provision(deviceId, { config: bundleConfig({ http: { host: '127.0.0.1', port: taken } }), timeoutMs: 20_000 });
+    const r = await op.provision(deviceId, {
+      config: bundleConfig({ http: { host: '127.0.0.1', port: taken } }),
+      timeoutMs: 20_000,
+    });
     assert.equal(r.ack?.outcome, 'rolled-back', JSON.stringify(r.ack));
     assert.equal(r.ack?.code, 'PROVISION_UNHEALTHY');
     assert.match(r.ack?.message ?? '', /did not start/);
@@ -311,36 +459,65 @@ test('a flood of bogus bundles is capped (dropped and counted); the device stays
   await waitFor(() => agent().status().dropped > 0, 'dropped messages counted');
   assert.deepEqual(await generation(), before);
   assert.equal(kernel().api.health().ok, true);
-  const r = await op.provision(deviceId, { config: bundleConfig({ hands: [{ name: 'idle', module: idle }] }), timeoutMs: 15_000 });
+  const r = await op.provision(deviceId, {
+    config: bundleConfig({ hands: [{ name: 'idle', module: idle }] }),
+    timeoutMs: 15_000,
+  });
   assert.equal(r.ack?.outcome, 'applied', JSON.stringify(r.ack));
 });
 
 test('the broker gone mid-way through an apply: the device finishes, reconnects, acks, and the next bundle applies', async () => {
   assert.equal(agent().status().broker?.connected, true);
-  const sent = await op.provision(deviceId, { config: bundleConfig({ hands: [{ name: 'idle', module: idle }, { name: 'idle3', module: idle }] }), wait: false });
+  const sent = await op.provision(deviceId, {
+    config: bundleConfig({
+      hands: [
+        { name: 'idle', module: idle },
+        { name: 'idle3', module: idle },
+      ],
+    }),
+    wait: false,
+  });
   await waitFor(() => agent().status().pending?.version === sent.version, 'the apply under way');
   await broker.kill();
   await waitFor(() => agent().status().broker?.connected === false, 'the agent noticed the broker is gone');
   await waitFor(() => agent().status().pending === undefined, 'the apply settled with the broker down');
   assert.equal(agent().status().lastResult?.outcome, 'applied');
-  assert.deepEqual(kernel().supervisor.list().map((h) => h.name).sort(), ['idle', 'idle3']);
+  assert.deepEqual(
+    kernel()
+      .supervisor.list()
+      .map((h) => h.name)
+      .sort(),
+    ['idle', 'idle3'],
+  );
   await broker.launch();
   await waitFor(() => agent().status().broker?.connected === true, 'the agent reconnected');
   // the broker forgot everything (no persistence): the operator and the observer connect again
   await op.close().catch(() => {});
   op = await FleetOperator.connect(fleet);
   await raw.endAsync(true);
-  raw = await connectClient(broker.url, { username: fleet.operator.username, password: fleet.operator.password, clientId: 'test-observer' });
+  raw = await connectClient(broker.url, {
+    username: fleet.operator.username,
+    password: fleet.operator.password,
+    clientId: 'test-observer',
+  });
   raw.on('message', (topic, payload) => {
     try {
-      if (topic === topics().status(deviceId)) acks.push(checkAck(parseEnvelope(payload), { fleet: fleet.fleetId, deviceId, signPublicKey: kernel().key.publicKey }));
-    } catch { /* not ours */ }
+      if (topic === topics().status(deviceId))
+        acks.push(
+          checkAck(parseEnvelope(payload), { fleet: fleet.fleetId, deviceId, signPublicKey: kernel().key.publicKey }),
+        );
+    } catch {
+      /* not ours */
+    }
   });
   await raw.subscribeAsync(topics().status(deviceId), { qos: 1 });
   // the ack queued while the broker was down went out on reconnect (retained)
   await nextAck((a) => a.version === sent.version && a.outcome === 'applied', 'the queued ack');
   await op.sync();
-  const r = await op.provision(deviceId, { config: bundleConfig({ hands: [{ name: 'idle', module: idle }] }), timeoutMs: 15_000 });
+  const r = await op.provision(deviceId, {
+    config: bundleConfig({ hands: [{ name: 'idle', module: idle }] }),
+    timeoutMs: 15_000,
+  });
   assert.equal(r.ack?.outcome, 'applied', JSON.stringify(r.ack));
 });
 
@@ -353,8 +530,14 @@ test('key rotation: a bundle signed by the old key installs the new anchor; the 
   const { loadFleet } = await import('../../../provisioning/fleet/keys.ts');
   fleet = loadFleet(fleet.dir);
   op = await FleetOperator.connect(fleet);
-  await expectRejected(forge(() => {}, oldKey), 'PROVISION_BAD_SIGNATURE');
-  const r = await op.provision(deviceId, { config: bundleConfig({ hands: [{ name: 'idle', module: idle }] }), timeoutMs: 15_000 });
+  await expectRejected(
+    forge(() => {}, oldKey),
+    'PROVISION_BAD_SIGNATURE',
+  );
+  const r = await op.provision(deviceId, {
+    config: bundleConfig({ hands: [{ name: 'idle', module: idle }] }),
+    timeoutMs: 15_000,
+  });
   assert.equal(r.ack?.outcome, 'applied', JSON.stringify(r.ack));
 });
 
@@ -362,10 +545,16 @@ test('decommission wipes secrets and the broker credential, returns to the boots
   const r = await op.decommission(deviceId, { timeoutMs: 15_000 });
   assert.equal(r.ack?.outcome, 'decommissioned', JSON.stringify(r.ack));
   await waitFor(() => kernel().config.deviceName === 'generic', 'the bootstrap generation back in force', 15_000);
-  await waitFor(() => agent().status().broker?.kind === 'bootstrap' && agent().status().broker?.connected === true, 'back on the bootstrap broker');
+  await waitFor(
+    () => agent().status().broker?.kind === 'bootstrap' && agent().status().broker?.connected === true,
+    'back on the bootstrap broker',
+  );
   assert.equal(agent().status().state, 'decommissioned');
   assert.deepEqual(await new SecretStore(kernel().store, kernel().key).list(), []);
-  assert.deepEqual(kernel().config.hands.map((h) => h.name), ['idle']);
+  assert.deepEqual(
+    kernel().config.hands.map((h) => h.name),
+    ['idle'],
+  );
   assert.ok((await auditActions('provision.decommission')).length > 0);
   // a decommission replayed, or an old bundle, does not bring it back
   const rec = getDevice(fleet.dir, deviceId);
@@ -383,7 +572,16 @@ test('power lost mid-apply, replayed at start: a marker from before the config w
     await store.close();
   };
   // 1. cut before the new generation was written: the old one is in force, nothing to undo
-  await writeMarker({ v: 1, phase: 'applying', version: 999, sig: 'x', previousGeneration: cur.generation, previousHash: cur.hash, targetHash: 'f'.repeat(64), startedAt: Date.now() });
+  await writeMarker({
+    v: 1,
+    phase: 'applying',
+    version: 999,
+    sig: 'x',
+    previousGeneration: cur.generation,
+    previousHash: cur.hash,
+    targetHash: 'f'.repeat(64),
+    startedAt: Date.now(),
+  });
   host = await KernelHost.start(startOpts);
   await waitFor(() => agent().status().pending === undefined, 'the stale marker dropped');
   assert.deepEqual(await generation(), cur);
@@ -391,8 +589,15 @@ test('power lost mid-apply, replayed at start: a marker from before the config w
   // 2. cut in the middle of a rollback: the next start rolls back to the generation named and acks
   await host.stop();
   await writeMarker({
-    v: 1, phase: 'rolling-back', version: 998, sig: 'y', previousGeneration: older.generation, previousHash: older.hash, targetHash: cur.hash,
-    startedAt: Date.now(), reason: { code: 'PROVISION_UNHEALTHY', message: 'test' },
+    v: 1,
+    phase: 'rolling-back',
+    version: 998,
+    sig: 'y',
+    previousGeneration: older.generation,
+    previousHash: older.hash,
+    targetHash: cur.hash,
+    startedAt: Date.now(),
+    reason: { code: 'PROVISION_UNHEALTHY', message: 'test' },
   });
   const n = acks.length;
   host = await KernelHost.start(startOpts);

@@ -19,7 +19,10 @@ test('upgrading a provisioned device that runs with TALON_HTTP: the provisioned 
   const store = await Store.open(join(dir, 'data'));
   try {
     const file = join(dir, 'talon.json');
-    writeFileSync(file, JSON.stringify({ dataDir: './data', deviceName: 'generic', http: { host: '127.0.0.1', port: 8080 } }));
+    writeFileSync(
+      file,
+      JSON.stringify({ dataDir: './data', deviceName: 'generic', http: { host: '127.0.0.1', port: 8080 } }),
+    );
     const env = { TALON_HTTP: '127.0.0.1:9090' };
     const gens = new ConfigGenerations(store);
     // what an older Talon stored: the file's hash with the variable in it
@@ -27,7 +30,10 @@ test('upgrading a provisioned device that runs with TALON_HTTP: the provisioned 
     assert.equal(old.http.port, 9090);
     await resolveStartConfig(store, gens, old, 'file + TALON_HTTP');
     // then a fleet bundle became the generation in force
-    await gens.apply({ ...old, deviceName: 'vine-row-3', http: { ...old.http, port: 8081 } }, { actor: 'provisioning', source: 'provisioning v1' });
+    await gens.apply(
+      { ...old, deviceName: 'vine-row-3', http: { ...old.http, port: 8081 } },
+      { actor: 'provisioning', source: 'provisioning v1' },
+    );
 
     // this version: the file alone, the variable over whatever is in force
     const base = loadConfig({ file, env: {} }).config;

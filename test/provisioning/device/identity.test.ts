@@ -15,7 +15,10 @@ test('the sealing key is made once (0600, tweetnacl base64) and the same key com
   assert.equal(statSync(file).mode & 0o777, 0o600);
   const body = JSON.parse(readFileSync(file, 'utf8')) as { type: string; publicKey: string; secretKey: string };
   assert.equal(body.type, 'x25519');
-  assert.deepEqual(Buffer.from(nacl.box.keyPair.fromSecretKey(new Uint8Array(Buffer.from(body.secretKey, 'base64'))).publicKey), a.publicKey);
+  assert.deepEqual(
+    Buffer.from(nacl.box.keyPair.fromSecretKey(new Uint8Array(Buffer.from(body.secretKey, 'base64'))).publicKey),
+    a.publicKey,
+  );
   const b = loadOrCreateBoxKey(dir);
   assert.ok(a.publicKey.equals(b.publicKey) && a.secretKey.equals(b.secretKey));
   // what the fleet seals to the public half opens with the stored secret half, and not with another device's
@@ -31,7 +34,15 @@ test('a damaged sealing key file is refused, never silently replaced', () => {
   assert.throws(() => loadOrCreateBoxKey(dir), { code: 'STORE_OPEN_FAILED' });
   const good = nacl.box.keyPair();
   const other = nacl.box.keyPair();
-  writeFileSync(file, JSON.stringify({ v: 1, type: 'x25519', publicKey: Buffer.from(other.publicKey).toString('base64'), secretKey: Buffer.from(good.secretKey).toString('base64') }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      v: 1,
+      type: 'x25519',
+      publicKey: Buffer.from(other.publicKey).toString('base64'),
+      secretKey: Buffer.from(good.secretKey).toString('base64'),
+    }),
+  );
   assert.throws(() => loadOrCreateBoxKey(dir), /mismatched/);
 });
 
@@ -42,7 +53,10 @@ test('inventory reads the device tree, machine-id, meminfo and os-release from a
   writeFileSync(join(root, 'proc/device-tree/model'), 'Raspberry Pi 4 Model B Rev 1.4\0');
   writeFileSync(join(root, 'etc/machine-id'), 'abc123\n');
   writeFileSync(join(root, 'proc/meminfo'), 'MemTotal:        3884096 kB\nMemFree: 1 kB\n');
-  writeFileSync(join(root, 'etc/os-release'), 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n');
+  writeFileSync(
+    join(root, 'etc/os-release'),
+    'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n',
+  );
   writeFileSync(join(root, 'etc/hostname'), 'greenhouse-1\n');
   const inv = readInventory({ root });
   assert.equal(inv.board, 'Raspberry Pi 4 Model B Rev 1.4');

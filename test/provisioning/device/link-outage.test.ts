@@ -13,9 +13,15 @@ test('an unreachable broker is reported at once, periodically, and when it is ba
   const port = await freePort();
   const seen: Outage[] = [];
   const link = new MqttLink({
-    url: `mqtt://127.0.0.1:${port}`, username: 'u', password: 'p', clientId: 'tlinkoutage', subscribe: [],
-    backoff: { initialMs: 50, maxMs: 100 }, outageReportMs: 300,
-    onConnect: () => undefined, onMessage: () => undefined,
+    url: `mqtt://127.0.0.1:${port}`,
+    username: 'u',
+    password: 'p',
+    clientId: 'tlinkoutage',
+    subscribe: [],
+    backoff: { initialMs: 50, maxMs: 100 },
+    outageReportMs: 300,
+    onConnect: () => undefined,
+    onMessage: () => undefined,
     onOutage: (o) => seen.push(o),
   });
   await link.start();
@@ -26,7 +32,10 @@ test('an unreachable broker is reported at once, periodically, and when it is ba
     assert.equal(seen[0]!.failures, 1);
     await waitFor(() => seen.some((o) => o.event === 'still-down'), 'a lasting outage reported again', 10_000);
     const downs = seen.length;
-    assert.ok(link.failures > downs, `reported ${downs} times for ${link.failures} failures: throttled, not every attempt`);
+    assert.ok(
+      link.failures > downs,
+      `reported ${downs} times for ${link.failures} failures: throttled, not every attempt`,
+    );
     broker = await startMosquitto({ port });
     await waitFor(() => link.connected, 'connected once the broker is up', 10_000);
     const up = seen.at(-1)!;

@@ -24,7 +24,11 @@ const DEV = 'tlinklinklinklink';
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'talon-link-'));
   const port = await freePort();
-  fleet = initFleet(join(dir, 'fleet'), { fleetId: 'links', brokerUrl: `mqtt://127.0.0.1:${port}`, ...(process.getuid?.() === 0 ? { brokerRunAs: 'root' } : {}) });
+  fleet = initFleet(join(dir, 'fleet'), {
+    fleetId: 'links',
+    brokerUrl: `mqtt://127.0.0.1:${port}`,
+    ...(process.getuid?.() === 0 ? { brokerRunAs: 'root' } : {}),
+  });
   broker = await startMosquitto({ configFile: brokerPaths(fleet.dir).conf, port });
 });
 
@@ -33,15 +37,23 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('a credential changed under a connected link (fleet broker SIGHUP): dropped, refused, retried with backoff, back once it is valid again', { timeout: 60_000 }, async () => {
+test('a credential changed under a connected link (fleet broker SIGHUP): dropped, refused, retried with backoff, back once it is valid again', {
+  timeout: 60_000,
+}, async () => {
   setBrokerUser(fleet.dir, DEV, 'pw-1');
   assert.equal(reloadBroker(fleet.dir), 'reloaded');
   const refusals: number[] = [];
   let connects = 0;
   const link = new MqttLink({
-    url: fleet.brokerUrl, username: DEV, password: 'pw-1', clientId: DEV, subscribe: [],
+    url: fleet.brokerUrl,
+    username: DEV,
+    password: 'pw-1',
+    clientId: DEV,
+    subscribe: [],
     backoff: { initialMs: 50, maxMs: 400 },
-    onConnect: () => { connects++; },
+    onConnect: () => {
+      connects++;
+    },
     onMessage: () => undefined,
     onRefused: (code) => refusals.push(code),
   });
@@ -56,7 +68,10 @@ test('a credential changed under a connected link (fleet broker SIGHUP): dropped
     assert.equal(reloadBroker(fleet.dir), 'reloaded');
     await waitFor(() => !link.connected, 'dropped by the reload');
     await waitFor(() => refusals.length >= 3, 'the old password refused, again and again (not given up after one)');
-    assert.ok(refusals.every((c) => c === 134 || c === 135), JSON.stringify(refusals));
+    assert.ok(
+      refusals.every((c) => c === 134 || c === 135),
+      JSON.stringify(refusals),
+    );
     assert.ok(link.refusals >= 3);
 
     // the credential is valid again (here: the old password back): the link gets in without a restart

@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SystemStats, boardModel, diskUse } from '../../../runtime/api/system-info.ts';
 
-const NET_HEAD = 'Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n';
-const net = (rx: number, tx: number): string => `${NET_HEAD}    lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0\n  eth0: ${rx} 10 0 0 0 0 0 0 ${tx} 10 0 0 0 0 0 0\n`;
+const NET_HEAD =
+  'Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n';
+const net = (rx: number, tx: number): string =>
+  `${NET_HEAD}    lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0\n  eth0: ${rx} 10 0 0 0 0 0 0 ${tx} 10 0 0 0 0 0 0\n`;
 
 test('a sample reads CPU from deltas, memory, temperature, disk and network rates from the files', () => {
   const root = mkdtempSync(join(tmpdir(), 'talon-proc-'));
@@ -17,13 +19,18 @@ test('a sample reads CPU from deltas, memory, temperature, disk and network rate
   mkdirSync(join(root, 'proc/device-tree'), { recursive: true });
   writeFileSync(join(root, 'proc/stat'), 'cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 100 0 100 800 0 0 0 0 0 0\n');
   writeFileSync(join(root, 'proc/loadavg'), '0.42 0.30 0.20 1/123 4567\n');
-  writeFileSync(join(root, 'proc/meminfo'), 'MemTotal:       1000 kB\nMemFree:         100 kB\nMemAvailable:    400 kB\n');
+  writeFileSync(
+    join(root, 'proc/meminfo'),
+    'MemTotal:       1000 kB\nMemFree:         100 kB\nMemAvailable:    400 kB\n',
+  );
   writeFileSync(join(root, 'proc/net/dev'), net(1000, 500));
   writeFileSync(join(root, 'sys/class/thermal/thermal_zone0/temp'), '48312\n');
   writeFileSync(join(root, 'proc/device-tree/model'), 'Raspberry Pi 4 Model B Rev 1.4\0');
   let now = 10_000;
   const stats = new SystemStats({
-    dataDir: root, root, clock: { now: () => now } as never,
+    dataDir: root,
+    root,
+    clock: { now: () => now } as never,
     hands: () => [{ name: 'a', state: 'running', cpu: 0.25, heapUsedMb: 12 } as never],
   });
   // 1000 more jiffies of which 250 idle: 75 % busy; 2 s later with 4000/1000 more bytes
@@ -61,7 +68,10 @@ test('disk use of the data folder matches df: used = blocks - bfree, percent of 
   const line = execFileSync('df', ['-P', '-B1', dir], { encoding: 'utf8' }).trim().split('\n').at(-1)!.split(/\s+/);
   const dfPercent = Number(line[4]!.replace('%', ''));
   assert.ok(Math.abs(s.disk.percent - dfPercent) <= 1, `sample ${s.disk.percent} % vs df ${dfPercent} %`);
-  assert.ok(Math.abs(s.disk.usedBytes - Number(line[2])) <= 64 * 1024 * 1024, `used ${s.disk.usedBytes} vs df ${line[2]}`);
+  assert.ok(
+    Math.abs(s.disk.usedBytes - Number(line[2])) <= 64 * 1024 * 1024,
+    `used ${s.disk.usedBytes} vs df ${line[2]}`,
+  );
 });
 
 test('diskUse: a filesystem with a root reserve reads as df does, not as used / total', () => {
@@ -75,7 +85,8 @@ test('diskUse: a filesystem with a root reserve reads as df does, not as used / 
 test('network rates leave out loopback and virtual interfaces (a veth pair counts the same bytes both ways)', () => {
   const root = mkdtempSync(join(tmpdir(), 'talon-net-'));
   mkdirSync(join(root, 'proc/net'), { recursive: true });
-  const dev = (eth: [number, number], veth: number): string => `${NET_HEAD}    lo: ${veth} 1 0 0 0 0 0 0 ${veth} 1 0 0 0 0 0 0\n  eth0: ${eth[0]} 10 0 0 0 0 0 0 ${eth[1]} 10 0 0 0 0 0 0\n  veth12ab: ${veth} 1 0 0 0 0 0 0 ${veth} 1 0 0 0 0 0 0\n  docker0: ${veth} 1 0 0 0 0 0 0 ${veth} 1 0 0 0 0 0 0\n`;
+  const dev = (eth: [number, number], veth: number): string =>
+    `${NET_HEAD}    lo: ${veth} 1 0 0 0 0 0 0 ${veth} 1 0 0 0 0 0 0\n  eth0: ${eth[0]} 10 0 0 0 0 0 0 ${eth[1]} 10 0 0 0 0 0 0\n  veth12ab: ${veth} 1 0 0 0 0 0 0 ${veth} 1 0 0 0 0 0 0\n  docker0: ${veth} 1 0 0 0 0 0 0 ${veth} 1 0 0 0 0 0 0\n`;
   let now = 1_000_000;
   writeFileSync(join(root, 'proc/net/dev'), dev([100, 100], 0));
   const stats = new SystemStats({ dataDir: root, hands: () => [], root, clock: { now: () => now } as never });

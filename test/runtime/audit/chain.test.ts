@@ -5,7 +5,13 @@ import { finished } from 'node:stream/promises';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { AuditChain } from '../../../runtime/audit/chain.ts';
-import { checkpointMessage, pruneMessage, type AnyCheckpoint, type AuditEntry, type Checkpoint } from '../../../runtime/audit/format.ts';
+import {
+  checkpointMessage,
+  pruneMessage,
+  type AnyCheckpoint,
+  type AuditEntry,
+  type Checkpoint,
+} from '../../../runtime/audit/format.ts';
 import { verifyFile } from '../../../runtime/audit/verify-file.ts';
 import type { Clock } from '../../../runtime/core/clock.ts';
 import { fill, key12, openEnv, raw, tempDir, type Env } from './harness.ts';
@@ -43,17 +49,32 @@ async function exportTo(chain: AuditChain, opts: { since?: number } = {}): Promi
 }
 
 const lines = (file: string): Array<AuditEntry | AnyCheckpoint> =>
-  readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry | AnyCheckpoint);
+  readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as AuditEntry | AnyCheckpoint);
 
 test('entries chain from seq 1, checkpoints come every N entries in the same write, and tweetnacl verifies every one', async () => {
   const published: Checkpoint[] = [];
   const env = await openEnv({ checkpointEvery: 50, onCheckpoint: (cp) => published.push(cp) });
   await fill(env.chain, 420);
   assert.equal(env.chain.head().seq, 420);
-  const cps = [...(await raw(env.store, 'auditcp')).entries()].filter(([k]) => /^[0-9a-f]{12}$/.test(k)).map(([, v]) => JSON.parse(v) as Checkpoint);
-  assert.deepEqual(cps.map((c) => c.seq), [50, 100, 150, 200, 250, 300, 350, 400]);
+  const cps = [...(await raw(env.store, 'auditcp')).entries()]
+    .filter(([k]) => /^[0-9a-f]{12}$/.test(k))
+    .map(([, v]) => JSON.parse(v) as Checkpoint);
+  assert.deepEqual(
+    cps.map((c) => c.seq),
+    [50, 100, 150, 200, 250, 300, 350, 400],
+  );
   for (const cp of cps) {
-    assert.ok(nacl.sign.detached.verify(Buffer.from(checkpointMessage(cp.seq, cp.hash)), Buffer.from(cp.sig, 'base64'), new Uint8Array(env.key.publicKey)), `checkpoint ${cp.seq}`);
+    assert.ok(
+      nacl.sign.detached.verify(
+        Buffer.from(checkpointMessage(cp.seq, cp.hash)),
+        Buffer.from(cp.sig, 'base64'),
+        new Uint8Array(env.key.publicKey),
+      ),
+      `checkpoint ${cp.seq}`,
+    );
   }
   assert.equal(published.at(-1)?.seq, 400);
   await env.chain.stop();
@@ -61,9 +82,14 @@ test('entries chain from seq 1, checkpoints come every N entries in the same wri
   assert.equal(published.at(-1)?.seq, 420);
   const all: AuditEntry[] = [];
   for await (const e of env.chain.entries()) all.push(e);
-  assert.deepEqual(all.map((e) => e.seq), Array.from({ length: 420 }, (_, i) => i + 1));
+  assert.deepEqual(
+    all.map((e) => e.seq),
+    Array.from({ length: 420 }, (_, i) => i + 1),
+  );
   for (let i = 1; i < all.length; i++) assert.equal(all[i]!.prev, all[i - 1]!.hash);
-  await assert.rejects(env.chain.record({ actor: 'x', action: 'y', subject: 'z', decision: 'ok' }), { code: 'NOT_RUNNING' });
+  await assert.rejects(env.chain.record({ actor: 'x', action: 'y', subject: 'z', decision: 'ok' }), {
+    code: 'NOT_RUNNING',
+  });
   await env.store.close();
 });
 
@@ -136,12 +162,34 @@ test('odd events are recorded, not lost: no detail, BigInt, functions, NaN, lone
   const env = await openEnv();
   await env.chain.record({ actor: 'a', action: 'none', subject: 's', decision: 'info' });
   await env.chain.record({ actor: 'a', action: 'bigint', subject: 's', decision: 'info', detail: { n: 1n } });
-  await env.chain.record({ actor: 'a', action: 'fn', subject: 's', decision: 'info', detail: { f: () => 1, x: Number.NaN, d: new Date(0) } });
-  await env.chain.record({ actor: 'a\ud800', action: 'surrogate', subject: 's', decision: 'info', detail: { s: 'x\udc00y' } });
-  await assert.rejects(env.chain.record({ actor: 'a', action: 'b', subject: 'c', decision: 'maybe' as 'ok' }), { code: 'AUDIT_FORMAT' });
+  await env.chain.record({
+    actor: 'a',
+    action: 'fn',
+    subject: 's',
+    decision: 'info',
+    detail: { f: () => 1, x: Number.NaN, d: new Date(0) },
+  });
+  await env.chain.record({
+    actor: 'a\ud800',
+    action: 'surrogate',
+    subject: 's',
+    decision: 'info',
+    detail: { s: 'x\udc00y' },
+  });
+  await assert.rejects(env.chain.record({ actor: 'a', action: 'b', subject: 'c', decision: 'maybe' as 'ok' }), {
+    code: 'AUDIT_FORMAT',
+  });
   const got: AuditEntry[] = [];
   for await (const e of env.chain.entries()) got.push(e);
-  assert.deepEqual(got.map((e) => e.detail), [{}, { unserialisable: got[1]!.detail.unserialisable }, { x: null, d: '1970-01-01T00:00:00.000Z' }, { s: 'x\ufffdy' }]);
+  assert.deepEqual(
+    got.map((e) => e.detail),
+    [
+      {},
+      { unserialisable: got[1]!.detail.unserialisable },
+      { x: null, d: '1970-01-01T00:00:00.000Z' },
+      { s: 'x\ufffdy' },
+    ],
+  );
   assert.equal(got[3]!.actor, 'a\ufffd');
   assert.equal((await env.chain.verify({ from: 'start' })).ok, true);
   await env.cleanup();
@@ -152,9 +200,18 @@ test('query: filters by actor, action (exact or prefix), decision and time, page
   const env = await openEnv({ clock });
   for (let i = 0; i < 300; i++) {
     clock.advance(1000);
-    await env.chain.record({ actor: i % 2 ? 'hand:a' : 'cli', action: i % 3 ? 'hand.start' : 'capability.check', subject: `s${i}`, decision: i % 5 ? 'allow' : 'deny', detail: { i } });
+    await env.chain.record({
+      actor: i % 2 ? 'hand:a' : 'cli',
+      action: i % 3 ? 'hand.start' : 'capability.check',
+      subject: `s${i}`,
+      decision: i % 5 ? 'allow' : 'deny',
+      detail: { i },
+    });
   }
-  const want = (f: (i: number) => boolean): number[] => Array.from({ length: 300 }, (_, i) => i).filter(f).map((i) => i + 1);
+  const want = (f: (i: number) => boolean): number[] =>
+    Array.from({ length: 300 }, (_, i) => i)
+      .filter(f)
+      .map((i) => i + 1);
   const collect = async (q: Parameters<AuditChain['query']>[0]): Promise<number[]> => {
     const out: number[] = [];
     let cursor: string | undefined;
@@ -167,11 +224,20 @@ test('query: filters by actor, action (exact or prefix), decision and time, page
     }
     throw new Error('no end');
   };
-  assert.deepEqual(await collect({ actor: 'hand:a', decision: 'deny', limit: 7, order: 'asc' }), want((i) => i % 2 === 1 && i % 5 === 0));
+  assert.deepEqual(
+    await collect({ actor: 'hand:a', decision: 'deny', limit: 7, order: 'asc' }),
+    want((i) => i % 2 === 1 && i % 5 === 0),
+  );
   assert.deepEqual(await collect({ action: 'capability.check', limit: 9 }), want((i) => i % 3 === 0).reverse());
-  assert.deepEqual(await collect({ action: 'hand.*', decision: ['deny'], limit: 1000 }), want((i) => i % 3 !== 0 && i % 5 === 0).reverse());
+  assert.deepEqual(
+    await collect({ action: 'hand.*', decision: ['deny'], limit: 1000 }),
+    want((i) => i % 3 !== 0 && i % 5 === 0).reverse(),
+  );
   const t0 = 1_767_225_600_000;
-  assert.deepEqual(await collect({ from: t0 + 10_000, to: t0 + 20_000, order: 'asc' }), want((i) => i + 1 >= 10 && i + 1 <= 20));
+  assert.deepEqual(
+    await collect({ from: t0 + 10_000, to: t0 + 20_000, order: 'asc' }),
+    want((i) => i + 1 >= 10 && i + 1 <= 20),
+  );
   // a bounded scan comes back short, with a cursor to go on from
   const short = await env.chain.query({ actor: 'nobody', maxScan: 100 });
   assert.deepEqual(short.items, []);
@@ -185,7 +251,10 @@ test('export → verify-file round trip, whole and --since (anchored on the chec
   const env = await openEnv({ checkpointEvery: 100 });
   await fill(env.chain, 350);
   const whole = await exportTo(env.chain);
-  const r = await verifyFile(whole, { publicKey: env.key.publicKey.toString('base64'), against: env.chain.latestCheckpoint()! });
+  const r = await verifyFile(whole, {
+    publicKey: env.key.publicKey.toString('base64'),
+    against: env.chain.latestCheckpoint()!,
+  });
   assert.equal(r.ok, true, r.reason);
   assert.equal(r.checked, 350);
   assert.equal(r.anchor, 'genesis');
@@ -209,11 +278,20 @@ test('retention: a signed prune checkpoint replaces what it removes; the rest ve
   const floor = env.chain.pruneCheckpoint()!;
   assert.equal(floor.seq, res.floor);
   assert.ok(floor.seq >= 900, `floor ${floor.seq}`);
-  assert.ok(nacl.sign.detached.verify(Buffer.from(pruneMessage(floor.seq, floor.hash)), Buffer.from(floor.sig, 'base64'), new Uint8Array(env.key.publicKey)));
+  assert.ok(
+    nacl.sign.detached.verify(
+      Buffer.from(pruneMessage(floor.seq, floor.hash)),
+      Buffer.from(floor.sig, 'base64'),
+      new Uint8Array(env.key.publicKey),
+    ),
+  );
   const left: number[] = [];
   for await (const e of env.chain.entries()) left.push(e.seq);
   assert.equal(left[0], floor.seq + 1);
-  assert.ok([...(await raw(env.store, 'auditlog')).keys()].every((k) => parseInt(k, 16) > floor.seq), 'nothing under the floor');
+  assert.ok(
+    [...(await raw(env.store, 'auditlog')).keys()].every((k) => parseInt(k, 16) > floor.seq),
+    'nothing under the floor',
+  );
   const v = await env.chain.verify({ from: 'start' });
   assert.equal(v.ok, true, v.reason);
   assert.equal(v.anchor, 'prune');
@@ -252,7 +330,9 @@ test('retention by age, an interrupted prune finished at start, and no pruning a
   assert.equal((await chain.verify({ from: 'start' })).ok, true);
   // a broken chain is not pruned
   const e = JSON.parse((await env.store.sublevel('auditlog').get(key12(70), { valueEncoding: 'utf8' }))!) as AuditEntry;
-  await env.store.sublevel('auditlog').put(key12(70), JSON.stringify({ ...e, subject: 'edited' }), { valueEncoding: 'utf8' });
+  await env.store
+    .sublevel('auditlog')
+    .put(key12(70), JSON.stringify({ ...e, subject: 'edited' }), { valueEncoding: 'utf8' });
   clock.advance(30_000);
   await assert.rejects(chain.prune(), { code: 'AUDIT_BROKEN' });
   assert.equal(chain.pruneCheckpoint()?.seq, 39);

@@ -18,7 +18,9 @@ const RUNS = 50;
 
 function runAndKill(dir: string, run: number, rnd: () => number): Promise<{ acked: number[]; ready: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', APPENDER, dir, String(run)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', APPENDER, dir, String(run)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const acked: number[] = [];
     let ready = false;
     let buf = '';
@@ -50,12 +52,14 @@ function runAndKill(dir: string, run: number, rnd: () => number): Promise<{ acke
   });
 }
 
-test(`SIGKILL during heavy appends, ${RUNS} times: every acknowledged entry survives and the chain verifies`, { timeout: 170_000 }, async () => {
+test(`SIGKILL during heavy appends, ${RUNS} times: every acknowledged entry survives and the chain verifies`, {
+  timeout: 170_000,
+}, async () => {
   const dir = tempDir();
   const key = DeviceKey.loadOrCreate(dir);
   let seed = Date.now() % 2 ** 31;
   console.log(`# crash loop seed ${seed}`);
-  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   let headBefore = 0;
   let total = 0;
   for (let run = 0; run < RUNS; run++) {
@@ -70,7 +74,8 @@ test(`SIGKILL during heavy appends, ${RUNS} times: every acknowledged entry surv
       await chain.start();
       const seen = new Set<number>();
       for await (const e of chain.entries({ since: headBefore + 1 })) {
-        if (e.action === 'crash.append' && (e.detail as { run: number }).run === run) seen.add((e.detail as { n: number }).n);
+        if (e.action === 'crash.append' && (e.detail as { run: number }).run === run)
+          seen.add((e.detail as { n: number }).n);
       }
       const lost = acked.filter((n) => !seen.has(n));
       assert.deepEqual(lost, [], `run ${run}: ${lost.length} of ${acked.length} acknowledged entries lost`);
@@ -87,7 +92,8 @@ test(`SIGKILL during heavy appends, ${RUNS} times: every acknowledged entry surv
   const full = await new AuditChain(store, key).verify({ from: 'start' });
   assert.equal(full.ok, true, full.reason);
   let recovered = 0;
-  for await (const e of new AuditChain(store, key).entries()) if ((e as AuditEntry).action === 'audit.recover') recovered++;
+  for await (const e of new AuditChain(store, key).entries())
+    if ((e as AuditEntry).action === 'audit.recover') recovered++;
   assert.ok(recovered > 0, 'unclean shutdowns were recorded as audit.recover');
   console.log(`# ${RUNS} kills, ${total} acknowledged, ${full.checked} entries verified, ${recovered} recoveries`);
   await store.close();

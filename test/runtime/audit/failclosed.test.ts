@@ -14,10 +14,15 @@ import type { Audit, AuditEvent } from '../../../runtime/audit/types.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import { openEnv, type Env } from './harness.ts';
 
-const ENOSPC = (): Error => Object.assign(new Error('IO error: /data/db/000003.log: No space left on device'), { code: 'LEVEL_IO_ERROR' });
+const ENOSPC = (): Error =>
+  Object.assign(new Error('IO error: /data/db/000003.log: No space left on device'), { code: 'LEVEL_IO_ERROR' });
 
 /** makes the store's batch writes fail while `full.on`; counts the attempts and the re-syncs */
-function breakable(env: Env): { full: { on: boolean; resyncWorks?: boolean }; batches: () => number; resyncs: () => number } {
+function breakable(env: Env): {
+  full: { on: boolean; resyncWorks?: boolean };
+  batches: () => number;
+  resyncs: () => number;
+} {
   const full: { on: boolean; resyncWorks?: boolean } = { on: false };
   let batches = 0;
   let resyncs = 0;
@@ -47,7 +52,13 @@ const ev = (action: string, subject = 's'): AuditEvent => ({ actor: 'cli', actio
 test('a failed write refuses every record until space returns; then the gap is recorded first and the chain verifies', async () => {
   let free = 0;
   const healths: AuditHealth[] = [];
-  const env = await openEnv({ verifyAtStart: false, recoverEveryMs: 60_000, recoverMinFreeBytes: 1000, freeBytes: () => free, onHealth: (h) => healths.push(h) });
+  const env = await openEnv({
+    verifyAtStart: false,
+    recoverEveryMs: 60_000,
+    recoverMinFreeBytes: 1000,
+    freeBytes: () => free,
+    onHealth: (h) => healths.push(h),
+  });
   try {
     const s = breakable(env);
     await env.chain.record(ev('before'));
@@ -55,10 +66,14 @@ test('a failed write refuses every record until space returns; then the gap is r
     assert.deepEqual(env.chain.health(), { ok: true });
 
     s.full.on = true;
-    await assert.rejects(env.chain.record(ev('api.hands.restart', 'idle')), (e: TalonError) => e.code === 'AUDIT_UNAVAILABLE' && e.status === 503 && /No space left/.test(e.message));
+    await assert.rejects(
+      env.chain.record(ev('api.hands.restart', 'idle')),
+      (e: TalonError) => e.code === 'AUDIT_UNAVAILABLE' && e.status === 503 && /No space left/.test(e.message),
+    );
     const tried = s.batches();
     // refused at once: the store is not written again (a write after a failed one may be lost at the next open)
-    for (let i = 0; i < 4; i++) await assert.rejects(env.chain.record(ev('api.hands.restart', 'idle')), { code: 'AUDIT_UNAVAILABLE' });
+    for (let i = 0; i < 4; i++)
+      await assert.rejects(env.chain.record(ev('api.hands.restart', 'idle')), { code: 'AUDIT_UNAVAILABLE' });
     await assert.rejects(env.chain.record(ev('auth.token.create')), { code: 'AUDIT_UNAVAILABLE' });
     assert.equal(s.batches(), tried, 'no write while unwritable');
     assert.equal(s.resyncs(), 0, 'no re-sync without free space');
@@ -80,11 +95,20 @@ test('a failed write refuses every record until space returns; then the gap is r
     assert.equal(healths[1]!.ok, true);
     const all = await entries(env);
     const tail = all.filter((e) => e.seq > head);
-    assert.deepEqual(tail.map((e) => e.action), ['audit.gap', 'after']);
+    assert.deepEqual(
+      tail.map((e) => e.action),
+      ['audit.gap', 'after'],
+    );
     const gap = tail[0]!;
     assert.equal(gap.actor, 'kernel');
     assert.equal(gap.decision, 'error');
-    const d = gap.detail as { from: number; to: number; refused: number; actions: Record<string, number>; error: string };
+    const d = gap.detail as {
+      from: number;
+      to: number;
+      refused: number;
+      actions: Record<string, number>;
+      error: string;
+    };
     assert.equal(d.refused, 6);
     assert.deepEqual(d.actions, { 'api.hands.restart': 5, 'auth.token.create': 1 });
     assert.ok(d.to >= d.from);
@@ -99,7 +123,12 @@ test('a failed write refuses every record until space returns; then the gap is r
 });
 
 test('recovery that fails again stays closed and keeps counting; the gap then covers the whole window', async () => {
-  const env = await openEnv({ verifyAtStart: false, recoverEveryMs: 1, recoverMinFreeBytes: 0, freeBytes: () => 1 << 30 });
+  const env = await openEnv({
+    verifyAtStart: false,
+    recoverEveryMs: 1,
+    recoverMinFreeBytes: 0,
+    freeBytes: () => 1 << 30,
+  });
   try {
     const s = breakable(env);
     s.full.on = true;
@@ -119,7 +148,10 @@ test('recovery that fails again stays closed and keeps counting; the gap then co
     await env.chain.record(ev('four'));
     const gap = (await entries(env)).find((e) => e.action === 'audit.gap')!;
     assert.deepEqual((gap.detail as { actions: Record<string, number> }).actions, { one: 1, two: 1, three: 1 });
-    assert.deepEqual((await entries(env)).map((e) => e.action).filter((a) => a !== 'kernel.start'), ['audit.gap', 'four']);
+    assert.deepEqual(
+      (await entries(env)).map((e) => e.action).filter((a) => a !== 'kernel.start'),
+      ['audit.gap', 'four'],
+    );
     assert.equal((await env.chain.verify({ from: 'start' })).ok, true);
   } finally {
     await env.cleanup();
@@ -128,7 +160,12 @@ test('recovery that fails again stays closed and keeps counting; the gap then co
 
 test('the chain recovers by itself, without a record, once space returns', async () => {
   let free = 0;
-  const env = await openEnv({ verifyAtStart: false, recoverEveryMs: 10, recoverMinFreeBytes: 100, freeBytes: () => free });
+  const env = await openEnv({
+    verifyAtStart: false,
+    recoverEveryMs: 10,
+    recoverMinFreeBytes: 100,
+    freeBytes: () => free,
+  });
   try {
     const s = breakable(env);
     s.full.on = true;
@@ -157,7 +194,10 @@ test('a stop while unwritable finishes; the next start verifies what was written
   s.full.on = false;
   await env.reopen({ verifyAtStart: false });
   assert.equal((await env.chain.verify({ from: 'start' })).ok, true);
-  assert.deepEqual((await entries(env)).map((e) => e.action).filter((a) => a === 'a' || a === 'b'), ['a']);
+  assert.deepEqual(
+    (await entries(env)).map((e) => e.action).filter((a) => a === 'a' || a === 'b'),
+    ['a'],
+  );
   await env.cleanup();
 });
 
@@ -177,19 +217,50 @@ test('privileged(): the intent is written before acting; no entry, no action', a
   });
   assert.equal(out, 42);
   assert.deepEqual(order, ['act after 1 entries']);
-  assert.deepEqual(log.map((e) => e.decision), ['allow', 'ok']);
+  assert.deepEqual(
+    log.map((e) => e.decision),
+    ['allow', 'ok'],
+  );
 
   // the action's own refusal is a deny; another failure an error, with its code
-  await assert.rejects(privileged(audit, { actor: 'cli', action: 'x', subject: 's' }, () => { throw new TalonError('FORBIDDEN', 'no'); }), { code: 'FORBIDDEN' });
-  await assert.rejects(privileged(audit, { actor: 'cli', action: 'x', subject: 's' }, () => { throw new TalonError('HAND_STATE', 'busy'); }), { code: 'HAND_STATE' });
-  assert.deepEqual(log.slice(2).map((e) => [e.decision, e.detail?.code]), [['allow', undefined], ['deny', 'FORBIDDEN'], ['allow', undefined], ['error', 'HAND_STATE']]);
+  await assert.rejects(
+    privileged(audit, { actor: 'cli', action: 'x', subject: 's' }, () => {
+      throw new TalonError('FORBIDDEN', 'no');
+    }),
+    { code: 'FORBIDDEN' },
+  );
+  await assert.rejects(
+    privileged(audit, { actor: 'cli', action: 'x', subject: 's' }, () => {
+      throw new TalonError('HAND_STATE', 'busy');
+    }),
+    { code: 'HAND_STATE' },
+  );
+  assert.deepEqual(
+    log.slice(2).map((e) => [e.decision, e.detail?.code]),
+    [
+      ['allow', undefined],
+      ['deny', 'FORBIDDEN'],
+      ['allow', undefined],
+      ['error', 'HAND_STATE'],
+    ],
+  );
 
   failing = true;
   let acted = false;
-  await assert.rejects(privileged(audit, { actor: 'cli', action: 'api.hands.restart', subject: 'idle' }, () => { acted = true; }), { code: 'AUDIT_UNAVAILABLE' });
+  await assert.rejects(
+    privileged(audit, { actor: 'cli', action: 'api.hands.restart', subject: 'idle' }, () => {
+      acted = true;
+    }),
+    { code: 'AUDIT_UNAVAILABLE' },
+  );
   assert.equal(acted, false);
   // any audit failure (a stopped log) refuses with AUDIT_UNAVAILABLE
   const stopped: Audit = { record: () => Promise.reject(new TalonError('NOT_RUNNING', 'the audit log is stopped')) };
-  await assert.rejects(privileged(stopped, { actor: 'cli', action: 'api.secrets.set', subject: 'k' }, () => { acted = true; }), (e: TalonError) => e.code === 'AUDIT_UNAVAILABLE' && e.status === 503);
+  await assert.rejects(
+    privileged(stopped, { actor: 'cli', action: 'api.secrets.set', subject: 'k' }, () => {
+      acted = true;
+    }),
+    (e: TalonError) => e.code === 'AUDIT_UNAVAILABLE' && e.status === 503,
+  );
   assert.equal(acted, false);
 });

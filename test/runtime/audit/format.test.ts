@@ -5,8 +5,15 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import canonicalize from 'canonicalize';
 import {
-  GENESIS_PREV, canonicalEntry, canonicalJson, checkpointMessage, entryHash, fastCanonicalEntry, pruneMessage,
-  type AuditEntry, type Checkpoint,
+  GENESIS_PREV,
+  canonicalEntry,
+  canonicalJson,
+  checkpointMessage,
+  entryHash,
+  fastCanonicalEntry,
+  pruneMessage,
+  type AuditEntry,
+  type Checkpoint,
 } from '../../../runtime/audit/format.ts';
 import { sha256Hex } from '../../../runtime/audit/crypto.ts';
 import { DeviceKey } from '../../../runtime/secrets/device-key.ts';
@@ -38,7 +45,9 @@ test('FORMAT.md worked example: canonical forms, hashes, public key and checkpoi
   const cp = JSON.parse(example('checkpoint-2')) as Checkpoint;
   assert.equal(cp.hash, example('hash-2'));
   assert.equal(key.sign(checkpointMessage(cp.seq, cp.hash)).toString('base64'), cp.sig);
-  assert.ok(nacl.sign.detached.verify(Buffer.from(checkpointMessage(2, cp.hash)), Buffer.from(cp.sig, 'base64'), kp.publicKey));
+  assert.ok(
+    nacl.sign.detached.verify(Buffer.from(checkpointMessage(2, cp.hash)), Buffer.from(cp.sig, 'base64'), kp.publicKey),
+  );
   const file = join(tempDir(), 'example.jsonl');
   writeFileSync(file, `${example('entry-1')}\n${example('entry-2')}\n${example('checkpoint-2')}\n`);
   const r = await verifyFile(file, { publicKey: example('public-key') });
@@ -49,48 +58,106 @@ test('FORMAT.md worked example: canonical forms, hashes, public key and checkpoi
 test('canonical JSON is RFC 8785: ECMAScript numbers, UTF-16 member order, escapes, lone surrogates refused', () => {
   // RFC 8785 appendix B: IEEE 754 bit patterns and their required serialisation
   const numbers: Array<[string, string]> = [
-    ['0000000000000000', '0'], ['8000000000000000', '0'], ['0000000000000001', '5e-324'], ['8000000000000001', '-5e-324'],
-    ['7fefffffffffffff', '1.7976931348623157e+308'], ['ffefffffffffffff', '-1.7976931348623157e+308'],
-    ['4340000000000000', '9007199254740992'], ['c340000000000000', '-9007199254740992'],
-    ['4430000000000000', '295147905179352830000'], ['44b52d02c7e14af5', '9.999999999999997e+22'],
-    ['44b52d02c7e14af6', '1e+23'], ['44b52d02c7e14af7', '1.0000000000000001e+23'],
-    ['444b1ae4d6e2ef4e', '999999999999999700000'], ['444b1ae4d6e2ef4f', '999999999999999900000'],
-    ['444b1ae4d6e2ef50', '1e+21'], ['3eb0c6f7a0b5ed8c', '9.999999999999997e-7'], ['3eb0c6f7a0b5ed8d', '0.000001'],
-    ['41b3de4355555553', '333333333.3333332'], ['41b3de4355555554', '333333333.33333325'],
-    ['41b3de4355555555', '333333333.3333333'], ['41b3de4355555556', '333333333.3333334'],
-    ['41b3de4355555557', '333333333.33333343'], ['becbf647612f3696', '-0.0000033333333333333333'],
+    ['0000000000000000', '0'],
+    ['8000000000000000', '0'],
+    ['0000000000000001', '5e-324'],
+    ['8000000000000001', '-5e-324'],
+    ['7fefffffffffffff', '1.7976931348623157e+308'],
+    ['ffefffffffffffff', '-1.7976931348623157e+308'],
+    ['4340000000000000', '9007199254740992'],
+    ['c340000000000000', '-9007199254740992'],
+    ['4430000000000000', '295147905179352830000'],
+    ['44b52d02c7e14af5', '9.999999999999997e+22'],
+    ['44b52d02c7e14af6', '1e+23'],
+    ['44b52d02c7e14af7', '1.0000000000000001e+23'],
+    ['444b1ae4d6e2ef4e', '999999999999999700000'],
+    ['444b1ae4d6e2ef4f', '999999999999999900000'],
+    ['444b1ae4d6e2ef50', '1e+21'],
+    ['3eb0c6f7a0b5ed8c', '9.999999999999997e-7'],
+    ['3eb0c6f7a0b5ed8d', '0.000001'],
+    ['41b3de4355555553', '333333333.3333332'],
+    ['41b3de4355555554', '333333333.33333325'],
+    ['41b3de4355555555', '333333333.3333333'],
+    ['41b3de4355555556', '333333333.3333334'],
+    ['41b3de4355555557', '333333333.33333343'],
+    ['becbf647612f3696', '-0.0000033333333333333333'],
     ['43143ff3c1cb0959', '1424953923781206.2'],
   ];
   for (const [hex, want] of numbers) assert.equal(canonicalJson(Buffer.from(hex, 'hex').readDoubleBE(0)), want, hex);
   // RFC 8785 §3.2.3 sorting example
-  const sorted = canonicalJson({ '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', 1: 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' });
-  const order = ['Carriage Return', 'One', 'Control', 'Latin Small', 'Euro Sign', 'Emoji', 'Hebrew'].map((v) => sorted.indexOf(v));
-  assert.deepEqual(order, [...order].sort((x, y) => x - y), sorted);
+  const sorted = canonicalJson({
+    '\u20ac': 'Euro Sign',
+    '\r': 'Carriage Return',
+    '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+    1: 'One',
+    '\ud83d\ude00': 'Emoji: Grinning Face',
+    '\u0080': 'Control',
+    '\u00f6': 'Latin Small Letter O With Diaeresis',
+  });
+  const order = ['Carriage Return', 'One', 'Control', 'Latin Small', 'Euro Sign', 'Emoji', 'Hebrew'].map((v) =>
+    sorted.indexOf(v),
+  );
+  assert.deepEqual(
+    order,
+    [...order].sort((x, y) => x - y),
+    sorted,
+  );
   assert.ok(order.every((i) => i > 0));
   // RFC 8785 §3.2.2 example
-  assert.equal(canonicalJson({ numbers: [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001], string: '\u20ac$\u000F\u000aA\'\u0042\u0022\u005c\\"/', literals: [null, true, false] }),
-    '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}');
+  assert.equal(
+    canonicalJson({
+      numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 0.000000000000000000000000001],
+      string: '\u20ac$\u000F\u000aA\'\u0042\u0022\u005c\\"/',
+      literals: [null, true, false],
+    }),
+    '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+  );
   assert.throws(() => canonicalJson({ a: '\ud800' }), /surrogate/i);
   assert.throws(() => canonicalJson({ a: Number.NaN }), /NaN/);
 });
 
 test('the fast canonical path gives the reference bytes on generated entries, and defers on anything unusual', () => {
   let seed = 12345;
-  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rnd = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  const strings = ['', 'a', 'hand:x', 'ü', '😀', '\u2028', '"\\', '\u0000\u001f', 'Z'.repeat(300), '\ud83d\ude00x', '\ud800', 'a\udc00'];
+  const strings = [
+    '',
+    'a',
+    'hand:x',
+    'ü',
+    '😀',
+    '\u2028',
+    '"\\',
+    '\u0000\u001f',
+    'Z'.repeat(300),
+    '\ud83d\ude00x',
+    '\ud800',
+    'a\udc00',
+  ];
   const nums = [0, -0, 1, -1, 0.1, 1e21, 1e-7, 5e-324, 2 ** 53, 333333333.33333329, 1767225600000];
-  const values = (): unknown => pick<() => unknown>([
-    () => pick(strings), () => pick(nums), () => rnd() < 0.5, () => null,
-    () => [pick(nums), pick(strings)], () => ({ [pick(strings)]: pick(nums) }),
-  ])();
+  const values = (): unknown =>
+    pick<() => unknown>([
+      () => pick(strings),
+      () => pick(nums),
+      () => rnd() < 0.5,
+      () => null,
+      () => [pick(nums), pick(strings)],
+      () => ({ [pick(strings)]: pick(nums) }),
+    ])();
   let fast = 0;
   for (let i = 0; i < 5000; i++) {
     const detail: Record<string, unknown> = {};
     for (let k = Math.floor(rnd() * 5); k > 0; k--) detail[pick(strings)] = values();
     const e = {
-      v: 1, seq: 1 + Math.floor(rnd() * 1e9), ts: pick(nums), actor: pick(strings), action: pick(strings),
-      subject: pick(strings), decision: 'ok', detail, prev: GENESIS_PREV,
+      v: 1,
+      seq: 1 + Math.floor(rnd() * 1e9),
+      ts: pick(nums),
+      actor: pick(strings),
+      action: pick(strings),
+      subject: pick(strings),
+      decision: 'ok',
+      detail,
+      prev: GENESIS_PREV,
       ...(rnd() < 0.5 ? { hash: 'f'.repeat(64) } : {}),
     } as AuditEntry;
     const { hash: _h, ...rest } = e;
@@ -109,7 +176,21 @@ test('the fast canonical path gives the reference bytes on generated entries, an
     else assert.equal(canonicalEntry(e), ref);
   }
   assert.ok(fast > 300, `the fast path was taken ${fast} times`);
-  assert.equal(fastCanonicalEntry({ v: 1, seq: 1, ts: 1, actor: 'a', action: 'b', subject: 'c', decision: 'ok', detail: {}, prev: GENESIS_PREV, extra: 1 } as unknown as AuditEntry), null);
+  assert.equal(
+    fastCanonicalEntry({
+      v: 1,
+      seq: 1,
+      ts: 1,
+      actor: 'a',
+      action: 'b',
+      subject: 'c',
+      decision: 'ok',
+      detail: {},
+      prev: GENESIS_PREV,
+      extra: 1,
+    } as unknown as AuditEntry),
+    null,
+  );
 });
 
 test('node:crypto signatures are tweetnacl signatures: same bytes, and each verifies the other', () => {

@@ -31,7 +31,8 @@ export function tempDir(): string {
 export async function openEnv(opts: AuditChainOptions = {}, dir = tempDir()): Promise<Env> {
   const key = DeviceKey.loadOrCreate(dir);
   const env: Env = {
-    dir, key,
+    dir,
+    key,
     store: await Store.open(dir),
     chain: null as unknown as AuditChain,
     async reopen(o = opts) {
@@ -58,13 +59,15 @@ export const DECISIONS: AuditDecision[] = ['allow', 'deny', 'ok', 'error', 'info
 export async function fill(chain: AuditChain, n: number, from = 0): Promise<void> {
   const ps: Array<Promise<void>> = [];
   for (let i = from; i < from + n; i++) {
-    ps.push(chain.record({
-      actor: i % 2 ? 'hand:thermostat' : 'http:admin',
-      action: i % 3 === 0 ? 'capability.check' : i % 3 === 1 ? 'hand.start' : 'config.apply',
-      subject: `subject-${i}`,
-      decision: DECISIONS[i % DECISIONS.length]!,
-      detail: { i, note: i % 7 === 0 ? 'ünïcødé ✓ 😀' : 'plain', nested: { deep: [i, null, true] } },
-    }));
+    ps.push(
+      chain.record({
+        actor: i % 2 ? 'hand:thermostat' : 'http:admin',
+        action: i % 3 === 0 ? 'capability.check' : i % 3 === 1 ? 'hand.start' : 'config.apply',
+        subject: `subject-${i}`,
+        decision: DECISIONS[i % DECISIONS.length]!,
+        detail: { i, note: i % 7 === 0 ? 'ünïcødé ✓ 😀' : 'plain', nested: { deep: [i, null, true] } },
+      }),
+    );
   }
   await Promise.all(ps);
 }

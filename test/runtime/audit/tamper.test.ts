@@ -107,16 +107,22 @@ test('store: two swapped entries are caught', async () => {
   const env = await sealedLog();
   const a = await entryAt(env, 40);
   const b = await entryAt(env, 41);
-  await env.store.sublevel('auditlog').batch([
-    { type: 'put', key: key12(40), value: JSON.stringify(b) },
-    { type: 'put', key: key12(41), value: JSON.stringify(a) },
-  ], { valueEncoding: 'utf8' });
+  await env.store.sublevel('auditlog').batch(
+    [
+      { type: 'put', key: key12(40), value: JSON.stringify(b) },
+      { type: 'put', key: key12(41), value: JSON.stringify(a) },
+    ],
+    { valueEncoding: 'utf8' },
+  );
   expectBroken(await verifyStore(env), 'order', 40);
   // swapped with their seq fields rewritten to fit the keys: the chain breaks instead
-  await env.store.sublevel('auditlog').batch([
-    { type: 'put', key: key12(40), value: JSON.stringify({ ...b, seq: 40 }) },
-    { type: 'put', key: key12(41), value: JSON.stringify({ ...a, seq: 41 }) },
-  ], { valueEncoding: 'utf8' });
+  await env.store.sublevel('auditlog').batch(
+    [
+      { type: 'put', key: key12(40), value: JSON.stringify({ ...b, seq: 40 }) },
+      { type: 'put', key: key12(41), value: JSON.stringify({ ...a, seq: 41 }) },
+    ],
+    { valueEncoding: 'utf8' },
+  );
   const r = await verifyStore(env);
   assert.equal(r.ok, false);
   assert.equal(r.firstBrokenSeq, 40, r.reason);
@@ -155,7 +161,8 @@ test('store: a log rewritten from genesis with another key fails every signature
   await env.store.sublevel('auditlog').clear();
   await env.store.sublevel('auditcp').clear();
   for (const sub of ['auditlog', 'auditcp'] as const) {
-    for (const [k, v] of await raw(other.store, sub)) await env.store.sublevel(sub).put(k, v, { valueEncoding: 'utf8' });
+    for (const [k, v] of await raw(other.store, sub))
+      await env.store.sublevel(sub).put(k, v, { valueEncoding: 'utf8' });
   }
   expectBroken(await verifyStore(env), 'signature', 1);
   const againstOnly = await verifyStore(other, { against: env.head });
@@ -188,7 +195,11 @@ test('store: a replayed old checkpoint is caught', async () => {
   await env.store.sublevel('auditcp').put(key12(512), old, { valueEncoding: 'utf8' });
   expectBroken(await verifyStore(env), 'order', 256);
   // relabelled with the newer seq: the signature covers the seq
-  const relabelled = { ...(JSON.parse(old) as Checkpoint), seq: 512, hash: (JSON.parse(cps.get(key12(512))!) as Checkpoint).hash };
+  const relabelled = {
+    ...(JSON.parse(old) as Checkpoint),
+    seq: 512,
+    hash: (JSON.parse(cps.get(key12(512))!) as Checkpoint).hash,
+  };
   await env.store.sublevel('auditcp').put(key12(512), JSON.stringify(relabelled), { valueEncoding: 'utf8' });
   expectBroken(await verifyStore(env), 'signature', 257);
   await env.store.close();
@@ -204,7 +215,11 @@ test('store: a missing checkpoint is caught (more than 256 entries unsigned)', a
 test('store: a corrupt record (raw bytes under an entry key) names the seq, and nothing is rewritten', async () => {
   const env = await sealedLog();
   const before = await raw(env.store, 'auditlog');
-  await env.store.db.put('!auditlog!' + key12(123), Buffer.from([0x7b, 0xff, 0x00, 0x22]) as never, { valueEncoding: 'buffer' } as never);
+  await env.store.db.put(
+    '!auditlog!' + key12(123),
+    Buffer.from([0x7b, 0xff, 0x00, 0x22]) as never,
+    { valueEncoding: 'buffer' } as never,
+  );
   const r = await verifyStore(env);
   expectBroken(r, 'corrupt', 123);
   // a running chain on the same store reports it loudly, keeps appending, and rewrites nothing
@@ -219,14 +234,21 @@ test('store: a corrupt record (raw bytes under an entry key) names the seq, and 
   const after = await raw(env.store, 'auditlog');
   for (const [k, v] of before) if (k !== key12(123)) assert.equal(after.get(k), v, `record ${k} unchanged`);
   const tail = [...after.values()].slice(-2).map((v) => JSON.parse(v) as AuditEntry);
-  assert.deepEqual(tail.map((e) => e.action), ['audit.broken', 'after.break'], 'the break is itself recorded, signed');
+  assert.deepEqual(
+    tail.map((e) => e.action),
+    ['audit.broken', 'after.break'],
+    'the break is itself recorded, signed',
+  );
   assert.equal(tail[0]!.detail.firstBrokenSeq, 123);
   await env.store.close();
 });
 
 test('store: bytes flipped inside a LevelDB table file are reported, not thrown', async () => {
   const env = await sealedLog();
-  await (env.store.db as unknown as { compactRange(a: string, b: string): Promise<void> }).compactRange('!audit', '!auditz');
+  await (env.store.db as unknown as { compactRange(a: string, b: string): Promise<void> }).compactRange(
+    '!audit',
+    '!auditz',
+  );
   await env.store.close();
   const { readdirSync } = await import('node:fs');
   const dbDir = join(env.dir, 'db');
@@ -247,13 +269,20 @@ test('store: bytes flipped inside a LevelDB table file are reported, not thrown'
 
 // ---- exported files ---------------------------------------------------------------------------
 
-async function exported(env: Env, chain: AuditChain = env.chain): Promise<{ file: string; lines: string[]; pub: string }> {
+async function exported(
+  env: Env,
+  chain: AuditChain = env.chain,
+): Promise<{ file: string; lines: string[]; pub: string }> {
   const file = join(tempDir(), 'audit.jsonl');
   const out = createWriteStream(file);
   await chain.export(out);
   out.end();
   await finished(out);
-  return { file, lines: readFileSync(file, 'utf8').split('\n').slice(0, -1), pub: env.key.publicKey.toString('base64') };
+  return {
+    file,
+    lines: readFileSync(file, 'utf8').split('\n').slice(0, -1),
+    pub: env.key.publicKey.toString('base64'),
+  };
 }
 
 async function verifyLines(lines: string[], pub: string, tail = '\n', against?: Checkpoint): Promise<VerifyReport> {
@@ -293,7 +322,11 @@ test('file: the export round-trips, and each kind of tampering is caught with it
 
   expectBroken(await verifyLines(lines.slice(0, idx(590) + 1), pub), 'unsigned-tail', 513);
   const cutAtCheckpoint = lines.slice(0, idx(512) + 2);
-  assert.equal((await verifyLines(cutAtCheckpoint, pub)).ok, true, 'cut right after a checkpoint looks whole on its own');
+  assert.equal(
+    (await verifyLines(cutAtCheckpoint, pub)).ok,
+    true,
+    'cut right after a checkpoint looks whole on its own',
+  );
   expectBroken(await verifyLines(cutAtCheckpoint, pub, '\n', env.head), 'against', 513);
 
   const cutMidLine = await verifyLines(lines, pub, '');
@@ -345,12 +378,21 @@ test('verify-file takes the key as base64, hex, device-key.json or a key file, a
   const { file } = await exported(env);
   const keyFile = join(tempDir(), 'key.txt');
   writeFileSync(keyFile, `${env.key.publicKey.toString('base64')}\n`);
-  for (const spec of [env.key.publicKey.toString('base64'), env.key.publicKey.toString('hex'), join(env.dir, 'device-key.json'), keyFile]) {
+  for (const spec of [
+    env.key.publicKey.toString('base64'),
+    env.key.publicKey.toString('hex'),
+    join(env.dir, 'device-key.json'),
+    keyFile,
+  ]) {
     assert.deepEqual(loadPublicKey(spec), env.key.publicKey, spec);
     assert.equal((await verifyFile(file, { publicKey: spec })).ok, true, spec);
   }
   for (const bad of ['', 'abc', Buffer.alloc(31).toString('base64'), join(env.dir, 'talon.pid')]) {
-    assert.throws(() => loadPublicKey(bad), (e: Error & { code?: string }) => e.code === 'USAGE', bad);
+    assert.throws(
+      () => loadPublicKey(bad),
+      (e: Error & { code?: string }) => e.code === 'USAGE',
+      bad,
+    );
   }
   const empty = join(tempDir(), 'empty.jsonl');
   writeFileSync(empty, '');
@@ -361,10 +403,10 @@ test('verify-file takes the key as base64, hex, device-key.json or a key file, a
 test('a store verify never writes: the database is byte-for-byte the same after verifying a broken log', async () => {
   const env = await sealedLog();
   await env.store.sublevel('auditlog').del(key12(5));
-  const before = [...await raw(env.store, 'auditlog'), ...await raw(env.store, 'auditcp')];
+  const before = [...(await raw(env.store, 'auditlog')), ...(await raw(env.store, 'auditcp'))];
   await verifyStore(env);
   await verifyStore(env, { against: env.head });
-  assert.deepEqual([...await raw(env.store, 'auditlog'), ...await raw(env.store, 'auditcp')], before);
+  assert.deepEqual([...(await raw(env.store, 'auditlog')), ...(await raw(env.store, 'auditcp'))], before);
   await env.store.sublevel('meta').put('x', 1, SYNC);
   await env.store.close();
 });

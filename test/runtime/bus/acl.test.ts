@@ -25,7 +25,10 @@ const ROOT = `talon/${DEV}`;
 const TOKEN = 'tok-acl-1';
 const SECRET_LOG = 'db password is hunter2';
 
-const config: BusConfig = { embedded: { enabled: true, listen: { host: '127.0.0.1', port: 0 } }, maxPayloadBytes: 4096 };
+const config: BusConfig = {
+  embedded: { enabled: true, listen: { host: '127.0.0.1', port: 0 } },
+  maxPayloadBytes: 4096,
+};
 
 const clients: MqttClient[] = [];
 afterEach(async () => {
@@ -105,7 +108,9 @@ test('filtersOverlap: two filters that can match a common topic', () => {
   assert.equal(filtersOverlap('#', '$SYS/x'), false, 'a first-level wildcard does not match $ topics');
 });
 
-test('anonymous reads: public state and sensors yes; cmd/# refused (SUBACK 0x80), replies and Hand topics never forwarded, even under #', { timeout: 60_000 }, async () => {
+test('anonymous reads: public state and sensors yes; cmd/# refused (SUBACK 0x80), replies and Hand topics never forwarded, even under #', {
+  timeout: 60_000,
+}, async () => {
   await withBus(async (bus) => {
     await bus.publish(`${ROOT}/sensors/temp`, '21.5', { retain: true });
     await bus.publish(`${ROOT}/hands/idle/status`, '{"state":"running"}', { retain: true });
@@ -120,8 +125,14 @@ test('anonymous reads: public state and sensors yes; cmd/# refused (SUBACK 0x80)
     // a filter that can match public state is granted; what it matches outside it is not forwarded
     assert.equal((await anon.subscribeAsync('#'))[0]!.qos, 0);
     assert.equal((await anon.subscribeAsync(`${ROOT}/sensors/+`))[0]!.qos, 0);
-    await waitFor(() => anonGot.some((m) => m.topic === `${ROOT}/sensors/temp` && m.retain), 'the retained sensor reading');
-    await waitFor(() => anonGot.some((m) => m.topic === `${ROOT}/state` && m.payload === 'online'), 'the retained state');
+    await waitFor(
+      () => anonGot.some((m) => m.topic === `${ROOT}/sensors/temp` && m.retain),
+      'the retained sensor reading',
+    );
+    await waitFor(
+      () => anonGot.some((m) => m.topic === `${ROOT}/state` && m.payload === 'online'),
+      'the retained state',
+    );
     await waitFor(() => anonGot.some((m) => m.topic === `${ROOT}/hands/idle/status`), 'the Hand status');
 
     // an admin asks for a Hand's logs and gets them on its own reply topic
@@ -136,14 +147,19 @@ test('anonymous reads: public state and sensors yes; cmd/# refused (SUBACK 0x80)
     await bus.publish(`${ROOT}/monitoring/reply/q1`, 'hand-internal');
     await flush(bus);
     await waitFor(() => anonGot.some((m) => m.topic === `${ROOT}/alerts/critical`), 'a live alert');
-    assert.deepEqual(anonGot.filter((m) => m.topic.includes('/cmd/') || m.topic.includes('/monitoring/') || m.topic.startsWith('$')), [],
-      'nothing but the public state reached the anonymous client');
+    assert.deepEqual(
+      anonGot.filter((m) => m.topic.includes('/cmd/') || m.topic.includes('/monitoring/') || m.topic.startsWith('$')),
+      [],
+      'nothing but the public state reached the anonymous client',
+    );
     assert.ok(!anonGot.some((m) => m.payload.includes('hunter2')));
     assert.ok(bus.stats().refusedSubscribe >= 4);
   });
 });
 
-test('a command reply reaches only the client that asked: another admin neither subscribes to it nor sees it under #; an anonymous client cannot take the asker\'s client id', { timeout: 60_000 }, async () => {
+test("a command reply reaches only the client that asked: another admin neither subscribes to it nor sees it under #; an anonymous client cannot take the asker's client id", {
+  timeout: 60_000,
+}, async () => {
   await withBus(async (bus) => {
     const a = await connect(bus, { username: 'token', password: TOKEN, clientId: 'admin-a' });
     const b = await connect(bus, { username: 'token', password: TOKEN, clientId: 'admin-b' });
@@ -156,13 +172,13 @@ test('a command reply reaches only the client that asked: another admin neither 
     await b.subscribeAsync('#');
     await b.subscribeAsync(`${ROOT}/cmd/#`);
     await a.publishAsync(`${ROOT}/cmd/hands/logs`, JSON.stringify({ id: 'ra', name: 'idle' }), { qos: 1 });
-    await waitFor(() => aGot.some((m) => m.topic === `${ROOT}/cmd/reply/admin-a/ra`), 'a\'s reply');
+    await waitFor(() => aGot.some((m) => m.topic === `${ROOT}/cmd/reply/admin-a/ra`), "a's reply");
     // b's own command: its reply goes to b, on b's topic
     await b.publishAsync(`${ROOT}/cmd/hands/list`, JSON.stringify({ id: 'rb' }), { qos: 1 });
-    await waitFor(() => bGot.some((m) => m.topic === `${ROOT}/cmd/reply/admin-b/rb`), 'b\'s reply');
+    await waitFor(() => bGot.some((m) => m.topic === `${ROOT}/cmd/reply/admin-b/rb`), "b's reply");
     await flush(bus);
-    assert.ok(!bGot.some((m) => m.topic.startsWith(`${ROOT}/cmd/reply/admin-a/`)), 'a\'s reply reached b');
-    assert.ok(!aGot.some((m) => m.topic.startsWith(`${ROOT}/cmd/reply/admin-b/`)), 'b\'s reply reached a');
+    assert.ok(!bGot.some((m) => m.topic.startsWith(`${ROOT}/cmd/reply/admin-a/`)), "a's reply reached b");
+    assert.ok(!aGot.some((m) => m.topic.startsWith(`${ROOT}/cmd/reply/admin-b/`)), "b's reply reached a");
 
     // an anonymous client asking for admin-a's client id is refused (CONNACK 2) and admin-a stays connected
     const a0 = bus.address();
@@ -175,7 +191,9 @@ test('a command reply reaches only the client that asked: another admin neither 
   });
 });
 
-test('anonymous writes: retained alerts/critical and Home Assistant discovery refused (not stored, not delivered); only running Hands\' inputs accepted', { timeout: 60_000 }, async () => {
+test("anonymous writes: retained alerts/critical and Home Assistant discovery refused (not stored, not delivered); only running Hands' inputs accepted", {
+  timeout: 60_000,
+}, async () => {
   await withBus(async (bus, inputs) => {
     const kernelGot: BusMessage[] = [];
     await bus.subscribe('#', (m) => kernelGot.push(m));
@@ -209,7 +227,10 @@ test('anonymous writes: retained alerts/critical and Home Assistant discovery re
     // nothing stored as retained: a new subscription gets no retained evil
     const later: BusMessage[] = [];
     await bus.subscribe('#', (m) => later.push(m));
-    assert.ok(later.some((m) => m.topic === `${ROOT}/state`), 'retained messages are replayed');
+    assert.ok(
+      later.some((m) => m.topic === `${ROOT}/state`),
+      'retained messages are replayed',
+    );
     assert.ok(!later.some((m) => m.payload.toString() === 'evil'), 'a refused publish was stored as retained');
 
     // Home Assistant's birth message is accepted
@@ -229,11 +250,16 @@ test('anonymous writes: retained alerts/critical and Home Assistant discovery re
     await publishRefused(anon, go, 'kept', true);
     await off();
     await publishRefused(await connect(bus), go, 'too late');
-    assert.deepEqual(got.map((m) => m.payload.toString()), ['now']);
+    assert.deepEqual(
+      got.map((m) => m.payload.toString()),
+      ['now'],
+    );
   });
 });
 
-test('external broker (mosquitto, MQTT 5): the reply goes to the command\'s Response Topic with its Correlation Data, only inside the reply tree', { timeout: 60_000 }, async () => {
+test("external broker (mosquitto, MQTT 5): the reply goes to the command's Response Topic with its Correlation Data, only inside the reply tree", {
+  timeout: 60_000,
+}, async () => {
   const mosq = await startMosquitto();
   const bus = new RemoteBus({ ...config, url: mosq.url }, DEV);
   await bus.start();
@@ -243,14 +269,27 @@ test('external broker (mosquitto, MQTT 5): the reply goes to the command\'s Resp
     const c = await connectClient(mosq.url, { protocolVersion: 5 });
     clients.push(c);
     const got: Array<{ topic: string; correlation?: string }> = [];
-    c.on('message', (topic, _p, packet) => got.push({ topic, ...(packet.properties?.correlationData ? { correlation: Buffer.from(packet.properties.correlationData).toString() } : {}) }));
+    c.on('message', (topic, _p, packet) =>
+      got.push({
+        topic,
+        ...(packet.properties?.correlationData
+          ? { correlation: Buffer.from(packet.properties.correlationData).toString() }
+          : {}),
+      }),
+    );
     await c.subscribeAsync(['#']);
     const mine = `${ROOT}/cmd/reply/me-42/x`;
-    await c.publishAsync(`${ROOT}/cmd/hands/list`, JSON.stringify({ id: 'r5' }), { qos: 1, properties: { responseTopic: mine, correlationData: Buffer.from('corr-7') } });
+    await c.publishAsync(`${ROOT}/cmd/hands/list`, JSON.stringify({ id: 'r5' }), {
+      qos: 1,
+      properties: { responseTopic: mine, correlationData: Buffer.from('corr-7') },
+    });
     await waitFor(() => got.some((m) => m.topic === mine), 'the reply on the response topic');
     assert.equal(got.find((m) => m.topic === mine)!.correlation, 'corr-7');
     // a response topic outside the reply tree: no reply (a command must not make the device publish an alert)
-    await c.publishAsync(`${ROOT}/cmd/hands/list`, JSON.stringify({ id: 'r6' }), { qos: 1, properties: { responseTopic: `${ROOT}/alerts/critical` } });
+    await c.publishAsync(`${ROOT}/cmd/hands/list`, JSON.stringify({ id: 'r6' }), {
+      qos: 1,
+      properties: { responseTopic: `${ROOT}/alerts/critical` },
+    });
     // without one: the request id's reply topic, as before
     await c.publishAsync(`${ROOT}/cmd/hands/list`, JSON.stringify({ id: 'r7' }), { qos: 1 });
     await waitFor(() => got.some((m) => m.topic === `${ROOT}/cmd/reply/r7`), 'the reply without a response topic');

@@ -101,7 +101,10 @@ test('in-process publish/subscribe: wildcards, # parent level, $ topics, unsubsc
 
     assert.deepEqual(plus.texts(), [`${ROOT}/sensors/temp=21.5`, `${ROOT}/kitchen/temp=19`]);
     assert.deepEqual(parent.texts(), [`${ROOT}/sensors/temp=21.5`, `${ROOT}/sensors=parent`]);
-    assert.deepEqual(sys.texts().filter((t) => t.startsWith('$SYS/talon')), ['$SYS/talon/test=sys']);
+    assert.deepEqual(
+      sys.texts().filter((t) => t.startsWith('$SYS/talon')),
+      ['$SYS/talon/test=sys'],
+    );
     assert.ok(!all.texts().some((t) => t.startsWith('$')), '# must not match $ topics');
     assert.ok(all.texts().includes(`${ROOT}/hall/temp=18`));
     assert.ok(Buffer.isBuffer(all.msgs[0]!.payload));
@@ -133,7 +136,10 @@ test('an outside TCP client sees retained online state and kernel publishes; its
     const got = messages(c);
     await c.subscribeAsync(`${ROOT}/#`);
     await waitFor(() => got.some((m) => m.topic === `${ROOT}/state`), 'retained state');
-    assert.deepEqual(got.find((m) => m.topic === `${ROOT}/state`), { topic: `${ROOT}/state`, payload: 'online', retain: true });
+    assert.deepEqual(
+      got.find((m) => m.topic === `${ROOT}/state`),
+      { topic: `${ROOT}/state`, payload: 'online', retain: true },
+    );
 
     await bus.publish(`${ROOT}/alerts/warning`, 'from-kernel');
     await waitFor(() => got.some((m) => m.payload === 'from-kernel'), 'kernel publish at the client');
@@ -149,9 +155,15 @@ test('an outside TCP client sees retained online state and kernel publishes; its
     const closed = once(c, 'close');
     await bus.stop();
     await closed;
-    assert.ok(got.some((m) => m.topic === `${ROOT}/state` && m.payload === 'offline'), 'offline seen before the broker closed');
+    assert.ok(
+      got.some((m) => m.topic === `${ROOT}/state` && m.payload === 'offline'),
+      'offline seen before the broker closed',
+    );
     assert.equal(bus.isUp(), false);
-    await assert.rejects(bus.publish(`${ROOT}/x`, 'y'), (e: unknown) => e instanceof TalonError && e.code === 'BUS_DOWN');
+    await assert.rejects(
+      bus.publish(`${ROOT}/x`, 'y'),
+      (e: unknown) => e instanceof TalonError && e.code === 'BUS_DOWN',
+    );
   } finally {
     await bus.stop();
     await closeAll();
@@ -165,7 +177,15 @@ test('reserved and cmd topics: anonymous refused, token admin may publish cmd, n
     await bus.subscribe(`${ROOT}/#`, k.handler);
     const before = k.msgs.length;
 
-    for (const topic of [`${ROOT}/state`, `${ROOT}/hands/h1/status`, `${ROOT}/audit/head`, `${ROOT}/sensors/cpu.load`, `${ROOT}/cmd`, `${ROOT}/cmd/restart`, '$SYS/x']) {
+    for (const topic of [
+      `${ROOT}/state`,
+      `${ROOT}/hands/h1/status`,
+      `${ROOT}/audit/head`,
+      `${ROOT}/sensors/cpu.load`,
+      `${ROOT}/cmd`,
+      `${ROOT}/cmd/restart`,
+      '$SYS/x',
+    ]) {
       const anon = await connect(url);
       await publishRefused(anon, topic, 'evil');
     }
@@ -190,7 +210,10 @@ test('reserved and cmd topics: anonymous refused, token admin may publish cmd, n
 
     // the kernel itself may publish everything
     await bus.publish(`${ROOT}/hands/h1/status`, 'running', { retain: true });
-    assert.ok(!k.msgs.slice(before).some((m) => m.payload.toString() === 'evil'), 'a refused publish reached the kernel');
+    assert.ok(
+      !k.msgs.slice(before).some((m) => m.payload.toString() === 'evil'),
+      'a refused publish reached the kernel',
+    );
     assert.equal(bus.stats().authFailures, 1);
   });
   await closeAll();
@@ -204,8 +227,10 @@ test('oversize payloads: outside publish refused and counted; kernel publish rej
     await publishRefused(c, `${ROOT}/big/a`, Buffer.alloc(2048, 1));
     assert.equal(bus.stats().droppedOversize, 1);
 
-    await assert.rejects(bus.publish(`${ROOT}/big/b`, Buffer.alloc(1025)),
-      (e: unknown) => e instanceof TalonError && e.code === 'BUS_PAYLOAD_TOO_LARGE');
+    await assert.rejects(
+      bus.publish(`${ROOT}/big/b`, Buffer.alloc(1025)),
+      (e: unknown) => e instanceof TalonError && e.code === 'BUS_PAYLOAD_TOO_LARGE',
+    );
     assert.equal(bus.stats().droppedOversize, 2);
 
     // exactly at the limit is fine, both ways
@@ -213,7 +238,10 @@ test('oversize payloads: outside publish refused and counted; kernel publish rej
     await ok.publishAsync(`${ROOT}/big/c`, Buffer.alloc(1024, 2), { qos: 1 });
     await bus.publish(`${ROOT}/big/d`, Buffer.alloc(1024, 3));
     await waitFor(() => k.msgs.length === 2, 'the two at-limit messages');
-    assert.deepEqual(k.msgs.map((m) => m.topic), [`${ROOT}/big/c`, `${ROOT}/big/d`]);
+    assert.deepEqual(
+      k.msgs.map((m) => m.topic),
+      [`${ROOT}/big/c`, `${ROOT}/big/d`],
+    );
   });
   await closeAll();
 });
@@ -225,7 +253,16 @@ test('a frame declaring a huge length is refused from its header, before the pay
     await once(sock, 'connect');
     const closed = once(sock, 'close');
     sock.on('error', () => undefined);
-    sock.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'raw', clean: true, keepalive: 0 }));
+    sock.write(
+      mqttPacket.generate({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clientId: 'raw',
+        clean: true,
+        keepalive: 0,
+      }),
+    );
     // PUBLISH, QoS 0, remaining length 10 MiB (variable byte integer 0x80 0x80 0x80 0x05), then only a few bytes
     sock.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x05, 0x00, 0x01, 0x61]));
     await closed;
@@ -248,8 +285,12 @@ test('stop() closes connections that never sent CONNECT', async () => {
 test('a throwing handler is counted and does not stop other subscribers', async () => {
   await withBus(async (bus) => {
     const good = collector();
-    await bus.subscribe(`${ROOT}/t`, () => { throw new Error('boom'); });
-    await bus.subscribe(`${ROOT}/t`, async () => { throw new Error('async boom'); });
+    await bus.subscribe(`${ROOT}/t`, () => {
+      throw new Error('boom');
+    });
+    await bus.subscribe(`${ROOT}/t`, async () => {
+      throw new Error('async boom');
+    });
     await bus.subscribe(`${ROOT}/t`, good.handler);
     await bus.publish(`${ROOT}/t`, '1');
     await bus.publish(`${ROOT}/t`, '2');
@@ -266,7 +307,10 @@ test('invalid topics and filters are refused with BUS_TOPIC_INVALID', async () =
     const isInvalid = (e: unknown): boolean => e instanceof TalonError && e.code === 'BUS_TOPIC_INVALID';
     await assert.rejects(bus.publish(`${ROOT}/+/x`, 'y'), isInvalid);
     await assert.rejects(bus.publish('', 'y'), isInvalid);
-    await assert.rejects(bus.subscribe(`${ROOT}/#/x`, () => undefined), isInvalid);
+    await assert.rejects(
+      bus.subscribe(`${ROOT}/#/x`, () => undefined),
+      isInvalid,
+    );
   });
 });
 
@@ -307,7 +351,11 @@ test('LAN listener: credentials required, wrong password refused, per-user ACL e
     assert.equal((await connectRefused(url)).code, 5, 'anonymous on LAN');
     assert.equal((await connectRefused(url, { username: 'alice', password: 'nope' })).code, 4);
     assert.equal((await connectRefused(url, { username: 'mallory', password: 'alice-pw' })).code, 4);
-    assert.equal((await connectRefused(url, { username: 'token', password: CLI_TOKEN })).code, 4, 'tokens are for the local listener');
+    assert.equal(
+      (await connectRefused(url, { username: 'token', password: CLI_TOKEN })).code,
+      4,
+      'tokens are for the local listener',
+    );
     assert.equal(bus.stats().authFailures, 4);
 
     const k = collector();
@@ -350,9 +398,29 @@ test('LAN listener over TLS with a self-signed certificate', async () => {
   try {
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=talon-test', '-addext', 'subjectAltName=IP:127.0.0.1'],
-    { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=talon-test',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const cfg = config({}, { enabled: true, host: '127.0.0.1', port: 0, tls: { cert, key }, users: await lanUsers() });
     await withBus(async (bus) => {
       const { host, port } = bus.lanAddress();
@@ -360,14 +428,28 @@ test('LAN listener over TLS with a self-signed certificate', async () => {
       const k = collector();
       await bus.subscribe(`${ROOT}/garden/#`, k.handler);
 
-      const bob = await connect(`mqtts://${host}:${port}`, { username: 'bob', password: 'bob-pw', ca, rejectUnauthorized: true });
+      const bob = await connect(`mqtts://${host}:${port}`, {
+        username: 'bob',
+        password: 'bob-pw',
+        ca,
+        rejectUnauthorized: true,
+      });
       await bob.publishAsync(`${ROOT}/garden/tls`, 'secure', { qos: 1 });
       await waitFor(() => k.texts().includes(`${ROOT}/garden/tls=secure`), 'TLS publish at the kernel');
 
-      const wrong = await connectRefused(`mqtts://${host}:${port}`, { username: 'bob', password: 'x', ca, rejectUnauthorized: true });
+      const wrong = await connectRefused(`mqtts://${host}:${port}`, {
+        username: 'bob',
+        password: 'x',
+        ca,
+        rejectUnauthorized: true,
+      });
       assert.equal(wrong.code, 4);
       // without the CA the client refuses the self-signed certificate
-      const untrusted = await connectRefused(`mqtts://${host}:${port}`, { username: 'bob', password: 'bob-pw', rejectUnauthorized: true });
+      const untrusted = await connectRefused(`mqtts://${host}:${port}`, {
+        username: 'bob',
+        password: 'bob-pw',
+        rejectUnauthorized: true,
+      });
       assert.match(untrusted.message, /self[- ]signed|certificate/i);
       // plain MQTT on the TLS port does not get through
       await connectRefused(`mqtt://${host}:${port}`, { username: 'bob', password: 'bob-pw', connectTimeout: 2_000 });

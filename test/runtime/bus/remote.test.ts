@@ -12,15 +12,22 @@ import { connectClient } from '../../helpers/mqtt-client.ts';
 import { freePort } from '../../helpers/ports.ts';
 import { once, waitFor } from '../../helpers/wait.ts';
 
-const FAST: RemoteBusOptions = { backoff: { initialMs: 50, maxMs: 500, factor: 2, jitter: 0.1 }, startTimeoutMs: 5_000 };
+const FAST: RemoteBusOptions = {
+  backoff: { initialMs: 50, maxMs: 500, factor: 2, jitter: 0.1 },
+  startTimeoutMs: 5_000,
+};
 
 function config(url: string, over: Partial<BusConfig> = {}): BusConfig {
   return { embedded: { enabled: false, listen: { host: '127.0.0.1', port: 0 } }, url, maxPayloadBytes: 1024, ...over };
 }
 
 let shared: Mosquitto;
-before(async () => { shared = await startMosquitto(); });
-after(async () => { await shared?.stop(); });
+before(async () => {
+  shared = await startMosquitto();
+});
+after(async () => {
+  await shared?.stop();
+});
 
 const buses: RemoteBus[] = [];
 const clients: MqttClient[] = [];
@@ -29,7 +36,12 @@ afterEach(async () => {
   for (const c of clients.splice(0)) await c.endAsync(true).catch(() => undefined);
 });
 
-async function startBus(url: string, deviceId: string, opts: RemoteBusOptions = FAST, over: Partial<BusConfig> = {}): Promise<RemoteBus> {
+async function startBus(
+  url: string,
+  deviceId: string,
+  opts: RemoteBusOptions = FAST,
+  over: Partial<BusConfig> = {},
+): Promise<RemoteBus> {
   const bus = new RemoteBus(config(url, over), deviceId, opts);
   buses.push(bus);
   await bus.start();
@@ -113,17 +125,28 @@ test('overlapping filters: each local subscription gets a message exactly once',
     await waitFor(() => c.payloads().includes('end'), 'the end marker');
   }
   await waitFor(() => naiveSeen.filter((m) => m.payload === 'end').length === 2, 'two copies at the MQTT 5 client');
-  assert.equal(naiveSeen.filter((m) => m.payload === '1').length, 2, 'mosquitto duplicates for overlapping subscriptions');
+  assert.equal(
+    naiveSeen.filter((m) => m.payload === '1').length,
+    2,
+    'mosquitto duplicates for overlapping subscriptions',
+  );
 
-  const live = (c: ReturnType<typeof collector>): string[] => c.msgs.filter((m) => !m.retain).map((m) => m.payload.toString());
+  const live = (c: ReturnType<typeof collector>): string[] =>
+    c.msgs.filter((m) => !m.retain).map((m) => m.payload.toString());
   assert.deepEqual(live(all), ['1', '2', '3', 'end']);
   assert.deepEqual(live(plus), ['1', '2', '3', 'end']);
   assert.deepEqual(live(exact), ['1', '2', '3', 'end']);
   assert.deepEqual(live(all2), ['1', '2', '3', 'end']);
   assert.deepEqual(other.msgs, []);
   // retained state: once per `#` subscription, not replayed to the first when the second joined
-  assert.deepEqual(all.msgs.filter((m) => m.retain).map((m) => m.topic), [`${R}/state`]);
-  assert.deepEqual(all2.msgs.filter((m) => m.retain).map((m) => m.topic), [`${R}/state`]);
+  assert.deepEqual(
+    all.msgs.filter((m) => m.retain).map((m) => m.topic),
+    [`${R}/state`],
+  );
+  assert.deepEqual(
+    all2.msgs.filter((m) => m.retain).map((m) => m.topic),
+    [`${R}/state`],
+  );
 
   // unsubscribing one of two on the same filter keeps the other
   const unsub = await bus.subscribe(`${R}/c`, () => undefined);
@@ -139,7 +162,9 @@ test('handler errors are counted; oversize inbound dropped and counted; oversize
   const R = 'talon/r3';
   const bus = await startBus(shared.url, 'r3');
   const good = collector();
-  await bus.subscribe(`${R}/t`, () => { throw new Error('boom'); });
+  await bus.subscribe(`${R}/t`, () => {
+    throw new Error('boom');
+  });
   await bus.subscribe(`${R}/t`, good.handler);
   const pub = await client(shared.url);
   await pub.publishAsync(`${R}/t`, Buffer.alloc(2048, 1), { qos: 1 }); // over bus.maxPayloadBytes
@@ -148,9 +173,15 @@ test('handler errors are counted; oversize inbound dropped and counted; oversize
   assert.deepEqual(good.payloads(), ['ok']);
   assert.equal(bus.stats().droppedOversize, 1);
   assert.equal(bus.stats().handlerErrors, 1);
-  await assert.rejects(bus.publish(`${R}/t`, Buffer.alloc(1025)), (e: unknown) => e instanceof TalonError && e.code === 'BUS_PAYLOAD_TOO_LARGE');
+  await assert.rejects(
+    bus.publish(`${R}/t`, Buffer.alloc(1025)),
+    (e: unknown) => e instanceof TalonError && e.code === 'BUS_PAYLOAD_TOO_LARGE',
+  );
   assert.equal(bus.stats().droppedOversize, 2);
-  await assert.rejects(bus.publish(`${R}/+`, 'x'), (e: unknown) => e instanceof TalonError && e.code === 'BUS_TOPIC_INVALID');
+  await assert.rejects(
+    bus.publish(`${R}/+`, 'x'),
+    (e: unknown) => e instanceof TalonError && e.code === 'BUS_TOPIC_INVALID',
+  );
   assert.equal(bus.isUp(), true);
 });
 
@@ -196,10 +227,16 @@ test('last will: an outside client sees offline after the process holding the bu
   await watcher.subscribeAsync(`${R}/state`);
 
   const fixture = fileURLToPath(new URL('../../fixtures/bus/remote-holder.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture, shared.url, 'r5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture, shared.url, 'r5'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   try {
     await waitFor(() => out.includes('ready'), `the holder to connect (output: ${out})`, 15_000);
     await waitFor(() => seen.some((m) => m.payload === 'online'), 'online from the holder');
@@ -246,18 +283,28 @@ test('no broker: start() gives up with BUS_DOWN after startTimeoutMs', async () 
     return true;
   });
   assert.equal(bus.isUp(), false);
-  await assert.rejects(bus.subscribe('talon/r7/#', () => undefined), (e: unknown) => e instanceof TalonError && e.code === 'BUS_DOWN');
+  await assert.rejects(
+    bus.subscribe('talon/r7/#', () => undefined),
+    (e: unknown) => e instanceof TalonError && e.code === 'BUS_DOWN',
+  );
 });
 
-test('a credential changed under a connected bus (broker SIGHUP): dropped, refused, and retried with backoff until it is valid again', { timeout: 60_000 }, async () => {
+test('a credential changed under a connected bus (broker SIGHUP): dropped, refused, and retried with backoff until it is valid again', {
+  timeout: 60_000,
+}, async () => {
   const { writeFileSync } = await import('node:fs');
   const { passwdLine } = await import('../../helpers/mosquitto.ts');
-  const mosq = await startMosquitto({ users: { dev: 'pw-1', watcher: 'w' }, acl: 'user dev\ntopic readwrite talon/#\nuser watcher\ntopic readwrite #' });
+  const mosq = await startMosquitto({
+    users: { dev: 'pw-1', watcher: 'w' },
+    acl: 'user dev\ntopic readwrite talon/#\nuser watcher\ntopic readwrite #',
+  });
   try {
     const bus = await startBus(mosq.url, 'r-hup', FAST, { username: 'dev', password: 'pw-1' });
     const connects = bus.stats().connects;
     const setPassword = (pw: string): void => {
-      writeFileSync(mosq.passwdPath!, [passwdLine('dev', pw), passwdLine('watcher', 'w')].join('\n') + '\n', { mode: 0o600 });
+      writeFileSync(mosq.passwdPath!, [passwdLine('dev', pw), passwdLine('watcher', 'w')].join('\n') + '\n', {
+        mode: 0o600,
+      });
       mosq.reload();
     };
     setPassword('pw-2');

@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  filterCovers, toAbsolute, toRelative, topicMatches, topics, validateFilter, validateTopic,
+  filterCovers,
+  toAbsolute,
+  toRelative,
+  topicMatches,
+  topics,
+  validateFilter,
+  validateTopic,
 } from '../../../runtime/core/topics.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 

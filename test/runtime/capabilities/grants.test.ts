@@ -22,11 +22,29 @@ test('the manifest is granted as declared, topics made absolute; a leading / is 
   assert.deepEqual(g.bus.publish, ['talon/dev1/alerts/#', 'homeassistant/sensor/+/state']);
   assert.deepEqual(g.bus.subscribe, ['talon/dev1/sensors/+/value', 'talon/dev1/cmd/#']);
   const empty = effectiveGrants(undefined, undefined, ROOT, 'x');
-  assert.deepEqual(empty, { bus: { publish: [], subscribe: [] }, sensors: [], gpio: [], llm: null, network: NO_NETWORK, fs: { read: [], write: [] }, shell: [] });
+  assert.deepEqual(empty, {
+    bus: { publish: [], subscribe: [] },
+    sensors: [],
+    gpio: [],
+    llm: null,
+    network: NO_NETWORK,
+    fs: { read: [], write: [] },
+    shell: [],
+  });
 });
 
 test('a config narrows; fields it leaves out keep the manifest value', () => {
-  const g = effectiveGrants(manifest, { bus: { publish: ['alerts/cpu'], subscribe: ['sensors/cpu/value'] }, gpio: [17], llm: { tokensPerHour: 10 }, fs: { read: ['/var/lib/talon/in/a'], write: [] } }, ROOT, 'w');
+  const g = effectiveGrants(
+    manifest,
+    {
+      bus: { publish: ['alerts/cpu'], subscribe: ['sensors/cpu/value'] },
+      gpio: [17],
+      llm: { tokensPerHour: 10 },
+      fs: { read: ['/var/lib/talon/in/a'], write: [] },
+    },
+    ROOT,
+    'w',
+  );
   assert.deepEqual(g.bus.publish, ['talon/dev1/alerts/cpu']);
   assert.deepEqual(g.bus.subscribe, ['talon/dev1/sensors/cpu/value']);
   assert.deepEqual(g.gpio, [17]);
@@ -38,22 +56,48 @@ test('a config narrows; fields it leaves out keep the manifest value', () => {
 
 test('a config that widens is CONFIG_INVALID naming the path', () => {
   const w = 'hands.mon.capabilities';
-  assert.throws(() => effectiveGrants(manifest, { bus: { publish: ['alerts/#', 'state'], subscribe: [] } }, ROOT, w), invalid(/hands\.mon\.capabilities\.bus\.publish\[1\]: "state" widens/));
-  assert.throws(() => effectiveGrants(manifest, { bus: { publish: [], subscribe: ['sensors/#'] } }, ROOT, w), invalid(/bus\.subscribe\[0\]/));
-  assert.throws(() => effectiveGrants(manifest, { bus: { publish: ['/homeassistant/#'], subscribe: [] } }, ROOT, w), invalid(/bus\.publish\[0\]/));
+  assert.throws(
+    () => effectiveGrants(manifest, { bus: { publish: ['alerts/#', 'state'], subscribe: [] } }, ROOT, w),
+    invalid(/hands\.mon\.capabilities\.bus\.publish\[1\]: "state" widens/),
+  );
+  assert.throws(
+    () => effectiveGrants(manifest, { bus: { publish: [], subscribe: ['sensors/#'] } }, ROOT, w),
+    invalid(/bus\.subscribe\[0\]/),
+  );
+  assert.throws(
+    () => effectiveGrants(manifest, { bus: { publish: ['/homeassistant/#'], subscribe: [] } }, ROOT, w),
+    invalid(/bus\.publish\[0\]/),
+  );
   assert.throws(() => effectiveGrants(manifest, { sensors: ['*'] }, ROOT, w), invalid(/sensors\[0\]/));
   assert.throws(() => effectiveGrants(manifest, { sensors: ['mem.*'] }, ROOT, w), invalid(/sensors\[0\]/));
   assert.throws(() => effectiveGrants(manifest, { gpio: [17, 4] }, ROOT, w), invalid(/gpio\[1\]/));
-  assert.throws(() => effectiveGrants(manifest, { llm: { tokensPerHour: 5000 } }, ROOT, w), invalid(/llm\.tokensPerHour/));
+  assert.throws(
+    () => effectiveGrants(manifest, { llm: { tokensPerHour: 5000 } }, ROOT, w),
+    invalid(/llm\.tokensPerHour/),
+  );
   assert.throws(() => effectiveGrants({}, { llm: { tokensPerHour: 1 } }, ROOT, w), invalid(/\.llm: /));
   assert.throws(() => effectiveGrants(manifest, { network: ['evil.example.com'] }, ROOT, w), invalid(/network\[0\]/));
-  assert.throws(() => effectiveGrants(manifest, { network: ['mail.example.com:25'] }, ROOT, w), invalid(/network\[0\]/));
-  assert.throws(() => effectiveGrants(manifest, { fs: { read: ['/var/lib/talon/in/../secret'], write: [] } }, ROOT, w), invalid(/fs\.read\[0\]/));
-  assert.throws(() => effectiveGrants(manifest, { fs: { read: [], write: ['/var/lib/talon/in'] } }, ROOT, w), invalid(/fs\.write\[0\]/));
+  assert.throws(
+    () => effectiveGrants(manifest, { network: ['mail.example.com:25'] }, ROOT, w),
+    invalid(/network\[0\]/),
+  );
+  assert.throws(
+    () => effectiveGrants(manifest, { fs: { read: ['/var/lib/talon/in/../secret'], write: [] } }, ROOT, w),
+    invalid(/fs\.read\[0\]/),
+  );
+  assert.throws(
+    () => effectiveGrants(manifest, { fs: { read: [], write: ['/var/lib/talon/in'] } }, ROOT, w),
+    invalid(/fs\.write\[0\]/),
+  );
   assert.throws(() => effectiveGrants(manifest, { shell: ['reboot'] }, ROOT, w), invalid(/shell\[0\]/));
-  assert.throws(() => effectiveGrants(manifest, { bus: { publish: ['a/#/b'], subscribe: [] } }, ROOT, w), invalid(/bus\.publish\[0\]: .*"#"/));
+  assert.throws(
+    () => effectiveGrants(manifest, { bus: { publish: ['a/#/b'], subscribe: [] } }, ROOT, w),
+    invalid(/bus\.publish\[0\]: .*"#"/),
+  );
   // narrowing that stays inside is fine
-  assert.doesNotThrow(() => effectiveGrants(manifest, { sensors: ['cpu.load', 'cpu.t*'], network: ['api.example.com:443'] }, ROOT, w));
+  assert.doesNotThrow(() =>
+    effectiveGrants(manifest, { sensors: ['cpu.load', 'cpu.t*'], network: ['api.example.com:443'] }, ROOT, w),
+  );
 });
 
 test('publish checks match topics against granted filters', () => {

@@ -14,7 +14,9 @@ const caller = { actor: 'user:ada' };
 test('an answer a crash left streaming is an interrupted error after the next start; its text is kept', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'talon-chat-'));
   let release: () => void = () => {};
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   const slow: AnswerSource = async function* () {
     yield { text: 'half ' };
     await gate;
@@ -26,7 +28,14 @@ test('an answer a crash left streaming is an interrupted error after the next st
   const { assistant } = await chat.post(caller, c.id, 'hi');
   const seen: string[] = [];
   await new Promise<void>((resolve) => {
-    void chat.subscribe(caller, c.id, assistant.id, 0, { delta: (_o, t) => { seen.push(t); resolve(); }, done: () => {}, error: () => {} });
+    void chat.subscribe(caller, c.id, assistant.id, 0, {
+      delta: (_o, t) => {
+        seen.push(t);
+        resolve();
+      },
+      done: () => {},
+      error: () => {},
+    });
   });
   // "crash": the store holds the message as streaming (flushed), the process goes away without stop()
   const { messages } = await chat.get(caller, c.id);
@@ -47,7 +56,13 @@ test('an answer a crash left streaming is an interrupted error after the next st
   assert.equal(after.content, 'half ');
   const got: string[] = [];
   let ended: Message | null = null;
-  await next.subscribe(caller, c.id, assistant.id, 2, { delta: (o, t) => got.push(`${o}:${t}`), done: () => {}, error: (m) => { ended = m; } });
+  await next.subscribe(caller, c.id, assistant.id, 2, {
+    delta: (o, t) => got.push(`${o}:${t}`),
+    done: () => {},
+    error: (m) => {
+      ended = m;
+    },
+  });
   assert.deepEqual(got, ['2:lf ']);
   assert.equal((ended as Message | null)?.status, 'error');
   await store.close();

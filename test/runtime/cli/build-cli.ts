@@ -18,8 +18,11 @@ export async function buildCli(): Promise<string> {
 }
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
-  buildCli().then((f) => console.log(f), (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
+  buildCli().then(
+    (f) => console.log(f),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }

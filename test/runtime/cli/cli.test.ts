@@ -41,7 +41,10 @@ const HELP_LINES: Array<[string[], string]> = [
   [['hands', 'start', '--help'], 'usage: talon hands start NAME'],
   [['hands', 'stop', '-h'], 'usage: talon hands stop NAME'],
   [['hands', 'restart', '--help'], 'usage: talon hands restart NAME'],
-  [['hands', 'logs', '--help'], 'usage: talon hands logs NAME [--data DIR] [--config FILE] [--json] [--follow] [--lines N]'],
+  [
+    ['hands', 'logs', '--help'],
+    'usage: talon hands logs NAME [--data DIR] [--config FILE] [--json] [--follow] [--lines N]',
+  ],
   // --help wins over a missing argument or an unknown flag on the same line
   [['hands', 'logs', '--bogus', '--help'], 'usage: talon hands logs NAME'],
 ];
@@ -85,10 +88,20 @@ for (const [args, err] of USAGE_ERRORS) {
 }
 
 test('talon version prints the version, commit and Node; --json too', async () => {
-  const pkg = JSON.parse(spawnSync(process.execPath, ['-p', 'JSON.stringify(require("./package.json"))'], { cwd: join(import.meta.dirname, '..', '..', '..'), encoding: 'utf8' }).stdout) as { version: string };
+  const pkg = JSON.parse(
+    spawnSync(process.execPath, ['-p', 'JSON.stringify(require("./package.json"))'], {
+      cwd: join(import.meta.dirname, '..', '..', '..'),
+      encoding: 'utf8',
+    }).stdout,
+  ) as { version: string };
   const r = await talon(['version']);
   assert.equal(r.code, 0);
-  assert.match(r.stdout, new RegExp(`^talon ${pkg.version.replace(/\./g, '\\.')}( \\(\\w+\\))?\\nnode ${process.version} ${process.platform}-${process.arch}\\n$`));
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `^talon ${pkg.version.replace(/\./g, '\\.')}( \\(\\w+\\))?\\nnode ${process.version} ${process.platform}-${process.arch}\\n$`,
+    ),
+  );
   const j = await talon(['version', '--json']);
   const v = JSON.parse(j.stdout) as Record<string, unknown>;
   assert.equal(v.talon, pkg.version);
@@ -118,14 +131,21 @@ test('config validate: a file without hands runs the Monitoring Hand, as before 
 });
 
 test('config validate: the shipped example is valid', async () => {
-  const r = await talon(['config', 'validate', join(import.meta.dirname, '..', '..', '..', 'runtime', 'config', 'example.yaml')]);
+  const r = await talon([
+    'config',
+    'validate',
+    join(import.meta.dirname, '..', '..', '..', 'runtime', 'config', 'example.yaml'),
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^OK: /);
 });
 
 test('config validate: a bad file → exit 2 with every problem and its path on stderr', async () => {
   const f = join(cwd, 'bad.yaml');
-  writeFileSync(f, 'http:\n  port: 70000\nhands:\n  - { name: mon, module: monitoring, quotas: { heapMB: 64 } }\n  - { name: mon, module: monitoring }\n');
+  writeFileSync(
+    f,
+    'http:\n  port: 70000\nhands:\n  - { name: mon, module: monitoring, quotas: { heapMB: 64 } }\n  - { name: mon, module: monitoring }\n',
+  );
   const r = await talon(['config', 'validate', f]);
   assert.equal(r.code, 2);
   assert.equal(r.stdout, '');
@@ -138,7 +158,10 @@ test('config validate: a bad file → exit 2 with every problem and its path on 
   assert.equal(j.code, 2);
   const out = JSON.parse(j.stdout) as { ok: boolean; error: { code: string; details: Array<{ path: string }> } };
   assert.equal(out.ok, false);
-  assert.deepEqual(out.error.details.map((d) => d.path), ['http.port', 'hands[0].quotas.heapMB', 'hands[1].name']);
+  assert.deepEqual(
+    out.error.details.map((d) => d.path),
+    ['http.port', 'hands[0].quotas.heapMB', 'hands[1].name'],
+  );
 });
 
 test('config validate: Hand modules are checked: a missing file, an unknown built-in, a .ts file (issue 14)', async () => {
@@ -146,13 +169,24 @@ test('config validate: Hand modules are checked: a missing file, an unknown buil
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, 'echo.cjs'), 'module.exports = {};\n');
   const f = join(folder, 'talon.yaml');
-  writeFileSync(f, 'hands:\n  - { name: echo, module: ./ecoh.cjs }\n  - { name: greeter, module: greter }\n  - { name: mine, module: ./hand.ts }\n  - { name: ok, module: ./echo.cjs }\n');
+  writeFileSync(
+    f,
+    'hands:\n  - { name: echo, module: ./ecoh.cjs }\n  - { name: greeter, module: greter }\n  - { name: mine, module: ./hand.ts }\n  - { name: ok, module: ./echo.cjs }\n',
+  );
   const r = await talon(['config', 'validate', f]);
   assert.equal(r.code, 2, r.stdout);
   assert.match(r.stderr, /\(3 problems\)/);
-  assert.match(r.stderr, new RegExp(`\\n {2}hands\\[0\\]\\.module: "\\./ecoh\\.cjs": no such file \\(${join(folder, 'ecoh.cjs').replace(/[.]/g, '\\.')};`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `\\n {2}hands\\[0\\]\\.module: "\\./ecoh\\.cjs": no such file \\(${join(folder, 'ecoh.cjs').replace(/[.]/g, '\\.')};`,
+    ),
+  );
   assert.match(r.stderr, /\n {2}hands\[1\]\.module: "greter" is not a built-in Hand \(built-in: monitoring\)/);
-  assert.match(r.stderr, /\n {2}hands\[2\]\.module: "\.\/hand\.ts" is TypeScript; a Hand must be a bundled CommonJS file: run `npx esbuild \.\/hand\.ts --bundle --platform=node --format=cjs --outfile=\.\/hand\.cjs`/);
+  assert.match(
+    r.stderr,
+    /\n {2}hands\[2\]\.module: "\.\/hand\.ts" is TypeScript; a Hand must be a bundled CommonJS file: run `npx esbuild \.\/hand\.ts --bundle --platform=node --format=cjs --outfile=\.\/hand\.cjs`/,
+  );
 });
 
 test('config validate: a syntax error → exit 2 with line and column; a missing file → exit 2', async () => {
@@ -182,7 +216,10 @@ test('TALON_DEBUG=1 adds the stack trace', async () => {
 test('hands list with no daemon: exit 1, "not running" naming the data folder', async () => {
   const r = await talon(['hands', 'list']);
   assert.equal(r.code, 1);
-  assert.equal(r.stderr, `talon: Talon is not running on data folder ${join(cwd, 'data')} (start it with \`talon run\`) (NOT_RUNNING)\n`);
+  assert.equal(
+    r.stderr,
+    `talon: Talon is not running on data folder ${join(cwd, 'data')} (start it with \`talon run\`) (NOT_RUNNING)\n`,
+  );
   const d = join(cwd, 'elsewhere');
   const viaEnv = await talon(['hands', 'status', 'mon'], { TALON_DATA: d });
   assert.equal(viaEnv.code, 1);
@@ -196,15 +233,34 @@ test('hands with a stale runtime.json (refused connection, or a dead pid): exit 
   mkdirSync(data, { recursive: true });
   writeFileSync(join(data, 'cli-token'), 'token\n');
   const port = await freePort();
-  writeFileSync(join(data, 'runtime.json'), JSON.stringify({ pid: process.pid, http: { host: '127.0.0.1', port }, startedAt: new Date().toISOString(), version: '0' }));
+  writeFileSync(
+    join(data, 'runtime.json'),
+    JSON.stringify({
+      pid: process.pid,
+      http: { host: '127.0.0.1', port },
+      startedAt: new Date().toISOString(),
+      version: '0',
+    }),
+  );
   const r = await talon(['hands', 'list', '--data', data]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, new RegExp(`^talon: Talon is not running on data folder ${data} \\(start it with \`talon run\`\\); nothing answers at http://127\\.0\\.0\\.1:${port}`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `^talon: Talon is not running on data folder ${data} \\(start it with \`talon run\`\\); nothing answers at http://127\\.0\\.0\\.1:${port}`,
+    ),
+  );
   const dead = spawnSync(process.execPath, ['-e', '0']).pid;
-  writeFileSync(join(data, 'runtime.json'), JSON.stringify({ pid: dead, http: { host: '127.0.0.1', port }, startedAt: 0, version: '0' }));
+  writeFileSync(
+    join(data, 'runtime.json'),
+    JSON.stringify({ pid: dead, http: { host: '127.0.0.1', port }, startedAt: 0, version: '0' }),
+  );
   const d = await talon(['hands', 'list', '--data', data]);
   assert.equal(d.code, 1);
-  assert.match(d.stderr, new RegExp(`not running on data folder ${data} .*process ${dead} from runtime\\.json has exited`));
+  assert.match(
+    d.stderr,
+    new RegExp(`not running on data folder ${data} .*process ${dead} from runtime\\.json has exited`),
+  );
 });
 
 test('hands --config finds the data folder through the config file', async () => {

@@ -26,29 +26,52 @@ const streams = new Set<ServerResponse>();
 const NOW = Date.now();
 function status(name: string, over: Partial<HandStatus> = {}): HandStatus {
   return {
-    name, module: name === 'mon' ? 'monitoring' : `./hands/${name}.js`, id: name, version: '1.0.0',
-    state: 'running', since: NOW - 3_723_000, uptimeMs: 3_723_000, restarts: 2,
-    cpu: 0.031, heapUsedMb: 12.34, heapLimitMb: 64,
+    name,
+    module: name === 'mon' ? 'monitoring' : `./hands/${name}.js`,
+    id: name,
+    version: '1.0.0',
+    state: 'running',
+    since: NOW - 3_723_000,
+    uptimeMs: 3_723_000,
+    restarts: 2,
+    cpu: 0.031,
+    heapUsedMb: 12.34,
+    heapLimitMb: 64,
     messages: { published: 10, received: 3, dropped: 0, denied: 1, malformed: 0 },
-    handlerErrors: 4, logsDropped: 0,
+    handlerErrors: 4,
+    logsDropped: 0,
     ...over,
   };
 }
 const HANDS: HandStatus[] = [
   status('mon'),
   status('pipeline-long-name', {
-    state: 'failed', uptimeMs: 0, restarts: 5, cpu: 0, heapUsedMb: 0,
-    lastError: { code: 'HAND_CRASHED', message: 'worker exited with code 1: TypeError: x is not a function\n    at start' },
+    state: 'failed',
+    uptimeMs: 0,
+    restarts: 5,
+    cpu: 0,
+    heapUsedMb: 0,
+    lastError: {
+      code: 'HAND_CRASHED',
+      message: 'worker exited with code 1: TypeError: x is not a function\n    at start',
+    },
   }),
 ];
-const log = (i: number, hand = 'mon'): LogLine => ({ ts: Date.UTC(2026, 0, 1, 0, 0, i), hand, level: i % 2 ? 'warn' : 'info', msg: `line ${i}`, ...(i === 2 ? { data: { v: 2 } } : {}) });
+const log = (i: number, hand = 'mon'): LogLine => ({
+  ts: Date.UTC(2026, 0, 1, 0, 0, i),
+  hand,
+  level: i % 2 ? 'warn' : 'info',
+  msg: `line ${i}`,
+  ...(i === 2 ? { data: { v: 2 } } : {}),
+});
 
 function send(res: ServerResponse, code: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
-const apiError = (res: ServerResponse, code: number, errCode: string, message: string) => send(res, code, { error: { code: errCode, message } });
+const apiError = (res: ServerResponse, code: number, errCode: string, message: string) =>
+  send(res, code, { error: { code: errCode, message } });
 
 before(async () => {
   bin = await buildCli();
@@ -62,7 +85,10 @@ before(async () => {
     const m = /^\/api\/v1\/hands(?:\/([^/]+))?(?:\/(start|stop|restart|logs))?$/.exec(url.pathname);
     if (!m) return apiError(res, 404, 'NOT_FOUND', `no route ${url.pathname}`);
     const [, name, action] = m;
-    if (!name) return req.method === 'GET' ? send(res, 200, { hands: HANDS }) : apiError(res, 405, 'METHOD_NOT_ALLOWED', 'GET only');
+    if (!name)
+      return req.method === 'GET'
+        ? send(res, 200, { hands: HANDS })
+        : apiError(res, 405, 'METHOD_NOT_ALLOWED', 'GET only');
     if (name === 'boom') return apiError(res, 500, 'INTERNAL', 'the supervisor exploded');
     if (name === 'garbage') {
       res.writeHead(502, { 'content-type': 'text/html' });
@@ -70,10 +96,12 @@ before(async () => {
     }
     const hand = HANDS.find((h) => h.name === name) ?? (name === 'tail' || name === 'evil' ? status(name) : undefined);
     if (!hand) return apiError(res, 404, 'HAND_NOT_FOUND', `no Hand named "${name}"; see \`talon hands list\``);
-    if (!action) return req.method === 'GET' ? send(res, 200, hand) : apiError(res, 405, 'METHOD_NOT_ALLOWED', 'GET only');
+    if (!action)
+      return req.method === 'GET' ? send(res, 200, hand) : apiError(res, 405, 'METHOD_NOT_ALLOWED', 'GET only');
     if (action === 'logs') {
       const lines = Number(url.searchParams.get('lines') ?? 100);
-      if (name === 'evil') return send(res, 200, { lines: [{ ts: 0, hand: 'evil', level: 'info', msg: 'clear \u001b[2J screen' }] });
+      if (name === 'evil')
+        return send(res, 200, { lines: [{ ts: 0, hand: 'evil', level: 'info', msg: 'clear \u001b[2J screen' }] });
       const recent = Array.from({ length: Math.min(lines, 3) }, (_, i) => log(i + 1, name));
       if (url.searchParams.get('follow') !== '1') return send(res, 200, { lines: recent });
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
@@ -84,18 +112,33 @@ before(async () => {
       res.write(ev.slice(0, 10));
       setImmediate(() => {
         res.write(ev.slice(10));
-        if (name === 'tail') streams.add(res); // stays open until the client goes
+        if (name === 'tail')
+          streams.add(res); // stays open until the client goes
         else res.end(); // the daemon stopped: the stream ends
       });
       return;
     }
     if (req.method !== 'POST') return apiError(res, 405, 'METHOD_NOT_ALLOWED', 'POST only');
-    if (action === 'stop' && hand.state !== 'running') return apiError(res, 409, 'HAND_STATE', `Hand "${name}" is ${hand.state}, not running`);
-    return send(res, 200, { ...hand, state: action === 'stop' ? 'stopped' : 'running', uptimeMs: action === 'stop' ? 0 : hand.uptimeMs });
+    if (action === 'stop' && hand.state !== 'running')
+      return apiError(res, 409, 'HAND_STATE', `Hand "${name}" is ${hand.state}, not running`);
+    return send(res, 200, {
+      ...hand,
+      state: action === 'stop' ? 'stopped' : 'running',
+      uptimeMs: action === 'stop' ? 0 : hand.uptimeMs,
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  writeFileSync(join(data, 'runtime.json'), JSON.stringify({ pid: process.pid, deviceId: 'dev', http: { host: '0.0.0.0', port }, startedAt: new Date().toISOString(), version: '0.1.0' }));
+  writeFileSync(
+    join(data, 'runtime.json'),
+    JSON.stringify({
+      pid: process.pid,
+      deviceId: 'dev',
+      http: { host: '0.0.0.0', port },
+      startedAt: new Date().toISOString(),
+      version: '0.1.0',
+    }),
+  );
   writeFileSync(join(data, 'cli-token'), `${TOKEN}\n`, { mode: 0o600 });
 });
 
@@ -126,7 +169,10 @@ test('hands list: an aligned table, with the Bearer token from the data folder',
   assert.equal(lines[1]!.indexOf('12.3/64') + 7, at('HEAP MB') + 'HEAP MB'.length);
   assert.equal(lines[2]!.indexOf('HAND_CRASHED'), at('LAST ERROR'));
   assert.match(lines[1]!, /^mon +running +1h02m +2 +3\.1 +12\.3\/64 +-$/);
-  assert.match(lines[2]!, /^pipeline-long-name +failed +- +5 +0\.0 +0\.0\/64 +HAND_CRASHED: worker exited with code 1: TypeError: x is no…$/);
+  assert.match(
+    lines[2]!,
+    /^pipeline-long-name +failed +- +5 +0\.0 +0\.0\/64 +HAND_CRASHED: worker exited with code 1: TypeError: x is no…$/,
+  );
 });
 
 test('hands list --json prints the API answer', async () => {
@@ -149,12 +195,19 @@ test('hands status NAME: details; --json', async () => {
 });
 
 test('hands start|stop|restart POST and print the new state', async () => {
-  for (const [action, state] of [['start', 'running'], ['stop', 'stopped'], ['restart', 'running']] as const) {
+  for (const [action, state] of [
+    ['start', 'running'],
+    ['stop', 'stopped'],
+    ['restart', 'running'],
+  ] as const) {
     requests.length = 0;
     const r = await talon(['hands', action, 'mon']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `mon: ${state}\n`);
-    assert.deepEqual(requests.map((q) => `${q.method} ${q.url}`), [`POST /api/v1/hands/mon/${action}`]);
+    assert.deepEqual(
+      requests.map((q) => `${q.method} ${q.url}`),
+      [`POST /api/v1/hands/mon/${action}`],
+    );
   }
   const j = await talon(['hands', 'stop', 'mon', '--json']);
   assert.equal((JSON.parse(j.stdout) as HandStatus).state, 'stopped');
@@ -176,31 +229,53 @@ test('a server error → its message, exit 1; a non-JSON error page → the stat
   assert.equal(r.stderr, 'talon: the supervisor exploded (INTERNAL)\n');
   const g = await talon(['hands', 'status', 'garbage']);
   assert.equal(g.code, 1);
-  assert.match(g.stderr, /^talon: Talon at http:\/\/127\.0\.0\.1:\d+ answered HTTP 502: <html>bad gateway<\/html> \(INTERNAL\)\n$/);
+  assert.match(
+    g.stderr,
+    /^talon: Talon at http:\/\/127\.0\.0\.1:\d+ answered HTTP 502: <html>bad gateway<\/html> \(INTERNAL\)\n$/,
+  );
 });
 
 test('a refused token → exit 1 with a hint about the data folder', async () => {
   const other = join(cwd, 'other');
   mkdirSync(other, { recursive: true });
-  writeFileSync(join(other, 'runtime.json'), JSON.stringify({ pid: process.pid, http: { host: '127.0.0.1', port: (server.address() as { port: number }).port } }));
+  writeFileSync(
+    join(other, 'runtime.json'),
+    JSON.stringify({
+      pid: process.pid,
+      http: { host: '127.0.0.1', port: (server.address() as { port: number }).port },
+    }),
+  );
   writeFileSync(join(other, 'cli-token'), 'wrong\n');
   const r = await talon(['hands', 'list', '--data', other]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^talon: bad token \(the token in .*other\/cli-token was refused; is .*other the data folder of the Talon at http:\/\/127\.0\.0\.1:\d+\?\) \(UNAUTHORIZED\)\n$/);
+  assert.match(
+    r.stderr,
+    /^talon: bad token \(the token in .*other\/cli-token was refused; is .*other the data folder of the Talon at http:\/\/127\.0\.0\.1:\d+\?\) \(UNAUTHORIZED\)\n$/,
+  );
 });
 
 test('hands logs NAME --lines N: asks for N lines and prints them', async () => {
   requests.length = 0;
   const r = await talon(['hands', 'logs', 'mon', '--lines', '2']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(requests.map((q) => q.url), ['/api/v1/hands/mon/logs?lines=2']);
-  assert.equal(r.stdout, [
-    '2026-01-01T00:00:01.000Z warn  [mon] line 1',
-    '2026-01-01T00:00:02.000Z info  [mon] line 2 {"v":2}',
-    '',
-  ].join('\n'));
+  assert.deepEqual(
+    requests.map((q) => q.url),
+    ['/api/v1/hands/mon/logs?lines=2'],
+  );
+  assert.equal(
+    r.stdout,
+    ['2026-01-01T00:00:01.000Z warn  [mon] line 1', '2026-01-01T00:00:02.000Z info  [mon] line 2 {"v":2}', ''].join(
+      '\n',
+    ),
+  );
   const j = await talon(['hands', 'logs', 'mon', '-n', '1', '--json']);
-  assert.deepEqual(j.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as LogLine), [log(1)]);
+  assert.deepEqual(
+    j.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as LogLine),
+    [log(1)],
+  );
 });
 
 test('hands logs: terminal control characters from a Hand are escaped', async () => {
@@ -213,12 +288,17 @@ test('hands logs --follow: prints the backlog and new events; exit 0 when the da
   requests.length = 0;
   const r = await talon(['hands', 'logs', 'mon', '--follow', '--lines', '2']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(requests.map((q) => q.url), ['/api/v1/hands/mon/logs?follow=1&lines=2']);
-  assert.deepEqual(r.stdout.trimEnd().split('\n').map((l) => l.replace(/^\S+ /, '')), [
-    'warn  [mon] line 1',
-    'info  [mon] line 2 {"v":2}',
-    'warn  [mon] line 9',
-  ]);
+  assert.deepEqual(
+    requests.map((q) => q.url),
+    ['/api/v1/hands/mon/logs?follow=1&lines=2'],
+  );
+  assert.deepEqual(
+    r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => l.replace(/^\S+ /, '')),
+    ['warn  [mon] line 1', 'info  [mon] line 2 {"v":2}', 'warn  [mon] line 9'],
+  );
 });
 
 test('hands logs -f --json streams one JSON line per event; Ctrl-C ends it with exit 0', async () => {
@@ -227,7 +307,13 @@ test('hands logs -f --json streams one JSON line per event; Ctrl-C ends it with 
   run.child.kill('SIGINT');
   const r = await run.done;
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as LogLine), [log(1, 'tail'), log(9, 'tail')]);
+  assert.deepEqual(
+    r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as LogLine),
+    [log(1, 'tail'), log(9, 'tail')],
+  );
 });
 
 test('hands logs --follow on an unknown Hand → the API error, exit 2', async () => {

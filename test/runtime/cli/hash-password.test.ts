@@ -6,7 +6,8 @@ import { verifyPassword } from '../../../runtime/secrets/password.ts';
 
 before(() => ensureBuilt());
 
-const run = (input: string) => spawnSync(process.execPath, [TALON, 'config', 'hash-password'], { input, encoding: 'utf8' });
+const run = (input: string) =>
+  spawnSync(process.execPath, [TALON, 'config', 'hash-password'], { input, encoding: 'utf8' });
 
 test('config hash-password prints a scrypt hash that verifies the password it read', () => {
   const r = run('correct horse battery\n');

@@ -6,7 +6,17 @@ import { printReport } from '../../../runtime/cli/commands/audit.ts';
 
 function capture(): Io & { text: () => string } {
   let s = '';
-  return { out: (x) => { s += x; }, err: (x) => { s += x; }, env: {}, cwd: '/', text: () => s };
+  return {
+    out: (x) => {
+      s += x;
+    },
+    err: (x) => {
+      s += x;
+    },
+    env: {},
+    cwd: '/',
+    text: () => s,
+  };
 }
 
 test('plural', () => {
@@ -25,6 +35,15 @@ test('audit verify: one entry is "1 entry", in the OK line and the BROKEN one', 
   printReport({ ok: true, checked: 3, ...base }, many, false);
   assert.match(many.text(), /^OK: 3 entries verified/);
   const broken = capture();
-  assert.equal(printReport({ ok: false, checked: 1, ...base, firstBrokenSeq: 8, kind: 'hash', reason: 'x' } as unknown as Parameters<typeof printReport>[0], broken, false), 1);
+  assert.equal(
+    printReport(
+      { ok: false, checked: 1, ...base, firstBrokenSeq: 8, kind: 'hash', reason: 'x' } as unknown as Parameters<
+        typeof printReport
+      >[0],
+      broken,
+      false,
+    ),
+    1,
+  );
   assert.match(broken.text(), /\n1 entry verified before it\n$/);
 });

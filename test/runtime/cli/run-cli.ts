@@ -16,19 +16,33 @@ export interface CliRun {
   done: Promise<CliResult>;
 }
 
-export function startCli(bin: string, args: string[], opts: { env?: Record<string, string>; cwd: string; ceilingMs?: number }): CliRun {
+export function startCli(
+  bin: string,
+  args: string[],
+  opts: { env?: Record<string, string>; cwd: string; ceilingMs?: number },
+): CliRun {
   // a clean environment: no TALON_* from the caller's shell
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...opts.env };
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    ...opts.env,
+  };
   const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
   const ceiling = opts.ceilingMs ?? 20_000;
   const done = new Promise<CliResult>((resolve, reject) => {
     const t = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`talon ${args.join(' ')} still running after ${ceiling} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(`talon ${args.join(' ')} still running after ${ceiling} ms\nstdout: ${stdout}\nstderr: ${stderr}`),
+      );
     }, ceiling);
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -38,12 +52,20 @@ export function startCli(bin: string, args: string[], opts: { env?: Record<strin
   });
   return {
     child,
-    get stdout() { return stdout; },
-    get stderr() { return stderr; },
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
     done,
   };
 }
 
-export function runCli(bin: string, args: string[], opts: { env?: Record<string, string>; cwd: string }): Promise<CliResult> {
+export function runCli(
+  bin: string,
+  args: string[],
+  opts: { env?: Record<string, string>; cwd: string },
+): Promise<CliResult> {
   return startCli(bin, args, opts).done;
 }

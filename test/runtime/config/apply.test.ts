@@ -33,8 +33,15 @@ before(async () => {
   await resolveStartConfig(store, gens, base, 'test');
   manager = new ConfigManager({
     generations: gens,
-    audit: { record: async (e) => { events.push(e); } },
-    reconfigure: async (_p, _n, sections) => { reconfigured.push(sections); return sections.includes('hands') ? ['x'] : ['kernel']; },
+    audit: {
+      record: async (e) => {
+        events.push(e);
+      },
+    },
+    reconfigure: async (_p, _n, sections) => {
+      reconfigured.push(sections);
+      return sections.includes('hands') ? ['x'] : ['kernel'];
+    },
   });
 });
 
@@ -88,7 +95,10 @@ test('apply writes a generation, audits actor and sections; a stale base is a 40
   assert.deepEqual((ev.detail as { sections: string[] }).sections, ['deviceName']);
   assert.equal((await manager.current()).config.deviceName, 'lab');
 
-  const stale = await rejects(manager.apply(caller, { dataDir: dir, deviceName: 'other' }, { baseGeneration: g0 }), 'CONFLICT');
+  const stale = await rejects(
+    manager.apply(caller, { dataDir: dir, deviceName: 'other' }, { baseGeneration: g0 }),
+    'CONFLICT',
+  );
   assert.equal(stale.status, 409);
   assert.equal(events.at(-1)!.decision, 'error');
 

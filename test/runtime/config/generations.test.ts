@@ -39,7 +39,10 @@ test('nothing applied: current is undefined, list is empty, get is NOT_FOUND', a
   const gens = new ConfigGenerations(store);
   assert.equal(await gens.current(), undefined);
   assert.deepEqual(await gens.list(), []);
-  await assert.rejects(gens.get(1), (err: unknown) => err instanceof TalonError && err.code === 'NOT_FOUND' && /none applied yet/.test(err.message));
+  await assert.rejects(
+    gens.get(1),
+    (err: unknown) => err instanceof TalonError && err.code === 'NOT_FOUND' && /none applied yet/.test(err.message),
+  );
 });
 
 test('applying the same content twice makes one generation; a change makes a new one', async () => {
@@ -50,7 +53,10 @@ test('applying the same content twice makes one generation; a change makes a new
   assert.deepEqual(await gens.apply(reordered, { actor: 'cli', source: 'again' }), { generation: 1, changed: false });
   now += 1000;
   const changed = { ...base(), log: { level: 'debug' as const } };
-  assert.deepEqual(await gens.apply(changed, { actor: 'http:admin', source: 'PUT /api/v1/config' }), { generation: 2, changed: true });
+  assert.deepEqual(await gens.apply(changed, { actor: 'http:admin', source: 'PUT /api/v1/config' }), {
+    generation: 2,
+    changed: true,
+  });
   const cur = await gens.current();
   assert.equal(cur?.generation, 2);
   assert.equal(cur?.config.log.level, 'debug');
@@ -62,15 +68,25 @@ test('applying the same content twice makes one generation; a change makes a new
 
 test('list is newest first, without the configs, and honours limit; get returns one', async () => {
   const gens = new ConfigGenerations(store, { clock });
-  for (let i = 0; i < 5; i++) await gens.apply({ ...base(), deviceName: `d${i}` }, { actor: 'kernel', source: `s${i}` });
+  for (let i = 0; i < 5; i++)
+    await gens.apply({ ...base(), deviceName: `d${i}` }, { actor: 'kernel', source: `s${i}` });
   const all = await gens.list();
-  assert.deepEqual(all.map((g) => g.generation), [5, 4, 3, 2, 1]);
+  assert.deepEqual(
+    all.map((g) => g.generation),
+    [5, 4, 3, 2, 1],
+  );
   assert.equal('config' in all[0]!, false);
-  assert.deepEqual((await gens.list({ limit: 2 })).map((g) => g.generation), [5, 4]);
+  assert.deepEqual(
+    (await gens.list({ limit: 2 })).map((g) => g.generation),
+    [5, 4],
+  );
   const g3 = await gens.get(3);
   assert.equal(g3.config.deviceName, 'd2');
   assert.equal(g3.source, 's2');
-  await assert.rejects(gens.get(6), (err: unknown) => err instanceof TalonError && err.code === 'NOT_FOUND' && /newest is 5/.test(err.message));
+  await assert.rejects(
+    gens.get(6),
+    (err: unknown) => err instanceof TalonError && err.code === 'NOT_FOUND' && /newest is 5/.test(err.message),
+  );
   await assert.rejects(gens.get(0), (err: unknown) => err instanceof TalonError && err.code === 'BAD_REQUEST');
 });
 
@@ -88,7 +104,10 @@ test('an invalid config is refused before anything is written', async () => {
   const gens = new ConfigGenerations(store);
   await gens.apply(base(), meta);
   const bad = { ...base(), http: { host: '127.0.0.1', port: 70000 } };
-  await assert.rejects(gens.apply(bad, meta), (err: unknown) => err instanceof TalonError && err.code === 'CONFIG_INVALID');
+  await assert.rejects(
+    gens.apply(bad, meta),
+    (err: unknown) => err instanceof TalonError && err.code === 'CONFIG_INVALID',
+  );
   assert.equal((await gens.current())?.generation, 1);
   assert.equal((await gens.list()).length, 1);
 });

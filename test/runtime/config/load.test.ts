@@ -34,8 +34,14 @@ function fails(fn: () => unknown, code: string): TalonError {
 }
 
 test('loads YAML and JSON the same way', () => {
-  const y = write('a/talon.yaml', 'deviceName: pi-1\nhttp:\n  port: 9001\nhands:\n  - name: mon\n    module: monitoring\n');
-  const j = write('a/talon.json', JSON.stringify({ deviceName: 'pi-1', http: { port: 9001 }, hands: [{ name: 'mon', module: 'monitoring' }] }));
+  const y = write(
+    'a/talon.yaml',
+    'deviceName: pi-1\nhttp:\n  port: 9001\nhands:\n  - name: mon\n    module: monitoring\n',
+  );
+  const j = write(
+    'a/talon.json',
+    JSON.stringify({ deviceName: 'pi-1', http: { port: 9001 }, hands: [{ name: 'mon', module: 'monitoring' }] }),
+  );
   const a = loadConfig({ file: y, env: {} });
   const b = loadConfig({ file: j, env: {} });
   assert.deepEqual(a.config, b.config);
@@ -79,46 +85,61 @@ test('duplicate YAML keys are a parse error, not a silent last-wins', () => {
 });
 
 test('a missing file is CONFIG_NOT_FOUND; a folder too', () => {
-  assert.match(fails(() => loadConfig({ file: join(dir, 'nope.yaml'), env: {} }), 'CONFIG_NOT_FOUND').message, /nope\.yaml does not exist/);
+  assert.match(
+    fails(() => loadConfig({ file: join(dir, 'nope.yaml'), env: {} }), 'CONFIG_NOT_FOUND').message,
+    /nope\.yaml does not exist/,
+  );
   assert.match(fails(() => loadConfig({ file: dir, env: {} }), 'CONFIG_NOT_FOUND').message, /is a folder/);
 });
 
 test('a file that is not a mapping, or too large, is refused', () => {
-  assert.match(fails(() => loadConfig({ file: write('list.yaml', '- a\n- b\n'), env: {} }), 'CONFIG_INVALID').message, /\(root\): must be a mapping/);
+  assert.match(
+    fails(() => loadConfig({ file: write('list.yaml', '- a\n- b\n'), env: {} }), 'CONFIG_INVALID').message,
+    /\(root\): must be a mapping/,
+  );
   const big = write('big.yaml', `deviceName: ${'x'.repeat(MAX_CONFIG_BYTES)}\n`);
   assert.match(fails(() => loadConfig({ file: big, env: {} }), 'CONFIG_PARSE').message, /more than/);
 });
 
 test('validation errors from a file name the file and every path', () => {
-  const f = write('invalid.yaml', 'http:\n  port: 99999\nhands:\n  - { name: x, module: monitoring, quotas: { heapMB: 64 } }\n');
+  const f = write(
+    'invalid.yaml',
+    'http:\n  port: 99999\nhands:\n  - { name: x, module: monitoring, quotas: { heapMB: 64 } }\n',
+  );
   const err = fails(() => loadConfig({ file: f, env: {} }), 'CONFIG_INVALID');
   assert.ok(err.message.startsWith(`the config ${f} is invalid (2 problems):`), err.message);
   assert.match(err.message, /\n {2}http\.port: /);
   assert.match(err.message, /\n {2}hands\[0\]\.quotas\.heapMB: unknown key; did you mean "heapMb"\?/);
 });
 
-test('relative paths resolve against the config file\'s folder', () => {
-  const f = write('site/etc/talon.yaml', [
-    'dataDir: ../var/talon',
-    'hands:',
-    '  - { name: mine, module: ./hands/mine.js, capabilities: { fs: { read: [./shared, /abs], write: [out] } } }',
-    '  - { name: mon, module: monitoring }',
-    'bus:',
-    '  embedded:',
-    '    lan: { enabled: true, tls: { cert: tls/cert.pem, key: /etc/key.pem }, users: [{ username: u, passwordHash: "scrypt$16384$8$1$c2FsdA$aGFzaA" }] }',
-  ].join('\n'));
+test("relative paths resolve against the config file's folder", () => {
+  const f = write(
+    'site/etc/talon.yaml',
+    [
+      'dataDir: ../var/talon',
+      'hands:',
+      '  - { name: mine, module: ./hands/mine.js, capabilities: { fs: { read: [./shared, /abs], write: [out] } } }',
+      '  - { name: mon, module: monitoring }',
+      'bus:',
+      '  embedded:',
+      '    lan: { enabled: true, tls: { cert: tls/cert.pem, key: /etc/key.pem }, users: [{ username: u, passwordHash: "scrypt$16384$8$1$c2FsdA$aGFzaA" }] }',
+    ].join('\n'),
+  );
   const etc = join(dir, 'site', 'etc');
   write('site/etc/hands/mine.js', 'module.exports = {};\n');
   const { config } = loadConfig({ file: f, env: {}, cwd: '/somewhere/else' });
   assert.equal(config.dataDir, join(dir, 'site', 'var', 'talon'));
   assert.equal(config.hands[0]?.module, join(etc, 'hands', 'mine.js'));
-  assert.deepEqual(config.hands[0]?.capabilities?.fs, { read: [join(etc, 'shared'), '/abs'], write: [join(etc, 'out')] });
+  assert.deepEqual(config.hands[0]?.capabilities?.fs, {
+    read: [join(etc, 'shared'), '/abs'],
+    write: [join(etc, 'out')],
+  });
   assert.equal(config.hands[1]?.module, 'monitoring', 'a built-in id is not a path');
   assert.equal(config.bus.embedded.lan?.tls?.cert, join(etc, 'tls', 'cert.pem'));
   assert.equal(config.bus.embedded.lan?.tls?.key, '/etc/key.pem');
 });
 
-test('the default dataDir resolves against the config file\'s folder, or the working folder without a file', () => {
+test("the default dataDir resolves against the config file's folder, or the working folder without a file", () => {
   const f = write('nodata/talon.yaml', 'deviceName: x\n');
   assert.equal(loadConfig({ file: f, env: {}, cwd: '/elsewhere' }).config.dataDir, join(dir, 'nodata', 'data'));
   const none = loadConfig({ env: {}, cwd: '/srv/app' });
@@ -136,11 +157,18 @@ test('data folder precedence: --data beats TALON_DATA beats the file; both resol
   const flag = loadConfig({ file: f, dataDir: 'from-flag', env: { TALON_DATA: 'from-env' }, cwd });
   assert.equal(flag.config.dataDir, '/work/here/from-flag');
   assert.equal(flag.source, `${f} + TALON_DATA + --data`);
-  assert.equal(loadConfig({ file: f, env: { TALON_DATA: '  ' }, cwd }).config.dataDir, join(dir, 'prec', 'from-file'), 'an empty variable is unset');
+  assert.equal(
+    loadConfig({ file: f, env: { TALON_DATA: '  ' }, cwd }).config.dataDir,
+    join(dir, 'prec', 'from-file'),
+    'an empty variable is unset',
+  );
 });
 
 test('TALON_HTTP and TALON_MQTT override the listeners', () => {
-  const f = write('env/talon.yaml', 'http: { host: 0.0.0.0, port: 80 }\nbus: { embedded: { listen: { port: 2883 } } }\n');
+  const f = write(
+    'env/talon.yaml',
+    'http: { host: 0.0.0.0, port: 80 }\nbus: { embedded: { listen: { port: 2883 } } }\n',
+  );
   const { config } = loadConfig({ file: f, env: { TALON_HTTP: '127.0.0.1:9999', TALON_MQTT: '[::1]:1999' } });
   assert.deepEqual(config.http, { host: '127.0.0.1', port: 9999 });
   assert.deepEqual(config.bus.embedded.listen, { host: '::1', port: 1999 });
@@ -162,13 +190,19 @@ test('TALON_MQTT brings the embedded broker back over a file that sets bus.url',
   assert.equal(config.bus.embedded.listen.port, 1884);
 });
 
-test('bad environment overrides are CONFIG_INVALID naming the variable, with the file\'s own problems', () => {
+test("bad environment overrides are CONFIG_INVALID naming the variable, with the file's own problems", () => {
   const f = write('env/bad.yaml', 'bogus: 1\n');
-  const err = fails(() => loadConfig({ file: f, env: { TALON_HTTP: 'localhost', TALON_MQTT: '127.0.0.1:99999' } }), 'CONFIG_INVALID');
+  const err = fails(
+    () => loadConfig({ file: f, env: { TALON_HTTP: 'localhost', TALON_MQTT: '127.0.0.1:99999' } }),
+    'CONFIG_INVALID',
+  );
   const paths = (err.details as Array<{ path: string }>).map((d) => d.path);
   assert.deepEqual(paths, ['env TALON_HTTP', 'env TALON_MQTT', 'bogus']);
   assert.match(err.message, /env TALON_HTTP: must be host:port/);
-  const both = fails(() => loadConfig({ env: { TALON_MQTT: '127.0.0.1:1', TALON_MQTT_URL: 'mqtt://x' } }), 'CONFIG_INVALID');
+  const both = fails(
+    () => loadConfig({ env: { TALON_MQTT: '127.0.0.1:1', TALON_MQTT_URL: 'mqtt://x' } }),
+    'CONFIG_INVALID',
+  );
   assert.match(both.message, /not both/);
   // an env value is still checked by the schema
   const range = fails(() => loadConfig({ env: { TALON_MQTT_URL: 'ftp://x' } }), 'CONFIG_INVALID');
@@ -179,29 +213,46 @@ test('parseHostPort', () => {
   assert.deepEqual(parseHostPort('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
   assert.deepEqual(parseHostPort('[::]:8080'), { host: '::', port: 8080 });
   assert.deepEqual(parseHostPort('my-pi.local:1'), { host: 'my-pi.local', port: 1 });
-  for (const bad of ['8080', 'host:', ':80', 'a:b', 'a:80:1', '::1:80', 'h:70000']) assert.equal(typeof parseHostPort(bad), 'string', bad);
+  for (const bad of ['8080', 'host:', ':80', 'a:b', 'a:80:1', '::1:80', 'h:70000'])
+    assert.equal(typeof parseHostPort(bad), 'string', bad);
 });
 
-test('a Hand module must exist: a file relative to the config file\'s folder, or a built-in id (issue 14)', () => {
+test("a Hand module must exist: a file relative to the config file's folder, or a built-in id (issue 14)", () => {
   write('mods/ok.cjs', 'module.exports = {};\n');
-  const ok = write('mods/talon.yaml', 'hands:\n  - { name: ok, module: ./ok.cjs }\n  - { name: mon, module: monitoring }\n');
-  assert.equal(loadConfig({ file: ok, env: {}, cwd: '/elsewhere' }).config.hands[0]?.module, join(dir, 'mods', 'ok.cjs'));
+  const ok = write(
+    'mods/talon.yaml',
+    'hands:\n  - { name: ok, module: ./ok.cjs }\n  - { name: mon, module: monitoring }\n',
+  );
+  assert.equal(
+    loadConfig({ file: ok, env: {}, cwd: '/elsewhere' }).config.hands[0]?.module,
+    join(dir, 'mods', 'ok.cjs'),
+  );
 
-  const bad = write('mods/bad.yaml', [
-    'hands:',
-    '  - { name: echo, module: ./ecoh.cjs }',
-    '  - { name: greeter, module: greter }',
-    '  - { name: ts, module: ./hand.ts }',
-    '  - { name: dir, module: ./ }',
-    '  - { name: mon, module: monitorin }',
-  ].join('\n'));
+  const bad = write(
+    'mods/bad.yaml',
+    [
+      'hands:',
+      '  - { name: echo, module: ./ecoh.cjs }',
+      '  - { name: greeter, module: greter }',
+      '  - { name: ts, module: ./hand.ts }',
+      '  - { name: dir, module: ./ }',
+      '  - { name: mon, module: monitorin }',
+    ].join('\n'),
+  );
   const err = fails(() => loadConfig({ file: bad, env: {}, cwd: '/elsewhere' }), 'CONFIG_INVALID');
   const ps = err.details as Array<{ path: string; message: string }>;
-  const at = (p: string) => ps.filter((x) => x.path === p).map((x) => x.message).join(' | ');
+  const at = (p: string) =>
+    ps
+      .filter((x) => x.path === p)
+      .map((x) => x.message)
+      .join(' | ');
   assert.match(at('hands[0].module'), /"\.\/ecoh\.cjs": no such file/);
   assert.ok(at('hands[0].module').includes(join(dir, 'mods', 'ecoh.cjs')), at('hands[0].module'));
   assert.match(at('hands[1].module'), /"greter" is not a built-in Hand \(built-in: monitoring\)/);
-  assert.match(at('hands[2].module'), /is TypeScript; .*npx esbuild \.\/hand\.ts --bundle --platform=node --format=cjs --outfile=\.\/hand\.cjs/);
+  assert.match(
+    at('hands[2].module'),
+    /is TypeScript; .*npx esbuild \.\/hand\.ts --bundle --platform=node --format=cjs --outfile=\.\/hand\.cjs/,
+  );
   assert.match(at('hands[3].module'), /is not a file/);
   assert.match(at('hands[4].module'), /did you mean "monitoring"\?/);
   assert.match(err.message, /hands\[0\]\.module: /);
@@ -209,7 +260,9 @@ test('a Hand module must exist: a file relative to the config file\'s folder, or
 
 test('BUILTIN_HANDS (hands/catalog.ts) lists the folders under hands/ with an index.ts', () => {
   const root = join(import.meta.dirname, '..', '..', '..', 'hands');
-  const ids = readdirSync(root).filter((d) => d !== 'sdk' && existsSync(join(root, d, 'index.ts'))).sort();
+  const ids = readdirSync(root)
+    .filter((d) => d !== 'sdk' && existsSync(join(root, d, 'index.ts')))
+    .sort();
   assert.deepEqual(BUILTIN_HANDS.map((h) => h.id).sort(), ids);
 });
 
@@ -217,17 +270,35 @@ test('the built-in Hands are the registered ones: ids a module may name, default
   try {
     setBuiltinHands([{ id: 'alpha', defaultInstance: { name: 'first' } }, { id: 'beta' }]);
     const f = write('builtins/none.yaml', 'deviceName: x\n');
-    assert.deepEqual(loadConfig({ file: f, env: {} }).config.hands, [{ name: 'first', module: 'alpha', enabled: true, settings: {} }]);
-    const bad = write('builtins/bad.yaml', 'hands:\n  - { name: a, module: alpha }\n  - { name: b, module: beta }\n  - { name: c, module: monitoring }\n  - { name: d, module: bet }\n');
-    const ps = fails(() => loadConfig({ file: bad, env: {} }), 'CONFIG_INVALID').details as Array<{ path: string; message: string }>;
-    assert.deepEqual(ps.map((p) => p.path), ['hands[2].module', 'hands[3].module']);
+    assert.deepEqual(loadConfig({ file: f, env: {} }).config.hands, [
+      { name: 'first', module: 'alpha', enabled: true, settings: {} },
+    ]);
+    const bad = write(
+      'builtins/bad.yaml',
+      'hands:\n  - { name: a, module: alpha }\n  - { name: b, module: beta }\n  - { name: c, module: monitoring }\n  - { name: d, module: bet }\n',
+    );
+    const ps = fails(() => loadConfig({ file: bad, env: {} }), 'CONFIG_INVALID').details as Array<{
+      path: string;
+      message: string;
+    }>;
+    assert.deepEqual(
+      ps.map((p) => p.path),
+      ['hands[2].module', 'hands[3].module'],
+    );
     assert.match(ps[0]!.message, /"monitoring" is not a built-in Hand \(built-in: alpha, beta\)/);
     assert.match(ps[1]!.message, /did you mean "beta"\?/);
-    assert.deepEqual(loadConfig({ file: write('builtins/empty.yaml', 'hands: []\n'), env: {} }).config.hands, [], 'an empty list stays empty');
+    assert.deepEqual(
+      loadConfig({ file: write('builtins/empty.yaml', 'hands: []\n'), env: {} }).config.hands,
+      [],
+      'an empty list stays empty',
+    );
 
     setBuiltinHands([]);
     assert.deepEqual(loadConfig({ file: f, env: {} }).config.hands, [], 'none registered: no Hands');
-    assert.match(fails(() => loadConfig({ file: bad, env: {} }), 'CONFIG_INVALID').message, /"alpha" is not a built-in Hand \(built-in: none\)/);
+    assert.match(
+      fails(() => loadConfig({ file: bad, env: {} }), 'CONFIG_INVALID').message,
+      /"alpha" is not a built-in Hand \(built-in: none\)/,
+    );
   } finally {
     setBuiltinHands(BUILTIN_HANDS);
   }
@@ -237,6 +308,7 @@ test('no file of the config layer names a Hand', () => {
   const root = join(import.meta.dirname, '..', '..', '..', 'runtime', 'config');
   for (const file of readdirSync(root).filter((f) => f.endsWith('.ts'))) {
     const text = readFileSync(join(root, file), 'utf8');
-    for (const h of BUILTIN_HANDS) assert.ok(!new RegExp(`\\b${h.id}\\b`, 'i').test(text), `runtime/config/${file} names the ${h.id} Hand`);
+    for (const h of BUILTIN_HANDS)
+      assert.ok(!new RegExp(`\\b${h.id}\\b`, 'i').test(text), `runtime/config/${file} names the ${h.id} Hand`);
   }
 });

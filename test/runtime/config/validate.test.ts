@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { validateConfig, checkConfig, readablePath, didYouMean, isModulePath, type ConfigProblem } from '../../../runtime/config/validate.ts';
+import {
+  validateConfig,
+  checkConfig,
+  readablePath,
+  didYouMean,
+  isModulePath,
+  type ConfigProblem,
+} from '../../../runtime/config/validate.ts';
 import { loadConfig } from '../../../runtime/config/load.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import type { TalonConfig } from '../../../runtime/config/types.ts';
@@ -19,7 +26,10 @@ const EXPECTED_DEFAULTS: TalonConfig = {
   http: { host: '127.0.0.1', port: 8080 },
   bus: { embedded: { enabled: true, listen: { host: '127.0.0.1', port: 1883 } }, maxPayloadBytes: 262144 },
   supervisor: {
-    heartbeatMs: 1000, hangTimeoutMs: 10000, stopTimeoutMs: 5000, startTimeoutMs: 15000,
+    heartbeatMs: 1000,
+    hangTimeoutMs: 10000,
+    stopTimeoutMs: 5000,
+    startTimeoutMs: 15000,
     backoff: { initialMs: 500, maxMs: 30000, factor: 2, jitter: 0.2 },
     crashLoop: { restarts: 5, windowMs: 60000 },
   },
@@ -29,7 +39,10 @@ const EXPECTED_DEFAULTS: TalonConfig = {
   drivers: DEMO_DRIVERS,
   homeAssistant: { enabled: true, prefix: 'homeassistant' },
   llm: {
-    providers: [], chains: {}, policies: {}, auditPrompts: false,
+    providers: [],
+    chains: {},
+    policies: {},
+    auditPrompts: false,
     retry: { maxAttempts: 4, baseMs: 250, maxMs: 10000, jitter: 0.2 },
     timeouts: { firstTokenMs: 60000, stallMs: 30000 },
   },
@@ -45,7 +58,11 @@ function problems(input: unknown): ConfigProblem[] {
     assert.equal(err.exitCode, 2);
     const details = err.details as ConfigProblem[];
     // the message lists every problem as `<path>: <reason>`
-    for (const p of details) assert.ok(err.message.includes(`${p.path}: ${p.message}`), `message lacks "${p.path}: ${p.message}":\n${err.message}`);
+    for (const p of details)
+      assert.ok(
+        err.message.includes(`${p.path}: ${p.message}`),
+        `message lacks "${p.path}: ${p.message}":\n${err.message}`,
+      );
     return details;
   }
   assert.fail('the config was accepted');
@@ -63,12 +80,28 @@ test('an empty config validates to the laptop defaults', () => {
   assert.deepEqual(validateConfig({}), EXPECTED_DEFAULTS);
 });
 
-test('the defaults come out in the schema\'s key order, hands where the schema has it', () => {
-  assert.deepEqual(Object.keys(validateConfig({})), ['deviceName', 'dataDir', 'http', 'bus', 'supervisor', 'hands', 'drivers', 'llm', 'homeAssistant', 'log', 'audit']);
-  assert.deepEqual(Object.keys(validateConfig({ log: { level: 'debug' }, deviceName: 'x' })).slice(0, 3), ['log', 'deviceName', 'dataDir']);
+test("the defaults come out in the schema's key order, hands where the schema has it", () => {
+  assert.deepEqual(Object.keys(validateConfig({})), [
+    'deviceName',
+    'dataDir',
+    'http',
+    'bus',
+    'supervisor',
+    'hands',
+    'drivers',
+    'llm',
+    'homeAssistant',
+    'log',
+    'audit',
+  ]);
+  assert.deepEqual(Object.keys(validateConfig({ log: { level: 'debug' }, deviceName: 'x' })).slice(0, 3), [
+    'log',
+    'deviceName',
+    'dataDir',
+  ]);
 });
 
-test('the schema served to editors shows the built-in Hands\' default instances as the default of hands', () => {
+test("the schema served to editors shows the built-in Hands' default instances as the default of hands", () => {
   const hands = (schemaWithDefaults().properties as Record<string, { default?: unknown; maxItems?: number }>).hands!;
   assert.deepEqual(hands.default, [{ name: 'monitoring', module: 'monitoring' }]);
   assert.equal(hands.maxItems, 256);
@@ -83,15 +116,24 @@ test('validateConfig does not change its input', () => {
 });
 
 test('a validated config validates again to itself (generations re-validate on apply)', () => {
-  const once = validateConfig({ bus: { url: 'mqtt://broker:1883', username: 'u', password: 'p' }, hands: [hand({ quotas: { heapMb: 64 } })] });
+  const once = validateConfig({
+    bus: { url: 'mqtt://broker:1883', username: 'u', password: 'p' },
+    hands: [hand({ quotas: { heapMb: 64 } })],
+  });
   assert.deepEqual(validateConfig(once), once);
 });
 
 test('a Hand gets enabled and settings defaults; partial capabilities and quotas pass through', () => {
-  const c = validateConfig({ hands: [hand({ capabilities: { sensors: ['cpu.*'], llm: null }, quotas: { cpuShare: 0.5 } })] });
+  const c = validateConfig({
+    hands: [hand({ capabilities: { sensors: ['cpu.*'], llm: null }, quotas: { cpuShare: 0.5 } })],
+  });
   assert.deepEqual(c.hands[0], {
-    name: 'mon', module: 'monitoring', enabled: true, settings: {},
-    capabilities: { sensors: ['cpu.*'], llm: null }, quotas: { cpuShare: 0.5 },
+    name: 'mon',
+    module: 'monitoring',
+    enabled: true,
+    settings: {},
+    capabilities: { sensors: ['cpu.*'], llm: null },
+    quotas: { cpuShare: 0.5 },
   });
 });
 
@@ -121,7 +163,11 @@ test('out-of-range ports are refused at their path', () => {
 });
 
 test('other range and enum checks', () => {
-  const ps = problems({ log: { level: 'verbose' }, supervisor: { backoff: { jitter: 2 } }, hands: [hand({ quotas: { heapMb: 1 } })] });
+  const ps = problems({
+    log: { level: 'verbose' },
+    supervisor: { backoff: { jitter: 2 } },
+    hands: [hand({ quotas: { heapMb: 1 } })],
+  });
   assert.match(find(ps, 'log.level').message, /must be one of "debug", "info", "warn", "error", got string "verbose"/);
   assert.match(find(ps, 'supervisor.backoff.jitter').message, /between 0 and 1, got 2/);
   assert.match(find(ps, 'hands[0].quotas.heapMb').message, /between 8 and 16384, got 1/);
@@ -150,14 +196,22 @@ test('duplicate Hand names are refused at the second one', () => {
 });
 
 test('a module is a built-in id or a path', () => {
-  assert.ok(isModulePath('./x.js') && isModulePath('/opt/h/index.cjs') && isModulePath('hands/x') && isModulePath('x.mjs'));
+  assert.ok(
+    isModulePath('./x.js') && isModulePath('/opt/h/index.cjs') && isModulePath('hands/x') && isModulePath('x.mjs'),
+  );
   assert.ok(!isModulePath('monitoring'));
   const ps = problems({ hands: [hand({ module: 'Monitoring' })] });
   assert.match(find(ps, 'hands[0].module').message, /neither a built-in Hand id .* nor a path/);
 });
 
-test('topic filters in a Hand\'s bus grant follow MQTT wildcard rules', () => {
-  const ps = problems({ hands: [hand({ capabilities: { bus: { publish: ['alerts/#', 'a/#/b'], subscribe: ['x+/y', '/homeassistant/+/config'] } } })] });
+test("topic filters in a Hand's bus grant follow MQTT wildcard rules", () => {
+  const ps = problems({
+    hands: [
+      hand({
+        capabilities: { bus: { publish: ['alerts/#', 'a/#/b'], subscribe: ['x+/y', '/homeassistant/+/config'] } },
+      }),
+    ],
+  });
   assert.match(find(ps, 'hands[0].capabilities.bus.publish[1]').message, /"#" must be a whole level/);
   assert.match(find(ps, 'hands[0].capabilities.bus.subscribe[0]').message, /"\+" must be a whole level/);
   assert.equal(ps.length, 2);
@@ -179,14 +233,38 @@ test('broker credentials need bus.url', () => {
 });
 
 test('the LAN listener: explicit enabled, at least one user, hashed passwords, embedded broker on', () => {
-  assert.equal(find(problems({ bus: { embedded: { lan: { port: 8883 } } } }), 'bus.embedded.lan.enabled').message, 'is required');
-  assert.match(find(problems({ bus: { embedded: { lan: { enabled: true } } } }), 'bus.embedded.lan.users').message, /at least one user/);
-  const plain = problems({ bus: { embedded: { lan: { enabled: true, users: [{ username: 'ha', passwordHash: 'hunter2' }] } } } });
+  assert.equal(
+    find(problems({ bus: { embedded: { lan: { port: 8883 } } } }), 'bus.embedded.lan.enabled').message,
+    'is required',
+  );
+  assert.match(
+    find(problems({ bus: { embedded: { lan: { enabled: true } } } }), 'bus.embedded.lan.users').message,
+    /at least one user/,
+  );
+  const plain = problems({
+    bus: { embedded: { lan: { enabled: true, users: [{ username: 'ha', passwordHash: 'hunter2' }] } } },
+  });
   assert.match(find(plain, 'bus.embedded.lan.users[0].passwordHash').message, /scrypt hash/);
-  const off = problems({ bus: { embedded: { enabled: false, lan: { enabled: true, users: [{ username: 'ha', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA' }] } } } });
+  const off = problems({
+    bus: {
+      embedded: {
+        enabled: false,
+        lan: { enabled: true, users: [{ username: 'ha', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA' }] },
+      },
+    },
+  });
   assert.match(find(off, 'bus.embedded.lan.enabled').message, /needs the embedded broker/);
-  const ok = validateConfig({ bus: { embedded: { lan: { enabled: true, users: [{ username: 'ha', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA' }] } } } });
-  assert.deepEqual(ok.bus.embedded.lan, { enabled: true, host: '0.0.0.0', port: 8883, users: [{ username: 'ha', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA' }] });
+  const ok = validateConfig({
+    bus: {
+      embedded: { lan: { enabled: true, users: [{ username: 'ha', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA' }] } },
+    },
+  });
+  assert.deepEqual(ok.bus.embedded.lan, {
+    enabled: true,
+    host: '0.0.0.0',
+    port: 8883,
+    users: [{ username: 'ha', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA' }],
+  });
 });
 
 test('listeners on the same host and port clash; port 0 never does', () => {
@@ -194,12 +272,21 @@ test('listeners on the same host and port clash; port 0 never does', () => {
   assert.match(find(ps, 'bus.embedded.listen.port').message, /1883 is already used by http/);
   assert.doesNotThrow(() => validateConfig({ http: { port: 0 }, bus: { embedded: { listen: { port: 0 } } } }));
   assert.doesNotThrow(() => validateConfig({ http: { host: '127.0.0.2', port: 1883 } }));
-  assert.doesNotThrow(() => validateConfig({ http: { port: 1883 }, bus: { url: 'mqtt://b' } }), 'no embedded listener, no clash');
+  assert.doesNotThrow(
+    () => validateConfig({ http: { port: 1883 }, bus: { url: 'mqtt://b' } }),
+    'no embedded listener, no clash',
+  );
 });
 
 test('timings must be consistent', () => {
-  assert.match(find(problems({ supervisor: { heartbeatMs: 1000, hangTimeoutMs: 1500 } }), 'supervisor.hangTimeoutMs').message, /at least twice/);
-  assert.match(find(problems({ supervisor: { backoff: { initialMs: 5000, maxMs: 1000 } } }), 'supervisor.backoff.maxMs').message, /at least supervisor.backoff.initialMs/);
+  assert.match(
+    find(problems({ supervisor: { heartbeatMs: 1000, hangTimeoutMs: 1500 } }), 'supervisor.hangTimeoutMs').message,
+    /at least twice/,
+  );
+  assert.match(
+    find(problems({ supervisor: { backoff: { initialMs: 5000, maxMs: 1000 } } }), 'supervisor.backoff.maxMs').message,
+    /at least supervisor.backoff.initialMs/,
+  );
 });
 
 test('every problem is reported at once, schema and semantic together', () => {

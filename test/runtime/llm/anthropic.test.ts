@@ -7,7 +7,21 @@ import { fakeHarness, providerContract } from './contract.ts';
 
 const KEY = 'sk-ant-api03-testKEY0123456789';
 
-providerContract('anthropic', fakeHarness('anthropic', KEY, (baseUrl, o) => new AnthropicProvider({ name: 'anthropic', baseUrl, apiKey: KEY, model: 'fake-model', ...(o.timeouts ? { timeouts: o.timeouts } : {}) })));
+providerContract(
+  'anthropic',
+  fakeHarness(
+    'anthropic',
+    KEY,
+    (baseUrl, o) =>
+      new AnthropicProvider({
+        name: 'anthropic',
+        baseUrl,
+        apiKey: KEY,
+        model: 'fake-model',
+        ...(o.timeouts ? { timeouts: o.timeouts } : {}),
+      }),
+  ),
+);
 
 describe('Anthropic wire format', () => {
   let fake: FakeLlm;
@@ -19,17 +33,31 @@ describe('Anthropic wire format', () => {
   after(() => fake.close());
 
   it('POST /v1/messages with x-api-key and anthropic-version, system apart, max_tokens defaulted', async () => {
-    await p.chat({ messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }], temperature: 0.5 });
+    await p.chat({
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: 'hi' },
+      ],
+      temperature: 0.5,
+    });
     const r = fake.requests.at(-1)!;
     assert.equal(r.path, '/v1/messages');
     assert.equal(r.headers['x-api-key'], KEY);
     assert.equal(r.headers['anthropic-version'], '2023-06-01');
     assert.equal(r.headers.authorization, undefined);
-    assert.deepEqual(r.body, { model: 'fake-model', max_tokens: 4096, system: 'be brief', messages: [{ role: 'user', content: 'hi' }], temperature: 0.5 });
+    assert.deepEqual(r.body, {
+      model: 'fake-model',
+      max_tokens: 4096,
+      system: 'be brief',
+      messages: [{ role: 'user', content: 'hi' }],
+      temperature: 0.5,
+    });
   });
 
   it('stream: stream true', async () => {
-    for await (const _ of p.stream({ messages: [{ role: 'user', content: 'hi' }], maxTokens: 10 })) { /* drain */ }
+    for await (const _ of p.stream({ messages: [{ role: 'user', content: 'hi' }], maxTokens: 10 })) {
+      /* drain */
+    }
     const b = fake.requests.at(-1)!.body;
     assert.equal(b.stream, true);
     assert.equal(b.max_tokens, 10);
@@ -41,7 +69,14 @@ describe('Anthropic wire format', () => {
       tools: [{ name: 'get_weather', description: 'weather', parameters: params }],
       messages: [
         { role: 'user', content: 'weather in two cities?' },
-        { role: 'assistant', content: 'Checking.', toolCalls: [{ id: 'toolu_1', name: 'get_weather', arguments: { city: 'Oslo' } }, { id: 'toolu_2', name: 'get_weather', arguments: { city: 'Lima' } }] },
+        {
+          role: 'assistant',
+          content: 'Checking.',
+          toolCalls: [
+            { id: 'toolu_1', name: 'get_weather', arguments: { city: 'Oslo' } },
+            { id: 'toolu_2', name: 'get_weather', arguments: { city: 'Lima' } },
+          ],
+        },
         { role: 'tool', toolCallId: 'toolu_1', content: 'sunny' },
         { role: 'tool', toolCallId: 'toolu_2', content: 'rain' },
       ],
@@ -58,7 +93,10 @@ describe('Anthropic wire format', () => {
     });
     assert.deepEqual(b.messages[2], {
       role: 'user',
-      content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }, { type: 'tool_result', tool_use_id: 'toolu_2', content: 'rain' }],
+      content: [
+        { type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' },
+        { type: 'tool_result', tool_use_id: 'toolu_2', content: 'rain' },
+      ],
     });
     assert.equal(b.messages.length, 3);
   });
@@ -69,7 +107,11 @@ describe('Anthropic wire format', () => {
     const r = await p.chat({ messages: [{ role: 'user', content: 'x' }], jsonSchema: schema });
     const b = fake.requests.at(-1)!.body;
     assert.deepEqual(b.tool_choice, { type: 'tool', name: JSON_TOOL });
-    assert.deepEqual(b.tools.at(-1), { name: JSON_TOOL, description: 'Answer with JSON that follows this schema.', input_schema: schema });
+    assert.deepEqual(b.tools.at(-1), {
+      name: JSON_TOOL,
+      description: 'Answer with JSON that follows this schema.',
+      input_schema: schema,
+    });
     assert.deepEqual(JSON.parse(r.text), { a: 5 });
     assert.deepEqual(r.toolCalls, []);
     assert.equal(r.finishReason, 'stop');
@@ -82,9 +124,17 @@ describe('Anthropic wire format', () => {
       'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}\n\n',
       'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
     ].join('');
-    const q = new AnthropicProvider({ name: 'a', baseUrl: 'http://x', model: 'm', fetch: async () => new Response(body, { headers: { 'content-type': 'text/event-stream' } }) });
+    const q = new AnthropicProvider({
+      name: 'a',
+      baseUrl: 'http://x',
+      model: 'm',
+      fetch: async () => new Response(body, { headers: { 'content-type': 'text/event-stream' } }),
+    });
     const seen: string[] = [];
-    const e = await (async () => { for await (const c of q.stream({ messages: [{ role: 'user', content: 'x' }] })) if (c.type === 'text') seen.push(c.text); })().catch((x: unknown) => x) as TalonError;
+    const e = (await (async () => {
+      for await (const c of q.stream({ messages: [{ role: 'user', content: 'x' }] }))
+        if (c.type === 'text') seen.push(c.text);
+    })().catch((x: unknown) => x)) as TalonError;
     assert.equal(e.code, 'LLM_UNAVAILABLE');
     assert.equal((e.details as { partial: boolean }).partial, true);
     assert.deepEqual(seen, ['Hi']);
@@ -92,7 +142,7 @@ describe('Anthropic wire format', () => {
 
   it('a 529 overloaded answer → LLM_UNAVAILABLE; models via /v1/models', async () => {
     fake.reply({ fault: { kind: 'status', status: 529, message: 'Overloaded' } });
-    const e = await p.chat({ messages: [{ role: 'user', content: 'x' }] }).catch((x: unknown) => x) as TalonError;
+    const e = (await p.chat({ messages: [{ role: 'user', content: 'x' }] }).catch((x: unknown) => x)) as TalonError;
     assert.equal(e.code, 'LLM_UNAVAILABLE');
     assert.equal((e.details as { vendorCode: string }).vendorCode, 'overloaded_error');
     assert.deepEqual(await p.models(), ['fake-model']);

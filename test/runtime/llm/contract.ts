@@ -38,8 +38,22 @@ export interface MakeOptions {
 
 /** fault cases by name (see FAULTS below) */
 export type ContractFault =
-  | 'status500' | 'status503' | 'status429' | 'status401' | 'status403' | 'status402' | 'status400' | 'status404'
-  | 'empty200' | 'noTokens' | 'malformed' | 'stall' | 'cut' | 'neverEnds' | 'noHeaders' | 'unreachable';
+  | 'status500'
+  | 'status503'
+  | 'status429'
+  | 'status401'
+  | 'status403'
+  | 'status402'
+  | 'status400'
+  | 'status404'
+  | 'empty200'
+  | 'noTokens'
+  | 'malformed'
+  | 'stall'
+  | 'cut'
+  | 'neverEnds'
+  | 'noHeaders'
+  | 'unreachable';
 
 export interface ContractOptions {
   skipFaults?: ContractFault[];
@@ -61,17 +75,30 @@ const FAULTS: FaultCase[] = [
   { name: 'status500', fault: { kind: 'status', status: 500 }, code: 'LLM_UNAVAILABLE' },
   { name: 'status503', fault: { kind: 'status', status: 503 }, code: 'LLM_UNAVAILABLE' },
   {
-    name: 'status429', fault: { kind: 'status', status: 429, retryAfter: '7' }, code: 'LLM_RATE_LIMITED',
+    name: 'status429',
+    fault: { kind: 'status', status: 429, retryAfter: '7' },
+    code: 'LLM_RATE_LIMITED',
     check: (e) => assert.equal((e.details as { retryAfterMs?: number }).retryAfterMs, 7_000),
   },
   { name: 'status401', fault: { kind: 'status', status: 401 }, code: 'LLM_AUTH' },
-  { name: 'status403', fault: { kind: 'status', status: 403, message: 'permission denied for this model' }, code: 'LLM_AUTH' },
+  {
+    name: 'status403',
+    fault: { kind: 'status', status: 403, message: 'permission denied for this model' },
+    code: 'LLM_AUTH',
+  },
   { name: 'status402', fault: { kind: 'status', status: 402, message: 'insufficient credit' }, code: 'LLM_BILLING' },
   {
-    name: 'status400', fault: { kind: 'status', status: 400, message: 'prompt is too long: 9000 tokens > 8192 maximum' }, code: 'LLM_BAD_REQUEST',
+    name: 'status400',
+    fault: { kind: 'status', status: 400, message: 'prompt is too long: 9000 tokens > 8192 maximum' },
+    code: 'LLM_BAD_REQUEST',
     check: (e) => assert.match(e.message, /prompt is too long/, 'the vendor message is kept'),
   },
-  { name: 'status404', fault: { kind: 'status', status: 404, message: 'model "nope" not found' }, code: 'LLM_BAD_REQUEST', check: (e) => assert.match(e.message, /not found/) },
+  {
+    name: 'status404',
+    fault: { kind: 'status', status: 404, message: 'model "nope" not found' },
+    code: 'LLM_BAD_REQUEST',
+    check: (e) => assert.match(e.message, /not found/),
+  },
   { name: 'empty200', fault: { kind: 'empty200' }, code: 'LLM_BAD_RESPONSE' },
   { name: 'noTokens', fault: { kind: 'noTokens' }, code: 'LLM_BAD_RESPONSE' },
   { name: 'malformed', fault: { kind: 'malformed' }, code: 'LLM_BAD_RESPONSE' },
@@ -82,12 +109,22 @@ const FAULTS: FaultCase[] = [
   { name: 'unreachable', code: 'LLM_UNAVAILABLE' },
 ];
 
-const USER: ChatRequest = { messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'What is the answer?' }] };
+const USER: ChatRequest = {
+  messages: [
+    { role: 'system', content: 'You are terse.' },
+    { role: 'user', content: 'What is the answer?' },
+  ],
+};
 
 const WEATHER = {
   name: 'get_weather',
   description: 'Current weather in a city',
-  parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false },
+  parameters: {
+    type: 'object',
+    properties: { city: { type: 'string' } },
+    required: ['city'],
+    additionalProperties: false,
+  },
 };
 
 const SCHEMA = {
@@ -107,7 +144,12 @@ async function drain(it: AsyncIterable<ChatChunk>): Promise<ChatChunk[]> {
 function assertNoSecret(e: unknown, secret: string | undefined): void {
   if (!secret) return;
   const err = e as TalonError;
-  const all = [err.message, String(err.stack), JSON.stringify(err.toJSON?.() ?? {}), JSON.stringify(err.details ?? {})].join('\n');
+  const all = [
+    err.message,
+    String(err.stack),
+    JSON.stringify(err.toJSON?.() ?? {}),
+    JSON.stringify(err.details ?? {}),
+  ].join('\n');
   assert.ok(!all.includes(secret), `the API key leaked into an error: ${err.message}`);
 }
 
@@ -118,7 +160,11 @@ function assertCode(e: unknown, code: ErrorCode, secret: string | undefined): Ta
   return e;
 }
 
-async function using<T>(make: (o: MakeOptions) => Promise<ContractHarness>, o: MakeOptions, fn: (h: ContractHarness) => Promise<T>): Promise<T> {
+async function using<T>(
+  make: (o: MakeOptions) => Promise<ContractHarness>,
+  o: MakeOptions,
+  fn: (h: ContractHarness) => Promise<T>,
+): Promise<T> {
   const h = await make(o);
   try {
     return await fn(h);
@@ -128,7 +174,11 @@ async function using<T>(make: (o: MakeOptions) => Promise<ContractHarness>, o: M
   }
 }
 
-export function providerContract(name: string, make: (o: MakeOptions) => Promise<ContractHarness>, opts: ContractOptions = {}): void {
+export function providerContract(
+  name: string,
+  make: (o: MakeOptions) => Promise<ContractHarness>,
+  opts: ContractOptions = {},
+): void {
   const skip = new Set(opts.skipFaults ?? []);
   const scripted = opts.scripted ?? true;
   const structural = (r: ChatResult, h: ContractHarness): void => {
@@ -136,7 +186,10 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
     assert.equal(typeof r.text, 'string');
     assert.equal(typeof r.model, 'string');
     assert.ok(Number.isInteger(r.usage.inputTokens) && r.usage.inputTokens > 0, `input tokens ${r.usage.inputTokens}`);
-    assert.ok(Number.isInteger(r.usage.outputTokens) && r.usage.outputTokens > 0, `output tokens ${r.usage.outputTokens}`);
+    assert.ok(
+      Number.isInteger(r.usage.outputTokens) && r.usage.outputTokens > 0,
+      `output tokens ${r.usage.outputTokens}`,
+    );
   };
 
   describe(`LlmProvider contract: ${name}`, () => {
@@ -191,7 +244,10 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
         assert.equal(result.text, texts.join(''));
         if (!scripted) {
           structural(result, h);
-          assert.ok(texts.every((t) => t.length > 0), 'no empty chunks');
+          assert.ok(
+            texts.every((t) => t.length > 0),
+            'no empty chunks',
+          );
           assert.ok(['stop', 'length'].includes(result.finishReason), result.finishReason);
           return;
         }
@@ -219,48 +275,53 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
     });
 
     // tool calls are scripted content: a model that cannot be scripted decides for itself
-    if (scripted) it('tool call round trip (chat)', async () => {
-      await using(make, {}, async (h) => {
-        h.script({ toolCalls: [{ id: 'call_w1', name: 'get_weather', arguments: { city: 'Oslo' } }] });
-        const first = await h.provider.chat({ ...USER, tools: [WEATHER] });
-        assert.equal(first.toolCalls.length, 1);
-        const call = first.toolCalls[0]!;
-        assert.equal(call.name, 'get_weather');
-        assert.deepEqual(call.arguments, { city: 'Oslo' });
-        assert.ok(call.id.length > 0);
-        assert.equal(first.finishReason, 'tool_calls');
+    if (scripted)
+      it('tool call round trip (chat)', async () => {
+        await using(make, {}, async (h) => {
+          h.script({ toolCalls: [{ id: 'call_w1', name: 'get_weather', arguments: { city: 'Oslo' } }] });
+          const first = await h.provider.chat({ ...USER, tools: [WEATHER] });
+          assert.equal(first.toolCalls.length, 1);
+          const call = first.toolCalls[0]!;
+          assert.equal(call.name, 'get_weather');
+          assert.deepEqual(call.arguments, { city: 'Oslo' });
+          assert.ok(call.id.length > 0);
+          assert.equal(first.finishReason, 'tool_calls');
 
-        h.script({ text: 'It is sunny in Oslo.' });
-        const second = await h.provider.chat({
-          tools: [WEATHER],
-          messages: [
-            ...USER.messages,
-            { role: 'assistant', content: '', toolCalls: [call] },
-            { role: 'tool', toolCallId: call.id, content: JSON.stringify({ sky: 'sunny' }) },
-          ],
+          h.script({ text: 'It is sunny in Oslo.' });
+          const second = await h.provider.chat({
+            tools: [WEATHER],
+            messages: [
+              ...USER.messages,
+              { role: 'assistant', content: '', toolCalls: [call] },
+              { role: 'tool', toolCallId: call.id, content: JSON.stringify({ sky: 'sunny' }) },
+            ],
+          });
+          assert.equal(second.text, 'It is sunny in Oslo.');
+          assert.deepEqual(second.toolCalls, []);
         });
-        assert.equal(second.text, 'It is sunny in Oslo.');
-        assert.deepEqual(second.toolCalls, []);
       });
-    });
 
-    if (scripted) it('tool calls stream as tool_call chunks and land in done', async () => {
-      await using(make, {}, async (h) => {
-        h.script({
-          toolCalls: [
-            { id: 'call_a', name: 'get_weather', arguments: { city: 'Oslo' } },
-            { id: 'call_b', name: 'get_weather', arguments: { city: 'Lima' } },
-          ],
+    if (scripted)
+      it('tool calls stream as tool_call chunks and land in done', async () => {
+        await using(make, {}, async (h) => {
+          h.script({
+            toolCalls: [
+              { id: 'call_a', name: 'get_weather', arguments: { city: 'Oslo' } },
+              { id: 'call_b', name: 'get_weather', arguments: { city: 'Lima' } },
+            ],
+          });
+          const chunks = await drain(h.provider.stream({ ...USER, tools: [WEATHER] }));
+          const calls = chunks.flatMap((c) => (c.type === 'tool_call' ? [c.call] : []));
+          assert.deepEqual(
+            calls.map((c) => c.arguments),
+            [{ city: 'Oslo' }, { city: 'Lima' }],
+          );
+          const done = chunks.at(-1) as Extract<ChatChunk, { type: 'done' }>;
+          assert.equal(done.type, 'done');
+          assert.deepEqual(done.result.toolCalls, calls);
+          assert.equal(done.result.finishReason, 'tool_calls');
         });
-        const chunks = await drain(h.provider.stream({ ...USER, tools: [WEATHER] }));
-        const calls = chunks.flatMap((c) => (c.type === 'tool_call' ? [c.call] : []));
-        assert.deepEqual(calls.map((c) => c.arguments), [{ city: 'Oslo' }, { city: 'Lima' }]);
-        const done = chunks.at(-1) as Extract<ChatChunk, { type: 'done' }>;
-        assert.equal(done.type, 'done');
-        assert.deepEqual(done.result.toolCalls, calls);
-        assert.equal(done.result.finishReason, 'tool_calls');
       });
-    });
 
     it('jsonSchema: the answer is JSON (chat and stream)', async () => {
       await using(make, {}, async (h) => {
@@ -294,7 +355,10 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
         const pre = new AbortController();
         pre.abort();
         await assert.rejects(h.provider.chat({ ...USER, signal: pre.signal }), (e: Error) => e.name === 'AbortError');
-        await assert.rejects(drain(h.provider.stream({ ...USER, signal: pre.signal })), (e: Error) => e.name === 'AbortError');
+        await assert.rejects(
+          drain(h.provider.stream({ ...USER, signal: pre.signal })),
+          (e: Error) => e.name === 'AbortError',
+        );
 
         // during a stream: first text arrives, the server then holds; the caller leaves
         // (unscripted: a long answer, left at its first chunk)
@@ -302,11 +366,21 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
         const mid = new AbortController();
         const reason = new Error('the caller went away');
         const seen: string[] = [];
-        await assert.rejects((async () => {
-          for await (const c of h.provider.stream({ ...USER, signal: mid.signal, ...(scripted ? {} : { maxTokens: 400 }) })) {
-            if (c.type === 'text') { seen.push(c.text); mid.abort(reason); }
-          }
-        })(), (e) => e === reason);
+        await assert.rejects(
+          (async () => {
+            for await (const c of h.provider.stream({
+              ...USER,
+              signal: mid.signal,
+              ...(scripted ? {} : { maxTokens: 400 }),
+            })) {
+              if (c.type === 'text') {
+                seen.push(c.text);
+                mid.abort(reason);
+              }
+            }
+          })(),
+          (e) => e === reason,
+        );
         if (scripted) assert.deepEqual(seen, ['one ']);
         else assert.equal(seen.length, 1);
 
@@ -322,11 +396,17 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
     describe('faults map to the documented codes', { concurrency: true }, () => {
       for (const fc of FAULTS) {
         if (skip.has(fc.name)) continue;
-        const o: MakeOptions = { timeouts: FAULT_TIMEOUTS, ...(fc.name === 'unreachable' ? { unreachable: true } : {}) };
+        const o: MakeOptions = {
+          timeouts: FAULT_TIMEOUTS,
+          ...(fc.name === 'unreachable' ? { unreachable: true } : {}),
+        };
         it(`${fc.name} → ${fc.code} (chat)`, async () => {
           await using(make, o, async (h) => {
             if (fc.fault) h.script({ text: 'Never seen.', fault: fc.fault });
-            const e = await h.provider.chat(USER).then(() => assert.fail('resolved'), (err: unknown) => err);
+            const e = await h.provider.chat(USER).then(
+              () => assert.fail('resolved'),
+              (err: unknown) => err,
+            );
             const te = assertCode(e, fc.code, h.secret);
             fc.check?.(te);
           });
@@ -335,7 +415,12 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
           await using(make, o, async (h) => {
             if (fc.fault) h.script({ text: 'Never seen.', fault: fc.fault });
             const seen: ChatChunk[] = [];
-            const e = await (async () => { for await (const c of h.provider.stream(USER)) seen.push(c); })().then(() => assert.fail('resolved'), (err: unknown) => err);
+            const e = await (async () => {
+              for await (const c of h.provider.stream(USER)) seen.push(c);
+            })().then(
+              () => assert.fail('resolved'),
+              (err: unknown) => err,
+            );
             const te = assertCode(e, fc.code, h.secret);
             assert.deepEqual(seen, [], 'nothing was yielded');
             assert.notEqual((te.details as { partial?: boolean } | undefined)?.partial, true);
@@ -346,7 +431,8 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
 
       for (const kind of ['stall', 'cut', 'malformed'] as const) {
         if (skip.has(kind)) continue;
-        const code: ErrorCode = kind === 'stall' ? 'LLM_TIMEOUT' : kind === 'cut' ? 'LLM_UNAVAILABLE' : 'LLM_BAD_RESPONSE';
+        const code: ErrorCode =
+          kind === 'stall' ? 'LLM_TIMEOUT' : kind === 'cut' ? 'LLM_UNAVAILABLE' : 'LLM_BAD_RESPONSE';
         it(`${kind} after output → ${code} with details.partial (stream)`, async () => {
           await using(make, { timeouts: FAULT_TIMEOUTS }, async (h) => {
             h.script({ chunks: ['Partial ', 'answer ', 'here.'], fault: { kind, afterText: 1 } });
@@ -356,7 +442,10 @@ export function providerContract(name: string, make: (o: MakeOptions) => Promise
                 assert.notEqual(c.type, 'done');
                 if (c.type === 'text') texts.push(c.text);
               }
-            })().then(() => assert.fail('resolved'), (err: unknown) => err);
+            })().then(
+              () => assert.fail('resolved'),
+              (err: unknown) => err,
+            );
             const te = assertCode(e, code, h.secret);
             assert.ok(texts.join('').startsWith('Partial'), 'text was yielded before the fault');
             assert.equal((te.details as { partial?: boolean }).partial, true);
@@ -375,7 +464,9 @@ export function fakeHarness(
 ): (o: MakeOptions) => Promise<ContractHarness & { fake: FakeLlm }> {
   return async (o) => {
     const fake = await startFakeLlm(vendor);
-    const baseUrl = o.unreachable ? `http://127.0.0.1:${await freePort()}${vendor === 'openai' ? '/v1' : ''}` : fake.url;
+    const baseUrl = o.unreachable
+      ? `http://127.0.0.1:${await freePort()}${vendor === 'openai' ? '/v1' : ''}`
+      : fake.url;
     return { provider: build(baseUrl, o), script: (r) => fake.reply(r), secret, fake, close: () => fake.close() };
   };
 }

@@ -15,8 +15,22 @@ import { modelDir, TINY_SHAPE, writeTestModel, type ModelDir } from '../../fixtu
 import { providerContract, type ContractFault } from './contract.ts';
 
 const NO_WIRE: ContractFault[] = [
-  'status500', 'status503', 'status429', 'status401', 'status403', 'status402', 'status400', 'status404',
-  'empty200', 'noTokens', 'malformed', 'stall', 'cut', 'neverEnds', 'noHeaders', 'unreachable',
+  'status500',
+  'status503',
+  'status429',
+  'status401',
+  'status403',
+  'status402',
+  'status400',
+  'status404',
+  'empty200',
+  'noTokens',
+  'malformed',
+  'stall',
+  'cut',
+  'neverEnds',
+  'noHeaders',
+  'unreachable',
 ];
 
 // one model file for the whole suite; each harness gets a fresh provider (a fresh load)
@@ -28,11 +42,24 @@ before(() => {
 });
 after(() => d.cleanup());
 
-providerContract('llama.cpp', async () => ({
-  provider: new LocalProvider({
-    name: 'local', dataDir: d.dir, modelPath: 'models/tiny.gguf', threads: 1, contextSize: 512, gpu: false,
-    maxTokens: 48, seed: 42, idleUnloadMs: 0,
+providerContract(
+  'llama.cpp',
+  async () => ({
+    provider: new LocalProvider({
+      name: 'local',
+      dataDir: d.dir,
+      modelPath: 'models/tiny.gguf',
+      threads: 1,
+      contextSize: 512,
+      gpu: false,
+      maxTokens: 48,
+      seed: 42,
+      idleUnloadMs: 0,
+    }),
+    script: () => {
+      throw new Error('a local model cannot be scripted');
+    },
+    close: async () => {},
   }),
-  script: () => { throw new Error('a local model cannot be scripted'); },
-  close: async () => {},
-}), { skipFaults: NO_WIRE, scripted: false });
+  { skipFaults: NO_WIRE, scripted: false },
+);

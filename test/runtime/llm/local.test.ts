@@ -73,8 +73,14 @@ describe('LocalProvider (node-llama-cpp on a random GGUF)', () => {
     writeTestModel(join(d.dir, 'models', 'tiny.gguf'));
     writeTestModel(join(d.dir, 'models', 'caller.gguf'), { steer: TOOL_CALLER_STEER, seed: 3 });
     p = new LocalProvider({
-      name: 'local', dataDir: d.dir, modelPath: 'models/tiny.gguf', threads: 1, contextSize: 1024, gpu: false,
-      maxTokens: 24, seed: 42,
+      name: 'local',
+      dataDir: d.dir,
+      modelPath: 'models/tiny.gguf',
+      threads: 1,
+      contextSize: 1024,
+      gpu: false,
+      maxTokens: 24,
+      seed: 42,
     });
   });
   after(async () => {
@@ -97,13 +103,18 @@ describe('LocalProvider (node-llama-cpp on a random GGUF)', () => {
   });
 
   test('streams text chunks, then exactly one done with the usage', async () => {
-    const chunks = await collect(p.stream({ messages: [{ role: 'system', content: 'be brief' }, ...user('hello')], maxTokens: 12 }));
+    const chunks = await collect(
+      p.stream({ messages: [{ role: 'system', content: 'be brief' }, ...user('hello')], maxTokens: 12 }),
+    );
     const done = chunks.filter((c) => c.type === 'done');
     assert.equal(done.length, 1);
     assert.equal(chunks.at(-1)?.type, 'done');
     const texts = chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []));
     assert.ok(texts.length > 0, 'text chunks arrive');
-    assert.ok(texts.every((t) => t.length > 0), 'no empty chunks');
+    assert.ok(
+      texts.every((t) => t.length > 0),
+      'no empty chunks',
+    );
     const r = done[0]!.type === 'done' ? done[0]!.result : undefined;
     assert.ok(r);
     assert.equal(r.text, texts.join(''), 'chunks add up to the text: none duplicated or lost');
@@ -127,7 +138,11 @@ describe('LocalProvider (node-llama-cpp on a random GGUF)', () => {
       properties: {
         ok: { type: 'boolean' },
         level: { enum: ['low', 'high', 'critical'] },
-        reading: { type: 'object', properties: { unit: { enum: ['C', 'F'] }, valid: { type: 'boolean' } }, required: ['unit', 'valid'] },
+        reading: {
+          type: 'object',
+          properties: { unit: { enum: ['C', 'F'] }, valid: { type: 'boolean' } },
+          required: ['unit', 'valid'],
+        },
         tags: { type: 'array', items: { enum: ['a', 'b'] }, maxItems: 3 },
       },
       required: ['ok', 'level', 'reading', 'tags'],
@@ -140,12 +155,20 @@ describe('LocalProvider (node-llama-cpp on a random GGUF)', () => {
   });
 
   test('tools: a function call comes back as a tool_call chunk and toolCalls (steered model)', async () => {
-    const tools = [{
-      name: 'set_alert',
-      description: 'raise an alert',
-      parameters: { type: 'object', properties: { level: { enum: ['low', 'high'] }, notify: { type: 'boolean' } }, required: ['level', 'notify'] },
-    }];
-    const chunks = await collect(p.stream({ model: 'caller', messages: user('is it hot?'), tools, maxTokens: 60, temperature: 0 }));
+    const tools = [
+      {
+        name: 'set_alert',
+        description: 'raise an alert',
+        parameters: {
+          type: 'object',
+          properties: { level: { enum: ['low', 'high'] }, notify: { type: 'boolean' } },
+          required: ['level', 'notify'],
+        },
+      },
+    ];
+    const chunks = await collect(
+      p.stream({ model: 'caller', messages: user('is it hot?'), tools, maxTokens: 60, temperature: 0 }),
+    );
     const calls = chunks.flatMap((c) => (c.type === 'tool_call' ? [c.call] : []));
     assert.equal(calls.length, 1);
     assert.equal(calls[0]!.name, 'set_alert');
@@ -158,8 +181,15 @@ describe('LocalProvider (node-llama-cpp on a random GGUF)', () => {
 
     // the answer to the call goes back in the history; the model continues after it
     const r = await p.chat({
-      model: 'caller', tools, maxTokens: 60, temperature: 0,
-      messages: [...user('is it hot?'), { role: 'assistant', content: '', toolCalls: calls }, { role: 'tool', toolCallId: calls[0]!.id, content: '{"raised":true}' }],
+      model: 'caller',
+      tools,
+      maxTokens: 60,
+      temperature: 0,
+      messages: [
+        ...user('is it hot?'),
+        { role: 'assistant', content: '', toolCalls: calls },
+        { role: 'tool', toolCallId: calls[0]!.id, content: '{"raised":true}' },
+      ],
     });
     assert.ok(r.usage.inputTokens > done.result.usage.inputTokens, 'the call and its result are in the prompt');
   });
@@ -213,7 +243,10 @@ describe('LocalProvider (node-llama-cpp on a random GGUF)', () => {
     const seen: string[] = [];
     await assert.rejects(async () => {
       for await (const c of p.stream({ messages: user('tell me a long story'), maxTokens: 400, signal: ac.signal })) {
-        if (c.type === 'text') { seen.push(c.text); ac.abort(new Error('caller went away')); }
+        if (c.type === 'text') {
+          seen.push(c.text);
+          ac.abort(new Error('caller went away'));
+        }
       }
     }, /caller went away/);
     assert.ok(seen.length >= 1 && seen.length < 400);
@@ -246,11 +279,26 @@ describe('LocalProvider (node-llama-cpp on a random GGUF)', () => {
     writeFileSync(join(d.dir, 'models', 'head.gguf'), full.subarray(0, 2000));
     await assert.rejects(p.chat({ model: 'head', messages: user('x') }), isBadRequest('head.gguf'));
     await assert.rejects(p.chat({ messages: [] }), isBadRequest());
-    await assert.rejects(p.chat({ messages: user('x'), jsonSchema: { type: 'object' }, tools: [{ name: 'f', description: '', parameters: {} }] }), isBadRequest());
+    await assert.rejects(
+      p.chat({
+        messages: user('x'),
+        jsonSchema: { type: 'object' },
+        tools: [{ name: 'f', description: '', parameters: {} }],
+      }),
+      isBadRequest(),
+    );
   });
 
   test('an idle model is unloaded, and the next call loads it again', async () => {
-    const q = new LocalProvider({ name: 'idle', dataDir: d.dir, modelPath: 'models/tiny.gguf', threads: 1, contextSize: 256, gpu: false, idleUnloadMs: 50 });
+    const q = new LocalProvider({
+      name: 'idle',
+      dataDir: d.dir,
+      modelPath: 'models/tiny.gguf',
+      threads: 1,
+      contextSize: 256,
+      gpu: false,
+      idleUnloadMs: 50,
+    });
     try {
       const a = await q.chat({ messages: user('one'), maxTokens: 2 });
       // no timing assertion: wait (bounded by the test runner) until the timer has fired
@@ -275,7 +323,15 @@ describe('LocalProvider (node-llama-cpp on a random GGUF)', () => {
   });
 
   test('concurrent first calls share one load', async () => {
-    const q = new LocalProvider({ name: 'shared', dataDir: d.dir, modelPath: 'models/tiny.gguf', threads: 1, contextSize: 256, gpu: false, idleUnloadMs: 0 });
+    const q = new LocalProvider({
+      name: 'shared',
+      dataDir: d.dir,
+      modelPath: 'models/tiny.gguf',
+      threads: 1,
+      contextSize: 256,
+      gpu: false,
+      idleUnloadMs: 0,
+    });
     try {
       const rs = await Promise.all([1, 2, 3].map((i) => q.chat({ messages: user(`call ${i}`), maxTokens: 2 })));
       assert.equal(rs.length, 3);

@@ -10,7 +10,15 @@ import { TalonError } from '../../../runtime/core/errors.ts';
 import type { AuditEvent } from '../../../runtime/audit/types.ts';
 import { CircuitBreaker } from '../../../runtime/llm/breaker.ts';
 import { LlmRouter, type RouterChunk, type RouterConfig, type CallOptions } from '../../../runtime/llm/router.ts';
-import type { ChatChunk, ChatRequest, ChatResult, LlmProvider, ToolCall, ToolSpec, Usage } from '../../../runtime/llm/types.ts';
+import type {
+  ChatChunk,
+  ChatRequest,
+  ChatResult,
+  LlmProvider,
+  ToolCall,
+  ToolSpec,
+  Usage,
+} from '../../../runtime/llm/types.ts';
 import type { HandCaller } from '../../../runtime/supervisor/types.ts';
 
 // ---- a clock the test moves ----
@@ -21,7 +29,10 @@ function fakeClock(start = 1_767_225_600_000): Clock & { advance(ms: number): vo
   const timers = new Map<number, { at: number; fn: () => void }>();
   return {
     now: () => now,
-    setTimeout: (fn, ms) => { timers.set(++id, { at: now + ms, fn }); return id; },
+    setTimeout: (fn, ms) => {
+      timers.set(++id, { at: now + ms, fn });
+      return id;
+    },
     clearTimeout: (h) => void timers.delete(h as number),
     setInterval: () => 0,
     clearInterval: () => {},
@@ -41,12 +52,16 @@ function fakeClock(start = 1_767_225_600_000): Clock & { advance(ms: number): vo
   };
 }
 
-const flush = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+};
 
 /** runs `work` to completion, moving the fake clock in `stepMs` steps whenever it is idle */
 async function drive<T>(clock: ReturnType<typeof fakeClock>, work: Promise<T>, stepMs = 50): Promise<T> {
   let settled = false;
-  const p = work.finally(() => { settled = true; });
+  const p = work.finally(() => {
+    settled = true;
+  });
   p.catch(() => {});
   for (let i = 0; i < 10_000; i++) {
     await flush();
@@ -78,8 +93,11 @@ type Step =
   | { noToken: true }
   | { raw: unknown[] };
 
-const err = (code: ConstructorParameters<typeof TalonError>[0], message = code.toLowerCase(), details?: unknown): TalonError =>
-  new TalonError(code, message, details === undefined ? {} : { details });
+const err = (
+  code: ConstructorParameters<typeof TalonError>[0],
+  message = code.toLowerCase(),
+  details?: unknown,
+): TalonError => new TalonError(code, message, details === undefined ? {} : { details });
 
 class Fake implements LlmProvider {
   readonly kind = 'fake';
@@ -87,7 +105,13 @@ class Fake implements LlmProvider {
   aborted = 0;
   /** streams whose generator finished (returned, threw or was closed by the router) */
   closed = 0;
-  constructor(readonly name: string, readonly local: boolean, public script: Step[], readonly clock: Clock, public fallback: Step = { ok: `answer from ${name}` }) {}
+  constructor(
+    readonly name: string,
+    readonly local: boolean,
+    public script: Step[],
+    readonly clock: Clock,
+    public fallback: Step = { ok: `answer from ${name}` },
+  ) {}
 
   #step(req: ChatRequest): Step {
     this.calls.push({ at: this.clock.now(), req });
@@ -95,11 +119,27 @@ class Fake implements LlmProvider {
   }
 
   #result(s: { ok: string; usage?: Usage; toolCalls?: ToolCall[]; model?: string }): ChatResult {
-    return { provider: this.name, model: s.model ?? 'm1', text: s.ok, toolCalls: s.toolCalls ?? [], usage: s.usage ?? { inputTokens: 10, outputTokens: 5 }, finishReason: s.toolCalls?.length ? 'tool_calls' : 'stop' };
+    return {
+      provider: this.name,
+      model: s.model ?? 'm1',
+      text: s.ok,
+      toolCalls: s.toolCalls ?? [],
+      usage: s.usage ?? { inputTokens: 10, outputTokens: 5 },
+      finishReason: s.toolCalls?.length ? 'tool_calls' : 'stop',
+    };
   }
 
   #hang(signal: AbortSignal | undefined): Promise<never> {
-    return new Promise((_, reject) => signal?.addEventListener('abort', () => { this.aborted++; reject(signal.reason); }, { once: true }));
+    return new Promise((_, reject) =>
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.aborted++;
+          reject(signal.reason);
+        },
+        { once: true },
+      ),
+    );
   }
 
   async chat(req: ChatRequest): Promise<ChatResult> {
@@ -126,8 +166,14 @@ class Fake implements LlmProvider {
     if ('fail' in s) throw s.fail;
     if ('hang' in s) return yield* [await this.#hang(req.signal)];
     if ('empty' in s) return;
-    if ('noToken' in s) { yield { type: 'done', result: this.#result({ ok: '', usage: { inputTokens: 1, outputTokens: 0 } }) }; return; }
-    if ('raw' in s) { for (const c of s.raw) yield c as ChatChunk; return; }
+    if ('noToken' in s) {
+      yield { type: 'done', result: this.#result({ ok: '', usage: { inputTokens: 1, outputTokens: 0 } }) };
+      return;
+    }
+    if ('raw' in s) {
+      for (const c of s.raw) yield c as ChatChunk;
+      return;
+    }
     if ('partial' in s) {
       for (const t of s.partial) yield { type: 'text', text: t };
       if (s.then === 'stall') await this.#hang(req.signal);
@@ -177,20 +223,35 @@ function screen(chunks: RouterChunk[]): string {
 }
 
 const hand = (name: string, llm: { tokensPerHour: number } | null): HandCaller => ({
-  name, grants: { bus: { publish: [], subscribe: [] }, sensors: [], gpio: [], llm, network: [], fs: { read: [], write: [] }, shell: [] } as unknown as HandCaller['grants'],
+  name,
+  grants: {
+    bus: { publish: [], subscribe: [] },
+    sensors: [],
+    gpio: [],
+    llm,
+    network: [],
+    fs: { read: [], write: [] },
+    shell: [],
+  } as unknown as HandCaller['grants'],
 });
 
 // ---- chains and policies ----
 
 test('chat answers from the first provider of the chain and fails over in order when it fails', async () => {
-  const { router, local, cloud, audit, clock } = setup({}, { local: [{ fail: err('LLM_UNAVAILABLE', 'connect ECONNREFUSED 127.0.0.1:1') }] });
+  const { router, local, cloud, audit, clock } = setup(
+    {},
+    { local: [{ fail: err('LLM_UNAVAILABLE', 'connect ECONNREFUSED 127.0.0.1:1') }] },
+  );
   const r = await drive(clock, router.chat(ask(), { hand: 'notes' }));
   assert.equal(r.text, 'answer from cloud');
   assert.equal(r.provider, 'cloud');
   assert.equal(local.calls.length, 1);
   assert.equal(cloud.calls.length, 1);
   assert.equal(audit.length, 1);
-  assert.deepEqual({ ...audit[0], detail: undefined }, { actor: 'hand:notes', action: 'llm.chat', subject: 'cloud/m1', decision: 'ok', detail: undefined });
+  assert.deepEqual(
+    { ...audit[0], detail: undefined },
+    { actor: 'hand:notes', action: 'llm.chat', subject: 'cloud/m1', decision: 'ok', detail: undefined },
+  );
   assert.equal(audit[0]!.detail!.attempts, 2);
   assert.equal(audit[0]!.detail!.failovers, 1);
 
@@ -202,7 +263,15 @@ test('without a configured chain local providers come first', async () => {
   const clock = fakeClock();
   const cloud = new Fake('cloud', false, [], clock);
   const local = new Fake('local', true, [], clock);
-  const router = new LlmRouter({ providers: [cloud, local], chains: {}, retry: { maxAttempts: 2, baseMs: 1, maxMs: 10, jitter: 0 }, timeouts: { firstTokenMs: 100, stallMs: 100 } }, { audit: { record: async () => {} }, clock, random: () => 0 });
+  const router = new LlmRouter(
+    {
+      providers: [cloud, local],
+      chains: {},
+      retry: { maxAttempts: 2, baseMs: 1, maxMs: 10, jitter: 0 },
+      timeouts: { firstTokenMs: 100, stallMs: 100 },
+    },
+    { audit: { record: async () => {} }, clock, random: () => 0 },
+  );
   assert.equal((await router.chat(ask())).provider, 'local');
   assert.equal(cloud.calls.length, 0);
 });
@@ -216,7 +285,17 @@ test('a Hand chain beats a purpose chain, which beats the default one', async ()
 });
 
 test('a Hand whose policy forbids the cloud never reaches a cloud provider', async () => {
-  const { router, local, cloud, clock, audit } = setup({ policies: { diary: { cloud: false } } }, { local: [{ fail: err('LLM_UNAVAILABLE') }, { fail: err('LLM_UNAVAILABLE') }, { fail: err('LLM_UNAVAILABLE') }, { fail: err('LLM_UNAVAILABLE') }] });
+  const { router, local, cloud, clock, audit } = setup(
+    { policies: { diary: { cloud: false } } },
+    {
+      local: [
+        { fail: err('LLM_UNAVAILABLE') },
+        { fail: err('LLM_UNAVAILABLE') },
+        { fail: err('LLM_UNAVAILABLE') },
+        { fail: err('LLM_UNAVAILABLE') },
+      ],
+    },
+  );
   const e = await rejects(drive(clock, router.chat(ask('my private diary'), { hand: 'diary' })), 'LLM_UNAVAILABLE');
   assert.equal(cloud.calls.length, 0);
   assert.ok(local.calls.length >= 1);
@@ -224,7 +303,10 @@ test('a Hand whose policy forbids the cloud never reaches a cloud provider', asy
   assert.doesNotMatch(e.message, /cloud/);
 
   // asking for the cloud provider by name is refused, and the refusal is audited
-  const denied = await rejects(drive(clock, router.chat(ask(), { hand: 'diary', provider: 'cloud' })), 'CAPABILITY_DENIED');
+  const denied = await rejects(
+    drive(clock, router.chat(ask(), { hand: 'diary', provider: 'cloud' })),
+    'CAPABILITY_DENIED',
+  );
   assert.match(denied.message, /diary.*cloud: false/);
   assert.equal(audit.at(-1)!.decision, 'deny');
 
@@ -236,7 +318,10 @@ test('a Hand whose policy forbids the cloud never reaches a cloud provider', asy
   // a call may forbid the cloud for itself; the policy cannot be lifted by allowCloud: true
   const c = setup({ policies: { diary: { cloud: false } } }, { local: [{ fail: err('LLM_UNAVAILABLE') }] });
   c.router.chat(ask(), { allowCloud: false }).catch(() => {});
-  await rejects(drive(c.clock, c.router.chat(ask(), { hand: 'diary', allowCloud: true, provider: 'cloud' })), 'CAPABILITY_DENIED');
+  await rejects(
+    drive(c.clock, c.router.chat(ask(), { hand: 'diary', allowCloud: true, provider: 'cloud' })),
+    'CAPABILITY_DENIED',
+  );
   assert.equal(c.cloud.calls.length, 0);
 });
 
@@ -246,16 +331,30 @@ test('an unknown provider, an empty request or a chain naming an unknown provide
   assert.match(e.message, /no LLM provider "gpt-nine" \(configured: local, cloud\)/);
   await rejects(drive(clock, router.chat({ messages: [] })), 'LLM_BAD_REQUEST');
   assert.equal(audit.length, 2, 'refusals are audited too');
-  assert.throws(() => new LlmRouter({ ...baseCfg(), chains: { default: ['local', 'ghost'] } }, { audit: { record: async () => {} }, clock, random: () => 0 }),
-    (x: TalonError) => x.code === 'CONFIG_INVALID' && /ghost/.test(x.message));
+  assert.throws(
+    () =>
+      new LlmRouter(
+        { ...baseCfg(), chains: { default: ['local', 'ghost'] } },
+        { audit: { record: async () => {} }, clock, random: () => 0 },
+      ),
+    (x: TalonError) => x.code === 'CONFIG_INVALID' && /ghost/.test(x.message),
+  );
 
   function baseCfg(): RouterConfig {
-    return { providers: [new Fake('local', true, [], clock)], chains: {}, retry: { maxAttempts: 1, baseMs: 1, maxMs: 1, jitter: 0 }, timeouts: { firstTokenMs: 1, stallMs: 1 } };
+    return {
+      providers: [new Fake('local', true, [], clock)],
+      chains: {},
+      retry: { maxAttempts: 1, baseMs: 1, maxMs: 1, jitter: 0 },
+      timeouts: { firstTokenMs: 1, stallMs: 1 },
+    };
   }
 });
 
 test('a provider error that means the request is wrong (unknown model) does not fail over', async () => {
-  const { router, cloud, clock } = setup({}, { local: [{ fail: err('LLM_BAD_REQUEST', 'model "llama-9" not found') }] });
+  const { router, cloud, clock } = setup(
+    {},
+    { local: [{ fail: err('LLM_BAD_REQUEST', 'model "llama-9" not found') }] },
+  );
   const e = await rejects(drive(clock, router.chat({ ...ask(), model: 'llama-9' })), 'LLM_BAD_REQUEST');
   assert.match(e.message, /llama-9/);
   assert.equal(cloud.calls.length, 0);
@@ -266,8 +365,15 @@ test('a provider error that means the request is wrong (unknown model) does not 
 
 test('breaker: N consecutive failures open it; one probe at a time when half-open; success closes it', () => {
   const clock = fakeClock();
-  const b = new CircuitBreaker({ failureThreshold: 3, coolDownMs: 1_000, maxCoolDownMs: 8_000, jitter: 0.2 }, clock, () => 0.5);
-  for (let i = 0; i < 2; i++) { assert.ok(b.acquire()); b.failure(err('LLM_TIMEOUT')); }
+  const b = new CircuitBreaker(
+    { failureThreshold: 3, coolDownMs: 1_000, maxCoolDownMs: 8_000, jitter: 0.2 },
+    clock,
+    () => 0.5,
+  );
+  for (let i = 0; i < 2; i++) {
+    assert.ok(b.acquire());
+    b.failure(err('LLM_TIMEOUT'));
+  }
   assert.equal(b.state, 'closed');
   assert.ok(b.acquire());
   b.failure(err('LLM_UNAVAILABLE'));
@@ -296,16 +402,39 @@ test('breaker: N consecutive failures open it; one probe at a time when half-ope
 
 test('breaker: a 429 or a 5xx opens at once, auth and billing cool down longer, bad requests do not count, jitter is applied', () => {
   const clock = fakeClock();
-  const mk = (random = 0.5): CircuitBreaker => new CircuitBreaker({ failureThreshold: 5, coolDownMs: 1_000, authCoolDownMs: 100_000, jitter: 0.2 }, clock, () => random);
-  const a = mk(); a.failure(err('LLM_RATE_LIMITED')); assert.equal(a.state, 'open');
-  const b = mk(); b.failure(err('LLM_UNAVAILABLE', 'HTTP 503', { status: 503 })); assert.equal(b.state, 'open');
-  const c = mk(); c.failure(err('LLM_UNAVAILABLE', 'ECONNREFUSED')); assert.equal(c.state, 'closed');
-  const d = mk(); d.failure(err('LLM_AUTH', 'no API key')); assert.equal(d.retryAt, clock.now() + 100_000);
-  const e = mk(); e.failure(err('LLM_BILLING')); assert.equal(e.retryAt, clock.now() + 100_000);
-  const f = mk(); for (let i = 0; i < 10; i++) f.failure(err('LLM_BAD_REQUEST')); assert.equal(f.state, 'closed');
-  const g = mk(1); g.failure(err('LLM_RATE_LIMITED')); assert.equal(g.retryAt, clock.now() + 1_200);
-  const h = mk(0); h.failure(err('LLM_RATE_LIMITED')); assert.equal(h.retryAt, clock.now() + 800);
-  const i = mk(); i.failure(err('LLM_RATE_LIMITED', 'slow down', { retryAfterMs: 42_000 })); assert.equal(i.retryAt, clock.now() + 42_000, 'Retry-After sets the earliest retry');
+  const mk = (random = 0.5): CircuitBreaker =>
+    new CircuitBreaker(
+      { failureThreshold: 5, coolDownMs: 1_000, authCoolDownMs: 100_000, jitter: 0.2 },
+      clock,
+      () => random,
+    );
+  const a = mk();
+  a.failure(err('LLM_RATE_LIMITED'));
+  assert.equal(a.state, 'open');
+  const b = mk();
+  b.failure(err('LLM_UNAVAILABLE', 'HTTP 503', { status: 503 }));
+  assert.equal(b.state, 'open');
+  const c = mk();
+  c.failure(err('LLM_UNAVAILABLE', 'ECONNREFUSED'));
+  assert.equal(c.state, 'closed');
+  const d = mk();
+  d.failure(err('LLM_AUTH', 'no API key'));
+  assert.equal(d.retryAt, clock.now() + 100_000);
+  const e = mk();
+  e.failure(err('LLM_BILLING'));
+  assert.equal(e.retryAt, clock.now() + 100_000);
+  const f = mk();
+  for (let i = 0; i < 10; i++) f.failure(err('LLM_BAD_REQUEST'));
+  assert.equal(f.state, 'closed');
+  const g = mk(1);
+  g.failure(err('LLM_RATE_LIMITED'));
+  assert.equal(g.retryAt, clock.now() + 1_200);
+  const h = mk(0);
+  h.failure(err('LLM_RATE_LIMITED'));
+  assert.equal(h.retryAt, clock.now() + 800);
+  const i = mk();
+  i.failure(err('LLM_RATE_LIMITED', 'slow down', { retryAfterMs: 42_000 }));
+  assert.equal(i.retryAt, clock.now() + 42_000, 'Retry-After sets the earliest retry');
   assert.equal(i.snapshot().lastError!.message, 'slow down');
 });
 
@@ -328,14 +457,20 @@ test('router: an open breaker is skipped, half-open sends one probe, a good prob
 });
 
 test('Retry-After is honoured: no call before it, and one beyond retry.maxMs is not waited for', async () => {
-  const { router, cloud, clock } = setup({ chains: { default: ['cloud'] } }, { cloud: [{ fail: err('LLM_RATE_LIMITED', '429 Too Many Requests', { retryAfterMs: 3_000 }) }] });
+  const { router, cloud, clock } = setup(
+    { chains: { default: ['cloud'] } },
+    { cloud: [{ fail: err('LLM_RATE_LIMITED', '429 Too Many Requests', { retryAfterMs: 3_000 }) }] },
+  );
   const t0 = clock.now();
   const r = await drive(clock, router.chat(ask()), 10);
   assert.equal(r.provider, 'cloud');
   assert.equal(cloud.calls.length, 2);
   assert.ok(cloud.calls[1]!.at - t0 >= 3_000, `second call ${cloud.calls[1]!.at - t0} ms after the first`);
 
-  const far = setup({ chains: { default: ['cloud'] } }, { cloud: [{ fail: err('LLM_RATE_LIMITED', '429', { retryAfterMs: 60_000 }) }] });
+  const far = setup(
+    { chains: { default: ['cloud'] } },
+    { cloud: [{ fail: err('LLM_RATE_LIMITED', '429', { retryAfterMs: 60_000 }) }] },
+  );
   const e = await rejects(drive(far.clock, far.router.chat(ask())), 'LLM_RATE_LIMITED');
   assert.equal(far.cloud.calls.length, 1);
   assert.equal((e.details as { retryAfterMs: number }).retryAfterMs, 60_000);
@@ -347,11 +482,16 @@ test('the retry budget is bounded: every provider failing gives one error naming
   const local = new Fake('local', true, [], clock, { fail: err('LLM_TIMEOUT', 'no first token within 2000 ms') });
   const cloud = new Fake('cloud', false, [], clock, { fail: err('LLM_AUTH', 'the API key was refused (401)') });
   const audit: AuditEvent[] = [];
-  const router = new LlmRouter({
-    providers: [local, cloud], chains: { default: ['local', 'cloud'] },
-    retry: { maxAttempts: 5, baseMs: 100, maxMs: 1_000, jitter: 0 }, timeouts: { firstTokenMs: 2_000, stallMs: 1_000 },
-    breaker: { failureThreshold: 10 },
-  }, { audit: { record: async (e) => void audit.push(e) }, clock, random: () => 0.5 });
+  const router = new LlmRouter(
+    {
+      providers: [local, cloud],
+      chains: { default: ['local', 'cloud'] },
+      retry: { maxAttempts: 5, baseMs: 100, maxMs: 1_000, jitter: 0 },
+      timeouts: { firstTokenMs: 2_000, stallMs: 1_000 },
+      breaker: { failureThreshold: 10 },
+    },
+    { audit: { record: async (e) => void audit.push(e) }, clock, random: () => 0.5 },
+  );
   const t0 = clock.now();
   const e = await rejects(drive(clock, router.chat(ask()), 10), 'LLM_UNAVAILABLE');
   assert.match(e.message, /local: LLM_TIMEOUT no first token within 2000 ms/);
@@ -364,7 +504,10 @@ test('the retry budget is bounded: every provider failing gives one error naming
   assert.ok(gaps[0]! >= 100 && gaps[1]! >= 200 && gaps[2]! >= 400, `exponential backoff: ${gaps.join(', ')}`);
   assert.ok(clock.now() - t0 < 2_000);
   const failures = (e.details as { failures: Array<{ provider: string; code: string }> }).failures;
-  assert.deepEqual(failures.map((f) => f.provider), ['local', 'cloud']);
+  assert.deepEqual(
+    failures.map((f) => f.provider),
+    ['local', 'cloud'],
+  );
   assert.equal(audit.at(-1)!.decision, 'error');
   assert.equal(audit.at(-1)!.detail!.attempts, 5);
 });
@@ -372,8 +515,15 @@ test('the retry budget is bounded: every provider failing gives one error naming
 test('an empty answer is retried within the budget, never forever (chat and stream)', async () => {
   const clock = fakeClock();
   const local = new Fake('local', true, [], clock, { empty: true });
-  const router = new LlmRouter({ providers: [local], chains: {}, retry: { maxAttempts: 3, baseMs: 10, maxMs: 100, jitter: 0 }, timeouts: { firstTokenMs: 1_000, stallMs: 1_000 } },
-    { audit: { record: async () => {} }, clock, random: () => 0 });
+  const router = new LlmRouter(
+    {
+      providers: [local],
+      chains: {},
+      retry: { maxAttempts: 3, baseMs: 10, maxMs: 100, jitter: 0 },
+      timeouts: { firstTokenMs: 1_000, stallMs: 1_000 },
+    },
+    { audit: { record: async () => {} }, clock, random: () => 0 },
+  );
   const e = await rejects(drive(clock, router.chat(ask())), 'LLM_BAD_RESPONSE');
   assert.match(e.message, /empty answer/);
   assert.equal(local.calls.length, 3);
@@ -390,10 +540,21 @@ test('an empty answer is retried within the budget, never forever (chat and stre
 // ---- streams ----
 
 test('stream: an empty stream, a stream without a token, a malformed chunk each fail over silently', async () => {
-  for (const bad of [{ empty: true }, { noToken: true }, { raw: [{ type: 'text', text: 42 }] }, { raw: [{ type: 'weird' }] }, { raw: [null] }, { partial: [], then: 'end' }] as Step[]) {
+  for (const bad of [
+    { empty: true },
+    { noToken: true },
+    { raw: [{ type: 'text', text: 42 }] },
+    { raw: [{ type: 'weird' }] },
+    { raw: [null] },
+    { partial: [], then: 'end' },
+  ] as Step[]) {
     const { router, clock, local, cloud } = setup({}, { local: [bad] });
     const chunks = await drive(clock, collect(router.stream(ask())));
-    assert.deepEqual(chunks.map((c) => c.type), ['text', 'done'], JSON.stringify(bad));
+    assert.deepEqual(
+      chunks.map((c) => c.type),
+      ['text', 'done'],
+      JSON.stringify(bad),
+    );
     assert.equal(screen(chunks), 'answer from cloud');
     assert.equal(local.calls.length, 1);
     assert.equal(cloud.calls.length, 1);
@@ -406,30 +567,57 @@ test('stream: no first token within firstTokenMs fails over, and the hung provid
   const t0 = clock.now();
   const chunks = await drive(clock, collect(router.stream(ask())), 100);
   assert.equal(screen(chunks), 'answer from cloud');
-  assert.ok(clock.now() - t0 >= 2_000 && clock.now() - t0 < 2_200, `failed over after ${clock.now() - t0} ms of fake time`);
+  assert.ok(
+    clock.now() - t0 >= 2_000 && clock.now() - t0 < 2_200,
+    `failed over after ${clock.now() - t0} ms of fake time`,
+  );
   assert.equal(local.aborted, 1, 'the provider saw its signal abort');
   assert.equal(router.status()[0]!.lastError!.code, 'LLM_TIMEOUT');
   assert.match(router.status()[0]!.lastError!.message, /no first token within 2000 ms/);
 });
 
 test('stream: output reached the caller, then the provider failed: LLM_PARTIAL, nothing repeated', async () => {
-  const { router, clock, cloud, audit } = setup({}, { local: [{ partial: ['Hel', 'lo'], then: err('LLM_UNAVAILABLE', 'socket hang up') }] });
+  const { router, clock, cloud, audit } = setup(
+    {},
+    { local: [{ partial: ['Hel', 'lo'], then: err('LLM_UNAVAILABLE', 'socket hang up') }] },
+  );
   const seen: RouterChunk[] = [];
   const e = await rejects(drive(clock, collect(router.stream(ask()), seen)), 'LLM_PARTIAL');
-  assert.deepEqual(seen, [{ type: 'text', text: 'Hel' }, { type: 'text', text: 'lo' }]);
-  assert.deepEqual({ ...(e.details as object), cause: undefined, partialToolCalls: undefined }, { provider: 'local', partialText: 'Hello', next: 'cloud', cause: undefined, partialToolCalls: undefined });
+  assert.deepEqual(seen, [
+    { type: 'text', text: 'Hel' },
+    { type: 'text', text: 'lo' },
+  ]);
+  assert.deepEqual(
+    { ...(e.details as object), cause: undefined, partialToolCalls: undefined },
+    { provider: 'local', partialText: 'Hello', next: 'cloud', cause: undefined, partialToolCalls: undefined },
+  );
   assert.match(e.message, /socket hang up.*onPartial 'restart'/);
   assert.equal(cloud.calls.length, 0, 'no silent failover after output');
   assert.equal(audit.at(-1)!.decision, 'error');
 });
 
 test('stream: a stall after output with onPartial restart emits one marker, then the whole answer from the next provider', async () => {
-  const { router, clock, cloud } = setup({}, { local: [{ partial: ['The answer', ' is'], then: 'stall' }], cloud: [{ ok: 'The answer is 42.', chunks: ['The answer', ' is', ' 42.'] }] });
+  const { router, clock, cloud } = setup(
+    {},
+    {
+      local: [{ partial: ['The answer', ' is'], then: 'stall' }],
+      cloud: [{ ok: 'The answer is 42.', chunks: ['The answer', ' is', ' 42.'] }],
+    },
+  );
   const t0 = clock.now();
   const chunks = await drive(clock, collect(router.stream(ask(), { onPartial: 'restart' })), 100);
-  assert.deepEqual(chunks.map((c) => c.type), ['text', 'text', 'failover', 'text', 'text', 'text', 'done']);
+  assert.deepEqual(
+    chunks.map((c) => c.type),
+    ['text', 'text', 'failover', 'text', 'text', 'text', 'done'],
+  );
   const marker = chunks[2] as Extract<RouterChunk, { type: 'failover' }>;
-  assert.deepEqual(marker, { type: 'failover', restart: true, from: 'local', to: 'cloud', partialText: 'The answer is' });
+  assert.deepEqual(marker, {
+    type: 'failover',
+    restart: true,
+    from: 'local',
+    to: 'cloud',
+    partialText: 'The answer is',
+  });
   const done = chunks.at(-1) as Extract<RouterChunk, { type: 'done' }>;
   assert.equal(done.result.text, 'The answer is 42.', 'not concatenated with the partial text');
   assert.equal(screen(chunks), done.result.text, 'a caller honouring the marker shows the answer once');
@@ -444,9 +632,20 @@ test('stream: restart whose next provider fails before its first token stays one
   const a = new Fake('a', true, [{ partial: ['one'], then: err('LLM_UNAVAILABLE') }], clock);
   const b = new Fake('b', true, [{ fail: err('LLM_UNAVAILABLE') }], clock);
   const c = new Fake('c', true, [{ ok: 'two' }], clock);
-  const router = new LlmRouter({ providers: [a, b, c], chains: {}, retry: { maxAttempts: 3, baseMs: 1, maxMs: 10, jitter: 0 }, timeouts: { firstTokenMs: 100, stallMs: 100 } }, { audit: { record: async () => {} }, clock, random: () => 0 });
+  const router = new LlmRouter(
+    {
+      providers: [a, b, c],
+      chains: {},
+      retry: { maxAttempts: 3, baseMs: 1, maxMs: 10, jitter: 0 },
+      timeouts: { firstTokenMs: 100, stallMs: 100 },
+    },
+    { audit: { record: async () => {} }, clock, random: () => 0 },
+  );
   const chunks = await drive(clock, collect(router.stream(ask(), { onPartial: 'restart' })));
-  assert.deepEqual(chunks.filter((x) => x.type === 'failover'), [{ type: 'failover', restart: true, from: 'a', to: 'c', partialText: 'one' }]);
+  assert.deepEqual(
+    chunks.filter((x) => x.type === 'failover'),
+    [{ type: 'failover', restart: true, from: 'a', to: 'c', partialText: 'one' }],
+  );
   assert.equal(screen(chunks), 'two');
 
   a.script.push({ partial: ['one'], then: err('LLM_UNAVAILABLE') });
@@ -485,45 +684,86 @@ test("the caller's abort signal stops the call without failover and without coun
 // ---- tools ----
 
 const weather: ToolSpec = {
-  name: 'weather', description: 'the weather in a city',
-  parameters: { type: 'object', required: ['city'], additionalProperties: false, properties: { city: { type: 'string' }, days: { type: 'integer', minimum: 1 } } },
+  name: 'weather',
+  description: 'the weather in a city',
+  parameters: {
+    type: 'object',
+    required: ['city'],
+    additionalProperties: false,
+    properties: { city: { type: 'string' }, days: { type: 'integer', minimum: 1 } },
+  },
 };
 
 test('tool-call arguments are validated against the tool schema: LLM_BAD_REQUEST, no failover, the router keeps working', async () => {
   const bad: ToolCall = { id: 't1', name: 'weather', arguments: { town: 'Oslo' } };
-  const { router, clock, cloud, audit } = setup({}, { local: [{ ok: '', toolCalls: [bad] }, { ok: '', toolCalls: [{ id: 't2', name: 'rm', arguments: {} }] }] });
+  const { router, clock, cloud, audit } = setup(
+    {},
+    {
+      local: [
+        { ok: '', toolCalls: [bad] },
+        { ok: '', toolCalls: [{ id: 't2', name: 'rm', arguments: {} }] },
+      ],
+    },
+  );
   const req = { ...ask('weather in Oslo?'), tools: [weather] };
   const e = await rejects(drive(clock, router.chat(req)), 'LLM_BAD_REQUEST');
-  assert.match(e.message, /tool "weather" with arguments that fail its schema: arguments must have required property 'city'/);
+  assert.match(
+    e.message,
+    /tool "weather" with arguments that fail its schema: arguments must have required property 'city'/,
+  );
   const e2 = await rejects(drive(clock, router.chat(req)), 'LLM_BAD_REQUEST');
   assert.match(e2.message, /tool "rm", which the request did not offer \(offered: weather\)/);
   assert.equal(cloud.calls.length, 0);
   assert.equal(audit.at(-1)!.decision, 'error');
 
-  const ok = setup({}, { local: [{ ok: '', toolCalls: [{ id: 't3', name: 'weather', arguments: { city: 'Oslo', days: 2 } }] }] });
+  const ok = setup(
+    {},
+    { local: [{ ok: '', toolCalls: [{ id: 't3', name: 'weather', arguments: { city: 'Oslo', days: 2 } }] }] },
+  );
   const r = await drive(ok.clock, ok.router.chat(req));
   assert.deepEqual(r.toolCalls, [{ id: 't3', name: 'weather', arguments: { city: 'Oslo', days: 2 } }]);
   assert.equal(r.finishReason, 'tool_calls');
 
   // streamed tool calls are checked before they reach the caller
-  const st = setup({}, { local: [{ ok: 'checking', toolCalls: [{ id: 't4', name: 'weather', arguments: { city: 'Oslo', days: 0 } }] }] });
+  const st = setup(
+    {},
+    { local: [{ ok: 'checking', toolCalls: [{ id: 't4', name: 'weather', arguments: { city: 'Oslo', days: 0 } }] }] },
+  );
   const seen: RouterChunk[] = [];
   await rejects(drive(st.clock, collect(st.router.stream(req), seen)), 'LLM_BAD_REQUEST');
   assert.ok(!seen.some((c) => c.type === 'tool_call'));
 
   // a tool whose schema is not a schema is refused before any provider is called
   const s2 = setup();
-  await rejects(drive(s2.clock, s2.router.chat({ ...ask(), tools: [{ name: 'x', description: '', parameters: { type: 'no-such-type' } }] })), 'LLM_BAD_REQUEST');
+  await rejects(
+    drive(
+      s2.clock,
+      s2.router.chat({ ...ask(), tools: [{ name: 'x', description: '', parameters: { type: 'no-such-type' } }] }),
+    ),
+    'LLM_BAD_REQUEST',
+  );
   assert.equal(s2.local.calls.length, 0);
 });
 
 // ---- budgets, usage, audit ----
 
 test('token budget per Hand per rolling hour: refused before calling, answers capped, rolls over with the clock', async () => {
-  const { router, clock, local } = setup({}, { local: [{ ok: 'a', usage: { inputTokens: 40, outputTokens: 30 } }, { ok: 'b', usage: { inputTokens: 20, outputTokens: 20 } }] });
+  const { router, clock, local } = setup(
+    {},
+    {
+      local: [
+        { ok: 'a', usage: { inputTokens: 40, outputTokens: 30 } },
+        { ok: 'b', usage: { inputTokens: 20, outputTokens: 20 } },
+      ],
+    },
+  );
   const opts: CallOptions = { hand: 'notes', tokensPerHour: 100 };
   await drive(clock, router.chat(ask('hi'), opts));
-  assert.equal(local.calls[0]!.req.maxTokens, 100 - 3, 'maxTokens capped to what the budget leaves after the prompt estimate');
+  assert.equal(
+    local.calls[0]!.req.maxTokens,
+    100 - 3,
+    'maxTokens capped to what the budget leaves after the prompt estimate',
+  );
   assert.deepEqual(router.budget('notes', 100), { tokensPerHour: 100, used: 70, remaining: 30 });
   clock.advance(60_000);
   await drive(clock, router.chat(ask('hi'), opts));
@@ -531,10 +771,18 @@ test('token budget per Hand per rolling hour: refused before calling, answers ca
   assert.equal(router.budget('notes', 100).used, 110);
   const e = await rejects(drive(clock, router.chat(ask('hi'), opts)), 'LLM_BUDGET');
   assert.match(e.message, /Hand "notes" has used 110 of its 100 LLM tokens this hour/);
-  assert.equal((e.details as { retryAfterMs: number }).retryAfterMs, 3_600_000 - 60_000, 'free once the first call leaves the window');
+  assert.equal(
+    (e.details as { retryAfterMs: number }).retryAfterMs,
+    3_600_000 - 60_000,
+    'free once the first call leaves the window',
+  );
   assert.equal(local.calls.length, 2, 'refused before calling');
   await rejects(drive(clock, router.chat(ask('hi'), { ...opts, hand: 'notes' })), 'LLM_BUDGET');
-  assert.equal((await drive(clock, router.chat(ask('hi'), { hand: 'other', tokensPerHour: 100 }))).provider, 'local', 'budgets are per Hand');
+  assert.equal(
+    (await drive(clock, router.chat(ask('hi'), { hand: 'other', tokensPerHour: 100 }))).provider,
+    'local',
+    'budgets are per Hand',
+  );
 
   clock.advance(3_600_000 - 60_000);
   assert.equal(router.budget('notes', 100).used, 40);
@@ -547,7 +795,10 @@ test('token budget per Hand per rolling hour: refused before calling, answers ca
 test('usage and estimated cost per provider and per Hand', async () => {
   const { router, clock } = setup(
     { prices: { cloud: { inputPerMTok: 3, outputPerMTok: 15 } } },
-    { local: [{ fail: err('LLM_UNAVAILABLE') }], cloud: [{ ok: 'x', usage: { inputTokens: 1_000, outputTokens: 500 } }] },
+    {
+      local: [{ fail: err('LLM_UNAVAILABLE') }],
+      cloud: [{ ok: 'x', usage: { inputTokens: 1_000, outputTokens: 500 } }],
+    },
   );
   await drive(clock, router.chat(ask(), { hand: 'notes' }));
   await drive(clock, router.chat(ask(), { hand: 'notes' }));
@@ -556,12 +807,21 @@ test('usage and estimated cost per provider and per Hand', async () => {
   assert.deepEqual(u.providers.local, { calls: 1, inputTokens: 10, outputTokens: 5, costUsd: 0 });
   assert.deepEqual(u.hands.notes, { calls: 2, inputTokens: 1_010, outputTokens: 505, costUsd: 0.0105 });
   const st = router.status();
-  assert.deepEqual(st.map((s) => [s.name, s.calls, s.failures]), [['local', 2, 1], ['cloud', 1, 0]]);
+  assert.deepEqual(
+    st.map((s) => [s.name, s.calls, s.failures]),
+    [
+      ['local', 2, 1],
+      ['cloud', 1, 0],
+    ],
+  );
 });
 
 test('every call is audited with provider, model, tokens, latency, outcome and never the prompt unless configured', async () => {
   const secret = 'my bank PIN is 4321';
-  const { router, clock, audit } = setup({}, { local: [{ ok: 'noted', model: 'qwen-0.5b', usage: { inputTokens: 7, outputTokens: 2 } }] });
+  const { router, clock, audit } = setup(
+    {},
+    { local: [{ ok: 'noted', model: 'qwen-0.5b', usage: { inputTokens: 7, outputTokens: 2 } }] },
+  );
   await drive(clock, router.chat(ask(secret), { actor: 'http:admin', purpose: 'chat' }));
   assert.equal(audit.length, 1);
   const a = audit[0]!;
@@ -582,14 +842,51 @@ test('every call is audited with provider, model, tokens, latency, outcome and n
 test('status(): breaker state, last error, p50 latency, calls and failures per provider', async () => {
   const clock = fakeClock();
   const slow: LlmProvider = {
-    name: 'slow', kind: 'fake', local: true,
-    chat: (req) => new Promise((resolve) => { clock.setTimeout(() => resolve({ provider: 'slow', model: 'm', text: 'ok', toolCalls: [], usage: { inputTokens: 1, outputTokens: 1 }, finishReason: 'stop' }), req.messages[0]!.content.length); }),
-    stream: () => { throw new Error('unused'); },
+    name: 'slow',
+    kind: 'fake',
+    local: true,
+    chat: (req) =>
+      new Promise((resolve) => {
+        clock.setTimeout(
+          () =>
+            resolve({
+              provider: 'slow',
+              model: 'm',
+              text: 'ok',
+              toolCalls: [],
+              usage: { inputTokens: 1, outputTokens: 1 },
+              finishReason: 'stop',
+            }),
+          req.messages[0]!.content.length,
+        );
+      }),
+    stream: () => {
+      throw new Error('unused');
+    },
   };
-  const router = new LlmRouter({ providers: [slow], chains: {}, retry: { maxAttempts: 1, baseMs: 1, maxMs: 1, jitter: 0 }, timeouts: { firstTokenMs: 10_000, stallMs: 10_000 } }, { audit: { record: async () => {} }, clock, random: () => 0 });
+  const router = new LlmRouter(
+    {
+      providers: [slow],
+      chains: {},
+      retry: { maxAttempts: 1, baseMs: 1, maxMs: 1, jitter: 0 },
+      timeouts: { firstTokenMs: 10_000, stallMs: 10_000 },
+    },
+    { audit: { record: async () => {} }, clock, random: () => 0 },
+  );
   assert.equal(router.status()[0]!.p50LatencyMs, null);
   for (const n of [100, 300, 200]) await drive(clock, router.chat(ask('x'.repeat(n))), 100);
-  assert.deepEqual(router.status()[0], { name: 'slow', kind: 'fake', local: true, state: 'closed', consecutiveFailures: 0, retryAt: null, lastError: null, p50LatencyMs: 200, calls: 3, failures: 0 });
+  assert.deepEqual(router.status()[0], {
+    name: 'slow',
+    kind: 'fake',
+    local: true,
+    state: 'closed',
+    consecutiveFailures: 0,
+    retryAt: null,
+    lastError: null,
+    p50LatencyMs: 200,
+    calls: 3,
+    failures: 0,
+  });
 });
 
 // ---- kernel services ----
@@ -603,19 +900,40 @@ test('services(): llm.chat is checked against the Hand grant, its budget and its
   assert.equal(audit.at(-1)!.actor, 'hand:blinky');
   assert.equal(local.calls.length, 0);
 
-  const r = await drive(clock, svc['llm.chat']!(hand('notes', { tokensPerHour: 1_000 }), [ask(), { purpose: 'summarize' }]) as Promise<ChatResult>);
+  const r = await drive(
+    clock,
+    svc['llm.chat']!(hand('notes', { tokensPerHour: 1_000 }), [ask(), { purpose: 'summarize' }]) as Promise<ChatResult>,
+  );
   assert.equal(r.text, 'answer from local');
   assert.equal(audit.at(-1)!.actor, 'hand:notes');
   assert.equal(router.usage().hands.notes!.calls, 1);
-  assert.deepEqual(await svc['llm.budget']!(hand('notes', { tokensPerHour: 1_000 }), []), { tokensPerHour: 1_000, used: 15, remaining: 985 });
+  assert.deepEqual(await svc['llm.budget']!(hand('notes', { tokensPerHour: 1_000 }), []), {
+    tokensPerHour: 1_000,
+    used: 15,
+    remaining: 985,
+  });
 
   await rejects(svc['llm.chat']!(hand('notes', { tokensPerHour: 1_000 }), [{ messages: 'hi' }]), 'LLM_BAD_REQUEST');
-  await rejects(svc['llm.chat']!(hand('notes', { tokensPerHour: 1_000 }), [{ messages: [{ role: 'wizard', content: 'x' }] }]), 'LLM_BAD_REQUEST');
-  const sneaky = await rejects(svc['llm.chat']!(hand('notes', { tokensPerHour: 1_000 }), [ask(), { tokensPerHour: 1e9 }]), 'LLM_BAD_REQUEST');
+  await rejects(
+    svc['llm.chat']!(hand('notes', { tokensPerHour: 1_000 }), [{ messages: [{ role: 'wizard', content: 'x' }] }]),
+    'LLM_BAD_REQUEST',
+  );
+  const sneaky = await rejects(
+    svc['llm.chat']!(hand('notes', { tokensPerHour: 1_000 }), [ask(), { tokensPerHour: 1e9 }]),
+    'LLM_BAD_REQUEST',
+  );
   assert.match(sneaky.message, /options may be \{ purpose\?, allowCloud\? \}/);
-  await rejects(svc['llm.chat']!(hand('notes', { tokensPerHour: 2 }), [ask('a long prompt that is over two tokens')]), 'LLM_BUDGET');
+  await rejects(
+    svc['llm.chat']!(hand('notes', { tokensPerHour: 2 }), [ask('a long prompt that is over two tokens')]),
+    'LLM_BUDGET',
+  );
   // the Hand's cloud policy holds through the service
-  await rejects(svc['llm.chat']!(hand('diary', { tokensPerHour: 1_000 }), [ask(), { allowCloud: true }]).then(() => router.chat(ask(), { hand: 'diary', provider: 'cloud' })), 'CAPABILITY_DENIED');
+  await rejects(
+    svc['llm.chat']!(hand('diary', { tokensPerHour: 1_000 }), [ask(), { allowCloud: true }]).then(() =>
+      router.chat(ask(), { hand: 'diary', provider: 'cloud' }),
+    ),
+    'CAPABILITY_DENIED',
+  );
 });
 
 // ---- with the real providers against the wire-format fakes on 127.0.0.1 ----
@@ -628,13 +946,28 @@ test('over loopback: a 503 fails over at once, a 429 Retry-After opens the break
   const a = await startFakeLlm('openai');
   const b = await startFakeLlm('anthropic');
   t.after(() => Promise.all([a.close(), b.close()]));
-  const primary = new OpenAiProvider({ name: 'primary', baseUrl: a.url, model: 'fake-model', apiKey: 'sk-test-000000' });
-  const secondary = new AnthropicProvider({ name: 'secondary', baseUrl: b.url, model: 'fake-model', apiKey: 'sk-ant-test-000000' });
+  const primary = new OpenAiProvider({
+    name: 'primary',
+    baseUrl: a.url,
+    model: 'fake-model',
+    apiKey: 'sk-test-000000',
+  });
+  const secondary = new AnthropicProvider({
+    name: 'secondary',
+    baseUrl: b.url,
+    model: 'fake-model',
+    apiKey: 'sk-ant-test-000000',
+  });
   const audit: AuditEvent[] = [];
-  const router = new LlmRouter({
-    providers: [primary, secondary], chains: { default: ['primary', 'secondary'] },
-    retry: { maxAttempts: 3, baseMs: 10, maxMs: 100, jitter: 0.5 }, timeouts: { firstTokenMs: 5_000, stallMs: 300 },
-  }, { audit: { record: async (e) => void audit.push(e) }, clock: systemClock, random: Math.random });
+  const router = new LlmRouter(
+    {
+      providers: [primary, secondary],
+      chains: { default: ['primary', 'secondary'] },
+      retry: { maxAttempts: 3, baseMs: 10, maxMs: 100, jitter: 0.5 },
+      timeouts: { firstTokenMs: 5_000, stallMs: 300 },
+    },
+    { audit: { record: async (e) => void audit.push(e) }, clock: systemClock, random: Math.random },
+  );
 
   a.reply({ fault: { kind: 'status', status: 503, message: 'overloaded' } });
   b.reply({ text: 'from anthropic' });
@@ -645,10 +978,15 @@ test('over loopback: a 503 fails over at once, a 429 Retry-After opens the break
   assert.equal(s.state, 'open', 'a 5xx opens the breaker at once');
   assert.equal(s.lastError!.code, 'LLM_UNAVAILABLE');
 
-  const fresh = new LlmRouter({
-    providers: [primary, secondary], chains: { default: ['primary', 'secondary'] },
-    retry: { maxAttempts: 3, baseMs: 10, maxMs: 100, jitter: 0.5 }, timeouts: { firstTokenMs: 5_000, stallMs: 300 },
-  }, { audit: { record: async () => {} }, clock: systemClock, random: Math.random });
+  const fresh = new LlmRouter(
+    {
+      providers: [primary, secondary],
+      chains: { default: ['primary', 'secondary'] },
+      retry: { maxAttempts: 3, baseMs: 10, maxMs: 100, jitter: 0.5 },
+      timeouts: { firstTokenMs: 5_000, stallMs: 300 },
+    },
+    { audit: { record: async () => {} }, clock: systemClock, random: Math.random },
+  );
   a.reply({ fault: { kind: 'status', status: 429, retryAfter: '30', message: 'slow down' } });
   const before = Date.now();
   assert.equal((await fresh.chat(ask())).provider, 'secondary');
@@ -656,15 +994,26 @@ test('over loopback: a 503 fails over at once, a 429 Retry-After opens the break
   assert.equal(s.lastError!.code, 'LLM_RATE_LIMITED');
   assert.ok(s.retryAt! >= before + 30_000, 'no call to primary before its Retry-After');
 
-  const third = new LlmRouter({
-    providers: [primary, secondary], chains: { default: ['primary', 'secondary'] },
-    retry: { maxAttempts: 3, baseMs: 10, maxMs: 100, jitter: 0.5 }, timeouts: { firstTokenMs: 5_000, stallMs: 1_000 },
-  }, { audit: { record: async () => {} }, clock: systemClock, random: Math.random });
+  const third = new LlmRouter(
+    {
+      providers: [primary, secondary],
+      chains: { default: ['primary', 'secondary'] },
+      retry: { maxAttempts: 3, baseMs: 10, maxMs: 100, jitter: 0.5 },
+      timeouts: { firstTokenMs: 5_000, stallMs: 1_000 },
+    },
+    { audit: { record: async () => {} }, clock: systemClock, random: Math.random },
+  );
   a.reply({ chunks: ['Paris ', 'is ', 'the ', 'capital.'], fault: { kind: 'stall', afterText: 2 } });
   b.reply({ chunks: ['The capital ', 'is Paris.'] });
   const chunks = await collect(third.stream(ask('capital of France?'), { onPartial: 'restart' }));
   const marker = chunks.find((c) => c.type === 'failover');
-  assert.deepEqual(marker, { type: 'failover', restart: true, from: 'primary', to: 'secondary', partialText: 'Paris is ' });
+  assert.deepEqual(marker, {
+    type: 'failover',
+    restart: true,
+    from: 'primary',
+    to: 'secondary',
+    partialText: 'Paris is ',
+  });
   const done = chunks.at(-1) as Extract<RouterChunk, { type: 'done' }>;
   assert.equal(done.result.text, 'The capital is Paris.');
   assert.equal(screen(chunks), 'The capital is Paris.');

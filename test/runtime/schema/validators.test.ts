@@ -26,21 +26,39 @@ const CASES: Array<[string, unknown]> = [
   ['empty (defaults, the demo drivers)', {}],
   ['no drivers', { drivers: [] }],
   ['the demo drivers', { drivers: DEMO_DRIVERS }],
-  ['every driver type', {
-    drivers: [
-      { type: 'system', name: 'system' },
-      { type: 'sim', name: 'lab', sensors: [{ id: 'lab.t', pattern: 'temperature' }] },
-      { type: 'gpio', name: 'header', pins: [{ id: 'btn', bcm: 17, direction: 'in' }] },
-      { type: 'serial', name: 'meter', path: '/dev/ttyUSB0', protocol: 'kv', sensors: [{ id: 'meter.v' }] },
-    ],
-  }],
-  ['bad sim sensor', { drivers: [{ type: 'sim', name: 'x', sensors: [{ id: 'Bad Id', pattern: 'temperature', colour: 'red' }] }] }],
-  ['unknown type, missing name, not an object', { drivers: [{ type: 'usb', name: 'x' }, { type: 'system' }, 7, { name: 'no-type' }] }],
-  ['errors before, in and after the drivers', {
-    deviceName: '', hands: [{ name: 'BAD NAME', module: 'x' }], http: { port: 'eighty' },
-    drivers: [{ type: 'gpio', name: 'g', pins: [{ id: 'a', bcm: 54, direction: 'sideways' }] }, { type: 'system', name: 's', procfs: '/proc' }],
-    homeAssistant: { enabled: 'yes' }, unknownKey: 1,
-  }],
+  [
+    'every driver type',
+    {
+      drivers: [
+        { type: 'system', name: 'system' },
+        { type: 'sim', name: 'lab', sensors: [{ id: 'lab.t', pattern: 'temperature' }] },
+        { type: 'gpio', name: 'header', pins: [{ id: 'btn', bcm: 17, direction: 'in' }] },
+        { type: 'serial', name: 'meter', path: '/dev/ttyUSB0', protocol: 'kv', sensors: [{ id: 'meter.v' }] },
+      ],
+    },
+  ],
+  [
+    'bad sim sensor',
+    { drivers: [{ type: 'sim', name: 'x', sensors: [{ id: 'Bad Id', pattern: 'temperature', colour: 'red' }] }] },
+  ],
+  [
+    'unknown type, missing name, not an object',
+    { drivers: [{ type: 'usb', name: 'x' }, { type: 'system' }, 7, { name: 'no-type' }] },
+  ],
+  [
+    'errors before, in and after the drivers',
+    {
+      deviceName: '',
+      hands: [{ name: 'BAD NAME', module: 'x' }],
+      http: { port: 'eighty' },
+      drivers: [
+        { type: 'gpio', name: 'g', pins: [{ id: 'a', bcm: 54, direction: 'sideways' }] },
+        { type: 'system', name: 's', procfs: '/proc' },
+      ],
+      homeAssistant: { enabled: 'yes' },
+      unknownKey: 1,
+    },
+  ],
   ['only root-level errors and a driver error', { drivers: [{ type: 'serial', name: 'm' }], surprise: true }],
 ];
 
@@ -63,23 +81,31 @@ test('the split config validator answers as the whole schema does (from source: 
   check(validator('config'));
 });
 
-test('in the bundle, each driver type\'s validator is evaluated on first use, and answers the same', async () => {
+test("in the bundle, each driver type's validator is evaluated on first use, and answers the same", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'talon-schemas-'));
   const outfile = join(dir, 'validators.cjs');
   await build({
-    ...common, logLevel: 'error', outfile,
+    ...common,
+    logLevel: 'error',
+    outfile,
     stdin: {
-      contents: "export { validator } from './runtime/schema/validators.ts'; export { precompiled } from './runtime/schema/precompiled.ts';",
-      resolveDir: join(import.meta.dirname, '..', '..', '..'), loader: 'ts',
+      contents:
+        "export { validator } from './runtime/schema/validators.ts'; export { precompiled } from './runtime/schema/precompiled.ts';",
+      resolveDir: join(import.meta.dirname, '..', '..', '..'),
+      loader: 'ts',
     },
   });
-  const bundled = createRequire(import.meta.url)(outfile) as { validator: (id: string) => ValidateFunction; precompiled: Record<string, ValidateFunction> };
+  const bundled = createRequire(import.meta.url)(outfile) as {
+    validator: (id: string) => ValidateFunction;
+    precompiled: Record<string, ValidateFunction>;
+  };
   for (const id of ['driver.system', 'driver.sim', 'driver.gpio', 'driver.serial']) {
     const d = Object.getOwnPropertyDescriptor(bundled.precompiled, id);
     assert.equal(typeof d?.get, 'function', `${id} is a getter`);
     assert.equal(bundled.precompiled[id], bundled.precompiled[id], `${id} is evaluated once`);
   }
-  for (const id of ['config', 'manifest', 'quotas']) assert.equal(typeof Object.getOwnPropertyDescriptor(bundled.precompiled, id)?.value, 'function', id);
+  for (const id of ['config', 'manifest', 'quotas'])
+    assert.equal(typeof Object.getOwnPropertyDescriptor(bundled.precompiled, id)?.value, 'function', id);
   // the config's own validator carries no driver body (generated code names `/maxLineBytes`, the schema data does not)
   assert.ok(!bundled.precompiled.config!.toString().includes('"/maxLineBytes"'));
   assert.ok(bundled.precompiled['driver.serial']!.toString().includes('"/maxLineBytes"'));

@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hashPassword, isPasswordHash, verifyPassword, verifyPasswordAsync } from '../../../runtime/secrets/password.ts';
+import {
+  hashPassword,
+  isPasswordHash,
+  verifyPassword,
+  verifyPasswordAsync,
+} from '../../../runtime/secrets/password.ts';
 
 test('hashPassword makes scrypt$N$r$p$salt$hash with a fresh salt', () => {
   const a = hashPassword('correct horse');
@@ -26,7 +31,10 @@ test('malformed or hostile hashes verify false and never throw', async () => {
   const good = hashPassword('pw', { N: 1024 });
   const parts = good.split('$');
   const bad = [
-    '', 'plain', 'scrypt$1024$8$1$abc', `bcrypt$${parts.slice(1).join('$')}`,
+    '',
+    'plain',
+    'scrypt$1024$8$1$abc',
+    `bcrypt$${parts.slice(1).join('$')}`,
     `scrypt$1000$8$1$${parts[4]}$${parts[5]}`, // N not a power of two
     `scrypt$${1 << 30}$8$1$${parts[4]}$${parts[5]}`, // N absurdly large (DoS)
     `scrypt$1024$999$1$${parts[4]}$${parts[5]}`,

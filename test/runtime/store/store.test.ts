@@ -39,7 +39,8 @@ test('migrations run once, in order, from the stored version; data survives', as
   const dir = tmp();
   const ran: number[] = [];
   const m = (version: number): Migration => ({
-    version, description: `v${version}`,
+    version,
+    description: `v${version}`,
     async up(store) {
       ran.push(version);
       await store.sublevel('meta').put(`m${version}`, true);
@@ -64,14 +65,28 @@ test('a data folder from a newer Talon is refused, and a failed migration leaves
   const dir = tmp();
   const up = async (): Promise<void> => {};
   await (await Store.open(dir, { migrations: [{ version: 5, description: 'future', up }] })).close();
-  await assert.rejects(Store.open(dir, { migrations: [{ version: 1, description: 'old', up }] }),
-    (e: TalonError) => e.code === 'STORE_OPEN_FAILED' && /newer Talon \(schema 5/.test(e.message));
+  await assert.rejects(
+    Store.open(dir, { migrations: [{ version: 1, description: 'old', up }] }),
+    (e: TalonError) => e.code === 'STORE_OPEN_FAILED' && /newer Talon \(schema 5/.test(e.message),
+  );
 
   const dir2 = tmp();
   await (await Store.open(dir2, { migrations: [{ version: 1, description: 'a', up }] })).close();
-  await assert.rejects(Store.open(dir2, {
-    migrations: [{ version: 1, description: 'a', up }, { version: 2, description: 'broken', up: async () => { throw new Error('boom'); } }],
-  }), /boom/);
+  await assert.rejects(
+    Store.open(dir2, {
+      migrations: [
+        { version: 1, description: 'a', up },
+        {
+          version: 2,
+          description: 'broken',
+          up: async () => {
+            throw new Error('boom');
+          },
+        },
+      ],
+    }),
+    /boom/,
+  );
   const s = await Store.open(dir2, { migrations: [{ version: 1, description: 'a', up }] });
   try {
     assert.equal(await s.schemaVersion(), 1);
@@ -84,8 +99,10 @@ test('a second open of the same folder fails with STORE_LOCKED naming the pid; t
   const dir = tmp();
   const s = await Store.open(dir);
   try {
-    await assert.rejects(Store.open(dir), (e: TalonError) =>
-      e.code === 'STORE_LOCKED' && e.exitCode === 2 && e.message.includes(`pid ${process.pid}`));
+    await assert.rejects(
+      Store.open(dir),
+      (e: TalonError) => e.code === 'STORE_LOCKED' && e.exitCode === 2 && e.message.includes(`pid ${process.pid}`),
+    );
     await s.sublevel('hands').put('still', 'works');
     assert.equal(await s.sublevel('hands').get('still'), 'works');
   } finally {

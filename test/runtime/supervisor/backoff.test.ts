@@ -3,10 +3,25 @@ import assert from 'node:assert/strict';
 import { RestartPolicy } from '../../../runtime/supervisor/backoff.ts';
 
 test('exponential delays capped at maxMs, jitter within ±jitter from the injected random', () => {
-  const mid = new RestartPolicy({ initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 }, { restarts: 100, windowMs: 1000 }, () => 0.5);
-  assert.deepEqual([0, 1, 2, 3, 4, 5].map((a) => mid.delay(a)), [100, 200, 400, 800, 1000, 1000]);
-  const low = new RestartPolicy({ initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 }, { restarts: 100, windowMs: 1000 }, () => 0);
-  const high = new RestartPolicy({ initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 }, { restarts: 100, windowMs: 1000 }, () => 0.999999);
+  const mid = new RestartPolicy(
+    { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 },
+    { restarts: 100, windowMs: 1000 },
+    () => 0.5,
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((a) => mid.delay(a)),
+    [100, 200, 400, 800, 1000, 1000],
+  );
+  const low = new RestartPolicy(
+    { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 },
+    { restarts: 100, windowMs: 1000 },
+    () => 0,
+  );
+  const high = new RestartPolicy(
+    { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 },
+    { restarts: 100, windowMs: 1000 },
+    () => 0.999999,
+  );
   assert.equal(low.delay(1), 100);
   assert.equal(high.delay(1), 300);
 });

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { startHarness, sleep, waitState } from '../../helpers/supervisor-harness.ts';
 
 test('an idle Hand that just started does not show a busy CPU', async () => {
-  const h = await startHarness([{ name: 'idle', fixture: 'idle' }], { config: { heartbeatMs: 300, hangTimeoutMs: 3000 } });
+  const h = await startHarness([{ name: 'idle', fixture: 'idle' }], {
+    config: { heartbeatMs: 300, hangTimeoutMs: 3000 },
+  });
   try {
     await waitState(h.sup, 'idle', 'running');
     const seen: number[] = [];
@@ -17,7 +19,10 @@ test('an idle Hand that just started does not show a busy CPU', async () => {
       seen.push(h.sup.status('idle').cpu);
       await sleep(5);
     }
-    assert.ok(Math.max(...seen) < 0.5, `an idle Hand showed ${Math.max(...seen)} of a core: ${[...new Set(seen)].join(', ')}`);
+    assert.ok(
+      Math.max(...seen) < 0.5,
+      `an idle Hand showed ${Math.max(...seen)} of a core: ${[...new Set(seen)].join(', ')}`,
+    );
   } finally {
     await h.close();
   }

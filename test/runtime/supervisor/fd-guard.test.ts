@@ -16,13 +16,22 @@ const repo = join(import.meta.dirname, '..', '..', '..');
 
 function runChild(marker: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fd-kernel.child.ts'), marker], {
-      cwd: repo, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'fd-kernel.child.ts'), marker],
+      {
+        cwd: repo,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     // a kernel whose descriptors were taken over can hang: a bounded wait, not a timing assertion
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.on('close', (code) => {
@@ -42,7 +51,10 @@ test('a Hand that writes to every descriptor it finds is refused and audited; st
   assert.ok(line, `a result line (stdout: ${stdout.slice(0, 2000)})`);
   const r = JSON.parse(line.slice('RESULT '.length));
 
-  assert.ok(r.storeFds.some((f: { path: string }) => /\d+\.log$/.test(f.path)), 'LevelDB\'s write-ahead log was among the targets');
+  assert.ok(
+    r.storeFds.some((f: { path: string }) => /\d+\.log$/.test(f.path)),
+    "LevelDB's write-ahead log was among the targets",
+  );
   for (const name of ['prober', 'prober-raw']) {
     const p = r.results[name];
     assert.ok(p, `${name} reported`);
@@ -50,13 +62,20 @@ test('a Hand that writes to every descriptor it finds is refused and audited; st
     // process._rawDebug "works": it now writes to the worker's stderr, which the kernel keeps as the Hand's log
     assert.deepEqual(p.succeeded, ['process._rawDebug'], `${name}: nothing got through`);
     assert.ok(p.attempts > 200 && p.codes.CAPABILITY_DENIED > 200, `${name}: ${JSON.stringify(p.codes)}`);
-    assert.deepEqual(p.mine, ['openSync', 'promises.open', 'createReadStream'], `${name}: its own descriptors still work`);
+    assert.deepEqual(
+      p.mine,
+      ['openSync', 'promises.open', 'createReadStream'],
+      `${name}: its own descriptors still work`,
+    );
     assert.equal(r.status[name].state, 'running', `${name} keeps running`);
     assert.ok(r.status[name].messages.denied > 0);
   }
   assert.equal(r.status['prober-raw'].network.raw, true);
   assert.ok(r.denials >= 20, `the refusals are in the audit (${r.denials})`);
-  assert.ok(r.denialSubjects.every((s: string) => /^\S+ fd \d+$/.test(s)), r.denialSubjects.join(', '));
+  assert.ok(
+    r.denialSubjects.every((s: string) => /^\S+ fd \d+$/.test(s)),
+    r.denialSubjects.join(', '),
+  );
 
   // what the attack went after is intact
   assert.equal(r.verify.ok, true, `the audit chain verifies after a reopen: ${r.verify.reason}`);
@@ -64,5 +83,5 @@ test('a Hand that writes to every descriptor it finds is refused and audited; st
   assert.equal(r.after, 50, 'and every one after it');
   assert.equal(r.value, 'intact');
   assert.equal(r.logIntact, true, `the daemon's log file is unchanged: ${JSON.stringify(r.log)}`);
-  assert.equal(r.answer, 'kernel\n', 'the kernel\'s listening socket still answers');
+  assert.equal(r.answer, 'kernel\n', "the kernel's listening socket still answers");
 });

@@ -30,8 +30,13 @@ function fdsUnder(dir: string): Array<{ fd: number; path: string }> {
   return out;
 }
 
-const h = await startHarness([{ name: 'prober', fixture: 'fd-probe' }, { name: 'prober-raw', fixture: 'fd-probe' }],
-  { start: false, limits: { deniesAuditedPerSec: 1000 } });
+const h = await startHarness(
+  [
+    { name: 'prober', fixture: 'fd-probe' },
+    { name: 'prober-raw', fixture: 'fd-probe' },
+  ],
+  { start: false, limits: { deniesAuditedPerSec: 1000 } },
+);
 const logPath = join(h.dir, 'daemon.log');
 const logFd = openSync(logPath, 'a');
 const kernelLine = 'kernel: a line of the daemon log\n';
@@ -39,7 +44,8 @@ writeSync(logFd, kernelLine);
 process.stdout.write('kernel: stdout before the Hand\n');
 
 // acknowledged before the attack: audit entries and a store value
-for (let i = 0; i < 50; i++) await h.audit.record({ actor: 'test', action: 'before', subject: `s${i}`, decision: 'ok' });
+for (let i = 0; i < 50; i++)
+  await h.audit.record({ actor: 'test', action: 'before', subject: `s${i}`, decision: 'ok' });
 await h.store.sublevel('meta').put('probe', 'intact');
 
 // sockets like the web admin's listener and a LAN bus's UDP: a Hand with raw network access
@@ -52,7 +58,7 @@ const handleFd = (o: object): number => {
   const direct = (o as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof direct === 'number') return direct;
   const k = Object.getOwnPropertySymbols(o).find((s) => s.description === 'state symbol');
-  return k ? ((o as Record<symbol, { handle: { fd: number } }>)[k]!.handle.fd) : -1;
+  return k ? (o as Record<symbol, { handle: { fd: number } }>)[k]!.handle.fd : -1;
 };
 const sockets = [handleFd(server), handleFd(udp)];
 
@@ -60,7 +66,13 @@ const storeFds = fdsUnder(h.dir).filter((f) => f.fd !== logFd);
 const targets = [...storeFds.map((f) => f.fd), logFd, 1, 2];
 await h.sup.reconcile([
   { name: 'prober', module: 'fd-probe', enabled: true, settings: { marker, targets, sockets } },
-  { name: 'prober-raw', module: 'fd-probe', enabled: true, settings: { marker, targets, sockets }, capabilities: { network: { raw: true } } },
+  {
+    name: 'prober-raw',
+    module: 'fd-probe',
+    enabled: true,
+    settings: { marker, targets, sockets },
+    capabilities: { network: { raw: true } },
+  },
 ]);
 const results = await h.collect(`${ROOT}/fdprobe/result`);
 await h.sup.start();
@@ -77,7 +89,9 @@ const answer = await new Promise<string>((resolve) => {
   import('node:net').then(({ connect }) => {
     const c = connect((server.address() as { port: number }).port, '127.0.0.1');
     let got = '';
-    c.on('data', (d) => { got += String(d); });
+    c.on('data', (d) => {
+      got += String(d);
+    });
     c.on('close', () => resolve(got));
     c.on('error', (e) => resolve(`error ${e.message}`));
   });
@@ -88,7 +102,12 @@ udp.close();
 // acknowledged after the attack
 for (let i = 0; i < 50; i++) await h.audit.record({ actor: 'test', action: 'after', subject: `s${i}`, decision: 'ok' });
 const entries = await h.auditEntries();
-const denials = entries.filter((e) => e.action === 'capability.check' && e.decision === 'deny' && (e.detail as { action?: string } | undefined)?.action === 'fd.use');
+const denials = entries.filter(
+  (e) =>
+    e.action === 'capability.check' &&
+    e.decision === 'deny' &&
+    (e.detail as { action?: string } | undefined)?.action === 'fd.use',
+);
 
 await h.sup.stop(1000);
 await h.audit.stop();
@@ -113,8 +132,21 @@ await store.close();
 const log = readFileSync(logPath, 'utf8');
 rmSync(h.dir, { recursive: true, force: true });
 
-process.stdout.write(`RESULT ${JSON.stringify({
-  results: byName, status, storeFds, sockets, answer, denials: denials.length, denialSubjects: denials.slice(0, 5).map((e) => e.subject),
-  verify: { ok: verify.ok, checked: verify.checked, reason: verify.reason }, before, after, value, logIntact: log === kernelLine, log: log.slice(0, 500),
-})}\n`);
+process.stdout.write(
+  `RESULT ${JSON.stringify({
+    results: byName,
+    status,
+    storeFds,
+    sockets,
+    answer,
+    denials: denials.length,
+    denialSubjects: denials.slice(0, 5).map((e) => e.subject),
+    verify: { ok: verify.ok, checked: verify.checked, reason: verify.reason },
+    before,
+    after,
+    value,
+    logIntact: log === kernelLine,
+    log: log.slice(0, 500),
+  })}\n`,
+);
 process.exit(0);

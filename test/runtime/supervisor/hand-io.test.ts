@@ -14,9 +14,10 @@ const json = (m: { payload: Buffer }) => JSON.parse(m.payload.toString());
 test('publish and subscribe outside the grant: typed errors in the Hand, deny entries in the audit', async () => {
   const h = await startHarness([{ name: 'po', fixture: 'publish-outside' }], {
     start: false,
-    register: (sup) => sup.registerService('test.denied', async (hand) => {
-      throw new TalonError('CAPABILITY_DENIED', `Hand "${hand.name}" has no grant for test.denied`);
-    }),
+    register: (sup) =>
+      sup.registerService('test.denied', async (hand) => {
+        throw new TalonError('CAPABILITY_DENIED', `Hand "${hand.name}" has no grant for test.denied`);
+      }),
   });
   try {
     const results = await h.collect(`${ROOT}/publish-outside/result`);
@@ -38,8 +39,16 @@ test('publish and subscribe outside the grant: typed errors in the Hand, deny en
     const s = h.sup.status('po');
     assert.equal(s.messages.denied, 4);
     const audit = await h.auditEntries();
-    const denies = audit.filter((e) => e.action === 'capability.check' && e.decision === 'deny' && e.actor === 'hand:po');
-    assert.deepEqual(denies.map((e) => e.subject).slice(0, 3).sort(), ['homeassistant/status', 'talon/dev1/alerts/fire', 'talon/dev1/sensors/#'].sort());
+    const denies = audit.filter(
+      (e) => e.action === 'capability.check' && e.decision === 'deny' && e.actor === 'hand:po',
+    );
+    assert.deepEqual(
+      denies
+        .map((e) => e.subject)
+        .slice(0, 3)
+        .sort(),
+      ['homeassistant/status', 'talon/dev1/alerts/fire', 'talon/dev1/sensors/#'].sort(),
+    );
     assert.ok(denies.some((e) => (e.detail as { action: string }).action === 'test.denied'));
     assert.equal(s.state, 'running', 'a refused call does not crash the Hand');
   } finally {
@@ -61,7 +70,10 @@ test('deliveries reach the Hand batched and in order; non-UTF-8 payloads are dro
     const ms = performance.now() - t0;
     const echoed = out.filter((m) => m.topic.endsWith('/n')).map((m) => Number(m.payload.toString()));
     assert.deepEqual(echoed.slice(0, 5), [0, 1, 2, 3, 4]);
-    assert.ok(echoed.every((v, i) => v === i), 'in order, none lost');
+    assert.ok(
+      echoed.every((v, i) => v === i),
+      'in order, none lost',
+    );
     assert.ok(!out.some((m) => m.topic.endsWith('/bad')), 'the malformed payload never reached the Hand');
     const s = h.sup.status('echo');
     assert.equal(s.messages.malformed, 1);
@@ -85,7 +97,10 @@ test('handler exceptions are caught, counted and logged; console output goes to 
     assert.equal(s.restarts, 0);
     const logs = h.sup.logs('ht', { lines: 50 });
     assert.ok(logs.some((l) => l.level === 'error' && /handler failure 1/.test(l.msg)));
-    assert.ok(logs.some((l) => l.level === 'info' && l.msg === 'got m0'), 'console.log → ctx.log');
+    assert.ok(
+      logs.some((l) => l.level === 'info' && l.msg === 'got m0'),
+      'console.log → ctx.log',
+    );
     assert.equal(h.sup.logs('ht', { lines: 1 }).length, 1);
   } finally {
     await h.close();
@@ -94,7 +109,10 @@ test('handler exceptions are caught, counted and logged; console output goes to 
 
 test('publishes over the message quota are dropped and counted', async () => {
   const quota = 20;
-  const h = await startHarness([{ name: 'c', fixture: 'counter', settings: { intervalMs: 10 }, quotas: { messagesPerSec: quota } }], { start: false });
+  const h = await startHarness(
+    [{ name: 'c', fixture: 'counter', settings: { intervalMs: 10 }, quotas: { messagesPerSec: quota } }],
+    { start: false },
+  );
   try {
     const ticks = await h.collect(`${ROOT}/counter/tick`);
     const t0 = Date.now();
@@ -122,7 +140,14 @@ test('ctx.store is scoped to the Hand and size-limited', async () => {
     const r = json(results[0]!);
     assert.deepEqual(r.get, { n: 2 });
     assert.equal(r.missing, null);
-    assert.deepEqual(r.list, [['a/1', { n: 1 }], ['a/2', { n: 2 }]], 'only its own keys, by prefix');
+    assert.deepEqual(
+      r.list,
+      [
+        ['a/1', { n: 1 }],
+        ['a/2', { n: 2 }],
+      ],
+      'only its own keys, by prefix',
+    );
     assert.deepEqual(r.afterDel, [['a/2', { n: 2 }]]);
     assert.equal(r.bigKey, 'STORE_LIMIT');
     assert.equal(r.bigValue, 'STORE_LIMIT');
@@ -139,10 +164,11 @@ test('a Hand awaiting a kernel call longer than hangTimeoutMs is busy, not hung'
   const h = await startHarness([{ name: 'slow', fixture: 'slow-call', settings: { ms: 700 } }], {
     start: false,
     config: { heartbeatMs: 30, hangTimeoutMs: 250 },
-    register: (sup) => sup.registerService('test.slow', async (_hand, args) => {
-      await sleep(Number(args[0]));
-      return 'done';
-    }),
+    register: (sup) =>
+      sup.registerService('test.slow', async (_hand, args) => {
+        await sleep(Number(args[0]));
+        return 'done';
+      }),
   });
   try {
     const done = await h.collect(`${ROOT}/slow-call/done`);
@@ -161,10 +187,19 @@ test('a Hand awaiting a kernel call longer than hangTimeoutMs is busy, not hung'
 test('registerService refuses reserved and duplicate names', async () => {
   const h = await startHarness([], { start: false });
   try {
-    assert.throws(() => h.sup.registerService('store.get', async () => 1), (e: TalonError) => e.code === 'BAD_REQUEST');
-    assert.throws(() => h.sup.registerService('bus.anything', async () => 1), (e: TalonError) => e.code === 'BAD_REQUEST');
+    assert.throws(
+      () => h.sup.registerService('store.get', async () => 1),
+      (e: TalonError) => e.code === 'BAD_REQUEST',
+    );
+    assert.throws(
+      () => h.sup.registerService('bus.anything', async () => 1),
+      (e: TalonError) => e.code === 'BAD_REQUEST',
+    );
     h.sup.registerService('sensors.read', async () => 1);
-    assert.throws(() => h.sup.registerService('sensors.read', async () => 2), (e: TalonError) => e.code === 'BAD_REQUEST');
+    assert.throws(
+      () => h.sup.registerService('sensors.read', async () => 2),
+      (e: TalonError) => e.code === 'BAD_REQUEST',
+    );
   } finally {
     await h.close();
   }

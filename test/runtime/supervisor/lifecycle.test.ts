@@ -9,10 +9,17 @@ import { ROOT, startHarness, waitFor, waitState } from '../../helpers/supervisor
 import { TalonError } from '../../../runtime/core/errors.ts';
 import type { HandStatus } from '../../../runtime/supervisor/types.ts';
 
-const kernelIsFine = (statuses: HandStatus[], name: string) => statuses.find((s) => s.name === name)?.state === 'running';
+const kernelIsFine = (statuses: HandStatus[], name: string) =>
+  statuses.find((s) => s.name === name)?.state === 'running';
 
 test('start, stop and restart through the API, with audit, events and retained status', async () => {
-  const h = await startHarness([{ name: 'idle', fixture: 'idle' }, { name: 'spare', fixture: 'idle', enabled: false }], { start: false });
+  const h = await startHarness(
+    [
+      { name: 'idle', fixture: 'idle' },
+      { name: 'spare', fixture: 'idle', enabled: false },
+    ],
+    { start: false },
+  );
   try {
     const events: HandStatus[] = [];
     h.sup.on('status', (s) => events.push(s));
@@ -21,14 +28,23 @@ test('start, stop and restart through the API, with audit, events and retained s
     assert.equal(h.sup.isUp(), true);
     assert.equal(h.sup.status('idle').state, 'running');
     assert.equal(h.sup.status('spare').state, 'stopped', 'a disabled Hand is not started');
-    assert.deepEqual(events.filter((e) => e.name === 'idle').map((e) => e.state), ['starting', 'running']);
+    assert.deepEqual(
+      events.filter((e) => e.name === 'idle').map((e) => e.state),
+      ['starting', 'running'],
+    );
     assert.equal(h.sup.status('idle').id, 'idle');
     assert.ok(h.sup.logs('idle').some((l) => l.msg === 'idle started' && l.level === 'info'));
 
     // invalid transitions and unknown names are typed errors
-    await assert.rejects(h.sup.startHand('idle', { actor: 'cli' }), (e: TalonError) => e.code === 'HAND_STATE' && e.status === 409);
+    await assert.rejects(
+      h.sup.startHand('idle', { actor: 'cli' }),
+      (e: TalonError) => e.code === 'HAND_STATE' && e.status === 409,
+    );
     await assert.rejects(h.sup.stopHand('spare', { actor: 'cli' }), (e: TalonError) => e.code === 'HAND_STATE');
-    assert.throws(() => h.sup.status('ghost'), (e: TalonError) => e.code === 'HAND_NOT_FOUND' && e.status === 404);
+    assert.throws(
+      () => h.sup.status('ghost'),
+      (e: TalonError) => e.code === 'HAND_NOT_FOUND' && e.status === 404,
+    );
     await assert.rejects(h.sup.restartHand('ghost', { actor: 'cli' }), (e: TalonError) => e.code === 'HAND_NOT_FOUND');
 
     const stopped = await h.sup.stopHand('idle', { actor: 'http:admin' });
@@ -47,7 +63,8 @@ test('start, stop and restart through the API, with audit, events and retained s
     assert.ok(seen.every((m) => m.retain));
 
     const audit = await h.auditEntries();
-    const find = (action: string, subject: string, actor: string) => audit.find((e) => e.action === action && e.subject === subject && e.actor === actor);
+    const find = (action: string, subject: string, actor: string) =>
+      audit.find((e) => e.action === action && e.subject === subject && e.actor === actor);
     assert.ok(find('hand.start', 'idle', 'kernel'));
     assert.ok(find('hand.stop', 'idle', 'http:admin'));
     assert.ok(find('hand.start', 'spare', 'cli'));
@@ -58,14 +75,25 @@ test('start, stop and restart through the API, with audit, events and retained s
 });
 
 test('a crashing Hand backs off, restarts, and a crash loop parks it as failed with the last error', async () => {
-  const h = await startHarness([{ name: 'crasher', fixture: 'crash-after', settings: { afterMs: 30 } }, { name: 'idle', fixture: 'idle' }], {
-    config: { backoff: { initialMs: 40, maxMs: 1000, factor: 2, jitter: 0 }, crashLoop: { restarts: 4, windowMs: 60000 } },
-    start: false,
-  });
+  const h = await startHarness(
+    [
+      { name: 'crasher', fixture: 'crash-after', settings: { afterMs: 30 } },
+      { name: 'idle', fixture: 'idle' },
+    ],
+    {
+      config: {
+        backoff: { initialMs: 40, maxMs: 1000, factor: 2, jitter: 0 },
+        crashLoop: { restarts: 4, windowMs: 60000 },
+      },
+      start: false,
+    },
+  );
   try {
     const states: HandStatus[] = [];
     // listening before the start: the first crash can come before the idle Hand is up
-    h.sup.on('status', (s) => { if (s.name === 'crasher') states.push(s); });
+    h.sup.on('status', (s) => {
+      if (s.name === 'crasher') states.push(s);
+    });
     await h.sup.start();
     const failed = await waitState(h.sup, 'crasher', 'failed', 15000);
     assert.equal(failed.lastError?.code, 'HAND_CRASHED');
@@ -91,9 +119,15 @@ test('a crashing Hand backs off, restarts, and a crash loop parks it as failed w
 });
 
 test('a Hand that throws in start goes to backoff; the supervisor and other Hands carry on', async () => {
-  const h = await startHarness([{ name: 'thrower', fixture: 'throw-on-start' }, { name: 'idle', fixture: 'idle' }], {
-    config: { backoff: { initialMs: 5000, maxMs: 5000, factor: 1, jitter: 0 } },
-  });
+  const h = await startHarness(
+    [
+      { name: 'thrower', fixture: 'throw-on-start' },
+      { name: 'idle', fixture: 'idle' },
+    ],
+    {
+      config: { backoff: { initialMs: 5000, maxMs: 5000, factor: 1, jitter: 0 } },
+    },
+  );
   try {
     const s = h.sup.status('thrower');
     assert.equal(s.state, 'backoff', 'start() resolved with the Hand in backoff');
@@ -110,16 +144,27 @@ test('a Hand that throws in start goes to backoff; the supervisor and other Hand
 
 test('stop() stops every Hand within the deadline, terminating those whose stop() hangs', async () => {
   const h = await startHarness([
-    { name: 'a', fixture: 'idle' }, { name: 'b', fixture: 'counter' }, { name: 'stuck', fixture: 'stuck-stop' },
+    { name: 'a', fixture: 'idle' },
+    { name: 'b', fixture: 'counter' },
+    { name: 'stuck', fixture: 'stuck-stop' },
   ]);
   try {
-    assert.deepEqual(h.sup.list().map((s) => s.state), ['running', 'running', 'running']);
+    assert.deepEqual(
+      h.sup.list().map((s) => s.state),
+      ['running', 'running', 'running'],
+    );
     const t0 = Date.now();
     await h.sup.stop(300);
     const took = Date.now() - t0;
-    assert.deepEqual(h.sup.list().map((s) => s.state), ['stopped', 'stopped', 'stopped']);
+    assert.deepEqual(
+      h.sup.list().map((s) => s.state),
+      ['stopped', 'stopped', 'stopped'],
+    );
     assert.equal(h.sup.isUp(), false);
-    assert.ok(h.sup.logs('stuck').some((l) => /did not finish within 300 ms/.test(l.msg)), 'the stuck Hand was terminated at the deadline');
+    assert.ok(
+      h.sup.logs('stuck').some((l) => /did not finish within 300 ms/.test(l.msg)),
+      'the stuck Hand was terminated at the deadline',
+    );
     assert.ok(!h.sup.logs('a').some((l) => /did not finish/.test(l.msg)), 'the idle Hand stopped by itself');
     assert.ok(took < 5000, `stop took ${took} ms`); // a bound on a hang, not a timing assertion
     const audit = await h.auditEntries();
@@ -133,7 +178,10 @@ test('stop() stops every Hand within the deadline, terminating those whose stop(
 });
 
 test('an invalid manifest parks that Hand as failed with MANIFEST_INVALID naming the fields; others run', async () => {
-  const h = await startHarness([{ name: 'bad', fixture: 'bad-manifest' }, { name: 'idle', fixture: 'idle' }]);
+  const h = await startHarness([
+    { name: 'bad', fixture: 'bad-manifest' },
+    { name: 'idle', fixture: 'idle' },
+  ]);
   try {
     const bad = h.sup.status('bad');
     assert.equal(bad.state, 'failed');

@@ -9,14 +9,19 @@ import { startHarness, waitState, sleep } from '../../helpers/supervisor-harness
 
 const MB = 1024 * 1024;
 
-test('a Buffer bomb is stopped near its external-memory quota, restarted by the policy, then parked; the kernel\'s RSS stays bounded', async (t) => {
-  const h = await startHarness([
-    { name: 'bomb', fixture: 'buffer-bomb', quotas: { heapMb: 16, externalMb: 32 }, settings: { maxMb: 1024 } },
-    { name: 'idle', fixture: 'idle' },
-  ], { start: false, config: { crashLoop: { restarts: 3, windowMs: 60000 } } });
+test("a Buffer bomb is stopped near its external-memory quota, restarted by the policy, then parked; the kernel's RSS stays bounded", async (t) => {
+  const h = await startHarness(
+    [
+      { name: 'bomb', fixture: 'buffer-bomb', quotas: { heapMb: 16, externalMb: 32 }, settings: { maxMb: 1024 } },
+      { name: 'idle', fixture: 'idle' },
+    ],
+    { start: false, config: { crashLoop: { restarts: 3, windowMs: 60000 } } },
+  );
   const rss0 = process.memoryUsage.rss();
   let peak = rss0;
-  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage.rss()); }, 5);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 5);
   try {
     await h.sup.start();
     // each run goes for 1 GB; three crashes within the window park it
@@ -26,7 +31,9 @@ test('a Buffer bomb is stopped near its external-memory quota, restarted by the 
     assert.match(failed.lastError!.message, /external memory quota of 32 MB \(([\d.]+) MB of Buffers/);
     const held = Number(/\(([\d.]+) MB of Buffers/.exec(failed.lastError!.message)![1]);
     const growth = (peak - rss0) / MB;
-    t.diagnostic(`stopped at ${held} MB outside the heap (quota 32 MB); kernel RSS ${Math.round(rss0 / MB)} MB before, peak growth ${Math.round(growth)} MB over three runs aiming at 1024 MB each`);
+    t.diagnostic(
+      `stopped at ${held} MB outside the heap (quota 32 MB); kernel RSS ${Math.round(rss0 / MB)} MB before, peak growth ${Math.round(growth)} MB over three runs aiming at 1024 MB each`,
+    );
     assert.ok(held < 256, `stopped at ${held} MB, not at the bomb's 1024 MB`);
     assert.ok(growth < 512, `the kernel's RSS grew by ${Math.round(growth)} MB`);
     const audit = await h.auditEntries();
@@ -39,7 +46,10 @@ test('a Buffer bomb is stopped near its external-memory quota, restarted by the 
     const idle = h.sup.status('idle');
     assert.equal(idle.state, 'running');
     assert.equal(idle.externalLimitMb, 64);
-    assert.ok(typeof idle.externalMb === 'number' && idle.externalMb > 0 && idle.externalMb < 16, `idle holds ${idle.externalMb} MB outside its heap`);
+    assert.ok(
+      typeof idle.externalMb === 'number' && idle.externalMb > 0 && idle.externalMb < 16,
+      `idle holds ${idle.externalMb} MB outside its heap`,
+    );
   } finally {
     clearInterval(sampler);
     await h.close();

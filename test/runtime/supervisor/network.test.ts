@@ -8,7 +8,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer as createHttpsServer } from 'node:https';
 import { execFileSync } from 'node:child_process';
@@ -37,7 +42,11 @@ const listenTcp = async (): Promise<{ server: TcpServer; port: number; hits: () 
 };
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-const listenHttp = async (handler: Handler, host = '127.0.0.1', port = 0): Promise<{ server: HttpServer; port: number; hits: string[] }> => {
+const listenHttp = async (
+  handler: Handler,
+  host = '127.0.0.1',
+  port = 0,
+): Promise<{ server: HttpServer; port: number; hits: string[] }> => {
   const hits: string[] = [];
   const server = createHttpServer((req, res) => {
     hits.push(`${req.method} ${req.url}`);
@@ -47,11 +56,12 @@ const listenHttp = async (handler: Handler, host = '127.0.0.1', port = 0): Promi
   return { server, port: (server.address() as { port: number }).port, hits };
 };
 
-const close = (s: TcpServer | HttpServer): Promise<void> => new Promise((r) => {
-  (s as HttpServer).closeAllConnections?.();
-  for (const c of sockets.get(s) ?? []) c.destroy();
-  s.close(() => r());
-});
+const close = (s: TcpServer | HttpServer): Promise<void> =>
+  new Promise((r) => {
+    (s as HttpServer).closeAllConnections?.();
+    for (const c of sockets.get(s) ?? []) c.destroy();
+    s.close(() => r());
+  });
 
 test('no network grant: every kind of connection is refused with CAPABILITY_DENIED, audited, and the Hand keeps running', async () => {
   const tcp = await listenTcp();
@@ -68,10 +78,26 @@ test('no network grant: every kind of connection is refused with CAPABILITY_DENI
     await h.sup.start();
     await waitFor('the probe result', () => results.length > 0, 30000);
     const r = JSON.parse(results[0]!.payload.toString()) as Record<string, { code: string; message: string }>;
-    const kinds = ['netConnect', 'esmNamedConnect', 'createConnection', 'socketConnect', 'localhostName', 'tlsConnect', 'httpGet', 'httpsGet',
-      'http2Connect', 'webSocket', 'fetch', 'udpSend', 'dnsLookup', 'dnsResolve', 'dnsPromises', 'listen'];
+    const kinds = [
+      'netConnect',
+      'esmNamedConnect',
+      'createConnection',
+      'socketConnect',
+      'localhostName',
+      'tlsConnect',
+      'httpGet',
+      'httpsGet',
+      'http2Connect',
+      'webSocket',
+      'fetch',
+      'udpSend',
+      'dnsLookup',
+      'dnsResolve',
+      'dnsPromises',
+      'listen',
+    ];
     for (const k of kinds) assert.equal(r[k]?.code, 'CAPABILITY_DENIED', `${k}: ${JSON.stringify(r[k])}`);
-    assert.equal(r.permissionNet?.code, 'false', 'Node\'s permission model is the lock underneath: no --allow-net');
+    assert.equal(r.permissionNet?.code, 'false', "Node's permission model is the lock underneath: no --allow-net");
     assert.match(r.netConnect!.message, /ctx\.fetch/, 'the message says what to do instead');
     assert.match(r.netConnect!.message, /127\.0\.0\.1:\d+/);
     // nothing reached the servers
@@ -84,13 +110,30 @@ test('no network grant: every kind of connection is refused with CAPABILITY_DENI
     assert.equal(h.sup.status('closed').state, 'running');
     assert.ok(h.sup.status('closed').messages.denied >= kinds.length);
     const audit = await h.auditEntries();
-    const denies = audit.filter((e) => e.action === 'capability.check' && e.decision === 'deny' && e.actor === 'hand:closed');
+    const denies = audit.filter(
+      (e) => e.action === 'capability.check' && e.decision === 'deny' && e.actor === 'hand:closed',
+    );
     const detail = (e: (typeof denies)[number]) => e.detail as { action?: string };
-    assert.ok(denies.some((e) => detail(e).action === 'network.connect' && e.subject === `127.0.0.1:${tcp.port}`), 'the TCP attempt, with its target');
-    assert.ok(denies.some((e) => detail(e).action === 'network.connect' && e.subject === `127.0.0.1:${web.port}`), 'the HTTP attempt');
-    assert.ok(denies.some((e) => detail(e).action === 'network.udp'), 'the UDP attempt');
-    assert.ok(denies.some((e) => detail(e).action === 'network.dns' && e.subject === 'localhost'), 'the DNS attempt');
-    assert.ok(denies.some((e) => detail(e).action === 'network.listen'), 'the listen attempt');
+    assert.ok(
+      denies.some((e) => detail(e).action === 'network.connect' && e.subject === `127.0.0.1:${tcp.port}`),
+      'the TCP attempt, with its target',
+    );
+    assert.ok(
+      denies.some((e) => detail(e).action === 'network.connect' && e.subject === `127.0.0.1:${web.port}`),
+      'the HTTP attempt',
+    );
+    assert.ok(
+      denies.some((e) => detail(e).action === 'network.udp'),
+      'the UDP attempt',
+    );
+    assert.ok(
+      denies.some((e) => detail(e).action === 'network.dns' && e.subject === 'localhost'),
+      'the DNS attempt',
+    );
+    assert.ok(
+      denies.some((e) => detail(e).action === 'network.listen'),
+      'the listen attempt',
+    );
   } finally {
     await h.close();
     await close(tcp.server);
@@ -126,13 +169,29 @@ test('network: { raw: true } starts the worker with --allow-net: the Hand connec
   udp.on('message', (m) => udpGot.push(String(m)));
   await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
   const settings = { tcpPort: tcp.port, httpPort: web.port, udpPort: udp.address().port };
-  const h = await startHarness([{ name: 'raw', fixture: 'net-probe', settings, capabilities: { network: { raw: true } } }], { start: false });
+  const h = await startHarness(
+    [{ name: 'raw', fixture: 'net-probe', settings, capabilities: { network: { raw: true } } }],
+    { start: false },
+  );
   try {
     const results = await h.collect(`${ROOT}/net-probe/result`);
     await h.sup.start();
     await waitFor('the probe result', () => results.length > 0, 30000);
     const r = JSON.parse(results[0]!.payload.toString()) as Record<string, { code: string }>;
-    for (const k of ['netConnect', 'esmNamedConnect', 'createConnection', 'socketConnect', 'localhostName', 'tlsConnect', 'httpGet', 'fetch', 'udpSend', 'dnsLookup', 'dnsPromises', 'listen']) {
+    for (const k of [
+      'netConnect',
+      'esmNamedConnect',
+      'createConnection',
+      'socketConnect',
+      'localhostName',
+      'tlsConnect',
+      'httpGet',
+      'fetch',
+      'udpSend',
+      'dnsLookup',
+      'dnsPromises',
+      'listen',
+    ]) {
       assert.equal(r[k]?.code, 'ok', `${k}: ${JSON.stringify(r[k])}`);
     }
     assert.equal(r.permissionNet?.code, 'true');
@@ -149,7 +208,9 @@ test('network: { raw: true } starts the worker with --allow-net: the Hand connec
 });
 
 test('a raw grant a manifest does not offer is a config error naming the path', async () => {
-  const h = await startHarness([{ name: 'wider', fixture: 'fetcher', capabilities: { network: { hosts: ['example.com'], raw: true } } }]);
+  const h = await startHarness([
+    { name: 'wider', fixture: 'fetcher', capabilities: { network: { hosts: ['example.com'], raw: true } } },
+  ]);
   try {
     const s = await waitState(h.sup, 'wider', 'failed');
     assert.equal(s.lastError?.code, 'CONFIG_INVALID');
@@ -162,17 +223,36 @@ test('a raw grant a manifest does not offer is a config error naming the path', 
 // ---- ctx.fetch ------------------------------------------------------------------------------
 
 interface Fetched {
-  id: string; status?: number; body?: string; chunks?: number; url?: string; redirected?: boolean; headers?: Record<string, string>;
-  afterAbort?: string; error?: { code: string; message: string };
+  id: string;
+  status?: number;
+  body?: string;
+  chunks?: number;
+  url?: string;
+  redirected?: boolean;
+  headers?: Record<string, string>;
+  afterAbort?: string;
+  error?: { code: string; message: string };
 }
 
-async function fetcher(spec: Omit<HandSpec, 'fixture'>, opts: { resolve?: Resolver; ca?: string } = {}): Promise<{ h: Harness; net: HandFetch; ask: (req: Record<string, unknown>) => Promise<Fetched>; chunks: BusMessage[] }> {
+async function fetcher(
+  spec: Omit<HandSpec, 'fixture'>,
+  opts: { resolve?: Resolver; ca?: string } = {},
+): Promise<{
+  h: Harness;
+  net: HandFetch;
+  ask: (req: Record<string, unknown>) => Promise<Fetched>;
+  chunks: BusMessage[];
+}> {
   let net!: HandFetch;
   const h = await startHarness([{ ...spec, fixture: 'fetcher' }], {
     start: false,
     // the harness has no kernel: wire the network service as runtime/host/kernel.ts does
     register: (sup, { audit }) => {
-      net = new HandFetch({ audit, ...(opts.resolve ? { resolve: opts.resolve } : {}), ...(opts.ca ? { ca: opts.ca } : {}) });
+      net = new HandFetch({
+        audit,
+        ...(opts.resolve ? { resolve: opts.resolve } : {}),
+        ...(opts.ca ? { ca: opts.ca } : {}),
+      });
       for (const [m, s] of Object.entries(net.services())) sup.registerService(m, s);
     },
   });
@@ -186,18 +266,25 @@ async function fetcher(spec: Omit<HandSpec, 'fixture'>, opts: { resolve?: Resolv
   const ask = async (req: Record<string, unknown>): Promise<Fetched> => {
     const id = `r${++n}`;
     await h.bus.publish(`${ROOT}/fetcher/req`, JSON.stringify({ id, ...req }), { qos: 0, retain: false });
-    return waitFor(`answer ${id}`, () => res.map((x) => JSON.parse(x.payload.toString()) as Fetched).find((x) => x.id === id), 20000);
+    return waitFor(
+      `answer ${id}`,
+      () => res.map((x) => JSON.parse(x.payload.toString()) as Fetched).find((x) => x.id === id),
+      20000,
+    );
   };
   return { h, net, ask, chunks };
 }
 
-const denies = async (h: Harness) => (await h.auditEntries())
-  .filter((e) => e.action === 'capability.check' && e.decision === 'deny')
-  .map((e) => ({ subject: e.subject, action: (e.detail as { action?: string }).action }));
+const denies = async (h: Harness) =>
+  (await h.auditEntries())
+    .filter((e) => e.action === 'capability.check' && e.decision === 'deny')
+    .map((e) => ({ subject: e.subject, action: (e.detail as { action?: string }).action }));
 
 test('ctx.fetch reaches a granted host: status, headers, a JSON body, a body streamed piece by piece', async () => {
   let release: () => void = () => {};
-  const held = new Promise<void>((r) => { release = r; });
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
   const closed: string[] = [];
   const web = await listenHttp((req, res) => {
     if (req.url === '/hello') {
@@ -206,7 +293,9 @@ test('ctx.fetch reaches a granted host: status, headers, a JSON body, a body str
     } else if (req.url === '/echo' && req.method === 'POST') {
       let b = '';
       req.setEncoding('utf8');
-      req.on('data', (c: string) => { b += c; });
+      req.on('data', (c: string) => {
+        b += c;
+      });
       req.on('end', () => res.end(JSON.stringify({ got: JSON.parse(b), type: req.headers['content-type'] })));
     } else if (req.url === '/stream') {
       res.write('first;');
@@ -229,13 +318,18 @@ test('ctx.fetch reaches a granted host: status, headers, a JSON body, a body str
     assert.equal(a.headers?.['x-from'], 'server');
     assert.equal(a.url, `${base}/hello`);
     assert.equal(a.redirected, false);
-    const b = await ask({ url: `${base}/echo`, init: { method: 'POST', body: JSON.stringify({ n: 1 }), headers: { 'content-type': 'application/json' } } });
+    const b = await ask({
+      url: `${base}/echo`,
+      init: { method: 'POST', body: JSON.stringify({ n: 1 }), headers: { 'content-type': 'application/json' } },
+    });
     assert.deepEqual(JSON.parse(b.body!), { got: { n: 1 }, type: 'application/json' });
     const nf = await ask({ url: `${base}/missing` });
     assert.equal(nf.status, 404, 'an HTTP error status is an answer, not an exception');
     // streaming: the Hand gets the first piece while the server still holds the rest
     const pending = ask({ url: `${base}/stream`, read: 'stream' });
-    await waitFor('the first piece in the Hand', () => chunks.some((c) => JSON.parse(c.payload.toString()).text === 'first;'));
+    await waitFor('the first piece in the Hand', () =>
+      chunks.some((c) => JSON.parse(c.payload.toString()).text === 'first;'),
+    );
     release();
     const st = await pending;
     assert.equal(st.body, 'first;second');
@@ -266,7 +360,7 @@ test('ctx.fetch: a host outside the grant, a name not granted, and no grant at a
   try {
     const a = await ask({ url: `http://127.0.0.1:${other.port}/` });
     assert.equal(a.error?.code, 'CAPABILITY_DENIED');
-    assert.match(a.error!.message, new RegExp(`127\.0\.0\.1:${other.port}`));
+    assert.match(a.error!.message, new RegExp(`127.0.0.1:${other.port}`));
     const b = await ask({ url: `http://localhost:${granted.port}/` });
     assert.equal(b.error?.code, 'CAPABILITY_DENIED', 'the address is granted, the name is not');
     const c = await bare.ask({ url: `http://127.0.0.1:${granted.port}/` });
@@ -275,9 +369,14 @@ test('ctx.fetch: a host outside the grant, a name not granted, and no grant at a
     assert.deepEqual(other.hits, []);
     assert.deepEqual(granted.hits, []);
     const d = await denies(h);
-    assert.ok(d.some((x) => x.action === 'net.fetch' && x.subject === `127.0.0.1:${other.port}`), JSON.stringify(d));
+    assert.ok(
+      d.some((x) => x.action === 'net.fetch' && x.subject === `127.0.0.1:${other.port}`),
+      JSON.stringify(d),
+    );
     assert.ok(d.some((x) => x.action === 'net.fetch' && x.subject === `localhost:${granted.port}`));
-    assert.ok((await denies(bare.h)).some((x) => x.action === 'net.fetch' && x.subject === `127.0.0.1:${granted.port}`));
+    assert.ok(
+      (await denies(bare.h)).some((x) => x.action === 'net.fetch' && x.subject === `127.0.0.1:${granted.port}`),
+    );
     assert.equal(h.sup.status('f').state, 'running');
     assert.ok(h.sup.status('f').messages.denied >= 2);
   } finally {
@@ -326,14 +425,18 @@ test('ctx.fetch re-checks every redirect: one inside the grant is followed, one 
   }
 });
 
-test('DNS is the kernel\'s and pinned: a name whose answer changes between two lookups cannot reach loopback', async () => {
+test("DNS is the kernel's and pinned: a name whose answer changes between two lookups cannot reach loopback", async () => {
   // two servers on one port: the granted one on 127.0.0.2, the loopback one a rebinding would reach on 127.0.0.1
   const loop = await listenHttp((_q, r) => r.end('loopback'));
   let lanHost = '';
-  const lan = await listenHttp((req, r) => {
-    lanHost = String(req.headers.host);
-    r.end('granted');
-  }, '127.0.0.2', loop.port);
+  const lan = await listenHttp(
+    (req, r) => {
+      lanHost = String(req.headers.host);
+      r.end('granted');
+    },
+    '127.0.0.2',
+    loop.port,
+  );
   let lookups = 0;
   const resolve: Resolver = async (name) => {
     assert.equal(name, 'svc.test');
@@ -345,7 +448,11 @@ test('DNS is the kernel\'s and pinned: a name whose answer changes between two l
     const url = `http://svc.test:${loop.port}/`;
     const a = await ask({ url });
     assert.equal(a.body, 'granted', JSON.stringify(a));
-    assert.equal(lanHost, `svc.test:${loop.port}`, 'the Host header is the name; the connection went to the checked address');
+    assert.equal(
+      lanHost,
+      `svc.test:${loop.port}`,
+      'the Host header is the name; the connection went to the checked address',
+    );
     assert.equal(lookups, 1, 'one lookup per request: the connection used the checked answer, not a second lookup');
     const b = await ask({ url });
     assert.equal(b.error?.code, 'CAPABILITY_DENIED');
@@ -385,8 +492,15 @@ test('ctx.fetch caps the response body (declared, streamed, and decoded) and the
     assert.equal((await capped.ask({ url: `${base}/big-chunked` })).error?.code, 'NET_TOO_LARGE');
     assert.equal((await capped.ask({ url: `${base}/bomb` })).error?.code, 'NET_TOO_LARGE', 'counted after decoding');
     assert.equal((await capped.ask({ url: `${base}/stall` })).error?.code, 'NET_TIMEOUT');
-    assert.equal((await capped.ask({ url: `${base}/stall-body` })).error?.code, 'NET_TIMEOUT', 'the limit covers the body too');
-    assert.equal((await capped.ask({ url: `${base}/big`, init: { maxResponseBytes: 10 } })).error?.code, 'NET_TOO_LARGE');
+    assert.equal(
+      (await capped.ask({ url: `${base}/stall-body` })).error?.code,
+      'NET_TIMEOUT',
+      'the limit covers the body too',
+    );
+    assert.equal(
+      (await capped.ask({ url: `${base}/big`, init: { maxResponseBytes: 10 } })).error?.code,
+      'NET_TOO_LARGE',
+    );
     assert.equal(capped.net.open(), 0, 'nothing left open in the kernel');
     assert.equal(capped.h.sup.status('capped').state, 'running');
     const errors = (await capped.h.auditEntries()).filter((e) => e.action === 'net.fetch' && e.decision === 'error');
@@ -397,12 +511,33 @@ test('ctx.fetch caps the response body (declared, streamed, and decoded) and the
   }
 });
 
-test('https through a pinned address: the certificate is checked against the URL\'s name', async () => {
+test("https through a pinned address: the certificate is checked against the URL's name", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'talon-net-tls-'));
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=svc.test', '-addext', 'subjectAltName=DNS:svc.test'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=svc.test',
+      '-addext',
+      'subjectAltName=DNS:svc.test',
+    ],
+    { stdio: 'ignore' },
+  );
   let sni = '';
   const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
     sni = String((req.socket as import('node:tls').TLSSocket).servername);
@@ -417,7 +552,7 @@ test('https through a pinned address: the certificate is checked against the URL
   try {
     const a = await trusted.ask({ url: `https://svc.test:${port}/` });
     assert.equal(a.body, 'over tls', JSON.stringify(a));
-    assert.equal(sni, 'svc.test', 'SNI is the URL\'s name, not the pinned address');
+    assert.equal(sni, 'svc.test', "SNI is the URL's name, not the pinned address");
     const b = await trusted.ask({ url: `https://other.test:${port}/` });
     assert.equal(b.error?.code, 'NET_CONNECT', 'the certificate does not name other.test');
     const c = await untrusted.ask({ url: `https://svc.test:${port}/` });

@@ -20,14 +20,27 @@ test('execArgv: the right flag per Node version, reads = entry + module + grants
   assert.equal(permissionFlag('21.7.0'), '--experimental-permission');
   assert.equal(permissionFlag('22.1.0'), '--permission');
   assert.equal(permissionFlag('26.12.1'), '--permission');
-  const argv = workerExecArgv({ workerEntry: '/opt/talon/hand-worker.cjs', modulePath: '/opt/talon/hands/x.cjs', fs: { read: ['/data/in', '/data/in'], write: ['/data/out'] } }, '20.20.2');
+  const argv = workerExecArgv(
+    {
+      workerEntry: '/opt/talon/hand-worker.cjs',
+      modulePath: '/opt/talon/hands/x.cjs',
+      fs: { read: ['/data/in', '/data/in'], write: ['/data/out'] },
+    },
+    '20.20.2',
+  );
   assert.deepEqual(argv, [
-    '--experimental-permission', '--disable-warning=ExperimentalWarning',
-    '--allow-fs-read=/opt/talon/hand-worker.cjs', '--allow-fs-read=/opt/talon/hands/x.cjs', '--allow-fs-read=/data/in',
+    '--experimental-permission',
+    '--disable-warning=ExperimentalWarning',
+    '--allow-fs-read=/opt/talon/hand-worker.cjs',
+    '--allow-fs-read=/opt/talon/hands/x.cjs',
+    '--allow-fs-read=/data/in',
     '--allow-fs-write=/data/out',
   ]);
   assert.ok(!argv.some((a) => /--allow-(worker|child-process|addons|wasi|ffi|inspector|net)/.test(a)));
-  assert.equal(workerExecArgv({ workerEntry: '/a', modulePath: '/b', fs: { read: [], write: [] } }, '22.0.0')[0], '--permission');
+  assert.equal(
+    workerExecArgv({ workerEntry: '/a', modulePath: '/b', fs: { read: [], write: [] } }, '22.0.0')[0],
+    '--permission',
+  );
 });
 
 test('fs: a Hand reads and writes inside its grant and is refused outside it', async () => {
@@ -37,10 +50,23 @@ test('fs: a Hand reads and writes inside its grant and is refused outside it', a
   writeFileSync(join(inDir, 'ok.txt'), 'readable');
   writeFileSync(join(secret, 'secret.txt'), 'not for Hands');
   const caps = { bus: { publish: ['read-file/#'], subscribe: [] }, fs: { read: [inDir], write: [outDir] } };
-  const h = await startHarness([
-    { name: 'inside', fixture: 'read-file', capabilities: caps, settings: { path: join(inDir, 'ok.txt'), writePath: join(outDir, 'w.txt') } },
-    { name: 'outside', fixture: 'read-file', capabilities: caps, settings: { path: join(secret, 'secret.txt'), writePath: join(secret, 'w.txt') } },
-  ], { start: false });
+  const h = await startHarness(
+    [
+      {
+        name: 'inside',
+        fixture: 'read-file',
+        capabilities: caps,
+        settings: { path: join(inDir, 'ok.txt'), writePath: join(outDir, 'w.txt') },
+      },
+      {
+        name: 'outside',
+        fixture: 'read-file',
+        capabilities: caps,
+        settings: { path: join(secret, 'secret.txt'), writePath: join(secret, 'w.txt') },
+      },
+    ],
+    { start: false },
+  );
   try {
     const results = await h.collect(`${ROOT}/read-file/result`);
     await h.sup.start();
@@ -73,30 +99,49 @@ test('a Hand cannot spawn processes, start workers, load addons, signal the kern
     assert.equal(r.addon, 'ERR_DLOPEN_DISABLED');
     assert.equal(r.kill, 'CAPABILITY_DENIED', 'process.kill is closed by the SDK, not by Node');
     assert.equal(r.env, 0, 'the worker gets an empty environment');
-    assert.equal(r.report, 'CAPABILITY_DENIED', 'process.report.getReport() would show the kernel\'s environment');
-    assert.equal(r.net, 'CAPABILITY_DENIED', 'no network grant: no socket (Node refuses it without --allow-net; the SDK says so first)');
-    assert.equal(r.netAccess, false, 'Node\'s own check: the worker has no --allow-net');
+    assert.equal(r.report, 'CAPABILITY_DENIED', "process.report.getReport() would show the kernel's environment");
+    assert.equal(
+      r.net,
+      'CAPABILITY_DENIED',
+      'no network grant: no socket (Node refuses it without --allow-net; the SDK says so first)',
+    );
+    assert.equal(r.netAccess, false, "Node's own check: the worker has no --allow-net");
     const audit = await h.auditEntries();
-    assert.ok(audit.some((e) => e.action === 'capability.check' && e.decision === 'deny' && e.subject === 'process.kill'));
-    assert.ok(audit.some((e) => e.action === 'capability.check' && e.decision === 'deny' && e.subject === 'process.report.getReport'));
-    assert.ok(audit.some((e) => e.action === 'capability.check' && e.decision === 'deny' && e.subject === `127.0.0.1:${port}`));
+    assert.ok(
+      audit.some((e) => e.action === 'capability.check' && e.decision === 'deny' && e.subject === 'process.kill'),
+    );
+    assert.ok(
+      audit.some(
+        (e) => e.action === 'capability.check' && e.decision === 'deny' && e.subject === 'process.report.getReport',
+      ),
+    );
+    assert.ok(
+      audit.some((e) => e.action === 'capability.check' && e.decision === 'deny' && e.subject === `127.0.0.1:${port}`),
+    );
   } finally {
     await h.close();
     await new Promise<void>((r) => server.close(() => r()));
   }
 });
 
-test('node:sqlite: only :memory: and the Hand\'s granted paths (read-only for a read grant), ATTACH and VACUUM INTO included', async () => {
+test("node:sqlite: only :memory: and the Hand's granted paths (read-only for a read grant), ATTACH and VACUUM INTO included", async () => {
   const writeDir = mkdtempSync(join(tmpdir(), 'talon-sqlite-w-'));
   const readDir = mkdtempSync(join(tmpdir(), 'talon-sqlite-r-'));
   const outside = mkdtempSync(join(tmpdir(), 'talon-sqlite-out-'));
   const ro = new DatabaseSync(join(readDir, 'ro.db'));
   ro.exec('create table t(a); insert into t values (1), (2)');
   ro.close();
-  const h = await startHarness([{
-    name: 'sq', fixture: 'sqlite-probe', settings: { writeDir, readDir, outside },
-    capabilities: { fs: { read: [readDir, writeDir], write: [writeDir] } },
-  }], { start: false });
+  const h = await startHarness(
+    [
+      {
+        name: 'sq',
+        fixture: 'sqlite-probe',
+        settings: { writeDir, readDir, outside },
+        capabilities: { fs: { read: [readDir, writeDir], write: [writeDir] } },
+      },
+    ],
+    { start: false },
+  );
   try {
     const results = await h.collect(`${ROOT}/sqlite-probe/result`);
     await h.sup.start();
@@ -106,7 +151,17 @@ test('node:sqlite: only :memory: and the Hand\'s granted paths (read-only for a 
     assert.equal(r.granted, 'ok', 'a database inside the write grant');
     assert.equal(r.readOnlyGrant, 'CAPABILITY_DENIED', 'read-write inside a read-only grant');
     assert.equal(r.readOnlyGrantReadOnly, 'ok', 'readOnly: true inside a read grant');
-    for (const k of ['outside', 'outsideBuffer', 'outsideUrl', 'uriString', 'uriInGrant', 'temporary', 'extension', 'ctor', 'backup']) {
+    for (const k of [
+      'outside',
+      'outsideBuffer',
+      'outsideUrl',
+      'uriString',
+      'uriInGrant',
+      'temporary',
+      'extension',
+      'ctor',
+      'backup',
+    ]) {
       assert.equal(r[k], 'CAPABILITY_DENIED', `${k}: ${r[k]}`);
     }
     // refused inside SQLite by the kernel's authorizer: an SQLite error in the Hand
@@ -118,11 +173,26 @@ test('node:sqlite: only :memory: and the Hand\'s granted paths (read-only for a 
     assert.equal(r.removeAuthorizer, 'ok');
     assert.equal(r.backupGranted, 'ok');
     assert.deepEqual(readdirSync(outside), [], 'nothing was created outside the grants');
-    assert.ok(existsSync(join(writeDir, 'ok.db')) && existsSync(join(writeDir, 'att.db')) && existsSync(join(writeDir, 'backup.db')));
+    assert.ok(
+      existsSync(join(writeDir, 'ok.db')) &&
+        existsSync(join(writeDir, 'att.db')) &&
+        existsSync(join(writeDir, 'backup.db')),
+    );
     const audit = await h.auditEntries();
-    const denials = audit.filter((e) => e.action === 'capability.check' && e.decision === 'deny' && (e.detail as { action?: string }).action === 'fs.sqlite');
-    assert.ok(denials.some((e) => e.subject === join(outside, 'out.db')), 'the refusal is audited with the path');
-    assert.ok(denials.some((e) => e.subject === join(outside, 'attach.db')), 'so is a refused ATTACH');
+    const denials = audit.filter(
+      (e) =>
+        e.action === 'capability.check' &&
+        e.decision === 'deny' &&
+        (e.detail as { action?: string }).action === 'fs.sqlite',
+    );
+    assert.ok(
+      denials.some((e) => e.subject === join(outside, 'out.db')),
+      'the refusal is audited with the path',
+    );
+    assert.ok(
+      denials.some((e) => e.subject === join(outside, 'attach.db')),
+      'so is a refused ATTACH',
+    );
     assert.equal(h.sup.status('sq').state, 'running');
   } finally {
     await h.close();
@@ -130,21 +200,21 @@ test('node:sqlite: only :memory: and the Hand\'s granted paths (read-only for a 
   }
 });
 
-test('a Hand cannot post to the kernel past the SDK: parentPort, Node\'s stdio port, postMessageToThread', async () => {
+test("a Hand cannot post to the kernel past the SDK: parentPort, Node's stdio port, postMessageToThread", async () => {
   const h = await startHarness([{ name: 'ports', fixture: 'port-probe' }], { start: false });
   try {
     const results = await h.collect(`${ROOT}/port-probe/result`);
     await h.sup.start();
     await waitFor('the result', () => results.length > 0);
     const r = JSON.parse(results[0]!.payload.toString());
-    assert.equal(r.parentPort, 'null', 'Hand code does not get the SDK\'s port');
+    assert.equal(r.parentPort, 'null', "Hand code does not get the SDK's port");
     // an unknown type on Node's stdio port is an uncaught exception in the kernel's thread: refused in the worker
     assert.equal(r.stdioUnknown, 'CAPABILITY_DENIED');
     assert.equal(r.stdioLoadScript, 'CAPABILITY_DENIED');
     for (const k of ['stdioMoreData', 'stdioBadStream', 'stdioBadChunks', 'stdioBadEncoding', 'stdioBadError']) {
       assert.equal(r[k], 'CAPABILITY_DENIED', `${k}: a malformed stdio-port message is refused in the worker`);
     }
-    assert.notEqual(r.patchPost, 'ok', 'MessagePort.prototype.postMessage cannot be replaced to catch the SDK\'s port');
+    assert.notEqual(r.patchPost, 'ok', "MessagePort.prototype.postMessage cannot be replaced to catch the SDK's port");
     assert.equal(r.toThread, 'CAPABILITY_DENIED');
     // the 8 MB line came through cut to a log line
     await waitFor('the stdout line', () => h.sup.logs('ports').some((l) => l.msg.startsWith('LLLL')));
@@ -152,7 +222,14 @@ test('a Hand cannot post to the kernel past the SDK: parentPort, Node\'s stdio p
     assert.ok(line.msg.length < 9000, `${line.msg.length} characters kept`);
     assert.equal(h.sup.status('ports').state, 'running');
     const audit = await h.auditEntries();
-    assert.ok(audit.some((e) => e.decision === 'deny' && (e.detail as { action?: string }).action === 'worker.port' && e.subject.startsWith('stdio port')));
+    assert.ok(
+      audit.some(
+        (e) =>
+          e.decision === 'deny' &&
+          (e.detail as { action?: string }).action === 'worker.port' &&
+          e.subject.startsWith('stdio port'),
+      ),
+    );
   } finally {
     await h.close();
   }

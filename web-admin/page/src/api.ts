@@ -21,7 +21,12 @@ export const setCsrf = (token: string | null | undefined): void => {
 };
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly details?: Record<string, unknown>) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
     super(message);
   }
 }
@@ -36,7 +41,10 @@ export function fieldErrors(err: unknown): FieldError[] {
   if (!(err instanceof ApiError)) return [];
   const list = err.details?.errors;
   if (!Array.isArray(list)) return [];
-  return list.filter((e): e is FieldError => typeof e === 'object' && e !== null && typeof (e as FieldError).message === 'string')
+  return list
+    .filter(
+      (e): e is FieldError => typeof e === 'object' && e !== null && typeof (e as FieldError).message === 'string',
+    )
     .map((e) => ({ path: typeof e.path === 'string' ? e.path : '', message: e.message }));
 }
 
@@ -46,7 +54,12 @@ export async function request(method: string, path: string, body?: unknown): Pro
   if (method !== 'GET' && method !== 'HEAD' && csrf) headers['x-csrf-token'] = csrf;
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    res = await fetch(path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
   } catch (err) {
     connection.set('offline');
     throw new ApiError(0, 'OFFLINE', `cannot reach the device (${(err as Error).message})`);
@@ -57,7 +70,9 @@ export async function request(method: string, path: string, body?: unknown): Pro
     let message = `${method} ${path} failed with HTTP ${res.status}`;
     let details: Record<string, unknown> | undefined;
     try {
-      const j = (await res.json()) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+      const j = (await res.json()) as {
+        error?: { code?: string; message?: string; details?: Record<string, unknown> };
+      };
       if (j.error) {
         code = j.error.code ?? code;
         message = j.error.message ?? message;

@@ -37,7 +37,8 @@ export function parsePublicKey(text: string): Uint8Array {
   } else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(t)) {
     key = base64ToBytes(t.length === 43 ? `${t}=` : t);
   }
-  if (!key || key.length !== 32) throw new Error('the device public key must be 32 bytes of Ed25519 key in base64 or hex');
+  if (!key || key.length !== 32)
+    throw new Error('the device public key must be 32 bytes of Ed25519 key in base64 or hex');
   return key;
 }
 
@@ -85,9 +86,10 @@ export function verifyExportText(text: string, opts: VerifyTextOptions): VerifyR
     try {
       value = JSON.parse(raw);
     } catch {
-      return v.corrupt({ line }, ended
-        ? `line ${line} is not JSON`
-        : `line ${line} is not JSON and has no line end: the export was cut short`);
+      return v.corrupt(
+        { line },
+        ended ? `line ${line} is not JSON` : `line ${line} is not JSON and has no line end: the export was cut short`,
+      );
     }
     return isCheckpointLine(value) ? v.checkpoint(value, { line }) : v.entry(value, { line });
   };
@@ -102,7 +104,12 @@ export function verifyExportText(text: string, opts: VerifyTextOptions): VerifyR
   if (going && !v.broken && from < text.length) feed(text.slice(from), false);
   const report = v.end();
   if (report.ok && !sawLine) {
-    return { ...report, ok: false, kind: 'format', reason: 'the file is empty: an export holds at least one checkpoint' };
+    return {
+      ...report,
+      ok: false,
+      kind: 'format',
+      reason: 'the file is empty: an export holds at least one checkpoint',
+    };
   }
   return report;
 }

@@ -33,23 +33,30 @@ export function Chart({ testid, title, series, data, unit = '', height = 180, xR
         x: {
           time: true,
           // one point alone would make uPlot span years around it
-          range: (_u, min, max): uPlot.Range.MinMax => range.current ?? (max - min < 60 ? [max - 60, max + 1] : [min, max]),
+          range: (_u, min, max): uPlot.Range.MinMax =>
+            range.current ?? (max - min < 60 ? [max - 60, max + 1] : [min, max]),
         },
       },
-      axes: [{}, {
-        values: (_u, vals) => {
-          const labels = tickLabels(vals, unit);
-          // what the axis shows, for tests (the labels are drawn on the canvas)
-          el.dataset.yticks = labels.join('|');
-          return labels;
+      axes: [
+        {},
+        {
+          values: (_u, vals) => {
+            const labels = tickLabels(vals, unit);
+            // what the axis shows, for tests (the labels are drawn on the canvas)
+            el.dataset.yticks = labels.join('|');
+            return labels;
+          },
+          size: 64,
         },
-        size: 64,
-      }],
+      ],
       // with the cursor away, the legend shows the latest values (not "--")
       series: [
         { label: 'Time', value: (u, v, _si, idx) => clock(idx === null ? lastOf(u.data[0]) : v) },
         ...series.map((label, i) => ({
-          label, stroke: COLORS[i % COLORS.length]!, width: 1.5, spanGaps: true,
+          label,
+          stroke: COLORS[i % COLORS.length]!,
+          width: 1.5,
+          spanGaps: true,
           value: (u: uPlot, v: number | null, si: number, idx: number | null) => {
             const x = idx === null ? lastOf(u.data[si]) : v;
             return x === null || x === undefined ? '–' : `${fmt(x, 2)}${unit ? ` ${unit}` : ''}`;
@@ -59,10 +66,13 @@ export function Chart({ testid, title, series, data, unit = '', height = 180, xR
     };
     const u = new uPlot(opts, data as uPlot.AlignedData, el);
     plot.current = u;
-    const ro = typeof ResizeObserver === 'undefined' ? null : new ResizeObserver(() => {
-      const w = Math.max(240, el.clientWidth);
-      if (Math.abs(w - u.width) > 2) u.setSize({ width: w, height });
-    });
+    const ro =
+      typeof ResizeObserver === 'undefined'
+        ? null
+        : new ResizeObserver(() => {
+            const w = Math.max(240, el.clientWidth);
+            if (Math.abs(w - u.width) > 2) u.setSize({ width: w, height });
+          });
     ro?.observe(el);
     return () => {
       ro?.disconnect();
@@ -87,7 +97,8 @@ const lastOf = (col: ArrayLike<number | null | undefined> | undefined): number |
   return null;
 };
 
-const clock = (sec: number | null | undefined): string => (typeof sec === 'number' ? new Date(sec * 1000).toLocaleTimeString() : '–');
+const clock = (sec: number | null | undefined): string =>
+  typeof sec === 'number' ? new Date(sec * 1000).toLocaleTimeString() : '–';
 
 /**
  * y-axis labels with as many decimals as the step between ticks needs, so that no two ticks
@@ -104,7 +115,8 @@ export function tickLabels(vals: number[], unit = ''): string[] {
   const scale = max >= 1e9 ? 1e9 : max >= 1e6 ? 1e6 : max >= 1e4 ? 1e3 : 1;
   const suffix = scale === 1e9 ? 'G' : scale === 1e6 ? 'M' : scale === 1e3 ? 'k' : '';
   let digits = Number.isFinite(step) ? Math.max(0, Math.min(8, Math.ceil(-Math.log10(step / scale) - 1e-9))) : 0;
-  const render = (d: number): string[] => vals.map((v) => (typeof v === 'number' && Number.isFinite(v) ? `${(v / scale).toFixed(d)}${suffix}${unit}` : ''));
+  const render = (d: number): string[] =>
+    vals.map((v) => (typeof v === 'number' && Number.isFinite(v) ? `${(v / scale).toFixed(d)}${suffix}${unit}` : ''));
   let out = render(digits);
   while (new Set(out.filter(Boolean)).size < out.filter(Boolean).length && digits < 8) out = render(++digits);
   return out;

@@ -73,7 +73,8 @@ export interface FollowOptions {
 
 const errorText = (e: unknown): string => {
   if (typeof e === 'string') return e;
-  if (e && typeof e === 'object') return (e as { message?: string }).message ?? (e as { code?: string }).code ?? JSON.stringify(e);
+  if (e && typeof e === 'object')
+    return (e as { message?: string }).message ?? (e as { code?: string }).code ?? JSON.stringify(e);
   return 'the answer failed';
 };
 
@@ -148,11 +149,19 @@ export async function followMessage(o: FollowOptions): Promise<FollowUpdate> {
           } else if (ev.event === 'done') {
             const m = data as ChatMessage;
             if (typeof m?.content === 'string') text = m.content;
-            return emit({ status: m?.status === 'error' ? 'error' : 'done', message: m, ...(m?.status === 'error' ? { error: errorText(m.error) } : {}) });
+            return emit({
+              status: m?.status === 'error' ? 'error' : 'done',
+              message: m,
+              ...(m?.status === 'error' ? { error: errorText(m.error) } : {}),
+            });
           } else if (ev.event === 'error') {
             const d = data as { error?: unknown; message?: ChatMessage };
             if (typeof d?.message?.content === 'string') text = d.message.content;
-            return emit({ status: 'error', error: errorText(d?.error ?? d?.message?.error), ...(d?.message ? { message: d.message } : {}) });
+            return emit({
+              status: 'error',
+              error: errorText(d?.error ?? d?.message?.error),
+              ...(d?.message ? { message: d.message } : {}),
+            });
           }
         }
       }
@@ -161,16 +170,21 @@ export async function followMessage(o: FollowOptions): Promise<FollowUpdate> {
       void err;
     }
     failures = progressed ? 0 : failures + 1;
-    if (failures >= (o.maxFailures ?? 20)) return emit({ status: 'error', error: 'lost the connection to the device; reload to see the stored answer' });
+    if (failures >= (o.maxFailures ?? 20))
+      return emit({ status: 'error', error: 'lost the connection to the device; reload to see the stored answer' });
   }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

@@ -7,7 +7,9 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 
 /** follows whether ref's element (or the child `pick` chooses) has more to scroll to either side */
-export function useOverflow<T extends HTMLElement>(pick?: (el: T) => HTMLElement | null): [{ current: T | null }, { left: boolean; right: boolean }] {
+export function useOverflow<T extends HTMLElement>(
+  pick?: (el: T) => HTMLElement | null,
+): [{ current: T | null }, { left: boolean; right: boolean }] {
   const ref = useRef<T>(null);
   const [more, setMore] = useState({ left: false, right: false });
   useEffect(() => {
@@ -38,9 +40,24 @@ export function HScroll({ testid, children }: { testid?: string; children: Compo
   const [ref, more] = useOverflow<HTMLDivElement>();
   return (
     <div class="hscroll" data-testid={testid} data-more-right={String(more.right)} data-more-left={String(more.left)}>
-      <div class="scroll" ref={ref}>{children}</div>
-      {more.left && <span class="hscroll-hint left" aria-hidden="true">‹</span>}
-      {more.right && <span class="hscroll-hint right" data-testid={testid ? `${testid}-hint` : undefined} aria-hidden="true" title="scroll sideways for more">›</span>}
+      <div class="scroll" ref={ref}>
+        {children}
+      </div>
+      {more.left && (
+        <span class="hscroll-hint left" aria-hidden="true">
+          ‹
+        </span>
+      )}
+      {more.right && (
+        <span
+          class="hscroll-hint right"
+          data-testid={testid ? `${testid}-hint` : undefined}
+          aria-hidden="true"
+          title="scroll sideways for more"
+        >
+          ›
+        </span>
+      )}
     </div>
   );
 }
@@ -49,10 +66,24 @@ export function HScroll({ testid, children }: { testid?: string; children: Compo
 export function NavBox({ children }: { children: ComponentChildren }) {
   const [ref, more] = useOverflow<HTMLDivElement>((el) => el.querySelector<HTMLElement>('.nav'));
   return (
-    <div class="nav-wrap" ref={ref} data-testid="nav-box" data-more-right={String(more.right)} data-more-left={String(more.left)}>
+    <div
+      class="nav-wrap"
+      ref={ref}
+      data-testid="nav-box"
+      data-more-right={String(more.right)}
+      data-more-left={String(more.left)}
+    >
       {children}
-      {more.left && <span class="hscroll-hint left" aria-hidden="true">‹</span>}
-      {more.right && <span class="hscroll-hint right" data-testid="nav-box-hint" aria-hidden="true" title="scroll sideways for more">›</span>}
+      {more.left && (
+        <span class="hscroll-hint left" aria-hidden="true">
+          ‹
+        </span>
+      )}
+      {more.right && (
+        <span class="hscroll-hint right" data-testid="nav-box-hint" aria-hidden="true" title="scroll sideways for more">
+          ›
+        </span>
+      )}
     </div>
   );
 }

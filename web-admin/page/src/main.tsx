@@ -34,7 +34,9 @@ const PAGES: NavPage[] = [
   { id: 'dashboard', label: 'Dashboard', view: Dashboard },
   { id: 'hands', label: 'Hands', view: Hands },
   { id: 'sensors', label: pageTitle('sensors', 'Sensors'), view: Sensors },
-  ...handOwnPages.map((entry): NavPage => ({ id: entry.id, label: entry.label, view: (props) => <HandView entry={entry} {...props} /> })),
+  ...handOwnPages.map(
+    (entry): NavPage => ({ id: entry.id, label: entry.label, view: (props) => <HandView entry={entry} {...props} /> }),
+  ),
   { id: 'chat', label: 'Chat', view: Chat },
   { id: 'audit', label: 'Audit', view: Audit },
   { id: 'config', label: 'Config', view: Config },
@@ -78,50 +80,84 @@ function App() {
 
   useEffect(() => {
     if (!user) return;
-    get<SystemInfo>('/api/v1/system').then((s) => system.set(s), () => undefined);
+    get<SystemInfo>('/api/v1/system').then(
+      (s) => system.set(s),
+      () => undefined,
+    );
     // the device name, version and generation change with the config, also from elsewhere (the CLI)
     const t = setInterval(() => void refreshSystem(), 15_000);
     return () => clearInterval(t);
   }, [user]);
 
-  if (bootError) return <div class="center"><p class="error" data-testid="boot-error">{bootError}</p></div>;
-  if (setupNeeded === null || user === undefined && !setupNeeded) return <div class="center"><p>Loading…</p></div>;
+  if (bootError)
+    return (
+      <div class="center">
+        <p class="error" data-testid="boot-error">
+          {bootError}
+        </p>
+      </div>
+    );
+  if (setupNeeded === null || (user === undefined && !setupNeeded))
+    return (
+      <div class="center">
+        <p>Loading…</p>
+      </div>
+    );
   if (setupNeeded) {
-    return <Setup onDone={(u, csrf) => {
-      setCsrf(csrf);
-      setSetupNeeded(false);
-      session.set(u);
-      location.hash = '#/dashboard';
-    }} />;
+    return (
+      <Setup
+        onDone={(u, csrf) => {
+          setCsrf(csrf);
+          setSetupNeeded(false);
+          session.set(u);
+          location.hash = '#/dashboard';
+        }}
+      />
+    );
   }
   if (!user) {
-    return <Login onDone={(u, csrf) => {
-      setCsrf(csrf);
-      session.set(u);
-      if (!location.hash || location.hash.startsWith('#/login')) location.hash = '#/dashboard';
-    }} />;
+    return (
+      <Login
+        onDone={(u, csrf) => {
+          setCsrf(csrf);
+          session.set(u);
+          if (!location.hash || location.hash.startsWith('#/login')) location.hash = '#/dashboard';
+        }}
+      />
+    );
   }
   const page = PAGES.find((p) => p.id === route[0]) ?? PAGES[0]!;
   const View = page.view;
   return (
     <div class="layout">
       <NavBox>
-      <nav class="nav" data-testid="nav">
-        <div class="brand">Talon</div>
-        {PAGES.map((p) => (
-          <a href={`#/${p.id}`} class={p.id === page.id ? 'active' : ''} data-testid={`nav-${p.id}`} key={p.id}>{p.label}</a>
-        ))}
-        <div class="who">
-          <span data-testid="current-user">{user.name} ({user.role})</span>
-          <button type="button" class="link" data-testid="logout" onClick={() => {
-            del('/api/v1/session').finally(() => {
-              setCsrf('');
-              session.set(null);
-              location.hash = '#/login';
-            });
-          }}>Log out</button>
-        </div>
-      </nav>
+        <nav class="nav" data-testid="nav">
+          <div class="brand">Talon</div>
+          {PAGES.map((p) => (
+            <a href={`#/${p.id}`} class={p.id === page.id ? 'active' : ''} data-testid={`nav-${p.id}`} key={p.id}>
+              {p.label}
+            </a>
+          ))}
+          <div class="who">
+            <span data-testid="current-user">
+              {user.name} ({user.role})
+            </span>
+            <button
+              type="button"
+              class="link"
+              data-testid="logout"
+              onClick={() => {
+                del('/api/v1/session').finally(() => {
+                  setCsrf('');
+                  session.set(null);
+                  location.hash = '#/login';
+                });
+              }}
+            >
+              Log out
+            </button>
+          </div>
+        </nav>
       </NavBox>
       <main class="main" data-testid={`page-${page.id}`}>
         <View key={page.id} args={route.slice(1)} user={user} />
@@ -141,7 +177,8 @@ function StatusBar() {
       <span data-testid="status-device">{info ? `${info.deviceName ?? ''} ${info.deviceId}`.trim() : '…'}</span>
       {info && <span>v{info.version}</span>}
       <span class={`conn conn-${state}`} data-testid="status-conn" data-state={state}>
-        {state}{s.total ? ` · ${s.open}/${s.total} live` : ''}
+        {state}
+        {s.total ? ` · ${s.open}/${s.total} live` : ''}
       </span>
     </footer>
   );

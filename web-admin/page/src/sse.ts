@@ -18,7 +18,12 @@ const publish = (): void => {
   streams.set({ open, total: states.size });
 };
 
-export function subscribe(url: string, onData: (data: unknown, event: string) => void, names: string[] = [], onState?: (s: StreamState) => void): () => void {
+export function subscribe(
+  url: string,
+  onData: (data: unknown, event: string) => void,
+  names: string[] = [],
+  onState?: (s: StreamState) => void,
+): () => void {
   const id = ++ids;
   const es = new EventSource(url, { withCredentials: true });
   const state = (s: StreamState): void => {
@@ -48,8 +53,24 @@ export function subscribe(url: string, onData: (data: unknown, event: string) =>
 }
 
 /** subscribe while the component is mounted (and `url` stays the same); null: not now */
-export function useStream(url: string | null, onData: (data: unknown, event: string) => void, names: string[] = [], onState?: (s: StreamState) => void): void {
+export function useStream(
+  url: string | null,
+  onData: (data: unknown, event: string) => void,
+  names: string[] = [],
+  onState?: (s: StreamState) => void,
+): void {
   const cb = useRef({ onData, onState });
   cb.current = { onData, onState };
-  useEffect(() => (url ? subscribe(url, (d, e) => cb.current.onData(d, e), names, (s) => cb.current.onState?.(s)) : undefined), [url]);
+  useEffect(
+    () =>
+      url
+        ? subscribe(
+            url,
+            (d, e) => cb.current.onData(d, e),
+            names,
+            (s) => cb.current.onState?.(s),
+          )
+        : undefined,
+    [url],
+  );
 }

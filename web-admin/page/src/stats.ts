@@ -53,10 +53,15 @@ type Series = Array<Array<number | null>>;
 
 /** [seconds, ...values] columns for uPlot */
 export function columns(list: StatsSample[], pick: Array<(s: StatsSample) => number | null | undefined>): Series {
-  return [list.map((s) => s.ts / 1000), ...pick.map((p) => list.map((s) => {
-    const v = p(s);
-    return typeof v === 'number' && Number.isFinite(v) ? v : null;
-  }))];
+  return [
+    list.map((s) => s.ts / 1000),
+    ...pick.map((p) =>
+      list.map((s) => {
+        const v = p(s);
+        return typeof v === 'number' && Number.isFinite(v) ? v : null;
+      }),
+    ),
+  ];
 }
 
 /** every Hand name seen in the window, sorted */

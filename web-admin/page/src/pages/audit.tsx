@@ -40,13 +40,24 @@ export function Audit() {
 
   useEffect(() => {
     setPage(null);
-    get<{ items: Entry[]; nextCursor: string | null }>(`/api/v1/audit${q({
-      actor: applied.actor, action: applied.action, decision: applied.decision,
-      from: ms(applied.from), to: ms(applied.to), order: applied.order, limit: PAGE, cursor,
-    })}`).then((r) => {
-      setPage(r);
-      setError('');
-    }, (e: unknown) => setError(message(e)));
+    get<{ items: Entry[]; nextCursor: string | null }>(
+      `/api/v1/audit${q({
+        actor: applied.actor,
+        action: applied.action,
+        decision: applied.decision,
+        from: ms(applied.from),
+        to: ms(applied.to),
+        order: applied.order,
+        limit: PAGE,
+        cursor,
+      })}`,
+    ).then(
+      (r) => {
+        setPage(r);
+        setError('');
+      },
+      (e: unknown) => setError(message(e)),
+    );
   }, [applied, cursor]);
 
   const set = (k: keyof Filters) => (e: Event) => setF({ ...f, [k]: (e.target as HTMLInputElement).value });
@@ -54,34 +65,81 @@ export function Audit() {
     <section>
       <h1>Audit</h1>
       <Verify />
-      <form class="card filters" data-testid="audit-filters" onSubmit={(e) => {
-        e.preventDefault();
-        setCursors([undefined]);
-        setApplied({ ...f });
-      }}>
-        <label>Actor<input data-testid="audit-actor" value={f.actor} onInput={set('actor')} placeholder="user:admin" /></label>
-        <label>Action<input data-testid="audit-action" value={f.action} onInput={set('action')} placeholder="hand.restart" /></label>
-        <label>Decision<select data-testid="audit-decision" value={f.decision} onChange={set('decision')}>
-          <option value="">any</option>
-          {['allow', 'deny', 'ok', 'error', 'info'].map((d) => <option key={d} value={d}>{d}</option>)}
-        </select></label>
-        <label>From<input type="datetime-local" data-testid="audit-from" value={f.from} onInput={set('from')} /></label>
-        <label>To<input type="datetime-local" data-testid="audit-to" value={f.to} onInput={set('to')} /></label>
-        <label>Order<select data-testid="audit-order" value={f.order} onChange={set('order')}>
-          <option value="desc">newest first</option><option value="asc">oldest first</option>
-        </select></label>
-        <button type="submit" data-testid="audit-apply">Filter</button>
-        <a class="button" href={`/api/v1/audit/export`} download="audit.jsonl" data-testid="audit-export">Export (.jsonl)</a>
+      <form
+        class="card filters"
+        data-testid="audit-filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setCursors([undefined]);
+          setApplied({ ...f });
+        }}
+      >
+        <label>
+          Actor
+          <input data-testid="audit-actor" value={f.actor} onInput={set('actor')} placeholder="user:admin" />
+        </label>
+        <label>
+          Action
+          <input data-testid="audit-action" value={f.action} onInput={set('action')} placeholder="hand.restart" />
+        </label>
+        <label>
+          Decision
+          <select data-testid="audit-decision" value={f.decision} onChange={set('decision')}>
+            <option value="">any</option>
+            {['allow', 'deny', 'ok', 'error', 'info'].map((d) => (
+              <option key={d} value={d}>
+                {d}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          From
+          <input type="datetime-local" data-testid="audit-from" value={f.from} onInput={set('from')} />
+        </label>
+        <label>
+          To
+          <input type="datetime-local" data-testid="audit-to" value={f.to} onInput={set('to')} />
+        </label>
+        <label>
+          Order
+          <select data-testid="audit-order" value={f.order} onChange={set('order')}>
+            <option value="desc">newest first</option>
+            <option value="asc">oldest first</option>
+          </select>
+        </label>
+        <button type="submit" data-testid="audit-apply">
+          Filter
+        </button>
+        <a class="button" href={`/api/v1/audit/export`} download="audit.jsonl" data-testid="audit-export">
+          Export (.jsonl)
+        </a>
       </form>
       {error && <p class="error">{error}</p>}
       <div class="scroll">
         <table data-testid="audit-table" data-count={page ? String(page.items.length) : ''}>
-          <thead><tr><th>Seq</th><th>Time</th><th>Actor</th><th>Action</th><th>Subject</th><th>Decision</th><th>Detail</th></tr></thead>
+          <thead>
+            <tr>
+              <th>Seq</th>
+              <th>Time</th>
+              <th>Actor</th>
+              <th>Action</th>
+              <th>Subject</th>
+              <th>Decision</th>
+              <th>Detail</th>
+            </tr>
+          </thead>
           <tbody>
             {page?.items.map((e) => (
               <tr key={e.seq} data-testid={`audit-row-${e.seq}`} data-action={e.action}>
-                <td>{e.seq}</td><td>{time(e.ts)}</td><td>{e.actor}</td><td>{e.action}</td><td>{e.subject}</td>
-                <td><span class={`badge dec-${e.decision}`}>{e.decision}</span></td>
+                <td>{e.seq}</td>
+                <td>{time(e.ts)}</td>
+                <td>{e.actor}</td>
+                <td>{e.action}</td>
+                <td>{e.subject}</td>
+                <td>
+                  <span class={`badge dec-${e.decision}`}>{e.decision}</span>
+                </td>
                 <td class="detail">{e.detail && Object.keys(e.detail).length ? JSON.stringify(e.detail) : ''}</td>
               </tr>
             ))}
@@ -90,9 +148,25 @@ export function Audit() {
         {page && page.items.length === 0 && <p class="muted">No entries match.</p>}
       </div>
       <div class="pager">
-        <button type="button" class="small" data-testid="audit-prev" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>Previous</button>
+        <button
+          type="button"
+          class="small"
+          data-testid="audit-prev"
+          disabled={cursors.length < 2}
+          onClick={() => setCursors(cursors.slice(0, -1))}
+        >
+          Previous
+        </button>
         <span>page {cursors.length}</span>
-        <button type="button" class="small" data-testid="audit-next" disabled={!page?.nextCursor} onClick={() => page?.nextCursor && setCursors([...cursors, page.nextCursor])}>Next</button>
+        <button
+          type="button"
+          class="small"
+          data-testid="audit-next"
+          disabled={!page?.nextCursor}
+          onClick={() => page?.nextCursor && setCursors([...cursors, page.nextCursor])}
+        >
+          Next
+        </button>
       </div>
     </section>
   );
@@ -124,27 +198,69 @@ function Verify() {
   return (
     <div class="card" data-testid="audit-verify">
       <h2>Verify the chain in this browser</h2>
-      <p class="muted">Checks every entry's SHA-256 link and every checkpoint's Ed25519 signature against the device key{info ? <> <code data-testid="device-public-key">{info.publicKey}</code></> : null}, without trusting the device's own verdict.</p>
+      <p class="muted">
+        Checks every entry's SHA-256 link and every checkpoint's Ed25519 signature against the device key
+        {info ? (
+          <>
+            {' '}
+            <code data-testid="device-public-key">{info.publicKey}</code>
+          </>
+        ) : null}
+        , without trusting the device's own verdict.
+      </p>
       <div class="row">
-        <button type="button" data-testid="audit-verify-export" disabled={busy} onClick={() => run('export of this device', async () => (await request('GET', '/api/v1/audit/export')).text())}>Verify in browser</button>
-        <label class="button">Verify a file…
-          <input type="file" accept=".jsonl,.ndjson,.json,.txt,application/x-ndjson" class="hidden-input" data-testid="audit-verify-file" onChange={(e) => {
-            const input = e.target as HTMLInputElement;
-            const file = input.files?.[0];
-            if (file) void run(file.name, () => file.text()).finally(() => {
-              input.value = '';
-            });
-          }} />
+        <button
+          type="button"
+          data-testid="audit-verify-export"
+          disabled={busy}
+          onClick={() =>
+            run('export of this device', async () => (await request('GET', '/api/v1/audit/export')).text())
+          }
+        >
+          Verify in browser
+        </button>
+        <label class="button">
+          Verify a file…
+          <input
+            type="file"
+            accept=".jsonl,.ndjson,.json,.txt,application/x-ndjson"
+            class="hidden-input"
+            data-testid="audit-verify-file"
+            onChange={(e) => {
+              const input = e.target as HTMLInputElement;
+              const file = input.files?.[0];
+              if (file)
+                void run(file.name, () => file.text()).finally(() => {
+                  input.value = '';
+                });
+            }}
+          />
         </label>
         {busy && <span data-testid="verify-busy">verifying…</span>}
       </div>
-      {error && <p class="error" data-testid="verify-error">{error}</p>}
+      {error && (
+        <p class="error" data-testid="verify-error">
+          {error}
+        </p>
+      )}
       {result && (
-        <div class={`verify ${result.ok ? 'ok' : 'bad'}`} data-testid="verify-result" data-ok={String(result.ok)}
+        <div
+          class={`verify ${result.ok ? 'ok' : 'bad'}`}
+          data-testid="verify-result"
+          data-ok={String(result.ok)}
           data-broken-seq={result.firstBrokenSeq === undefined ? '' : String(result.firstBrokenSeq)}
-          data-kind={result.kind ?? ''} data-checked={String(result.checked)} data-line={result.line === undefined ? '' : String(result.line)}>
-          <b>{result.ok ? '✔ ' : '✘ '}{describeReport(result)}</b>
-          <div class="muted small">{result.source}{result.lastCheckpoint ? ` · last good checkpoint: seq ${result.lastCheckpoint.seq}` : ''}</div>
+          data-kind={result.kind ?? ''}
+          data-checked={String(result.checked)}
+          data-line={result.line === undefined ? '' : String(result.line)}
+        >
+          <b>
+            {result.ok ? '✔ ' : '✘ '}
+            {describeReport(result)}
+          </b>
+          <div class="muted small">
+            {result.source}
+            {result.lastCheckpoint ? ` · last good checkpoint: seq ${result.lastCheckpoint.seq}` : ''}
+          </div>
         </div>
       )}
     </div>

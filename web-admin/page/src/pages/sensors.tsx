@@ -25,18 +25,27 @@ export function Sensors({ args, user }: PageProps) {
   const selected = args[0] ?? null;
 
   useEffect(() => {
-    get<{ sensors: Sensor[] }>('/api/v1/sensors').then((r) => setSensors(r.sensors), (e: unknown) => setError(message(e)));
+    get<{ sensors: Sensor[] }>('/api/v1/sensors').then(
+      (r) => setSensors(r.sensors),
+      (e: unknown) => setError(message(e)),
+    );
   }, []);
-  useStream('/api/v1/sensors/stream', (d) => {
-    const r = d as { id?: string; sensor?: string; value: number; ts: number };
-    const id = r?.id ?? r?.sensor;
-    if (!id || typeof r.ts !== 'number') return;
-    setSensors((list) => {
-      if (!list) return list;
-      if (!list.some((s) => s.id === id)) return [...list, { id, latest: { value: r.value, ts: r.ts } }];
-      return list.map((s) => (s.id === id && (!s.latest || s.latest.ts <= r.ts) ? { ...s, latest: { value: r.value, ts: r.ts } } : s));
-    });
-  }, ['reading']);
+  useStream(
+    '/api/v1/sensors/stream',
+    (d) => {
+      const r = d as { id?: string; sensor?: string; value: number; ts: number };
+      const id = r?.id ?? r?.sensor;
+      if (!id || typeof r.ts !== 'number') return;
+      setSensors((list) => {
+        if (!list) return list;
+        if (!list.some((s) => s.id === id)) return [...list, { id, latest: { value: r.value, ts: r.ts } }];
+        return list.map((s) =>
+          s.id === id && (!s.latest || s.latest.ts <= r.ts) ? { ...s, latest: { value: r.value, ts: r.ts } } : s,
+        );
+      });
+    },
+    ['reading'],
+  );
 
   return (
     <section>
@@ -44,13 +53,26 @@ export function Sensors({ args, user }: PageProps) {
       {error && <p class="error">{error}</p>}
       <div class="scroll">
         <table data-testid="sensors-table">
-          <thead><tr><th>Sensor</th><th>Value</th><th>Updated</th><th>Kind</th><th>Faults</th></tr></thead>
+          <thead>
+            <tr>
+              <th>Sensor</th>
+              <th>Value</th>
+              <th>Updated</th>
+              <th>Kind</th>
+              <th>Faults</th>
+            </tr>
+          </thead>
           <tbody>
             {sensors?.map((s) => (
               <tr key={s.id} data-testid={`sensor-row-${s.id}`} class={selected === s.id ? 'selected' : ''}>
-                <td><a href={`#/sensors/${enc(s.id)}`}>{s.name ?? s.id}</a>{s.name && s.name !== s.id && <small class="muted"> {s.id}</small>}</td>
+                <td>
+                  <a href={`#/sensors/${enc(s.id)}`}>{s.name ?? s.id}</a>
+                  {s.name && s.name !== s.id && <small class="muted"> {s.id}</small>}
+                </td>
                 <td data-testid={`sensor-value-${s.id}`} data-ts={s.latest ? String(s.latest.ts) : ''}>
-                  {s.latest ? `${typeof s.latest.value === 'number' ? round(s.latest.value) : String(s.latest.value)} ${s.unit ?? ''}` : '–'}
+                  {s.latest
+                    ? `${typeof s.latest.value === 'number' ? round(s.latest.value) : String(s.latest.value)} ${s.unit ?? ''}`
+                    : '–'}
                 </td>
                 <td>{s.latest ? time(s.latest.ts) : '–'}</td>
                 <td>{[s.kind, s.driver].filter(Boolean).join(' / ')}</td>
