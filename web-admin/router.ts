@@ -10,14 +10,11 @@
  * does a body match the route's declared schema?
  */
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { AJV_PRESETS, createAjv, type Ajv } from '../runtime/core/ajv.ts';
+import { AJV_PRESETS, createAjv, fieldErrors, type Ajv, type FieldError } from '../runtime/core/ajv.ts';
 import { TalonError } from '../runtime/core/errors.ts';
 import type { Route, Schema } from './route.ts';
 
-export interface FieldError {
-  path: string;
-  message: string;
-}
+export type { FieldError };
 
 interface Compiled {
   route: Route;
@@ -152,23 +149,6 @@ export class Router {
     }
     return v(body) ? [] : fieldErrors(v.errors);
   }
-}
-
-function fieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
-  return (errors ?? []).slice(0, 20).map((e) => {
-    let path = e.instancePath || '/';
-    if (e.keyword === 'additionalProperties')
-      path = `${e.instancePath}/${String((e.params as { additionalProperty: string }).additionalProperty)}`;
-    if (e.keyword === 'required')
-      path = `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}`;
-    const message =
-      e.keyword === 'additionalProperties'
-        ? 'is not a known field'
-        : e.keyword === 'required'
-          ? 'is required'
-          : (e.message ?? 'is not valid');
-    return { path, message };
-  });
 }
 
 function invalid(where: 'path' | 'query' | 'body', errors: ErrorObject[] | null | undefined): TalonError {

@@ -10,11 +10,11 @@
  * - a body that does not match the kind's request schema: BAD_REQUEST with the field's path;
  * - the Hand's own refusals (BAD_REQUEST, NOT_FOUND, CONFLICT) pass through; anything else is INTERNAL.
  */
-import type { ErrorObject, ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import type { AnySurface, MetricFamily } from '../../hands/sdk/surface.ts';
 import type { HandStatus } from '../supervisor/types.ts';
 import { TalonError } from '../core/errors.ts';
-import { createAjv, type Ajv } from '../core/ajv.ts';
+import { createAjv, fieldErrors, type Ajv } from '../core/ajv.ts';
 
 /** how long a request waits for its answer unless the caller says otherwise */
 export const REQUEST_TIMEOUT_MS = 5000;
@@ -188,21 +188,4 @@ export class HandRequests {
     }
     return [...merged.values()];
   }
-}
-
-function fieldErrors(errors: ErrorObject[] | null | undefined): Array<{ path: string; message: string }> {
-  return (errors ?? []).slice(0, 20).map((e) => {
-    let path = e.instancePath || '/';
-    if (e.keyword === 'additionalProperties')
-      path = `${e.instancePath}/${String((e.params as { additionalProperty: string }).additionalProperty)}`;
-    if (e.keyword === 'required')
-      path = `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}`;
-    const message =
-      e.keyword === 'additionalProperties'
-        ? 'is not a known field'
-        : e.keyword === 'required'
-          ? 'is required'
-          : (e.message ?? 'is not valid');
-    return { path, message };
-  });
 }

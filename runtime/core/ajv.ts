@@ -11,7 +11,7 @@
  * It lives in runtime/core so drivers/ (which may import only runtime/core) use it too.
  * test/runtime/core/ajv.test.ts checks that `new Ajv` appears nowhere else in the program.
  */
-import { Ajv, type Options } from 'ajv';
+import { Ajv, type ErrorObject, type Options } from 'ajv';
 
 /** `strict: true` refuses schemas with unknown keywords or ambiguous types: for our own schemas. */
 export const AJV_PRESETS = {
@@ -47,3 +47,27 @@ export function createAjv(preset: AjvPreset | Options, opts: CreateAjvOptions = 
 }
 
 export type { Ajv, Options as AjvOptions };
+
+/** One refused field: a JSON Pointer to it and what is wrong, as the API's 400 answers list them. */
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** Ajv's errors as the API reports them (at most 20): the field a missing or unknown property names, in words. */
+export function fieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
+  return (errors ?? []).slice(0, 20).map((e) => {
+    let path = e.instancePath || '/';
+    if (e.keyword === 'additionalProperties')
+      path = `${e.instancePath}/${String((e.params as { additionalProperty: string }).additionalProperty)}`;
+    if (e.keyword === 'required')
+      path = `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}`;
+    const message =
+      e.keyword === 'additionalProperties'
+        ? 'is not a known field'
+        : e.keyword === 'required'
+          ? 'is required'
+          : (e.message ?? 'is not valid');
+    return { path, message };
+  });
+}

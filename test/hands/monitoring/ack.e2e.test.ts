@@ -6,8 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHarness, waitState } from '../../helpers/supervisor-harness.ts';
-import { SimKernel, monitoringBundle } from './sim-kernel.ts';
+import { waitState } from '../../helpers/supervisor-harness.ts';
+import { hotRoom } from './sim-kernel.ts';
 import { HandRequests } from '../../../runtime/api/hand-requests.ts';
 import surface from '../../../hands/monitoring/surface.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
@@ -16,24 +16,7 @@ import type { Alert } from '../../../hands/monitoring/alerts.ts';
 test('alerts are acknowledged and resolved over typed requests; the Hand answers a chat from its state', {
   timeout: 60_000,
 }, async () => {
-  const module = await monitoringBundle();
-  const sim = new SimKernel();
-  sim.add('room.temp', { base: { type: 'constant', value: 42 } }, 7, { unit: '°C' });
-  const h = await startHarness(
-    [
-      {
-        name: 'monitoring',
-        fixture: module,
-        capabilities: { sensors: ['room.*'], gpio: [] },
-        settings: {
-          sensors: [{ id: 'room.temp', intervalMs: 100, severity: 'critical', rules: { above: 30 } }],
-          alerts: { cooldownMs: 600_000 },
-          statusEveryMs: 0,
-        },
-      },
-    ],
-    { register: (sup) => sim.register(sup), start: false },
-  );
+  const { h } = await hotRoom('monitoring', { start: false });
   // the module is a path, so the client recognises the Hand by its manifest id
   const requests = new HandRequests(h.sup, [surface], { timeoutMs: 5000 });
   const client = {

@@ -7,8 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHarness, waitState } from '../../helpers/supervisor-harness.ts';
-import { SimKernel, monitoringBundle } from './sim-kernel.ts';
+import { waitState } from '../../helpers/supervisor-harness.ts';
+import { hotRoom } from './sim-kernel.ts';
 import { serveSurfaces } from '../../runtime/surface/slice.ts';
 import surface from '../../../hands/monitoring/surface.ts';
 import type { Alert } from '../../../hands/monitoring/alerts.ts';
@@ -17,24 +17,7 @@ import { discoveryMessages } from '../../../runtime/homeassistant/discovery.ts';
 test("alerts, ack, resolve and history through the Monitoring Hand's routes; audited; in /metrics", {
   timeout: 60_000,
 }, async () => {
-  const module = await monitoringBundle();
-  const sim = new SimKernel();
-  sim.add('room.temp', { base: { type: 'constant', value: 42 } }, 7, { unit: '°C' });
-  const h = await startHarness(
-    [
-      {
-        name: 'mon',
-        fixture: module,
-        capabilities: { sensors: ['room.*'], gpio: [] },
-        settings: {
-          sensors: [{ id: 'room.temp', intervalMs: 100, severity: 'critical', rules: { above: 30 } }],
-          alerts: { cooldownMs: 600_000 },
-          statusEveryMs: 0,
-        },
-      },
-    ],
-    { register: (sup) => sim.register(sup) },
-  );
+  const { h } = await hotRoom('mon');
   const s = await serveSurfaces(h, [surface]);
   try {
     await waitState(h.sup, 'mon', 'running');

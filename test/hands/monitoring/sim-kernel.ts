@@ -14,6 +14,7 @@ import type { Reading, SensorInfo } from '../../../drivers/types.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import { globMatches } from '../../../runtime/core/grants.ts';
 import type { Supervisor } from '../../../runtime/supervisor/supervisor.ts';
+import { startHarness, type Harness } from '../../helpers/supervisor-harness.ts';
 
 export type Fault = 'throw' | 'nan' | 'text' | 'hang' | null;
 
@@ -93,4 +94,31 @@ export function monitoringBundle(): Promise<string> {
     return out;
   })();
   return bundled;
+}
+
+/**
+ * The real Monitoring Hand (bundled) in a worker under the supervisor harness, named `name`,
+ * watching one simulated sensor `room.temp` that reads a constant 42 °C against a critical
+ * `above: 30` rule: an alert fires on the first reading and stays (a 10-minute cool-down).
+ */
+export async function hotRoom(name: string, opts: { start?: boolean } = {}): Promise<{ h: Harness; sim: SimKernel }> {
+  const module = await monitoringBundle();
+  const sim = new SimKernel();
+  sim.add('room.temp', { base: { type: 'constant', value: 42 } }, 7, { unit: '°C' });
+  const h = await startHarness(
+    [
+      {
+        name,
+        fixture: module,
+        capabilities: { sensors: ['room.*'], gpio: [] },
+        settings: {
+          sensors: [{ id: 'room.temp', intervalMs: 100, severity: 'critical', rules: { above: 30 } }],
+          alerts: { cooldownMs: 600_000 },
+          statusEveryMs: 0,
+        },
+      },
+    ],
+    { register: (sup) => sim.register(sup), ...(opts.start === false ? { start: false } : {}) },
+  );
+  return { h, sim };
 }

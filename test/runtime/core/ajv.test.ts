@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { sourceFiles } from '../../helpers/source-files.ts';
 import { AJV_PRESETS, createAjv } from '../../../runtime/core/ajv.ts';
 import { SCHEMAS } from '../../../runtime/schema/registry.ts';
 import { QUERY_AJV_OPTIONS, REQUEST_AJV_OPTIONS } from '../../../web-admin/router.ts';
@@ -47,22 +48,13 @@ test('the registry and the REST router use the presets', () => {
   assert.deepEqual(AJV_PRESETS.query, { ...AJV_PRESETS.request, coerceTypes: true });
 });
 
-function* sourceFiles(dir: string): Generator<string> {
-  for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name.startsWith('.')) continue;
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) yield* sourceFiles(p);
-    else if (/\.(ts|tsx|js|mjs)$/.test(name)) yield p;
-  }
-}
-
 test('`new Ajv` appears only in runtime/core/ajv.ts', () => {
   const offenders: string[] = [];
   for (const top of ['runtime', 'web-admin', 'provisioning', 'hands', 'drivers', 'image', 'scripts']) {
     let files: Generator<string>;
     try {
       statSync(join(ROOT, top));
-      files = sourceFiles(join(ROOT, top));
+      files = sourceFiles(join(ROOT, top), /\.(ts|tsx|js|mjs)$/);
     } catch {
       continue;
     }

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sourceFiles } from '../../helpers/source-files.ts';
 import rfc8785 from 'canonicalize';
 import { canonicalJson, canonicalize, sortedKeysJson as sortedKeysJsonCore } from '../../../runtime/core/canonical.ts';
 import { createHash } from 'node:crypto';
@@ -117,15 +118,6 @@ test('one implementation behind every name', () => {
   assert.throws(() => canonicalJson({ a: Number.NaN }), /NaN/);
   assert.throws(() => canonicalJson({ a: '\ud800' }), /surrogate/i);
 });
-
-function* sourceFiles(dir: string): Generator<string> {
-  for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name.startsWith('.')) continue;
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) yield* sourceFiles(p);
-    else if (/\.tsx?$/.test(name)) yield p;
-  }
-}
 
 test('the canonicalize package is imported only by runtime/core/canonical.ts', () => {
   const offenders: string[] = [];

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sourceFiles } from '../../helpers/source-files.ts';
 import {
   ERRORS,
   ERROR_CODES,
@@ -90,15 +91,6 @@ test('a code from a newer peer (not declared here) is a 500 and exit 1, not a cr
   assert.equal(errorStatus('SOMETHING_NEW' as ErrorCode), 500);
   assert.equal(errorExit('SOMETHING_NEW' as ErrorCode), 1);
 });
-
-function* sourceFiles(dir: string): Generator<string> {
-  for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name.startsWith('.')) continue;
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) yield* sourceFiles(p);
-    else if (/\.tsx?$/.test(name)) yield p;
-  }
-}
 
 test('no second table of statuses or exit codes by error code', () => {
   const offenders: string[] = [];

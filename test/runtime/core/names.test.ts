@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sourceFiles } from '../../helpers/source-files.ts';
 import {
   CHAT_TARGET,
   CHAT_TARGET_PATTERN,
@@ -94,15 +95,6 @@ test('the config schema and the REST schemas take the same patterns', () => {
   assert.equal(ROUTE_HAND_NAME.pattern, HAND_NAME_PATTERN);
   assert.equal(ROUTE_SENSOR_ID.pattern, SENSOR_ID_PATTERN);
 });
-
-function* sourceFiles(dir: string): Generator<string> {
-  for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name.startsWith('.')) continue;
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) yield* sourceFiles(p);
-    else if (/\.tsx?$/.test(name)) yield p;
-  }
-}
 
 test('the Hand name, sensor id, user name and secret name rules are written only in runtime/core/names.ts', () => {
   const offenders: string[] = [];

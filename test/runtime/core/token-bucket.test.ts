@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sourceFiles } from '../../helpers/source-files.ts';
 import { TokenBucket } from '../../../runtime/core/token-bucket.ts';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -78,15 +79,6 @@ test('a rate or period that makes no sense is refused', () => {
   assert.throws(() => new TokenBucket({ rate: Number.NaN, now: 0 }), RangeError);
   assert.throws(() => new TokenBucket({ rate: 1, perMs: 0, now: 0 }), RangeError);
 });
-
-function* sourceFiles(dir: string): Generator<string> {
-  for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name.startsWith('.')) continue;
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) yield* sourceFiles(p);
-    else if (/\.tsx?$/.test(name)) yield p;
-  }
-}
 
 test('no hand-written token bucket outside runtime/core/token-bucket.ts', () => {
   // the shape every copy had: tokens = Math.min(cap, tokens + elapsed ...)
