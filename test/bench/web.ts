@@ -45,6 +45,9 @@ function openStream(port: number, path: string, token: string): Promise<ClientRe
 
 interface PageManifest {
   files: Array<{ name: string; bytes: number; gzip: number }>;
+  /** the files loaded before any click (the Hands' page chunks are not among them) */
+  firstPaint?: string[];
+  hands?: Array<{ hand: string; file: string }>;
 }
 
 export async function webRows(say: (line: string) => void): Promise<void> {
@@ -88,11 +91,17 @@ export async function webRows(say: (line: string) => void): Promise<void> {
     // load last: the heap grows under it and V8 keeps some of that
     const health = await load(`http://127.0.0.1:${t.httpPort}/healthz`, {}, seconds);
     const hands = await load(`http://127.0.0.1:${t.httpPort}/api/v1/hands`, auth, seconds);
+    // a Hand's route (hands/monitoring/surface.ts): HTTP → the generic Hand-request client → a
+    // typed request to the Monitoring Hand's worker → its answer, validated and sent back
+    const alerts = await load(`http://127.0.0.1:${t.httpPort}/api/v1/alerts?state=all&limit=50`, auth, seconds);
     say(
       `| GET /healthz, 20 connections, ${seconds} s (autocannon) | ${int(health.rps)} req/s | p50 ${health.p50} ms, p99 ${health.p99} ms | | non-2xx: ${health.non2xx} |`,
     );
     say(
       `| GET /api/v1/hands with a bearer token, 20 connections | ${int(hands.rps)} req/s | p50 ${hands.p50} ms, p99 ${hands.p99} ms | | non-2xx: ${hands.non2xx} |`,
+    );
+    say(
+      `| GET /api/v1/alerts (a Hand's route: a typed request to its worker), 20 connections | ${int(alerts.rps)} req/s | p50 ${alerts.p50} ms, p99 ${alerts.p99} ms | ${f(alerts.rps / hands.rps, 2)}× the kernel's own /api/v1/hands | non-2xx: ${alerts.non2xx} |`,
     );
 
     await sleep(3000);
@@ -108,6 +117,11 @@ export async function webRows(say: (line: string) => void): Promise<void> {
   const gz = m.files.reduce((s, x) => s + x.gzip, 0);
   say(
     `| page weight (${m.files.length} files: ${m.files.map((x) => x.name).join(', ')}) | ${f(gz / 1024)} KB gzipped | ${f(raw / 1024)} KB raw | | ≤ 150 KB gzipped |`,
+  );
+  const first = m.files.filter((x) => m.firstPaint?.includes(x.name));
+  const handFiles = m.files.filter((x) => m.hands?.some((h) => h.file === x.name));
+  say(
+    `| first paint (${first.map((x) => x.name).join(', ')}) | ${f(first.reduce((s, x) => s + x.gzip, 0) / 1024)} KB gzipped | Hands' pages loaded when opened: ${handFiles.map((x) => `${x.name} ${f(x.gzip / 1024)} KB`).join(', ') || 'none'} | | |`,
   );
 }
 
