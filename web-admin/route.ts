@@ -6,6 +6,7 @@
  * Paths use OpenAPI's template syntax (`/api/v1/hands/{name}`), so the spec needs no rewriting.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import type { RuntimeApi } from '../runtime/api/runtime-api.ts';
 import type { Caller } from '../runtime/supervisor/types.ts';
 import type { AuthService } from './auth/index.ts';
@@ -121,3 +122,35 @@ export interface Route {
 
 /** Identity helper so route files get type checking without repeating the type. */
 export const defineRoutes = (routes: Route[]): Route[] => routes;
+
+/** a schema's type (json-schema-to-ts), or `fallback` when the route declares none */
+type SchemaType<S, Fallback> = [S] extends [never] ? Fallback : S extends JSONSchema ? FromSchema<S> : Fallback;
+
+/** A route whose handler sees its params, query and body typed from the route's own schemas. */
+export interface TypedRoute<PS, QS, BS> extends Omit<Route, 'params' | 'query' | 'body' | 'handler'> {
+  params?: PS;
+  query?: QS;
+  body?: BS;
+  handler(
+    ctx: Omit<RouteContext, 'params' | 'query' | 'body'> & {
+      params: SchemaType<PS, Record<string, string>>;
+      query: SchemaType<QS, Record<string, unknown>>;
+      body: SchemaType<BS, undefined>;
+    },
+  ): Promise<unknown> | unknown;
+}
+
+/**
+ * A route that takes params, a query or a body: `route({ …, body: obj({…}), handler: ({ body }) => … })`.
+ * The schemas (inline, or built with ./routes/schemas.ts's helpers, which keep literal types) are
+ * the one declaration: the handler's `params`, `query` and `body` are typed from them
+ * (json-schema-to-ts `FromSchema`), so it needs no casts. Returns the plain Route: the router
+ * and the OpenAPI document see no difference.
+ */
+export function route<
+  const PS extends JSONSchema = never,
+  const QS extends JSONSchema = never,
+  const BS extends JSONSchema = never,
+>(r: TypedRoute<PS, QS, BS>): Route {
+  return r as unknown as Route;
+}

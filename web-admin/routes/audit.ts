@@ -1,5 +1,5 @@
 /** The signed audit log: query, verify, head, export. */
-import { defineRoutes } from '../route.ts';
+import { defineRoutes, route } from '../route.ts';
 import type { AuditQuery } from '../../runtime/audit/chain.ts';
 import { anyObject, bool, int, ms, num, obj, open, str } from './schemas.ts';
 
@@ -12,7 +12,7 @@ const ENTRY = open({ seq: num, ts: num, actor: str(1000), action: str(1000), dec
 ]);
 
 export default defineRoutes([
-  {
+  route({
     method: 'GET',
     path: '/api/v1/audit',
     operationId: 'queryAudit',
@@ -47,12 +47,15 @@ export default defineRoutes([
       },
     },
     handler: ({ api, caller, query }) => {
-      const q = { ...query } as AuditQuery & { decision?: unknown };
-      if (typeof query.decision === 'string') q.decision = query.decision.split(',') as AuditQuery['decision'];
-      return api.audit.query(caller, q as AuditQuery);
+      const { decision, ...q } = query;
+      // the schema's pattern admits only decisions
+      return api.audit.query(
+        caller,
+        decision === undefined ? q : { ...q, decision: decision.split(',') as AuditQuery['decision'] },
+      );
     },
-  },
-  {
+  }),
+  route({
     method: 'POST',
     path: '/api/v1/audit/verify',
     operationId: 'verifyAudit',
@@ -62,8 +65,8 @@ export default defineRoutes([
     access: 'read',
     body: obj({ from: { type: 'string', enum: ['start', 'checkpoint'] }, against: anyObject }, ['from', 'against']),
     responses: { 200: { description: 'the verification report', schema: open({ ok: bool, checked: num }) } },
-    handler: ({ api, caller, body }) => api.audit.verify(caller, body as { from?: unknown; against?: unknown }),
-  },
+    handler: ({ api, caller, body }) => api.audit.verify(caller, body),
+  }),
   {
     method: 'GET',
     path: '/api/v1/audit/head',
@@ -79,7 +82,7 @@ export default defineRoutes([
     },
     handler: async ({ api, caller }) => ({ head: await api.audit.head(caller) }),
   },
-  {
+  route({
     method: 'GET',
     path: '/api/v1/audit/export',
     operationId: 'exportAudit',
@@ -95,9 +98,9 @@ export default defineRoutes([
         'content-type': 'application/x-ndjson',
         'content-disposition': 'attachment; filename="talon-audit.jsonl"',
       });
-      await api.audit.export(caller, res, query.since !== undefined ? { since: query.since as number } : {});
+      await api.audit.export(caller, res, query.since !== undefined ? { since: query.since } : {});
       res.end();
       return undefined;
     },
-  },
+  }),
 ]);

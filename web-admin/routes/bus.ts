@@ -1,5 +1,5 @@
 /** Bus: recent traffic under talon/<deviceId>/, and publishing a test message. */
-import { defineRoutes } from '../route.ts';
+import { defineRoutes, route } from '../route.ts';
 import { bool, int, num, obj, open, str } from './schemas.ts';
 
 /** a topic relative to talon/<deviceId>/: levels of printable characters, no wildcards, no leading slash */
@@ -8,11 +8,11 @@ const TOPIC = {
   minLength: 1,
   maxLength: 512,
   pattern: '^[^/#+\\u0000-\\u001f$][^#+\\u0000-\\u001f]*$',
-};
-const FILTER = { type: 'string', minLength: 1, maxLength: 512, pattern: '^[^\\u0000-\\u001f]+$' };
+} as const;
+const FILTER = { type: 'string', minLength: 1, maxLength: 512, pattern: '^[^\\u0000-\\u001f]+$' } as const;
 
 export default defineRoutes([
-  {
+  route({
     method: 'GET',
     path: '/api/v1/bus/recent',
     operationId: 'busRecent',
@@ -40,10 +40,10 @@ export default defineRoutes([
       },
     },
     handler: async ({ api, caller, query }) => ({
-      messages: await api.bus.recent(caller, query as { limit?: number; filter?: string }),
+      messages: await api.bus.recent(caller, query),
     }),
-  },
-  {
+  }),
+  route({
     method: 'POST',
     path: '/api/v1/bus/publish',
     operationId: 'busPublish',
@@ -55,12 +55,12 @@ export default defineRoutes([
       'qos',
     ]),
     responses: { 200: { description: 'the absolute topic it went out on', schema: obj({ topic: str(1024) }) } },
-    handler: ({ api, caller, body }) => {
-      const b = body as { topic: string; payload: string; retain?: boolean; qos?: 0 | 1 | 2 };
+    handler: ({ api, caller, body: b }) => {
       return api.bus.publish(caller, b.topic, b.payload, {
         ...(b.retain !== undefined ? { retain: b.retain } : {}),
-        ...(b.qos !== undefined ? { qos: b.qos } : {}),
+        // the schema's range, 0..2 (an integer schema types as number)
+        ...(b.qos !== undefined ? { qos: b.qos as 0 | 1 | 2 } : {}),
       });
     },
-  },
+  }),
 ]);

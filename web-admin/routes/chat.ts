@@ -4,18 +4,18 @@
  * that lost its connection resumes with `?from=<characters shown>` (or Last-Event-ID) and
  * gets exactly the rest, then `done` (or `error`).
  */
-import { defineRoutes, type Schema } from '../route.ts';
+import { defineRoutes, route, type Schema } from '../route.ts';
 import { int, num, obj, open, params, str } from './schemas.ts';
 import { openStream } from './live.ts';
 import { CHAT_TARGET_PATTERN } from '../../runtime/core/names.ts';
 
-const CONV_ID: Schema = { type: 'string', pattern: '^[a-f0-9]{16}$' };
-const MSG_ID: Schema = { type: 'string', pattern: '^[0-9]{8}$' };
-const TARGET: Schema = {
+const CONV_ID = { type: 'string', pattern: '^[a-f0-9]{16}$' } as const;
+const MSG_ID = { type: 'string', pattern: '^[0-9]{8}$' } as const;
+const TARGET = {
   type: 'string',
   pattern: CHAT_TARGET_PATTERN,
   description: '"router" (the LLM router) or "hand:<name>"',
-};
+} as const;
 const CONVERSATION: Schema = open({ id: str(16), title: str(200), target: str(70), createdAt: num, updatedAt: num });
 export const MESSAGE: Schema = open(
   {
@@ -44,7 +44,7 @@ export default defineRoutes([
     },
     handler: async ({ api, caller }) => ({ conversations: await api.chat.list(caller) }),
   },
-  {
+  route({
     method: 'POST',
     path: '/api/v1/chat',
     operationId: 'createChat',
@@ -54,11 +54,10 @@ export default defineRoutes([
     body: obj({ target: TARGET, title: str(200) }, ['title']),
     responses: { 201: { description: 'the new conversation', schema: obj({ conversation: CONVERSATION }) } },
     handler: async ({ api, caller, body }) => {
-      const b = body as { target: string; title?: string };
-      return { conversation: await api.chat.create(caller, b.target, b.title) };
+      return { conversation: await api.chat.create(caller, body.target, body.title) };
     },
-  },
-  {
+  }),
+  route({
     method: 'GET',
     path: '/api/v1/chat/{id}',
     operationId: 'getChat',
@@ -72,9 +71,9 @@ export default defineRoutes([
         schema: obj({ conversation: CONVERSATION, messages: { type: 'array', items: MESSAGE } }),
       },
     },
-    handler: ({ api, caller, params: p }) => api.chat.get(caller, p.id!),
-  },
-  {
+    handler: ({ api, caller, params: p }) => api.chat.get(caller, p.id),
+  }),
+  route({
     method: 'DELETE',
     path: '/api/v1/chat/{id}',
     operationId: 'deleteChat',
@@ -83,9 +82,9 @@ export default defineRoutes([
     access: 'write',
     params: conv,
     responses: { 200: { description: 'deleted', schema: obj({ deleted: { const: true } }) } },
-    handler: ({ api, caller, params: p }) => api.chat.delete(caller, p.id!),
-  },
-  {
+    handler: ({ api, caller, params: p }) => api.chat.delete(caller, p.id),
+  }),
+  route({
     method: 'POST',
     path: '/api/v1/chat/{id}/messages',
     operationId: 'postChatMessage',
@@ -100,9 +99,9 @@ export default defineRoutes([
         schema: obj({ user: MESSAGE, assistant: MESSAGE }),
       },
     },
-    handler: ({ api, caller, params: p, body }) => api.chat.post(caller, p.id!, (body as { content: string }).content),
-  },
-  {
+    handler: ({ api, caller, params: p, body }) => api.chat.post(caller, p.id, body.content),
+  }),
+  route({
     method: 'GET',
     path: '/api/v1/chat/{id}/messages/{mid}/stream',
     operationId: 'streamChatMessage',
@@ -122,15 +121,14 @@ export default defineRoutes([
     handler: async (ctx) => {
       const { api, caller, params: p, query, req } = ctx;
       const lastId = Number(req.headers['last-event-id']);
-      const from =
-        query.from !== undefined ? (query.from as number) : Number.isSafeInteger(lastId) && lastId >= 0 ? lastId : 0;
+      const from = query.from !== undefined ? query.from : Number.isSafeInteger(lastId) && lastId >= 0 ? lastId : 0;
       let live: ReturnType<typeof openStream> | null = null;
       const early: Array<() => void> = [];
       const emit = (fn: () => void): void => {
         if (live) fn();
         else early.push(fn);
       };
-      const off = await api.chat.follow(caller, p.id!, p.mid!, from, {
+      const off = await api.chat.follow(caller, p.id, p.mid, from, {
         delta: (offset, text) => emit(() => live!.send('delta', { offset, text }, offset + text.length)),
         done: (message) =>
           emit(() => {
@@ -151,5 +149,5 @@ export default defineRoutes([
       for (const fn of early.splice(0)) fn();
       return undefined;
     },
-  },
+  }),
 ]);

@@ -1,5 +1,5 @@
 /** Config: the generation in force, its schema, validate, diff, apply, the generations, rollback. */
-import { defineRoutes, type Schema } from '../route.ts';
+import { defineRoutes, route, type Schema } from '../route.ts';
 import { anyObject, bool, int, num, obj, open, params, str } from './schemas.ts';
 
 const GEN_NUMBER = int(1, Number.MAX_SAFE_INTEGER);
@@ -9,7 +9,7 @@ const WITH_CONFIG: Schema = open({ ...INFO_FIELDS, config: anyObject });
 const PROBLEM: Schema = open({ path: str(1000), message: { type: 'string' } });
 const APPLY_RESULT: Schema = obj({ generation: num, changed: bool, restarted: { type: 'array', items: str() } });
 /** a whole config: checked by the config's own schema in the runtime (problems come back with paths) */
-const CONFIG_BODY: Schema = { type: 'object', description: 'a whole Talon config (see GET /api/v1/config/schema)' };
+const CONFIG_BODY = { type: 'object', description: 'a whole Talon config (see GET /api/v1/config/schema)' } as const;
 
 export default defineRoutes([
   {
@@ -32,7 +32,7 @@ export default defineRoutes([
     responses: { 200: { description: 'a JSON Schema', schema: anyObject } },
     handler: ({ api, caller }) => api.config.schema(caller),
   },
-  {
+  route({
     method: 'POST',
     path: '/api/v1/config/validate',
     operationId: 'validateConfig',
@@ -43,9 +43,9 @@ export default defineRoutes([
     responses: {
       200: { description: 'ok, or the problems', schema: obj({ ok: bool, errors: { type: 'array', items: PROBLEM } }) },
     },
-    handler: ({ api, caller, body }) => api.config.validate(caller, (body as { config: unknown }).config),
-  },
-  {
+    handler: ({ api, caller, body }) => api.config.validate(caller, body.config),
+  }),
+  route({
     method: 'POST',
     path: '/api/v1/config/diff',
     operationId: 'diffConfig',
@@ -60,9 +60,9 @@ export default defineRoutes([
         schema: obj({ changed: bool, diff: { type: 'string' }, sections: { type: 'array', items: str() } }),
       },
     },
-    handler: ({ api, caller, body }) => api.config.diff(caller, (body as { config: unknown }).config),
-  },
-  {
+    handler: ({ api, caller, body }) => api.config.diff(caller, body.config),
+  }),
+  route({
     method: 'PUT',
     path: '/api/v1/config',
     operationId: 'applyConfig',
@@ -72,16 +72,15 @@ export default defineRoutes([
     access: 'write',
     body: obj({ config: CONFIG_BODY, baseGeneration: GEN_NUMBER }, ['baseGeneration']),
     responses: { 200: { description: 'the generation in force and what was restarted', schema: APPLY_RESULT } },
-    handler: ({ api, caller, body }) => {
-      const b = body as { config: unknown; baseGeneration?: number };
+    handler: ({ api, caller, body: b }) => {
       return api.config.apply(
         caller,
         b.config,
         b.baseGeneration !== undefined ? { baseGeneration: b.baseGeneration } : {},
       );
     },
-  },
-  {
+  }),
+  route({
     method: 'GET',
     path: '/api/v1/config/generations',
     operationId: 'listConfigGenerations',
@@ -96,10 +95,10 @@ export default defineRoutes([
       },
     },
     handler: async ({ api, caller, query }) => ({
-      generations: await api.config.generations(caller, query.limit as number | undefined),
+      generations: await api.config.generations(caller, query.limit),
     }),
-  },
-  {
+  }),
+  route({
     method: 'GET',
     path: '/api/v1/config/generations/{n}',
     operationId: 'getConfigGeneration',
@@ -109,8 +108,8 @@ export default defineRoutes([
     params: params({ n: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' } }),
     responses: { 200: { description: 'the generation', schema: WITH_CONFIG } },
     handler: ({ api, caller, params: p }) => api.config.generation(caller, Number(p.n)),
-  },
-  {
+  }),
+  route({
     method: 'POST',
     path: '/api/v1/config/rollback',
     operationId: 'rollbackConfig',
@@ -119,6 +118,6 @@ export default defineRoutes([
     access: 'write',
     body: obj({ generation: GEN_NUMBER }),
     responses: { 200: { description: 'the new generation and what was restarted', schema: APPLY_RESULT } },
-    handler: ({ api, caller, body }) => api.config.rollback(caller, (body as { generation: number }).generation),
-  },
+    handler: ({ api, caller, body }) => api.config.rollback(caller, body.generation),
+  }),
 ]);

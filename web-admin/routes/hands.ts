@@ -1,5 +1,5 @@
 /** Hands: the process manager (list, status, start/stop/restart, settings, logs). */
-import { defineRoutes, type Schema } from '../route.ts';
+import { defineRoutes, route, type Schema } from '../route.ts';
 import type { RuntimeApi } from '../../runtime/api/runtime-api.ts';
 import type { Caller } from '../../runtime/supervisor/types.ts';
 import { HAND_NAME, anyObject, bool, int, num, obj, open, params, str } from './schemas.ts';
@@ -58,18 +58,18 @@ interface SettingsApi {
   updateSettings(caller: Caller, name: string, settings: Record<string, unknown>): Promise<unknown>;
 }
 const settingsApi = (api: RuntimeApi): SettingsApi => api.hands as unknown as SettingsApi;
-const action = (verb: 'start' | 'stop' | 'restart', summary: string) => ({
-  method: 'POST' as const,
-  path: `/api/v1/hands/{name}/${verb}`,
-  operationId: `${verb}Hand`,
-  summary,
-  tag: 'hands' as const,
-  access: 'write' as const,
-  params: name,
-  responses: { 200: { description: "the Hand's status after the change", schema: HAND_STATUS } },
-  handler: ({ api, caller, params: p }: { api: RuntimeApi; caller: Caller; params: Record<string, string> }) =>
-    api.hands[verb](caller, p.name!),
-});
+const action = (verb: 'start' | 'stop' | 'restart', summary: string) =>
+  route({
+    method: 'POST',
+    path: `/api/v1/hands/{name}/${verb}`,
+    operationId: `${verb}Hand`,
+    summary,
+    tag: 'hands',
+    access: 'write',
+    params: name,
+    responses: { 200: { description: "the Hand's status after the change", schema: HAND_STATUS } },
+    handler: ({ api, caller, params: p }) => api.hands[verb](caller, p.name),
+  });
 
 export default defineRoutes([
   {
@@ -84,7 +84,7 @@ export default defineRoutes([
     },
     handler: async ({ api, caller }) => ({ hands: await api.hands.list(caller) }),
   },
-  {
+  route({
     method: 'GET',
     path: '/api/v1/hands/{name}',
     operationId: 'getHand',
@@ -93,12 +93,12 @@ export default defineRoutes([
     access: 'read',
     params: name,
     responses: { 200: { description: "the Hand's status", schema: HAND_STATUS } },
-    handler: ({ api, caller, params: p }) => api.hands.get(caller, p.name!),
-  },
+    handler: ({ api, caller, params: p }) => api.hands.get(caller, p.name),
+  }),
   action('start', 'Start a Hand'),
   action('stop', 'Stop a Hand'),
   action('restart', 'Restart a Hand'),
-  {
+  route({
     method: 'GET',
     path: '/api/v1/hands/{name}/settings',
     operationId: 'getHandSettings',
@@ -112,9 +112,9 @@ export default defineRoutes([
         schema: obj({ settings: anyObject, schema: { type: ['object', 'null'] } }),
       },
     },
-    handler: ({ api, caller, params: p }) => settingsApi(api).settings(caller, p.name!),
-  },
-  {
+    handler: ({ api, caller, params: p }) => settingsApi(api).settings(caller, p.name),
+  }),
+  route({
     method: 'PUT',
     path: '/api/v1/hands/{name}/settings',
     operationId: 'updateHandSettings',
@@ -129,10 +129,9 @@ export default defineRoutes([
         schema: open({ settings: anyObject, generation: int(0, Number.MAX_SAFE_INTEGER) }),
       },
     },
-    handler: ({ api, caller, params: p, body }) =>
-      settingsApi(api).updateSettings(caller, p.name!, (body as { settings: Record<string, unknown> }).settings),
-  },
-  {
+    handler: ({ api, caller, params: p, body }) => settingsApi(api).updateSettings(caller, p.name, body.settings),
+  }),
+  route({
     method: 'GET',
     path: '/api/v1/hands/{name}/logs',
     operationId: 'handLogs',
@@ -151,8 +150,8 @@ export default defineRoutes([
       },
     },
     handler: async ({ api, caller, params: p, query, res, signal }) => {
-      const hand = p.name!;
-      const lines = await api.hands.logs(caller, hand, { lines: query.lines as number });
+      const hand = p.name;
+      const lines = await api.hands.logs(caller, hand, { lines: query.lines });
       if (query.follow !== 1) return { lines };
       const off = api.hands.follow(caller, hand, (line) => sseSend(res, line));
       sseHeaders(res);
@@ -169,5 +168,5 @@ export default defineRoutes([
       );
       return undefined;
     },
-  },
+  }),
 ]);

@@ -1,5 +1,5 @@
 /** The LLM router: providers, breaker state and usage; one chat (JSON or streamed). */
-import { defineRoutes } from '../route.ts';
+import { defineRoutes, route } from '../route.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { anyObject, bool, int, obj, str } from './schemas.ts';
 import { sseHeaders, sseSend } from './sse.ts';
@@ -25,7 +25,7 @@ export default defineRoutes([
       usage: await api.llm.usage(caller),
     }),
   },
-  {
+  route({
     method: 'POST',
     path: '/api/v1/llm/chat',
     operationId: 'llmChat',
@@ -52,7 +52,7 @@ export default defineRoutes([
       },
     },
     handler: async ({ api, caller, body, signal, res }) => {
-      if (!(body as { stream?: boolean }).stream) return api.llm.chat(caller, body);
+      if (!body.stream) return api.llm.chat(caller, body);
       const it = api.llm.stream(caller, body)[Symbol.asyncIterator]();
       // the first chunk decides the status: an error before any output is a plain JSON error
       const first = await it.next();
@@ -65,5 +65,5 @@ export default defineRoutes([
       res.end();
       return undefined;
     },
-  },
+  }),
 ]);

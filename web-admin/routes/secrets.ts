@@ -1,5 +1,5 @@
 /** Sealed secrets: names only ever go out. */
-import { defineRoutes } from '../route.ts';
+import { defineRoutes, route } from '../route.ts';
 import { SECRET_NAME, bool, num, obj, params, str } from './schemas.ts';
 
 const name = params({ name: SECRET_NAME });
@@ -20,7 +20,7 @@ export default defineRoutes([
     },
     handler: async ({ api, caller }) => ({ secrets: await api.secrets.list(caller) }),
   },
-  {
+  route({
     method: 'PUT',
     path: '/api/v1/secrets/{name}',
     operationId: 'setSecret',
@@ -30,9 +30,9 @@ export default defineRoutes([
     params: name,
     body: obj({ value: str(16_384) }),
     responses: { 200: { description: 'sealed', schema: obj({ name: str() }) } },
-    handler: ({ api, caller, params: p, body }) => api.secrets.set(caller, p.name!, (body as { value: string }).value),
-  },
-  {
+    handler: ({ api, caller, params: p, body }) => api.secrets.set(caller, p.name, body.value),
+  }),
+  route({
     method: 'DELETE',
     path: '/api/v1/secrets/{name}',
     operationId: 'deleteSecret',
@@ -43,6 +43,6 @@ export default defineRoutes([
     responses: {
       200: { description: 'deleted (false when there was none)', schema: obj({ name: str(), deleted: bool }) },
     },
-    handler: ({ api, caller, params: p }) => api.secrets.delete(caller, p.name!),
-  },
+    handler: ({ api, caller, params: p }) => api.secrets.delete(caller, p.name),
+  }),
 ]);

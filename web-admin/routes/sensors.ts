@@ -1,5 +1,5 @@
 /** Sensors: the list with latest values, a read now, live readings. (A Hand may add more, such as history by range, through its surface.) */
-import { defineRoutes, type Schema } from '../route.ts';
+import { defineRoutes, route, type Schema } from '../route.ts';
 import { SENSOR_ID, num, obj, open, params, str } from './schemas.ts';
 import { openStream, type Live } from './live.ts';
 
@@ -48,7 +48,7 @@ export default defineRoutes([
       return undefined;
     },
   },
-  {
+  route({
     method: 'GET',
     path: '/api/v1/sensors/{id}',
     operationId: 'readSensor',
@@ -57,6 +57,6 @@ export default defineRoutes([
     access: 'read',
     params: params({ id: SENSOR_ID }),
     responses: { 200: { description: 'the reading', schema: READING } },
-    handler: ({ api, caller, params: p }) => api.sensors.read(caller, p.id!),
-  },
+    handler: ({ api, caller, params: p }) => api.sensors.read(caller, p.id),
+  }),
 ]);

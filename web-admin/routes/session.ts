@@ -1,20 +1,20 @@
 /** First-run setup, login, logout and "who am I". */
-import { defineRoutes, type Schema } from '../route.ts';
+import { defineRoutes, route, type Schema } from '../route.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { USER_NAME_PATTERN } from '../auth/users.ts';
 import { bool, obj, str } from './schemas.ts';
 
-export const USER_NAME: Schema = {
+export const USER_NAME = {
   type: 'string',
   pattern: USER_NAME_PATTERN,
   description: 'lowercase letters, digits, . _ -; starts with a letter; at most 32',
-};
-export const PASSWORD: Schema = {
+} as const satisfies Schema;
+export const PASSWORD = {
   type: 'string',
   minLength: 10,
   maxLength: 256,
   description: 'at least 10 characters',
-};
+} as const satisfies Schema;
 const USER = obj({ name: str(), role: { type: 'string', enum: ['admin', 'viewer'] } });
 const LOGGED_IN = obj({ user: USER, csrf: str() });
 
@@ -29,7 +29,7 @@ export default defineRoutes([
     responses: { 200: { description: 'needed is true until the first admin exists', schema: obj({ needed: bool }) } },
     handler: async ({ auth }) => ({ needed: await auth.setupNeeded() }),
   },
-  {
+  route({
     method: 'POST',
     path: '/api/v1/setup',
     operationId: 'completeSetup',
@@ -42,13 +42,12 @@ export default defineRoutes([
       201: { description: 'the admin exists and is logged in (Set-Cookie talon_session)', schema: LOGGED_IN },
     },
     handler: async ({ auth, body, res, ip }) => {
-      const b = body as { code: string; username: string; password: string };
-      const out = await auth.completeSetup(b.code, b.username, b.password, ip);
+      const out = await auth.completeSetup(body.code, body.username, body.password, ip);
       res.setHeader('set-cookie', auth.cookie(out.sessionId));
       return { user: { name: out.user.name, role: out.user.role }, csrf: out.csrf };
     },
-  },
-  {
+  }),
+  route({
     method: 'POST',
     path: '/api/v1/session',
     operationId: 'login',
@@ -58,12 +57,11 @@ export default defineRoutes([
     body: obj({ username: str(64, { minLength: 1 }), password: str(256, { minLength: 1 }) }),
     responses: { 200: { description: 'logged in (Set-Cookie talon_session)', schema: LOGGED_IN } },
     handler: async ({ auth, body, res, ip }) => {
-      const b = body as { username: string; password: string };
-      const out = await auth.login(b.username, b.password, ip);
+      const out = await auth.login(body.username, body.password, ip);
       res.setHeader('set-cookie', auth.cookie(out.sessionId));
       return { user: { name: out.user.name, role: out.user.role }, csrf: out.csrf };
     },
-  },
+  }),
   {
     method: 'GET',
     path: '/api/v1/session',

@@ -1,5 +1,5 @@
 /** System: device info, health, a stats sample and a live stats stream, soft restart. */
-import { defineRoutes, type Schema } from '../route.ts';
+import { defineRoutes, route, type Schema } from '../route.ts';
 import { HEALTH } from './meta.ts';
 import { bool, int, num, obj, open, str } from './schemas.ts';
 import { openStream } from './live.ts';
@@ -79,7 +79,7 @@ export default defineRoutes([
     responses: { 200: { description: 'a stats sample', schema: STATS } },
     handler: ({ api, caller }) => api.system.stats(caller),
   },
-  {
+  route({
     method: 'GET',
     path: '/api/v1/system/stats/history',
     operationId: 'systemStatsHistory',
@@ -90,9 +90,8 @@ export default defineRoutes([
     responses: {
       200: { description: 'stats samples, oldest first', schema: obj({ samples: { type: 'array', items: STATS } }) },
     },
-    handler: ({ api, caller, query }) =>
-      api.system.statsHistory(caller, ((query as { minutes?: number }).minutes ?? 5) * 60_000),
-  },
+    handler: ({ api, caller, query }) => api.system.statsHistory(caller, (query.minutes ?? 5) * 60_000),
+  }),
   {
     method: 'GET',
     path: '/api/v1/system/stream',

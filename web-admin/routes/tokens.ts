@@ -1,14 +1,14 @@
 /** API tokens for automation (admin only): the secret is shown once, at creation. */
-import { defineRoutes, type Schema } from '../route.ts';
+import { defineRoutes, route, type Schema } from '../route.ts';
 import { TOKEN_ID_PATTERN } from '../auth/tokens.ts';
 import { TAGS } from '../auth/scopes.ts';
 import { int, num, obj, params, str } from './schemas.ts';
 
-export const SCOPE: Schema = {
+export const SCOPE = {
   type: 'string',
   pattern: `^(\\*|(${TAGS.join('|')}):(read|write))$`,
   description: '`<area>:read`, `<area>:write` or `*`',
-};
+} as const satisfies Schema;
 const INFO = obj(
   {
     id: str(),
@@ -33,7 +33,7 @@ export default defineRoutes([
     responses: { 200: { description: 'tokens', schema: obj({ tokens: { type: 'array', items: INFO } }) } },
     handler: async ({ auth }) => ({ tokens: await auth.tokens.list() }),
   },
-  {
+  route({
     method: 'POST',
     path: '/api/v1/tokens',
     operationId: 'createToken',
@@ -55,10 +55,9 @@ export default defineRoutes([
         schema: obj({ token: str(100, { pattern: '^tln_' }), info: INFO }),
       },
     },
-    handler: ({ auth, principal, body }) =>
-      auth.createToken(principal, body as { name: string; scopes: string[]; expiresInDays?: number }),
-  },
-  {
+    handler: ({ auth, principal, body }) => auth.createToken(principal, body),
+  }),
+  route({
     method: 'DELETE',
     path: '/api/v1/tokens/{id}',
     operationId: 'deleteToken',
@@ -69,7 +68,7 @@ export default defineRoutes([
     responses: { 200: { description: 'revoked', schema: obj({ deleted: { const: true }, token: INFO }) } },
     handler: async ({ auth, principal, params: p }) => ({
       deleted: true,
-      token: await auth.deleteToken(principal.actor, p.id!),
+      token: await auth.deleteToken(principal.actor, p.id),
     }),
-  },
+  }),
 ]);

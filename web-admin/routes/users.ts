@@ -1,9 +1,9 @@
 /** Accounts (admin only); a caller makes, changes or deletes only accounts whose role it holds (auth/scopes.ts). */
-import { defineRoutes } from '../route.ts';
+import { defineRoutes, route } from '../route.ts';
 import { bool, num, obj, params, str } from './schemas.ts';
 import { PASSWORD, USER_NAME } from './session.ts';
 
-const ROLE = { type: 'string', enum: ['admin', 'viewer'] };
+const ROLE = { type: 'string', enum: ['admin', 'viewer'] } as const;
 const USER = obj({ name: str(), role: ROLE, createdAt: num, lastLoginAt: num, locked: bool }, [
   'lastLoginAt',
   'locked',
@@ -21,7 +21,7 @@ export default defineRoutes([
     responses: { 200: { description: 'accounts', schema: obj({ users: { type: 'array', items: USER } }) } },
     handler: async ({ auth }) => ({ users: (await auth.users.list()).map((u) => auth.users.info(u)) }),
   },
-  {
+  route({
     method: 'POST',
     path: '/api/v1/users',
     operationId: 'createUser',
@@ -31,10 +31,10 @@ export default defineRoutes([
     body: obj({ name: USER_NAME, password: PASSWORD, role: ROLE }),
     responses: { 201: { description: 'created', schema: obj({ user: USER }) } },
     handler: async ({ auth, principal, body }) => ({
-      user: await auth.createUser(principal, body as { name: string; password: string; role: 'admin' | 'viewer' }),
+      user: await auth.createUser(principal, body),
     }),
-  },
-  {
+  }),
+  route({
     method: 'PUT',
     path: '/api/v1/users/{name}',
     operationId: 'updateUser',
@@ -45,10 +45,10 @@ export default defineRoutes([
     body: obj({ password: PASSWORD, role: ROLE }, ['password', 'role'], { minProperties: 1 }),
     responses: { 200: { description: 'changed', schema: obj({ user: USER }) } },
     handler: async ({ auth, principal, params: p, body }) => ({
-      user: await auth.updateUser(principal, p.name!, body as { password?: string; role?: 'admin' | 'viewer' }),
+      user: await auth.updateUser(principal, p.name, body),
     }),
-  },
-  {
+  }),
+  route({
     method: 'DELETE',
     path: '/api/v1/users/{name}',
     operationId: 'deleteUser',
@@ -58,8 +58,8 @@ export default defineRoutes([
     params: name,
     responses: { 200: { description: 'deleted', schema: obj({ deleted: { const: true } }) } },
     handler: async ({ auth, principal, params: p }) => {
-      await auth.deleteUser(principal, p.name!);
+      await auth.deleteUser(principal, p.name);
       return { deleted: true };
     },
-  },
+  }),
 ]);
