@@ -8,7 +8,9 @@
  * - no instance configured, or none running: HAND_NOT_RUNNING (503), naming the Hand and its state;
  * - no answer within the timeout: HAND_TIMEOUT;
  * - a body that does not match the kind's request schema: BAD_REQUEST with the field's path;
- * - the Hand's own refusals (BAD_REQUEST, NOT_FOUND, CONFLICT) pass through; anything else is INTERNAL.
+ * - the Hand's own refusals (BAD_REQUEST, NOT_FOUND, CONFLICT) pass through; anything else is INTERNAL;
+ * - an answer that does not match the kind's answer schema: INTERNAL naming the field (a Hand, built in
+ *   or not, cannot hand the API's callers a shape its declaration does not promise).
  */
 import type { ValidateFunction } from 'ajv';
 import type { AnySurface, MetricFamily } from '../../hands/sdk/surface.ts';
@@ -45,6 +47,7 @@ export class HandRequests {
   #byId = new Map<string, AnySurface>();
   #validators = new Map<string, ValidateFunction>();
   #ajv: Ajv | null = null;
+  #ajvAnswer: Ajv | null = null;
   #timeoutMs: number;
   #metricsTimeoutMs: number;
 
@@ -111,8 +114,8 @@ export class HandRequests {
     );
   }
 
-  /** Validates `body` against the kind's request schema (defaults filled in); BAD_REQUEST naming the field. */
-  check(id: string, kind: string, body: unknown): void {
+  /** the validator of a kind's request or answer schema, compiled on first use */
+  #validator(id: string, kind: string, which: 'request' | 'answer'): ValidateFunction {
     const s = this.surface(id);
     const k = s.protocol && Object.hasOwn(s.protocol, kind) ? s.protocol[kind] : undefined;
     if (!k)
@@ -120,13 +123,23 @@ export class HandRequests {
         'BAD_REQUEST',
         `the ${s.title} Hand takes no request "${kind.slice(0, 80)}"; it takes ${Object.keys(s.protocol ?? {}).join(', ') || 'none'}`,
       );
-    const key = `${id}\u0000${kind}`;
+    const key = `${id}\u0000${kind}\u0000${which}`;
     let v = this.#validators.get(key);
     if (!v) {
-      // what a Hand declares: defaults filled in, every error listed
-      v = (this.#ajv ??= createAjv('hand')).compile(k.request as Record<string, unknown>);
+      // what a Hand declares: defaults filled in (requests), every error listed; answers only checked
+      v =
+        which === 'request'
+          ? (this.#ajv ??= createAjv('hand')).compile(k.request as Record<string, unknown>)
+          : (this.#ajvAnswer ??= createAjv('check')).compile(k.answer as Record<string, unknown>);
       this.#validators.set(key, v);
     }
+    return v;
+  }
+
+  /** Validates `body` against the kind's request schema (defaults filled in); BAD_REQUEST naming the field. */
+  check(id: string, kind: string, body: unknown): void {
+    const s = this.surface(id);
+    const v = this.#validator(id, kind, 'request');
     if (!v(body)) {
       const errors = fieldErrors(v.errors);
       const first = errors[0];
@@ -145,10 +158,22 @@ export class HandRequests {
   async request(id: string, kind: string, body: unknown, opts: RequestOptions = {}): Promise<unknown> {
     this.check(id, kind, body);
     const name = this.target(id, opts.hand);
-    return this.#target.request(name, kind, body, {
+    const answer = await this.#target.request(name, kind, body, {
       timeoutMs: opts.timeoutMs ?? this.#timeoutMs,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    const v = this.#validator(id, kind, 'answer');
+    if (!v(answer)) {
+      const first = fieldErrors(v.errors)[0];
+      throw new TalonError(
+        'INTERNAL',
+        `Hand "${name}" answered the ${kind} request with a shape its surface does not declare: ${first ? `${first.path} ${first.message}` : 'not valid'}`.slice(
+          0,
+          300,
+        ),
+      );
+    }
+    return answer;
   }
 
   /**

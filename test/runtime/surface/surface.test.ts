@@ -169,6 +169,13 @@ test('a Hand that does not answer in time is HAND_TIMEOUT; its own errors pass o
     api.handRequests.request('surface-demo', 'huge', {}, { timeoutMs: 5000 }),
     (e: TalonError) => e.code === 'INTERNAL' && /PAYLOAD_TOO_LARGE/.test(e.message),
   );
+  // an answer that breaks its kind's answer schema never reaches the caller: INTERNAL naming the field
+  await assert.rejects(
+    api.handRequests.request('surface-demo', 'stray', {}),
+    (e: TalonError) =>
+      e.code === 'INTERNAL' &&
+      /answered the stray request with a shape its surface does not declare: \/count/.test(e.message),
+  );
   // a kind the Hand has no handler for (the supervisor knows no protocol): the worker refuses it
   await assert.rejects(
     h.sup.request('demo', 'nope', {}),
