@@ -103,7 +103,9 @@ export class HandRequests {
       return hand;
     }
     const all = this.instances(id);
-    const running = all.find((h) => h.state === 'running');
+    // the configured module first: a Hand loaded from a path that only claims the id in its
+    // manifest is asked only when no instance of the module itself runs
+    const running = all.find((h) => h.state === 'running' && h.module === id) ?? all.find((h) => h.state === 'running');
     if (running) return running.name;
     throw new TalonError(
       'HAND_NOT_RUNNING',

@@ -15,6 +15,7 @@ import type { InjectOptions, Response } from 'light-my-request';
 import { startHarness, waitState, type Harness } from '../../helpers/supervisor-harness.ts';
 import { fixture } from '../../helpers/fixtures.ts';
 import { HandRequests } from '../../../runtime/api/hand-requests.ts';
+import type { HandStatus } from '../../../runtime/supervisor/types.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import type { HttpServer } from '../../../web-admin/server.ts';
 import type { RuntimeApi } from '../../../runtime/api/runtime-api.ts';
@@ -322,4 +323,32 @@ test('types: request bodies and answers are derived from the schemas (tsc checks
   assert.equal(typeof route, 'function');
   assert.equal(typeof handlers, 'function');
   assert.equal(typeof bad, 'function');
+});
+
+test('the running instance of the module itself is asked before a path-loaded Hand that only claims its id', async () => {
+  const asked: string[] = [];
+  const status = (name: string, module: string): HandStatus =>
+    ({ name, module, id: 'surface-demo', state: 'running' }) as HandStatus;
+  const requests = new HandRequests(
+    {
+      // the impostor is listed first
+      list: () => [status('claims-it', './hands/not-the-demo.cjs'), status('real', 'surface-demo')],
+      request: async (name) => {
+        asked.push(name);
+        return { count: 1 };
+      },
+    },
+    [demo],
+  );
+  assert.deepEqual(await requests.request('surface-demo', 'count', {}), { count: 1 });
+  assert.deepEqual(asked, ['real']);
+  // with the module's own instance gone, the Hand loaded by path is the instance (as for any Hand from a folder)
+  const only = new HandRequests(
+    {
+      list: () => [status('claims-it', './hands/not-the-demo.cjs')],
+      request: async (name) => ({ count: name.length }),
+    },
+    [demo],
+  );
+  assert.deepEqual(await only.request('surface-demo', 'count', {}), { count: 'claims-it'.length });
 });
