@@ -26,7 +26,7 @@
 import { driversSchema } from '../../drivers/schema.ts';
 import { DEMO_DRIVERS } from '../../drivers/demo.ts';
 import { llmConfigSchema } from '../llm/config.ts';
-import { networkSchema } from '../core/manifest-schema.ts';
+import { networkSchema, shellSchema, toolsSchema } from '../core/manifest-schema.ts';
 
 /** A Hand instance name: safe in MQTT topics, file names and URLs (the rule lives in runtime/core/names.ts). */
 import { HAND_NAME_PATTERN, HAND_NAME_HINT } from '../core/names.ts';
@@ -93,7 +93,96 @@ const capabilities = {
       required: ['read', 'write'],
       properties: { read: strings, write: strings },
     },
-    shell: strings,
+    shell: {
+      description:
+        'programs shell.exec may run (every command of a pipeline is checked), or { commands, timeoutMs, maxOutputBytes }',
+      ...shellSchema,
+    },
+    tools: {
+      description:
+        'tools the Hand may call (names or globs such as web.*), or { allow, approve }: approve lists tools whose every call waits for a person',
+      ...toolsSchema,
+    },
+  },
+} as const;
+
+const mcpServer = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  // exactly one of command / url: checked in ../config/validate.ts (ajv's strict mode takes no bare `required` in oneOf)
+  properties: {
+    name: {
+      type: 'string',
+      pattern: '^[a-z0-9][a-z0-9_-]{0,31}$',
+      'x-hint': 'lowercase letters, digits, _ and -, at most 32: its tools are named mcp.<name>.<tool>',
+    },
+    /** stdio: the program and its arguments */
+    command: { type: 'array', minItems: 1, maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 4096 } },
+    /** stdio: the child's whole environment besides PATH (nothing of the daemon's is passed on) */
+    env: { type: 'object', additionalProperties: { type: 'string', maxLength: 4096 }, default: {} },
+    cwd: { type: 'string', minLength: 1 },
+    /** Streamable HTTP */
+    url: { type: 'string', pattern: '^https?://', 'x-hint': 'an http:// or https:// URL' },
+    /** the sealed secret (`talon secrets set`) sent as `Authorization: Bearer …` */
+    tokenSecret: { type: 'string', minLength: 1, maxLength: 128 },
+    /** tools of this server whose annotations are believed (others count as destructive) */
+    trusted: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 }, default: [] },
+    timeoutMs: positiveMs(30_000, 3_600_000),
+    connectTimeoutMs: positiveMs(10_000, 600_000),
+  },
+} as const;
+
+/** tools, the agent loop's approvals, MCP (runtime/tools) */
+const toolsConfig = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    /** write each tool call's input into its audit entry (default: only a SHA-256 of it) */
+    auditArgs: { type: 'boolean', default: false },
+    /** how long an approval waits for a person; no answer is a deny */
+    approvalTimeoutMs: positiveMs(300_000, 7 * 24 * 3600 * 1000),
+    /** web.search: a SearXNG instance or the Brave Search API */
+    search: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['provider', 'url'],
+      properties: {
+        provider: { type: 'string', enum: ['searxng', 'brave'] },
+        url: { type: 'string', pattern: '^https?://', 'x-hint': 'an http:// or https:// URL' },
+        keySecret: { type: 'string', minLength: 1, maxLength: 128 },
+        maxResults: { type: 'integer', minimum: 1, maximum: 50, default: 10 },
+      },
+    },
+    mcp: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** MCP servers whose tools join the registry as mcp.<server>.<tool> */
+        servers: { type: 'array', items: mcpServer, maxItems: 32, default: [] },
+        /** Talon as an MCP server at /mcp (an API token with the mcp scope) */
+        serve: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enabled: { type: 'boolean', default: false },
+            /** the tools an assistant may see and call (names or globs) */
+            expose: {
+              type: 'array',
+              items: { type: 'string', minLength: 1, maxLength: 128 },
+              default: ['sensors.list', 'sensors.read', 'actuators.write', 'audit.query', 'hands.list', 'hands.status'],
+            },
+            /** what those tools may touch for an assistant (sensors, gpio pins, topics, …) */
+            capabilities: { ...capabilities, default: { sensors: ['*'] } },
+            /** tools whose every call over MCP waits for a person (destructive ones always do) */
+            approve: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 }, default: [] },
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -284,6 +373,7 @@ export const talonConfigSchema = {
     /** hardware and OS access; the default is the system driver and a simulated greenhouse */
     drivers: { ...driversSchema, default: DEMO_DRIVERS },
     llm: llmConfigSchema,
+    tools: toolsConfig,
     homeAssistant: {
       type: 'object',
       additionalProperties: false,

@@ -37,3 +37,6 @@ export type SupervisorConfig = Derived['supervisor'];
 export type HandConfig = NonNullable<Derived['hands']>[number];
 /** fleet membership; absent = standalone */
 export type ProvisioningConfig = NonNullable<Derived['provisioning']>;
+/** tools, approvals and MCP (runtime/tools) */
+export type ToolsSection = Derived['tools'];
+export type McpServerSection = ToolsSection['mcp']['servers'][number];

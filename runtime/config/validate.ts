@@ -295,6 +295,39 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 function semanticProblems(data: Record<string, unknown>, explicitEmbedded: unknown): ConfigProblem[] {
   const out: ConfigProblem[] = [];
 
+  // MCP servers: exactly one transport each, unique names (their tools are mcp.<name>.<tool>)
+  const mcp = isObj(data.tools) && isObj(data.tools.mcp) ? data.tools.mcp : undefined;
+  if (mcp && Array.isArray(mcp.servers)) {
+    const seen = new Map<string, number>();
+    mcp.servers.forEach((srv, i) => {
+      if (!isObj(srv)) return;
+      if ((srv.command === undefined) === (srv.url === undefined))
+        out.push({
+          path: `tools.mcp.servers[${i}]`,
+          message: 'needs exactly one of command (a program started over stdio) or url (Streamable HTTP)',
+        });
+      if (
+        srv.url !== undefined &&
+        (srv.env !== undefined || srv.cwd !== undefined) &&
+        isObj(srv.env) &&
+        Object.keys(srv.env).length
+      )
+        out.push({
+          path: `tools.mcp.servers[${i}].env`,
+          message: 'env is for a stdio server (command); an HTTP server has none',
+        });
+      if (typeof srv.name === 'string') {
+        const first = seen.get(srv.name);
+        if (first !== undefined)
+          out.push({
+            path: `tools.mcp.servers[${i}].name`,
+            message: `"${srv.name}" is already used by tools.mcp.servers[${first}]; server names must be unique`,
+          });
+        else seen.set(srv.name, i);
+      }
+    });
+  }
+
   // Hands: unique names, module ids, topic filters
   if (Array.isArray(data.hands)) {
     const firstIndex = new Map<string, number>();

@@ -76,6 +76,32 @@ export const ERRORS = {
   SENSOR_UNAVAILABLE: { status: 503, exit: 1 },
   ACTUATOR_NOT_FOUND: { status: 404, exit: 1 },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: 1 },
+  /** tools (runtime/tools): no tool of that name (or a tool of a stopped MCP server that is gone) */
+  TOOL_NOT_FOUND: { status: 404, exit: 2 },
+  /** a tool's input failed its JSON Schema (details.errors name the fields) */
+  TOOL_BAD_INPUT: { status: 400, exit: 2 },
+  /** a tool's answer failed its output schema (a fault of the tool, not the caller) */
+  TOOL_BAD_OUTPUT: { status: 502, exit: 1 },
+  /** a tool ran out of its time (the shell's process group killed, an MCP call cancelled) */
+  TOOL_TIMEOUT: { status: 504, exit: 1 },
+  /** a tool ran and failed (a command's non-zero exit is not this: it is a result) */
+  TOOL_FAILED: { status: 502, exit: 1 },
+  /** a shell command line the kernel cannot check (command substitution, a subshell, bad quoting) */
+  SHELL_SYNTAX: { status: 400, exit: 2 },
+  /** a person denied the action, or nobody answered within the approval's timeout (never an allow) */
+  APPROVAL_DENIED: { status: 403, exit: 1 },
+  APPROVAL_NOT_FOUND: { status: 404, exit: 1 },
+  /** the agent loop ended before an answer: steps, tokens, a repeated call (details.transcript holds the partial run) */
+  AGENT_BUDGET: { status: 429, exit: 1 },
+  AGENT_DEADLINE: { status: 504, exit: 1 },
+  AGENT_LOOP: { status: 508, exit: 1 },
+  /** the model's tool call could not be read even after one repair */
+  AGENT_BAD_CALL: { status: 502, exit: 1 },
+  RUN_NOT_FOUND: { status: 404, exit: 1 },
+  /** an MCP server is not connected (starting, died, reconnecting) */
+  MCP_UNAVAILABLE: { status: 503, exit: 1 },
+  /** an MCP server answered with an error or garbage */
+  MCP_ERROR: { status: 502, exit: 1 },
   BAD_REQUEST: { status: 400, exit: 2 },
   NOT_RUNNING: { status: 503, exit: 1 },
   /** the audit log failed verification or cannot be written */

@@ -13,6 +13,34 @@ import { TalonError } from './errors.ts';
 import { filterCovers, toAbsolute, topicMatches, validateFilter } from './topics.ts';
 import { NO_NETWORK, NetworkPolicy, mergeNetwork, narrowNetwork, normalizeNetwork } from './network.ts';
 
+/** one command line's limits when the shell grant does not say */
+export const SHELL_DEFAULTS = { timeoutMs: 60_000, maxOutputBytes: 1024 * 1024 } as const;
+
+type ShellDecl = DeclaredCapabilities['shell'];
+type ToolsDecl = DeclaredCapabilities['tools'];
+
+function shellCommands(d: ShellDecl): string[] | undefined {
+  if (d === undefined) return undefined;
+  return Array.isArray(d) ? [...d] : d.commands !== undefined ? [...d.commands] : undefined;
+}
+
+function shellLimits(d: ShellDecl): { timeoutMs: number; maxOutputBytes: number } {
+  const o = d !== undefined && !Array.isArray(d) ? d : {};
+  return {
+    timeoutMs: o.timeoutMs ?? SHELL_DEFAULTS.timeoutMs,
+    maxOutputBytes: o.maxOutputBytes ?? SHELL_DEFAULTS.maxOutputBytes,
+  };
+}
+
+function toolsAllow(d: ToolsDecl): string[] | undefined {
+  if (d === undefined) return undefined;
+  return Array.isArray(d) ? [...d] : d.allow !== undefined ? [...d.allow] : undefined;
+}
+
+function toolsApprove(d: ToolsDecl): string[] {
+  return d !== undefined && !Array.isArray(d) ? [...(d.approve ?? [])] : [];
+}
+
 export const NO_CAPABILITIES: Capabilities = {
   bus: { publish: [], subscribe: [] },
   sensors: [],
@@ -21,6 +49,8 @@ export const NO_CAPABILITIES: Capabilities = {
   network: NO_NETWORK,
   fs: { read: [], write: [] },
   shell: [],
+  shellLimits: { ...SHELL_DEFAULTS },
+  tools: { allow: [], approve: [] },
 };
 
 /** Fill a manifest's partial capabilities with "nothing"; topics made absolute under `root`. */
@@ -46,7 +76,9 @@ export function normalizeCapabilities(
     llm: c.llm ? { tokensPerHour: c.llm.tokensPerHour } : null,
     network: normalizeNetwork(c.network, `${where}.network`),
     fs: { read: (c.fs?.read ?? []).map((p) => resolve(p)), write: (c.fs?.write ?? []).map((p) => resolve(p)) },
-    shell: [...(c.shell ?? [])],
+    shell: shellCommands(c.shell) ?? [],
+    shellLimits: shellLimits(c.shell),
+    tools: { allow: toolsAllow(c.tools) ?? [], approve: toolsApprove(c.tools) },
   };
 }
 
@@ -60,6 +92,11 @@ function mergeCapabilities(a: Capabilities, b: Capabilities): Capabilities {
     network: mergeNetwork(a.network, b.network),
     fs: { read: u(a.fs.read, b.fs.read), write: u(a.fs.write, b.fs.write) },
     shell: u(a.shell, b.shell),
+    shellLimits: {
+      timeoutMs: Math.max(a.shellLimits.timeoutMs, b.shellLimits.timeoutMs),
+      maxOutputBytes: Math.max(a.shellLimits.maxOutputBytes, b.shellLimits.maxOutputBytes),
+    },
+    tools: { allow: u(a.tools.allow, b.tools.allow), approve: u(a.tools.approve, b.tools.approve) },
   };
 }
 
@@ -139,10 +176,34 @@ export function effectiveGrants(
     });
   }
   if (c.shell !== undefined) {
-    c.shell.forEach((s, i) => {
-      if (!m.shell.includes(s)) widen(`shell[${i}]`, s, describe(m.shell));
-    });
-    out.shell = [...c.shell];
+    const commands = shellCommands(c.shell);
+    const at = Array.isArray(c.shell) ? 'shell' : 'shell.commands';
+    if (commands !== undefined) {
+      commands.forEach((s, i) => {
+        if (!m.shell.includes(s)) widen(`${at}[${i}]`, s, describe(m.shell));
+      });
+      out.shell = commands;
+    }
+    if (!Array.isArray(c.shell)) {
+      for (const k of ['timeoutMs', 'maxOutputBytes'] as const) {
+        const v = c.shell[k];
+        if (v === undefined) continue;
+        if (v > m.shellLimits[k]) widen(`shell.${k}`, v, `${m.shellLimits[k]}`);
+        out.shellLimits[k] = v;
+      }
+    }
+  }
+  if (c.tools !== undefined) {
+    const allow = toolsAllow(c.tools);
+    const at = Array.isArray(c.tools) ? 'tools' : 'tools.allow';
+    if (allow !== undefined) {
+      allow.forEach((t, i) => {
+        if (!m.tools.allow.some((g) => globCovers(g, t))) widen(`${at}[${i}]`, t, describe(m.tools.allow));
+      });
+      out.tools.allow = allow;
+    }
+    // more approvals narrow a grant: the config may add to the manifest's list, never take from it
+    out.tools.approve = [...new Set([...m.tools.approve, ...toolsApprove(c.tools)])];
   }
   return out;
 }
@@ -226,6 +287,16 @@ export class Grants {
 
   canRun(command: string): boolean {
     return this.caps.shell.includes(command);
+  }
+
+  /** may the Hand call tool `name` at all (its `tools` grant)? */
+  canCallTool(name: string): boolean {
+    return this.caps.tools.allow.some((g) => globMatches(g, name));
+  }
+
+  /** does every call of tool `name` wait for a person (its `tools.approve` list)? */
+  mustApprove(name: string): boolean {
+    return this.caps.tools.approve.some((g) => globMatches(g, name));
   }
 
   canReadFile(path: string): boolean {

@@ -18,8 +18,12 @@ export interface Capabilities {
   network: NetworkGrant;
   /** extra filesystem paths the worker may read / write (Node permission model) */
   fs: { read: string[]; write: string[] };
-  /** commands the kernel may run on the Hand's behalf */
+  /** programs the `shell.exec` tool may run for the Hand (every command of a pipeline is checked) */
   shell: string[];
+  /** one command line's limits under the shell grant */
+  shellLimits: { timeoutMs: number; maxOutputBytes: number };
+  /** the tools the Hand may call (names or globs), and those whose every call waits for a person */
+  tools: { allow: string[]; approve: string[] };
 }
 
 /** A network grant, normalized: host entries in canonical form, limits filled in. */
@@ -29,6 +33,9 @@ export interface NetworkGrant {
   maxResponseBytes: number;
   timeoutMs: number;
 }
+
+import type { HandToolInfo, HandToolResult } from './tool-shapes.ts';
+export type * from './tool-shapes.ts';
 
 // The manifest's types are derived from its JSON Schema (./manifest-schema.ts, documented there).
 import type { HandManifest } from './manifest-schema.ts';
@@ -103,6 +110,46 @@ export interface HandContext {
   llm: {
     chat(request: HandChatRequest, opts?: { purpose?: string; allowCloud?: boolean }): Promise<HandChatResult>;
   };
+  /**
+   * the kernel's tools (runtime/tools), under the Hand's `tools` grant: each call is validated against the tool's
+   * schema, checked against the grant the tool needs (network, shell, sensors, …), approved by a person when the tool
+   * is destructive or in the grant's `approve` list, run within its timeout, and audited
+   */
+  tools: {
+    list(): Promise<HandToolInfo[]>;
+    call<O = unknown>(name: string, input?: Record<string, unknown>): Promise<HandToolResult<O>>;
+  };
+  /** the agent loop: the model gets the tools' schemas and acts through them until it answers or a budget ends it */
+  agent: {
+    run<A = unknown>(opts: HandAgentRunOptions): Promise<HandAgentRunResult<A>>;
+  };
+}
+
+export interface HandAgentRunOptions {
+  /** what to achieve, in words */
+  goal: string;
+  /** the tools the model may use (names or globs), within the Hand's `tools` grant */
+  tools: string[];
+  system?: string;
+  /** model turns (default 8, at most 64) */
+  maxSteps?: number;
+  /** tokens in and out over the whole run (default 8000) */
+  maxTokens?: number;
+  /** the whole run (default 120 000 ms) */
+  deadlineMs?: number;
+  /** the final answer must match this JSON Schema (repaired once, then AGENT_BAD_CALL) */
+  jsonSchema?: Record<string, unknown>;
+  /** each tool result fed back to the model is cut to this (default 4000 characters) */
+  maxResultChars?: number;
+}
+
+export interface HandAgentRunResult<A = unknown> {
+  runId: string;
+  /** the answer: parsed JSON with a jsonSchema, else the text */
+  answer: A;
+  text: string;
+  steps: number;
+  usage: { inputTokens: number; outputTokens: number };
 }
 
 /** fetch()'s RequestInit, as far as ctx.fetch takes it, and two limits below the grant's */

@@ -31,6 +31,34 @@ export const networkSchema = {
   },
 } as const;
 
+/** `shell`: a program list, or { commands, timeoutMs, maxOutputBytes } */
+export const shellSchema = {
+  type: ['array', 'object'],
+  if: { type: 'array' },
+  then: stringList,
+  else: {
+    additionalProperties: false,
+    properties: {
+      commands: stringList,
+      /** the longest one command line may run (no fixed ceiling below a day) */
+      timeoutMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
+      /** stdout and stderr together, beyond which the command is stopped and its output cut */
+      maxOutputBytes: { type: 'integer', minimum: 1, maximum: 256 * 1024 * 1024 },
+    },
+  },
+} as const;
+
+/** `tools`: a tool list, or { allow, approve } */
+export const toolsSchema = {
+  type: ['array', 'object'],
+  if: { type: 'array' },
+  then: stringList,
+  else: {
+    additionalProperties: false,
+    properties: { allow: stringList, approve: stringList },
+  },
+} as const;
+
 export const capabilitiesSchema = {
   type: 'object',
   additionalProperties: false,
@@ -62,8 +90,16 @@ export const capabilitiesSchema = {
       additionalProperties: false,
       properties: { read: stringList, write: stringList },
     },
-    /** commands the kernel may run on the Hand's behalf */
-    shell: stringList,
+    /**
+     * programs the `shell.exec` tool may run for the Hand (each command of a pipeline is checked), as a list or
+     * { commands, timeoutMs, maxOutputBytes } (the limits of one command line; default 60 s and 1 MiB)
+     */
+    shell: shellSchema,
+    /**
+     * the tools (runtime/tools) the Hand may call, names or globs (`web.*`, `mcp.weather.*`), as a list or
+     * { allow, approve }: `approve` names tools whose every call waits for a person (destructive ones always do)
+     */
+    tools: toolsSchema,
   },
 } as const;
 

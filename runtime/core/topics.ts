@@ -109,7 +109,7 @@ export function filtersOverlap(a: string, b: string): boolean {
 }
 
 /** Topics (relative to `talon/<deviceId>/`) that only the kernel publishes; the embedded broker refuses them from clients. */
-export const KERNEL_ONLY = ['state', 'hands/+/status', 'audit/head', 'sensors/#'] as const;
+export const KERNEL_ONLY = ['state', 'hands/+/status', 'audit/head', 'sensors/#', 'approvals/#'] as const;
 
 /**
  * The device's public state (relative to `talon/<deviceId>/`): what an anonymous client of the
@@ -138,4 +138,6 @@ export const topics = {
   sensor: (deviceId: string, sensor: string) => `talon/${deviceId}/sensors/${sensor}`,
   alerts: (deviceId: string, severity: string) => `talon/${deviceId}/alerts/${severity}`,
   auditHead: (deviceId: string) => `talon/${deviceId}/audit/head`,
+  /** a tool call waiting for a person, and then its answer (retained) */
+  approval: (deviceId: string, approvalId: string) => `talon/${deviceId}/approvals/${approvalId}`,
 };

@@ -37,6 +37,8 @@ export const SUBLEVELS = [
   'llm',
   'secrets',
   'chat',
+  'approvals',
+  'runs',
 ] as const;
 /** classic-level honours `sync`; abstract-level's types do not list it */
 export const SYNC = { sync: true } as unknown as Record<string, never>;

@@ -484,6 +484,13 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     llm: {
       chat: (request, opts) => call('llm.chat', opts === undefined ? [request] : [request, opts]),
     },
+    tools: {
+      list: () => call('tools.list', []),
+      call: (name, input) => call('tools.call', [name, input ?? {}]),
+    },
+    agent: {
+      run: (opts) => call('agent.run', [opts]),
+    },
     fetch: (input, init) => kernelFetch(input, init),
   };
 

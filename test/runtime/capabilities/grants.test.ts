@@ -30,7 +30,43 @@ test('the manifest is granted as declared, topics made absolute; a leading / is 
     network: NO_NETWORK,
     fs: { read: [], write: [] },
     shell: [],
+    shellLimits: { timeoutMs: 60_000, maxOutputBytes: 1024 * 1024 },
+    tools: { allow: [], approve: [] },
   });
+});
+
+test('tools: a config narrows the allow list by globs and may only add approvals', () => {
+  const m: DeclaredCapabilities = { tools: { allow: ['web.*', 'file.read', 'shell.exec'], approve: ['shell.exec'] } };
+  const g = effectiveGrants(m, { tools: ['web.read', 'file.read'] }, ROOT, 'hands.r.capabilities');
+  assert.deepEqual(g.tools, { allow: ['web.read', 'file.read'], approve: ['shell.exec'] });
+  const more = effectiveGrants(m, { tools: { approve: ['web.*'] } }, ROOT, 'hands.r.capabilities');
+  assert.deepEqual(more.tools, { allow: ['web.*', 'file.read', 'shell.exec'], approve: ['shell.exec', 'web.*'] });
+  assert.throws(
+    () => effectiveGrants(m, { tools: ['web.read', 'file.write'] }, ROOT, 'hands.r.capabilities'),
+    invalid(/hands\.r\.capabilities\.tools\[1\]: "file\.write" widens/),
+  );
+  assert.throws(() => effectiveGrants(m, { tools: { allow: ['*'] } }, ROOT, 'w'), invalid(/tools\.allow\[0\]/));
+  const grants = new Grants(g, ROOT);
+  assert.equal(grants.canCallTool('web.read'), true);
+  assert.equal(grants.canCallTool('web.search'), false);
+  assert.equal(new Grants(more, ROOT).mustApprove('web.search'), true);
+});
+
+test('shell: a list or { commands, timeoutMs, maxOutputBytes }; a config may lower the limits, never raise them', () => {
+  const m: DeclaredCapabilities = { shell: { commands: ['grep', 'wc'], timeoutMs: 3_600_000 } };
+  const g = effectiveGrants(m, undefined, ROOT, 'x');
+  assert.deepEqual(g.shell, ['grep', 'wc']);
+  assert.deepEqual(g.shellLimits, { timeoutMs: 3_600_000, maxOutputBytes: 1024 * 1024 });
+  const n = effectiveGrants(m, { shell: { commands: ['wc'], timeoutMs: 1000 } }, ROOT, 'x');
+  assert.deepEqual([n.shell, n.shellLimits.timeoutMs], [['wc'], 1000]);
+  assert.throws(
+    () => effectiveGrants(m, { shell: { maxOutputBytes: 2 * 1024 * 1024 } }, ROOT, 'x'),
+    invalid(/shell\.maxOutputBytes/),
+  );
+  assert.throws(
+    () => effectiveGrants(m, { shell: { commands: ['rm'] } }, ROOT, 'x'),
+    invalid(/shell\.commands\[0\]: "rm"/),
+  );
 });
 
 test('a config narrows; fields it leaves out keep the manifest value', () => {

@@ -46,6 +46,19 @@ const EXPECTED_DEFAULTS: TalonConfig = {
     retry: { maxAttempts: 4, baseMs: 250, maxMs: 10000, jitter: 0.2 },
     timeouts: { firstTokenMs: 60000, stallMs: 30000 },
   },
+  tools: {
+    auditArgs: false,
+    approvalTimeoutMs: 300000,
+    mcp: {
+      servers: [],
+      serve: {
+        enabled: false,
+        expose: ['sensors.list', 'sensors.read', 'actuators.write', 'audit.query', 'hands.list', 'hands.status'],
+        capabilities: { sensors: ['*'] },
+        approve: [],
+      },
+    },
+  },
 };
 
 /** The problems validateConfig reports for `input` (fails when it accepts it). */
@@ -90,6 +103,7 @@ test("the defaults come out in the schema's key order, hands where the schema ha
     'hands',
     'drivers',
     'llm',
+    'tools',
     'homeAssistant',
     'log',
     'audit',
@@ -321,4 +335,27 @@ test('the example config in runtime/config/example.yaml validates', () => {
   const { config } = loadConfig({ file, env: {} });
   assert.deepEqual({ ...config, dataDir: './data' }, EXPECTED_DEFAULTS, 'the example spells out the defaults');
   assert.equal(config.dataDir, join(import.meta.dirname, '..', '..', '..', 'runtime', 'config', 'data'));
+});
+
+test('tools.mcp.servers: exactly one of command and url, names unique and safe for tool names', () => {
+  const p = problems({
+    tools: {
+      mcp: {
+        servers: [
+          { name: 'files', command: ['node', 'server.js'] },
+          { name: 'both', command: ['x'], url: 'http://127.0.0.1:9/mcp' },
+          { name: 'none' },
+          { name: 'files', url: 'http://127.0.0.1:9/mcp' },
+          { name: 'Bad Name', url: 'ftp://x' },
+        ],
+      },
+    },
+  });
+  const at = (path: string) => p.filter((x) => x.path === path).map((x) => x.message);
+  assert.match(at('tools.mcp.servers[1]').join(), /exactly one of command .* or url/);
+  assert.match(at('tools.mcp.servers[2]').join(), /exactly one of command .* or url/);
+  assert.match(at('tools.mcp.servers[3].name').join(), /already used by tools\.mcp\.servers\[0\]/);
+  assert.ok(at('tools.mcp.servers[4].name').length > 0, 'a name that cannot be part of mcp.<name>.<tool>');
+  assert.ok(at('tools.mcp.servers[4].url').length > 0, 'only http(s) URLs');
+  assert.equal(at('tools.mcp.servers[0]').length, 0);
 });

@@ -66,7 +66,9 @@ test('the statuses and exit codes of before the single table are kept (a sample)
   for (const [code, status, exit] of pinned) {
     assert.deepEqual([ERRORS[code].status, ERRORS[code].exit], [status, exit], code);
   }
-  // exactly the ten codes that meant "the operator's input was wrong"
+  // exactly the ten codes that meant "the operator's input was wrong", and the three the tools added
+  // (`talon tools call` with an input that fails the schema, a tool that is not there, a shell line
+  // the kernel cannot check: each is what the operator typed)
   assert.deepEqual(ERROR_CODES.filter((c) => ERRORS[c].exit === 2).sort(), [
     'BAD_REQUEST',
     'CONFIG_INVALID',
@@ -75,8 +77,11 @@ test('the statuses and exit codes of before the single table are kept (a sample)
     'HAND_NOT_FOUND',
     'MANIFEST_INVALID',
     'PORT_IN_USE',
+    'SHELL_SYNTAX',
     'STORE_LOCKED',
     'STORE_READONLY',
+    'TOOL_BAD_INPUT',
+    'TOOL_NOT_FOUND',
     'USAGE',
   ]);
 });
