@@ -121,7 +121,7 @@ export function buildOpenApi(
       title: info.title ?? 'Talon REST API',
       version: info.version,
       description:
-        "The device's REST API. Log in (cookie session, with x-csrf-token on writes) or send Authorization: Bearer <token>. Errors are {error: {code, message, details}}.",
+        "The device's REST API. Log in (cookie session, with x-csrf-token on writes) or send Authorization: Bearer <token>. Errors are {error: {code, message, details}}. Outside this document: /mcp (POST, GET, DELETE) serves the Model Context Protocol over Streamable HTTP (spec 2025-06-18) when tools.mcp.serve is on; it takes only Authorization: Bearer <an API token with the mcp:write scope>, and answers 404 NOT_FOUND when MCP is not enabled.",
     },
     servers: [{ url: '/' }],
     tags,

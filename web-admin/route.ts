@@ -59,7 +59,10 @@ export type Tag =
   | 'tokens'
   | 'session'
   | 'provisioning'
-  | 'secrets';
+  | 'secrets'
+  | 'tools'
+  /** a token scope only (`mcp:write`): the MCP endpoint /mcp, outside the route table */
+  | 'mcp';
 
 export interface ResponseSpec {
   description: string;

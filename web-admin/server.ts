@@ -21,6 +21,7 @@ import { routes as defaultRoutes } from './routes/index.ts';
 import { surfaceRoutes } from './routes/surfaces.ts';
 import type { Route } from './route.ts';
 import type { AnySurface } from '../hands/sdk/surface.ts';
+import { holds } from './auth/scopes.ts';
 
 export interface HttpServerOptions {
   api: RuntimeApi;
@@ -43,6 +44,17 @@ export interface HttpServerOptions {
    * runtime API was given, so the composition root names them once
    */
   surfaces?: readonly AnySurface[];
+  /**
+   * Talon's MCP server (Streamable HTTP) at /mcp: POST, GET and DELETE reach `handle` with the
+   * parsed JSON body once a bearer token holding `mcp:write` (or `*`) is checked; without it
+   * /mcp answers 404 NOT_FOUND
+   */
+  mcp?: McpEndpoint;
+}
+
+/** what serves /mcp (runtime/tools/mcp/server.ts over the SDK's transport) */
+export interface McpEndpoint {
+  handle(req: IncomingMessage, res: ServerResponse, body: unknown, principal: { actor: string }): Promise<void>;
 }
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -184,6 +196,7 @@ export class HttpServer {
     const isApi =
       pathname.startsWith('/api/') || pathname === '/api' || pathname === '/healthz' || pathname === '/metrics';
     if (isApi) res.setHeader('cache-control', 'no-store');
+    if (pathname === '/mcp') return this.#mcp(req, res, method);
     const match = this.router.match(method === 'HEAD' && !isApi ? 'GET' : method, pathname);
     if (match.kind === 'none') {
       if (!isApi && (method === 'GET' || method === 'HEAD')) {
@@ -231,6 +244,31 @@ export class HttpServer {
       sendJson(res, status, result);
     } else if (String(res.getHeader('content-type') ?? '').startsWith('text/event-stream') && !res.writableEnded) {
       // an open event stream: ended cleanly on shutdown, so followers see the end, not a reset
+      this.#streams.add(res);
+      res.once('close', () => this.#streams.delete(res));
+    }
+  }
+
+  /** /mcp: an API token with `mcp:write` (no cookie sessions: a page cannot drive it), the body parsed and capped */
+  async #mcp(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
+    res.setHeader('cache-control', 'no-store');
+    const mcp = this.#opts.mcp;
+    if (!mcp) throw new TalonError('NOT_FOUND', 'MCP is not enabled (tools.mcp.serve)');
+    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+      res.setHeader('allow', 'POST, GET, DELETE');
+      throw new TalonError('METHOD_NOT_ALLOWED', `${method} is not allowed on /mcp; use POST, GET or DELETE`);
+    }
+    if (req.headers.authorization === undefined)
+      throw new TalonError(
+        'UNAUTHORIZED',
+        'send `Authorization: Bearer <token>` with an API token that has the mcp:write scope (Tokens in the web admin)',
+      );
+    const { principal } = await this.auth.authenticate(req);
+    if (!holds(principal, 'mcp:write'))
+      throw new TalonError('FORBIDDEN', `this token lacks the scope mcp:write (${principal.actor})`);
+    const body = await readJson(req);
+    await mcp.handle(req, res, body, { actor: principal.actor });
+    if (String(res.getHeader('content-type') ?? '').startsWith('text/event-stream') && !res.writableEnded) {
       this.#streams.add(res);
       res.once('close', () => this.#streams.delete(res));
     }

@@ -18,6 +18,12 @@ export interface MetricsInput {
   bus: BusStats;
   audit: { seq: number; checkpointSeq: number };
   process: { rssBytes: number; heapUsedBytes: number; cpuSeconds: number };
+  /** tool calls by outcome since start, the approvals waiting, agent runs (runtime/tools, runtime/agent) */
+  tools?: {
+    calls: Record<string, { ok: number; denied: number; failed: number; ms: number }>;
+    approvalsPending: number;
+    runs?: { byState: Record<string, number>; steps: number };
+  };
 }
 
 const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -198,5 +204,41 @@ function renderKernel(m: MetricsInput): string {
   family('talon_audit_checkpoint_seq', 'gauge', 'Sequence number the newest signed checkpoint covers.', [
     [{ device: dev }, m.audit.checkpointSeq],
   ]);
+  if (m.tools) {
+    const calls = Object.entries(m.tools.calls).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    family(
+      'talon_tool_calls_total',
+      'counter',
+      'Tool calls by outcome (denied: a grant, a schema or a person refused it; failed: it ran and failed).',
+      calls.flatMap(([tool, c]) =>
+        (['ok', 'denied', 'failed'] as const).map(
+          (o) => [{ device: dev, tool, outcome: o }, c[o]] as [Record<string, string>, number],
+        ),
+      ),
+    );
+    // a summary without quantiles: _sum and _count per tool (their ratio is the mean)
+    out.push(
+      '# HELP talon_tool_call_seconds Time spent in tool calls, from the call to its result or refusal.',
+      '# TYPE talon_tool_call_seconds summary',
+    );
+    for (const [tool, c] of calls) {
+      out.push(`talon_tool_call_seconds_sum${labels({ device: dev, tool })} ${num(c.ms / 1000)}`);
+      out.push(`talon_tool_call_seconds_count${labels({ device: dev, tool })} ${num(c.ok + c.denied + c.failed)}`);
+    }
+    family('talon_approvals_pending', 'gauge', 'Tool calls waiting for a person to approve or deny them.', [
+      [{ device: dev }, m.tools.approvalsPending],
+    ]);
+    if (m.tools.runs) {
+      family(
+        'talon_agent_runs_total',
+        'counter',
+        'Agent runs by state.',
+        Object.entries(m.tools.runs.byState).map(([state, n]) => [{ device: dev, state }, n]),
+      );
+      family('talon_agent_steps_total', 'counter', 'Agent loop steps (model turns).', [
+        [{ device: dev }, m.tools.runs.steps],
+      ]);
+    }
+  }
   return `${out.join('\n')}\n`;
 }

@@ -29,6 +29,9 @@ interface Command {
   id?: unknown;
   name?: unknown;
   lines?: unknown;
+  /** approvals: the approval's id, and the person's reason */
+  approval?: unknown;
+  note?: unknown;
 }
 
 export class MqttCommands {
@@ -44,10 +47,18 @@ export class MqttCommands {
   }
 
   async start(): Promise<void> {
-    const prefix = `${topics.command(this.#bus.deviceId)}/hands/`;
-    this.#off = await this.#bus.subscribe(`${prefix}+`, (msg) => {
-      void this.#handle(msg, msg.topic.slice(prefix.length));
-    });
+    const offs: Array<() => Promise<void>> = [];
+    for (const area of ['hands', 'approvals'] as const) {
+      const prefix = `${topics.command(this.#bus.deviceId)}/${area}/`;
+      offs.push(
+        await this.#bus.subscribe(`${prefix}+`, (msg) => {
+          void this.#handle(msg, area, msg.topic.slice(prefix.length));
+        }),
+      );
+    }
+    this.#off = async () => {
+      await Promise.all(offs.map((off) => off()));
+    };
   }
 
   async stop(): Promise<void> {
@@ -55,7 +66,25 @@ export class MqttCommands {
     this.#off = null;
   }
 
-  async #handle(msg: BusMessage, action: string): Promise<void> {
+  /** `cmd/approvals/<list|approve|deny>` with `{ id, approval, note? }`: a person answers a tool call's approval */
+  async #approvals(caller: { actor: string }, action: string, cmd: Command): Promise<unknown> {
+    const approval = typeof cmd.approval === 'string' ? cmd.approval : '';
+    const note = typeof cmd.note === 'string' ? cmd.note : undefined;
+    switch (action) {
+      case 'list':
+        return this.#api.tools.approvals.list(caller, { state: 'pending' });
+      case 'approve':
+      case 'deny':
+        return this.#api.tools.approvals.decide(caller, approval, action, note);
+      default:
+        throw new TalonError(
+          'NOT_FOUND',
+          `unknown command approvals/${action.slice(0, 40)}; use list, approve or deny (with "approval": "<id>")`,
+        );
+    }
+  }
+
+  async #handle(msg: BusMessage, area: 'hands' | 'approvals', action: string): Promise<void> {
     if (msg.retain) {
       this.rejected++;
       return;
@@ -87,31 +116,35 @@ export class MqttCommands {
     let reply: unknown;
     try {
       let result: unknown;
-      switch (action) {
-        case 'list':
-          result = await this.#api.hands.list(caller);
-          break;
-        case 'status':
-          result = await this.#api.hands.get(caller, name);
-          break;
-        case 'start':
-          result = await this.#api.hands.start(caller, name);
-          break;
-        case 'stop':
-          result = await this.#api.hands.stop(caller, name);
-          break;
-        case 'restart':
-          result = await this.#api.hands.restart(caller, name);
-          break;
-        case 'logs':
-          result = await this.#api.hands.logs(caller, name, { lines: typeof cmd.lines === 'number' ? cmd.lines : 100 });
-          break;
-        default:
-          throw new TalonError(
-            'NOT_FOUND',
-            `unknown command hands/${action.slice(0, 40)}; use list, status, start, stop, restart or logs`,
-          );
-      }
+      if (area === 'approvals') result = await this.#approvals(caller, action, cmd);
+      else
+        switch (action) {
+          case 'list':
+            result = await this.#api.hands.list(caller);
+            break;
+          case 'status':
+            result = await this.#api.hands.get(caller, name);
+            break;
+          case 'start':
+            result = await this.#api.hands.start(caller, name);
+            break;
+          case 'stop':
+            result = await this.#api.hands.stop(caller, name);
+            break;
+          case 'restart':
+            result = await this.#api.hands.restart(caller, name);
+            break;
+          case 'logs':
+            result = await this.#api.hands.logs(caller, name, {
+              lines: typeof cmd.lines === 'number' ? cmd.lines : 100,
+            });
+            break;
+          default:
+            throw new TalonError(
+              'NOT_FOUND',
+              `unknown command hands/${action.slice(0, 40)}; use list, status, start, stop, restart or logs`,
+            );
+        }
       reply = { ok: true, result };
     } catch (err) {
       reply = { ok: false, error: TalonError.from(err).toJSON() };

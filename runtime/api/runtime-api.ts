@@ -24,6 +24,7 @@ import { createAreas, type AreaDeps, type Areas } from './areas.ts';
 import { HandRequests, type RequestOptions } from './hand-requests.ts';
 import type { AnySurface, AuditIntent } from '../../hands/sdk/surface.ts';
 import type { Health } from './health.ts';
+import type { ToolsArea } from './tools-api.ts';
 
 export type { Health } from './health.ts';
 
@@ -48,6 +49,8 @@ export interface RuntimeApiDeps {
   surfaces?: readonly AnySurface[];
   /** how long a Hand's typed request waits for its answer (default 5 s) */
   requestTimeoutMs?: number;
+  /** tools, approvals and agent runs (./tools-api.ts toolsArea) */
+  tools?: ToolsArea;
 }
 
 function checkName(name: string): void {
@@ -78,6 +81,12 @@ export class RuntimeApi {
 
   health(): Health {
     return this.#d.health();
+  }
+
+  /** tools, approvals and agent runs (./tools-api.ts); NOT_RUNNING when the kernel has none */
+  get tools(): ToolsArea {
+    if (!this.#d.tools) throw new TalonError('NOT_RUNNING', 'tools are not set up');
+    return this.#d.tools;
   }
 
   readonly hands = {

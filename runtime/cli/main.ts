@@ -30,6 +30,18 @@ export const COMMANDS: Record<string, CommandEntry> = {
   config: { summary: 'check a config file', load: () => import('./commands/config.ts') },
   audit: { summary: 'read, verify and export the signed audit log', load: () => import('./commands/audit.ts') },
   llm: { summary: 'chat through the LLM router, list its providers', load: () => import('./commands/llm.ts') },
+  tools: {
+    summary: 'list the tools, call one as the admin',
+    load: () => import('./commands/tools.ts').then((m) => m.tools),
+  },
+  approvals: {
+    summary: 'tool calls waiting for a person: list, approve, deny',
+    load: () => import('./commands/tools.ts').then((m) => m.approvals),
+  },
+  runs: {
+    summary: "a Hand's agent runs, one run's steps",
+    load: () => import('./commands/tools.ts').then((m) => m.runs),
+  },
   secrets: { summary: 'seal API keys and passwords on the device', load: () => import('./commands/secrets.ts') },
   keys: { summary: 'show the device id and its public key', load: () => import('./commands/keys.ts') },
   fleet: {

@@ -110,14 +110,20 @@ test("adding a Hand's page grows the first paint by its nav entry only", async (
   );
 });
 
-test('with no Hand pages the page still builds, one app file and no chunks', async () => {
+test("with no Hand pages the page still builds: no Hand chunk, and only the kernel's lazy pages besides the app", async () => {
   const b = await built([]);
   assert.deepEqual(b.manifest.hands, []);
-  assert.deepEqual(b.manifest.files.map((f) => f.name.replace(/-[A-Z0-9]+\./, '.')).sort(), [
-    'app.css',
-    'app.js',
-    'index.html',
-  ]);
+  const names = b.manifest.files.map((f) => f.name.replace(/-[A-Z0-9]+\./, '.')).sort();
+  // the kernel's Tools, Approvals and Runs pages are one chunk loaded when opened (and what it shares with the app)
+  assert.deepEqual(
+    names.filter((n) => n !== 'chunk.js'),
+    ['app.css', 'app.js', 'index.html'],
+  );
+  const chunks = b.manifest.files.filter((f) => f.name.startsWith('chunk-')).map((f) => read(b, f.name));
+  assert.ok(
+    chunks.some((text) => text.includes('approval')),
+    'the tools pages are a chunk of their own',
+  );
 });
 
 /** a Hands folder in a temp dir with one Hand `x` whose page module is `source` */

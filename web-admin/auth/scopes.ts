@@ -27,9 +27,14 @@ export const TAGS: readonly Tag[] = [
   'session',
   'provisioning',
   'secrets',
+  'tools',
+  'mcp',
 ];
-/** the areas whose every route is `admin` access: a viewer reads none of them */
-const ADMIN_AREAS: readonly Tag[] = ['users', 'tokens', 'secrets'];
+/**
+ * the areas whose every route is `admin` access: a viewer reads none of them (`mcp`: the /mcp
+ * endpoint, whose tools act on the device, so only an admin makes an `mcp:write` token)
+ */
+const ADMIN_AREAS: readonly Tag[] = ['users', 'tokens', 'secrets', 'mcp'];
 
 export const ROLE_SCOPES: Record<Role, readonly string[]> = {
   admin: ['*'],

@@ -35,7 +35,18 @@ export const HANDS_DIR = resolve(here, '../../hands');
 const HAND_ID = /^[a-z][a-z0-9-]{0,39}$/;
 
 /** the web admin's own pages: a Hand's page of its own may not take their routes */
-export const KERNEL_PAGES = ['dashboard', 'hands', 'sensors', 'chat', 'audit', 'config', 'login'] as const;
+export const KERNEL_PAGES = [
+  'dashboard',
+  'hands',
+  'sensors',
+  'chat',
+  'tools',
+  'approvals',
+  'runs',
+  'audit',
+  'config',
+  'login',
+] as const;
 
 export interface PageFile {
   name: string;

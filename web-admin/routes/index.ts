@@ -17,6 +17,7 @@ import chat from './chat.ts';
 import bus from './bus.ts';
 import provisioning from './provisioning.ts';
 import secrets from './secrets.ts';
+import tools from './tools.ts';
 
 export const routes: Route[] = [
   ...meta,
@@ -33,4 +34,5 @@ export const routes: Route[] = [
   ...bus,
   ...provisioning,
   ...secrets,
+  ...tools,
 ];

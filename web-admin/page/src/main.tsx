@@ -1,7 +1,7 @@
 /**
  * The web admin page: first-run setup or login, then a left nav of pages (hash routing:
- * #/dashboard, #/hands, #/sensors, #/chat, #/audit, #/config, then the Hands' own pages) and a
- * status bar with the device id and the connection state. Everything comes from this device's
+ * #/dashboard, #/hands, #/sensors, #/chat, #/tools, #/approvals, #/runs, #/audit, #/config, then the
+ * Hands' own pages) and a status bar with the device id and the connection state. Everything comes from this device's
  * /api/v1. The Hands' pages and sections (hand-page.tsx) are chunks loaded when first shown.
  */
 import 'uplot/dist/uPlot.min.css';
@@ -22,11 +22,33 @@ import { Audit } from './pages/audit.tsx';
 import { Config } from './pages/config.tsx';
 import { HandView, handOwnPages, pageTitle } from './hand-page.tsx';
 import type { PageProps } from './system.ts';
+import { pendingApprovals, pollPending } from './pending.ts';
 
 interface NavPage {
   id: string;
   label: string;
   view: (props: PageProps) => ComponentChildren;
+}
+
+/** tools, approvals and runs: one chunk, loaded when one of them first opens */
+type ToolsModule = typeof import('./pages/tools.tsx');
+let toolsChunk: Promise<ToolsModule> | null = null;
+function lazyTools(pick: (m: ToolsModule) => (props: PageProps) => ComponentChildren) {
+  return function LazyToolsPage(props: PageProps) {
+    const [mod, setMod] = useState<ToolsModule | null>(null);
+    const [error, setError] = useState('');
+    useEffect(() => {
+      toolsChunk ??= import('./pages/tools.tsx');
+      toolsChunk.then(setMod, (err: unknown) => {
+        toolsChunk = null; // tried again next time (the device upgraded under an open page)
+        setError(message(err));
+      });
+    }, []);
+    if (error) return <p class="error">{error}</p>;
+    if (!mod) return <p class="muted">Loading…</p>;
+    const View = pick(mod);
+    return <View {...props} />;
+  };
 }
 
 /** the kernel's pages, the Hands' own pages after Sensors (a Hand's section joins its page's label) */
@@ -38,6 +60,9 @@ const PAGES: NavPage[] = [
     (entry): NavPage => ({ id: entry.id, label: entry.label, view: (props) => <HandView entry={entry} {...props} /> }),
   ),
   { id: 'chat', label: 'Chat', view: Chat },
+  { id: 'tools', label: 'Tools', view: lazyTools((m) => m.Tools) },
+  { id: 'approvals', label: 'Approvals', view: lazyTools((m) => m.Approvals) },
+  { id: 'runs', label: 'Runs', view: lazyTools((m) => m.Runs) },
   { id: 'audit', label: 'Audit', view: Audit },
   { id: 'config', label: 'Config', view: Config },
 ];
@@ -69,6 +94,7 @@ function App() {
   const route = useHash();
   const [setupNeeded, setSetupNeeded] = useState<boolean | null>(null);
   const [bootError, setBootError] = useState('');
+  const pending = useStore(pendingApprovals);
 
   useEffect(() => {
     (async () => {
@@ -86,7 +112,11 @@ function App() {
     );
     // the device name, version and generation change with the config, also from elsewhere (the CLI)
     const t = setInterval(() => void refreshSystem(), 15_000);
-    return () => clearInterval(t);
+    const stopPending = pollPending();
+    return () => {
+      clearInterval(t);
+      stopPending();
+    };
   }, [user]);
 
   if (bootError)
@@ -136,6 +166,11 @@ function App() {
           {PAGES.map((p) => (
             <a href={`#/${p.id}`} class={p.id === page.id ? 'active' : ''} data-testid={`nav-${p.id}`} key={p.id}>
               {p.label}
+              {p.id === 'approvals' && pending ? (
+                <span class="badge bad" data-testid="nav-approvals-badge" title="tool calls waiting for an answer">
+                  {pending}
+                </span>
+              ) : null}
             </a>
           ))}
           <div class="who">
