@@ -106,22 +106,52 @@ export const nativeAddons: Plugin = {
 /**
  * Big dependencies loaded only with `await import()` on a path that is rarely taken at start
  * (mqtt.js: only with an external broker; serialport and onoff: only with such drivers;
- * systeminformation: inventory only; selfsigned (node-forge): only to make a TLS certificate). Each goes to its own dist/vendor/<name>.cjs, so its
- * source is neither read, compiled nor kept in memory by a daemon that never uses it.
+ * systeminformation: inventory only; selfsigned (node-forge): only to make a TLS certificate;
+ * linkedom, Readability and turndown: only when the web.read tool reads an HTML page). Each goes to
+ * its own dist/vendor/<file>.cjs, so its source is neither read, compiled nor kept in memory by a
+ * daemon that never uses it.
  */
-export const VENDOR = ['mqtt', 'serialport', 'onoff', 'systeminformation', 'selfsigned'] as const;
+export const VENDOR = [
+  'mqtt',
+  'serialport',
+  'onoff',
+  'systeminformation',
+  'selfsigned',
+  'linkedom',
+  '@mozilla/readability',
+  'turndown',
+] as const;
+
+/**
+ * Files of ours that stay out of the main bundle the same way, by the dynamic import that names
+ * them: the MCP SDK (with zod and its transports), loaded on the first MCP connection or request.
+ */
+export const LOCAL_VENDOR = {
+  'mcp-sdk': { importer: 'runtime/tools/mcp/', request: './sdk.ts', entry: 'runtime/tools/mcp/sdk.ts' },
+} as const;
+
+/** vendor/<file>.cjs: one level down, whatever the package's scope (runtime/native.ts looks there) */
+export const vendorFile = (name: string): string => `${name.replace(/^@/, '').replace(/\//g, '-')}.cjs`;
 
 export const vendorSplit: Plugin = {
   name: 'vendor-split',
   setup(b) {
-    const filter = new RegExp(`^(${VENDOR.join('|')})$`);
+    const filter = new RegExp(`^(${VENDOR.map((v) => v.replace(/[/.]/g, '\\$&')).join('|')})$`);
     b.onResolve({ filter }, (args) =>
       args.kind === 'dynamic-import' ? { path: args.path, namespace: 'vendor' } : undefined,
     );
+    for (const [file, v] of Object.entries(LOCAL_VENDOR)) {
+      const request = new RegExp(`^${v.request.replace(/[/.]/g, '\\$&')}$`);
+      b.onResolve({ filter: request }, (args) =>
+        args.kind === 'dynamic-import' && args.importer.replace(/\\/g, '/').includes(v.importer)
+          ? { path: file, namespace: 'vendor' }
+          : undefined,
+      );
+    }
     // a stub in the bundle: require() (not import()) of the file next to the bundle, so the
     // module's shape is what the bundled import() gave before (default = module.exports)
     b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => ({
-      contents: `module.exports = require(require('node:path').join(__dirname, 'vendor', ${JSON.stringify(`${args.path}.cjs`)}));`,
+      contents: `module.exports = require(require('node:path').join(__dirname, 'vendor', ${JSON.stringify(vendorFile(args.path))}));`,
       loader: 'js',
     }));
   },
@@ -189,7 +219,10 @@ export async function bundle(out: string = distOut): Promise<void> {
       outfile: join(out, 'talon-main.cjs'),
       plugins: [...common.plugins!, vendorSplit],
     }),
-    ...VENDOR.map((name) => build({ ...common, entryPoints: [name], outfile: join(out, 'vendor', `${name}.cjs`) })),
+    ...VENDOR.map((name) => build({ ...common, entryPoints: [name], outfile: join(out, 'vendor', vendorFile(name)) })),
+    ...Object.entries(LOCAL_VENDOR).map(([file, v]) =>
+      build({ ...common, entryPoints: [join(root, v.entry)], outfile: join(out, 'vendor', vendorFile(file)) }),
+    ),
     build({ ...common, entryPoints: [join(root, 'runtime/worker/worker.ts')], outfile: join(out, 'hand-worker.cjs') }),
     ...builtinHands().map((id) =>
       build({

@@ -14,6 +14,8 @@
  *   fetch, llm     kernel services Hands call
  *   supervisor     the Hands' runners (no Hand runs yet); its stop ends any Hand a request started
  *                  while a start was under way that then failed
+ *   tools          the tool registry, approvals, agent runs and MCP clients (./tools.ts): services
+ *                  Hands call; pending approvals a previous run left are expired (never allowed)
  *   chat           marks answers a previous run left unfinished, before HTTP takes new ones
  *   recorder, stats, api   the API over every part, the built-in Hands' surfaces (routes, requests, metrics) included
  *   http, mqtt-commands, home-assistant   the listeners
@@ -70,6 +72,7 @@ import { rollBackFailedStart } from '../../provisioning/device/recover.ts';
 import { webAdminAccounts } from './provisioned-admin.ts';
 import { Lifecycle, type Subsystem } from './lifecycle.ts';
 import { systemdNotifier } from '../systemd.ts';
+import { ToolsSubsystem } from './tools.ts';
 
 // the composition root tells the config layer which Hands are built in (their ids, the default instance)
 setBuiltinHands(BUILTIN_HANDS);
@@ -129,6 +132,7 @@ interface Parts {
   fetch: HandFetch;
   llm: LlmRouter | null;
   supervisor: Supervisor;
+  tools: ToolsSubsystem;
   chat: ChatService;
   recorder: BusRecorder;
   stats: SystemStats;
@@ -477,6 +481,32 @@ export class Kernel {
         },
       },
       {
+        // the tool registry, approvals, agent runs, MCP: before the API that serves them and the Hands that call them
+        name: 'tools',
+        start: async () => {
+          const tools = new ToolsSubsystem({
+            config: p.config.tools,
+            dataDir: p.config.dataDir,
+            deviceId: p.key.id,
+            store: p.store,
+            audit: p.audit,
+            bus: p.bus,
+            sensors: p.sensors,
+            fetch: p.fetch,
+            llm: p.llm,
+            secrets: p.secrets,
+            supervisor: p.supervisor,
+            clock,
+            logger: p.logger,
+          });
+          for (const [method, service] of Object.entries(tools.services()))
+            p.supervisor.registerService(method, service);
+          await tools.start();
+          p.tools = tools;
+        },
+        stop: () => p.tools.stop(),
+      },
+      {
         name: 'chat',
         start: async () => {
           p.chat = new ChatService({ store: p.store, audit: p.audit, clock, answer: chatAnswers(p.llm, p.supervisor) });
@@ -519,6 +549,7 @@ export class Kernel {
               hands: supervisor.list(),
               bus: bus.stats(),
               audit: { seq: audit.head().seq, checkpointSeq: audit.latestCheckpoint()?.seq ?? 0 },
+              tools: p.tools.metrics(),
               process: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
             };
           };
@@ -555,6 +586,7 @@ export class Kernel {
             health,
             llm: p.llm,
             secrets: p.secrets,
+            tools: p.tools.area,
             areas: {
               bus,
               info,
@@ -591,6 +623,7 @@ export class Kernel {
             logger,
             clock,
             ...(config.http.tls ? { tls: config.http.tls } : {}),
+            ...(p.tools.mcpEndpoint ? { mcp: p.tools.mcpEndpoint } : {}),
           });
           await p.http.listen();
           if (p.http.setupCode) {

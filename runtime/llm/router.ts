@@ -305,6 +305,51 @@ export class LlmRouter {
     }
   }
 
+  /**
+   * Embeddings from the first provider of the call's chain that embeds (local ones first when no chain
+   * is configured), under the Hand's budget (about 4 characters a token) and its cloud policy. A provider
+   * that fails is skipped for the next; none that embeds → LLM_UNAVAILABLE naming the chain.
+   */
+  async embed(
+    input: string[],
+    opts: CallOptions & { model?: string } = {},
+  ): Promise<{ provider: string; vectors: number[][] }> {
+    const chain = this.#chain(opts).filter((p) => typeof p.embed === 'function');
+    if (!chain.length)
+      throw new TalonError(
+        'LLM_UNAVAILABLE',
+        `no configured LLM provider makes embeddings (configured: ${this.#names()})`,
+      );
+    const estimate = input.reduce((n, t) => n + Math.ceil(t.length / 4), 0);
+    if (opts.tokensPerHour !== undefined && opts.hand !== undefined) {
+      const used = this.#used(opts.hand);
+      if (estimate > opts.tokensPerHour - used)
+        throw new TalonError(
+          'LLM_BUDGET',
+          `Hand "${opts.hand}" has used ${used} of its ${opts.tokensPerHour} LLM tokens this hour; embedding this is about ${estimate} more`,
+          { details: { tokensPerHour: opts.tokensPerHour, used, estimate } },
+        );
+      this.#windowOf(opts.hand).push({ at: this.#clock.now(), tokens: estimate });
+    }
+    let last: TalonError | undefined;
+    for (const p of chain) {
+      if (!this.breaker(p.name).acquire()) continue;
+      const t0 = this.#clock.now();
+      try {
+        const vectors = await p.embed!(input, opts.model);
+        this.#providerOk(p, this.#clock.now() - t0);
+        return { provider: p.name, vectors };
+      } catch (err) {
+        last = TalonError.from(err);
+        this.breaker(p.name).failure(last);
+        this.#providerFailed(p, last);
+      }
+    }
+    throw (
+      last ?? new TalonError('LLM_UNAVAILABLE', 'every provider that makes embeddings is cooling down after failures')
+    );
+  }
+
   /** a streamed answer; see the file comment for failover and FailoverChunk */
   stream(req: ChatRequest, opts: CallOptions = {}): AsyncIterable<RouterChunk> {
     // checks that fail before anything is streamed throw on the first next()

@@ -35,6 +35,7 @@ const ORDER = [
   'fetch',
   'llm',
   'supervisor',
+  'tools',
   'chat',
   'recorder',
   'stats',
