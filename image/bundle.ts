@@ -107,7 +107,8 @@ export const nativeAddons: Plugin = {
  * Big dependencies loaded only with `await import()` on a path that is rarely taken at start
  * (mqtt.js: only with an external broker; serialport and onoff: only with such drivers;
  * systeminformation: inventory only; selfsigned (node-forge): only to make a TLS certificate;
- * linkedom, Readability and turndown: only when the web.read tool reads an HTML page). Each goes to
+ * linkedom, Readability and turndown: only when the web.read tool reads an HTML page; jsonpath-plus and
+ * csv-parse: only at the json.query and csv.parse tools' first calls). Each goes to
  * its own dist/vendor/<file>.cjs, so its source is neither read, compiled nor kept in memory by a
  * daemon that never uses it.
  */
@@ -120,6 +121,8 @@ export const VENDOR = [
   'linkedom',
   '@mozilla/readability',
   'turndown',
+  'jsonpath-plus',
+  'csv-parse/sync',
 ] as const;
 
 /**

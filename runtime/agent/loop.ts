@@ -210,8 +210,8 @@ export class AgentRunner {
   readonly #runs: RunStore;
   readonly #clock: Clock;
   readonly #newId: () => string;
-  readonly #ajv = createAjv('check');
-  readonly #checkOpts: ValidateFunction;
+  /** compiled at the first run, not at the kernel's start (~20 ms of ajv) */
+  #checkOptsFn: ValidateFunction | undefined;
 
   constructor(deps: AgentRunnerDeps) {
     this.#chat = deps.chat;
@@ -219,7 +219,6 @@ export class AgentRunner {
     this.#runs = deps.runs;
     this.#clock = deps.clock ?? systemClock;
     this.#newId = deps.newId ?? (() => newRunId(this.#clock.now()));
-    this.#checkOpts = this.#ajv.compile(OPTIONS_SCHEMA);
   }
 
   /** `agent.run` for Hands (ctx.agent.run(opts) → ctx.call('agent.run', opts)) */
@@ -303,12 +302,13 @@ export class AgentRunner {
   }
 
   #options(opts: AgentRunOptions): Resolved {
-    if (!this.#checkOpts(opts)) {
-      const f = fieldErrors(this.#checkOpts.errors)
+    const checkOpts = (this.#checkOptsFn ??= createAjv('check').compile(OPTIONS_SCHEMA));
+    if (!checkOpts(opts)) {
+      const f = fieldErrors(checkOpts.errors)
         .map((e) => `${e.path} ${e.message}`)
         .join('; ');
       throw new TalonError('BAD_REQUEST', `agent.run options: ${f}`, {
-        details: { errors: fieldErrors(this.#checkOpts.errors) },
+        details: { errors: fieldErrors(checkOpts.errors) },
       });
     }
     return {

@@ -175,8 +175,17 @@ const toolsConfig = {
               items: { type: 'string', minLength: 1, maxLength: 128 },
               default: ['sensors.list', 'sensors.read', 'actuators.write', 'audit.query', 'hands.list', 'hands.status'],
             },
-            /** what those tools may touch for an assistant (sensors, gpio pins, topics, …) */
-            capabilities: { ...capabilities, default: { sensors: ['*'] } },
+            /** what those tools may touch for an assistant: sensors, actuators' pins, topics it may publish to */
+            capabilities: {
+              type: 'object',
+              additionalProperties: false,
+              default: { sensors: ['*'] },
+              properties: {
+                sensors: strings,
+                gpio: capabilities.properties.gpio,
+                bus: { type: 'object', additionalProperties: false, properties: { publish: strings } },
+              },
+            },
             /** tools whose every call over MCP waits for a person (destructive ones always do) */
             approve: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 128 }, default: [] },
           },

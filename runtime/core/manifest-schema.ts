@@ -31,32 +31,31 @@ export const networkSchema = {
   },
 } as const;
 
-/** `shell`: a program list, or { commands, timeoutMs, maxOutputBytes } */
+/**
+ * `shell`: a program list, or { commands, timeoutMs, maxOutputBytes }. One schema for both forms (`items`
+ * applies only to an array, `properties` only to an object): smaller validators than if/then/else.
+ */
 export const shellSchema = {
   type: ['array', 'object'],
-  if: { type: 'array' },
-  then: stringList,
-  else: {
-    additionalProperties: false,
-    properties: {
-      commands: stringList,
-      /** the longest one command line may run (no fixed ceiling below a day) */
-      timeoutMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
-      /** stdout and stderr together, beyond which the command is stopped and its output cut */
-      maxOutputBytes: { type: 'integer', minimum: 1, maximum: 256 * 1024 * 1024 },
-    },
+  items: stringList.items,
+  maxItems: stringList.maxItems,
+  additionalProperties: false,
+  properties: {
+    commands: stringList,
+    /** the longest one command line may run (no fixed ceiling below a day) */
+    timeoutMs: { type: 'integer', minimum: 100, maximum: 86_400_000 },
+    /** stdout and stderr together, beyond which the command is stopped and its output cut */
+    maxOutputBytes: { type: 'integer', minimum: 1, maximum: 256 * 1024 * 1024 },
   },
 } as const;
 
-/** `tools`: a tool list, or { allow, approve } */
+/** `tools`: a tool list, or { allow, approve } (one schema for both forms, as `shell`) */
 export const toolsSchema = {
   type: ['array', 'object'],
-  if: { type: 'array' },
-  then: stringList,
-  else: {
-    additionalProperties: false,
-    properties: { allow: stringList, approve: stringList },
-  },
+  items: stringList.items,
+  maxItems: stringList.maxItems,
+  additionalProperties: false,
+  properties: { allow: stringList, approve: stringList },
 } as const;
 
 export const capabilitiesSchema = {

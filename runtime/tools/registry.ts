@@ -82,7 +82,13 @@ export class ToolRegistry implements Tools {
   #approvals: ApprovalRequester;
   #config: () => ToolsConfig;
   #clock: Clock;
-  #ajv: Ajv = createAjv('check');
+  /** made at the first schema check or compile, not at the kernel's start */
+  #ajvInstance: Ajv | undefined;
+
+  get #ajv(): Ajv {
+    this.#ajvInstance ??= createAjv('check');
+    return this.#ajvInstance;
+  }
   #counters = new Map<string, ToolCounters>();
 
   constructor(deps: ToolRegistryDeps) {

@@ -11,8 +11,9 @@
  * csv.parse reads RFC 4180 text (quotes, escaped quotes, separators and newlines inside quotes,
  * a BOM, ragged rows) with csv-parse's sync API.
  */
-import { parse as parseCsv } from 'csv-parse/sync';
-import { JSONPath } from 'jsonpath-plus';
+// loaded at a tool's first call, not at the kernel's start (image/bundle.ts keeps them in vendor files)
+const jsonPathLib = (): Promise<typeof import('jsonpath-plus')> => import('jsonpath-plus');
+const csvLib = (): Promise<typeof import('csv-parse/sync')> => import('csv-parse/sync');
 import { TalonError } from '../../core/errors.ts';
 import type { ToolDefinition } from '../types.ts';
 
@@ -95,6 +96,7 @@ export function dataTools(): ToolDefinition[] {
           ? { count: 1, results: [json], paths: ['$'] }
           : { count: 0, results: [], paths: [] };
       }
+      const { JSONPath } = await jsonPathLib();
       let found: Array<{ value: unknown; path: string }>;
       try {
         found = JSONPath({
@@ -152,6 +154,7 @@ export function dataTools(): ToolDefinition[] {
     annotations: { title: 'Parse CSV', readOnlyHint: true, idempotentHint: true, openWorldHint: false },
     capability: 'none',
     async run(input) {
+      const { parse: parseCsv } = await csvLib();
       let records: string[][];
       try {
         records = parseCsv(input.text, {
