@@ -10,7 +10,8 @@
  * nab (the Monitoring Hand's detectors scored on the Numenta Anomaly Benchmark's series),
  * llm (router overhead, failover time, local tokens/s with a generated random-weight GGUF),
  * web (requests/s, the web admin's RSS idle and under 20 SSE streams, page weight),
- * provisioning (first start → provisioned and reconnected; 200 simulated devices at once).
+ * provisioning (first start → provisioned and reconnected; 200 simulated devices at once),
+ * tools (a tool call's kernel cost, in process and from a Hand's worker; the agent loop's cost per step).
  * Ratios are measured in the same run, since the machine is shared and noisy. Idle memory is
  * printed as a second table (VmRSS, RssAnon, RssFile) after the main one.
  */
@@ -42,6 +43,7 @@ import { serialRows } from './serial.ts';
 import { llmRouterRows } from './llm-router.ts';
 import { llmLocalRows } from './llm-local.ts';
 import { webRows } from './web.ts';
+import { toolsRows } from './tools.ts';
 import { provisioningRows } from './provisioning.ts';
 import { imageRows } from './image.ts';
 import { binaryRows } from './binary.ts';
@@ -252,6 +254,7 @@ async function main(): Promise<void> {
     for (const line of text.trimEnd().split('\n')) say(line);
   }
   if (want('web')) await webRows(say);
+  if (want('tools')) await toolsRows(say);
   if (want('provisioning')) await provisioningRows(say);
   if (want('image')) await imageRows(say);
   if (want('binary')) await binaryRows(say);
