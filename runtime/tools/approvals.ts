@@ -27,17 +27,8 @@ export const APPROVAL_INPUT_MAX_BYTES = 4096;
 const NOTE_MAX = 1000;
 const LIST_DEFAULT = 100;
 
-export interface ApprovalRequest {
-  /** who asks: `hand:<name>`, `mcp:<token>` */
-  actor: string;
-  hand?: string;
-  tool: string;
-  input: unknown;
-  /** `destructive`, `approve list`, `untrusted MCP annotations` */
-  reason: string;
-  goal?: string;
-  runId?: string;
-}
+/** what an approval is asked with: the stored Approval's own fields, before the queue adds id, state and times */
+export type ApprovalRequest = Pick<Approval, 'actor' | 'hand' | 'tool' | 'input' | 'reason' | 'goal' | 'runId'>;
 
 export interface ApprovalOutcome {
   approved: boolean;
