@@ -85,7 +85,13 @@ export class ToolsSubsystem {
       },
       timeoutMs: () => config.approvalTimeoutMs,
     });
-    this.registry = new ToolRegistry({ audit, approvals: this.approvals, config: () => config, clock });
+    this.registry = new ToolRegistry({
+      audit,
+      approvals: this.approvals,
+      config: () => config,
+      clock,
+      auditHealth: () => audit.health(),
+    });
     const sensorServices = d.sensors.services();
     const hands = d.supervisor;
     const llm = d.llm;

@@ -41,6 +41,11 @@ export interface ToolRegistryDeps {
   approvals: ApprovalRequester;
   config: () => ToolsConfig;
   clock?: Clock;
+  /**
+   * whether the audit log can be written now (AuditChain.health): a tool that may change anything is
+   * refused (AUDIT_UNAVAILABLE) before it runs while it cannot, since its entry could not be kept
+   */
+  auditHealth?: () => { ok: boolean; reason?: string };
 }
 
 /**
@@ -84,6 +89,7 @@ export class ToolRegistry implements Tools {
   #clock: Clock;
   /** made at the first schema check or compile, not at the kernel's start */
   #ajvInstance: Ajv | undefined;
+  #auditHealth: (() => { ok: boolean; reason?: string }) | undefined;
 
   get #ajv(): Ajv {
     this.#ajvInstance ??= createAjv('check');
@@ -96,6 +102,7 @@ export class ToolRegistry implements Tools {
     this.#approvals = deps.approvals;
     this.#config = deps.config;
     this.#clock = deps.clock ?? systemClock;
+    this.#auditHealth = deps.auditHealth;
   }
 
   /**
@@ -212,6 +219,15 @@ export class ToolRegistry implements Tools {
         );
         approval = { id: o.id, by: o.by };
         if (!o.approved) throw denied(def.name, reason, o);
+      }
+      // an action whose record cannot be kept is not taken (read-only tools still answer)
+      if (!def.annotations.readOnlyHint) {
+        const health = this.#auditHealth?.();
+        if (health && !health.ok)
+          throw new TalonError(
+            'AUDIT_UNAVAILABLE',
+            `${def.name} is refused: ${health.reason ?? 'the audit log cannot be written'}; tools that change anything run again once it can`,
+          );
       }
       // 6. run, within its time
       const timeoutMs = positive(limits?.timeoutMs) ?? positive(def.timeoutMs) ?? DEFAULT_TOOL_TIMEOUT_MS;

@@ -90,13 +90,20 @@ function tool(
   };
 }
 
-function setup(opts: { auditArgs?: boolean; approvals?: ApprovalRequester } = {}) {
+function setup(
+  opts: {
+    auditArgs?: boolean;
+    approvals?: ApprovalRequester;
+    auditHealth?: () => { ok: boolean; reason?: string };
+  } = {},
+) {
   const audit = new RecordingAudit();
   const approvals = opts.approvals ?? new ScriptedApprovals();
   const reg = new ToolRegistry({
     audit,
     approvals,
     config: () => ({ auditArgs: opts.auditArgs ?? false, approvalTimeoutMs: 60_000 }),
+    ...(opts.auditHealth ? { auditHealth: opts.auditHealth } : {}),
   });
   return { audit, approvals, reg };
 }
@@ -526,4 +533,25 @@ test('the kernel services give a Hand tools.list and tools.call under its own gr
   assert.equal(audit.calls().length, 2);
   const s = reg.stats();
   assert.deepEqual({ ok: s.calls['demo.echo']?.ok, denied: s.calls['demo.hidden']?.denied }, { ok: 1, denied: 1 });
+});
+
+test('while the audit log cannot be written, a tool that changes anything is refused before it runs; read-only ones answer', async () => {
+  let health: { ok: boolean; reason?: string } = {
+    ok: false,
+    reason: 'the audit log cannot be written since now (ENOSPC)',
+  };
+  const { reg } = setup({ auditHealth: () => health });
+  const reader = tool('demo.read');
+  const writer = tool('demo.write', { annotations: { readOnlyHint: false, destructiveHint: false } });
+  reg.register(reader);
+  reg.register(writer);
+  const h = hand('h1', ['demo.*']);
+  await rejectsWith(reg.call(h, 'demo.write', { count: 1 }), 'AUDIT_UNAVAILABLE', /ENOSPC/);
+  await rejectsWith(reg.call(admin, 'demo.write', { count: 1 }), 'AUDIT_UNAVAILABLE');
+  assert.equal(writer.runs.length, 0, 'nothing ran');
+  await reg.call(h, 'demo.read', { count: 1 });
+  assert.equal(reader.runs.length, 1);
+  health = { ok: true };
+  await reg.call(h, 'demo.write', { count: 2 });
+  assert.equal(writer.runs.length, 1);
 });
