@@ -143,6 +143,8 @@ const toolsConfig = {
     auditArgs: { type: 'boolean', default: false },
     /** how long an approval waits for a person; no answer is a deny */
     approvalTimeoutMs: positiveMs(300_000, 7 * 24 * 3600 * 1000),
+    /** tool calls a second one Hand or MCP client may make (a burst of twice that); admins are not limited */
+    callsPerSec: { type: 'integer', minimum: 1, maximum: 100_000, default: 50 },
     /** web.search: a SearXNG instance or the Brave Search API */
     search: {
       type: 'object',

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Audit, AuditDecision } from '../audit/types.ts';
 import { createAjv, fieldErrors, type Ajv } from '../core/ajv.ts';
+import { TokenBucket } from '../core/token-bucket.ts';
 import { canonicalize } from '../core/canonical.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { type ErrorCode, TalonError } from '../core/errors.ts';
@@ -34,6 +35,9 @@ const TOOL_NAME_MAX = 200;
 
 /** refusals (the caller may not, or asked wrongly) count as `denied`; the rest as `failed` */
 /** the outcomes /metrics and the audit count as refused (`denied`, decision `deny`) rather than failed */
+/** tool calls a second one Hand or MCP client may make when the config does not say (a burst of twice that) */
+export const DEFAULT_CALLS_PER_SEC = 50;
+
 const DENIALS: readonly ErrorCode[] = ['TOOL_NOT_FOUND', 'CAPABILITY_DENIED', 'TOOL_BAD_INPUT', 'APPROVAL_DENIED'];
 
 export interface ToolRegistryDeps {
@@ -90,6 +94,8 @@ export class ToolRegistry implements Tools {
   /** made at the first schema check or compile, not at the kernel's start */
   #ajvInstance: Ajv | undefined;
   #auditHealth: (() => { ok: boolean; reason?: string }) | undefined;
+  /** per caller (actor): its calls-per-second bucket, and the refusals not yet in an audit entry */
+  #quotas = new Map<string, { bucket: TokenBucket; refused: number; auditedAt: number }>();
 
   get #ajv(): Ajv {
     this.#ajvInstance ??= createAjv('check');
@@ -163,6 +169,7 @@ export class ToolRegistry implements Tools {
   async call(caller: ToolCaller, name: string, input: unknown, opts: ToolCallOptions = {}): Promise<ToolResult> {
     const t0 = performance.now();
     const value = input === undefined ? {} : input;
+    if (!caller.admin) await this.#quota(caller, typeof name === 'string' ? name : String(name), value);
     const entry = typeof name === 'string' ? this.#tools.get(name) : undefined;
     let approval: { id: string; by: string } | undefined;
     try {
@@ -406,6 +413,48 @@ export class ToolRegistry implements Tools {
       this.#clock.clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * the caller's calls per second (config callsPerSec, a burst of twice that): past it QUOTA_EXCEEDED,
+   * without running anything; the refusals are audited once a second per caller, with their count
+   */
+  async #quota(caller: ToolCaller, name: string, input: unknown): Promise<void> {
+    const now = this.#clock.now();
+    const rate = this.#config().callsPerSec ?? DEFAULT_CALLS_PER_SEC;
+    let q = this.#quotas.get(caller.actor);
+    if (!q || q.bucket.rate !== rate) {
+      if (this.#quotas.size >= 4096) this.#quotas.clear();
+      q = { bucket: new TokenBucket({ rate, burst: rate * 2, now }), refused: 0, auditedAt: -Infinity };
+      this.#quotas.set(caller.actor, q);
+    }
+    if (q.bucket.take(now)) return;
+    q.refused++;
+    this.#count(this.#tools.has(name) ? name : '(unknown)', 'denied', 0);
+    if (now - q.auditedAt >= 1000) {
+      const refused = q.refused;
+      q.refused = 0;
+      q.auditedAt = now;
+      await this.#audit
+        .record({
+          actor: caller.actor,
+          action: 'tool.call',
+          subject: name.slice(0, 200),
+          decision: 'deny',
+          detail: {
+            ...(caller.hand !== undefined && { hand: caller.hand }),
+            argsHash: argsHash(input),
+            outcome: 'QUOTA_EXCEEDED',
+            refused,
+          },
+        })
+        .catch(() => {});
+    }
+    throw new TalonError(
+      'QUOTA_EXCEEDED',
+      `${who(caller)} called tools more than ${rate} times a second (tools.callsPerSec); wait and call again`,
+      { details: { callsPerSec: rate } },
+    );
   }
 
   #count(name: string, kind: 'ok' | 'denied' | 'failed', ms: number): void {

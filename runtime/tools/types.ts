@@ -96,6 +96,12 @@ export interface ToolsConfig {
   auditArgs: boolean;
   /** how long an approval waits for a person before it counts as denied */
   approvalTimeoutMs: number;
+  /**
+   * tool calls a second one Hand or MCP client may make (twice that in a burst); past it QUOTA_EXCEEDED,
+   * audited once a second with the count (each call is a signed, durable audit entry: this bounds
+   * what one caller can write into the log). Admins are not limited. Default 50.
+   */
+  callsPerSec?: number;
 }
 
 export interface ToolCallOptions {

@@ -84,7 +84,7 @@ export async function toolsRows(say: (line: string) => void): Promise<void> {
   const registry = new ToolRegistry({
     audit,
     approvals,
-    config: () => ({ auditArgs: false, approvalTimeoutMs: 60_000 }),
+    config: () => ({ auditArgs: false, approvalTimeoutMs: 60_000, callsPerSec: 1_000_000 }),
   });
   const time = kernelTools({
     services: () => undefined,
@@ -147,7 +147,7 @@ export async function toolsRows(say: (line: string) => void): Promise<void> {
   const unaudited = new ToolRegistry({
     audit: { record: async () => {} },
     approvals,
-    config: () => ({ auditArgs: false, approvalTimeoutMs: 60_000 }),
+    config: () => ({ auditArgs: false, approvalTimeoutMs: 60_000, callsPerSec: 1_000_000 }),
   });
   unaudited.register({ ...NOOP, source: 'builtin' });
   say(

@@ -49,6 +49,7 @@ const EXPECTED_DEFAULTS: TalonConfig = {
   tools: {
     auditArgs: false,
     approvalTimeoutMs: 300000,
+    callsPerSec: 50,
     mcp: {
       servers: [],
       serve: {

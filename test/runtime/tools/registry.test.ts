@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { Audit, AuditEvent } from '../../../runtime/audit/types.ts';
 import { canonicalJson } from '../../../runtime/core/canonical.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
+import { systemClock } from '../../../runtime/core/clock.ts';
 import { NO_CAPABILITIES } from '../../../runtime/core/grants.ts';
 import type { Capabilities } from '../../../runtime/core/hand.ts';
 import { Store } from '../../../runtime/store/store.ts';
@@ -554,4 +555,46 @@ test('while the audit log cannot be written, a tool that changes anything is ref
   health = { ok: true };
   await reg.call(h, 'demo.write', { count: 2 });
   assert.equal(writer.runs.length, 1);
+});
+
+test('a Hand calling faster than tools.callsPerSec gets QUOTA_EXCEEDED without the tool running, audited once a second with the count', async () => {
+  let now = 1_000_000;
+  const clock = { ...systemClock, now: () => now };
+  const audit = new RecordingAudit();
+  const reg = new ToolRegistry({
+    audit,
+    approvals: new ScriptedApprovals(),
+    config: () => ({ auditArgs: false, approvalTimeoutMs: 60_000, callsPerSec: 5 }),
+    clock,
+  });
+  const t = tool('demo.echo');
+  reg.register(t);
+  const h = hand('busy', ['demo.*']);
+  // a burst of twice the rate passes
+  for (let i = 0; i < 10; i++) await reg.call(h, 'demo.echo', { count: i });
+  const refusals: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    try {
+      await reg.call(h, 'demo.echo', { count: i });
+    } catch (err) {
+      refusals.push((err as TalonError).code);
+    }
+  }
+  assert.deepEqual(new Set(refusals), new Set(['QUOTA_EXCEEDED']));
+  assert.equal(refusals.length, 30);
+  assert.equal(t.runs.length, 10, 'the refused calls never ran');
+  const quota = () => audit.calls().filter((e) => e.detail?.outcome === 'QUOTA_EXCEEDED');
+  assert.equal(quota().length, 1, 'one entry for the second, not one per refusal');
+  assert.equal(quota()[0]!.detail!.refused, 1);
+  // a second later: five more tokens (the rate), then refused again; that refusal is the next entry,
+  // carrying the 29 refusals not yet in one plus itself
+  now += 1000;
+  for (let i = 0; i < 5; i++) await reg.call(h, 'demo.echo', { count: i });
+  await rejectsWith(reg.call(h, 'demo.echo', { count: 0 }), 'QUOTA_EXCEEDED', /5 times a second/);
+  assert.equal(quota().length, 2);
+  assert.equal(quota()[1]!.detail!.refused, 30);
+  // the quota is per caller; admins have none
+  await reg.call(hand('other', ['demo.*']), 'demo.echo', { count: 1 });
+  for (let i = 0; i < 20; i++) await reg.call(admin, 'demo.echo', { count: 1 });
+  assert.equal(reg.stats().calls['demo.echo']!.denied, 31);
 });
