@@ -931,7 +931,10 @@ export class HandRunner {
       return await service({ name: this.name, grants: s.grants.caps }, args);
     } catch (err) {
       const e = TalonError.from(err);
-      if (e.code === 'CAPABILITY_DENIED') {
+      if (e.code === 'CAPABILITY_DENIED' && method === 'tools.call') {
+        // the tool registry wrote its own tool.call entry for this refusal: counted here, not audited twice
+        this.#counters.denied++;
+      } else if (e.code === 'CAPABILITY_DENIED') {
         // a service may name what was refused (net.fetch: { action, subject: 'host:port' })
         const d = isRecord(e.details) ? e.details : {};
         const action = typeof d.action === 'string' ? d.action : method;

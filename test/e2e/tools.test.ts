@@ -279,6 +279,12 @@ test("Talon's /mcp, driven by the MCP SDK's client: only the exposed tools, call
     assert.match(String(e.detail.argsHash), /^[0-9a-f]{64}$/);
     assert.equal(e.detail.args, undefined, 'the input itself is not audited unless tools.auditArgs');
   }
+  // one entry per refusal: the kernel's generic capability.check denial is not written again for a tool call
+  const checks = await api('/api/v1/audit?action=capability.check&decision=deny&limit=500');
+  assert.deepEqual(
+    (checks.body.items as Array<{ actor: string }>).filter((e) => e.actor === 'hand:smith'),
+    [],
+  );
 });
 
 test('the daemon keeps its tools in the OpenAPI document and /metrics', async () => {
