@@ -56,6 +56,8 @@ export interface AgentRunnerDeps {
   runs: RunStore;
   clock?: Clock;
   newId?: () => string;
+  /** USD for one turn's tokens on a provider (the router's `prices`), undefined when it has no price */
+  cost?: (provider: string, usage: { inputTokens: number; outputTokens: number }) => number | undefined;
 }
 
 export const AGENT_DEFAULTS = { maxSteps: 8, maxTokens: 8000, deadlineMs: 120_000, maxResultChars: 4000 } as const;
@@ -210,6 +212,7 @@ export class AgentRunner {
   readonly #runs: RunStore;
   readonly #clock: Clock;
   readonly #newId: () => string;
+  #cost: AgentRunnerDeps['cost'];
   /** compiled at the first run, not at the kernel's start (~20 ms of ajv) */
   #checkOptsFn: ValidateFunction | undefined;
 
@@ -219,6 +222,7 @@ export class AgentRunner {
     this.#runs = deps.runs;
     this.#clock = deps.clock ?? systemClock;
     this.#newId = deps.newId ?? (() => newRunId(this.#clock.now()));
+    this.#cost = deps.cost;
   }
 
   /** `agent.run` for Hands (ctx.agent.run(opts) → ctx.call('agent.run', opts)) */
@@ -401,6 +405,8 @@ export class AgentRunner {
         step.model = res.model;
         run.usage.inputTokens += res.usage.inputTokens;
         run.usage.outputTokens += res.usage.outputTokens;
+        const cost = this.#cost?.(res.provider, res.usage);
+        if (cost !== undefined) run.cost = (run.cost ?? 0) + cost;
         return res;
       } finally {
         step.modelMs = clock.now() - m0;

@@ -151,6 +151,12 @@ export class ToolsSubsystem {
       tools: this.registry,
       runs: this.runs,
       clock,
+      ...(llm
+        ? {
+            cost: (provider: string, usage: { inputTokens: number; outputTokens: number }) =>
+              llm.costOf(provider, usage),
+          }
+        : {}),
     });
 
     this.mcpClients = new McpClients({

@@ -88,6 +88,16 @@ export const llmConfigSchema = {
       },
     },
     auditPrompts: { type: 'boolean', default: false },
+    /** USD per million tokens, per provider name: the usage page's and agent runs' cost estimates */
+    prices: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['inputPerMTok', 'outputPerMTok'],
+        properties: { inputPerMTok: { type: 'number', minimum: 0 }, outputPerMTok: { type: 'number', minimum: 0 } },
+      },
+    },
   },
 } as const;
 

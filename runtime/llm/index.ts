@@ -101,6 +101,7 @@ export async function createRouter(
       retry: cfg.retry,
       timeouts: cfg.timeouts,
       auditPrompts: cfg.auditPrompts,
+      ...(cfg.prices ? { prices: cfg.prices } : {}),
     },
     { audit: deps.audit, clock: deps.clock, random: deps.random },
   );

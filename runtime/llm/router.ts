@@ -350,6 +350,14 @@ export class LlmRouter {
     );
   }
 
+  /** USD for `usage` on `provider` at its configured price (`prices`), undefined when it has none */
+  costOf(provider: string, usage: { inputTokens: number; outputTokens: number }): number | undefined {
+    const price = this.#cfg.prices?.[provider];
+    return price
+      ? (usage.inputTokens * price.inputPerMTok + usage.outputTokens * price.outputPerMTok) / 1e6
+      : undefined;
+  }
+
   /** a streamed answer; see the file comment for failover and FailoverChunk */
   stream(req: ChatRequest, opts: CallOptions = {}): AsyncIterable<RouterChunk> {
     // checks that fail before anything is streamed throw on the first next()

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentRunner, DEFAULT_SYSTEM, feedBack, newRunId, type AgentChat } from '../../../runtime/agent/loop.ts';
 import { RunStore } from '../../../runtime/agent/runs.ts';
+import { systemClock } from '../../../runtime/core/clock.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import type { Capabilities } from '../../../runtime/core/hand.ts';
 import { OpenAiProvider } from '../../../runtime/llm/providers/openai.ts';
@@ -218,6 +219,36 @@ describe('AgentRunner over the OpenAI wire format', () => {
     await approvals.stop();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a run's cost is the provider's prices over each turn's tokens (the router's costOf); none without a price", async () => {
+    const priced = new LlmRouter(
+      {
+        providers: [provider],
+        chains: { default: ['fake'] },
+        retry: { maxAttempts: 1, baseMs: 1, maxMs: 1, jitter: 0 },
+        timeouts: { firstTokenMs: 5000, stallMs: 5000 },
+        prices: { fake: { inputPerMTok: 2, outputPerMTok: 10 } },
+      },
+      { audit: { record: async () => {} }, clock: systemClock, random: Math.random },
+    );
+    const withCost = (r: LlmRouter): AgentRunner =>
+      new AgentRunner({
+        chat: (c, req, opts) => r.chat(req, { hand: c.hand, purpose: opts.purpose }),
+        tools,
+        runs,
+        cost: (p, u) => r.costOf(p, u),
+      });
+    fake.reply(
+      { toolCalls: [call('c1', 'math.add', { a: 1, b: 1 })], usage: { input: 1000, output: 100 } },
+      { text: '2', usage: { input: 2000, output: 50 } },
+    );
+    const a = await withCost(priced).run(caller(), { goal: 'add', tools: ['math.add'] });
+    // (3000 × 2 + 150 × 10) / 1e6 USD
+    assert.ok(Math.abs((await runs.get(a.runId)).cost! - 0.0075) < 1e-12);
+    fake.reply({ text: 'nothing to do', usage: { input: 10, output: 2 } });
+    const b = await withCost(router).run(caller(), { goal: 'nothing', tools: ['math.add'] });
+    assert.equal((await runs.get(b.runId)).cost, undefined);
   });
 
   test('two steps: a tool call, its result fed back, then the answer; the run is stored', async () => {
