@@ -439,6 +439,12 @@ export class LocalProvider implements LlmProvider {
           arguments: (c.params && typeof c.params === 'object' ? c.params : {}) as Record<string, unknown>,
         }));
         for (const call of toolCalls) push({ type: 'tool_call', call });
+        // node-llama-cpp reports no onToken for the tokens of a function call: count what was said, so a
+        // tool-calling turn is charged to the budget (the router's, an agent run's) like any other
+        if (toolCalls.length > 0) {
+          const said = r.response + toolCalls.map((c) => c.name + JSON.stringify(c.arguments)).join('');
+          outputTokens = Math.max(outputTokens, l.model.tokenize(said).length);
+        }
         const stopReason = r.metadata.stopReason;
         const finishReason: ChatResult['finishReason'] =
           toolCalls.length > 0 ? 'tool_calls' : stopReason === 'maxTokens' ? 'length' : 'stop';

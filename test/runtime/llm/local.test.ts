@@ -178,6 +178,8 @@ describe('LocalProvider (node-llama-cpp on a random GGUF)', () => {
     assert.ok(done?.type === 'done');
     assert.equal(done.result.finishReason, 'tool_calls');
     assert.deepEqual(done.result.toolCalls, calls);
+    // the call's own tokens are counted (node-llama-cpp reports none for them): a budget sees the turn
+    assert.ok(done.result.usage.outputTokens >= 3, `outputTokens ${done.result.usage.outputTokens}`);
 
     // the answer to the call goes back in the history; the model continues after it
     const r = await p.chat({
