@@ -60,6 +60,9 @@ export interface AgentRunnerDeps {
   cost?: (provider: string, usage: { inputTokens: number; outputTokens: number }) => number | undefined;
 }
 
+/** a step's and a call's durations (fractions of a ms, monotonic); deadlines keep the injected clock */
+const stopwatch = (): number => performance.now();
+
 export const AGENT_DEFAULTS = { maxSteps: 8, maxTokens: 8000, deadlineMs: 120_000, maxResultChars: 4000 } as const;
 export const AGENT_LIMITS = { maxSteps: 64, deadlineMs: 3_600_000 } as const;
 /** the `purpose` the router picks a chain by (`llm.chains.agent`) */
@@ -388,12 +391,12 @@ export class AgentRunner {
       overheadMs: 0,
     });
     const record = async (step: AgentStep, t0: number, toolMs: number, store = true): Promise<void> => {
-      step.overheadMs = Math.max(0, clock.now() - t0 - step.modelMs - toolMs);
+      step.overheadMs = Math.max(0, stopwatch() - t0 - step.modelMs - toolMs);
       run.steps.push(step);
       if (store) await this.#runs.update(run);
     };
     const ask = async (req: Omit<ChatRequest, 'signal' | 'messages'>, step: AgentStep): Promise<ChatResult> => {
-      const m0 = clock.now();
+      const m0 = stopwatch();
       try {
         const res = await raceAbort(
           this.#chat(caller, { ...req, messages: messages.slice(), signal }, { purpose: AGENT_PURPOSE }),
@@ -409,7 +412,7 @@ export class AgentRunner {
         if (cost !== undefined) run.cost = (run.cost ?? 0) + cost;
         return res;
       } finally {
-        step.modelMs = clock.now() - m0;
+        step.modelMs = stopwatch() - m0;
       }
     };
     const answerCheck = (text: string): { ok: true; value: unknown } | { ok: false; why: string } => {
@@ -435,7 +438,7 @@ export class AgentRunner {
           `the agent run took its ${o.maxSteps} step(s) without an answer; raise maxSteps or narrow the goal`,
         );
       const left = budgetLeft();
-      const t0 = clock.now();
+      const t0 = stopwatch();
       const step = newStep();
       let res: ChatResult;
       try {
@@ -498,7 +501,7 @@ export class AgentRunner {
           content: `Give your final answer now as JSON only, matching this JSON Schema: ${JSON.stringify(o.jsonSchema)}. Your last answer ${first.why}.`,
         });
         const left2 = budgetLeft();
-        const t1 = clock.now();
+        const t1 = stopwatch();
         const step2 = newStep();
         let res2: ChatResult;
         try {
@@ -559,13 +562,13 @@ export class AgentRunner {
           await record(step, t0, toolMs, false);
           throw end('AGENT_LOOP', `${why}; the run is stopped (a loop)`);
         }
-        const c0 = clock.now();
+        const c0 = stopwatch();
         try {
           const r = await raceAbort(
             this.#tools.call(caller, call.name, call.arguments, { signal, runId: run.id, goal: o.goal }),
             signal,
           );
-          const wall = clock.now() - c0;
+          const wall = stopwatch() - c0;
           const ms = Math.min(wall, Number.isFinite(r.ms) ? r.ms : wall);
           toolMs += ms;
           const fed = feedBack(r.output, o.maxResultChars, r.truncated);
@@ -579,7 +582,7 @@ export class AgentRunner {
           });
           messages.push({ role: 'tool', toolCallId: call.id, content: fed.text });
         } catch (err) {
-          const ms = clock.now() - c0;
+          const ms = stopwatch() - c0;
           toolMs += ms;
           const e = TalonError.from(signal.aborted ? signal.reason : err);
           step.calls.push({
