@@ -79,9 +79,17 @@ export class ToolsSubsystem {
       store,
       audit,
       clock,
+      // retained while it waits (a client that connects later sees it); once answered or expired the retained
+      // copy is cleared and the outcome goes out once, so the topic tree holds only what still waits
       publish: (a) => {
-        if (bus.isUp())
-          bus.publish(topics.approval(deviceId, a.id), JSON.stringify(a), { qos: 1, retain: true }).catch(() => {});
+        if (!bus.isUp()) return;
+        const topic = topics.approval(deviceId, a.id);
+        const body = JSON.stringify(a);
+        const sent =
+          a.state === 'pending'
+            ? bus.publish(topic, body, { qos: 1, retain: true })
+            : bus.publish(topic, '', { qos: 1, retain: true }).then(() => bus.publish(topic, body, { qos: 1 }));
+        sent.catch(() => {});
       },
       timeoutMs: () => config.approvalTimeoutMs,
     });

@@ -182,7 +182,8 @@ test('a destructive call waits for a person: approved from the CLI, denied over 
   try {
     const seen: Array<{ id: string; state: string }> = [];
     admin.on('message', (topic, payload) => {
-      if (topic.includes('/approvals/')) seen.push(JSON.parse(payload.toString()));
+      // an empty payload is the retained copy being cleared (MQTT's convention)
+      if (topic.includes('/approvals/') && payload.length > 0) seen.push(JSON.parse(payload.toString()));
     });
     await admin.subscribeAsync(`talon/${d.deviceId()}/approvals/+`);
     const denied = ask({ op: 'call', name: 'file.write', input: { path: 'x.txt', content: 'y' } }, 60_000);
@@ -204,6 +205,26 @@ test('a destructive call waits for a person: approved from the CLI, denied over 
     assert.equal(r.error?.code, 'APPROVAL_DENIED');
     assert.match(r.error!.message, /keep it/);
     assert.ok(existsSync(join(d.dataDir, 'hands', 'smith', 'files', 'x.txt')), 'a denied delete deletes nothing');
+    // the outcome went out to whoever listened; the retained copies are cleared: nothing answered stays in the tree
+    for (let i = 0; i < 100 && !seen.some((s) => s.id === b.id && s.state === 'denied'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.ok(seen.some((s) => s.id === b.id && s.state === 'denied'));
+    const late = await mqtt.connectAsync(`mqtt://127.0.0.1:${d.mqttPort}`, {
+      username: 'token',
+      password: d.token(),
+      reconnectPeriod: 0,
+    });
+    try {
+      const retained: string[] = [];
+      late.on('message', (topic, payload, packet) => {
+        if (packet.retain && payload.length > 0) retained.push(topic);
+      });
+      await late.subscribeAsync(`talon/${d.deviceId()}/approvals/+`);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(retained, [], 'no answered approval is kept retained');
+    } finally {
+      await late.endAsync();
+    }
   } finally {
     await admin.endAsync();
   }
