@@ -107,6 +107,10 @@ export class ToolsSubsystem {
       clock,
       kernel: {
         services: (m) => sensorServices[m],
+        actuatorPin: (id) => {
+          const a = d.sensors.actuators().find((x) => x.id === id);
+          return a === undefined ? undefined : (a.pin ?? null);
+        },
         publish: (topic, payload, opts) => bus.publish(topic, payload, opts),
         deviceRoot: topics.root(deviceId),
         store: { scope: (owner) => scopedStore(store, owner) },

@@ -75,6 +75,11 @@ export interface KernelToolDeps {
     start(name: string, actor: string): Promise<HandStatus>;
     stop(name: string, actor: string): Promise<HandStatus>;
   };
+  /**
+   * an actuator's BCM pin (null: it has none, undefined: no such actuator), so actuators.write is refused
+   * before a person is asked to approve a call that cannot pass; absent: the sensor registry alone checks
+   */
+  actuatorPin?: (id: string) => number | null | undefined;
   /** embeddings from the LLM router, under the caller's llm budget; absent: no provider embeds */
   embed?: (
     texts: string[],
@@ -249,14 +254,32 @@ export function kernelTools(deps: KernelToolDeps): ToolDefinition[] {
       },
       capability: "gpio: the actuator's BCM pin must be in the grant",
       timeoutMs: 15_000,
-      check(_input, caller) {
-        // the pin itself is checked by the sensor registry; without any pin no call can pass, so no person is asked
+      check(input, caller) {
+        // refused before a person is asked: no pins at all, an unknown actuator, or one whose pin is not granted
+        // (the sensor registry checks the pin again when it writes)
+        const id = (input as { id: string }).id;
         if (caller.grants.gpio.length === 0)
           throw new TalonError(
             'CAPABILITY_DENIED',
             `${nameOf(caller)} may not drive actuators; its gpio grant holds no pins`,
-            { details: { action: 'actuators.write', subject: (_input as { id: string }).id } },
+            {
+              details: { action: 'actuators.write', subject: id },
+            },
           );
+        if (deps.actuatorPin) {
+          const pin = deps.actuatorPin(id);
+          if (pin === undefined)
+            throw new TalonError(
+              'ACTUATOR_NOT_FOUND',
+              `there is no actuator "${id.slice(0, 80)}" (actuators.list names them)`,
+            );
+          if (pin === null || !caller.grants.gpio.includes(pin))
+            throw new TalonError(
+              'CAPABILITY_DENIED',
+              `${nameOf(caller)} may not drive actuator ${id}${pin === null ? '' : ` on pin ${pin}`}; its gpio grant holds pins ${caller.grants.gpio.join(', ')}`,
+              { details: { action: 'actuators.write', subject: id } },
+            );
+        }
         return null;
       },
       async run(input, ctx) {

@@ -134,6 +134,10 @@ before(async () => {
   ]);
   Object.assign(deps, {
     services: (m: string) => services[m],
+    actuatorPin: (id: string) => {
+      const a = sensors.actuators().find((x) => x.id === id);
+      return a === undefined ? undefined : (a.pin ?? null);
+    },
     publish: async (topic: string, payload: string, opts: unknown) => void published.push({ topic, payload, opts }),
     deviceRoot: ROOT,
     store: { scope },
@@ -227,7 +231,7 @@ test('sensors.list and sensors.read keep to the sensors grant; an admin reads an
   await rejectsWith(reg.call(admin, 'sensors.read', { id: 'no.such' }), 'SENSOR_NOT_FOUND');
 });
 
-test('actuators.write asks a person, then the gpio grant decides; no pins at all is refused before asking', async () => {
+test('actuators.write: refused before anyone is asked when the pin is not granted or the actuator unknown; else a person decides', async () => {
   const before = (await approvals.list({ limit: 1000 })).length;
   const ok = hand('gardener', caps({ gpio: [17] }));
   const r = await reg.call(ok, 'actuators.write', { id: 'pump', value: true });
@@ -243,8 +247,10 @@ test('actuators.write asks a person, then the gpio grant decides; no pins at all
   await rejectsWith(
     reg.call(hand('gardener', caps({ gpio: [5] })), 'actuators.write', { id: 'pump', value: false }),
     'CAPABILITY_DENIED',
-    /BCM 17/,
+    /actuator pump on pin 17; its gpio grant holds pins 5/,
   );
+  await rejectsWith(reg.call(ok, 'actuators.write', { id: 'valve', value: true }), 'ACTUATOR_NOT_FOUND');
+  assert.equal((await approvals.list({ limit: 1000 })).length, before + 1, 'nobody was asked about either');
   answer = 'deny';
   try {
     await rejectsWith(
