@@ -34,6 +34,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ValidateFunction } from 'ajv';
 import { createAjv, fieldErrors } from '../core/ajv.ts';
+import { boundedJson } from '../core/bounded-json.ts';
 import { canonicalize } from '../core/canonical.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { TalonError, type ErrorCode } from '../core/errors.ts';
@@ -62,6 +63,9 @@ export interface AgentRunnerDeps {
 
 /** a step's and a call's durations (fractions of a ms, monotonic); deadlines keep the injected clock */
 const stopwatch = (): number => performance.now();
+
+/** the largest answer schema a run takes (it is compiled on the kernel's thread) */
+export const MAX_ANSWER_SCHEMA_BYTES = 64 * 1024;
 
 export const AGENT_DEFAULTS = { maxSteps: 8, maxTokens: 8000, deadlineMs: 120_000, maxResultChars: 4000 } as const;
 export const AGENT_LIMITS = { maxSteps: 64, deadlineMs: 3_600_000 } as const;
@@ -249,6 +253,12 @@ export class AgentRunner {
     const offered = this.#resolve(caller, o.tools);
     let check: ValidateFunction | undefined;
     if (o.jsonSchema) {
+      // compiled on the kernel's thread from what a Hand sent: bounded first, like everything that crosses over
+      if (boundedJson(o.jsonSchema, MAX_ANSWER_SCHEMA_BYTES) === null)
+        throw new TalonError(
+          'BAD_REQUEST',
+          `agent.run: jsonSchema is larger than ${MAX_ANSWER_SCHEMA_BYTES} bytes of JSON (or not JSON)`,
+        );
       try {
         // an instance per run: answer schemas are not cached for ever, and two runs' `$id`s never clash
         check = createAjv('check').compile(o.jsonSchema);

@@ -548,7 +548,11 @@ export function shellTools(deps: { clock?: Clock } = {}): ToolDefinition[] {
       required: ['command'],
       properties: {
         command: { type: 'string', minLength: 1, maxLength: MAX_COMMAND_BYTES, description: 'the command line' },
-        stdin: { type: 'string', description: 'text fed to the line as its standard input (default: none)' },
+        stdin: {
+          type: 'string',
+          maxLength: 10 * 1024 * 1024,
+          description: 'text fed to the line as its standard input (default: none; at most 10 MiB)',
+        },
         timeoutMs: {
           type: 'integer',
           minimum: 1,

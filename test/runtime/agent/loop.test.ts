@@ -251,6 +251,16 @@ describe('AgentRunner over the OpenAI wire format', () => {
     assert.equal((await runs.get(b.runId)).cost, undefined);
   });
 
+  test('an answer schema over 64 KiB of JSON is refused before anything runs or is stored', async () => {
+    const big = { type: 'object', description: 'x'.repeat(70_000) };
+    const before = (await runs.list({ limit: 200 })).length;
+    await assert.rejects(
+      runner().run(caller(), { goal: 'g', tools: ['math.add'], jsonSchema: big }),
+      (e: TalonError) => e.code === 'BAD_REQUEST' && /jsonSchema is larger than 65536/.test(e.message),
+    );
+    assert.equal((await runs.list({ limit: 200 })).length, before);
+  });
+
   test('two steps: a tool call, its result fed back, then the answer; the run is stored', async () => {
     fake.reply(
       { toolCalls: [call('c1', 'math.add', { a: 2, b: 3 })], usage: { input: 40, output: 10 } },
