@@ -26,6 +26,8 @@ export const APPROVAL_INPUT_MAX_BYTES = 4096;
 /** a person's note, at most this many characters */
 const NOTE_MAX = 1000;
 const LIST_DEFAULT = 100;
+/** calls one caller may have waiting for a person at once; more are denied at once, asking nobody */
+export const MAX_PENDING_PER_ACTOR = 20;
 
 /** what an approval is asked with: the stored Approval's own fields, before the queue adds id, state and times */
 export type ApprovalRequest = Pick<Approval, 'actor' | 'hand' | 'tool' | 'input' | 'reason' | 'goal' | 'runId'>;
@@ -132,6 +134,16 @@ export class Approvals implements ApprovalsApi, ApprovalRequester {
     const id = newId(now, this.#seq++);
     if (this.#stopped) return { approved: false, by: 'shutdown', note: 'Talon is stopping', id };
     if (signal?.aborted) return { approved: false, by: 'cancelled', note: 'the caller went away', id };
+    // one caller cannot bury everyone else's requests: past its share of waiting ones, a deny at once
+    let mine = 0;
+    for (const w of this.#waiting.values()) if (w.approval.actor === req.actor) mine++;
+    if (mine >= MAX_PENDING_PER_ACTOR)
+      return {
+        approved: false,
+        by: 'kernel',
+        note: `${req.actor} already has ${mine} calls waiting for a person; answer or let them expire first`,
+        id,
+      };
     const timeoutMs = Math.max(1, this.#timeoutMs());
     const approval: Approval = {
       id,

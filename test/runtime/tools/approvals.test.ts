@@ -15,7 +15,7 @@ import type { Clock } from '../../../runtime/core/clock.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import { DeviceKey } from '../../../runtime/secrets/device-key.ts';
 import { Store } from '../../../runtime/store/store.ts';
-import { APPROVALS_KEPT, Approvals } from '../../../runtime/tools/approvals.ts';
+import { MAX_PENDING_PER_ACTOR, APPROVALS_KEPT, Approvals } from '../../../runtime/tools/approvals.ts';
 import { argsHash } from '../../../runtime/tools/registry.ts';
 import type { Approval } from '../../../runtime/tools/types.ts';
 
@@ -312,3 +312,23 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000): Pro
     await new Promise((r) => setTimeout(r, 2));
   }
 }
+
+test('one caller has at most 20 calls waiting: the 21st is denied at once, asking nobody; others still ask', async () => {
+  const env = await openEnv();
+  try {
+    const q = new Approvals({ store: env.store, audit: env.chain, timeoutMs: () => 600_000 });
+    await q.start();
+    const waiting = Array.from({ length: MAX_PENDING_PER_ACTOR }, () => q.request(ask));
+    await waitFor(() => q.pending() === MAX_PENDING_PER_ACTOR);
+    const over = await q.request(ask);
+    assert.deepEqual([over.approved, over.by], [false, 'kernel']);
+    assert.match(over.note ?? '', /already has 20 calls waiting/);
+    assert.equal(q.pending(), MAX_PENDING_PER_ACTOR, 'nobody was asked about it');
+    const other = q.request({ ...ask, actor: 'hand:reporter', hand: 'reporter' });
+    await waitFor(() => q.pending() === MAX_PENDING_PER_ACTOR + 1);
+    await q.stop();
+    for (const o of [...(await Promise.all(waiting)), await other]) assert.equal(o.approved, false);
+  } finally {
+    await env.close();
+  }
+});
