@@ -31,6 +31,25 @@ const root = join(import.meta.dirname, '..');
 const distOut = join(root, 'dist');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 
+/**
+ * the build's time for BUILD_TIME (runtime/version.ts): the commit's time, so two builds of one commit are the same;
+ * SOURCE_DATE_EPOCH (seconds) wins, as reproducible builds expect
+ */
+function commitTime(): number {
+  const epoch = Number(process.env.SOURCE_DATE_EPOCH);
+  if (Number.isFinite(epoch) && epoch > 0) return epoch * 1000;
+  try {
+    const s = execFileSync('git', ['log', '-1', '--format=%ct'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    return Number(s) > 0 ? Number(s) * 1000 : Date.parse('2026-12-01T00:00:00Z');
+  } catch {
+    return Date.parse('2026-12-01T00:00:00Z');
+  }
+}
+
 function commit(): string {
   if (process.env.TALON_COMMIT) return process.env.TALON_COMMIT;
   try {
@@ -192,6 +211,7 @@ export const common: BuildOptions = {
     __TALON_BUNDLE__: 'true',
     __TALON_VERSION__: JSON.stringify(pkg.version),
     __TALON_COMMIT__: JSON.stringify(commit()),
+    __TALON_BUILD_TIME__: String(commitTime()),
   },
   external: ['node-llama-cpp', 'node-gyp-build'],
   plugins: [precompiledSchemas, nativeAddons],

@@ -232,6 +232,31 @@ const hand = {
     settings: { type: 'object', default: {} },
     capabilities,
     quotas,
+    /** absent = always; no `default` keyword so a validated config is unchanged for Hands that do not use it */
+    mode: {
+      type: 'string',
+      enum: ['always', 'on-demand'],
+      description:
+        'always (default): started with the kernel; on-demand: started by a job, the API or a message to its task inbox (hands/<name>/tasks), stopped after idleStopMs without work',
+    },
+    idleStopMs: {
+      type: 'integer',
+      minimum: 1000,
+      maximum: 7 * 24 * 3600 * 1000,
+      description:
+        'ms without work (messages, requests, chat, kernel calls) after which an on-demand Hand, or an extra instance, is stopped (default 300000)',
+    },
+    instances: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['min', 'max'],
+      description:
+        'run min..max workers of this Hand; its task inbox is shared out (each task to one worker) and workers are added while it queues. Quotas are per worker',
+      properties: {
+        min: { type: 'integer', minimum: 1, maximum: 16 },
+        max: { type: 'integer', minimum: 1, maximum: 16, description: 'at least min' },
+      },
+    },
   },
 } as const;
 

@@ -348,6 +348,9 @@ function semanticProblems(data: Record<string, unknown>, explicitEmbedded: unkno
           message: `"${h.module.slice(0, 60)}" is neither a built-in Hand id (${HAND_NAME_HINT.replace('must be ', '')}) nor a path (start a path with ./ or /)`,
         });
       }
+      const inst = isObj(h.instances) ? h.instances : undefined;
+      if (inst && typeof inst.min === 'number' && typeof inst.max === 'number' && inst.max < inst.min)
+        out.push({ path: `hands[${i}].instances.max`, message: `must be at least instances.min (${inst.min})` });
       const bus = isObj(h.capabilities) ? h.capabilities.bus : undefined;
       if (isObj(bus)) {
         for (const dir of ['publish', 'subscribe'] as const) {

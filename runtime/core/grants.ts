@@ -204,6 +204,18 @@ export function effectiveGrants(
     }
     // more approvals narrow a grant: the config may add to the manifest's list, never take from it
     out.tools.approve = [...new Set([...m.tools.approve, ...toolsApprove(c.tools)])];
+    // calls approved in advance come from the config alone (a manifest cannot excuse itself), within `allow`
+    const unattended = !Array.isArray(c.tools) ? c.tools.unattended : undefined;
+    if (unattended !== undefined) {
+      unattended.forEach((t, i) => {
+        if (!out.tools.allow.some((g) => globCovers(g, t)))
+          throw new TalonError(
+            'CONFIG_INVALID',
+            `${where}.tools.unattended[${i}]: ${JSON.stringify(t)} is not in the Hand's tools grant (${describe(out.tools.allow)}); a tool runs unattended only when the Hand may call it`,
+          );
+      });
+      out.tools.unattended = [...unattended];
+    }
   }
   return out;
 }
@@ -292,6 +304,11 @@ export class Grants {
   /** may the Hand call tool `name` at all (its `tools` grant)? */
   canCallTool(name: string): boolean {
     return this.caps.tools.allow.some((g) => globMatches(g, name));
+  }
+
+  /** may the Hand call destructive tool `name` without a person (its config's `tools.unattended`, not `approve`)? */
+  unattended(name: string): boolean {
+    return !this.mustApprove(name) && (this.caps.tools.unattended ?? []).some((g) => globMatches(g, name));
   }
 
   /** does every call of tool `name` wait for a person (its `tools.approve` list)? */

@@ -23,7 +23,12 @@ export interface Capabilities {
   /** one command line's limits under the shell grant */
   shellLimits: { timeoutMs: number; maxOutputBytes: number };
   /** the tools the Hand may call (names or globs), and those whose every call waits for a person */
-  tools: { allow: string[]; approve: string[] };
+  tools: {
+    allow: string[];
+    approve: string[];
+    /** destructive tools this Hand calls without a person (granted by its config entry only), unless in `approve` */
+    unattended?: string[];
+  };
 }
 
 /** A network grant, normalized: host entries in canonical form, limits filled in. */
@@ -71,16 +76,31 @@ export interface BusMessageIn {
 
 export interface HandStore {
   get<T = unknown>(key: string): Promise<T | undefined>;
-  put(key: string, value: unknown): Promise<void>;
+  /** `{ sync: true }`: on disk (fsync) when it resolves, so a power cut right after keeps it */
+  put(key: string, value: unknown, opts?: { sync?: boolean }): Promise<void>;
   del(key: string): Promise<void>;
-  /** keys and values in key order, optionally under a prefix */
-  list<T = unknown>(opts?: { prefix?: string; limit?: number }): Promise<Array<[string, T]>>;
+  /**
+   * keys and values in key order (or reverse), optionally under a prefix; at most 1000 at once: the next page starts
+   * `after` the last key of the one before
+   */
+  list<T = unknown>(opts?: {
+    prefix?: string;
+    limit?: number;
+    reverse?: boolean;
+    after?: string;
+  }): Promise<Array<[string, T]>>;
+  /** up to 1000 writes that land together, all or none; `{ sync: true }` as for put */
+  batch(ops: Array<HandStoreOp>, opts?: { sync?: boolean }): Promise<void>;
 }
+
+export type HandStoreOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
 export interface HandContext {
   readonly name: string;
   readonly deviceId: string;
   readonly settings: Readonly<Record<string, unknown>>;
+  /** what the Hand may do (its effective grants; topics absolute), to check a plan before acting on it */
+  readonly grants: Readonly<Capabilities>;
   /** aborted when the kernel asks the Hand to stop */
   readonly signal: AbortSignal;
   /** `ctx.log('warn', msg, data?)`, or the same as `ctx.log.warn(msg, data?)` (and .debug, .info, .error) */
@@ -91,6 +111,15 @@ export interface HandContext {
     subscribe(filter: string, handler: (msg: BusMessageIn) => void | Promise<void>): Promise<() => Promise<void>>;
   };
   store: HandStore;
+  /**
+   * an entry in the signed audit log of the Hand's own doing (a scheduled run, a message sent): actor `hand:<name>`,
+   * action `<manifest id>.<action>`; within the Hand's audit budget (entries over it are summed up, not lost silently)
+   */
+  audit(
+    action: string,
+    subject: string,
+    opts?: { decision?: 'ok' | 'error' | 'info'; detail?: Record<string, unknown> },
+  ): Promise<void>;
   timers: {
     every(ms: number, fn: () => void | Promise<void>): () => void;
     after(ms: number, fn: () => void | Promise<void>): () => void;

@@ -49,13 +49,17 @@ export const shellSchema = {
   },
 } as const;
 
-/** `tools`: a tool list, or { allow, approve } (one schema for both forms, as `shell`) */
+/**
+ * `tools`: a tool list, or { allow, approve, unattended } (one schema for both forms, as `shell`). `unattended`
+ * (read from a Hand's config entry only): destructive tools whose calls by this Hand do not wait for a person — the
+ * person who wrote the config approved them in advance (a job starting Hands at 03:00); `approve` still wins
+ */
 export const toolsSchema = {
   type: ['array', 'object'],
   items: stringList.items,
   maxItems: stringList.maxItems,
   additionalProperties: false,
-  properties: { allow: stringList, approve: stringList },
+  properties: { allow: stringList, approve: stringList, unattended: stringList },
 } as const;
 
 export const capabilitiesSchema = {

@@ -106,7 +106,17 @@ export type ReplyMsg =
   | { t: 'reply'; id: number; ok: true; json: string }
   | { t: 'reply'; id: number; ok: false; error: ErrorJSON };
 
+/**
+ * deliveries of a `track` batch whose handlers finished (returned, or their promise settled), coalesced
+ * per tick: the kernel counts a routed task as in flight until then (runtime/supervisor/pool.ts)
+ */
+export interface DoneMsg {
+  t: 'done';
+  n: number;
+}
+
 export type WorkerToKernel =
+  | DoneMsg
   | ManifestMsg
   | StartedMsg
   | StoppedMsg
@@ -136,6 +146,8 @@ export type ResultMsg =
 export interface DeliverBatchMsg {
   t: 'deliver';
   m: Array<number | string | boolean>;
+  /** report each entry's handler finishing with `done` (routed task-inbox messages) */
+  track?: true;
 }
 
 /** talk to the Hand: call its chat(messages, ctx); the answer comes back as `answer` messages */
@@ -171,6 +183,8 @@ export const BUILTIN_METHODS = [
   'store.put',
   'store.del',
   'store.list',
+  'store.batch',
+  'audit.record',
 ] as const;
 
 export const RETAIN_FLAG = 4;

@@ -73,6 +73,7 @@ import { webAdminAccounts } from './provisioned-admin.ts';
 import { Lifecycle, type Subsystem } from './lifecycle.ts';
 import { systemdNotifier } from '../systemd.ts';
 import { ToolsSubsystem } from './tools.ts';
+import { clockServices } from './clock.ts';
 
 // the composition root tells the config layer which Hands are built in (their ids, the default instance)
 setBuiltinHands(BUILTIN_HANDS);
@@ -463,6 +464,7 @@ export class Kernel {
           for (const [method, service] of Object.entries(sensors.services()))
             supervisor.registerService(method, service);
           for (const [method, service] of Object.entries(fetch.services())) supervisor.registerService(method, service);
+          for (const [method, service] of Object.entries(clockServices())) supervisor.registerService(method, service);
           if (llm)
             for (const [method, service] of Object.entries(llm.services())) supervisor.registerService(method, service);
           supervisor.on('status', (st) => {

@@ -120,6 +120,7 @@ export class ToolsSubsystem {
           status: (n) => hands.status(n),
           start: (n, actor) => hands.startHand(n, { actor }),
           stop: (n, actor) => hands.stopHand(n, { actor }),
+          restart: (n, actor) => hands.restartHand(n, { actor }),
         },
         ...(llm
           ? {

@@ -18,8 +18,8 @@ import type { CallMsg, KernelToWorker, WorkerData, WorkerToKernel } from '../cor
 import { REQUEST_ANSWER_MAX, REQUEST_ERROR_CODES, RETAIN_FLAG } from '../core/protocol.ts';
 import { boundedJson } from '../core/bounded-json.ts';
 import type { Bus, BusMessage, QoS } from '../bus/types.ts';
-import { toAbsolute, toRelative, topics, validateFilter, validateTopic } from '../core/topics.ts';
-import type { Store } from '../store/store.ts';
+import { toAbsolute, toRelative, topicMatches, topics, validateFilter, validateTopic } from '../core/topics.ts';
+import { SYNC, type Store } from '../store/store.ts';
 import type { Audit, AuditEvent } from '../audit/types.ts';
 import type { HandConfig, SupervisorConfig } from '../config/types.ts';
 import type { Clock, Random } from '../core/clock.ts';
@@ -49,6 +49,10 @@ export const STACK_MAX = 4000;
 export const STORE_KEY_MAX_BYTES = 512;
 export const STORE_VALUE_MAX_BYTES = 256 * 1024;
 export const STORE_LIST_MAX = 1000;
+/** the action of an audit entry a Hand writes itself (prefixed with its manifest id) */
+const HAND_AUDIT_ACTION = /^[a-z][a-z0-9-]{0,31}(\.[a-z][a-z0-9-]{0,31}){0,2}$/;
+/** operations in one store.batch */
+export const STORE_BATCH_MAX = 1000;
 export const MAX_SUBSCRIPTIONS = 256;
 
 /** Limits that are policy, not config: overridable for tests. */
@@ -114,6 +118,16 @@ export interface RunnerDeps {
   readManifest(modulePath: string): Promise<unknown>;
   onStatus(status: HandStatus): void;
   onLog(line: LogLine): void;
+  /** one worker of a pooled Hand (./pool.ts): 1 is the first; its log lines and worker name carry `~<n>` */
+  instance?: number;
+  /** publish the status on the bus (hands/<name>/status); a pool publishes its own (default true) */
+  publishStatus?: boolean;
+  /**
+   * set for on-demand and pooled Hands (./pool.ts): the task inbox (an absolute topic) is routed by the pool,
+   * not subscribed per worker. A subscription whose filter matches it is a sink the pool delivers to;
+   * `changed` is called when sinks come or go and when routed messages finish.
+   */
+  inbox?: { topic: string; changed(): void };
 }
 
 /** One worker's life: events from an older worker are ignored. */
@@ -162,6 +176,10 @@ interface Session {
   /** the external memory at the last reading, and the early reading it asked for */
   lastExternal: number;
   soon: unknown;
+  /** subscriptions matching the routed task inbox (RunnerDeps.inbox), their pending batch and what is in flight */
+  inboxSubs: Set<number>;
+  tracked: Array<number | string | boolean>;
+  inFlight: number;
 }
 
 /** how long a Hand may take to answer a chat message, and how long the answer may be */
@@ -216,11 +234,17 @@ export class HandRunner {
   #askSeq = 0;
   #requests = new Map<number, { session: Session; finish: (err: TalonError | null, value?: unknown) => void }>();
   #requestSeq = 0;
+  /** for idle stops (./pool.ts): when it last did work, and the kernel calls it is waiting on */
+  #lastWork = 0;
+  #calls = 0;
+  /** why the running start began (audited with hand.start) */
+  #startReason: string | undefined;
 
   constructor(deps: RunnerDeps) {
     this.#d = deps;
     this.name = deps.hand.name;
     this.#since = deps.clock.now();
+    this.#lastWork = this.#since;
     this.#policy = new RestartPolicy(deps.config.backoff, deps.config.crashLoop, deps.random);
     this.#logBucket = new TokenBucket({
       rate: deps.limits.logLinesPerSec,
@@ -285,21 +309,27 @@ export class HandRunner {
   // ---- lifecycle ---------------------------------------------------------------------------
 
   /** Start from stopped, failed or backoff. Resolves once the Hand is running, in backoff or failed. */
-  start(actor: string, opts: { resetPolicy?: boolean } = {}): Promise<void> {
+  start(actor: string, opts: { resetPolicy?: boolean; reason?: string } = {}): Promise<void> {
     if (this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping') {
       throw new TalonError('HAND_STATE', `Hand "${this.name}" is ${this.#state}; stop it first or use restart`);
     }
     if (opts.resetPolicy) this.#policy.reset();
+    this.#startReason = opts.reason;
     this.#clearBackoff();
     return this.#launch(actor, 'hand.start');
   }
 
   /** Stop from any state but stopped / stopping. Resolves once stopped. */
-  async stop(actor: string, deadlineMs: number = this.#d.config.stopTimeoutMs): Promise<void> {
+  /** `reason`: written into the hand.stop entry (`idle`); `quiet`: no entry (a pool's extra worker) */
+  async stop(
+    actor: string,
+    deadlineMs: number = this.#d.config.stopTimeoutMs,
+    opts: { reason?: string; quiet?: boolean } = {},
+  ): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'stopping') {
       throw new TalonError('HAND_STATE', `Hand "${this.name}" is already ${this.#state}`);
     }
-    await this.#stop(actor, deadlineMs);
+    await this.#stop(actor, deadlineMs, opts.quiet === true, opts.reason);
   }
 
   /** Stop (if needed) then start. */
@@ -310,17 +340,20 @@ export class HandRunner {
     if (this.#state !== 'stopped') await this.#stop(actor, this.#d.config.stopTimeoutMs, true);
     this.#restarts++;
     this.#policy.reset();
+    this.#startReason = undefined;
     await this.#launch(actor, 'hand.start');
   }
 
-  async #stop(actor: string, deadlineMs: number, quiet = false): Promise<void> {
+  async #stop(actor: string, deadlineMs: number, quiet = false, reason?: string): Promise<void> {
     const from = this.#state;
+    const why = reason === undefined ? {} : { reason };
     this.#clearBackoff();
     const s = this.#session;
     this.#gen++; // a launch still reading its manifest gives up
     if (!s || s.exited) {
       this.#setState('stopped');
-      if (!quiet) this.#audit({ actor, action: 'hand.stop', subject: this.name, decision: 'ok', detail: { from } });
+      if (!quiet)
+        this.#audit({ actor, action: 'hand.stop', subject: this.name, decision: 'ok', detail: { from, ...why } });
       return;
     }
     this.#setState('stopping');
@@ -343,7 +376,13 @@ export class HandRunner {
     await this.#terminate(s);
     this.#setState('stopped');
     if (!quiet)
-      this.#audit({ actor, action: 'hand.stop', subject: this.name, decision: 'ok', detail: { from, graceful } });
+      this.#audit({
+        actor,
+        action: 'hand.stop',
+        subject: this.name,
+        decision: 'ok',
+        detail: { from, graceful, ...why },
+      });
   }
 
   #clearBackoff(): void {
@@ -412,7 +451,7 @@ export class HandRunner {
         env: {},
         stdout: true,
         stderr: true,
-        name: `hand:${this.name}`,
+        name: `hand:${this.#label}`,
         resourceLimits: { maxOldGenerationSizeMb: quotas.heapMb },
       });
     } catch (err) {
@@ -466,6 +505,9 @@ export class HandRunner {
       busyBeats: 0,
       lastExternal: 0,
       soon: null,
+      inboxSubs: new Set(),
+      tracked: [],
+      inFlight: 0,
     };
     this.#session = s;
     this.#externalLimit = externalLimitMb(quotas) * MB;
@@ -701,15 +743,30 @@ export class HandRunner {
       }
       case 'started':
         if (this.#state !== 'starting') return;
+        this.#lastWork = this.#d.clock.now();
         this.#setState('running');
         this.#audit({
           actor,
           action,
           subject: this.name,
           decision: 'ok',
-          detail: { restarts: this.#restarts, module: this.#d.hand.module },
+          detail: {
+            restarts: this.#restarts,
+            module: this.#d.hand.module,
+            ...(this.#startReason === undefined ? {} : { reason: this.#startReason }),
+            ...(this.#d.instance === undefined ? {} : { instance: this.#d.instance }),
+          },
         });
+        this.#startReason = undefined; // a restart after a crash is the kernel's own
         return;
+      case 'done': {
+        const n = typeof msg.n === 'number' && Number.isSafeInteger(msg.n) && msg.n > 0 ? msg.n : 0;
+        if (n === 0) return;
+        s.inFlight = Math.max(0, s.inFlight - n);
+        this.#lastWork = this.#d.clock.now();
+        this.#d.inbox?.changed();
+        return;
+      }
       case 'stopped':
         s.stoppedMsg();
         return;
@@ -878,6 +935,7 @@ export class HandRunner {
   async #onCall(s: Session, msg: CallMsg): Promise<void> {
     const id = msg.id;
     let reply: KernelToWorker;
+    this.#calls++;
     try {
       const value = await this.#dispatch(s, this.#clip(msg.method, 200), Array.isArray(msg.args) ? msg.args : []);
       reply = { t: 'result', id, ok: true, value };
@@ -885,6 +943,9 @@ export class HandRunner {
       const e = TalonError.from(err);
       if (e.code === 'INTERNAL') this.#log('error', `${this.#clip(msg.method, 200)} failed: ${e.message}`);
       reply = { t: 'result', id, ok: false, error: e.toJSON() };
+    } finally {
+      this.#calls--;
+      if (this.#d.inbox) this.#lastWork = this.#d.clock.now();
     }
     if (s.exited) return;
     try {
@@ -909,6 +970,7 @@ export class HandRunner {
       case 'bus.unsubscribe': {
         const unsub = s.subs.get(Number(args[0]));
         s.subs.delete(Number(args[0]));
+        if (s.inboxSubs.delete(Number(args[0]))) this.#d.inbox?.changed();
         if (unsub) await unsub();
         return true;
       }
@@ -916,9 +978,15 @@ export class HandRunner {
         return this.#scope().get(storeKey(args[0]));
       case 'store.put': {
         const key = storeKey(args[0]);
-        await this.#scope().put(key, storeValue(key, args[1]));
+        await this.#scope().put(key, storeValue(key, args[1]), syncOpt(args[2]));
         return undefined;
       }
+      case 'store.batch':
+        await this.#batch(args[0], args[1]);
+        return undefined;
+      case 'audit.record':
+        this.#ownAudit(args);
+        return undefined;
       case 'store.del':
         await this.#scope().del(storeKey(args[0]));
         return undefined;
@@ -927,6 +995,10 @@ export class HandRunner {
     }
     const service = this.#d.services.get(method);
     if (!service) throw new TalonError('NOT_FOUND', `no kernel service "${method}"`);
+    // ctx.fetch's request ids count per worker, and a pool's workers share the Hand's name: made unique per worker
+    const inst = this.#d.instance ?? 1;
+    if (inst > 1 && method.startsWith('net.') && Number.isSafeInteger(args[0]) && (args[0] as number) < 2 ** 40)
+      args = [(args[0] as number) + inst * 2 ** 40, ...args.slice(1)];
     try {
       return await service({ name: this.name, grants: s.grants.caps }, args);
     } catch (err) {
@@ -974,8 +1046,18 @@ export class HandRunner {
     });
     if (s.subs.has(subId)) throw new TalonError('BAD_REQUEST', `subscription ${subId} exists`);
     const bus = this.#d.bus;
+    // a routed task inbox (./pool.ts) reaches this subscription from the pool, never from the bus
+    const inbox = this.#d.inbox?.topic;
+    const routed = inbox !== undefined && topicMatches(abs, inbox);
+    if (routed && abs === inbox) {
+      s.subs.set(subId, async () => undefined);
+      s.inboxSubs.add(subId);
+      this.#d.inbox?.changed();
+      return true;
+    }
     const handler = (msg: BusMessage): void => {
       if (s.exited || s.stopRequested) return;
+      if (inbox !== undefined && msg.topic === inbox) return;
       if (!isUtf8(msg.payload)) {
         bus.countMalformed();
         this.#counters.malformed++;
@@ -994,15 +1076,84 @@ export class HandRunner {
       throw new TalonError('HAND_STOPPED', `Hand "${this.name}" stopped`);
     }
     s.subs.set(subId, unsub);
+    if (routed) {
+      s.inboxSubs.add(subId);
+      this.#d.inbox?.changed();
+    }
     return true;
   }
 
   #flushDeliveries(s: Session): void {
     s.deliverScheduled = false;
-    if (s.deliver.length === 0 || s.exited) return;
-    const m = s.deliver;
-    s.deliver = [];
-    this.#post(s, { t: 'deliver', m });
+    if (s.exited) return;
+    if (this.#d.inbox && (s.deliver.length > 0 || s.tracked.length > 0)) this.#lastWork = this.#d.clock.now();
+    if (s.deliver.length > 0) {
+      const m = s.deliver;
+      s.deliver = [];
+      this.#post(s, { t: 'deliver', m });
+    }
+    if (s.tracked.length > 0) {
+      const m = s.tracked;
+      s.tracked = [];
+      this.#post(s, { t: 'deliver', m, track: true });
+    }
+  }
+
+  // ---- the routed task inbox (./pool.ts) ----------------------------------------------------
+
+  /** a worker that subscribed to the routed inbox and is not stopping */
+  acceptsInbox(): boolean {
+    const s = this.#session;
+    return s !== null && !s.exited && !s.stopRequested && s.inboxSubs.size > 0 && this.#state !== 'stopping';
+  }
+
+  /** routed inbox messages delivered to the current worker and not yet finished by its handlers */
+  get inFlight(): number {
+    const s = this.#session;
+    return s === null || s.exited ? 0 : s.inFlight;
+  }
+
+  /** hands an inbox message to each of the worker's matching subscriptions; false when it has none */
+  routeInbox(msg: BusMessage): boolean {
+    const s = this.#session;
+    if (!s || !this.acceptsInbox()) return false;
+    if (!isUtf8(msg.payload)) {
+      this.#d.bus.countMalformed();
+      this.#counters.malformed++;
+      return true;
+    }
+    const topic = toRelative(s.grants.root, msg.topic);
+    const text = msg.payload.toString('utf8');
+    for (const subId of s.inboxSubs) {
+      this.#counters.received++;
+      s.inFlight++;
+      s.tracked.push(subId, topic, text, msg.retain);
+    }
+    if (!s.deliverScheduled) {
+      s.deliverScheduled = true;
+      setImmediate(() => this.#flushDeliveries(s));
+    }
+    return true;
+  }
+
+  /**
+   * ms since the Hand last did work (deliveries, requests, chat, kernel calls, finished tasks);
+   * 0 while something is in flight or its event loop is busy (a long handler is work)
+   */
+  idleFor(now: number): number {
+    const s = this.#session;
+    if (!s || s.exited || this.#state !== 'running') return 0;
+    if (s.inFlight > 0 || this.#calls > 0 || s.deliverScheduled) return 0;
+    for (const r of this.#requests.values()) if (r.session === s) return 0;
+    for (const a of this.#asks.values()) if (a.session === s) return 0;
+    if (s.busySince !== undefined || this.#cpu >= 0.5) return 0;
+    return Math.max(0, now - this.#lastWork);
+  }
+
+  /** the name in log lines and the worker's: `<name>~<n>` for a pool's second worker on */
+  get #label(): string {
+    const i = this.#d.instance;
+    return i === undefined || i === 1 ? this.name : `${this.name}~${i}`;
   }
 
   #scope() {
@@ -1016,16 +1167,49 @@ export class HandRunner {
       throw new TalonError('STORE_LIMIT', `store.list prefix is longer than ${STORE_KEY_MAX_BYTES} bytes`);
     const limit =
       typeof o.limit === 'number' && o.limit > 0 ? Math.min(STORE_LIST_MAX, Math.floor(o.limit)) : STORE_LIST_MAX;
-    const range = prefix ? { gte: prefix, lt: `${prefix}\uffff` } : {};
+    const range: { gte?: string; gt?: string; lt?: string } = prefix ? { gte: prefix, lt: `${prefix}\uffff` } : {};
+    // paging: the rows after the last key of the page before (before it, in reverse)
+    if (typeof o.after === 'string') {
+      if (Buffer.byteLength(o.after) > STORE_KEY_MAX_BYTES)
+        throw new TalonError('STORE_LIMIT', `store.list after is longer than ${STORE_KEY_MAX_BYTES} bytes`);
+      if (o.reverse === true) range.lt = range.lt === undefined || o.after < range.lt ? o.after : range.lt;
+      else if (range.gte === undefined || o.after >= range.gte) {
+        delete range.gte;
+        range.gt = o.after;
+      }
+    }
     const out: Array<[string, unknown]> = [];
-    for await (const [k, v] of this.#scope().iterator({ ...range, limit })) out.push([k, v]);
+    const reverse = o.reverse === true;
+    for await (const [k, v] of this.#scope().iterator({ ...range, limit, reverse })) out.push([k, v]);
     return out;
+  }
+
+  /** a Hand's writes that land together (and, with `{ sync: true }`, are on disk when it resolves) */
+  async #batch(ops: unknown, opts: unknown): Promise<void> {
+    if (!Array.isArray(ops)) throw new TalonError('BAD_REQUEST', 'store.batch needs an array of operations');
+    if (ops.length > STORE_BATCH_MAX)
+      throw new TalonError('STORE_LIMIT', `store.batch takes at most ${STORE_BATCH_MAX} operations at once`);
+    const checked = ops.map((op, i) => {
+      if (!isRecord(op) || (op.type !== 'put' && op.type !== 'del'))
+        throw new TalonError('BAD_REQUEST', `store.batch: operation ${i} must be { type: 'put'|'del', key, value? }`);
+      const key = storeKey(op.key);
+      return op.type === 'put'
+        ? { type: 'put' as const, key, value: storeValue(key, op.value) }
+        : { type: 'del' as const, key };
+    });
+    if (checked.length > 0) await this.#scope().batch(checked, syncOpt(opts));
   }
 
   async #cleanup(s: Session): Promise<void> {
     const subs = [...s.subs.values()];
     s.subs.clear();
     s.deliver = [];
+    s.tracked = [];
+    s.inFlight = 0;
+    if (s.inboxSubs.size > 0) {
+      s.inboxSubs.clear();
+      this.#d.inbox?.changed();
+    }
     await Promise.allSettled(subs.map((u) => u()));
   }
 
@@ -1147,6 +1331,32 @@ export class HandRunner {
     this.#audit({ ...event, subject, ...(detail === undefined ? {} : { detail }) });
   }
 
+  /**
+   * An entry of the Hand's own doing (a scheduled run, a message sent): actor `hand:<name>`, action under its
+   * manifest id (`<id>.run`) so it cannot pass for the kernel's, within the Hand's audit budget.
+   */
+  #ownAudit(args: unknown[]): void {
+    const [action, subject, decision, detail] = args;
+    if (typeof action !== 'string' || !HAND_AUDIT_ACTION.test(action))
+      throw new TalonError(
+        'BAD_REQUEST',
+        'ctx.audit(action, …): action must be dotted lowercase words (`run`, `run.end`), at most 64 characters',
+      );
+    if (typeof subject !== 'string')
+      throw new TalonError('BAD_REQUEST', 'ctx.audit(action, subject): subject must be a string');
+    if (decision !== 'ok' && decision !== 'error' && decision !== 'info')
+      throw new TalonError('BAD_REQUEST', "ctx.audit: decision must be 'ok', 'error' or 'info'");
+    if (detail !== undefined && !isRecord(detail))
+      throw new TalonError('BAD_REQUEST', 'ctx.audit: detail must be an object');
+    this.#handAudit({
+      actor: `hand:${this.name}`,
+      action: `${this.#manifest?.id ?? 'hand'}.${action}`,
+      subject,
+      decision,
+      ...(detail === undefined ? {} : { detail }),
+    });
+  }
+
   #suppress(entries: number, bytes: number): void {
     this.#auditSuppressed += entries;
     this.#auditSuppressedBytes += bytes;
@@ -1239,7 +1449,7 @@ export class HandRunner {
     }
     const status = this.status();
     d.onStatus(status);
-    if (d.bus.isUp()) {
+    if (d.publishStatus !== false && d.bus.isUp()) {
       d.bus
         .publish(topics.handStatus(d.deviceId, this.name), JSON.stringify(status), { qos: 0, retain: true })
         .then(undefined, (err: unknown) => this.#log('warn', `status publish failed: ${(err as Error).message}`));
@@ -1258,8 +1468,9 @@ export class HandRunner {
   }
 
   /** `dataSize`: the length of `data` as JSON, when the caller has it already (a worker's log line) */
-  #push(level: LogLevel, msg: string, data?: Record<string, unknown>, dataSize?: number): void {
+  #push(level: LogLevel, text: string, data?: Record<string, unknown>, dataSize?: number): void {
     const now = this.#d.clock.now();
+    const msg = (this.#d.instance ?? 1) > 1 ? `[${this.#label}] ${text}` : text;
     const line: LogLine =
       data === undefined ? { ts: now, hand: this.name, level, msg } : { ts: now, hand: this.name, level, msg, data };
     // the ring: LOG_RING lines and about LOG_RING_BYTES, the oldest go first
@@ -1301,6 +1512,7 @@ export class HandRunner {
       throw new TalonError('HAND_NOT_RUNNING', `Hand "${this.name}" is ${this.#state}; start it to talk to it`);
     }
     const id = ++this.#askSeq;
+    this.#lastWork = this.#d.clock.now();
     const queue: string[] = [];
     let ended = false;
     let error: TalonError | null = null;
@@ -1359,6 +1571,7 @@ export class HandRunner {
         });
       }
     } finally {
+      this.#lastWork = this.#d.clock.now();
       this.#d.clock.clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
       this.#asks.delete(id);
@@ -1384,6 +1597,7 @@ export class HandRunner {
     }
     if (opts.signal?.aborted) return Promise.reject(new TalonError('NOT_RUNNING', 'the request was withdrawn'));
     const id = ++this.#requestSeq;
+    this.#lastWork = this.#d.clock.now();
     const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
     const clock = this.#d.clock;
     return new Promise<unknown>((resolve, reject) => {
@@ -1401,6 +1615,7 @@ export class HandRunner {
       );
       const finish = (err: TalonError | null, value?: unknown): void => {
         if (!this.#requests.delete(id)) return;
+        this.#lastWork = clock.now();
         clock.clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
@@ -1469,6 +1684,11 @@ export class HandRunner {
     if (s.exited) return;
     s.worker.postMessage(msg);
   }
+}
+
+/** `{ sync: true }` from a Hand's options: written through to disk before the call resolves */
+function syncOpt(opts: unknown): Record<string, never> {
+  return isRecord(opts) && opts.sync === true ? SYNC : {};
 }
 
 function storeKey(key: unknown): string {

@@ -22,7 +22,8 @@ import type { WorkerToKernel } from '../core/protocol.ts';
 import { BUILTIN_METHODS } from '../core/protocol.ts';
 import { workerExecArgv } from './permissions.ts';
 import { canonicalJson } from '../config/generations.ts';
-import { DEFAULT_LIMITS, HandRunner, LOG_RING, type RunnerLimits } from './hand-runner.ts';
+import { DEFAULT_LIMITS, HandRunner, LOG_RING, type RunnerDeps, type RunnerLimits } from './hand-runner.ts';
+import { HandPool, usesPool } from './pool.ts';
 import type { Caller, HandStatus, KernelService, LogLine } from './types.ts';
 
 export interface SupervisorOptions {
@@ -53,7 +54,8 @@ export interface SupervisorEvents {
 
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly deviceId: string;
-  #runners = new Map<string, HandRunner>();
+  /** a lone worker, or a pool for on-demand and scaled Hands (./pool.ts) */
+  #runners = new Map<string, HandRunner | HandPool>();
   #enabled = new Map<string, boolean>();
   #services = new Map<string, KernelService>();
   #manifests = new Map<string, { mtimeMs: number; size: number; manifest: Promise<unknown> }>();
@@ -84,26 +86,47 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const modulePath = (opts.resolveModule ?? defaultResolveModule)(hand.module);
     this.#enabled.set(hand.name, hand.enabled !== false);
     this.#hands.set(hand.name, { hand, modulePath });
+    const deps: RunnerDeps = {
+      config: opts.config,
+      hand,
+      bus: opts.bus,
+      store: opts.store,
+      audit: opts.audit,
+      deviceId: opts.deviceId,
+      clock: opts.clock ?? systemClock,
+      random: opts.random ?? systemRandom,
+      workerEntry: this.#workerEntry,
+      modulePath,
+      services: this.#services,
+      limits: this.#limits,
+      readManifest: (path) => this.#readManifest(path),
+      onStatus: (status) => this.emit('status', status),
+      onLog: (line) => this.emit('log', line),
+    };
+    if (!usesPool(hand)) {
+      this.#runners.set(hand.name, new HandRunner(deps));
+      return;
+    }
     this.#runners.set(
       hand.name,
-      new HandRunner({
-        config: opts.config,
+      new HandPool({
         hand,
         bus: opts.bus,
-        store: opts.store,
         audit: opts.audit,
+        clock: deps.clock,
         deviceId: opts.deviceId,
-        clock: opts.clock ?? systemClock,
-        random: opts.random ?? systemRandom,
-        workerEntry: this.#workerEntry,
-        modulePath,
-        services: this.#services,
-        limits: this.#limits,
-        readManifest: (path) => this.#readManifest(path),
+        stopTimeoutMs: opts.config.stopTimeoutMs,
+        makeRunner: (instance, hooks) =>
+          new HandRunner({ ...deps, instance, publishStatus: false, inbox: hooks.inbox, onStatus: hooks.onStatus }),
         onStatus: (status) => this.emit('status', status),
-        onLog: (line) => this.emit('log', line),
       }),
     );
+  }
+
+  /** an on-demand Hand is armed (waits for a message to its task inbox); any other is started */
+  #boot(r: HandRunner | HandPool): Promise<void> {
+    if (r instanceof HandPool && r.onDemand) return r.arm();
+    return r.start('kernel');
   }
 
   /**
@@ -121,7 +144,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       .map((h) => h.name);
     for (const name of [...removed, ...restarted]) {
       const r = this.#runners.get(name)!;
-      if (r.state !== 'stopped') await r.stop('kernel', this.#config.stopTimeoutMs).catch(() => undefined);
+      if (r instanceof HandPool) await r.close('kernel', this.#config.stopTimeoutMs);
+      else if (r.state !== 'stopped') await r.stop('kernel', this.#config.stopTimeoutMs).catch(() => undefined);
       await r.settled();
       this.#runners.delete(name);
       this.#enabled.delete(name);
@@ -129,19 +153,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     for (const name of [...restarted, ...added]) this.#add(next.get(name)!);
     // keep the configured order
-    const ordered = new Map<string, HandRunner>();
+    const ordered = new Map<string, HandRunner | HandPool>();
     for (const h of hands) ordered.set(h.name, this.#runners.get(h.name)!);
     this.#runners = ordered;
     if (this.#up) {
       await Promise.all(
         [...restarted, ...added]
           .filter((n) => this.#enabled.get(n) === true)
-          .map((n) =>
-            this.#runners
-              .get(n)!
-              .start('kernel')
-              .catch(() => undefined),
-          ),
+          .map((n) => this.#boot(this.#runners.get(n)!).catch(() => undefined)),
       );
     }
     return { added, removed, restarted };
@@ -195,7 +214,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const enabled = [...this.#runners.values()].filter(
       (r) => this.#enabled.get(r.name) === true && r.state === 'stopped',
     );
-    await Promise.all(enabled.map((r) => r.start('kernel').catch(() => undefined)));
+    await Promise.all(enabled.map((r) => this.#boot(r).catch(() => undefined)));
   }
 
   /** Asks every Hand to stop; those still running after `deadlineMs` are terminated. */
@@ -205,7 +224,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#rssTimer = null;
     const stopping = Promise.all(
       [...this.#runners.values()].map(async (r) => {
-        if (r.state !== 'stopped' && r.state !== 'stopping') await r.stop('kernel', deadlineMs).catch(() => undefined);
+        if (r instanceof HandPool) await r.close('kernel', deadlineMs);
+        else if (r.state !== 'stopped' && r.state !== 'stopping')
+          await r.stop('kernel', deadlineMs).catch(() => undefined);
       }),
     );
     // after the runners gave up their launches (a launch still reading its manifest drops the answer)
@@ -287,7 +308,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#services.set(method, service);
   }
 
-  #runner(name: string): HandRunner {
+  #runner(name: string): HandRunner | HandPool {
     const r = this.#runners.get(name);
     if (!r)
       throw new TalonError(
@@ -324,6 +345,12 @@ function checkHands(hands: HandConfig[]): void {
         `hands[${i}].name "${hand.name}" is used by another Hand; names must be unique`,
       );
     seen.add(hand.name);
+    const inst = hand.instances;
+    if (inst && inst.max < inst.min)
+      throw new TalonError(
+        'CONFIG_INVALID',
+        `hands[${i}].instances.max (${inst.max}) must be at least instances.min (${inst.min})`,
+      );
   });
 }
 

@@ -53,6 +53,18 @@ export interface HandStatus {
    * with --allow-net: raw sockets to ALL of the network, no host list)
    */
   network?: { hosts: string[]; raw: boolean };
+  /** `on-demand`: started by a job, the API or a task-inbox message, stopped when idle; shown for such Hands and pools */
+  mode?: 'always' | 'on-demand';
+  /**
+   * an on-demand Hand: `armed` while a message to its task inbox starts it (not after a person's stop),
+   * `queued` the inbox messages held until it subscribes
+   */
+  onDemand?: { armed: boolean; idleStopMs: number; queued: number };
+  /**
+   * a pooled Hand (`instances: {min, max}`): workers running, its bounds, task-inbox messages waiting
+   * because every worker has `perInstance` in flight, and those delivered and not yet finished
+   */
+  instances?: { running: number; min: number; max: number; queued: number; inFlight: number };
 }
 
 export interface LogLine {

@@ -226,6 +226,9 @@ export class ToolRegistry implements Tools {
         );
         approval = { id: o.id, by: o.by };
         if (!o.approved) throw denied(def.name, reason, o);
+      } else if (!caller.admin && def.annotations.destructiveHint === true && def.annotations.readOnlyHint !== true) {
+        // a destructive call without a person: approved in advance by the Hand's config (tools.unattended)
+        approval = { id: 'unattended', by: 'config' };
       }
       // an action whose record cannot be kept is not taken (read-only tools still answer)
       if (!def.annotations.readOnlyHint) {
@@ -503,9 +506,14 @@ function allows(caller: ToolCaller, name: string): boolean {
 
 /** why a call by this caller waits for a person, or null */
 export function approvalReason(def: RegisteredTool, caller: ToolCaller): string | null {
-  if (def.annotations.destructiveHint === true && def.annotations.readOnlyHint !== true)
-    return def.annotationsTrusted === false ? 'untrusted MCP annotations' : 'destructive';
-  if ((caller.grants.tools?.approve ?? []).some((g) => globMatches(g, def.name))) return 'approve list';
+  const approveList = (caller.grants.tools?.approve ?? []).some((g) => globMatches(g, def.name));
+  if (def.annotations.destructiveHint === true && def.annotations.readOnlyHint !== true) {
+    // approved in advance by the config that granted the Hand this tool (tools.unattended), unless `approve` says not
+    const unattended = (caller.grants.tools?.unattended ?? []).some((g) => globMatches(g, def.name));
+    if (!unattended || approveList)
+      return def.annotationsTrusted === false ? 'untrusted MCP annotations' : 'destructive';
+  }
+  if (approveList) return 'approve list';
   return null;
 }
 

@@ -390,18 +390,42 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     };
   };
 
-  const deliver = (m: Array<number | string | boolean>): void => {
+  // a `track` batch (routed task-inbox messages): each entry's end is reported, coalesced per tick
+  let doneN = 0;
+  let doneScheduled = false;
+  const flushDone = (): void => {
+    doneScheduled = false;
+    if (doneN === 0) return;
+    const n = doneN;
+    doneN = 0;
+    post({ t: 'done', n });
+  };
+  const finished = (): void => {
+    doneN++;
+    if (!doneScheduled) {
+      doneScheduled = true;
+      setImmediate(flushDone);
+    }
+  };
+
+  const deliver = (m: Array<number | string | boolean>, track: boolean): void => {
     for (let i = 0; i + 3 < m.length; i += 4) {
       if (stopping) return;
       const handler = subs.get(m[i] as number);
-      if (!handler) continue;
+      if (!handler) {
+        if (track) finished();
+        continue;
+      }
       const msg = new Incoming(m[i + 1] as string, m[i + 2] as string, m[i + 3] as boolean);
       try {
         const r = handler(msg);
-        if (r && typeof (r as Promise<void>).then === 'function')
-          (r as Promise<void>).then(undefined, (err) => handlerFailed(`handler for ${msg.topic}`, err));
+        if (r && typeof (r as Promise<void>).then === 'function') {
+          const p = (r as Promise<void>).then(undefined, (err) => handlerFailed(`handler for ${msg.topic}`, err));
+          if (track) p.then(finished);
+        } else if (track) finished();
       } catch (err) {
         handlerFailed(`handler for ${msg.topic}`, err);
+        if (track) finished();
       }
     }
   };
@@ -421,15 +445,18 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
   const controller = new AbortController();
   const store: HandStore = {
     get: <T>(key: string) => call<T | undefined>('store.get', [key]),
-    put: (key, value) => call<void>('store.put', [key, value]),
+    put: (key, value, opts) => call<void>('store.put', opts?.sync ? [key, value, { sync: true }] : [key, value]),
     del: (key) => call<void>('store.del', [key]),
-    list: <T>(opts?: { prefix?: string; limit?: number }) => call<Array<[string, T]>>('store.list', [opts ?? {}]),
+    list: <T>(opts?: { prefix?: string; limit?: number; reverse?: boolean; after?: string }) =>
+      call<Array<[string, T]>>('store.list', [opts ?? {}]),
+    batch: (ops, opts) => call<void>('store.batch', [ops, { sync: opts?.sync === true }]),
   };
 
   const ctx: HandContext = {
     name: wd.name,
     deviceId: wd.deviceId,
     settings: Object.freeze(wd.settings),
+    grants: deepFreeze(structuredClone(wd.grants)),
     signal: controller.signal,
     log: Object.assign((level: LogLevel, msg: string, data?: Record<string, unknown>) => log(level, msg, data), {
       debug: (msg: string, data?: Record<string, unknown>) => log('debug', msg, data),
@@ -439,6 +466,8 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
     }),
     bus: { publish, subscribe },
     store,
+    audit: (action, subject, opts) =>
+      call<void>('audit.record', [action, subject, opts?.decision ?? 'ok', opts?.detail]),
     timers: {
       every(ms, fn) {
         if (stopping) return () => {};
@@ -600,7 +629,7 @@ function runHand(wd: Extract<WorkerData, { mode: 'run' }>): void {
   port.on('message', (msg: KernelToWorker) => {
     switch (msg.t) {
       case 'deliver':
-        deliver(msg.m);
+        deliver(msg.m, msg.track === true);
         break;
       case 'result': {
         const p = pending.get(msg.id);
@@ -786,4 +815,12 @@ class Incoming implements BusMessageIn {
     }
     return this.#json;
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
 }

@@ -197,6 +197,13 @@ function lastErrorText(st: HandStatus, max: number): string {
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 }
 
+/** ` on demand`, ` ×2 of 1–4` (a pool's running workers): what the state alone does not say */
+function modeText(h: HandStatus): string {
+  const pool =
+    h.instances && h.instances.max > 1 ? ` ×${h.instances.running} of ${h.instances.min}–${h.instances.max}` : '';
+  return `${h.mode === 'on-demand' ? ' on demand' : ''}${pool}`;
+}
+
 export function handsTable(hands: HandStatus[], now: number): string {
   if (hands.length === 0) return 'no Hands configured\n';
   const rows = [
@@ -206,7 +213,8 @@ export function handsTable(hands: HandStatus[], now: number): string {
       printable(String(h.state)) +
         (h.state === 'backoff' && typeof h.nextStartAt === 'number'
           ? ` (${formatDuration(Math.max(1000, h.nextStartAt - now))})`
-          : ''),
+          : '') +
+        modeText(h),
       formatDuration(h.uptimeMs),
       String(h.restarts ?? '-'),
       typeof h.cpu === 'number' ? num(h.cpu * 100, 1) : '-',
@@ -244,6 +252,16 @@ export function statusText(st: HandStatus, now: number): string {
   ]);
   if (st.state === 'backoff' && typeof st.nextStartAt === 'number')
     rows.push(['next start', `in ${formatDuration(Math.max(1000, st.nextStartAt - now))}`]);
+  if (st.mode === 'on-demand' && st.onDemand)
+    rows.push([
+      'mode',
+      `on demand: started by a task or a start, stopped after ${formatDuration(st.onDemand.idleStopMs)} idle${st.onDemand.armed ? '' : ' (disarmed by a stop: a start arms it)'}`,
+    ]);
+  if (st.instances)
+    rows.push([
+      'instances',
+      `${st.instances.running} running (${st.instances.min}–${st.instances.max}), ${st.instances.inFlight} tasks in flight, ${st.instances.queued} queued`,
+    ]);
   rows.push(
     ['uptime', formatDuration(st.uptimeMs)],
     ['restarts', String(st.restarts ?? '-')],

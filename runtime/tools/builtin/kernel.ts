@@ -74,6 +74,8 @@ export interface KernelToolDeps {
     status(name: string): HandStatus;
     start(name: string, actor: string): Promise<HandStatus>;
     stop(name: string, actor: string): Promise<HandStatus>;
+    /** the Supervisor's restartHand; absent: hands.restart answers TOOL_FAILED */
+    restart?(name: string, actor: string): Promise<HandStatus>;
   };
   /**
    * an actuator's BCM pin (null: it has none, undefined: no such actuator), so actuators.write is refused
@@ -564,6 +566,35 @@ export function kernelTools(deps: KernelToolDeps): ToolDefinition[] {
       },
       async run(input, ctx) {
         return deps.hands.stop((input as { name: string }).name, ctx.caller.actor);
+      },
+    },
+    {
+      name: 'hands.restart',
+      description:
+        'Restart a Hand (stop it if it runs, then start it; a failed Hand gets a fresh restart budget). Returns its status. A person approves each call.',
+      inputSchema: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: handName } },
+      outputSchema: handStatusSchema,
+      annotations: {
+        title: 'Restart a Hand',
+        readOnlyHint: false,
+        destructiveHint: true,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
+      capability: "tools: hands.restart in the tools grant, and a person's approval; never the calling Hand itself",
+      timeoutMs: 60_000,
+      check(input, caller) {
+        const name = (input as { name: string }).name;
+        if (caller.hand === name)
+          throw new TalonError('CAPABILITY_DENIED', `Hand "${name}" may not restart itself with hands.restart`, {
+            details: { action: 'hands.restart', subject: name },
+          });
+        return null;
+      },
+      async run(input, ctx) {
+        const restart = deps.hands.restart;
+        if (!restart) throw new TalonError('TOOL_FAILED', 'hands.restart is not available here');
+        return restart((input as { name: string }).name, ctx.caller.actor);
       },
     },
 

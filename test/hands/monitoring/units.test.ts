@@ -8,29 +8,7 @@ import { parseSettings, globMatch } from '../../../hands/monitoring/settings.ts'
 import { AnomalyDetector, MissingWatch, StuckDetector } from '../../../hands/monitoring/detect.ts';
 import { PlaybookAdvisor, playbookFix, sensorKind } from '../../../hands/monitoring/playbooks.ts';
 import { DEFAULTS } from '../../../hands/monitoring/settings.ts';
-import type { HandStore } from '../../../hands/sdk/types.ts';
-
-function memStore(): HandStore & { map: Map<string, unknown> } {
-  const map = new Map<string, unknown>();
-  return {
-    map,
-    async get<T>(k: string) {
-      return structuredClone(map.get(k)) as T | undefined;
-    },
-    async put(k, v) {
-      map.set(k, structuredClone(v));
-    },
-    async del(k) {
-      map.delete(k);
-    },
-    async list<T>(o: { prefix?: string; limit?: number } = {}) {
-      return [...map.entries()]
-        .filter(([k]) => k.startsWith(o.prefix ?? ''))
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .slice(0, o.limit ?? 1000) as Array<[string, T]>;
-    },
-  };
-}
+import { memStore } from '../../helpers/mem-store.ts';
 
 test('threshold: hysteresis band and minimum duration', () => {
   const t = new Threshold({ above: 70, hysteresis: 10, forDurationMs: 3000 });

@@ -204,3 +204,23 @@ test('optional capabilities are granted only when the config names them, and nev
   assert.throws(() => effectiveGrants(manifestCaps, { gpio: [4] }, ROOT, 'w', optional), /gpio\[0\].*widens/);
   assert.throws(() => effectiveGrants(manifestCaps, { gpio: [18] }, ROOT, 'w'), /gpio\[0\].*widens/);
 });
+
+test('tools.unattended: from the config only, within the allow list; a manifest cannot excuse itself', () => {
+  const m: DeclaredCapabilities = {
+    tools: { allow: ['hands.*', 'web.read'], approve: [], unattended: ['hands.*'] },
+  };
+  assert.equal(effectiveGrants(m, undefined, ROOT, 'x').tools.unattended, undefined, "the manifest's word is ignored");
+  const g = effectiveGrants(m, { tools: { unattended: ['hands.start'] } }, ROOT, 'hands.s.capabilities');
+  assert.deepEqual(g.tools.unattended, ['hands.start']);
+  const grants = new Grants(g, ROOT);
+  assert.equal(grants.unattended('hands.start'), true);
+  assert.equal(grants.unattended('hands.stop'), false);
+  assert.throws(
+    () =>
+      effectiveGrants(m, { tools: { allow: ['web.read'], unattended: ['hands.stop'] } }, ROOT, 'hands.s.capabilities'),
+    (e: unknown) =>
+      e instanceof TalonError &&
+      e.code === 'CONFIG_INVALID' &&
+      /hands\.s\.capabilities\.tools\.unattended\[0\]: "hands\.stop" is not in the Hand's tools grant/.test(e.message),
+  );
+});

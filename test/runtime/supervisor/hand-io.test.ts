@@ -152,8 +152,24 @@ test('ctx.store is scoped to the Hand and size-limited', async () => {
     assert.equal(r.bigKey, 'STORE_LIMIT');
     assert.equal(r.bigValue, 'STORE_LIMIT');
     assert.equal(r.notJson, 'BAD_REQUEST');
+    assert.deepEqual(
+      r.reverse,
+      [
+        ['c/4', 4],
+        ['c/3', 3],
+      ],
+      'newest first, limited',
+    );
+    assert.deepEqual(r.after, ['c/3', 'c/4'], 'the next page starts after the key given');
+    assert.deepEqual(r.afterReverse, ['c/2', 'c/1']);
+    assert.equal(r.badBatch, 'STORE_LIMIT');
+    assert.equal(r.c9, null, 'a refused batch writes nothing');
+    assert.equal(r.hugeBatch, 'STORE_LIMIT');
+    assert.deepEqual(r.grants, [`${ROOT}/store-user/#`], 'ctx.grants: its effective grants, topics absolute');
+    assert.equal(r.grantsFrozen, true);
     const own = h.store.sublevel('hands').sublevel('s1', { valueEncoding: 'json' });
-    assert.equal(await own.get('b/1'), 'bee');
+    assert.equal(await own.get('b/1'), undefined, 'deleted by the batch');
+    assert.equal(await own.get('c/2'), 2);
     assert.equal(await own.get('big'), undefined);
   } finally {
     await h.close();

@@ -86,7 +86,13 @@ test('what changes the world irreversibly is marked destructive (a person approv
   const destructive = tools
     .filter((t) => t.annotations.destructiveHint && !t.annotations.readOnlyHint)
     .map((t) => t.name);
-  assert.deepEqual(destructive.sort(), ['actuators.write', 'file.delete', 'hands.start', 'hands.stop']);
+  assert.deepEqual(destructive.sort(), [
+    'actuators.write',
+    'file.delete',
+    'hands.restart',
+    'hands.start',
+    'hands.stop',
+  ]);
   for (const n of ['sensors.read', 'web.read', 'json.query', 'time.now', 'audit.query'])
     assert.equal(tools.find((t) => t.name === n)!.annotations.readOnlyHint, true, n);
 });

@@ -212,7 +212,7 @@ test('every kernel tool is listed with schemas, a capability and MCP annotations
   const destructive = infos
     .filter((i) => i.annotations.destructiveHint && !i.annotations.readOnlyHint)
     .map((i) => i.name);
-  assert.deepEqual(destructive.sort(), ['actuators.write', 'hands.start', 'hands.stop']);
+  assert.deepEqual(destructive.sort(), ['actuators.write', 'hands.restart', 'hands.start', 'hands.stop']);
 });
 
 test('sensors.list and sensors.read keep to the sensors grant; an admin reads any sensor', async () => {

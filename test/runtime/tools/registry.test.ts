@@ -271,6 +271,31 @@ test('approval: destructive tools and the approve list wait; read-only ones and 
   assert.deepEqual(listed, { 'act.safe': false, 'act.write': true, 'web.read': true });
 });
 
+test("approval in advance: the config's tools.unattended runs a destructive tool without a person, audited so; approve still wins", async () => {
+  const approvals = new ScriptedApprovals();
+  const { reg, audit } = setup({ approvals });
+  const t = tool('hands.start', { annotations: { destructiveHint: true } });
+  reg.register(t);
+  reg.register(tool('hands.stop', { annotations: { destructiveHint: true } }));
+  const caller = (approve: string[]): ToolCaller => ({
+    ...hand('scheduler', ['hands.*']),
+    grants: { ...NO_CAPABILITIES, tools: { allow: ['hands.*'], approve, unattended: ['hands.start', 'hands.stop'] } },
+  });
+  await reg.call(caller([]), 'hands.start', { count: 1 });
+  assert.equal(approvals.asked.length, 0, 'nobody was asked');
+  assert.equal(t.runs.length, 1);
+  assert.equal(audit.last().decision, 'ok');
+  assert.deepEqual(audit.last().detail?.approval, { id: 'unattended', by: 'config' });
+  await reg.call(caller(['hands.stop']), 'hands.stop', { count: 1 });
+  assert.equal(approvals.asked.length, 1, 'the approve list overrides unattended');
+  await reg.call(hand('other', ['hands.*']), 'hands.start', { count: 1 });
+  assert.equal(approvals.asked.length, 2, 'another Hand without unattended still asks');
+  assert.deepEqual(Object.fromEntries(reg.list(caller([])).map((i) => [i.name, i.needsApproval])), {
+    'hands.start': false,
+    'hands.stop': false,
+  });
+});
+
 test('approval denied by a person: APPROVAL_DENIED says who and why; the tool never runs', async () => {
   const approvals = new ScriptedApprovals();
   approvals.answer = { approved: false, by: 'user:ada', note: 'not while I am away' };
