@@ -9,6 +9,7 @@
  */
 import type { AnySurface } from './sdk/surface.ts';
 import monitoring from './monitoring/surface.ts';
+import scheduling from './scheduling/surface.ts';
 
 export interface BuiltinHand {
   /** the folder name, the `module` a config uses, the bundle's dist/hands/<id>.cjs */
@@ -21,6 +22,7 @@ export interface BuiltinHand {
 
 export const BUILTIN_HANDS: readonly BuiltinHand[] = [
   { id: 'monitoring', defaultInstance: { name: 'monitoring' }, surface: monitoring },
+  { id: 'scheduling', defaultInstance: { name: 'scheduler' }, surface: scheduling },
 ];
 
 /** the built-in Hands' surfaces, in catalog order */

@@ -61,6 +61,7 @@ export type Tag =
   | 'provisioning'
   | 'secrets'
   | 'tools'
+  | 'schedules'
   /** a token scope only (`mcp:write`): the MCP endpoint /mcp, outside the route table */
   | 'mcp';
 

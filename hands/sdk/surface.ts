@@ -234,12 +234,20 @@ export interface HandCliIo {
   cwd: string;
 }
 
+/** The running daemon's REST API, as the CLI reaches it (its data folder's runtime.json and CLI token). */
+export interface HandDaemon {
+  /** a JSON request under /api/v1; an error answer rejects with its code (and the CLI's exit code for it) */
+  request<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T>;
+}
+
 export interface HandCommandArgs {
   values: Record<string, string | boolean | undefined>;
   positionals: string[];
   io: HandCliIo;
   /** a usage error: exit 2, the message and the command's usage on stderr */
   usage(message: string): never;
+  /** the running daemon (commands declared `daemon: true`; opened at the first request, NOT_RUNNING when none runs) */
+  daemon?: HandDaemon;
 }
 
 /** `talon <hand id> <name> …` */
@@ -253,6 +261,8 @@ export interface HandCommand {
   options?: Record<string, HandCliOption>;
   /** extra paragraphs at the end of the help */
   notes?: string;
+  /** talks to the running daemon: the CLI adds its `--data DIR`, `--config FILE` and `--json` options and `daemon` */
+  daemon?: boolean;
   /** the exit code; a TalonError thrown prints as `talon: <message> (<CODE>)` with its code's exit code */
   run(args: HandCommandArgs): Promise<number>;
 }
@@ -260,6 +270,8 @@ export interface HandCommand {
 export interface HandCli {
   /** one line in `talon --help` */
   summary: string;
+  /** a second name for `talon <hand id>`, the one people type (`talon schedule` for the Scheduling Hand) */
+  alias?: string;
   /** the first paragraph of `talon <hand id> --help` */
   description: string;
   commands: HandCommand[];
@@ -329,7 +341,7 @@ export interface SurfaceShape {
   title: string;
   protocol?: Protocol;
   routes?: ReadonlyArray<{ method: string; path: string }>;
-  cli?: { commands: ReadonlyArray<{ name: string }> };
+  cli?: { alias?: string; commands: ReadonlyArray<{ name: string }> };
   metrics?: object;
 }
 
@@ -350,6 +362,8 @@ export function defineSurface<S extends SurfaceShape>(declared: S): AnySurface {
     if (!r.path.startsWith('/api/v1/'))
       throw new TypeError(`defineSurface: Hand "${surface.id}": route ${r.method} ${r.path} must be under /api/v1/`);
   }
+  if (surface.cli?.alias !== undefined && !/^[a-z][a-z0-9-]{0,30}$/.test(surface.cli.alias))
+    throw new TypeError(`defineSurface: Hand "${surface.id}": cli.alias "${surface.cli.alias}" must be a command name`);
   for (const c of surface.cli?.commands ?? []) {
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(c.name))
       throw new TypeError(

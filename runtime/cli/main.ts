@@ -63,14 +63,18 @@ export const COMMANDS: Record<string, CommandEntry> = {
 export function commands(surfaces: readonly AnySurface[] = BUILTIN_SURFACES): Record<string, CommandEntry> {
   const all: Record<string, CommandEntry> = { ...COMMANDS };
   for (const s of surfaces) {
-    if (!s.cli || Object.hasOwn(all, s.id)) continue;
-    all[s.id] = {
-      summary: s.cli.summary,
-      load: async () => {
-        const { runHandCommand } = await import('./hand-commands.ts');
-        return { main: (argv, io) => runHandCommand(s, argv, io) };
-      },
-    };
+    if (!s.cli) continue;
+    // `talon <alias>` (what people type, `talon schedule`) as well as `talon <hand id>`
+    for (const name of [s.id, ...(s.cli.alias ? [s.cli.alias] : [])]) {
+      if (Object.hasOwn(all, name)) continue;
+      all[name] = {
+        summary: s.cli.summary,
+        load: async () => {
+          const { runHandCommand } = await import('./hand-commands.ts');
+          return { main: (argv, io) => runHandCommand(s, argv, io, name) };
+        },
+      };
+    }
   }
   // `version` last, as it always was
   const { version, ...rest } = all;

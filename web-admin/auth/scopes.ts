@@ -28,6 +28,7 @@ export const TAGS: readonly Tag[] = [
   'provisioning',
   'secrets',
   'tools',
+  'schedules',
   'mcp',
 ];
 /**

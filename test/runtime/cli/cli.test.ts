@@ -127,7 +127,10 @@ test('config validate: a file without hands runs the Monitoring Hand, as before 
   const j = await talon(['config', 'validate', f, '--json']);
   assert.equal(j.code, 0, j.stderr);
   const out = JSON.parse(j.stdout) as { config: { hands: unknown[] } };
-  assert.deepEqual(out.config.hands, [{ name: 'monitoring', module: 'monitoring', enabled: true, settings: {} }]);
+  assert.deepEqual(out.config.hands, [
+    { name: 'monitoring', module: 'monitoring', enabled: true, settings: {} },
+    { name: 'scheduler', module: 'scheduling', enabled: true, settings: {} },
+  ]);
 });
 
 test('config validate: the shipped example is valid', async () => {
@@ -182,7 +185,10 @@ test('config validate: Hand modules are checked: a missing file, an unknown buil
       `\\n {2}hands\\[0\\]\\.module: "\\./ecoh\\.cjs": no such file \\(${join(folder, 'ecoh.cjs').replace(/[.]/g, '\\.')};`,
     ),
   );
-  assert.match(r.stderr, /\n {2}hands\[1\]\.module: "greter" is not a built-in Hand \(built-in: monitoring\)/);
+  assert.match(
+    r.stderr,
+    /\n {2}hands\[1\]\.module: "greter" is not a built-in Hand \(built-in: monitoring, scheduling\)/,
+  );
   assert.match(
     r.stderr,
     /\n {2}hands\[2\]\.module: "\.\/hand\.ts" is TypeScript; a Hand must be a bundled CommonJS file: run `npx esbuild \.\/hand\.ts --bundle --platform=node --format=cjs --outfile=\.\/hand\.cjs`/,

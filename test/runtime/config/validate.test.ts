@@ -33,7 +33,10 @@ const EXPECTED_DEFAULTS: TalonConfig = {
     backoff: { initialMs: 500, maxMs: 30000, factor: 2, jitter: 0.2 },
     crashLoop: { restarts: 5, windowMs: 60000 },
   },
-  hands: [{ name: 'monitoring', module: 'monitoring', enabled: true, settings: {} }],
+  hands: [
+    { name: 'monitoring', module: 'monitoring', enabled: true, settings: {} },
+    { name: 'scheduler', module: 'scheduling', enabled: true, settings: {} },
+  ],
   log: { level: 'info' },
   audit: { retention: {} },
   drivers: DEMO_DRIVERS,
@@ -118,7 +121,10 @@ test("the defaults come out in the schema's key order, hands where the schema ha
 
 test("the schema served to editors shows the built-in Hands' default instances as the default of hands", () => {
   const hands = (schemaWithDefaults().properties as Record<string, { default?: unknown; maxItems?: number }>).hands!;
-  assert.deepEqual(hands.default, [{ name: 'monitoring', module: 'monitoring' }]);
+  assert.deepEqual(hands.default, [
+    { name: 'monitoring', module: 'monitoring' },
+    { name: 'scheduler', module: 'scheduling' },
+  ]);
   assert.equal(hands.maxItems, 256);
 });
 
