@@ -344,6 +344,32 @@ const surface: HandSurface<SchedulingProtocol> = {
     },
   },
   page: { label: 'Schedules' },
+  // for agents, MCP clients and other Hands, under their own tools grant (hands/sdk/surface.ts)
+  tools: [
+    {
+      name: 'schedule.list',
+      kind: 'list',
+      readOnly: true,
+      description: 'List the scheduled jobs: trigger, next runs, last outcome, state.',
+    },
+    {
+      name: 'schedule.get',
+      kind: 'get',
+      readOnly: true,
+      description: 'One scheduled job by id, with its next runs and state.',
+    },
+    {
+      name: 'schedule.put',
+      kind: 'put',
+      description:
+        "Create or update a scheduled job by id: { job: { id, trigger: cron|every|at|event|after, action: hand|publish|ask|tool|agent, policy? } }. The job is checked against the Scheduling Hand's grants; an error names the field.",
+    },
+    { name: 'schedule.run', kind: 'run', description: 'Run a job now, outside its schedule; returns the run record.' },
+    { name: 'schedule.pause', kind: 'pause', description: 'Pause a job: no run until it is resumed.' },
+    { name: 'schedule.resume', kind: 'resume', description: 'Resume a paused job.' },
+    { name: 'schedule.remove', kind: 'remove', destructive: true, description: 'Remove a job and its history.' },
+    { name: 'schedule.history', kind: 'history', readOnly: true, description: "A job's runs, newest first." },
+  ],
 };
 
 export default defineSurface(surface);

@@ -332,6 +332,25 @@ export interface HandSurface<P extends Protocol = Protocol> {
   homeAssistant?: HandHomeAssistant;
   /** the web admin page (hands/<id>/page/index.tsx, a lazily loaded module of the page) */
   page?: { label: string };
+  /**
+   * tools the kernel registers for the Hand's request kinds (agents, MCP clients and other Hands reach them under
+   * their `tools` grant, with approvals and audit as every tool): input = the kind's request schema, output = its
+   * answer schema, run = the request to the running instance
+   */
+  tools?: ReadonlyArray<HandSurfaceTool<P>>;
+}
+
+export interface HandSurfaceTool<P extends Protocol = Protocol> {
+  /** `group.verb` (`schedule.put`) */
+  name: string;
+  /** the request kind it sends */
+  kind: KindOf<P>;
+  /** what a model reads: what it does, when to use it */
+  description: string;
+  /** changes nothing (no approval, allowed while the audit log is down) */
+  readOnly?: boolean;
+  /** a person approves each call (as for hands.stop) */
+  destructive?: boolean;
 }
 
 /** Checks a surface's shape and keeps its protocol's type for its routes and metrics. */
@@ -342,6 +361,7 @@ export interface SurfaceShape {
   protocol?: Protocol;
   routes?: ReadonlyArray<{ method: string; path: string }>;
   cli?: { alias?: string; commands: ReadonlyArray<{ name: string }> };
+  tools?: ReadonlyArray<{ name: string; kind: string }>;
   metrics?: object;
 }
 
@@ -368,6 +388,14 @@ export function defineSurface<S extends SurfaceShape>(declared: S): AnySurface {
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(c.name))
       throw new TypeError(
         `defineSurface: Hand "${surface.id}": command "${c.name}" must be lowercase letters, digits and "-"`,
+      );
+  }
+  for (const t of surface.tools ?? []) {
+    if (!/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$/.test(t.name))
+      throw new TypeError(`defineSurface: Hand "${surface.id}": tool "${t.name}" must be dotted lowercase words`);
+    if (!kinds.includes(t.kind))
+      throw new TypeError(
+        `defineSurface: Hand "${surface.id}": tool "${t.name}" sends "${t.kind}", not in its protocol`,
       );
   }
   // the kernel's view: untyped (it validates each request against its schema at run time)

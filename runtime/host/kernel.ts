@@ -74,6 +74,7 @@ import { Lifecycle, type Subsystem } from './lifecycle.ts';
 import { systemdNotifier } from '../systemd.ts';
 import { ToolsSubsystem } from './tools.ts';
 import { clockServices } from './clock.ts';
+import { surfaceTools } from '../tools/surface-tools.ts';
 
 // the composition root tells the config layer which Hands are built in (their ids, the default instance)
 setBuiltinHands(BUILTIN_HANDS);
@@ -608,6 +609,11 @@ export class Kernel {
                 : {}),
             },
           });
+          // the Hands' surface tools (schedule.put, …): requests to their running instances, as tools
+          for (const t of surfaceTools(p.api.handRequests.surfaces, (id, kind, body, o) =>
+            p.api.handRequests.request(id, kind, body, o),
+          ))
+            p.tools.registry.register(t, { checkSchemas: false });
         },
         stop: () => {},
       },
