@@ -30,6 +30,11 @@ export interface HandStatus {
   handlerErrors?: number;
   /** hosts ctx.fetch may reach; raw: the worker has --allow-net (all of the network) */
   network?: { hosts: string[]; raw: boolean };
+  /** on-demand: started by a task or a start, stopped when idle */
+  mode?: 'always' | 'on-demand';
+  onDemand?: { armed: boolean; idleStopMs: number; queued: number };
+  /** a pool of workers sharing the Hand's task inbox */
+  instances?: { running: number; min: number; max: number; queued: number; inFlight: number };
 }
 
 export const RAW_NETWORK_WARNING =
@@ -130,6 +135,24 @@ export function Hands({ args, user }: PageProps) {
                   <span class={`badge state-${h.state}`} data-testid={`hand-state-${h.name}`}>
                     {h.state}
                   </span>
+                  {h.mode === 'on-demand' && (
+                    <span
+                      class="badge"
+                      data-testid={`hand-on-demand-${h.name}`}
+                      title={`started by a task or a start; stopped after ${duration(h.onDemand?.idleStopMs ?? 0)} without work`}
+                    >
+                      on demand
+                    </span>
+                  )}
+                  {h.instances && h.instances.max > 1 && (
+                    <span
+                      class="badge"
+                      data-testid={`hand-instances-${h.name}`}
+                      title={`${h.instances.inFlight} tasks in flight, ${h.instances.queued} queued`}
+                    >
+                      ×{h.instances.running} of {h.instances.min}–{h.instances.max}
+                    </span>
+                  )}
                 </td>
                 <td>{h.state === 'running' ? duration(h.uptimeMs) : '–'}</td>
                 <td data-testid={`hand-restarts-${h.name}`}>{h.restarts}</td>
