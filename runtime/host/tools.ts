@@ -247,7 +247,7 @@ export class ToolsSubsystem {
 
 /** a Hand's ctx.store (as runtime/supervisor/hand-runner.ts keeps it), or the admins' scope */
 function scopedStore(store: Store, owner: string): ScopedStore {
-  const db = store.sublevel('hands').sublevel<string, unknown>(owner, { valueEncoding: 'json' });
+  const db = store.handScope(owner);
   return {
     get: async (k) => (await db.get(k)) ?? undefined,
     put: (k, v) => db.put(k, v),

@@ -76,6 +76,8 @@ export class Store {
   readonly dir: string;
   readonly db: Level<string, unknown>;
   #open = false;
+  readonly #sublevels = new Map<string, Sublevel<unknown>>();
+  readonly #handScopes = new Map<string, Sublevel<unknown>>();
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -131,8 +133,33 @@ export class Store {
     );
   }
 
+  /**
+   * A subsystem's sublevel, one object per name for the store's life: abstract-level keeps every sublevel made
+   * (its hooks and listeners hang on the parent), so making one per operation grew the heap ~2 KB a call.
+   */
   sublevel<V = unknown>(name: SublevelName): Sublevel<V> {
-    return this.db.sublevel<string, V>(name, { valueEncoding: 'json' });
+    let s = this.#sublevels.get(name);
+    if (!s) {
+      s = this.db.sublevel<string, unknown>(name, { valueEncoding: 'json' });
+      this.#sublevels.set(name, s);
+    }
+    return s as Sublevel<V>;
+  }
+
+  /** a Hand's own scope (`hands` / `<name>`, JSON values), made once per name */
+  handScope(name: string): Sublevel<unknown> {
+    let s = this.#handScopes.get(name);
+    if (!s) {
+      const hands = this.sublevel('hands') as unknown as AbstractSublevel<
+        Level<string, unknown>,
+        string | Buffer | Uint8Array,
+        string,
+        unknown
+      >;
+      s = hands.sublevel<string, unknown>(name, { valueEncoding: 'json' }) as unknown as Sublevel<unknown>;
+      this.#handScopes.set(name, s);
+    }
+    return s;
   }
 
   async schemaVersion(): Promise<number> {

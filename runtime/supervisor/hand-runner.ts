@@ -1157,7 +1157,7 @@ export class HandRunner {
   }
 
   #scope() {
-    return this.#d.store.sublevel('hands').sublevel<string, unknown>(this.name, { valueEncoding: 'json' });
+    return this.#d.store.handScope(this.name);
   }
 
   async #list(opts: unknown): Promise<Array<[string, unknown]>> {

@@ -35,6 +35,25 @@ test('sublevels are isolated from each other', async () => {
   }
 });
 
+test('a sublevel and a Hand scope are made once: abstract-level keeps every one made, so one per call leaked', async () => {
+  const s = await Store.open(tmp());
+  try {
+    assert.equal(s.sublevel('hands'), s.sublevel('hands'));
+    assert.notEqual(s.sublevel('hands'), s.sublevel('alerts'));
+    assert.equal(s.handScope('a'), s.handScope('a'));
+    await s.handScope('a').put('k', { v: 1 });
+    await s.handScope('b').put('k', { v: 2 });
+    assert.deepEqual(await s.handScope('a').get('k'), { v: 1 });
+    // the layout stays what it was: the `hands` sublevel's child named after the Hand
+    const keys: string[] = [];
+    for await (const k of s.sublevel('hands').keys()) keys.push(k);
+    assert.deepEqual(keys, ['!a!k', '!b!k']);
+    assert.deepEqual(await s.sublevel('hands').sublevel('a', { valueEncoding: 'json' }).get('k'), { v: 1 });
+  } finally {
+    await s.close();
+  }
+});
+
 test('migrations run once, in order, from the stored version; data survives', async () => {
   const dir = tmp();
   const ran: number[] = [];
