@@ -216,6 +216,8 @@ export class RemoteBus implements Bus {
     this.#attempt = 0;
     this.#lastError = null;
     this.#idsAvailable = connack.properties?.subscriptionIdentifiersAvailable !== false;
+    // small request/answer packets: Nagle would hold an answer for the broker's delayed ACK (40 ms)
+    (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     // retained `online` replaces the will's `offline` (or a previous run's)
     client.publish(this.#stateTopic, 'online', { qos: 1, retain: true }, () => undefined);
     // restore subscriptions, each with a fresh identifier so its retained replay reaches every entry
