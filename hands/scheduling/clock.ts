@@ -83,7 +83,9 @@ export class ClockWatch {
 
   #poll(): void {
     if (this.#unavailable || this.#inflight) return;
-    if (this.#o.mono() - this.#askedAt < this.#o.pollMs) return;
+    // known wrong: ask again soon, so a job follows NTP within seconds
+    const every = this.#synced === false ? Math.min(this.#o.pollMs, 2000) : this.#o.pollMs;
+    if (this.#o.mono() - this.#askedAt < every) return;
     void this.refresh();
   }
 }

@@ -45,6 +45,8 @@ export const JUMP_MS = 2000;
 export const GRACE_MS = 2000;
 /** the longest the one timer sleeps (so a wall-clock jump or a clock that got synchronised is noticed) */
 export const MAX_TIMER_MS = 60_000;
+/** while the wall clock is not trusted, how often cron and `at` jobs look again (NTP may have arrived) */
+export const UNSYNCED_RECHECK_MS = 2000;
 /** overlap `buffer-all` keeps at most this many due runs */
 export const BUFFER_MAX = 100;
 export const DEFAULT_TIMEOUT_MS = 600_000;
@@ -416,6 +418,10 @@ export class Engine implements SchedulerApi {
     return this.#view(this.#must(id), 5);
   }
 
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
   put(spec: unknown, source: JobSource = 'api'): Promise<JobView> {
     return this.#serial(async () => {
       const rawId = (spec as { id?: unknown } | null)?.id;
@@ -758,7 +764,7 @@ export class Engine implements SchedulerApi {
     const m = this.#monoHeap.peek();
     if (m) delay = m.t - clock.mono();
     const w = this.#wallHeap.peek();
-    if (w) delay = Math.min(delay, this.#o.clockSynced() ? w.t - clock.wall() : MAX_TIMER_MS);
+    if (w) delay = Math.min(delay, this.#o.clockSynced() ? w.t - clock.wall() : UNSYNCED_RECHECK_MS);
     if (delay === Number.POSITIVE_INFINITY) {
       if (this.#timer !== undefined) clock.clearTimer(this.#timer);
       this.#timer = undefined;
@@ -1238,7 +1244,7 @@ export class Engine implements SchedulerApi {
         next = nextTimes(t, e.cursor, n).filter((x) => x <= endAt);
       } else if ('every' in t && e.dueMono !== undefined) {
         const every = parseDuration(t.every, 'trigger.every');
-        const first = clock.wall() + Math.max(0, e.dueMono - clock.mono());
+        const first = Math.round(clock.wall() + Math.max(0, e.dueMono - clock.mono()));
         next = Array.from({ length: n }, (_, i) => first + i * every);
       }
     }

@@ -304,7 +304,7 @@ export class SchedulingHand {
   async put(job: unknown): Promise<{ job: JobView; created: boolean }> {
     await this.refreshHands();
     const id = (job as { id?: unknown }).id;
-    const created = typeof id !== 'string' || !this.engine.list().some((j: JobView) => j.id === id);
+    const created = typeof id !== 'string' || !this.engine.has(id);
     try {
       return { job: await this.engine.put(job, 'api'), created };
     } catch (err) {

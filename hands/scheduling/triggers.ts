@@ -14,17 +14,32 @@ export const DEFAULT_CATCHUP_WINDOW_MS = 86_400_000;
 export const DEFAULT_CATCHUP_MAX = 10;
 
 const cache = new Map<string, Cron>();
-const MAX_CACHED = 50_000;
+/**
+ * croner 10 gives every pattern a 10,000-entry year table (~80 KB of heap): 10,000 jobs with 4,000 distinct
+ * expressions held 340 MB. So the cache keeps the recently used ones (an expression parsed again costs ~80 µs),
+ * and a pattern whose years are `*` shares one table.
+ */
+const MAX_CACHED = 256;
+const ALL_YEARS: number[] = [];
 
 /** a paused Cron for `expr` in `timezone`, shared */
 export function cronOf(expr: string, timezone?: string): Cron {
   const key = `${timezone ?? ''}\u0000${expr}`;
   let c = cache.get(key);
-  if (!c) {
-    if (cache.size >= MAX_CACHED) cache.clear();
-    c = new Cron(expr, { timezone, paused: true });
+  if (c) {
+    cache.delete(key);
     cache.set(key, c);
+    return c;
   }
+  c = new Cron(expr, { timezone, paused: true });
+  type Internals = { _states?: { pattern?: { starYear?: boolean; year?: number[] } } };
+  const pattern = (c as unknown as Internals)._states?.pattern;
+  if (pattern?.starYear && Array.isArray(pattern.year) && pattern.year.every((y) => y === 1)) {
+    if (ALL_YEARS.length !== pattern.year.length) ALL_YEARS.splice(0, ALL_YEARS.length, ...pattern.year);
+    pattern.year = ALL_YEARS;
+  }
+  if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value as string);
+  cache.set(key, c);
   return c;
 }
 

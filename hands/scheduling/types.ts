@@ -429,6 +429,8 @@ export interface EngineStats {
 export interface SchedulerApi {
   list(): JobView[];
   get(id: string): JobView;
+  /** whether a job with this id is held */
+  has(id: string): boolean;
   /** create or update by id; `source: 'config'` jobs cannot be changed through the API (CONFLICT) */
   put(spec: unknown, source?: JobSource): Promise<JobView>;
   remove(id: string): Promise<void>;
