@@ -11,7 +11,8 @@
  * llm (router overhead, failover time, local tokens/s with a generated random-weight GGUF),
  * web (requests/s, the web admin's RSS idle and under 20 SSE streams, page weight),
  * provisioning (first start → provisioned and reconnected; 200 simulated devices at once),
- * tools (a tool call's kernel cost, in process and from a Hand's worker; the agent loop's cost per step).
+ * tools (a tool call's kernel cost, in process and from a Hand's worker; the agent loop's cost per step),
+ * scheduling (10,000 schedules idle in process and on the daemon; bus event → action latency).
  * Ratios are measured in the same run, since the machine is shared and noisy. Idle memory is
  * printed as a second table (VmRSS, RssAnon, RssFile) after the main one.
  */
@@ -242,6 +243,15 @@ async function main(): Promise<void> {
       process.execPath,
       ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/monitoring.ts')],
       { encoding: 'utf8', maxBuffer: 1 << 24 },
+    );
+    for (const line of text.trimEnd().split('\n')) say(line);
+  }
+  if (want('scheduling')) {
+    // its own process (gc exposed, a clean heap): the engine with 10,000 jobs in process, then two daemons
+    const text = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/scheduling.ts')],
+      { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, SCHED_BENCH_NO_HEADER: '1' } },
     );
     for (const line of text.trimEnd().split('\n')) say(line);
   }

@@ -76,12 +76,12 @@ export function spawnTalon(
 /** starts the daemon on a new config file, or again on an earlier one (`opts.configFile`) */
 export async function startDaemon(
   config: Record<string, unknown>,
-  opts: { dataDir?: string; configFile?: string } = {},
+  opts: { dataDir?: string; configFile?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Daemon> {
   const { file, dataDir, httpPort, mqttPort } = opts.configFile
     ? readConfig(opts.configFile)
     : await writeConfig(config, opts.dataDir);
-  const { proc, output, exited } = spawnTalon(['run', '--config', file]);
+  const { proc, output, exited } = spawnTalon(['run', '--config', file], opts.env);
   const d: Daemon = {
     proc,
     dataDir,
