@@ -675,3 +675,37 @@ test('on a kernel slice (real worker, store, bus, audit, HTTP): the routes store
     await h.close();
   }
 });
+
+test('a nearly full heap refuses a new job with what to raise, still takes changes to held jobs, and stores nothing', async () => {
+  const f = fakeCtx({ grants: OPEN_BUS });
+  const heap = { used: 10, limit: 100 };
+  const hand = new SchedulingHand(f.ctx, { heap: () => heap });
+  await hand.start();
+  try {
+    const job = (id: string, topic = 'reports/x') => ({
+      id,
+      trigger: { at: '2099-01-01T00:00:00Z' },
+      action: { publish: { topic } },
+    });
+    assert.equal((await hand.put(job('a'))).created, true);
+    heap.used = 80; // over HEAP_FULL (75 %)
+    await assert.rejects(hand.put(job('b')), (e: TalonError) => {
+      assert.equal(e.code, 'BAD_REQUEST');
+      assert.match(e.message, /heap is 0 of 0 MB with 1 jobs: no new job .*quotas\.heapMb/);
+      return true;
+    });
+    assert.equal(hand.engine.has('b'), false);
+    assert.deepEqual(
+      (await f.ctx.store.list({ prefix: '' })).map(([k]) => k).filter((k) => k.endsWith('/b')),
+      [],
+    );
+    // an existing job can still change
+    const changed = await hand.put(job('a', 'reports/y'));
+    assert.equal(changed.created, false);
+    heap.used = 10;
+    assert.equal((await hand.put(job('b'))).created, true);
+  } finally {
+    await hand.stop();
+    f.close();
+  }
+});
