@@ -14,6 +14,7 @@
  */
 import type { HandContext } from '../sdk/types.ts';
 import { TalonError, isErrorCode } from '../../runtime/core/errors.ts';
+import { raceAbort } from '../../runtime/core/abort.ts';
 import { Grants } from '../../runtime/core/grants.ts';
 import { TaskClient } from '../sdk/tasks.ts';
 import { parseDuration } from './jobs.ts';
@@ -96,26 +97,10 @@ function asTalonError(err: unknown): TalonError {
   return TalonError.from(err);
 }
 
-/** the promise, or a rejection when `signal` aborts first (the underlying call is left to end on its own) */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(new TalonError('HAND_STOPPED', `${what} was cancelled`));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void =>
-      reject(
-        signal.reason instanceof TalonError ? signal.reason : new TalonError('HAND_STOPPED', `${what} was cancelled`),
-      );
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
+  return raceAbort(p, signal, (r) =>
+    r instanceof TalonError ? r : new TalonError('HAND_STOPPED', `${what} was cancelled`),
+  );
 }
 
 /** states of a Hand in which a task would never be answered (unless it starts on demand) */

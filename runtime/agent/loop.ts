@@ -38,6 +38,7 @@ import { boundedJson } from '../core/bounded-json.ts';
 import { canonicalize } from '../core/canonical.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { TalonError, type ErrorCode } from '../core/errors.ts';
+import { raceAbort } from '../core/abort.ts';
 import type { ChatMessage, ChatRequest, ChatResult, ToolCall, ToolSpec } from '../llm/types.ts';
 import type { HandCaller, KernelService } from '../supervisor/types.ts';
 import type { AgentRun, AgentStep, ToolCaller, ToolInfo, Tools } from '../tools/types.ts';
@@ -167,28 +168,6 @@ export function feedBack(
 function unfence(text: string): string {
   const m = /^\s*```[a-zA-Z]*\s*\n([\s\S]*?)\n?```\s*$/.exec(text);
   return (m ? m[1]! : text).trim();
-}
-
-/** a promise that rejects with the signal's reason when it aborts first */
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    p.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 /** a tool call the provider or the router refused before it reached the loop */

@@ -32,19 +32,26 @@ for (let i = 0; i < runs; i++) {
   b.push(y.startMs);
   await y.stop();
 }
-const ra: number[] = [];
-const rb: number[] = [];
-for (let i = 0; i < 3; i++) {
-  for (const [c, into] of [
-    [before, ra],
-    [now, rb],
-  ] as const) {
-    const t = await startTalon({ hands: [] }, { cmd: c });
-    await sleep(4000);
-    into.push(memMb(t.proc.pid!).rss);
-    await t.stop();
+/** idle RSS after 4 s, median of 3 alternate starts of each build, on `config` */
+async function idleRss(config: Record<string, unknown>): Promise<[number[], number[]]> {
+  const ra: number[] = [];
+  const rb: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    for (const [c, into] of [
+      [before, ra],
+      [now, rb],
+    ] as const) {
+      const t = await startTalon(config, { cmd: c });
+      await sleep(4000);
+      into.push(memMb(t.proc.pid!).rss);
+      await t.stop();
+    }
   }
+  return [ra, rb];
 }
+const [ra, rb] = await idleRss({ hands: [] });
+// no `hands` key: the Hands each build starts by default (the catalog's default instances)
+const [da, db] = await idleRss({});
 console.log('| measure | other build | this build | ratio |');
 console.log('|---|---|---|---|');
 console.log(
@@ -52,4 +59,7 @@ console.log(
 );
 console.log(
   `| idle RSS, no Hands (median of 3) | ${median(ra).toFixed(1)} MB | ${median(rb).toFixed(1)} MB | ${(median(rb) - median(ra)).toFixed(1)} MB |`,
+);
+console.log(
+  `| idle RSS, the default Hands (median of 3) | ${median(da).toFixed(1)} MB | ${median(db).toFixed(1)} MB | ${(median(db) - median(da)).toFixed(1)} MB |`,
 );

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBuilt, startDaemon, type Daemon } from '../helpers/daemon.ts';
+import { api, ensureBuilt, poll, startDaemon, type Daemon } from '../helpers/daemon.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -38,33 +38,8 @@ interface Run {
   status: string;
 }
 
-async function api(d: Daemon, path: string): Promise<{ status: number; body: any }> {
-  const r = await fetch(`http://127.0.0.1:${d.httpPort}${path}`, { headers: { authorization: `Bearer ${d.token()}` } });
-  const text = await r.text();
-  try {
-    return { status: r.status, body: JSON.parse(text) };
-  } catch {
-    return { status: r.status, body: text };
-  }
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 20_000): Promise<T> {
-  const t0 = performance.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (performance.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms${last ? ` (${String(last)})` : ''}`);
-    await sleep(200);
-  }
-}
-
 async function history(d: Daemon, id: string): Promise<Run[]> {
-  const r = await api(d, `/api/v1/schedules/${id}/history?limit=200`);
+  const r = await api(d, 'GET', `/api/v1/schedules/${id}/history?limit=200`);
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const b = r.body as Run[] | { runs?: Run[]; history?: Run[]; items?: Run[] };
   const list = Array.isArray(b) ? b : (b.runs ?? b.history ?? b.items);
@@ -99,9 +74,9 @@ async function fakedDaemon(file: string, jobs: unknown[]): Promise<Daemon> {
       },
     },
   );
-  await waitFor(
+  await poll(
     `the Scheduling Hand answering\n${d.output().slice(-3000)}`,
-    async () => (await api(d, '/api/v1/schedules')).status === 200,
+    async () => (await api(d, 'GET', '/api/v1/schedules')).status === 200,
     30_000,
   );
   return d;
@@ -130,7 +105,7 @@ describe('the Scheduling Hand under a faked wall clock', { concurrency: true }, 
       { id: 'beat', trigger: { every: '1s' }, action: publish('beat'), policy: { overlap: 'allow' } },
     ]);
     try {
-      await waitFor(
+      await poll(
         'the first runs',
         async () => (await history(d, 'sec')).length >= 2 && (await history(d, 'beat')).length >= 2,
       );
@@ -210,8 +185,8 @@ describe('the Scheduling Hand under a faked wall clock', { concurrency: true }, 
       },
     ]);
     try {
-      const view = await waitFor('boot-cron waiting for the clock', async () => {
-        const r = await api(d, '/api/v1/schedules/boot-cron');
+      const view = await poll('boot-cron waiting for the clock', async () => {
+        const r = await api(d, 'GET', '/api/v1/schedules/boot-cron');
         const v = (r.body?.job ?? r.body) as { waiting?: string };
         return r.status === 200 && v.waiting === 'clock-unsynchronised' ? v : null;
       });
@@ -220,7 +195,7 @@ describe('the Scheduling Hand under a faked wall clock', { concurrency: true }, 
       assert.deepEqual(await history(d, 'boot-cron'), [], 'no run at a 1970 time');
       // NTP arrives
       writeFileSync(file, '+0\n');
-      const runs = await waitFor(
+      const runs = await poll(
         'boot-cron running once the clock is right',
         async () => {
           const h = await history(d, 'boot-cron');
@@ -234,7 +209,7 @@ describe('the Scheduling Hand under a faked wall clock', { concurrency: true }, 
         runs.every((r) => r.scheduledAt > Date.parse('2020-01-01')),
         `no 1970 time: ${JSON.stringify(runs.map((r) => r.scheduledAt))}`,
       );
-      const v = await api(d, '/api/v1/schedules/boot-cron');
+      const v = await api(d, 'GET', '/api/v1/schedules/boot-cron');
       assert.equal((v.body?.job ?? v.body).waiting, undefined, JSON.stringify(v.body));
     } finally {
       await d.stop();

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { ensureBuilt, startDaemon, cli, type Daemon } from '../helpers/daemon.ts';
+import { api, cli, ensureBuilt, poll, startDaemon, type Daemon } from '../helpers/daemon.ts';
 import { fixture } from '../helpers/fixtures.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -50,40 +50,9 @@ const listOf = <T>(body: unknown, ...keys: string[]): T[] => {
   throw new Error(`no list (${keys.join('/')}) in ${JSON.stringify(body).slice(0, 500)}`);
 };
 
-async function api(d: Daemon, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const r = await fetch(`http://127.0.0.1:${d.httpPort}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${d.token()}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await r.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: r.status, body: parsed };
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 20_000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms${last ? ` (${String(last)})` : ''}`);
-    await sleep(100);
-  }
-}
-
 /** the scheduler answers on /api/v1/schedules once its Hand runs */
 async function schedulerReady(d: Daemon): Promise<void> {
-  await waitFor(
+  await poll(
     `the Scheduling Hand answering\n${d.output().slice(-3000)}`,
     async () => (await api(d, 'GET', '/api/v1/schedules')).status === 200,
     30_000,
@@ -145,7 +114,7 @@ describe('the Scheduling Hand on the real daemon', { concurrency: true }, () => 
     try {
       await schedulerReady(d);
       const first = d;
-      const running = await waitFor(
+      const running = await poll(
         'a run of slow-ask in flight',
         async () => (await history(first, 'slow-ask')).find((r) => r.status === 'running'),
         30_000,
@@ -154,12 +123,12 @@ describe('the Scheduling Hand on the real daemon', { concurrency: true }, () => 
       d = await startDaemon({}, { configFile: d.configFile });
       await schedulerReady(d);
       const second = d;
-      const killed = await waitFor(`the killed run ${running.runId} marked interrupted`, async () =>
+      const killed = await poll(`the killed run ${running.runId} marked interrupted`, async () =>
         (await history(second, 'slow-ask')).find((r) => r.runId === running.runId && r.status === 'interrupted'),
       );
       assert.equal(killed.scheduledAt, running.scheduledAt);
       // the job goes on: a later time runs to its end
-      const later = await waitFor(
+      const later = await poll(
         'a later run of slow-ask ending in success',
         async () =>
           (await history(second, 'slow-ask')).find(
@@ -298,14 +267,14 @@ describe('the Scheduling Hand on the real daemon', { concurrency: true }, () => 
       const run = talon('schedule', 'run', 'research-daily');
       assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
 
-      const findings = await waitFor('findings published', async () =>
+      const findings = await poll('findings published', async () =>
         seen.find((m) => m.topic === 'hands/research-fixture/findings' && m.json.topic === 'soil moisture'),
       );
-      const sent = await waitFor(`findings sent by comms-fixture\n${d.output().slice(-2000)}`, async () =>
+      const sent = await poll(`findings sent by comms-fixture\n${d.output().slice(-2000)}`, async () =>
         seen.find((m) => m.topic === 'hands/comms-fixture/sent' && m.json.id === findings.json.id),
       );
       assert.match(sent.json.text, /soil moisture: finding one/);
-      const scheduled = await waitFor('the follow-up scheduled', async () =>
+      const scheduled = await poll('the follow-up scheduled', async () =>
         seen.find((m) => m.topic === 'hands/comms-fixture/scheduled'),
       );
       assert.equal(scheduled.json.ok, true, JSON.stringify(scheduled.json));
@@ -327,7 +296,7 @@ describe('the Scheduling Hand on the real daemon', { concurrency: true }, () => 
       assert.equal(view.id, followId);
       assert.equal(view.source, 'api');
 
-      const done = await waitFor(
+      const done = await poll(
         'the follow-up job run with its answer stored',
         async () => (await history(d, followId)).find((r) => r.status === 'success'),
         30_000,
@@ -340,7 +309,7 @@ describe('the Scheduling Hand on the real daemon', { concurrency: true }, () => 
       ]);
       assert.equal(answer.followUp, undefined, 'the chain ends at depth 1');
       // its findings were sent too, and the one-shot job ran once
-      await waitFor('the follow-up findings sent', async () =>
+      await poll('the follow-up findings sent', async () =>
         seen.find((m) => m.topic === 'hands/comms-fixture/sent' && /follow-up\): finding two/.test(m.json.text)),
       );
       assert.equal((await history(d, followId)).length, 1);
@@ -431,7 +400,7 @@ describe('the Scheduling Hand on the real daemon', { concurrency: true }, () => 
       assert.ok(put.status === 200 || put.status === 201, JSON.stringify(put.body));
       // the Hand subscribes on its own time: a first critical alert shows when it listens; then the real test
       const root = `talon/${d.deviceId()}`;
-      await waitFor(
+      await poll(
         'the event trigger listening',
         async () => {
           await client.publishAsync(`${root}/alerts/probe`, JSON.stringify({ severity: 'critical', probe: true }));
@@ -445,7 +414,7 @@ describe('the Scheduling Hand on the real daemon', { concurrency: true }, () => 
       await client.publishAsync(`${root}/alerts/green.temp`, JSON.stringify({ severity: 'critical', n: 2 }), {
         qos: 1,
       });
-      const runs = await waitFor('the critical alert run', async () => {
+      const runs = await poll('the critical alert run', async () => {
         const h = await history(d, 'alert-watch');
         return h.length > base ? h : null;
       });

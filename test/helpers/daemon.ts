@@ -126,3 +126,39 @@ export function cli(
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** an authenticated REST call to the daemon as its admin; the body parsed when it is JSON */
+export async function api(
+  d: Daemon,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
+  const r = await fetch(`http://127.0.0.1:${d.httpPort}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${d.token()}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await r.text();
+  try {
+    return { status: r.status, body: JSON.parse(text) };
+  } catch {
+    return { status: r.status, body: text };
+  }
+}
+
+/** polls an async `fn` until it gives a value (errors count as not yet); a ceiling, not a timing assertion */
+export async function poll<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 20_000): Promise<T> {
+  const t0 = performance.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (performance.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms${last ? ` (${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
