@@ -60,6 +60,21 @@ before(async () => {
           },
         },
         { name: 'broken', module: broken },
+        {
+          name: 'scheduler',
+          module: 'scheduling',
+          capabilities: { bus: { publish: ['hands/scheduler/#'], subscribe: ['hands/scheduler/#'] } },
+          settings: {
+            jobs: [
+              {
+                id: 'nightly',
+                description: 'the nightly report',
+                trigger: { cron: '0 0 3 * * *' },
+                action: { publish: { topic: 'hands/scheduler/nightly', payload: { at: '{{scheduledAt}}' } } },
+              },
+            ],
+          },
+        },
       ],
       supervisor: { backoff: { initialMs: 50, maxMs: 200 }, crashLoop: { restarts: 2, windowMs: 60_000 } },
       llm: {
@@ -439,6 +454,34 @@ test('config: an invalid change is rejected with the field named, and nothing is
   await b.screenshot('09-config-invalid', '[data-testid="config-errors"]');
   const after = await api<{ generation: number }>('/api/v1/config');
   assert.equal(after.generation, before.generation);
+});
+
+test('schedules: a job with its next run, paused and resumed from the page, run now and its run in the history', async () => {
+  const { page } = b;
+  await nav('schedules');
+  const row = page.locator('[data-testid="schedule-row-nightly"]');
+  await row.waitFor();
+  assert.match(await row.innerText(), /nightly[\s\S]*in \d/);
+  await page.click('[data-testid="schedule-pause-nightly"]');
+  await page.waitForSelector('[data-testid="schedule-resume-nightly"]');
+  const paused = await api<{ job: { state: { paused: boolean } } }>('/api/v1/schedules/nightly');
+  assert.equal(paused.job.state.paused, true);
+  await page.click('[data-testid="schedule-resume-nightly"]');
+  await page.waitForSelector('[data-testid="schedule-pause-nightly"]');
+  assert.equal(
+    (await api<{ job: { state: { paused: boolean } } }>('/api/v1/schedules/nightly')).job.state.paused,
+    false,
+  );
+  await page.click('[data-testid="schedule-run-nightly"]');
+  await until(async () => {
+    const h = await api<{ runs: Array<{ cause: string; status: string }> }>('/api/v1/schedules/nightly/history');
+    return h.runs.some((r) => r.cause === 'manual' && r.status === 'success');
+  }, 'the manual run to end');
+  await page.click('[data-testid="schedule-row-nightly"] a');
+  const run = page.locator('[data-testid^="schedule-run-row-nightly@"][data-status="success"]').first();
+  await run.waitFor();
+  assert.match(await run.innerText(), /manual/);
+  await b.screenshot('10-schedules');
 });
 
 test('the page made no request outside the device and logged no errors', () => {
