@@ -189,8 +189,9 @@ test('a generic device is provisioned by the CLI; power cut mid-apply ends in th
 
 test("`talon fleet provision` waits for the real device's signed ack; a bad config is refused by the device and nothing changes", async () => {
   const d = daemon!;
-  const deviceId = d.deviceId();
+  // the decommission before restarted the kernel in place: runtime.json is gone until its listeners are up again
   await until<Status>(d, '/api/v1/provisioning', (s) => s.broker?.connected === true, 'connected');
+  const deviceId = d.deviceId();
   const cfg = JSON.parse(readFileSync(d.configFile, 'utf8')) as Record<string, unknown>;
   const { dataDir: _d, provisioning: _p, ...fleetConfig } = cfg;
   const good = join(root, 'good.json');

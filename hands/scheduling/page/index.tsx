@@ -167,7 +167,7 @@ function Schedules({ args, user, api, ui }: HandPageProps) {
                         )}
                       </td>
                       <td>{stateWords(j)}</td>
-                      <td>
+                      <td class="actions">
                         {admin && (
                           <>
                             {j.state.paused ? (
