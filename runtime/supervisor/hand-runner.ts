@@ -54,6 +54,8 @@ const HAND_AUDIT_ACTION = /^[a-z][a-z0-9-]{0,31}(\.[a-z][a-z0-9-]{0,31}){0,2}$/;
 /** operations in one store.batch */
 export const STORE_BATCH_MAX = 1000;
 export const MAX_SUBSCRIPTIONS = 256;
+/** publishes dropped over messagesPerSec are logged at most this often */
+export const SHED_WARN_MS = 60_000;
 
 /** Limits that are policy, not config: overridable for tests. */
 export interface RunnerLimits {
@@ -158,6 +160,8 @@ interface Session {
   floodCount: number;
   floodWindowStart: number;
   floodStreak: number;
+  /** publishes shed over messagesPerSec since the last warning, and when that warning was logged */
+  shed: { count: number; warnedAt: number | undefined };
   cpuOverStreak: number;
   topicOk: Map<string, boolean>;
   timers: unknown[];
@@ -493,6 +497,7 @@ export class HandRunner {
       floodCount: 0,
       floodWindowStart: now,
       floodStreak: 0,
+      shed: { count: 0, warnedAt: undefined },
       cpuOverStreak: 0,
       topicOk: new Map(),
       timers: [],
@@ -854,6 +859,7 @@ export class HandRunner {
     const shed = typeof dropped === 'number' && dropped > 0 ? Math.floor(dropped) : 0;
     const n = Array.isArray(m) ? Math.floor(m.length / 3) : 0;
     this.#counters.dropped += shed;
+    if (shed > 0) this.#shed(s, now, rate, shed);
     s.floodCount += n + shed;
     if (now - s.floodWindowStart >= 1000) {
       const elapsed = now - s.floodWindowStart;
@@ -889,6 +895,7 @@ export class HandRunner {
       }
       if (!s.bucket.takeBanked() && !s.bucket.take(now)) {
         this.#counters.dropped++;
+        this.#shed(s, now, rate);
         continue;
       }
       let body: Buffer | string;
@@ -905,6 +912,23 @@ export class HandRunner {
         .publish(topic, body, { qos: (f & 3) as QoS, retain: (f & RETAIN_FLAG) !== 0 })
         .then(undefined, this.#onPublishError);
     }
+  }
+
+  /**
+   * A publish over messagesPerSec is dropped (task answers included): say so in the Hand's log, at most once a
+   * minute with the count, so a quota too small for a Hand's real load shows before anyone reads /metrics.
+   */
+  #shed(s: Session, now: number, rate: number, n = 1): void {
+    s.shed.count += n;
+    if (s.shed.warnedAt !== undefined && now - s.shed.warnedAt < SHED_WARN_MS) return;
+    this.#log(
+      'warn',
+      `over its messagesPerSec quota of ${rate}: ${s.shed.count} publish(es) dropped` +
+        `${s.shed.warnedAt === undefined ? '' : ' in the last minute'}; if this is its normal load, raise quotas.messagesPerSec in its config entry`,
+      { dropped: s.shed.count, messagesPerSec: rate },
+    );
+    s.shed.warnedAt = now;
+    s.shed.count = 0;
   }
 
   #onPublishError = (err: unknown): void => {

@@ -125,6 +125,11 @@ test('publishes over the message quota are dropped and counted', async () => {
     assert.ok(s.messages.published <= quota + quota * elapsed + 5, `published ${s.messages.published} in ${elapsed}s`);
     assert.ok(ticks.length <= s.messages.published);
     assert.ok(ticks.length > 0);
+    // the Hand's log says so, once (not once per dropped publish), naming the quota to raise
+    const warned = h.sup.logs('c', { lines: 200 }).filter((l) => /over its messagesPerSec quota/.test(l.msg));
+    assert.equal(warned.length, 1, JSON.stringify(warned));
+    assert.match(warned[0]!.msg, /quota of 20: \d+ publish\(es\) dropped; .*raise quotas\.messagesPerSec/);
+    assert.equal(warned[0]!.level, 'warn');
   } finally {
     await h.close();
   }
