@@ -62,6 +62,8 @@ export type Tag =
   | 'secrets'
   | 'tools'
   | 'schedules'
+  | 'channels'
+  | 'messages'
   /** a token scope only (`mcp:write`): the MCP endpoint /mcp, outside the route table */
   | 'mcp';
 
@@ -84,6 +86,8 @@ export interface RouteContext {
   query: Record<string, unknown>;
   /** the JSON body, validated against `body` (undefined when the route takes none) */
   body: unknown;
+  /** the body as sent, for a `rawBody` route (a webhook whose signature covers the exact bytes) */
+  rawBody?: string;
   req: IncomingMessage;
   res: ServerResponse;
   /** aborted when the client goes away */
@@ -122,6 +126,8 @@ export interface Route {
   handler(ctx: RouteContext): Promise<unknown> | unknown;
   /** for a Hand's route: the Hand module that declared it (its surface's id) */
   hand?: string;
+  /** the body is read as text (any content type, at most WEBHOOK_MAX_BYTES) into `rawBody`, not parsed: webhooks */
+  rawBody?: boolean;
 }
 
 /** Identity helper so route files get type checking without repeating the type. */

@@ -218,7 +218,8 @@ export class HttpServer {
     this.auth.authorize(route, who, req);
     this.router.validateParams(route, params);
     const query = this.router.validateQuery(route, url.searchParams);
-    const raw = await readJson(req);
+    const rawBody = route.rawBody ? await readText(req) : undefined;
+    const raw = route.rawBody ? undefined : await readJson(req);
     let body: unknown;
     if (route.body) body = this.router.validateBody(route, raw === undefined ? {} : raw);
     else if (raw !== undefined) throw new TalonError('BAD_REQUEST', `${method} ${route.path} takes no body`);
@@ -231,6 +232,7 @@ export class HttpServer {
       params,
       query,
       body,
+      ...(rawBody !== undefined && { rawBody }),
       req,
       res,
       signal: ac.signal,
@@ -273,6 +275,40 @@ export class HttpServer {
       res.once('close', () => this.#streams.delete(res));
     }
   }
+}
+
+/** a webhook's body, as text: at most this many bytes */
+export const WEBHOOK_MAX_BYTES = 64 * 1024;
+
+/** A webhook's body as UTF-8 text, at most WEBHOOK_MAX_BYTES (the signature covers these exact bytes). */
+function readText(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    const tooLarge = () =>
+      new TalonError('PAYLOAD_TOO_LARGE', `a webhook's body may be at most ${WEBHOOK_MAX_BYTES} bytes`);
+    if (declared > WEBHOOK_MAX_BYTES) {
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > WEBHOOK_MAX_BYTES) {
+        req.destroy();
+        reject(tooLarge());
+      } else chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      try {
+        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+      } catch {
+        reject(new TalonError('BAD_REQUEST', 'the webhook body is not valid UTF-8'));
+      }
+    });
+  });
 }
 
 /** A JSON request body: at most MAX_BODY_BYTES, UTF-8, JSON; undefined when empty; anything else a coded 4xx. */

@@ -272,6 +272,8 @@ export interface HandCli {
   summary: string;
   /** a second name for `talon <hand id>`, the one people type (`talon schedule` for the Scheduling Hand) */
   alias?: string;
+  /** commands also reachable as `talon <command>` (`talon notify` runs `talon channels notify`) */
+  topLevel?: string[];
   /** the first paragraph of `talon <hand id> --help` */
   description: string;
   commands: HandCommand[];
@@ -325,6 +327,17 @@ export interface HandSurface<P extends Protocol = Protocol> {
   title: string;
   /** what a person loses while it does not run, for HAND_NOT_RUNNING: `sensor history and alerts` */
   provides?: string;
+  /**
+   * the request kind the kernel's `notify` tool hands a notification to ({ text, title?, priority, source }), when
+   * this Hand delivers notifications; its answer's `decisions` say where it went
+   */
+  notify?: keyof P & string;
+  /**
+   * Inbound webhooks: the kernel mounts `POST <path>` as a PUBLIC route (no token: a platform calls it) whose raw
+   * body (≤ 64 KiB) and headers go to the request kind `kind` as { channel: <the path's {name}>, headers, body }.
+   * The Hand checks the signature (it holds the secret) and refuses with BAD_REQUEST; nothing else is checked.
+   */
+  webhooks?: { path: string; kind: keyof P & string; summary: string };
   protocol?: P;
   routes?: Array<HandRoute<P>>;
   cli?: HandCli;

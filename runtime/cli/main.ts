@@ -76,6 +76,21 @@ export function commands(surfaces: readonly AnySurface[] = BUILTIN_SURFACES): Re
       };
     }
   }
+  // a Hand's commands people type without its name (`talon notify`), after every kernel and Hand command
+  for (const s of surfaces) {
+    for (const name of s.cli?.topLevel ?? []) {
+      const c = s.cli!.commands.find((x) => x.name === name);
+      if (!c || Object.hasOwn(all, name)) continue;
+      const as = s.cli!.alias ?? s.id;
+      all[name] = {
+        summary: c.summary,
+        load: async () => {
+          const { runHandCommand } = await import('./hand-commands.ts');
+          return { main: (argv, io) => runHandCommand(s, [name, ...argv], io, as) };
+        },
+      };
+    }
+  }
   // `version` last, as it always was
   const { version, ...rest } = all;
   return version ? { ...rest, version } : rest;

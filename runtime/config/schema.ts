@@ -103,6 +103,14 @@ const capabilities = {
         'tools the Hand may call (names or globs such as web.*), or { allow, approve }: approve lists tools whose every call waits for a person',
       ...toolsSchema,
     },
+    secrets: {
+      description: 'sealed secrets the Hand may read (names or globs such as telegram_*); the manifest must offer them',
+      ...strings,
+    },
+    approvals: {
+      type: 'boolean',
+      description: "true: the Hand may relay people's answers to approval requests (a chat reply `approve <id>`)",
+    },
   },
 } as const;
 

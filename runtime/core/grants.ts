@@ -51,6 +51,8 @@ export const NO_CAPABILITIES: Capabilities = {
   shell: [],
   shellLimits: { ...SHELL_DEFAULTS },
   tools: { allow: [], approve: [] },
+  secrets: [],
+  approvals: false,
 };
 
 /** Fill a manifest's partial capabilities with "nothing"; topics made absolute under `root`. */
@@ -79,6 +81,8 @@ export function normalizeCapabilities(
     shell: shellCommands(c.shell) ?? [],
     shellLimits: shellLimits(c.shell),
     tools: { allow: toolsAllow(c.tools) ?? [], approve: toolsApprove(c.tools) },
+    secrets: [...(c.secrets ?? [])],
+    approvals: c.approvals === true,
   };
 }
 
@@ -97,6 +101,8 @@ function mergeCapabilities(a: Capabilities, b: Capabilities): Capabilities {
       maxOutputBytes: Math.max(a.shellLimits.maxOutputBytes, b.shellLimits.maxOutputBytes),
     },
     tools: { allow: u(a.tools.allow, b.tools.allow), approve: u(a.tools.approve, b.tools.approve) },
+    secrets: u(a.secrets, b.secrets),
+    approvals: a.approvals || b.approvals,
   };
 }
 
@@ -216,6 +222,16 @@ export function effectiveGrants(
       });
       out.tools.unattended = [...unattended];
     }
+  }
+  if (c.secrets !== undefined) {
+    c.secrets.forEach((n, i) => {
+      if (!m.secrets.some((g) => globCovers(g, n))) widen(`secrets[${i}]`, n, describe(m.secrets));
+    });
+    out.secrets = [...c.secrets];
+  }
+  if (c.approvals !== undefined) {
+    if (c.approvals && !m.approvals) widen('approvals', true, 'no approvals');
+    out.approvals = c.approvals;
   }
   return out;
 }

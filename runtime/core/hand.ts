@@ -29,6 +29,10 @@ export interface Capabilities {
     /** destructive tools this Hand calls without a person (granted by its config entry only), unless in `approve` */
     unattended?: string[];
   };
+  /** sealed secrets the Hand may read (`ctx.call('secrets.get', name)`), names or globs */
+  secrets: string[];
+  /** may relay a person's answer to an approval request (`ctx.call('approvals.decide', …)`) */
+  approvals: boolean;
 }
 
 /** A network grant, normalized: host entries in canonical form, limits filled in. */

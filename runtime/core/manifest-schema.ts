@@ -103,6 +103,10 @@ export const capabilitiesSchema = {
      * { allow, approve }: `approve` names tools whose every call waits for a person (destructive ones always do)
      */
     tools: toolsSchema,
+    /** sealed secrets (runtime/secrets) the Hand may read through `secrets.get`, names or globs (`telegram_*`) */
+    secrets: stringList,
+    /** may relay a person's answer to an approval request (`approvals.decide`); the person is named in the audit */
+    approvals: { type: 'boolean' },
   },
 } as const;
 

@@ -51,6 +51,7 @@ import { HandFetch } from '../capabilities/fetch.ts';
 import { HomeAssistantDiscovery } from '../homeassistant/discovery.ts';
 import { createRouter } from '../llm/index.ts';
 import { SecretStore } from '../secrets/sealed.ts';
+import { handServices, notifier } from './hand-services.ts';
 import type { LlmRouter } from '../llm/router.ts';
 import { systemRandom } from '../core/clock.ts';
 import type { TalonConfig } from '../config/types.ts';
@@ -504,6 +505,8 @@ export class Kernel {
           });
           for (const [method, service] of Object.entries(tools.services()))
             p.supervisor.registerService(method, service);
+          const relay = handServices({ secrets: p.secrets, audit: p.audit, approvals: tools.approvals });
+          for (const [method, service] of Object.entries(relay)) p.supervisor.registerService(method, service);
           await tools.start();
           p.tools = tools;
         },
@@ -614,6 +617,11 @@ export class Kernel {
             p.api.handRequests.request(id, kind, body, o),
           ))
             p.tools.registry.register(t, { checkSchemas: false });
+          // the notify tool goes to the Hand whose surface takes notifications, when the config runs one
+          const messenger = p.api.handRequests.surfaces.find(
+            (s) => s.notify !== undefined && config.hands.some((h) => h.module === s.id),
+          );
+          p.tools.setNotifier(messenger ? notifier(p.api.handRequests, messenger.id, messenger.notify!) : null);
         },
         stop: () => {},
       },

@@ -30,7 +30,7 @@ import type { Supervisor } from '../supervisor/supervisor.ts';
 import type { Caller, KernelService } from '../supervisor/types.ts';
 import { ToolRegistry } from '../tools/registry.ts';
 import { Approvals } from '../tools/approvals.ts';
-import type { ScopedStore } from '../tools/builtin/kernel.ts';
+import type { NotifyMessage, NotifyResult, ScopedStore } from '../tools/builtin/kernel.ts';
 import { builtinTools } from '../tools/builtin/index.ts';
 import { McpClients } from '../tools/mcp/client.ts';
 import { McpEndpoint } from '../tools/mcp/server.ts';
@@ -71,6 +71,8 @@ export class ToolsSubsystem {
   readonly area: ToolsArea;
   #d: ToolsDeps;
   #mcpGrants: Capabilities;
+  /** the Hand that delivers notifications (set once the API knows the Hands' surfaces); null: none configured */
+  #notifier: ((m: NotifyMessage) => Promise<NotifyResult>) | null = null;
 
   constructor(d: ToolsDeps) {
     this.#d = d;
@@ -140,6 +142,14 @@ export class ToolsSubsystem {
               },
             }
           : {}),
+        notify: (m: NotifyMessage) => {
+          if (!this.#notifier)
+            throw new TalonError(
+              'TOOL_FAILED',
+              'no Hand delivers notifications on this device: add the communication Hand with a channel to the config',
+            );
+          return this.#notifier(m);
+        },
       },
       web: { fetch: d.fetch, search: () => config.search, secret: (name) => d.secrets.get(name) },
     });
@@ -215,6 +225,11 @@ export class ToolsSubsystem {
   }
 
   /** the kernel services Hands call: tools.list, tools.call, agent.run */
+  /** where the `notify` tool hands notifications (the kernel finds the Hand whose surface takes them) */
+  setNotifier(fn: ((m: NotifyMessage) => Promise<NotifyResult>) | null): void {
+    this.#notifier = fn;
+  }
+
   services(): Record<string, KernelService> {
     const folderOf = (hand: string): string => handFolder(this.#d.dataDir, hand);
     return { ...this.registry.services(folderOf), ...this.agent.services(folderOf) };

@@ -29,6 +29,8 @@ export const TAGS: readonly Tag[] = [
   'secrets',
   'tools',
   'schedules',
+  'channels',
+  'messages',
   'mcp',
 ];
 /**

@@ -31,8 +31,68 @@ export function surfaceRoutes(surfaces: readonly AnySurface[]): Route[] {
       seen.set(key, s.id);
       out.push(mount(s, r));
     }
+    if (s.webhooks) {
+      const w = s.webhooks;
+      const key = `POST ${w.path}`;
+      const other = seen.get(key);
+      if (other !== undefined) throw new Error(`Hand "${s.id}": route ${key} is declared by Hand "${other}" too`);
+      seen.set(key, s.id);
+      out.push(webhookRoute(s, w));
+    }
   }
   return out;
+}
+
+/** the headers a webhook's Hand sees (lower-cased names, at most 40 of them, values cut at 1 KiB) */
+function webhookHeaders(ctx: RouteContext): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ctx.req.headers).slice(0, 40)) {
+    if (k === 'cookie' || k === 'authorization') continue;
+    out[k] = (Array.isArray(v) ? v.join(', ') : String(v ?? '')).slice(0, 1024);
+  }
+  return out;
+}
+
+/** a surface's inbound webhooks: public, raw body and headers to its request kind (the Hand checks the signature) */
+function webhookRoute(s: AnySurface, w: NonNullable<AnySurface['webhooks']>): Route {
+  const where = `Hand "${s.id}": webhook POST ${w.path}`;
+  if (!w.path.startsWith('/api/v1/') || !w.path.includes('{name}'))
+    throw new Error(`${where}: a webhook path is under /api/v1/ and has a {name} (the channel)`);
+  return {
+    method: 'POST',
+    path: w.path,
+    operationId: `${s.id.replace(/-(\w)/g, (_m, c: string) => c.toUpperCase())}Webhook`,
+    summary: w.summary,
+    tag: 'hands',
+    access: 'public',
+    params: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name'],
+      properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' } },
+    },
+    responses: {
+      200: {
+        description: 'accepted (or a duplicate, accepted again)',
+        schema: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['accepted'],
+          properties: { accepted: { type: 'boolean' } },
+        },
+      },
+    },
+    rawBody: true,
+    hand: s.id,
+    handler: (ctx: RouteContext) =>
+      ctx.api.handSurface.request(
+        ctx.caller,
+        s.id,
+        w.kind,
+        { channel: ctx.params.name, headers: webhookHeaders(ctx), body: ctx.rawBody ?? '' },
+        { signal: ctx.signal },
+      ),
+  };
 }
 
 function mount(s: AnySurface, r: HandRoute): Route {

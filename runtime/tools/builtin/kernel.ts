@@ -88,7 +88,7 @@ export interface KernelToolDeps {
     model: string | undefined,
     who: { actor: string; hand?: string; tokensPerHour?: number },
   ) => Promise<number[][]>;
-  /** hand a notification to the Communication Hand; absent while no Hand handles them */
+  /** hand a notification to the Hand that delivers them (a surface with `notify`); absent: none can */
   notify?: (msg: NotifyMessage) => Promise<NotifyResult>;
   clock?: Clock;
 }
@@ -675,7 +675,7 @@ export function kernelTools(deps: KernelToolDeps): ToolDefinition[] {
     {
       name: 'notify',
       description:
-        "Send a short message to the people who look after this device, through the Communication Hand's channels.",
+        "Send a short message to the people who look after this device, through the messaging Hand's channels (its rules pick who).",
       inputSchema: {
         type: 'object',
         additionalProperties: false,
@@ -705,8 +705,7 @@ export function kernelTools(deps: KernelToolDeps): ToolDefinition[] {
       capability: 'tools: notify in the tools grant',
       timeoutMs: 30_000,
       async run(input, ctx) {
-        if (!deps.notify)
-          throw new TalonError('TOOL_FAILED', 'no Hand handles notifications yet; the Communication Hand will');
+        if (!deps.notify) throw new TalonError('TOOL_FAILED', 'no Hand delivers notifications on this device');
         const i = input as { text: string; title?: string; priority?: 'low' | 'normal' | 'high' };
         return deps.notify({
           text: i.text,

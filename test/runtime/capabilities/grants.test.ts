@@ -32,7 +32,25 @@ test('the manifest is granted as declared, topics made absolute; a leading / is 
     shell: [],
     shellLimits: { timeoutMs: 60_000, maxOutputBytes: 1024 * 1024 },
     tools: { allow: [], approve: [] },
+    secrets: [],
+    approvals: false,
   });
+});
+
+test('secrets and approvals: a config narrows the names by globs and may not grant what the manifest does not offer', () => {
+  const m: DeclaredCapabilities = { secrets: ['telegram_*', 'smtp_password'], approvals: true };
+  const g = effectiveGrants(m, { secrets: ['telegram_token'], approvals: false }, ROOT, 'hands.c.capabilities');
+  assert.deepEqual([g.secrets, g.approvals], [['telegram_token'], false]);
+  assert.throws(
+    () => effectiveGrants(m, { secrets: ['db_password'] }, ROOT, 'hands.c.capabilities'),
+    /hands\.c\.capabilities\.secrets\[0\]: "db_password" widens/,
+  );
+  assert.throws(
+    () => effectiveGrants({ secrets: [] }, { approvals: true }, ROOT, 'hands.c.capabilities'),
+    /hands\.c\.capabilities\.approvals: true widens/,
+  );
+  const optional = effectiveGrants({}, { secrets: ['x'] }, ROOT, 'h', { secrets: ['*'] });
+  assert.deepEqual(optional.secrets, ['x']);
 });
 
 test('tools: a config narrows the allow list by globs and may only add approvals', () => {

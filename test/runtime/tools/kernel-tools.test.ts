@@ -427,7 +427,7 @@ test('notify: refused with a plain reason while no Hand handles it, handed on wh
   await rejectsWith(
     reg.call(h, 'notify', { text: 'the tank is empty' }),
     'TOOL_FAILED',
-    /no Hand handles notifications yet; the Communication Hand will/,
+    /no Hand delivers notifications on this device/,
   );
   deps.notify = async (msg) => {
     notified.push(msg);
