@@ -10,6 +10,7 @@
 import type { AnySurface } from './sdk/surface.ts';
 import monitoring from './monitoring/surface.ts';
 import scheduling from './scheduling/surface.ts';
+import communication from './communication/surface.ts';
 
 export interface BuiltinHand {
   /** the folder name, the `module` a config uses, the bundle's dist/hands/<id>.cjs */
@@ -23,6 +24,8 @@ export interface BuiltinHand {
 export const BUILTIN_HANDS: readonly BuiltinHand[] = [
   { id: 'monitoring', defaultInstance: { name: 'monitoring' }, surface: monitoring },
   { id: 'scheduling', defaultInstance: { name: 'scheduler' }, surface: scheduling },
+  // no default instance: a device has no channels until someone configures one
+  { id: 'communication', surface: communication },
 ];
 
 /** the built-in Hands' surfaces, in catalog order */

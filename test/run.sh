@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in mosquitto:mosquitto socat:socat chromium:chromium \
   qemu-aarch64-static:qemu-user-static aarch64-linux-gnu-strip:binutils-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu \
-  g++:g++ make:make python3:python3 xz:xz-utils faketime:faketime; do
+  g++:g++ make:make python3:python3 xz:xz-utils faketime:faketime dovecot:dovecot-imapd; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done

@@ -248,7 +248,10 @@ test("a Hand module must exist: a file relative to the config file's folder, or 
       .join(' | ');
   assert.match(at('hands[0].module'), /"\.\/ecoh\.cjs": no such file/);
   assert.ok(at('hands[0].module').includes(join(dir, 'mods', 'ecoh.cjs')), at('hands[0].module'));
-  assert.match(at('hands[1].module'), /"greter" is not a built-in Hand \(built-in: monitoring, scheduling\)/);
+  assert.match(
+    at('hands[1].module'),
+    /"greter" is not a built-in Hand \(built-in: monitoring, scheduling, communication\)/,
+  );
   assert.match(
     at('hands[2].module'),
     /is TypeScript; .*npx esbuild \.\/hand\.ts --bundle --platform=node --format=cjs --outfile=\.\/hand\.cjs/,
