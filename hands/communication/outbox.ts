@@ -536,12 +536,15 @@ export class Outbox {
   ): Promise<void> {
     const now = this.#clock.now();
     const h = this.#history(entry, outcome, now, extra);
+    // a send's completion is not synced by itself: the next synced write (the next `sending` mark, any enqueue)
+    // carries it to disk, LevelDB's log being written in order; a power cut before that leaves the entry `sending`,
+    // so it goes again flagged maybeDuplicate (as for a cut mid-send). One fsync per message instead of two.
     await this.#store.batch(
       [
         { type: 'del', key: outKey(entry.id) },
         { type: 'put', key: histKey(now, entry.id), value: h },
       ],
-      { sync: true },
+      { sync: outcome !== 'sent' },
     );
     this.#unqueue(l.name, entry.id);
     this.#held.delete(entry.id);
