@@ -12,7 +12,8 @@
  * web (requests/s, the web admin's RSS idle and under 20 SSE streams, page weight),
  * provisioning (first start → provisioned and reconnected; 200 simulated devices at once),
  * tools (a tool call's kernel cost, in process and from a Hand's worker; the agent loop's cost per step),
- * scheduling (10,000 schedules idle in process and on the daemon; bus event → action latency).
+ * scheduling (10,000 schedules idle in process and on the daemon; bus event → action latency),
+ * communication (messages per second through routing to a local sink, in process and on the daemon; 10,000 queued).
  * Ratios are measured in the same run, since the machine is shared and noisy. Idle memory is
  * printed as a second table (VmRSS, RssAnon, RssFile) after the main one.
  */
@@ -254,6 +255,15 @@ async function main(): Promise<void> {
       { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, SCHED_BENCH_NO_HEADER: '1' } },
     );
     for (const line of text.trimEnd().split('\n')) say(line);
+  }
+  if (want('communication')) {
+    // its own process (gc exposed): the Hand in process with 10,000 queued, then the whole path on a daemon
+    const text = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/communication.ts')],
+      { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, SCHED_BENCH_NO_HEADER: '1' } },
+    );
+    for (const line of text.trimEnd().split('\n')) if (!line.includes(' warn  [talon] ')) say(line);
   }
   if (want('nab')) {
     // the Monitoring Hand's detectors over the NAB corpus in ../shared/datasets/nab (its own script)

@@ -67,7 +67,7 @@ export function benchJobs(n: number, topic = 'hands/scheduler/bench'): JobSpec[]
 }
 
 /** a HandStore over a Store's sublevel, as the kernel's hand-runner serves ctx.store */
-function levelHandStore(store: Store, name: string): HandStore {
+export function levelHandStore(store: Store, name: string): HandStore {
   const scope = store.db.sublevel('hands').sublevel<string, unknown>(name, { valueEncoding: 'json' });
   return {
     get: async <T>(k: string) => (await scope.get(k)) as T | undefined,
