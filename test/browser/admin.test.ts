@@ -75,6 +75,16 @@ before(async () => {
             ],
           },
         },
+        {
+          name: 'comms',
+          module: 'communication',
+          settings: {
+            channels: { ops: 'mqtt://local/ops/out' },
+            default: ['ops'],
+            escalation: { scheduler: null },
+          },
+          capabilities: { bus: { publish: ['ops/#', 'hands/+/tasks', 'hands/+/replies'], subscribe: ['#'] } },
+        },
       ],
       supervisor: { backoff: { initialMs: 50, maxMs: 200 }, crashLoop: { restarts: 2, windowMs: 60_000 } },
       llm: {
@@ -482,6 +492,36 @@ test('schedules: a job with its next run, paused and resumed from the page, run 
   await run.waitFor();
   assert.match(await run.innerText(), /manual/);
   await b.screenshot('10-schedules');
+});
+
+test('messages: the channel with its health, a notification sent from the form, acknowledged from the page', async () => {
+  const { page } = b;
+  await nav('messages');
+  await page.locator('[data-testid="channel-row-ops"]').waitFor();
+  assert.match(await page.locator('[data-testid="channel-health-ops"]').innerText(), /ok|starting/);
+  await page.fill('[data-testid="send-text"]', 'The greenhouse door is open');
+  await page.selectOption('[data-testid="send-priority"]', 'high');
+  await page.click('[data-testid="send-submit"]');
+  await until(async () => {
+    const h = await api<{ messages: Array<{ text: string; outcome: string }> }>('/api/v1/messages?box=history');
+    return h.messages.some((m) => m.text.includes('greenhouse door') && m.outcome === 'sent');
+  }, 'the message to be sent');
+  const sent = await api<{ ackId?: string }>('/api/v1/messages', {
+    method: 'POST',
+    body: JSON.stringify({ text: 'Pump 2 stopped', needsAck: true }),
+  });
+  assert.ok(sent.ackId);
+  await nav('schedules');
+  await nav('messages');
+  await page.locator(`[data-testid="escalation-ack-${sent.ackId}"]`).waitFor();
+  await page.click(`[data-testid="escalation-ack-${sent.ackId}"]`);
+  await until(async () => {
+    const r = await api<{ escalations: Array<{ ackId: string; acked?: unknown }> }>(
+      '/api/v1/messages/escalations?all=true',
+    );
+    return r.escalations.some((e) => e.ackId === sent.ackId && e.acked);
+  }, 'the acknowledgement');
+  await b.screenshot('11-messages');
 });
 
 test('the page made no request outside the device and logged no errors', () => {
