@@ -23,6 +23,7 @@
  * messages at or before the cursor are dropped. platformId = the message id.
  */
 import { createHash } from 'node:crypto';
+import { abortError, sleep } from './wait.ts';
 import { callJson } from './http.ts';
 import { render, splitText } from '../format.ts';
 import type {
@@ -72,25 +73,6 @@ export function discordNonce(outboxId: string, channel: string, part: number): s
 }
 
 const later = (a: string, b: string | undefined): boolean => b === undefined || BigInt(a) > BigInt(b);
-
-function abortError(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException('aborted', 'AbortError');
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(abortError(signal));
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortError(signal));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /** the cursor as a map; an unreadable one is no cursor (logged by the caller) */
 function parseCursor(c: string | undefined): Map<string, string> | undefined {

@@ -34,6 +34,7 @@ import type {
   SendResult,
 } from './types.ts';
 import { ChannelConfigError, ChannelError } from './types.ts';
+import { sleep } from './wait.ts';
 
 const FORM =
   'mailtos://USER:{secret:mail_password}@SMTP_HOST[:PORT]/TO[/TO…]?from=ADDR[&imap=IMAP_HOST[:PORT]][&imapTls=yes|no]' +
@@ -281,21 +282,6 @@ function headerText(v: unknown): string {
   if (typeof v === 'string') return v;
   if (typeof v === 'object' && 'value' in (v as object)) return String((v as { value: unknown }).value);
   return String(v);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** `p`, or the signal's reason as soon as it aborts (then `onAbort` runs) */

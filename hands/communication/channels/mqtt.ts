@@ -32,6 +32,7 @@ import type {
   OutMessage,
   SendResult,
 } from './types.ts';
+import { PushQueue } from './wait.ts';
 import { ChannelConfigError, ChannelError } from './types.ts';
 
 const FORM =
@@ -82,8 +83,7 @@ class MqttChannel implements Channel {
   #in: string;
   #from: string;
   #clientId: string;
-  #queue: InMessage[] = [];
-  #wake: (() => void) | undefined;
+  #queue = new PushQueue<InMessage>();
   #unsubscribe: (() => Promise<void>) | undefined;
   #subscribing: Promise<void> | undefined;
   #client: Promise<MqttClient> | undefined;
@@ -144,20 +144,7 @@ class MqttChannel implements Channel {
 
   async receive(cursor: string | undefined, signal: AbortSignal): Promise<InboundBatch> {
     await this.#subscribe(signal);
-    if (this.#queue.length === 0)
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(t);
-          signal.removeEventListener('abort', done);
-          this.#wake = undefined;
-          resolve();
-        };
-        const t = setTimeout(done, WAIT_MS);
-        signal.addEventListener('abort', done);
-        this.#wake = done;
-        if (signal.aborted) done();
-      });
-    return { messages: this.#queue.splice(0), cursor: undefined };
+    return { messages: await this.#queue.take(WAIT_MS, signal), cursor: undefined };
   }
 
   async probe(signal: AbortSignal): Promise<void> {
@@ -166,7 +153,7 @@ class MqttChannel implements Channel {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#wake?.();
+    this.#queue.wake();
     const unsub = this.#unsubscribe;
     this.#unsubscribe = undefined;
     await unsub?.().catch(() => undefined);
@@ -201,7 +188,6 @@ class MqttChannel implements Channel {
       /* plain text */
     }
     this.#queue.push(m);
-    this.#wake?.();
   }
 
   #subscribe(signal: AbortSignal): Promise<void> {

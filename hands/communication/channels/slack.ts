@@ -17,6 +17,7 @@
  * client_msg_id (or channel:ts), never the envelope id. Slack has no replay, so the cursor is informational: the last
  * event's ts. `disconnect` (Slack refreshing the connection) and a closed socket open a new connection.
  */
+import { abortError, sleep } from './wait.ts';
 import { callJson, retryAfterHeader } from './http.ts';
 import { splitText } from '../format.ts';
 import type {
@@ -170,25 +171,6 @@ interface Queued {
 
 /** message subtypes that are a person's (or a bot's) words; the others (joins, edits, deletes) are acked and skipped */
 const WORDS = new Set(['bot_message', 'file_share', 'thread_broadcast', 'me_message']);
-
-function abortError(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException('aborted', 'AbortError');
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(abortError(signal));
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortError(signal));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 class SlackChannel implements Channel {
   readonly kind = 'slack';

@@ -32,6 +32,7 @@ import type {
   OutMessage,
   SendResult,
 } from './types.ts';
+import { PushQueue } from './wait.ts';
 import { ChannelConfigError } from './types.ts';
 
 const FORM = 'json(s)://HOST[:PORT]/PATH[?secret={secret:name}&api=BASEURL]';
@@ -111,8 +112,7 @@ export class WebhookChannel implements Channel {
   #url: string;
   #secret: string | undefined;
   #auth: string | undefined;
-  #queue: InMessage[] = [];
-  #wake: (() => void) | undefined;
+  #queue = new PushQueue<InMessage>();
 
   constructor(u: ChannelUrl, env: ChannelEnv, name: string) {
     if (u.host === '' && u.query.api === undefined)
@@ -175,29 +175,13 @@ export class WebhookChannel implements Channel {
   /** queue a message already verified (the Hand's webhook route) for the next receive() */
   push(m: InMessage): void {
     this.#queue.push(m);
-    this.#wake?.();
   }
 
   async receive(cursor: string | undefined, signal: AbortSignal): Promise<InboundBatch> {
-    if (this.#queue.length === 0) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(t);
-          signal.removeEventListener('abort', done);
-          this.#wake = undefined;
-          resolve();
-        };
-        const t = setTimeout(done, WAIT_MS);
-        signal.addEventListener('abort', done);
-        this.#wake = done;
-        if (signal.aborted) done();
-      });
-    }
-    const messages = this.#queue.splice(0);
-    return { messages, cursor: undefined };
+    return { messages: await this.#queue.take(WAIT_MS, signal), cursor: undefined };
   }
 
   async close(): Promise<void> {
-    this.#wake?.();
+    this.#queue.wake();
   }
 }
