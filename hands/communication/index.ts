@@ -783,9 +783,18 @@ export default defineHand({
     description:
       'Sends notifications on e-mail, Telegram, Slack, Discord, Matrix, ntfy, MQTT, webhooks and more by routing rules (priorities, quiet hours, digests, dedup, escalation); takes replies and commands from allow-listed people; nothing lost offline',
     capabilities: {
+      // asks the scheduler (its inbox) and answers askers (their reply topics); its own inbox, replies and escalation
+      // timers under the instance name `comms` (a config naming the Hand otherwise grants hands/<name>/#)
       bus: {
         publish: ['hands/+/tasks', 'hands/+/replies'],
-        subscribe: ['notify/+', 'alerts/+', 'approvals/+', 'hands/+/tasks', 'hands/+/replies', 'hands/+/escalate'],
+        subscribe: [
+          'notify/+',
+          'alerts/+',
+          'approvals/+',
+          'hands/comms/tasks',
+          'hands/comms/replies',
+          'hands/comms/escalate',
+        ],
       },
       tools: ['hands.list'],
     },

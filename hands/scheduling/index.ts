@@ -374,7 +374,14 @@ export default defineHand({
       // asks other Hands (their inboxes) and answers tasks (the askers' reply topics); its own runs/jobs events and
       // inbox under the default instance's name (a config naming the Hand otherwise grants hands/<name>/#)
       bus: {
-        publish: ['hands/+/tasks', 'hands/+/replies', 'hands/scheduler/runs', 'hands/scheduler/jobs'],
+        // hands/+/escalate: the timers a messaging Hand keeps as jobs (an escalation's next step)
+        publish: [
+          'hands/+/tasks',
+          'hands/+/replies',
+          'hands/+/escalate',
+          'hands/scheduler/runs',
+          'hands/scheduler/jobs',
+        ],
         subscribe: ['hands/scheduler/tasks', 'hands/scheduler/replies'],
       },
       tools: ['hands.list', 'hands.status', 'hands.start', 'hands.stop', 'hands.restart'],

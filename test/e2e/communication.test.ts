@@ -94,22 +94,8 @@ describe('the Communication Hand on the daemon', () => {
     config = {
       drivers: [],
       hands: [
-        {
-          name: 'scheduler',
-          module: 'scheduling',
-          capabilities: {
-            bus: {
-              publish: [
-                'hands/+/tasks',
-                'hands/+/replies',
-                'hands/scheduler/runs',
-                'hands/scheduler/jobs',
-                'hands/comms/escalate',
-              ],
-              subscribe: ['hands/scheduler/tasks', 'hands/scheduler/replies'],
-            },
-          },
-        },
+        // its default grants: the escalation jobs publish on hands/comms/escalate
+        { name: 'scheduler', module: 'scheduling' },
         {
           name: 'comms',
           module: 'communication',
@@ -243,11 +229,11 @@ describe('the Communication Hand on the daemon', () => {
     );
     const ackId = /ack ([0-9A-Z]{4,6})/.exec(page)?.[1];
     assert.ok(ackId, page);
-    const jobs = await api(d, 'GET', '/api/v1/schedules');
-    assert.ok(
-      (jobs.body.jobs as Array<{ id: string }>).some((j) => j.id.startsWith(`esc-${ackId.toLowerCase()}`)),
-      'the next step is a job of the Scheduling Hand',
-    );
+    // the next step is a job of the Scheduling Hand (put over its task inbox once the page is queued)
+    await poll('the escalation job', async () => {
+      const jobs = await api(d, 'GET', '/api/v1/schedules');
+      return (jobs.body.jobs as Array<{ id: string }>).some((j) => j.id.startsWith(`esc-${ackId.toLowerCase()}`));
+    });
     const mailed = await poll('the escalation by mail', async () =>
       mail.mails().find((m) => (m.text ?? '').includes('Boiler pressure')),
     );
