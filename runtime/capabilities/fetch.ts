@@ -180,6 +180,10 @@ class Flight {
   }
 }
 
+/** keep-alive agents kept at once (all Hands), and how long an idle connection stays open */
+const AGENTS_MAX = 64;
+const AGENT_IDLE_MS = 15_000;
+
 export class HandFetch {
   readonly #audit: Audit;
   readonly #clock: Clock;
@@ -194,6 +198,12 @@ export class HandFetch {
   #up = false;
   #auditGate = new Map<string, { window: number; n: number; suppressed: number }>();
   #pending = new Set<Promise<void>>();
+  /**
+   * keep-alive agents, one per Hand, origin and set of checked addresses: a connection is reused only for a request
+   * to the same origin whose name resolved to the same addresses (a new answer is a new agent), so the pinning holds
+   * while a Hand that sends often (a chat bot) does not pay a TCP and TLS handshake per request
+   */
+  #agents = new Map<string, http.Agent>();
 
   constructor(opts: FetchServiceOptions) {
     this.#audit = opts.audit;
@@ -218,6 +228,8 @@ export class HandFetch {
     this.#up = false;
     for (const f of [...this.#flights.values()]) this.#fail(f, new TalonError('NOT_RUNNING', 'the kernel is stopping'));
     await Promise.allSettled([...this.#pending]);
+    for (const a of this.#agents.values()) a.destroy();
+    this.#agents.clear();
   }
 
   /** a Hand stopped: its open requests and unread bodies go */
@@ -225,6 +237,31 @@ export class HandFetch {
     for (const f of [...this.#flights.values()]) {
       if (f.hand === hand) this.#fail(f, new TalonError('HAND_STOPPED', `Hand "${hand}" stopped`));
     }
+    for (const [key, a] of this.#agents)
+      if (key.startsWith(`${hand}\u0000`)) {
+        a.destroy();
+        this.#agents.delete(key);
+      }
+  }
+
+  /** the keep-alive agent for a Hand, an origin and the addresses its name was pinned to (AGENTS_MAX kept, LRU) */
+  #agent(hand: string, protocol: string, host: string, port: number, pinned: ResolvedAddress[]): http.Agent {
+    const key = `${hand}\u0000${protocol}//${host}:${port}\u0000${pinned.map((a) => a.address).join(',')}`;
+    let a = this.#agents.get(key);
+    if (a) {
+      this.#agents.delete(key);
+      this.#agents.set(key, a);
+      return a;
+    }
+    const Agent = protocol === 'https:' ? lazy.https.Agent : http.Agent;
+    a = new Agent({ keepAlive: true, maxSockets: 4, maxFreeSockets: 2, timeout: AGENT_IDLE_MS });
+    this.#agents.set(key, a);
+    if (this.#agents.size > AGENTS_MAX) {
+      const [oldest, agent] = this.#agents.entries().next().value as [string, http.Agent];
+      agent.destroy();
+      this.#agents.delete(oldest);
+    }
+    return a;
   }
 
   /** requests open now (all Hands, or one) */
@@ -466,7 +503,7 @@ export class HandFetch {
       method,
       path: `${url.pathname}${url.search}`,
       headers: outHeaders,
-      agent: false,
+      agent: this.#agent(hand, url.protocol, host, port, pinned),
       lookup,
       signal: f.ac.signal,
       ...(url.protocol === 'https:' && this.#ca ? { ca: this.#ca } : {}),

@@ -355,3 +355,38 @@ test('the kernel calls check what a worker sends', async () => {
   assert.equal(await svc['net.cancel']!(hand, [99]), true);
   await net.stop();
 });
+
+test('connections are kept alive per origin and checked addresses: reused while the name resolves the same, never after it moves', async () => {
+  const conns = { a: 0, b: 0 };
+  const mk = (which: 'a' | 'b') =>
+    createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end(which));
+    }).on('connection', () => conns[which]++);
+  const a = mk('a');
+  await new Promise<void>((r) => a.listen(0, '127.0.0.1', r));
+  const port = (a.address() as { port: number }).port;
+  const b = mk('b');
+  await new Promise<void>((r) => b.listen(port, '127.0.0.2', r));
+  let answer = '127.0.0.1';
+  const { net } = service({ resolve: async () => [{ address: answer, family: 4 }] });
+  await net.start();
+  const c = caller(['svc.test', '127.0.0.0/8']);
+  try {
+    for (let i = 0; i < 3; i++)
+      assert.equal(await text(await net.request(c, { url: `http://svc.test:${port}/` })), 'a');
+    assert.equal(conns.a, 1, 'three requests in turn, one connection');
+    answer = '127.0.0.2';
+    assert.equal(await text(await net.request(c, { url: `http://svc.test:${port}/` })), 'b');
+    assert.equal(conns.b, 1, 'the new answer got its own connection, not the pooled one');
+    net.release('h');
+    assert.equal(await text(await net.request(c, { url: `http://svc.test:${port}/` })), 'b');
+    assert.equal(conns.b, 2, "a released Hand's connections are closed");
+  } finally {
+    await net.stop();
+    for (const s of [a, b]) {
+      s.closeAllConnections();
+      s.close();
+    }
+  }
+});
