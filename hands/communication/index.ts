@@ -50,6 +50,8 @@ type Ans<K extends keyof CommunicationProtocol & string> = AnswerOf<Communicatio
 
 /** how often dedup summaries are collected and the router's state saved */
 const TICK_MS = 5000;
+/** how often what is past its retention is deleted */
+const PRUNE_MS = 3600_000;
 const SNAPSHOT_KEY = 'router/snapshot';
 const MAX_TEXT = 4000;
 /** a message that needs an ack but has no escalation chain: how long the ack is waited for */
@@ -94,6 +96,7 @@ export class CommunicationHand {
   #unsubs: Array<() => Promise<void>> = [];
   #stopTick: (() => void) | undefined;
   #counters = { refused: 0, unrouted: 0, deduped: 0, routed: 0 };
+  #prunedAt = 0;
 
   constructor(ctx: HandContext, opts: CommunicationHandOptions = {}) {
     this.ctx = ctx;
@@ -441,6 +444,10 @@ export class CommunicationHand {
   /** dedup summaries whose window ended go out; the router's state is saved (every TICK_MS; tests call it) */
   async tick(): Promise<void> {
     const now = this.#clock.now();
+    if (now - this.#prunedAt >= PRUNE_MS) {
+      this.#prunedAt = now;
+      await this.prune(now - this.settings.retentionMs).catch((err) => this.ctx.log.warn(`prune: ${errorText(err)}`));
+    }
     const summaries = this.router.due(now);
     for (const g of summaries)
       await this.#summary(g).catch((err) => this.ctx.log.warn(`dedup summary: ${errorText(err)}`));
@@ -461,6 +468,39 @@ export class CommunicationHand {
       this.#entries(n, { kind: 'send', target: r.target, rule: r.rule, route: r.route }, undefined),
     );
     await this.outbox.enqueue(entries);
+  }
+
+  /**
+   * deletes what ended before `before`: history entries (`hist/<doneAt>-…`), inbox entries (`inlog/<receivedAt>-…`
+   * and the journal entry it names) and ended escalations; the outbox and unhandled messages are never pruned
+   */
+  async prune(before: number): Promise<number> {
+    const { store } = this.ctx;
+    const stamp = String(Math.max(0, Math.floor(before))).padStart(13, '0');
+    let n = 0;
+    for (const prefix of ['hist/', 'inlog/']) {
+      for (;;) {
+        const rows = await store.list<unknown>({ prefix, limit: 500 });
+        const old = rows.filter(([k]) => k.slice(prefix.length, prefix.length + 13) < stamp);
+        if (old.length === 0) break;
+        const ops: Array<{ type: 'del'; key: string }> = [];
+        for (const [k, v] of old) {
+          ops.push({ type: 'del', key: k });
+          if (prefix === 'inlog/' && typeof v === 'string' && v.startsWith('in/')) ops.push({ type: 'del', key: v });
+        }
+        await store.batch(ops);
+        n += old.length;
+        if (old.length < rows.length) break;
+      }
+    }
+    for (const e of await this.escalations.list({ open: false })) {
+      const endedAt = e.acked?.at ?? (e.ended ? e.dueAt : undefined);
+      if (e.ended !== undefined && endedAt !== undefined && endedAt < before) {
+        await store.del(`esc/${e.ackId}`);
+        n++;
+      }
+    }
+    return n;
   }
 
   async #saveRouter(): Promise<void> {

@@ -14,6 +14,7 @@
  *   escalation     { scheduler: "<Hand name>" | null }: escalation timers as the Scheduling Hand's jobs (default
  *                  "scheduler" when it runs), else the Hand's own timers
  *   retry          { maxAgeMs }: how long an undeliverable message is retried before it is kept as expired
+ *   retention      { days }: how long the history, the inbox and ended escalations are kept (default 30)
  *
  * The schema below checks the outline only; the insides (URLs, rules, times) are checked by the code that uses them
  * and named in words (`channels.ops: the secret "tg" does not exist…`, `rules[2].match.priority: …`): a mistake in
@@ -100,6 +101,11 @@ export const settingsSchema = {
       additionalProperties: false,
       properties: { maxAgeMs: { type: 'integer', minimum: 60_000, maximum: 90 * 86_400_000 } },
     },
+    retention: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { days: { type: 'number', minimum: 0.001, maximum: 3650 } },
+    },
   },
 } as const;
 
@@ -120,10 +126,13 @@ export interface ParsedSettings {
   autoReply: { enabled: boolean; template: string | undefined };
   scheduler: string | null;
   maxAgeMs: number;
+  /** history, inbox and ended escalations older than this are deleted */
+  retentionMs: number;
   problems: string[];
 }
 
 export const DEFAULT_MAX_AGE_MS = 7 * 86_400_000;
+export const DEFAULT_RETENTION_DAYS = 30;
 
 /** the settings, defaults filled in; channels as a list; what is wrong is named (the kernel validated the outline) */
 export function parseSettings(raw: unknown): ParsedSettings {
@@ -135,6 +144,7 @@ export function parseSettings(raw: unknown): ParsedSettings {
     autoReply: { enabled: false, template: undefined },
     scheduler: 'scheduler',
     maxAgeMs: DEFAULT_MAX_AGE_MS,
+    retentionMs: DEFAULT_RETENTION_DAYS * 86_400_000,
     problems: [],
   };
   const chans = (s.channels ?? {}) as Record<string, unknown>;
@@ -173,5 +183,7 @@ export function parseSettings(raw: unknown): ParsedSettings {
   if (e && e.scheduler !== undefined) out.scheduler = e.scheduler;
   const r = s.retry as { maxAgeMs?: number } | undefined;
   if (r?.maxAgeMs !== undefined) out.maxAgeMs = r.maxAgeMs;
+  const keep = s.retention as { days?: number } | undefined;
+  if (keep?.days !== undefined) out.retentionMs = Math.round(keep.days * 86_400_000);
   return out;
 }

@@ -15,9 +15,9 @@ function sent(f: FakeCtx): Array<{ id: string; title: string | null; text: strin
   return f.published.filter((p) => p.topic === OUT).map((p) => p.payload as never);
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false): Promise<T> {
+async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
   for (let i = 0; i < 200; i++) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -165,5 +165,36 @@ test('what was queued when the Hand stopped goes out after the next start', asyn
     await second.h.stop();
     f2.close();
     first.f.close();
+  }
+});
+
+test('retention: history, inbox and ended escalations past it are deleted; the outbox is not', async () => {
+  const { f, h } = hand({ channels: { ops: { url: `mqtt://local/${OUT}`, allow: ['ada'] } } });
+  await h.start();
+  try {
+    await h.notify({ text: 'old news' }, 'test');
+    await until('sent', () => sent(f).find((m) => m.text === 'old news'));
+    f.deliver(`${OUT}/in`, { from: 'ada', text: 'status' });
+    await until('answered', () => sent(f).find((m) => m.text.includes('outbox:')));
+    const ack = await h.notify({ text: 'ack me', needsAck: true }, 'test');
+    await h.ack({ id: ack.ackId!, by: 'ada' });
+    const count = async (box: 'history' | 'inbox') =>
+      (box === 'inbox' ? await h.inbox.list({}) : await h.outbox.list({ box: 'history' })).items.length;
+    await until('in the history', async () => (await count('history')) >= 3);
+    assert.ok((await count('inbox')) >= 1);
+    assert.equal(await h.prune(Date.now() - 3600_000), 0, 'nothing is an hour old');
+    const n = await h.prune(Date.now() + 1);
+    assert.ok(n >= 5, `pruned ${n}`);
+    assert.equal(await count('history'), 0);
+    assert.equal(await count('inbox'), 0);
+    assert.deepEqual(await h.escalations.list({ open: false }), []);
+    assert.deepEqual(
+      [...(f.ctx.store as unknown as { map: Map<string, unknown> }).map.keys()].filter((k) => k.startsWith('in/')),
+      [],
+      'the journal entries went with their log lines',
+    );
+  } finally {
+    await h.stop();
+    f.close();
   }
 });
