@@ -761,7 +761,7 @@ export class CommunicationHand {
         failed: c?.failed ?? 0,
         received: inStats[s.name]?.received ?? 0,
         breaker: {
-          state: h?.state === 'open' ? 'open' : h?.state === 'degraded' ? 'half-open' : 'closed',
+          state: h?.state === 'open' ? 'open' : 'closed',
           ...(h?.waitUntil !== undefined && { waitUntil: h.waitUntil }),
         },
       };
