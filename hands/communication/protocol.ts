@@ -17,8 +17,8 @@
  */
 import { defineProtocol } from '../sdk/index.ts';
 
-/** a channel's name, as the config writes it under `channels:` */
-export const CHANNEL_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+/** a channel's (or a person's) name, as the config writes it under `channels:`: lowercase letters, digits, . _ - */
+export const CHANNEL_NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,63}$';
 /** the short id a person types to acknowledge (`ack K3F9`) */
 export const ACK_ID_PATTERN = '^[A-Za-z0-9_-]{1,32}$';
 /** the longest notification text, in characters */

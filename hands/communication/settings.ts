@@ -21,8 +21,9 @@
  * one channel or rule leaves it out and logs why, the rest run.
  */
 import type { FromSchema } from '../sdk/index.ts';
+import { CHANNEL_NAME_PATTERN } from './protocol.ts';
 
-const NAME = '^[a-z0-9][a-z0-9._-]{0,63}$';
+const NAME = CHANNEL_NAME_PATTERN;
 
 export const settingsSchema = {
   type: 'object',
