@@ -123,6 +123,7 @@ export class ToolsSubsystem {
           start: (n, actor) => hands.startHand(n, { actor }),
           stop: (n, actor) => hands.stopHand(n, { actor }),
           restart: (n, actor) => hands.restartHand(n, { actor }),
+          ask: (n, text, o) => hands.ask(n, [{ role: 'user', content: text }], o),
         },
         ...(llm
           ? {

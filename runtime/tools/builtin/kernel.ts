@@ -76,6 +76,8 @@ export interface KernelToolDeps {
     stop(name: string, actor: string): Promise<HandStatus>;
     /** the Supervisor's restartHand; absent: hands.restart answers TOOL_FAILED */
     restart?(name: string, actor: string): Promise<HandStatus>;
+    /** the Supervisor's ask: a running Hand's chat() answer, in pieces; absent: hands.chat answers TOOL_FAILED */
+    ask?(name: string, text: string, opts: { signal: AbortSignal; maxChars: number }): AsyncIterable<string>;
   };
   /**
    * an actuator's BCM pin (null: it has none, undefined: no such actuator), so actuators.write is refused
@@ -92,6 +94,9 @@ export interface KernelToolDeps {
   notify?: (msg: NotifyMessage) => Promise<NotifyResult>;
   clock?: Clock;
 }
+
+/** the longest answer hands.chat returns, in characters */
+const CHAT_ANSWER_MAX = 4000;
 
 const READ = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false } as const;
 
@@ -521,6 +526,42 @@ export function kernelTools(deps: KernelToolDeps): ToolDefinition[] {
       timeoutMs: 5000,
       async run(input) {
         return deps.hands.status((input as { name: string }).name);
+      },
+    },
+    {
+      name: 'hands.chat',
+      description:
+        "Ask a running Hand something in words and get its chat answer (a Hand that has no chat says so). Not the caller's own Hand.",
+      inputSchema: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'text'],
+        properties: { name: handName, text: { type: 'string', minLength: 1, maxLength: 4000 } },
+      },
+      outputSchema: {
+        type: 'object',
+        required: ['answer'],
+        properties: { answer: { type: 'string' }, truncated: { type: 'boolean' } },
+      },
+      annotations: {
+        title: 'Ask a Hand',
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
+      capability: 'tools: hands.chat in the tools grant',
+      timeoutMs: 60_000,
+      async run(input, ctx) {
+        const i = input as { name: string; text: string };
+        if (ctx.caller.hand === i.name)
+          throw new TalonError('BAD_REQUEST', `Hand "${i.name}" cannot ask itself: name another Hand`);
+        if (!deps.hands.ask) throw new TalonError('TOOL_FAILED', 'asking Hands is not available here');
+        let answer = '';
+        for await (const piece of deps.hands.ask(i.name, i.text, { signal: ctx.signal, maxChars: CHAT_ANSWER_MAX }))
+          answer += piece;
+        const truncated = answer.length > CHAT_ANSWER_MAX;
+        return { answer: truncated ? answer.slice(0, CHAT_ANSWER_MAX) : answer, ...(truncated && { truncated }) };
       },
     },
     {

@@ -157,6 +157,11 @@ before(async () => {
         handOps.push(['stop', name, actor]);
         return status(name, 'stopped');
       },
+      async *ask(name: string, text: string) {
+        if (!hands.has(name)) throw new TalonError('HAND_NOT_FOUND', `no Hand "${name}"`);
+        yield `${name} heard: `;
+        yield text.repeat(text === 'long' ? 2000 : 1);
+      },
     },
   } satisfies Partial<KernelToolDeps>);
   for (const t of kernelTools(deps as KernelToolDeps)) reg.register(t);
@@ -197,6 +202,7 @@ test('every kernel tool is listed with schemas, a capability and MCP annotations
     'hands.status',
     'hands.start',
     'hands.stop',
+    'hands.chat',
     'llm.embed',
     'time.now',
     'notify',
@@ -372,6 +378,24 @@ test('hands.list and hands.status read; hands.start and hands.stop wait for a pe
   await rejectsWith(reg.call(h, 'hands.stop', { name: 'gardener' }), 'CAPABILITY_DENIED', /may not stop itself/);
   await reg.call(admin, 'hands.stop', { name: 'reporter' });
   assert.deepEqual(handOps.at(-1), ['stop', 'reporter', 'user:ada']);
+});
+
+test("hands.chat: another Hand's chat answer, cut at 4000 characters; never the caller itself", async () => {
+  const h = hand('gardener', caps());
+  const r = await reg.call(h, 'hands.chat', { name: 'reporter', text: 'how is the pump?' });
+  assert.deepEqual(r.output, { answer: 'reporter heard: how is the pump?' });
+  const long = (await reg.call(h, 'hands.chat', { name: 'reporter', text: 'long' })).output as {
+    answer: string;
+    truncated?: boolean;
+  };
+  assert.equal(long.answer.length, 4000);
+  assert.equal(long.truncated, true);
+  await rejectsWith(reg.call(h, 'hands.chat', { name: 'gardener', text: 'hi' }), 'BAD_REQUEST', /cannot ask itself/);
+  await rejectsWith(reg.call(h, 'hands.chat', { name: 'nobody', text: 'hi' }), 'HAND_NOT_FOUND');
+  await rejectsWith(
+    reg.call(hand('gardener', caps({ allow: ['hands.list'] })), 'hands.chat', { name: 'reporter', text: 'hi' }),
+    'CAPABILITY_DENIED',
+  );
 });
 
 test('llm.embed needs the llm grant and a provider that embeds', async () => {
