@@ -624,9 +624,13 @@ export class CommunicationHand {
           ...(this.settings.commands.freeText && {
             freeText: async (text: string) => {
               const ft = this.settings.commands.freeText!;
+              if (ft.hand !== undefined) {
+                const r = await this.ctx.tools.call<{ answer: string }>('hands.chat', { name: ft.hand, text });
+                return r.output.answer || `${ft.hand} had no answer`;
+              }
               const r = await this.ctx.agent.run({
                 goal: text,
-                tools: ft.tools,
+                tools: ft.tools ?? [],
                 maxSteps: ft.maxSteps ?? 4,
                 system: 'You answer a person who looks after this device, in a short chat message.',
               });
@@ -836,7 +840,7 @@ export default defineHand({
           'hands/comms/escalate',
         ],
       },
-      tools: ['hands.list'],
+      tools: ['hands.list', 'hands.chat'],
     },
     // what a config grants: the platforms' hosts (and raw sockets for SMTP, IMAP, gateways), the channels' secrets,
     // relaying approvals, the MQTT channel's topics, free-text answers by an agent

@@ -9,7 +9,8 @@
  *   digestAt       when daily digests go ("08:00")
  *   dedupWindowMs  the same message within it is one message with a count
  *   commands       inbound commands from allow-listed senders: status, ack, approve|deny, help (on by default);
- *                  freeText: { tools: [...] } answers other text with an agent run under the Hand's grants (off)
+ *                  other text goes, with freeText: { hand: NAME }, to that Hand's chat (the hands.chat tool), or
+ *                  with freeText: { tools: [...] }, to an agent run under this Hand's grants (off by default)
  *   autoReply      { template } answered to allow-listed senders' messages that are not commands (off by default)
  *   escalation     { scheduler: "<Hand name>" | null }: escalation timers as the Scheduling Hand's jobs (default
  *                  "scheduler" when it runs), else the Hand's own timers
@@ -22,6 +23,7 @@
  */
 import type { FromSchema } from '../sdk/index.ts';
 import { CHANNEL_NAME_PATTERN } from './protocol.ts';
+import { HAND_NAME_PATTERN } from '../../runtime/core/names.ts';
 
 const NAME = CHANNEL_NAME_PATTERN;
 
@@ -79,8 +81,9 @@ export const settingsSchema = {
         freeText: {
           type: ['object', 'null'],
           additionalProperties: false,
-          required: ['tools'],
+          description: '{ hand: NAME } (its chat answers) or { tools: [...], maxSteps? } (an agent run)',
           properties: {
+            hand: { type: 'string', pattern: HAND_NAME_PATTERN },
             tools: { type: 'array', items: { type: 'string' } },
             maxSteps: { type: 'integer', minimum: 1, maximum: 16 },
           },
@@ -123,7 +126,7 @@ export interface ChannelSetting {
 export interface ParsedSettings {
   channels: ChannelSetting[];
   routing: Record<string, unknown>;
-  commands: { enabled: boolean; freeText: { tools: string[]; maxSteps?: number } | null };
+  commands: { enabled: boolean; freeText: { hand?: string; tools?: string[]; maxSteps?: number } | null };
   autoReply: { enabled: boolean; template: string | undefined };
   scheduler: string | null;
   maxAgeMs: number;
@@ -170,6 +173,13 @@ export function parseSettings(raw: unknown): ParsedSettings {
     if (s[k] !== undefined) out.routing[k] = s[k];
   const c = s.commands as ParsedSettings['commands'] | undefined;
   if (c) out.commands = { enabled: c.enabled ?? true, freeText: c.freeText ?? null };
+  const ft = out.commands.freeText;
+  if (ft && (ft.hand === undefined) === (ft.tools === undefined)) {
+    out.problems.push(
+      'commands.freeText: name either a Hand ({ hand: NAME }: its chat answers) or tools ({ tools: [...] }: an agent run); free text is answered with the help',
+    );
+    out.commands.freeText = null;
+  }
   const a = s.autoReply as { enabled?: boolean; template?: string } | undefined;
   if (a) {
     out.autoReply = { enabled: a.enabled ?? false, template: a.template };

@@ -198,3 +198,30 @@ test('retention: history, inbox and ended escalations past it are deleted; the o
     f.close();
   }
 });
+
+test("free text goes to the chosen Hand's chat (hands.chat) and its answer back; a muddled freeText is named", async () => {
+  const { f, h } = hand({ commands: { freeText: { hand: 'monitoring' } } });
+  f.tools['hands.chat'] = (input) => ({
+    answer: `monitoring: the tank is at 40 % (you asked "${String(input.text)}")`,
+  });
+  await h.start();
+  try {
+    f.deliver(`${OUT}/in`, { from: 'ada', text: 'how is the tank?' });
+    await until('the answer', () => sent(f).find((m) => m.text.startsWith('monitoring: the tank is at 40 %')));
+    assert.deepEqual(f.toolCalls.at(-1), {
+      name: 'hands.chat',
+      input: { name: 'monitoring', text: 'how is the tank?' },
+    });
+  } finally {
+    await h.stop();
+    f.close();
+  }
+  const bad = hand({ commands: { freeText: { hand: 'monitoring', tools: ['web.read'] } } });
+  await bad.h.start();
+  try {
+    assert.ok(bad.f.logs.some(([lvl, m]) => lvl === 'warn' && /commands\.freeText: name either a Hand/.test(m)));
+  } finally {
+    await bad.h.stop();
+    bad.f.close();
+  }
+});
