@@ -96,6 +96,8 @@ describe('the Communication Hand on the daemon', () => {
       hands: [
         // its default grants: the escalation jobs publish on hands/comms/escalate
         { name: 'scheduler', module: 'scheduling' },
+        // asked in words by the comms Hand (free text from a person): its chat answers from its state
+        { name: 'monitoring', module: 'monitoring' },
         {
           name: 'comms',
           module: 'communication',
@@ -122,6 +124,7 @@ describe('the Communication Hand on the daemon', () => {
               { name: 'hooked', match: { tags: ['hook'] }, to: ['hook'] },
             ],
             default: ['tg'],
+            commands: { freeText: { hand: 'monitoring' } },
           },
         },
       ],
@@ -205,6 +208,15 @@ describe('the Communication Hand on the daemon', () => {
     const unknown = (inbox.body.messages as Array<{ from: string; sender: string }>).find((m) => m.from === '999');
     assert.equal(unknown?.sender, 'unknown');
     assert.ok(!(await tg.sent()).some((m) => m.to === '999'), 'nothing was sent to the unknown sender');
+  });
+
+  test("free text from an allowed sender gets the Monitoring Hand's chat answer", async () => {
+    const before = (await tg.sent()).length;
+    await tg.inject('how is the greenhouse doing?');
+    const answer = await poll('the answer', async () =>
+      (await tgTexts()).slice(before).find((t) => /active alert/i.test(t)),
+    );
+    assert.match(answer, /No active alerts/);
   });
 
   test('escalation: critical pages Ada, no ack moves it to ops by mail (a scheduler job), an e-mail ack stops it', async () => {
