@@ -82,6 +82,32 @@ function errorText(err: unknown): string {
 
 const SEVERITY_PRIORITY: Record<string, Priority> = { critical: 'critical', warning: 'high', info: 'normal' };
 
+const strings = (v: unknown, max: number): string[] | undefined =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x !== '').slice(0, max) : undefined;
+
+/** a `{ op: 'notify', … }` task from another Hand, checked as the API checks its body (a refusal names the field) */
+export function notifyTask(t: Record<string, unknown>): Req<'notify'> {
+  if (typeof t.text !== 'string' || t.text.trim() === '' || t.text.length > MAX_TEXT)
+    throw new TalonError('BAD_REQUEST', `text: a notification needs a text of 1 to ${MAX_TEXT} characters`);
+  if (t.priority !== undefined && !(PRIORITIES as readonly unknown[]).includes(t.priority))
+    throw new TalonError(
+      'BAD_REQUEST',
+      `priority: ${JSON.stringify(t.priority)} is not one of ${PRIORITIES.join(', ')}`,
+    );
+  if (t.title !== undefined && (typeof t.title !== 'string' || t.title.length > 200))
+    throw new TalonError('BAD_REQUEST', 'title: at most 200 characters');
+  const to = strings(t.to, 20);
+  const tags = strings(t.tags, 20);
+  return {
+    text: t.text,
+    ...(t.priority !== undefined && { priority: t.priority as Priority }),
+    ...(typeof t.title === 'string' && { title: t.title }),
+    ...(to && { to }),
+    ...(tags && { tags }),
+    ...(t.needsAck === true && { needsAck: true }),
+  };
+}
+
 export class CommunicationHand {
   readonly ctx: HandContext;
   readonly settings: ParsedSettings;
@@ -248,7 +274,7 @@ export class CommunicationHand {
     this.#unsubs.push(
       await serveTasks(ctx, async (task) => {
         const t = task as { op?: string } & Record<string, unknown>;
-        if (t.op === 'notify') return this.notify(t as unknown as Req<'notify'>, `hand:${String(t.from ?? 'task')}`);
+        if (t.op === 'notify') return this.notify(notifyTask(t), `hand:${String(t.from ?? 'task').slice(0, 64)}`);
         if (t.op === 'ack') return this.ack({ id: String(t.id), by: String(t.by ?? 'task') });
         throw new TalonError('BAD_REQUEST', 'a task is { op: "notify", text, … } or { op: "ack", id }');
       }),

@@ -225,3 +225,36 @@ test("free text goes to the chosen Hand's chat (hands.chat) and its answer back;
     bad.f.close();
   }
 });
+
+test('a notify task from another Hand is checked as the API checks it: a bad one is refused by field, a good one sent', async () => {
+  const { f, h } = hand();
+  await h.start();
+  try {
+    const reply = (id: string) =>
+      until(
+        `the reply to ${id}`,
+        () =>
+          f.published.find((p) => p.topic === 'hands/asker/replies' && (p.payload as { id: string }).id === id)
+            ?.payload as { ok: boolean; error?: { code: string; message: string } } | undefined,
+      );
+    f.deliver('hands/comms/tasks', {
+      id: 't1',
+      replyTo: 'hands/asker/replies',
+      task: { op: 'notify', text: 'x', priority: 'urgent' },
+    });
+    const bad = await reply('t1');
+    assert.equal(bad.ok, false);
+    assert.equal(bad.error?.code, 'BAD_REQUEST');
+    assert.match(bad.error!.message, /priority: "urgent" is not one of low, normal, high, critical/);
+    f.deliver('hands/comms/tasks', {
+      id: 't2',
+      replyTo: 'hands/asker/replies',
+      task: { op: 'notify', text: 'from a task', from: 'research' },
+    });
+    assert.equal((await reply('t2')).ok, true);
+    await until('sent', () => sent(f).find((m) => m.text === 'from a task'));
+  } finally {
+    await h.stop();
+    f.close();
+  }
+});
