@@ -25,7 +25,7 @@ import { TalonError } from '../../runtime/core/errors.ts';
 import { serveTasks } from '../sdk/tasks.ts';
 import { kindOfScheme } from './channels/index.ts';
 import { isWebhookChannel } from './channels/webhook.ts';
-import { parseChannelUrl } from './channels/url.ts';
+import { parseChannelUrl, schemeOf } from './channels/url.ts';
 import {
   ChannelConfigError,
   ChannelError,
@@ -123,6 +123,8 @@ export class CommunicationHand {
   #stopTick: (() => void) | undefined;
   #counters = { refused: 0, unrouted: 0, deduped: 0, routed: 0 };
   #prunedAt = 0;
+  /** the router state last written (JSON), so an idle tick writes nothing */
+  #savedRouter: string | undefined;
 
   constructor(ctx: HandContext, opts: CommunicationHandOptions = {}) {
     this.ctx = ctx;
@@ -148,14 +150,13 @@ export class CommunicationHand {
 
   /** one channel from its URL; what is wrong is kept on the slot (shown by `channels`, audited) */
   async #open(slot: ChannelSlot): Promise<void> {
-    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(slot.url.trim())?.[1];
+    const scheme = schemeOf(slot.url);
     const known = scheme !== undefined ? kindOfScheme(scheme) : undefined;
     if (known) slot.kind = known;
     try {
       const u = await parseChannelUrl(slot.url, (n) => this.#secret(n));
-      const kind = kindOfScheme(u.scheme);
+      const kind = known;
       if (!kind) throw new ChannelConfigError(`"${u.scheme}://" is not a channel kind Talon knows`);
-      slot.kind = kind;
       const raw = typeof kind.raw === 'function' ? kind.raw(u) : kind.raw;
       if (raw && !this.ctx.grants.network.raw)
         throw new ChannelConfigError(
@@ -188,6 +189,7 @@ export class CommunicationHand {
     if (snap) {
       try {
         this.router.restore(snap);
+        this.#savedRouter = JSON.stringify(this.router.snapshot());
       } catch (err) {
         ctx.log.warn(`the router's saved state is unreadable and was reset: ${errorText(err)}`);
       }
@@ -529,8 +531,13 @@ export class CommunicationHand {
     return n;
   }
 
+  /** the router's state, written only when it changed (the tick runs every 5 s: no write a flash card pays for idle) */
   async #saveRouter(): Promise<void> {
-    await this.ctx.store.put(SNAPSHOT_KEY, this.router.snapshot());
+    const snap = this.router.snapshot();
+    const json = JSON.stringify(snap);
+    if (json === this.#savedRouter) return;
+    await this.ctx.store.put(SNAPSHOT_KEY, snap);
+    this.#savedRouter = json;
   }
 
   async #auditMessage(action: string, h: HistoryEntry, decision: 'ok' | 'error'): Promise<void> {

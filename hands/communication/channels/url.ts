@@ -11,6 +11,11 @@ import { ChannelConfigError } from './types.ts';
 const REF = /\{secret:([A-Za-z0-9_.-]{1,64})\}/g;
 const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
 
+/** a channel URL's scheme in lower case (`tgram`), undefined when it has none */
+export function schemeOf(url: string): string | undefined {
+  return SCHEME.exec(url.trim())?.[1]?.toLowerCase();
+}
+
 /** the secret names a URL refers to, in order of appearance */
 export function secretRefs(url: string): string[] {
   return [...new Set([...url.matchAll(REF)].map((m) => m[1]!))];

@@ -258,3 +258,27 @@ test('a notify task from another Hand is checked as the API checks it: a bad one
     f.close();
   }
 });
+
+test("the router's state is written when it changes, not on every idle tick", async () => {
+  const { f, h } = hand();
+  const writes: string[] = [];
+  const put = f.ctx.store.put.bind(f.ctx.store);
+  f.ctx.store.put = async (k, v, o) => {
+    if (k === 'router/snapshot') writes.push(k);
+    return put(k, v, o);
+  };
+  await h.start();
+  try {
+    await h.tick();
+    const idle = writes.length;
+    await h.tick();
+    await h.tick();
+    assert.equal(writes.length, idle, 'idle ticks write nothing');
+    await h.notify({ text: 'a new dedup group' }, 'test');
+    await h.tick();
+    assert.equal(writes.length, idle + 1, 'a change is written once');
+  } finally {
+    await h.stop();
+    f.close();
+  }
+});
