@@ -18,17 +18,40 @@ import type { NotifyMessage, NotifyResult } from '../tools/builtin/kernel.ts';
 import type { HandRequests } from '../api/hand-requests.ts';
 
 const BY = /^[\p{L}\p{N} _.:@+#!/-]{1,120}$/u;
+/** secret reads (granted or not) one Hand may make a minute: a Hand reads its secrets at start; a loop would flood the audit log */
+export const SECRET_READS_PER_MIN = 30;
 
 export function handServices(d: {
   secrets: SecretStore;
   audit: Audit;
   approvals: Pick<ApprovalsApi, 'get' | 'decide'>;
+  now?: () => number;
 }): Record<string, KernelService> {
+  const now = d.now ?? Date.now;
+  const reads = new Map<string, { window: number; n: number }>();
   return {
     'secrets.get': async (hand, args) => {
       const name = args[0];
       if (typeof name !== 'string' || name === '')
         throw new TalonError('BAD_REQUEST', 'secrets.get needs a secret name');
+      const t = now();
+      let r = reads.get(hand.name);
+      if (!r || t - r.window >= 60_000) reads.set(hand.name, (r = { window: t, n: 0 }));
+      if (++r.n > SECRET_READS_PER_MIN) {
+        // audited once per window; the rest are refused unaudited (nothing is read)
+        if (r.n === SECRET_READS_PER_MIN + 1)
+          await d.audit.record({
+            actor: `hand:${hand.name}`,
+            action: 'secret.read',
+            subject: name.slice(0, 64),
+            decision: 'deny',
+            detail: { reason: `over ${SECRET_READS_PER_MIN} reads a minute` },
+          });
+        throw new TalonError(
+          'QUOTA_EXCEEDED',
+          `Hand "${hand.name}" read secrets more than ${SECRET_READS_PER_MIN} times this minute; read each once and keep it`,
+        );
+      }
       const granted = hand.grants.secrets.some((g) => globMatches(g, name));
       if (!granted) {
         await d.audit.record({

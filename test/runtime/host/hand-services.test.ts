@@ -6,10 +6,11 @@ import { NO_CAPABILITIES } from '../../../runtime/core/grants.ts';
 import type { AuditEvent } from '../../../runtime/audit/types.ts';
 import type { Capabilities } from '../../../runtime/core/hand.ts';
 
-function setup() {
+function setup(now: () => number = Date.now) {
   const audits: AuditEvent[] = [];
   const decided: unknown[][] = [];
   const s = handServices({
+    now,
     secrets: { get: async (n: string) => (n === 'tg_token' ? '123:abc' : undefined) } as never,
     audit: { record: async (e: AuditEvent) => void audits.push(e) },
     approvals: {
@@ -88,4 +89,17 @@ test('the notify tool: the Hand’s decisions summed up as where it went', async
   assert.equal(r.delivered, true);
   assert.match(r.detail!, /queued as n1 for tg, mail \(1 held/);
   assert.deepEqual(calls[0], ['communication', 'notify', { text: 'hi', priority: 'high', source: 'hand:gardener' }]);
+});
+
+test('secrets.get: at most 30 reads a Hand a minute; the first refusal audited, none after it in that minute', async () => {
+  let t = 1_000_000;
+  const { s, audits, hand } = setup(() => t);
+  const h = hand({ secrets: ['*'] });
+  for (let i = 0; i < 30; i++) await s['secrets.get']!(h, ['tg_token']);
+  for (let i = 0; i < 5; i++)
+    await assert.rejects(s['secrets.get']!(h, ['tg_token']), (e: { code?: string }) => e.code === 'QUOTA_EXCEEDED');
+  assert.equal(audits.length, 31, '30 reads and one refusal');
+  assert.equal(audits.at(-1)!.decision, 'deny');
+  t += 60_000;
+  assert.equal(await s['secrets.get']!(h, ['tg_token']), '123:abc');
 });
