@@ -30,9 +30,12 @@ import type { Audit } from '../audit/types.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { TalonError } from '../core/errors.ts';
 import type { HandCaller, KernelService } from '../supervisor/types.ts';
+import { mxResolver, type MxResolver } from './resolver.ts';
 import { NetworkPolicy, canonicalAddress, hostName, isSpecialAddress } from '../core/network.ts';
 
 const MB = 1024 * 1024;
+/** a DNS name: labels of letters, digits and -, dot-separated */
+const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$/;
 
 export interface ResolvedAddress {
   address: string;
@@ -66,6 +69,8 @@ export interface FetchServiceOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   /** the largest request body a Hand may send (default 10 MB) */
   maxRequestBytes?: number;
+  /** a domain's MX records (the `dns.mx` service; default the system's DNS) */
+  mx?: MxResolver;
   /** redirects followed per request (default 5) */
   maxRedirects?: number;
   /** requests a Hand may have open at once, bodies being read included (default 16) */
@@ -188,6 +193,7 @@ export class HandFetch {
   readonly #audit: Audit;
   readonly #clock: Clock;
   readonly #resolve: Resolver;
+  readonly #mx: MxResolver | undefined;
   readonly #ca: Array<string | Buffer> | undefined;
   readonly #maxRequestBytes: number;
   readonly #maxRedirects: number;
@@ -209,6 +215,7 @@ export class HandFetch {
     this.#audit = opts.audit;
     this.#clock = opts.clock ?? systemClock;
     this.#resolve = opts.resolve ?? systemResolver;
+    this.#mx = opts.mx;
     this.#ca =
       opts.ca === undefined
         ? undefined
@@ -296,6 +303,25 @@ export class HandFetch {
         const chunk = await this.#read(f);
         // a copy of just these bytes: a Buffer may be a view into a larger pool, and the whole pool would be cloned
         return chunk === null ? null : new Uint8Array(chunk);
+      },
+      // a domain's mail servers (a lead's domain takes mail?): a name the Hand's grant covers, like a fetch would
+      'dns.mx': async (hand: HandCaller, args: unknown[]) => {
+        const domain = typeof args[0] === 'string' ? args[0].toLowerCase().replace(/\.$/, '') : '';
+        if (!DOMAIN.test(domain)) throw new TalonError('BAD_REQUEST', 'dns.mx needs a domain name (`example.com`)');
+        const policy = policyOf(hand.grants.network);
+        if (!policy.allowsHost(domain, 443) && !policy.allowsHost(domain, 80) && !policy.allowsHost(domain, 25))
+          throw new TalonError(
+            'CAPABILITY_DENIED',
+            `Hand "${hand.name}" may not look up ${domain}: its network grant does not name it`,
+            { details: { action: 'net.dns', subject: domain, hand: hand.name } },
+          );
+        const mx = this.#mx ?? mxResolver({});
+        try {
+          return await mx(domain);
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          throw new TalonError('NET_DNS', `MX lookup of ${domain} failed: ${e.code ?? e.message}`);
+        }
       },
       'net.cancel': async (hand: HandCaller, args: unknown[]) => {
         const f = this.#flights.get(`${hand.name}\u0000${String(args[0])}`);

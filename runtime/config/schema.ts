@@ -418,6 +418,37 @@ export const talonConfigSchema = {
     drivers: { ...driversSchema, default: DEMO_DRIVERS },
     llm: llmConfigSchema,
     tools: toolsConfig,
+    /** names and DNS servers for what the kernel reaches for Hands (ctx.fetch, dns.mx); applied at start */
+    network: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        hosts: {
+          type: 'object',
+          default: {},
+          maxProperties: 1024,
+          description:
+            'fixed addresses for names, like /etc/hosts (a LAN without DNS, a service pinned to one address); a name here never goes to DNS',
+          propertyNames: {
+            pattern: '^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$',
+            maxLength: 253,
+          },
+          additionalProperties: {
+            type: 'string',
+            pattern: '^(\\d{1,3}(\\.\\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$',
+            'x-hint': 'an IPv4 or IPv6 address',
+          },
+        },
+        dns: {
+          type: 'array',
+          maxItems: 8,
+          default: [],
+          description: "DNS servers for Hands' lookups (`ip`, `ip:port`, `[ipv6]:port`); empty: the system's resolver",
+          items: { type: 'string', minLength: 2, maxLength: 64, pattern: '^[0-9A-Fa-f:.\\[\\]]+$' },
+        },
+      },
+    },
     homeAssistant: {
       type: 'object',
       additionalProperties: false,

@@ -47,7 +47,8 @@ import { MqttCommands } from '../api/mqtt-commands.ts';
 import { HttpServer } from '../../web-admin/server.ts';
 import { createDrivers } from '../../drivers/index.ts';
 import { SensorRegistry } from '../sensors/registry.ts';
-import { HandFetch } from '../capabilities/fetch.ts';
+import { HandFetch, systemResolver } from '../capabilities/fetch.ts';
+import { configResolver, mxResolver } from '../capabilities/resolver.ts';
 import { HomeAssistantDiscovery } from '../homeassistant/discovery.ts';
 import { createRouter } from '../llm/index.ts';
 import { SecretStore } from '../secrets/sealed.ts';
@@ -428,7 +429,13 @@ export class Kernel {
         // ctx.fetch: the network of Hands without raw sockets, through the kernel
         name: 'fetch',
         start: async () => {
-          p.fetch = new HandFetch({ audit: p.audit, clock });
+          const network = p.config.network;
+          p.fetch = new HandFetch({
+            audit: p.audit,
+            clock,
+            resolve: configResolver(network, systemResolver),
+            mx: mxResolver(network),
+          });
           await p.fetch.start();
         },
         stop: () => p.fetch.stop(),

@@ -31,6 +31,8 @@ export const TAGS: readonly Tag[] = [
   'schedules',
   'channels',
   'messages',
+  'research',
+  'leads',
   'mcp',
 ];
 /**

@@ -40,6 +40,7 @@ const EXPECTED_DEFAULTS: TalonConfig = {
   log: { level: 'info' },
   audit: { retention: {} },
   drivers: DEMO_DRIVERS,
+  network: { hosts: {}, dns: [] },
   homeAssistant: { enabled: true, prefix: 'homeassistant' },
   llm: {
     providers: [],
@@ -108,6 +109,7 @@ test("the defaults come out in the schema's key order, hands where the schema ha
     'drivers',
     'llm',
     'tools',
+    'network',
     'homeAssistant',
     'log',
     'audit',
