@@ -64,8 +64,8 @@ export type Tag =
   | 'schedules'
   | 'channels'
   | 'messages'
-  | 'research'
-  | 'leads'
+  | 'reports'
+  | 'prospects'
   /** a token scope only (`mcp:write`): the MCP endpoint /mcp, outside the route table */
   | 'mcp';
 

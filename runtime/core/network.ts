@@ -332,7 +332,7 @@ const v4 = (hi: number, lo: number): string => `${hi >> 8}.${hi & 255}.${lo >> 8
 /**
  * An address as the checks see it: IPv4-mapped IPv6 (::ffff:a.b.c.d) as IPv4. Returns null
  * for something that is not an IP address. `embedded` is the IPv4 address a NAT64 (64:ff9b::/96)
- * or 6to4 (2002::/16) address leads to, checked too.
+ * or 6to4 (2002::/16) address points to, checked too.
  */
 export function canonicalAddress(input: string): { address: string; family: 4 | 6; embedded?: string } | null {
   const a = input.startsWith('[') && input.endsWith(']') ? input.slice(1, -1) : input;

@@ -44,6 +44,10 @@ const CANDIDATES = [
   'abc',
   'a.b',
   'A1',
+  // a research report id (`<topic>-<13-digit start><4 random>`), a lead id, a CRM delivery key
+  'topic-1796310479398abcd',
+  'd:acme.example',
+  'hubspot/d:acme.example',
 ];
 
 /** a value the param schema accepts, so the other parts of the request get tested */

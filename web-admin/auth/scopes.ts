@@ -31,8 +31,8 @@ export const TAGS: readonly Tag[] = [
   'schedules',
   'channels',
   'messages',
-  'research',
-  'leads',
+  'reports',
+  'prospects',
   'mcp',
 ];
 /**

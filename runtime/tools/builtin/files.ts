@@ -3,7 +3,7 @@
  * `<dataDir>/hands/<name>/files` for a Hand), and nothing outside it.
  *
  * Every path is resolved against the folder; a `..` that leaves it, an absolute path elsewhere,
- * or a symbolic link that leads out of it (the nearest existing part of the path is resolved
+ * or a symbolic link that points out of it (the nearest existing part of the path is resolved
  * with realpath) is refused with CAPABILITY_DENIED naming the path as the caller wrote it. The
  * check runs twice: in `check` (so the registry audits it as a denial) and again in `run` (for
  * admins, who skip `check`, and to narrow the window between the two). A link made between the
@@ -48,7 +48,7 @@ function denied(action: string, path: string, why: string): TalonError {
 
 /**
  * Resolve `path` (as a caller wrote it) inside `folder`, or throw CAPABILITY_DENIED: a `..`
- * escape, an absolute path elsewhere, a symbolic link on the way that leads outside. With
+ * escape, an absolute path elsewhere, a symbolic link on the way that points outside. With
  * `followLast: false` the last part may itself be a link (file.delete removes the link, not
  * what it points at). Returns the absolute path and the path relative to the folder.
  */
@@ -83,7 +83,7 @@ export function resolveInside(
         throw denied(action, path, 'goes through a symbolic link that points nowhere');
       }
       if (!isInside(realRoot, real))
-        throw denied(action, path, 'goes through a symbolic link that leads outside the folder');
+        throw denied(action, path, 'goes through a symbolic link that points outside the folder');
       break;
     }
     if (probe === root) break;

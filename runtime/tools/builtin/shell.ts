@@ -28,7 +28,7 @@
  * daemon's user may read. Grant programs, not intentions.
  *
  * The run: working folder = `caller.folder` (created), environment scrubbed to PATH, HOME (the
- * folder), LANG and the input's `env`; the shell leads its own process group (`detached`), so a
+ * folder), LANG and the input's `env`; the shell heads its own process group (`detached`), so a
  * timeout, an abort or the output cap kills the whole group (SIGTERM, SIGKILL 2 s later), and
  * what a finished line left running in the background is killed when the shell exits. A
  * non-zero exit is a result; stdout and stderr together stop at the output cap (`truncated`).
@@ -337,7 +337,7 @@ function checkTarget(target: string, folder: string, op: string): void {
     if (err instanceof TalonError && err.code === 'CAPABILITY_DENIED') {
       throw new TalonError(
         'CAPABILITY_DENIED',
-        `shell.exec: "${op} ${target}" leads outside the caller's folder; redirect to files inside it or /dev/null`,
+        `shell.exec: "${op} ${target}" goes outside the caller's folder; redirect to files inside it or /dev/null`,
         { details: { action: 'shell.redirect', subject: target } },
       );
     }
