@@ -11,6 +11,8 @@ import type { AnySurface } from './sdk/surface.ts';
 import monitoring from './monitoring/surface.ts';
 import scheduling from './scheduling/surface.ts';
 import communication from './communication/surface.ts';
+import research from './research/surface.ts';
+import leads from './leads/surface.ts';
 
 export interface BuiltinHand {
   /** the folder name, the `module` a config uses, the bundle's dist/hands/<id>.cjs */
@@ -26,6 +28,9 @@ export const BUILTIN_HANDS: readonly BuiltinHand[] = [
   { id: 'scheduling', defaultInstance: { name: 'scheduler' }, surface: scheduling },
   // no default instance: a device has no channels until someone configures one
   { id: 'communication', surface: communication },
+  // no default instances: a device has no topics, sources or CRM until someone configures them
+  { id: 'research', surface: research },
+  { id: 'leads', surface: leads },
 ];
 
 /** the built-in Hands' surfaces, in catalog order */
