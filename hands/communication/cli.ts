@@ -7,6 +7,7 @@
 import type { HandCommandArgs, HandDaemon } from '../sdk/index.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import type { Escalation, HistoryEntry, InboxEntry, OutboxEntry, Priority } from './types.ts';
+import { iso, oneLine, table, printJson } from '../sdk/cli-text.ts';
 
 const enc = encodeURIComponent;
 const PRIORITIES: readonly Priority[] = ['low', 'normal', 'high', 'critical'];
@@ -49,32 +50,12 @@ function daemonOf(a: HandCommandArgs): HandDaemon {
   return a.daemon;
 }
 
-const iso = (t: number | undefined): string =>
-  t === undefined ? '-' : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-/** one line of at most `max` characters: newlines folded, the rest cut with `…` */
-export function oneLine(s: string | undefined, max = 60): string {
-  if (s === undefined || s === '') return '-';
-  const t = s.replace(/\s+/g, ' ').trim();
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
-}
-
-export function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return `${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n')}\n`;
-}
-
 /** `a, b,,c` → ['a', 'b', 'c'] */
 export function commaList(v: string): string[] {
   return v
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-}
-
-function json(a: HandCommandArgs, v: unknown): number {
-  a.io.out(`${JSON.stringify(v, null, 2)}\n`);
-  return 0;
 }
 
 /** a channel's health in a few words: `ok`, `open (until 12:00:00Z)`, `error` */
@@ -85,7 +66,7 @@ function healthWords(c: ChannelView): string {
 
 export async function listCommand(a: HandCommandArgs): Promise<number> {
   const { channels } = await daemonOf(a).request<{ channels: ChannelView[] }>('GET', '/api/v1/channels');
-  if (a.values.json) return json(a, channels);
+  if (a.values.json) return printJson(a, channels);
   if (channels.length === 0) {
     a.io.out('no channels; add one under the Hand\'s settings, e.g. channels: { phone: "ntfy://ntfy.sh/my-topic" }\n');
     return 0;
@@ -114,7 +95,7 @@ export async function testCommand(a: HandCommandArgs): Promise<number> {
     error?: { kind: string; message: string };
   }>('POST', `/api/v1/channels/${enc(name)}/test`, typeof text === 'string' ? { text } : {});
   if (a.values.json) {
-    json(a, r);
+    printJson(a, r);
     return r.ok ? 0 : 1;
   }
   if (r.ok) {
@@ -172,7 +153,7 @@ export async function notifyCommand(a: HandCommandArgs): Promise<number> {
     '/api/v1/messages',
     body,
   );
-  if (a.values.json) return json(a, r);
+  if (a.values.json) return printJson(a, r);
   const lines = [`notification ${r.id}`, ...r.decisions.map((d) => `  ${decisionWords(d)}`)];
   if (r.decisions.length === 0) lines.push('  no rule matched: nothing sent');
   if (r.ackId) lines.push(`acknowledge with: talon channels ack ${r.ackId}`);
@@ -235,7 +216,7 @@ export function messagesTable(box: Box, messages: unknown[]): string {
 export async function messagesCommand(a: HandCommandArgs): Promise<number> {
   const { box, query } = messagesQuery(a);
   const r = await daemonOf(a).request<{ messages: unknown[]; next?: string }>('GET', `/api/v1/messages?${query}`);
-  if (a.values.json) return json(a, r);
+  if (a.values.json) return printJson(a, r);
   if (r.messages.length === 0) {
     a.io.out(`the ${box} is empty\n`);
     return 0;
@@ -250,7 +231,7 @@ export async function escalationsCommand(a: HandCommandArgs): Promise<number> {
     'GET',
     `/api/v1/messages/escalations${a.values.all ? '?all=true' : ''}`,
   );
-  if (a.values.json) return json(a, escalations);
+  if (a.values.json) return printJson(a, escalations);
   if (escalations.length === 0) {
     a.io.out('no escalation waits for an acknowledgement\n');
     return 0;
@@ -279,7 +260,7 @@ export async function ackCommand(a: HandCommandArgs): Promise<number> {
     `/api/v1/messages/escalations/${enc(id)}/ack`,
     typeof note === 'string' ? { note } : {},
   );
-  if (a.values.json) return json(a, r);
+  if (a.values.json) return printJson(a, r);
   a.io.out(
     r.already
       ? `${id} was already acknowledged${r.escalation.acked ? ` by ${r.escalation.acked.by} at ${iso(r.escalation.acked.at)}` : ''}\n`

@@ -10,6 +10,7 @@ import type { HandCommandArgs, HandDaemon } from '../sdk/index.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { DELIVERY_STATES, MAX_IMPORT_CHARS, STATUSES } from './protocol.ts';
 import type { Delivery, Lead, Sourced } from './types.ts';
+import { iso, oneLine, table, printJson } from '../sdk/cli-text.ts';
 
 const enc = encodeURIComponent;
 
@@ -32,25 +33,6 @@ export interface ScanView {
 function daemonOf(a: HandCommandArgs): HandDaemon {
   if (!a.daemon) throw new TalonError('INTERNAL', 'this command needs the running daemon (declared daemon: true)');
   return a.daemon;
-}
-
-const iso = (t: number | undefined): string =>
-  t === undefined ? '-' : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-function oneLine(s: string | undefined, max = 60): string {
-  if (s === undefined || s === '') return '-';
-  const t = s.replace(/\s+/g, ' ').trim();
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
-}
-
-export function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return `${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n')}\n`;
-}
-
-function json(a: HandCommandArgs, v: unknown): number {
-  a.io.out(`${JSON.stringify(v, null, 2)}\n`);
-  return 0;
 }
 
 function oneOf(a: HandCommandArgs, name: string, list: readonly string[]): string | undefined {
@@ -103,7 +85,7 @@ export function leadsTable(leads: Lead[]): string {
 export async function listCommand(a: HandCommandArgs): Promise<number> {
   const query = listQuery(a);
   const r = await daemonOf(a).request<{ leads: Lead[]; next?: string }>('GET', `/api/v1/leads?${query}`);
-  if (a.values.json) return json(a, r);
+  if (a.values.json) return printJson(a, r);
   if (r.leads.length === 0) {
     a.io.out('no leads (yet): run `talon leads scan`, or check the sources in the Hand’s settings\n');
     return 0;
@@ -161,7 +143,7 @@ export async function showCommand(a: HandCommandArgs): Promise<number> {
   if (!id)
     return a.usage(`ID must be a lead id (d:acme.example, e:ann@example.org), a domain or an e-mail, not "${arg}"`);
   const r = await daemonOf(a).request<{ lead: Lead }>('GET', `/api/v1/leads/${enc(id)}`);
-  if (a.values.json) return json(a, r.lead);
+  if (a.values.json) return printJson(a, r.lead);
   a.io.out(leadText(r.lead));
   return 0;
 }
@@ -186,7 +168,7 @@ export async function scanCommand(a: HandCommandArgs): Promise<number> {
     '/api/v1/leads/scan',
     typeof src === 'string' ? { source: src } : {},
   );
-  if (a.values.json) return json(a, r);
+  if (a.values.json) return printJson(a, r);
   a.io.out(scanText(r));
   return 0;
 }
@@ -223,7 +205,7 @@ export async function importCommand(a: HandCommandArgs): Promise<number> {
     data,
     ...(typeof src === 'string' && { source: src }),
   });
-  if (a.values.json) return json(a, r);
+  if (a.values.json) return printJson(a, r);
   a.io.out(scanText(r));
   return 0;
 }
@@ -265,7 +247,7 @@ export async function deliveriesCommand(a: HandCommandArgs): Promise<number> {
     'GET',
     `/api/v1/leads/deliveries?${q}`,
   );
-  if (a.values.json) return json(a, r);
+  if (a.values.json) return printJson(a, r);
   if (r.deliveries.length === 0) {
     a.io.out(state ? `no ${state} deliveries\n` : 'no deliveries: no lead qualified yet, or no CRM is configured\n');
     return 0;
@@ -280,7 +262,7 @@ export async function retryCommand(a: HandCommandArgs): Promise<number> {
   if (!/^[^\s/]{1,64}\/[de]:[^\s/]{1,320}$/.test(key))
     return a.usage(`KEY must be a delivery key <target>/<lead id> (hubspot/d:acme.example), not "${key}"`);
   const r = await daemonOf(a).request<{ delivery: Delivery }>('POST', '/api/v1/leads/deliveries/retry', { key });
-  if (a.values.json) return json(a, r.delivery);
+  if (a.values.json) return printJson(a, r.delivery);
   const d = r.delivery;
   a.io.out(
     d.state === 'sent'

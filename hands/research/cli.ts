@@ -8,6 +8,7 @@ import type { HandCommandArgs, HandDaemon } from '../sdk/index.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import type { Report } from './types.ts';
 import { DOC_ID_PATTERN, REPORT_ID_PATTERN, TOPIC_ID_PATTERN } from './protocol.ts';
+import { iso, oneLine, table, printJson } from '../sdk/cli-text.ts';
 
 const BASE = '/api/v1/research';
 const enc = encodeURIComponent;
@@ -67,26 +68,6 @@ function daemonOf(a: HandCommandArgs): HandDaemon {
   return a.daemon;
 }
 
-const iso = (t: number | undefined): string =>
-  t === undefined ? '-' : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-/** one line of at most `max` characters: newlines folded, the rest cut with `…` */
-export function oneLine(s: string | undefined, max = 60): string {
-  if (s === undefined || s === '') return '-';
-  const t = s.replace(/\s+/g, ' ').trim();
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
-}
-
-export function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return `${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n')}\n`;
-}
-
-function json(a: HandCommandArgs, v: unknown): number {
-  a.io.out(`${JSON.stringify(v, null, 2)}\n`);
-  return 0;
-}
-
 /** `--name VALUE` checked against a pattern (usage error naming the option otherwise) */
 function checked(a: HandCommandArgs, name: string, pattern: string, what: string): string | undefined {
   const v = a.values[name];
@@ -115,7 +96,7 @@ export function runWords(r: { mode: string; new: number; relevant: number; error
 
 export async function topicsCommand(a: HandCommandArgs): Promise<number> {
   const { topics } = await daemonOf(a).request<{ topics: TopicView[] }>('GET', `${BASE}/topics`);
-  if (a.values.json) return json(a, topics);
+  if (a.values.json) return printJson(a, topics);
   if (topics.length === 0) {
     a.io.out("no topics; add them to the Research Hand's settings (topics: [{ id, questions, sources, schedule }])\n");
     return 0;
@@ -139,7 +120,7 @@ export async function runCommand(a: HandCommandArgs): Promise<number> {
   const topic = a.positionals[0]!;
   if (!new RegExp(TOPIC_ID_PATTERN).test(topic)) return a.usage(`TOPIC must be ${TOPIC_WORDS}, not "${topic}"`);
   const { report } = await daemonOf(a).request<{ report: ReportSummary }>('POST', `${BASE}/topics/${enc(topic)}/run`);
-  if (a.values.json) return json(a, report);
+  if (a.values.json) return printJson(a, report);
   const s = report.stats;
   const lines = [
     `report ${report.id} (${report.mode})`,
@@ -165,7 +146,7 @@ export async function reportsCommand(a: HandCommandArgs): Promise<number> {
     'GET',
     `${BASE}/reports?${q.join('&')}`,
   );
-  if (a.values.json) return json(a, r.reports);
+  if (a.values.json) return printJson(a, r.reports);
   if (r.reports.length === 0) {
     a.io.out(topic ? `${topic}: no reports yet; run it with: talon research run ${topic}\n` : 'no reports yet\n');
     return 0;
@@ -193,7 +174,7 @@ export async function reportCommand(a: HandCommandArgs): Promise<number> {
       `ID must be a report id (\`<topic>-<run id>\`, as \`talon research reports\` lists them), not "${id}"`,
     );
   const { report } = await daemonOf(a).request<{ report: Report }>('GET', `${BASE}/reports/${enc(id)}`);
-  if (a.values.json) return json(a, report);
+  if (a.values.json) return printJson(a, report);
   a.io.out(report.markdown.endsWith('\n') ? report.markdown : `${report.markdown}\n`);
   return 0;
 }
@@ -209,7 +190,7 @@ export async function docsCommand(a: HandCommandArgs): Promise<number> {
     'GET',
     `${BASE}/documents?${q.join('&')}`,
   );
-  if (a.values.json) return json(a, r.documents);
+  if (a.values.json) return printJson(a, r.documents);
   if (r.documents.length === 0) {
     a.io.out('no documents stored yet\n');
     return 0;

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import type { HandCommandArgs, HandDaemon } from '../sdk/index.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import type { JobView, RunRecord, Trigger } from './types.ts';
+import { iso, table } from '../sdk/cli-text.ts';
 
 const BASE = '/api/v1/schedules';
 const enc = encodeURIComponent;
@@ -17,9 +18,6 @@ function daemonOf(a: HandCommandArgs): HandDaemon {
   if (!a.daemon) throw new TalonError('INTERNAL', 'this command needs the running daemon (declared daemon: true)');
   return a.daemon;
 }
-
-const iso = (t: number | undefined): string =>
-  t === undefined ? '-' : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** a duration in words: 90000 → `1m30s` */
 export function formatMs(ms: number): string {
@@ -57,11 +55,6 @@ function stateOf(j: JobView): string {
   if (j.running.length > 0) return 'running';
   if (j.state.paused) return j.state.pausedBy && j.state.pausedBy !== 'api' ? `paused (${j.state.pausedBy})` : 'paused';
   return j.waiting ? `waiting: ${j.waiting}` : 'active';
-}
-
-function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return `${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n')}\n`;
 }
 
 export async function listCommand(a: HandCommandArgs): Promise<number> {
