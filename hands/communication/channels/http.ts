@@ -4,6 +4,7 @@
  */
 import type { ChannelEnv } from './types.ts';
 import { ChannelError } from './types.ts';
+import { readAnswer, retryAfterMs } from '../../sdk/http.ts';
 
 export interface JsonCall {
   method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -24,11 +25,7 @@ export interface JsonCall {
 
 /** Retry-After as ms: seconds or an HTTP date; undefined when absent or unreadable */
 export function retryAfterHeader(h: Headers, now = Date.now()): number | undefined {
-  const v = h.get('retry-after');
-  if (v === null) return undefined;
-  if (/^\d+(\.\d+)?$/.test(v.trim())) return Math.round(Number(v) * 1000);
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+  return retryAfterMs(h.get('retry-after'), now);
 }
 
 /** a status that is not 2xx as a ChannelError (the body's text, cut, says why) */
@@ -93,17 +90,7 @@ export async function callJson<T = unknown>(
       });
     throw new ChannelError('transient', `${platform}: ${e.message ?? String(err)}`, { status: e.code, cause: err });
   }
-  const text = await res.text().catch(() => '');
-  let parsed: unknown;
-  let parsedOk = false;
-  if (text !== '') {
-    try {
-      parsed = JSON.parse(text);
-      parsedOk = true;
-    } catch {
-      /* not JSON: garbage for a JSON API */
-    }
-  }
+  const { text, json: parsed, isJson: parsedOk } = await readAnswer(res);
   if (!res.ok) {
     const after = retryAfterHeader(res.headers, env.now()) ?? (parsedOk ? c.retryAfterOf?.(parsed) : undefined);
     throw statusError(platform, res.status, parsedOk ? JSON.stringify(parsed) : text, after);

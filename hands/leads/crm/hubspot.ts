@@ -35,7 +35,7 @@ export function hubspotProperties(lead: Lead, domain: string): Record<string, st
 }
 
 export function hubspotClient(target: CrmTarget, env: CrmEnv): CrmClient {
-  const crm = `HubSpot ${target.name}`;
+  const crm = target.name === 'hubspot' ? 'HubSpot' : `HubSpot (${target.name})`;
   const base = target.url.replace(/\/+$/, '');
   const companies = `${base}/crm/v3/objects/companies`;
 

@@ -17,6 +17,7 @@ import type { CrmKind, CrmTarget, Lead } from '../types.ts';
 import { hubspotClient } from './hubspot.ts';
 import { pipedriveClient } from './pipedrive.ts';
 import { webhookClient } from './webhook.ts';
+import { readAnswer, retryAfterMs } from '../../sdk/http.ts';
 
 export interface CrmEnv {
   fetch: HandContext['fetch'];
@@ -127,13 +128,17 @@ export function parseCrmTarget(raw: unknown, where: string): CrmTarget | string 
 
 // ---- what the clients share ----
 
-/** Retry-After as ms: seconds or an HTTP date; undefined when absent or unreadable */
-export function retryAfterMs(h: Headers, now: number): number | undefined {
-  const v = h.get('retry-after');
-  if (v === null) return undefined;
-  if (/^\d+(\.\d+)?$/.test(v.trim())) return Math.round(Number(v) * 1000);
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+/**
+ * what an error answer says, in words: HubSpot's `message`, Pipedrive's `error` (with `error_info`), else the body's
+ * text — not the whole JSON, which a person would have to read through
+ */
+function errorDetail(json: unknown, isJson: boolean, text: string): string {
+  if (isJson && typeof json === 'object' && json !== null) {
+    const j = json as Record<string, unknown>;
+    const said = [j.message, j.error, j.error_info].filter((v): v is string => typeof v === 'string' && v !== '');
+    if (said.length > 0) return [...new Set(said)].join(' — ');
+  }
+  return text;
 }
 
 /** a status that is not 2xx as a CrmError (the body, cut, says why) */
@@ -200,20 +205,10 @@ export async function crmCall(
       { retryable: !denied, cause: err },
     );
   }
-  const text = await res.text().catch(() => '');
-  let parsed: unknown;
-  let parsedOk = false;
-  if (text !== '') {
-    try {
-      parsed = JSON.parse(text);
-      parsedOk = true;
-    } catch {
-      /* not JSON */
-    }
-  }
+  const { text, json: parsed, isJson: parsedOk } = await readAnswer(res);
   if (!res.ok) {
-    const wait = retryAfterMs(res.headers, env.now()) ?? c.waitOf?.(res.headers);
-    throw statusError(crm, res.status, parsedOk ? JSON.stringify(parsed) : text, wait);
+    const wait = retryAfterMs(res.headers.get('retry-after'), env.now()) ?? c.waitOf?.(res.headers);
+    throw statusError(crm, res.status, errorDetail(parsed, parsedOk, text), wait);
   }
   if (text !== '' && !parsedOk && !c.anyBody)
     throw new CrmError(

@@ -52,7 +52,7 @@ export function pipedriveNote(lead: Lead): string {
 }
 
 export function pipedriveClient(target: CrmTarget, env: CrmEnv): CrmClient {
-  const crm = `Pipedrive ${target.name}`;
+  const crm = target.name === 'pipedrive' ? 'Pipedrive' : `Pipedrive (${target.name})`;
   const base = `${target.url.replace(/\/+$/, '')}/api/v1`;
 
   const data = (body: unknown, what: string): Record<string, unknown> => {

@@ -20,7 +20,7 @@ export function webhookSignature(body: string, secret: string): string {
 }
 
 export function webhookClient(target: CrmTarget, env: CrmEnv): CrmClient {
-  const crm = `webhook ${target.name}`;
+  const crm = `webhook (${target.name})`;
   return {
     async deliver(lead: Lead) {
       const key = `${lead.id}:${lead.version}`;

@@ -22,6 +22,7 @@ import robotsParser from 'robots-parser';
 import { raceAbort } from '../../../runtime/core/abort.ts';
 import type { HandContext, HandFetchInit, HandStore } from '../../../runtime/core/hand.ts';
 import type { FetchedPage, FetcherOptions, FetcherStats, FetchOptions, WebErrorKind } from './types.ts';
+import { retryAfterMs } from '../http.ts';
 
 export const DEFAULT_USER_AGENT = 'TalonBot/1.0 (+https://github.com/talon)';
 
@@ -82,6 +83,8 @@ interface RobotsRecord {
   why?: string;
   /** kept in memory only, until fetchedAt + ROBOTS_TEMPORARY_MS */
   temporary?: boolean;
+  /** robots.txt could not be had at all (the site is down, slow, refusing): the page's error is of this kind, not 'robots' */
+  unreachable?: WebErrorKind;
 }
 
 interface RobotsRules {
@@ -205,7 +208,7 @@ export class Fetcher {
         const rules = await (opts.signal ? raceAbort(this.#robotsFor(hop), opts.signal) : this.#robotsFor(hop));
         if (!robotsAllow(rules, hop, this.#ua))
           throw new WebError(
-            'robots',
+            rules.record.unreachable ?? 'robots',
             hop.href,
             rules.record.mode === 'none'
               ? `${hop.origin}/robots.txt ${rules.record.why ?? 'forbids everything'}`
@@ -451,6 +454,7 @@ export class Fetcher {
           mode: 'none',
           why: `could not be read (${e.message}): treated as forbidding everything for now`,
           temporary: true,
+          unreachable: e instanceof WebError ? e.kind : 'network',
         };
       }
       const { res } = ans;
@@ -475,6 +479,7 @@ export class Fetcher {
           mode: 'none',
           why: `answered ${res.status}: treated as forbidding everything for now`,
           temporary: true,
+          unreachable: 'http',
         };
       // 404, 410 and the other 4xx: no robots.txt, nothing forbidden
       return { fetchedAt, mode: 'all' };
@@ -575,11 +580,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Retry-After as ms from now: seconds or an HTTP date; undefined when missing or unreadable */
 export function parseRetryAfter(v: string | null, now: number): number | undefined {
-  if (!v) return undefined;
-  const s = v.trim();
-  if (/^\d+$/.test(s)) return Math.min(MAX_RETRY_AFTER_MS, Number(s) * 1000);
-  const at = Date.parse(s);
-  return Number.isFinite(at) ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, at - now)) : undefined;
+  const ms = retryAfterMs(v, now);
+  return ms === undefined ? undefined : Math.min(MAX_RETRY_AFTER_MS, ms);
 }
 
 /** the body, at most `max` bytes: past it the stream is cancelled and WebError 'too-large' thrown */

@@ -170,17 +170,18 @@ describe('robots.txt', () => {
     assert.equal(typeof kept?.fetchedAt, 'number');
   });
 
-  test('401/403 forbid everything; 5xx forbids for now and is not kept in the store', async () => {
+  test('401/403 forbid everything; 5xx forbids for now (an http error, the site is down), not kept in the store', async () => {
     const { f, store } = fetcher();
     const e1 = await rejectsWith(f.get(web.url('forbidden.example', '/')), 'robots');
     assert.match(e1.message, /403/);
-    const e2 = await rejectsWith(f.get(web.url('broken.example', '/')), 'robots');
+    const e2 = await rejectsWith(f.get(web.url('broken.example', '/')), 'http');
     assert.match(e2.message, /503/);
     assert.equal(web.hits('forbidden.example', '/'), 0);
     assert.equal(web.hits('broken.example', '/'), 0);
     assert.ok(await store.get(`web/robots/http://forbidden.example:${web.port}`));
     assert.equal(await store.get(`web/robots/http://broken.example:${web.port}`), undefined);
-    assert.equal(f.stats().robotsRefused, 2);
+    assert.equal(f.stats().robotsRefused, 1);
+    assert.equal(f.stats().errors.http, 1);
   });
 
   test('robots.txt kept in the store is used by the next Fetcher; after its TTL it is asked again', async () => {
