@@ -352,6 +352,9 @@ function Deliveries({
     );
   useEffect(() => {
     void load();
+    // a delivery waiting for a CRM that was down changes by itself: look again now and then
+    const t = setInterval(() => void load(), 15_000);
+    return () => clearInterval(t);
   }, []);
   const retry = async (key: string): Promise<void> => {
     setBusy(key);

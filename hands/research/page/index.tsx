@@ -208,7 +208,15 @@ function Research({ args, user, api, ui }: HandPageProps) {
           </div>
         )}
       </div>
-      {picked && <ReportView key={picked} id={picked} api={api} ui={ui} />}
+      {picked && (
+        <ReportView
+          key={picked}
+          id={picked}
+          api={api}
+          ui={ui}
+          titles={new Map((topics ?? []).map((t) => [t.id, t.title]))}
+        />
+      )}
       <div class="card" data-testid="research-reports">
         <h2>Reports{topic ? ` of ${topic}` : ''}</h2>
         <div class="scroll">
@@ -229,7 +237,7 @@ function Research({ args, user, api, ui }: HandPageProps) {
                   <td>
                     <a href={`#/research/${enc(r.id)}`}>{ui.time(r.startedAt)}</a>
                   </td>
-                  <td>{r.topic}</td>
+                  <td title={r.topic}>{topics?.find((t) => t.id === r.topic)?.title ?? r.topic}</td>
                   <td>
                     <span class={`badge mode-${r.mode}`}>{r.mode}</span>
                   </td>
@@ -251,7 +259,7 @@ function Research({ args, user, api, ui }: HandPageProps) {
   );
 }
 
-function ReportView({ id, api, ui }: { id: string; api: PageApi; ui: PageUi }) {
+function ReportView({ id, api, ui, titles }: { id: string; api: PageApi; ui: PageUi; titles: Map<string, string> }) {
   const [r, setR] = useState<FullReport | null>(null);
   const [error, setError] = useState('');
   useEffect(() => {
@@ -274,7 +282,7 @@ function ReportView({ id, api, ui }: { id: string; api: PageApi; ui: PageUi }) {
   return (
     <div class="card" data-testid="research-report" data-report={r.id} data-mode={r.mode}>
       <h2>
-        {r.topic} — {ui.time(r.finishedAt)} <span class={`badge mode-${r.mode}`}>{r.mode}</span>
+        {titles.get(r.topic) ?? r.topic} — {ui.time(r.finishedAt)} <span class={`badge mode-${r.mode}`}>{r.mode}</span>
       </h2>
       {r.summary.split(/\n{2,}/).map((p, i) => (
         <p key={i}>{p}</p>
