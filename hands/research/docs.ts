@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { HandStore, HandStoreOp } from '../sdk/types.ts';
-import { contentHash, normalizeText, terms } from '../sdk/web/index.ts';
+import { contentHash, terms } from '../sdk/web/index.ts';
 import type { Candidate, Doc } from './types.ts';
 
 export const MAX_TEXT_CHARS = 200_000;
@@ -73,9 +73,9 @@ export class DocStore {
    */
   async put(c: Candidate, now: number): Promise<{ doc: Doc; isNew: boolean }> {
     let text = c.text.length > MAX_TEXT_CHARS ? c.text.slice(0, MAX_TEXT_CHARS) : c.text;
-    if (normalizeText(text) === '') text = c.title;
+    if (!/\S/.test(text)) text = c.title;
     const base = { url: c.url, urls: [c.url], title: c.title, fetchedAt: now, source: c.source };
-    if (normalizeText(text) === '')
+    if (!/\S/.test(text))
       return {
         doc: { id: '', ...base, text: '', ...(c.published !== undefined && { published: c.published }) },
         isNew: false,

@@ -64,8 +64,8 @@ export function keywordRank(topic: Topic, docs: Doc[]): RankedDoc[] {
     idf.set(t, v);
     most += query.get(t)! * v * (BM25_K1 + 1);
   }
-  return docs
-    .map((doc, i) => {
+  const ranked = docs
+    .map((doc, i): RankedDoc => {
       const { tf, len } = tfs[i]!;
       let s = 0;
       for (const [t, f] of tf) {
@@ -73,9 +73,20 @@ export function keywordRank(topic: Topic, docs: Doc[]): RankedDoc[] {
         s += query.get(t)! * idf.get(t)! * ((f * (BM25_K1 + 1)) / (f + norm));
       }
       const score = most > 0 ? Math.min(1, Math.max(0, s / most)) : 0;
-      return { doc, score, extract: bestExtract(doc.text, qTerms), by: 'keywords' as const };
+      return { doc, score, extract: '', by: 'keywords' as const };
     })
     .sort(order);
+  return withExtracts(ranked, qTerms, topic.maxDocs);
+}
+
+/**
+ * the passage that matched best, for the first `n` only: a report rests on at most maxDocs of them, and an extract of
+ * every new document (a first run reads hundreds) was most of a run's CPU
+ */
+function withExtracts(ranked: RankedDoc[], qTerms: string[], n: number): RankedDoc[] {
+  for (const r of ranked.slice(0, Number.isFinite(n) ? Math.max(1, n) : 50))
+    r.extract = bestExtract(r.doc.text, qTerms);
+  return ranked;
 }
 
 function cosine(a: number[], b: number[]): number {
@@ -131,15 +142,10 @@ export async function rank(
       );
       batch.forEach((doc, j) => {
         const best = Math.max(...qv.map((q) => cosine(q, dv[j]!)));
-        out.push({
-          doc,
-          score: Math.min(1, Math.max(0, best)),
-          extract: bestExtract(doc.text, qTerms),
-          by: 'embeddings',
-        });
+        out.push({ doc, score: Math.min(1, Math.max(0, best)), extract: '', by: 'embeddings' });
       });
     }
-    return out.sort(order);
+    return withExtracts(out.sort(order), qTerms, topic.maxDocs);
   } catch (err) {
     log?.warn(`research ranking: embeddings failed, keyword ranking used (${(err as Error)?.message ?? String(err)})`, {
       topic: topic.id,
