@@ -13,7 +13,9 @@
  * provisioning (first start → provisioned and reconnected; 200 simulated devices at once),
  * tools (a tool call's kernel cost, in process and from a Hand's worker; the agent loop's cost per step),
  * scheduling (10,000 schedules idle in process and on the daemon; bus event → action latency),
- * communication (messages per second through routing to a local sink, in process and on the daemon; 10,000 queued).
+ * communication (messages per second through routing to a local sink, in process and on the daemon; 10,000 queued),
+ * research (the Research Hand's documents per minute and memory on a generated fixture web, in process and on the
+ * daemon; the Lead Generation Hand's leads per minute, deliveries per second, heap per 1000 leads; no model).
  * Ratios are measured in the same run, since the machine is shared and noisy. Idle memory is
  * printed as a second table (VmRSS, RssAnon, RssFile) after the main one.
  */
@@ -261,6 +263,15 @@ async function main(): Promise<void> {
     const text = execFileSync(
       process.execPath,
       ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/communication.ts')],
+      { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, SCHED_BENCH_NO_HEADER: '1' } },
+    );
+    for (const line of text.trimEnd().split('\n')) if (!line.includes(' warn  [talon] ')) say(line);
+  }
+  if (want('research')) {
+    // its own process (gc exposed): the Research Hand in process and on a daemon, then the Lead Generation Hand
+    const text = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/research.ts')],
       { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, SCHED_BENCH_NO_HEADER: '1' } },
     );
     for (const line of text.trimEnd().split('\n')) if (!line.includes(' warn  [talon] ')) say(line);
