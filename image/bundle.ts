@@ -213,7 +213,8 @@ export const common: BuildOptions = {
     __TALON_COMMIT__: JSON.stringify(commit()),
     __TALON_BUILD_TIME__: String(commitTime()),
   },
-  external: ['node-llama-cpp', 'node-gyp-build'],
+  // playwright-core finds its own files by path at run time: loaded from node_modules when a browser tool first runs
+  external: ['node-llama-cpp', 'node-gyp-build', 'playwright-core'],
   plugins: [precompiledSchemas, nativeAddons],
   // dynamic import() of what the bundle keeps outside becomes require(): the launcher runs the
   // bundle through vm.Script, where import() has no loader once V8's code cache is used. The

@@ -23,7 +23,7 @@
  */
 import { access, readdir, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { NetworkGrant } from '../core/hand.ts';
 import { TalonError } from '../core/errors.ts';
 import { GuardProxy, grantChecker, type Resolver } from './guard.ts';
@@ -329,6 +329,8 @@ export class BrowserPool {
     const marker = `--talon-browser-pool=${randomBytes(8).toString('hex')}`;
     let browser: Browser;
     try {
+      // loaded on the first launch, not at the kernel's start (it stays outside the bundle: image/bundle.ts)
+      const { chromium } = await import('playwright-core');
       browser = await chromium.launch({
         executablePath: this.#executablePath,
         headless: true,

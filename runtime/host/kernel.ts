@@ -509,6 +509,7 @@ export class Kernel {
             supervisor: p.supervisor,
             clock,
             logger: p.logger,
+            resolve: configResolver(p.config.network, systemResolver),
           });
           for (const [method, service] of Object.entries(tools.services()))
             p.supervisor.registerService(method, service);

@@ -32,6 +32,8 @@ import { ToolRegistry } from '../tools/registry.ts';
 import { Approvals } from '../tools/approvals.ts';
 import type { NotifyMessage, NotifyResult, ScopedStore } from '../tools/builtin/kernel.ts';
 import { builtinTools } from '../tools/builtin/index.ts';
+import { KernelBrowser } from '../tools/builtin/browser.ts';
+import type { Resolver } from '../capabilities/fetch.ts';
 import { McpClients } from '../tools/mcp/client.ts';
 import { McpEndpoint } from '../tools/mcp/server.ts';
 import type { ToolCaller } from '../tools/types.ts';
@@ -55,6 +57,8 @@ export interface ToolsDeps {
   supervisor: Supervisor;
   clock: Clock;
   logger: Logger;
+  /** the kernel's DNS for Hands (config `network`): the browser checks pages' hosts with it */
+  resolve?: Resolver;
 }
 
 /** the folder a Hand's file.* and shell.exec work in */
@@ -69,6 +73,8 @@ export class ToolsSubsystem {
   /** null unless tools.mcp.serve.enabled */
   readonly mcpEndpoint: McpEndpoint | null;
   readonly area: ToolsArea;
+  /** the browser tools' Chromium pool: made on the first browser call, closed at stop */
+  readonly browser: KernelBrowser;
   #d: ToolsDeps;
   #mcpGrants: Capabilities;
   /** the Hand that delivers notifications (set once the API knows the Hands' surfaces); null: none configured */
@@ -101,6 +107,10 @@ export class ToolsSubsystem {
       config: () => config,
       clock,
       auditHealth: () => audit.health(),
+    });
+    this.browser = new KernelBrowser({
+      log: (m) => d.logger.line('info', 'browser', m),
+      ...(d.resolve && { resolve: d.resolve }),
     });
     const sensorServices = d.sensors.services();
     const hands = d.supervisor;
@@ -153,6 +163,7 @@ export class ToolsSubsystem {
         },
       },
       web: { fetch: d.fetch, search: () => config.search, secret: (name) => d.secrets.get(name) },
+      browser: { browser: this.browser, secret: (name) => d.secrets.get(name) },
     });
     // their schemas are checked by test/runtime/tools/builtin-contract.test.ts, not at every start
     for (const t of tools) this.registry.register(t, { checkSchemas: false });
@@ -248,6 +259,7 @@ export class ToolsSubsystem {
   async stop(): Promise<void> {
     await this.mcpClients.stop().catch(() => {});
     await this.approvals.stop();
+    await this.browser.close().catch(() => {});
   }
 
   metrics(): NonNullable<MetricsInput['tools']> {

@@ -23,7 +23,16 @@ import { type ErrorCode, TalonError } from '../core/errors.ts';
 import { globMatches } from '../core/grants.ts';
 import type { HandCaller, KernelService } from '../supervisor/types.ts';
 import type { ApprovalRequester } from './approvals.ts';
-import type { ToolCallOptions, ToolCaller, ToolDefinition, ToolInfo, ToolResult, Tools, ToolsConfig } from './types.ts';
+import type {
+  ToolCallOptions,
+  ToolCaller,
+  ToolDefinition,
+  ToolInfo,
+  ToolResult,
+  ToolRunContext,
+  Tools,
+  ToolsConfig,
+} from './types.ts';
 
 export const DEFAULT_TOOL_TIMEOUT_MS = 30_000;
 export const DEFAULT_TOOL_MAX_OUTPUT_BYTES = 64 * 1024;
@@ -243,7 +252,25 @@ export class ToolRegistry implements Tools {
       const timeoutMs = positive(limits?.timeoutMs) ?? positive(def.timeoutMs) ?? DEFAULT_TOOL_TIMEOUT_MS;
       const maxOutputBytes =
         positive(limits?.maxOutputBytes) ?? positive(def.maxOutputBytes) ?? DEFAULT_TOOL_MAX_OUTPUT_BYTES;
-      const raw = await this.#run(def, value, caller, timeoutMs, maxOutputBytes, opts.signal);
+      // a tool may ask a person from inside run() too, through the same queue (recorded like step 5's)
+      const approve = async (why: string, detail?: Record<string, unknown>): Promise<void> => {
+        if (caller.admin) return;
+        const o = await this.#approvals.request(
+          {
+            actor: caller.actor,
+            ...(caller.hand !== undefined && { hand: caller.hand }),
+            tool: def.name,
+            input: detail && isObject(value) ? { ...value, ...detail } : value,
+            reason: why,
+            ...(opts.goal !== undefined && { goal: opts.goal }),
+            ...(opts.runId !== undefined && { runId: opts.runId }),
+          },
+          opts.signal,
+        );
+        approval = { id: o.id, by: o.by };
+        if (!o.approved) throw denied(def.name, why, o);
+      };
+      const raw = await this.#run(def, value, caller, timeoutMs, maxOutputBytes, opts.signal, approve);
       // 7. the output: JSON, its schema, its size
       let plain: unknown;
       try {
@@ -383,6 +410,7 @@ export class ToolRegistry implements Tools {
     timeoutMs: number,
     maxOutputBytes: number,
     signal: AbortSignal | undefined,
+    approve: NonNullable<ToolRunContext['approve']>,
   ): Promise<unknown> {
     if (signal?.aborted) throw cancelled(def.name, signal.reason);
     const ac = new AbortController();
@@ -407,7 +435,7 @@ export class ToolRegistry implements Tools {
     });
     try {
       const running = Promise.resolve().then(() =>
-        def.run(input, { caller, signal: ac.signal, timeoutMs, maxOutputBytes }),
+        def.run(input, { caller, signal: ac.signal, timeoutMs, maxOutputBytes, approve }),
       );
       // a tool that fails after its time ran out fails for nobody
       running.catch(() => {});

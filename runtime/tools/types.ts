@@ -61,6 +61,12 @@ export interface ToolRunContext {
   /** the tool's effective limits for this call (a shell grant may set its own) */
   timeoutMs: number;
   maxOutputBytes: number;
+  /**
+   * asks a person from inside run() (a browser click that would pay): the registry's approvals queue, recorded in
+   * the call's audit entry; resolves when approved, throws APPROVAL_DENIED when denied or unanswered. An admin is not
+   * asked. `detail` is shown with the input.
+   */
+  approve?(reason: string, detail?: Record<string, unknown>): Promise<void>;
 }
 
 export interface ToolDefinition<I = unknown, O = unknown> {

@@ -62,7 +62,7 @@ test('the built-in tools the issue names are all there, each name once', () => {
 test('each has a description, valid compiling schemas, annotations and its grant in words', () => {
   const ajv = createAjv('check');
   for (const t of tools) {
-    assert.match(t.name, /^[a-z]+(\.[a-z]+)?$/, t.name);
+    assert.match(t.name, /^[a-z]+(\.[a-z_]+)?$/, t.name);
     assert.ok(t.description.length >= 20, `${t.name}: a description a model can act on`);
     assert.ok(t.capability.length > 0, `${t.name}: the grant it needs`);
     assert.equal(t.source, 'builtin');
