@@ -13,6 +13,7 @@ import scheduling from './scheduling/surface.ts';
 import communication from './communication/surface.ts';
 import research from './research/surface.ts';
 import leads from './leads/surface.ts';
+import webAutomation from './web-automation/surface.ts';
 
 export interface BuiltinHand {
   /** the folder name, the `module` a config uses, the bundle's dist/hands/<id>.cjs */
@@ -31,6 +32,7 @@ export const BUILTIN_HANDS: readonly BuiltinHand[] = [
   // no default instances: a device has no topics, sources or CRM until someone configures them
   { id: 'research', surface: research },
   { id: 'leads', surface: leads },
+  { id: 'web-automation', surface: webAutomation },
 ];
 
 /** the built-in Hands' surfaces, in catalog order */

@@ -66,6 +66,7 @@ export type Tag =
   | 'messages'
   | 'reports'
   | 'prospects'
+  | 'automation'
   /** a token scope only (`mcp:write`): the MCP endpoint /mcp, outside the route table */
   | 'mcp';
 

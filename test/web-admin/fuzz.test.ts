@@ -48,6 +48,8 @@ const CANDIDATES = [
   'topic-1796310479398abcd',
   'd:acme.example',
   'hubspot/d:acme.example',
+  // a Web Automation run id (13-digit start, 4 random)
+  '1796310479398abcd',
 ];
 
 /** a value the param schema accepts, so the other parts of the request get tested */

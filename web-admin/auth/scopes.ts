@@ -33,6 +33,7 @@ export const TAGS: readonly Tag[] = [
   'messages',
   'reports',
   'prospects',
+  'automation',
   'mcp',
 ];
 /**

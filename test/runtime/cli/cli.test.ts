@@ -187,7 +187,7 @@ test('config validate: Hand modules are checked: a missing file, an unknown buil
   );
   assert.match(
     r.stderr,
-    /\n {2}hands\[1\]\.module: "greter" is not a built-in Hand \(built-in: monitoring, scheduling, communication, research, leads\)/,
+    /\n {2}hands\[1\]\.module: "greter" is not a built-in Hand \(built-in: monitoring, scheduling, communication, research, leads, web-automation\)/,
   );
   assert.match(
     r.stderr,

@@ -250,7 +250,7 @@ test("a Hand module must exist: a file relative to the config file's folder, or 
   assert.ok(at('hands[0].module').includes(join(dir, 'mods', 'ecoh.cjs')), at('hands[0].module'));
   assert.match(
     at('hands[1].module'),
-    /"greter" is not a built-in Hand \(built-in: monitoring, scheduling, communication, research, leads\)/,
+    /"greter" is not a built-in Hand \(built-in: monitoring, scheduling, communication, research, leads, web-automation\)/,
   );
   assert.match(
     at('hands[2].module'),

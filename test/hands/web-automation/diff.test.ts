@@ -1,5 +1,5 @@
 /**
- * The page watch's text diff (hands/web/diff.ts): equal texts, a changed line with its context and hunk header, lines
+ * The page watch's text diff (hands/web-automation/diff.ts): equal texts, a changed line with its context and hunk header, lines
  * added and removed at the ends, empty texts, two single-line texts diffed by words, changedChars measured by words
  * inside a changed line, the edit script rebuilt into both texts (random edits, checked against both), hunks apart
  * when far apart, and the bounds: a large text diffed by lines with its output capped, and a wholesale rewrite past
@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffTokens, LINES_ONLY_CHARS, MAX_EDITS, textDiff } from '../../../hands/web/diff.ts';
+import { diffTokens, LINES_ONLY_CHARS, MAX_EDITS, textDiff } from '../../../hands/web-automation/diff.ts';
 
 /** rebuild both sides from an edit script: the script must be true to both texts */
 function sides(ops: ReturnType<typeof diffTokens>): { a: string[]; b: string[] } {

@@ -1,5 +1,5 @@
 /**
- * Page change detection (hands/web/watch.ts), fed what a browser would have read: a noisy page (a clock and a
+ * Page change detection (hands/web-automation/watch.ts), fed what a browser would have read: a noisy page (a clock and a
  * rotating ad line matched by `ignore`) silent over 20 checks; a real change reported once, after confirmation, with a
  * readable diff; a flip-flop never reported; minChange by characters and by percent; a selector that disappears
  * broken after N failures, once, then recovered; page errors broken; "unchanged for N days" once, and again only after
@@ -18,7 +18,7 @@ import {
   type Watch,
   type WatchEvent,
   WatchState,
-} from '../../../hands/web/watch.ts';
+} from '../../../hands/web-automation/watch.ts';
 
 const T0 = Date.parse('2026-12-01T00:00:00Z');
 const HOUR = 3_600_000;
