@@ -601,10 +601,7 @@ test('a Hand with bad settings starts with the rest, logs and audits the problem
 test('the manifest validates (browser.* tools, globs); a config may grant the sites, secrets, a model, more tools', () => {
   const manifest = validateManifest(def.manifest, 'web');
   assert.equal(manifest.id, 'web-automation');
-  assert.deepEqual(manifest.capabilities?.bus?.subscribe, [
-    'hands/web/tasks',
-    'hands/web/replies',
-  ]);
+  assert.deepEqual(manifest.capabilities?.bus?.subscribe, ['hands/web/tasks', 'hands/web/replies']);
   assert.deepEqual(manifest.capabilities?.tools, ['browser.*']);
   const settings = validateSettings(
     manifest,
