@@ -300,14 +300,15 @@ export class WebHand {
   }
 
   /** what the page says now, as ./watch.ts Check */
-  async #read(w: Watch): Promise<Check> {
+  /** the page read for a check; `at` is the check's time (its run's start), so the run and the state agree */
+  async #read(w: Watch, at: number): Promise<Check> {
     const timeoutMs = this.settings.checkTimeoutMs;
     try {
       if (w.what.kind === 'json') {
         const res = await this.ctx.fetch(w.url, { timeoutMs, headers: { accept: 'application/json' } });
         const body = await res.text();
-        if (!res.ok) return { ok: false, error: `HTTP ${res.status}`, at: this.#now() };
-        return { ok: true, value: body, at: this.#now() };
+        if (!res.ok) return { ok: false, error: `HTTP ${res.status}`, at };
+        return { ok: true, value: body, at };
       }
       const input: Record<string, unknown> = { url: w.url, timeoutMs };
       if (w.what.kind === 'attribute') {
@@ -321,7 +322,6 @@ export class WebHand {
       }
       const r = await this.ctx.tools.call<ReadOutput>('browser.read', input);
       const out = r.output ?? {};
-      const at = this.#now();
       if (typeof out.status === 'number' && out.status >= 400)
         return { ok: false, error: `HTTP ${out.status} from ${out.finalUrl ?? w.url}`, at };
       if (out.found === false) return { ok: true, value: null, at };
@@ -329,7 +329,7 @@ export class WebHand {
       return { ok: true, value, at };
     } catch (err) {
       const code = codeOf(err);
-      return { ok: false, error: `${code ? `${code}: ` : ''}${message(err)}`, at: this.#now() };
+      return { ok: false, error: `${code ? `${code}: ` : ''}${message(err)}`, at };
     }
   }
 
@@ -337,7 +337,7 @@ export class WebHand {
     const ctx = this.ctx;
     const startedAt = this.#now();
     const runId = newRunId(startedAt, this.#random);
-    const check = await this.#read(w);
+    const check = await this.#read(w, startedAt);
     const before = this.#states.get(w.id) ?? new WatchState();
     const { state, events } = evaluate(w, before, check);
     this.#states.set(w.id, state);
