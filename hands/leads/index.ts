@@ -604,16 +604,7 @@ export class LeadsHand {
   async stats(): Promise<Ans<'stats'>> {
     const deliveries: Record<string, { pending: number; sent: number; failed: number }> = {};
     for (const t of this.clients.keys()) deliveries[t] = { pending: 0, sent: 0, failed: 0 };
-    let after: string | undefined;
-    for (let pages = 0; pages < 100; pages++) {
-      const list = await this.outbox.list({ limit: STORE_PAGE, ...(after !== undefined && { after }) });
-      for (const d of list) {
-        deliveries[d.target] ??= { pending: 0, sent: 0, failed: 0 };
-        deliveries[d.target]![d.state]++;
-      }
-      if (list.length < STORE_PAGE) break;
-      after = list[list.length - 1]!.key;
-    }
+    Object.assign(deliveries, await this.outbox.countsByTarget());
     return {
       leads: { ...this.#byStatus },
       scans: this.#counters.scans,

@@ -399,4 +399,11 @@ export class LeadOutbox {
     for (const r of (await this.#idx()).values()) c[r.state]++;
     return c;
   }
+
+  /** the same per target, from the index in memory (what /metrics asks on every scrape: no store reads) */
+  async countsByTarget(): Promise<Record<string, Record<Delivery['state'], number>>> {
+    const c: Record<string, Record<Delivery['state'], number>> = {};
+    for (const r of (await this.#idx()).values()) (c[r.target] ??= { pending: 0, sent: 0, failed: 0 })[r.state]++;
+    return c;
+  }
 }
