@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import type { HandCommandArgs, HandDaemon } from '../sdk/index.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { flowProblems } from '../../runtime/core/flow.ts';
-import { FLOW_NAME_PATTERN, RUN_ID_PATTERN, WATCH_ID_PATTERN } from './protocol.ts';
+import { FLOW_NAME_PATTERN, RUN_ID_PATTERN, WATCH_ID_PATTERN, failureText } from './protocol.ts';
 import { iso, oneLine, printJson, table } from '../sdk/cli-text.ts';
 
 const BASE = '/api/v1/web';
@@ -170,7 +170,7 @@ export function readFlowFile(path: string, shown: string, usage: (m: string) => 
 export function runWords(r: RunView): string {
   const time = r.ms >= 1000 ? `${(r.ms / 1000).toFixed(1)} s` : `${Math.round(r.ms)} ms`;
   if (r.ok) return r.kind === 'check' && r.events?.length ? `ok (${r.events.join(', ')}) in ${time}` : `ok in ${time}`;
-  if (r.failure) return `failed at ${r.failure.path ?? '?'}: ${oneLine(r.failure.message, 80)}`;
+  if (r.failure) return `failed at ${oneLine(failureText({ ...r.failure, path: r.failure.path ?? '?' }), 80)}`;
   return `failed: ${oneLine(r.error, 80)}`;
 }
 
@@ -185,7 +185,7 @@ export function runText(r: RunView): string {
   }
   if (r.agentSteps !== undefined) lines.push(`  the agent took ${r.agentSteps} turn(s)`);
   if (r.failure) {
-    lines.push(`failure: ${r.failure.path ?? ''}${r.failure.kind ? ` (${r.failure.kind})` : ''}: ${r.failure.message}`);
+    lines.push(`failure: ${failureText(r.failure, true)}`);
     if (r.failure.url) lines.push(`  page: ${r.failure.url}`);
     if (r.failure.screenshot) lines.push(`  screenshot: ${r.failure.screenshot}`);
   } else if (r.error) lines.push(`error: ${r.error}`);

@@ -451,7 +451,13 @@ export class WebHand {
           downloads: o.downloads ?? [],
           refused: o.refused ?? [],
           ...(o.output !== undefined && { output: o.output }),
-          ...(o.failure && { failure: o.failure, error: `${o.failure.path ?? ''} ${o.failure.message}`.trim() }),
+          ...(o.failure && {
+            failure: o.failure,
+            error:
+              o.failure.path && !o.failure.message.startsWith(o.failure.path)
+                ? `${o.failure.path} ${o.failure.message}`
+                : o.failure.message,
+          }),
         };
         outcome = run.ok ? 'ok' : 'failed';
       } catch (err) {

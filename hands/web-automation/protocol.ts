@@ -311,3 +311,9 @@ export const protocol = defineProtocol({
 });
 
 export type WebProtocol = typeof protocol;
+
+/** a failure in words: its message, with the step's path in front unless the message already starts with it */
+export function failureText(f: { path?: string; kind?: string; message: string }, withKind = false): string {
+  if (!f.path || f.message.startsWith(f.path)) return f.message;
+  return `${f.path}${withKind && f.kind ? ` (${f.kind})` : ''}: ${f.message}`;
+}

@@ -76,6 +76,12 @@ const EXAMPLE = `hands:
           what: { price: "#price" }
           schedule: "0 * * * *"`;
 
+/** a failure in words (the runner's message already names its step: not twice); the same rule as ../protocol.ts */
+function failureText(f: { path?: string; kind?: string; message: string }, withKind = false): string {
+  if (!f.path || f.message.startsWith(f.path)) return f.message;
+  return `${f.path}${withKind && f.kind ? ` (${f.kind})` : ''}: ${f.message}`;
+}
+
 function Link({ url }: { url: string }) {
   const href = safeHref(url);
   if (!href) return <span>{url}</span>;
@@ -219,9 +225,7 @@ function Web({ args, user, api, ui }: HandPageProps) {
                     {r.ok ? (
                       `ok${r.events?.length ? ` (${r.events.join(', ')})` : ''}`
                     ) : (
-                      <span class="error">
-                        {r.failure ? `${r.failure.path ?? ''}: ${r.failure.message}` : (r.error ?? 'failed')}
-                      </span>
+                      <span class="error">{r.failure ? failureText(r.failure) : (r.error ?? 'failed')}</span>
                     )}
                   </td>
                   <td class="small">
@@ -278,10 +282,7 @@ function RunView({ id, api, ui }: { id: string; api: PageApi; ui: PageUi }) {
       </p>
       {r.failure && (
         <div data-testid="web-run-failure">
-          <p class="error">
-            {r.failure.path ?? ''}
-            {r.failure.kind ? ` (${r.failure.kind})` : ''}: {r.failure.message}
-          </p>
+          <p class="error">{failureText(r.failure, true)}</p>
           {r.failure.url && (
             <p class="small">
               page: <Link url={r.failure.url} />
