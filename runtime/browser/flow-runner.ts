@@ -15,13 +15,21 @@
  * "items" and appends) and checked against the flow's output schema with ajv (strings that read as numbers become
  * numbers when the schema says so). A model extraction is left to env.extractWithModel (the page's text and the
  * schema); without it that step fails.
+ *
+ * Dialogs and popups cannot hang a flow: an alert, confirm or prompt the page raises is dismissed (a confirm answers
+ * false, a prompt null; a beforeunload is accepted, so the page may leave) and recorded on the step that was running
+ * (`dialogs`) and in the result; a window the page opens (window.open, a target=_blank link) is closed at once and
+ * its URL recorded (`popups`): a flow goes on in its one page. Chromium reports a window only once its first page
+ * committed, so a popup is recorded on the step running then (the click that opened it, or one soon after), and one
+ * reported after the run is closed without a record. The pool (./pool.ts) dismisses dialogs too; whichever
+ * answers first wins and the other's answer is dropped.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Download, Locator, Page } from 'playwright-core';
+import type { Dialog, Download, Locator, Page } from 'playwright-core';
 import { AJV_PRESETS, createAjv, fieldErrors, type Ajv } from '../core/ajv.ts';
 import { TalonError } from '../core/errors.ts';
 import {
@@ -65,6 +73,18 @@ export interface StepRecord {
   error?: string;
   /** the page's URL after the step */
   url: string;
+  /** dialogs the page raised during the step, dismissed (see the file's comment) */
+  dialogs?: FlowDialog[];
+  /** windows the page opened during the step, closed: their URLs */
+  popups?: string[];
+}
+
+export interface FlowDialog {
+  /** alert, confirm, prompt or beforeunload */
+  type: string;
+  message: string;
+  /** dismissed (confirm → false, prompt → null) or accepted (beforeunload) */
+  answer: 'dismissed' | 'accepted';
 }
 
 export interface FlowFailure {
@@ -82,6 +102,10 @@ export interface FlowResult {
   steps: StepRecord[];
   screenshots: { name: string; ref: string; path: string }[];
   downloads: { name: string; ref: string; size: number; path: string }[];
+  /** every dialog of the run, with the path of the step it came during ('' before the first) */
+  dialogs: Array<FlowDialog & { path: string }>;
+  /** every popup closed, with its step's path */
+  popups: Array<{ url: string; path: string }>;
   failure?: FlowFailure;
 }
 
@@ -119,8 +143,18 @@ class FlowRun {
   readonly #deadline: number;
   readonly #secrets = new Set<string>();
   readonly #output: Record<string, unknown> = {};
-  readonly #result: FlowResult = { ok: false, output: null, steps: [], screenshots: [], downloads: [] };
+  readonly #result: FlowResult = {
+    ok: false,
+    output: null,
+    steps: [],
+    screenshots: [],
+    downloads: [],
+    dialogs: [],
+    popups: [],
+  };
   #executed = 0;
+  /** the step running (a dialog or a popup is recorded on it) */
+  #current: StepRecord | null = null;
 
   constructor(flow: Flow, page: Page, env: FlowEnv, inputs: Record<string, unknown>, validate: Validate | undefined) {
     this.#flow = flow;
@@ -134,6 +168,51 @@ class FlowRun {
 
   async run(): Promise<FlowResult> {
     const r = this.#result;
+    const onDialog = (d: Dialog): void => this.#dialog(d);
+    const onPopup = (p: Page): void => this.#popup(p);
+    this.#page.on('dialog', onDialog);
+    this.#page.on('popup', onPopup);
+    try {
+      return await this.#run(r);
+    } finally {
+      this.#page.off('dialog', onDialog);
+      this.#page.off('popup', onPopup);
+      // Chromium reports a window once its first page committed: one opened by the last step may come after the run
+      if (!latePopupClosers.has(this.#page)) {
+        latePopupClosers.add(this.#page);
+        this.#page.on('popup', (p) => void p.close().catch(() => {}));
+      }
+    }
+  }
+
+  #dialog(d: Dialog): void {
+    const accept = d.type() === 'beforeunload';
+    const entry: FlowDialog = {
+      type: d.type(),
+      message: d.message().slice(0, 1000),
+      answer: accept ? 'accepted' : 'dismissed',
+    };
+    // another listener (the pool's) may have answered already: its answer stands
+    void (accept ? d.accept() : d.dismiss()).catch(() => {});
+    const step = this.#current;
+    if (step) (step.dialogs ??= []).push(entry);
+    this.#result.dialogs.push({ ...entry, path: step?.path ?? '' });
+  }
+
+  #popup(p: Page): void {
+    let url = '';
+    try {
+      url = p.url();
+    } catch {
+      /* closed already */
+    }
+    void p.close().catch(() => {});
+    const step = this.#current;
+    if (step) (step.popups ??= []).push(url);
+    this.#result.popups.push({ url, path: step?.path ?? '' });
+  }
+
+  async #run(r: FlowResult): Promise<FlowResult> {
     try {
       await this.#steps(this.#flow.steps);
       r.output = this.#output;
@@ -213,6 +292,7 @@ class FlowRun {
     const timeout = Math.max(1, Math.min(step.timeoutMs ?? this.#flow.limits.stepTimeoutMs, this.#deadline - started));
     const record: StepRecord = { index, path: step.path, kind: step.kind, ms: 0, ok: true, url: '' };
     this.#result.steps.push(record);
+    this.#current = record;
     const finish = (error?: string): void => {
       record.ms = this.#now() - started;
       record.url = this.#url();
@@ -440,9 +520,22 @@ class FlowRun {
           return;
         }
         if (step.list) {
-          const items = await this.#locator(step.list).all();
+          const list = this.#locator(step.list);
+          // CSS selectors throughout: every row read in one call inside the page (row by row and field by field is
+          // a round trip to the browser each, ~300 for a 50-row table of 3 columns); a field it finds nothing for is
+          // asked again the usual way (playwright's engine also pierces shadow roots)
+          const fast = await this.#fieldsInPage(step.list, step.fields, list);
+          const items = await list.all();
           const rows: Record<string, string | null>[] = [];
-          for (const item of items.slice(0, 1000)) rows.push(await this.#fields(step.fields, timeout, item));
+          for (const [i, item] of items.slice(0, 1000).entries()) {
+            const row = fast?.[i];
+            const missing = row ? Object.keys(step.fields).filter((k) => row[k] === null) : null;
+            if (row && missing && missing.length === 0) rows.push(row);
+            else if (row && missing) {
+              const rest = Object.fromEntries(missing.map((k) => [k, step.fields[k] as FieldSpec]));
+              rows.push({ ...row, ...(await this.#fields(rest, timeout, item)) });
+            } else rows.push(await this.#fields(step.fields, timeout, item));
+          }
           this.#keep(step, rows);
           return;
         }
@@ -451,6 +544,45 @@ class FlowRun {
       }
       default:
         throw new StepError(`${step.kind} is not a step this runner knows`);
+    }
+  }
+
+  /**
+   * A list's rows read inside the page in one call when the list and every field use CSS; null when they do not, or
+   * when the page's querySelector does not take a selector (playwright's CSS has extensions): then the caller reads
+   * row by row. Same answers as #fields: text with white space collapsed, or the attribute; null when nothing matches.
+   */
+  async #fieldsInPage(
+    listSel: ParsedSelector,
+    fields: Record<string, FieldSpec>,
+    list: Locator,
+  ): Promise<Record<string, string | null>[] | null> {
+    if (listSel.engine !== 'css') return null;
+    const spec: Array<[string, string | null, string | null]> = [];
+    for (const [name, f] of Object.entries(fields)) {
+      if (f.selector && f.selector.engine !== 'css') return null;
+      spec.push([name, f.selector ? f.selector.css : null, f.attr ?? null]);
+    }
+    try {
+      return await list.evaluateAll(
+        (els, sp) =>
+          els.slice(0, 1000).map((el) => {
+            const row: Record<string, string | null> = {};
+            for (const [name, css, attr] of sp) {
+              const at = css === null ? el : el.querySelector(css);
+              row[name] =
+                at === null
+                  ? null
+                  : attr !== null
+                    ? at.getAttribute(attr)
+                    : (at.textContent ?? '').replace(/\s+/g, ' ').trim();
+            }
+            return row;
+          }),
+        spec,
+      );
+    } catch {
+      return null;
     }
   }
 
@@ -531,6 +663,9 @@ class FlowRun {
     return (await stat(file)).size;
   }
 }
+
+/** pages that close popups opened after a run (one listener per page, however many flows run on it) */
+const latePopupClosers = new WeakSet<Page>();
 
 /** The extracted data does not match the flow's output schema. */
 class OutputError extends Error {}

@@ -14,12 +14,18 @@
  *   what stops redirect hops (route handlers never see them, a playwright rule; they are recorded from the
  *   `request` event) and what pins DNS (Chromium does not resolve proxied names itself).
  * - At most `maxPages` pages are open across jobs: a job takes one, a popup takes one more or is closed when none is
- *   free; jobs wait in a queue for a page. Dialogs are dismissed (and recorded), so an alert cannot hang a job.
+ *   free; jobs wait in a queue for a page. Dialogs are dismissed (a confirm answers false; a beforeunload is accepted)
+ *   and recorded, so an alert cannot hang a job.
  * - Memory: between jobs (when none runs), a browser whose process tree's memory (PSS, else VmRSS, of the browser
  *   process and its descendants, from /proc; see treeRssMb) is over `maxRssMb` is closed and launched again on the
  *   next job.
+ * - Launch flags (CHROMIUM_FLAGS): no sandbox and no GPU (a board), no background networking, and the features whose
+ *   requests Chromium makes on its own turned off (one --disable-features holding playwright's names and ours:
+ *   Chromium keeps only the last), so the guard's proxy sees only what pages ask for.
  * - A browser that crashes or disconnects during a job: the job is run once more on a fresh browser; a second crash
- *   is a TOOL_FAILED.
+ *   is a TOOL_FAILED. A job's page whose renderer crashes while the browser stays up (the page's `crash` event: out of
+ *   memory, a renderer bug) is the same: the job runs once more, in a fresh context on the same browser, and a second
+ *   crash is a TOOL_FAILED saying the page crashed. A popup's crash is not the job's.
  */
 import { access, readdir, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -27,6 +33,37 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { NetworkGrant } from '../core/hand.ts';
 import { TalonError } from '../core/errors.ts';
 import { GuardProxy, grantChecker, type Resolver } from './guard.ts';
+
+/**
+ * The features playwright-core (1.65) disables with its own `--disable-features`. Chromium keeps only the last
+ * `--disable-features` on its command line, so ours repeats these (test/runtime/browser/pool.test.ts reads the running
+ * browser's command line and fails when playwright's list has a name this one lacks).
+ */
+export const PLAYWRIGHT_DISABLED_FEATURES = [
+  'AvoidUnnecessaryBeforeUnloadCheckSync',
+  'DestroyProfileOnBrowserClose',
+  'HttpsUpgrades',
+  'HttpsFirstBalancedModeAutoEnable',
+  'LensOverlay',
+  'MediaRouter',
+  'PaintHolding',
+  'ThirdPartyStoragePartitioning',
+  'AvoidCorsURLLoaderRestartOnRedirect',
+  'TcpPortRandomizationWin',
+  'OptimizationHints',
+  'NetworkTimeServiceQuerying',
+  'AimEnabled',
+  'PreconnectToSearch',
+  'msForceBrowserSignIn',
+  'msEdgeUpdateLaunchServicesPreferredVersion',
+] as const;
+
+/**
+ * Chromium's own requests that went to the guard's proxy (and were refused and logged) with playwright's flags alone,
+ * measured on Debian's Chromium 156 (which ships a Google API key): a page with a form asks
+ * content-autofill.googleapis.com for field types on every load (AutofillServerCommunication).
+ */
+export const TALON_DISABLED_FEATURES = ['AutofillServerCommunication'] as const;
 
 export const CHROMIUM_FLAGS = [
   '--no-sandbox',
@@ -36,6 +73,7 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
   // WebRTC's UDP would not go through the guard's proxy
   '--force-webrtc-ip-handling-policy=disable_non_proxied_udp',
+  `--disable-features=${[...PLAYWRIGHT_DISABLED_FEATURES, ...TALON_DISABLED_FEATURES].join(',')}`,
 ] as const;
 
 export interface BrowserPoolOptions {
@@ -61,7 +99,7 @@ export interface Refusal {
 export interface JobInfo {
   /** requests the guard refused (aborted), in order */
   refused: Refusal[];
-  /** dialogs (alert, confirm, prompt, beforeunload) that were dismissed */
+  /** dialogs (alert, confirm, prompt, beforeunload) that were answered: dismissed, a beforeunload accepted */
   dialogs: Array<{ type: string; message: string }>;
   /** popups closed because no page was free */
   popupsClosed: number;
@@ -143,12 +181,15 @@ export class BrowserPool {
         } catch (err) {
           if (!(err instanceof Crash)) throw err;
           this.#stats.crashes++;
-          this.#log(`browser: the browser crashed during a job (attempt ${attempt}): ${err.message}`);
+          this.#log(`browser: the ${err.what} crashed during a job (attempt ${attempt}): ${err.message}`);
           if (attempt >= 2)
             throw new TalonError(
               'TOOL_FAILED',
-              `the browser crashed twice during the job (${err.message}); the job was not retried again`,
-              { cause: err.cause },
+              `the ${err.what} crashed twice during the job (${err.message}); the job was not retried again: ` +
+                (err.what === 'page'
+                  ? 'the page may be too big for the memory here, or it crashes Chromium; try a lighter page'
+                  : 'see the log for why Chromium stopped'),
+              { cause: err.cause ?? err },
             );
         }
       }
@@ -194,6 +235,7 @@ export class BrowserPool {
     const pending = new Set<Promise<void>>();
     let denied: { host: string; reason: string; redirect: boolean } | null = null;
     let disconnected = false;
+    let pageCrash: Crash | null = null;
     const onDisconnect = (): void => {
       disconnected = true;
       ac.abort(new Crash('the browser disconnected'));
@@ -250,7 +292,8 @@ export class BrowserPool {
       });
       ctx.on('dialog', (d) => {
         info.dialogs.push({ type: d.type(), message: d.message().slice(0, 1000) });
-        void d.dismiss().catch(() => {});
+        // as playwright does without a listener: a page may leave (beforeunload), nothing else is confirmed
+        void (d.type() === 'beforeunload' ? d.accept() : d.dismiss()).catch(() => {});
       });
       let main: Page | null = null;
       ctx.on('page', (p) => {
@@ -269,6 +312,15 @@ export class BrowserPool {
       });
       main = await ctx.newPage();
       const page = main;
+      // the renderer died while the browser stays up: the job's page is useless, the job may run again
+      page.once('crash', () => {
+        pageCrash = new Crash(
+          `the page crashed (its renderer process died) on ${page.url().slice(0, 200)}`,
+          undefined,
+          'page',
+        );
+        ac.abort(pageCrash);
+      });
       const work = fn(page, ctx, info);
       const result = await new Promise<T>((resolve, reject) => {
         if (ac.signal.aborted) reject(ac.signal.reason);
@@ -280,11 +332,12 @@ export class BrowserPool {
       if (err instanceof Crash) throw err;
       await Promise.allSettled([...pending]);
       if (denied && !(err instanceof TalonError && err.code !== 'CAPABILITY_DENIED')) throw deniedError(denied);
-      if (!disconnected && err instanceof Error && CLOSED.test(err.message)) {
-        // a killed browser can fail the page call before its `disconnected` event arrives
-        await waitFor(() => disconnected || !browser.isConnected(), 2000);
+      if (!disconnected && !pageCrash && err instanceof Error && CLOSED.test(err.message)) {
+        // a killed browser (a crashed page) can fail the page call before its `disconnected` (`crash`) event arrives
+        await waitFor(() => disconnected || pageCrash !== null || !browser.isConnected(), 2000);
       }
       if (disconnected || !browser.isConnected()) throw new Crash((err as Error).message ?? String(err), err);
+      if (pageCrash) throw pageCrash;
       throw err;
     } finally {
       clearTimeout(timer);
@@ -327,10 +380,18 @@ export class BrowserPool {
       throw missing();
     }
     const marker = `--talon-browser-pool=${randomBytes(8).toString('hex')}`;
+    // loaded on the first launch, not at the kernel's start (outside the bundle; in the binary, from the browser
+    // companion: image/bundle.ts): a missing driver is said as it is, not as Chromium failing to start
+    let chromium: typeof import('playwright-core').chromium;
+    try {
+      ({ chromium } = await import('playwright-core'));
+    } catch (err) {
+      throw new TalonError('NOT_RUNNING', (err as Error).message.split('\n')[0] ?? 'playwright-core did not load', {
+        cause: err,
+      });
+    }
     let browser: Browser;
     try {
-      // loaded on the first launch, not at the kernel's start (it stays outside the bundle: image/bundle.ts)
-      const { chromium } = await import('playwright-core');
       browser = await chromium.launch({
         executablePath: this.#executablePath,
         headless: true,
@@ -405,10 +466,12 @@ export class BrowserPool {
   }
 }
 
-/** the browser went away under a job (the job may run again) */
+/** the browser went away under a job, or the job's page crashed (the job may run again) */
 class Crash extends Error {
-  constructor(message: string, cause?: unknown) {
+  readonly what: 'browser' | 'page';
+  constructor(message: string, cause?: unknown, what: 'browser' | 'page' = 'browser') {
     super(message, { cause });
+    this.what = what;
   }
 }
 

@@ -2,7 +2,8 @@
  * The browser tools (issue 20): the kernel's shared Chromium (../../browser/pool.ts) as tools a Hand, the agent loop
  * or an admin calls through the registry. A Hand's worker cannot spawn processes, so this is how it gets a browser.
  *
- * - `browser.read` one page (JavaScript run): its text or a selector's, an attribute, optionally a screenshot.
+ * - `browser.read` one page (JavaScript run): its text or a selector's, an attribute, optionally a screenshot, or
+ *   (`visual: true`) a screenshot of the element and its fingerprint (../../browser/visual.ts) for visual watches.
  * - `browser.run_flow` a scripted flow (../../core/flow.ts parses it, before any browser starts; a bad one is
  *   TOOL_BAD_INPUT naming the step; ../../browser/flow-runner.ts runs it); `{ secret: NAME }` values come from the
  *   sealed secrets the caller's `secrets` grant names (an admin: any).
@@ -16,14 +17,17 @@
  * Every request of every page is checked by the pool against the caller's network grant (an admin: ADMIN_NETWORK);
  * `check` refuses a URL whose host the grant does not name before anything starts (CAPABILITY_DENIED). Files
  * (screenshots, downloads) go into the caller's folder under `browser/`, named `browser/<what>-<ms>…`; outputs name
- * them relative to that folder. One KernelBrowser per kernel (runtime/host/tools.ts): the pool is made on the first
- * browser call and closed, with the sessions, when the kernel stops.
+ * them relative to that folder; KernelBrowser prunes them (../../browser/retention.ts: 7 days, 200 MiB per caller).
+ * One KernelBrowser per kernel (runtime/host/tools.ts): the pool is made on the first browser call and closed, with
+ * the sessions, when the kernel stops.
  */
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Locator, Page } from 'playwright-core';
 import { runFlow } from '../../browser/flow-runner.ts';
+import { type SweepOptions, sweepBrowserFiles } from '../../browser/retention.ts';
+import { fingerprint, type Visual } from '../../browser/visual.ts';
 import { BrowserPool, type BrowserPoolOptions, type JobInfo, type Refusal } from '../../browser/pool.ts';
 import { TalonError } from '../../core/errors.ts';
 import { type Flow, type ParsedSelector, type Step, parseFlow, parseSelector, resolveInputs } from '../../core/flow.ts';
@@ -52,17 +56,89 @@ export interface BrowserToolDeps {
   secret?: (name: string) => Promise<string | undefined>;
 }
 
-/** The kernel's one browser pool (made on the first call) and the open sessions; close() when the kernel stops. */
+export interface RetentionOptions extends Omit<SweepOptions, 'now'> {
+  /** a caller's folder is swept at most this often (default 1 hour) */
+  intervalMs?: number;
+}
+
+/**
+ * The kernel's one browser pool (made on the first call) and the open sessions; close() when the kernel stops.
+ *
+ * Retention (../../browser/retention.ts): the folders of the callers it served are swept, driven by activity: a
+ * caller's first browser call sweeps its folder (files left by an earlier run of the daemon included), and a later call
+ * sweeps it again when its last sweep is `intervalMs` old; an unref'd timer, started by the first call, sweeps every
+ * folder seen every `intervalMs` (an idle caller's old files go too). `retention: false` turns it off.
+ */
 export class KernelBrowser {
   readonly #opts: BrowserPoolOptions;
   #pool: BrowserPool | null = null;
   readonly sessions = new Map<string, Session>();
   readonly #idleMs: number;
+  readonly #retention: RetentionOptions | null;
+  readonly #intervalMs: number;
+  readonly #now: () => number;
+  readonly #log: (msg: string) => void;
+  /** caller folders seen, and when each was last swept */
+  readonly #folders = new Map<string, number>();
+  #sweeping: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(opts: BrowserPoolOptions & { sessionIdleMs?: number } = {}) {
-    const { sessionIdleMs, ...pool } = opts;
+  constructor(
+    opts: BrowserPoolOptions & {
+      sessionIdleMs?: number;
+      retention?: RetentionOptions | false;
+      now?: () => number;
+    } = {},
+  ) {
+    const { sessionIdleMs, retention, now, ...pool } = opts;
     this.#opts = pool;
     this.#idleMs = sessionIdleMs ?? SESSION_IDLE_MS;
+    this.#retention = retention === false ? null : (retention ?? {});
+    this.#intervalMs = this.#retention?.intervalMs ?? 3600_000;
+    this.#now = now ?? Date.now;
+    this.#log = pool.log ?? (() => {});
+  }
+
+  /**
+   * A caller's browser call: its folder is swept when it was never swept or not for `intervalMs`. Answers when that
+   * sweep (if any) is done; callers do not wait for it.
+   */
+  noteCaller(folder: string): Promise<void> {
+    if (!this.#retention) return Promise.resolve();
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => void this.sweep(), this.#intervalMs);
+      this.#timer.unref();
+    }
+    const last = this.#folders.get(folder);
+    if (last !== undefined && this.#now() - last < this.#intervalMs) return this.#sweeping;
+    return this.#sweepFolders([folder]);
+  }
+
+  /** Sweeps every caller folder seen now; answers when done (and when earlier sweeps are done). */
+  sweep(): Promise<void> {
+    return this.#sweepFolders([...this.#folders.keys()]);
+  }
+
+  #sweepFolders(folders: string[]): Promise<void> {
+    const r = this.#retention;
+    if (!r) return this.#sweeping;
+    for (const f of folders) this.#folders.set(f, this.#now());
+    this.#sweeping = this.#sweeping.then(async () => {
+      for (const f of folders) {
+        try {
+          const res = await sweepBrowserFiles(f, { ...r, now: this.#now() });
+          const bytes = res.removed.reduce((n, x) => n + x.size, 0);
+          if (res.removed.length)
+            this.#log(
+              `browser: removed ${res.removed.length} old files (${bytes} bytes) from ${join(f, 'browser')}; ` +
+                `${res.kept} kept`,
+            );
+        } catch (err) {
+          this.#log(`browser: could not sweep ${join(f, 'browser')}: ${(err as Error).message}`);
+        }
+      }
+    });
+    return this.#sweeping;
   }
 
   get idleMs(): number {
@@ -76,6 +152,9 @@ export class KernelBrowser {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#sweeping;
     for (const s of [...this.sessions.values()]) s.end();
     this.sessions.clear();
     const p = this.#pool;
@@ -105,6 +184,8 @@ export interface BrowserReadInput {
   waitFor?: string;
   timeoutMs?: number;
   screenshot?: boolean;
+  /** a visual fingerprint of the element (or the viewport), with its screenshot */
+  visual?: boolean;
 }
 
 export interface BrowserReadOutput {
@@ -116,6 +197,8 @@ export interface BrowserReadOutput {
   text: string | null;
   value?: string | null;
   screenshot?: string;
+  /** with input visual: true and the element found (../../browser/visual.ts) */
+  visual?: Visual;
   refused: Refusal[];
 }
 
@@ -145,6 +228,31 @@ const refusedSchema = {
     properties: { url: { type: 'string' }, reason: { type: 'string' } },
   },
 };
+/** browser.read's `visual` (runtime/browser/visual.ts, type Visual) */
+const visualSchema = {
+  type: 'object',
+  required: ['width', 'height', 'cols', 'rows', 'cells'],
+  description:
+    "the screenshot's fingerprint: the PNG (width × height pixels) cut into cols × rows cells (cols = min(32, " +
+    'width), rows ≤ 32 so cells are about square); cells is base64 of cols × rows bytes, row-major, each the mean ' +
+    'luminance 0–255 (0.299 R + 0.587 G + 0.114 B, alpha over white) of its cell',
+  properties: {
+    width: { type: 'integer', minimum: 1 },
+    height: { type: 'integer', minimum: 1 },
+    cols: { type: 'integer', minimum: 1, maximum: 32 },
+    rows: { type: 'integer', minimum: 1, maximum: 32 },
+    cells: { type: 'string', contentEncoding: 'base64' },
+  },
+};
+const dialogSchema = {
+  type: 'object',
+  required: ['type', 'message', 'answer'],
+  properties: {
+    type: { type: 'string', description: 'alert, confirm, prompt or beforeunload' },
+    message: { type: 'string' },
+    answer: { type: 'string', enum: ['dismissed', 'accepted'] },
+  },
+};
 const pageSchema = (extra: Record<string, unknown> = {}, required: string[] = []) => ({
   type: 'object',
   required: ['url', 'title', ...required],
@@ -163,7 +271,9 @@ export function browserTools(deps: BrowserToolDeps = {}): ToolDefinition[] {
       'Load one page in a real browser (JavaScript runs) and return its final URL, HTTP status, title and visible ' +
       'text, or the text (and an attribute) of the first element a selector matches (found: false when none does). ' +
       'waitFor waits for an element first (content a script renders later). screenshot: true stores a PNG in the ' +
-      "caller's folder. An HTTP error status is not an error: status says it. Use web.read for pages without scripts.",
+      "caller's folder. visual: true stores a PNG of the element (or the viewport) and answers its fingerprint " +
+      '(visual: a grid of mean luminances) to compare with a later read. An HTTP error status is not an error: ' +
+      'status says it. Use web.read for pages without scripts.',
     inputSchema: {
       type: 'object',
       additionalProperties: false,
@@ -175,6 +285,13 @@ export function browserTools(deps: BrowserToolDeps = {}): ToolDefinition[] {
         waitFor: { ...selectorProp, description: `wait until this element is visible; ${selectorProp.description}` },
         timeoutMs: { type: 'integer', minimum: 1, maximum: 60_000, default: 30_000 },
         screenshot: { type: 'boolean', default: false },
+        visual: {
+          type: 'boolean',
+          default: false,
+          description:
+            'a visual fingerprint of the element (or of the viewport without a selector) and its screenshot, to ' +
+            'compare with a later read',
+        },
       },
     },
     outputSchema: {
@@ -189,6 +306,7 @@ export function browserTools(deps: BrowserToolDeps = {}): ToolDefinition[] {
         text: { type: ['string', 'null'] },
         value: { type: ['string', 'null'] },
         screenshot: { type: 'string' },
+        visual: visualSchema,
         refused: refusedSchema,
       },
     },
@@ -233,7 +351,29 @@ export function browserTools(deps: BrowserToolDeps = {}): ToolDefinition[] {
         if (out.found) out.text = cap((await el.innerText({ timeout })).trim(), MAX_TEXT);
         if (input.attribute !== undefined)
           out.value = out.found ? await el.getAttribute(input.attribute, { timeout }) : null;
-        if (input.screenshot)
+        if (input.visual) {
+          if (out.found) {
+            const unseen = (why: string, cause?: unknown): TalonError =>
+              new TalonError(
+                'TOOL_FAILED',
+                `the element ${sel?.source} on ${page.url()} could not be photographed (${why}); a visual read needs ` +
+                  'a visible element with a size: choose one that is shown',
+                { cause },
+              );
+            let png: Buffer;
+            if (sel) {
+              // an element without a box would make the screenshot wait its whole timeout for it
+              const box = await el.boundingBox({ timeout });
+              if (!box || box.width < 1 || box.height < 1)
+                throw unseen(box ? `it is ${box.width}×${box.height} pixels` : 'it is not shown');
+              png = await el.screenshot({ timeout }).catch((err: Error) => {
+                throw unseen(err.message.split('\n')[0]!, err);
+              });
+            } else png = await page.screenshot({ timeout });
+            out.screenshot = await saveFile(ctx.caller, 'read', '.png', png);
+            out.visual = await fingerprint(png);
+          }
+        } else if (input.screenshot)
           out.screenshot = await saveFile(ctx.caller, 'read', '.png', await page.screenshot({ timeout }));
         return out;
       });
@@ -276,7 +416,28 @@ export function browserTools(deps: BrowserToolDeps = {}): ToolDefinition[] {
               ok: { type: 'boolean' },
               error: { type: 'string' },
               url: { type: 'string' },
+              dialogs: { type: 'array', items: dialogSchema },
+              popups: { type: 'array', items: { type: 'string' }, description: 'URLs of windows opened, closed' },
             },
+          },
+        },
+        dialogs: {
+          type: 'array',
+          description: 'the dialogs the pages raised, answered without a person (a confirm is answered false)',
+          items: {
+            ...dialogSchema,
+            required: [...dialogSchema.required, 'path'],
+            properties: { ...dialogSchema.properties, path: { type: 'string' } },
+          },
+        },
+        popups: {
+          type: 'array',
+          description:
+            'windows the pages opened (window.open, target=_blank), closed at once: the flow stays in its page',
+          items: {
+            type: 'object',
+            required: ['url', 'path'],
+            properties: { url: { type: 'string' }, path: { type: 'string' } },
           },
         },
         failure: {
@@ -357,6 +518,8 @@ export function browserTools(deps: BrowserToolDeps = {}): ToolDefinition[] {
           ...(r.failure && { failure: r.failure }),
           screenshots: r.screenshots.map((s) => ({ name: s.name, file: s.ref })),
           downloads: r.downloads.map((d) => ({ name: d.name, file: d.ref, size: d.size })),
+          dialogs: r.dialogs,
+          popups: r.popups,
           refused: info.refused,
         };
       });
@@ -659,6 +822,7 @@ async function job<T>(
   fn: (page: Page, info: JobInfo) => Promise<T>,
 ): Promise<T> {
   let last: Page | undefined;
+  void kb.noteCaller(ctx.caller.folder);
   try {
     return await kb.pool().job(
       grantOf(ctx.caller),
@@ -683,6 +847,7 @@ async function startSession(kb: KernelBrowser, caller: ToolCaller, signal: Abort
     ready = r;
   });
   const id = randomBytes(9).toString('base64url');
+  void kb.noteCaller(caller.folder);
   const done = kb.pool().job(
     grantOf(caller),
     async (page, _c, info) => {
@@ -739,7 +904,12 @@ async function startSession(kb: KernelBrowser, caller: ToolCaller, signal: Abort
 async function goto(s: Session, url: string, timeout: number): Promise<number> {
   const before = s.info.refused.length;
   try {
-    const res = await s.page.goto(url, { timeout, waitUntil: 'load' });
+    const res = await s.page.goto(url, { timeout, waitUntil: 'load' }).catch((err: Error) => {
+      // a navigation refused just before commits Chromium's error page a moment later, and that can cut this one
+      // short: go again once it has
+      if (!/interrupted by another navigation to "chrome-error:/.test(err.message)) throw err;
+      return s.page.goto(url, { timeout, waitUntil: 'load' });
+    });
     return res?.status() ?? 0;
   } catch (err) {
     const refused = s.info.refused.slice(before).find((r) => sameDoc(r.url, url) || /redirect/.test(r.reason));

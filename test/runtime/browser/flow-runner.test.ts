@@ -55,6 +55,18 @@ let browser: Browser;
 before(async () => {
   web = await startWeb({
     '*': {
+      // a list whose second row keeps its price inside a shadow root (querySelector does not see it, playwright does)
+      '/shadow': {
+        type: 'text/html',
+        body: page(
+          'Shadow',
+          `<ul><li class="row"><b class="name">Bolt</b> <i class="price">0.10</i></li>` +
+            `<li class="row"><b class="name">Nut</b> <span id="sh"></span></li>` +
+            `<li class="row"><b class="name">Gear</b> <i class="price"> 1.50\n </i> <a class="more" href="/g">x</a></li></ul>` +
+            `<script>document.getElementById('sh').attachShadow({ mode: 'open' }).innerHTML =` +
+            ` '<i class="price">0.05</i>';</script>`,
+        ),
+      },
       '/login': {
         type: 'text/html',
         body: page(
@@ -344,6 +356,33 @@ test('if/repeat over a paginated table: one list, checked (and typed) by the out
       result.steps.map((_, i) => i),
     );
     assert.match(result.steps.at(-1)!.url, /page=3$/);
+  } finally {
+    await close();
+  }
+});
+
+test('a list read in one call inside the page answers what row-by-row reading answers (shadow roots, text=)', async () => {
+  const { page: p, env, close } = await setup();
+  try {
+    const flow = (fields: Record<string, unknown>) =>
+      parseFlow({
+        name: 'rows',
+        steps: [{ goto: `${base()}/shadow` }, { extract: { list: 'li.row', fields }, as: 'rows' }],
+      });
+    const css = await runFlow(flow({ name: 'b.name', price: 'i.price', link: 'a.more@href' }), p, env);
+    assert.equal(css.ok, true, JSON.stringify(css.failure));
+    assert.deepEqual((css.output as { rows: unknown[] }).rows, [
+      { name: 'Bolt', price: '0.10', link: null },
+      { name: 'Nut', price: '0.05', link: null },
+      { name: 'Gear', price: '1.50', link: '/g' },
+    ]);
+    // a text= field: every row read the usual way, the same answers
+    const text = await runFlow(flow({ name: 'b.name', bolt: 'text=Bolt' }), p, env);
+    assert.deepEqual((text.output as { rows: unknown[] }).rows, [
+      { name: 'Bolt', bolt: 'Bolt' },
+      { name: 'Nut', bolt: null },
+      { name: 'Gear', bolt: null },
+    ]);
   } finally {
     await close();
   }

@@ -7,7 +7,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { BrowserPool } from '../../../runtime/browser/pool.ts';
+import { readFileSync } from 'node:fs';
+import { BrowserPool, TALON_DISABLED_FEATURES } from '../../../runtime/browser/pool.ts';
 import { requestGuard } from '../../../runtime/browser/guard.ts';
 import { normalizeNetwork } from '../../../runtime/core/network.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
@@ -24,6 +25,8 @@ let bConnections = 0;
 /** the order of events the slow page saw: `start:N` / `end:N` */
 const events: string[] = [];
 let pool: BrowserPool;
+/** what the shared pool logged */
+const poolLog: string[] = [];
 
 function listen(s: http.Server): Promise<number> {
   return new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
@@ -66,6 +69,14 @@ before(async () => {
         return res.end();
       case '/mixed-redirect':
         return html('<img src="/img-redirect"><p id="p">local</p>');
+      case '/login-form':
+        return html(
+          '<form method="post" action="/login"><label>Email <input type="email" name="email" autocomplete="email">' +
+            '</label><label>Name <input name="name" autocomplete="name"></label><label>Card <input name="cc" ' +
+            'autocomplete="cc-number"></label><label>Password <input type="password" name="password" ' +
+            'autocomplete="current-password"></label><button type="submit">Sign in</button></form>' +
+            '<input id="q" placeholder="Search">',
+        );
       case '/alert':
         return html('<script>alert("hello")</script><p id="p">after</p>');
       case '/popups':
@@ -95,7 +106,10 @@ before(async () => {
       if (h === 'site.test') return [{ address: '127.0.0.1', family: 4 }];
       throw Object.assign(new Error(`${h}: unknown`), { code: 'ENOTFOUND' });
     },
-    log: (m) => process.env.W1_DEBUG && console.error(m),
+    log: (m) => {
+      poolLog.push(m);
+      if (process.env.W1_DEBUG) console.error(m);
+    },
   });
 });
 
@@ -359,4 +373,82 @@ test('Chromium missing: a clear error saying how to install it', async () => {
   );
   assert.equal((await none.stats()).launches, 0);
   await none.close();
+});
+
+/** crashes the page's renderer (the browser stays up): CDP's Page.crash */
+async function crashPage(page: import('playwright-core').Page, ctx: import('playwright-core').BrowserContext) {
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Page.crash').catch(() => {});
+  await page.waitForTimeout(10_000); // fails, or is cut short, once the page is gone
+}
+
+test('a page whose renderer crashes: the job runs again in a fresh context, on the same browser', async () => {
+  await pool.job(grantA(), async (page) => void (await page.goto(A('/'))));
+  const before = await pool.stats();
+  const pid = pool.pid;
+  const attempts: number[] = [];
+  const text = await pool.job(grantA(), async (page, ctx, info) => {
+    attempts.push(info.attempt);
+    await page.goto(A('/'));
+    if (info.attempt === 1) await crashPage(page, ctx);
+    return page.locator('#p').textContent();
+  });
+  assert.equal(text, 'hello');
+  assert.deepEqual(attempts, [1, 2]);
+  const s = await pool.stats();
+  assert.equal(s.crashes, before.crashes + 1);
+  assert.equal(s.launches, before.launches, 'the browser was not restarted');
+  assert.equal(pool.pid, pid);
+});
+
+test('a page that crashes again on the retry: a TOOL_FAILED saying the page crashed; the pool goes on', async () => {
+  const attempts: number[] = [];
+  await assert.rejects(
+    pool.job(grantA(), async (page, ctx, info) => {
+      attempts.push(info.attempt);
+      await page.goto(A('/'));
+      await crashPage(page, ctx);
+    }),
+    (err: unknown) =>
+      err instanceof TalonError &&
+      err.code === 'TOOL_FAILED' &&
+      /the page crashed twice/.test(err.message) &&
+      /renderer process died/.test(err.message) &&
+      err.message.includes(A('/')),
+  );
+  assert.deepEqual(attempts, [1, 2]);
+  const text = await pool.job(grantA(), async (page) => {
+    await page.goto(A('/'));
+    return page.locator('#p').textContent();
+  });
+  assert.equal(text, 'hello');
+});
+
+test('a page with a login form: Chromium asks no host of its own (autofill, …); nothing is refused', async () => {
+  const from = poolLog.length;
+  const refused = await pool.job(grantA(), async (page, _ctx, info) => {
+    await page.goto(A('/login-form'));
+    await page.fill('input[name=email]', 'ann@example.com');
+    await page.fill('input[name=password]', 'secret');
+    await page.fill('#q', 'lamps');
+    // Chromium asked content-autofill.googleapis.com within a moment of such a page, without the flag
+    await page.waitForTimeout(2500);
+    return [...info.refused];
+  });
+  assert.deepEqual(refused, []);
+  const proxied = poolLog.slice(from).filter((m) => /refused/.test(m));
+  assert.deepEqual(proxied, [], 'the proxy refused nothing either');
+});
+
+test('one --disable-features on the running browser, holding playwright’s names and ours', async () => {
+  await pool.job(grantA(), async (page) => void (await page.goto(A('/'))));
+  assert.ok(pool.pid, 'the browser runs');
+  const args = readFileSync(`/proc/${pool.pid}/cmdline`, 'utf8').split('\0');
+  const lists = args.filter((a) => a.startsWith('--disable-features=')).map((a) => a.slice(19).split(','));
+  assert.ok(lists.length >= 2, "playwright's and ours");
+  // Chromium keeps the last one only
+  const last = new Set(lists.at(-1));
+  for (const name of lists.flat())
+    assert.ok(last.has(name), `${name} (playwright's) is missing from PLAYWRIGHT_DISABLED_FEATURES in pool.ts`);
+  for (const name of TALON_DISABLED_FEATURES) assert.ok(last.has(name), name);
 });

@@ -8,7 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditChain } from '../../../runtime/audit/chain.ts';
@@ -19,6 +19,7 @@ import { normalizeNetwork } from '../../../runtime/core/network.ts';
 import { DeviceKey } from '../../../runtime/secrets/device-key.ts';
 import { Store } from '../../../runtime/store/store.ts';
 import { Approvals } from '../../../runtime/tools/approvals.ts';
+import { fingerprint, type Visual } from '../../../runtime/browser/visual.ts';
 import { browserTools, KernelBrowser } from '../../../runtime/tools/builtin/browser.ts';
 import { ToolRegistry } from '../../../runtime/tools/registry.ts';
 import type { Approval, ToolCaller } from '../../../runtime/tools/types.ts';
@@ -38,6 +39,7 @@ let reg: ToolRegistry;
 let kb: KernelBrowser;
 let web: FixtureWeb;
 let answer: 'approve' | 'deny' = 'approve';
+let swatch: 'calm' | 'alarm' = 'calm';
 const asked: Approval[] = [];
 let shopper: ToolCaller;
 let other: ToolCaller;
@@ -147,6 +149,20 @@ before(async () => {
         ),
       },
       '/checkout': { type: 'text/html', body: html('Thank you', '<p id="done">Order placed</p>') },
+      // a region whose colour and text the test switches between reads
+      '/swatch': (_req, res) => {
+        const [bg, label] = swatch === 'calm' ? ['#2a6', 'Price: 19.90'] : ['#c22', 'SOLD OUT'];
+        res
+          .writeHead(200, { 'content-type': 'text/html' })
+          .end(
+            html(
+              'Swatch',
+              '<h1>Offer</h1><p>Some text that stays.</p>' +
+                `<div id="box" style="width:300px;height:120px;background:${bg};color:#fff;font:32px sans-serif">` +
+                `${label}</div><div id="empty" style="width:0;height:0"></div>`,
+            ),
+          );
+      },
       // a redirect to a host the grant does not name
       '/away': (_req, res) => void res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' }).end(),
     },
@@ -333,4 +349,85 @@ test('sessions: at most 2 per caller; a goto or a redirect outside the grant is 
   await reg.call(other, 'browser.close', { session: s1 });
   await reg.call(other, 'browser.close', { session: s2 });
   assert.equal(kb.sessions.size, 0);
+});
+
+test('browser.read visual: an element’s fingerprint; the same page twice alike, a changed one differs', async () => {
+  swatch = 'calm';
+  const read = async (extra: Record<string, unknown>) =>
+    (await reg.call(shopper, 'browser.read', { url: U('/swatch'), visual: true, ...extra })).output as {
+      found: boolean;
+      text: string | null;
+      screenshot?: string;
+      visual?: Visual;
+    };
+  const a = await read({ selector: '#box' });
+  assert.equal(a.found, true);
+  assert.equal(a.text, 'Price: 19.90');
+  const v = a.visual!;
+  // the element, not the page (a fractional offset may add a pixel row)
+  assert.equal(v.width, 300);
+  assert.ok(v.height >= 120 && v.height <= 121, `${v.height}`);
+  assert.deepEqual([v.cols, v.rows], [32, 13]);
+  const cells = Buffer.from(v.cells, 'base64');
+  assert.equal(cells.length, 32 * 13);
+  assert.match(String(a.screenshot), /^browser\/read-.*\.png$/);
+  // the stored screenshot is the one fingerprinted
+  assert.deepEqual(await fingerprint(readFileSync(join(shopper.folder, a.screenshot!))), v);
+  // #2a6 is green: luminance 0.299·34 + 0.587·170 + 0.114·102 ≈ 121; the white text lifts some cells
+  const corner = cells[cells.length - 1]!;
+  assert.ok(Math.abs(corner - 121) <= 2, `the bottom-right cell is the background: ${corner}`);
+
+  const b = await read({ selector: '#box' });
+  const diff = (x: Visual, y: Visual): number => {
+    const p = Buffer.from(x.cells, 'base64');
+    const q = Buffer.from(y.cells, 'base64');
+    let n = 0;
+    for (let i = 0; i < p.length; i++) if (Math.abs(p[i]! - q[i]!) > 16) n++;
+    return n;
+  };
+  assert.deepEqual([b.visual!.width, b.visual!.height], [v.width, v.height]);
+  assert.equal(diff(v, b.visual!), 0, 'the same page read twice: no cell moved by more than 16');
+
+  swatch = 'alarm';
+  const c = await read({ selector: '#box' });
+  assert.equal(c.text, 'SOLD OUT');
+  assert.ok(diff(v, c.visual!) > cells.length / 2, `most cells changed: ${diff(v, c.visual!)} of ${cells.length}`);
+  swatch = 'calm';
+
+  // no selector: the viewport
+  const page = await read({});
+  assert.deepEqual(
+    [page.visual!.width, page.visual!.height, page.visual!.cols, page.visual!.rows],
+    [1280, 800, 32, 20],
+  );
+
+  // nothing found: no visual, no screenshot
+  const none = await read({ selector: '#nothing' });
+  assert.equal(none.found, false);
+  assert.equal(none.visual, undefined);
+  assert.equal(none.screenshot, undefined);
+
+  // an element without a size cannot be photographed: a TOOL_FAILED that says what to choose
+  await rejectsWith(
+    reg.call(shopper, 'browser.read', { url: U('/swatch'), selector: '#empty', visual: true }),
+    'TOOL_FAILED',
+    /visible element/,
+  );
+});
+
+test('retention: a caller’s first browser call sweeps its browser/ folder of files past their age', async () => {
+  const fresh = caller('sweeper', [`127.0.0.1:${web.port}`]);
+  mkdirSync(join(fresh.folder, 'browser', 'old-flow-1'), { recursive: true });
+  const old = join(fresh.folder, 'browser', 'old-flow-1', 'shot.png');
+  const recent = join(fresh.folder, 'browser', 'read-recent.png');
+  const mine = join(fresh.folder, 'notes.txt');
+  for (const p of [old, recent, mine]) writeFileSync(p, 'x');
+  const eightDays = (Date.now() - 8 * 24 * 3600_000) / 1000;
+  utimesSync(old, eightDays, eightDays);
+  utimesSync(mine, eightDays, eightDays);
+  await reg.call(fresh, 'browser.read', { url: U('/product') });
+  await kb.noteCaller(fresh.folder); // within the hour: no new sweep, answers when the first is done
+  assert.equal(existsSync(old), false, 'the 8-day-old screenshot is gone');
+  assert.equal(existsSync(recent), true);
+  assert.equal(existsSync(mine), true, 'a file outside browser/ is not touched');
 });
