@@ -7,7 +7,8 @@
  *   dist/hands/<id>.cjs   each built-in Hand, loaded by the worker by path
  * ESM-only dependencies (aedes) are converted to CJS by esbuild; none may use top-level
  * await. node-llama-cpp (ESM with native addons) stays external and is loaded with a
- * dynamic import() from a companion folder (see README: "Bundle plan").
+ * dynamic import() from a companion folder (see README: "Bundle plan"); so does playwright-core
+ * (CommonJS, required on first use: companionRequire below, image/binary/browser.ts).
  */
 import { build, type BuildOptions, type Plugin } from 'esbuild';
 import standaloneCode from 'ajv/dist/standalone/index.js';
@@ -127,7 +128,7 @@ export const nativeAddons: Plugin = {
  * (mqtt.js: only with an external broker; serialport and onoff: only with such drivers;
  * systeminformation: inventory only; selfsigned (node-forge): only to make a TLS certificate;
  * linkedom, Readability and turndown: only when the web.read tool reads an HTML page; jsonpath-plus and
- * csv-parse: only at the json.query and csv.parse tools' first calls). Each goes to
+ * csv-parse: only at the json.query and csv.parse tools' first calls; pngjs: only for a visual browser.read). Each goes to
  * its own dist/vendor/<file>.cjs, so its source is neither read, compiled nor kept in memory by a
  * daemon that never uses it.
  */
@@ -142,6 +143,7 @@ export const VENDOR = [
   'turndown',
   'jsonpath-plus',
   'csv-parse/sync',
+  'pngjs',
 ] as const;
 
 /**
@@ -180,6 +182,48 @@ export const vendorSplit: Plugin = {
 };
 
 /**
+ * CommonJS packages kept outside the bundle and, in the single executable, outside the binary too: playwright-core
+ * (it reads its own files by path; the binary gets it from the browser companion, image/binary/browser.ts). The
+ * bundle's `import()` of one becomes a stub that, on first use, requires it through globalThis.__talonRequire when
+ * the launcher defines one (inside the binary: the companion folder, or a clear error naming it), else from
+ * node_modules as before (dist/, `npm start`). Each stays in `external`, so the stub's own require() is kept.
+ */
+export const COMPANIONS = ['playwright-core'] as const;
+
+export const companionRequire: Plugin = {
+  name: 'companion-require',
+  setup(b) {
+    const filter = new RegExp(`^(${COMPANIONS.map((c) => c.replace(/[/.]/g, '\\$&')).join('|')})$`);
+    b.onResolve({ filter }, (args) =>
+      args.kind === 'dynamic-import' ? { path: args.path, namespace: 'companion' } : undefined,
+    );
+    // loaded on the first use of the module, not when the stub is: esbuild keeps a CommonJS module whose body threw
+    // as an empty object, so a first attempt without the companion would break every later one in the process
+    b.onLoad({ filter: /.*/, namespace: 'companion' }, (args) => {
+      const id = JSON.stringify(args.path);
+      return {
+        contents: [
+          'let loaded;',
+          `const load = () => (loaded ??= globalThis.__talonRequire ? globalThis.__talonRequire(${id}) : require(${id}));`,
+          'module.exports = new Proxy({}, {',
+          '  get: (_, key) => load()[key],',
+          '  has: (_, key) => key in load(),',
+          '  ownKeys: () => Reflect.ownKeys(load()),',
+          '  getOwnPropertyDescriptor: (_, key) => {',
+          '    const d = Reflect.getOwnPropertyDescriptor(load(), key);',
+          '    return d && { ...d, configurable: true };',
+          '  },',
+          '});',
+          '',
+        ].join('\n'),
+        loader: 'js',
+        resolveDir: root,
+      };
+    });
+  },
+};
+
+/**
  * dist/talon.cjs reads the bundle as latin1 (one byte per character in V8's heap, half the
  * memory of a two-byte string): escape the odd non-ASCII character esbuild leaves in comments.
  */
@@ -213,9 +257,10 @@ export const common: BuildOptions = {
     __TALON_COMMIT__: JSON.stringify(commit()),
     __TALON_BUILD_TIME__: String(commitTime()),
   },
-  // playwright-core finds its own files by path at run time: loaded from node_modules when a browser tool first runs
-  external: ['node-llama-cpp', 'node-gyp-build', 'playwright-core'],
-  plugins: [precompiledSchemas, nativeAddons],
+  // playwright-core finds its own files by path at run time: loaded from node_modules (or, in the binary, the
+  // browser companion: companionRequire) when a browser tool first runs
+  external: ['node-llama-cpp', 'node-gyp-build', ...COMPANIONS],
+  plugins: [precompiledSchemas, nativeAddons, companionRequire],
   // dynamic import() of what the bundle keeps outside becomes require(): the launcher runs the
   // bundle through vm.Script, where import() has no loader once V8's code cache is used. The
   // one ESM-only package (node-llama-cpp) is imported through globalThis.__talonImport,

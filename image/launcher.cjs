@@ -29,6 +29,9 @@ function start() {
   // ESM-only packages kept outside the bundle (node-llama-cpp) are imported through this: the
   // bundle itself runs in a vm.Script, whose import() has no loader once the code cache is used
   globalThis.__talonImport = sea ? (specifier) => importInSea(dir, specifier) : (specifier) => import(specifier);
+  // CommonJS packages kept outside the binary (playwright-core, from the browser companion) are required through
+  // this inside it (image/bundle.ts routes the bundle's import to it); elsewhere they come from node_modules
+  if (sea) globalThis.__talonRequire = requireInSea;
 
   const companionScript = sea ? forkedCompanionScript() : null;
   if (companionScript) {
@@ -211,6 +214,29 @@ function importInSea(dir, specifier) {
     );
   }
   return esmImport(require('node:url').pathToFileURL(entry).href);
+}
+
+/**
+ * The browser companion: playwright-core (CommonJS, no native code, one for every architecture) in the folder
+ * talon-browser/ next to the binary (unpacked from talon-browser.tar), or $TALON_BROWSER_DIR. Required when the
+ * kernel's browser starts its first job, never at start.
+ */
+function browserCompanion() {
+  const name = 'talon-browser';
+  return { name, dir: path.resolve(process.env.TALON_BROWSER_DIR || path.join(path.dirname(process.execPath), name)) };
+}
+
+function requireInSea(id) {
+  if (id !== 'playwright-core') throw new Error(`${id} is not carried by this binary`);
+  const { name, dir } = browserCompanion();
+  const entry = path.join(dir, 'index.cjs');
+  if (!fs.existsSync(entry)) {
+    throw new Error(
+      `browser automation needs the companion ${name}/ next to the binary (unpack ${name}.tar) and Chromium ` +
+        `(apt-get install chromium); or set TALON_BROWSER_DIR to the companion folder; looked for ${entry}`,
+    );
+  }
+  return Module.createRequire(entry)(entry);
 }
 
 // ---- the Node version gate --------------------------------------------------------------

@@ -1,6 +1,7 @@
 /**
- * `npm run build:binary -- --arch arm64|x64 [--no-sizes]`: Talon as one executable,
- * dist/bin/talon-linux-<arch> (+ .sha256). See ./README.md.
+ * `npm run build:binary -- --arch arm64|x64 [--llama] [--browser] [--no-sizes]`: Talon as one executable,
+ * dist/bin/talon-linux-<arch> (+ .sha256); with --llama or --browser also the optional companions
+ * (talon-llama-linux-<arch>.tar, talon-browser.tar: ./llama.ts, ./browser.ts). See ./README.md.
  *
  *  1. the official Node (NODE_VERSION) for the target and for this machine, from the npm
  *     registry's node-linux-<arch> packages (./node-dist.ts, cached in .cache/node/);
@@ -32,6 +33,7 @@ import { bundle } from '../bundle.ts';
 import { nativeAssets } from './addons.ts';
 import { ARCHES, NODE_VERSION, nodeDist, type Arch } from './node-dist.ts';
 import { buildLlamaCompanion } from './llama.ts';
+import { buildBrowserCompanion } from './browser.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 /** the fuse postject flips in the node binary (Node's SEA sentinel) */
@@ -192,12 +194,13 @@ export function mb(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
-const USAGE = 'usage: npm run build:binary -- --arch arm64|x64 [--llama] [--no-sizes]';
+const USAGE = 'usage: npm run build:binary -- --arch arm64|x64 [--llama] [--browser] [--no-sizes]';
 
-function parseArgs(argv: string[]): { arches: Arch[]; sizes: boolean; llama: boolean } {
+export function parseArgs(argv: string[]): { arches: Arch[]; sizes: boolean; llama: boolean; browser: boolean } {
   const arches: Arch[] = [];
   let sizes = true;
   let llama = false;
+  let browser = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = a.startsWith('--arch=') ? a.slice(7) : a === '--arch' ? argv[++i] : undefined;
@@ -209,15 +212,16 @@ function parseArgs(argv: string[]): { arches: Arch[]; sizes: boolean; llama: boo
       }
     } else if (a === '--no-sizes') sizes = false;
     else if (a === '--llama') llama = true;
+    else if (a === '--browser') browser = true;
     else throw new Error(`unknown option ${a} (${USAGE})`);
   }
   if (arches.length === 0) arches.push(process.arch === 'arm64' ? 'arm64' : 'x64');
-  return { arches, sizes, llama };
+  return { arches, sizes, llama, browser };
 }
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
   (async () => {
-    const { arches, sizes, llama } = parseArgs(process.argv.slice(2));
+    const { arches, sizes, llama, browser } = parseArgs(process.argv.slice(2));
     const sized = (file: string): string => {
       let line = `${relative(process.cwd(), file)}  ${mb(statSync(file).size)}`;
       if (sizes) {
@@ -234,6 +238,11 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
       if (llama)
         console.log(`${sized(buildLlamaCompanion(root, arch, dirname(r.file)))}  (optional llama.cpp companion)`);
     }
+    // one for every architecture: playwright-core has no native code
+    if (browser)
+      console.log(
+        `${sized(buildBrowserCompanion(root, join(root, 'dist', 'bin')))}  (optional browser companion, any architecture)`,
+      );
   })().catch((err: unknown) => {
     console.error(`build:binary: ${(err as Error).message}`);
     process.exit(1);

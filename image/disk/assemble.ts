@@ -31,8 +31,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { board as findBoard, type Board, type KernelFiles } from './boards.ts';
+import { parse as parseYaml } from 'yaml';
 import { buildRootfs, cacheDir, cachedRootfs, checkBinfmt, rootfsSpec } from './rootfs.ts';
-import { deviceConfig, fleetBootstrap, systemLayer, talonLayer, writeLayer } from './talon-files.ts';
+import { BINARY_PATH, deviceConfig, fleetBootstrap, systemLayer, talonLayer, writeLayer } from './talon-files.ts';
+import { BROWSER_DIR, browserChoice, browserCompanionTar, type BrowserChoice } from './browser.ts';
 import { Progress, run, TOOL_PACKAGES } from './progress.ts';
 import { checkBinary } from './binary.ts';
 
@@ -41,6 +43,11 @@ export const SECTOR = 512;
 export const FIRST_SECTOR = 8192;
 export const BOOT_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_SIZE = 2 * 1024 ** 3;
+/** with the browser: Chromium and its libraries are ~0.7 GB more in the root filesystem */
+export const DEFAULT_SIZE_BROWSER = 3 * 1024 ** 3;
+/** the root filesystem's files when it is not built yet: without and with the browser */
+const ROOTFS_GUESS_BYTES = 1024 ** 3;
+const BROWSER_GUESS_BYTES = 800 * 1024 ** 2;
 /** what the rootfs cache needs when it has to be built (the tarball and mmdebstrap's working copy) */
 const ROOTFS_BUILD_BYTES = 3 * 1024 ** 3;
 
@@ -58,6 +65,16 @@ export interface BuildOptions {
   keepRaw?: boolean;
   cache?: string;
   progress: Progress;
+  /**
+   * `--with-browser`: Debian's chromium (and fonts-dejavu-core) in the root filesystem and the browser companion
+   * next to the binary; false: never. Default: on when the image's config or `provisionConfig` runs a Hand of
+   * module web-automation (./browser.ts)
+   */
+  withBrowser?: boolean;
+  /** the config the devices will be provisioned with (`talon fleet provision --config`), when known */
+  provisionConfig?: unknown;
+  /** talon-browser.tar (default: next to the binary) */
+  browserCompanion?: string;
 }
 
 export interface BuildResult {
@@ -161,6 +178,9 @@ export function preflight(opts: BuildOptions): {
   sizeBytes: number;
   rootfsFile: string;
   cached: boolean;
+  browser: BrowserChoice;
+  /** the companion tar when the browser is on */
+  browserTar: string | null;
 } {
   const b = findBoard(opts.board);
   if (opts.fleet === undefined)
@@ -170,7 +190,12 @@ export function preflight(opts: BuildOptions): {
     );
   const bootstrap = fleetBootstrap(resolve(opts.fleet));
   checkBinary(opts.binary, 'arm64');
-  const sizeBytes = opts.sizeBytes ?? DEFAULT_SIZE;
+  const browser = browserChoice({
+    withBrowser: opts.withBrowser,
+    configs: [parseYaml(deviceConfig(bootstrap, opts.hostname ?? 'talon')), opts.provisionConfig],
+  });
+  const browserTar = browser.browser ? browserCompanionTar(opts.binary, opts.browserCompanion) : null;
+  const sizeBytes = opts.sizeBytes ?? (browser.browser ? DEFAULT_SIZE_BROWSER : DEFAULT_SIZE);
   const compress = opts.compress ?? 'zstd';
   const names = outputNames(opts.out, compress);
   const outDir = dirname(names.raw);
@@ -182,10 +207,12 @@ export function preflight(opts: BuildOptions): {
       "building an image needs root: the root filesystem's files keep their owners (root, systemd users) only when unpacked as root; run it with sudo",
     );
   }
-  const spec = rootfsSpec(b.family);
+  const spec = rootfsSpec(b.family, { browser: browser.browser });
   const cache = opts.cache ?? cacheDir();
   const { file, cached } = cachedRootfs(spec, cache);
-  const rootfsBytes = cached ? statSync(file).size : 1024 ** 3;
+  const rootfsBytes = cached
+    ? statSync(file).size
+    : ROOTFS_GUESS_BYTES + (browser.browser ? BROWSER_GUESS_BYTES : 0) + (browserTar ? statSync(browserTar).size : 0);
   if (rootfsBytes * 1.15 + 64 * 1024 ** 2 > sizeBytes - BOOT_BYTES - FIRST_SECTOR * SECTOR) {
     throw new TalonError(
       'USAGE',
@@ -201,7 +228,7 @@ export function preflight(opts: BuildOptions): {
     checkTools(['mmdebstrap']);
     checkBinfmt();
   }
-  return { board: b, bootstrap, sizeBytes, rootfsFile: file, cached };
+  return { board: b, bootstrap, sizeBytes, rootfsFile: file, cached, browser, browserTar };
 }
 
 export const BUILD_STEPS = 7;
@@ -216,8 +243,15 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const work = mkdtempSync(join(tmpdir(), 'talon-image-'));
   const cleanup = [tmpImage, work];
   try {
-    p.begin(`root filesystem (Debian bookworm arm64, ${pre.board.family} packages)`);
-    const rootfs = await buildRootfs(rootfsSpec(pre.board.family), p, opts.cache ?? cacheDir());
+    p.begin(
+      `root filesystem (Debian bookworm arm64, ${pre.board.family} packages${pre.browser.browser ? ', chromium' : ''})`,
+    );
+    p.note(`browser ${pre.browser.browser ? 'on' : 'off'}: ${pre.browser.why}`);
+    const rootfs = await buildRootfs(
+      rootfsSpec(pre.board.family, { browser: pre.browser.browser }),
+      p,
+      opts.cache ?? cacheDir(),
+    );
     p.done();
 
     const diskId = randomBytes(4).toString('hex');
@@ -235,6 +269,14 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     rmSync(join(root, 'boot', 'firmware'), { recursive: true, force: true });
     writeLayer(root, talonLayer({ binary: opts.binary, config: deviceConfig(pre.bootstrap, hostname) }));
     writeLayer(root, systemLayer({ hostname, rootPartuuid, bootPartuuid }));
+    if (pre.browserTar) {
+      // talon-browser/ next to the binary, where its launcher looks (root-owned, as the tar says)
+      await run('tar', ['-xf', pre.browserTar, '--numeric-owner', '-C', join(root, dirname(BINARY_PATH))], p, {
+        label: 'unpacking the browser companion',
+      });
+      if (!existsSync(join(root, BROWSER_DIR, 'index.cjs')))
+        throw new TalonError('IMAGE_BUILD', `${pre.browserTar} did not unpack into ${BROWSER_DIR}/index.cjs`);
+    }
     const kernel = findKernel(root);
     p.note(`kernel ${kernel.version}, fleet ${pre.bootstrap.fleet}, broker ${pre.bootstrap.bootstrap.url}`);
     p.done();

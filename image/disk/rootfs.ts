@@ -2,7 +2,9 @@
  * The arm64 Debian root filesystem: mmdebstrap builds it once per package list and keeps it
  * as a tarball under the cache folder (.cache/rootfs/ in a checkout, ~/.cache/talon/rootfs
  * otherwise, or $TALON_IMAGE_CACHE), keyed by a hash of the suite, the board family, the
- * packages and the initramfs settings — a second build with the same list starts from it.
+ * packages and the initramfs settings — a second build with the same list starts from it. The
+ * browser (./browser.ts: Chromium and a font) is part of the package list, so an image with it
+ * and one without come from two cached root filesystems.
  *
  * Building it on an x64 machine runs arm64 programs (the packages' scripts), which needs the
  * kernel's binfmt_misc with qemu-user-static registered for aarch64 (checkBinfmt).
@@ -15,6 +17,7 @@ import { join } from 'node:path';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { distDir } from '../../runtime/paths.ts';
 import { BASE_PACKAGES, familyPackages, INITRAMFS_MODULES, type BoardFamily } from './boards.ts';
+import { browserPackages } from './browser.ts';
 import { run, type Progress } from './progress.ts';
 
 export const SUITE = 'bookworm';
@@ -28,11 +31,12 @@ export interface RootfsSpec {
   initramfs: { modules: string[]; compress: string };
 }
 
-export function rootfsSpec(family: BoardFamily): RootfsSpec {
+/** without the browser the spec (and so the cache key) is what it was before the browser existed */
+export function rootfsSpec(family: BoardFamily, opts: { browser?: boolean } = {}): RootfsSpec {
   return {
     suite: SUITE,
     family,
-    packages: [...BASE_PACKAGES, ...familyPackages(family)].sort(),
+    packages: [...BASE_PACKAGES, ...familyPackages(family), ...browserPackages(opts.browser === true)].sort(),
     components: family === 'rpi' ? ['main', 'non-free-firmware'] : ['main'],
     initramfs: { modules: INITRAMFS_MODULES, compress: 'gzip' },
   };

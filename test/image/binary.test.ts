@@ -3,7 +3,8 @@
  * .cache/node/, so a rerun only bundles and injects), each copied alone into an empty folder,
  * then run as a user would: `talon version`, the daemon with the embedded broker, a sim driver
  * and the Monitoring Hand, /healthz, LevelDB in its data folder, the Hand running; the arm64
- * one under qemu-aarch64-static. The extracted cache folder and the addons' ABI are checked.
+ * one under qemu-aarch64-static. The extracted cache folder and the addons' ABI are checked. The
+ * optional companions: llama.cpp, and the browser (playwright-core) reading a page on 127.0.0.1 with Chromium.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,10 +14,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildBinary, type BinaryResult } from '../../image/binary/build.ts';
 import { buildLlamaCompanion } from '../../image/binary/llama.ts';
+import { buildBrowserCompanion } from '../../image/binary/browser.ts';
 import { NODE_VERSION, nodeDist, type Arch } from '../../image/binary/node-dist.ts';
 import { addonFileName } from '../../runtime/native.ts';
 import { writeConfig, REPO } from '../helpers/daemon.ts';
 import { writeTestModel, TINY_SHAPE } from '../fixtures/llm/gguf-writer.ts';
+import { startWeb } from '../fixtures/web/server.ts';
 
 const QEMU = ['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu'];
 const work = mkdtempSync(join(tmpdir(), 'talon-binary-test-'));
@@ -302,4 +305,77 @@ test('local llama.cpp needs the companion: a clear error without it, a chat with
     d2.proc.kill('SIGTERM');
   }
   assert.equal(await d2.exited, 0, d2.output());
+});
+
+test('the browser needs its companion: a clear error without it, a page on 127.0.0.1 read through it with it', {
+  timeout: 120_000,
+}, async () => {
+  const { bin, cache, folder } = install('x64');
+  const env = { TALON_CACHE: cache };
+  const web = await startWeb({
+    '*': {
+      '/page': {
+        type: 'text/html',
+        body:
+          '<!doctype html><html><head><title>t</title></head><body><h1 id="h">served on 127.0.0.1</h1>' +
+          '<script>document.getElementById("h").dataset.js = "ran";</script></body></html>',
+      },
+    },
+  });
+  const dataDir = mkdtempSync(join(work, 'data-browser-'));
+  const { file, httpPort } = await writeConfig(
+    {
+      drivers: [],
+      hands: [{ name: 'web', module: 'web-automation', capabilities: { network: { hosts: ['127.0.0.1'] } } }],
+    },
+    dataDir,
+  );
+  const flow = {
+    name: 'read',
+    steps: [
+      { goto: `http://127.0.0.1:${web.port}/page` },
+      { extract: { fields: { heading: 'h1', js: 'h1@data-js' } } },
+    ],
+  };
+  const d = startBinary('x64', bin, ['run', '--config', file], env, folder);
+  try {
+    await waitHealthy(d, httpPort, 30_000);
+    const token = readFileSync(join(dataDir, 'cli-token'), 'utf8').trim();
+    const runFlow = async (): Promise<{ ok: boolean; output?: Record<string, unknown> } & Record<string, unknown>> => {
+      const r = await fetch(`http://127.0.0.1:${httpPort}/api/v1/web/flows/run`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ definition: flow }),
+      });
+      const body = (await r.text()) as string;
+      assert.equal(r.status, 200, `${body}\n${d.output()}`);
+      return (JSON.parse(body) as { run: { ok: boolean } & Record<string, unknown> }).run;
+    };
+    const deadline = Date.now() + 30_000;
+    while ((await get(httpPort, '/api/v1/web/watches', token)).status !== 200) {
+      if (Date.now() > deadline) throw new Error(`the Web Automation Hand did not start:\n${d.output()}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+
+    // the binary alone: Chromium is here, the companion is not
+    const without = await runFlow();
+    assert.equal(without.ok, false, JSON.stringify(without));
+    assert.match(
+      JSON.stringify(without),
+      /browser automation needs the companion talon-browser\/ next to the binary \(unpack talon-browser\.tar\) and Chromium \(apt-get install chromium\)/,
+    );
+    assert.equal(web.requests.length, 0, 'no page was read');
+
+    // unpacked next to the binary, the same daemon reads the page (JavaScript ran) on its next job
+    const tar = buildBrowserCompanion(REPO, join(work, 'browser-companion'));
+    execFileSync('tar', ['-xf', tar, '-C', folder]);
+    const read = await runFlow();
+    assert.equal(read.ok, true, `${JSON.stringify(read)}\n${d.output()}`);
+    assert.deepEqual(read.output, { heading: 'served on 127.0.0.1', js: 'ran' });
+    assert.ok(web.requests.some((r) => r.path === '/page'));
+  } finally {
+    d.proc.kill('SIGTERM');
+    await web.close();
+  }
+  assert.equal(await d.exited, 0, d.output());
 });

@@ -44,6 +44,21 @@ const subspecs: Record<string, CommandSpec> = {
       hostname: { type: 'string', value: 'NAME', description: "the device's host name (default talon)" },
       compress: { type: 'string', value: 'zstd|xz|none', description: 'compression (default zstd)' },
       'keep-raw': { type: 'boolean', description: 'keep the uncompressed .img too' },
+      'with-browser': {
+        type: 'boolean',
+        description:
+          "Debian's chromium (+ fonts-dejavu-core, ~0.7 GB) and the browser companion (talon-browser.tar next to the binary) in /usr/local/bin/talon-browser/; default: on when --config runs a web-automation Hand",
+      },
+      config: {
+        type: 'string',
+        value: 'FILE',
+        description: 'the config these devices will be provisioned with (talon fleet provision --config)',
+      },
+      'browser-companion': {
+        type: 'string',
+        value: 'PATH',
+        description: 'talon-browser.tar (default: next to the binary)',
+      },
       json: { type: 'boolean', description: 'print the result as JSON' },
     },
     notes:
@@ -114,6 +129,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     const hostname = str('hostname');
     if (hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(hostname))
       throw new TalonError('USAGE', `"${hostname}" is not a host name (letters, digits and -)`);
+    const config = str('config');
+    const companion = str('browser-companion');
     const json = v.json === true;
     const progress = new Progress(BUILD_STEPS, {
       write: json ? (s) => io.err(s) : (s) => io.out(s),
@@ -129,6 +146,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       progress,
       ...(size !== undefined ? { sizeBytes: parseSize(size) } : {}),
       ...(hostname !== undefined ? { hostname } : {}),
+      ...(v['with-browser'] === true ? { withBrowser: true } : {}),
+      ...(config !== undefined
+        ? { provisionConfig: (await import('../../../provisioning/fleet/bundle.ts')).loadBundleConfig(config) }
+        : {}),
+      ...(companion !== undefined ? { browserCompanion: companion } : {}),
     });
     if (json) io.out(`${JSON.stringify(r, null, 2)}\n`);
     else {
