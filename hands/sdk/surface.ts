@@ -224,6 +224,8 @@ export interface HandCliOption {
   /** placeholder in the help for string options: `FILE`, `ID` */
   value?: string;
   description: string;
+  /** a string option that may be given more than once (its values arrive joined by newlines) */
+  multiple?: boolean;
 }
 
 /** The process's surroundings as a command sees them (injectable in tests). */

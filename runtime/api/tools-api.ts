@@ -10,6 +10,8 @@
  * layer only checks the shape of what it hands on, so a bad id or limit is a BAD_REQUEST here
  * rather than a storage error there.
  */
+import { lstat, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { TalonError } from '../core/errors.ts';
 import { HAND_NAME } from '../core/names.ts';
 import type { Audit } from '../audit/types.ts';
@@ -35,6 +37,26 @@ export interface ToolsAreaDeps {
   audit: Audit;
   /** the rights a transport caller holds when it calls a tool */
   callerFor: (caller: Caller) => ToolCaller;
+  /** the folder a Hand's tools write into (runtime/host/tools.ts handFolder) */
+  handFolder?: (hand: string) => string;
+}
+
+/**
+ * A file the browser tools stored for a Hand (a screenshot, a download): `browser/<file>` or
+ * `browser/<flow run>/<file>`, as the tools answer them. Nothing else of the Hand's folder is served.
+ */
+export const BROWSER_FILE_PATTERN = '^browser/(?:[A-Za-z0-9][A-Za-z0-9._-]{0,150}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,150}$';
+const BROWSER_FILE = new RegExp(BROWSER_FILE_PATTERN);
+export const MAX_FILE_BYTES = 32 * 1024 * 1024;
+/** shown in the page; anything else is a download (a page a flow saved must not run on the admin's origin) */
+const INLINE_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg' };
+
+export interface HandFile {
+  bytes: Buffer;
+  /** the media type; `inline` false: sent as an attachment */
+  type: string;
+  inline: boolean;
+  name: string;
 }
 
 /** a tool's name: `group.verb`, `mcp.<server>.<tool>` (MCP servers name their tools freely) */
@@ -124,6 +146,52 @@ export function toolsArea(deps: ToolsAreaDeps) {
       },
       /** pending right now */
       pending: (_caller: Caller): number => approvals.pending(),
+    },
+
+    files: {
+      /** one file the browser tools stored for a Hand (BROWSER_FILE_PATTERN); NOT_FOUND when it is gone */
+      read: async (_caller: Caller, hand: string, path: string): Promise<HandFile> => {
+        if (!HAND_NAME.test(hand))
+          throw new TalonError(
+            'BAD_REQUEST',
+            `"${hand.slice(0, 80)}" is not a Hand name (lowercase letters, digits and dashes)`,
+          );
+        if (!BROWSER_FILE.test(path) || path.includes('..'))
+          throw new TalonError(
+            'BAD_REQUEST',
+            `"${path.slice(0, 200)}" is not a browser file of a Hand (browser/<file> or browser/<run>/<file>, as ` +
+              'the runs name them)',
+          );
+        const gone = (): TalonError =>
+          new TalonError(
+            'NOT_FOUND',
+            `Hand "${hand}" has no file ${path} (files older than 7 days, or over the folder's cap, are removed)`,
+          );
+        if (!deps.handFolder) throw gone();
+        const folder = deps.handFolder(hand);
+        // no link anywhere on the way: the folder is the Hand's, a link in it must not lead out
+        let at = folder;
+        for (const part of path.split('/')) {
+          at = join(at, part);
+          const st = await lstat(at).catch(() => null);
+          if (!st || st.isSymbolicLink()) throw gone();
+          if (part === path.split('/').at(-1) && !st.isFile()) throw gone();
+          if (st.isFile() && st.size > MAX_FILE_BYTES)
+            throw new TalonError(
+              'PAYLOAD_TOO_LARGE',
+              `${path} is ${st.size} bytes; at most ${MAX_FILE_BYTES} are served`,
+            );
+        }
+        const name = path.split('/').at(-1) as string;
+        const ext = name.includes('.') ? (name.split('.').at(-1) as string).toLowerCase() : '';
+        const type = INLINE_TYPES[ext];
+        return {
+          bytes: await readFile(at),
+          type: type ?? 'application/octet-stream',
+          inline: type !== undefined,
+          name,
+        };
+      },
     },
 
     runs: {

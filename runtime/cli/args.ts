@@ -12,6 +12,8 @@ export interface OptionSpec {
   /** placeholder shown in help for string options: `DIR`, `N` */
   value?: string;
   description: string;
+  /** a string option that may be given more than once: its values arrive joined by newlines */
+  multiple?: boolean;
 }
 
 export interface CommandSpec {
@@ -61,9 +63,13 @@ export interface Parsed {
 const HELP: OptionSpec = { type: 'boolean', short: 'h', description: 'show this help' };
 
 export function parse(spec: CommandSpec, argv: string[]): Parsed {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   for (const [name, o] of Object.entries({ ...spec.options, help: HELP })) {
-    options[name] = o.short ? { type: o.type, short: o.short } : { type: o.type };
+    options[name] = {
+      type: o.type,
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple && o.type === 'string' ? { multiple: true } : {}),
+    };
   }
   // --help anywhere wins over every other problem with the line
   if (argv.some((a) => a === '--help' || a === '-h')) {
@@ -87,6 +93,8 @@ export function parse(spec: CommandSpec, argv: string[]): Parsed {
   if (parsed.positionals.length > pos.length) {
     throw new UsageError(`unexpected argument "${parsed.positionals[pos.length]}"`, spec);
   }
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  for (const [k, x] of Object.entries(values)) if (Array.isArray(x)) values[k] = x.join('\n');
   return { values: parsed.values, positionals: parsed.positionals, help: false };
 }
 

@@ -228,6 +228,7 @@ export class ToolsSubsystem {
       runs: this.runs,
       audit,
       callerFor: (c: Caller) => this.adminCaller(c.actor),
+      handFolder: (hand: string) => handFolder(d.dataDir, hand),
     });
   }
 

@@ -278,6 +278,7 @@ export async function serveTools(opts: { mcp?: McpEndpoint; withTools?: boolean 
             runs,
             audit: auditSink,
             callerFor: (c) => ({ actor: c.actor, admin: true, grants: {} as Capabilities, folder: dataDir }),
+            handFolder: (hand) => join(dataDir, 'hands', hand, 'files'),
           }),
         }),
   });

@@ -7,6 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CLI_TOKEN, serveTools, TOOL_LIST, type ToolsServer } from './tools-fakes.ts';
 import { renderMetrics } from '../../runtime/api/metrics.ts';
 import { holds, ROLE_SCOPES } from '../../web-admin/auth/scopes.ts';
@@ -254,6 +256,35 @@ test("runs: a Hand's runs without steps, one run with its steps, RUN_NOT_FOUND",
   assert.equal(badHand.status, 400);
   const badLimit = await send('GET', '/api/v1/hands/gardener/runs?limit=0');
   assert.equal(badLimit.status, 400);
+});
+
+test("a Hand's browser files: a PNG inline, anything else as an attachment; nothing outside browser/", async () => {
+  const dir = join(s.dataDir, 'hands', 'web', 'files');
+  mkdirSync(join(dir, 'browser', 'login-1'), { recursive: true });
+  const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+  writeFileSync(join(dir, 'browser', 'read-1.png'), png);
+  writeFileSync(join(dir, 'browser', 'login-1', 'page.html'), '<script>alert(1)</script>');
+  writeFileSync(join(dir, 'secret.txt'), 'not served');
+  symlinkSync(join(dir, 'secret.txt'), join(dir, 'browser', 'link.png'));
+  const get = (hand: string, path: string, token?: string | null) =>
+    fetch(`${s.url}/api/v1/hands/${hand}/file?path=${encodeURIComponent(path)}`, {
+      headers: token === null ? {} : { authorization: `Bearer ${token ?? CLI_TOKEN}` },
+    });
+  const shot = await get('web', 'browser/read-1.png', viewerToken);
+  assert.equal(shot.status, 200);
+  assert.equal(shot.headers.get('content-type'), 'image/png');
+  assert.match(shot.headers.get('content-disposition') ?? '', /^inline/);
+  assert.deepEqual(Buffer.from(await shot.arrayBuffer()), png);
+  const page = await get('web', 'browser/login-1/page.html');
+  assert.equal(page.status, 200);
+  assert.equal(page.headers.get('content-type'), 'application/octet-stream');
+  assert.match(page.headers.get('content-disposition') ?? '', /^attachment; filename="page.html"/);
+  for (const bad of ['secret.txt', 'browser/../secret.txt', 'browser/a/b/c.png', '/etc/passwd', 'browser/.hidden'])
+    assert.equal((await get('web', bad)).status, 400, bad);
+  assert.equal((await get('web', 'browser/link.png')).status, 404, 'a link in the folder leads nowhere');
+  assert.equal((await get('web', 'browser/gone.png')).status, 404);
+  assert.equal((await get('other', 'browser/read-1.png')).status, 404, "another Hand's folder");
+  assert.equal((await get('web', 'browser/read-1.png', null)).status, 401);
 });
 
 test('the OpenAPI document has the tools area and names /mcp in its description', async () => {

@@ -12,6 +12,7 @@ import { ERROR_SCHEMA } from '../openapi.ts';
 import { anyObject, bool, HAND_NAME, int, ms, num, obj, open, params, str } from './schemas.ts';
 import {
   APPROVAL_STATES,
+  BROWSER_FILE_PATTERN,
   MAX_APPROVALS_LIMIT,
   MAX_NOTE_CHARS,
   MAX_RUNS_LIMIT,
@@ -260,6 +261,41 @@ export default defineRoutes([
         ...(query.before !== undefined ? { before: query.before } : {}),
       }),
     }),
+  }),
+  route({
+    method: 'GET',
+    path: '/api/v1/hands/{name}/file',
+    operationId: 'getHandFile',
+    summary:
+      'A screenshot or download the browser tools stored for a Hand (the `file` a run names): PNG and JPEG inline, ' +
+      'anything else as an attachment',
+    tag: 'tools',
+    access: 'read',
+    params: params({ name: HAND_NAME }),
+    query: obj({
+      path: {
+        type: 'string',
+        pattern: BROWSER_FILE_PATTERN,
+        maxLength: 320,
+        description: 'browser/<file> or browser/<run>/<file>',
+      },
+    }),
+    responses: {
+      200: { description: 'the file', contentType: 'application/octet-stream' },
+      400: err('BAD_REQUEST: not a browser file path'),
+      404: err('NOT_FOUND: no such file (removed after 7 days or over the cap)'),
+    },
+    handler: async ({ api, caller, params: p, query, res }) => {
+      const f = await api.tools.files.read(caller, p.name, query.path);
+      res.writeHead(200, {
+        'content-type': f.type,
+        'content-length': f.bytes.length,
+        'content-disposition': `${f.inline ? 'inline' : 'attachment'}; filename="${f.name}"`,
+        'cache-control': 'private, max-age=3600',
+      });
+      res.end(f.bytes);
+      return undefined;
+    },
   }),
   route({
     method: 'GET',
