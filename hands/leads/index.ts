@@ -25,7 +25,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Cron } from 'croner';
-import { defineHand, type AnswerOf, type RequestOf } from '../sdk/index.ts';
+import { InFlight, ScheduleSync, defineHand, type AnswerOf, type RequestOf } from '../sdk/index.ts';
 import type { HandContext, HandStoreOp } from '../sdk/types.ts';
 import { TaskClient, serveTasks } from '../sdk/tasks.ts';
 import { Fetcher } from '../sdk/web/index.ts';
@@ -54,8 +54,6 @@ export const TICK_MS = 5000;
 const STORE_PAGE = 1000;
 const BATCH = 500;
 const DAY_MS = 86_400_000;
-/** the longest one timer waits; longer waits are chained */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const STATUS_LIST = ['new', 'qualified', 'unqualified', 'excluded'] as const;
 type Status = (typeof STATUS_LIST)[number];
@@ -83,7 +81,8 @@ export class LeadsHand {
   readonly outbox: LeadOutbox;
   #now: () => number;
   #opts: LeadsHandOptions;
-  #scan: Promise<ScanResult> | null = null;
+  /** the scan in flight (one at a time) */
+  #scan = new InFlight<'scan', ScanResult>();
   /** pipelines (scans, imports) run one after the other */
   #lock: Promise<unknown> = Promise.resolve();
   #byStatus: Record<Status, number> = { new: 0, qualified: 0, unqualified: 0, excluded: 0 };
@@ -95,6 +94,7 @@ export class LeadsHand {
   #mxWarned = false;
   #stopped = false;
   #client: TaskClient;
+  #schedules: ScheduleSync;
 
   constructor(ctx: HandContext, opts: LeadsHandOptions = {}) {
     this.ctx = ctx;
@@ -117,6 +117,13 @@ export class LeadsHand {
       onResult: (d, outcome, err) => this.#onDelivery(d, outcome, err),
     });
     this.#client = new TaskClient(ctx);
+    this.#schedules = new ScheduleSync({
+      ctx,
+      client: this.#client,
+      Cron,
+      label: 'leads',
+      timeoutMs: opts.schedulerTimeoutMs ?? 10_000,
+    });
   }
 
   async start(): Promise<void> {
@@ -140,8 +147,9 @@ export class LeadsHand {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const s of this.#stops.splice(0)) s();
+    this.#schedules.stop();
     for (const u of this.#unsubs.splice(0)) await u().catch(() => {});
-    await this.#scan?.catch(() => {});
+    await this.#scan.settled();
   }
 
   /** an audit entry; the audit log being down does not stop a scan or a delivery (it is logged) */
@@ -238,43 +246,19 @@ export class LeadsHand {
       }
       return;
     }
-    if (settings.scheduler) {
-      const job = {
-        id,
-        description: `Lead Generation (${ctx.name}): scan the sources`,
-        trigger: { cron: settings.schedule },
-        action: { ask: { hand: ctx.name, task: { op: 'scan' }, timeout: '10m' } },
-      };
-      try {
-        await this.#client.ask(settings.scheduler, { op: 'put', job }, { timeoutMs });
-        await ctx.store.put(JOB_KEY, { scheduler: settings.scheduler });
-        ctx.log.info(`scans run by the scheduler's job ${id} (${settings.schedule})`);
-        return;
-      } catch (err) {
-        if (this.#stopped) return;
-        ctx.log.warn(
-          `the scheduler "${settings.scheduler}" did not take the job ${id} (${errorText(err)}); scans run on the Hand's own timer`,
-        );
-      }
-    }
-    this.#localCron(settings.schedule);
-  }
-
-  #localCron(expr: string): void {
-    const cron = new Cron(expr, { paused: true });
-    const arm = (): void => {
-      if (this.#stopped) return;
-      const next = cron.nextRun();
-      if (!next) return;
-      const wait = next.getTime() - Date.now();
-      const stop = this.ctx.timers.after(Math.max(0, Math.min(wait, MAX_TIMER_MS)), async () => {
-        this.#stops = this.#stops.filter((s) => s !== stop);
-        if (wait <= MAX_TIMER_MS) await this.scan({}).catch((err) => this.ctx.log.warn(`scan: ${errorText(err)}`));
-        arm();
-      });
-      this.#stops.push(stop);
+    const job = {
+      id,
+      description: `Lead Generation (${ctx.name}): scan the sources`,
+      trigger: { cron: settings.schedule },
+      action: { ask: { hand: ctx.name, task: { op: 'scan' }, timeout: '10m' } },
     };
-    arm();
+    // no scheduler, or one that does not take the job: the Hand's own timer (../sdk/schedules.ts)
+    await this.#schedules.sync(settings.scheduler ?? '', [
+      { id, cron: settings.schedule, job, fire: () => this.scan({}) },
+    ]);
+    if (this.#schedules.by(id) !== 'scheduler') return;
+    await ctx.store.put(JOB_KEY, { scheduler: settings.scheduler });
+    ctx.log.info(`scans run by the scheduler's job ${id} (${settings.schedule})`);
   }
 
   // ---- the pipeline ----------------------------------------------------------------------------------------------
@@ -293,14 +277,9 @@ export class LeadsHand {
         );
       sources = [one];
     }
-    if (this.#scan) return this.#scan.then((r) => ({ ...r, joined: true }));
-    const run = this.#locked(() => this.#pipeline(sources, this.#sourceEnv()));
-    this.#scan = run;
-    const clear = (): void => {
-      if (this.#scan === run) this.#scan = null;
-    };
-    run.then(clear, clear);
-    return run;
+    const going = this.#scan.get('scan');
+    if (going) return going.then((r) => ({ ...r, joined: true }));
+    return this.#scan.run('scan', () => this.#locked(() => this.#pipeline(sources, this.#sourceEnv())));
   }
 
   /** a CSV or JSON text through the same pipeline as an `import` source */

@@ -38,7 +38,7 @@
  * last/<topic> the topic's last run.
  */
 import { Cron } from 'croner';
-import { defineHand, type AnswerOf, type RequestOf } from '../sdk/index.ts';
+import { InFlight, ScheduleSync, defineHand, type AnswerOf, type RequestOf, type ScheduledJob } from '../sdk/index.ts';
 import type { HandContext } from '../sdk/types.ts';
 import { TaskClient, serveTasks } from '../sdk/tasks.ts';
 import { Fetcher } from '../sdk/web/index.ts';
@@ -74,10 +74,6 @@ const PRUNE_MS = 3600_000;
 const PARALLEL_SOURCES = 3;
 /** the scheduler's answer to a put, list or remove */
 const SCHEDULER_TIMEOUT_MS = 10_000;
-/** the longest one timer waits (setTimeout's limit); longer waits are chained */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** the Scheduling Hand's job ids (hands/scheduling/types.ts JOB_ID_PATTERN) */
-const JOB_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** texts per llm.embed call, and characters per text (the tool's limits) */
 const EMBED_BATCH = 32;
 const EMBED_CHARS = 8000;
@@ -209,16 +205,13 @@ export class ResearchHand {
   scheduled: Promise<void> = Promise.resolve();
   #now: () => number;
   #random: () => number;
-  #schedulerTimeoutMs: number;
   #parallel: number;
   #client: TaskClient;
-  #running = new Map<string, Promise<Report>>();
+  #running = new InFlight<string, Report>();
   #last = new Map<string, LastRun>();
-  #scheduledBy = new Map<string, 'scheduler' | 'local'>();
-  #local = new Map<string, () => void>();
+  #schedules: ScheduleSync;
   #unserve: (() => Promise<void>) | null = null;
   #stopPrune: (() => void) | null = null;
-  #stopped = false;
   #embedFailedAt = Number.NEGATIVE_INFINITY;
   /** DocStore writes go one at a time (runs of different topics overlap) */
   #docLock: Promise<unknown> = Promise.resolve();
@@ -237,7 +230,6 @@ export class ResearchHand {
     this.ctx = ctx;
     this.#now = opts.now ?? (() => Date.now());
     this.#random = opts.random ?? Math.random;
-    this.#schedulerTimeoutMs = opts.schedulerTimeoutMs ?? SCHEDULER_TIMEOUT_MS;
     this.#parallel = Math.max(1, opts.parallel ?? PARALLEL_SOURCES);
     this.settings = parseSettings(ctx.settings);
     this.topics = new Map(this.settings.topics.map((t) => [t.id, t]));
@@ -251,6 +243,14 @@ export class ResearchHand {
       now: this.#now,
     });
     this.#client = new TaskClient(ctx);
+    this.#schedules = new ScheduleSync({
+      ctx,
+      client: this.#client,
+      Cron,
+      label: 'research',
+      prefix: jobIdOf(ctx.name, ''),
+      timeoutMs: opts.schedulerTimeoutMs ?? SCHEDULER_TIMEOUT_MS,
+    });
   }
 
   async start(): Promise<void> {
@@ -277,10 +277,8 @@ export class ResearchHand {
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
     this.#stopPrune?.();
-    for (const cancel of this.#local.values()) cancel();
-    this.#local.clear();
+    this.#schedules.stop();
     await this.#unserve?.().catch(() => undefined);
   }
 
@@ -296,11 +294,7 @@ export class ResearchHand {
           `topic "${topicId}" is not configured; the topics are: ${[...this.topics.keys()].join(', ') || 'none (add them to the settings)'}`,
         ),
       );
-    const going = this.#running.get(topicId);
-    if (going) return going;
-    const p = this.#run(topic, cause).finally(() => this.#running.delete(topicId));
-    this.#running.set(topicId, p);
-    return p;
+    return this.#running.run(topicId, () => this.#run(topic, cause));
   }
 
   /** why the model is not used, or undefined when it is */
@@ -574,117 +568,38 @@ export class ResearchHand {
 
   // -- schedules ------------------------------------------------------------------------------------------------------
 
-  #job(t: Topic): Record<string, unknown> {
+  /** a scheduled topic's job: it asks this Hand to run the topic */
+  #scheduledJob(t: Topic, cron: string): ScheduledJob {
+    const id = jobIdOf(this.ctx.name, t.id);
     return {
-      id: jobIdOf(this.ctx.name, t.id),
-      description: `Research topic ${t.id}: ${t.title}`.slice(0, 200),
-      trigger: { cron: t.schedule },
-      action: { ask: { hand: this.ctx.name, task: { op: 'run', topic: t.id }, timeout: '14m' } },
-      policy: { overlap: 'skip', timeout: '15m' },
+      id,
+      cron,
+      job: {
+        id,
+        description: `Research topic ${t.id}: ${t.title}`.slice(0, 200),
+        trigger: { cron },
+        action: { ask: { hand: this.ctx.name, task: { op: 'run', topic: t.id }, timeout: '14m' } },
+        policy: { overlap: 'skip', timeout: '15m' },
+      },
+      fire: () => this.run(t.id, 'schedule'),
     };
   }
 
   /**
    * Puts each scheduled topic's job into the Scheduling Hand; a topic whose job is not taken (the scheduler not
    * answering, refusing, or `scheduler: ''`) runs on a local cron. When the scheduler answered, its jobs of this
-   * Hand (`research-<self>-…`) for topics no longer scheduled are removed.
+   * Hand (`research-<self>-…`) for topics no longer scheduled are removed (../sdk/schedules.ts).
    */
   async syncSchedules(): Promise<void> {
-    const ctx = this.ctx;
-    const scheduler = this.settings.scheduler;
-    const wanted = this.settings.topics.filter((t) => t.schedule);
-    if (scheduler === '') {
-      for (const t of wanted) this.#localCron(t);
-      return;
-    }
-    let answering = true;
-    for (const t of wanted) {
-      if (this.#stopped) return;
-      if (this.#scheduledBy.get(t.id) === 'scheduler') continue;
-      const job = this.#job(t);
-      if (!JOB_ID.test(job.id as string)) {
-        ctx.log('warn', `research ${t.id}: the job id ${job.id} is too long for the scheduler; local timer`);
-        this.#localCron(t);
-        continue;
-      }
-      if (!answering) {
-        this.#localCron(t);
-        continue;
-      }
-      try {
-        await this.#client.ask(scheduler, { op: 'put', job }, { timeoutMs: this.#schedulerTimeoutMs });
-        this.#local.get(t.id)?.();
-        this.#local.delete(t.id);
-        this.#scheduledBy.set(t.id, 'scheduler');
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        if (code === 'BAD_REQUEST' || code === 'CAPABILITY_DENIED' || code === 'CONFLICT')
-          ctx.log(
-            'error',
-            `research ${t.id}: the scheduler refused the job ${job.id as string}: ${message(err)}; local timer`,
-          );
-        else {
-          answering = false;
-          ctx.log(
-            'warn',
-            `research: the Scheduling Hand "${scheduler}" did not take the schedules (${message(err)}); local timers until it answers`,
-          );
-        }
-        this.#localCron(t);
-      }
-    }
-    if (!answering || this.#stopped) return;
-    const prefix = jobIdOf(ctx.name, '');
-    const keep = new Set(wanted.map((t) => jobIdOf(ctx.name, t.id)));
-    try {
-      const r = (await this.#client.ask(scheduler, { op: 'list' }, { timeoutMs: this.#schedulerTimeoutMs })) as {
-        jobs?: Array<{ id?: unknown; source?: unknown; spec?: { action?: { ask?: { hand?: unknown } } } }>;
-      };
-      for (const j of r?.jobs ?? []) {
-        if (typeof j.id !== 'string' || !j.id.startsWith(prefix) || keep.has(j.id) || j.source === 'config') continue;
-        // `research-<self>-…` could be another Hand's whose name starts with ours: the job's action says whose
-        const asks = j.spec?.action?.ask?.hand;
-        if (j.spec && asks !== ctx.name) continue;
-        await this.#client.ask(scheduler, { op: 'remove', id: j.id }, { timeoutMs: this.#schedulerTimeoutMs });
-        ctx.log('info', `research: removed the job ${j.id} (its topic is no longer scheduled)`);
-      }
-    } catch (err) {
-      ctx.log('warn', `research: the scheduler's jobs could not be tidied: ${message(err)}`);
-    }
-  }
-
-  /** a cron on the Hand's own timers (lost when it stops; set again at the next start) */
-  #localCron(t: Topic): void {
-    if (!t.schedule || this.#stopped) return;
-    this.#local.get(t.id)?.();
-    const cron = new Cron(t.schedule, { paused: true });
-    const h = { cancel: (): void => undefined };
-    const arm = (): void => {
-      const next = cron.nextRun()?.getTime();
-      if (next === undefined || this.#stopped) return;
-      const wait = (): void => {
-        const left = next - Date.now();
-        if (left > 0) {
-          h.cancel = this.ctx.timers.after(Math.min(left, MAX_TIMER_MS), wait);
-          return;
-        }
-        this.run(t.id, 'schedule').catch((err: unknown) =>
-          this.ctx.log('error', `research ${t.id}: the scheduled run failed: ${message(err)}`),
-        );
-        arm();
-      };
-      h.cancel = this.ctx.timers.after(Math.max(0, Math.min(next - Date.now(), MAX_TIMER_MS)), wait);
-    };
-    arm();
-    this.#local.set(t.id, () => h.cancel());
-    this.#scheduledBy.set(t.id, 'local');
+    const wanted = this.settings.topics.flatMap((t) => (t.schedule ? [this.#scheduledJob(t, t.schedule)] : []));
+    await this.#schedules.sync(this.settings.scheduler, wanted);
   }
 
   // -- retention ------------------------------------------------------------------------------------------------------
 
   async #hourly(): Promise<void> {
     await this.prune().catch((err: unknown) => this.ctx.log('warn', `research: prune failed: ${message(err)}`));
-    if (this.settings.scheduler !== '' && [...this.#scheduledBy.values()].includes('local')) await this.syncSchedules();
+    await this.#schedules.retry();
   }
 
   /** deletes documents older than retention.documentDays and each topic's reports past retention.reportsPerTopic */
@@ -743,7 +658,10 @@ export class ResearchHand {
           title: t.title,
           questions: t.questions,
           sources: t.sources.map((s) => s.label),
-          ...(t.schedule !== undefined && { schedule: t.schedule, scheduledBy: this.#scheduledBy.get(t.id) ?? 'none' }),
+          ...(t.schedule !== undefined && {
+            schedule: t.schedule,
+            scheduledBy: this.#schedules.by(jobIdOf(this.ctx.name, t.id)) ?? 'none',
+          }),
           notify: t.notify,
           running: this.#running.has(t.id),
           ...(last && { lastRun: last }),

@@ -11,6 +11,15 @@ import type { Protocol, RequestHandlers } from './surface.ts';
 export type * from './types.ts';
 export type * from './surface.ts';
 export { defineProtocol, defineSurface, routeOf } from './surface.ts';
+// for Hands that run things on a schedule or on request: ./schedules.ts, ./inflight.ts
+export {
+  ScheduleSync,
+  type CronConstructor,
+  type ScheduledBy,
+  type ScheduledJob,
+  type ScheduleSyncOptions,
+} from './schedules.ts';
+export { InFlight } from './inflight.ts';
 
 /** A Hand; with `protocol`, `requests` must answer each of its kinds (and nothing else). */
 export type HandDefinitionOf<P extends Protocol> = Omit<HandDefinition, 'requests'> & {
