@@ -1,9 +1,14 @@
 /**
- * `talon web run FLOW.yaml|NAME [--input k=v,…]|flows|runs [ID]|watch list|check ID|show ID`: the Web Automation
- * Hand's flows, runs and page watches on the running daemon, through /api/v1/web (./surface.ts). A flow file (YAML or
- * JSON, parsed with the `yaml` package) is checked here with runtime/core/flow.ts before any request, so a bad step is
- * a usage error (exit 2) naming it; inputs are typed as the flow declares them. Options and ids are checked before
- * any request as well.
+ * `talon web run FLOW.yaml|NAME [--input k=v,…]|flows|runs [ID]|watch list|check ID|show ID|add FILE|add --id …|remove
+ * ID`: the Web Automation Hand's flows, runs and page watches on the running daemon, through /api/v1/web
+ * (./surface.ts). A flow file (YAML or JSON, parsed with the `yaml` package) is checked here with runtime/core/flow.ts
+ * before any request, so a bad step is a usage error (exit 2) naming it; inputs are typed as the flow declares them. A
+ * watch file (one watch, a list, or { watches: [...] }) and the quick form's options are checked with ./watch.ts
+ * parseWatch the same way (the quick form's errors name the option: `--visual`, `--min-change`), then each watch is
+ * PUT to /api/v1/web/watches/{id}. Options and ids are checked before any request as well.
+ *
+ * The quick form's JSON path is `--json-path` (`--json` is every daemon command's "print JSON" switch); `--text -`
+ * and `--visual -` watch the whole page (a value is needed: options take one).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -12,6 +17,8 @@ import type { HandCommandArgs, HandDaemon } from '../sdk/index.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { flowProblems } from '../../runtime/core/flow.ts';
 import { FLOW_NAME_PATTERN, RUN_ID_PATTERN, WATCH_ID_PATTERN, failureText } from './protocol.ts';
+import { parseWatch } from './watch.ts';
+import { visualWords } from './visual.ts';
 import { iso, oneLine, printJson, table } from '../sdk/cli-text.ts';
 
 const BASE = '/api/v1/web';
@@ -22,6 +29,8 @@ export interface WatchView {
   id: string;
   url: string;
   what: string;
+  kind: string;
+  source: 'config' | 'api';
   schedule?: string;
   scheduledBy?: string;
   value?: string;
@@ -278,6 +287,20 @@ export async function runsCommand(a: HandCommandArgs): Promise<number> {
   return 0;
 }
 
+/** a visual change as ./visual.ts VisualChange */
+export interface VisualView {
+  percent: number;
+  sizeChanged: boolean;
+  width: number;
+  height: number;
+  before?: { width: number; height: number };
+}
+
+/** "12.5 % of the region changed (size 800×600)" (./visual.ts visualWords) */
+export function visualText(v: VisualView): string {
+  return visualWords({ changedCells: 0, cells: 0, ...v, before: v.before ?? { width: v.width, height: v.height } });
+}
+
 /** a watch's state in a few words: `broken (3 failed)`, `pending change`, `ok` */
 export function stateWords(w: WatchView): string {
   if (w.broken) return `broken (${w.failures} failed)`;
@@ -286,29 +309,183 @@ export function stateWords(w: WatchView): string {
   return w.lastCheckAt === undefined ? 'not checked' : 'ok';
 }
 
-const WATCH_ACTIONS = ['list', 'check', 'show'];
+const WATCH_ACTIONS = ['list', 'check', 'show', 'add', 'remove'];
+/** the quick form's options (`watch add --id … --url …`) */
+const QUICK = [
+  'id',
+  'url',
+  'text',
+  'price',
+  'json-path',
+  'attribute',
+  'visual',
+  'schedule',
+  'ignore',
+  'min-change',
+  'confirm',
+  'no-confirm',
+  'unchanged-days',
+] as const;
+const KINDS = ['text', 'price', 'json-path', 'attribute', 'visual'] as const;
+
+/** the watches in a file's text: one watch, a list, or { watches: [...] } (YAML or JSON); a usage error otherwise */
+export function readWatchesFile(path: string, shown: string, usage: (m: string) => never): unknown[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return usage(`FILE "${shown}" cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    return usage(`${shown}: not YAML or JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (Array.isArray(doc)) return doc;
+  if (isObject(doc) && Array.isArray(doc.watches) && doc.url === undefined) return doc.watches;
+  if (isObject(doc)) return [doc];
+  return usage(`${shown}: holds no watch (a watch { id, url, what }, a list of them, or { watches: [...] })`);
+}
+
+/** a parseWatch message about the quick form, naming the option instead of the field */
+function optionWords(msg: string, kind: (typeof KINDS)[number]): string {
+  const fields: Array<[RegExp, string]> = [
+    [/^watch\.id\b/, '--id'],
+    [/^watch\.url\b/, '--url'],
+    [/^watch\.what(\.[\w.]+)?/, `--${kind}`],
+    [/^watch\.schedule\b/, '--schedule'],
+    [/^watch\.ignore(\[\d+\])?/, '--ignore'],
+    [/^watch\.minChange(\.\w+)?/, '--min-change'],
+    [/^watch\.unchangedDays\b/, '--unchanged-days'],
+  ];
+  for (const [re, option] of fields) if (re.test(msg)) return msg.replace(re, option);
+  return msg;
+}
+
+/** the watch the quick form's options describe (checked with parseWatch; usage errors name the option) */
+export function quickWatch(a: HandCommandArgs): Record<string, unknown> {
+  const v = a.values;
+  const str = (k: string): string | undefined => {
+    const x = v[k];
+    if (x === undefined) return undefined;
+    if (typeof x !== 'string') return a.usage(`--${k} needs a value`);
+    return x;
+  };
+  const id = str('id');
+  const url = str('url');
+  if (id === undefined || url === undefined)
+    return a.usage(
+      '`watch add` needs FILE, or --id ID --url URL and one of --text, --price, --json-path, --attribute, --visual',
+    );
+  const kinds = KINDS.filter((k) => v[k] !== undefined);
+  if (kinds.length !== 1)
+    return a.usage(
+      `\`watch add\` takes exactly one of --text SEL, --price SEL, --json-path PATH, --attribute SEL@NAME, --visual SEL${kinds.length ? ` (given: ${kinds.map((k) => `--${k}`).join(', ')})` : ''}`,
+    );
+  const kind = kinds[0]!;
+  const sel = str(kind)!;
+  const whole = sel === '-' || sel === '' ? null : sel;
+  let what: Record<string, unknown>;
+  if (kind === 'attribute') {
+    const at = sel.lastIndexOf('@');
+    if (at <= 0 || at === sel.length - 1)
+      return a.usage(`--attribute must be SELECTOR@NAME ("a.download@href"), not "${sel}"`);
+    what = { attribute: { selector: sel.slice(0, at), name: sel.slice(at + 1) } };
+  } else if (kind === 'json-path') what = { json: sel };
+  else what = { [kind]: whole };
+  const watch: Record<string, unknown> = { id, url, what };
+  const schedule = str('schedule');
+  if (schedule !== undefined) watch.schedule = schedule;
+  // several --ignore arrive as a list, or one per line (an option the CLI parses as `multiple`)
+  const ignore = v.ignore as unknown;
+  if (ignore !== undefined)
+    watch.ignore = (Array.isArray(ignore) ? ignore : [ignore]).flatMap((x) => String(x).split('\n'));
+  const min = str('min-change');
+  if (min !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)(%)?$/.exec(min.trim());
+    if (!m) return a.usage(`--min-change must be a number (characters, an amount, or N% for a percent), not "${min}"`);
+    const n = Number(m[1]);
+    const key = m[2] || kind === 'visual' ? 'percent' : kind === 'price' ? 'amount' : 'chars';
+    watch.minChange = { [key]: n };
+  }
+  if (v.confirm && v['no-confirm']) return a.usage('--confirm and --no-confirm: give one');
+  if (v.confirm) watch.confirm = true;
+  if (v['no-confirm']) watch.confirm = false;
+  const days = str('unchanged-days');
+  if (days !== undefined) {
+    const n = Number(days);
+    if (days.trim() === '' || !Number.isFinite(n))
+      return a.usage(`--unchanged-days must be a number of days, not "${days}"`);
+    watch.unchangedDays = n;
+  }
+  const problem = parseWatch(watch, 'watch');
+  if (typeof problem === 'string') return a.usage(optionWords(problem, kind));
+  return watch;
+}
+
+async function watchAdd(a: HandCommandArgs, file: string | undefined): Promise<number> {
+  const quick = QUICK.filter((k) => a.values[k] !== undefined && a.values[k] !== false);
+  if (file !== undefined && quick.length > 0)
+    return a.usage(`\`watch add\` takes FILE or the options (${quick.map((k) => `--${k}`).join(', ')}), not both`);
+  const watches = file !== undefined ? readWatchesFile(resolve(a.io.cwd, file), file, a.usage) : [quickWatch(a)];
+  if (watches.length === 0) return a.usage(`${file}: holds no watch`);
+  const seen = new Set<string>();
+  for (const [i, w] of watches.entries()) {
+    const where = watches.length > 1 ? `${file}: watches[${i}]` : (file ?? 'watch');
+    const problem = parseWatch(w, where);
+    if (typeof problem === 'string') return a.usage(problem);
+    if (seen.has(problem.id)) return a.usage(`${where}.id: "${problem.id}" is used by an earlier watch in the file`);
+    seen.add(problem.id);
+  }
+  const daemon = daemonOf(a);
+  const stored: unknown[] = [];
+  for (const w of watches as Array<Record<string, unknown>>) {
+    const id = w.id as string;
+    const r = await daemon.request<{ watch: WatchView; created: boolean }>('PUT', `${BASE}/watches/${enc(id)}`, w);
+    stored.push(r);
+    if (!a.values.json)
+      a.io.out(
+        `${r.created ? 'added' : 'replaced'} ${id}: ${r.watch.what} of ${r.watch.url}${r.watch.schedule ? `, ${r.watch.schedule}` : ''}\n`,
+      );
+  }
+  if (a.values.json) return printJson(a, stored);
+  return 0;
+}
 
 export async function watchCommand(a: HandCommandArgs): Promise<number> {
   const action = a.positionals[0]!;
   const id = a.positionals[1];
-  if (!WATCH_ACTIONS.includes(action)) return a.usage(`ACTION must be list, check ID or show ID, not "${action}"`);
+  if (!WATCH_ACTIONS.includes(action))
+    return a.usage(`ACTION must be list, check ID, show ID, add FILE or remove ID, not "${action}"`);
+  if (action === 'add') return watchAdd(a, id);
+  const extra = QUICK.filter((k) => a.values[k] !== undefined && a.values[k] !== false);
+  if (extra.length > 0) return a.usage(`--${extra[0]} is an option of \`watch add\`, not of \`watch ${action}\``);
   if (action === 'list') {
     if (id !== undefined) return a.usage('`watch list` takes no ID');
     const { watches } = await daemonOf(a).request<{ watches: WatchView[] }>('GET', `${BASE}/watches`);
     if (a.values.json) return printJson(a, watches);
     if (watches.length === 0) {
-      a.io.out("no watches; add them to the Web Hand's settings (watches: [{ id, url, what, schedule }])\n");
+      a.io.out(
+        "no watches; add one with `talon web watch add FILE` (or --id ID --url URL --text SEL) or in the Web Hand's settings\n",
+      );
       return 0;
     }
-    const rows = [['WATCH', 'STATE', 'LAST CHECK', 'LAST CHANGE', 'WHAT', 'VALUE']];
+    const rows = [['WATCH', 'SOURCE', 'STATE', 'LAST CHECK', 'LAST CHANGE', 'WHAT', 'VALUE']];
     for (const w of watches)
-      rows.push([w.id, stateWords(w), iso(w.lastCheckAt), iso(w.lastChangeAt), w.what, oneLine(w.value, 50)]);
+      rows.push([w.id, w.source, stateWords(w), iso(w.lastCheckAt), iso(w.lastChangeAt), w.what, oneLine(w.value, 50)]);
     a.io.out(table(rows));
     return 0;
   }
   if (id === undefined) return a.usage(`\`watch ${action}\` needs the watch ID (\`talon web watch list\` lists them)`);
   if (!new RegExp(WATCH_ID_PATTERN).test(id))
     return a.usage(`ID must be a watch id (lowercase letters, digits, "-" or "_"), not "${id}"`);
+  if (action === 'remove') {
+    const r = await daemonOf(a).request<{ removed: string }>('DELETE', `${BASE}/watches/${enc(id)}`);
+    if (a.values.json) return printJson(a, r);
+    a.io.out(`removed ${r.removed}\n`);
+    return 0;
+  }
   if (action === 'check') {
     const r = await daemonOf(a).request<{ watch: WatchView; events: Array<Record<string, unknown>>; run: RunView }>(
       'POST',
@@ -319,6 +496,12 @@ export async function watchCommand(a: HandCommandArgs): Promise<number> {
     if (r.events.length === 0) lines.push(r.run.ok ? '  no change' : '  (not broken yet)');
     for (const e of r.events) {
       lines.push(`  ${e.type as string}${typeof e.reason === 'string' ? `: ${e.reason}` : ''}`);
+      const visual = e.visual as VisualView | undefined;
+      if (visual) {
+        lines.push(`    ${visualText(visual)}`);
+        if (typeof e.screenshot === 'string') lines.push(`    screenshot: ${e.screenshot}`);
+        continue;
+      }
       const diff = (e.diff as { unified?: string } | undefined)?.unified;
       if (e.type === 'changed' && diff) lines.push(diff.replace(/^/gm, '    '));
     }
@@ -329,17 +512,27 @@ export async function watchCommand(a: HandCommandArgs): Promise<number> {
     watch: WatchView;
     history: Array<{ at: number; result: string; note?: string }>;
     runs: RunView[];
+    lastChange?: { at: number; diff?: string; visual?: VisualView; screenshot?: string; before: string; after: string };
   }>('GET', `${BASE}/watches/${enc(id)}`);
   if (a.values.json) return printJson(a, r);
   const w = r.watch;
   const lines = [
     `${w.id}: ${w.url}`,
     `  what: ${w.what}`,
+    `  source: ${w.source === 'api' ? 'api (talon web watch remove removes it)' : 'config'}`,
     `  state: ${stateWords(w)}`,
     ...(w.schedule ? [`  schedule: ${w.schedule}${w.scheduledBy === 'local' ? ' (local timer)' : ''}`] : []),
     `  last check: ${iso(w.lastCheckAt)}, last change: ${iso(w.lastChangeAt)}`,
     ...(w.value !== undefined ? [`  value: ${oneLine(w.value, 100)}`] : []),
   ];
+  const c = r.lastChange;
+  if (c) {
+    lines.push(`  last change (${iso(c.at)}):`);
+    if (c.visual) lines.push(`    ${visualText(c.visual)}`);
+    else if (c.diff) lines.push(c.diff.replace(/^/gm, '    '));
+    else lines.push(`    ${oneLine(c.before, 80)} → ${oneLine(c.after, 80)}`);
+    if (c.screenshot) lines.push(`    screenshot: ${c.screenshot}`);
+  }
   a.io.out(`${lines.join('\n')}\n`);
   if (r.history.length > 0) {
     const rows = [['AT', 'RESULT', 'NOTE']];

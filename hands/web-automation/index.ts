@@ -3,10 +3,16 @@
  * agent loop). Chromium lives in the kernel (runtime/browser/): the Hand reaches it only through the kernel's tools,
  * under its own tools and network grants —
  *
- *   a check      `browser.read` { url, selector?, waitFor?, attribute?, timeoutMs } (a JSON watch: ctx.fetch of the URL, the
- *                body handed over whole) → ./watch.ts evaluate(watch, state, check): the state is stored
- *                (`watch/<id>`), the events published, the run recorded. One check at a time per watch (a second ask
- *                joins it).
+ *   a check      `browser.read` { url, selector?, waitFor?, attribute?, visual?, timeoutMs } (a JSON watch:
+ *                ctx.fetch of the URL, the body handed over whole; a visual one: the region's fingerprint and its
+ *                screenshot, ./visual.ts)
+ *                → ./watch.ts evaluate(watch, state, check): the state is stored (`watch/<id>`), the events
+ *                published, the last change kept (`change/<id>`), the run recorded. One check at a time per watch (a
+ *                second ask joins it).
+ *   watches      from the settings (`source: 'config'`) and added at run time through the API or `talon web watch add`
+ *                (`source: 'api'`, stored as written under `def/<id>`, read back at start; checked by the same
+ *                parseWatch). Together at most MAX_WATCHES; an API watch never replaces or removes a config one
+ *                (CONFLICT). Adding, replacing or removing one puts or removes its scheduler job like a config watch's.
  *   a flow run   `browser.run_flow` { flow, inputs } for a scripted flow (checked by runtime/core/flow.ts before the
  *                tool is called: a bad definition is BAD_REQUEST naming the step and no browser starts); a goal flow
  *                is `ctx.agent.run({ goal, tools: ['browser.*'], maxSteps, jsonSchema: output })`. The run record keeps
@@ -28,19 +34,30 @@
  *   hands/<name>/replies     in: the scheduler's answers to this Hand's job puts
  * Audit: web.watch.changed, web.watch.broken, web.flow.run (ok or error), web.settings (the problems, once at start).
  *
- * Store keys: watch/<id> the WatchState (./watch.ts WatchStateData); run/<runId> a run record (the newest
- * `screenshotsKeep` are kept). The screenshot and download files are the kernel's tool's: deleting them is not done
+ * Store keys: watch/<id> the WatchState (./watch.ts WatchStateData); def/<id> an API watch ({ watch: as written,
+ * addedAt }); change/<id> the last change of a watch (its diff, or its visual share and screenshot); run/<runId> a run
+ * record (the newest `screenshotsKeep` are kept). The screenshot and download files are the kernel's tool's: deleting them is not done
  * here (a worker may not reach them).
  */
 import { Cron } from 'croner';
-import { defineHand, type AnswerOf, type RequestOf } from '../sdk/index.ts';
+import { InFlight, ScheduleSync, defineHand, type AnswerOf, type RequestOf, type ScheduledJob } from '../sdk/index.ts';
 import type { HandContext } from '../sdk/types.ts';
 import { TaskClient, serveTasks } from '../sdk/tasks.ts';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { resolveInputs } from '../../runtime/core/flow.ts';
 import { protocol, type WebProtocol } from './protocol.ts';
 import { parseFlowEntry, parseSettings, settingsSchema, type FlowEntry, type ParsedSettings } from './settings.ts';
-import { WatchState, evaluate, type Check, type Watch, type WatchEvent } from './watch.ts';
+import { MAX_WATCHES } from './settings.ts';
+import {
+  WatchState,
+  evaluate,
+  parseWatch,
+  visualValueWords,
+  type Check,
+  type Watch,
+  type WatchEvent,
+} from './watch.ts';
+import { encodeVisual, parseVisual, visualWords } from './visual.ts';
 
 type Req<K extends keyof WebProtocol & string> = RequestOf<WebProtocol, K>;
 type Ans<K extends keyof WebProtocol & string> = AnswerOf<WebProtocol, K>;
@@ -49,10 +66,6 @@ type Ans<K extends keyof WebProtocol & string> = AnswerOf<WebProtocol, K>;
 const SCHEDULER_TIMEOUT_MS = 10_000;
 /** how often a scheduler that did not answer is tried again */
 const RETRY_MS = 3600_000;
-/** the longest one timer waits (setTimeout's limit); longer waits are chained */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** the Scheduling Hand's job ids (hands/scheduling/types.ts JOB_ID_PATTERN) */
-const JOB_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const STORE_PAGE = 1000;
 /** characters of a value in a view, and of before/after in an event */
 const EXCERPT_CHARS = 200;
@@ -63,6 +76,22 @@ const SCAN_RUNS = 1000;
 
 export const WATCH_PREFIX = 'watch/';
 export const RUN_PREFIX = 'run/';
+/** API watches as written */
+export const DEF_PREFIX = 'def/';
+/** the last change of each watch */
+export const CHANGE_PREFIX = 'change/';
+
+/** where a watch comes from: the settings, or the API (`talon web watch add`) */
+export type WatchSource = 'config' | 'api';
+
+/** an API watch as stored under def/<id> */
+export interface StoredWatch {
+  watch: Record<string, unknown>;
+  addedAt: number;
+}
+
+/** a watch's last change as kept under change/<id> and answered in its detail */
+export type LastChange = NonNullable<Ans<'watch'>['lastChange']>;
 
 /** the scheduler job of a watch: `web-<self>-<watch id>` */
 export const watchJobId = (self: string, watch: string): string => `web-${self}-${watch}`;
@@ -96,6 +125,8 @@ export function whatWords(w: Watch): string {
       return `json ${x.path}`;
     case 'attribute':
       return `attribute ${x.selector}@${x.name}`;
+    case 'visual':
+      return `visual ${x.selector ?? '(the viewport)'}${x.tolerance !== 16 ? ` ±${x.tolerance}` : ''}`;
     default:
       return `${x.kind} ${x.selector ?? '(the page)'}`;
   }
@@ -106,6 +137,9 @@ const cut = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n)}�
 /** an event as published and answered: before/after cut to EVENT_VALUE_CHARS */
 export function eventPayload(w: Watch, e: WatchEvent, at: number, runId: string): Record<string, unknown> {
   const base = { watch: w.id, url: w.url, at, runId };
+  // a picture's before and after are fingerprints: said in words here (the state keeps them)
+  if ((e.type === 'changed' || e.type === 'pending') && e.visual)
+    return { ...base, ...e, before: visualValueWords(e.before), after: visualValueWords(e.after) };
   if (e.type === 'changed' || e.type === 'pending')
     return { ...base, ...e, before: cut(e.before, EVENT_VALUE_CHARS), after: cut(e.after, EVENT_VALUE_CHARS) };
   return { ...base, ...e };
@@ -122,6 +156,16 @@ export function notificationFor(
       const price = e.price
         ? `\n${e.price.before.amount} → ${e.price.after.amount}${e.price.after.currency ? ` ${e.price.after.currency}` : ''}`
         : '';
+      if (e.visual)
+        return {
+          priority: 'normal',
+          body: {
+            title: `Web: ${w.id} changed`,
+            text: `${w.url}\n${visualWords(e.visual)}${e.screenshot ? `\nscreenshot: ${e.screenshot}` : ''}`,
+            tags,
+            dedupKey: `web-${w.id}-changed-${e.visual.changedCells}-${e.visual.width}x${e.visual.height}`,
+          },
+        };
       return {
         priority: 'normal',
         body: {
@@ -171,6 +215,9 @@ interface ReadOutput {
   found?: boolean;
   text?: string | null;
   value?: string | null;
+  /** with visual: true (the fingerprint, ./visual.ts Visual) and screenshot: true */
+  visual?: unknown;
+  screenshot?: string;
 }
 
 /** browser.run_flow's answer */
@@ -197,14 +244,6 @@ export interface WebHandOptions {
   schedulerTimeoutMs?: number;
 }
 
-type Scheduled = {
-  key: string;
-  jobId: string;
-  schedule: string;
-  job: Record<string, unknown>;
-  fire: () => Promise<unknown>;
-};
-
 export class WebHand {
   readonly ctx: HandContext;
   readonly settings: ParsedSettings;
@@ -214,16 +253,15 @@ export class WebHand {
   scheduled: Promise<void> = Promise.resolve();
   #now: () => number;
   #random: () => number;
-  #schedulerTimeoutMs: number;
   #client: TaskClient;
+  #schedules: ScheduleSync;
   #states = new Map<string, WatchState>();
-  #checking = new Map<string, Promise<CheckOutcome>>();
+  /** where each watch in `watches` comes from */
+  #sources = new Map<string, WatchSource>();
+  #checking = new InFlight<string, CheckOutcome>();
   #lastFlowRun = new Map<string, RunSummary>();
-  #scheduledBy = new Map<string, 'scheduler' | 'local'>();
-  #local = new Map<string, () => void>();
   #unserve: (() => Promise<void>) | null = null;
   #stopRetry: (() => void) | null = null;
-  #stopped = false;
   #counters = {
     checks: 0,
     checkFailures: 0,
@@ -235,11 +273,19 @@ export class WebHand {
     this.ctx = ctx;
     this.#now = opts.now ?? (() => Date.now());
     this.#random = opts.random ?? Math.random;
-    this.#schedulerTimeoutMs = opts.schedulerTimeoutMs ?? SCHEDULER_TIMEOUT_MS;
     this.settings = parseSettings(ctx.settings);
     this.watches = new Map(this.settings.watches.map((w) => [w.id, w]));
+    for (const id of this.watches.keys()) this.#sources.set(id, 'config');
     this.flows = new Map(this.settings.flows.map((f) => [f.name, f]));
     this.#client = new TaskClient(ctx);
+    this.#schedules = new ScheduleSync({
+      ctx,
+      client: this.#client,
+      Cron,
+      label: 'web',
+      prefix: watchJobId(ctx.name, ''),
+      timeoutMs: opts.schedulerTimeoutMs ?? SCHEDULER_TIMEOUT_MS,
+    });
   }
 
   async start(): Promise<void> {
@@ -250,6 +296,7 @@ export class WebHand {
       ctx
         .audit('settings', ctx.name, { decision: 'error', detail: { problems: problems.slice(0, 50) } })
         .catch(() => undefined);
+    await this.#loadAdded();
     for (const id of this.watches.keys()) {
       const raw = await ctx.store.get(`${WATCH_PREFIX}${id}`);
       if (raw === undefined) continue;
@@ -262,21 +309,124 @@ export class WebHand {
     for (const [, r] of await ctx.store.list<RunRecord>({ prefix: RUN_PREFIX, reverse: true, limit: SCAN_RUNS }))
       if (r.kind === 'flow' && !this.#lastFlowRun.has(r.name)) this.#lastFlowRun.set(r.name, summaryOf(r));
     this.#unserve = await serveTasks(ctx, (task) => this.task(task));
-    this.#stopRetry = ctx.timers.every(RETRY_MS, async () => {
-      if (this.settings.scheduler !== '' && [...this.#scheduledBy.values()].includes('local'))
-        await this.syncSchedules().catch(() => undefined);
-    });
+    this.#stopRetry = ctx.timers.every(RETRY_MS, () => this.#schedules.retry().catch(() => undefined));
     this.scheduled = this.syncSchedules().catch((err: unknown) =>
       ctx.log('error', `web: the schedules could not be set up: ${message(err)}`),
     );
     ctx.log('info', `watching ${this.watches.size} page(s), ${this.flows.size} flow(s)`);
   }
 
+  /** the API watches kept in the store, checked again (a bad one, or one the config now holds, is left out) */
+  async #loadAdded(): Promise<void> {
+    const ctx = this.ctx;
+    for (const [key, stored] of await ctx.store.list<StoredWatch>({ prefix: DEF_PREFIX, limit: STORE_PAGE })) {
+      const id = key.slice(DEF_PREFIX.length);
+      const w = parseWatch(stored?.watch, `watch ${id}`);
+      if (typeof w === 'string' || w.id !== id) {
+        ctx.log('warn', `web: the added watch ${id} is left out: ${typeof w === 'string' ? w : 'its id differs'}`);
+        continue;
+      }
+      if (this.#sources.get(id) === 'config') {
+        ctx.log('warn', `web: the added watch ${id} is left out: the config has a watch ${id} (the config's is used)`);
+        continue;
+      }
+      if (this.watches.size >= MAX_WATCHES) {
+        ctx.log('warn', `web: the added watch ${id} is left out: at most ${MAX_WATCHES} watches (config and API)`);
+        continue;
+      }
+      this.watches.set(id, w);
+      this.#sources.set(id, 'api');
+    }
+  }
+
+  /** where a watch comes from; undefined when there is no such watch */
+  sourceOf(id: string): WatchSource | undefined {
+    return this.#sources.get(id);
+  }
+
+  /**
+   * Adds or replaces an API watch (`raw` as written; its id is the path's): checked by parseWatch (BAD_REQUEST naming
+   * the field, nothing stored), refused when the config has that id or the watches are full (CONFLICT). A replaced
+   * watch keeps its state when its URL and what it compares are the same, else it takes a new baseline. Its scheduler
+   * job is put (or removed) after the answer.
+   */
+  async putWatch(id: string, raw: unknown): Promise<Ans<'putWatch'>> {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      throw new TalonError('BAD_REQUEST', 'watch: must be an object { url, what, schedule?, … }', {
+        details: { field: 'watch' },
+      });
+    const given = raw as Record<string, unknown>;
+    if (given.id !== undefined && given.id !== id)
+      throw new TalonError(
+        'BAD_REQUEST',
+        `watch.id: ${JSON.stringify(given.id)} differs from the path's "${id}"; use the same id (or leave it out)`,
+        { details: { field: 'watch.id' } },
+      );
+    if (this.#sources.get(id) === 'config')
+      throw new TalonError(
+        'CONFLICT',
+        `watch "${id}" is in the config: change it there (the API replaces and removes only the watches it added)`,
+      );
+    const written = { ...given, id };
+    const w = parseWatch(written, 'watch');
+    if (typeof w === 'string') {
+      const field = /^(watch(?:\.[A-Za-z]+)?)/.exec(w)?.[1] ?? 'watch';
+      throw new TalonError('BAD_REQUEST', w, { details: { field } });
+    }
+    const old = this.watches.get(id);
+    if (!old && this.watches.size >= MAX_WATCHES)
+      throw new TalonError(
+        'CONFLICT',
+        `at most ${MAX_WATCHES} watches (config and API together); remove one first (\`talon web watch remove ID\`)`,
+      );
+    const stored: StoredWatch = { watch: written, addedAt: this.#now() };
+    await this.ctx.store.put(`${DEF_PREFIX}${id}`, stored);
+    if (old && (old.url !== w.url || whatWords(old) !== whatWords(w))) {
+      this.#states.delete(id);
+      await this.ctx.store.batch([
+        { type: 'del', key: `${WATCH_PREFIX}${id}` },
+        { type: 'del', key: `${CHANGE_PREFIX}${id}` },
+      ]);
+    }
+    this.watches.set(id, w);
+    this.#sources.set(id, 'api');
+    this.#schedules.forget(watchJobId(this.ctx.name, id));
+    this.#resync();
+    this.ctx.log('info', `web: watch ${id} ${old ? 'replaced' : 'added'} (${whatWords(w)} of ${w.url})`);
+    return { watch: this.watchView(w), created: !old };
+  }
+
+  /** removes an API watch, its state and its scheduler job; NOT_FOUND, or CONFLICT for a config watch */
+  async removeWatch(id: string): Promise<Ans<'removeWatch'>> {
+    const source = this.#sources.get(id);
+    if (!source) throw new TalonError('NOT_FOUND', `no watch "${id}"; \`talon web watch list\` lists the watches`);
+    if (source === 'config')
+      throw new TalonError(
+        'CONFLICT',
+        `watch "${id}" is in the config: remove it there (the API removes only the watches it added)`,
+      );
+    this.watches.delete(id);
+    this.#sources.delete(id);
+    this.#states.delete(id);
+    await this.ctx.store.batch(
+      [DEF_PREFIX, WATCH_PREFIX, CHANGE_PREFIX].map((p) => ({ type: 'del' as const, key: `${p}${id}` })),
+    );
+    this.#schedules.forget(watchJobId(this.ctx.name, id));
+    this.#resync();
+    this.ctx.log('info', `web: watch ${id} removed`);
+    return { removed: id };
+  }
+
+  /** a sync of the schedules after the ones going (never two at once: a tidy must see the latest watches) */
+  #resync(): void {
+    this.scheduled = this.scheduled
+      .then(() => this.syncSchedules())
+      .catch((err: unknown) => this.ctx.log('error', `web: the schedules could not be set up: ${message(err)}`));
+  }
+
   async stop(): Promise<void> {
-    this.#stopped = true;
     this.#stopRetry?.();
-    for (const cancel of this.#local.values()) cancel();
-    this.#local.clear();
+    this.#schedules.stop();
     await this.#unserve?.().catch(() => undefined);
   }
 
@@ -289,14 +439,10 @@ export class WebHand {
       return Promise.reject(
         new TalonError(
           'NOT_FOUND',
-          `watch "${id}" is not configured; the watches are: ${[...this.watches.keys()].join(', ') || 'none (add them to the settings)'}`,
+          `watch "${id}" is not configured; the watches are: ${[...this.watches.keys()].join(', ') || 'none (add them to the settings or with `talon web watch add`)'}`,
         ),
       );
-    const going = this.#checking.get(id);
-    if (going) return going;
-    const p = this.#check(watch, cause).finally(() => this.#checking.delete(id));
-    this.#checking.set(id, p);
-    return p;
+    return this.#checking.run(id, () => this.#check(watch, cause));
   }
 
   /** what the page says now, as ./watch.ts Check */
@@ -311,6 +457,7 @@ export class WebHand {
         return { ok: true, value: body, at };
       }
       const input: Record<string, unknown> = { url: w.url, timeoutMs };
+      if (w.what.kind === 'visual') input.visual = true;
       if (w.what.kind === 'attribute') {
         input.selector = w.what.selector;
         input.attribute = w.what.name;
@@ -325,6 +472,17 @@ export class WebHand {
       if (typeof out.status === 'number' && out.status >= 400)
         return { ok: false, error: `HTTP ${out.status} from ${out.finalUrl ?? w.url}`, at };
       if (out.found === false) return { ok: true, value: null, at };
+      if (w.what.kind === 'visual') {
+        const v = parseVisual(out.visual);
+        if (typeof v === 'string')
+          return { ok: false, error: `browser.read answered no fingerprint of the region (${v})`, at };
+        return {
+          ok: true,
+          value: encodeVisual(v),
+          at,
+          ...(out.screenshot !== undefined && { screenshot: out.screenshot }),
+        };
+      }
       const value = w.what.kind === 'attribute' ? (out.value ?? null) : (out.text ?? null);
       return { ok: true, value, at };
     } catch (err) {
@@ -340,8 +498,12 @@ export class WebHand {
     const check = await this.#read(w, startedAt);
     const before = this.#states.get(w.id) ?? new WatchState();
     const { state, events } = evaluate(w, before, check);
-    this.#states.set(w.id, state);
-    await ctx.store.put(`${WATCH_PREFIX}${w.id}`, state.toJSON());
+    // a watch removed or replaced while its page loaded: its state is not written back
+    const current = this.watches.get(w.id) === w;
+    if (current) {
+      this.#states.set(w.id, state);
+      await ctx.store.put(`${WATCH_PREFIX}${w.id}`, state.toJSON());
+    }
     const last = state.history[state.history.length - 1];
     const failed = last?.result === 'failed';
     this.#counters.checks++;
@@ -349,6 +511,21 @@ export class WebHand {
     const payloads = events.map((e) => eventPayload(w, e, check.at, runId));
     for (const [i, e] of events.entries()) {
       if (e.type === 'changed') this.#counters.changes++;
+      if (e.type === 'changed' && current) {
+        const p = payloads[i]!;
+        const change: LastChange = {
+          at: check.at,
+          runId,
+          before: cut(String(p.before), EVENT_VALUE_CHARS),
+          after: cut(String(p.after), EVENT_VALUE_CHARS),
+          ...(e.visual ? { visual: { ...e.visual, before: { ...e.visual.before } } } : { diff: e.diff.unified }),
+          ...(e.screenshot !== undefined && { screenshot: e.screenshot }),
+          ...(e.price && { price: { ...e.price } as Record<string, unknown> }),
+        };
+        await ctx.store
+          .put(`${CHANGE_PREFIX}${w.id}`, change)
+          .catch((err: unknown) => ctx.log('warn', `web watch ${w.id}: its last change was not kept: ${message(err)}`));
+      }
       if (e.type !== 'pending') this.#publish(`web/watch/${w.id}/${e.type}`, payloads[i]!, 1);
       const n = notificationFor(w, e);
       if (n) this.#publish(`notify/${n.priority}`, n.body);
@@ -356,7 +533,13 @@ export class WebHand {
         ctx
           .audit('watch.changed', w.id, {
             decision: 'info',
-            detail: { url: w.url, runId, changedChars: e.diff.changedChars, ...(e.price && { price: e.price }) },
+            detail: {
+              url: w.url,
+              runId,
+              changedChars: e.diff.changedChars,
+              ...(e.price && { price: e.price }),
+              ...(e.visual && { visualPercent: e.visual.percent, screenshot: e.screenshot }),
+            },
           })
           .catch(() => undefined);
       if (e.type === 'broken') {
@@ -379,6 +562,7 @@ export class WebHand {
       cause,
       events: events.map((e) => e.type),
       ...(failed && { error: check.ok ? (last?.note ?? 'the check failed') : check.error }),
+      ...(check.ok && check.screenshot !== undefined && { screenshots: [{ name: 'visual', file: check.screenshot }] }),
     };
     await this.#record(run);
     return { run, events: payloads, state };
@@ -612,18 +796,18 @@ export class WebHand {
 
   // -- schedules ------------------------------------------------------------------------------------------------------
 
-  #wanted(): Scheduled[] {
+  /** the scheduled watches' and flows' jobs (../sdk/schedules.ts) */
+  #wanted(): ScheduledJob[] {
     const self = this.ctx.name;
-    const out: Scheduled[] = [];
-    for (const w of this.settings.watches) {
+    const out: ScheduledJob[] = [];
+    for (const w of this.watches.values()) {
       if (!w.schedule) continue;
-      const jobId = watchJobId(self, w.id);
+      const id = watchJobId(self, w.id);
       out.push({
-        key: jobId,
-        jobId,
-        schedule: w.schedule,
+        id,
+        cron: w.schedule,
         job: {
-          id: jobId,
+          id,
           description: `Check the page watch ${w.id}: ${w.url}`.slice(0, 200),
           trigger: { cron: w.schedule },
           action: { ask: { hand: self, task: { op: 'check', watch: w.id }, timeout: '2m' } },
@@ -634,14 +818,13 @@ export class WebHand {
     }
     for (const f of this.settings.flows) {
       if (!f.schedule) continue;
-      const jobId = flowJobId(self, f.name);
+      const id = flowJobId(self, f.name);
       const minutes = f.mode === 'steps' ? Math.ceil(f.flow.limits.timeoutMs / 60_000) + 1 : 5;
       out.push({
-        key: jobId,
-        jobId,
-        schedule: f.schedule,
+        id,
+        cron: f.schedule,
         job: {
-          id: jobId,
+          id,
           description: `Run the browser flow ${f.name}`.slice(0, 200),
           trigger: { cron: f.schedule },
           action: { ask: { hand: self, task: { op: 'run', flow: f.name }, timeout: `${minutes}m` } },
@@ -656,107 +839,28 @@ export class WebHand {
   /**
    * Puts each scheduled watch's and flow's job into the Scheduling Hand; one whose job is not taken (the scheduler
    * not answering, refusing, or `scheduler: ''`) runs on a local cron. When the scheduler answered, its jobs of this
-   * Hand (`web-<self>-…`) no longer wanted are removed.
+   * Hand (`web-<self>-…`) no longer wanted are removed (../sdk/schedules.ts).
    */
   async syncSchedules(): Promise<void> {
-    const ctx = this.ctx;
-    const scheduler = this.settings.scheduler;
-    const wanted = this.#wanted();
-    if (scheduler === '') {
-      for (const s of wanted) this.#localCron(s);
-      return;
-    }
-    let answering = true;
-    for (const s of wanted) {
-      if (this.#stopped) return;
-      if (this.#scheduledBy.get(s.key) === 'scheduler') continue;
-      if (!JOB_ID.test(s.jobId)) {
-        ctx.log('warn', `web: the job id ${s.jobId} is too long for the scheduler; local timer`);
-        this.#localCron(s);
-        continue;
-      }
-      if (!answering) {
-        this.#localCron(s);
-        continue;
-      }
-      try {
-        await this.#client.ask(scheduler, { op: 'put', job: s.job }, { timeoutMs: this.#schedulerTimeoutMs });
-        this.#local.get(s.key)?.();
-        this.#local.delete(s.key);
-        this.#scheduledBy.set(s.key, 'scheduler');
-      } catch (err) {
-        const code = codeOf(err);
-        if (code === 'BAD_REQUEST' || code === 'CAPABILITY_DENIED' || code === 'CONFLICT')
-          ctx.log('error', `web: the scheduler refused the job ${s.jobId}: ${message(err)}; local timer`);
-        else {
-          answering = false;
-          ctx.log(
-            'warn',
-            `web: the Scheduling Hand "${scheduler}" did not take the schedules (${message(err)}); local timers until it answers`,
-          );
-        }
-        this.#localCron(s);
-      }
-    }
-    if (!answering || this.#stopped) return;
-    const prefix = `web-${ctx.name}-`;
-    const keep = new Set(wanted.map((s) => s.jobId));
-    try {
-      const r = (await this.#client.ask(scheduler, { op: 'list' }, { timeoutMs: this.#schedulerTimeoutMs })) as {
-        jobs?: Array<{ id?: unknown; source?: unknown; spec?: { action?: { ask?: { hand?: unknown } } } }>;
-      };
-      for (const j of r?.jobs ?? []) {
-        if (typeof j.id !== 'string' || !j.id.startsWith(prefix) || keep.has(j.id) || j.source === 'config') continue;
-        // `web-<self>-…` could be another Hand's whose name starts with ours: the job's action says whose
-        if (j.spec && j.spec.action?.ask?.hand !== ctx.name) continue;
-        await this.#client.ask(scheduler, { op: 'remove', id: j.id }, { timeoutMs: this.#schedulerTimeoutMs });
-        ctx.log('info', `web: removed the job ${j.id} (no longer scheduled)`);
-      }
-    } catch (err) {
-      ctx.log('warn', `web: the scheduler's jobs could not be tidied: ${message(err)}`);
-    }
-  }
-
-  /** a cron on the Hand's own timers (lost when it stops; set again at the next start) */
-  #localCron(s: Scheduled): void {
-    if (this.#stopped) return;
-    this.#local.get(s.key)?.();
-    const cron = new Cron(s.schedule, { paused: true });
-    const h = { cancel: (): void => undefined };
-    const arm = (): void => {
-      const next = cron.nextRun()?.getTime();
-      if (next === undefined || this.#stopped) return;
-      const wait = (): void => {
-        const left = next - Date.now();
-        if (left > 0) {
-          h.cancel = this.ctx.timers.after(Math.min(left, MAX_TIMER_MS), wait);
-          return;
-        }
-        s.fire().catch((err: unknown) =>
-          this.ctx.log('error', `web: the scheduled ${s.jobId} failed: ${message(err)}`),
-        );
-        arm();
-      };
-      h.cancel = this.ctx.timers.after(Math.max(0, Math.min(next - Date.now(), MAX_TIMER_MS)), wait);
-    };
-    arm();
-    this.#local.set(s.key, () => h.cancel());
-    this.#scheduledBy.set(s.key, 'local');
+    await this.#schedules.sync(this.settings.scheduler, this.#wanted());
   }
 
   // -- views ----------------------------------------------------------------------------------------------------------
 
   watchView(w: Watch): WatchView {
     const s = this.#states.get(w.id) ?? new WatchState();
+    const value = s.value === null ? null : w.what.kind === 'visual' ? visualValueWords(s.value) : s.value;
     return {
       id: w.id,
       url: w.url,
       what: whatWords(w),
+      kind: w.what.kind,
+      source: this.#sources.get(w.id) ?? 'config',
       ...(w.schedule !== undefined && {
         schedule: w.schedule,
-        scheduledBy: this.#scheduledBy.get(watchJobId(this.ctx.name, w.id)) ?? 'none',
+        scheduledBy: this.#schedules.by(watchJobId(this.ctx.name, w.id)) ?? 'none',
       }),
-      ...(s.value !== null && { value: cut(s.value, EXCERPT_CHARS) }),
+      ...(value !== null && { value: cut(value, EXCERPT_CHARS) }),
       ...(s.lastCheckAt !== null && { lastCheckAt: s.lastCheckAt }),
       ...(s.lastChangeAt !== null && { lastChangeAt: s.lastChangeAt }),
       broken: s.broken,
@@ -767,13 +871,14 @@ export class WebHand {
   }
 
   watchesView(): Ans<'watches'> {
-    return { watches: this.settings.watches.map((w) => this.watchView(w)) };
+    return { watches: [...this.watches.values()].map((w) => this.watchView(w)) };
   }
 
   async watchDetail(id: string): Promise<Ans<'watch'>> {
     const w = this.watches.get(id);
     if (!w)
       throw new TalonError('NOT_FOUND', `watch "${id}" is not configured; \`talon web watch list\` lists the watches`);
+    const lastChange = await this.ctx.store.get<LastChange>(`${CHANGE_PREFIX}${id}`);
     const runs: RunSummary[] = [];
     for (const [, r] of await this.ctx.store.list<RunRecord>({ prefix: RUN_PREFIX, reverse: true, limit: SCAN_RUNS })) {
       if (r.kind === 'check' && r.name === id) runs.push(summaryOf(r));
@@ -783,6 +888,7 @@ export class WebHand {
       watch: this.watchView(w),
       history: (this.#states.get(id) ?? new WatchState()).history.map((h) => ({ ...h })),
       runs,
+      ...(lastChange && { lastChange }),
     };
   }
 
@@ -795,7 +901,7 @@ export class WebHand {
           mode: f.mode,
           ...(f.schedule !== undefined && {
             schedule: f.schedule,
-            scheduledBy: this.#scheduledBy.get(flowJobId(this.ctx.name, f.name)) ?? ('none' as const),
+            scheduledBy: this.#schedules.by(flowJobId(this.ctx.name, f.name)) ?? ('none' as const),
           }),
           ...(last && { lastRun: last }),
         };
@@ -847,7 +953,7 @@ export default defineHand({
     id: 'web-automation',
     version: '1.0.0',
     description:
-      'Web automation through the shared Chromium of the kernel: watches pages for changes (text, JSON, attribute, price; noise controls; broken selectors alert) and runs scripted or model-directed browser flows',
+      'Web automation through the shared Chromium of the kernel: watches pages for changes (text, JSON, attribute, price, visual; noise controls; broken selectors alert) and runs scripted or model-directed browser flows',
     capabilities: {
       // its events and notifications; asks the scheduler (its inbox) and answers askers (their reply topics); its
       // own inbox and replies under the default instance name `web` (a config naming the Hand otherwise grants
@@ -885,8 +991,12 @@ export default defineHand({
     check: async (q: Req<'check'>) => {
       const h = running();
       const r = await h.check(q.id, 'api');
-      return { watch: h.watchView(h.watches.get(q.id)!), events: r.events, run: summaryOf(r.run) } as Ans<'check'>;
+      const w = h.watches.get(q.id);
+      if (!w) throw new TalonError('NOT_FOUND', `watch "${q.id}" was removed while it was checked`);
+      return { watch: h.watchView(w), events: r.events, run: summaryOf(r.run) } as Ans<'check'>;
     },
+    putWatch: (q: Req<'putWatch'>) => running().putWatch(q.id, q.watch),
+    removeWatch: (q: Req<'removeWatch'>) => running().removeWatch(q.id),
     watch: (q: Req<'watch'>) => running().watchDetail(q.id),
     flows: () => running().flowsView(),
     run: async (q: Req<'run'>) => ({

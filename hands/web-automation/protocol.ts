@@ -2,9 +2,14 @@
  * The Web Automation Hand's typed requests (hands/sdk/surface.ts), answered by ./index.ts and used by ./surface.ts's
  * routes, its metrics and the CLI:
  *
- *   watches     the configured watches, each with its state (the last value's excerpt, last check and change, broken)
+ *   watches     the watches (config and API), each with its source, kind and state (the last value's excerpt, last
+ *               check and change, broken)
  *   check       check a watch now (a check already going is joined): the events it gave and the watch's state
- *   watch       one watch: its state and the history tail (the last checks, ./watch.ts HISTORY) and its recent runs
+ *   watch       one watch: its state, the history tail (the last checks, ./watch.ts HISTORY), its recent runs and its
+ *               last change (the text diff, or a visual watch's share and screenshot)
+ *   putWatch    add or replace a watch kept in the Hand's store ({ id, watch } as written; ./watch.ts parseWatch
+ *               checks it: BAD_REQUEST naming the field); CONFLICT for a config watch's id or when the watches are full
+ *   removeWatch remove an API watch with its state and scheduler job; CONFLICT for a config watch, NOT_FOUND
  *   flows       the configured flows: steps or goal, inputs, schedule, last run
  *   run         run a flow now, by name or as a whole definition (checked before the browser starts: an error names
  *               the step): the stored run record
@@ -31,12 +36,15 @@ const ANY = {} as const;
 
 export const WATCH_VIEW_SCHEMA = {
   type: 'object',
-  required: ['id', 'url', 'what', 'broken', 'failures', 'pending', 'checking'],
+  required: ['id', 'url', 'what', 'kind', 'source', 'broken', 'failures', 'pending', 'checking'],
   properties: {
     id: { type: 'string' },
     url: { type: 'string' },
     /** what is compared, in words: `text #price`, `json $.items[0].price`, `attribute a.dl@href`, `price .cost` */
     what: { type: 'string' },
+    kind: { type: 'string', enum: ['text', 'json', 'attribute', 'price', 'visual'] },
+    /** from the settings (config) or added through the API / `talon web watch add` (api) */
+    source: { type: 'string', enum: ['config', 'api'] },
     schedule: { type: 'string' },
     /** who keeps the schedule: the Scheduling Hand's job, the Hand's own timer, or nobody yet */
     scheduledBy: { type: 'string', enum: ['scheduler', 'local', 'none'] },
@@ -50,6 +58,61 @@ export const WATCH_VIEW_SCHEMA = {
     /** a new value seen once, waiting for the next check to confirm it */
     pending: { type: 'boolean' },
     checking: { type: 'boolean' },
+  },
+} as const;
+
+/** a watch's last confirmed change (./index.ts LastChange) */
+export const LAST_CHANGE_SCHEMA = {
+  type: 'object',
+  required: ['at', 'runId', 'before', 'after'],
+  properties: {
+    at: MS,
+    runId: { type: 'string' },
+    /** the values (cut); a visual watch's in words ("a picture 800×600") */
+    before: { type: 'string' },
+    after: { type: 'string' },
+    /** text, json, attribute, price: the unified diff */
+    diff: { type: 'string' },
+    /** visual: how much of the region changed */
+    visual: {
+      type: 'object',
+      required: ['percent', 'changedCells', 'cells', 'sizeChanged', 'width', 'height'],
+      properties: {
+        percent: { type: 'number' },
+        changedCells: COUNT,
+        cells: COUNT,
+        sizeChanged: { type: 'boolean' },
+        width: COUNT,
+        height: COUNT,
+        before: {
+          type: 'object',
+          required: ['width', 'height'],
+          properties: { width: COUNT, height: COUNT },
+        },
+      },
+    },
+    /** visual: the screenshot of the check that saw the change (a file in the Hand's folder) */
+    screenshot: { type: 'string' },
+    price: { type: 'object' },
+  },
+} as const;
+
+/** a watch as written (./watch.ts parseWatch checks it and names the field it refuses) */
+export const WATCH_BODY_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  description:
+    'a watch: { url, what: { text: SEL } | { json: "$.path" } | { attribute: { selector, name } } | { price: SEL } | { visual: SEL | { selector?, tolerance? } }, schedule?, ignore?, minChange?, confirm?, unchangedDays?, brokenAfter? }',
+  properties: {
+    id: { type: 'string', description: "the watch id: the path's (or left out)" },
+    url: { type: 'string' },
+    what: { type: 'object' },
+    schedule: { type: 'string' },
+    ignore: { type: 'array', items: { type: 'string' } },
+    minChange: { type: 'object' },
+    confirm: { type: 'boolean' },
+    unchangedDays: { type: 'number' },
+    brokenAfter: { type: 'integer' },
   },
 } as const;
 
@@ -245,7 +308,38 @@ export const protocol = defineProtocol({
         watch: WATCH_VIEW_SCHEMA,
         history: { type: 'array', items: HISTORY_SCHEMA },
         runs: { type: 'array', items: RUN_SUMMARY_SCHEMA },
+        lastChange: LAST_CHANGE_SCHEMA,
       },
+    },
+  },
+  putWatch: {
+    summary: 'add or replace a watch kept in the store (not one of the config)',
+    request: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'watch'],
+      properties: { id: { type: 'string', pattern: WATCH_ID_PATTERN }, watch: WATCH_BODY_SCHEMA },
+    },
+    answer: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['watch', 'created'],
+      properties: { watch: WATCH_VIEW_SCHEMA, created: { type: 'boolean' } },
+    },
+  },
+  removeWatch: {
+    summary: 'remove a watch added through the API, with its state and scheduler job',
+    request: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id'],
+      properties: { id: { type: 'string', pattern: WATCH_ID_PATTERN } },
+    },
+    answer: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['removed'],
+      properties: { removed: { type: 'string' } },
     },
   },
   flows: {

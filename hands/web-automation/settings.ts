@@ -3,7 +3,8 @@
  *
  *   watches         pages to watch: [{ id, url, what, schedule?, ignore?, minChange?, confirm?, unchangedDays?,
  *                   brokenAfter? }] (./watch.ts parseWatch); a watch with a schedule is checked by a Scheduling Hand
- *                   job `web-<self>-<id>`
+ *                   job `web-<self>-<id>`. More are added at run time through the API (`talon web watch add`, kept in
+ *                   the Hand's store, ./index.ts); MAX_WATCHES counts both
  *   flows           { NAME: flow }: a scripted flow (runtime/core/flow.ts: { steps, inputs?, output?, limits? }) or a
  *                   goal for the agent loop ({ goal, tools?, maxSteps?, output? }); either may carry a `schedule`
  *                   (a job `web-<self>-flow.<name>`); `name` may be left out (the key is the name) or must equal it
@@ -43,7 +44,7 @@ export const settingsSchema = {
       maxItems: MAX_WATCHES,
       default: [],
       description:
-        'watches: { id, url, what: { text: SEL } | { json: "$.path" } | { attribute: { selector, name } } | { price: SEL }, schedule?: cron, ignore?: [regex], minChange?, confirm?, unchangedDays?, brokenAfter? }',
+        'watches: { id, url, what: { text: SEL } | { json: "$.path" } | { attribute: { selector, name } } | { price: SEL } | { visual: SEL | { selector?, tolerance? } }, schedule?: cron, ignore?: [regex], minChange?, confirm?, unchangedDays?, brokenAfter? } (more are added at run time with `talon web watch add`; at most 200 in all)',
       items: { type: 'object' },
     },
     flows: {

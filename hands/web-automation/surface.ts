@@ -1,16 +1,23 @@
 /**
  * What the Web Automation Hand adds to the device (hands/sdk/surface.ts), served by the kernel generically:
  *   /api/v1/web/watches                  GET the watches with their state                          (automation:read)
- *   /api/v1/web/watches/{id}             GET one watch: state, history tail, recent checks         (automation:read)
+ *   /api/v1/web/watches/{id}             GET one watch: state, history tail, recent checks, last change
+ *                                                                                                  (automation:read)
+ *                                        PUT add or replace an API watch (200; `created` says which) (automation:write)
+ *                                        DELETE remove an API watch                                (automation:write)
  *   /api/v1/web/watches/{id}/check       POST check it now; answers with its events and state     (automation:write)
  *   /api/v1/web/flows                    GET the configured flows                                  (automation:read)
  *   /api/v1/web/flows/run                POST run a flow: { flow: NAME } or { definition }, inputs (automation:write)
  *   /api/v1/web/runs?kind=&limit=&before= GET run records, newest first                            (automation:read)
  *   /api/v1/web/runs/{id}                GET one run: steps, failure, screenshots, output          (automation:read)
- * A check or a run asked through the API is audited (`api.web.check`, `api.web.run`) before the Hand acts; the Hand
- * audits changes, broken watches and every flow run itself (`web.watch.changed`, `web.watch.broken`, `web.flow.run`).
- * `talon web run|flows|runs|watch` (./cli.ts), its /metrics series (`talon_web_*`), its page (Web) and its tools
- * (automation.watches, automation.check, automation.flows, automation.runs).
+ * A watch put or removed through the API is kept in the Hand's store next to the config's watches and checked by the
+ * same parseWatch (400 naming the field, nothing stored); a config watch's id is refused (409: change it in the
+ * config). PUT answers 200 with `created` (as the Scheduling Hand's PUT does: a Hand's route has one success status).
+ * A check, a run, a put or a remove asked through the API is audited (`api.web.check`, `api.web.run`,
+ * `api.web.watch.put`, `api.web.watch.remove`) before the Hand acts; the Hand audits changes, broken watches and every
+ * flow run itself (`web.watch.changed`, `web.watch.broken`, `web.flow.run`).
+ * `talon web run|flows|runs|watch list|check|show|add|remove` (./cli.ts), its /metrics series (`talon_web_*`), its
+ * page (Web) and its tools (automation.watches, automation.check, automation.flows, automation.runs).
  *
  * Loaded by the kernel and the CLI at start: keep it light.
  */
@@ -21,6 +28,7 @@ import {
   RUN_ID_PATTERN,
   RUN_SCHEMA,
   RUN_SUMMARY_SCHEMA,
+  WATCH_BODY_SCHEMA,
   WATCH_ID_PATTERN,
   protocol,
   type WebProtocol,
@@ -85,6 +93,41 @@ const surface: HandSurface<WebProtocol> = {
       params: WATCH_PARAMS,
       responses: { 200: { description: 'the watch', schema: protocol.watch.answer } },
       handler: ({ params, request }) => request('watch', { id: params.id! }),
+    }),
+    route({
+      method: 'PUT',
+      path: '/api/v1/web/watches/{id}',
+      operationId: 'putWebWatch',
+      summary:
+        "Add or replace a watch kept in the Hand's store (checked like a config watch: an error names the field); a config watch's id is refused (409)",
+      tag: 'automation',
+      access: 'write',
+      params: WATCH_PARAMS,
+      body: WATCH_BODY_SCHEMA,
+      responses: {
+        200: {
+          description: 'the watch as the Hand holds it; `created` when it is new',
+          schema: protocol.putWatch.answer,
+        },
+      },
+      handler: ({ params, body, audited, request }) =>
+        audited({ action: 'api.web.watch.put', subject: params.id! }, () =>
+          request('putWatch', { id: params.id!, watch: (body ?? {}) as Record<string, unknown> }),
+        ),
+    }),
+    route({
+      method: 'DELETE',
+      path: '/api/v1/web/watches/{id}',
+      operationId: 'deleteWebWatch',
+      summary: 'Remove a watch added through the API, with its state and schedule (a config watch: 409)',
+      tag: 'automation',
+      access: 'write',
+      params: WATCH_PARAMS,
+      responses: { 200: { description: 'removed', schema: protocol.removeWatch.answer } },
+      handler: ({ params, audited, request }) =>
+        audited({ action: 'api.web.watch.remove', subject: params.id! }, () =>
+          request('removeWatch', { id: params.id! }),
+        ),
     }),
     route({
       method: 'POST',
@@ -252,13 +295,42 @@ const surface: HandSurface<WebProtocol> = {
       },
       {
         name: 'watch',
-        summary: 'page watches: list, check ID, show ID',
+        summary: 'page watches: list, check ID, show ID, add FILE (or --id … --url …), remove ID',
         description:
-          'list: the watches with their state; check ID: check one now and print what happened; show ID: its state and last checks.',
+          'list: the watches with their source (config or api) and state; check ID: check one now and print what happened; show ID: its state, last change and last checks; add FILE: add or replace watches from a YAML or JSON file (one watch or a list), or one from the options (--id, --url and one of --text, --price, --json-path, --attribute, --visual); remove ID: remove a watch added that way.',
         positionals: [
-          { name: 'ACTION', required: true, description: 'list, check or show' },
-          { name: 'ID', required: false, description: 'the watch id (check, show)' },
+          { name: 'ACTION', required: true, description: 'list, check, show, add or remove' },
+          { name: 'ID', required: false, description: 'the watch id (check, show, remove), or FILE (add)' },
         ],
+        options: {
+          id: { type: 'string', value: 'ID', description: 'add: the watch id (lowercase letters, digits, - and _)' },
+          url: { type: 'string', value: 'URL', description: 'add: the page (http or https)' },
+          text: { type: 'string', value: 'SEL', description: "add: watch a selector's visible text (- for the page)" },
+          price: { type: 'string', value: 'SEL', description: "add: watch the price in a selector's text" },
+          'json-path': { type: 'string', value: 'PATH', description: 'add: watch a JSON answer at $.a.b[0]' },
+          attribute: { type: 'string', value: 'SEL@NAME', description: 'add: watch an attribute (a.dl@href)' },
+          visual: {
+            type: 'string',
+            value: 'SEL',
+            description: "add: watch how a selector's element looks (- for the viewport)",
+          },
+          schedule: { type: 'string', value: 'CRON', description: 'add: when to check ("*/30 * * * *")' },
+          ignore: {
+            type: 'string',
+            value: 'RE',
+            multiple: true,
+            description: 'add: a regular expression of text to ignore (again for more)',
+          },
+          'min-change': {
+            type: 'string',
+            value: 'N',
+            description:
+              'add: the least change that counts: characters (text, json, attribute), an amount (price), a percent of the region (visual); N% for a percent',
+          },
+          confirm: { type: 'boolean', description: 'add: a change must be seen on two checks in a row (the default)' },
+          'no-confirm': { type: 'boolean', description: 'add: report a change on the first check that sees it' },
+          'unchanged-days': { type: 'string', value: 'N', description: 'add: alert when unchanged for N days' },
+        },
         daemon: true,
         run: async (a) => (await import('./cli.ts')).watchCommand(a),
       },

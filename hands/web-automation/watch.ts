@@ -7,12 +7,17 @@
  * A watch (`parseWatch`, from the Hand's settings or `talon web watch add`):
  *
  *   { id, url,
- *     what: { text: SELECTOR? } | { json: '$.a.b[0].c' } | { attribute: { selector, name } } | { price: SELECTOR? },
+ *     what: { text: SELECTOR? } | { json: '$.a.b[0].c' } | { attribute: { selector, name } } | { price: SELECTOR? }
+ *           | { visual: SELECTOR? } | { visual: { selector?, tolerance? } },
  *     schedule?: cron, ignore?: [regex], minChange?: { chars?, percent? } (text, json, attribute) | { amount?, percent? }
- *     (price), confirm?: true, unchangedDays?: n, brokenAfter?: 3 }
+ *     (price) | { percent? } (visual: the share of the grid's cells, default 1), confirm?: true, unchangedDays?: n,
+ *     brokenAfter?: 3 }
  *
  * What the check's `value` is: the selector's visible text (text, price), the attribute's value (attribute), the
- * response body (json: the path is applied here, so the watch carries it), null when the selector matched nothing.
+ * response body (json: the path is applied here, so the watch carries it), the region's fingerprint (visual:
+ * ./visual.ts encodeVisual of what browser.read answered), null when the selector matched nothing. A visual value is
+ * compared by ./visual.ts compareVisual (a size change, or the share of cells past `tolerance`), never as text; its
+ * history notes and events say the share in words and carry the check's screenshot file.
  *
  * The rules `evaluate` keeps (the complaints about changedetection.io they answer in brackets):
  *   - text is normalized before comparing: white space collapsed per line, blank lines dropped, then every `ignore`
@@ -36,6 +41,14 @@
 import { Cron } from 'croner';
 import { TalonError } from '../../runtime/core/errors.ts';
 import { textDiff, type TextDiff } from './diff.ts';
+import {
+  DEFAULT_TOLERANCE,
+  DEFAULT_VISUAL_MIN_PERCENT,
+  compareVisual,
+  decodeVisual,
+  visualWords,
+  type VisualChange,
+} from './visual.ts';
 
 const DAY_MS = 86_400_000;
 /** watch ids: what a bus topic and a URL path can carry */
@@ -58,7 +71,9 @@ export type WatchWhat =
   /** an attribute of the first element a selector matches */
   | { kind: 'attribute'; selector: string; name: string }
   /** a price in the selector's text (the whole page when no selector) */
-  | { kind: 'price'; selector?: string };
+  | { kind: 'price'; selector?: string }
+  /** a screenshot of a selector's element (the viewport when none), compared as ./visual.ts fingerprints */
+  | { kind: 'visual'; selector?: string; tolerance: number };
 
 /** a parsed watch; `ignore` is compiled, the rest is what was written or its default */
 export interface Watch {
@@ -73,8 +88,10 @@ export interface Watch {
   brokenAfter: number;
 }
 
-/** what the browser read at one check */
-export type Check = { ok: true; value: string | number | null; at: number } | { ok: false; error: string; at: number };
+/** what the browser read at one check; `screenshot`: the file the check stored (visual watches) */
+export type Check =
+  | { ok: true; value: string | number | null; at: number; screenshot?: string }
+  | { ok: false; error: string; at: number };
 
 export interface Price {
   amount: number;
@@ -90,12 +107,16 @@ export type WatchEvent =
       diff: TextDiff;
       /** price watches: both prices and the change */
       price?: { before: Price; after: Price; delta: number; percent: number | null };
+      /** visual watches: how much changed (before and after are the encoded fingerprints; diff is empty) */
+      visual?: VisualChange;
+      /** visual watches: the screenshot of this check (a file in the Hand's folder) */
+      screenshot?: string;
     }
   | { type: 'broken'; reason: string; failures: number }
   | { type: 'recovered'; failures: number }
   | { type: 'unchanged'; days: number }
   /** a new value seen once, waiting for the next check to confirm it */
-  | { type: 'pending'; before: string; after: string };
+  | { type: 'pending'; before: string; after: string; visual?: VisualChange; screenshot?: string };
 
 export interface HistoryEntry {
   at: number;
@@ -240,14 +261,22 @@ export function parseWatch(raw: unknown, where = 'watch'): Watch | string {
 
   if (raw.minChange !== undefined) {
     const m = raw.minChange;
-    const allowed = what.kind === 'price' ? ['amount', 'percent'] : ['chars', 'percent'];
-    const shape = what.kind === 'price' ? '{ amount?, percent? }' : '{ chars?, percent? }';
+    const allowed =
+      what.kind === 'price' ? ['amount', 'percent'] : what.kind === 'visual' ? ['percent'] : ['chars', 'percent'];
+    const shape =
+      what.kind === 'price'
+        ? '{ amount?, percent? }'
+        : what.kind === 'visual'
+          ? '{ percent? } (the share of the region that changed)'
+          : '{ chars?, percent? }';
     if (!isObject(m)) return `${where}.minChange: must be ${shape}`;
     const out: NonNullable<Watch['minChange']> = {};
     for (const [k, v] of Object.entries(m)) {
       if (!allowed.includes(k))
         return `${where}.minChange.${k}: not a threshold of a ${what.kind} watch (write ${shape})`;
       if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) return `${where}.minChange.${k}: must be a number ≥ 0`;
+      if (k === 'percent' && what.kind === 'visual' && v > 100)
+        return `${where}.minChange.percent: must be a share of the region from 0 to 100`;
       if (k === 'chars' && !Number.isInteger(v)) return `${where}.minChange.chars: must be a whole number`;
       (out as Record<string, number>)[k] = v;
     }
@@ -275,10 +304,11 @@ export function parseWatch(raw: unknown, where = 'watch'): Watch | string {
 }
 
 function parseWhat(raw: unknown, where: string): WatchWhat | string {
-  const shapes = "{ text: 'SELECTOR' }, { json: '$.path' }, { attribute: { selector, name } } or { price: 'SELECTOR' }";
+  const shapes =
+    "{ text: 'SELECTOR' }, { json: '$.path' }, { attribute: { selector, name } }, { price: 'SELECTOR' } or { visual: 'SELECTOR' }";
   if (!isObject(raw)) return `${where}: must be one of ${shapes}`;
   const keys = Object.keys(raw);
-  if (keys.length !== 1) return `${where}: must have exactly one of text, json, attribute, price (${shapes})`;
+  if (keys.length !== 1) return `${where}: must have exactly one of text, json, attribute, price, visual (${shapes})`;
   const key = keys[0]!;
   const v = raw[key];
   const selector = (s: unknown, field: string): string | undefined | { error: string } => {
@@ -311,6 +341,24 @@ function parseWhat(raw: unknown, where: string): WatchWhat | string {
       for (const k of Object.keys(v))
         if (k !== 'selector' && k !== 'name') return `${where}.attribute.${k}: not a field (write { selector, name })`;
       return { kind: 'attribute', selector: s, name: v.name };
+    }
+    case 'visual': {
+      if (!isObject(v)) {
+        const s = selector(v, `${where}.visual`);
+        if (typeof s === 'object') return s.error;
+        return s === undefined
+          ? { kind: 'visual', tolerance: DEFAULT_TOLERANCE }
+          : { kind: 'visual', selector: s, tolerance: DEFAULT_TOLERANCE };
+      }
+      for (const k of Object.keys(v))
+        if (k !== 'selector' && k !== 'tolerance')
+          return `${where}.visual.${k}: not a field (write { selector?, tolerance? })`;
+      const s = selector(v.selector ?? null, `${where}.visual.selector`);
+      if (typeof s === 'object') return s.error;
+      const t = v.tolerance ?? DEFAULT_TOLERANCE;
+      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 254)
+        return `${where}.visual.tolerance: must be a whole number from 0 to 254: how much a cell's brightness (0–255) may move before it counts as changed (default ${DEFAULT_TOLERANCE})`;
+      return s === undefined ? { kind: 'visual', tolerance: t } : { kind: 'visual', selector: s, tolerance: t };
     }
     default:
       return `${where}.${key}: not a kind of watch (write ${shapes})`;
@@ -517,6 +565,19 @@ export function normalizeText(text: string, ignore: RegExp[] = []): string {
 
 type Reading = { ok: true; value: string; price?: Price } | { ok: false; reason: string };
 
+/** a visual watch's two values compared, or null when either is not a fingerprint */
+function visualChange(watch: Watch, before: string, after: string): VisualChange | null {
+  if (watch.what.kind !== 'visual') return null;
+  const a = decodeVisual(before);
+  const b = decodeVisual(after);
+  return a && b ? compareVisual(a, b, watch.what.tolerance) : null;
+}
+
+/** does a visual change reach the watch's minimum (a size change always does)? */
+function visualBigEnough(watch: Watch, c: VisualChange): boolean {
+  return c.sizeChanged || c.percent >= (watch.minChange?.percent ?? DEFAULT_VISUAL_MIN_PERCENT);
+}
+
 /** the check's value as the comparable text, or why it is a failure */
 function read(watch: Watch, check: Check): Reading {
   if (!check.ok) return { ok: false, reason: `the page failed: ${check.error}` };
@@ -535,6 +596,11 @@ function read(watch: Watch, check: Check): Reading {
       const p = parsePrice(normalizeText(v, watch.ignore));
       if (!p) return { ok: false, reason: `no price in "${v.slice(0, 80)}"` };
       return { ok: true, value: formatPrice(p), price: p };
+    }
+    case 'visual': {
+      const fp = typeof v === 'string' ? decodeVisual(v) : null;
+      if (!fp) return { ok: false, reason: 'the browser answered no picture of the region (visual: true)' };
+      return { ok: true, value: v as string };
     }
     case 'json': {
       const got = extractJson(String(v), what.segments);
@@ -570,6 +636,14 @@ function bigEnough(watch: Watch, before: string, after: string, diff: TextDiff):
   return true;
 }
 
+const NO_DIFF: TextDiff = { added: [], removed: [], unified: '', changedChars: 0, truncated: false };
+
+/** a stored visual value in words: "a picture 800×600" */
+export function visualValueWords(value: string): string {
+  const v = decodeVisual(value);
+  return v ? `a picture ${v.width}×${v.height}` : value.slice(0, 40);
+}
+
 /** what one check means for a watch: the state to keep and the events to publish (see the file comment) */
 export function evaluate(watch: Watch, state: WatchState, check: Check): { state: WatchState; events: WatchEvent[] } {
   const d = state.toJSON();
@@ -598,11 +672,13 @@ export function evaluate(watch: Watch, state: WatchState, check: Check): { state
   d.broken = false;
   d.failures = 0;
 
+  const isVisual = watch.what.kind === 'visual';
+  const screenshot = check.ok && check.screenshot !== undefined ? { screenshot: check.screenshot } : {};
   if (d.value === null) {
     d.value = r.value;
     d.baselineAt = check.at;
     d.pending = null;
-    note('baseline', r.value);
+    note('baseline', isVisual ? visualValueWords(r.value) : r.value);
     return { state: new WatchState(d), events };
   }
 
@@ -621,18 +697,43 @@ export function evaluate(watch: Watch, state: WatchState, check: Check): { state
     unchanged('same');
     return { state: new WatchState(d), events };
   }
-  const diff = textDiff(before, after);
-  if (!bigEnough(watch, before, after, diff)) {
+  const visual = isVisual ? visualChange(watch, before, after) : null;
+  if (isVisual && !visual) {
+    // the baseline is not a fingerprint (a state from before the watch became visual): take the new one
+    d.value = after;
+    d.baselineAt = check.at;
+    d.pending = null;
+    note('baseline', visualValueWords(after));
+    return { state: new WatchState(d), events };
+  }
+  const diff = visual ? NO_DIFF : textDiff(before, after);
+  if (visual ? !visualBigEnough(watch, visual) : !bigEnough(watch, before, after, diff)) {
     unchanged('small');
     return { state: new WatchState(d), events };
   }
-  if (watch.confirm && d.pending?.value !== after) {
+  // the candidate seen last time is confirmed by the same value again (a picture: one that differs from it by less
+  // than a change)
+  const pendingValue = d.pending?.value;
+  let confirmed = pendingValue === after;
+  if (!confirmed && visual && pendingValue !== undefined) {
+    const again = visualChange(watch, pendingValue, after);
+    confirmed = again !== null && !visualBigEnough(watch, again);
+  }
+  const words = visual ? visualWords(visual) : after;
+  if (watch.confirm && !confirmed) {
     d.pending = { value: after, at: check.at };
-    events.push({ type: 'pending', before, after });
-    note('pending', after);
+    events.push({ type: 'pending', before, after, ...(visual && { visual }), ...screenshot });
+    note('pending', words);
     return { state: new WatchState(d), events };
   }
-  const changed: Extract<WatchEvent, { type: 'changed' }> = { type: 'changed', before, after, diff };
+  const changed: Extract<WatchEvent, { type: 'changed' }> = {
+    type: 'changed',
+    before,
+    after,
+    diff,
+    ...(visual && { visual }),
+    ...screenshot,
+  };
   if (watch.what.kind === 'price' && r.price) {
     const a = priceFromKey(before);
     const delta = r.price.amount - a.amount;
@@ -648,6 +749,6 @@ export function evaluate(watch: Watch, state: WatchState, check: Check): { state
   d.pending = null;
   d.lastChangeAt = check.at;
   d.unchangedSent = false;
-  note('changed', after);
+  note('changed', words);
   return { state: new WatchState(d), events };
 }

@@ -3,8 +3,10 @@
  * JavaScript-rendered price (a baseline, a change confirmed on the next check, the event on the bus), a scripted login
  * flow with a sealed secret (the secret nowhere in the run), a flow that would pull the device onto a host it was not
  * granted (refused by the kernel's browser, the run failing with that reason), a flow with an unknown step (refused
- * before any browser starts, naming the step), and `talon web run FLOW.yaml`. A local site on 127.0.0.1 reached under
- * its own name (config `network.hosts`).
+ * before any browser starts, naming the step), `talon web run FLOW.yaml`, and a watch added at run time with
+ * `talon web watch add` (the quick form: a text watch on the site, then `talon web watch check ID` sees its baseline
+ * and a change; `talon web watch list` names its source; PUT refuses a bad one naming the field and the config's watch
+ * with 409; `talon web watch remove`). A local site on 127.0.0.1 reached under its own name (config `network.hosts`).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,6 +37,8 @@ describe('the Web Automation Hand on the daemon (real Chromium)', () => {
   let other: FixtureWeb;
   let d: Daemon;
   let price = '19.99';
+  let news = 'Opening hours: 9 to 5';
+  let boxColour = '#2a6';
   const logins: string[] = [];
 
   before(async () => {
@@ -74,6 +78,21 @@ describe('the Web Automation Hand on the daemon (real Chromium)', () => {
                 ok ? '<table><tr class="o"><td>A-1</td></tr><tr class="o"><td>A-2</td></tr></table>' : '<p>no</p>',
               ),
             );
+        },
+        // a box whose colour changes, beside a counter that changes on every load (outside the watched element)
+        '/banner': (_req, res) => {
+          res
+            .writeHead(200, { 'content-type': 'text/html' })
+            .end(
+              html(
+                'Banner',
+                `<div id="box" style="width:320px;height:160px;background:${boxColour}"></div>` +
+                  `<p>Visitors: ${Math.floor(Math.random() * 1e6)}</p>`,
+              ),
+            );
+        },
+        '/news': (_req, res) => {
+          res.writeHead(200, { 'content-type': 'text/html' }).end(html('News', `<p id="hours">${news}</p>`));
         },
         '/away': (_req, res) => {
           res.writeHead(302, { location: `http://127.0.0.2:${other.port}/` }).end();
@@ -185,6 +204,73 @@ describe('the Web Automation Hand on the daemon (real Chromium)', () => {
       encoding: 'utf8',
     });
     assert.match(out.stdout, /ok in/, out.stdout);
+  });
+
+  test('`talon web watch add` (quick form) on the daemon, `watch check ID`, `watch list` with the source, `watch remove`', async () => {
+    // not spawnSync: the site the browser reads is served by this process
+    const talon = (...argv: string[]) =>
+      execFileP(process.execPath, [TALON, 'web', 'watch', ...argv, '--data', d.dataDir], { encoding: 'utf8' });
+    const url = web.url('shop.example', '/news');
+    const added = await talon('add', '--id', 'hours', '--url', url, '--text', '#hours', '--no-confirm');
+    assert.match(added.stdout, /^added hours: text #hours of http:\/\/shop\.example:\d+\/news/, added.stdout);
+    const list = await talon('list');
+    assert.match(list.stdout, /^WATCH\s+SOURCE\s+STATE/);
+    assert.match(list.stdout, /\nlamp\s+config\s+/);
+    assert.match(list.stdout, /\nhours\s+api\s+not checked\s+/);
+    const base = await talon('check', 'hours');
+    assert.match(base.stdout, /^hours: ok; checked\n {2}no change\n$/, base.stdout);
+    news = 'Opening hours: 9 to 6';
+    const changed = await talon('check', 'hours');
+    assert.match(changed.stdout, /^hours: ok; checked\n {2}changed\n/, changed.stdout);
+    assert.match(changed.stdout, /-Opening hours: 9 to 5\n\s+\+Opening hours: 9 to 6/);
+    const shown = await talon('show', 'hours');
+    assert.match(shown.stdout, /source: api/);
+    assert.match(shown.stdout, /last change \(/);
+
+    const bad = await api(d, 'PUT', '/api/v1/web/watches/bad', { url, what: { text: '#x' }, schedule: 'often' });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.match(bad.body.error.message, /^watch\.schedule: /);
+    assert.equal((await api(d, 'GET', '/api/v1/web/watches/bad')).status, 404, 'nothing stored');
+    const config = await api(d, 'PUT', '/api/v1/web/watches/lamp', { url, what: { text: null } });
+    assert.equal(config.status, 409, JSON.stringify(config.body));
+    assert.match(config.body.error.message, /in the config/);
+
+    const removed = await talon('remove', 'hours');
+    assert.equal(removed.stdout, 'removed hours\n');
+    assert.equal((await api(d, 'GET', '/api/v1/web/watches/hours')).status, 404);
+  });
+
+  test("a visual watch added through the API: the element's picture kept, a colour change seen with its share and screenshot", async () => {
+    const url = web.url('shop.example', '/banner');
+    const put = await api(d, 'PUT', '/api/v1/web/watches/banner', { url, what: { visual: '#box' }, confirm: false });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.equal(put.body.watch.kind, 'visual');
+    const check = async () => {
+      const r = await api(d, 'POST', '/api/v1/web/watches/banner/check');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body as {
+        events: Array<Record<string, any>>;
+        run: { ok: boolean; screenshots?: Array<{ file: string }> };
+      };
+    };
+    const base = await check();
+    assert.equal(base.run.ok, true, JSON.stringify(base));
+    assert.deepEqual(base.events, []);
+    assert.match(base.run.screenshots?.[0]?.file ?? '', /^browser\/.+\.png$/);
+    const w = (await api(d, 'GET', '/api/v1/web/watches/banner')).body;
+    assert.equal(w.watch.value, 'a picture 320×160');
+    assert.deepEqual((await check()).events, [], 'the same picture (the counter is outside the element)');
+    boxColour = '#a22';
+    const changed = await check();
+    assert.deepEqual(
+      changed.events.map((e) => e.type),
+      ['changed'],
+    );
+    assert.equal(changed.events[0]!.visual.percent, 100);
+    assert.match(changed.events[0]!.screenshot, /^browser\/.+\.png$/);
+    const detail = (await api(d, 'GET', '/api/v1/web/watches/banner')).body;
+    assert.equal(detail.lastChange.visual.percent, 100);
+    assert.equal((await api(d, 'DELETE', '/api/v1/web/watches/banner')).status, 200);
   });
 
   test('a redirect to a host the Hand was not granted is refused by the browser; a bad step never starts one', async () => {

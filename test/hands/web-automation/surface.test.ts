@@ -4,7 +4,9 @@
  * check and a flow run through the API are audited before the request and wait long enough; the answers (real records
  * of a WebHand driven with faked browser tools) match the declared schemas; /metrics families come from `stats`;
  * `talon web …` parses, formats and refuses bad options, bad flow files and bad inputs as usage errors before any
- * request.
+ * request. Watches added at run time: PUT and DELETE /api/v1/web/watches/{id} through the routes to a real WebHand
+ * (200 with created, 400 naming the field, 409 for a config watch, an API watch read back after a restart), and
+ * `talon web watch add FILE|--id …`, `remove ID` and `list` with the source.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +15,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import surface, { CHECK_TIMEOUT_MS, RUN_TIMEOUT_MS } from '../../../hands/web-automation/surface.ts';
 import { protocol } from '../../../hands/web-automation/protocol.ts';
-import { flowsCommand, parseInputs, runCommand, runsCommand, watchCommand } from '../../../hands/web-automation/cli.ts';
+import {
+  flowsCommand,
+  parseInputs,
+  quickWatch,
+  runCommand,
+  runsCommand,
+  watchCommand,
+} from '../../../hands/web-automation/cli.ts';
 import { WebHand, summaryOf, type RunRecord } from '../../../hands/web-automation/index.ts';
 import { fakeCtx } from '../scheduling/fake-ctx.ts';
 import { surfaceRoutes } from '../../../web-admin/routes/surfaces.ts';
@@ -94,6 +103,8 @@ before(async () => {
     ANSWERS.run = { run: FLOW_RUN };
     ANSWERS.runs = { runs: [summaryOf(FLOW_RUN), summaryOf(CHECK_RUN)], next: CHECK_RUN.id };
     ANSWERS.runDetail = { run: FLOW_RUN };
+    ANSWERS.putWatch = await hand.putWatch('hero', { url: SHOP, what: { visual: '#hero' } });
+    ANSWERS.removeWatch = await hand.removeWatch('hero');
     ANSWERS.stats = hand.stats();
   } finally {
     await hand.stop();
@@ -131,6 +142,8 @@ test('the routes: paths, methods, access, the automation area; the OpenAPI docum
     [
       ['listWebWatches', 'GET', '/api/v1/web/watches', 'read', 'automation'],
       ['getWebWatch', 'GET', '/api/v1/web/watches/{id}', 'read', 'automation'],
+      ['putWebWatch', 'PUT', '/api/v1/web/watches/{id}', 'write', 'automation'],
+      ['deleteWebWatch', 'DELETE', '/api/v1/web/watches/{id}', 'write', 'automation'],
       ['checkWebWatch', 'POST', '/api/v1/web/watches/{id}/check', 'write', 'automation'],
       ['listWebFlows', 'GET', '/api/v1/web/flows', 'read', 'automation'],
       ['runWebFlow', 'POST', '/api/v1/web/flows/run', 'write', 'automation'],
@@ -145,6 +158,8 @@ test('the routes: paths, methods, access, the automation area; the OpenAPI docum
   const doc = buildOpenApi(routes, { version: 'test' }) as { paths: Record<string, Record<string, unknown>> };
   assert.ok(doc.paths['/api/v1/web/flows/run']?.post);
   assert.ok(doc.paths['/api/v1/web/watches/{id}']?.get);
+  assert.ok(doc.paths['/api/v1/web/watches/{id}']?.put);
+  assert.ok(doc.paths['/api/v1/web/watches/{id}']?.delete);
   assert.deepEqual([surface.id, surface.title, surface.page], ['web-automation', 'Web', { label: 'Web' }]);
 });
 
@@ -171,6 +186,13 @@ test('queries, parameters and the run body: defaults filled in, bad input refuse
   assert.match(refused(() => body({ flow: 'Login!' })).message, /flow/);
   assert.match(refused(() => body({ definition: 'steps' })).message, /definition/);
   assert.match(refused(() => body({ flow: 'login', speed: 'fast' })).message, /speed/);
+  const watch = (b: unknown) => router.validateBody(byOp('putWebWatch'), b);
+  watch({ url: SHOP, what: { visual: { selector: '#hero', tolerance: 20 } }, schedule: '0 * * * *', ignore: ['x'] });
+  assert.match(refused(() => watch({ url: SHOP, what: 'text' })).message, /what/);
+  assert.match(refused(() => watch({ url: SHOP, what: {}, colour: 'red' })).message, /colour/);
+  assert.match(refused(() => watch({ url: SHOP, what: {}, confirm: 'yes' })).message, /confirm/);
+  router.validateParams(byOp('deleteWebWatch'), { id: 'hero' });
+  assert.match(refused(() => router.validateParams(byOp('putWebWatch'), { id: 'Hero!' })).message, /\bid\b/);
 });
 
 function fakeRouteCtx(over: Partial<HandRouteContext> = {}) {
@@ -229,6 +251,18 @@ test('handlers: a check and a run are audited before the request and wait for it
       undefined,
     ],
     ['getWebRun', { params: { id: FLOW_RUN.id } }, ['runDetail', { id: FLOW_RUN.id }, undefined], undefined],
+    [
+      'putWebWatch',
+      { params: { id: 'hero' }, body: { url: SHOP, what: { visual: '#hero' } } },
+      ['putWatch', { id: 'hero', watch: { url: SHOP, what: { visual: '#hero' } } }, undefined],
+      { action: 'api.web.watch.put', subject: 'hero' },
+    ],
+    [
+      'deleteWebWatch',
+      { params: { id: 'hero' } },
+      ['removeWatch', { id: 'hero' }, undefined],
+      { action: 'api.web.watch.remove', subject: 'hero' },
+    ],
   ];
   for (const [op, over, call, audit] of cases) {
     const f = fakeRouteCtx(over);
@@ -269,7 +303,93 @@ test("the protocol's schemas take the Hand's real records and refuse what it cou
   assert.equal(v('run')({ flow: 'login', inputs: { a: 1 } }), true);
   assert.equal(v('run')({ definition: [] }), false);
   assert.equal(v('stats')({ x: 1 }), false);
+  assert.equal(v('putWatch')({ id: 'hero', watch: { url: SHOP, what: { text: null } } }), true);
+  assert.equal(v('putWatch')({ id: 'hero' }), false);
+  assert.equal(v('putWatch')({ id: '../x', watch: {} }), false);
+  assert.equal(v('removeWatch')({ id: 'hero' }), true);
+  assert.equal((ANSWERS.putWatch as { watch: { kind: string; source: string } }).watch.kind, 'visual');
+  assert.equal((ANSWERS.putWatch as { watch: { kind: string; source: string } }).watch.source, 'api');
 });
+
+// ---- PUT and DELETE through the routes to a real Hand ----------------------------------------------------------------
+
+/** a route context whose requests a real WebHand answers (as the kernel's hand-requests client would) */
+function handRouteCtx(hand: WebHand, over: Partial<HandRouteContext>) {
+  return fakeRouteCtx({
+    request: (async (kind: string, body: { id: string; watch?: unknown }) => {
+      if (kind === 'putWatch') return hand.putWatch(body.id, body.watch);
+      if (kind === 'removeWatch') return hand.removeWatch(body.id);
+      if (kind === 'watches') return hand.watchesView();
+      throw new Error(`no ${kind} here`);
+    }) as unknown as HandRouteContext['request'],
+    ...over,
+  }).ctx;
+}
+
+test('PUT /api/v1/web/watches/{id}: 200 created then replaced; 400 naming the field; 409 for a config watch; DELETE', async () => {
+  const f = fakeCtx({ name: 'web' });
+  const settings = { scheduler: '', watches: [{ id: 'widget', url: SHOP, what: { text: '#offer' } }] };
+  const hand = new WebHand({ ...f.ctx, settings });
+  await hand.start();
+  const status = (op: string, over: Partial<HandRouteContext>) => callRoute(hand, op, over);
+  try {
+    const body = { url: SHOP, what: { visual: '#hero' }, schedule: '0 * * * *' };
+    const [s1, a1] = await status('putWebWatch', { params: { id: 'hero' }, body });
+    assert.equal(s1, 200);
+    assert.equal((a1 as { created: boolean }).created, true);
+    const [s2, a2] = await status('putWebWatch', { params: { id: 'hero' }, body: { ...body, id: 'hero' } });
+    assert.deepEqual([s2, (a2 as { created: boolean }).created], [200, false]);
+    const [s3, m3] = await status('putWebWatch', {
+      params: { id: 'bad' },
+      body: { url: SHOP, what: { visual: { tolerance: 900 } } },
+    });
+    assert.equal(s3, 400);
+    assert.match(String(m3), /^watch\.what\.visual\.tolerance: must be a whole number from 0 to 254/);
+    assert.equal(hand.watches.has('bad'), false);
+    const [s4, m4] = await status('putWebWatch', { params: { id: 'widget' }, body: { url: SHOP, what: {} } });
+    assert.equal(s4, 409);
+    assert.match(String(m4), /watch "widget" is in the config/);
+    const [s5, m5] = await status('deleteWebWatch', { params: { id: 'widget' } });
+    assert.deepEqual([s5, /in the config/.test(String(m5))], [409, true]);
+    const [s6] = await status('deleteWebWatch', { params: { id: 'nobody' } });
+    assert.equal(s6, 404);
+    assert.deepEqual(
+      hand.watchesView().watches.map((w) => `${w.id}:${w.source}`),
+      ['widget:config', 'hero:api'],
+    );
+  } finally {
+    await hand.stop();
+  }
+  // a restart: the API watch is read back from the store; then DELETE removes it
+  const again = new WebHand({ ...fakeCtx({ name: 'web' }).ctx, store: f.ctx.store, settings });
+  await again.start();
+  try {
+    assert.deepEqual(
+      again.watchesView().watches.map((w) => `${w.id}:${w.source}:${w.what}:${w.schedule}`),
+      ['widget:config:text #offer:undefined', 'hero:api:visual #hero:0 * * * *'],
+    );
+    const [s7, a7] = await callRoute(again, 'deleteWebWatch', { params: { id: 'hero' } });
+    assert.deepEqual([s7, a7], [200, { removed: 'hero' }]);
+    assert.equal(await f.ctx.store.get('def/hero'), undefined);
+  } finally {
+    await again.stop();
+    f.close();
+  }
+});
+
+/** a route's handler run against a real Hand: [the success status, the answer (checked against its schema)], or
+ * [the error's status, its message] */
+async function callRoute(hand: WebHand, op: string, over: Partial<HandRouteContext>): Promise<[number, unknown]> {
+  try {
+    const out = await own(op).handler(handRouteCtx(hand, over));
+    const ok = Number(Object.keys(byOp(op).responses)[0]);
+    assert.deepEqual(router.checkResponse(byOp(op), ok, out), [], op);
+    return [ok, out];
+  } catch (err) {
+    assert.ok(err instanceof TalonError, String(err));
+    return [err.status, err.message];
+  }
+}
 
 test('tools: automation.watches, automation.check, automation.flows, automation.runs (no tool runs a flow)', () => {
   assert.deepEqual(
@@ -336,6 +456,7 @@ function daemonAnswers(): Record<string, unknown> {
   return {
     'GET /api/v1/web/watches': ANSWERS.watches,
     'GET /api/v1/web/watches/widget': ANSWERS.watch,
+    'DELETE /api/v1/web/watches/hero': ANSWERS.removeWatch,
     'POST /api/v1/web/watches/widget/check': ANSWERS.check,
     'GET /api/v1/web/flows': ANSWERS.flows,
     'POST /api/v1/web/flows/run': ANSWERS.run,
@@ -353,6 +474,10 @@ function args(positionals: string[], values: HandCommandArgs['values'] = {}, cwd
   const daemon: HandDaemon = {
     async request<T>(method: string, path: string, body?: unknown): Promise<T> {
       calls.push([method, path, body]);
+      if (method === 'PUT' && path.startsWith('/api/v1/web/watches/')) {
+        const w = body as { id: string; url: string };
+        return { watch: { id: w.id, url: w.url, what: 'text #x', kind: 'text', source: 'api' }, created: true } as T;
+      }
       const a = answers[`${method} ${path.split('?')[0]}`];
       if (a === undefined) throw new TalonError('NOT_FOUND', `no answer for ${method} ${path}`);
       return a as T;
@@ -434,8 +559,8 @@ test('`talon web watch list|check ID|show ID`: state, events with the diff, hist
   const l = args(['list']);
   assert.equal(await watchCommand(l.a), 0);
   const lines = l.out.join('').trimEnd().split('\n');
-  assert.match(lines[0]!, /^WATCH\s+STATE\s+LAST CHECK\s+LAST CHANGE\s+WHAT\s+VALUE$/);
-  assert.match(lines[1]!, /^widget\s+ok\s+\S+Z\s+\S+Z\s+text #offer\s+Widget 12 EUR$/);
+  assert.match(lines[0]!, /^WATCH\s+SOURCE\s+STATE\s+LAST CHECK\s+LAST CHANGE\s+WHAT\s+VALUE$/);
+  assert.match(lines[1]!, /^widget\s+config\s+ok\s+\S+Z\s+\S+Z\s+text #offer\s+Widget 12 EUR$/);
   const c = args(['check', 'widget']);
   assert.equal(await watchCommand(c.a), 0);
   assert.deepEqual(c.calls, [['POST', '/api/v1/web/watches/widget/check', undefined]]);
@@ -445,16 +570,160 @@ test('`talon web watch list|check ID|show ID`: state, events with the diff, hist
   const shown = s.out.join('');
   assert.match(
     shown,
-    /^widget: https:\/\/shop\.example\/product\/42\n {2}what: text #offer\n {2}state: ok\n {2}schedule: 0 \* \* \* \* \(local timer\)/,
+    /^widget: https:\/\/shop\.example\/product\/42\n {2}what: text #offer\n {2}source: config\n {2}state: ok\n {2}schedule: 0 \* \* \* \* \(local timer\)/,
   );
+  assert.match(shown, /last change \(\S+Z\):\n {4}@@ .*\n {4}-Widget 10 EUR\n {4}\+Widget 12 EUR/);
   assert.match(shown, /AT\s+RESULT\s+NOTE\n\S+Z\s+changed\s+Widget 12 EUR\n\S+Z\s+baseline\s+Widget 10 EUR\n$/);
   for (const [pos, re] of [
-    [['dance'], /ACTION must be list, check ID or show ID/],
+    [['dance'], /ACTION must be list, check ID, show ID, add FILE or remove ID/],
     [['check'], /`watch check` needs the watch ID/],
     [['show', '../etc'], /ID must be a watch id/],
     [['list', 'widget'], /takes no ID/],
   ] as const) {
     const u = args([...pos]);
+    await assert.rejects(watchCommand(u.a), usageError(re));
+    assert.deepEqual(u.calls, []);
+  }
+});
+
+test('`talon web watch add FILE`: one watch or a list (YAML or JSON), checked before any request, each PUT', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'talon-web-'));
+  try {
+    writeFileSync(
+      join(dir, 'watches.yaml'),
+      `- id: lamp\n  url: ${SHOP}\n  what: { price: "#price" }\n  schedule: "*/30 * * * *"\n- id: hero\n  url: ${SHOP}\n  what: { visual: { selector: "#hero", tolerance: 24 } }\n  minChange: { percent: 5 }\n`,
+    );
+    const r = args(['add', 'watches.yaml'], {}, dir);
+    assert.equal(await watchCommand(r.a), 0);
+    assert.deepEqual(r.calls, [
+      [
+        'PUT',
+        '/api/v1/web/watches/lamp',
+        { id: 'lamp', url: SHOP, what: { price: '#price' }, schedule: '*/30 * * * *' },
+      ],
+      [
+        'PUT',
+        '/api/v1/web/watches/hero',
+        { id: 'hero', url: SHOP, what: { visual: { selector: '#hero', tolerance: 24 } }, minChange: { percent: 5 } },
+      ],
+    ]);
+    assert.match(r.out.join(''), /^added lamp: text #x of https:\/\/shop\.example\/product\/42\nadded hero: /);
+    writeFileSync(join(dir, 'one.json'), JSON.stringify({ id: 'one', url: SHOP, what: { json: '$.price' } }));
+    const one = args(['add', 'one.json'], {}, dir);
+    assert.equal(await watchCommand(one.a), 0);
+    assert.deepEqual(
+      one.calls.map((c) => c[1]),
+      ['/api/v1/web/watches/one'],
+    );
+    writeFileSync(join(dir, 'wrapped.yml'), `watches:\n  - { id: a, url: "${SHOP}", what: { text: null } }\n`);
+    const wrapped = args(['add', 'wrapped.yml'], {}, dir);
+    assert.equal(await watchCommand(wrapped.a), 0);
+    assert.deepEqual(
+      wrapped.calls.map((c) => c[1]),
+      ['/api/v1/web/watches/a'],
+    );
+    // bad watches: a usage error naming the file, the entry and the field, before any request
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      `- { id: ok, url: "${SHOP}", what: { text: null } }\n- { id: bad, url: "${SHOP}", what: { visual: { tolerance: 999 } } }\n`,
+    );
+    const bad = args(['add', 'bad.yaml'], {}, dir);
+    await assert.rejects(watchCommand(bad.a), usageError(/^bad\.yaml: watches\[1\]\.what\.visual\.tolerance: must be/));
+    assert.deepEqual(bad.calls, [], 'not even the good one is sent');
+    writeFileSync(
+      join(dir, 'twice.yaml'),
+      `- { id: a, url: "${SHOP}", what: { text: null } }\n- { id: a, url: "${SHOP}", what: { text: "#b" } }\n`,
+    );
+    await assert.rejects(
+      watchCommand(args(['add', 'twice.yaml'], {}, dir).a),
+      usageError(/watches\[1\]\.id: "a" is used by an earlier/),
+    );
+    await assert.rejects(
+      watchCommand(args(['add', 'none.yaml'], {}, dir).a),
+      usageError(/FILE "none\.yaml" cannot be read \(ENOENT\)/),
+    );
+    writeFileSync(join(dir, 'num.yaml'), '42\n');
+    await assert.rejects(watchCommand(args(['add', 'num.yaml'], {}, dir).a), usageError(/holds no watch/));
+    await assert.rejects(
+      watchCommand(args(['add', 'watches.yaml'], { id: 'x' }, dir).a),
+      usageError(/takes FILE or the options \(--id\), not both/),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('`talon web watch add --id … --url …`: the quick form for every kind; errors name the option; remove ID', async () => {
+  const quick = (values: HandCommandArgs['values']) => quickWatch(args(['add'], values).a);
+  const base = { id: 'lamp', url: SHOP };
+  assert.deepEqual(quick({ ...base, text: '#price' }), { ...base, what: { text: '#price' } });
+  assert.deepEqual(quick({ ...base, text: '-' }), { ...base, what: { text: null } });
+  assert.deepEqual(quick({ ...base, price: '.cost', 'min-change': '0.5' }), {
+    ...base,
+    what: { price: '.cost' },
+    minChange: { amount: 0.5 },
+  });
+  assert.deepEqual(quick({ ...base, 'json-path': '$.items[0].price', 'min-change': '10%' }), {
+    ...base,
+    what: { json: '$.items[0].price' },
+    minChange: { percent: 10 },
+  });
+  assert.deepEqual(quick({ ...base, attribute: 'a.download@href', 'min-change': '3' }), {
+    ...base,
+    what: { attribute: { selector: 'a.download', name: 'href' } },
+    minChange: { chars: 3 },
+  });
+  assert.deepEqual(
+    quick({ ...base, visual: '#hero', 'min-change': '5', schedule: '0 * * * *', 'unchanged-days': '7', confirm: true }),
+    {
+      ...base,
+      what: { visual: '#hero' },
+      minChange: { percent: 5 },
+      schedule: '0 * * * *',
+      unchangedDays: 7,
+      confirm: true,
+    },
+  );
+  assert.deepEqual(quick({ ...base, visual: '-', 'no-confirm': true, ignore: '\\d+ visitors' }), {
+    ...base,
+    what: { visual: null },
+    ignore: ['\\d+ visitors'],
+    confirm: false,
+  });
+  assert.deepEqual(quick({ ...base, text: '#a', ignore: '\\d+ visitors\n\\d\\d:\\d\\d' }).ignore, [
+    '\\d+ visitors',
+    '\\d\\d:\\d\\d',
+  ]);
+  for (const [values, re] of [
+    [{ url: SHOP, text: '#a' }, /needs FILE, or --id ID --url URL/],
+    [{ ...base }, /takes exactly one of --text SEL/],
+    [{ ...base, text: '#a', price: '#b' }, /\(given: --text, --price\)/],
+    [{ ...base, attribute: 'a.download' }, /--attribute must be SELECTOR@NAME/],
+    [{ ...base, text: '#a', 'min-change': 'lots' }, /--min-change must be a number/],
+    [{ ...base, text: '#a', confirm: true, 'no-confirm': true }, /--confirm and --no-confirm: give one/],
+    [{ ...base, text: '#a', 'unchanged-days': 'x' }, /--unchanged-days must be a number/],
+    [{ ...base, id: 'Lamp!', text: '#a' }, /^--id: must be 1–64 lower-case/],
+    [{ ...base, url: 'ftp://x', text: '#a' }, /^--url: must be an http\(s\) URL/],
+    [{ ...base, schedule: 'hourly', text: '#a' }, /^--schedule: /],
+    [{ ...base, ignore: '(', text: '#a' }, /^--ignore: "\(" is not a regular expression/],
+    [{ ...base, visual: '-', 'unchanged-days': '0' }, /^--unchanged-days: must be a number of days > 0/],
+    [{ ...base, 'json-path': 'items' }, /^--json-path: "items" must start with \$/],
+    [{ ...base, visual: '#a', 'min-change': '150' }, /^--min-change: must be a share of the region/],
+  ] as const)
+    assert.throws(() => quick(values), usageError(re), String(re));
+  const add = args(['add'], { ...base, visual: '#hero' });
+  assert.equal(await watchCommand(add.a), 0);
+  assert.deepEqual(add.calls, [['PUT', '/api/v1/web/watches/lamp', { ...base, what: { visual: '#hero' } }]]);
+  const rm = args(['remove', 'hero']);
+  assert.equal(await watchCommand(rm.a), 0);
+  assert.deepEqual(rm.calls, [['DELETE', '/api/v1/web/watches/hero', undefined]]);
+  assert.equal(rm.out.join(''), 'removed hero\n');
+  for (const [pos, values, re] of [
+    [['remove'], {}, /`watch remove` needs the watch ID/],
+    [['remove', 'A B'], {}, /ID must be a watch id/],
+    [['list'], { visual: '#x' }, /--visual is an option of `watch add`, not of `watch list`/],
+  ] as const) {
+    const u = args([...pos], values);
     await assert.rejects(watchCommand(u.a), usageError(re));
     assert.deepEqual(u.calls, []);
   }
