@@ -15,7 +15,8 @@
  * scheduling (10,000 schedules idle in process and on the daemon; bus event → action latency),
  * communication (messages per second through routing to a local sink, in process and on the daemon; 10,000 queued),
  * research (the Research Hand's documents per minute and memory on a generated fixture web, in process and on the
- * daemon; the Lead Generation Hand's leads per minute, deliveries per second, heap per 1000 leads; no model).
+ * daemon; the Lead Generation Hand's leads per minute, deliveries per second, heap per 1000 leads; no model),
+ * browser (the Web Automation Hand: Chromium's PSS and RSS idle, with 1 and 5 jobs; flow steps/s; check time per watch).
  * Ratios are measured in the same run, since the machine is shared and noisy. Idle memory is
  * printed as a second table (VmRSS, RssAnon, RssFile) after the main one.
  */
@@ -272,6 +273,15 @@ async function main(): Promise<void> {
     const text = execFileSync(
       process.execPath,
       ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/research.ts')],
+      { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, SCHED_BENCH_NO_HEADER: '1' } },
+    );
+    for (const line of text.trimEnd().split('\n')) if (!line.includes(' warn  [talon] ')) say(line);
+  }
+  if (want('browser')) {
+    // its own process (gc exposed): the kernel's browser pool and tools with Chromium, then the Web Automation Hand
+    const text = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', join(ROOT, 'test/bench/browser.ts')],
       { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, SCHED_BENCH_NO_HEADER: '1' } },
     );
     for (const line of text.trimEnd().split('\n')) if (!line.includes(' warn  [talon] ')) say(line);
