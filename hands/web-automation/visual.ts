@@ -14,7 +14,7 @@
  * What people read: "12.5 % of the region changed (size 800×600)" (`visualWords`).
  */
 
-/** what browser.read answers with `visual: true` (the contract in /tmp/r20b/PLAN.md; runtime/browser/visual.ts) */
+/** what browser.read answers with `visual: true` (runtime/browser/visual.ts makes it; a Hand cannot import the kernel) */
 export interface Visual {
   width: number;
   height: number;

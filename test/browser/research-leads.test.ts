@@ -13,10 +13,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { api, ensureBuilt, poll, startDaemon, TALON, type Daemon } from '../helpers/daemon.ts';
-import { openBrowser, type BrowserSession } from '../helpers/browser.ts';
+import { firstRunSetup, openBrowser, type BrowserSession } from '../helpers/browser.ts';
 import { startWeb, type FixtureWeb } from '../fixtures/web/server.ts';
 import { ARTICLES, BLOG, NEWS, researchSites } from '../fixtures/web/research.ts';
 import { EXPO_SELECTORS, FAIR_SELECTORS, leadsSites } from '../fixtures/web/leads.ts';
@@ -174,16 +173,7 @@ after(async () => {
 
 test('first run: the owner sets up the admin and finds Research and Leads in the navigation', async () => {
   const { page } = b;
-  await page.goto('/');
-  await page.waitForSelector('[data-testid="setup-form"]');
-  const codeFile = join(d.dataDir, 'setup-code');
-  assert.ok(existsSync(codeFile), 'the setup code is in the data folder');
-  await page.fill('[data-testid="setup-code"]', readFileSync(codeFile, 'utf8').trim());
-  await page.fill('[data-testid="setup-username"]', USER);
-  await page.fill('[data-testid="setup-password"]', PASSWORD);
-  await page.fill('[data-testid="setup-password2"]', PASSWORD);
-  await page.click('[data-testid="setup-submit"]');
-  await page.waitForSelector('[data-testid="page-dashboard"]');
+  await firstRunSetup(page, d.dataDir, USER, PASSWORD);
   assert.equal((await page.locator('[data-testid="nav-research"]').innerText()).trim(), 'Research');
   assert.equal((await page.locator('[data-testid="nav-leads"]').innerText()).trim(), 'Leads');
 });

@@ -16,11 +16,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Locator } from 'playwright-core';
 import { api, ensureBuilt, poll, startDaemon, type Daemon } from '../helpers/daemon.ts';
-import { openBrowser, type BrowserSession } from '../helpers/browser.ts';
+import { firstRunSetup, openBrowser, type BrowserSession } from '../helpers/browser.ts';
 import { startWeb, type FixtureWeb } from '../fixtures/web/server.ts';
 
 const USER = 'owner';
@@ -275,16 +273,7 @@ test('through the API first: the price watch checked, the prices flow extracts t
 
 test('first run: the owner sets up the admin and finds Web in the navigation', async () => {
   const { page } = b;
-  await page.goto('/');
-  await page.waitForSelector('[data-testid="setup-form"]');
-  const codeFile = join(d.dataDir, 'setup-code');
-  assert.ok(existsSync(codeFile), 'the setup code is in the data folder');
-  await page.fill('[data-testid="setup-code"]', readFileSync(codeFile, 'utf8').trim());
-  await page.fill('[data-testid="setup-username"]', USER);
-  await page.fill('[data-testid="setup-password"]', PASSWORD);
-  await page.fill('[data-testid="setup-password2"]', PASSWORD);
-  await page.click('[data-testid="setup-submit"]');
-  await page.waitForSelector('[data-testid="page-dashboard"]');
+  await firstRunSetup(page, d.dataDir, USER, PASSWORD);
   const nav = page.locator('[data-testid="nav-web"]');
   assert.equal((await nav.innerText()).trim(), 'Web');
   assert.equal(await nav.getAttribute('href'), '#/web');

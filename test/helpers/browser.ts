@@ -2,7 +2,7 @@
  * Debian's Chromium driven by playwright-core (no browser download: `executablePath`), headless,
  * with the flags this closed network needs (playwright gives it a fresh temporary profile). Screenshots land in test-results/screenshots/.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { REPO } from './daemon.ts';
@@ -64,4 +64,21 @@ export async function openBrowser(baseURL: string): Promise<BrowserSession> {
       await browser.close().catch(() => {});
     },
   };
+}
+
+/**
+ * The web admin's first run as an owner does it: the setup code from the data folder, a user and password, then the
+ * dashboard. Throws when the code file is missing (the daemon did not ask for a setup).
+ */
+export async function firstRunSetup(page: Page, dataDir: string, user: string, password: string): Promise<void> {
+  await page.goto('/');
+  await page.waitForSelector('[data-testid="setup-form"]');
+  const codeFile = join(dataDir, 'setup-code');
+  if (!existsSync(codeFile)) throw new Error(`no setup code in ${dataDir}: the daemon did not ask for a setup`);
+  await page.fill('[data-testid="setup-code"]', readFileSync(codeFile, 'utf8').trim());
+  await page.fill('[data-testid="setup-username"]', user);
+  await page.fill('[data-testid="setup-password"]', password);
+  await page.fill('[data-testid="setup-password2"]', password);
+  await page.click('[data-testid="setup-submit"]');
+  await page.waitForSelector('[data-testid="page-dashboard"]');
 }
