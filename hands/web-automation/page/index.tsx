@@ -348,7 +348,7 @@ function AddWatch({ api, onAdded }: { api: PageApi; onAdded: (note: string) => v
             URL{' '}
             <input
               data-testid="web-add-url"
-              placeholder="https://shop.example/product/42"
+              placeholder="https://… (the page to watch)"
               value={url}
               onInput={text(setUrl)}
             />
