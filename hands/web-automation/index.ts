@@ -15,7 +15,7 @@
  *                (CONFLICT). Adding, replacing or removing one puts or removes its scheduler job like a config watch's.
  *   a flow run   `browser.run_flow` { flow, inputs } for a scripted flow (checked by runtime/core/flow.ts before the
  *                tool is called: a bad definition is BAD_REQUEST naming the step and no browser starts); a goal flow
- *                is `ctx.agent.run({ goal, tools: ['browser.*'], maxSteps, jsonSchema: output })`. The run record keeps
+ *                is `ctx.agent.run({ goal, tools: ['browser.*'], maxSteps, maxTokens, deadlineMs: timeoutMs, jsonSchema: output })`. The run record keeps
  *                the steps, the failure (its step path, URL and screenshot), screenshot and download files (paths the
  *                tool answered, relative to the Hand's folder) and the output.
  *
@@ -663,6 +663,8 @@ export class WebHand {
           goal: entry.goal,
           tools: entry.tools,
           maxSteps: entry.maxSteps,
+          ...(entry.maxTokens !== undefined && { maxTokens: entry.maxTokens }),
+          ...(entry.timeoutMs !== undefined && { deadlineMs: entry.timeoutMs }),
           ...(entry.output && { jsonSchema: entry.output }),
         });
         run = { ...base, ok: true, ms: Math.max(0, this.#now() - startedAt), output: r.answer, agentSteps: r.steps };

@@ -6,7 +6,7 @@
  *                   job `web-<self>-<id>`. More are added at run time through the API (`talon web watch add`, kept in
  *                   the Hand's store, ./index.ts); MAX_WATCHES counts both
  *   flows           { NAME: flow }: a scripted flow (runtime/core/flow.ts: { steps, inputs?, output?, limits? }) or a
- *                   goal for the agent loop ({ goal, tools?, maxSteps?, output? }); either may carry a `schedule`
+ *                   goal for the agent loop ({ goal, tools?, maxSteps?, maxTokens?, timeoutMs?, output? }); either may carry a `schedule`
  *                   (a job `web-<self>-flow.<name>`); `name` may be left out (the key is the name) or must equal it
  *   scheduler       the Scheduling Hand instance that runs the schedules (default "scheduler"); '' keeps them on the
  *                   Hand's own timers
@@ -50,7 +50,7 @@ export const settingsSchema = {
     flows: {
       type: 'object',
       description:
-        'flows by name: { steps: [...], inputs?, output?, limits?, schedule? } or { goal: "…", tools?, maxSteps?, output?, schedule? }',
+        'flows by name: { steps: [...], inputs?, output?, limits?, schedule? } or { goal: "…", tools?, maxSteps?, maxTokens?, timeoutMs?, output?, schedule? }',
       additionalProperties: { type: 'object' },
     },
     scheduler: {
@@ -75,6 +75,10 @@ export type FlowEntry =
       description?: string;
       tools: string[];
       maxSteps: number;
+      /** tokens in and out over the whole run (the agent loop's default when left out) */
+      maxTokens?: number;
+      /** the whole run, in ms (the agent loop's default when left out) */
+      timeoutMs?: number;
       output?: JsonSchema;
       schedule?: string;
     };
@@ -107,9 +111,25 @@ function cronProblem(expr: unknown): string | undefined {
   return undefined;
 }
 
-const GOAL_FIELDS = ['name', 'description', 'goal', 'tools', 'maxSteps', 'output', 'schedule'];
+const GOAL_FIELDS = [
+  'name',
+  'description',
+  'goal',
+  'tools',
+  'maxSteps',
+  'maxTokens',
+  'timeoutMs',
+  'output',
+  'schedule',
+];
+/** the agent loop's own ceilings (runtime/agent/loop.ts): tokens over a run, and its deadline (one hour) */
+export const MAX_AGENT_TOKENS = 10_000_000;
+export const MAX_AGENT_TIMEOUT_MS = 3_600_000;
 
-/** a goal flow `{ name, goal, tools?, maxSteps?, output?, description? }` (no schedule here), or why not */
+/**
+ * a goal flow `{ name, goal, tools?, maxSteps?, maxTokens?, timeoutMs?, output?, description? }` (no schedule here):
+ * its step, token and time budgets are the agent loop's, enforced there, not by the prompt; or why not
+ */
 export function parseGoalFlow(raw: Record<string, unknown>, where: string): FlowEntry | string {
   for (const k of Object.keys(raw))
     if (!GOAL_FIELDS.includes(k) || k === 'schedule')
@@ -143,6 +163,18 @@ export function parseGoalFlow(raw: Record<string, unknown>, where: string): Flow
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_AGENT_STEPS)
       return `${where}.maxSteps: must be a whole number of model turns from 1 to ${MAX_AGENT_STEPS}, not ${JSON.stringify(n)}`;
     out.maxSteps = n;
+  }
+  if (raw.maxTokens !== undefined) {
+    const n = raw.maxTokens;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 100 || n > MAX_AGENT_TOKENS)
+      return `${where}.maxTokens: must be a whole number of tokens (in and out, the whole run) from 100 to ${MAX_AGENT_TOKENS}, not ${JSON.stringify(n)}`;
+    out.maxTokens = n;
+  }
+  if (raw.timeoutMs !== undefined) {
+    const n = raw.timeoutMs;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1000 || n > MAX_AGENT_TIMEOUT_MS)
+      return `${where}.timeoutMs: must be the whole run's time in ms from 1000 to ${MAX_AGENT_TIMEOUT_MS} (an hour), not ${JSON.stringify(n)}`;
+    out.timeoutMs = n;
   }
   if (raw.output !== undefined) {
     if (!isObject(raw.output))

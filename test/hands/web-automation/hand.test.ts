@@ -373,9 +373,19 @@ test('a definition with an unknown step: BAD_REQUEST naming the step, and no too
   });
 });
 
-test('a goal flow runs the agent loop with the browser tools, its step budget and the output schema', async () => {
+test('a goal flow runs the agent loop with the browser tools, its step, token and time budgets and the output schema', async () => {
   const output = { type: 'object', required: ['hours'], properties: { hours: { type: 'string' } } };
-  const m = make({ flows: { hours: { goal: 'Find the opening hours on the shop site', maxSteps: 6, output } } });
+  const m = make({
+    flows: {
+      hours: {
+        goal: 'Find the opening hours on the shop site',
+        maxSteps: 6,
+        maxTokens: 3000,
+        timeoutMs: 90_000,
+        output,
+      },
+    },
+  });
   m.f.agent = () => ({
     runId: 'a1',
     answer: { hours: '9-18' },
@@ -386,7 +396,14 @@ test('a goal flow runs the agent loop with the browser tools, its step budget an
   await withHand(m, async () => {
     const run = await m.hand.run({ flow: 'hours' });
     assert.deepEqual(m.f.agentRuns, [
-      { goal: 'Find the opening hours on the shop site', tools: ['browser.*'], maxSteps: 6, jsonSchema: output },
+      {
+        goal: 'Find the opening hours on the shop site',
+        tools: ['browser.*'],
+        maxSteps: 6,
+        maxTokens: 3000,
+        deadlineMs: 90_000,
+        jsonSchema: output,
+      },
     ]);
     assert.equal(run.ok, true);
     assert.equal(run.mode, 'goal');
@@ -544,6 +561,8 @@ test('settings: problems named by field; the good watches and flows are kept', (
       other: { name: 'different', steps: [{ goto: 'https://x.example/' }] },
       find: { goal: 'Find it', maxSteps: 100 },
       both: { goal: 'Find it', steps: [] },
+      costly: { goal: 'Find it', maxTokens: 50 },
+      slow: { goal: 'Find it', timeoutMs: 7_200_000 },
     },
     scheduler: 'Not A Name',
     screenshotsKeep: 0,
@@ -569,6 +588,10 @@ test('settings: problems named by field; the good watches and flows are kept', (
   has(/^flows\.other\.name: "different" differs from the key "other"/);
   has(/^flows\.find\.maxSteps: must be a whole number of model turns from 1 to 64/);
   has(/^flows\.both\.steps: not a field of a goal flow/);
+  has(
+    /^flows\.costly\.maxTokens: must be a whole number of tokens \(in and out, the whole run\) from 100 to 10000000, not 50/,
+  );
+  has(/^flows\.slow\.timeoutMs: must be the whole run's time in ms from 1000 to 3600000 \(an hour\), not 7200000/);
   has(/^settings\.scheduler: must be a Hand instance name/);
   has(/^settings\.screenshotsKeep: must be a whole number from 1 to 10000, not 0; 50 is used/);
   has(/^settings\.colour: is not a known field/);
