@@ -4,7 +4,8 @@
  * the approval queue over a LevelDB store and the audit chain (a listener answers as a person would), and a Hand
  * caller whose network grant names the shop's port. Reading a JavaScript-rendered page, a login flow with a sealed
  * secret, a bad flow, an ungranted host, and a session in which a harmless click goes through and "Buy now" waits
- * for a person: denied (the shop sees nothing), then approved (the shop sees the order).
+ * for a person: denied (the shop sees nothing), then approved (the shop sees the order); the same through the agent
+ * loop, a scripted model (OpenAI's wire format, test/helpers/llm-fakes.ts) choosing the clicks.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -430,4 +431,68 @@ test('retention: a caller’s first browser call sweeps its browser/ folder of f
   assert.equal(existsSync(old), false, 'the 8-day-old screenshot is gone');
   assert.equal(existsSync(recent), true);
   assert.equal(existsSync(mine), true, 'a file outside browser/ is not touched');
+});
+
+test('the model-directed path: a scripted model opens the shop, reads it and clicks "Buy now" — denied, then approved', async () => {
+  const { AgentRunner } = await import('../../../runtime/agent/loop.ts');
+  const { RunStore } = await import('../../../runtime/agent/runs.ts');
+  const { OpenAiProvider } = await import('../../../runtime/llm/providers/openai.ts');
+  const { startFakeLlm } = await import('../../helpers/llm-fakes.ts');
+  const fake = await startFakeLlm('openai');
+  const provider = new OpenAiProvider({ name: 'fake', baseUrl: fake.url, model: 'fake-model' });
+  const runs = new RunStore(store);
+  await runs.start();
+  // the model's turns: open the shop; then, once it knows the session, read the page, click "Buy now", answer
+  const tools = {
+    list: (c?: ToolCaller) => reg.list(c),
+    info: (name: string, c?: ToolCaller) => reg.info(name, c),
+    async call(c: ToolCaller, name: string, input: unknown, opts?: Parameters<ToolRegistry['call']>[3]) {
+      const r = await reg.call(c, name, input, opts);
+      if (name === 'browser.open') {
+        const session = (r.output as { session: string }).session;
+        fake.reply(
+          { toolCalls: [{ id: 't2', name: 'browser.snapshot', arguments: { session } }] },
+          {
+            toolCalls: [
+              { id: 't3', name: 'browser.click', arguments: { session, selector: 'role=button[name="Buy now"]' } },
+            ],
+          },
+          { toolCalls: [{ id: 't4', name: 'browser.close', arguments: { session } }] },
+          { text: 'Done.' },
+        );
+      }
+      return r;
+    },
+  };
+  const runner = new AgentRunner({ chat: (_c, req) => provider.chat(req), tools, runs });
+  const buy = async () => {
+    fake.reply({ toolCalls: [{ id: 't1', name: 'browser.open', arguments: { url: U('/shop') } }] });
+    return runner.run(shopper, { goal: 'Buy the lamp in the shop', tools: ['browser.*'], maxSteps: 8 });
+  };
+  try {
+    const before = posts('/checkout');
+    const askedBefore = asked.length;
+    answer = 'deny';
+    const denied = await buy();
+    assert.equal(denied.text, 'Done.');
+    assert.equal(asked.length, askedBefore + 1, 'a person was asked once');
+    assert.match(asked.at(-1)!.reason, /"Buy now"/);
+    const deniedRun = await runs.get(denied.runId);
+    const click = deniedRun.steps.flatMap((s) => s.calls).find((c) => c.tool === 'browser.click');
+    assert.ok(click, JSON.stringify(deniedRun.steps));
+    assert.match(JSON.stringify(click), /APPROVAL_DENIED/, 'the click came back to the model as denied');
+    assert.equal(await eventually(() => posts('/checkout') > before, 1000), false, 'the shop saw no order');
+    // the snapshot the model read named the button
+    const snap = deniedRun.steps.flatMap((s) => s.calls).find((c) => c.tool === 'browser.snapshot');
+    assert.match(JSON.stringify(snap), /button \\"Buy now\\"/);
+
+    answer = 'approve';
+    const approved = await buy();
+    assert.equal(approved.text, 'Done.');
+    assert.equal(await eventually(() => posts('/checkout') === before + 1), true, 'the order reached the shop once');
+    assert.equal(kb.sessions.size, 0, 'the model closed its sessions');
+  } finally {
+    answer = 'approve';
+    await fake.close();
+  }
 });
