@@ -280,3 +280,28 @@ test("an image for a config with a Web Automation Hand: the browser's root files
   assert.equal(pkg.name, 'playwright-core');
   assert.match(extStat(rootFs, BROWSER_DIR), /Mode:\s+0755/);
 });
+
+test('an overlay with the browser: the companion as /usr/local/bin/talon-browser/, root-owned; missing, refused first', async () => {
+  const { buildOverlay } = await import('../../image/disk/overlay.ts');
+  const dir = join(work, 'overlay');
+  mkdirSync(dir);
+  const binary = join(dir, 'talon-linux-arm64');
+  fakeArm64Binary(binary);
+  const out = join(dir, 'talon-rootfs.tar');
+  // no companion next to the binary yet: refused, nothing written
+  await assert.rejects(
+    buildOverlay({ out, binary, withBrowser: true }),
+    (e: Error & { code?: string }) => e.code === 'IMAGE_BINARY_MISSING' && /--browser/.test(e.message),
+  );
+  assert.equal(existsSync(out), false);
+  buildBrowserCompanion(REPO, dir);
+  const r = await buildOverlay({ out, binary, withBrowser: true });
+  const listing = execFileSync('tar', ['-tvf', out], { encoding: 'utf8' });
+  for (const f of ['./usr/local/bin/talon', './usr/local/bin/talon-browser/index.cjs', './etc/talon/config.yaml'])
+    assert.ok(listing.includes(f), `${f} in the overlay:\n${listing.slice(0, 2000)}`);
+  for (const line of listing.trim().split('\n')) assert.match(line, /^\S+ 0\/0 /, `root-owned: ${line}`);
+  assert.ok(r.entries.includes('./usr/local/bin/talon-browser/'));
+  // without the option the overlay is as before
+  const plain = await buildOverlay({ out: join(dir, 'plain.tar'), binary });
+  assert.doesNotMatch(execFileSync('tar', ['-tf', plain.file], { encoding: 'utf8' }), /talon-browser/);
+});

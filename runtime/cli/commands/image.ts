@@ -79,6 +79,16 @@ const subspecs: Record<string, CommandSpec> = {
       binary: { type: 'string', value: 'PATH', description: 'the Talon binary (default dist/bin/talon-linux-arm64)' },
       arch: { type: 'string', value: 'arm64|x64', description: "the binary's architecture (default arm64)" },
       hostname: { type: 'string', value: 'NAME', description: 'the deviceName in the config (default talon)' },
+      'with-browser': {
+        type: 'boolean',
+        description:
+          "the browser companion (talon-browser.tar next to the binary) as /usr/local/bin/talon-browser/; Chromium is the board's package to install",
+      },
+      'browser-companion': {
+        type: 'string',
+        value: 'PATH',
+        description: 'talon-browser.tar (default: next to the binary)',
+      },
     },
     notes:
       "On the device (or into L4T's rootfs before flashing):\n  sudo tar -xpf talon-rootfs.tar -C /\n" +
@@ -111,6 +121,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         binary: str('binary') ?? defaultBinary(arch),
         ...(fleet !== undefined ? { fleet } : {}),
         ...(hostname !== undefined ? { hostname } : {}),
+        ...(v['with-browser'] === true ? { withBrowser: true } : {}),
+        ...(str('browser-companion') !== undefined ? { browserCompanion: str('browser-companion')! } : {}),
       });
       io.out(
         `${r.file}: ${(r.bytes / 1024 ** 2).toFixed(1)} MB, ${plural(r.entries.length, 'entry', 'entries')}${fleet ? '' : ' (standalone: no --fleet)'}\n`,
