@@ -861,7 +861,8 @@ function parseSink(f: Fields, type: SinkType, inputs: string[]): SinkSpec | unde
     }
     case 'postgres':
     case 'sqlite': {
-      const known = type === 'postgres' ? ['connection', 'table', 'key', 'columns'] : ['database', 'table', 'key'];
+      const known =
+        type === 'postgres' ? ['connection', 'table', 'key', 'columns'] : ['database', 'table', 'key', 'columns'];
       f.known([...common, ...known], `a ${type} sink`);
       const connection =
         type === 'postgres'
@@ -884,10 +885,10 @@ function parseSink(f: Fields, type: SinkType, inputs: string[]): SinkSpec | unde
         nonEmpty: true,
         each: identifier,
       });
-      const columns =
-        type === 'postgres'
-          ? f.list('columns', 'the columns written (["sensor", "ts", "temp"])', { nonEmpty: true, each: identifier })
-          : undefined;
+      const columns = f.list('columns', 'the columns written (["sensor", "ts", "temp"])', {
+        nonEmpty: true,
+        each: identifier,
+      });
       if (key && columns)
         key.forEach((k, i) => {
           if (!columns.includes(k))
@@ -898,7 +899,7 @@ function parseSink(f: Fields, type: SinkType, inputs: string[]): SinkSpec | unde
         return connection
           ? { type, inputs, connection, table, ...(key && { key }), ...(columns && { columns }) }
           : undefined;
-      return database ? { type, inputs, database, table, ...(key && { key }) } : undefined;
+      return database ? { type, inputs, database, table, ...(key && { key }), ...(columns && { columns }) } : undefined;
     }
     case 'influx': {
       f.known([...common, 'url', 'org', 'bucket', 'measurement', 'tags', 'fields', 'timeField'], 'an influx sink');

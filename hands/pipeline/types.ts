@@ -215,7 +215,10 @@ export type TransformType = TransformSpec['type'];
 
 // ---------------------------------------------------------------- sinks
 
-/** Batched POSTs; `idempotencyKey` names the record field sent as `Idempotency-Key` (batch: the first's). */
+/**
+ * Batched POSTs with an `Idempotency-Key` header (the batch's first..last journal ids); `idempotencyKey` names a record
+ * field that also carries each record's own id (./sinks/http.ts).
+ */
 export interface HttpSinkSpec extends StageInputs {
   type: 'http';
   url: string;
@@ -256,6 +259,8 @@ export interface SqliteSinkSpec extends StageInputs {
   database: string;
   table: string;
   key?: string[];
+  /** the columns written (default: the record's keys) */
+  columns?: string[];
 }
 
 /** InfluxDB line protocol over HTTP (v2 write API). */
