@@ -12,16 +12,9 @@ import { after, describe, test } from 'node:test';
 import { FILE_BACKOFF, createFileSink, csvField, utcStamp } from '../../../../hands/pipeline/sinks/file.ts';
 import type { SinkDeps, SinkEntry } from '../../../../hands/pipeline/sinks/types.ts';
 import type { FileSinkSpec, PipelineRecord } from '../../../../hands/pipeline/types.ts';
+import { nabRows } from '../fixtures.ts';
 
-const CSV = new URL('../../../../../shared/datasets/nab/data/realTraffic/speed_6005.csv', import.meta.url);
-const ROWS: PipelineRecord[] = readFileSync(CSV, 'utf8')
-  .trim()
-  .split('\n')
-  .slice(1)
-  .map((line) => {
-    const [timestamp, value] = line.split(',');
-    return { timestamp, speed: Number(value) };
-  });
+const ROWS: PipelineRecord[] = nabRows().map(({ timestamp, value }) => ({ timestamp, speed: value }));
 const entries = (records: PipelineRecord[], from = 0): SinkEntry[] =>
   records.map((record, i) => ({ id: `p1:${from + i + 1}`, record }));
 

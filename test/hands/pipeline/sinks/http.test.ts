@@ -5,23 +5,15 @@
  * Records are readings from a public traffic data set (../shared/datasets/nab, speed_6005.csv).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { HTTP_BACKOFF, createHttpSink, parseRetryAfter } from '../../../../hands/pipeline/sinks/http.ts';
 import type { SinkDeps, SinkEntry } from '../../../../hands/pipeline/sinks/types.ts';
 import type { HttpSinkSpec } from '../../../../hands/pipeline/types.ts';
+import { nabRows } from '../fixtures.ts';
 
-const CSV = new URL('../../../../../shared/datasets/nab/data/realTraffic/speed_6005.csv', import.meta.url);
-const ROWS = readFileSync(CSV, 'utf8')
-  .trim()
-  .split('\n')
-  .slice(1)
-  .map((line) => {
-    const [timestamp, value] = line.split(',');
-    return { timestamp, speed: Number(value) };
-  });
+const ROWS = nabRows().map(({ timestamp, value }) => ({ timestamp, speed: value }));
 
 const entries = (n: number, from = 0): SinkEntry[] =>
   ROWS.slice(from, from + n).map((record, i) => ({ id: `p1:${from + i + 1}`, record: { ...record } }));

@@ -6,7 +6,7 @@
  * connection. Records are readings from a public traffic data set (../shared/datasets/nab, speed_6005.csv).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -14,16 +14,13 @@ import { after, describe, test } from 'node:test';
 import { SQLITE_BACKOFF, type SqliteSinkOptions, createSqliteSink } from '../../../../hands/pipeline/sinks/sqlite.ts';
 import type { SinkDeps, SinkEntry } from '../../../../hands/pipeline/sinks/types.ts';
 import type { PipelineRecord } from '../../../../hands/pipeline/types.ts';
+import { nabRows } from '../fixtures.ts';
 
-const CSV = new URL('../../../../../shared/datasets/nab/data/realTraffic/speed_6005.csv', import.meta.url);
-const ROWS: PipelineRecord[] = readFileSync(CSV, 'utf8')
-  .trim()
-  .split('\n')
-  .slice(1)
-  .map((line) => {
-    const [timestamp, value] = line.split(',');
-    return { sensor: 'speed_6005', ts: timestamp, speed: Number(value) };
-  });
+const ROWS: PipelineRecord[] = nabRows().map(({ timestamp, value }) => ({
+  sensor: 'speed_6005',
+  ts: timestamp,
+  speed: value,
+}));
 const entries = (records: PipelineRecord[], from = 0): SinkEntry[] =>
   records.map((record, i) => ({ id: `p1:${from + i + 1}`, record }));
 

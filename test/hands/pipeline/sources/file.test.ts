@@ -5,21 +5,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createFileSource, globToRegExp, parseCsv } from '../../../../hands/pipeline/sources/file.ts';
-import type { PollResult, Source, SourceState } from '../../../../hands/pipeline/sources/types.ts';
+import type { PollResult, Source } from '../../../../hands/pipeline/sources/types.ts';
 import type { FileSourceSpec, PipelineRecord } from '../../../../hands/pipeline/types.ts';
-
-function memoryState(): SourceState & { map: Map<string, unknown> } {
-  const map = new Map<string, unknown>();
-  return {
-    map,
-    async get<T>(key: string) {
-      return structuredClone(map.get(key)) as T | undefined;
-    },
-    async put(key: string, value: unknown) {
-      map.set(key, structuredClone(value));
-    },
-  };
-}
+import { memoryState } from '../fixtures.ts';
 
 const NAB = fileURLToPath(new URL('../../../../../shared/datasets/nab/data/realTraffic/', import.meta.url));
 const dirs: string[] = [];

@@ -3,21 +3,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createHttpSource, nextLink } from '../../../../hands/pipeline/sources/http.ts';
-import type { SourceDeps, SourceState } from '../../../../hands/pipeline/sources/types.ts';
+import type { SourceDeps } from '../../../../hands/pipeline/sources/types.ts';
 import type { HttpSourceSpec } from '../../../../hands/pipeline/types.ts';
-
-function memoryState(): SourceState & { map: Map<string, unknown> } {
-  const map = new Map<string, unknown>();
-  return {
-    map,
-    async get<T>(key: string) {
-      return structuredClone(map.get(key)) as T | undefined;
-    },
-    async put(key: string, value: unknown) {
-      map.set(key, structuredClone(value));
-    },
-  };
-}
+import { memoryState } from '../fixtures.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 const routes = new Map<string, Handler>();

@@ -5,21 +5,8 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { createSqliteSource } from '../../../../hands/pipeline/sources/sqlite.ts';
-import type { SourceState } from '../../../../hands/pipeline/sources/types.ts';
 import type { SqlSourceSpec } from '../../../../hands/pipeline/types.ts';
-
-function memoryState(): SourceState & { map: Map<string, unknown> } {
-  const map = new Map<string, unknown>();
-  return {
-    map,
-    async get<T>(key: string) {
-      return structuredClone(map.get(key)) as T | undefined;
-    },
-    async put(key: string, value: unknown) {
-      map.set(key, structuredClone(value));
-    },
-  };
-}
+import { memoryState } from '../fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'talon-sqlite-src-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
