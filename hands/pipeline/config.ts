@@ -19,7 +19,7 @@
  */
 import type { FromSchema } from '../sdk/index.ts';
 import { createAjv, type Ajv } from '../../runtime/core/ajv.ts';
-import { SECRET_NAME, SECRET_NAME_PATTERN } from '../../runtime/core/names.ts';
+import { SECRET_NAME, SECRET_NAME_PATTERN, STAGE_NAME, STAGE_NAME_PATTERN } from '../../runtime/core/names.ts';
 import type {
   AggregateField,
   AggregateOp,
@@ -35,13 +35,8 @@ import type {
   TransformType,
 } from './types.ts';
 
-/**
- * A pipeline's or a stage's name: 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit. Not
- * runtime/core/names.ts HAND_NAME (no "_" there) nor SENSOR_ID (it takes "." and 128 characters); the names go into
- * store keys, metric labels and URL segments, where both "-" and "_" are safe.
- */
-export const STAGE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
-export const STAGE_NAME = new RegExp(STAGE_NAME_PATTERN);
+/** a pipeline's or a stage's name: runtime/core/names.ts STAGE_NAME */
+export { STAGE_NAME, STAGE_NAME_PATTERN };
 export const STAGE_NAME_HINT = 'must be 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit';
 
 /** An SQL column or table name (a table may be qualified: `schema.table`), quoted by the sinks as written. */

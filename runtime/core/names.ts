@@ -30,6 +30,14 @@ export const HAND_ID = new RegExp(HAND_ID_PATTERN);
 export const SENSOR_ID_PATTERN = '^[a-z0-9][a-z0-9._-]{0,127}$';
 export const SENSOR_ID = new RegExp(SENSOR_ID_PATTERN);
 
+/**
+ * A data pipeline's or one of its stages' name: 1-63 lowercase letters, digits, "-" or "_", starting with a letter or
+ * digit (not HAND_NAME: "_" is common in stage names; not SENSOR_ID: no "." — the names go into store keys, metric
+ * labels and URL segments).
+ */
+export const STAGE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
+export const STAGE_NAME = new RegExp(STAGE_NAME_PATTERN);
+
 /** A sealed secret's name (`talon secrets set NAME`): 1-64 letters, digits, ".", "_" or "-". */
 export const SECRET_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 export const SECRET_NAME = new RegExp(SECRET_NAME_PATTERN);

@@ -22,13 +22,8 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCsv, replay, type Row } from '../../../hands/monitoring/replay.ts';
 
-/** $NAB_DIR, else shared/datasets/nab beside the checkout (as CI lays it), else the workplace's */
-export const NAB_DIR =
-  process.env.NAB_DIR ??
-  [join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'datasets', 'nab'), '/work/shared/datasets/nab'].find(
-    (d) => existsSync(join(d, 'combined_windows.json')),
-  ) ??
-  '/work/shared/datasets/nab';
+export { NAB_DIR } from '../../helpers/datasets.ts';
+import { NAB_DIR } from '../../helpers/datasets.ts';
 export const PROFILE = { tp: 1, fp: 0.11, fn: 1 };
 
 export function nabAvailable(): boolean {

@@ -5,8 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import type { SourceState } from '../../../hands/pipeline/sources/types.ts';
+import { nabFile } from '../../helpers/datasets.ts';
 
-const CSV = new URL('../../../../shared/datasets/nab/data/realTraffic/speed_6005.csv', import.meta.url);
+const CSV = nabFile('realTraffic/speed_6005.csv');
 
 /** every reading of speed_6005.csv, in file order: the timestamp as written ("2015-09-08 11:39:00") and the value */
 export function nabRows(): Array<{ timestamp: string; value: number }> {

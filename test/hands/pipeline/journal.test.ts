@@ -13,6 +13,7 @@ import type { PipelineRecord } from '../../../hands/pipeline/types.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import type { HandStore } from '../../../runtime/core/hand.ts';
 import { MemStore, type StoreBackend, closeStores, countKeys, storeBackends } from '../../helpers/hand-store.ts';
+import { nabFile } from '../../helpers/datasets.ts';
 
 interface Backend extends StoreBackend {
   /** how many entries the journal keeps on disk */
@@ -34,10 +35,7 @@ const BACKENDS: Record<string, () => Promise<Backend>> = Object.fromEntries(
 
 // ------------------------------------------------------------------------------------------------ records
 
-const readings: PipelineRecord[] = readFileSync(
-  new URL('../../../../shared/datasets/nab/data/realTraffic/speed_6005.csv', import.meta.url),
-  'utf8',
-)
+const readings: PipelineRecord[] = readFileSync(nabFile('realTraffic/speed_6005.csv'), 'utf8')
   .trim()
   .split('\n')
   .slice(1)

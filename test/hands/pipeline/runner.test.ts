@@ -24,8 +24,9 @@ import { createHttpSource } from '../../../hands/pipeline/sources/http.ts';
 import type { Source } from '../../../hands/pipeline/sources/types.ts';
 import type { HttpSinkSpec, HttpSourceSpec, Pipeline, SqliteSinkSpec } from '../../../hands/pipeline/types.ts';
 import { type StoreBackend, closeStores, storeBackends } from '../../helpers/hand-store.ts';
+import { nabFile } from '../../helpers/datasets.ts';
 
-const CSV = new URL('../../../../shared/datasets/nab/data/realTraffic/speed_6005.csv', import.meta.url);
+const CSV = nabFile('realTraffic/speed_6005.csv');
 const ROWS = readFileSync(CSV, 'utf8')
   .trim()
   .split('\n')

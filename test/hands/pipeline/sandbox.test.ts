@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TalonError } from '../../../runtime/core/errors.ts';
 import { checkCode, compileCode, type CodeResult, type CodeTransform } from '../../../hands/pipeline/sandbox.ts';
+import { NAB_DIR } from '../../helpers/datasets.ts';
 
 const ADD_FIELD = 'function transform(record, ctx) {\n  record.doubled = record.value * 2;\n  return record;\n}';
 
@@ -347,7 +348,7 @@ test('every escape in turn through one CodeTransform, then a good record still t
 
 /** 10,000 records: NAB's real readings (timestamp, value) when the data set is here, else generated ones */
 function records(n: number): { records: Record<string, unknown>[]; from: string } {
-  const dir = process.env.NAB_DIR ?? '/work/shared/datasets/nab';
+  const dir = NAB_DIR;
   const data = join(dir, 'data');
   const out: Record<string, unknown>[] = [];
   if (existsSync(data)) {

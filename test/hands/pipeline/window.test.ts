@@ -7,16 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { WindowAggregator, percentile, recordTime, type WindowOptions } from '../../../hands/pipeline/window.ts';
 import type { PipelineRecord } from '../../../hands/pipeline/types.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
+import { nabFile } from '../../helpers/datasets.ts';
 
 const HOUR = 3_600_000;
-const NAB = join(
-  import.meta.dirname,
-  '../../../../shared/datasets/nab/data/realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv',
-);
+const NAB = nabFile('realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv');
 
 /** the CSV's rows as records: NAB's times are UTC without a zone */
 function nabRecords(): PipelineRecord[] {

@@ -3,13 +3,13 @@ import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, renameSync, rm
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createFileSource, globToRegExp, parseCsv } from '../../../../hands/pipeline/sources/file.ts';
 import type { PollResult, Source } from '../../../../hands/pipeline/sources/types.ts';
 import type { FileSourceSpec, PipelineRecord } from '../../../../hands/pipeline/types.ts';
 import { memoryState } from '../fixtures.ts';
+import { nabFile } from '../../../helpers/datasets.ts';
 
-const NAB = fileURLToPath(new URL('../../../../../shared/datasets/nab/data/realTraffic/', import.meta.url));
+const NAB = `${nabFile('realTraffic')}/`;
 const dirs: string[] = [];
 const tmp = () => {
   const d = mkdtempSync(join(tmpdir(), 'talon-file-src-'));
