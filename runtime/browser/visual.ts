@@ -50,7 +50,23 @@ export function gridOf(width: number, height: number): { cols: number; rows: num
 }
 
 /** The fingerprint of a PNG; a buffer that is not a PNG is a BAD_REQUEST. */
+/**
+ * The most pixels a screenshot may have to be fingerprinted: decoding keeps width × height × 4 bytes in the kernel, and a
+ * page decides how large its element is (16 megapixels: 64 MB decoded).
+ */
+export const MAX_PIXELS = 16 * 1024 * 1024;
+
 export async function fingerprint(png: Buffer): Promise<Visual> {
+  // the size from the PNG's header (IHDR) before anything is decoded
+  if (png.length >= 24 && png.toString('latin1', 12, 16) === 'IHDR') {
+    const w = png.readUInt32BE(16);
+    const h = png.readUInt32BE(20);
+    if (w * h > MAX_PIXELS)
+      throw new TalonError(
+        'TOOL_FAILED',
+        `the screenshot is ${w}×${h} pixels; a visual read takes at most ${MAX_PIXELS} pixels: choose a smaller element`,
+      );
+  }
   const { PNG } = await loadPng();
   let img: { width: number; height: number; data: Buffer };
   try {

@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import type { Locator, Page } from 'playwright-core';
 import { runFlow } from '../../browser/flow-runner.ts';
 import { type SweepOptions, sweepBrowserFiles } from '../../browser/retention.ts';
-import { fingerprint, type Visual } from '../../browser/visual.ts';
+import { fingerprint, MAX_PIXELS, type Visual } from '../../browser/visual.ts';
 import { BrowserPool, type BrowserPoolOptions, type JobInfo, type Refusal } from '../../browser/pool.ts';
 import { TalonError } from '../../core/errors.ts';
 import { type Flow, type ParsedSelector, type Step, parseFlow, parseSelector, resolveInputs } from '../../core/flow.ts';
@@ -366,6 +366,11 @@ export function browserTools(deps: BrowserToolDeps = {}): ToolDefinition[] {
               const box = await el.boundingBox({ timeout });
               if (!box || box.width < 1 || box.height < 1)
                 throw unseen(box ? `it is ${box.width}×${box.height} pixels` : 'it is not shown');
+              // a page sizes its element: no screenshot the kernel would refuse to decode is taken at all
+              if (box.width * box.height > MAX_PIXELS)
+                throw unseen(
+                  `it is ${Math.round(box.width)}×${Math.round(box.height)} pixels, over ${MAX_PIXELS}: choose a smaller part`,
+                );
               png = await el.screenshot({ timeout }).catch((err: Error) => {
                 throw unseen(err.message.split('\n')[0]!, err);
               });

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
-import { fingerprint, fingerprintPixels, gridOf } from '../../../runtime/browser/visual.ts';
+import { fingerprint, fingerprintPixels, gridOf, MAX_PIXELS } from '../../../runtime/browser/visual.ts';
 import { TalonError } from '../../../runtime/core/errors.ts';
 
 type Rgba = [number, number, number, number];
@@ -152,4 +152,16 @@ test('a buffer that is not a PNG is a BAD_REQUEST; bad sizes are refused', async
   );
   assert.throws(() => fingerprintPixels(0, 5, new Uint8Array(0)), /1×1 or more/);
   assert.throws(() => fingerprintPixels(2, 2, new Uint8Array(8)), /too few/);
+});
+
+test('a PNG whose header says more than MAX_PIXELS is refused before it is decoded', async () => {
+  const big = png(4, 4, () => [0, 0, 0, 255]);
+  // the header's size only: 5000 × 5000 (decoding would keep 100 MB); the data is never read
+  big.writeUInt32BE(5000, 16);
+  big.writeUInt32BE(5000, 20);
+  await assert.rejects(
+    fingerprint(big),
+    (err: unknown) => err instanceof TalonError && err.code === 'TOOL_FAILED' && /5000×5000 pixels/.test(err.message),
+  );
+  assert.ok(5000 * 5000 > MAX_PIXELS && 4096 * 4096 <= MAX_PIXELS);
 });

@@ -9,7 +9,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditChain } from '../../../runtime/audit/chain.ts';
@@ -150,6 +160,11 @@ before(async () => {
         ),
       },
       '/checkout': { type: 'text/html', body: html('Thank you', '<p id="done">Order placed</p>') },
+      // a page that sizes its element beyond what a visual read decodes
+      '/huge': {
+        type: 'text/html',
+        body: html('Huge', '<div id="wall" style="width:6000px;height:6000px;background:#ccc"></div>'),
+      },
       // a region whose colour and text the test switches between reads
       '/swatch': (_req, res) => {
         const [bg, label] = swatch === 'calm' ? ['#2a6', 'Price: 19.90'] : ['#c22', 'SOLD OUT'];
@@ -433,6 +448,16 @@ test('retention: a caller’s first browser call sweeps its browser/ folder of f
   assert.equal(existsSync(mine), true, 'a file outside browser/ is not touched');
 });
 
+test('a visual read of an element larger than MAX_PIXELS is refused before any screenshot is taken', async () => {
+  const before = readdirSafe(join(shopper.folder, 'browser')).length;
+  await rejectsWith(
+    reg.call(shopper, 'browser.read', { url: U('/huge'), selector: '#wall', visual: true }),
+    'TOOL_FAILED',
+    /6000×6000 pixels, over 16777216/,
+  );
+  assert.equal(readdirSafe(join(shopper.folder, 'browser')).length, before, 'no screenshot stored');
+});
+
 test('the model-directed path: a scripted model opens the shop, reads it and clicks "Buy now" — denied, then approved', async () => {
   const { AgentRunner } = await import('../../../runtime/agent/loop.ts');
   const { RunStore } = await import('../../../runtime/agent/runs.ts');
@@ -496,3 +521,7 @@ test('the model-directed path: a scripted model opens the shop, reads it and cli
     await fake.close();
   }
 });
+
+function readdirSafe(d: string): string[] {
+  return existsSync(d) ? readdirSync(d) : [];
+}
