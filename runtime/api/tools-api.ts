@@ -10,7 +10,8 @@
  * layer only checks the shape of what it hands on, so a bad id or limit is a BAD_REQUEST here
  * rather than a storage error there.
  */
-import { lstat, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readlink, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TalonError } from '../core/errors.ts';
 import { HAND_NAME } from '../core/names.ts';
@@ -169,24 +170,37 @@ export function toolsArea(deps: ToolsAreaDeps) {
           );
         if (!deps.handFolder) throw gone();
         const folder = deps.handFolder(hand);
-        // no link anywhere on the way: the folder is the Hand's, a link in it must not lead out
-        let at = folder;
-        for (const part of path.split('/')) {
-          at = join(at, part);
-          const st = await lstat(at).catch(() => null);
-          if (!st || st.isSymbolicLink()) throw gone();
-          if (part === path.split('/').at(-1) && !st.isFile()) throw gone();
-          if (st.isFile() && st.size > MAX_FILE_BYTES)
+        // no link anywhere on the way: the folder is the Hand's, and a link in it must not lead out. Checked on the
+        // file as opened (O_NOFOLLOW, then where the descriptor really is), not by looking first: a Hand could swap a
+        // folder for a link between a look and the read
+        const base = await realpath(folder).catch(() => null);
+        const found = await realpath(join(folder, 'browser')).catch(() => null);
+        // `browser` itself must be the folder's own, not a link to elsewhere
+        const root = base && found === join(base, 'browser') ? found : null;
+        const fh = root
+          ? await open(join(folder, path), constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null)
+          : null;
+        if (!root || !fh) throw gone();
+        let bytes: Buffer;
+        try {
+          const real = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => null);
+          const st = await fh.stat();
+          if (!real?.startsWith(`${root}/`) || real !== join(root, path.slice('browser/'.length)) || !st.isFile())
+            throw gone();
+          if (st.size > MAX_FILE_BYTES)
             throw new TalonError(
               'PAYLOAD_TOO_LARGE',
               `${path} is ${st.size} bytes; at most ${MAX_FILE_BYTES} are served`,
             );
+          bytes = await fh.readFile();
+        } finally {
+          await fh.close();
         }
         const name = path.split('/').at(-1) as string;
         const ext = name.includes('.') ? (name.split('.').at(-1) as string).toLowerCase() : '';
         const type = INLINE_TYPES[ext];
         return {
-          bytes: await readFile(at),
+          bytes,
           type: type ?? 'application/octet-stream',
           inline: type !== undefined,
           name,

@@ -282,6 +282,15 @@ test("a Hand's browser files: a PNG inline, anything else as an attachment; noth
   for (const bad of ['secret.txt', 'browser/../secret.txt', 'browser/a/b/c.png', '/etc/passwd', 'browser/.hidden'])
     assert.equal((await get('web', bad)).status, 400, bad);
   assert.equal((await get('web', 'browser/link.png')).status, 404, 'a link in the folder leads nowhere');
+  // a run folder that is a link out of the Hand's folder, and a Hand whose whole browser/ is such a link
+  mkdirSync(join(s.dataDir, 'elsewhere'), { recursive: true });
+  writeFileSync(join(s.dataDir, 'elsewhere', 'key.png'), "not the Hand's");
+  symlinkSync(join(s.dataDir, 'elsewhere'), join(dir, 'browser', 'run-9'));
+  assert.equal((await get('web', 'browser/run-9/key.png')).status, 404, 'a linked run folder leads nowhere');
+  const other = join(s.dataDir, 'hands', 'sly', 'files');
+  mkdirSync(other, { recursive: true });
+  symlinkSync(join(s.dataDir, 'elsewhere'), join(other, 'browser'));
+  assert.equal((await get('sly', 'browser/key.png')).status, 404, 'a linked browser/ leads nowhere');
   assert.equal((await get('web', 'browser/gone.png')).status, 404);
   assert.equal((await get('other', 'browser/read-1.png')).status, 404, "another Hand's folder");
   assert.equal((await get('web', 'browser/read-1.png', null)).status, 401);
