@@ -10,8 +10,8 @@
  * `browser` that is itself a link is left alone. KernelBrowser runs it for the callers it served (its comment says
  * when). It answers what it removed.
  */
-import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, readdir, realpath, rmdir, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 export const RETENTION_MAX_AGE_MS = 7 * 24 * 3600_000;
 export const RETENTION_MAX_BYTES = 200 * 1024 * 1024;
@@ -53,6 +53,10 @@ export async function sweepBrowserFiles(folder: string, opts: SweepOptions = {})
   const root = join(folder, 'browser');
   const top = await lstat(root).catch(() => null);
   if (!top?.isDirectory()) return result;
+  // where browser/ really is: each file's folder is checked against it right before the unlink (a folder the caller
+  // swapped for a link after the walk would send the unlink elsewhere)
+  const rootReal = await realpath(root).catch(() => null);
+  if (rootReal === null) return result;
 
   const files: Entry[] = [];
   const dirs: Array<{ rel: string; abs: string }> = [];
@@ -72,6 +76,8 @@ export async function sweepBrowserFiles(folder: string, opts: SweepOptions = {})
   await walk(root, 'browser');
 
   const remove = async (f: Entry, reason: 'age' | 'size'): Promise<boolean> => {
+    const expected = join(rootReal, dirname(f.rel).slice('browser'.length));
+    if ((await realpath(dirname(f.abs)).catch(() => null)) !== expected) return false;
     try {
       await unlink(f.abs);
     } catch (err) {

@@ -163,3 +163,19 @@ test('KernelBrowser: a caller’s first call sweeps its folder, again only after
     await kb.close();
   }
 });
+
+test('a caller folder reached through a link (a data folder on another disk) is swept as usual', async () => {
+  const now = Date.now() + 30 * DAY;
+  const real = callerFolder();
+  const old = file(real, 'browser/login-2/shot.png', 10, now - 9 * DAY);
+  const fresh = file(real, 'browser/read-3.png', 10, now - DAY);
+  const linked = join(base, `linked-${n++}`);
+  symlinkSync(real, linked);
+  const r = await sweepBrowserFiles(linked, { now });
+  assert.deepEqual(
+    r.removed.map((x) => x.file),
+    ['browser/login-2/shot.png'],
+  );
+  assert.equal(existsSync(old), false);
+  assert.equal(existsSync(fresh), true);
+});
