@@ -96,6 +96,8 @@ export class ScheduleSync {
   /** the next retry after a sync the scheduler did not answer: its timer, and the wait after it */
   #again: (() => void) | null = null;
   #firstRetryMs: number;
+  /** the scheduler's silence was told (a warning) and it has not answered since */
+  #silentSaid = false;
   #backoffMs: number;
 
   constructor(opts: ScheduleSyncOptions) {
@@ -193,14 +195,16 @@ export class ScheduleSync {
           );
         else {
           answering = false;
+          // said once until the scheduler answers again (the retries would repeat it every few minutes)
           ctx.log(
-            'warn',
+            this.#silentSaid ? 'debug' : 'warn',
             `${label}: the Scheduling Hand "${scheduler}" did not take the schedules (it did not take the job ${s.id}: ${message(err)}); they run on the Hand's own timers`,
           );
         }
         this.#local(s);
       }
     }
+    this.#silentSaid = !answering;
     if (!answering) {
       this.#retrySoon();
       return;

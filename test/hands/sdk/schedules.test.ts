@@ -243,8 +243,15 @@ test('a scheduler that starts later: the sync is tried again by itself, sooner t
   const m = await make((t) => (answering ? ok(t.op === 'list' ? { jobs: [] } : {}) : 'silent'), { retryMs: 50 });
   await m.sync.sync('scheduler', [job('research-research-a')]);
   assert.equal(m.sync.by('research-research-a'), 'local');
-  // the first retry (after 50 ms) finds it still silent: the next waits 100 ms; then it answers
-  await until(() => m.asked.length >= 2, 3000);
+  // the first retries (after 50 ms, then 100 ms) find it still silent; then it answers
+  await until(() => m.asked.length >= 3, 6000);
+  const silence = m.f.logs.filter(([, msg]) => /did not take the schedules/.test(msg));
+  assert.ok(silence.length >= 2, 'each silent sync is logged');
+  assert.deepEqual(
+    silence.map(([level]) => level).filter((l) => l === 'warn'),
+    ['warn'],
+    'the silence is a warning once, not at every retry',
+  );
   answering = true;
   await until(() => m.sync.by('research-research-a') === 'scheduler', 5000);
   assert.equal(m.live(), 0, 'no local timer and no retry left');
