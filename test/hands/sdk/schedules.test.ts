@@ -254,6 +254,9 @@ test('a scheduler that starts later: the sync is tried again by itself, sooner t
   );
   answering = true;
   await until(() => m.sync.by('research-research-a') === 'scheduler', 5000);
+  // the sync that was answered ends with its tidy (a list): wait for it before counting what is asked
+  await until(() => m.asked.some((t) => t.op === 'list'), 5000);
+  await m.sync.retry();
   assert.equal(m.live(), 0, 'no local timer and no retry left');
   const n = m.asked.length;
   await new Promise((r) => setTimeout(r, 300));
