@@ -17,6 +17,8 @@ for pair in mmdebstrap:mmdebstrap update-binfmts:binfmt-support arch-test:arch-t
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
+# a real PostgreSQL for the Data Pipeline Hand's source and sink (test/helpers/postgres.ts runs its own cluster)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 # the arm64 binary's C library, for qemu-aarch64-static -L /usr/aarch64-linux-gnu
 [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
 # Node 26's official builds (the project's Node, and both binaries) link libatomic.so.1
